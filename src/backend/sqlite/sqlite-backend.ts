@@ -1,0 +1,315 @@
+/** The embedded SQLite backend: one node, WAL with synchronous=FULL, one transaction per group commit. */
+import Database from 'better-sqlite3';
+import { mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { BeaconError, ErrorCode, UnavailableError } from '../../errors.js';
+import type { KeyValue, Lease, LogEntry } from '../../kv/types.js';
+import type { Backend, BackendRangeQuery, BackendState, CommitBatch, CommitPlanner } from '../types.js';
+
+const MIGRATIONS_DIR = fileURLToPath(new URL('./migrations/', import.meta.url));
+
+/** Rows deleted per compaction step, so a compaction never holds the write lock for long. */
+const COMPACT_STEP_REVISIONS = 2000;
+
+interface LogRow {
+  key: string;
+  revision: number;
+  create_revision: number;
+  version: number;
+  lease: number;
+  value: Buffer;
+  deleted: number;
+  ts: number;
+  meta: string | null;
+}
+
+function rowToEntry(r: LogRow): LogEntry {
+  return {
+    key: r.key,
+    revision: r.revision,
+    createRevision: r.create_revision,
+    version: r.version,
+    lease: r.lease,
+    value: r.value,
+    deleted: r.deleted !== 0,
+    ts: r.ts,
+    meta: r.meta,
+  };
+}
+
+function rowToKv(r: LogRow): KeyValue {
+  return {
+    key: r.key,
+    value: r.value,
+    createRevision: r.create_revision,
+    modRevision: r.revision,
+    version: r.version,
+    lease: r.lease,
+  };
+}
+
+/** Options of {@link SqliteBackend}: a file path, or `:memory:` for a private in-memory store. */
+export interface SqliteBackendOptions {
+  path: string;
+}
+
+/**
+ * SQLite storage through better-sqlite3. Calls are synchronous underneath; every commit is one
+ * `BEGIN IMMEDIATE … COMMIT` with `synchronous=FULL`, so a resolved commit survives power loss.
+ */
+export class SqliteBackend implements Backend {
+  readonly description: string;
+  private readonly path: string;
+  private db: Database.Database | undefined;
+  private stmts!: ReturnType<SqliteBackend['prepare']>;
+  private compacting: Promise<void> = Promise.resolve();
+
+  constructor(opts: SqliteBackendOptions) {
+    this.path = opts.path;
+    this.description = `sqlite:${opts.path}`;
+  }
+
+  private get conn(): Database.Database {
+    if (this.db === undefined) throw new UnavailableError('the SQLite backend is closed');
+    return this.db;
+  }
+
+  async open(): Promise<BackendState> {
+    if (this.path !== ':memory:') mkdirSync(dirname(this.path), { recursive: true });
+    const db = new Database(this.path);
+    this.db = db;
+    db.pragma('journal_mode = WAL');
+    db.pragma('synchronous = FULL');
+    db.pragma('busy_timeout = 5000');
+    db.pragma('foreign_keys = ON');
+    this.migrate(db);
+    this.stmts = this.prepare(db);
+    return this.readState();
+  }
+
+  private migrate(db: Database.Database): void {
+    db.exec('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)');
+    const files = readdirSync(MIGRATIONS_DIR)
+      .filter((f) => /^\d+_.*\.sql$/.test(f))
+      .sort();
+    const known = files.map((f) => Number.parseInt(f, 10));
+    const latestKnown = Math.max(0, ...known);
+    const applied = new Set(
+      (db.prepare('SELECT version FROM schema_migrations').all() as { version: number }[]).map((r) => r.version),
+    );
+    const newest = Math.max(0, ...applied);
+    if (newest > latestKnown) {
+      throw new BeaconError(
+        ErrorCode.Unavailable,
+        `the database at ${this.path} has schema version ${newest}, newer than this Beacon understands (${latestKnown}); upgrade Beacon`,
+      );
+    }
+    for (const file of files) {
+      const version = Number.parseInt(file, 10);
+      if (applied.has(version)) continue;
+      const sql = readFileSync(MIGRATIONS_DIR + file, 'utf8');
+      db.transaction(() => {
+        db.exec(sql);
+        db.prepare('INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)').run(version, Date.now());
+      }).immediate();
+    }
+  }
+
+  private prepare(db: Database.Database) {
+    return {
+      getMeta: db.prepare<[string], { value: number }>('SELECT value FROM meta WHERE name = ?'),
+      setMeta: db.prepare<[number, string]>('UPDATE meta SET value = ? WHERE name = ?'),
+      insertLog: db.prepare(
+        'INSERT INTO kv_log (key, revision, create_revision, version, lease, value, deleted, ts, meta) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
+      ),
+      insertLease: db.prepare<[number, number, number]>('INSERT OR REPLACE INTO leases (id, ttl, expires_at) VALUES (?, ?, ?)'),
+      deleteLease: db.prepare<[number]>('DELETE FROM leases WHERE id = ?'),
+      allLeases: db.prepare<[], { id: number; ttl: number; expires_at: number }>('SELECT id, ttl, expires_at FROM leases'),
+      loadView: db.prepare<[], LogRow>(
+        `SELECT l.* FROM kv_log l
+           JOIN (SELECT key, max(revision) AS r FROM kv_log GROUP BY key) m ON l.key = m.key AND l.revision = m.r
+          WHERE l.deleted = 0`,
+      ),
+      readLog: db.prepare<[number, number, number], LogRow>(
+        'SELECT * FROM kv_log WHERE revision >= ? AND revision <= ? ORDER BY revision, key LIMIT ?',
+      ),
+      readLogRevision: db.prepare<[number], LogRow>('SELECT * FROM kv_log WHERE revision = ? ORDER BY key'),
+      previous: db.prepare<[string, number], LogRow>(
+        'SELECT * FROM kv_log WHERE key = ? AND revision < ? ORDER BY revision DESC LIMIT 1',
+      ),
+      compactStep: db.prepare<[number, number, number, number]>(
+        `DELETE FROM kv_log
+          WHERE revision > ? AND revision <= ?
+            AND (deleted = 1 OR EXISTS (
+                  SELECT 1 FROM kv_log n WHERE n.key = kv_log.key AND n.revision > kv_log.revision AND n.revision <= ?))
+            AND revision <= ?`,
+      ),
+      minRevision: db.prepare<[], { r: number | null }>('SELECT min(revision) AS r FROM kv_log'),
+    };
+  }
+
+  private readState(): BackendState {
+    return {
+      revision: this.stmts.getMeta.get('revision')?.value ?? 0,
+      compactRevision: this.stmts.getMeta.get('compact_revision')?.value ?? 0,
+    };
+  }
+
+  async loadView(visit: (kv: KeyValue) => void): Promise<number> {
+    const state = this.readState();
+    for (const row of this.stmts.loadView.iterate()) visit(rowToKv(row));
+    return state.revision;
+  }
+
+  async loadLeases(): Promise<Lease[]> {
+    return this.stmts.allLeases.all().map((r) => ({ id: r.id, grantedTtl: r.ttl, expiresAt: r.expires_at }));
+  }
+
+  async headRevision(): Promise<number> {
+    return this.stmts.getMeta.get('revision')?.value ?? 0;
+  }
+
+  async commit(_appliedRevision: number, plan: CommitPlanner): Promise<CommitBatch> {
+    const db = this.conn;
+    const s = this.stmts;
+    const head = s.getMeta.get('revision')?.value ?? 0;
+    const batch = plan([], head);
+    try {
+      db.transaction(() => {
+        for (const e of batch.entries) {
+          s.insertLog.run(e.key, e.revision, e.createRevision, e.version, e.lease, e.value, e.deleted ? 1 : 0, e.ts, e.meta);
+        }
+        for (const l of batch.leaseGrants) s.insertLease.run(l.id, l.grantedTtl, l.expiresAt);
+        for (const id of batch.leaseRevokes) s.deleteLease.run(id);
+        if (batch.revision !== head) s.setMeta.run(batch.revision, 'revision');
+      }).immediate();
+    } catch (err) {
+      throw new UnavailableError(`the SQLite backend could not commit: ${(err as Error).message}`, { cause: err });
+    }
+    return batch;
+  }
+
+  async range(q: BackendRangeQuery): Promise<{ kvs: KeyValue[]; more: boolean; count: number }> {
+    const db = this.conn;
+    let where: string;
+    const params: (string | number)[] = [];
+    if (q.rangeEnd === undefined) {
+      where = 'key = ?';
+      params.push(q.key);
+    } else if (q.rangeEnd === null) {
+      where = 'key >= ?';
+      params.push(q.key);
+    } else {
+      where = 'key >= ? AND key < ?';
+      params.push(q.key, q.rangeEnd);
+    }
+    const sql = `SELECT l.* FROM kv_log l
+                   JOIN (SELECT key, max(revision) AS r FROM kv_log WHERE ${where} AND revision <= ? GROUP BY key) m
+                     ON l.key = m.key AND l.revision = m.r
+                  WHERE l.deleted = 0 ORDER BY l.key`;
+    const rows = db.prepare<unknown[], LogRow>(sql).all(...params, q.revision);
+    const count = rows.length;
+    const limited = q.limit > 0 ? rows.slice(0, q.limit) : rows;
+    return { kvs: limited.map(rowToKv), more: limited.length < count, count };
+  }
+
+  async readLog(fromRevision: number, toRevision: number, limit: number): Promise<LogEntry[]> {
+    const rows = this.stmts.readLog.all(fromRevision, toRevision, limit);
+    // Never split a revision: finish the last one read.
+    if (rows.length === limit && rows.length > 0) {
+      const last = rows[rows.length - 1] as LogRow;
+      const all = this.stmts.readLogRevision.all(last.revision);
+      let i = rows.length - 1;
+      while (i >= 0 && (rows[i] as LogRow).revision === last.revision) i--;
+      rows.length = i + 1;
+      rows.push(...all);
+    }
+    return rows.map(rowToEntry);
+  }
+
+  async history(
+    key: string,
+    opts: { fromRevision?: number; toRevision?: number; limit?: number; reverse?: boolean },
+  ): Promise<LogEntry[]> {
+    const order = opts.reverse ? 'DESC' : 'ASC';
+    const limit = opts.limit && opts.limit > 0 ? opts.limit : -1;
+    const rows = this.conn
+      .prepare<[string, number, number, number], LogRow>(
+        `SELECT * FROM kv_log WHERE key = ? AND revision >= ? AND revision <= ? ORDER BY revision ${order} LIMIT ?`,
+      )
+      .all(key, opts.fromRevision ?? 0, opts.toRevision ?? Number.MAX_SAFE_INTEGER, limit);
+    return rows.map(rowToEntry);
+  }
+
+  async previous(key: string, revision: number): Promise<LogEntry | undefined> {
+    const row = this.stmts.previous.get(key, revision);
+    return row === undefined ? undefined : rowToEntry(row);
+  }
+
+  async compact(revision: number): Promise<void> {
+    const run = async (): Promise<void> => {
+      const db = this.conn;
+      const s = this.stmts;
+      const old = s.getMeta.get('compact_revision')?.value ?? 0;
+      if (revision <= old) return;
+      s.setMeta.run(revision, 'compact_revision');
+      const start = Math.max(0, (s.minRevision.get()?.r ?? 1) - 1);
+      for (let lo = start; lo < revision; lo += COMPACT_STEP_REVISIONS) {
+        const hi = Math.min(revision, lo + COMPACT_STEP_REVISIONS);
+        db.transaction(() => s.compactStep.run(lo, hi, revision, revision)).immediate();
+        // Yield between steps so reads and writes keep flowing during a long compaction.
+        await new Promise((r) => setImmediate(r));
+        if (this.db === undefined) return;
+      }
+    };
+    this.compacting = this.compacting.then(run, run);
+    return this.compacting;
+  }
+
+  async keepAlive(_id: number, _expiresAt: number): Promise<void> {
+    // One node: the lessor's memory is the truth; leases are re-armed with their full TTL at start (etcd semantics).
+  }
+
+  async snapshot(path: string, onProgress?: (done: number, total: number) => void): Promise<BackendState> {
+    const db = this.conn;
+    await db.backup(path, {
+      progress: ({ totalPages, remainingPages }) => {
+        onProgress?.(totalPages - remainingPages, totalPages);
+        return 256;
+      },
+    });
+    const copy = new Database(path, { readonly: true });
+    try {
+      const get = (name: string): number =>
+        (copy.prepare('SELECT value FROM meta WHERE name = ?').get(name) as { value: number } | undefined)?.value ?? 0;
+      return { revision: get('revision'), compactRevision: get('compact_revision') };
+    } finally {
+      copy.close();
+    }
+  }
+
+  async sizeBytes(): Promise<number | undefined> {
+    if (this.path === ':memory:') {
+      const pages = this.conn.pragma('page_count', { simple: true }) as number;
+      const size = this.conn.pragma('page_size', { simple: true }) as number;
+      return pages * size;
+    }
+    let total = 0;
+    for (const suffix of ['', '-wal']) {
+      try {
+        total += statSync(this.path + suffix).size;
+      } catch {
+        // the WAL may not exist yet
+      }
+    }
+    return total;
+  }
+
+  async close(): Promise<void> {
+    await this.compacting.catch(() => undefined);
+    const db = this.db;
+    this.db = undefined;
+    db?.close();
+  }
+}

@@ -1,0 +1,77 @@
+/**
+ * The backend contract: what the kv core needs from durable storage, independently of the
+ * datastore (SQLite embedded, PostgreSQL shared). Every backend passes test/conformance/.
+ */
+import type { KeyValue, Lease, LogEntry } from '../kv/types.js';
+
+/** What a backend reports when it opens: the head revision and the compact revision. */
+export interface BackendState {
+  revision: number;
+  compactRevision: number;
+}
+
+/**
+ * One durable write: log entries (at revisions `fromRevision..revision`, ordered), lease grants
+ * and revokes. Either all of it is durable when {@link Backend.commit} resolves, or none of it.
+ */
+export interface CommitBatch {
+  /** The head revision after this batch (equal to the old head when no key changed). */
+  revision: number;
+  entries: LogEntry[];
+  leaseGrants: Lease[];
+  leaseRevokes: number[];
+}
+
+/**
+ * Plans a batch once the backend holds its write lock. `missed` are the entries other nodes
+ * committed after the caller's applied revision (always empty on a single-node backend); the
+ * planner applies them before planning so compares see the true latest state.
+ */
+export type CommitPlanner = (missed: LogEntry[], headRevision: number) => CommitBatch;
+
+/** A historical range read: the latest non-deleted kvs in a range at or below `revision`. */
+export interface BackendRangeQuery {
+  key: string;
+  /** undefined: the single key; null: unbounded. */
+  rangeEnd: string | null | undefined;
+  revision: number;
+  /** 0 for no limit. */
+  limit: number;
+}
+
+/** The storage under the kv core. Methods reject with {@link UnavailableError} when the store is unreachable. */
+export interface Backend {
+  /** A short name for status and logs, such as `sqlite:./data/beacon.db`. */
+  readonly description: string;
+  /** Opens the store, runs pending numbered migrations and returns its revisions. Throws when the schema is newer than this build. */
+  open(): Promise<BackendState>;
+  /** Visits the latest live kv of every key (for rebuilding the view at start) and returns the revision it reflects. */
+  loadView(visit: (kv: KeyValue) => void): Promise<number>;
+  /** Every lease that has not been revoked. */
+  loadLeases(): Promise<Lease[]>;
+  /** The backend's committed head revision, for linearizable reads. */
+  headRevision(): Promise<number>;
+  /** Runs `plan` under the write lock and durably commits what it returns; resolves with that batch. */
+  commit(appliedRevision: number, plan: CommitPlanner): Promise<CommitBatch>;
+  /** Reads a range as of an older revision (the view serves the latest). */
+  range(query: BackendRangeQuery): Promise<{ kvs: KeyValue[]; more: boolean; count: number }>;
+  /**
+   * Log entries with `fromRevision <= revision <= toRevision` in revision then key order, at
+   * most `limit` whole revisions' worth or a little more (a revision is never split).
+   */
+  readLog(fromRevision: number, toRevision: number, limit: number): Promise<LogEntry[]>;
+  /** The entries of one key in revision order, optionally from a revision, newest first when `reverse`. */
+  history(key: string, opts: { fromRevision?: number; toRevision?: number; limit?: number; reverse?: boolean }): Promise<LogEntry[]>;
+  /** The latest entry of `key` strictly below `revision` (for prevKv in catch-up), or undefined. */
+  previous(key: string, revision: number): Promise<LogEntry | undefined>;
+  /** Records `revision` as compacted and removes superseded entries at or below it, in small steps. */
+  compact(revision: number): Promise<void>;
+  /** Persists a lease's new expiry after a keep-alive; single-node backends may keep it in memory. */
+  keepAlive(id: number, expiresAt: number): Promise<void>;
+  /** Writes a consistent point-in-time copy of the store to `path`; `onProgress(done, total)` in pages or bytes. */
+  snapshot(path: string, onProgress?: (done: number, total: number) => void): Promise<BackendState>;
+  /** Storage size in bytes, when known. */
+  sizeBytes(): Promise<number | undefined>;
+  /** Closes connections; pending work is finished or rejected. */
+  close(): Promise<void>;
+}

@@ -1,0 +1,78 @@
+/** Key validation and ordering: UTF-8 byte order, prefix ranges, size limits (DESIGN.md §2). */
+import { InvalidArgumentError, TooLargeError } from '../errors.js';
+
+/** The largest key in UTF-8 bytes (DESIGN.md §2: 4 KiB). */
+export const MAX_KEY_BYTES = 4096;
+
+/**
+ * Compares two strings in UTF-8 byte order (which is Unicode code point order). JavaScript's `<`
+ * compares UTF-16 code units, which differs only between surrogate pairs and U+E000–U+FFFF.
+ * Returns a negative number, 0 or a positive number.
+ */
+export function compareKeys(a: string, b: string): number {
+  if (a === b) return 0;
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) {
+    let ca = a.charCodeAt(i);
+    let cb = b.charCodeAt(i);
+    if (ca !== cb) {
+      if (ca >= 0xd800 && cb >= 0xd800) {
+        ca = ca >= 0xe000 ? ca - 0x800 : ca + 0x2000;
+        cb = cb >= 0xe000 ? cb - 0x800 : cb + 0x2000;
+      }
+      return ca - cb;
+    }
+  }
+  return a.length - b.length;
+}
+
+/**
+ * The smallest key greater than every key that starts with `prefix`, or null when there is none
+ * (an empty prefix, or one made only of U+10FFFF). `[prefix, prefixEnd(prefix))` is the prefix range.
+ */
+export function prefixEnd(prefix: string): string | null {
+  const cps = Array.from(prefix);
+  while (cps.length > 0) {
+    const last = cps.pop() as string;
+    const cp = last.codePointAt(0) as number;
+    if (cp < 0x10ffff) {
+      let next = cp + 1;
+      if (next === 0xd800) next = 0xe000; // skip the surrogate block, which is not a code point
+      return cps.join('') + String.fromCodePoint(next);
+    }
+  }
+  return null;
+}
+
+/** True when `key` is inside `[start, end)`; `end` undefined means exactly `start`, null means unbounded. */
+export function inRange(key: string, start: string, end: string | null | undefined): boolean {
+  if (end === undefined) return key === start;
+  if (compareKeys(key, start) < 0) return false;
+  return end === null || compareKeys(key, end) < 0;
+}
+
+/**
+ * Checks a key: a non-empty string of well-formed UTF-8 of at most {@link MAX_KEY_BYTES} bytes.
+ * @throws InvalidArgumentError when empty or holding a lone surrogate; TooLargeError when too long.
+ */
+export function validateKey(key: unknown, what = 'key'): string {
+  if (typeof key !== 'string') throw new InvalidArgumentError(`${what} must be a string`);
+  if (key.length === 0) throw new InvalidArgumentError(`${what} must not be empty`);
+  if (!key.isWellFormed()) throw new InvalidArgumentError(`${what} is not valid UTF-8 (lone surrogate)`);
+  const bytes = Buffer.byteLength(key, 'utf8');
+  if (bytes > MAX_KEY_BYTES) {
+    throw new TooLargeError(`${what} is ${bytes} bytes; the limit is ${MAX_KEY_BYTES}`, { bytes, limit: MAX_KEY_BYTES });
+  }
+  return key;
+}
+
+/**
+ * Checks a range end: null/undefined pass through; a string must be a valid key-like string
+ * (the empty string is read as "no upper bound", like etcd's `\0`).
+ */
+export function validateRangeEnd(rangeEnd: unknown): string | null | undefined {
+  if (rangeEnd === undefined || rangeEnd === null) return rangeEnd;
+  if (typeof rangeEnd !== 'string') throw new InvalidArgumentError('rangeEnd must be a string');
+  if (rangeEnd === '' || rangeEnd === '\0') return null;
+  return validateKey(rangeEnd, 'rangeEnd');
+}

@@ -1,0 +1,847 @@
+/**
+ * The MVCC store: the in-memory view over a durable backend, txns with compares, group commit,
+ * leases with expiry, compaction, and the ordered stream of committed revisions (DESIGN.md §2).
+ */
+import { randomInt } from 'node:crypto';
+import type { Backend, CommitBatch } from '../backend/index.js';
+import {
+  BeaconError,
+  CompactedError,
+  FutureRevisionError,
+  InvalidArgumentError,
+  NotFoundError,
+  TooLargeError,
+  UnavailableError,
+} from '../errors.js';
+import { Lessor, MAX_LEASE_TTL_SECONDS, type Clock, type LeaseState } from '../lease/index.js';
+import { compareKeys, inRange, validateKey, validateRangeEnd } from './keys.js';
+import type {
+  Compare,
+  KeyValue,
+  Lease,
+  LogEntry,
+  OpResult,
+  RangeOptions,
+  RangeResult,
+  RevisionEvents,
+  TxnOp,
+  TxnRequest,
+  TxnResponse,
+  WatchEvent,
+} from './types.js';
+import { View } from './view.js';
+
+/** The default largest value in bytes (DESIGN.md §2: 1 MiB, `--max-value-bytes`). */
+export const DEFAULT_MAX_VALUE_BYTES = 1024 * 1024;
+/** The most ops one txn may hold (etcd's default `--max-txn-ops`). */
+export const MAX_TXN_OPS = 128;
+/** How often the lease expiry loop looks for expired leases at the latest, in ms. */
+const EXPIRY_TICK_MS = 250;
+/** Leases revoked per expiry commit, so a mass expiry does not make one huge revision batch. */
+const EXPIRY_BATCH = 1000;
+
+/** Options of {@link Store}. */
+export interface StoreOptions {
+  backend: Backend;
+  /** Largest value in bytes. */
+  maxValueBytes?: number;
+  /** Milliseconds clock (a fake one in tests). */
+  clock?: Clock;
+  /** Whether this node drives lease expiry (single node: always). */
+  driveExpiry?: boolean;
+}
+
+/** Options of a write that are not part of the txn itself. */
+export interface WriteOptions {
+  /** JSON recorded with every log entry of the revision, e.g. `{"rollback":…}`. */
+  meta?: string;
+}
+
+type Resolver<T> = { resolve: (v: T) => void; reject: (e: unknown) => void };
+
+type WriteRequest =
+  | ({ kind: 'txn'; txn: TxnRequest; meta: string | null } & Resolver<TxnResponse>)
+  | ({ kind: 'grant'; id: number; ttl: number } & Resolver<Lease>)
+  | ({ kind: 'revoke'; id: number; expiry: boolean } & Resolver<number>);
+
+/** A listener for committed revisions, called in revision order exactly once each. */
+export type CommitListener = (events: RevisionEvents) => void;
+
+/** The outcome of {@link Store.timeToLive}. `ttl` is the remaining whole seconds. */
+export interface LeaseInfo {
+  id: number;
+  ttl: number;
+  grantedTtl: number;
+  keys: string[];
+}
+
+function tombstone(key: string, revision: number): KeyValue {
+  return { key, value: new Uint8Array(0), createRevision: 0, modRevision: revision, version: 0, lease: 0 };
+}
+
+function bytesEqual(a: Uint8Array, b: Uint8Array): number {
+  return Buffer.compare(Buffer.from(a.buffer, a.byteOffset, a.byteLength), Buffer.from(b.buffer, b.byteOffset, b.byteLength));
+}
+
+function entryToKv(e: LogEntry): KeyValue {
+  return { key: e.key, value: e.value, createRevision: e.createRevision, modRevision: e.revision, version: e.version, lease: e.lease };
+}
+
+/**
+ * The kv core. Reads at the latest revision come from the in-memory view; older revisions from
+ * the backend. Writes queue up and are committed together (group commit): each request keeps
+ * its own revision, in order, and sees every write before it in the batch.
+ */
+export class Store {
+  readonly backend: Backend;
+  readonly maxValueBytes: number;
+  private readonly view = new View();
+  private readonly lessor: Lessor;
+  private readonly clock: Clock;
+  private readonly listeners = new Set<CommitListener>();
+  private queue: WriteRequest[] = [];
+  private flushScheduled = false;
+  private committing = false;
+  private closed = false;
+  private expiryTimer: NodeJS.Timeout | undefined;
+  private driveExpiry: boolean;
+  private expiring = new Set<number>();
+  private revisionWaiters: { revision: number; resolve: () => void }[] = [];
+  private _revision = 0;
+  private _compactRevision = 0;
+  /** Observers of commit batches: size and duration in ms (for metrics). */
+  onBatch: ((requests: number, ms: number) => void) | undefined;
+
+  constructor(opts: StoreOptions) {
+    this.backend = opts.backend;
+    this.maxValueBytes = opts.maxValueBytes ?? DEFAULT_MAX_VALUE_BYTES;
+    this.clock = opts.clock ?? Date.now;
+    this.lessor = new Lessor(this.clock);
+    this.driveExpiry = opts.driveExpiry ?? true;
+  }
+
+  /** The revision of the view: every revision up to it is applied. */
+  get revision(): number {
+    return this._revision;
+  }
+
+  /** The compact revision: history at or below it is gone. */
+  get compactRevision(): number {
+    return this._compactRevision;
+  }
+
+  /** The number of live keys. */
+  get keyCount(): number {
+    return this.view.size;
+  }
+
+  /** Bytes of keys and values in the view. */
+  get viewBytes(): number {
+    return this.view.bytes;
+  }
+
+  /** The number of live leases. */
+  get leaseCount(): number {
+    return this.lessor.size;
+  }
+
+  /**
+   * Opens the backend and rebuilds the view and the leases. Leases are re-armed with their full
+   * TTL from now (etcd does the same on leader change), so a restart never expires a lease early.
+   */
+  async open(): Promise<void> {
+    const state = await this.backend.open();
+    this._compactRevision = state.compactRevision;
+    this.view.clear();
+    const revision = await this.backend.loadView((kv) => this.view.set(kv));
+    this._revision = Math.max(revision, state.revision);
+    const now = this.clock();
+    for (const lease of await this.backend.loadLeases()) {
+      this.lessor.grant(lease.id, lease.grantedTtl, Math.max(lease.expiresAt, now + lease.grantedTtl * 1000));
+    }
+    this.view.scan('', null, (kv) => {
+      if (kv.lease !== 0) this.lessor.attach(kv.lease, kv.key);
+    });
+    this.scheduleExpiry();
+  }
+
+  /** Stops the expiry loop, fails queued writes with `unavailable` and closes the backend. */
+  async close(): Promise<void> {
+    this.closed = true;
+    if (this.expiryTimer) clearTimeout(this.expiryTimer);
+    const pending = this.queue;
+    this.queue = [];
+    for (const r of pending) r.reject(new UnavailableError('the node is shutting down'));
+    while (this.committing) await new Promise((r) => setTimeout(r, 5));
+    await this.backend.close();
+  }
+
+  /** Subscribes to committed revisions; returns the unsubscribe function. */
+  subscribe(listener: CommitListener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** Enables or disables driving lease expiry on this node (postgres mode: only the expiry leader). */
+  setDriveExpiry(on: boolean): void {
+    this.driveExpiry = on;
+    this.scheduleExpiry();
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Reads
+
+  /** Checks that `revision` can be read: not compacted and not in the future. */
+  checkRevision(revision: number): void {
+    if (revision > this._revision) throw new FutureRevisionError(revision, this._revision);
+    if (revision <= this._compactRevision && revision > 0) throw new CompactedError(revision, this._compactRevision);
+  }
+
+  /**
+   * Reads `[key, rangeEnd)` (a single key when rangeEnd is undefined, unbounded when null).
+   * @throws CompactedError / FutureRevisionError for an unreadable `revision`.
+   */
+  async range(key: string, rangeEnd: string | null | undefined, opts: RangeOptions = {}): Promise<RangeResult> {
+    const limit = opts.limit ?? 0;
+    if (!Number.isSafeInteger(limit) || limit < 0) throw new InvalidArgumentError('limit must be a non-negative integer');
+    const revision = opts.revision ?? 0;
+    if (!Number.isSafeInteger(revision) || revision < 0) throw new InvalidArgumentError('revision must be a non-negative integer');
+    if (revision === 0 || revision === this._revision) {
+      return this.rangeLatest(key, rangeEnd, limit, opts);
+    }
+    this.checkRevision(revision);
+    const res = await this.backend.range({ key, rangeEnd, revision, limit: opts.countOnly ? 0 : limit });
+    // A compaction may have removed history while we read.
+    if (revision <= this._compactRevision) throw new CompactedError(revision, this._compactRevision);
+    const kvs = opts.countOnly ? [] : opts.keysOnly ? res.kvs.map((kv) => ({ ...kv, value: new Uint8Array(0) })) : res.kvs;
+    return { revision: this._revision, kvs, more: opts.countOnly ? false : res.more, count: res.count };
+  }
+
+  /** A synchronous read of the latest revision from the view (no backend round trip). */
+  rangeLatest(key: string, rangeEnd: string | null | undefined, limit = 0, opts: RangeOptions = {}): RangeResult {
+    const count = this.view.count(key, rangeEnd);
+    if (opts.countOnly) return { revision: this._revision, kvs: [], more: false, count };
+    const kvs: KeyValue[] = [];
+    this.view.scan(key, rangeEnd, (kv) => {
+      if (limit > 0 && kvs.length >= limit) return false;
+      kvs.push(opts.keysOnly ? { ...kv, value: new Uint8Array(0) } : kv);
+      return true;
+    });
+    return { revision: this._revision, kvs, more: kvs.length < count, count };
+  }
+
+  /** The latest kv of one key, or undefined. */
+  get(key: string): KeyValue | undefined {
+    return this.view.get(key);
+  }
+
+  /** Resolves once the view has applied `revision` (immediately when it has). */
+  waitForRevision(revision: number): Promise<void> {
+    if (revision <= this._revision) return Promise.resolve();
+    return new Promise((resolve) => this.revisionWaiters.push({ revision, resolve }));
+  }
+
+  /** A linearizable read barrier: learns the backend's committed revision and waits until the view has it. */
+  async readBarrier(): Promise<number> {
+    const head = await this.backend.headRevision();
+    await this.waitForRevision(head);
+    return head;
+  }
+
+  /**
+   * The history of one key: every entry (puts and deletes) in revision order, from `fromRevision`.
+   * @throws CompactedError when `fromRevision` is compacted.
+   */
+  async history(key: string, opts: { fromRevision?: number; limit?: number; reverse?: boolean } = {}): Promise<LogEntry[]> {
+    validateKey(key);
+    if (opts.fromRevision !== undefined && opts.fromRevision > 0 && opts.fromRevision <= this._compactRevision) {
+      throw new CompactedError(opts.fromRevision, this._compactRevision);
+    }
+    return this.backend.history(key, { ...opts, toRevision: this._revision });
+  }
+
+  /**
+   * The committed revisions in `[fromRevision, toRevision]` read from the backend log, each with
+   * its events in key order; `prevKv` is filled when asked (one extra read per event).
+   * @throws CompactedError when `fromRevision` is compacted.
+   */
+  async readEvents(fromRevision: number, toRevision: number, limit: number, withPrevKv: boolean): Promise<RevisionEvents[]> {
+    if (fromRevision <= this._compactRevision) throw new CompactedError(fromRevision, this._compactRevision);
+    const entries = await this.backend.readLog(fromRevision, toRevision, limit);
+    const out: RevisionEvents[] = [];
+    for (const e of entries) {
+      let group = out[out.length - 1];
+      if (group === undefined || group.revision !== e.revision) {
+        group = { revision: e.revision, ts: e.ts, meta: e.meta, events: [] };
+        out.push(group);
+      }
+      const ev: WatchEvent = e.deleted ? { type: 'delete', kv: tombstone(e.key, e.revision) } : { type: 'put', kv: entryToKv(e) };
+      if (withPrevKv) {
+        const prev = await this.backend.previous(e.key, e.revision);
+        if (prev !== undefined && !prev.deleted) ev.prevKv = entryToKv(prev);
+      }
+      group.events.push(ev);
+    }
+    return out;
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Writes
+
+  /** Puts one key. Shorthand for a txn with one put. */
+  async put(
+    key: string,
+    value: Uint8Array,
+    opts: { lease?: number; prevKv?: boolean; meta?: string } = {},
+  ): Promise<{ revision: number; prevKv?: KeyValue }> {
+    const res = await this.txn(
+      { compare: [], success: [{ type: 'put', key, value, lease: opts.lease ?? 0, prevKv: opts.prevKv ?? false }], failure: [] },
+      { meta: opts.meta },
+    );
+    const r = res.results[0] as Extract<OpResult, { type: 'put' }>;
+    return r.prevKv ? { revision: res.revision, prevKv: r.prevKv } : { revision: res.revision };
+  }
+
+  /** Deletes a key or range; resolves with the revision and how many keys were deleted. */
+  async deleteRange(
+    key: string,
+    rangeEnd: string | null | undefined,
+    opts: { prevKv?: boolean; meta?: string } = {},
+  ): Promise<{ revision: number; deleted: number; prevKvs?: KeyValue[] }> {
+    const res = await this.txn({ compare: [], success: [{ type: 'delete', key, rangeEnd, prevKv: opts.prevKv ?? false }], failure: [] }, opts);
+    const r = res.results[0] as Extract<OpResult, { type: 'delete' }>;
+    return { revision: res.revision, deleted: r.deleted, ...(r.prevKvs ? { prevKvs: r.prevKvs } : {}) };
+  }
+
+  /**
+   * Runs a txn atomically: compares, then the success or failure ops, as one revision when it
+   * writes. Resolves once durable.
+   * @throws InvalidArgumentError for malformed ops, duplicate keys or an unknown lease;
+   * TooLargeError for an oversized key or value; UnavailableError when the backend fails.
+   */
+  txn(txn: TxnRequest, opts: WriteOptions = {}): Promise<TxnResponse> {
+    this.validateTxn(txn);
+    return new Promise((resolve, reject) => {
+      this.enqueue({ kind: 'txn', txn, meta: opts.meta ?? null, resolve, reject });
+    });
+  }
+
+  /**
+   * Grants a lease of `ttl` seconds (1 … {@link MAX_LEASE_TTL_SECONDS}); `id` 0 picks a random id.
+   * @throws InvalidArgumentError for a bad TTL or an id already in use.
+   */
+  grantLease(ttl: number, id = 0): Promise<Lease> {
+    if (!Number.isSafeInteger(ttl) || ttl < 1 || ttl > MAX_LEASE_TTL_SECONDS) {
+      throw new InvalidArgumentError(`ttl must be an integer number of seconds from 1 to ${MAX_LEASE_TTL_SECONDS}`, { ttl });
+    }
+    if (!Number.isSafeInteger(id) || id < 0) throw new InvalidArgumentError('lease id must be a positive integer', { id });
+    if (id !== 0 && this.lessor.get(id) !== undefined) throw new InvalidArgumentError(`lease ${id} already exists`, { id });
+    return new Promise((resolve, reject) => this.enqueue({ kind: 'grant', id, ttl, resolve, reject }));
+  }
+
+  /**
+   * Revokes a lease and deletes its keys in one revision; resolves with the store revision.
+   * @throws NotFoundError for an unknown lease.
+   */
+  revokeLease(id: number): Promise<number> {
+    if (this.lessor.get(id) === undefined) throw new NotFoundError(`lease ${id} not found`, { lease: id });
+    return new Promise((resolve, reject) => this.enqueue({ kind: 'revoke', id, expiry: false, resolve, reject }));
+  }
+
+  /**
+   * Renews a lease to its full TTL; resolves with the TTL in seconds.
+   * @throws NotFoundError when the lease is unknown or already expired.
+   */
+  async keepAlive(id: number): Promise<number> {
+    const expiresAt = this.lessor.renew(id);
+    if (expiresAt === undefined) throw new NotFoundError(`lease ${id} not found or expired`, { lease: id });
+    await this.backend.keepAlive(id, expiresAt);
+    return (this.lessor.get(id) as LeaseState).grantedTtl;
+  }
+
+  /**
+   * Describes a lease: remaining TTL in whole seconds, granted TTL, attached keys.
+   * @throws NotFoundError for an unknown lease.
+   */
+  timeToLive(id: number): LeaseInfo {
+    const l = this.lessor.get(id);
+    if (l === undefined) throw new NotFoundError(`lease ${id} not found`, { lease: id });
+    const ttl = Math.max(0, Math.ceil((l.expiresAt - this.clock()) / 1000));
+    return { id, ttl, grantedTtl: l.grantedTtl, keys: [...l.keys].sort(compareKeys) };
+  }
+
+  /** Every live lease with its remaining TTL. */
+  leases(): LeaseInfo[] {
+    const now = this.clock();
+    return [...this.lessor.all()].map((l) => ({
+      id: l.id,
+      ttl: Math.max(0, Math.ceil((l.expiresAt - now) / 1000)),
+      grantedTtl: l.grantedTtl,
+      keys: [...l.keys].sort(compareKeys),
+    }));
+  }
+
+  /**
+   * Compacts history at or below `revision`. Reads and watches below it then fail with `compacted`.
+   * @throws InvalidArgumentError when not above the current compact revision; FutureRevisionError past the head.
+   */
+  async compact(revision: number): Promise<void> {
+    if (!Number.isSafeInteger(revision) || revision < 1) throw new InvalidArgumentError('revision must be a positive integer');
+    if (revision > this._revision) throw new FutureRevisionError(revision, this._revision);
+    if (revision <= this._compactRevision) throw new CompactedError(revision, this._compactRevision);
+    this._compactRevision = revision;
+    await this.backend.compact(revision);
+  }
+
+  /** Records a compaction made by another node (postgres mode). */
+  noteCompacted(revision: number): void {
+    if (revision > this._compactRevision) this._compactRevision = revision;
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Validation
+
+  private validateTxn(txn: TxnRequest): void {
+    if (txn.compare.length + txn.success.length + txn.failure.length > MAX_TXN_OPS * 2) {
+      throw new TooLargeError(`a txn may hold at most ${MAX_TXN_OPS} ops per branch`);
+    }
+    if (txn.success.length > MAX_TXN_OPS || txn.failure.length > MAX_TXN_OPS) {
+      throw new TooLargeError(`a txn may hold at most ${MAX_TXN_OPS} ops per branch`);
+    }
+    for (const c of txn.compare) this.validateCompare(c);
+    this.validateOps(txn.success);
+    this.validateOps(txn.failure);
+  }
+
+  private validateCompare(c: Compare): void {
+    validateKey(c.key, 'compare key');
+    validateRangeEnd(c.rangeEnd);
+    if (!['value', 'version', 'createRevision', 'modRevision', 'lease'].includes(c.target)) {
+      throw new InvalidArgumentError(`unknown compare target '${String(c.target)}'`);
+    }
+    if (!['=', '!=', '<', '>'].includes(c.result)) throw new InvalidArgumentError(`unknown compare result '${String(c.result)}'`);
+    if (c.target === 'value') {
+      if (!(c.operand instanceof Uint8Array)) throw new InvalidArgumentError('a value compare needs a value');
+    } else if (typeof c.operand !== 'number' || !Number.isSafeInteger(c.operand)) {
+      throw new InvalidArgumentError(`a ${c.target} compare needs an integer`);
+    }
+  }
+
+  private validateOps(ops: TxnOp[]): void {
+    const putKeys: string[] = [];
+    const deletes: { key: string; rangeEnd: string | null | undefined }[] = [];
+    for (const op of ops) {
+      validateKey(op.key);
+      if (op.type === 'put') {
+        if (!(op.value instanceof Uint8Array)) throw new InvalidArgumentError('put value must be bytes');
+        if (op.value.byteLength > this.maxValueBytes) {
+          throw new TooLargeError(`value of '${op.key}' is ${op.value.byteLength} bytes; the limit is ${this.maxValueBytes}`, {
+            key: op.key,
+            bytes: op.value.byteLength,
+            limit: this.maxValueBytes,
+          });
+        }
+        const lease = op.lease ?? 0;
+        if (!Number.isSafeInteger(lease) || lease < 0) throw new InvalidArgumentError('lease must be a non-negative integer');
+        if (putKeys.includes(op.key)) throw new InvalidArgumentError(`duplicate key '${op.key}' in txn`, { key: op.key });
+        putKeys.push(op.key);
+      } else if (op.type === 'delete') {
+        deletes.push({ key: op.key, rangeEnd: validateRangeEnd(op.rangeEnd) });
+      } else if (op.type === 'range') {
+        validateRangeEnd(op.rangeEnd);
+        if (op.limit !== undefined && (!Number.isSafeInteger(op.limit) || op.limit < 0)) {
+          throw new InvalidArgumentError('limit must be a non-negative integer');
+        }
+      } else {
+        throw new InvalidArgumentError(`unknown op type '${String((op as { type: unknown }).type)}'`);
+      }
+    }
+    for (const d of deletes) {
+      for (const k of putKeys) {
+        if (inRange(k, d.key, d.rangeEnd)) throw new InvalidArgumentError(`key '${k}' is both put and deleted in one txn`, { key: k });
+      }
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Group commit
+
+  private enqueue(req: WriteRequest): void {
+    if (this.closed) {
+      req.reject(new UnavailableError('the node is shutting down'));
+      return;
+    }
+    this.queue.push(req);
+    this.scheduleFlush();
+  }
+
+  private scheduleFlush(): void {
+    if (this.flushScheduled || this.committing) return;
+    this.flushScheduled = true;
+    // setImmediate runs after the I/O phase, so every request parsed in this loop turn joins the batch.
+    setImmediate(() => {
+      this.flushScheduled = false;
+      void this.flush();
+    });
+  }
+
+  private async flush(): Promise<void> {
+    if (this.committing || this.queue.length === 0) return;
+    this.committing = true;
+    const requests = this.queue;
+    this.queue = [];
+    const started = performance.now();
+    let outcomes: Outcome[] = [];
+    let published: RevisionEvents[] = [];
+    try {
+      const batch = await this.backend.commit(this._revision, (missed, head) => {
+        if (missed.length > 0) this.applyLog(missed);
+        if (head > this._revision) this._revision = head;
+        const planner = new Planner(this.view, this.lessor, this._revision, this.clock());
+        outcomes = requests.map((r) => planner.plan(r));
+        published = planner.published;
+        return planner.batch();
+      });
+      this.applyCommitted(batch, published);
+      requests.forEach((r, i) => settle(r, outcomes[i] as Outcome));
+    } catch (err) {
+      const e = err instanceof BeaconError ? err : new UnavailableError(`commit failed: ${(err as Error).message}`, { cause: err });
+      for (const r of requests) r.reject(e);
+    } finally {
+      this.committing = false;
+      this.onBatch?.(requests.length, performance.now() - started);
+      if (this.queue.length > 0) this.scheduleFlush();
+    }
+  }
+
+  private applyCommitted(batch: CommitBatch, published: RevisionEvents[]): void {
+    for (const l of batch.leaseGrants) this.lessor.grant(l.id, l.grantedTtl, l.expiresAt);
+    for (const group of published) this.applyGroup(group);
+    for (const id of batch.leaseRevokes) {
+      this.lessor.revoke(id);
+      this.expiring.delete(id);
+    }
+    this._revision = Math.max(this._revision, batch.revision);
+    this.wakeWaiters();
+  }
+
+  private applyGroup(group: RevisionEvents): void {
+    for (const ev of group.events) {
+      const old = this.view.get(ev.kv.key);
+      if (old !== undefined) this.lessor.detach(old.lease, old.key);
+      if (ev.type === 'put') {
+        this.view.set(ev.kv);
+        this.lessor.attach(ev.kv.lease, ev.kv.key);
+      } else {
+        this.view.delete(ev.kv.key);
+      }
+    }
+    this._revision = group.revision;
+    for (const l of this.listeners) {
+      try {
+        l(group);
+      } catch {
+        // a listener's failure must not stop the others or the commit path
+      }
+    }
+  }
+
+  /**
+   * Applies log entries committed elsewhere (postgres followers), in revision order; entries at or
+   * below the view's revision are skipped, so applying twice is harmless.
+   */
+  applyLog(entries: LogEntry[]): void {
+    let group: RevisionEvents | undefined;
+    const flush = (): void => {
+      if (group !== undefined) this.applyGroup(group);
+      group = undefined;
+    };
+    for (const e of entries) {
+      if (e.revision <= this._revision) continue;
+      if (group !== undefined && group.revision !== e.revision) flush();
+      group ??= { revision: e.revision, ts: e.ts, meta: e.meta, events: [] };
+      const prev = this.view.get(e.key);
+      const ev: WatchEvent = e.deleted ? { type: 'delete', kv: tombstone(e.key, e.revision) } : { type: 'put', kv: entryToKv(e) };
+      if (prev !== undefined) ev.prevKv = prev;
+      group.events.push(ev);
+    }
+    flush();
+    this.wakeWaiters();
+  }
+
+  /** Applies lease grants and revokes made on another node (postgres followers). */
+  applyLeaseChanges(grants: Lease[], revokes: number[]): void {
+    for (const l of grants) this.lessor.grant(l.id, l.grantedTtl, l.expiresAt);
+    for (const id of revokes) this.lessor.revoke(id);
+  }
+
+  /** Sets a lease's expiry as learned from another node's keep-alive (postgres followers). */
+  noteKeepAlive(id: number, expiresAt: number): void {
+    const l = this.lessor.get(id);
+    if (l !== undefined && expiresAt > l.expiresAt) this.lessor.grant(id, l.grantedTtl, expiresAt);
+  }
+
+  private wakeWaiters(): void {
+    if (this.revisionWaiters.length === 0) return;
+    const still: typeof this.revisionWaiters = [];
+    for (const w of this.revisionWaiters) {
+      if (w.revision <= this._revision) w.resolve();
+      else still.push(w);
+    }
+    this.revisionWaiters = still;
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Lease expiry
+
+  private scheduleExpiry(): void {
+    if (this.expiryTimer) clearTimeout(this.expiryTimer);
+    this.expiryTimer = undefined;
+    if (this.closed || !this.driveExpiry) return;
+    const next = this.lessor.nextExpiry();
+    const wait = next === undefined ? EXPIRY_TICK_MS : Math.min(EXPIRY_TICK_MS, Math.max(0, next - this.clock()));
+    this.expiryTimer = setTimeout(() => this.expireLeases(), wait);
+    this.expiryTimer.unref();
+  }
+
+  private expireLeases(): void {
+    this.expiryTimer = undefined;
+    if (this.closed) return;
+    let n = 0;
+    for (const id of this.lessor.expired()) {
+      if (this.expiring.has(id)) continue;
+      if (n++ >= EXPIRY_BATCH) break;
+      this.expiring.add(id);
+      this.enqueue({
+        kind: 'revoke',
+        id,
+        expiry: true,
+        resolve: () => this.expiring.delete(id),
+        reject: () => this.expiring.delete(id), // retried on the next tick
+      });
+    }
+    this.scheduleExpiry();
+  }
+}
+
+type Outcome = { ok: true; value: unknown } | { ok: false; error: unknown };
+
+function settle(r: WriteRequest, o: Outcome): void {
+  if (o.ok) (r.resolve as (v: unknown) => void)(o.value);
+  else r.reject(o.error);
+}
+
+/**
+ * Plans one group-commit batch: evaluates each request against the view plus the batch's own
+ * earlier writes (an overlay), assigns revisions in order, and collects log entries and events.
+ * It never touches the view; the store applies the result only once the backend commit is durable.
+ */
+class Planner {
+  private readonly overlay = new Map<string, KeyValue | null>();
+  private readonly entries: LogEntry[] = [];
+  private readonly grants: Lease[] = [];
+  private readonly revokes: number[] = [];
+  private readonly grantedIds = new Set<number>();
+  private readonly revokedIds = new Set<number>();
+  readonly published: RevisionEvents[] = [];
+  private revision: number;
+
+  constructor(
+    private readonly view: View,
+    private readonly lessor: Lessor,
+    head: number,
+    private readonly now: number,
+  ) {
+    this.revision = head;
+  }
+
+  batch(): CommitBatch {
+    return { revision: this.revision, entries: this.entries, leaseGrants: this.grants, leaseRevokes: this.revokes };
+  }
+
+  private get(key: string): KeyValue | undefined {
+    if (this.overlay.has(key)) return this.overlay.get(key) ?? undefined;
+    return this.view.get(key);
+  }
+
+  private leaseExists(id: number): boolean {
+    if (this.revokedIds.has(id)) return false;
+    if (this.grantedIds.has(id)) return true;
+    const l = this.lessor.get(id);
+    return l !== undefined && l.expiresAt > this.now;
+  }
+
+  /** The kvs in a range as of this point of the batch, in key order. */
+  private range(key: string, rangeEnd: string | null | undefined): KeyValue[] {
+    if (rangeEnd === undefined) {
+      const kv = this.get(key);
+      return kv === undefined ? [] : [kv];
+    }
+    const out: KeyValue[] = [];
+    this.view.scan(key, rangeEnd, (kv) => {
+      if (!this.overlay.has(kv.key)) out.push(kv);
+    });
+    let touched = false;
+    for (const [k, kv] of this.overlay) {
+      if (kv !== null && inRange(k, key, rangeEnd)) {
+        out.push(kv);
+        touched = true;
+      }
+    }
+    if (touched) out.sort((a, b) => compareKeys(a.key, b.key));
+    return out;
+  }
+
+  plan(r: WriteRequest): Outcome {
+    try {
+      switch (r.kind) {
+        case 'txn':
+          return { ok: true, value: this.planTxn(r.txn, r.meta) };
+        case 'grant':
+          return { ok: true, value: this.planGrant(r.id, r.ttl) };
+        case 'revoke':
+          return { ok: true, value: this.planRevoke(r.id, r.expiry) };
+      }
+    } catch (error) {
+      return { ok: false, error };
+    }
+  }
+
+  private compare(c: Compare): boolean {
+    const kvs = this.range(c.key, c.rangeEnd);
+    // A compare on a missing single key sees zeroes (etcd); on a range, every key must match.
+    const targets: (KeyValue | undefined)[] = kvs.length === 0 && c.rangeEnd === undefined ? [undefined] : kvs;
+    return targets.every((kv) => {
+      let cmp: number;
+      if (c.target === 'value') {
+        if (kv === undefined) return false;
+        cmp = bytesEqual(kv.value, c.operand as Uint8Array);
+      } else {
+        const field = kv === undefined ? 0 : kv[c.target];
+        cmp = field - (c.operand as number);
+      }
+      switch (c.result) {
+        case '=':
+          return cmp === 0;
+        case '!=':
+          return cmp !== 0;
+        case '<':
+          return cmp < 0;
+        case '>':
+          return cmp > 0;
+      }
+    });
+  }
+
+  private planTxn(txn: TxnRequest, meta: string | null): TxnResponse {
+    const succeeded = txn.compare.every((c) => this.compare(c));
+    const ops = succeeded ? txn.success : txn.failure;
+    // Check leases first, so a txn is all or nothing.
+    for (const op of ops) {
+      if (op.type === 'put' && !op.ignoreLease && (op.lease ?? 0) !== 0 && !this.leaseExists(op.lease ?? 0)) {
+        throw new NotFoundError(`lease ${op.lease} not found`, { lease: op.lease });
+      }
+      if (op.type === 'put' && (op.ignoreLease || op.ignoreValue) && this.get(op.key) === undefined) {
+        throw new InvalidArgumentError(`key '${op.key}' does not exist, so its value or lease cannot be kept`, { key: op.key });
+      }
+    }
+    const rev = this.revision + 1;
+    const ts = this.now;
+    const group: RevisionEvents = { revision: rev, ts, meta, events: [] };
+    const results: OpResult[] = [];
+    for (const op of ops) {
+      if (op.type === 'range') {
+        // Reads see the writes made earlier in this txn (they are already in the overlay).
+        const all = this.range(op.key, op.rangeEnd);
+        const limit = op.limit ?? 0;
+        const kvs = op.countOnly ? [] : (limit > 0 ? all.slice(0, limit) : all).map((kv) => (op.keysOnly ? { ...kv, value: new Uint8Array(0) } : kv));
+        results.push({ type: 'range', kvs, more: !op.countOnly && kvs.length < all.length, count: all.length });
+        continue;
+      }
+      if (op.type === 'put') {
+        const prev = this.get(op.key);
+        const kv: KeyValue = {
+          key: op.key,
+          value: op.ignoreValue ? (prev as KeyValue).value : op.value,
+          createRevision: prev ? prev.createRevision : rev,
+          modRevision: rev,
+          version: prev ? prev.version + 1 : 1,
+          lease: op.ignoreLease ? (prev as KeyValue).lease : (op.lease ?? 0),
+        };
+        this.overlay.set(op.key, kv);
+        const ev: WatchEvent = { type: 'put', kv };
+        if (prev) ev.prevKv = prev;
+        group.events.push(ev);
+        results.push(op.prevKv && prev ? { type: 'put', prevKv: prev } : { type: 'put' });
+        continue;
+      }
+      const victims = this.range(op.key, op.rangeEnd);
+      for (const prev of victims) {
+        this.overlay.set(prev.key, null);
+        group.events.push({ type: 'delete', kv: tombstone(prev.key, rev), prevKv: prev });
+      }
+      results.push(op.prevKv ? { type: 'delete', deleted: victims.length, prevKvs: victims } : { type: 'delete', deleted: victims.length });
+    }
+    if (group.events.length === 0) return { succeeded, revision: this.revision, results };
+    this.commitGroup(group);
+    return { succeeded, revision: rev, results };
+  }
+
+  private commitGroup(group: RevisionEvents): void {
+    this.revision = group.revision;
+    group.events.sort((a, b) => compareKeys(a.kv.key, b.kv.key));
+    for (const ev of group.events) {
+      const kv = ev.kv;
+      this.entries.push({
+        revision: group.revision,
+        key: kv.key,
+        value: ev.type === 'put' ? kv.value : new Uint8Array(0),
+        createRevision: ev.type === 'put' ? kv.createRevision : (ev.prevKv?.createRevision ?? 0),
+        version: ev.type === 'put' ? kv.version : 0,
+        lease: ev.type === 'put' ? kv.lease : 0,
+        deleted: ev.type === 'delete',
+        ts: group.ts,
+        meta: group.meta,
+      });
+    }
+    this.published.push(group);
+  }
+
+  private planGrant(id: number, ttl: number): Lease {
+    let leaseId = id;
+    if (leaseId === 0) {
+      do leaseId = randomInt(1, 2 ** 47);
+      while (this.lessor.get(leaseId) !== undefined || this.grantedIds.has(leaseId));
+    } else if (this.lessor.get(leaseId) !== undefined || this.grantedIds.has(leaseId)) {
+      throw new InvalidArgumentError(`lease ${leaseId} already exists`, { id: leaseId });
+    }
+    const lease: Lease = { id: leaseId, grantedTtl: ttl, expiresAt: this.now + ttl * 1000 };
+    this.grants.push(lease);
+    this.grantedIds.add(leaseId);
+    return lease;
+  }
+
+  private planRevoke(id: number, expiry: boolean): number {
+    const state = this.lessor.get(id);
+    if ((state === undefined && !this.grantedIds.has(id)) || this.revokedIds.has(id)) {
+      throw new NotFoundError(`lease ${id} not found`, { lease: id });
+    }
+    // An expiry that raced with a keep-alive is dropped: the lease is alive again.
+    if (expiry && state !== undefined && state.expiresAt > this.now) return this.revision;
+    const candidates = new Set<string>(state?.keys ?? []);
+    for (const [k, kv] of this.overlay) if (kv !== null && kv.lease === id) candidates.add(k);
+    const keys = [...candidates].filter((k) => this.get(k)?.lease === id).sort(compareKeys);
+    this.revokedIds.add(id);
+    this.revokes.push(id);
+    if (keys.length === 0) return this.revision;
+    const rev = this.revision + 1;
+    const group: RevisionEvents = { revision: rev, ts: this.now, meta: JSON.stringify({ lease: id, reason: expiry ? 'expired' : 'revoked' }), events: [] };
+    for (const k of keys) {
+      const prev = this.get(k) as KeyValue;
+      this.overlay.set(k, null);
+      group.events.push({ type: 'delete', kv: tombstone(k, rev), prevKv: prev });
+    }
+    this.commitGroup(group);
+    return rev;
+  }
+}

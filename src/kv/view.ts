@@ -1,0 +1,122 @@
+/** The in-memory view: the latest revision of every live key, for point reads and ordered range scans. */
+import { compareKeys } from './keys.js';
+import type { KeyValue } from './types.js';
+
+/**
+ * A sorted map from key to its latest {@link KeyValue}. Point reads are a hash lookup; ranges walk
+ * a sorted key array. New keys are kept in a small unsorted side list and merged on the next
+ * range scan, and removed keys are filtered then, so a stream of creates costs O(1) each and a
+ * scan after k changes costs O(n + k log k) once.
+ */
+export class View {
+  private readonly map = new Map<string, KeyValue>();
+  private sorted: string[] = [];
+  private added: string[] = [];
+  private removed = 0;
+  /** Total bytes of keys and values held, for the keys/bytes gauges. */
+  bytes = 0;
+
+  /** The number of live keys. */
+  get size(): number {
+    return this.map.size;
+  }
+
+  /** The latest kv of `key`, or undefined when it does not exist. */
+  get(key: string): KeyValue | undefined {
+    return this.map.get(key);
+  }
+
+  /** Stores `kv` as the latest state of its key. */
+  set(kv: KeyValue): void {
+    const old = this.map.get(kv.key);
+    if (old === undefined) {
+      this.added.push(kv.key);
+      this.bytes += kv.key.length;
+    } else {
+      this.bytes -= old.value.byteLength;
+    }
+    this.bytes += kv.value.byteLength;
+    this.map.set(kv.key, kv);
+  }
+
+  /** Removes `key`; returns its last kv when it existed. */
+  delete(key: string): KeyValue | undefined {
+    const old = this.map.get(key);
+    if (old === undefined) return undefined;
+    this.map.delete(key);
+    this.removed++;
+    this.bytes -= old.key.length + old.value.byteLength;
+    return old;
+  }
+
+  /** Removes every key. */
+  clear(): void {
+    this.map.clear();
+    this.sorted = [];
+    this.added = [];
+    this.removed = 0;
+    this.bytes = 0;
+  }
+
+  private settle(): void {
+    if (this.added.length === 0 && this.removed === 0) return;
+    const added = this.added.length > 0 ? [...new Set(this.added)].sort(compareKeys) : [];
+    const out: string[] = [];
+    const old = this.sorted;
+    let i = 0;
+    let j = 0;
+    const keep = (k: string): void => {
+      if (this.map.has(k) && (out.length === 0 || out[out.length - 1] !== k)) out.push(k);
+    };
+    while (i < old.length && j < added.length) {
+      const c = compareKeys(old[i] as string, added[j] as string);
+      if (c <= 0) keep(old[i++] as string);
+      else keep(added[j++] as string);
+    }
+    while (i < old.length) keep(old[i++] as string);
+    while (j < added.length) keep(added[j++] as string);
+    this.sorted = out;
+    this.added = [];
+    this.removed = 0;
+  }
+
+  private lowerBound(key: string): number {
+    let lo = 0;
+    let hi = this.sorted.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (compareKeys(this.sorted[mid] as string, key) < 0) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  }
+
+  /**
+   * Visits the kvs in `[key, rangeEnd)` in key order (`rangeEnd` null: unbounded; undefined: the
+   * single key). The visitor returns false to stop.
+   */
+  scan(key: string, rangeEnd: string | null | undefined, visit: (kv: KeyValue) => boolean | void): void {
+    if (rangeEnd === undefined) {
+      const kv = this.map.get(key);
+      if (kv !== undefined) visit(kv);
+      return;
+    }
+    this.settle();
+    for (let i = this.lowerBound(key); i < this.sorted.length; i++) {
+      const k = this.sorted[i] as string;
+      if (rangeEnd !== null && compareKeys(k, rangeEnd) >= 0) break;
+      const kv = this.map.get(k);
+      if (kv !== undefined && visit(kv) === false) break;
+    }
+  }
+
+  /** Counts the kvs in a range without materialising them. */
+  count(key: string, rangeEnd: string | null | undefined): number {
+    if (rangeEnd === undefined) return this.map.has(key) ? 1 : 0;
+    if (key === '' && rangeEnd === null) return this.map.size;
+    this.settle();
+    const start = this.lowerBound(key);
+    const end = rangeEnd === null ? this.sorted.length : this.lowerBound(rangeEnd);
+    return Math.max(0, end - start);
+  }
+}
