@@ -1,0 +1,134 @@
+/** JSON shapes of the HTTP API and strict readers for request input (clear errors naming the field). */
+import { isUtf8 } from 'node:buffer';
+import { InvalidArgumentError } from '../../errors.js';
+import type { KeyValue, WatchEvent } from '../../kv/index.js';
+
+/** A kv as JSON: `value` is UTF-8 text, or base64 with `encoding: "base64"` when not valid UTF-8. */
+export interface KeyValueJson {
+  key: string;
+  value?: string;
+  encoding?: 'base64';
+  createRevision: number;
+  modRevision: number;
+  version: number;
+  lease: number;
+}
+
+/** Encodes bytes as `{value}` or `{value, encoding: "base64"}`. */
+export function encodeValue(value: Uint8Array): { value: string; encoding?: 'base64' } {
+  const buf = Buffer.from(value.buffer, value.byteOffset, value.byteLength);
+  return isUtf8(buf) ? { value: buf.toString('utf8') } : { value: buf.toString('base64'), encoding: 'base64' };
+}
+
+/** A kv as JSON; `keysOnly` leaves out the value. */
+export function kvToJson(kv: KeyValue, keysOnly = false): KeyValueJson {
+  const out: KeyValueJson = {
+    key: kv.key,
+    createRevision: kv.createRevision,
+    modRevision: kv.modRevision,
+    version: kv.version,
+    lease: kv.lease,
+  };
+  if (!keysOnly) Object.assign(out, encodeValue(kv.value));
+  return out;
+}
+
+/** A watch event as JSON. */
+export function eventToJson(ev: WatchEvent): { type: 'put' | 'delete'; kv: KeyValueJson; prevKv?: KeyValueJson } {
+  const out: { type: 'put' | 'delete'; kv: KeyValueJson; prevKv?: KeyValueJson } = {
+    type: ev.type,
+    kv: ev.type === 'delete' ? { key: ev.kv.key, createRevision: 0, modRevision: ev.kv.modRevision, version: 0, lease: 0 } : kvToJson(ev.kv),
+  };
+  if (ev.prevKv) out.prevKv = kvToJson(ev.prevKv);
+  return out;
+}
+
+/**
+ * Reads a JSON object body and rejects unknown fields.
+ * @throws InvalidArgumentError when the body is not an object or has a field outside `allowed`.
+ */
+export function readObject(body: unknown, allowed: readonly string[], what = 'body'): Record<string, unknown> {
+  if (body === null || typeof body !== 'object' || Array.isArray(body)) {
+    throw new InvalidArgumentError(`${what} must be a JSON object`);
+  }
+  for (const k of Object.keys(body)) {
+    if (!allowed.includes(k)) {
+      throw new InvalidArgumentError(`unknown field '${k}' in ${what}; allowed: ${allowed.join(', ')}`, { field: k });
+    }
+  }
+  return body as Record<string, unknown>;
+}
+
+/** Reads an optional string field. @throws InvalidArgumentError on a wrong type. */
+export function optString(o: Record<string, unknown>, name: string): string | undefined {
+  const v = o[name];
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== 'string') throw new InvalidArgumentError(`'${name}' must be a string`, { field: name });
+  return v;
+}
+
+/** Reads a required string field. @throws InvalidArgumentError when missing or not a string. */
+export function reqString(o: Record<string, unknown>, name: string): string {
+  const v = optString(o, name);
+  if (v === undefined) throw new InvalidArgumentError(`'${name}' is required`, { field: name });
+  return v;
+}
+
+/** Reads an optional boolean field. @throws InvalidArgumentError on a wrong type. */
+export function optBool(o: Record<string, unknown>, name: string): boolean | undefined {
+  const v = o[name];
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== 'boolean') throw new InvalidArgumentError(`'${name}' must be true or false`, { field: name });
+  return v;
+}
+
+/**
+ * Reads an optional non-negative safe integer field (numbers or digit strings, since lease ids
+ * may come from clients that keep them as strings).
+ * @throws InvalidArgumentError on a wrong type or range.
+ */
+export function optInt(o: Record<string, unknown>, name: string, min = 0, max = Number.MAX_SAFE_INTEGER): number | undefined {
+  const v = o[name];
+  if (v === undefined || v === null) return undefined;
+  const n = typeof v === 'string' && /^-?\d+$/.test(v) ? Number(v) : v;
+  if (typeof n !== 'number' || !Number.isSafeInteger(n)) throw new InvalidArgumentError(`'${name}' must be an integer`, { field: name });
+  if (n < min || n > max) throw new InvalidArgumentError(`'${name}' must be between ${min} and ${max}`, { field: name, value: n });
+  return n;
+}
+
+/** Decodes a value field: text, or base64 when `encoding` is "base64". @throws InvalidArgumentError for bad base64. */
+export function decodeValue(value: unknown, encoding: unknown, what = 'value'): Uint8Array {
+  if (typeof value !== 'string') throw new InvalidArgumentError(`'${what}' must be a string`, { field: what });
+  if (encoding === undefined || encoding === null || encoding === 'utf8' || encoding === 'utf-8') return Buffer.from(value, 'utf8');
+  if (encoding === 'base64') {
+    if (!/^[A-Za-z0-9+/_-]*={0,2}$/.test(value)) throw new InvalidArgumentError(`'${what}' is not valid base64`, { field: what });
+    return Buffer.from(value, 'base64');
+  }
+  throw new InvalidArgumentError(`'encoding' must be "utf8" or "base64"`, { field: 'encoding' });
+}
+
+/** Query-string flag: `true`, `1`, or present with no value. @throws InvalidArgumentError for other values. */
+export function queryBool(q: Record<string, unknown>, name: string): boolean {
+  const v = q[name];
+  if (v === undefined) return false;
+  if (v === '' || v === 'true' || v === '1') return true;
+  if (v === 'false' || v === '0') return false;
+  throw new InvalidArgumentError(`query parameter '${name}' must be true or false`, { field: name });
+}
+
+/** Query-string integer. @throws InvalidArgumentError when not a non-negative integer within `max`. */
+export function queryInt(q: Record<string, unknown>, name: string, max = Number.MAX_SAFE_INTEGER): number | undefined {
+  const v = q[name];
+  if (v === undefined || v === '') return undefined;
+  if (typeof v !== 'string' || !/^\d+$/.test(v) || !Number.isSafeInteger(Number(v)) || Number(v) > max) {
+    throw new InvalidArgumentError(`query parameter '${name}' must be a non-negative integer`, { field: name });
+  }
+  return Number(v);
+}
+
+/** Reads the wildcard key of `/v1/kv/*`-style routes (fastify has already percent-decoded it). */
+export function wildcardKey(params: unknown): string {
+  const key = (params as Record<string, string | undefined>)['*'];
+  if (key === undefined) throw new InvalidArgumentError('missing key in path');
+  return key;
+}

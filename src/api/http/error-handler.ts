@@ -1,0 +1,54 @@
+/** The one mapping from errors to HTTP: status, `{"error":{"code","message","details"}}`, no internals in a 500. */
+import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
+import { BeaconError, ErrorCode } from '../../errors.js';
+
+/** HTTP status for each error code (DESIGN.md §9). */
+export const STATUS_BY_CODE: Record<string, number> = {
+  [ErrorCode.NotFound]: 404,
+  [ErrorCode.Conflict]: 409,
+  [ErrorCode.Compacted]: 410,
+  [ErrorCode.FutureRevision]: 400,
+  [ErrorCode.InvalidArgument]: 400,
+  [ErrorCode.Unauthenticated]: 401,
+  [ErrorCode.PermissionDenied]: 403,
+  [ErrorCode.RateLimited]: 429,
+  [ErrorCode.TooLarge]: 413,
+  [ErrorCode.Unavailable]: 503,
+  [ErrorCode.Internal]: 500,
+};
+
+/** The JSON body of an error response. */
+export interface ErrorBody {
+  error: { code: string; message: string; details?: Record<string, unknown> };
+}
+
+/** Turns any thrown value into a status and body. Unknown errors become an `internal` 500 with the request id only. */
+export function toHttpError(err: unknown, requestId: string): { status: number; body: ErrorBody } {
+  if (err instanceof BeaconError) {
+    const body: ErrorBody = { error: { code: err.code, message: err.message } };
+    if (err.details !== undefined) body.error.details = err.details;
+    return { status: STATUS_BY_CODE[err.code] ?? 500, body };
+  }
+  const fe = err as Partial<FastifyError> & { status?: number };
+  const status = fe.statusCode ?? fe.status;
+  // fastify's own errors: bad JSON, body too large, unsupported media type, bad URL…
+  if (typeof status === 'number' && status >= 400 && status < 500) {
+    const code = status === 413 ? ErrorCode.TooLarge : status === 404 ? ErrorCode.NotFound : ErrorCode.InvalidArgument;
+    const message = fe.code === 'FST_ERR_CTP_INVALID_JSON_BODY' || (fe.message ?? '').includes('JSON')
+      ? `invalid JSON body: ${fe.message ?? ''}`
+      : (fe.message ?? 'bad request');
+    return { status, body: { error: { code, message } } };
+  }
+  return { status: 500, body: { error: { code: ErrorCode.Internal, message: `internal error (request id ${requestId})` } } };
+}
+
+/** Fastify error handler built on {@link toHttpError}; logs 5xx with the full error. */
+export function errorHandler(err: unknown, request: FastifyRequest, reply: FastifyReply): void {
+  const { status, body } = toHttpError(err, String(request.id));
+  if (status >= 500) request.log.error({ err }, 'request failed');
+  if (status === 429) {
+    const retry = (err as BeaconError).details?.retryAfterSeconds;
+    if (typeof retry === 'number') void reply.header('retry-after', String(Math.ceil(retry)));
+  }
+  void reply.status(status).send(body);
+}

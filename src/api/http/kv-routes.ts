@@ -1,0 +1,221 @@
+/** `/v1/kv/*` (get, put, delete, prefix ranges with continuation) and `/v1/txn`. */
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { InvalidArgumentError, NotFoundError } from '../../errors.js';
+import {
+  prefixEnd,
+  validateKey,
+  validateRangeEnd,
+  type Compare,
+  type CompareResult,
+  type CompareTarget,
+  type OpResult,
+  type TxnOp,
+  type TxnRequest,
+} from '../../kv/index.js';
+import {
+  decodeValue,
+  kvToJson,
+  optBool,
+  optInt,
+  optString,
+  queryBool,
+  queryInt,
+  readObject,
+  reqString,
+  wildcardKey,
+} from './codec.js';
+import type { HttpContext } from './context.js';
+
+/** A continuation token: where the next page starts and the revision the listing is pinned to. */
+interface Continuation {
+  k: string;
+  r: number;
+}
+
+function encodeContinuation(c: Continuation): string {
+  return Buffer.from(JSON.stringify(c)).toString('base64url');
+}
+
+function decodeContinuation(token: string): Continuation {
+  try {
+    const c = JSON.parse(Buffer.from(token, 'base64url').toString('utf8')) as Continuation;
+    if (typeof c.k === 'string' && Number.isSafeInteger(c.r) && c.r > 0) return c;
+  } catch {
+    // fall through
+  }
+  throw new InvalidArgumentError("query parameter 'continue' is not a token returned by a previous page");
+}
+
+/** Resolves `key`, `prefix` and `rangeEnd` given together into one range. */
+export function resolveRange(key: string, prefix: boolean | undefined, rangeEnd: unknown): { key: string; rangeEnd: string | null | undefined } {
+  if (prefix && rangeEnd !== undefined && rangeEnd !== null) throw new InvalidArgumentError("give either 'prefix' or 'rangeEnd', not both");
+  if (prefix) return { key, rangeEnd: prefixEnd(key) };
+  if (key === '' && rangeEnd === undefined) throw new InvalidArgumentError('key must not be empty');
+  if (rangeEnd === undefined || rangeEnd === null) validateKey(key);
+  return { key, rangeEnd: validateRangeEnd(rangeEnd) };
+}
+
+function readBodyValue(req: FastifyRequest): { value: Uint8Array; lease?: number; prevKv?: boolean } {
+  const body = req.body;
+  const q = req.query as Record<string, unknown>;
+  if (Buffer.isBuffer(body)) {
+    const lease = queryInt(q, 'lease');
+    return { value: body, ...(lease !== undefined ? { lease } : {}), prevKv: queryBool(q, 'prevKv') };
+  }
+  if (body === undefined || body === null) throw new InvalidArgumentError('missing body: send {"value": "..."} as JSON, or the raw value');
+  const o = readObject(body, ['value', 'encoding', 'lease', 'prevKv']);
+  if (o.value === undefined) throw new InvalidArgumentError("'value' is required");
+  const lease = optInt(o, 'lease') ?? queryInt(q, 'lease');
+  return { value: decodeValue(o.value, o.encoding), ...(lease !== undefined ? { lease } : {}), prevKv: optBool(o, 'prevKv') ?? queryBool(q, 'prevKv') };
+}
+
+const TARGETS: readonly CompareTarget[] = ['value', 'version', 'createRevision', 'modRevision', 'lease'];
+const RESULTS: readonly CompareResult[] = ['=', '!=', '<', '>'];
+
+function parseCompare(raw: unknown, i: number): Compare {
+  const o = readObject(raw, ['key', 'rangeEnd', 'prefix', 'target', 'result', 'value', 'encoding'], `compare[${i}]`);
+  const range = resolveRange(reqString(o, 'key'), optBool(o, 'prefix'), o.rangeEnd);
+  const target = reqString(o, 'target') as CompareTarget;
+  if (!TARGETS.includes(target)) throw new InvalidArgumentError(`compare[${i}].target must be one of ${TARGETS.join(', ')}`);
+  const result = reqString(o, 'result') as CompareResult;
+  if (!RESULTS.includes(result)) throw new InvalidArgumentError(`compare[${i}].result must be one of = != < >`);
+  let operand: number | Uint8Array;
+  if (target === 'value') operand = decodeValue(o.value, o.encoding, `compare[${i}].value`);
+  else {
+    const n = optInt(o, 'value', 0);
+    if (n === undefined) throw new InvalidArgumentError(`compare[${i}].value is required`);
+    operand = n;
+  }
+  return { key: range.key, rangeEnd: range.rangeEnd, target, result, operand };
+}
+
+function parseOp(raw: unknown, where: string): TxnOp {
+  const outer = readObject(raw, ['put', 'delete', 'range'], where);
+  const kinds = Object.keys(outer);
+  if (kinds.length !== 1) throw new InvalidArgumentError(`${where} must hold exactly one of put, delete, range`);
+  const kind = kinds[0] as 'put' | 'delete' | 'range';
+  if (kind === 'put') {
+    const o = readObject(outer.put, ['key', 'value', 'encoding', 'lease', 'prevKv', 'ignoreValue', 'ignoreLease'], `${where}.put`);
+    const key = validateKey(reqString(o, 'key'));
+    const ignoreValue = optBool(o, 'ignoreValue') ?? false;
+    const value = ignoreValue ? new Uint8Array(0) : decodeValue(o.value, o.encoding, `${where}.put.value`);
+    return { type: 'put', key, value, lease: optInt(o, 'lease') ?? 0, prevKv: optBool(o, 'prevKv') ?? false, ignoreValue, ignoreLease: optBool(o, 'ignoreLease') ?? false };
+  }
+  if (kind === 'delete') {
+    const o = readObject(outer.delete, ['key', 'rangeEnd', 'prefix', 'prevKv'], `${where}.delete`);
+    const r = resolveRange(reqString(o, 'key'), optBool(o, 'prefix'), o.rangeEnd);
+    return { type: 'delete', key: r.key, rangeEnd: r.rangeEnd, prevKv: optBool(o, 'prevKv') ?? false };
+  }
+  const o = readObject(outer.range, ['key', 'rangeEnd', 'prefix', 'limit', 'keysOnly', 'countOnly'], `${where}.range`);
+  const r = resolveRange(reqString(o, 'key'), optBool(o, 'prefix'), o.rangeEnd);
+  return { type: 'range', key: r.key, rangeEnd: r.rangeEnd, limit: optInt(o, 'limit') ?? 0, keysOnly: optBool(o, 'keysOnly') ?? false, countOnly: optBool(o, 'countOnly') ?? false };
+}
+
+function parseOps(raw: unknown, name: string): TxnOp[] {
+  if (raw === undefined || raw === null) return [];
+  if (!Array.isArray(raw)) throw new InvalidArgumentError(`'${name}' must be an array`);
+  return raw.map((op, i) => parseOp(op, `${name}[${i}]`));
+}
+
+/** Parses the JSON body of `POST /v1/txn`. @throws InvalidArgumentError naming the bad field. */
+export function parseTxn(body: unknown): TxnRequest {
+  const o = readObject(body, ['compare', 'success', 'failure']);
+  if (o.compare !== undefined && !Array.isArray(o.compare)) throw new InvalidArgumentError("'compare' must be an array");
+  const compare = ((o.compare as unknown[] | undefined) ?? []).map(parseCompare);
+  return { compare, success: parseOps(o.success, 'success'), failure: parseOps(o.failure, 'failure') };
+}
+
+/** The JSON form of one txn op result. */
+export function opResultToJson(r: OpResult): Record<string, unknown> {
+  if (r.type === 'put') return { put: r.prevKv ? { prevKv: kvToJson(r.prevKv) } : {} };
+  if (r.type === 'delete') return { delete: { deleted: r.deleted, ...(r.prevKvs ? { prevKvs: r.prevKvs.map((kv) => kvToJson(kv)) } : {}) } };
+  return { range: { kvs: r.kvs.map((kv) => kvToJson(kv)), more: r.more, count: r.count } };
+}
+
+/** Registers `/v1/kv/*` and `/v1/txn`. */
+export function registerKvRoutes(app: FastifyInstance, ctx: HttpContext): void {
+  const { store, metrics } = ctx;
+
+  const getHandler = async (req: FastifyRequest) => {
+    const q = req.query as Record<string, unknown>;
+    const rawKey = (req.params as Record<string, string | undefined>)['*'] ?? '';
+    const prefix = queryBool(q, 'prefix');
+    const keysOnly = queryBool(q, 'keysOnly');
+    const countOnly = queryBool(q, 'countOnly');
+    const limit = queryInt(q, 'limit') ?? 0;
+    let revision = queryInt(q, 'rev') ?? 0;
+    const consistency = q.consistency ?? 'serializable';
+    if (consistency !== 'serializable' && consistency !== 'linearizable') {
+      throw new InvalidArgumentError("query parameter 'consistency' must be serializable or linearizable");
+    }
+    if (consistency === 'linearizable') await store.readBarrier();
+    if (!prefix) {
+      const key = validateKey(rawKey);
+      if (revision === 0) {
+        const kv = store.get(key);
+        if (kv === undefined) throw new NotFoundError(`key '${key}' not found`, { key, revision: store.revision });
+        return { revision: store.revision, kv: kvToJson(kv, keysOnly) };
+      }
+      const res = await store.range(key, undefined, { revision });
+      const kv = res.kvs[0];
+      if (kv === undefined) throw new NotFoundError(`key '${key}' not found at revision ${revision}`, { key, revision });
+      return { revision: res.revision, kv: kvToJson(kv, keysOnly) };
+    }
+    const end = prefixEnd(rawKey);
+    let start = rawKey;
+    const token = typeof q.continue === 'string' && q.continue !== '' ? decodeContinuation(q.continue) : undefined;
+    if (token !== undefined) {
+      if (!token.k.startsWith(rawKey)) throw new InvalidArgumentError("the 'continue' token belongs to another prefix");
+      start = token.k;
+      revision = token.r;
+    }
+    // Pin the listing to one revision so every page is consistent.
+    const pinned = revision === 0 ? store.revision : revision;
+    const res = await store.range(start, end, { revision: pinned === store.revision ? 0 : pinned, limit, keysOnly, countOnly });
+    const body: Record<string, unknown> = {
+      revision: pinned,
+      kvs: res.kvs.map((kv) => kvToJson(kv, keysOnly)),
+      count: res.count,
+      more: res.more,
+    };
+    if (res.more) {
+      const last = res.kvs[res.kvs.length - 1];
+      if (last !== undefined) body.continue = encodeContinuation({ k: `${last.key}\u0000`, r: pinned });
+    }
+    return body;
+  };
+  app.get('/v1/kv', getHandler);
+  app.get('/v1/kv/*', getHandler);
+
+  app.put('/v1/kv/*', async (req) => {
+    const key = validateKey(wildcardKey(req.params));
+    const { value, lease, prevKv } = readBodyValue(req);
+    const started = performance.now();
+    const res = await store.put(key, value, { lease: lease ?? 0, prevKv: prevKv ?? false });
+    metrics.writeDuration.observe({ op: 'put' }, (performance.now() - started) / 1000);
+    return res.prevKv ? { revision: res.revision, prevKv: kvToJson(res.prevKv) } : { revision: res.revision };
+  });
+
+  app.delete('/v1/kv/*', async (req) => {
+    const q = req.query as Record<string, unknown>;
+    const raw = wildcardKey(req.params);
+    const range = resolveRange(raw, queryBool(q, 'prefix'), undefined);
+    if (range.key === '' && range.rangeEnd === null && !queryBool(q, 'all')) {
+      throw new InvalidArgumentError('deleting every key needs all=true as well as prefix=true');
+    }
+    const started = performance.now();
+    const res = await store.deleteRange(range.key, range.rangeEnd, { prevKv: queryBool(q, 'prevKv') });
+    metrics.writeDuration.observe({ op: 'delete' }, (performance.now() - started) / 1000);
+    return { revision: res.revision, deleted: res.deleted, ...(res.prevKvs ? { prevKvs: res.prevKvs.map((kv) => kvToJson(kv)) } : {}) };
+  });
+
+  app.post('/v1/txn', async (req) => {
+    const txn = parseTxn(req.body);
+    const started = performance.now();
+    const res = await store.txn(txn);
+    metrics.writeDuration.observe({ op: 'txn' }, (performance.now() - started) / 1000);
+    return { succeeded: res.succeeded, revision: res.revision, results: res.results.map(opResultToJson) };
+  });
+
+  void optString;
+}

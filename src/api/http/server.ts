@@ -1,0 +1,77 @@
+/** The HTTP API on fastify: request ids, JSON logs, latency metrics, the one error handler, every route module. */
+import websocket from '@fastify/websocket';
+import { randomUUID } from 'node:crypto';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import { registerAdminRoutes } from './admin-routes.js';
+import { registerConfigRoutes } from './config-routes.js';
+import type { HttpContext } from './context.js';
+import { errorHandler } from './error-handler.js';
+import { registerKvRoutes } from './kv-routes.js';
+import { registerLeaseRoutes } from './lease-routes.js';
+import { registerWatchRoutes } from './watch-routes.js';
+
+/** Largest WebSocket frame a client may send, in bytes. */
+export const MAX_WS_FRAME_BYTES = 64 * 1024;
+
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+/**
+ * Builds the fastify app with every route registered (not yet listening).
+ * The body limit follows the value limit: a base64 value is 4/3 of its bytes, plus JSON framing.
+ */
+export async function createHttpServer(ctx: HttpContext): Promise<FastifyInstance> {
+  const app = Fastify({
+    loggerInstance: ctx.logger as unknown as FastifyBaseLogger,
+    disableRequestLogging: true,
+    bodyLimit: Math.ceil((ctx.store.maxValueBytes * 4) / 3) + 64 * 1024,
+    maxParamLength: 8192,
+    requestIdHeader: false,
+    genReqId: (req) => {
+      const given = req.headers['x-request-id'];
+      return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
+    },
+    forceCloseConnections: true,
+    return503OnClosing: true,
+  });
+
+  // Raw values: anything that is not JSON is taken as the value's bytes.
+  app.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
+  app.addContentTypeParser(['text/plain', 'application/octet-stream'], { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
+
+  app.setErrorHandler(errorHandler);
+  app.setNotFoundHandler((req, reply) => {
+    void reply.status(404).send({ error: { code: 'not_found', message: `no route ${req.method} ${req.url.split('?')[0]}` } });
+  });
+
+  app.addHook('onRequest', async (req, reply) => {
+    void reply.header('x-request-id', req.id);
+  });
+  app.addHook('onSend', async (_req, reply, payload) => {
+    if (!reply.hasHeader('x-beacon-revision')) void reply.header('x-beacon-revision', String(ctx.store.revision));
+    return payload;
+  });
+  app.addHook('onResponse', async (req, reply) => {
+    const route = req.routeOptions.url ?? 'unmatched';
+    ctx.metrics.httpDuration.observe({ method: req.method, route, status: String(reply.statusCode) }, reply.elapsedTime / 1000);
+    if (reply.statusCode >= 400) req.log.info({ reqId: req.id, method: req.method, url: req.url, status: reply.statusCode }, 'request answered with an error');
+  });
+  app.addHook('onError', async (_req, _reply, err) => {
+    const code = (err as { code?: unknown }).code;
+    ctx.metrics.errors.inc({ code: typeof code === 'string' && /^[a-z_]+$/.test(code) ? code : 'internal' });
+  });
+
+  await app.register(websocket, {
+    options: { maxPayload: MAX_WS_FRAME_BYTES },
+    errorHandler: (err, socket) => {
+      ctx.logger.warn({ err }, 'websocket handler failed');
+      socket.close(1011, 'internal error');
+    },
+  });
+
+  registerKvRoutes(app, ctx);
+  registerLeaseRoutes(app, ctx);
+  registerAdminRoutes(app, ctx);
+  registerWatchRoutes(app, ctx);
+  registerConfigRoutes(app, ctx);
+  return app;
+}

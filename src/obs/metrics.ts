@@ -1,0 +1,80 @@
+/** The node's Prometheus metrics (prom-client): one registry per node, named per Prometheus conventions. */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
+
+/** Every metric a node exports at `/metrics`. Durations are in seconds. */
+export class Metrics {
+  readonly registry = new Registry();
+  readonly httpDuration = new Histogram({
+    name: 'beacon_http_request_duration_seconds',
+    help: 'HTTP request latency by method, route and status code.',
+    labelNames: ['method', 'route', 'status'] as const,
+    buckets: LATENCY_BUCKETS,
+    registers: [this.registry],
+  });
+  readonly writeDuration = new Histogram({
+    name: 'beacon_write_duration_seconds',
+    help: 'Time from a write request entering the kv core to it being durable, by operation.',
+    labelNames: ['op'] as const,
+    buckets: LATENCY_BUCKETS,
+    registers: [this.registry],
+  });
+  readonly commitDuration = new Histogram({
+    name: 'beacon_backend_commit_duration_seconds',
+    help: 'Duration of one group-commit backend transaction.',
+    buckets: LATENCY_BUCKETS,
+    registers: [this.registry],
+  });
+  readonly commitBatchSize = new Histogram({
+    name: 'beacon_backend_commit_batch_size',
+    help: 'Write requests per group-commit transaction.',
+    buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024],
+    registers: [this.registry],
+  });
+  readonly watchPropagation = new Histogram({
+    name: 'beacon_watch_propagation_seconds',
+    help: 'Time from a revision being committed to its events being written to a watcher connection.',
+    labelNames: ['transport'] as const,
+    buckets: LATENCY_BUCKETS,
+    registers: [this.registry],
+  });
+  readonly watchEventsSent = new Counter({
+    name: 'beacon_watch_events_sent_total',
+    help: 'Watch events written to watchers.',
+    labelNames: ['transport'] as const,
+    registers: [this.registry],
+  });
+  readonly watchers = new Gauge({
+    name: 'beacon_watchers',
+    help: 'Active watches, by state (synced: live; unsynced: catching up from the log).',
+    labelNames: ['state'] as const,
+    registers: [this.registry],
+  });
+  readonly errors = new Counter({
+    name: 'beacon_errors_total',
+    help: 'Errors answered to clients, by code.',
+    labelNames: ['code'] as const,
+    registers: [this.registry],
+  });
+  readonly leases: Gauge;
+  readonly keys: Gauge;
+  readonly revision: Gauge;
+  readonly compactRevision: Gauge;
+
+  constructor(source: { leaseCount: () => number; keyCount: () => number; revision: () => number; compactRevision: () => number }) {
+    const reg = [this.registry];
+    this.leases = new Gauge({ name: 'beacon_leases', help: 'Live leases.', registers: reg, collect() { this.set(source.leaseCount()); } });
+    this.keys = new Gauge({ name: 'beacon_keys', help: 'Live keys in the view.', registers: reg, collect() { this.set(source.keyCount()); } });
+    this.revision = new Gauge({ name: 'beacon_revision', help: 'The revision the view has applied.', registers: reg, collect() { this.set(source.revision()); } });
+    this.compactRevision = new Gauge({
+      name: 'beacon_compact_revision',
+      help: 'The compact revision: history at or below it is gone.',
+      registers: reg,
+      collect() {
+        this.set(source.compactRevision());
+      },
+    });
+    collectDefaultMetrics({ register: this.registry, prefix: 'beacon_' });
+  }
+}
