@@ -1,7 +1,7 @@
 /** The HTTP API on fastify: request ids, JSON logs, latency metrics, the one error handler, every route module. */
 import websocket from '@fastify/websocket';
 import { randomUUID } from 'node:crypto';
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { registerAdminRoutes } from './admin-routes.js';
 import { registerConfigRoutes } from './config-routes.js';
 import type { HttpContext } from './context.js';
@@ -22,9 +22,9 @@ const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 export async function createHttpServer(ctx: HttpContext): Promise<FastifyInstance> {
   const app = Fastify({
     loggerInstance: ctx.logger as unknown as FastifyBaseLogger,
-    disableRequestLogging: true,
+    logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: Math.ceil((ctx.store.maxValueBytes * 4) / 3) + 64 * 1024,
-    maxParamLength: 8192,
+    routerOptions: { maxParamLength: 8192 },
     requestIdHeader: false,
     genReqId: (req) => {
       const given = req.headers['x-request-id'];
