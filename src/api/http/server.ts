@@ -4,6 +4,7 @@ import { randomUUID } from 'node:crypto';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { registerAdminRoutes } from './admin-routes.js';
 import { registerConfigRoutes } from './config-routes.js';
+import { registerCoordRoutes } from './coord-routes.js';
 import type { HttpContext } from './context.js';
 import { errorHandler } from './error-handler.js';
 import { registerKvRoutes } from './kv-routes.js';
@@ -73,5 +74,6 @@ export async function createHttpServer(ctx: HttpContext): Promise<FastifyInstanc
   registerAdminRoutes(app, ctx);
   registerWatchRoutes(app, ctx);
   registerConfigRoutes(app, ctx);
+  registerCoordRoutes(app, ctx);
   return app;
 }
