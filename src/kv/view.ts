@@ -2,17 +2,20 @@
 import { compareKeys } from './keys.js';
 import type { KeyValue } from './types.js';
 
+/** Up to this many pending changes are spliced into the sorted array one by one; more are merged. */
+const SPLICE_LIMIT = 256;
+
 /**
  * A sorted map from key to its latest {@link KeyValue}. Point reads are a hash lookup; ranges walk
  * a sorted key array. New keys are kept in a small unsorted side list and merged on the next
  * range scan, and removed keys are filtered then, so a stream of creates costs O(1) each and a
- * scan after k changes costs O(n + k log k) once.
+ * scan after k changes costs O(k log n) splices for small k, or one O(n + k log k) merge.
  */
 export class View {
   private readonly map = new Map<string, KeyValue>();
   private sorted: string[] = [];
   private added: string[] = [];
-  private removed = 0;
+  private removed: string[] = [];
   /** Total bytes of keys and values held, for the keys/bytes gauges. */
   bytes = 0;
 
@@ -37,6 +40,13 @@ export class View {
     }
     this.bytes += kv.value.byteLength;
     this.map.set(kv.key, kv);
+    if (old === undefined) this.bound();
+  }
+
+  // Churn without range scans must not grow the pending lists without limit: settle once they
+  // outgrow the map (amortised O(1) per change).
+  private bound(): void {
+    if (this.added.length + this.removed.length > Math.max(4096, this.map.size)) this.settle();
   }
 
   /** Removes `key`; returns its last kv when it existed. */
@@ -44,7 +54,8 @@ export class View {
     const old = this.map.get(key);
     if (old === undefined) return undefined;
     this.map.delete(key);
-    this.removed++;
+    this.removed.push(key);
+    this.bound();
     this.bytes -= old.key.length + old.value.byteLength;
     return old;
   }
@@ -54,12 +65,28 @@ export class View {
     this.map.clear();
     this.sorted = [];
     this.added = [];
-    this.removed = 0;
+    this.removed = [];
     this.bytes = 0;
   }
 
   private settle(): void {
-    if (this.added.length === 0 && this.removed === 0) return;
+    if (this.added.length === 0 && this.removed.length === 0) return;
+    // A few changes: binary-search and splice each (a native memmove), instead of an O(n) merge.
+    if (this.added.length + this.removed.length <= SPLICE_LIMIT) {
+      for (const k of this.removed) {
+        if (this.map.has(k)) continue; // re-created since
+        const i = this.lowerBound(k);
+        if (this.sorted[i] === k) this.sorted.splice(i, 1);
+      }
+      for (const k of this.added) {
+        if (!this.map.has(k)) continue; // deleted since
+        const i = this.lowerBound(k);
+        if (this.sorted[i] !== k) this.sorted.splice(i, 0, k);
+      }
+      this.added = [];
+      this.removed = [];
+      return;
+    }
     const added = this.added.length > 0 ? [...new Set(this.added)].sort(compareKeys) : [];
     const out: string[] = [];
     const old = this.sorted;
@@ -77,7 +104,7 @@ export class View {
     while (j < added.length) keep(added[j++] as string);
     this.sorted = out;
     this.added = [];
-    this.removed = 0;
+    this.removed = [];
   }
 
   private lowerBound(key: string): number {
