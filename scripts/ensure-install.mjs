@@ -14,6 +14,6 @@ try {
   nativeOk = false;
 }
 if (stale || !nativeOk) {
-  console.error('beacon: installing npm dependencies (better-sqlite3 builds from source, about a minute)…');
+  process.stderr.write('beacon: installing npm dependencies (better-sqlite3 builds from source, about a minute)…\n');
   execSync('npm install --no-audit --no-fund', { stdio: 'inherit' });
 }

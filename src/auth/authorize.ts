@@ -1,0 +1,92 @@
+/**
+ * Authorisation in one place: a pure `authorize(principal, action, range)` over roles that grant
+ * read / write / admin on key prefixes (DESIGN.md §5; the seeds' RBAC Admin/Developer/Viewer).
+ */
+import { compareKeys, prefixEnd } from '../kv/keys.js';
+
+/** What a request wants to do. `read_secret` reads a secret value in clear; `admin` is user/role/cluster administration. */
+export type Action = 'read' | 'write' | 'read_secret' | 'admin';
+
+/** Access a role grants on a prefix: `read` < `write` < `admin` (admin adds secrets and namespace policy). */
+export type Access = 'read' | 'write' | 'admin';
+
+/** One grant: `access` on every key that starts with `prefix` (`""` is every key). */
+export interface Permission {
+  prefix: string;
+  access: Access;
+}
+
+/** A named set of grants. `global` marks the built-in admin, who may also manage users, roles and the cluster. */
+export interface Role {
+  name: string;
+  permissions: Permission[];
+  /** May read secrets under the role's prefixes (built-in: admin, developer). */
+  secrets?: boolean;
+  /** Cluster and identity administration (users, roles, API keys, compaction, snapshots, audit). */
+  global?: boolean;
+  builtin?: boolean;
+}
+
+/** Who is calling. `roles` are role names; `via` says how the identity was proven. */
+export interface Principal {
+  name: string;
+  roles: string[];
+  via: 'password' | 'token' | 'apikey' | 'oidc' | 'mtls' | 'dev';
+}
+
+/** The built-in roles from the seeds: admin (everything), developer (read/write keys, secrets, no administration), viewer (read, no secrets). */
+export const BUILTIN_ROLES: readonly Role[] = [
+  { name: 'admin', permissions: [{ prefix: '', access: 'admin' }], secrets: true, global: true, builtin: true },
+  { name: 'developer', permissions: [{ prefix: '', access: 'write' }], secrets: true, builtin: true },
+  { name: 'viewer', permissions: [{ prefix: '', access: 'read' }], secrets: false, builtin: true },
+];
+
+const RANK: Record<Access, number> = { read: 1, write: 2, admin: 3 };
+
+/** A key range `[key, rangeEnd)`: rangeEnd undefined = the single key, null = unbounded. */
+export interface Resource {
+  key: string;
+  rangeEnd?: string | null;
+}
+
+/** True when every key of `r` starts with `prefix`. */
+export function rangeWithinPrefix(r: Resource, prefix: string): boolean {
+  if (prefix === '') return true;
+  if (!r.key.startsWith(prefix)) return false;
+  if (r.rangeEnd === undefined) return true;
+  if (r.rangeEnd === null) return false;
+  const end = prefixEnd(prefix);
+  return end === null || compareKeys(r.rangeEnd, end) <= 0;
+}
+
+/**
+ * Decides whether `principal` may do `action` on `resource` (a key or range; omitted for global
+ * actions). A range is allowed only when one grant covers all of it, so a prefix read can never
+ * reach past what a role grants. Unknown role names grant nothing.
+ */
+export function authorize(principal: Principal, action: Action, resource: Resource | undefined, roles: ReadonlyMap<string, Role>): boolean {
+  if (principal.via === 'dev') return true;
+  const held = principal.roles.map((n) => roles.get(n)).filter((r): r is Role => r !== undefined);
+  if (action === 'admin' && resource === undefined) return held.some((r) => r.global === true);
+  if (resource === undefined) return false;
+  const need: Access = action === 'read' ? 'read' : action === 'write' ? 'write' : 'admin';
+  for (const role of held) {
+    for (const p of role.permissions) {
+      if (!rangeWithinPrefix(resource, p.prefix)) continue;
+      if (action === 'read_secret') {
+        if (role.secrets === true || p.access === 'admin') return true;
+        continue;
+      }
+      if (RANK[p.access] >= RANK[need]) return true;
+    }
+  }
+  return false;
+}
+
+/**
+ * The part of `[key, rangeEnd)` a principal may read is not a single range in general, so a
+ * prefix read or watch over a wider range is answered per key: this says whether one key is readable.
+ */
+export function canReadKey(principal: Principal, key: string, roles: ReadonlyMap<string, Role>): boolean {
+  return authorize(principal, 'read', { key }, roles);
+}
