@@ -204,14 +204,28 @@ export class SqliteBackend implements Backend {
       where = 'key >= ? AND key < ?';
       params.push(q.key, q.rangeEnd);
     }
-    const sql = `SELECT l.* FROM kv_log l
-                   JOIN (SELECT key, max(revision) AS r FROM kv_log WHERE ${where} AND revision <= ? GROUP BY key) m
-                     ON l.key = m.key AND l.revision = m.r
-                  WHERE l.deleted = 0 ORDER BY l.key`;
-    const rows = db.prepare<unknown[], LogRow>(sql).all(...params, q.revision);
-    const count = rows.length;
-    const limited = q.limit > 0 ? rows.slice(0, q.limit) : rows;
-    return { kvs: limited.map(rowToKv), more: limited.length < count, count };
+    // The latest row of each key at or below the revision; LIMIT is pushed down so a huge range
+    // never has to be materialised, and the count is a separate aggregate that loads no values.
+    const latest = `SELECT key, max(revision) AS r FROM kv_log WHERE ${where} AND revision <= ? GROUP BY key`;
+    const limitSql = q.limit > 0 ? ' LIMIT ?' : '';
+    const rows = db
+      .prepare<unknown[], LogRow>(
+        `SELECT l.* FROM kv_log l JOIN (${latest}) m ON l.key = m.key AND l.revision = m.r WHERE l.deleted = 0 ORDER BY l.key${limitSql}`,
+      )
+      .all(...params, q.revision, ...(q.limit > 0 ? [q.limit + 1] : []));
+    let count = rows.length;
+    const more = q.limit > 0 && rows.length > q.limit;
+    if (more) {
+      rows.length = q.limit;
+      count = (
+        db
+          .prepare<unknown[], { n: number }>(
+            `SELECT count(*) AS n FROM kv_log l JOIN (${latest}) m ON l.key = m.key AND l.revision = m.r WHERE l.deleted = 0`,
+          )
+          .get(...params, q.revision) as { n: number }
+      ).n;
+    }
+    return { kvs: rows.map(rowToKv), more, count };
   }
 
   async readLog(fromRevision: number, toRevision: number, limit: number): Promise<LogEntry[]> {
