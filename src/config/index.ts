@@ -1,2 +1,23 @@
 /** The config layer (`/v1/configs`): versions `v<N>`, expected-version conflicts, history, diff, rollback. */
-export { ConfigService } from './service.js';
+export { ConfigService, DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT } from './service.js';
+export type {
+  ConfigDiff,
+  ConfigEvent,
+  ConfigHistoryPage,
+  ConfigListPage,
+  ConfigRead,
+  ConfigRollbackResult,
+  ConfigSummary,
+  ConfigVersion,
+  ConfigWriteResult,
+  HistoryCursor,
+} from './service.js';
+export { parseVersion, formatVersion } from './version.js';
+export { encodeConfigValue, decodeConfigValue, parseContainer } from './value.js';
+export type { DecodedConfigValue } from './value.js';
+export { diffValues } from './diff.js';
+export type { ValueDiff, TextChange } from './diff.js';
+export { jsonDiff, jsonEqual } from './json-diff.js';
+export type { JsonChange } from './json-diff.js';
+export { diffLines, diffTexts, unifiedDiff, splitLines, MAX_DIFF_EDITS } from './line-diff.js';
+export type { LineEdit } from './line-diff.js';

@@ -249,15 +249,19 @@ export class Store {
   }
 
   /**
-   * The history of one key: every entry (puts and deletes) in revision order, from `fromRevision`.
+   * The history of one key: every entry (puts and deletes) in revision order (newest first with
+   * `reverse`), within `[fromRevision, toRevision]` (toRevision is capped at the view's revision).
    * @throws CompactedError when `fromRevision` is compacted.
    */
-  async history(key: string, opts: { fromRevision?: number; limit?: number; reverse?: boolean } = {}): Promise<LogEntry[]> {
+  async history(
+    key: string,
+    opts: { fromRevision?: number; toRevision?: number; limit?: number; reverse?: boolean } = {},
+  ): Promise<LogEntry[]> {
     validateKey(key);
     if (opts.fromRevision !== undefined && opts.fromRevision > 0 && opts.fromRevision <= this._compactRevision) {
       throw new CompactedError(opts.fromRevision, this._compactRevision);
     }
-    return this.backend.history(key, { ...opts, toRevision: this._revision });
+    return this.backend.history(key, { ...opts, toRevision: Math.min(opts.toRevision ?? this._revision, this._revision) });
   }
 
   /**

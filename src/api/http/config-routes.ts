@@ -1,6 +1,250 @@
-/** Placeholder: `/v1/configs` routes are being written (see the configs task). */
-import type { FastifyInstance } from 'fastify';
+/**
+ * `/v1/configs`: versioned configs over the kv core (DESIGN.md §4) — get (optionally an older
+ * version), put with an expected version, history, diff, rollback, delete and prefix listings.
+ * Keys may contain `/`, so every per-key route is one wildcard and the trailing `/history`,
+ * `/diff` and `/rollback` are split off here; see docs/configs.md.
+ */
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import {
+  decodeConfigValue,
+  encodeConfigValue,
+  formatVersion,
+  parseVersion,
+  type ConfigRead,
+  type ConfigVersion,
+  type HistoryCursor,
+} from '../../config/index.js';
+import { InvalidArgumentError, NotFoundError } from '../../errors.js';
+import { queryInt, readObject, wildcardKey } from './codec.js';
 import type { HttpContext } from './context.js';
 
-/** Registers the config routes. */
-export function registerConfigRoutes(_app: FastifyInstance, _ctx: HttpContext): void {}
+/** The per-key sub-resources, addressed as `/v1/configs/{key}/{action}`. */
+type Action = 'history' | 'diff' | 'rollback';
+const ACTIONS: readonly Action[] = ['history', 'diff', 'rollback'];
+
+/**
+ * Splits `{key}/{action}` off the wildcard. The suffix counts only when the client wrote its
+ * slash literally: `/v1/configs/a%2Fhistory` addresses the key `a/history` itself.
+ */
+function splitAction(req: FastifyRequest): { key: string; action?: Action } {
+  const wildcard = wildcardKey(req.params);
+  const rawPath = req.url.split('?')[0] ?? '';
+  for (const action of ACTIONS) {
+    const tail = `/${action}`;
+    if (wildcard.length > tail.length && wildcard.endsWith(tail) && rawPath.endsWith(tail)) {
+      return { key: wildcard.slice(0, -tail.length), action };
+    }
+  }
+  return { key: wildcard };
+}
+
+/**
+ * The request's JSON body. `curl -d '{…}'` without a content type arrives as raw bytes (form
+ * encoding), so those are parsed as JSON too: the config API only ever takes JSON bodies.
+ */
+function jsonBody(req: FastifyRequest, example: string): Record<string, unknown> {
+  let body: unknown = req.body;
+  if (Buffer.isBuffer(body)) {
+    if (body.length === 0) body = undefined;
+    else {
+      try {
+        body = JSON.parse(body.toString('utf8'));
+      } catch {
+        throw new InvalidArgumentError(`the body must be JSON such as ${example}`);
+      }
+    }
+  }
+  if (body === undefined || body === null) throw new InvalidArgumentError(`missing body: send JSON such as ${example}`);
+  return body as Record<string, unknown>;
+}
+
+function optVersion(v: unknown, field: string): number | undefined {
+  return v === undefined || v === null ? undefined : parseVersion(v, field);
+}
+
+function queryVersion(q: Record<string, unknown>, name: string): number | undefined {
+  const v = q[name];
+  if (v === undefined || v === '') return undefined;
+  return parseVersion(v, name);
+}
+
+function iso(ms: number): string {
+  return new Date(ms).toISOString();
+}
+
+/** The value fields of a response: parsed JSON, text, or base64 with `encoding`. */
+function valueFields(bytes: Uint8Array): { value: unknown; encoding?: 'base64' } {
+  const d = decodeConfigValue(bytes);
+  return d.encoding === undefined ? { value: d.value } : { value: d.value, encoding: d.encoding };
+}
+
+function readToJson(r: ConfigRead): Record<string, unknown> {
+  const out: Record<string, unknown> = {
+    key: r.key,
+    ...valueFields(r.value),
+    version: formatVersion(r.version),
+    revision: r.revision,
+  };
+  if (r.version !== r.latestVersion && r.latestVersion > 0) out.latest_version = formatVersion(r.latestVersion);
+  if (r.createdAt !== undefined) out.created_at = iso(r.createdAt);
+  out.updated_at = iso(r.updatedAt);
+  return out;
+}
+
+function historyEntryToJson(v: ConfigVersion): Record<string, unknown> {
+  if (v.event === 'deleted') return { version: null, revision: v.revision, updated_at: iso(v.updatedAt), event: 'deleted' };
+  const out: Record<string, unknown> = {
+    version: formatVersion(v.version),
+    ...valueFields(v.value),
+    revision: v.revision,
+    updated_at: iso(v.updatedAt),
+    event: v.event,
+  };
+  if (v.restoredVersion !== undefined) out.restored_version = formatVersion(v.restoredVersion);
+  return out;
+}
+
+function encodeToken(o: object): string {
+  return Buffer.from(JSON.stringify(o)).toString('base64url');
+}
+
+function decodeToken(q: Record<string, unknown>): Record<string, unknown> | undefined {
+  const token = q.continue;
+  if (token === undefined || token === '') return undefined;
+  try {
+    const o: unknown = typeof token === 'string' ? JSON.parse(Buffer.from(token, 'base64url').toString('utf8')) : undefined;
+    if (o !== null && typeof o === 'object') return o as Record<string, unknown>;
+  } catch {
+    // fall through to the error
+  }
+  throw new InvalidArgumentError("query parameter 'continue' is not a token returned by a previous page", { field: 'continue' });
+}
+
+function badToken(): InvalidArgumentError {
+  return new InvalidArgumentError("query parameter 'continue' is not a token returned by a previous page", { field: 'continue' });
+}
+
+function isRevision(v: unknown): v is number {
+  return typeof v === 'number' && Number.isSafeInteger(v) && v > 0;
+}
+
+/** Registers `/v1/configs` and `/v1/configs/*` (get, put, delete, history, diff, rollback). */
+export function registerConfigRoutes(app: FastifyInstance, ctx: HttpContext): void {
+  const { configs, store, metrics } = ctx;
+
+  const readBarrier = async (q: Record<string, unknown>): Promise<void> => {
+    const c = q.consistency ?? 'serializable';
+    if (c !== 'serializable' && c !== 'linearizable') {
+      throw new InvalidArgumentError("query parameter 'consistency' must be serializable or linearizable", { field: 'consistency' });
+    }
+    if (c === 'linearizable') await store.readBarrier();
+  };
+
+  const timed = async <T>(op: string, fn: () => Promise<T>): Promise<T> => {
+    const started = performance.now();
+    try {
+      return await fn();
+    } finally {
+      metrics.writeDuration.observe({ op }, (performance.now() - started) / 1000);
+    }
+  };
+
+  const list = async (req: FastifyRequest): Promise<Record<string, unknown>> => {
+    const q = req.query as Record<string, unknown>;
+    await readBarrier(q);
+    const prefix = q.prefix ?? '';
+    if (typeof prefix !== 'string') throw new InvalidArgumentError("query parameter 'prefix' must be given once", { field: 'prefix' });
+    const limit = queryInt(q, 'limit');
+    const token = decodeToken(q);
+    let start: string | undefined;
+    let revision: number | undefined;
+    if (token !== undefined) {
+      if (typeof token.k !== 'string' || !isRevision(token.r)) throw badToken();
+      if (!token.k.startsWith(prefix)) throw new InvalidArgumentError("the 'continue' token belongs to another prefix", { field: 'continue' });
+      start = token.k;
+      revision = token.r;
+    }
+    const page = await configs.list(prefix, { ...(limit !== undefined ? { limit } : {}), ...(start !== undefined ? { start, revision } : {}) });
+    const body: Record<string, unknown> = {
+      configs: page.configs.map((c) => ({
+        key: c.key,
+        version: formatVersion(c.version),
+        revision: c.revision,
+        ...(c.updatedAt !== undefined ? { updated_at: iso(c.updatedAt) } : {}),
+      })),
+      revision: page.revision,
+      more: page.more,
+    };
+    const last = page.configs[page.configs.length - 1];
+    // The next page starts just after the last key: "\0" is the smallest possible suffix.
+    if (page.more && last !== undefined) body.continue = encodeToken({ k: `${last.key}\u0000`, r: page.revision });
+    return body;
+  };
+
+  app.get('/v1/configs', list);
+
+  app.get('/v1/configs/*', async (req) => {
+    const { key, action } = splitAction(req);
+    if (key === '' && action === undefined) return list(req);
+    const q = req.query as Record<string, unknown>;
+    await readBarrier(q);
+    if (action === 'rollback') throw new NotFoundError(`rollback is POST /v1/configs/{key}/rollback, not GET`);
+    if (action === 'history') {
+      const limit = queryInt(q, 'limit');
+      const token = decodeToken(q);
+      let cursor: HistoryCursor | undefined;
+      if (token !== undefined) {
+        if (!isRevision(token.c) || !isRevision(token.b) || token.b < token.c) throw badToken();
+        cursor = { createRevision: token.c, beforeRevision: token.b };
+      }
+      const page = await configs.history(key, { ...(limit !== undefined ? { limit } : {}), ...(cursor ? { cursor } : {}) });
+      const body: Record<string, unknown> = { key, versions: page.versions.map(historyEntryToJson), more: page.next !== undefined };
+      if (page.next !== undefined) body.continue = encodeToken({ c: page.next.createRevision, b: page.next.beforeRevision });
+      if (page.compactRevision !== undefined) body.compact_revision = page.compactRevision;
+      return body;
+    }
+    if (action === 'diff') {
+      const from = queryVersion(q, 'from');
+      const to = queryVersion(q, 'to');
+      const d = await configs.diff(key, { ...(from !== undefined ? { from } : {}), ...(to !== undefined ? { to } : {}) });
+      return { key, from: formatVersion(d.from), to: formatVersion(d.to), ...d.diff };
+    }
+    return readToJson(await configs.get(key, queryVersion(q, 'version')));
+  });
+
+  app.put('/v1/configs/*', async (req) => {
+    const key = wildcardKey(req.params);
+    const o = readObject(jsonBody(req, '{"value": "…", "version": "v2"}'), ['value', 'version']);
+    if (!Object.hasOwn(o, 'value')) throw new InvalidArgumentError("'value' is required", { field: 'value' });
+    const expectVersion = optVersion(o.version, 'version');
+    const value = encodeConfigValue(o.value);
+    const res = await timed('config_put', () => configs.put(key, value, expectVersion === undefined ? {} : { expectVersion }));
+    return { key, version: formatVersion(res.version), revision: res.revision, updated_at: iso(res.updatedAt) };
+  });
+
+  app.post('/v1/configs/*', async (req) => {
+    const { key, action } = splitAction(req);
+    if (action !== 'rollback') {
+      throw new NotFoundError(`no route POST ${req.url.split('?')[0]}; a rollback is POST /v1/configs/{key}/rollback`);
+    }
+    const o = readObject(jsonBody(req, '{"version": "v1"}'), ['version', 'expectedVersion']);
+    if (o.version === undefined || o.version === null) throw new InvalidArgumentError("'version' (the version to restore) is required", { field: 'version' });
+    const version = parseVersion(o.version, 'version');
+    const expectVersion = optVersion(o.expectedVersion, 'expectedVersion');
+    const res = await timed('config_rollback', () => configs.rollback(key, version, expectVersion === undefined ? {} : { expectVersion }));
+    return {
+      key,
+      from_version: formatVersion(res.fromVersion),
+      to_version: formatVersion(res.toVersion),
+      restored_version: formatVersion(res.restoredVersion),
+      revision: res.revision,
+      updated_at: iso(res.updatedAt),
+    };
+  });
+
+  app.delete('/v1/configs/*', async (req) => {
+    const key = wildcardKey(req.params);
+    const res = await timed('config_delete', () => configs.delete(key));
+    return { key, revision: res.revision, deleted: true };
+  });
+}
