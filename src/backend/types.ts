@@ -2,7 +2,7 @@
  * The backend contract: what the kv core needs from durable storage, independently of the
  * datastore (SQLite embedded, PostgreSQL shared). Every backend passes test/conformance/.
  */
-import type { KeyValue, Lease, LogEntry } from '../kv/types.js';
+import type { AuditQuery, AuditRecord, KeyValue, Lease, LogEntry } from '../kv/types.js';
 
 /** What a backend reports when it opens: the head revision and the compact revision. */
 export interface BackendState {
@@ -20,6 +20,8 @@ export interface CommitBatch {
   entries: LogEntry[];
   leaseGrants: Lease[];
   leaseRevokes: number[];
+  /** Audit records of this batch's writes, stored in the same transaction. */
+  audit?: AuditRecord[];
 }
 
 /**
@@ -70,6 +72,12 @@ export interface Backend {
   keepAlive(id: number, expiresAt: number): Promise<void>;
   /** Writes a consistent point-in-time copy of the store to `path`; `onProgress(done, total)` in pages or bytes. */
   snapshot(path: string, onProgress?: (done: number, total: number) => void): Promise<BackendState>;
+  /** Appends audit records outside a write (failed logins, auth changes); durable on resolve. */
+  appendAudit(records: AuditRecord[]): Promise<void>;
+  /** Reads audit records matching `query`, oldest first, with their ids. */
+  queryAudit(query: AuditQuery): Promise<AuditRecord[]>;
+  /** Deletes audit records older than `beforeTs` (ms); resolves with how many. */
+  pruneAudit(beforeTs: number): Promise<number>;
   /** Storage size in bytes, when known. */
   sizeBytes(): Promise<number | undefined>;
   /** Closes connections; pending work is finished or rejected. */

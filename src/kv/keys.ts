@@ -5,6 +5,27 @@ import { InvalidArgumentError, TooLargeError } from '../errors.js';
 export const MAX_KEY_BYTES = 4096;
 
 /**
+ * Keys that start with U+0000 belong to Beacon itself (users, roles, API keys, namespace
+ * policies). No client API can name them: {@link validateKey} refuses them and
+ * {@link clampRange} moves every client range past them.
+ */
+export const SYSTEM_PREFIX = '\u0000';
+
+/** The first key a client may use: every key below it is a system key. */
+export const FIRST_USER_KEY = '\u0001';
+
+/** True for a key reserved to Beacon itself. */
+export function isSystemKey(key: string): boolean {
+  return key.startsWith(SYSTEM_PREFIX);
+}
+
+/** Moves a client range past the system keys (only a range starting at "" can reach them). */
+export function clampRange(key: string, rangeEnd: string | null | undefined): { key: string; rangeEnd: string | null | undefined } {
+  if (rangeEnd !== undefined && compareKeys(key, FIRST_USER_KEY) < 0) return { key: FIRST_USER_KEY, rangeEnd };
+  return { key, rangeEnd };
+}
+
+/**
  * Compares two strings in UTF-8 byte order (which is Unicode code point order). JavaScript's `<`
  * compares UTF-16 code units, which differs only between surrogate pairs and U+E000–U+FFFF.
  * Returns a negative number, 0 or a positive number.
@@ -52,10 +73,21 @@ export function inRange(key: string, start: string, end: string | null | undefin
 }
 
 /**
- * Checks a key: a non-empty string of well-formed UTF-8 of at most {@link MAX_KEY_BYTES} bytes.
- * @throws InvalidArgumentError when empty or holding a lone surrogate; TooLargeError when too long.
+ * Checks a key given by a client: a non-empty string of well-formed UTF-8 of at most
+ * {@link MAX_KEY_BYTES} bytes that is not a system key.
+ * @throws InvalidArgumentError when empty, reserved or holding a lone surrogate; TooLargeError when too long.
  */
 export function validateKey(key: unknown, what = 'key'): string {
+  const k = validateStoreKey(key, what);
+  if (isSystemKey(k)) throw new InvalidArgumentError(`${what} must not start with U+0000 (reserved for Beacon itself)`);
+  return k;
+}
+
+/**
+ * Checks a key at the store level, where system keys are allowed.
+ * @throws InvalidArgumentError when empty or holding a lone surrogate; TooLargeError when too long.
+ */
+export function validateStoreKey(key: unknown, what = 'key'): string {
   if (typeof key !== 'string') throw new InvalidArgumentError(`${what} must be a string`);
   if (key.length === 0) throw new InvalidArgumentError(`${what} must not be empty`);
   if (!key.isWellFormed()) throw new InvalidArgumentError(`${what} is not valid UTF-8 (lone surrogate)`);

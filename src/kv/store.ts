@@ -14,8 +14,10 @@ import {
   UnavailableError,
 } from '../errors.js';
 import { Lessor, MAX_LEASE_TTL_SECONDS, type Clock, type LeaseState } from '../lease/index.js';
-import { compareKeys, inRange, validateKey, validateRangeEnd } from './keys.js';
+import { compareKeys, inRange, validateStoreKey, validateRangeEnd } from './keys.js';
 import type {
+  AuditContext,
+  AuditRecord,
   Compare,
   KeyValue,
   Lease,
@@ -55,14 +57,16 @@ export interface StoreOptions {
 export interface WriteOptions {
   /** JSON recorded with every log entry of the revision, e.g. `{"rollback":…}`. */
   meta?: string;
+  /** Who asked: one audit record per changed key is written in the same transaction. */
+  audit?: AuditContext;
 }
 
 type Resolver<T> = { resolve: (v: T) => void; reject: (e: unknown) => void };
 
 type WriteRequest =
-  | ({ kind: 'txn'; txn: TxnRequest; meta: string | null } & Resolver<TxnResponse>)
-  | ({ kind: 'grant'; id: number; ttl: number } & Resolver<Lease>)
-  | ({ kind: 'revoke'; id: number; expiry: boolean } & Resolver<number>);
+  | ({ kind: 'txn'; txn: TxnRequest; meta: string | null; audit?: AuditContext } & Resolver<TxnResponse>)
+  | ({ kind: 'grant'; id: number; ttl: number; audit?: AuditContext } & Resolver<Lease>)
+  | ({ kind: 'revoke'; id: number; expiry: boolean; audit?: AuditContext } & Resolver<number>);
 
 /** A listener for committed revisions, called in revision order exactly once each. */
 export type CommitListener = (events: RevisionEvents) => void;
@@ -257,7 +261,7 @@ export class Store {
     key: string,
     opts: { fromRevision?: number; toRevision?: number; limit?: number; reverse?: boolean } = {},
   ): Promise<LogEntry[]> {
-    validateKey(key);
+    validateStoreKey(key);
     if (opts.fromRevision !== undefined && opts.fromRevision > 0 && opts.fromRevision <= this._compactRevision) {
       throw new CompactedError(opts.fromRevision, this._compactRevision);
     }
@@ -296,11 +300,11 @@ export class Store {
   async put(
     key: string,
     value: Uint8Array,
-    opts: { lease?: number; prevKv?: boolean; meta?: string } = {},
+    opts: { lease?: number; prevKv?: boolean; meta?: string; audit?: AuditContext } = {},
   ): Promise<{ revision: number; prevKv?: KeyValue }> {
     const res = await this.txn(
       { compare: [], success: [{ type: 'put', key, value, lease: opts.lease ?? 0, prevKv: opts.prevKv ?? false }], failure: [] },
-      { meta: opts.meta },
+      { meta: opts.meta, audit: opts.audit },
     );
     const r = res.results[0] as Extract<OpResult, { type: 'put' }>;
     return r.prevKv ? { revision: res.revision, prevKv: r.prevKv } : { revision: res.revision };
@@ -310,7 +314,7 @@ export class Store {
   async deleteRange(
     key: string,
     rangeEnd: string | null | undefined,
-    opts: { prevKv?: boolean; meta?: string } = {},
+    opts: { prevKv?: boolean; meta?: string; audit?: AuditContext } = {},
   ): Promise<{ revision: number; deleted: number; prevKvs?: KeyValue[] }> {
     const res = await this.txn({ compare: [], success: [{ type: 'delete', key, rangeEnd, prevKv: opts.prevKv ?? false }], failure: [] }, opts);
     const r = res.results[0] as Extract<OpResult, { type: 'delete' }>;
@@ -326,7 +330,7 @@ export class Store {
   txn(txn: TxnRequest, opts: WriteOptions = {}): Promise<TxnResponse> {
     this.validateTxn(txn);
     return new Promise((resolve, reject) => {
-      this.enqueue({ kind: 'txn', txn, meta: opts.meta ?? null, resolve, reject });
+      this.enqueue({ kind: 'txn', txn, meta: opts.meta ?? null, audit: opts.audit, resolve, reject });
     });
   }
 
@@ -334,22 +338,22 @@ export class Store {
    * Grants a lease of `ttl` seconds (1 … {@link MAX_LEASE_TTL_SECONDS}); `id` 0 picks a random id.
    * @throws InvalidArgumentError for a bad TTL or an id already in use.
    */
-  grantLease(ttl: number, id = 0): Promise<Lease> {
+  grantLease(ttl: number, id = 0, audit?: AuditContext): Promise<Lease> {
     if (!Number.isSafeInteger(ttl) || ttl < 1 || ttl > MAX_LEASE_TTL_SECONDS) {
       throw new InvalidArgumentError(`ttl must be an integer number of seconds from 1 to ${MAX_LEASE_TTL_SECONDS}`, { ttl });
     }
     if (!Number.isSafeInteger(id) || id < 0) throw new InvalidArgumentError('lease id must be a positive integer', { id });
     if (id !== 0 && this.lessor.get(id) !== undefined) throw new InvalidArgumentError(`lease ${id} already exists`, { id });
-    return new Promise((resolve, reject) => this.enqueue({ kind: 'grant', id, ttl, resolve, reject }));
+    return new Promise((resolve, reject) => this.enqueue({ kind: 'grant', id, ttl, audit, resolve, reject }));
   }
 
   /**
    * Revokes a lease and deletes its keys in one revision; resolves with the store revision.
    * @throws NotFoundError for an unknown lease.
    */
-  revokeLease(id: number): Promise<number> {
+  revokeLease(id: number, audit?: AuditContext): Promise<number> {
     if (this.lessor.get(id) === undefined) throw new NotFoundError(`lease ${id} not found`, { lease: id });
-    return new Promise((resolve, reject) => this.enqueue({ kind: 'revoke', id, expiry: false, resolve, reject }));
+    return new Promise((resolve, reject) => this.enqueue({ kind: 'revoke', id, expiry: false, audit, resolve, reject }));
   }
 
   /**
@@ -418,7 +422,7 @@ export class Store {
   }
 
   private validateCompare(c: Compare): void {
-    validateKey(c.key, 'compare key');
+    validateStoreKey(c.key, 'compare key');
     validateRangeEnd(c.rangeEnd);
     if (!['value', 'version', 'createRevision', 'modRevision', 'lease'].includes(c.target)) {
       throw new InvalidArgumentError(`unknown compare target '${String(c.target)}'`);
@@ -435,7 +439,7 @@ export class Store {
     const putKeys: string[] = [];
     const deletes: { key: string; rangeEnd: string | null | undefined }[] = [];
     for (const op of ops) {
-      validateKey(op.key);
+      validateStoreKey(op.key);
       if (op.type === 'put') {
         if (!(op.value instanceof Uint8Array)) throw new InvalidArgumentError('put value must be bytes');
         if (op.value.byteLength > this.maxValueBytes) {
@@ -647,6 +651,7 @@ class Planner {
   private readonly revokes: number[] = [];
   private readonly grantedIds = new Set<number>();
   private readonly revokedIds = new Set<number>();
+  private readonly audit: AuditRecord[] = [];
   readonly published: RevisionEvents[] = [];
   private revision: number;
 
@@ -660,7 +665,7 @@ class Planner {
   }
 
   batch(): CommitBatch {
-    return { revision: this.revision, entries: this.entries, leaseGrants: this.grants, leaseRevokes: this.revokes };
+    return { revision: this.revision, entries: this.entries, leaseGrants: this.grants, leaseRevokes: this.revokes, audit: this.audit };
   }
 
   private get(key: string): KeyValue | undefined {
@@ -700,11 +705,16 @@ class Planner {
     try {
       switch (r.kind) {
         case 'txn':
-          return { ok: true, value: this.planTxn(r.txn, r.meta) };
-        case 'grant':
-          return { ok: true, value: this.planGrant(r.id, r.ttl) };
-        case 'revoke':
-          return { ok: true, value: this.planRevoke(r.id, r.expiry) };
+          return { ok: true, value: this.planTxn(r.txn, r.meta, r.audit) };
+        case 'grant': {
+          const lease = this.planGrant(r.id, r.ttl);
+          if (r.audit) this.record(r.audit, null, null, null, null, JSON.stringify({ lease: lease.id, ttl: lease.grantedTtl }));
+          return { ok: true, value: lease };
+        }
+        case 'revoke': {
+          const audit = r.audit ?? (r.expiry ? { principal: 'system', action: 'lease.expire' } : undefined);
+          return { ok: true, value: this.planRevoke(r.id, r.expiry, audit) };
+        }
       }
     } catch (error) {
       return { ok: false, error };
@@ -737,7 +747,31 @@ class Planner {
     });
   }
 
-  private planTxn(txn: TxnRequest, meta: string | null): TxnResponse {
+  /** Adds one audit record to the batch. */
+  private record(ctx: AuditContext, key: string | null, oldVersion: number | null, newVersion: number | null, revision: number | null, details: string | null = null): void {
+    this.audit.push({
+      ts: this.now,
+      principal: ctx.principal,
+      action: ctx.action,
+      key,
+      oldVersion,
+      newVersion,
+      revision,
+      requestId: ctx.requestId ?? null,
+      source: ctx.source ?? null,
+      outcome: 'ok',
+      details,
+    });
+  }
+
+  private recordGroup(ctx: AuditContext | undefined, group: RevisionEvents, details: string | null = null): void {
+    if (ctx === undefined) return;
+    for (const ev of group.events) {
+      this.record(ctx, ev.kv.key, ev.prevKv?.version ?? null, ev.type === 'put' ? ev.kv.version : null, group.revision, details);
+    }
+  }
+
+  private planTxn(txn: TxnRequest, meta: string | null, audit?: AuditContext): TxnResponse {
     const succeeded = txn.compare.every((c) => this.compare(c));
     const ops = succeeded ? txn.success : txn.failure;
     // Check leases first, so a txn is all or nothing.
@@ -788,6 +822,7 @@ class Planner {
     }
     if (group.events.length === 0) return { succeeded, revision: this.revision, results };
     this.commitGroup(group);
+    this.recordGroup(audit, group);
     return { succeeded, revision: rev, results };
   }
 
@@ -825,7 +860,7 @@ class Planner {
     return lease;
   }
 
-  private planRevoke(id: number, expiry: boolean): number {
+  private planRevoke(id: number, expiry: boolean, audit?: AuditContext): number {
     const state = this.lessor.get(id);
     if ((state === undefined && !this.grantedIds.has(id)) || this.revokedIds.has(id)) {
       throw new NotFoundError(`lease ${id} not found`, { lease: id });
@@ -837,7 +872,11 @@ class Planner {
     const keys = [...candidates].filter((k) => this.get(k)?.lease === id).sort(compareKeys);
     this.revokedIds.add(id);
     this.revokes.push(id);
-    if (keys.length === 0) return this.revision;
+    const details = JSON.stringify({ lease: id });
+    if (keys.length === 0) {
+      if (audit) this.record(audit, null, null, null, null, details);
+      return this.revision;
+    }
     const rev = this.revision + 1;
     const group: RevisionEvents = { revision: rev, ts: this.now, meta: JSON.stringify({ lease: id, reason: expiry ? 'expired' : 'revoked' }), events: [] };
     for (const k of keys) {
@@ -846,6 +885,7 @@ class Planner {
       group.events.push({ type: 'delete', kv: tombstone(k, rev), prevKv: prev });
     }
     this.commitGroup(group);
+    this.recordGroup(audit, group, details);
     return rev;
   }
 }

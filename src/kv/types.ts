@@ -144,3 +144,46 @@ export interface Lease {
   grantedTtl: number;
   expiresAt: number;
 }
+
+/** Who caused a write, for the audit log: principal name, request id and source address. */
+export interface AuditContext {
+  principal: string;
+  /** What the client asked for, e.g. `kv.put`, `config.rollback`, `lease.revoke`. */
+  action: string;
+  requestId?: string;
+  source?: string;
+}
+
+/**
+ * One audit record (DESIGN.md §4: who, when, what, old and new version, request id, source).
+ * `ts` in ms since the epoch; `details` is JSON and never holds secret values.
+ */
+export interface AuditRecord {
+  /** Assigned by the backend, increasing. */
+  id?: number;
+  ts: number;
+  principal: string;
+  action: string;
+  key: string | null;
+  oldVersion: number | null;
+  newVersion: number | null;
+  revision: number | null;
+  requestId: string | null;
+  source: string | null;
+  outcome: 'ok' | 'denied' | 'failed';
+  details: string | null;
+}
+
+/** A filter for reading the audit log; every field optional; times in ms since the epoch. */
+export interface AuditQuery {
+  fromTs?: number;
+  toTs?: number;
+  principal?: string;
+  action?: string;
+  keyPrefix?: string;
+  outcome?: 'ok' | 'denied' | 'failed';
+  /** Only records with an id greater than this (pagination). */
+  afterId?: number;
+  /** At most this many records, oldest first. */
+  limit: number;
+}

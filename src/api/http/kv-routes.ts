@@ -2,6 +2,8 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { InvalidArgumentError, NotFoundError } from '../../errors.js';
 import {
+  clampRange,
+  compareKeys,
   prefixEnd,
   validateKey,
   validateRangeEnd,
@@ -25,6 +27,7 @@ import {
   wildcardKey,
 } from './codec.js';
 import type { HttpContext } from './context.js';
+import { auditContext } from './request-context.js';
 
 /** A continuation token: where the next page starts and the revision the listing is pinned to. */
 interface Continuation {
@@ -49,10 +52,10 @@ function decodeContinuation(token: string): Continuation {
 /** Resolves `key`, `prefix` and `rangeEnd` given together into one range. */
 export function resolveRange(key: string, prefix: boolean | undefined, rangeEnd: unknown): { key: string; rangeEnd: string | null | undefined } {
   if (prefix && rangeEnd !== undefined && rangeEnd !== null) throw new InvalidArgumentError("give either 'prefix' or 'rangeEnd', not both");
-  if (prefix) return { key, rangeEnd: prefixEnd(key) };
+  if (prefix) return clampRange(key, prefixEnd(key));
   if (key === '' && rangeEnd === undefined) throw new InvalidArgumentError('key must not be empty');
-  if (rangeEnd === undefined || rangeEnd === null) validateKey(key);
-  return { key, rangeEnd: validateRangeEnd(rangeEnd) };
+  if (rangeEnd === undefined) return { key: validateKey(key), rangeEnd };
+  return clampRange(key, validateRangeEnd(rangeEnd));
 }
 
 function readBodyValue(req: FastifyRequest): { value: Uint8Array; lease?: number; prevKv?: boolean } {
@@ -161,11 +164,14 @@ export function registerKvRoutes(app: FastifyInstance, ctx: HttpContext): void {
       if (kv === undefined) throw new NotFoundError(`key '${key}' not found at revision ${revision}`, { key, revision });
       return { revision: res.revision, kv: kvToJson(kv, keysOnly) };
     }
-    const end = prefixEnd(rawKey);
-    let start = rawKey;
+    const clamped = clampRange(rawKey, prefixEnd(rawKey));
+    const end = clamped.rangeEnd;
+    let start = clamped.key;
     const token = typeof q.continue === 'string' && q.continue !== '' ? decodeContinuation(q.continue) : undefined;
     if (token !== undefined) {
-      if (!token.k.startsWith(rawKey)) throw new InvalidArgumentError("the 'continue' token belongs to another prefix");
+      if (!token.k.startsWith(rawKey) || compareKeys(token.k, start) < 0) {
+        throw new InvalidArgumentError("the 'continue' token belongs to another prefix");
+      }
       start = token.k;
       revision = token.r;
     }
@@ -191,7 +197,7 @@ export function registerKvRoutes(app: FastifyInstance, ctx: HttpContext): void {
     const key = validateKey(wildcardKey(req.params));
     const { value, lease, prevKv } = readBodyValue(req);
     const started = performance.now();
-    const res = await store.put(key, value, { lease: lease ?? 0, prevKv: prevKv ?? false });
+    const res = await store.put(key, value, { lease: lease ?? 0, prevKv: prevKv ?? false, audit: auditContext(req, 'kv.put') });
     metrics.writeDuration.observe({ op: 'put' }, (performance.now() - started) / 1000);
     return res.prevKv ? { revision: res.revision, prevKv: kvToJson(res.prevKv) } : { revision: res.revision };
   });
@@ -200,11 +206,11 @@ export function registerKvRoutes(app: FastifyInstance, ctx: HttpContext): void {
     const q = req.query as Record<string, unknown>;
     const raw = wildcardKey(req.params);
     const range = resolveRange(raw, queryBool(q, 'prefix'), undefined);
-    if (range.key === '' && range.rangeEnd === null && !queryBool(q, 'all')) {
+    if (raw === '' && range.rangeEnd === null && !queryBool(q, 'all')) {
       throw new InvalidArgumentError('deleting every key needs all=true as well as prefix=true');
     }
     const started = performance.now();
-    const res = await store.deleteRange(range.key, range.rangeEnd, { prevKv: queryBool(q, 'prevKv') });
+    const res = await store.deleteRange(range.key, range.rangeEnd, { prevKv: queryBool(q, 'prevKv'), audit: auditContext(req, 'kv.delete') });
     metrics.writeDuration.observe({ op: 'delete' }, (performance.now() - started) / 1000);
     return { revision: res.revision, deleted: res.deleted, ...(res.prevKvs ? { prevKvs: res.prevKvs.map((kv) => kvToJson(kv)) } : {}) };
   });
@@ -212,7 +218,7 @@ export function registerKvRoutes(app: FastifyInstance, ctx: HttpContext): void {
   app.post('/v1/txn', async (req) => {
     const txn = parseTxn(req.body);
     const started = performance.now();
-    const res = await store.txn(txn);
+    const res = await store.txn(txn, { audit: auditContext(req, 'kv.txn') });
     metrics.writeDuration.observe({ op: 'txn' }, (performance.now() - started) / 1000);
     return { succeeded: res.succeeded, revision: res.revision, results: res.results.map(opResultToJson) };
   });

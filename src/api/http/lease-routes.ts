@@ -4,6 +4,7 @@ import { InvalidArgumentError } from '../../errors.js';
 import { MAX_LEASE_TTL_SECONDS } from '../../lease/index.js';
 import { optInt, readObject } from './codec.js';
 import type { HttpContext } from './context.js';
+import { auditContext } from './request-context.js';
 
 function leaseId(params: unknown): number {
   const raw = (params as { id?: string }).id ?? '';
@@ -21,7 +22,7 @@ export function registerLeaseRoutes(app: FastifyInstance, ctx: HttpContext): voi
     const o = readObject(req.body ?? {}, ['ttl', 'id']);
     const ttl = optInt(o, 'ttl', 1, MAX_LEASE_TTL_SECONDS);
     if (ttl === undefined) throw new InvalidArgumentError("'ttl' (seconds) is required");
-    const lease = await store.grantLease(ttl, optInt(o, 'id', 1) ?? 0);
+    const lease = await store.grantLease(ttl, optInt(o, 'id', 1) ?? 0, auditContext(req, 'lease.grant'));
     void reply.status(201);
     return { id: lease.id, ttl: lease.grantedTtl };
   });
@@ -39,7 +40,7 @@ export function registerLeaseRoutes(app: FastifyInstance, ctx: HttpContext): voi
   });
 
   app.delete('/v1/leases/:id', async (req) => {
-    const revision = await store.revokeLease(leaseId(req.params));
+    const revision = await store.revokeLease(leaseId(req.params), auditContext(req, 'lease.revoke'));
     return { revision };
   });
 }

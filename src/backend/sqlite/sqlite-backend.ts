@@ -4,7 +4,7 @@ import { mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { BeaconError, ErrorCode, UnavailableError } from '../../errors.js';
-import type { KeyValue, Lease, LogEntry } from '../../kv/types.js';
+import type { AuditQuery, AuditRecord, KeyValue, Lease, LogEntry } from '../../kv/types.js';
 import type { Backend, BackendRangeQuery, BackendState, CommitBatch, CommitPlanner } from '../types.js';
 
 const MIGRATIONS_DIR = fileURLToPath(new URL('./migrations/', import.meta.url));
@@ -145,6 +145,10 @@ export class SqliteBackend implements Backend {
                   SELECT 1 FROM kv_log n WHERE n.key = kv_log.key AND n.revision > kv_log.revision AND n.revision <= ?))
             AND revision <= ?`,
       ),
+      insertAudit: db.prepare(
+        `INSERT INTO audit (ts, principal, action, key, old_version, new_version, revision, request_id, source, outcome, details)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      ),
       minRevision: db.prepare<[], { r: number | null }>('SELECT min(revision) AS r FROM kv_log'),
     };
   }
@@ -182,6 +186,7 @@ export class SqliteBackend implements Backend {
         }
         for (const l of batch.leaseGrants) s.insertLease.run(l.id, l.grantedTtl, l.expiresAt);
         for (const id of batch.leaseRevokes) s.deleteLease.run(id);
+        for (const a of batch.audit ?? []) this.insertAudit(a);
         if (batch.revision !== head) s.setMeta.run(batch.revision, 'revision');
       }).immediate();
     } catch (err) {
@@ -301,6 +306,60 @@ export class SqliteBackend implements Backend {
     } finally {
       copy.close();
     }
+  }
+
+  private insertAudit(a: AuditRecord): void {
+    this.stmts.insertAudit.run(a.ts, a.principal, a.action, a.key, a.oldVersion, a.newVersion, a.revision, a.requestId, a.source, a.outcome, a.details);
+  }
+
+  async appendAudit(records: AuditRecord[]): Promise<void> {
+    try {
+      this.conn.transaction(() => {
+        for (const a of records) this.insertAudit(a);
+      }).immediate();
+    } catch (err) {
+      throw new UnavailableError(`the SQLite backend could not write the audit log: ${(err as Error).message}`, { cause: err });
+    }
+  }
+
+  async queryAudit(q: AuditQuery): Promise<AuditRecord[]> {
+    const where: string[] = [];
+    const params: (string | number)[] = [];
+    const add = (sql: string, v: string | number | undefined): void => {
+      if (v === undefined) return;
+      where.push(sql);
+      params.push(v);
+    };
+    add('ts >= ?', q.fromTs);
+    add('ts <= ?', q.toTs);
+    add('principal = ?', q.principal);
+    add('action = ?', q.action);
+    add('outcome = ?', q.outcome);
+    add('id > ?', q.afterId);
+    if (q.keyPrefix !== undefined) {
+      where.push('substr(key, 1, ?) = ?');
+      params.push(q.keyPrefix.length, q.keyPrefix);
+    }
+    const sql = `SELECT * FROM audit ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id LIMIT ?`;
+    const rows = this.conn.prepare<unknown[], Record<string, unknown>>(sql).all(...params, q.limit);
+    return rows.map((r) => ({
+      id: r.id as number,
+      ts: r.ts as number,
+      principal: r.principal as string,
+      action: r.action as string,
+      key: r.key as string | null,
+      oldVersion: r.old_version as number | null,
+      newVersion: r.new_version as number | null,
+      revision: r.revision as number | null,
+      requestId: r.request_id as string | null,
+      source: r.source as string | null,
+      outcome: r.outcome as AuditRecord['outcome'],
+      details: r.details as string | null,
+    }));
+  }
+
+  async pruneAudit(beforeTs: number): Promise<number> {
+    return this.conn.prepare<[number]>('DELETE FROM audit WHERE ts < ?').run(beforeTs).changes;
   }
 
   async sizeBytes(): Promise<number | undefined> {
