@@ -1,38 +1,688 @@
-/** Placeholder: the watch hub is being written (see the watch task). */
-import type { Store, RevisionEvents } from '../kv/index.js';
+/**
+ * The watch hub: fans committed revisions out to watchers in revision order, each exactly once and
+ * without gaps (DESIGN.md §2 "Watch"). The design follows etcd's `watchableStore`: watchers are
+ * either *synced* (they get each revision as it commits) or *unsynced* (behind, because they asked
+ * for old revisions or their connection is congested); unsynced watchers are caught up from a
+ * bounded ring of recent revisions or, when older, from the backend log, then rejoin live delivery.
+ */
+import { CompactedError, FutureRevisionError, InvalidArgumentError, UnavailableError } from '../errors.js';
+import { compareKeys, inRange, validateKey, validateRangeEnd, type RevisionEvents, type Store, type WatchEvent } from '../kv/index.js';
 import type { Metrics } from '../obs/index.js';
+import { RevisionRing } from './ring.js';
 
-/** Options of a watcher. */
+/** Tunables of the hub and of its transports. Counts are revisions or log entries; sizes bytes; times ms. */
+export interface WatchHubOptions {
+  /** Recent revisions kept in memory for cheap catch-up. Default 10,000. */
+  ringSize: number;
+  /** Byte budget of that ring (approximate; keys, values and prevKvs). Default 64 MiB. */
+  ringBytes: number;
+  /** A synced watcher that has been sent nothing for this long gets a progress notification. Default 10 s. */
+  progressIntervalMs: number;
+  /** A connection with more than this many bytes waiting to be sent is congested. Default 1 MiB. */
+  congestionBytes: number;
+  /** Log entries read from the backend per catch-up step (bounds memory per watcher). Default 1,000. */
+  catchUpEntries: number;
+  /** WebSocket transports ping this often to find half-open connections. Default 15 s. */
+  pingIntervalMs: number;
+  /** A WebSocket that has not answered (pong or any frame) for this long is terminated. Default 30 s. */
+  pongTimeoutMs: number;
+}
+
+/** The defaults of {@link WatchHubOptions}. */
+export const DEFAULT_WATCH_HUB_OPTIONS: Readonly<WatchHubOptions> = Object.freeze({
+  ringSize: 10_000,
+  ringBytes: 64 * 1024 * 1024,
+  progressIntervalMs: 10_000,
+  congestionBytes: 1024 * 1024,
+  catchUpEntries: 1000,
+  pingIntervalMs: 15_000,
+  pongTimeoutMs: 30_000,
+});
+
+/** Revisions delivered from the ring to one watcher before yielding the event loop to others. */
+const RING_BUDGET = 512;
+/**
+ * Recent revisions whose serializations are kept for sharing. Sharing pays off mostly during the
+ * live fan-out; keeping serializations for the whole ring would multiply its memory.
+ */
+const MEMO_REVISIONS = 64;
+
+/**
+ * What to watch. `rangeEnd` undefined watches the single key `key`; a string watches
+ * `[key, rangeEnd)`; null watches every key ≥ `key` (with `key` "" that is every key).
+ * `fromRevision` 0 or absent means from the next revision; otherwise the first revision to send,
+ * which must be above the compact revision and at most the current revision + 1.
+ */
 export interface WatcherOptions {
   key: string;
   rangeEnd?: string | null;
   fromRevision?: number;
+  /** Send each event's previous kv (when the key existed). */
   prevKv?: boolean;
+  /** Leave out put events. */
+  noPut?: boolean;
+  /** Leave out delete events. */
+  noDelete?: boolean;
 }
 
-/** Where a watcher's output goes. */
+/**
+ * The events of one revision that match one watcher. Batches are shared between watchers that see
+ * the same subset, so a transport can serialize once per revision with {@link WatchBatch.memo}.
+ * `events` carry `prevKv` only when the watcher asked for it.
+ */
+export interface WatchBatch {
+  readonly revision: number;
+  /** Commit time of the revision in ms since the epoch. */
+  readonly ts: number;
+  /** The revision's meta JSON (for example a config rollback), or null. */
+  readonly meta: string | null;
+  readonly events: readonly WatchEvent[];
+  readonly prevKv: boolean;
+  /**
+   * Returns `compute()`'s result, computed at most once per revision, event subset and prevKv
+   * variant and `key`; use it to serialize a batch once for every watcher that receives it.
+   */
+  memo(key: string, compute: () => string): string;
+}
+
+/**
+ * Where a watcher's output goes: one per watch, usually a view of a shared connection. The hub
+ * never awaits a sink; it asks `congested()` before each send and parks a congested watcher until
+ * `onDrain` calls back. Every method must return quickly and must not throw.
+ */
 export interface WatchSink {
-  send(events: RevisionEvents): void;
+  /** A metrics label: `ws` or `sse`. */
+  readonly transport: string;
+  /** True while the connection holds more unsent bytes than the hub's `congestionBytes`. */
+  congested(): boolean;
+  /** Calls `cb` once when the connection is no longer congested, or when it closes. */
+  onDrain(cb: () => void): void;
+  /** Sends the events of one revision. */
+  events(batch: WatchBatch): void;
+  /** Sends a progress notification: every matching revision ≤ `revision` has been sent. */
+  progress(revision: number): void;
+  /** The watch needs revisions at or below `compactRevision`, which are gone; the hub has removed it. */
+  compacted(compactRevision: number): void;
+  /** The hub is shutting down; the watch has been removed. */
+  closed?(): void;
 }
 
-/** A registered watcher. */
+/** A registered watch, as returned by {@link WatchHub.watch}. */
 export interface Watcher {
-  id: number;
+  /** Unique within the hub. */
+  readonly id: number;
+  readonly key: string;
+  readonly rangeEnd: string | null | undefined;
+  /** The hub revision when the watch was created. */
+  readonly createdRevision: number;
+  /** True while the watcher receives revisions as they commit; false while it catches up. */
+  readonly synced: boolean;
+  /** Every matching revision ≤ this one has been handed to the sink (safe to resume from it + 1). */
+  readonly progressRevision: number;
+  /** Removes the watch; nothing more is sent to its sink. Idempotent. */
   cancel(): void;
 }
 
-/** Fans committed revisions out to watchers. */
+type WatcherState = 'synced' | 'unsynced' | 'done';
+
+/** Watchers of one identical range, so the range test runs once per revision for all of them. */
+interface Group {
+  readonly id: string;
+  readonly key: string;
+  readonly rangeEnd: string | null | undefined;
+  readonly watchers: Set<WatcherImpl>;
+}
+
+/** Per-revision caches shared by every batch made from that revision. */
+interface RevisionCache {
+  /** The events without prevKv, made once (the same array when none has a prevKv). */
+  stripped?: WatchEvent[];
+  memos: Map<string, string>;
+}
+
+class WatcherImpl implements Watcher {
+  state: WatcherState = 'synced';
+  /** While unsynced: the next revision to send. */
+  nextRevision = 0;
+  lastSentAt = Date.now();
+  catchingUp = false;
+  group!: Group;
+
+  constructor(
+    private readonly hub: WatchHub,
+    readonly id: number,
+    readonly key: string,
+    readonly rangeEnd: string | null | undefined,
+    readonly prevKv: boolean,
+    readonly noPut: boolean,
+    readonly noDelete: boolean,
+    readonly sink: WatchSink,
+    readonly createdRevision: number,
+  ) {}
+
+  /** Index of this watcher's filter/prevKv variant (0–7) for sharing batches within a group. */
+  get variant(): number {
+    return (this.noPut ? 1 : 0) | (this.noDelete ? 2 : 0) | (this.prevKv ? 4 : 0);
+  }
+
+  get synced(): boolean {
+    return this.state === 'synced';
+  }
+
+  get progressRevision(): number {
+    return this.state === 'unsynced' ? this.nextRevision - 1 : this.hub.revision;
+  }
+
+  cancel(): void {
+    this.hub.cancelWatcher(this);
+  }
+}
+
+class Batch implements WatchBatch {
+  constructor(
+    private readonly source: RevisionEvents,
+    private readonly signature: string,
+    readonly events: readonly WatchEvent[],
+    readonly prevKv: boolean,
+    private readonly memos: Map<string, string>,
+  ) {}
+
+  get revision(): number {
+    return this.source.revision;
+  }
+
+  get ts(): number {
+    return this.source.ts;
+  }
+
+  get meta(): string | null {
+    return this.source.meta;
+  }
+
+  memo(key: string, compute: () => string): string {
+    const k = `${this.signature}|${key}`;
+    let v = this.memos.get(k);
+    if (v === undefined) {
+      v = compute();
+      this.memos.set(k, v);
+    }
+    return v;
+  }
+}
+
+function stripPrevKv(events: WatchEvent[]): WatchEvent[] {
+  if (!events.some((e) => e.prevKv !== undefined)) return events;
+  return events.map((e) => (e.prevKv === undefined ? e : { type: e.type, kv: e.kv }));
+}
+
+function checkPositiveInt(name: string, v: unknown): void {
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 1) throw new InvalidArgumentError(`watch hub option ${name} must be a positive integer`);
+}
+
+/**
+ * Fans committed revisions out to watchers (DESIGN.md §2 "Watch"). Construct one per node with
+ * `new WatchHub(store, metrics)` after the store is open; it subscribes to the store at once.
+ * Single-key watchers are indexed by key and watchers of identical ranges share one range test;
+ * each revision's batch is built once per event subset and shared. Observes
+ * `beacon_watch_propagation_seconds`, `beacon_watch_events_sent_total` and `beacon_watchers`.
+ *
+ * @example
+ * const w = hub.watch({ key: 'app/', rangeEnd: prefixEnd('app/'), fromRevision: 5 }, sink);
+ * // … later
+ * w.cancel();
+ */
 export class WatchHub {
+  private opts: WatchHubOptions;
+  private head: number;
+  private readonly ring: RevisionRing;
+  /** Serialization caches of the latest revisions (insertion ordered, at most MEMO_REVISIONS). */
+  private readonly caches = new Map<RevisionEvents, RevisionCache>();
+  /** Caches of revisions read from the backend log: they live only as long as their chunk. */
+  private readonly logCaches = new WeakMap<RevisionEvents, RevisionCache>();
+  private readonly exact = new Map<string, Group>();
+  private readonly ranges = new Map<string, Group>();
+  private readonly all = new Set<WatcherImpl>();
+  private nextId = 1;
+  private syncedCount = 0;
+  private unsyncedCount = 0;
+  private closed = false;
+  private readonly unsubscribe: () => void;
+  private progressTimer: NodeJS.Timeout | undefined;
+  private readonly transportMetrics = new Map<string, { sent: { inc(n: number): void }; propagation: { observe(v: number): void } }>();
+
+  /**
+   * @param store an opened store; the hub follows it from its current revision.
+   * @param options overrides of {@link DEFAULT_WATCH_HUB_OPTIONS}.
+   * @throws InvalidArgumentError for an option that is not a positive integer.
+   */
   constructor(
     readonly store: Store,
     readonly metrics: Metrics,
-  ) {}
+    options: Partial<WatchHubOptions> = {},
+  ) {
+    this.opts = { ...DEFAULT_WATCH_HUB_OPTIONS };
+    this.head = store.revision;
+    this.ring = new RevisionRing(this.head + 1);
+    this.configure(options);
+    this.updateGauge();
+    this.unsubscribe = store.subscribe((rev) => this.onCommit(rev));
+  }
+
+  /** The current tunables (read by the transports for each new connection). */
+  get options(): Readonly<WatchHubOptions> {
+    return this.opts;
+  }
+
+  /**
+   * Changes tunables at run time (a smaller ring is trimmed at once).
+   * @throws InvalidArgumentError for a value that is not a positive integer.
+   */
+  configure(options: Partial<WatchHubOptions>): void {
+    for (const [k, v] of Object.entries(options)) {
+      if (!(k in DEFAULT_WATCH_HUB_OPTIONS)) throw new InvalidArgumentError(`unknown watch hub option ${k}`);
+      if (v !== undefined) checkPositiveInt(k, v);
+    }
+    const before = this.opts.progressIntervalMs;
+    this.opts = { ...this.opts, ...Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) };
+    this.ring.trim(this.opts.ringSize, this.opts.ringBytes);
+    if (this.progressTimer === undefined || before !== this.opts.progressIntervalMs) this.startProgressTimer();
+  }
 
   /** The number of active watchers. */
   get watcherCount(): number {
-    return 0;
+    return this.all.size;
   }
 
-  /** Stops every watcher. */
-  close(): void {}
+  /** The last revision the hub has seen committed (every watcher's events up to it are sent or queued). */
+  get revision(): number {
+    return this.head;
+  }
+
+  /** How many watchers are caught up and how many are catching up. */
+  get stats(): { synced: number; unsynced: number; ringRevisions: number; ringBytes: number; ringFloor: number } {
+    return { synced: this.syncedCount, unsynced: this.unsyncedCount, ringRevisions: this.ring.length, ringBytes: this.ring.bytes, ringFloor: this.ring.floor };
+  }
+
+  /**
+   * Registers a watch. Nothing is sent to `sink` before this returns, so a transport can first
+   * acknowledge the watch; past revisions follow asynchronously, then live ones.
+   * @throws InvalidArgumentError for a bad key, range or revision; CompactedError when
+   * `fromRevision` is at or below the compact revision (its `compactRevision` says where history
+   * starts); FutureRevisionError when it is beyond the current revision + 1; UnavailableError
+   * after {@link close}.
+   */
+  watch(options: WatcherOptions, sink: WatchSink): Watcher {
+    if (this.closed) throw new UnavailableError('the node is shutting down');
+    const { key } = options;
+    if (typeof key !== 'string') throw new InvalidArgumentError('key must be a string');
+    const rangeEnd = validateRangeEnd(options.rangeEnd);
+    if (rangeEnd === undefined || key !== '') validateKey(key);
+    if (typeof rangeEnd === 'string' && compareKeys(rangeEnd, key) <= 0) {
+      throw new InvalidArgumentError('rangeEnd must be greater than key', { key, rangeEnd });
+    }
+    const from = options.fromRevision ?? 0;
+    if (!Number.isSafeInteger(from) || from < 0) throw new InvalidArgumentError('fromRevision must be a non-negative integer', { fromRevision: from });
+    const head = this.head;
+    if (from > head + 1) throw new FutureRevisionError(from, head);
+    if (from > 0 && from <= this.store.compactRevision) throw new CompactedError(from, this.store.compactRevision);
+
+    const w = new WatcherImpl(
+      this,
+      this.nextId++,
+      key,
+      rangeEnd,
+      options.prevKv ?? false,
+      options.noPut ?? false,
+      options.noDelete ?? false,
+      sink,
+      head,
+    );
+    const start = from === 0 ? head + 1 : from;
+    this.index(w);
+    this.all.add(w);
+    if (start > head) {
+      this.syncedCount++;
+      this.updateGauge();
+    } else {
+      w.state = 'unsynced';
+      w.nextRevision = start;
+      this.unsyncedCount++;
+      this.updateGauge();
+      this.kick(w);
+    }
+    return w;
+  }
+
+  /**
+   * The revision a connection carrying `watchers` may report as progress: the lowest revision
+   * through which all of them have been sent everything (the hub revision when there are none).
+   */
+  progressRevision(watchers: Iterable<Watcher>): number {
+    let r = this.head;
+    for (const w of watchers) r = Math.min(r, w.progressRevision);
+    return r;
+  }
+
+  /** Removes one watcher (what {@link Watcher.cancel} calls). */
+  cancelWatcher(watcher: Watcher): void {
+    if (watcher instanceof WatcherImpl) this.remove(watcher);
+  }
+
+  /** Stops following the store and ends every watcher (each sink's `closed()` is called). */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.unsubscribe();
+    if (this.progressTimer) clearInterval(this.progressTimer);
+    this.progressTimer = undefined;
+    this.caches.clear();
+    for (const w of [...this.all]) {
+      this.remove(w);
+      try {
+        w.sink.closed?.();
+      } catch {
+        // a failing transport must not stop the shutdown of the others
+      }
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Live fan-out
+
+  private onCommit(rev: RevisionEvents): void {
+    if (this.closed || rev.revision <= this.head) return;
+    if (rev.revision !== this.head + 1) {
+      // A gap should never happen (the store publishes every revision in order); if it does, nobody
+      // may skip it: every synced watcher catches up from the backend log.
+      for (const w of this.all) if (w.state === 'synced') this.setUnsynced(w, this.head + 1);
+    }
+    this.head = rev.revision;
+    this.ring.push(rev, this.opts.ringSize, this.opts.ringBytes);
+    if (this.syncedCount === 0) return;
+    const now = Date.now();
+    const events = rev.events;
+    if (this.exact.size > 0) {
+      for (let i = 0; i < events.length; i++) {
+        const g = this.exact.get((events[i] as WatchEvent).kv.key);
+        if (g !== undefined) this.fanOutGroup(g, rev, [i], now);
+      }
+    }
+    for (const g of this.ranges.values()) {
+      let idx: number[] | undefined;
+      for (let i = 0; i < events.length; i++) {
+        if (inRange((events[i] as WatchEvent).kv.key, g.key, g.rangeEnd)) (idx ??= []).push(i);
+      }
+      if (idx !== undefined) this.fanOutGroup(g, rev, idx, now);
+    }
+  }
+
+  private fanOutGroup(g: Group, rev: RevisionEvents, idx: number[], now: number): void {
+    const variants: (WatchBatch | null | undefined)[] = [];
+    for (const w of g.watchers) {
+      if (w.state !== 'synced') continue;
+      const v = w.variant;
+      let b = variants[v];
+      if (b === undefined) {
+        b = this.makeBatch(rev, idx, w);
+        variants[v] = b;
+      }
+      if (b === null) continue;
+      // Never wait for one connection here: a congested watcher is parked and caught up later.
+      if (w.sink.congested()) {
+        this.setUnsynced(w, rev.revision);
+        continue;
+      }
+      this.deliver(w, b, now);
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Catch-up
+
+  private kick(w: WatcherImpl): void {
+    // Later, not now: the caller may be in the middle of a fan-out or of creating the watch.
+    queueMicrotask(() => void this.catchUp(w));
+  }
+
+  private async catchUp(w: WatcherImpl): Promise<void> {
+    if (w.catchingUp) return;
+    w.catchingUp = true;
+    let failures = 0;
+    try {
+      while (w.state === 'unsynced' && !this.closed) {
+        if (w.sink.congested()) {
+          await new Promise<void>((resolve) => w.sink.onDrain(resolve));
+          continue;
+        }
+        if (w.nextRevision <= this.store.compactRevision) {
+          this.compactWatcher(w);
+          return;
+        }
+        if (w.nextRevision > this.head) {
+          this.setSynced(w);
+          return;
+        }
+        if (w.nextRevision >= this.ring.floor) {
+          this.catchUpFromRing(w);
+          if (w.state === 'unsynced' && w.nextRevision > this.head) {
+            this.setSynced(w);
+            return;
+          }
+          // Budget used up (or congested): let other watchers and connections run first.
+          await new Promise<void>((resolve) => setImmediate(resolve));
+          continue;
+        }
+        try {
+          await this.catchUpFromLog(w);
+          failures = 0;
+        } catch (err) {
+          if (err instanceof CompactedError) {
+            this.compactWatcher(w);
+            return;
+          }
+          // The backend is unreachable: keep the watcher and retry with backoff, never skip.
+          failures++;
+          await new Promise<void>((resolve) => setTimeout(resolve, Math.min(2000, 25 * 2 ** failures)).unref());
+        }
+      }
+    } finally {
+      w.catchingUp = false;
+    }
+  }
+
+  private catchUpFromRing(w: WatcherImpl): void {
+    const ring = this.ring;
+    let i = ring.indexOf(w.nextRevision);
+    let budget = RING_BUDGET;
+    const now = Date.now();
+    for (; i < ring.length && budget > 0; i++, budget--) {
+      const rev = ring.at(i) as RevisionEvents;
+      const b = this.makeBatch(rev, this.matching(w, rev), w);
+      if (b !== null) {
+        if (w.sink.congested()) return;
+        this.deliver(w, b, now);
+        if (w.state !== 'unsynced') return;
+      }
+      w.nextRevision = rev.revision + 1;
+    }
+  }
+
+  private async catchUpFromLog(w: WatcherImpl): Promise<void> {
+    const to = Math.min(this.ring.floor - 1, this.head);
+    const chunk = await this.store.readEvents(w.nextRevision, to, this.opts.catchUpEntries, w.prevKv);
+    if (w.state !== 'unsynced') return;
+    // A compaction may have removed part of what was just read.
+    if (w.nextRevision <= this.store.compactRevision) throw new CompactedError(w.nextRevision, this.store.compactRevision);
+    for (const rev of chunk) {
+      if (rev.revision < w.nextRevision) continue;
+      const b = this.makeBatch(rev, this.matching(w, rev), w, true);
+      if (b !== null) {
+        while (w.state === 'unsynced' && w.sink.congested()) await new Promise<void>((resolve) => w.sink.onDrain(resolve));
+        if (w.state !== 'unsynced') return;
+        this.deliver(w, b, Date.now());
+        if (w.state !== 'unsynced') return;
+      }
+      w.nextRevision = rev.revision + 1;
+    }
+    const last = chunk[chunk.length - 1];
+    // An empty or final chunk covers the whole span; a chunk cut by the limit ends at its last revision.
+    if (last === undefined || last.revision >= to) w.nextRevision = Math.max(w.nextRevision, to + 1);
+  }
+
+  private matching(w: WatcherImpl, rev: RevisionEvents): number[] {
+    const idx: number[] = [];
+    const events = rev.events;
+    for (let i = 0; i < events.length; i++) {
+      if (inRange((events[i] as WatchEvent).kv.key, w.key, w.rangeEnd)) idx.push(i);
+    }
+    return idx;
+  }
+
+  private compactWatcher(w: WatcherImpl): void {
+    const c = this.store.compactRevision;
+    this.remove(w);
+    try {
+      w.sink.compacted(c);
+    } catch {
+      // the watch is gone either way
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Delivery
+
+  /** The batch of `idx` (indices into `rev.events`) after `w`'s filters, or null when nothing is left. */
+  private makeBatch(rev: RevisionEvents, idx: number[], w: WatcherImpl, fromLog = false): Batch | null {
+    const events = rev.events;
+    let sel = idx;
+    if (w.noPut || w.noDelete) {
+      sel = idx.filter((i) => {
+        const t = (events[i] as WatchEvent).type;
+        return t === 'put' ? !w.noPut : !w.noDelete;
+      });
+    }
+    if (sel.length === 0) return null;
+    const cache = this.cacheFor(rev, fromLog);
+    const all = sel.length === events.length;
+    let source = events;
+    if (!w.prevKv) source = cache.stripped ??= stripPrevKv(events);
+    const chosen = all ? source : sel.map((i) => source[i] as WatchEvent);
+    const signature = `${all ? '*' : sel.join(',')}${w.prevKv ? '+' : '-'}`;
+    return new Batch(rev, signature, chosen, w.prevKv, cache.memos);
+  }
+
+  private cacheFor(rev: RevisionEvents, fromLog: boolean): RevisionCache {
+    const map = fromLog ? this.logCaches : this.caches;
+    let cache = map.get(rev);
+    if (cache === undefined) {
+      cache = { memos: new Map() };
+      map.set(rev, cache);
+      if (!fromLog && this.caches.size > MEMO_REVISIONS) {
+        const oldest = this.caches.keys().next().value;
+        if (oldest !== undefined) this.caches.delete(oldest);
+      }
+    }
+    return cache;
+  }
+
+  private deliver(w: WatcherImpl, b: WatchBatch, now: number): void {
+    try {
+      w.sink.events(b);
+    } catch {
+      // A sink that throws is broken: drop that watcher rather than stall the fan-out.
+      this.remove(w);
+      return;
+    }
+    w.lastSentAt = now;
+    const m = this.metricsFor(w.sink.transport);
+    m.sent.inc(b.events.length);
+    // Propagation is commit → send; revisions a watcher asked for from the past are history, not propagation.
+    if (b.revision > w.createdRevision) m.propagation.observe(Math.max(0, Date.now() - b.ts) / 1000);
+  }
+
+  private metricsFor(transport: string): { sent: { inc(n: number): void }; propagation: { observe(v: number): void } } {
+    let m = this.transportMetrics.get(transport);
+    if (m === undefined) {
+      m = {
+        sent: this.metrics.watchEventsSent.labels({ transport }),
+        propagation: this.metrics.watchPropagation.labels({ transport }),
+      };
+      this.transportMetrics.set(transport, m);
+    }
+    return m;
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Bookkeeping
+
+  private index(w: WatcherImpl): void {
+    const single = w.rangeEnd === undefined;
+    const map = single ? this.exact : this.ranges;
+    const id = single ? w.key : JSON.stringify([w.key, w.rangeEnd]);
+    let g = map.get(id);
+    if (g === undefined) {
+      g = { id, key: w.key, rangeEnd: w.rangeEnd, watchers: new Set() };
+      map.set(id, g);
+    }
+    g.watchers.add(w);
+    w.group = g;
+  }
+
+  private remove(w: WatcherImpl): void {
+    if (w.state === 'done') return;
+    if (w.state === 'synced') this.syncedCount--;
+    else this.unsyncedCount--;
+    w.state = 'done';
+    const g = w.group;
+    g.watchers.delete(w);
+    if (g.watchers.size === 0) (w.rangeEnd === undefined ? this.exact : this.ranges).delete(g.id);
+    this.all.delete(w);
+    this.updateGauge();
+  }
+
+  private setUnsynced(w: WatcherImpl, nextRevision: number): void {
+    if (w.state !== 'synced') return;
+    w.state = 'unsynced';
+    w.nextRevision = nextRevision;
+    this.syncedCount--;
+    this.unsyncedCount++;
+    this.updateGauge();
+    this.kick(w);
+  }
+
+  private setSynced(w: WatcherImpl): void {
+    if (w.state !== 'unsynced') return;
+    w.state = 'synced';
+    this.unsyncedCount--;
+    this.syncedCount++;
+    this.updateGauge();
+  }
+
+  private updateGauge(): void {
+    this.metrics.watchers.set({ state: 'synced' }, this.syncedCount);
+    this.metrics.watchers.set({ state: 'unsynced' }, this.unsyncedCount);
+  }
+
+  private startProgressTimer(): void {
+    if (this.progressTimer) clearInterval(this.progressTimer);
+    if (this.closed) return;
+    const every = this.opts.progressIntervalMs;
+    // Ticking at half the interval bounds an idle watcher's wait for progress to 1.5 intervals.
+    this.progressTimer = setInterval(() => this.sendProgress(), Math.max(10, Math.floor(every / 2)));
+    this.progressTimer.unref();
+  }
+
+  private sendProgress(): void {
+    const now = Date.now();
+    const every = this.opts.progressIntervalMs;
+    for (const w of this.all) {
+      if (w.state !== 'synced' || now - w.lastSentAt < every || w.sink.congested()) continue;
+      w.lastSentAt = now;
+      try {
+        w.sink.progress(this.head);
+      } catch {
+        this.remove(w);
+      }
+    }
+  }
 }

@@ -1,6 +1,318 @@
-/** Placeholder: `/v1/watch` (WebSocket) and `GET /v1/watch/*` (SSE) are being written (see the watch task). */
-import type { FastifyInstance } from 'fastify';
+/**
+ * Watches over HTTP: `GET /v1/watch` (WebSocket, many watches multiplexed on one socket, plus
+ * lease keep-alives) and `GET /v1/watch/*` (Server-Sent Events, one watch per stream, resumable
+ * with `Last-Event-ID`). Both are thin adapters over the {@link WatchHub}. The config
+ * notification socket (`/v1/configs/watch`) is registered from here too.
+ */
+import type { ServerResponse } from 'node:http';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { WebSocket } from 'ws';
+import { CompactedError, InvalidArgumentError, NotFoundError, TooLargeError } from '../../errors.js';
+import { prefixEnd } from '../../kv/index.js';
+import { WsChannel, type WatchBatch, type Watcher, type WatchHub, type WatchSink } from '../../watch/index.js';
+import { eventToJson, optBool, optInt, optString, queryBool, queryInt, readObject, reqString, wildcardKey } from './codec.js';
+import { registerConfigWatchRoutes } from './config-watch.js';
 import type { HttpContext } from './context.js';
 
-/** Registers the watch routes. */
-export function registerWatchRoutes(_app: FastifyInstance, _ctx: HttpContext): void {}
+/** The most watches one WebSocket may hold at once (bounds a connection's memory). */
+export const MAX_WATCHES_PER_CONNECTION = 10_000;
+
+const CREATE_FIELDS = ['type', 'key', 'prefix', 'rangeEnd', 'fromRevision', 'prevKv', 'watchId', 'noPut', 'noDelete'] as const;
+const SSE_QUERY = ['prefix', 'rangeEnd', 'fromRevision', 'prevKv', 'lastEventId', 'noPut', 'noDelete'] as const;
+
+/**
+ * Resolves a watch's `key` with `prefix` or `rangeEnd` into the hub's range form (rangeEnd
+ * undefined = one key, null = unbounded).
+ * @throws InvalidArgumentError when both `prefix` and `rangeEnd` are given.
+ */
+export function watchRange(key: string, prefix: boolean | undefined, rangeEnd: string | undefined): { key: string; rangeEnd: string | null | undefined } {
+  if (prefix && rangeEnd !== undefined) throw new InvalidArgumentError("give either 'prefix' or 'rangeEnd', not both");
+  if (prefix) return { key, rangeEnd: prefixEnd(key) };
+  return { key, rangeEnd };
+}
+
+/** The JSON array of a batch's events, serialized once per revision and event subset (the hub bounds the cache). */
+export function eventsJson(b: WatchBatch): string {
+  return b.memo('events', () => JSON.stringify(b.events.map(eventToJson)));
+}
+
+// -------------------------------------------------------------------------------------------------
+// WebSocket
+
+/** One `/v1/watch` socket: its watches by client-visible id. */
+class WatchConnection {
+  private readonly watches = new Map<number, Watcher>();
+  private nextAutoId = 1;
+
+  constructor(
+    private readonly ctx: HttpContext,
+    private readonly ch: WsChannel,
+  ) {
+    ch.onFrame((f) => this.onFrame(f));
+    ch.onClose(() => {
+      for (const w of this.watches.values()) w.cancel();
+      this.watches.clear();
+    });
+  }
+
+  private onFrame(f: Record<string, unknown>): void {
+    switch (f.type) {
+      case 'create':
+        this.create(f);
+        return;
+      case 'cancel':
+        this.cancel(f);
+        return;
+      case 'progress':
+        readObject(f, ['type'], 'progress frame');
+        this.ch.send(`{"type":"progress","revision":${this.ctx.hub.progressRevision(this.watches.values())}}`);
+        return;
+      case 'keepalive':
+        this.keepAlive(f);
+        return;
+      default:
+        throw new InvalidArgumentError(
+          f.type === undefined
+            ? 'frame has no "type"; expected create, cancel, progress or keepalive'
+            : `unknown frame type ${JSON.stringify(f.type)}; expected create, cancel, progress or keepalive`,
+        );
+    }
+  }
+
+  private create(f: Record<string, unknown>): void {
+    const watchId = optInt(f, 'watchId');
+    try {
+      const o = readObject(f, CREATE_FIELDS, 'create frame');
+      const range = watchRange(reqString(o, 'key'), optBool(o, 'prefix'), optString(o, 'rangeEnd'));
+      const fromRevision = optInt(o, 'fromRevision');
+      if (watchId !== undefined && this.watches.has(watchId)) {
+        throw new InvalidArgumentError(`watchId ${watchId} is already in use on this connection`, { watchId });
+      }
+      if (this.watches.size >= MAX_WATCHES_PER_CONNECTION) {
+        throw new TooLargeError(`a connection may hold at most ${MAX_WATCHES_PER_CONNECTION} watches`, { limit: MAX_WATCHES_PER_CONNECTION });
+      }
+      const id = watchId ?? this.allocateId();
+      let watcher: Watcher | undefined;
+      const sink = this.sink(id, () => watcher);
+      try {
+        watcher = this.ctx.hub.watch(
+          {
+            ...range,
+            ...(fromRevision !== undefined ? { fromRevision } : {}),
+            prevKv: optBool(o, 'prevKv') ?? false,
+            noPut: optBool(o, 'noPut') ?? false,
+            noDelete: optBool(o, 'noDelete') ?? false,
+          },
+          sink,
+        );
+      } catch (err) {
+        if (!(err instanceof CompactedError)) throw err;
+        this.ch.send(`{"type":"compacted","watchId":${id},"compactRevision":${err.compactRevision}}`);
+        return;
+      }
+      this.watches.set(id, watcher);
+      this.ch.send(`{"type":"created","watchId":${id},"revision":${this.ctx.hub.revision}}`);
+    } catch (err) {
+      this.ch.sendError(err, watchId === undefined ? {} : { watchId });
+    }
+  }
+
+  private cancel(f: Record<string, unknown>): void {
+    const watchId = optInt(f, 'watchId');
+    try {
+      readObject(f, ['type', 'watchId'], 'cancel frame');
+      if (watchId === undefined) throw new InvalidArgumentError("'watchId' is required", { field: 'watchId' });
+      const w = this.watches.get(watchId);
+      if (w === undefined) throw new NotFoundError(`watch ${watchId} not found on this connection`, { watchId });
+      w.cancel();
+      this.watches.delete(watchId);
+      this.ch.send(`{"type":"canceled","watchId":${watchId}}`);
+    } catch (err) {
+      this.ch.sendError(err, watchId === undefined ? {} : { watchId });
+    }
+  }
+
+  private keepAlive(f: Record<string, unknown>): void {
+    const o = readObject(f, ['type', 'lease'], 'keepalive frame');
+    const lease = optInt(o, 'lease', 1);
+    if (lease === undefined) throw new InvalidArgumentError("'lease' is required", { field: 'lease' });
+    this.ctx.store.keepAlive(lease).then(
+      (ttl) => this.ch.send(`{"type":"keepalive","lease":${lease},"ttl":${ttl}}`),
+      (err: unknown) => this.ch.sendError(err, { lease }),
+    );
+  }
+
+  private allocateId(): number {
+    while (this.watches.has(this.nextAutoId)) this.nextAutoId++;
+    return this.nextAutoId++;
+  }
+
+  private sink(id: number, self: () => Watcher | undefined): WatchSink {
+    const ch = this.ch;
+    const prefix = `{"type":"events","watchId":${id}`;
+    return {
+      transport: 'ws',
+      congested: () => ch.congested(),
+      onDrain: (cb) => ch.onDrain(cb),
+      events: (b) => ch.send(prefix + b.memo('ws', () => `,"revision":${b.revision},"events":${eventsJson(b)}}`)),
+      progress: (revision) => ch.send(`{"type":"progress","watchId":${id},"revision":${revision}}`),
+      compacted: (compactRevision) => {
+        if (this.watches.get(id) === self()) this.watches.delete(id);
+        ch.send(`{"type":"compacted","watchId":${id},"compactRevision":${compactRevision}}`);
+      },
+      closed: () => ch.close(1001, 'server shutting down'),
+    };
+  }
+}
+
+// -------------------------------------------------------------------------------------------------
+// Server-Sent Events
+
+/** A hijacked SSE response as a watch sink. */
+class SseStream implements WatchSink {
+  readonly transport = 'sse';
+  private drainWaiters: (() => void)[] = [];
+  private gone = false;
+
+  constructor(
+    private readonly res: ServerResponse,
+    private readonly hub: WatchHub,
+  ) {
+    res.on('drain', () => this.flushDrain());
+    res.on('close', () => {
+      this.gone = true;
+      this.flushDrain();
+    });
+  }
+
+  congested(): boolean {
+    return this.res.writableLength > this.hub.options.congestionBytes;
+  }
+
+  onDrain(cb: () => void): void {
+    if (this.gone) queueMicrotask(cb);
+    else this.drainWaiters.push(cb);
+  }
+
+  events(b: WatchBatch): void {
+    this.write(b.memo('sse', () => `id: ${b.revision}\nevent: events\ndata: {"revision":${b.revision},"events":${eventsJson(b)}}\n\n`));
+  }
+
+  progress(revision: number): void {
+    // The id lets a reconnecting EventSource resume after the progress point, not an older event.
+    this.write(`id: ${revision}\nevent: progress\ndata: {"revision":${revision}}\n\n`);
+  }
+
+  compacted(compactRevision: number): void {
+    this.write(`event: compacted\ndata: {"compactRevision":${compactRevision}}\n\n`);
+    this.end();
+  }
+
+  closed(): void {
+    this.end();
+  }
+
+  end(): void {
+    if (!this.res.writableEnded) this.res.end();
+  }
+
+  write(text: string): void {
+    if (this.gone || this.res.writableEnded || this.res.destroyed) return;
+    this.res.write(text);
+  }
+
+  private flushDrain(): void {
+    const waiters = this.drainWaiters;
+    this.drainWaiters = [];
+    for (const cb of waiters) cb();
+  }
+}
+
+function lastEventId(req: FastifyRequest, q: Record<string, unknown>): number | undefined {
+  const header = req.headers['last-event-id'];
+  const raw = typeof header === 'string' && header !== '' ? header : q.lastEventId;
+  if (raw === undefined || raw === '') return undefined;
+  if (typeof raw !== 'string' || !/^\d{1,15}$/.test(raw.trim())) {
+    throw new InvalidArgumentError('Last-Event-ID must be a revision number (a non-negative integer)', { field: 'lastEventId' });
+  }
+  return Number(raw.trim());
+}
+
+async function sseWatch(ctx: HttpContext, req: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
+  const q = req.query as Record<string, unknown>;
+  for (const k of Object.keys(q)) {
+    if (!(SSE_QUERY as readonly string[]).includes(k)) {
+      throw new InvalidArgumentError(`unknown query parameter '${k}'; allowed: ${SSE_QUERY.join(', ')}`, { field: k });
+    }
+  }
+  const rangeEnd = q.rangeEnd;
+  if (rangeEnd !== undefined && typeof rangeEnd !== 'string') throw new InvalidArgumentError("query parameter 'rangeEnd' must be given once", { field: 'rangeEnd' });
+  const range = watchRange(wildcardKey(req.params), queryBool(q, 'prefix'), rangeEnd);
+  const last = lastEventId(req, q);
+  // Last-Event-ID is what a reconnecting EventSource sends: it wins over the original fromRevision.
+  const fromRevision = last !== undefined ? last + 1 : (queryInt(q, 'fromRevision') ?? 0);
+  const res = reply.raw;
+  const stream = new SseStream(res, ctx.hub);
+  let watcher: Watcher | undefined;
+  let compactedAt: number | undefined;
+  try {
+    // Nothing is written to the sink before watch() returns, so the headers below go first.
+    watcher = ctx.hub.watch(
+      {
+        ...range,
+        fromRevision,
+        prevKv: queryBool(q, 'prevKv'),
+        noPut: queryBool(q, 'noPut'),
+        noDelete: queryBool(q, 'noDelete'),
+      },
+      stream,
+    );
+  } catch (err) {
+    if (!(err instanceof CompactedError)) throw err;
+    compactedAt = err.compactRevision;
+  }
+  reply.hijack();
+  const headers: Record<string, string | number | string[]> = {};
+  for (const [k, v] of Object.entries(reply.getHeaders())) if (v !== undefined) headers[k] = v;
+  res.writeHead(200, {
+    ...headers,
+    'content-type': 'text/event-stream; charset=utf-8',
+    'cache-control': 'no-cache, no-transform',
+    connection: 'keep-alive',
+    'x-accel-buffering': 'no',
+    'x-beacon-revision': String(ctx.hub.revision),
+  });
+  // Tell EventSource to reconnect quickly; the resume point travels in Last-Event-ID.
+  stream.write('retry: 1000\n\n');
+  if (compactedAt !== undefined) {
+    stream.compacted(compactedAt);
+    return reply;
+  }
+  res.on('close', () => watcher?.cancel());
+  return reply;
+}
+
+// -------------------------------------------------------------------------------------------------
+
+/**
+ * Registers `GET /v1/watch` (WebSocket), `GET /v1/watch/*` (SSE) and `GET /v1/configs/watch`.
+ *
+ * WebSocket frames, client → server: `{"type":"create","key","prefix"?,"rangeEnd"?,"fromRevision"?,
+ * "prevKv"?,"noPut"?,"noDelete"?,"watchId"?}`, `{"type":"cancel","watchId"}`, `{"type":"progress"}`,
+ * `{"type":"keepalive","lease"}`. Server → client: `created`, `events` (one per revision per
+ * watch), `progress`, `compacted` (the watch is removed), `canceled`, `keepalive` (with `ttl` in
+ * seconds) and `error` (`{"error":{"code","message"}}`; the socket stays open).
+ *
+ * SSE (`?prefix&fromRevision&prevKv&noPut&noDelete`, `Last-Event-ID` resumes at id + 1):
+ * `event: events` with `id: <revision>` and `{"revision","events"}`, `event: progress` with
+ * `{"revision"}` when idle, `event: compacted` with `{"compactRevision"}` and the end of the stream.
+ */
+export function registerWatchRoutes(app: FastifyInstance, ctx: HttpContext): void {
+  app.get('/v1/watch', { websocket: true }, (socket: WebSocket) => {
+    new WatchConnection(ctx, new WsChannel(socket, ctx.hub.options, ctx.logger));
+  });
+
+  app.get('/v1/watch/*', (req, reply) => sseWatch(ctx, req, reply));
+
+  registerConfigWatchRoutes(app, ctx);
+}
