@@ -111,7 +111,7 @@ export async function http(
     body = JSON.stringify(init.body);
     headers['content-type'] = 'application/json';
   }
-  const res = await fetch(url, { method: init.method ?? 'GET', headers, body });
+  const res = await fetch(url, { method: init.method ?? 'GET', headers, body: typeof body === 'string' || body === undefined ? body : new Uint8Array(body) });
   const text = await res.text();
   let parsed: unknown = text;
   try {
