@@ -290,6 +290,8 @@ export class Store {
       }
       group.events.push(ev);
     }
+    // A compaction that started meanwhile may have removed rows that previous() needed.
+    if (fromRevision <= this._compactRevision) throw new CompactedError(fromRevision, this._compactRevision);
     return out;
   }
 
@@ -327,7 +329,7 @@ export class Store {
    * @throws InvalidArgumentError for malformed ops, duplicate keys or an unknown lease;
    * TooLargeError for an oversized key or value; UnavailableError when the backend fails.
    */
-  txn(txn: TxnRequest, opts: WriteOptions = {}): Promise<TxnResponse> {
+  async txn(txn: TxnRequest, opts: WriteOptions = {}): Promise<TxnResponse> {
     this.validateTxn(txn);
     return new Promise((resolve, reject) => {
       this.enqueue({ kind: 'txn', txn, meta: opts.meta ?? null, audit: opts.audit, resolve, reject });
@@ -338,7 +340,7 @@ export class Store {
    * Grants a lease of `ttl` seconds (1 … {@link MAX_LEASE_TTL_SECONDS}); `id` 0 picks a random id.
    * @throws InvalidArgumentError for a bad TTL or an id already in use.
    */
-  grantLease(ttl: number, id = 0, audit?: AuditContext): Promise<Lease> {
+  async grantLease(ttl: number, id = 0, audit?: AuditContext): Promise<Lease> {
     if (!Number.isSafeInteger(ttl) || ttl < 1 || ttl > MAX_LEASE_TTL_SECONDS) {
       throw new InvalidArgumentError(`ttl must be an integer number of seconds from 1 to ${MAX_LEASE_TTL_SECONDS}`, { ttl });
     }
@@ -351,7 +353,7 @@ export class Store {
    * Revokes a lease and deletes its keys in one revision; resolves with the store revision.
    * @throws NotFoundError for an unknown lease.
    */
-  revokeLease(id: number, audit?: AuditContext): Promise<number> {
+  async revokeLease(id: number, audit?: AuditContext): Promise<number> {
     if (this.lessor.get(id) === undefined) throw new NotFoundError(`lease ${id} not found`, { lease: id });
     return new Promise((resolve, reject) => this.enqueue({ kind: 'revoke', id, expiry: false, audit, resolve, reject }));
   }
@@ -723,8 +725,9 @@ class Planner {
 
   private compare(c: Compare): boolean {
     const kvs = this.range(c.key, c.rangeEnd);
-    // A compare on a missing single key sees zeroes (etcd); on a range, every key must match.
-    const targets: (KeyValue | undefined)[] = kvs.length === 0 && c.rangeEnd === undefined ? [undefined] : kvs;
+    // A compare on a missing key or an empty range sees one zero kv (etcd's applyCompare);
+    // on a non-empty range, every key must match.
+    const targets: (KeyValue | undefined)[] = kvs.length === 0 ? [undefined] : kvs;
     return targets.every((kv) => {
       let cmp: number;
       if (c.target === 'value') {

@@ -16,7 +16,7 @@ export class View {
   private sorted: string[] = [];
   private added: string[] = [];
   private removed: string[] = [];
-  /** Total bytes of keys and values held, for the keys/bytes gauges. */
+  /** Total UTF-8 bytes of keys and values held, for the keys/bytes gauges. */
   bytes = 0;
 
   /** The number of live keys. */
@@ -34,7 +34,7 @@ export class View {
     const old = this.map.get(kv.key);
     if (old === undefined) {
       this.added.push(kv.key);
-      this.bytes += kv.key.length;
+      this.bytes += Buffer.byteLength(kv.key);
     } else {
       this.bytes -= old.value.byteLength;
     }
@@ -56,7 +56,7 @@ export class View {
     this.map.delete(key);
     this.removed.push(key);
     this.bound();
-    this.bytes -= old.key.length + old.value.byteLength;
+    this.bytes -= Buffer.byteLength(old.key) + old.value.byteLength;
     return old;
   }
 

@@ -62,7 +62,7 @@ export class SqliteBackend implements Backend {
   readonly description: string;
   private readonly path: string;
   private db: Database.Database | undefined;
-  private stmts!: ReturnType<SqliteBackend['prepare']>;
+  private prepared: ReturnType<SqliteBackend['prepare']> | undefined;
   private compacting: Promise<void> = Promise.resolve();
 
   constructor(opts: SqliteBackendOptions) {
@@ -75,6 +75,11 @@ export class SqliteBackend implements Backend {
     return this.db;
   }
 
+  private get stmts(): ReturnType<SqliteBackend['prepare']> {
+    if (this.db === undefined || this.prepared === undefined) throw new UnavailableError('the SQLite backend is closed');
+    return this.prepared;
+  }
+
   async open(): Promise<BackendState> {
     if (this.path !== ':memory:') mkdirSync(dirname(this.path), { recursive: true });
     const db = new Database(this.path);
@@ -84,7 +89,7 @@ export class SqliteBackend implements Backend {
     db.pragma('busy_timeout = 5000');
     db.pragma('foreign_keys = ON');
     this.migrate(db);
-    this.stmts = this.prepare(db);
+    this.prepared = this.prepare(db);
     return this.readState();
   }
 
@@ -383,6 +388,7 @@ export class SqliteBackend implements Backend {
     await this.compacting.catch(() => undefined);
     const db = this.db;
     this.db = undefined;
+    this.prepared = undefined;
     db?.close();
   }
 }
