@@ -1,14 +1,90 @@
 #!/usr/bin/env node
-/** The `beacon` command line: `serve`, and client commands that talk to a node over HTTP. */
-import { Command } from 'commander';
-import { VERSION } from '../node/index.js';
-import { registerServeCommand } from './serve.js';
+/** The `beacon` command line: `serve`, and client commands that talk to a node over HTTP (docs/cli.md). */
+import { readFileSync } from 'node:fs';
+import { Command, CommanderError } from 'commander';
+import { BeaconError, ErrorCode } from '../errors.js';
+import { registerAdminCommands } from './admin.js';
+import { registerAuthCommands } from './auth.js';
+import { registerConfigCommands } from './config.js';
+import { addGlobalOptions } from './context.js';
+import { ExitCode, exitCodeFor } from './exit-codes.js';
+import { registerImportCommand } from './import.js';
+import { registerKvCommands } from './kv.js';
+import { registerLeaseCommands } from './lease.js';
+import { registerSnapshotCommands } from './snapshot.js';
+import { registerTxnCommand } from './txn.js';
+import { registerWatchCommand } from './watch.js';
 
-const program = new Command();
-program.name('beacon').description('Beacon: versioned keys, watches, leases and configs').version(VERSION);
-registerServeCommand(program);
+/** Client commands never need the server's modules (fastify, SQLite, pino), which take a while to load. */
+const CLIENT_COMMANDS = new Set([
+  'get', 'put', 'del', 'delete', 'ls', 'watch', 'history', 'diff', 'rollback', 'txn', 'lease', 'compact', 'status', 'snapshot', 'import', 'login',
+]);
 
-program.parseAsync(process.argv).catch((err: unknown) => {
-  process.stderr.write(`beacon: ${(err as Error).message}\n`);
-  process.exit(1);
+function packageVersion(): string {
+  try {
+    const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version?: string };
+    return pkg.version ?? '0.0.0';
+  } catch {
+    return '0.0.0';
+  }
+}
+
+function describe(err: unknown): string {
+  if (err instanceof BeaconError && err.code === ErrorCode.Unavailable && err.details?.endpoint !== undefined) {
+    return `${err.message} (is \`beacon serve\` running there? choose another with --endpoint or BEACON_ENDPOINT)`;
+  }
+  return err instanceof Error ? err.message : String(err);
+}
+
+async function main(argv: string[]): Promise<number> {
+  const program = new Command();
+  program
+    .name('beacon')
+    .description('Beacon: versioned keys, watches, leases and configs')
+    .version(packageVersion())
+    .exitOverride()
+    .showHelpAfterError('(run with --help for usage)')
+    .configureHelp({ showGlobalOptions: true });
+  addGlobalOptions(program);
+  const args = argv.slice(2);
+  if (args.includes('serve') || !args.some((a) => CLIENT_COMMANDS.has(a))) {
+    const { registerServeCommand } = await import('./serve.js');
+    registerServeCommand(program);
+  }
+  registerKvCommands(program);
+  registerWatchCommand(program);
+  registerConfigCommands(program);
+  registerTxnCommand(program);
+  registerLeaseCommands(program);
+  registerAdminCommands(program);
+  registerSnapshotCommands(program);
+  registerImportCommand(program);
+  registerAuthCommands(program);
+  try {
+    await program.parseAsync(argv);
+    return ExitCode.Ok;
+  } catch (err) {
+    // commander has already printed its own usage message; --help and --version end with 0.
+    if (err instanceof CommanderError) return err.exitCode === 0 ? ExitCode.Ok : ExitCode.Usage;
+    process.stderr.write(`beacon: ${describe(err)}\n`);
+    return exitCodeFor(err);
+  }
+}
+
+// `beacon ls | head` closes stdout early; that is not an error worth a stack trace.
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code === 'EPIPE') process.exit(ExitCode.Ok);
+  throw err;
 });
+
+main(process.argv).then(
+  (code) => {
+    // Leave the event loop to end by itself: `serve` keeps running after its action returns.
+    process.exitCode = code;
+    if (code !== ExitCode.Ok) process.exit(code);
+  },
+  (err: unknown) => {
+    process.stderr.write(`beacon: ${describe(err)}\n`);
+    process.exit(ExitCode.Internal);
+  },
+);

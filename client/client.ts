@@ -1,0 +1,368 @@
+/** `BeaconClient`: the typed entry point to one Beacon deployment over HTTP and WebSocket. */
+import { InvalidArgumentError, NotFoundError } from '../src/errors.js';
+import { ConfigsClient } from './configs.js';
+import { LeaseClient } from './lease.js';
+import { DEFAULT_ENDPOINT, DEFAULT_TIMEOUT_MS, HttpTransport } from './transport.js';
+import { Op, TxnBuilder, txnFromWire, txnToWire, type TxnRequest, type TxnResponse } from './txn.js';
+import {
+  kvFromWire,
+  type CompactResponse,
+  type DeleteResponse,
+  type GetResponse,
+  type KeyValue,
+  type KeyValueWire,
+  type PutResponse,
+  type RangeResponse,
+  type SnapshotDownload,
+  type Status,
+} from './types.js';
+import { encodeKeyPath, isPathUnsafeKey, valueToWire, type ValueInput } from './values.js';
+import { WatchStream, defaultSocketFactory, type SocketFactory, type Watch, type WatchOptions } from './watch.js';
+
+/** Options of {@link createClient}. */
+export interface ClientOptions {
+  /** Base URL of a Beacon node. Default `http://127.0.0.1:7379`. */
+  endpoint?: string;
+  /** Base URLs of several nodes (the first is used until failover arrives); wins over `endpoint`. */
+  endpoints?: string[];
+  /** Per-request timeout in milliseconds; also bounds opening a watch. Default 10 000. */
+  timeoutMs?: number;
+  /** A bearer token (JWT from `POST /v1/auth/token`, or an API key) sent as `Authorization: Bearer …`. */
+  token?: string;
+  /** Extra headers on every request. */
+  headers?: Record<string, string>;
+  /** A fetch implementation; the global `fetch` by default. */
+  fetch?: typeof fetch;
+  /** Opens watch sockets; the global `WebSocket`, else the `ws` package, by default. */
+  webSocket?: SocketFactory;
+}
+
+/** A token issued by {@link BeaconClient.login}; `expiresAt` is ISO 8601, `expiresIn` seconds. */
+export interface LoginResponse {
+  token: string;
+  tokenType: 'Bearer';
+  expiresAt: string;
+  expiresIn: number;
+  user: string;
+  roles: string[];
+}
+
+/** Read consistency: `serializable` (default) answers from the node's view at once; `linearizable` first catches up with the backend. */
+export type Consistency = 'serializable' | 'linearizable';
+
+/** Options of {@link BeaconClient.get}. */
+export interface GetOptions {
+  /** Read the key as of this revision (0: latest). */
+  revision?: number;
+  /** Leave the value out. */
+  keysOnly?: boolean;
+  consistency?: Consistency;
+  signal?: AbortSignal;
+}
+
+/** Options of {@link BeaconClient.range}. */
+export interface RangeOptions {
+  /** Read as of this revision (0: latest). */
+  revision?: number;
+  /** Largest page (0: no limit). */
+  limit?: number;
+  keysOnly?: boolean;
+  /** Return only `count`. */
+  countOnly?: boolean;
+  /** The `continue` token of the previous page. */
+  continue?: string;
+  consistency?: Consistency;
+  signal?: AbortSignal;
+}
+
+/** Options of {@link BeaconClient.scan}. */
+export interface ScanOptions {
+  /** Keys per request. Default 500. */
+  pageSize?: number;
+  /** Read as of this revision (0: the latest, pinned at the first page). */
+  revision?: number;
+  keysOnly?: boolean;
+  signal?: AbortSignal;
+  /** Told the pinned revision and the total count once the first page arrives. */
+  onFirstPage?: (info: { revision: number; count: number }) => void;
+}
+
+/** Options of {@link BeaconClient.put}. */
+export interface PutOptions {
+  /** Attach the key to this lease (0: none). */
+  lease?: number;
+  /** Return the previous kv. */
+  prevKv?: boolean;
+  signal?: AbortSignal;
+}
+
+/** Options of {@link BeaconClient.delete}. */
+export interface DeleteOptions {
+  /** Delete every key that starts with the given key. */
+  prefix?: boolean;
+  /** Required with an empty key and `prefix`, to delete every key. */
+  all?: boolean;
+  /** Return the deleted kvs. */
+  prevKv?: boolean;
+  signal?: AbortSignal;
+}
+
+function kvPath(key: string): string {
+  return `/v1/kv/${encodeKeyPath(key)}`;
+}
+
+/**
+ * A client of one Beacon deployment. Every method throws {@link BeaconError} subclasses:
+ * the server's own errors with their class (NotFoundError, ConflictError, CompactedError …), and
+ * `UnavailableError` when the node cannot be reached or does not answer within the timeout.
+ * @example
+ * const client = createClient({ endpoint: 'http://127.0.0.1:7379' });
+ * await client.put('app/color', 'blue');
+ * const { kv } = await client.get('app/color'); // kv.text === 'blue'
+ * for await (const ev of client.watch('app/', { prefix: true })) console.log(ev.type, ev.kv.key);
+ */
+export class BeaconClient {
+  /** The HTTP transport; exposed for advanced use (raw requests) and for failover policies to wrap. */
+  readonly transport: HttpTransport;
+  /** Lease operations. */
+  readonly lease: LeaseClient;
+  /** Versioned application configs. */
+  readonly configs: ConfigsClient;
+  private readonly socketFactory: SocketFactory;
+  private readonly watches = new Set<Watch>();
+
+  constructor(opts: ClientOptions = {}) {
+    const endpoints = opts.endpoints ?? [opts.endpoint ?? DEFAULT_ENDPOINT];
+    for (const e of endpoints) {
+      if (!/^https?:\/\/[^/]+/.test(e)) throw new InvalidArgumentError(`endpoint '${e}' is not an http:// or https:// URL`);
+    }
+    this.transport = new HttpTransport({
+      endpoints,
+      timeoutMs: opts.timeoutMs ?? DEFAULT_TIMEOUT_MS,
+      headers: opts.headers,
+      fetch: opts.fetch,
+    });
+    this.transport.setToken(opts.token);
+    this.lease = new LeaseClient(this.transport);
+    this.configs = new ConfigsClient(this.transport);
+    const transport = this.transport;
+    this.socketFactory = opts.webSocket ?? defaultSocketFactory({ headers: () => transport.headers, handshakeTimeoutMs: transport.timeoutMs });
+  }
+
+  /** The endpoint requests currently go to. */
+  get endpoint(): string {
+    return this.transport.endpoint;
+  }
+
+  /**
+   * Reads one key.
+   * @throws NotFoundError when the key does not exist (at `revision`); CompactedError when
+   *   `revision` has been compacted; FutureRevisionError when it is ahead of the store.
+   */
+  async get(key: string, opts: GetOptions = {}): Promise<GetResponse> {
+    if (isPathUnsafeKey(key)) {
+      if (opts.revision) throw new InvalidArgumentError(`the key '${key}' can only be read at the latest revision`);
+      const res = await this.txn({ success: [Op.get(key, { keysOnly: opts.keysOnly })] });
+      const first = res.results[0];
+      const kv = first?.type === 'range' ? first.kvs[0] : undefined;
+      if (kv === undefined) throw new NotFoundError(`key '${key}' not found`, { key, revision: res.revision });
+      return { revision: res.revision, kv };
+    }
+    const { body } = await this.transport.request<{ revision: number; kv: KeyValueWire }>('GET', kvPath(key), {
+      query: { rev: opts.revision || undefined, keysOnly: opts.keysOnly, consistency: opts.consistency },
+      signal: opts.signal,
+    });
+    return { revision: body.revision, kv: kvFromWire(body.kv) };
+  }
+
+  /**
+   * Reads one page of the keys that start with `prefix` (`''` for every key), in UTF-8 byte order.
+   * Pass the answer's `continue` back to get the next page; every page is pinned to the first
+   * page's revision. See {@link BeaconClient.scan} for an iterator over all pages.
+   * @throws CompactedError when the pinned revision is compacted between pages.
+   */
+  async range(prefix: string, opts: RangeOptions = {}): Promise<RangeResponse> {
+    const { body } = await this.transport.request<{ revision: number; kvs: KeyValueWire[]; count: number; more: boolean; continue?: string }>(
+      'GET',
+      kvPath(prefix),
+      {
+        query: {
+          prefix: true,
+          limit: opts.limit || undefined,
+          rev: opts.revision || undefined,
+          keysOnly: opts.keysOnly,
+          countOnly: opts.countOnly,
+          continue: opts.continue,
+          consistency: opts.consistency,
+        },
+        signal: opts.signal,
+      },
+    );
+    const out: RangeResponse = { revision: body.revision, kvs: body.kvs.map(kvFromWire), count: body.count, more: body.more };
+    if (body.continue !== undefined) out.continue = body.continue;
+    return out;
+  }
+
+  /**
+   * Iterates over every key that starts with `prefix`, fetching `pageSize` keys per request, all
+   * at one revision (the first page's), so the listing is a consistent picture even while writes go on.
+   * @throws as {@link BeaconClient.range}.
+   */
+  async *scan(prefix: string, opts: ScanOptions = {}): AsyncGenerator<KeyValue> {
+    const limit = opts.pageSize ?? 500;
+    let token: string | undefined;
+    let first = true;
+    do {
+      const page = await this.range(prefix, { limit, revision: first ? opts.revision : undefined, keysOnly: opts.keysOnly, continue: token, signal: opts.signal });
+      if (first) opts.onFirstPage?.({ revision: page.revision, count: page.count });
+      first = false;
+      yield* page.kvs;
+      token = page.more ? page.continue : undefined;
+    } while (token !== undefined);
+  }
+
+  /**
+   * Writes a value (text is stored as UTF-8) and returns the new revision.
+   * @throws TooLargeError for an oversized key or value; NotFoundError for an unknown lease.
+   */
+  async put(key: string, value: ValueInput, opts: PutOptions = {}): Promise<PutResponse> {
+    if (isPathUnsafeKey(key)) {
+      const res = await this.txn({ success: [Op.put(key, value, { lease: opts.lease, prevKv: opts.prevKv })] });
+      const first = res.results[0];
+      return first?.type === 'put' && first.prevKv ? { revision: res.revision, prevKv: first.prevKv } : { revision: res.revision };
+    }
+    const body: Record<string, unknown> = { ...valueToWire(value) };
+    if (opts.lease) body.lease = opts.lease;
+    if (opts.prevKv) body.prevKv = true;
+    const res = await this.transport.request<{ revision: number; prevKv?: KeyValueWire }>('PUT', kvPath(key), { body, signal: opts.signal });
+    return res.body.prevKv ? { revision: res.body.revision, prevKv: kvFromWire(res.body.prevKv) } : { revision: res.body.revision };
+  }
+
+  /**
+   * Deletes a key, or every key under a prefix, in one revision. Deleting nothing is not an
+   * error: `deleted` is then 0.
+   * @throws InvalidArgumentError for an empty prefix without `all`.
+   */
+  async delete(key: string, opts: DeleteOptions = {}): Promise<DeleteResponse> {
+    if (isPathUnsafeKey(key)) {
+      const res = await this.txn({ success: [Op.delete(key, { prefix: opts.prefix, prevKv: opts.prevKv })] });
+      const first = res.results[0];
+      if (first?.type !== 'delete') return { revision: res.revision, deleted: 0 };
+      return first.prevKvs ? { revision: res.revision, deleted: first.deleted, prevKvs: first.prevKvs } : { revision: res.revision, deleted: first.deleted };
+    }
+    const { body } = await this.transport.request<{ revision: number; deleted: number; prevKvs?: KeyValueWire[] }>('DELETE', kvPath(key), {
+      query: { prefix: opts.prefix, all: opts.all, prevKv: opts.prevKv },
+      signal: opts.signal,
+    });
+    return body.prevKvs
+      ? { revision: body.revision, deleted: body.deleted, prevKvs: body.prevKvs.map(kvFromWire) }
+      : { revision: body.revision, deleted: body.deleted };
+  }
+
+  /**
+   * Without an argument, starts a {@link TxnBuilder}; with a request, commits it at once.
+   * A txn whose compares fail is not an error: `succeeded` is false and the failure branch ran.
+   * @throws InvalidArgumentError for a malformed txn; TooLargeError past 128 ops per branch.
+   */
+  txn(): TxnBuilder;
+  txn(request: TxnRequest, opts?: { signal?: AbortSignal }): Promise<TxnResponse>;
+  txn(request?: TxnRequest, opts: { signal?: AbortSignal } = {}): TxnBuilder | Promise<TxnResponse> {
+    if (request === undefined) return new TxnBuilder((req) => this.txn(req));
+    return this.transport
+      .request<Parameters<typeof txnFromWire>[0]>('POST', '/v1/txn', { body: txnToWire(request), signal: opts.signal })
+      .then((res) => txnFromWire(res.body));
+  }
+
+  /**
+   * Watches a key (or, with `prefix`, every key under it) and yields each change once, in
+   * revision order, across reconnects. See {@link Watch} for how it ends and what it throws.
+   * @example
+   * const w = client.watch('app/', { prefix: true, fromRevision: 10 });
+   * for await (const ev of w) if (ev.kv.key === 'app/stop') w.stop();
+   */
+  watch(key: string, opts: WatchOptions = {}): Watch {
+    const stream: WatchStream = new WatchStream(this.transport.wsUrl('/v1/watch'), key, opts, this.socketFactory, this.transport.timeoutMs, () =>
+      this.watches.delete(stream),
+    );
+    this.watches.add(stream);
+    return stream;
+  }
+
+  /**
+   * Logs in with a username and password (`POST /v1/auth/token`) and uses the token for every
+   * later request of this client, watches included. Tokens expire (`expiresIn` seconds; 15
+   * minutes by default): log in again, or use an API key for long-running services.
+   * @throws UnauthenticatedError for wrong credentials; RateLimitedError after too many attempts.
+   */
+  async login(username: string, password: string, opts: { signal?: AbortSignal } = {}): Promise<LoginResponse> {
+    const { body } = await this.transport.request<LoginResponse>('POST', '/v1/auth/token', { body: { username, password }, signal: opts.signal });
+    this.transport.setToken(body.token);
+    return body;
+  }
+
+  /** The node's status: version, revision, compact revision, counts, backend and size. */
+  async status(opts: { signal?: AbortSignal } = {}): Promise<Status> {
+    return (await this.transport.request<Status>('GET', '/v1/status', { signal: opts.signal })).body;
+  }
+
+  /**
+   * Drops history superseded at or below `revision`; reads and watches below it then fail with `compacted`.
+   * @throws CompactedError when already compacted past it; FutureRevisionError when ahead of the store.
+   */
+  async compact(revision: number, opts: { signal?: AbortSignal } = {}): Promise<CompactResponse> {
+    return (await this.transport.request<CompactResponse>('POST', '/v1/compact', { body: { revision }, signal: opts.signal })).body;
+  }
+
+  /**
+   * Starts downloading an online, consistent snapshot of the whole store (an SQLite database
+   * file for the SQLite backend). The timeout bounds the wait for the download to start; after
+   * that only `signal` stops it, and iterating `chunks` then throws the signal's reason.
+   * @example
+   * const snap = await client.snapshot();
+   * for await (const chunk of snap.chunks) file.write(chunk); // snap.size bytes in all
+   */
+  async snapshot(opts: { signal?: AbortSignal } = {}): Promise<SnapshotDownload> {
+    const res = await this.transport.open('GET', '/v1/snapshot', { signal: opts.signal, query: {} });
+    const num = (name: string): number | undefined => {
+      const v = res.headers.get(name);
+      return v === null || v === '' || !Number.isFinite(Number(v)) ? undefined : Number(v);
+    };
+    const body = res.body;
+    const signal = opts.signal;
+    async function* chunks(): AsyncGenerator<Uint8Array> {
+      if (body === null) return;
+      const reader = body.getReader();
+      const onAbort = (): void => void reader.cancel(signal?.reason).catch(() => undefined);
+      signal?.addEventListener('abort', onAbort, { once: true });
+      let finished = false;
+      try {
+        while (true) {
+          const { done, value } = await reader.read();
+          // A cancelled read ends like a finished one; an aborted download must not look complete.
+          if (signal?.aborted) throw signal.reason;
+          if (done) {
+            finished = true;
+            return;
+          }
+          if (value !== undefined && value.byteLength > 0) yield value;
+        }
+      } finally {
+        signal?.removeEventListener('abort', onAbort);
+        // Breaking out of the loop early must not leave the connection open.
+        if (!finished) await reader.cancel().catch(() => undefined);
+        reader.releaseLock();
+      }
+    }
+    return { revision: num('x-beacon-revision') ?? 0, compactRevision: num('x-beacon-compact-revision') ?? 0, size: num('content-length'), chunks: chunks() };
+  }
+
+  /** Stops every watch this client started. Plain requests hold no resources, so this is all there is to close. */
+  close(): void {
+    for (const w of [...this.watches]) w.stop();
+  }
+}
+
+/** Creates a {@link BeaconClient}. */
+export function createClient(opts: ClientOptions = {}): BeaconClient {
+  return new BeaconClient(opts);
+}

@@ -1,0 +1,144 @@
+/** The data types the SDK returns, and their decoding from the HTTP API's JSON. */
+import { valueFromWire } from './values.js';
+
+/**
+ * One key at one revision. `value` is always the bytes; `text` is the same value decoded as
+ * UTF-8, or `undefined` when the bytes are not valid UTF-8. Revisions are global counters;
+ * `version` counts puts since the key was created (reset by delete); `lease` is 0 for none.
+ * With `keysOnly` reads, `value` is empty and `text` is `''`.
+ */
+export interface KeyValue {
+  key: string;
+  value: Uint8Array;
+  text: string | undefined;
+  createRevision: number;
+  modRevision: number;
+  version: number;
+  lease: number;
+}
+
+/** A kv as the HTTP API writes it (`value` is text, or base64 with `encoding: "base64"`). */
+export interface KeyValueWire {
+  key: string;
+  value?: string;
+  encoding?: 'base64';
+  createRevision: number;
+  modRevision: number;
+  version: number;
+  lease: number;
+}
+
+/** Decodes a kv from its JSON form. */
+export function kvFromWire(w: KeyValueWire): KeyValue {
+  const { bytes, text } = valueFromWire(w.value, w.encoding);
+  return {
+    key: w.key,
+    value: bytes,
+    text,
+    createRevision: w.createRevision ?? 0,
+    modRevision: w.modRevision ?? 0,
+    version: w.version ?? 0,
+    lease: w.lease ?? 0,
+  };
+}
+
+/** The answer of a single-key read: the kv and the store revision it was read at. */
+export interface GetResponse {
+  revision: number;
+  kv: KeyValue;
+}
+
+/**
+ * One page of a prefix read: the kvs in key order, `count` of every match (not only this page),
+ * `more` when another page exists and `continue`, the token that fetches it. `revision` is the
+ * revision the listing is pinned to, the same for every page.
+ */
+export interface RangeResponse {
+  revision: number;
+  kvs: KeyValue[];
+  count: number;
+  more: boolean;
+  continue?: string;
+}
+
+/** The answer of a put: the revision it created, and the previous kv when asked for. */
+export interface PutResponse {
+  revision: number;
+  prevKv?: KeyValue;
+}
+
+/** The answer of a delete: the revision, how many keys were deleted, and their last kvs when asked for. */
+export interface DeleteResponse {
+  revision: number;
+  deleted: number;
+  prevKvs?: KeyValue[];
+}
+
+/**
+ * A change to one key, delivered by a watch. `revision` is the revision that made it
+ * (equal to `kv.modRevision`); a delete's `kv` has the key and `modRevision` only.
+ * `prevKv` is there when the watch asked for it and the key existed before.
+ */
+export interface WatchEvent {
+  type: 'put' | 'delete';
+  revision: number;
+  kv: KeyValue;
+  prevKv?: KeyValue;
+}
+
+/** A lease just granted: its id and TTL in seconds. */
+export interface LeaseGrant {
+  id: number;
+  ttl: number;
+}
+
+/** A lease's state: remaining `ttl` and `grantedTtl` in seconds, and the keys attached to it. */
+export interface LeaseInfo {
+  id: number;
+  ttl: number;
+  grantedTtl: number;
+  keys: string[];
+}
+
+/** One entry of the lease list: remaining `ttl` and `grantedTtl` in seconds, and how many keys it holds. */
+export interface LeaseSummary {
+  id: number;
+  ttl: number;
+  grantedTtl: number;
+  keys: number;
+}
+
+/** What `GET /v1/status` reports about a node. Sizes in bytes, times in seconds or ISO 8601. */
+export interface Status {
+  version: string;
+  nodeId: string;
+  revision: number;
+  compactRevision: number;
+  keys: number;
+  leases: number;
+  watchers: number;
+  backend: string;
+  dbSizeBytes: number | null;
+  uptimeSeconds: number;
+  startedAt: string;
+  dev: boolean;
+  ready: boolean;
+}
+
+/** The answer of a compaction: the store revision and the new compact revision. */
+export interface CompactResponse {
+  revision: number;
+  compactRevision: number;
+}
+
+/**
+ * An online snapshot being downloaded: the revision it holds, its size in bytes (from
+ * Content-Length, `undefined` if the server did not say), and the bytes as an async iterable of
+ * chunks. Iterate it exactly once; stopping early (break, or the abort signal) cancels the download.
+ */
+export interface SnapshotDownload {
+  revision: number;
+  compactRevision: number;
+  size: number | undefined;
+  chunks: AsyncIterable<Uint8Array>;
+}

@@ -1,0 +1,46 @@
+/** `beacon status` and `beacon compact`: looking at and maintaining a node. */
+import type { Command } from 'commander';
+import { contextOf, formatBytes, out, outJson, parsePositive } from './context.js';
+import { table } from './config.js';
+
+/** Adds `status` and `compact`. */
+export function registerAdminCommands(program: Command): void {
+  program
+    .command('status')
+    .description("show the node's version, revision, key and lease counts, backend and size")
+    .action(async (_o: unknown, cmd: Command) => {
+      const { client, json, endpoint } = contextOf(cmd);
+      const s = await client.status();
+      if (json) {
+        outJson(s);
+        return;
+      }
+      const rows: string[][] = [
+        ['endpoint', endpoint],
+        ['version', s.version],
+        ['node', s.nodeId],
+        ['revision', String(s.revision)],
+        ['compact revision', String(s.compactRevision)],
+        ['keys', String(s.keys)],
+        ['leases', String(s.leases)],
+        ['watchers', String(s.watchers)],
+        ['backend', s.backend],
+        ['db size', s.dbSizeBytes === null ? 'unknown' : formatBytes(s.dbSizeBytes)],
+        ['uptime', `${s.uptimeSeconds}s (since ${s.startedAt})`],
+        ['ready', s.ready ? 'yes' : 'no'],
+      ];
+      if (s.dev) rows.push(['mode', 'DEV (no authentication)']);
+      for (const line of table(rows.map(([k, v]) => [`${k}:`, v ?? '']))) out(line);
+    });
+
+  program
+    .command('compact')
+    .description('drop history superseded at or below REV (reads and watches below it then fail)')
+    .argument('<rev>', 'the revision to compact up to', parsePositive)
+    .action(async (rev: number, _o: unknown, cmd: Command) => {
+      const { client, json } = contextOf(cmd);
+      const r = await client.compact(rev);
+      if (json) outJson(r);
+      else out(`compacted up to revision ${r.compactRevision} (current revision ${r.revision})`);
+    });
+}
