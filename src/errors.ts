@@ -57,8 +57,9 @@ export class ConflictError extends BeaconError {
 }
 
 /**
- * The requested revision is at or below the compact revision, so its history is gone.
- * `details.compactRevision` says from where a client may resume. HTTP 410.
+ * The requested revision's history is gone: a read below the compact revision, or a watch or
+ * history from at or below it. `details.compactRevision` says from where a client may resume
+ * (watch from compactRevision + 1). HTTP 410.
  */
 export class CompactedError extends BeaconError {
   override readonly name = 'CompactedError';
@@ -66,7 +67,7 @@ export class CompactedError extends BeaconError {
   constructor(revision: number, compactRevision: number) {
     super(
       ErrorCode.Compacted,
-      `revision ${revision} has been compacted; the oldest available revision is ${compactRevision + 1}`,
+      `revision ${revision} has been compacted (compact revision ${compactRevision}); watch from ${compactRevision + 1} or read at ${compactRevision} or later`,
       { revision, compactRevision },
     );
     this.compactRevision = compactRevision;

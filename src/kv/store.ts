@@ -195,10 +195,12 @@ export class Store {
   // ---------------------------------------------------------------------------------------------
   // Reads
 
-  /** Checks that `revision` can be read: not compacted and not in the future. */
+  /** Checks that `revision` can be read: not below the compact revision and not in the future. */
   checkRevision(revision: number): void {
     if (revision > this._revision) throw new FutureRevisionError(revision, this._revision);
-    if (revision <= this._compactRevision && revision > 0) throw new CompactedError(revision, this._compactRevision);
+    // Reading at the compact revision itself is fine (etcd allows it): compaction keeps, for
+    // every key, its state as of that revision. Watches and history need strictly newer.
+    if (revision < this._compactRevision && revision > 0) throw new CompactedError(revision, this._compactRevision);
   }
 
   /**
@@ -216,7 +218,7 @@ export class Store {
     this.checkRevision(revision);
     const res = await this.backend.range({ key, rangeEnd, revision, limit: opts.countOnly ? 0 : limit });
     // A compaction may have removed history while we read.
-    if (revision <= this._compactRevision) throw new CompactedError(revision, this._compactRevision);
+    if (revision < this._compactRevision) throw new CompactedError(revision, this._compactRevision);
     const kvs = opts.countOnly ? [] : opts.keysOnly ? res.kvs.map((kv) => ({ ...kv, value: new Uint8Array(0) })) : res.kvs;
     return { revision: this._revision, kvs, more: opts.countOnly ? false : res.more, count: res.count };
   }

@@ -136,7 +136,7 @@ test('View count of a reversed or empty range is 0 and scan visits nothing', () 
   assert.equal(view.count('x', undefined), 0);
 });
 
-test('View.bytes counts keys and values in UTF-8 bytes', { todo: 'bug: View.set/delete add key.length (UTF-16 units), not UTF-8 bytes' }, () => {
+test('View.bytes counts keys and values in UTF-8 bytes', () => {
   const view = new View();
   view.set(kv('é\u{1F600}', 1, 'xy')); // key: 2 + 4 bytes; value: 2 bytes
   assert.equal(view.bytes, 8);

@@ -4,6 +4,7 @@ import { mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { BeaconError, ErrorCode, UnavailableError } from '../../errors.js';
+import { prefixEnd } from '../../kv/keys.js';
 import type { AuditQuery, AuditRecord, KeyValue, Lease, LogEntry } from '../../kv/types.js';
 import type { Backend, BackendRangeQuery, BackendState, CommitBatch, CommitPlanner } from '../types.js';
 
@@ -341,9 +342,11 @@ export class SqliteBackend implements Backend {
     add('action = ?', q.action);
     add('outcome = ?', q.outcome);
     add('id > ?', q.afterId);
-    if (q.keyPrefix !== undefined) {
-      where.push('substr(key, 1, ?) = ?');
-      params.push(q.keyPrefix.length, q.keyPrefix);
+    if (q.keyPrefix !== undefined && q.keyPrefix !== '') {
+      // A byte-ordered range, not substr(): SQLite counts characters, JavaScript UTF-16 units.
+      const end = prefixEnd(q.keyPrefix);
+      where.push(end === null ? 'key >= ?' : 'key >= ? AND key < ?');
+      params.push(q.keyPrefix, ...(end === null ? [] : [end]));
     }
     const sql = `SELECT * FROM audit ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id LIMIT ?`;
     const rows = this.conn.prepare<unknown[], Record<string, unknown>>(sql).all(...params, q.limit);
