@@ -68,6 +68,13 @@ export interface Backend {
   previous(key: string, revision: number): Promise<LogEntry | undefined>;
   /** Records `revision` as compacted and removes superseded entries at or below it, in small steps. */
   compact(revision: number): Promise<void>;
+  /**
+   * True when several nodes share this store (PostgreSQL): keep-alives are persisted and a node
+   * that starts keeps each lease's stored expiry instead of re-arming it with a full TTL.
+   */
+  readonly shared?: boolean;
+  /** Brings lease changes other nodes committed into this node now (shared backends), for a lookup that missed. */
+  syncLeases?(): Promise<void>;
   /** Persists a lease's new expiry after a keep-alive; single-node backends may keep it in memory. */
   keepAlive(id: number, expiresAt: number): Promise<void>;
   /** Writes a consistent point-in-time copy of the store to `path`; `onProgress(done, total)` in pages or bytes. */

@@ -161,7 +161,10 @@ export class Store {
     this._revision = Math.max(revision, state.revision);
     const now = this.clock();
     for (const lease of await this.backend.loadLeases()) {
-      this.lessor.grant(lease.id, lease.grantedTtl, Math.max(lease.expiresAt, now + lease.grantedTtl * 1000));
+      // One node: re-arm with a full TTL (etcd does so on leader change). Shared store: other
+      // nodes keep the lease alive and persist its expiry, which is the truth.
+      const expiresAt = this.backend.shared === true ? lease.expiresAt : Math.max(lease.expiresAt, now + lease.grantedTtl * 1000);
+      this.lessor.grant(lease.id, lease.grantedTtl, expiresAt);
     }
     this.view.scan('', null, (kv) => {
       if (kv.lease !== 0) this.lessor.attach(kv.lease, kv.key);
@@ -356,7 +359,7 @@ export class Store {
    * @throws NotFoundError for an unknown lease.
    */
   async revokeLease(id: number, audit?: AuditContext): Promise<number> {
-    if (this.lessor.get(id) === undefined) throw new NotFoundError(`lease ${id} not found`, { lease: id });
+    if (!(await this.hasLease(id))) throw new NotFoundError(`lease ${id} not found`, { lease: id });
     return new Promise((resolve, reject) => this.enqueue({ kind: 'revoke', id, expiry: false, audit, resolve, reject }));
   }
 
@@ -365,10 +368,22 @@ export class Store {
    * @throws NotFoundError when the lease is unknown or already expired.
    */
   async keepAlive(id: number): Promise<number> {
+    if (this.lessor.get(id) === undefined) await this.hasLease(id);
     const expiresAt = this.lessor.renew(id);
     if (expiresAt === undefined) throw new NotFoundError(`lease ${id} not found or expired`, { lease: id });
     await this.backend.keepAlive(id, expiresAt);
     return (this.lessor.get(id) as LeaseState).grantedTtl;
+  }
+
+  /**
+   * Whether a lease exists here; on a shared store a miss first pulls lease changes other nodes
+   * committed (a lease granted elsewhere a moment ago may not have arrived through the feed yet).
+   */
+  async hasLease(id: number): Promise<boolean> {
+    if (this.lessor.get(id) !== undefined) return true;
+    if (this.backend.syncLeases === undefined) return false;
+    await this.backend.syncLeases();
+    return this.lessor.get(id) !== undefined;
   }
 
   /**
@@ -528,7 +543,8 @@ export class Store {
 
   private applyCommitted(batch: CommitBatch, published: RevisionEvents[]): void {
     for (const l of batch.leaseGrants) this.lessor.grant(l.id, l.grantedTtl, l.expiresAt);
-    for (const group of published) this.applyGroup(group);
+    // Never publish a revision twice, even if a follower applied it meanwhile.
+    for (const group of published) if (group.revision > this._revision) this.applyGroup(group);
     for (const id of batch.leaseRevokes) {
       this.lessor.revoke(id);
       this.expiring.delete(id);

@@ -1,0 +1,439 @@
+/**
+ * Cluster membership and the change feed of a node on a shared backend (PostgreSQL): the
+ * follower that applies other nodes' commits to the view in revision order, the election of
+ * the one node that drives lease expiry, node registration and readiness (DESIGN.md §3).
+ * On SQLite there is one node, and this module only reports it.
+ */
+import type { Client as PgClient, Notification } from 'pg';
+import type { ClusterStatus } from '../api/http/admin-routes.js';
+import type { Backend } from '../backend/index.js';
+import type { PostgresBackend } from '../backend/postgres/index.js';
+import type { Store } from '../kv/index.js';
+import type { Logger } from '../obs/index.js';
+
+/** How often a node heartbeats, polls the head (the fallback for lost notifications) and tries to lead, in ms. */
+export const HEARTBEAT_MS = 1000;
+/** A node not seen for this long is gone from `GET /v1/cluster`, in ms. */
+export const NODE_TTL_MS = 5000;
+/** Reconnect backoff bounds for the follower session, in ms. */
+const BACKOFF_MIN_MS = 100;
+const BACKOFF_MAX_MS = 2000;
+/** Log entries read per follower round trip (whole revisions, so a little more). */
+const FEED_PAGE = 2000;
+/** How often the expiry leader runs housekeeping (lease tombstones, old node rows), in ms. */
+const MAINTENANCE_MS = 60_000;
+/** Server-side TCP keep-alives on the follower session, so PostgreSQL frees a dead leader's lock in ~11 s. */
+const SESSION_OPTIONS = '-c tcp_keepalives_idle=5 -c tcp_keepalives_interval=2 -c tcp_keepalives_count=3';
+
+/** What {@link startCluster} needs. */
+export interface ClusterOptions {
+  store: Store;
+  logger: Logger;
+  nodeId: string;
+  /** This node's base URL, as other nodes and clients reach it. */
+  url: string;
+  version: string;
+  /** Start time in ms since the epoch. */
+  startedAt: number;
+}
+
+/** A node's view of its cluster. */
+export interface Cluster {
+  /** Whether this node serves: its follower is connected and has caught up (drives `/readyz`). */
+  readonly ready: boolean;
+  /** Whether this node drives lease expiry now. */
+  readonly expiryLeader: boolean;
+  /** Resolves with {@link ready} once the node is ready or `timeoutMs` passed, whichever is first. */
+  waitReady(timeoutMs: number): Promise<boolean>;
+  /** The members and their lag, for `GET /v1/cluster`. @throws UnavailableError when the backend is unreachable. */
+  status(): Promise<ClusterStatus>;
+  /** Leaves the cluster: stops the follower and expiry, removes the membership row. Idempotent. */
+  stop(): Promise<void>;
+}
+
+/** True for a backend that many nodes share and that offers a change feed (PostgreSQL). */
+export function isSharedBackend(backend: Backend): backend is PostgresBackend {
+  const b = backend as Partial<PostgresBackend>;
+  return typeof b.readChanges === 'function' && typeof b.openSession === 'function' && typeof b.heartbeat === 'function';
+}
+
+/**
+ * Joins the cluster of the store's backend. On a shared backend the store must have been
+ * created with `driveExpiry: false`; this turns it on while this node holds the expiry lock.
+ */
+export function startCluster(opts: ClusterOptions): Cluster {
+  const backend = opts.store.backend;
+  if (!isSharedBackend(backend)) return new SingleNode(opts);
+  const c = new SharedCluster(opts, backend);
+  c.start();
+  return c;
+}
+
+class SingleNode implements Cluster {
+  readonly ready = true;
+  readonly expiryLeader = true;
+  constructor(private readonly opts: ClusterOptions) {}
+
+  async waitReady(): Promise<boolean> {
+    return true;
+  }
+
+  async status(): Promise<ClusterStatus> {
+    const { store, nodeId, url, version, startedAt } = this.opts;
+    return {
+      revision: store.revision,
+      expiryLeader: nodeId,
+      nodes: [
+        {
+          id: nodeId,
+          url,
+          version,
+          startedAt: new Date(startedAt).toISOString(),
+          appliedRevision: store.revision,
+          lag: 0,
+          ready: true,
+          expiryLeader: true,
+          lastSeenMs: 0,
+          self: true,
+        },
+      ],
+    };
+  }
+
+  async stop(): Promise<void> {}
+}
+
+/**
+ * The follower and membership loop of a node on PostgreSQL.
+ *
+ * One dedicated session LISTENs for commits and holds the expiry advisory lock, so losing it
+ * (PostgreSQL restart, network) loses both at once: the node stops driving expiry, reports not
+ * ready, and reconnects with backoff, catching up from its view's revision.
+ */
+class SharedCluster implements Cluster {
+  private session: PgClient | undefined;
+  private leader = false;
+  private stopped = false;
+  private syncing: Promise<void> | undefined;
+  private syncAgain = false;
+  private syncOk = false;
+  private stale = false;
+  private connectedOnce = false;
+  private connecting = false;
+  private backoff = BACKOFF_MIN_MS;
+  private reconnectTimer: NodeJS.Timeout | undefined;
+  private tickTimer: NodeJS.Timeout | undefined;
+  private lastMaintenance = 0;
+  private heartbeatFailures = 0;
+  private tickRunning = false;
+  private housekeeping = false;
+
+  constructor(
+    private readonly opts: ClusterOptions,
+    private readonly backend: PostgresBackend,
+  ) {}
+
+  get ready(): boolean {
+    return !this.stopped && this.session !== undefined && this.syncOk && !this.stale && this.heartbeatFailures < 2;
+  }
+
+  get expiryLeader(): boolean {
+    return this.leader;
+  }
+
+  async waitReady(timeoutMs: number): Promise<boolean> {
+    const deadline = Date.now() + timeoutMs;
+    while (!this.ready && !this.stopped && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    return this.ready;
+  }
+
+  start(): void {
+    const { store } = this.opts;
+    // Lease changes other nodes made reach this node's lessor under the commit lock, before planning.
+    this.backend.onLeaseChanges = (c) => store.applyLeaseChanges(c.grants, c.revokes);
+    this.backend.onPoolError = (err) => this.opts.logger.warn({ err: err.message }, 'a PostgreSQL pool connection failed');
+    store.setDriveExpiry(false);
+    void this.connect();
+    this.tickTimer = setInterval(() => void this.tick(), HEARTBEAT_MS);
+    this.tickTimer.unref();
+  }
+
+  // -----------------------------------------------------------------------------------------------
+  // The follower session: LISTEN and the expiry lock
+
+  private async connect(): Promise<void> {
+    this.reconnectTimer = undefined;
+    if (this.stopped || this.connecting || this.session !== undefined) return;
+    this.connecting = true;
+    let client: PgClient | undefined;
+    try {
+      client = await this.backend.openSession(SESSION_OPTIONS);
+      const c = client;
+      c.on('error', (err) => this.lost(c, err));
+      c.on('end', () => this.lost(c, undefined));
+      c.on('notification', (msg: Notification) => this.onNotify(msg));
+      await c.query(`LISTEN "${this.backend.channel}"`);
+      if (this.stopped) throw new Error('stopped');
+      this.session = c;
+    } catch (err) {
+      void client?.end().catch(() => undefined);
+      this.connecting = false;
+      this.scheduleReconnect(err);
+      return;
+    }
+    this.connecting = false;
+    this.backoff = BACKOFF_MIN_MS;
+    const reconnected = this.connectedOnce;
+    this.connectedOnce = true;
+    this.opts.logger.info({ reconnected, revision: this.opts.store.revision }, 'following the PostgreSQL change feed');
+    if (reconnected) await this.reconcileLeases().catch((err: unknown) => this.opts.logger.warn({ err }, 'lease reconcile failed'));
+    this.requestSync();
+    await this.syncing;
+    void this.tick(); // register (as ready) and try to lead now rather than in a second
+  }
+
+  private scheduleReconnect(err: unknown): void {
+    if (this.stopped || this.reconnectTimer !== undefined || this.connecting) return;
+    const wait = Math.round(this.backoff * (0.5 + Math.random() / 2));
+    this.backoff = Math.min(BACKOFF_MAX_MS, this.backoff * 2);
+    this.opts.logger.warn({ err: errorText(err), retryMs: wait }, 'PostgreSQL session unavailable; retrying');
+    this.reconnectTimer = setTimeout(() => void this.connect(), wait);
+    this.reconnectTimer.unref();
+  }
+
+  /** The session died: drop leadership at once (the lock died with it) and reconnect. */
+  private lost(client: PgClient, err: unknown): void {
+    if (this.session !== client) {
+      // A session that is not (or no longer) current: connect() handles its own failures.
+      void client.end().catch(() => undefined);
+      return;
+    }
+    this.session = undefined;
+    this.syncOk = false;
+    this.stepDown('the follower session was lost');
+    void client.end().catch(() => undefined);
+    this.scheduleReconnect(err ?? new Error('connection ended'));
+  }
+
+  private stepDown(why: string): void {
+    if (!this.leader) return;
+    this.leader = false;
+    this.opts.store.setDriveExpiry(false);
+    this.opts.logger.warn({ why }, 'no longer driving lease expiry');
+  }
+
+  private async tryLead(): Promise<void> {
+    const s = this.session;
+    if (s === undefined || this.leader || this.stopped || this.stale) return;
+    try {
+      const res = await s.query<{ ok: boolean }>('SELECT pg_try_advisory_lock($1) AS ok', [this.backend.expiryLockKey]);
+      if (res.rows[0]?.ok !== true || this.session !== s || this.stopped) return;
+      this.leader = true;
+      this.opts.store.setDriveExpiry(true);
+      this.opts.logger.info({ nodeId: this.opts.nodeId }, 'driving lease expiry');
+    } catch {
+      // the session's 'error' handler reconnects
+    }
+  }
+
+  private onNotify(msg: Notification): void {
+    if (msg.channel !== this.backend.channel) return;
+    const [rev, seq, compact] = (msg.payload ?? '').split(':').map(Number);
+    const { store } = this.opts;
+    // Our own commits are already applied; anything else (or an unreadable payload) means read the feed.
+    if (rev === undefined || seq === undefined || compact === undefined || !Number.isFinite(rev + seq + compact)) {
+      this.requestSync();
+    } else if (compact > store.compactRevision) {
+      this.requestSync();
+    } else if ((rev > store.revision || seq > this.backend.leaseSeq) && !this.backend.isOwnChange(rev, seq)) {
+      // (Our own commit may notify before the store applied it; a commit whose outcome was lost
+      // is still picked up by the next heartbeat's check.)
+      this.requestSync();
+    }
+  }
+
+  // -----------------------------------------------------------------------------------------------
+  // Applying the feed
+
+  /** Runs a sync now, or once more after the running one (single flight). */
+  private requestSync(): void {
+    if (this.stopped) return;
+    if (this.syncing !== undefined) {
+      this.syncAgain = true;
+      return;
+    }
+    this.syncing = (async () => {
+      do {
+        this.syncAgain = false;
+        try {
+          await this.syncOnce();
+          this.syncOk = true;
+        } catch (err) {
+          this.syncOk = false;
+          this.opts.logger.warn({ err: errorText(err) }, 'change feed read failed');
+          break; // the next notification, heartbeat or reconnect tries again
+        }
+      } while (this.syncAgain && !this.stopped);
+      this.syncing = undefined;
+    })();
+  }
+
+  /** Reads the log after the view's revision in revision order and applies it, until caught up. */
+  private async syncOnce(): Promise<void> {
+    const { store } = this.opts;
+    for (;;) {
+      const from = store.revision;
+      const cs = await this.backend.readChanges(from, FEED_PAGE);
+      if (this.stopped) return;
+      // Synchronous from here: no commit of this node can interleave, so the view, the lessor and
+      // the backend's lease sequence move together. Lease changes first: the entries may use them.
+      const leases = this.backend.takeLeaseChanges(cs.leaseRows, cs.leaseSeq);
+      if (leases.grants.length > 0 || leases.revokes.length > 0) store.applyLeaseChanges(leases.grants, leases.revokes);
+      // `from` was read before the snapshot, so a database that is not behind shows at least it.
+      if (cs.head < from) {
+        // The database went back in time (restore, or a failover to an asynchronous replica).
+        this.markStale(
+          { revision: from, databaseRevision: cs.head },
+          'the database is behind this node\'s view: it was restored or failed over with data loss; restart every node to rebuild its view',
+        );
+        return;
+      }
+      if (cs.purgedRevision > from) {
+        // History this view still needed was physically removed: catching up entry by entry would miss deletes.
+        this.markStale(
+          { revision: from, purgedRevision: cs.purgedRevision },
+          'this node fell behind a compaction and cannot catch up from the log; restart it to rebuild its view',
+        );
+        return;
+      }
+      const limit = this.backend.followLimit;
+      const last = cs.entries[cs.entries.length - 1];
+      if (last !== undefined && last.revision > limit) {
+        // Part of this may be this node's own commit in flight: apply what is surely not, and
+        // read again once that commit has been applied by the store.
+        store.applyLog(cs.entries.filter((e) => e.revision <= limit));
+        await this.backend.whenCommitSettled();
+        if (this.stopped) return;
+        continue;
+      }
+      store.applyLog(cs.entries);
+      store.noteCompacted(cs.compactRevision);
+      if (!cs.more || store.revision === from) return;
+    }
+  }
+
+  /** The view can no longer follow the log: report not ready (for good) and say why, once. */
+  private markStale(facts: Record<string, number>, why: string): void {
+    if (this.stale) return;
+    this.stale = true;
+    this.stepDown('the view is stale');
+    this.opts.logger.error(facts, why);
+  }
+
+  /**
+   * After a reconnect: revoke leases this node still holds that the database no longer has
+   * (their tombstones may have been cleaned up while this node was away).
+   */
+  private async reconcileLeases(): Promise<void> {
+    const { leases, leaseSeq } = await this.backend.readAllLeases();
+    if (this.backend.leaseSeq > leaseSeq) return; // a newer change was applied meanwhile; the feed is current
+    const live = new Set(leases.map((l) => l.id));
+    const gone = this.opts.store
+      .leases()
+      .map((l) => l.id)
+      .filter((id) => !live.has(id));
+    if (gone.length > 0) this.opts.store.applyLeaseChanges([], gone);
+  }
+
+  // -----------------------------------------------------------------------------------------------
+  // Heartbeat: membership, the fallback poll, leadership, housekeeping
+
+  private async tick(): Promise<void> {
+    if (this.stopped || this.tickRunning) return;
+    this.tickRunning = true;
+    const { store, nodeId, url, version, startedAt } = this.opts;
+    try {
+      const head = await this.backend.heartbeat({
+        id: nodeId,
+        url,
+        version,
+        startedAt,
+        appliedRevision: store.revision,
+        ready: this.ready,
+        expiryLeader: this.leader,
+      });
+      this.heartbeatFailures = 0;
+      // The fallback for lost notifications: a revision-ordered read is the truth, NOTIFY only wakes us.
+      if (head.revision !== store.revision || head.leaseSeq > this.backend.leaseSeq || head.compactRevision > store.compactRevision) {
+        this.requestSync();
+      }
+      if (!this.syncOk && this.syncing === undefined && this.session !== undefined) this.requestSync();
+      if (!this.leader) await this.tryLead();
+      if (this.leader && !this.housekeeping) {
+        // In the background: a long purge must not hold up heartbeats.
+        this.housekeeping = true;
+        const full = Date.now() - this.lastMaintenance > MAINTENANCE_MS;
+        if (full) this.lastMaintenance = Date.now();
+        const work = full ? this.backend.maintenance(Date.now(), NODE_TTL_MS * 2) : this.backend.purgeCompacted(NODE_TTL_MS * 2);
+        void work
+          .catch((err: unknown) => this.opts.logger.warn({ err: errorText(err) }, 'housekeeping failed'))
+          .finally(() => {
+            this.housekeeping = false;
+          });
+      }
+    } catch (err) {
+      this.heartbeatFailures++;
+      if (this.heartbeatFailures >= 2) {
+        // PostgreSQL is unreachable through the pool: another node may hold the lock by now.
+        this.stepDown('heartbeats are failing');
+        const s = this.session;
+        if (s !== undefined) this.lost(s, err);
+      }
+    } finally {
+      this.tickRunning = false;
+    }
+  }
+
+  async status(): Promise<ClusterStatus> {
+    const { nodes, head } = await this.backend.listNodes(NODE_TTL_MS);
+    const leader = nodes.find((n) => n.expiryLeader);
+    return {
+      revision: head,
+      expiryLeader: leader?.id ?? null,
+      nodes: nodes.map((n) => {
+        const self = n.id === this.opts.nodeId;
+        // Our own row is up to a second old; report what this node knows now.
+        const applied = self ? this.opts.store.revision : n.appliedRevision;
+        return {
+          id: n.id,
+          url: n.url,
+          version: n.version,
+          startedAt: new Date(n.startedAt).toISOString(),
+          appliedRevision: applied,
+          lag: Math.max(0, head - applied),
+          ready: self ? this.ready : n.ready,
+          expiryLeader: self ? this.leader : n.expiryLeader,
+          lastSeenMs: self ? 0 : n.ageMs,
+          self,
+        };
+      }),
+    };
+  }
+
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    if (this.tickTimer) clearInterval(this.tickTimer);
+    if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
+    this.stepDown('the node is stopping');
+    const s = this.session;
+    this.session = undefined;
+    await this.syncing?.catch(() => undefined);
+    await s?.end().catch(() => undefined); // ends the session: PostgreSQL frees the expiry lock at once
+    await this.backend.deregister(this.opts.nodeId).catch(() => undefined);
+  }
+}
+
+function errorText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
