@@ -2,7 +2,7 @@
  * Authorisation in one place: a pure `authorize(principal, action, range)` over roles that grant
  * read / write / admin on key prefixes (DESIGN.md §5; the seeds' RBAC Admin/Developer/Viewer).
  */
-import { compareKeys, prefixEnd } from '../kv/keys.js';
+import { compareKeys, isSystemKey, prefixEnd } from '../kv/keys.js';
 
 /** What a request wants to do. `read_secret` reads a secret value in clear; `admin` is user/role/cluster administration. */
 export type Action = 'read' | 'write' | 'read_secret' | 'admin';
@@ -32,6 +32,8 @@ export interface Principal {
   name: string;
   roles: string[];
   via: 'password' | 'token' | 'apikey' | 'oidc' | 'mtls' | 'dev';
+  /** For `apikey`: the key's id, so a long-lived connection can tell when the key is revoked. */
+  credentialId?: string;
 }
 
 /** The built-in roles from the seeds: admin (everything), developer (read/write keys, secrets, no administration), viewer (read, no secrets). */
@@ -62,9 +64,11 @@ export function rangeWithinPrefix(r: Resource, prefix: string): boolean {
 /**
  * Decides whether `principal` may do `action` on `resource` (a key or range; omitted for global
  * actions). A range is allowed only when one grant covers all of it, so a prefix read can never
- * reach past what a role grants. Unknown role names grant nothing.
+ * reach past what a role grants. Unknown role names grant nothing. System keys (U+0000…) are
+ * refused to everyone, even in `--dev` mode: they hold password hashes and API key hashes.
  */
 export function authorize(principal: Principal, action: Action, resource: Resource | undefined, roles: ReadonlyMap<string, Role>): boolean {
+  if (resource !== undefined && isSystemKey(resource.key)) return false;
   if (principal.via === 'dev') return true;
   const held = principal.roles.map((n) => roles.get(n)).filter((r): r is Role => r !== undefined);
   if (action === 'admin' && resource === undefined) return held.some((r) => r.global === true);

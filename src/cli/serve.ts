@@ -1,5 +1,6 @@
 /** `beacon serve`: runs one node in the foreground until SIGINT/SIGTERM. */
 import type { Command } from 'commander';
+import { parseRate, parseRoleMap, type RateSpec, type SecurityOptions } from '../auth/index.js';
 import { startNode } from '../node/index.js';
 
 function port(v: string): number {
@@ -8,18 +9,80 @@ function port(v: string): number {
   return n;
 }
 
+function positiveInt(what: string) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (!Number.isSafeInteger(n) || n < 0) throw new Error(`invalid ${what} '${v}': expected a non-negative integer`);
+    return n;
+  };
+}
+
+function rate(v: string): RateSpec | null {
+  try {
+    return parseRate(v);
+  } catch (err) {
+    throw new Error((err as Error).message);
+  }
+}
+
+/** `--tls-client-role CN=role[+role]`, repeatable. */
+function collectRoles(v: string, prev: Record<string, string[]>): Record<string, string[]> {
+  return { ...prev, ...parseRoleMap(v) };
+}
+
+interface ServeOptions {
+  dataDir: string;
+  backend?: string;
+  host: string;
+  httpPort: number;
+  maxValueBytes: number;
+  dev: boolean;
+  tlsCert?: string;
+  tlsKey?: string;
+  tlsClientCa?: string;
+  tlsClientRole: Record<string, string[]>;
+  metricsPublic: boolean;
+  rateLimit: RateSpec | null;
+  authRateLimit: RateSpec | null;
+  tokenTtl: number;
+  kekFile?: string;
+  oidcJwksUrl?: string;
+  oidcIssuer?: string;
+  oidcAudience?: string;
+  oidcRoleClaim?: string;
+  oidcRoleMap?: string;
+  oidcUsernameClaim?: string;
+  auditRetentionDays: number;
+}
+
 /** Adds the `serve` command. */
 export function registerServeCommand(program: Command): void {
   program
     .command('serve')
-    .description('run a Beacon node (embedded SQLite in ./data by default)')
+    .description('run a Beacon node (embedded SQLite in ./data by default); authentication is on unless --dev')
     .option('--data-dir <dir>', 'directory for the embedded store', process.env.BEACON_DATA_DIR ?? './data')
     .option('--backend <spec>', 'sqlite:PATH or postgres://… (default: SQLite in --data-dir)', process.env.BEACON_BACKEND)
     .option('--host <host>', 'address to bind', process.env.BEACON_HOST ?? '127.0.0.1')
     .option('--http-port <port>', 'HTTP port (0 picks a free one)', port, Number(process.env.BEACON_HTTP_PORT ?? 7379))
     .option('--max-value-bytes <bytes>', 'largest value in bytes', (v) => Number(v), 1024 * 1024)
     .option('--dev', 'development mode: no authentication (insecure)', false)
-    .action(async (o: { dataDir: string; backend?: string; host: string; httpPort: number; maxValueBytes: number; dev: boolean }) => {
+    .option('--tls-cert <file>', 'serve HTTPS with this PEM certificate (chain)', process.env.BEACON_TLS_CERT)
+    .option('--tls-key <file>', 'the PEM private key of --tls-cert', process.env.BEACON_TLS_KEY)
+    .option('--tls-client-ca <file>', 'verify client certificates against this PEM CA (mTLS); the subject CN is the principal', process.env.BEACON_TLS_CLIENT_CA)
+    .option('--tls-client-role <cn=role>', 'roles for a client-certificate CN, e.g. billing=developer+viewer (repeatable)', collectRoles, {})
+    .option('--metrics-public', 'serve /metrics without authentication', process.env.BEACON_METRICS_PUBLIC === 'true')
+    .option('--rate-limit <rate>', 'per-principal request limit, e.g. 100/s or 10000/h (default off)', rate, rate(process.env.BEACON_RATE_LIMIT ?? 'off'))
+    .option('--auth-rate-limit <rate>', 'per-address limit of POST /v1/auth/token (password guessing)', rate, rate(process.env.BEACON_AUTH_RATE_LIMIT ?? '20/m'))
+    .option('--token-ttl <seconds>', 'lifetime of issued tokens', positiveInt('token TTL'), 900)
+    .option('--kek-file <file>', 'key-encryption key(s) for secret namespaces (default: BEACON_KEK)', process.env.BEACON_KEK_FILE)
+    .option('--oidc-jwks-url <url>', 'verify external JWTs against this JWKS (OIDC)')
+    .option('--oidc-issuer <iss>', 'the issuer (iss) of external JWTs')
+    .option('--oidc-audience <aud>', 'the audience (aud) external JWTs must carry')
+    .option('--oidc-role-claim <claim>', 'the claim with roles or groups (dotted path)', 'roles')
+    .option('--oidc-role-map <map>', 'claim value to Beacon roles, e.g. beacon-admins=admin,devs=developer')
+    .option('--oidc-username-claim <claim>', 'the claim naming the user', 'sub')
+    .option('--audit-retention-days <days>', 'days audit records are kept (0: forever)', positiveInt('retention'), 365)
+    .action(async (o: ServeOptions) => {
       if (o.dev) {
         process.stderr.write(
           '\n  ******************************************************************\n' +
@@ -29,6 +92,27 @@ export function registerServeCommand(program: Command): void {
             '  ******************************************************************\n\n',
         );
       }
+      if ((o.tlsCert === undefined) !== (o.tlsKey === undefined)) throw new Error('--tls-cert and --tls-key go together');
+      if (o.tlsClientCa !== undefined && o.tlsCert === undefined) throw new Error('--tls-client-ca needs --tls-cert and --tls-key');
+      if ((o.oidcJwksUrl === undefined) !== (o.oidcIssuer === undefined)) throw new Error('--oidc-jwks-url and --oidc-issuer go together');
+      const security: SecurityOptions = {
+        tokenTtlSeconds: o.tokenTtl,
+        rateLimit: o.rateLimit,
+        loginRateLimit: o.authRateLimit,
+        metricsPublic: o.metricsPublic,
+        clientCertRoles: o.tlsClientRole,
+        auditRetentionDays: o.auditRetentionDays,
+      };
+      if (o.oidcJwksUrl !== undefined && o.oidcIssuer !== undefined) {
+        security.oidc = {
+          jwksUrl: o.oidcJwksUrl,
+          issuer: o.oidcIssuer,
+          ...(o.oidcAudience !== undefined ? { audience: o.oidcAudience } : {}),
+          ...(o.oidcRoleClaim !== undefined ? { roleClaim: o.oidcRoleClaim } : {}),
+          ...(o.oidcRoleMap !== undefined ? { roleMap: parseRoleMap(o.oidcRoleMap) } : {}),
+          ...(o.oidcUsernameClaim !== undefined ? { usernameClaim: o.oidcUsernameClaim } : {}),
+        };
+      }
       const node = await startNode({
         dataDir: o.dataDir,
         backend: o.backend,
@@ -36,10 +120,27 @@ export function registerServeCommand(program: Command): void {
         httpPort: o.httpPort,
         dev: o.dev,
         maxValueBytes: o.maxValueBytes,
+        security,
+        ...(o.kekFile !== undefined ? { kekFile: o.kekFile } : {}),
+        ...(o.tlsCert !== undefined && o.tlsKey !== undefined
+          ? { tls: { cert: o.tlsCert, key: o.tlsKey, ...(o.tlsClientCa !== undefined ? { clientCa: o.tlsClientCa } : {}) } }
+          : {}),
       });
+      const boot = node.security.bootstrap;
+      if (boot?.generatedPassword !== undefined) {
+        // Printed once, on the start that created it; it is also in the file (mode 0600) until the operator deletes it.
+        process.stderr.write(
+          `\nbeacon: first start — created user 'admin' with password:\n\n    ${boot.generatedPassword}\n\n` +
+            `  It is also in ${boot.file} (mode 0600). Log in with \`beacon login --user admin\`,\n` +
+            `  change it (PUT /v1/users/admin/password) and delete that file.\n\n`,
+        );
+      } else if (boot !== undefined) {
+        process.stderr.write(`beacon: first start — created user 'admin' with the password from BEACON_ADMIN_PASSWORD\n`);
+      }
       process.stderr.write(
         `beacon listening on ${node.url} (HTTP API, watch at ${node.url.replace('http', 'ws')}/v1/watch)\n` +
-          `beacon data: ${node.store.backend.description} (revision ${node.store.revision}, ${node.store.keyCount} keys)\n`,
+          `beacon data: ${node.store.backend.description} (revision ${node.store.revision}, ${node.store.keyCount} keys)\n` +
+          (o.dev ? '' : `beacon auth: on (tokens from POST ${node.url}/v1/auth/token)${node.policies.keyring ? `; KEK ${node.policies.keyring.primary.id}` : ''}\n`),
       );
       let stopping = false;
       const shutdown = (signal: string): void => {

@@ -1,4 +1,4 @@
-/** The config layer (`/v1/configs`): versions `v<N>`, expected-version conflicts, history, diff, rollback. */
+/** The config layer (`/v1/configs`): versions `v<N>`, expected-version conflicts, history, diff, rollback; namespaces with policies (formats, schemas, secrets). */
 export { ConfigService, DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT } from './service.js';
 export type {
   ConfigDiff,
@@ -21,3 +21,7 @@ export { jsonDiff, jsonEqual } from './json-diff.js';
 export type { JsonChange } from './json-diff.js';
 export { diffLines, diffTexts, unifiedDiff, splitLines, MAX_DIFF_EDITS } from './line-diff.js';
 export type { LineEdit } from './line-diff.js';
+export { PolicyStore, parsePolicy, schemaViolations, POLICY_KEY_PREFIX, MAX_SCHEMA_BYTES } from './policy.js';
+export type { NamespacePolicy, HistoryRetention, SchemaViolation, ReadView, ReconcileResult } from './policy.js';
+export { Keyring, loadKeyring, isEncrypted, parseEnvelope } from './secrets.js';
+export type { Kek } from './secrets.js';

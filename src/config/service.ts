@@ -3,7 +3,7 @@
  * `version` counter, every write is one kv revision carrying `meta` JSON that says why it happened.
  */
 import { BeaconError, ConflictError, ErrorCode, InvalidArgumentError, NotFoundError } from '../errors.js';
-import { prefixEnd, validateKey, type KeyValue, type LogEntry, type OpResult, type Store } from '../kv/index.js';
+import { FIRST_USER_KEY, compareKeys, prefixEnd, validateKey, type AuditContext, type KeyValue, type LogEntry, type OpResult, type Store } from '../kv/index.js';
 import { diffValues, type ValueDiff } from './diff.js';
 import { formatVersion } from './version.js';
 
@@ -183,18 +183,19 @@ export class ConfigService {
    * vN, i.e. the key is at v(N-1) (for N = 1: does not exist), checked atomically in the txn.
    * @throws ConflictError (details `{key, expected, current}`) when the version does not match;
    * InvalidArgumentError / TooLargeError for a bad key or an oversized value.
+   * `lease` attaches the new version to a lease (a namespace's default TTL); `audit` says who wrote it.
    */
-  async put(key: string, value: Uint8Array, opts: { expectVersion?: number } = {}): Promise<ConfigWriteResult> {
+  async put(key: string, value: Uint8Array, opts: { expectVersion?: number; lease?: number; audit?: AuditContext } = {}): Promise<ConfigWriteResult> {
     validateKey(key);
     checkVersionArg(opts.expectVersion, 'version');
     const expect = opts.expectVersion;
     const res = await this.store.txn(
       {
         compare: expect === undefined ? [] : [{ key, target: 'version', result: '=', operand: expect - 1 }],
-        success: [{ type: 'put', key, value, prevKv: true }],
+        success: [{ type: 'put', key, value, prevKv: true, lease: opts.lease ?? 0 }],
         failure: [{ type: 'range', key }],
       },
-      { meta: META_UPDATED },
+      opts.audit === undefined ? { meta: META_UPDATED } : { meta: META_UPDATED, audit: opts.audit },
     );
     if (!res.succeeded) {
       const current = (res.results[0] as Extract<OpResult, { type: 'range' }>).kvs[0];
@@ -212,8 +213,14 @@ export class ConfigService {
    * @throws NotFoundError for an unknown key or version; ConflictError when `expectVersion` is
    * given and is not the current version, or when a concurrent write wins; a `compacted` error
    * when the version's history is gone.
+   * `prepare` turns the restored bytes into the bytes to write (the namespace's schema check and
+   * encryption under the current KEK); `audit` says who asked.
    */
-  async rollback(key: string, version: number, opts: { expectVersion?: number } = {}): Promise<ConfigRollbackResult> {
+  async rollback(
+    key: string,
+    version: number,
+    opts: { expectVersion?: number; prepare?: (value: Uint8Array) => Uint8Array; audit?: AuditContext } = {},
+  ): Promise<ConfigRollbackResult> {
     validateKey(key);
     checkVersionArg(version, 'version');
     checkVersionArg(opts.expectVersion, 'expectedVersion');
@@ -242,10 +249,11 @@ export class ConfigService {
           { key, target: 'version', result: '=', operand: fromVersion },
           { key, target: 'createRevision', result: '=', operand: kv.createRevision },
         ],
-        success: [{ type: 'put', key, value: source.value }],
+        // ignoreLease: a rollback restores the value, not the lease of the old version.
+        success: [{ type: 'put', key, value: opts.prepare ? opts.prepare(source.value) : source.value, ignoreLease: true }],
         failure: [{ type: 'range', key }],
       },
-      { meta },
+      opts.audit === undefined ? { meta } : { meta, audit: opts.audit },
     );
     if (!res.succeeded) {
       const current = (res.results[0] as Extract<OpResult, { type: 'range' }>).kvs[0];
@@ -263,9 +271,9 @@ export class ConfigService {
    * starts again at v1.
    * @throws NotFoundError when the key does not exist.
    */
-  async delete(key: string): Promise<{ key: string; revision: number }> {
+  async delete(key: string, opts: { audit?: AuditContext } = {}): Promise<{ key: string; revision: number }> {
     validateKey(key);
-    const res = await this.store.deleteRange(key, undefined, { meta: META_DELETED });
+    const res = await this.store.deleteRange(key, undefined, opts.audit === undefined ? { meta: META_DELETED } : { meta: META_DELETED, audit: opts.audit });
     if (res.deleted === 0) throw notFound(key);
     return { key, revision: res.revision };
   }
@@ -347,11 +355,12 @@ export class ConfigService {
 
   /**
    * Diffs two versions of the current incarnation. `to` defaults to the latest version and
-   * `from` to the one before `to`.
+   * `from` to the one before `to`. `decode` turns stored bytes into what is compared (secrets
+   * are decrypted first).
    * @throws NotFoundError for an unknown key or version; InvalidArgumentError when `from` is
    * left out and `to` is v1.
    */
-  async diff(key: string, opts: { from?: number; to?: number } = {}): Promise<ConfigDiff> {
+  async diff(key: string, opts: { from?: number; to?: number; decode?: (value: Uint8Array) => Uint8Array } = {}): Promise<ConfigDiff> {
     validateKey(key);
     checkVersionArg(opts.from, 'from');
     checkVersionArg(opts.to, 'to');
@@ -360,7 +369,8 @@ export class ConfigService {
     const from = opts.from ?? to - 1;
     if (from < 1) throw new InvalidArgumentError(`'from' is required: ${formatVersion(to)} has no earlier version`, { field: 'from' });
     const [a, b] = await Promise.all([this.findVersion(key, inc, from), this.findVersion(key, inc, to)]);
-    return { key, from, to, diff: diffValues(a.value, b.value, `${key} ${formatVersion(from)}`, `${key} ${formatVersion(to)}`) };
+    const dec = opts.decode ?? ((v: Uint8Array) => v);
+    return { key, from, to, diff: diffValues(dec(a.value), dec(b.value), `${key} ${formatVersion(from)}`, `${key} ${formatVersion(to)}`) };
   }
 
   /**
@@ -371,7 +381,10 @@ export class ConfigService {
   async list(prefix: string, opts: { limit?: number; start?: string; revision?: number } = {}): Promise<ConfigListPage> {
     const limit = clampLimit(opts.limit);
     const pinned = opts.revision ?? this.store.revision;
-    const res = await this.store.range(opts.start ?? prefix, prefixEnd(prefix), {
+    // Keys below U+0001 are Beacon's own (users, policies): never listed.
+    let start = opts.start ?? prefix;
+    if (compareKeys(start, FIRST_USER_KEY) < 0) start = FIRST_USER_KEY;
+    const res = await this.store.range(start, prefixEnd(prefix), {
       revision: pinned === this.store.revision ? 0 : pinned,
       limit,
       keysOnly: true,

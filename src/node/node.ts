@@ -3,12 +3,16 @@ import { randomUUID } from 'node:crypto';
 import { mkdirSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { FastifyInstance } from 'fastify';
+import { registerClusterRoute } from '../api/http/admin-routes.js';
 import { createHttpServer } from '../api/http/server.js';
 import { createBackend } from '../backend/index.js';
-import { ConfigService } from '../config/index.js';
+import { startSecurity, type Security, type SecurityOptions } from '../auth/index.js';
+import { ConfigService, PolicyStore, loadKeyring } from '../config/index.js';
+import { UnavailableError } from '../errors.js';
 import { Store, DEFAULT_MAX_VALUE_BYTES } from '../kv/index.js';
 import { Metrics, createLogger, type Logger } from '../obs/index.js';
 import { WatchHub } from '../watch/index.js';
+import { isSharedBackend, startCluster, type Cluster } from './cluster.js';
 
 /** Options of {@link startNode}; every field has the default `beacon serve` uses. */
 export interface NodeOptions {
@@ -26,6 +30,14 @@ export interface NodeOptions {
   maxValueBytes?: number;
   /** A logger; default JSON to stdout at `BEACON_LOG_LEVEL`. */
   logger?: Logger;
+  // --- security (issue 5): docs/security.md ------------------------------------------------------
+  /** Authentication, rate limits, OIDC and audit retention (authentication is off with `dev`). */
+  security?: SecurityOptions;
+  /** TLS for HTTP: PEM file paths; `clientCa` turns on client-certificate verification (mTLS). */
+  tls?: { cert: string; key: string; clientCa?: string };
+  /** The KEK file of secret namespaces (default: the `BEACON_KEK` environment variable, else none). */
+  kekFile?: string;
+  // --- end security ------------------------------------------------------------------------------
 }
 
 /** A running node. */
@@ -38,6 +50,10 @@ export interface BeaconNode {
   hub: WatchHub;
   http: FastifyInstance;
   logger: Logger;
+  /** Authentication, audit and the first-start administrator (issue 5). */
+  security: Security;
+  /** Namespace policies (formats, schemas, secrets). */
+  policies: PolicyStore;
   /** Stops accepting requests, ends watches, finishes pending commits and closes the backend. */
   stop(): Promise<void>;
 }
@@ -60,10 +76,15 @@ export const VERSION = packageVersion();
  */
 export async function startNode(opts: NodeOptions = {}): Promise<BeaconNode> {
   const dataDir = resolve(opts.dataDir ?? './data');
-  mkdirSync(dataDir, { recursive: true });
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 }); // 0700: it holds password hashes and the token signing key
   const logger = opts.logger ?? createLogger();
   const backend = await createBackend(opts.backend, dataDir);
-  const store = new Store({ backend, maxValueBytes: opts.maxValueBytes ?? DEFAULT_MAX_VALUE_BYTES });
+  // On a shared backend (PostgreSQL) only the cluster's expiry leader drives lease expiry.
+  const store = new Store({
+    backend,
+    maxValueBytes: opts.maxValueBytes ?? DEFAULT_MAX_VALUE_BYTES,
+    driveExpiry: !isSharedBackend(backend),
+  });
   const opened = performance.now();
   await store.open();
   logger.info(
@@ -82,27 +103,58 @@ export async function startNode(opts: NodeOptions = {}): Promise<BeaconNode> {
   };
   const hub = new WatchHub(store, metrics);
   const configs = new ConfigService(store);
+  // --- security (issue 5) ----------------------------------------------------------------------
+  let security: Security;
+  let policies: PolicyStore;
+  let tls: { cert: Buffer; key: Buffer; clientCa?: Buffer } | undefined;
+  try {
+    policies = new PolicyStore(store, loadKeyring(opts.kekFile));
+    policies.start();
+    security = await startSecurity({ store, dataDir, logger, dev: opts.dev ?? false, shared: isSharedBackend(backend), options: opts.security });
+    if (opts.tls !== undefined) {
+      tls = { cert: readFileSync(opts.tls.cert), key: readFileSync(opts.tls.key) };
+      if (opts.tls.clientCa !== undefined) tls.clientCa = readFileSync(opts.tls.clientCa);
+    }
+  } catch (err) {
+    await store.close();
+    throw err;
+  }
+  // --- end security ----------------------------------------------------------------------------
   let stopping = false;
+  const nodeId = randomUUID();
+  const startedAt = Date.now();
+  const member: { cluster?: Cluster } = {}; // set once the node listens (its URL is part of its membership)
   const http = await createHttpServer({
     store,
     hub,
     configs,
     metrics,
     logger,
+    auth: security.auth,
+    policies,
+    audit: security.audit,
+    ...(tls !== undefined ? { tls } : {}),
     info: {
-      nodeId: randomUUID(),
+      nodeId,
       version: VERSION,
-      startedAt: Date.now(),
+      startedAt,
       dev: opts.dev ?? false,
       dataDir,
-      ready: () => !stopping,
+      ready: () => !stopping && member.cluster?.ready === true,
     },
+  });
+  registerClusterRoute(http, async () => {
+    if (member.cluster === undefined) throw new UnavailableError('the node is starting');
+    return member.cluster.status();
   });
   const host = opts.host ?? '127.0.0.1';
   await http.listen({ host, port: opts.httpPort ?? 7379 });
   const addr = http.server.address();
   const port = typeof addr === 'object' && addr !== null ? addr.port : (opts.httpPort ?? 7379);
-  const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+  const url = `${tls !== undefined ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${port}`;
+  const cluster = startCluster({ store, logger, nodeId, url, version: VERSION, startedAt });
+  member.cluster = cluster;
+  if (!(await cluster.waitReady(5000))) logger.warn('the node is not ready yet: the change feed has not caught up');
 
   let stopped: Promise<void> | undefined;
   const stop = (): Promise<void> => {
@@ -110,9 +162,12 @@ export async function startNode(opts: NodeOptions = {}): Promise<BeaconNode> {
       stopping = true;
       hub.close();
       await http.close();
+      await cluster.stop();
+      security.stop(); // issue 5
+      policies.stop();
       await store.close();
     })();
     return stopped;
   };
-  return { url, port, dataDir, store, hub, http, logger, stop };
+  return { url, port, dataDir, store, hub, http, logger, security, policies, stop };
 }

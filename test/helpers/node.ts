@@ -43,21 +43,38 @@ export interface ServerProcess {
   child: ChildProcess;
   /** Everything the process wrote to stderr so far. */
   stderr: () => string;
+  /** Everything it wrote to stdout so far (with `stdout: 'pipe'`: the JSON logs). */
+  stdout: () => string;
   /** SIGKILL, then wait for exit. */
   kill: () => Promise<void>;
   /** SIGTERM, then wait for exit (SIGKILL after `ms`). */
   stop: (ms?: number) => Promise<void>;
 }
 
+/** Options of {@link spawnServer}. */
+export interface SpawnOptions {
+  /** Run with authentication on (no `--dev`). Default false: tests that are not about security run in `--dev`. */
+  secure?: boolean;
+  /** Extra environment variables (e.g. `BEACON_ADMIN_PASSWORD`, `BEACON_KEK`). */
+  env?: Record<string, string>;
+  /** Where stdout goes: ignored by default, or collected (the JSON logs) with 'pipe'. */
+  stdout?: 'ignore' | 'pipe';
+}
+
 /**
  * Spawns the built `beacon serve` on a free port and waits until it prints where it listens.
+ * It runs with `--dev` unless `opts.secure` (or `--dev` is already among `args`).
  * @throws when it does not start within `timeoutMs`.
  */
-export async function spawnServer(args: string[], timeoutMs = 20_000): Promise<ServerProcess> {
-  const child = spawn(process.execPath, [CLI, 'serve', '--http-port', '0', ...args], {
-    stdio: ['ignore', 'ignore', 'pipe'],
-    env: { ...process.env, BEACON_LOG_LEVEL: process.env.BEACON_TEST_LOG ?? 'warn' },
+export async function spawnServer(args: string[], timeoutMs = 20_000, opts: SpawnOptions = {}): Promise<ServerProcess> {
+  const dev = opts.secure === true || args.includes('--dev') ? [] : ['--dev'];
+  const child = spawn(process.execPath, [CLI, 'serve', '--http-port', '0', ...dev, ...args], {
+    stdio: ['ignore', opts.stdout ?? 'ignore', 'pipe'],
+    env: { ...process.env, BEACON_LOG_LEVEL: process.env.BEACON_TEST_LOG ?? 'warn', ...(opts.env ?? {}) },
   });
+  let out = '';
+  child.stdout?.setEncoding('utf8');
+  child.stdout?.on('data', (d: string) => (out += d));
   let err = '';
   child.stderr?.setEncoding('utf8');
   const exited = new Promise<void>((r) => child.once('exit', () => r()));
@@ -68,7 +85,7 @@ export async function spawnServer(args: string[], timeoutMs = 20_000): Promise<S
     }, timeoutMs);
     child.stderr?.on('data', (d: string) => {
       err += d;
-      const m = /listening on (http:\/\/[^\s]+)/.exec(err);
+      const m = /listening on (https?:\/\/[^\s]+)/.exec(err);
       if (m) {
         clearTimeout(timer);
         resolveUrl(m[1] as string);
@@ -88,6 +105,7 @@ export async function spawnServer(args: string[], timeoutMs = 20_000): Promise<S
     port: Number(new URL(url).port),
     child,
     stderr: () => err,
+    stdout: () => out,
     kill,
     stop: async (ms = 5000) => {
       if (child.exitCode !== null || child.signalCode !== null) return;

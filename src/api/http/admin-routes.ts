@@ -7,6 +7,48 @@ import type { FastifyInstance } from 'fastify';
 import { InvalidArgumentError } from '../../errors.js';
 import { optInt, readObject } from './codec.js';
 import type { HttpContext } from './context.js';
+import { principalName } from './request-context.js';
+
+// --- cluster status (PostgreSQL backend work, issue 3) -------------------------------------------
+
+/** One member of the cluster as `GET /v1/cluster` shows it. */
+export interface ClusterNodeStatus {
+  id: string;
+  /** The node's base URL. */
+  url: string;
+  version: string;
+  /** ISO 8601 start time. */
+  startedAt: string;
+  /** The revision the node's view has applied (as of its last heartbeat, about a second old). */
+  appliedRevision: number;
+  /** `revision - appliedRevision`, in revisions. */
+  lag: number;
+  /** What the node's `/readyz` says. */
+  ready: boolean;
+  /** Whether the node drives lease expiry. */
+  expiryLeader: boolean;
+  /** Milliseconds since the node's last heartbeat (0 for the answering node). */
+  lastSeenMs: number;
+  /** True for the node that answered. */
+  self: boolean;
+}
+
+/** The body of `GET /v1/cluster`: the backend's head revision, the expiry leader's id, every live node. */
+export interface ClusterStatus {
+  revision: number;
+  expiryLeader: string | null;
+  nodes: ClusterNodeStatus[];
+}
+
+/**
+ * Registers `GET /v1/cluster`, answered by `status` (src/node/cluster.ts). Called by the node
+ * wiring after {@link registerAdminRoutes}; rejects with `unavailable` (503) when the backend is unreachable.
+ */
+export function registerClusterRoute(app: FastifyInstance, status: () => Promise<ClusterStatus>): void {
+  app.get('/v1/cluster', async () => status());
+}
+
+// --- end cluster status -------------------------------------------------------------------------
 
 /** Registers the operations routes. */
 export function registerAdminRoutes(app: FastifyInstance, ctx: HttpContext): void {
@@ -46,6 +88,8 @@ export function registerAdminRoutes(app: FastifyInstance, ctx: HttpContext): voi
     const revision = optInt(o, 'revision', 1);
     if (revision === undefined) throw new InvalidArgumentError("'revision' is required");
     await store.compact(revision);
+    // Audited (issue 5): compaction destroys history.
+    await ctx.audit.append({ principal: principalName(req), action: 'kv.compact', outcome: 'ok', revision, requestId: String(req.id), source: req.ip });
     return { revision: store.revision, compactRevision: store.compactRevision };
   });
 
@@ -55,6 +99,8 @@ export function registerAdminRoutes(app: FastifyInstance, ctx: HttpContext): voi
     const path = join(dir, 'snapshot.db');
     try {
       const state = await store.backend.snapshot(path);
+      // Audited (issue 5): a snapshot is a copy of every key, password hash and sealed secret.
+      ctx.audit.note({ principal: principalName(req), action: 'snapshot.download', outcome: 'ok', revision: state.revision, requestId: String(req.id), source: req.ip });
       const { size } = await stat(path);
       const stream = createReadStream(path);
       const cleanup = (): void => void rm(dir, { recursive: true, force: true });

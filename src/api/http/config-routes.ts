@@ -2,7 +2,9 @@
  * `/v1/configs`: versioned configs over the kv core (DESIGN.md §4) — get (optionally an older
  * version), put with an expected version, history, diff, rollback, delete and prefix listings.
  * Keys may contain `/`, so every per-key route is one wildcard and the trailing `/history`,
- * `/diff` and `/rollback` are split off here; see docs/configs.md.
+ * `/diff` and `/rollback` are split off here; see docs/configs.md. Every route is authorised per
+ * key; writes go through the namespace policy; secret values are decrypted only for callers
+ * with `read_secret` and redacted (`"value": null, "redacted": true`) for everyone else.
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import {
@@ -15,8 +17,11 @@ import {
   type HistoryCursor,
 } from '../../config/index.js';
 import { InvalidArgumentError, NotFoundError } from '../../errors.js';
+import { validateKey } from '../../kv/index.js';
+import { deny, prefixResource, readView, requireAccess } from './authz.js';
 import { queryInt, readObject, wildcardKey } from './codec.js';
 import type { HttpContext } from './context.js';
+import { auditContext } from './request-context.js';
 
 /** The per-key sub-resources, addressed as `/v1/configs/{key}/{action}`. */
 type Action = 'history' | 'diff' | 'rollback';
@@ -72,16 +77,20 @@ function iso(ms: number): string {
   return new Date(ms).toISOString();
 }
 
-/** The value fields of a response: parsed JSON, text, or base64 with `encoding`. */
-function valueFields(bytes: Uint8Array): { value: unknown; encoding?: 'base64' } {
+/** A value as the caller may see it: the clear bytes, or `null` when it is a secret they may not read. */
+type Visible = Uint8Array | null;
+
+/** The value fields of a response: parsed JSON, text, or base64 with `encoding`; `redacted` for a hidden secret. */
+function valueFields(bytes: Visible): { value: unknown; encoding?: 'base64'; redacted?: true } {
+  if (bytes === null) return { value: null, redacted: true };
   const d = decodeConfigValue(bytes);
   return d.encoding === undefined ? { value: d.value } : { value: d.value, encoding: d.encoding };
 }
 
-function readToJson(r: ConfigRead): Record<string, unknown> {
+function readToJson(r: ConfigRead, visible: (v: Uint8Array) => Visible): Record<string, unknown> {
   const out: Record<string, unknown> = {
     key: r.key,
-    ...valueFields(r.value),
+    ...valueFields(visible(r.value)),
     version: formatVersion(r.version),
     revision: r.revision,
   };
@@ -91,11 +100,11 @@ function readToJson(r: ConfigRead): Record<string, unknown> {
   return out;
 }
 
-function historyEntryToJson(v: ConfigVersion): Record<string, unknown> {
+function historyEntryToJson(v: ConfigVersion, visible: (v: Uint8Array) => Visible): Record<string, unknown> {
   if (v.event === 'deleted') return { version: null, revision: v.revision, updated_at: iso(v.updatedAt), event: 'deleted' };
   const out: Record<string, unknown> = {
     version: formatVersion(v.version),
-    ...valueFields(v.value),
+    ...valueFields(visible(v.value)),
     revision: v.revision,
     updated_at: iso(v.updatedAt),
     event: v.event,
@@ -130,7 +139,13 @@ function isRevision(v: unknown): v is number {
 
 /** Registers `/v1/configs` and `/v1/configs/*` (get, put, delete, history, diff, rollback). */
 export function registerConfigRoutes(app: FastifyInstance, ctx: HttpContext): void {
-  const { configs, store, metrics } = ctx;
+  const { configs, store, metrics, policies } = ctx;
+
+  /** What the caller may see of a value of `key`. */
+  const visibleFor = (req: FastifyRequest, key: string) => (v: Uint8Array): Visible => {
+    const view = readView(ctx, req, key, v);
+    return view.redacted ? null : view.value;
+  };
 
   const readBarrier = async (q: Record<string, unknown>): Promise<void> => {
     const c = q.consistency ?? 'serializable';
@@ -154,6 +169,7 @@ export function registerConfigRoutes(app: FastifyInstance, ctx: HttpContext): vo
     await readBarrier(q);
     const prefix = q.prefix ?? '';
     if (typeof prefix !== 'string') throw new InvalidArgumentError("query parameter 'prefix' must be given once", { field: 'prefix' });
+    requireAccess(ctx, req, 'config.list', 'read', prefixResource(prefix));
     const limit = queryInt(q, 'limit');
     const token = decodeToken(q);
     let start: string | undefined;
@@ -187,8 +203,10 @@ export function registerConfigRoutes(app: FastifyInstance, ctx: HttpContext): vo
     const { key, action } = splitAction(req);
     if (key === '' && action === undefined) return list(req);
     const q = req.query as Record<string, unknown>;
-    await readBarrier(q);
     if (action === 'rollback') throw new NotFoundError(`rollback is POST /v1/configs/{key}/rollback, not GET`);
+    requireAccess(ctx, req, `config.${action ?? 'get'}`, 'read', { key: validateKey(key) });
+    await readBarrier(q);
+    const visible = visibleFor(req, key);
     if (action === 'history') {
       const limit = queryInt(q, 'limit');
       const token = decodeToken(q);
@@ -198,7 +216,7 @@ export function registerConfigRoutes(app: FastifyInstance, ctx: HttpContext): vo
         cursor = { createRevision: token.c, beforeRevision: token.b };
       }
       const page = await configs.history(key, { ...(limit !== undefined ? { limit } : {}), ...(cursor ? { cursor } : {}) });
-      const body: Record<string, unknown> = { key, versions: page.versions.map(historyEntryToJson), more: page.next !== undefined };
+      const body: Record<string, unknown> = { key, versions: page.versions.map((v) => historyEntryToJson(v, visible)), more: page.next !== undefined };
       if (page.next !== undefined) body.continue = encodeToken({ c: page.next.createRevision, b: page.next.beforeRevision });
       if (page.compactRevision !== undefined) body.compact_revision = page.compactRevision;
       return body;
@@ -206,19 +224,25 @@ export function registerConfigRoutes(app: FastifyInstance, ctx: HttpContext): vo
     if (action === 'diff') {
       const from = queryVersion(q, 'from');
       const to = queryVersion(q, 'to');
-      const d = await configs.diff(key, { ...(from !== undefined ? { from } : {}), ...(to !== undefined ? { to } : {}) });
+      // A diff shows values, so a secret's diff needs read_secret: refused, not redacted.
+      const decode = (v: Uint8Array): Uint8Array => visible(v) ?? deny(ctx, req, 'config.diff', 'read_secret', { key });
+      const d = await configs.diff(key, { ...(from !== undefined ? { from } : {}), ...(to !== undefined ? { to } : {}), decode });
       return { key, from: formatVersion(d.from), to: formatVersion(d.to), ...d.diff };
     }
-    return readToJson(await configs.get(key, queryVersion(q, 'version')));
+    return readToJson(await configs.get(key, queryVersion(q, 'version')), visible);
   });
 
   app.put('/v1/configs/*', async (req) => {
-    const key = wildcardKey(req.params);
+    const key = validateKey(wildcardKey(req.params));
+    requireAccess(ctx, req, 'config.put', 'write', { key });
     const o = readObject(jsonBody(req, '{"value": "…", "version": "v2"}'), ['value', 'version']);
     if (!Object.hasOwn(o, 'value')) throw new InvalidArgumentError("'value' is required", { field: 'value' });
     const expectVersion = optVersion(o.version, 'version');
-    const value = encodeConfigValue(o.value);
-    const res = await timed('config_put', () => configs.put(key, value, expectVersion === undefined ? {} : { expectVersion }));
+    const value = policies.encodeForWrite(key, encodeConfigValue(o.value));
+    const ttl = policies.defaultTtl(key);
+    const lease = ttl === undefined ? 0 : (await store.grantLease(ttl, 0, auditContext(req, 'lease.grant'))).id;
+    const audit = auditContext(req, 'config.put');
+    const res = await timed('config_put', () => configs.put(key, value, { ...(expectVersion === undefined ? {} : { expectVersion }), lease, audit }));
     return { key, version: formatVersion(res.version), revision: res.revision, updated_at: iso(res.updatedAt) };
   });
 
@@ -227,11 +251,18 @@ export function registerConfigRoutes(app: FastifyInstance, ctx: HttpContext): vo
     if (action !== 'rollback') {
       throw new NotFoundError(`no route POST ${req.url.split('?')[0]}; a rollback is POST /v1/configs/{key}/rollback`);
     }
+    requireAccess(ctx, req, 'config.rollback', 'write', { key: validateKey(key) });
     const o = readObject(jsonBody(req, '{"version": "v1"}'), ['version', 'expectedVersion']);
     if (o.version === undefined || o.version === null) throw new InvalidArgumentError("'version' (the version to restore) is required", { field: 'version' });
     const version = parseVersion(o.version, 'version');
     const expectVersion = optVersion(o.expectedVersion, 'expectedVersion');
-    const res = await timed('config_rollback', () => configs.rollback(key, version, expectVersion === undefined ? {} : { expectVersion }));
+    // The restored value is checked against today's policy and sealed with today's KEK.
+    const prepare = (v: Uint8Array): Uint8Array => {
+      const clear = policies.decodeForRead(key, v, true);
+      return policies.encodeForWrite(key, clear.redacted ? v : clear.value);
+    };
+    const audit = auditContext(req, 'config.rollback');
+    const res = await timed('config_rollback', () => configs.rollback(key, version, { ...(expectVersion === undefined ? {} : { expectVersion }), prepare, audit }));
     return {
       key,
       from_version: formatVersion(res.fromVersion),
@@ -243,8 +274,9 @@ export function registerConfigRoutes(app: FastifyInstance, ctx: HttpContext): vo
   });
 
   app.delete('/v1/configs/*', async (req) => {
-    const key = wildcardKey(req.params);
-    const res = await timed('config_delete', () => configs.delete(key));
+    const key = validateKey(wildcardKey(req.params));
+    requireAccess(ctx, req, 'config.delete', 'write', { key });
+    const res = await timed('config_delete', () => configs.delete(key, { audit: auditContext(req, 'config.delete') }));
     return { key, revision: res.revision, deleted: true };
   });
 }

@@ -1,8 +1,10 @@
 /** What every route module receives: the node's parts, wired once in src/node/. */
+import type { AuditLog } from '../../audit/index.js';
+import type { AuthService } from '../../auth/index.js';
+import type { ConfigService, PolicyStore } from '../../config/index.js';
 import type { Store } from '../../kv/index.js';
 import type { Logger, Metrics } from '../../obs/index.js';
 import type { WatchHub } from '../../watch/index.js';
-import type { ConfigService } from '../../config/index.js';
 
 /** Facts about the running node shown by `/v1/status`. */
 export interface NodeInfo {
@@ -15,6 +17,13 @@ export interface NodeInfo {
   ready: () => boolean;
 }
 
+/** TLS material for the HTTP listener (PEM bytes). With `clientCa`, client certificates are requested and verified (mTLS). */
+export interface HttpTls {
+  cert: Buffer;
+  key: Buffer;
+  clientCa?: Buffer;
+}
+
 /** The parts of a node that HTTP routes use. */
 export interface HttpContext {
   store: Store;
@@ -23,4 +32,20 @@ export interface HttpContext {
   metrics: Metrics;
   logger: Logger;
   info: NodeInfo;
+  /**
+   * Authentication and authorisation. Routes call `auth.authorize(principal, action, range)`;
+   * watches filter each event with `auth.canRead(principal, key)` (see src/api/http/authz.ts
+   * for the request-level helpers and the route table).
+   */
+  auth: AuthService;
+  /**
+   * Namespace policies: `policies.encodeForWrite(key, value)` validates (format, JSON Schema) and
+   * encrypts secrets before a write; `policies.decodeForRead(key, value, mayReadSecret)` decrypts
+   * or redacts before a value leaves the node.
+   */
+  policies: PolicyStore;
+  /** The audit log (records outside kv writes: logins, identity changes, denials). */
+  audit: AuditLog;
+  /** TLS for the listener; plain HTTP when absent. */
+  tls?: HttpTls;
 }

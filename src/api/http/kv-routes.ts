@@ -1,5 +1,11 @@
-/** `/v1/kv/*` (get, put, delete, prefix ranges with continuation) and `/v1/txn`. */
+/**
+ * `/v1/kv/*` (get, put, delete, prefix ranges with continuation) and `/v1/txn`. Every key a
+ * request touches is authorised (each op of a txn, both branches), every written value goes
+ * through its namespace policy (format, schema, encryption, default TTL), and every value read
+ * is decrypted or redacted for the caller.
+ */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { Resource } from '../../auth/index.js';
 import { InvalidArgumentError, NotFoundError } from '../../errors.js';
 import {
   clampRange,
@@ -26,6 +32,7 @@ import {
   reqString,
   wildcardKey,
 } from './codec.js';
+import { kvJsonFor, prefixResource, requireAccess } from './authz.js';
 import type { HttpContext } from './context.js';
 import { auditContext } from './request-context.js';
 
@@ -135,6 +142,46 @@ export function opResultToJson(r: OpResult): Record<string, unknown> {
   return { range: { kvs: r.kvs.map((kv) => kvToJson(kv)), more: r.more, count: r.count } };
 }
 
+function rangeResource(r: { key: string; rangeEnd?: string | null }): Resource {
+  return r.rangeEnd === undefined ? { key: r.key } : { key: r.key, rangeEnd: r.rangeEnd };
+}
+
+/**
+ * Authorises every compare and op of a txn for the caller (both branches: which one runs is
+ * not known in advance). A value compare on a secret key is refused: it would let a caller
+ * guess a secret, and the stored bytes are ciphertext anyway.
+ * @throws PermissionDeniedError; InvalidArgumentError for a value compare on a secret.
+ */
+function authorizeTxn(ctx: HttpContext, req: FastifyRequest, txn: TxnRequest): void {
+  txn.compare.forEach((c, i) => {
+    requireAccess(ctx, req, 'kv.txn', 'read', rangeResource(c));
+    if (c.target === 'value' && ctx.policies.rangeHasSecret(c.key, c.rangeEnd)) {
+      throw new InvalidArgumentError(`compare[${i}] compares the value of a secret; compare its version or modRevision instead`, { field: `compare[${i}]` });
+    }
+  });
+  for (const op of [...txn.success, ...txn.failure]) {
+    if (op.type === 'put') requireAccess(ctx, req, 'kv.txn', 'write', { key: op.key });
+    else if (op.type === 'delete') requireAccess(ctx, req, 'kv.txn', 'write', rangeResource(op));
+    else requireAccess(ctx, req, 'kv.txn', 'read', rangeResource(op));
+  }
+}
+
+/**
+ * The lease a write gets: the one asked for, else a fresh lease of the namespace's default TTL
+ * (granted once per TTL per request), else none.
+ */
+async function leaseFor(ctx: HttpContext, req: FastifyRequest, key: string, asked: number | undefined, granted: Map<number, number>): Promise<number> {
+  if (asked !== undefined && asked !== 0) return asked;
+  const ttl = ctx.policies.defaultTtl(key);
+  if (ttl === undefined) return 0;
+  let id = granted.get(ttl);
+  if (id === undefined) {
+    id = (await ctx.store.grantLease(ttl, 0, auditContext(req, 'lease.grant'))).id;
+    granted.set(ttl, id);
+  }
+  return id;
+}
+
 /** Registers `/v1/kv/*` and `/v1/txn`. */
 export function registerKvRoutes(app: FastifyInstance, ctx: HttpContext): void {
   const { store, metrics } = ctx;
@@ -151,19 +198,23 @@ export function registerKvRoutes(app: FastifyInstance, ctx: HttpContext): void {
     if (consistency !== 'serializable' && consistency !== 'linearizable') {
       throw new InvalidArgumentError("query parameter 'consistency' must be serializable or linearizable");
     }
-    if (consistency === 'linearizable') await store.readBarrier();
     if (!prefix) {
       const key = validateKey(rawKey);
+      requireAccess(ctx, req, 'kv.get', 'read', { key });
+      if (consistency === 'linearizable') await store.readBarrier();
       if (revision === 0) {
         const kv = store.get(key);
         if (kv === undefined) throw new NotFoundError(`key '${key}' not found`, { key, revision: store.revision });
-        return { revision: store.revision, kv: kvToJson(kv, keysOnly) };
+        return { revision: store.revision, kv: kvJsonFor(ctx, req, kv, keysOnly) };
       }
       const res = await store.range(key, undefined, { revision });
       const kv = res.kvs[0];
       if (kv === undefined) throw new NotFoundError(`key '${key}' not found at revision ${revision}`, { key, revision });
-      return { revision: res.revision, kv: kvToJson(kv, keysOnly) };
+      return { revision: res.revision, kv: kvJsonFor(ctx, req, kv, keysOnly) };
     }
+    // A prefix read needs read access to the whole prefix (as etcd's range permissions).
+    requireAccess(ctx, req, 'kv.range', 'read', prefixResource(rawKey));
+    if (consistency === 'linearizable') await store.readBarrier();
     const clamped = clampRange(rawKey, prefixEnd(rawKey));
     const end = clamped.rangeEnd;
     let start = clamped.key;
@@ -180,7 +231,7 @@ export function registerKvRoutes(app: FastifyInstance, ctx: HttpContext): void {
     const res = await store.range(start, end, { revision: pinned === store.revision ? 0 : pinned, limit, keysOnly, countOnly });
     const body: Record<string, unknown> = {
       revision: pinned,
-      kvs: res.kvs.map((kv) => kvToJson(kv, keysOnly)),
+      kvs: res.kvs.map((kv) => kvJsonFor(ctx, req, kv, keysOnly)),
       count: res.count,
       more: res.more,
     };
@@ -195,11 +246,18 @@ export function registerKvRoutes(app: FastifyInstance, ctx: HttpContext): void {
 
   app.put('/v1/kv/*', async (req) => {
     const key = validateKey(wildcardKey(req.params));
+    requireAccess(ctx, req, 'kv.put', 'write', { key });
     const { value, lease, prevKv } = readBodyValue(req);
+    // Validate (format, schema) and encrypt before anything is granted or written.
+    const stored = ctx.policies.encodeForWrite(key, value);
     const started = performance.now();
-    const res = await store.put(key, value, { lease: lease ?? 0, prevKv: prevKv ?? false, audit: auditContext(req, 'kv.put') });
+    const leaseId = await leaseFor(ctx, req, key, lease, new Map());
+    const res = await store.put(key, stored, { lease: leaseId, prevKv: prevKv ?? false, audit: auditContext(req, 'kv.put') });
     metrics.writeDuration.observe({ op: 'put' }, (performance.now() - started) / 1000);
-    return res.prevKv ? { revision: res.revision, prevKv: kvToJson(res.prevKv) } : { revision: res.revision };
+    const out: Record<string, unknown> = { revision: res.revision };
+    if (res.prevKv) out.prevKv = kvJsonFor(ctx, req, res.prevKv);
+    if (leaseId !== 0 && (lease === undefined || lease === 0)) out.lease = leaseId;
+    return out;
   });
 
   app.delete('/v1/kv/*', async (req) => {
@@ -209,19 +267,45 @@ export function registerKvRoutes(app: FastifyInstance, ctx: HttpContext): void {
     if (raw === '' && range.rangeEnd === null && !queryBool(q, 'all')) {
       throw new InvalidArgumentError('deleting every key needs all=true as well as prefix=true');
     }
+    requireAccess(ctx, req, 'kv.delete', 'write', rangeResource(range));
     const started = performance.now();
     const res = await store.deleteRange(range.key, range.rangeEnd, { prevKv: queryBool(q, 'prevKv'), audit: auditContext(req, 'kv.delete') });
     metrics.writeDuration.observe({ op: 'delete' }, (performance.now() - started) / 1000);
-    return { revision: res.revision, deleted: res.deleted, ...(res.prevKvs ? { prevKvs: res.prevKvs.map((kv) => kvToJson(kv)) } : {}) };
+    return { revision: res.revision, deleted: res.deleted, ...(res.prevKvs ? { prevKvs: res.prevKvs.map((kv) => kvJsonFor(ctx, req, kv)) } : {}) };
   });
 
   app.post('/v1/txn', async (req) => {
     const txn = parseTxn(req.body);
+    authorizeTxn(ctx, req, txn);
+    const granted = new Map<number, number>();
+    const prepare = async (ops: TxnOp[]): Promise<TxnOp[]> => {
+      const out: TxnOp[] = [];
+      for (const op of ops) {
+        if (op.type !== 'put') {
+          out.push(op);
+          continue;
+        }
+        const value = op.ignoreValue ? op.value : ctx.policies.encodeForWrite(op.key, op.value);
+        const lease = op.ignoreLease ? (op.lease ?? 0) : await leaseFor(ctx, req, op.key, op.lease, granted);
+        out.push({ ...op, value, lease });
+      }
+      return out;
+    };
+    // Check every value of both branches before granting any default-TTL lease.
+    for (const op of [...txn.success, ...txn.failure]) if (op.type === 'put' && !op.ignoreValue) ctx.policies.encodeForWrite(op.key, op.value);
+    const prepared: TxnRequest = { compare: txn.compare, success: await prepare(txn.success), failure: await prepare(txn.failure) };
     const started = performance.now();
-    const res = await store.txn(txn, { audit: auditContext(req, 'kv.txn') });
+    const res = await store.txn(prepared, { audit: auditContext(req, 'kv.txn') });
     metrics.writeDuration.observe({ op: 'txn' }, (performance.now() - started) / 1000);
-    return { succeeded: res.succeeded, revision: res.revision, results: res.results.map(opResultToJson) };
+    return { succeeded: res.succeeded, revision: res.revision, results: res.results.map((r) => opResultFor(ctx, req, r)) };
   });
 
   void optString;
+}
+
+/** {@link opResultToJson} with values decrypted or redacted for the caller. */
+function opResultFor(ctx: HttpContext, req: FastifyRequest, r: OpResult): Record<string, unknown> {
+  if (r.type === 'put') return { put: r.prevKv ? { prevKv: kvJsonFor(ctx, req, r.prevKv) } : {} };
+  if (r.type === 'delete') return { delete: { deleted: r.deleted, ...(r.prevKvs ? { prevKvs: r.prevKvs.map((kv) => kvJsonFor(ctx, req, kv)) } : {}) } };
+  return { range: { kvs: r.kvs.map((kv) => kvJsonFor(ctx, req, kv)), more: r.more, count: r.count } };
 }

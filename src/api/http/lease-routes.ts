@@ -1,8 +1,13 @@
-/** `/v1/leases`: grant, list, time-to-live, keep-alive, revoke. */
+/**
+ * `/v1/leases`: grant, list, time-to-live, keep-alive, revoke. Leases are not keys, so: granting
+ * and keeping alive need write access somewhere; revoking needs write access to every key the
+ * lease holds (it deletes them); reading a lease shows only the keys the caller may read.
+ */
 import type { FastifyInstance } from 'fastify';
 import { InvalidArgumentError } from '../../errors.js';
 import { MAX_LEASE_TTL_SECONDS } from '../../lease/index.js';
 import { optInt, readObject } from './codec.js';
+import { deny, principalOf, requireAccess } from './authz.js';
 import type { HttpContext } from './context.js';
 import { auditContext } from './request-context.js';
 
@@ -18,7 +23,12 @@ function leaseId(params: unknown): number {
 export function registerLeaseRoutes(app: FastifyInstance, ctx: HttpContext): void {
   const { store } = ctx;
 
+  const needWriter = (req: Parameters<typeof principalOf>[0], action: string): void => {
+    if (!ctx.auth.hasAnyAccess(principalOf(req), 'write')) deny(ctx, req, action, 'write');
+  };
+
   app.post('/v1/leases', async (req, reply) => {
+    needWriter(req, 'lease.grant');
     const o = readObject(req.body ?? {}, ['ttl', 'id']);
     const ttl = optInt(o, 'ttl', 1, MAX_LEASE_TTL_SECONDS);
     if (ttl === undefined) throw new InvalidArgumentError("'ttl' (seconds) is required");
@@ -27,20 +37,31 @@ export function registerLeaseRoutes(app: FastifyInstance, ctx: HttpContext): voi
     return { id: lease.id, ttl: lease.grantedTtl };
   });
 
-  app.get('/v1/leases', async () => ({
-    leases: store.leases().map((l) => ({ id: l.id, ttl: l.ttl, grantedTtl: l.grantedTtl, keys: l.keys.length })),
-  }));
+  app.get('/v1/leases', async (req) => {
+    if (!ctx.auth.hasAnyAccess(principalOf(req), 'read')) deny(ctx, req, 'lease.list', 'read');
+    return { leases: store.leases().map((l) => ({ id: l.id, ttl: l.ttl, grantedTtl: l.grantedTtl, keys: l.keys.length })) };
+  });
 
-  app.get('/v1/leases/:id', async (req) => store.timeToLive(leaseId(req.params)));
+  app.get('/v1/leases/:id', async (req) => {
+    if (!ctx.auth.hasAnyAccess(principalOf(req), 'read')) deny(ctx, req, 'lease.get', 'read');
+    const info = store.timeToLive(leaseId(req.params));
+    const p = principalOf(req);
+    return { ...info, keys: info.keys.filter((k) => ctx.auth.canRead(p, k)) };
+  });
 
   app.post('/v1/leases/:id/keepalive', async (req) => {
+    needWriter(req, 'lease.keepalive');
     const id = leaseId(req.params);
     const ttl = await store.keepAlive(id);
     return { id, ttl };
   });
 
   app.delete('/v1/leases/:id', async (req) => {
-    const revision = await store.revokeLease(leaseId(req.params), auditContext(req, 'lease.revoke'));
+    const id = leaseId(req.params);
+    needWriter(req, 'lease.revoke');
+    // Revoking deletes the lease's keys: the caller must be allowed to delete each of them.
+    for (const key of store.timeToLive(id).keys) requireAccess(ctx, req, 'lease.revoke', 'write', { key });
+    const revision = await store.revokeLease(id, auditContext(req, 'lease.revoke'));
     return { revision };
   });
 }

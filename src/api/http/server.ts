@@ -3,6 +3,8 @@ import websocket from '@fastify/websocket';
 import { randomUUID } from 'node:crypto';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { registerAdminRoutes } from './admin-routes.js';
+import { registerAuthRoutes } from './auth-routes.js';
+import { redactUrl, registerAuthHooks } from './authz.js';
 import { registerConfigRoutes } from './config-routes.js';
 import { registerCoordRoutes } from './coord-routes.js';
 import type { HttpContext } from './context.js';
@@ -19,9 +21,20 @@ const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 /**
  * Builds the fastify app with every route registered (not yet listening).
  * The body limit follows the value limit: a base64 value is 4/3 of its bytes, plus JSON framing.
+ * With `ctx.tls` it serves HTTPS; with `ctx.tls.clientCa` it also asks for client certificates
+ * and trusts those the CA signed (a client without one may still use a token).
  */
 export async function createHttpServer(ctx: HttpContext): Promise<FastifyInstance> {
+  const https = ctx.tls === undefined
+    ? undefined
+    : {
+        cert: ctx.tls.cert,
+        key: ctx.tls.key,
+        ...(ctx.tls.clientCa !== undefined ? { ca: ctx.tls.clientCa, requestCert: true, rejectUnauthorized: false } : {}),
+        minVersion: 'TLSv1.2' as const,
+      };
   const app = Fastify({
+    ...(https !== undefined ? { https } : {}),
     loggerInstance: ctx.logger as unknown as FastifyBaseLogger,
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: Math.ceil((ctx.store.maxValueBytes * 4) / 3) + 64 * 1024,
@@ -33,7 +46,7 @@ export async function createHttpServer(ctx: HttpContext): Promise<FastifyInstanc
     },
     forceCloseConnections: true,
     return503OnClosing: true,
-  });
+  }) as unknown as FastifyInstance;
 
   // Raw values: anything that is not JSON is taken as the value's bytes.
   app.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
@@ -54,7 +67,9 @@ export async function createHttpServer(ctx: HttpContext): Promise<FastifyInstanc
   app.addHook('onResponse', async (req, reply) => {
     const route = req.routeOptions.url ?? 'unmatched';
     ctx.metrics.httpDuration.observe({ method: req.method, route, status: String(reply.statusCode) }, reply.elapsedTime / 1000);
-    if (reply.statusCode >= 400) req.log.info({ reqId: req.id, method: req.method, url: req.url, status: reply.statusCode }, 'request answered with an error');
+    if (reply.statusCode >= 400) {
+      req.log.info({ reqId: req.id, method: req.method, url: redactUrl(req.url), status: reply.statusCode }, 'request answered with an error');
+    }
   });
   app.addHook('onError', async (_req, _reply, err) => {
     const code = (err as { code?: unknown }).code;
@@ -69,11 +84,14 @@ export async function createHttpServer(ctx: HttpContext): Promise<FastifyInstanc
     },
   });
 
+  // Authentication, rate limits and the route rules run before every route registered below.
+  registerAuthHooks(app, ctx);
   registerKvRoutes(app, ctx);
   registerLeaseRoutes(app, ctx);
   registerAdminRoutes(app, ctx);
   registerWatchRoutes(app, ctx);
   registerConfigRoutes(app, ctx);
   registerCoordRoutes(app, ctx);
+  registerAuthRoutes(app, ctx);
   return app;
 }

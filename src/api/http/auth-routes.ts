@@ -1,0 +1,339 @@
+/**
+ * Identity and governance routes: `POST /v1/auth/token`, `GET /v1/auth/whoami`, `/v1/users`,
+ * `/v1/roles`, `/v1/apikeys`, `GET /v1/audit` (filters, pagination, JSON-lines export),
+ * `/v1/namespaces` (policies) and `POST /v1/secrets/reencrypt` (KEK rotation). See docs/security.md.
+ */
+import { Readable } from 'node:stream';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { auditToJson } from '../../audit/index.js';
+import { apiKeyView, userView, validateName, type Role } from '../../auth/index.js';
+import { parsePolicy, type NamespacePolicy } from '../../config/index.js';
+import { ConflictError, ErrorCode, InvalidArgumentError, NotFoundError, type BeaconError } from '../../errors.js';
+import { validateKey, type AuditQuery } from '../../kv/index.js';
+import { optBool, optString, queryInt, readObject, reqString, wildcardKey } from './codec.js';
+import type { HttpContext } from './context.js';
+import { countLoginRateLimited, prefixResource, principalOf, requireAccess } from './authz.js';
+
+/** The JSON body of a request; bodies sent without a JSON content type (`curl -d`) are parsed too. */
+function jsonBody(req: FastifyRequest, example: string): Record<string, unknown> {
+  let body: unknown = req.body;
+  if (Buffer.isBuffer(body)) {
+    if (body.length === 0) body = undefined;
+    else {
+      try {
+        body = JSON.parse(body.toString('utf8'));
+      } catch {
+        throw new InvalidArgumentError(`the body must be JSON such as ${example}`);
+      }
+    }
+  }
+  if (body === undefined || body === null) throw new InvalidArgumentError(`missing body: send JSON such as ${example}`);
+  if (typeof body !== 'object' || Array.isArray(body)) throw new InvalidArgumentError(`the body must be a JSON object such as ${example}`);
+  return body as Record<string, unknown>;
+}
+
+function param(req: FastifyRequest, name: string): string {
+  return (req.params as Record<string, string>)[name] ?? '';
+}
+
+function roleJson(r: Role): Record<string, unknown> {
+  return { name: r.name, permissions: r.permissions, secrets: r.secrets === true, builtin: r.builtin === true };
+}
+
+function policyJson(p: NamespacePolicy): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...p };
+  if (p.updatedAt !== undefined) out.updatedAt = new Date(p.updatedAt).toISOString();
+  return out;
+}
+
+/** A time in a query: ISO 8601 or milliseconds since the epoch. @throws InvalidArgumentError. */
+function queryTime(q: Record<string, unknown>, name: string): number | undefined {
+  const v = q[name];
+  if (v === undefined || v === '') return undefined;
+  if (typeof v === 'string') {
+    if (/^\d{1,15}$/.test(v)) return Number(v);
+    const t = Date.parse(v);
+    if (!Number.isNaN(t)) return t;
+  }
+  throw new InvalidArgumentError(`query parameter '${name}' must be an ISO 8601 time or milliseconds since the epoch`, { field: name });
+}
+
+function queryText(q: Record<string, unknown>, name: string): string | undefined {
+  const v = q[name];
+  if (v === undefined || v === '') return undefined;
+  if (typeof v !== 'string') throw new InvalidArgumentError(`query parameter '${name}' must be given once`, { field: name });
+  return v;
+}
+
+/** Registers the identity, audit and namespace routes. */
+export function registerAuthRoutes(app: FastifyInstance, ctx: HttpContext): void {
+  const { auth, audit, policies } = ctx;
+  const identity = auth.identity;
+
+  const record = async (req: FastifyRequest, action: string, details: Record<string, unknown>, key: string | null = null): Promise<void> => {
+    await audit.append({
+      principal: principalOf(req).name,
+      action,
+      outcome: 'ok',
+      key,
+      requestId: String(req.id),
+      source: req.ip,
+      details: JSON.stringify(details),
+    });
+  };
+
+  /** Refuses a change that would leave no enabled user holding the admin role (the installation would be locked). */
+  const keepAnAdmin = (name: string, next: { roles?: string[]; disabled?: boolean; deleted?: boolean }): void => {
+    const target = identity.user(name);
+    if (target === undefined || !target.roles.includes('admin') || target.disabled === true) return;
+    const stillAdmin = next.deleted !== true && next.disabled !== true && (next.roles ?? target.roles).includes('admin');
+    if (stillAdmin) return;
+    const others = identity.listUsers().filter((u) => u.name !== name && u.disabled !== true && u.roles.includes('admin'));
+    if (others.length === 0) {
+      throw new ConflictError(`'${name}' is the last enabled administrator; make another user an admin first`, { user: name });
+    }
+  };
+
+  // ---- tokens ---------------------------------------------------------------------------------
+
+  app.post('/v1/auth/token', async (req, reply) => {
+    const o = readObject(jsonBody(req, '{"username": "admin", "password": "…"}'), ['username', 'password']);
+    try {
+      const t = await auth.login(o.username, o.password, { requestId: String(req.id), source: req.ip });
+      return {
+        token: t.token,
+        tokenType: 'Bearer',
+        expiresAt: new Date(t.expiresAt).toISOString(),
+        expiresIn: Math.round((t.expiresAt - Date.now()) / 1000),
+        user: t.user,
+        roles: t.roles,
+      };
+    } catch (err) {
+      if ((err as BeaconError).code === ErrorCode.RateLimited) countLoginRateLimited(ctx);
+      if ((err as BeaconError).code === ErrorCode.Unauthenticated) void reply.header('www-authenticate', 'Bearer realm="beacon"');
+      throw err;
+    }
+  });
+
+  app.get('/v1/auth/whoami', async (req) => {
+    const p = principalOf(req);
+    return { name: p.name, roles: p.roles, via: p.via, dev: ctx.info.dev };
+  });
+
+  // ---- users ----------------------------------------------------------------------------------
+
+  app.get('/v1/users', async () => ({ users: identity.listUsers().map(userView) }));
+
+  app.post('/v1/users', async (req, reply) => {
+    const o = readObject(jsonBody(req, '{"name": "alice", "password": "…", "roles": ["developer"]}'), ['name', 'password', 'roles']);
+    const name = validateName(reqString(o, 'name'), 'name');
+    const u = await identity.createUser(name, reqString(o, 'password'), o.roles ?? []);
+    await record(req, 'user.create', { user: name, roles: u.roles });
+    void reply.status(201);
+    return userView(u);
+  });
+
+  app.get('/v1/users/:name', async (req) => {
+    const name = param(req, 'name');
+    if (principalOf(req).name !== name) requireAccess(ctx, req, 'user.get', 'admin');
+    const u = identity.user(name);
+    if (u === undefined) throw new NotFoundError(`user '${name}' not found`, { user: name });
+    return userView(u);
+  });
+
+  app.patch('/v1/users/:name', async (req) => {
+    const name = param(req, 'name');
+    const o = readObject(jsonBody(req, '{"roles": ["viewer"], "disabled": false}'), ['roles', 'disabled', 'password']);
+    const disabled = optBool(o, 'disabled');
+    const password = optString(o, 'password');
+    const roles = o.roles;
+    if (roles !== undefined && (!Array.isArray(roles) || roles.some((r) => typeof r !== 'string'))) {
+      throw new InvalidArgumentError("'roles' must be an array of role names", { field: 'roles' });
+    }
+    keepAnAdmin(name, { ...(roles !== undefined ? { roles: roles as string[] } : {}), ...(disabled !== undefined ? { disabled } : {}) });
+    const u = await identity.updateUser(name, {
+      ...(roles !== undefined ? { roles } : {}),
+      ...(disabled !== undefined ? { disabled } : {}),
+      ...(password !== undefined ? { password } : {}),
+    });
+    await record(req, 'user.update', {
+      user: name,
+      ...(roles !== undefined ? { roles: u.roles } : {}),
+      ...(disabled !== undefined ? { disabled } : {}),
+      ...(password !== undefined ? { passwordChanged: true } : {}),
+    });
+    return userView(u);
+  });
+
+  app.put('/v1/users/:name/password', async (req) => {
+    const name = param(req, 'name');
+    const o = readObject(jsonBody(req, '{"currentPassword": "…", "password": "…"}'), ['password', 'currentPassword']);
+    const self = principalOf(req).name === name && principalOf(req).via !== 'dev';
+    if (self && !auth.can(principalOf(req), 'admin')) {
+      // Changing one's own password needs the current one, so a stolen token cannot take the account over.
+      const current = optString(o, 'currentPassword');
+      if (current === undefined || (await identity.verifyLogin(name, current)) === undefined) {
+        throw new InvalidArgumentError("'currentPassword' is missing or wrong", { field: 'currentPassword' });
+      }
+    } else if (!self) {
+      requireAccess(ctx, req, 'user.password', 'admin');
+    }
+    await identity.updateUser(name, { password: reqString(o, 'password') });
+    await record(req, 'user.password', { user: name });
+    return { name, passwordChanged: true };
+  });
+
+  app.delete('/v1/users/:name', async (req) => {
+    const name = param(req, 'name');
+    keepAnAdmin(name, { deleted: true });
+    await identity.deleteUser(name);
+    await record(req, 'user.delete', { user: name });
+    return { name, deleted: true };
+  });
+
+  // ---- roles ----------------------------------------------------------------------------------
+
+  app.get('/v1/roles', async () => ({ roles: identity.listRoles().map(roleJson) }));
+
+  app.get('/v1/roles/:name', async (req) => roleJson(identity.role(param(req, 'name'))));
+
+  app.put('/v1/roles/:name', async (req, reply) => {
+    const name = param(req, 'name');
+    const o = readObject(jsonBody(req, '{"permissions": [{"prefix": "team-a/", "access": "write"}], "secrets": false}'), ['permissions', 'secrets', 'name']);
+    if (o.name !== undefined && o.name !== name) throw new InvalidArgumentError("'name' in the body differs from the path", { field: 'name' });
+    const { role, created } = await identity.putRole(name, { permissions: o.permissions, secrets: o.secrets });
+    await record(req, 'role.put', { role: name, permissions: role.permissions, secrets: role.secrets === true });
+    if (created) void reply.status(201);
+    return roleJson(role);
+  });
+
+  app.delete('/v1/roles/:name', async (req) => {
+    const name = param(req, 'name');
+    await identity.deleteRole(name);
+    await record(req, 'role.delete', { role: name });
+    return { name, deleted: true };
+  });
+
+  // ---- API keys -------------------------------------------------------------------------------
+
+  app.post('/v1/apikeys', async (req, reply) => {
+    const o = readObject(jsonBody(req, '{"name": "billing-service", "roles": ["viewer"]}'), ['name', 'roles', 'expiresAt']);
+    let expiresAt: number | null = null;
+    if (o.expiresAt !== undefined && o.expiresAt !== null) {
+      expiresAt = typeof o.expiresAt === 'string' ? Date.parse(o.expiresAt) : typeof o.expiresAt === 'number' ? o.expiresAt : NaN;
+      if (Number.isNaN(expiresAt)) throw new InvalidArgumentError("'expiresAt' must be an ISO 8601 time", { field: 'expiresAt' });
+    }
+    const { record: rec, key } = await identity.createApiKey({ name: reqString(o, 'name'), roles: o.roles ?? [], expiresAt, createdBy: principalOf(req).name });
+    await record(req, 'apikey.create', { id: rec.id, name: rec.name, roles: rec.roles });
+    void reply.status(201).header('cache-control', 'no-store');
+    // The key is shown this once; only its hash is stored.
+    return { ...apiKeyView(rec), key };
+  });
+
+  app.get('/v1/apikeys', async () => ({ apiKeys: identity.listApiKeys().map(apiKeyView) }));
+
+  app.delete('/v1/apikeys/:id', async (req) => {
+    const rec = await identity.revokeApiKey(param(req, 'id'));
+    await record(req, 'apikey.revoke', { id: rec.id, name: rec.name });
+    return { id: rec.id, revoked: true };
+  });
+
+  // ---- audit ----------------------------------------------------------------------------------
+
+  app.get('/v1/audit', async (req, reply) => {
+    const q = req.query as Record<string, unknown>;
+    const allowed = ['from', 'to', 'principal', 'action', 'key', 'outcome', 'after', 'limit', 'format'];
+    for (const k of Object.keys(q)) {
+      if (!allowed.includes(k)) throw new InvalidArgumentError(`unknown query parameter '${k}'; allowed: ${allowed.join(', ')}`, { field: k });
+    }
+    const outcome = queryText(q, 'outcome');
+    if (outcome !== undefined && outcome !== 'ok' && outcome !== 'denied' && outcome !== 'failed') {
+      throw new InvalidArgumentError("query parameter 'outcome' must be ok, denied or failed", { field: 'outcome' });
+    }
+    const filter: Omit<AuditQuery, 'limit'> = {};
+    const fromTs = queryTime(q, 'from');
+    const toTs = queryTime(q, 'to');
+    const principal = queryText(q, 'principal');
+    const action = queryText(q, 'action');
+    const key = queryText(q, 'key');
+    const after = queryInt(q, 'after');
+    if (fromTs !== undefined) filter.fromTs = fromTs;
+    if (toTs !== undefined) filter.toTs = toTs;
+    if (principal !== undefined) filter.principal = principal;
+    if (action !== undefined) filter.action = action;
+    if (key !== undefined) filter.keyPrefix = key;
+    if (outcome !== undefined) filter.outcome = outcome;
+    if (after !== undefined) filter.afterId = after;
+    const format = queryText(q, 'format') ?? 'json';
+    if (format !== 'json' && format !== 'jsonl') throw new InvalidArgumentError("query parameter 'format' must be json or jsonl", { field: 'format' });
+    if (format === 'jsonl') {
+      // Export: every matching record as one JSON object per line, streamed page by page.
+      const lines = (async function* () {
+        for await (const r of audit.export(filter)) yield `${JSON.stringify(auditToJson(r))}\n`;
+      })();
+      void reply.header('content-type', 'application/x-ndjson; charset=utf-8');
+      return reply.send(Readable.from(lines));
+    }
+    const limit = Math.min(queryInt(q, 'limit') ?? 100, 1000) || 100;
+    const records = await audit.query({ ...filter, limit });
+    const last = records[records.length - 1];
+    return { records: records.map(auditToJson), more: records.length === limit, ...(records.length === limit && last ? { next: last.id } : {}) };
+  });
+
+  // ---- namespaces -----------------------------------------------------------------------------
+
+  app.get('/v1/namespaces', async (req) => {
+    const p = principalOf(req);
+    return { namespaces: policies.list().filter((n) => auth.can(p, 'read', prefixResource(n.prefix))).map(policyJson), kek: policies.keyring?.primary.id ?? null };
+  });
+
+  app.get('/v1/namespaces/*', async (req) => {
+    const prefix = validateKey(wildcardKey(req.params), 'namespace prefix');
+    requireAccess(ctx, req, 'namespace.get', 'read', prefixResource(prefix));
+    return policyJson(policies.get(prefix));
+  });
+
+  app.put('/v1/namespaces/*', async (req, reply) => {
+    const prefix = validateKey(wildcardKey(req.params), 'namespace prefix');
+    requireAccess(ctx, req, 'namespace.put', 'admin', prefixResource(prefix));
+    const policy = parsePolicy(prefix, jsonBody(req, '{"format": "json", "schema": {…}, "secret": false}'));
+    const p = principalOf(req);
+    const res = await policies.put(policy, p.name);
+    const ctxAudit = { principal: p.name, action: 'namespace.reconcile', requestId: String(req.id), source: req.ip };
+    // Values already under the prefix are encrypted (or decrypted) to match the new policy, online.
+    const reconciled = await policies.reconcile(prefix, ctxAudit);
+    await record(req, 'namespace.put', {
+      prefix,
+      format: policy.format ?? null,
+      schema: policy.schema !== undefined,
+      secret: policy.secret === true,
+      defaultTtl: policy.defaultTtl ?? null,
+      encrypted: reconciled.encrypted,
+      decrypted: reconciled.decrypted,
+    }, prefix);
+    if (res.created) void reply.status(201);
+    return { ...policyJson(res.policy), revision: Math.max(res.revision, reconciled.revision), reconciled };
+  });
+
+  app.delete('/v1/namespaces/*', async (req) => {
+    const prefix = validateKey(wildcardKey(req.params), 'namespace prefix');
+    requireAccess(ctx, req, 'namespace.delete', 'admin', prefixResource(prefix));
+    const p = principalOf(req);
+    const res = await policies.delete(prefix);
+    // Values stay readable: encrypted ones are decrypted now that no secret policy covers them.
+    const reconciled = await policies.reconcile(prefix, { principal: p.name, action: 'namespace.reconcile', requestId: String(req.id), source: req.ip });
+    await record(req, 'namespace.delete', { prefix, decrypted: reconciled.decrypted }, prefix);
+    return { prefix, deleted: true, revision: Math.max(res.revision, reconciled.revision), reconciled };
+  });
+
+  app.post('/v1/secrets/reencrypt', async (req) => {
+    const o = req.body === undefined || (Buffer.isBuffer(req.body) && req.body.length === 0) ? {} : readObject(jsonBody(req, '{"prefix": "secrets/"}'), ['prefix']);
+    const prefix = optString(o, 'prefix');
+    if (prefix !== undefined && prefix !== '') validateKey(prefix, 'prefix');
+    const p = principalOf(req);
+    const res = await policies.reconcile(prefix, { principal: p.name, action: 'secret.reencrypt', requestId: String(req.id), source: req.ip });
+    await record(req, 'secret.reencrypt', { prefix: prefix ?? null, kek: policies.keyring?.primary.id ?? null, ...res });
+    return { kek: policies.keyring?.primary.id ?? null, ...res };
+  });
+
+}

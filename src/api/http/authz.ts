@@ -1,0 +1,366 @@
+/**
+ * Authentication and authorisation for the HTTP API, in one place: an `onRequest` hook that
+ * authenticates every request (except the public routes), applies the per-principal rate
+ * limit and checks the route's rule; the rule table for every route; and the helpers route
+ * handlers use for checks that depend on the body (txn ops) or on values (secret redaction).
+ *
+ * Routes without an entry in {@link ROUTE_RULES} are for administrators only (fail closed).
+ */
+import type { TLSSocket } from 'node:tls';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { Counter } from 'prom-client';
+import { DEV_PRINCIPAL, deniedError, type Action, type Credentials, type Principal, type Resource } from '../../auth/index.js';
+import type { ReadView } from '../../config/index.js';
+import { ErrorCode, UnauthenticatedError, type BeaconError } from '../../errors.js';
+import { FIRST_USER_KEY, SYSTEM_PREFIX, compareKeys, prefixEnd, type KeyValue } from '../../kv/index.js';
+import { kvToJson, type KeyValueJson } from './codec.js';
+import type { HttpContext } from './context.js';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** Who is calling; set by the authentication hook before any handler runs (undefined only on public routes). */
+    principal?: Principal;
+  }
+}
+
+/** What a route needs. `handler`: the route checks precisely itself (it knows the keys only after parsing the body). */
+export type RouteRule =
+  | { kind: 'public' }
+  | { kind: 'authenticated' }
+  | { kind: 'admin' }
+  | { kind: 'handler' }
+  | { kind: 'keys'; name: string; checks: (req: FastifyRequest) => { action: Action; resource: Resource }[] };
+
+function wildcard(req: FastifyRequest): string {
+  return (req.params as Record<string, string | undefined>)['*'] ?? '';
+}
+
+function query(req: FastifyRequest): Record<string, unknown> {
+  return req.query as Record<string, unknown>;
+}
+
+/**
+ * A prefix as a range resource (`[p, prefixEnd(p))`). The empty prefix means every client key
+ * (reads clamp their ranges past the system keys); a system-key prefix stays a system key, which
+ * {@link authorize} refuses to everyone.
+ */
+export function prefixResource(p: string): Resource {
+  if (p === '') return { key: FIRST_USER_KEY, rangeEnd: null };
+  return { key: p, rangeEnd: prefixEnd(p) };
+}
+
+/** A watched range as a resource: one that would reach the system keys is refused, since watches do not clamp their ranges. */
+function watchedRange(key: string, rangeEnd: string | null | undefined): Resource {
+  if (compareKeys(key, FIRST_USER_KEY) < 0) return { key: SYSTEM_PREFIX };
+  return rangeEnd === undefined ? { key } : { key, rangeEnd };
+}
+
+/** The resource of an SSE watch given as key + `prefix`/`rangeEnd` query parameters. */
+function watchResource(req: FastifyRequest): Resource {
+  const key = wildcard(req);
+  const q = query(req);
+  if (q.prefix !== undefined && q.prefix !== 'false' && q.prefix !== '0') return watchedRange(key, prefixEnd(key));
+  if (typeof q.rangeEnd === 'string') return watchedRange(key, q.rangeEnd === '' || q.rangeEnd === '\u0000' ? null : q.rangeEnd);
+  return watchedRange(key, undefined);
+}
+
+/** A query parameter as a list (repeated parameters arrive as arrays). */
+function queryList(req: FastifyRequest, name: string): string[] {
+  const v = query(req)[name];
+  return v === undefined ? [] : Array.isArray(v) ? v.map(String) : [String(v)];
+}
+
+/** What `/v1/configs/watch?key=…&prefix=…` subscribes to at once. */
+function configWatchChecks(req: FastifyRequest): { action: Action; resource: Resource }[] {
+  return [
+    // Later subscribe frames may name any key: until that route checks them, every key must be readable.
+    { action: 'read', resource: EVERY_KEY },
+    ...queryList(req, 'key').map((k) => ({ action: 'read' as const, resource: watchedRange(k, undefined) })),
+    ...queryList(req, 'prefix').map((p) => ({ action: 'read' as const, resource: watchedRange(p, prefixEnd(p)) })),
+  ];
+}
+
+/** The name part of `{name}/{action}` wildcards (elections). */
+function nameBeforeAction(req: FastifyRequest): string {
+  const path = wildcard(req);
+  const slash = path.lastIndexOf('/');
+  return slash <= 0 ? path : path.slice(0, slash);
+}
+
+/** Every key of the store (what a principal needs to watch over one socket until per-event checks exist). */
+const EVERY_KEY: Resource = { key: FIRST_USER_KEY, rangeEnd: null };
+
+/**
+ * The authorisation rule of every route, by `METHOD url-pattern` (HEAD uses GET's).
+ * The routes marked `handler` check each key they touch themselves (see kv-routes, config-routes,
+ * lease-routes, auth-routes).
+ */
+export const ROUTE_RULES: Record<string, RouteRule> = {
+  // Operations
+  'GET /healthz': { kind: 'public' },
+  'GET /readyz': { kind: 'public' },
+  'GET /metrics': { kind: 'authenticated' }, // public with --metrics-public
+  'GET /v1/status': { kind: 'authenticated' },
+  'GET /v1/cluster': { kind: 'authenticated' },
+  'POST /v1/compact': { kind: 'admin' },
+  'GET /v1/snapshot': { kind: 'admin' },
+  // Identity, audit, namespaces
+  'POST /v1/auth/token': { kind: 'public' },
+  'GET /v1/auth/whoami': { kind: 'authenticated' },
+  'GET /v1/users': { kind: 'admin' },
+  'POST /v1/users': { kind: 'admin' },
+  'GET /v1/users/:name': { kind: 'handler' },
+  'PATCH /v1/users/:name': { kind: 'admin' },
+  'DELETE /v1/users/:name': { kind: 'admin' },
+  'PUT /v1/users/:name/password': { kind: 'handler' },
+  'GET /v1/roles': { kind: 'authenticated' },
+  'GET /v1/roles/:name': { kind: 'authenticated' },
+  'PUT /v1/roles/:name': { kind: 'admin' },
+  'DELETE /v1/roles/:name': { kind: 'admin' },
+  'GET /v1/apikeys': { kind: 'admin' },
+  'POST /v1/apikeys': { kind: 'admin' },
+  'DELETE /v1/apikeys/:id': { kind: 'admin' },
+  'GET /v1/audit': { kind: 'admin' },
+  'GET /v1/namespaces': { kind: 'authenticated' },
+  'GET /v1/namespaces/*': { kind: 'handler' },
+  'PUT /v1/namespaces/*': { kind: 'handler' },
+  'DELETE /v1/namespaces/*': { kind: 'handler' },
+  'POST /v1/secrets/reencrypt': { kind: 'admin' },
+  // Keys, txns, leases, configs: checked per key by the handlers
+  'GET /v1/kv': { kind: 'handler' },
+  'GET /v1/kv/*': { kind: 'handler' },
+  'PUT /v1/kv/*': { kind: 'handler' },
+  'DELETE /v1/kv/*': { kind: 'handler' },
+  'POST /v1/txn': { kind: 'handler' },
+  'POST /v1/leases': { kind: 'handler' },
+  'GET /v1/leases': { kind: 'handler' },
+  'GET /v1/leases/:id': { kind: 'handler' },
+  'POST /v1/leases/:id/keepalive': { kind: 'handler' },
+  'DELETE /v1/leases/:id': { kind: 'handler' },
+  'GET /v1/configs': { kind: 'handler' },
+  'GET /v1/configs/*': { kind: 'handler' },
+  'PUT /v1/configs/*': { kind: 'handler' },
+  'POST /v1/configs/*': { kind: 'handler' },
+  'DELETE /v1/configs/*': { kind: 'handler' },
+  // Watches: the range at creation. The WebSocket watch multiplexes watches whose ranges come
+  // later in frames and are neither checked nor clamped past the system keys yet, so it is for
+  // administrators until it calls auth.authorize per create frame and auth.canRead per event.
+  'GET /v1/watch': { kind: 'admin' },
+  'GET /v1/watch/*': { kind: 'keys', name: 'watch.sse', checks: (req) => [{ action: 'read', resource: watchResource(req) }] },
+  'GET /v1/configs/watch': { kind: 'keys', name: 'config.watch', checks: configWatchChecks },
+  // Coordination: a lock or election `name` lives under `name/`; a sequence under `prefix/`.
+  'POST /v1/locks/*': { kind: 'keys', name: 'lock.acquire', checks: (req) => [{ action: 'write', resource: prefixResource(`${wildcard(req)}/`) }] },
+  'GET /v1/locks/*': { kind: 'keys', name: 'lock.get', checks: (req) => [{ action: 'read', resource: prefixResource(`${wildcard(req)}/`) }] },
+  'DELETE /v1/locks/*': {
+    kind: 'keys',
+    name: 'lock.release',
+    checks: (req) => [
+      { action: 'write', resource: query(req).lease !== undefined ? prefixResource(`${wildcard(req)}/`) : { key: wildcard(req) } },
+    ],
+  },
+  'POST /v1/elections/*': { kind: 'keys', name: 'election.write', checks: (req) => [{ action: 'write', resource: prefixResource(`${nameBeforeAction(req)}/`) }] },
+  'GET /v1/elections/*': { kind: 'keys', name: 'election.read', checks: (req) => [{ action: 'read', resource: prefixResource(`${nameBeforeAction(req)}/`) }] },
+  'POST /v1/sequences/*': { kind: 'keys', name: 'sequence.next', checks: (req) => [{ action: 'write', resource: prefixResource(`${wildcard(req)}/`) }] },
+};
+
+/** The rule of a route; routes without one are for administrators only. */
+export function ruleFor(method: string, url: string | undefined): RouteRule | undefined {
+  if (url === undefined) return undefined;
+  return ROUTE_RULES[`${method === 'HEAD' ? 'GET' : method} ${url}`];
+}
+
+/** The caller of a request (the dev principal in `--dev` mode). @throws UnauthenticatedError on a public route. */
+export function principalOf(req: FastifyRequest): Principal {
+  const p = req.principal;
+  if (p === undefined) throw new UnauthenticatedError();
+  return p;
+}
+
+/**
+ * Throws unless the caller may do `action` on `resource`; a refusal is written to the audit
+ * log (principal, API action, key, request id, source — never a value).
+ * @param apiAction the API's name for what was asked, e.g. `kv.put`, recorded in the audit log.
+ * @throws PermissionDeniedError (403).
+ */
+export function requireAccess(ctx: HttpContext, req: FastifyRequest, apiAction: string, action: Action, resource?: Resource): void {
+  const p = principalOf(req);
+  if (ctx.auth.can(p, action, resource)) return;
+  deny(ctx, req, apiAction, action, resource);
+}
+
+/** Records and throws a refusal. @throws PermissionDeniedError always. */
+export function deny(ctx: HttpContext, req: FastifyRequest, apiAction: string, action: Action, resource?: Resource): never {
+  const p = principalOf(req);
+  ctx.audit.note({
+    principal: p.name,
+    action: apiAction,
+    outcome: 'denied',
+    key: resource?.key ?? null,
+    requestId: String(req.id),
+    source: req.ip,
+    details: JSON.stringify({ need: action, ...(resource?.rangeEnd !== undefined ? { rangeEnd: resource.rangeEnd } : {}) }),
+  });
+  deniedCounter(ctx).inc();
+  throw deniedError(p, action, resource);
+}
+
+/** Whether the caller may see `key`'s clear value when it is a secret. */
+export function mayReadSecret(ctx: HttpContext, req: FastifyRequest, key: string): boolean {
+  return ctx.auth.canReadSecret(principalOf(req), key);
+}
+
+/** What the caller may see of a stored value (decrypted, or redacted). */
+export function readView(ctx: HttpContext, req: FastifyRequest, key: string, value: Uint8Array): ReadView {
+  // Cheap path first: most values are neither in a secret namespace nor encrypted.
+  if (!ctx.policies.isSecretValue(key, value)) return { redacted: false, value };
+  return ctx.policies.decodeForRead(key, value, mayReadSecret(ctx, req, key));
+}
+
+/** A kv as JSON for the caller: secret values decrypted for those who may read them, otherwise left out with `redacted: true`. */
+export function kvJsonFor(ctx: HttpContext, req: FastifyRequest, kv: KeyValue, keysOnly = false): KeyValueJson & { redacted?: true } {
+  if (keysOnly) return kvToJson(kv, true);
+  const view = readView(ctx, req, kv.key, kv.value);
+  if (view.redacted) return { ...kvToJson(kv, true), redacted: true };
+  return view.value === kv.value ? kvToJson(kv) : kvToJson({ ...kv, value: view.value });
+}
+
+/** Reads the credentials of a request; `access_token` is removed from the query so routes that check their parameters do not see it. */
+export function credentialsOf(ctx: HttpContext, req: FastifyRequest): Credentials {
+  const c: Credentials = {};
+  const auth = req.headers.authorization;
+  if (typeof auth === 'string') c.authorization = auth;
+  const apiKey = req.headers['x-api-key'];
+  if (typeof apiKey === 'string') c.apiKey = apiKey;
+  const q = req.query as Record<string, unknown> | undefined;
+  if (q !== undefined && q !== null && typeof q === 'object' && 'access_token' in q) {
+    const t = q.access_token;
+    if (typeof t === 'string' && t !== '' && req.method === 'GET') c.accessToken = t;
+    delete q.access_token;
+  }
+  if (c.authorization === undefined && c.apiKey === undefined && c.accessToken === undefined && ctx.tls?.clientCa !== undefined) {
+    const sock = req.raw.socket as TLSSocket;
+    if (sock.authorized === true) {
+      const cn = sock.getPeerCertificate().subject?.CN as string | string[] | undefined;
+      const name = Array.isArray(cn) ? cn[0] : cn;
+      if (typeof name === 'string' && name !== '') c.clientCertCn = name;
+    }
+  }
+  return c;
+}
+
+/** Removes credentials from a URL before it is logged. */
+export function redactUrl(url: string): string {
+  return url.replace(/([?&]access_token=)[^&]*/gi, '$1[redacted]');
+}
+
+function counter(ctx: HttpContext, name: string, help: string, labelNames: string[] = []): Counter<string> {
+  const existing = ctx.metrics.registry.getSingleMetric(name);
+  if (existing !== undefined) return existing as Counter<string>;
+  return new Counter({ name, help, labelNames, registers: [ctx.metrics.registry] });
+}
+
+function deniedCounter(ctx: HttpContext): Counter<string> {
+  return counter(ctx, 'beacon_access_denied_total', 'Requests refused with 403 permission_denied.');
+}
+
+/**
+ * Registers the authentication hook: every request but the public ones must carry a valid
+ * credential (401 otherwise), is counted against the principal's rate limit (429 with
+ * Retry-After), and must satisfy its route's rule (403). In `--dev` mode every request is the
+ * `dev` principal and only the system keys stay out of reach.
+ */
+export function registerAuthHooks(app: FastifyInstance, ctx: HttpContext): void {
+  const failures = counter(ctx, 'beacon_auth_failures_total', 'Requests refused with 401 unauthenticated, by reason.', ['reason']);
+  const limited = counter(ctx, 'beacon_rate_limited_total', 'Requests refused with 429 rate_limited, by scope.', ['scope']);
+  deniedCounter(ctx);
+  const unruled = new Set<string>();
+
+  app.addHook('onRoute', (route) => {
+    if (!ctx.auth.enabled) return;
+    const methods = Array.isArray(route.method) ? route.method : [route.method];
+    for (const m of methods) {
+      if (m !== 'HEAD' && ruleFor(m, route.url) === undefined) unruled.add(`${m} ${route.url}`);
+    }
+  });
+  app.addHook('onReady', async () => {
+    if (unruled.size > 0) ctx.logger.warn({ routes: [...unruled] }, 'routes without an authorisation rule are for administrators only');
+  });
+
+  const fail = (reply: FastifyReply, err: unknown): unknown => {
+    const e = err as BeaconError;
+    if (e.code === ErrorCode.Unauthenticated) {
+      const reason = e.details?.reason;
+      failures.inc({ reason: typeof reason === 'string' ? reason : 'other' });
+      // A 401 says how to authenticate (RFC 6750 §3).
+      void reply.header('www-authenticate', 'Bearer realm="beacon"');
+    } else if (e.code === ErrorCode.RateLimited) {
+      limited.inc({ scope: 'principal' });
+    }
+    return err;
+  };
+
+  /** Everything after authentication: the rate limit and the route's rule. @throws on refusal. */
+  const admit = (req: FastifyRequest, principal: Principal, rule: RouteRule | undefined): void => {
+    req.principal = principal;
+    ctx.auth.checkRate(principal);
+    const url = req.routeOptions.url;
+    if (rule === undefined) {
+      // No route matched (a 404 follows) or a route without a rule: administrators only.
+      if (url !== undefined) requireAccess(ctx, req, `${req.method} ${url}`, 'admin');
+      return;
+    }
+    if (rule.kind === 'admin') requireAccess(ctx, req, `${req.method} ${url}`, 'admin');
+    else if (rule.kind === 'keys') for (const c of rule.checks(req)) requireAccess(ctx, req, rule.name, c.action, c.resource);
+  };
+
+  // Callback style with a synchronous fast path: a request whose token or API key was seen
+  // before is admitted without a promise (the read path's cost, see bench/auth-get.ts).
+  app.addHook('onRequest', (req, reply, done) => {
+    if (!ctx.auth.enabled) {
+      req.principal = DEV_PRINCIPAL;
+      credentialsOf(ctx, req); // strips access_token from the query all the same
+      done();
+      return;
+    }
+    const url = req.routeOptions.url;
+    const rule = ruleFor(req.method, url);
+    if (rule?.kind === 'public' || (url === '/metrics' && ctx.auth.metricsPublic)) {
+      credentialsOf(ctx, req);
+      done();
+      return;
+    }
+    let who: Principal | Promise<Principal>;
+    try {
+      who = ctx.auth.authenticate(credentialsOf(ctx, req));
+    } catch (err) {
+      done(fail(reply, err) as Error);
+      return;
+    }
+    if (who instanceof Promise) {
+      who.then(
+        (p) => {
+          try {
+            admit(req, p, rule);
+            done();
+          } catch (err) {
+            done(fail(reply, err) as Error);
+          }
+        },
+        (err: unknown) => done(fail(reply, err) as Error),
+      );
+      return;
+    }
+    try {
+      admit(req, who, rule);
+    } catch (err) {
+      done(fail(reply, err) as Error);
+      return;
+    }
+    done();
+  });
+}
+
+/** Counts a refused login attempt (the token endpoint's per-address limit). */
+export function countLoginRateLimited(ctx: HttpContext): void {
+  counter(ctx, 'beacon_rate_limited_total', 'Requests refused with 429 rate_limited, by scope.', ['scope']).inc({ scope: 'login' });
+}

@@ -1,0 +1,247 @@
+/**
+ * Authentication and authorisation of one node: turns a credential (Beacon token, OIDC token,
+ * API key, client certificate) into a {@link Principal}, issues tokens for a username and
+ * password, applies rate limits, and answers authorisation questions through {@link authorize}.
+ */
+import type { AuditLog } from '../audit/index.js';
+import { InvalidArgumentError, PermissionDeniedError, UnauthenticatedError } from '../errors.js';
+import { isSystemKey } from '../kv/index.js';
+import { authorize, type Access, type Action, type Principal, type Resource, type Role } from './authorize.js';
+import { looksLikeApiKey, type IdentityStore } from './identity.js';
+import type { OidcVerifier } from './oidc.js';
+import { RateLimiter, type RateSpec } from './rate-limit.js';
+import type { TokenClaims, TokenService } from './tokens.js';
+
+/** The principal of every request in `--dev` mode. */
+export const DEV_PRINCIPAL: Principal = Object.freeze({ name: 'dev', roles: ['admin'], via: 'dev' }) as Principal;
+
+/** A credential as an adapter found it. Only one is used, in this order: bearer, API key header, access token, client certificate. */
+export interface Credentials {
+  /** The `Authorization` header as sent. */
+  authorization?: string;
+  /** An `x-api-key` header. */
+  apiKey?: string;
+  /** An `access_token` query parameter (browsers cannot set headers on WebSocket or EventSource). */
+  accessToken?: string;
+  /** The subject CN of a client certificate that the TLS layer verified against `--tls-client-ca`. */
+  clientCertCn?: string;
+}
+
+/** Options of {@link AuthService}. */
+export interface AuthServiceOptions {
+  /** `--dev`: every request is the all-powerful `dev` principal. */
+  dev: boolean;
+  identity: IdentityStore;
+  tokens: TokenService;
+  oidc?: OidcVerifier;
+  audit: AuditLog;
+  /** Roles for client-certificate CNs (`--tls-client-role CN=role`); a CN that names a user gets that user's roles otherwise. */
+  clientCertRoles?: Record<string, string[]>;
+  /** Per-principal limit on every authenticated request; null or undefined for none. */
+  rateLimit?: RateSpec | null;
+  /** Per-source-address limit on `POST /v1/auth/token` (against password guessing); null for none. */
+  loginRateLimit?: RateSpec | null;
+  /** Whether `/metrics` answers without credentials (`--metrics-public`). */
+  metricsPublic?: boolean;
+}
+
+/** Where a request came from, for the audit log. */
+export interface RequestOrigin {
+  requestId?: string;
+  source?: string;
+}
+
+/**
+ * The node's authentication and authorisation. Every check reads in-memory state (the identity
+ * cache and the token cache), so a request costs a few map lookups once its token was seen.
+ */
+export class AuthService {
+  readonly dev: boolean;
+  readonly identity: IdentityStore;
+  readonly tokens: TokenService;
+  readonly oidc: OidcVerifier | undefined;
+  readonly audit: AuditLog;
+  readonly metricsPublic: boolean;
+  readonly limiter: RateLimiter | undefined;
+  readonly loginLimiter: RateLimiter | undefined;
+  private readonly clientCertRoles: Record<string, string[]>;
+
+  constructor(o: AuthServiceOptions) {
+    this.dev = o.dev;
+    this.identity = o.identity;
+    this.tokens = o.tokens;
+    this.oidc = o.oidc;
+    this.audit = o.audit;
+    this.metricsPublic = o.metricsPublic === true;
+    this.clientCertRoles = o.clientCertRoles ?? {};
+    this.limiter = o.rateLimit ? new RateLimiter(o.rateLimit) : undefined;
+    this.loginLimiter = o.loginRateLimit ? new RateLimiter(o.loginRateLimit) : undefined;
+  }
+
+  /** False in `--dev` mode. */
+  get enabled(): boolean {
+    return !this.dev;
+  }
+
+  /** Every role by name, for {@link authorize}. */
+  get roles(): ReadonlyMap<string, Role> {
+    return this.identity.roles;
+  }
+
+  /**
+   * Authenticates a request. In `--dev` mode everyone is {@link DEV_PRINCIPAL}. Answers
+   * synchronously when it can (API keys, tokens seen before), so the read path awaits nothing.
+   * @throws UnauthenticatedError (or rejects with it) when no credential is given or it is not
+   * valid, never echoing it.
+   */
+  authenticate(c: Credentials): Principal | Promise<Principal> {
+    if (this.dev) return DEV_PRINCIPAL;
+    let bearer: string | undefined;
+    if (c.authorization !== undefined) {
+      const m = /^Bearer\s+(\S+)\s*$/i.exec(c.authorization);
+      if (m === null) throw new UnauthenticatedError('the Authorization header must be "Bearer <token or API key>"', { reason: 'malformed' });
+      bearer = m[1] as string;
+    } else if (c.apiKey !== undefined) bearer = c.apiKey;
+    else if (c.accessToken !== undefined) bearer = c.accessToken;
+    if (bearer !== undefined) return this.fromBearer(bearer);
+    if (c.clientCertCn !== undefined) return this.fromClientCert(c.clientCertCn);
+    throw new UnauthenticatedError('authentication required: send "Authorization: Bearer <token>" (POST /v1/auth/token) or an API key', {
+      reason: 'missing',
+    });
+  }
+
+  private fromBearer(bearer: string): Principal | Promise<Principal> {
+    if (looksLikeApiKey(bearer)) {
+      const key = this.identity.verifyApiKey(bearer);
+      if (key === undefined) throw new UnauthenticatedError('the API key is not valid (unknown, revoked or expired)', { reason: 'bad_api_key' });
+      return { name: `apikey:${key.name}`, roles: key.roles, via: 'apikey', credentialId: key.id };
+    }
+    const seen = this.tokens.cached(bearer);
+    if (seen !== undefined) return this.tokenPrincipal(seen);
+    return this.verifyBearer(bearer);
+  }
+
+  private async verifyBearer(bearer: string): Promise<Principal> {
+    if (this.oidc !== undefined && this.oidc.claims(bearer)) {
+      const id = await this.oidc.verify(bearer);
+      return { name: id.name, roles: id.roles, via: 'oidc' };
+    }
+    return this.tokenPrincipal(await this.tokens.verify(bearer));
+  }
+
+  private tokenPrincipal(claims: TokenClaims): Principal {
+    const user = this.identity.user(claims.sub);
+    // A deleted (or deleted and re-created) or disabled user's tokens stop working at once.
+    if (user === undefined || user.uid !== claims.uid || user.disabled === true) {
+      throw new UnauthenticatedError('the token belongs to a user that no longer exists or is disabled', { reason: 'unknown_user' });
+    }
+    return { name: user.name, roles: user.roles, via: 'token' };
+  }
+
+  private fromClientCert(cn: string): Principal {
+    const mapped = this.clientCertRoles[cn];
+    if (mapped !== undefined) return { name: cn, roles: mapped, via: 'mtls' };
+    const user = this.identity.user(cn);
+    return { name: cn, roles: user !== undefined && user.disabled !== true ? user.roles : [], via: 'mtls' };
+  }
+
+  /**
+   * Checks a username and password and issues a token. Every outcome is audited (the failure
+   * names the user only if it exists, so a password typed into the user field is not stored).
+   * @throws RateLimitedError (per source address); UnauthenticatedError for wrong credentials.
+   */
+  async login(username: unknown, password: unknown, origin: RequestOrigin): Promise<{ token: string; expiresAt: number; user: string; roles: string[] }> {
+    if (typeof username !== 'string' || username === '') throw new InvalidArgumentError("'username' is required", { field: 'username' });
+    if (typeof password !== 'string' || password === '') throw new InvalidArgumentError("'password' is required", { field: 'password' });
+    this.loginLimiter?.check(origin.source ?? 'unknown');
+    const user = await this.identity.verifyLogin(username, password);
+    if (user === undefined) {
+      const known = this.identity.user(username) !== undefined;
+      this.audit.note({
+        principal: known ? username : 'unknown',
+        action: 'auth.login',
+        outcome: 'failed',
+        requestId: origin.requestId ?? null,
+        source: origin.source ?? null,
+        details: JSON.stringify({ reason: known ? 'bad password or disabled' : 'unknown user' }),
+      });
+      throw new UnauthenticatedError('wrong username or password', { reason: 'bad_credentials' });
+    }
+    const { token, expiresAt } = await this.tokens.issue(user);
+    this.audit.note({ principal: user.name, action: 'auth.login', outcome: 'ok', requestId: origin.requestId ?? null, source: origin.source ?? null });
+    return { token, expiresAt, user: user.name, roles: user.roles };
+  }
+
+  /**
+   * The principal as it stands now, for connections that outlive a request (watches): current
+   * roles of its user or API key, or undefined once the user is deleted or disabled or the API
+   * key revoked. OIDC and client-certificate principals are returned as they are.
+   */
+  refresh(principal: Principal): Principal | undefined {
+    switch (principal.via) {
+      case 'token':
+      case 'password': {
+        const u = this.identity.user(principal.name);
+        if (u === undefined || u.disabled === true) return undefined;
+        return u.roles === principal.roles ? principal : { ...principal, roles: u.roles };
+      }
+      case 'apikey': {
+        const k = principal.credentialId === undefined ? undefined : this.identity.apiKey(principal.credentialId);
+        if (k === undefined || (k.expiresAt !== null && k.expiresAt <= Date.now())) return undefined;
+        return k.roles === principal.roles ? principal : { ...principal, roles: k.roles };
+      }
+      default:
+        return principal;
+    }
+  }
+
+  /** Applies the per-principal rate limit. @throws RateLimitedError with the seconds to wait. */
+  checkRate(principal: Principal): void {
+    this.limiter?.check(principal.name);
+  }
+
+  /** Whether `principal` may do `action` on `resource` (a key or range; omitted for cluster-wide actions). System keys are never reachable. */
+  can(principal: Principal, action: Action, resource?: Resource): boolean {
+    if (resource !== undefined && isSystemKey(resource.key)) return false;
+    return authorize(principal, action, resource, this.identity.roles);
+  }
+
+  /**
+   * Throws unless `principal` may do `action` on `resource`.
+   * @throws PermissionDeniedError naming the action and the key (never a value).
+   */
+  authorize(principal: Principal, action: Action, resource?: Resource): void {
+    if (this.can(principal, action, resource)) return;
+    throw deniedError(principal, action, resource);
+  }
+
+  /** Whether `principal` may see `key` at all (for per-event filtering of watches). False for system keys, even in `--dev` mode. */
+  canRead(principal: Principal, key: string): boolean {
+    return this.can(principal, 'read', { key });
+  }
+
+  /** Whether `principal` may see the clear value of a secret `key`. */
+  canReadSecret(principal: Principal, key: string): boolean {
+    return this.can(principal, 'read_secret', { key });
+  }
+
+  /** Whether `principal` holds at least `access` on some prefix (e.g. who may grant leases). */
+  hasAnyAccess(principal: Principal, access: Access): boolean {
+    if (principal.via === 'dev') return true;
+    const rank = { read: 1, write: 2, admin: 3 } as const;
+    return principal.roles.some((n) => this.identity.roles.get(n)?.permissions.some((p) => rank[p.access] >= rank[access]) === true);
+  }
+}
+
+/** The 403 for a denied action; details carry the action and key so clients can tell what was refused. */
+export function deniedError(principal: Principal, action: Action, resource?: Resource): PermissionDeniedError {
+  if (resource === undefined) {
+    return new PermissionDeniedError(`'${principal.name}' may not do '${action}' (an administrator's action)`, { action });
+  }
+  const what = resource.rangeEnd === undefined ? `key '${resource.key}'` : `the range starting at '${resource.key}'`;
+  return new PermissionDeniedError(`'${principal.name}' may not ${action.replace('_', ' ')} ${what}`, {
+    action,
+    key: resource.key,
+    ...(resource.rangeEnd !== undefined ? { rangeEnd: resource.rangeEnd } : {}),
+  });
+}
