@@ -86,10 +86,11 @@ const TABLE: Row[] = [
   // watches
   { route: 'GET /v1/watch/*', note: 'SSE, shared', path: p('/v1/watch/shared/k'), allow: EVERYONE, kind: 'sse' },
   { route: 'GET /v1/watch/*', note: 'SSE, other prefix', path: p('/v1/watch/other/?prefix=true'), allow: GLOBAL_READERS, kind: 'sse' },
-  { route: 'GET /v1/watch', note: 'WebSocket', path: p('/v1/watch'), allow: ADMIN, kind: 'ws' },
-  { route: 'GET /v1/watch/*', note: 'SSE, every key incl. system keys', path: p('/v1/watch/?prefix=true'), allow: [], kind: 'sse' },
-  { route: 'GET /v1/configs/watch', note: 'WebSocket', path: p('/v1/configs/watch?prefix=shared/'), allow: GLOBAL_READERS, kind: 'ws' },
-  { route: 'GET /v1/configs/watch', note: 'WebSocket, prefix ""', path: p('/v1/configs/watch?prefix='), allow: [], kind: 'ws' },
+  // WebSocket watches authorize each create/subscribe frame (test/integration/watch-auth.test.ts): any principal may connect.
+  { route: 'GET /v1/watch', note: 'WebSocket', path: p('/v1/watch'), allow: EVERYONE, kind: 'ws' },
+  { route: 'GET /v1/watch/*', note: 'SSE, every client key (clamped past the system keys)', path: p('/v1/watch/?prefix=true'), allow: GLOBAL_READERS, kind: 'sse' },
+  { route: 'GET /v1/configs/watch', note: 'WebSocket', path: p('/v1/configs/watch?prefix=shared/'), allow: EVERYONE, kind: 'ws' },
+  { route: 'GET /v1/configs/watch', note: 'WebSocket, prefix ""', path: p('/v1/configs/watch?prefix='), allow: EVERYONE, kind: 'ws' },
   // coordination
   { route: 'POST /v1/locks/*', method: 'POST', path: p('/v1/locks/team-a/lock-{role}'), body: () => ({ ttl: 10 }), allow: WRITERS },
   { route: 'POST /v1/locks/*', note: 'other', method: 'POST', path: p('/v1/locks/other/lock-{role}'), body: () => ({ ttl: 10 }), allow: ['admin', 'developer'] },

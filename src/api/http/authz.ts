@@ -12,7 +12,7 @@ import { Counter } from 'prom-client';
 import { DEV_PRINCIPAL, deniedError, type Action, type Credentials, type Principal, type Resource } from '../../auth/index.js';
 import type { ReadView } from '../../config/index.js';
 import { ErrorCode, UnauthenticatedError, type BeaconError } from '../../errors.js';
-import { FIRST_USER_KEY, SYSTEM_PREFIX, compareKeys, prefixEnd, type KeyValue } from '../../kv/index.js';
+import { FIRST_USER_KEY, SYSTEM_PREFIX, clampRange, compareKeys, prefixEnd, type KeyValue } from '../../kv/index.js';
 import { kvToJson, type KeyValueJson } from './codec.js';
 import type { HttpContext } from './context.js';
 
@@ -49,10 +49,14 @@ export function prefixResource(p: string): Resource {
   return { key: p, rangeEnd: prefixEnd(p) };
 }
 
-/** A watched range as a resource: one that would reach the system keys is refused, since watches do not clamp their ranges. */
+/**
+ * A watched range as a resource. A range is clamped past the system keys, as the watch routes
+ * clamp it (so watching every key works); a single system key stays a system key and is refused.
+ */
 function watchedRange(key: string, rangeEnd: string | null | undefined): Resource {
-  if (compareKeys(key, FIRST_USER_KEY) < 0) return { key: SYSTEM_PREFIX };
-  return rangeEnd === undefined ? { key } : { key, rangeEnd };
+  if (rangeEnd === undefined) return compareKeys(key, FIRST_USER_KEY) < 0 ? { key: SYSTEM_PREFIX } : { key };
+  const c = clampRange(key, rangeEnd);
+  return { key: c.key, rangeEnd: c.rangeEnd };
 }
 
 /** The resource of an SSE watch given as key + `prefix`/`rangeEnd` query parameters. */
@@ -64,31 +68,12 @@ function watchResource(req: FastifyRequest): Resource {
   return watchedRange(key, undefined);
 }
 
-/** A query parameter as a list (repeated parameters arrive as arrays). */
-function queryList(req: FastifyRequest, name: string): string[] {
-  const v = query(req)[name];
-  return v === undefined ? [] : Array.isArray(v) ? v.map(String) : [String(v)];
-}
-
-/** What `/v1/configs/watch?key=…&prefix=…` subscribes to at once. */
-function configWatchChecks(req: FastifyRequest): { action: Action; resource: Resource }[] {
-  return [
-    // Later subscribe frames may name any key: until that route checks them, every key must be readable.
-    { action: 'read', resource: EVERY_KEY },
-    ...queryList(req, 'key').map((k) => ({ action: 'read' as const, resource: watchedRange(k, undefined) })),
-    ...queryList(req, 'prefix').map((p) => ({ action: 'read' as const, resource: watchedRange(p, prefixEnd(p)) })),
-  ];
-}
-
 /** The name part of `{name}/{action}` wildcards (elections). */
 function nameBeforeAction(req: FastifyRequest): string {
   const path = wildcard(req);
   const slash = path.lastIndexOf('/');
   return slash <= 0 ? path : path.slice(0, slash);
 }
-
-/** Every key of the store (what a principal needs to watch over one socket until per-event checks exist). */
-const EVERY_KEY: Resource = { key: FIRST_USER_KEY, rangeEnd: null };
 
 /**
  * The authorisation rule of every route, by `METHOD url-pattern` (HEAD uses GET's).
@@ -142,12 +127,12 @@ export const ROUTE_RULES: Record<string, RouteRule> = {
   'PUT /v1/configs/*': { kind: 'handler' },
   'POST /v1/configs/*': { kind: 'handler' },
   'DELETE /v1/configs/*': { kind: 'handler' },
-  // Watches: the range at creation. The WebSocket watch multiplexes watches whose ranges come
-  // later in frames and are neither checked nor clamped past the system keys yet, so it is for
-  // administrators until it calls auth.authorize per create frame and auth.canRead per event.
-  'GET /v1/watch': { kind: 'admin' },
+  // Watches: the WebSocket routes multiplex watches whose ranges come later in frames; each
+  // create/subscribe frame is clamped past the system keys and authorized (watch-access.ts), and
+  // secret values are decrypted or redacted per principal. SSE checks its one range here too.
+  'GET /v1/watch': { kind: 'authenticated' },
   'GET /v1/watch/*': { kind: 'keys', name: 'watch.sse', checks: (req) => [{ action: 'read', resource: watchResource(req) }] },
-  'GET /v1/configs/watch': { kind: 'keys', name: 'config.watch', checks: configWatchChecks },
+  'GET /v1/configs/watch': { kind: 'authenticated' },
   // Coordination: a lock or election `name` lives under `name/`; a sequence under `prefix/`.
   'POST /v1/locks/*': { kind: 'keys', name: 'lock.acquire', checks: (req) => [{ action: 'write', resource: prefixResource(`${wildcard(req)}/`) }] },
   'GET /v1/locks/*': { kind: 'keys', name: 'lock.get', checks: (req) => [{ action: 'read', resource: prefixResource(`${wildcard(req)}/`) }] },

@@ -11,6 +11,7 @@ import { prefixEnd, type WatchEvent } from '../../kv/index.js';
 import { WsChannel, type WatchBatch, type Watcher, type WatchSink } from '../../watch/index.js';
 import { optInt, optString, readObject } from './codec.js';
 import type { HttpContext } from './context.js';
+import { WatchAccess } from './watch-access.js';
 
 /** The most subscriptions one config socket may hold. */
 export const MAX_CONFIG_SUBSCRIPTIONS = 10_000;
@@ -88,6 +89,7 @@ class ConfigWatchConnection {
   constructor(
     private readonly ctx: HttpContext,
     private readonly ch: WsChannel,
+    private readonly access: WatchAccess,
   ) {
     ch.onFrame((f) => this.onFrame(f));
     ch.onClose(() => {
@@ -161,12 +163,18 @@ class ConfigWatchConnection {
       if (this.subs.size >= MAX_CONFIG_SUBSCRIPTIONS) {
         throw new TooLargeError(`a connection may hold at most ${MAX_CONFIG_SUBSCRIPTIONS} subscriptions`, { limit: MAX_CONFIG_SUBSCRIPTIONS });
       }
+      let range: { key: string; rangeEnd: string | null | undefined };
+      try {
+        range = this.access.authorizeRange(t.value, t.kind === 'prefix' ? prefixEnd(t.value) : undefined);
+      } catch (err) {
+        this.ctx.audit.note({ principal: this.access.principal.name, action: 'config.watch', outcome: 'denied', key: t.value });
+        throw err;
+      }
       let watcher: Watcher | undefined;
       try {
         watcher = this.ctx.hub.watch(
           {
-            key: t.value,
-            rangeEnd: t.kind === 'prefix' ? prefixEnd(t.value) : undefined,
+            ...range,
             ...(fromRevision !== undefined ? { fromRevision } : {}),
           },
           this.sink(id, label, () => watcher),
@@ -191,6 +199,10 @@ class ConfigWatchConnection {
       congested: () => ch.congested(),
       onDrain: (cb) => ch.onDrain(cb),
       events: (b) => {
+        if (!this.access.stillValid()) {
+          ch.close(1008, 'credentials revoked or roles changed; reconnect');
+          return;
+        }
         for (const m of configMessages(b)) ch.send(m);
       },
       progress: (revision) => ch.send(`{"type":"progress",${labelJson},"revision":${revision}}`),
@@ -214,7 +226,7 @@ class ConfigWatchConnection {
  */
 export function registerConfigWatchRoutes(app: FastifyInstance, ctx: HttpContext): void {
   app.get('/v1/configs/watch', { websocket: true }, (socket: WebSocket, req: FastifyRequest) => {
-    const conn = new ConfigWatchConnection(ctx, new WsChannel(socket, ctx.hub.options, ctx.logger));
+    const conn = new ConfigWatchConnection(ctx, new WsChannel(socket, ctx.hub.options, ctx.logger), new WatchAccess(ctx, req));
     conn.fromQuery(req.query as Record<string, unknown>);
   });
 }

@@ -13,6 +13,7 @@ import { WsChannel, type WatchBatch, type Watcher, type WatchHub, type WatchSink
 import { eventToJson, optBool, optInt, optString, queryBool, queryInt, readObject, reqString, wildcardKey } from './codec.js';
 import { registerConfigWatchRoutes } from './config-watch.js';
 import type { HttpContext } from './context.js';
+import { WatchAccess } from './watch-access.js';
 
 /** The most watches one WebSocket may hold at once (bounds a connection's memory). */
 export const MAX_WATCHES_PER_CONNECTION = 10_000;
@@ -47,6 +48,7 @@ class WatchConnection {
   constructor(
     private readonly ctx: HttpContext,
     private readonly ch: WsChannel,
+    private readonly access: WatchAccess,
   ) {
     ch.onFrame((f) => this.onFrame(f));
     ch.onClose(() => {
@@ -83,8 +85,15 @@ class WatchConnection {
     const watchId = optInt(f, 'watchId');
     try {
       const o = readObject(f, CREATE_FIELDS, 'create frame');
-      const range = watchRange(reqString(o, 'key'), optBool(o, 'prefix'), optString(o, 'rangeEnd'));
+      const asked = watchRange(reqString(o, 'key'), optBool(o, 'prefix'), optString(o, 'rangeEnd'));
       const fromRevision = optInt(o, 'fromRevision');
+      let range: { key: string; rangeEnd: string | null | undefined };
+      try {
+        range = this.access.authorizeRange(asked.key, asked.rangeEnd);
+      } catch (err) {
+        this.ctx.audit.note({ principal: this.access.principal.name, action: 'watch.create', outcome: 'denied', key: asked.key });
+        throw err;
+      }
       if (watchId !== undefined && this.watches.has(watchId)) {
         throw new InvalidArgumentError(`watchId ${watchId} is already in use on this connection`, { watchId });
       }
@@ -136,6 +145,7 @@ class WatchConnection {
     const o = readObject(f, ['type', 'lease'], 'keepalive frame');
     const lease = optInt(o, 'lease', 1);
     if (lease === undefined) throw new InvalidArgumentError("'lease' is required", { field: 'lease' });
+    this.access.authorizeKeepAlive();
     this.ctx.store.keepAlive(lease).then(
       (ttl) => this.ch.send(`{"type":"keepalive","lease":${lease},"ttl":${ttl}}`),
       (err: unknown) => this.ch.sendError(err, { lease }),
@@ -154,7 +164,14 @@ class WatchConnection {
       transport: 'ws',
       congested: () => ch.congested(),
       onDrain: (cb) => ch.onDrain(cb),
-      events: (b) => ch.send(prefix + b.memo('ws', () => `,"revision":${b.revision},"events":${eventsJson(b)}}`)),
+      events: (b) => {
+        if (!this.access.stillValid()) {
+          ch.close(1008, 'credentials revoked or roles changed; reconnect');
+          return;
+        }
+        const view = this.access.events(b, () => eventsJson(b));
+        ch.send(prefix + b.memo(`ws${view.tag}`, () => `,"revision":${b.revision},"events":${view.json()}}`));
+      },
       progress: (revision) => ch.send(`{"type":"progress","watchId":${id},"revision":${revision}}`),
       compacted: (compactRevision) => {
         if (this.watches.get(id) === self()) this.watches.delete(id);
@@ -177,6 +194,7 @@ class SseStream implements WatchSink {
   constructor(
     private readonly res: ServerResponse,
     private readonly hub: WatchHub,
+    private readonly access: WatchAccess,
   ) {
     res.on('drain', () => this.flushDrain());
     res.on('close', () => {
@@ -195,7 +213,12 @@ class SseStream implements WatchSink {
   }
 
   events(b: WatchBatch): void {
-    this.write(b.memo('sse', () => `id: ${b.revision}\nevent: events\ndata: {"revision":${b.revision},"events":${eventsJson(b)}}\n\n`));
+    if (!this.access.stillValid()) {
+      this.end();
+      return;
+    }
+    const view = this.access.events(b, () => eventsJson(b));
+    this.write(b.memo(`sse${view.tag}`, () => `id: ${b.revision}\nevent: events\ndata: {"revision":${b.revision},"events":${view.json()}}\n\n`));
   }
 
   progress(revision: number): void {
@@ -247,12 +270,14 @@ async function sseWatch(ctx: HttpContext, req: FastifyRequest, reply: FastifyRep
   }
   const rangeEnd = q.rangeEnd;
   if (rangeEnd !== undefined && typeof rangeEnd !== 'string') throw new InvalidArgumentError("query parameter 'rangeEnd' must be given once", { field: 'rangeEnd' });
-  const range = watchRange(wildcardKey(req.params), queryBool(q, 'prefix'), rangeEnd);
+  const access = new WatchAccess(ctx, req);
+  const asked = watchRange(wildcardKey(req.params), queryBool(q, 'prefix'), rangeEnd);
+  const range = access.authorizeRange(asked.key, asked.rangeEnd);
   const last = lastEventId(req, q);
   // Last-Event-ID is what a reconnecting EventSource sends: it wins over the original fromRevision.
   const fromRevision = last !== undefined ? last + 1 : (queryInt(q, 'fromRevision') ?? 0);
   const res = reply.raw;
-  const stream = new SseStream(res, ctx.hub);
+  const stream = new SseStream(res, ctx.hub, access);
   let watcher: Watcher | undefined;
   let compactedAt: number | undefined;
   try {
@@ -308,8 +333,8 @@ async function sseWatch(ctx: HttpContext, req: FastifyRequest, reply: FastifyRep
  * `{"revision"}` when idle, `event: compacted` with `{"compactRevision"}` and the end of the stream.
  */
 export function registerWatchRoutes(app: FastifyInstance, ctx: HttpContext): void {
-  app.get('/v1/watch', { websocket: true }, (socket: WebSocket) => {
-    new WatchConnection(ctx, new WsChannel(socket, ctx.hub.options, ctx.logger));
+  app.get('/v1/watch', { websocket: true }, (socket: WebSocket, req: FastifyRequest) => {
+    new WatchConnection(ctx, new WsChannel(socket, ctx.hub.options, ctx.logger), new WatchAccess(ctx, req));
   });
 
   app.get('/v1/watch/*', (req, reply) => sseWatch(ctx, req, reply));
