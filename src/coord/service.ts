@@ -3,7 +3,7 @@
  * `client/v3/concurrency` (Mutex, Election) and ZooKeeper's sequential nodes.
  */
 import { ConflictError, InvalidArgumentError, NotFoundError, UnavailableError } from '../errors.js';
-import { validateKey, type KeyValue, type OpResult, type Store } from '../kv/index.js';
+import { validateKey, type AuditContext, type KeyValue, type OpResult, type Store } from '../kv/index.js';
 import { DeleteWaiters } from './delete-waiters.js';
 import {
   SEQUENCE_COUNTER_PREFIX,
@@ -32,6 +32,8 @@ export interface WaitOptions {
   timeoutMs?: number;
   /** Aborting withdraws the contender key and rejects with the signal's reason. */
   signal?: AbortSignal;
+  /** Who asked: the writes are recorded in the audit log under this principal. */
+  audit?: AuditContext;
 }
 
 /** Options of {@link CoordService.lock}. */
@@ -187,8 +189,8 @@ export class CoordService {
    * @throws NotFoundError when the key is gone (already released, or its lease expired);
    * InvalidArgumentError when `key` is not a contender key.
    */
-  async unlock(lock: ContenderRef): Promise<{ revision: number }> {
-    return this.removeContender(lock, 'lock');
+  async unlock(lock: ContenderRef, audit?: AuditContext): Promise<{ revision: number }> {
+    return this.removeContender(lock, 'lock', audit);
   }
 
   /** The holder and the waiters of lock `name`, in acquisition order. @throws InvalidArgumentError for a bad name. */
@@ -218,7 +220,7 @@ export class CoordService {
    * the leader of `name` (and, with `fencingToken`, still the same incarnation).
    * @throws ConflictError (`details.reason` "not_leader") when it is not the leader.
    */
-  async proclaim(name: string, leader: ContenderRef, value: Uint8Array): Promise<{ revision: number }> {
+  async proclaim(name: string, leader: ContenderRef, value: Uint8Array, audit?: AuditContext): Promise<{ revision: number }> {
     validateName(name, 'election name');
     this.checkMember(name, leader.key);
     const notLeader = (): ConflictError => {
@@ -239,7 +241,7 @@ export class CoordService {
       compare: [{ key: leader.key, target: 'createRevision', result: '=', operand: kv.createRevision }],
       success: [{ type: 'put', key: leader.key, value, lease: kv.lease }],
       failure: [],
-    });
+    }, { audit });
     if (!res.succeeded) throw notLeader();
     return { revision: res.revision };
   }
@@ -249,10 +251,10 @@ export class CoordService {
    * candidate becomes leader.
    * @throws NotFoundError when the key is gone.
    */
-  async resign(name: string, leader: ContenderRef): Promise<{ revision: number }> {
+  async resign(name: string, leader: ContenderRef, audit?: AuditContext): Promise<{ revision: number }> {
     validateName(name, 'election name');
     this.checkMember(name, leader.key);
-    return this.removeContender(leader, 'election');
+    return this.removeContender(leader, 'election', audit);
   }
 
   /** The leader of election `name` (the candidate with the lowest createRevision), or undefined. */
@@ -329,7 +331,7 @@ export class CoordService {
    * @throws NotFoundError for an unknown lease; ConflictError when the counter key holds
    * something that is not a number; UnavailableError after 1000 lost races.
    */
-  async createSequential(prefix: string, value: Uint8Array, opts: { lease?: number } = {}): Promise<SequentialKey> {
+  async createSequential(prefix: string, value: Uint8Array, opts: { lease?: number; audit?: AuditContext } = {}): Promise<SequentialKey> {
     validateSequencePrefix(prefix);
     const lease = opts.lease ?? 0;
     if (lease !== 0) validateLease(lease);
@@ -360,7 +362,7 @@ export class CoordService {
             { type: 'put', key, value, lease },
           ],
           failure: [],
-        });
+        }, { audit: opts.audit });
         succeeded = res.succeeded;
         revision = res.revision;
       } finally {
@@ -406,7 +408,7 @@ export class CoordService {
     if (parsed.name !== name) throw new InvalidArgumentError(`key '${key}' does not belong to '${name}'`, { key, name });
   }
 
-  private async removeContender(ref: ContenderRef, kind: 'lock' | 'election'): Promise<{ revision: number }> {
+  private async removeContender(ref: ContenderRef, kind: 'lock' | 'election', audit?: AuditContext): Promise<{ revision: number }> {
     const { lease } = parseContenderKey(ref.key);
     const kv = this.store.get(ref.key);
     const gone = (): NotFoundError =>
@@ -425,19 +427,19 @@ export class CoordService {
       compare: [{ key: ref.key, target: 'createRevision', result: '=', operand: createRevision }],
       success: [{ type: 'delete', key: ref.key }],
       failure: [],
-    });
+    }, { audit });
     if (!res.succeeded) throw gone();
     return { revision: res.revision };
   }
 
   /** Withdraws a contender key this call created, unless it was replaced meanwhile. Never throws. */
-  private async withdraw(key: string, createRevision: number): Promise<void> {
+  private async withdraw(key: string, createRevision: number, audit?: AuditContext): Promise<void> {
     try {
       await this.store.txn({
         compare: [{ key, target: 'createRevision', result: '=', operand: createRevision }],
         success: [{ type: 'delete', key }],
         failure: [],
-      });
+      }, { audit });
     } catch (err) {
       // The lease will remove it anyway; a waiter behind it then moves on.
       this.opts.onWarning?.(`could not withdraw contender key '${key}'`, err);
@@ -480,7 +482,7 @@ export class CoordService {
         compare: [{ key, target: 'createRevision', result: '=', operand: 0 }],
         success: [{ type: 'put', key, value, lease }],
         failure: [{ type: 'range', key }],
-      });
+      }, { audit: opts.audit });
       let myRev: number;
       if (res.succeeded) {
         myRev = res.revision;
@@ -495,7 +497,7 @@ export class CoordService {
             compare: [{ key, target: 'createRevision', result: '=', operand: myRev }],
             success: [{ type: 'put', key, value, lease }],
             failure: [],
-          });
+          }, { audit: opts.audit });
         }
       }
       for (;;) {
@@ -518,7 +520,7 @@ export class CoordService {
         await this.waiters.wait([pred.key, key], ctl.signal);
       }
     } catch (err) {
-      if (created > 0) await this.withdraw(key, created);
+      if (created > 0) await this.withdraw(key, created, opts.audit);
       throw err;
     } finally {
       if (timer !== undefined) clearTimeout(timer);

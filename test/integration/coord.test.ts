@@ -240,6 +240,19 @@ test('50 concurrent sequential creates over HTTP: unique, increasing, zero-padde
   assert.equal((await http(`${url}/v1/kv/${eph.body.key}`)).status, 404);
 });
 
+test('coordination writes are audited: acquire, release, campaign, sequence create', async () => {
+  const lock = await http(`${url}/v1/locks/audited`, { method: 'POST', body: { ttl: 30 } });
+  assert.equal(lock.status, 200);
+  assert.equal((await http(`${url}/v1/locks/${lock.body.key}`, { method: 'DELETE' })).status, 200);
+  const seq = await http(`${url}/v1/sequences/audited-seq`, { method: 'POST', body: { value: 'x' } });
+  assert.equal(seq.status, 201);
+  const records = await node.store.backend.queryAudit({ limit: 10_000 });
+  const actions = (key: string): string[] => records.filter((r) => r.key === key).map((r) => r.action);
+  assert.deepEqual(actions(lock.body.key), ['lock.acquire', 'lock.release']);
+  assert.deepEqual(actions(seq.body.key), ['sequence.create']);
+  assert.ok(records.filter((r) => r.key === lock.body.key).every((r) => r.principal === 'dev' && r.requestId !== null));
+});
+
 test('bad input gets a clear 400/404 and never disturbs the node', async () => {
   const cases: [string, string, unknown, number, RegExp][] = [
     ['POST', '/v1/locks/bad', { ttl: 'soon' }, 400, /ttl/],

@@ -6,6 +6,8 @@ import { MAX_LEASE_TTL_SECONDS } from '../../lease/index.js';
 import type { Store } from '../../kv/index.js';
 import { decodeValue, kvToJson, optInt, optString, queryInt, readObject, wildcardKey } from './codec.js';
 import type { HttpContext } from './context.js';
+import { kvJsonFor } from './authz.js';
+import { auditContext } from './request-context.js';
 
 /** The TTL in seconds of a lease the server grants for a lock or campaign request that names none. */
 export const DEFAULT_COORD_TTL_SECONDS = 30;
@@ -108,7 +110,7 @@ export function registerCoordRoutes(app: FastifyInstance, ctx: HttpContext): voi
     validateName(name, 'lock name'); // before a lease is granted for it
     const { lease, ttl, granted } = await leaseFor(store, o);
     try {
-      const lock = await coord.lock(name, { lease, timeoutMs, signal });
+      const lock = await coord.lock(name, { lease, timeoutMs, signal, audit: auditContext(req, 'lock.acquire') });
       if (signal.aborted) {
         // Acquired just as the client left: nobody will ever unlock it, so release it now (a
         // granted lease is revoked below, which releases it too).
@@ -155,7 +157,7 @@ export function registerCoordRoutes(app: FastifyInstance, ctx: HttpContext): voi
         );
       }
     }
-    const { revision } = await coord.unlock(fencingToken === undefined ? { key } : { key, fencingToken });
+    const { revision } = await coord.unlock(fencingToken === undefined ? { key } : { key, fencingToken }, auditContext(req, 'lock.release'));
     return { key, revision };
   });
 
@@ -167,12 +169,13 @@ export function registerCoordRoutes(app: FastifyInstance, ctx: HttpContext): voi
     if (action === 'campaign') {
       const o = readObject(req.body ?? {}, ['value', 'encoding', 'lease', 'ttl', 'timeoutMs']);
       if (o.value === undefined) throw new InvalidArgumentError("'value' is required: what the leader announces, e.g. its address");
-      const value = decodeValue(o.value, o.encoding);
+      // Values are validated and, in a secret namespace, encrypted like any other write.
+      const value = ctx.policies.encodeForWrite(`${name}/`, decodeValue(o.value, o.encoding));
       const timeoutMs = optInt(o, 'timeoutMs', 0, MAX_WAIT_MS);
       const signal = clientGone(req, reply);
       const { lease, ttl, granted } = await leaseFor(store, o);
       try {
-        const leader = await coord.campaign(name, value, { lease, timeoutMs, signal });
+        const leader = await coord.campaign(name, value, { lease, timeoutMs, signal, audit: auditContext(req, 'election.campaign') });
         if (signal.aborted) {
           if (!granted && !leader.reentrant) await coord.resign(name, { key: leader.key, fencingToken: leader.fencingToken }).catch(() => undefined);
           throw signal.reason;
@@ -187,12 +190,13 @@ export function registerCoordRoutes(app: FastifyInstance, ctx: HttpContext): voi
       const o = readObject(req.body ?? {}, ['key', 'lease', 'fencingToken', 'value', 'encoding']);
       if (o.value === undefined) throw new InvalidArgumentError("'value' is required");
       const ref = contenderRef(name, o);
-      const { revision } = await coord.proclaim(name, ref, decodeValue(o.value, o.encoding));
+      const value = ctx.policies.encodeForWrite(`${name}/`, decodeValue(o.value, o.encoding));
+      const { revision } = await coord.proclaim(name, ref, value, auditContext(req, 'election.proclaim'));
       return { name, key: ref.key, revision };
     }
     const o = readObject(req.body ?? {}, ['key', 'lease', 'fencingToken']);
     const ref = contenderRef(name, o);
-    const { revision } = await coord.resign(name, ref);
+    const { revision } = await coord.resign(name, ref, auditContext(req, 'election.resign'));
     return { name, key: ref.key, revision };
   };
   app.post('/v1/elections/*', (req, reply) => track(electionHandler(req, reply)));
@@ -202,10 +206,10 @@ export function registerCoordRoutes(app: FastifyInstance, ctx: HttpContext): voi
     if (action === 'leader') {
       const kv = coord.leader(name);
       if (kv === undefined) throw new NotFoundError(`election '${name}' has no leader`, { name });
-      return { name, ...kvToJson(kv), fencingToken: kv.createRevision };
+      return { name, ...kvJsonFor(ctx, req, kv), fencingToken: kv.createRevision };
     }
     if (action === 'candidates') {
-      return { name, candidates: coord.candidates(name).map((kv) => kvToJson(kv)), revision: store.revision };
+      return { name, candidates: coord.candidates(name).map((kv) => kvJsonFor(ctx, req, kv)), revision: store.revision };
     }
     validateName(name, 'election name'); // while an error can still be a normal response
     reply.hijack();
@@ -232,7 +236,7 @@ export function registerCoordRoutes(app: FastifyInstance, ctx: HttpContext): voi
     const ping = setInterval(() => send(': ping\n\n'), SSE_PING_MS);
     try {
       for await (const kv of coord.observe(name, { signal: ctl.signal })) {
-        send(`event: leader\nid: ${kv.modRevision}\ndata: ${JSON.stringify({ name, ...kvToJson(kv), fencingToken: kv.createRevision })}\n\n`);
+        send(`event: leader\nid: ${kv.modRevision}\ndata: ${JSON.stringify({ name, ...kvJsonFor(ctx, req, kv), fencingToken: kv.createRevision })}\n\n`);
       }
     } catch (err) {
       ctx.logger.warn({ err }, 'election observer failed');
@@ -247,9 +251,10 @@ export function registerCoordRoutes(app: FastifyInstance, ctx: HttpContext): voi
   app.post('/v1/sequences/*', async (req, reply) => {
     const prefix = wildcardKey(req.params);
     const o = readObject(req.body ?? {}, ['value', 'encoding', 'lease']);
-    const value = o.value === undefined ? new Uint8Array(0) : decodeValue(o.value, o.encoding);
+    const value = ctx.policies.encodeForWrite(`${prefix}/`, o.value === undefined ? new Uint8Array(0) : decodeValue(o.value, o.encoding));
     const lease = optInt(o, 'lease', 1);
-    const created = await coord.createSequential(prefix, value, lease === undefined ? {} : { lease });
+    const audit = auditContext(req, 'sequence.create');
+    const created = await coord.createSequential(prefix, value, lease === undefined ? { audit } : { lease, audit });
     void reply.status(201);
     return { prefix, ...created };
   });
