@@ -34,6 +34,7 @@ interface ServeOptions {
   dataDir: string;
   backend?: string;
   host: string;
+  advertiseUrl?: string;
   httpPort: number;
   maxValueBytes: number;
   dev: boolean;
@@ -63,6 +64,7 @@ export function registerServeCommand(program: Command): void {
     .option('--data-dir <dir>', 'directory for the embedded store', process.env.BEACON_DATA_DIR ?? './data')
     .option('--backend <spec>', 'sqlite:PATH or postgres://… (default: SQLite in --data-dir)', process.env.BEACON_BACKEND)
     .option('--host <host>', 'address to bind', process.env.BEACON_HOST ?? '127.0.0.1')
+    .option('--advertise-url <url>', 'URL other nodes and clients reach this node at (shown in /v1/cluster)', process.env.BEACON_ADVERTISE_URL)
     .option('--http-port <port>', 'HTTP port (0 picks a free one)', port, Number(process.env.BEACON_HTTP_PORT ?? 7379))
     .option('--max-value-bytes <bytes>', 'largest value in bytes', (v) => Number(v), 1024 * 1024)
     .option('--dev', 'development mode: no authentication (insecure)', false)
@@ -117,6 +119,7 @@ export function registerServeCommand(program: Command): void {
         dataDir: o.dataDir,
         backend: o.backend,
         host: o.host,
+        ...(o.advertiseUrl !== undefined ? { advertiseUrl: o.advertiseUrl } : {}),
         httpPort: o.httpPort,
         dev: o.dev,
         maxValueBytes: o.maxValueBytes,

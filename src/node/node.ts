@@ -22,6 +22,8 @@ export interface NodeOptions {
   backend?: string;
   /** Address to bind. Default 127.0.0.1. */
   host?: string;
+  /** The URL other nodes and clients use to reach this node, shown in `/v1/cluster`. Default: the bound address. */
+  advertiseUrl?: string;
   /** HTTP port; 0 picks a free one. Default 7379. */
   httpPort?: number;
   /** Development mode: no authentication (once it exists), with a loud warning. */
@@ -152,7 +154,8 @@ export async function startNode(opts: NodeOptions = {}): Promise<BeaconNode> {
   const addr = http.server.address();
   const port = typeof addr === 'object' && addr !== null ? addr.port : (opts.httpPort ?? 7379);
   const url = `${tls !== undefined ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${port}`;
-  const cluster = startCluster({ store, logger, nodeId, url, version: VERSION, startedAt });
+  // Other nodes and clients reach this node at the advertised URL (a node bound to 0.0.0.0 is not reachable there).
+  const cluster = startCluster({ store, logger, nodeId, url: opts.advertiseUrl ?? url, version: VERSION, startedAt });
   member.cluster = cluster;
   if (!(await cluster.waitReady(5000))) logger.warn('the node is not ready yet: the change feed has not caught up');
 
