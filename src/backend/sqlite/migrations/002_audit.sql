@@ -1,6 +1,7 @@
 -- The audit log: every change with who, when, what, old and new version, request id, source.
+-- `id` is the rowid (increasing; no AUTOINCREMENT, whose bookkeeping row costs a write per insert).
 CREATE TABLE audit (
-  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  id INTEGER PRIMARY KEY,
   ts INTEGER NOT NULL,
   principal TEXT NOT NULL,
   action TEXT NOT NULL,
@@ -13,6 +14,6 @@ CREATE TABLE audit (
   outcome TEXT NOT NULL,
   details TEXT
 );
+-- Retention deletes by time; reads by key are the common filter. Other filters scan by id.
 CREATE INDEX audit_ts ON audit (ts);
-CREATE INDEX audit_principal ON audit (principal, id);
 CREATE INDEX audit_key ON audit (key, id);
