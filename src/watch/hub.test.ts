@@ -54,6 +54,11 @@ async function until(cond: () => boolean, what: string, ms = 5000): Promise<void
   }
 }
 
+/** Waits until the hub has fanned out every committed revision (the fan-out runs after the write resolves). */
+async function fannedOut(hub: WatchHub): Promise<void> {
+  await until(() => hub.deliveredRevision === hub.revision, 'the fan-out');
+}
+
 let store: Store;
 let metrics: Metrics;
 
@@ -76,8 +81,10 @@ test('a congested watcher is parked without delaying others, then gets every rev
     hub.watch({ key: 'c/', rangeEnd: prefixEnd('c/') }, slow);
     const first = store.revision + 1;
     await store.put('c/0', enc('0'));
+    await fannedOut(hub);
     slow.jammed = true;
     for (let i = 1; i <= 20; i++) await store.put(`c/${i}`, enc(String(i)));
+    await fannedOut(hub);
     assert.equal(fast.batches.length, 21, 'the fast watcher got every revision while the slow one was congested');
     assert.equal(slow.batches.length, 1);
     assert.equal(hub.stats.unsynced, 1);
@@ -86,6 +93,7 @@ test('a congested watcher is parked without delaying others, then gets every rev
     slow.unjam();
     await until(() => hub.stats.unsynced === 0, 'the slow watcher to catch up');
     await store.put('c/last', enc('x'));
+    await fannedOut(hub);
     const expected = Array.from({ length: 22 }, (_, i) => first + i);
     assert.deepEqual(slow.revisions(), expected);
     assert.deepEqual(fast.revisions(), expected);
@@ -109,6 +117,7 @@ test('a watch older than the ring is caught up from the backend log in chunks wh
     })();
     await racing;
     await until(() => hub.stats.unsynced === 0, 'catch-up');
+    await fannedOut(hub);
     const head = store.revision;
     assert.deepEqual(sink.revisions(), Array.from({ length: head - from + 1 }, (_, i) => from + i));
     const del = sink.batches.find((b) => b.events[0]?.type === 'delete');
@@ -144,6 +153,7 @@ test('single keys, ranges, filters and prevKv select the right events; batches s
       failure: [],
     });
     await store.deleteRange('f/', prefixEnd('f/'));
+    await fannedOut(hub);
     const r = store.revision;
     assert.deepEqual(one.keys(), [`put:f/b@${r - 2}`, `put:f/b@${r - 1}`, `delete:f/b@${r}`]);
     assert.equal(one.batches[1]?.events[0]?.prevKv, undefined, 'no prevKv unless asked');
@@ -158,6 +168,7 @@ test('single keys, ranges, filters and prevKv select the right events; batches s
     const twin = new RecordingSink();
     hub.watch({ key: 'f/z' }, twin);
     await store.put('f/z', enc('z'));
+    await fannedOut(hub);
     let computed = 0;
     const a = other.batches[0]?.memo('x', () => `${++computed}`);
     const b = twin.batches[0]?.memo('x', () => `${++computed}`);

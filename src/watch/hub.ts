@@ -42,6 +42,11 @@ export const DEFAULT_WATCH_HUB_OPTIONS: Readonly<WatchHubOptions> = Object.freez
 /** Revisions delivered from the ring to one watcher before yielding the event loop to others. */
 const RING_BUDGET = 512;
 /**
+ * Deliveries per turn of the event loop during a fan-out: 10,000 watchers of one revision take
+ * five turns, with requests and commits served in between.
+ */
+const FANOUT_SLICE = 2000;
+/**
  * Recent revisions whose serializations are kept for sharing. Sharing pays off mostly during the
  * live fan-out; keeping serializations for the whole ring would multiply its memory.
  */
@@ -142,7 +147,11 @@ interface RevisionCache {
 
 class WatcherImpl implements Watcher {
   state: WatcherState = 'synced';
-  /** While unsynced: the next revision to send. */
+  /**
+   * The next revision this watcher may be sent: while unsynced, where catch-up resumes; while
+   * synced, one past the last revision delivered to it (the deferred fan-out skips revisions below
+   * it, so a watcher that joined live after catching up never gets a revision twice).
+   */
   nextRevision = 0;
   lastSentAt = Date.now();
   catchingUp = false;
@@ -170,7 +179,7 @@ class WatcherImpl implements Watcher {
   }
 
   get progressRevision(): number {
-    return this.state === 'unsynced' ? this.nextRevision - 1 : this.hub.revision;
+    return this.state === 'unsynced' ? this.nextRevision - 1 : Math.max(this.hub.deliveredRevision, this.nextRevision - 1);
   }
 
   cancel(): void {
@@ -249,6 +258,12 @@ export class WatchHub {
   private readonly unsubscribe: () => void;
   private progressTimer: NodeJS.Timeout | undefined;
   private readonly transportMetrics = new Map<string, { sent: { inc(n: number): void }; propagation: { observe(v: number): void } }>();
+  /** Committed revisions whose fan-out has not finished, oldest first. */
+  private readonly pending: RevisionEvents[] = [];
+  /** Where the fan-out of `pending[0]` stands: its matching groups and the watcher iterator of the current one. */
+  private cursor: { rev: RevisionEvents; tasks: { g: Group; idx: number[] }[]; t: number; it: Iterator<WatcherImpl> | undefined; variants: (WatchBatch | null | undefined)[] } | undefined;
+  private drainScheduled = false;
+  private delivered = 0;
 
   /**
    * @param store an opened store; the hub follows it from its current revision.
@@ -262,6 +277,7 @@ export class WatchHub {
   ) {
     this.opts = { ...DEFAULT_WATCH_HUB_OPTIONS };
     this.head = store.revision;
+    this.delivered = this.head;
     this.ring = new RevisionRing(this.head + 1);
     this.configure(options);
     this.updateGauge();
@@ -296,6 +312,11 @@ export class WatchHub {
   /** The last revision the hub has seen committed (every watcher's events up to it are sent or queued). */
   get revision(): number {
     return this.head;
+  }
+
+  /** The last revision whose fan-out to live watchers has finished (≤ {@link revision}). */
+  get deliveredRevision(): number {
+    return this.delivered;
   }
 
   /** How many watchers are caught up and how many are catching up. */
@@ -338,6 +359,7 @@ export class WatchHub {
       head,
     );
     const start = from === 0 ? head + 1 : from;
+    w.nextRevision = start;
     this.index(w);
     this.all.add(w);
     if (start > head) {
@@ -398,13 +420,66 @@ export class WatchHub {
     }
     this.head = rev.revision;
     this.ring.push(rev, this.opts.ringSize, this.opts.ringBytes);
-    if (this.syncedCount === 0) return;
+    if (this.syncedCount === 0 && this.pending.length === 0) {
+      this.delivered = rev.revision;
+      return;
+    }
+    // The fan-out runs after the committing writes have been answered, and in slices, so that
+    // thousands of watchers never hold up writes or other requests (DESIGN.md §2: fair to others).
+    this.pending.push(rev);
+    this.scheduleDrain();
+  }
+
+  private scheduleDrain(): void {
+    if (this.drainScheduled || this.closed) return;
+    this.drainScheduled = true;
+    setImmediate(() => {
+      this.drainScheduled = false;
+      this.drain();
+    });
+  }
+
+  /** Fans out pending revisions in order, at most {@link FANOUT_SLICE} deliveries per turn of the event loop. */
+  private drain(): void {
+    let budget = FANOUT_SLICE;
     const now = Date.now();
+    while (this.pending.length > 0 && !this.closed) {
+      const rev = this.pending[0] as RevisionEvents;
+      let c = this.cursor;
+      if (c === undefined || c.rev !== rev) {
+        c = { rev, tasks: this.matchGroups(rev), t: 0, it: undefined, variants: [] };
+        this.cursor = c;
+      }
+      while (c.t < c.tasks.length) {
+        const task = c.tasks[c.t] as { g: Group; idx: number[] };
+        if (c.it === undefined) {
+          c.it = task.g.watchers.values();
+          c.variants = [];
+        }
+        for (let n = c.it.next(); !n.done; n = c.it.next()) {
+          if (this.fanOutOne(n.value, rev, task.idx, c.variants, now)) budget--;
+          if (budget <= 0) {
+            this.scheduleDrain();
+            return;
+          }
+        }
+        c.it = undefined;
+        c.t++;
+      }
+      this.pending.shift();
+      this.cursor = undefined;
+      this.delivered = rev.revision;
+    }
+  }
+
+  /** The groups a revision's events match, with the indexes of those events. */
+  private matchGroups(rev: RevisionEvents): { g: Group; idx: number[] }[] {
+    const tasks: { g: Group; idx: number[] }[] = [];
     const events = rev.events;
     if (this.exact.size > 0) {
       for (let i = 0; i < events.length; i++) {
         const g = this.exact.get((events[i] as WatchEvent).kv.key);
-        if (g !== undefined) this.fanOutGroup(g, rev, [i], now);
+        if (g !== undefined) tasks.push({ g, idx: [i] });
       }
     }
     for (const g of this.ranges.values()) {
@@ -412,28 +487,29 @@ export class WatchHub {
       for (let i = 0; i < events.length; i++) {
         if (inRange((events[i] as WatchEvent).kv.key, g.key, g.rangeEnd)) (idx ??= []).push(i);
       }
-      if (idx !== undefined) this.fanOutGroup(g, rev, idx, now);
+      if (idx !== undefined) tasks.push({ g, idx });
     }
+    return tasks;
   }
 
-  private fanOutGroup(g: Group, rev: RevisionEvents, idx: number[], now: number): void {
-    const variants: (WatchBatch | null | undefined)[] = [];
-    for (const w of g.watchers) {
-      if (w.state !== 'synced') continue;
-      const v = w.variant;
-      let b = variants[v];
-      if (b === undefined) {
-        b = this.makeBatch(rev, idx, w);
-        variants[v] = b;
-      }
-      if (b === null) continue;
-      // Never wait for one connection here: a congested watcher is parked and caught up later.
-      if (w.sink.congested()) {
-        this.setUnsynced(w, rev.revision);
-        continue;
-      }
-      this.deliver(w, b, now);
+  /** Delivers one revision to one watcher if it is live and has not had it yet; true when it was sent. */
+  private fanOutOne(w: WatcherImpl, rev: RevisionEvents, idx: number[], variants: (WatchBatch | null | undefined)[], now: number): boolean {
+    if (w.state !== 'synced' || rev.revision < w.nextRevision) return false;
+    const v = w.variant;
+    let b = variants[v];
+    if (b === undefined) {
+      b = this.makeBatch(rev, idx, w);
+      variants[v] = b;
     }
+    if (b === null) return false;
+    // Never wait for one connection here: a congested watcher is parked and caught up later.
+    if (w.sink.congested()) {
+      this.setUnsynced(w, rev.revision);
+      return false;
+    }
+    this.deliver(w, b, now);
+    w.nextRevision = rev.revision + 1;
+    return true;
   }
 
   // ---------------------------------------------------------------------------------------------
