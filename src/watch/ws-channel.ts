@@ -25,6 +25,7 @@ const OPEN = 1;
  * runs the `onClose` handlers and so releases its watches.
  */
 export class WsChannel {
+  private corked = false;
   private drainWaiters: (() => void)[] = [];
   private drainTimer: NodeJS.Timeout | undefined;
   private readonly heartbeat: NodeJS.Timeout;
@@ -102,6 +103,19 @@ export class WsChannel {
   /** Sends one text frame; a no-op once the socket is closing. */
   send(text: string): void {
     if (this.socket.readyState !== OPEN) return;
+    // Frames sent in one turn of the event loop (a fan-out slice sends one per watch on this
+    // socket) leave in one write: cork the TCP socket until the turn's synchronous work is done.
+    if (!this.corked) {
+      const raw = (this.socket as unknown as { _socket?: { cork(): void; uncork(): void } })._socket;
+      if (raw !== undefined) {
+        this.corked = true;
+        raw.cork();
+        process.nextTick(() => {
+          this.corked = false;
+          raw.uncork();
+        });
+      }
+    }
     this.socket.send(text);
   }
 
