@@ -57,19 +57,29 @@ export async function createHttpServer(ctx: HttpContext): Promise<FastifyInstanc
     void reply.status(404).send({ error: { code: 'not_found', message: `no route ${req.method} ${req.url.split('?')[0]}` } });
   });
 
-  app.addHook('onRequest', async (req, reply) => {
+  // Callback-style hooks: no promise per request on the hot path.
+  app.addHook('onRequest', (req, reply, done) => {
     void reply.header('x-request-id', req.id);
+    done();
   });
-  app.addHook('onSend', async (_req, reply, payload) => {
+  app.addHook('onSend', (_req, reply, payload, done) => {
     if (!reply.hasHeader('x-beacon-revision')) void reply.header('x-beacon-revision', String(ctx.store.revision));
-    return payload;
+    done(null, payload);
   });
-  app.addHook('onResponse', async (req, reply) => {
+  const observers = new Map<string, { observe(v: number): void }>();
+  app.addHook('onResponse', (req, reply, done) => {
     const route = req.routeOptions.url ?? 'unmatched';
-    ctx.metrics.httpDuration.observe({ method: req.method, route, status: String(reply.statusCode) }, reply.elapsedTime / 1000);
-    if (reply.statusCode >= 400) {
-      req.log.info({ reqId: req.id, method: req.method, url: redactUrl(req.url), status: reply.statusCode }, 'request answered with an error');
+    const labels = `${req.method} ${route} ${reply.statusCode}`;
+    let h = observers.get(labels);
+    if (h === undefined) {
+      h = ctx.metrics.httpDuration.labels({ method: req.method, route, status: String(reply.statusCode) });
+      if (observers.size < 1000) observers.set(labels, h);
     }
+    h.observe(reply.elapsedTime / 1000);
+    if (reply.statusCode >= 400) {
+      req.log.info({ method: req.method, url: redactUrl(req.url), status: reply.statusCode }, 'request answered with an error');
+    }
+    done();
   });
   app.addHook('onError', async (_req, _reply, err) => {
     const code = (err as { code?: unknown }).code;

@@ -155,6 +155,17 @@ export class SqliteBackend implements Backend {
         `INSERT INTO audit (ts, principal, action, key, old_version, new_version, revision, request_id, source, outcome, details)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       ),
+      // One transaction function for every group commit (built once, not per batch).
+      commitBatch: db.transaction((batch: CommitBatch, head: number) => {
+        const st = this.stmts;
+        for (const e of batch.entries) {
+          st.insertLog.run(e.key, e.revision, e.createRevision, e.version, e.lease, e.value, e.deleted ? 1 : 0, e.ts, e.meta);
+        }
+        for (const l of batch.leaseGrants) st.insertLease.run(l.id, l.grantedTtl, l.expiresAt);
+        for (const id of batch.leaseRevokes) st.deleteLease.run(id);
+        for (const a of batch.audit ?? []) this.insertAudit(a);
+        if (batch.revision !== head) st.setMeta.run(batch.revision, 'revision');
+      }),
       minRevision: db.prepare<[], { r: number | null }>('SELECT min(revision) AS r FROM kv_log'),
     };
   }
@@ -181,20 +192,11 @@ export class SqliteBackend implements Backend {
   }
 
   async commit(_appliedRevision: number, plan: CommitPlanner): Promise<CommitBatch> {
-    const db = this.conn;
     const s = this.stmts;
     const head = s.getMeta.get('revision')?.value ?? 0;
     const batch = plan([], head);
     try {
-      db.transaction(() => {
-        for (const e of batch.entries) {
-          s.insertLog.run(e.key, e.revision, e.createRevision, e.version, e.lease, e.value, e.deleted ? 1 : 0, e.ts, e.meta);
-        }
-        for (const l of batch.leaseGrants) s.insertLease.run(l.id, l.grantedTtl, l.expiresAt);
-        for (const id of batch.leaseRevokes) s.deleteLease.run(id);
-        for (const a of batch.audit ?? []) this.insertAudit(a);
-        if (batch.revision !== head) s.setMeta.run(batch.revision, 'revision');
-      }).immediate();
+      s.commitBatch.immediate(batch, head);
     } catch (err) {
       throw new UnavailableError(`the SQLite backend could not commit: ${(err as Error).message}`, { cause: err });
     }
