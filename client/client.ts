@@ -1,7 +1,13 @@
 /** `BeaconClient`: the typed entry point to one Beacon deployment over HTTP and WebSocket. */
 import { InvalidArgumentError, NotFoundError } from '../src/errors.js';
 import { ConfigsClient } from './configs.js';
+import { Election } from './election.js';
+import type { EndpointStatus, HealthCheckOptions } from './endpoints.js';
 import { LeaseClient } from './lease.js';
+import { LiveConfig, type LiveConfigOptions } from './live-config.js';
+import { lockState } from './mutex.js';
+import type { BreakerOptions, BreakerState, Clock, RetryOptions } from './resilience.js';
+import { Session, type SessionOptions } from './session.js';
 import { DEFAULT_ENDPOINT, DEFAULT_TIMEOUT_MS, HttpTransport } from './transport.js';
 import { Op, TxnBuilder, txnFromWire, txnToWire, type TxnRequest, type TxnResponse } from './txn.js';
 import {
@@ -13,8 +19,10 @@ import {
   type KeyValueWire,
   type PutResponse,
   type RangeResponse,
+  type CallOptions,
   type SnapshotDownload,
   type Status,
+  type WriteOptions,
 } from './types.js';
 import { encodeKeyPath, isPathUnsafeKey, valueToWire, type ValueInput } from './values.js';
 import { WatchStream, defaultSocketFactory, type SocketFactory, type Watch, type WatchOptions } from './watch.js';
@@ -23,10 +31,30 @@ import { WatchStream, defaultSocketFactory, type SocketFactory, type Watch, type
 export interface ClientOptions {
   /** Base URL of a Beacon node. Default `http://127.0.0.1:7379`. */
   endpoint?: string;
-  /** Base URLs of several nodes (the first is used until failover arrives); wins over `endpoint`. */
+  /**
+   * Base URLs of several nodes sharing one store (PostgreSQL mode); wins over `endpoint`.
+   * Requests stick to one until it fails, then fail over to the next healthy one.
+   */
   endpoints?: string[];
-  /** Per-request timeout in milliseconds; also bounds opening a watch. Default 10 000. */
+  /** Per-attempt timeout in milliseconds; also bounds opening a watch. Default 10 000. Each call may override it. */
   timeoutMs?: number;
+  /**
+   * Retries with exponential back-off and full jitter, or false for none. Default 2 retries,
+   * 100 ms base, 2 s ceiling. Only idempotent calls (reads, keep-alives, watch reconnects) are
+   * retried after a failure that may have reached a node; writes only with `retry: true`.
+   */
+  retry?: Partial<RetryOptions> | false;
+  /**
+   * A circuit breaker per endpoint, or false for none. Default: opens at 50 % failures over
+   * 10 s (at least 10 requests), half-opens after 30 s with one probe — the seeds' numbers.
+   */
+  circuitBreaker?: Partial<BreakerOptions> | false;
+  /** `/readyz` probes of endpoints that failed, or false for none. Default every 1000 ms. */
+  healthCheck?: Partial<HealthCheckOptions> | false;
+  /** The clock the breakers read (tests). */
+  clock?: Clock;
+  /** Told when an endpoint goes down or up, or its breaker changes state (for logs and metrics). */
+  onEndpointEvent?: (event: { url: string; type: 'down' | 'up' | BreakerState }) => void;
   /** A bearer token (JWT from `POST /v1/auth/token`, or an API key) sent as `Authorization: Bearer …`. */
   token?: string;
   /** Extra headers on every request. */
@@ -51,17 +79,16 @@ export interface LoginResponse {
 export type Consistency = 'serializable' | 'linearizable';
 
 /** Options of {@link BeaconClient.get}. */
-export interface GetOptions {
+export interface GetOptions extends CallOptions {
   /** Read the key as of this revision (0: latest). */
   revision?: number;
   /** Leave the value out. */
   keysOnly?: boolean;
   consistency?: Consistency;
-  signal?: AbortSignal;
 }
 
 /** Options of {@link BeaconClient.range}. */
-export interface RangeOptions {
+export interface RangeOptions extends CallOptions {
   /** Read as of this revision (0: latest). */
   revision?: number;
   /** Largest page (0: no limit). */
@@ -72,7 +99,6 @@ export interface RangeOptions {
   /** The `continue` token of the previous page. */
   continue?: string;
   consistency?: Consistency;
-  signal?: AbortSignal;
 }
 
 /** Options of {@link BeaconClient.scan}. */
@@ -88,23 +114,21 @@ export interface ScanOptions {
 }
 
 /** Options of {@link BeaconClient.put}. */
-export interface PutOptions {
+export interface PutOptions extends WriteOptions {
   /** Attach the key to this lease (0: none). */
   lease?: number;
   /** Return the previous kv. */
   prevKv?: boolean;
-  signal?: AbortSignal;
 }
 
 /** Options of {@link BeaconClient.delete}. */
-export interface DeleteOptions {
+export interface DeleteOptions extends WriteOptions {
   /** Delete every key that starts with the given key. */
   prefix?: boolean;
   /** Required with an empty key and `prefix`, to delete every key. */
   all?: boolean;
   /** Return the deleted kvs. */
   prevKv?: boolean;
-  signal?: AbortSignal;
 }
 
 function kvPath(key: string): string {
@@ -130,6 +154,7 @@ export class BeaconClient {
   readonly configs: ConfigsClient;
   private readonly socketFactory: SocketFactory;
   private readonly watches = new Set<Watch>();
+  private readonly liveConfigs = new Set<LiveConfig<unknown>>();
 
   constructor(opts: ClientOptions = {}) {
     const endpoints = opts.endpoints ?? [opts.endpoint ?? DEFAULT_ENDPOINT];
@@ -141,6 +166,11 @@ export class BeaconClient {
       timeoutMs: opts.timeoutMs ?? DEFAULT_TIMEOUT_MS,
       headers: opts.headers,
       fetch: opts.fetch,
+      retry: opts.retry,
+      circuitBreaker: opts.circuitBreaker,
+      healthCheck: opts.healthCheck,
+      clock: opts.clock,
+      onEndpointEvent: opts.onEndpointEvent,
     });
     this.transport.setToken(opts.token);
     this.lease = new LeaseClient(this.transport);
@@ -154,6 +184,11 @@ export class BeaconClient {
     return this.transport.endpoint;
   }
 
+  /** Every endpoint's health and circuit-breaker state, and which one is current. */
+  endpointStatus(): EndpointStatus[] {
+    return this.transport.status();
+  }
+
   /**
    * Reads one key.
    * @throws NotFoundError when the key does not exist (at `revision`); CompactedError when
@@ -162,7 +197,7 @@ export class BeaconClient {
   async get(key: string, opts: GetOptions = {}): Promise<GetResponse> {
     if (isPathUnsafeKey(key)) {
       if (opts.revision) throw new InvalidArgumentError(`the key '${key}' can only be read at the latest revision`);
-      const res = await this.txn({ success: [Op.get(key, { keysOnly: opts.keysOnly })] });
+      const res = await this.txn({ success: [Op.get(key, { keysOnly: opts.keysOnly })] }, { signal: opts.signal, timeoutMs: opts.timeoutMs, retry: true });
       const first = res.results[0];
       const kv = first?.type === 'range' ? first.kvs[0] : undefined;
       if (kv === undefined) throw new NotFoundError(`key '${key}' not found`, { key, revision: res.revision });
@@ -171,6 +206,7 @@ export class BeaconClient {
     const { body } = await this.transport.request<{ revision: number; kv: KeyValueWire }>('GET', kvPath(key), {
       query: { rev: opts.revision || undefined, keysOnly: opts.keysOnly, consistency: opts.consistency },
       signal: opts.signal,
+      timeoutMs: opts.timeoutMs,
     });
     return { revision: body.revision, kv: kvFromWire(body.kv) };
   }
@@ -196,6 +232,7 @@ export class BeaconClient {
           consistency: opts.consistency,
         },
         signal: opts.signal,
+        timeoutMs: opts.timeoutMs,
       },
     );
     const out: RangeResponse = { revision: body.revision, kvs: body.kvs.map(kvFromWire), count: body.count, more: body.more };
@@ -227,14 +264,19 @@ export class BeaconClient {
    */
   async put(key: string, value: ValueInput, opts: PutOptions = {}): Promise<PutResponse> {
     if (isPathUnsafeKey(key)) {
-      const res = await this.txn({ success: [Op.put(key, value, { lease: opts.lease, prevKv: opts.prevKv })] });
+      const res = await this.txn({ success: [Op.put(key, value, { lease: opts.lease, prevKv: opts.prevKv })] }, opts);
       const first = res.results[0];
       return first?.type === 'put' && first.prevKv ? { revision: res.revision, prevKv: first.prevKv } : { revision: res.revision };
     }
     const body: Record<string, unknown> = { ...valueToWire(value) };
     if (opts.lease) body.lease = opts.lease;
     if (opts.prevKv) body.prevKv = true;
-    const res = await this.transport.request<{ revision: number; prevKv?: KeyValueWire }>('PUT', kvPath(key), { body, signal: opts.signal });
+    const res = await this.transport.request<{ revision: number; prevKv?: KeyValueWire }>('PUT', kvPath(key), {
+      body,
+      signal: opts.signal,
+      timeoutMs: opts.timeoutMs,
+      idempotent: opts.retry,
+    });
     return res.body.prevKv ? { revision: res.body.revision, prevKv: kvFromWire(res.body.prevKv) } : { revision: res.body.revision };
   }
 
@@ -245,7 +287,7 @@ export class BeaconClient {
    */
   async delete(key: string, opts: DeleteOptions = {}): Promise<DeleteResponse> {
     if (isPathUnsafeKey(key)) {
-      const res = await this.txn({ success: [Op.delete(key, { prefix: opts.prefix, prevKv: opts.prevKv })] });
+      const res = await this.txn({ success: [Op.delete(key, { prefix: opts.prefix, prevKv: opts.prevKv })] }, opts);
       const first = res.results[0];
       if (first?.type !== 'delete') return { revision: res.revision, deleted: 0 };
       return first.prevKvs ? { revision: res.revision, deleted: first.deleted, prevKvs: first.prevKvs } : { revision: res.revision, deleted: first.deleted };
@@ -253,6 +295,8 @@ export class BeaconClient {
     const { body } = await this.transport.request<{ revision: number; deleted: number; prevKvs?: KeyValueWire[] }>('DELETE', kvPath(key), {
       query: { prefix: opts.prefix, all: opts.all, prevKv: opts.prevKv },
       signal: opts.signal,
+      timeoutMs: opts.timeoutMs,
+      idempotent: opts.retry,
     });
     return body.prevKvs
       ? { revision: body.revision, deleted: body.deleted, prevKvs: body.prevKvs.map(kvFromWire) }
@@ -262,14 +306,16 @@ export class BeaconClient {
   /**
    * Without an argument, starts a {@link TxnBuilder}; with a request, commits it at once.
    * A txn whose compares fail is not an error: `succeeded` is false and the failure branch ran.
+   * A txn is not retried after a failure that may have reached the node unless `retry: true`
+   * (say so for a txn that gives the same outcome when applied twice, such as a compare-and-set).
    * @throws InvalidArgumentError for a malformed txn; TooLargeError past 128 ops per branch.
    */
   txn(): TxnBuilder;
-  txn(request: TxnRequest, opts?: { signal?: AbortSignal }): Promise<TxnResponse>;
-  txn(request?: TxnRequest, opts: { signal?: AbortSignal } = {}): TxnBuilder | Promise<TxnResponse> {
+  txn(request: TxnRequest, opts?: WriteOptions): Promise<TxnResponse>;
+  txn(request?: TxnRequest, opts: WriteOptions = {}): TxnBuilder | Promise<TxnResponse> {
     if (request === undefined) return new TxnBuilder((req) => this.txn(req));
     return this.transport
-      .request<Parameters<typeof txnFromWire>[0]>('POST', '/v1/txn', { body: txnToWire(request), signal: opts.signal })
+      .request<Parameters<typeof txnFromWire>[0]>('POST', '/v1/txn', { body: txnToWire(request), signal: opts.signal, timeoutMs: opts.timeoutMs, idempotent: opts.retry })
       .then((res) => txnFromWire(res.body));
   }
 
@@ -281,9 +327,7 @@ export class BeaconClient {
    * for await (const ev of w) if (ev.kv.key === 'app/stop') w.stop();
    */
   watch(key: string, opts: WatchOptions = {}): Watch {
-    const stream: WatchStream = new WatchStream(this.transport.wsUrl('/v1/watch'), key, opts, this.socketFactory, this.transport.timeoutMs, () =>
-      this.watches.delete(stream),
-    );
+    const stream: WatchStream = new WatchStream(this.transport, key, opts, this.socketFactory, this.transport.timeoutMs, () => this.watches.delete(stream));
     this.watches.add(stream);
     return stream;
   }
@@ -301,8 +345,8 @@ export class BeaconClient {
   }
 
   /** The node's status: version, revision, compact revision, counts, backend and size. */
-  async status(opts: { signal?: AbortSignal } = {}): Promise<Status> {
-    return (await this.transport.request<Status>('GET', '/v1/status', { signal: opts.signal })).body;
+  async status(opts: CallOptions = {}): Promise<Status> {
+    return (await this.transport.request<Status>('GET', '/v1/status', { signal: opts.signal, timeoutMs: opts.timeoutMs })).body;
   }
 
   /**
@@ -356,9 +400,81 @@ export class BeaconClient {
     return { revision: num('x-beacon-revision') ?? 0, compactRevision: num('x-beacon-compact-revision') ?? 0, size: num('content-length'), chunks: chunks() };
   }
 
-  /** Stops every watch this client started. Plain requests hold no resources, so this is all there is to close. */
+  /**
+   * Creates `prefix/<counter>` atomically (ZooKeeper's sequential nodes): the counter is
+   * zero-padded to 20 digits so key order is numeric order, unique and increasing per prefix,
+   * never reused. With `lease`, the key is ephemeral. Not retried after an ambiguous failure
+   * (a retry would create a second key) unless `retry: true`.
+   * @throws InvalidArgumentError when `prefix` ends with `/`; NotFoundError for an unknown lease.
+   * @example
+   * const { key, sequence } = await client.createSequential('queue/jobs', 'build 42');
+   * // key === 'queue/jobs/00000000000000000001'
+   */
+  async createSequential(prefix: string, value: ValueInput = '', opts: WriteOptions & { lease?: number } = {}): Promise<{ prefix: string; key: string; sequence: number; revision: number }> {
+    const body: Record<string, unknown> = { ...valueToWire(value) };
+    if (opts.lease) body.lease = opts.lease;
+    return (
+      await this.transport.request<{ prefix: string; key: string; sequence: number; revision: number }>('POST', `/v1/sequences/${encodeKeyPath(prefix)}`, {
+        body,
+        signal: opts.signal,
+        timeoutMs: opts.timeoutMs,
+        idempotent: opts.retry,
+      })
+    ).body;
+  }
+
+  /**
+   * Starts a {@link Session}: grants a lease of `ttl` seconds (default 60) and keeps it alive
+   * until `session.close()`. Locks and elections hang on it.
+   * @example
+   * const session = await client.session({ ttl: 10 });
+   * const lock = await session.mutex('jobs/nightly').lock();
+   */
+  session(opts: SessionOptions = {}): Promise<Session> {
+    return Session.create(this, opts);
+  }
+
+  /**
+   * An election `name` for reading its leader and observing changes. To campaign, use
+   * `session.election(name)`.
+   */
+  election(name: string): Election {
+    return new Election(this, name);
+  }
+
+  /** The holder (with its fencing token) and the waiters of lock `name`, from `GET /v1/locks/{name}`. */
+  lockState(name: string, opts: { signal?: AbortSignal } = {}): ReturnType<typeof lockState> {
+    return lockState(this, name, opts);
+  }
+
+  /**
+   * A live config: every key under `prefix` (values parsed as JSON where they are JSON, keyed
+   * relative to the prefix), kept current by a watch and validated with `schema`. Resolves once
+   * it has a value from the server — or, when the server is unreachable, from the last-known-good
+   * copy (then `stale` is true until the server answers). See {@link LiveConfig}.
+   * @throws UnavailableError when the server is unreachable and there is no last-known-good copy.
+   * @example
+   * const cfg = await client.config('app/', { lastKnownGoodFile: './app-config.lkg.json' });
+   * cfg.on('change', ({ value, changedKeys }) => console.log(changedKeys, value));
+   */
+  async config<T = Record<string, unknown>>(prefix: string, opts: LiveConfigOptions<T> & { signal?: AbortSignal } = {}): Promise<LiveConfig<T>> {
+    const cfg = new LiveConfig<T>(this, prefix, opts);
+    this.liveConfigs.add(cfg as LiveConfig<unknown>);
+    try {
+      return await cfg.start(opts.signal);
+    } catch (err) {
+      cfg.close();
+      this.liveConfigs.delete(cfg as LiveConfig<unknown>);
+      throw err;
+    }
+  }
+
+  /** Stops every watch and live config this client started, and its health checks. Requests still work afterwards. */
   close(): void {
     for (const w of [...this.watches]) w.stop();
+    for (const c of [...this.liveConfigs]) c.close();
+    this.liveConfigs.clear();
+    this.transport.close();
   }
 }
 

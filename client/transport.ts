@@ -1,25 +1,44 @@
 /**
- * The HTTP transport under every SDK call: builds URLs, applies the per-request timeout, and turns
- * error responses back into Beacon's typed errors. It is the one place a later failover, retry or
- * circuit-breaker policy plugs in (see {@link HttpTransport.request}).
+ * The HTTP transport under every SDK call: chooses an endpoint, applies the per-attempt timeout,
+ * retries with back-off and fails over between endpoints, feeds each endpoint's circuit breaker,
+ * and turns error responses back into Beacon's typed errors.
+ *
+ * What is retried (DESIGN.md §8): a request that certainly never reached a node (connection
+ * refused, host not found, an open breaker) is sent to the next endpoint whatever it is; a
+ * request that may have reached one (timed out, connection reset, `503 unavailable`) is sent
+ * again only when it is idempotent: GET and HEAD, and calls marked `idempotent` (lease
+ * keep-alives, releases by fencing token, re-entrant lock waits) or whose caller opted in.
+ * A put or txn is therefore never applied twice behind the caller's back.
  */
 import { BeaconError, ErrorCode, UnavailableError, errorFromWire, type ErrorDetails } from '../src/errors.js';
+import { EndpointPool, type Endpoint, type EndpointStatus, type HealthCheckOptions } from './endpoints.js';
+import { DEFAULT_RETRY, backoffDelay, sleep, systemClock, type BreakerOptions, type BreakerState, type Clock, type RetryOptions } from './resilience.js';
 
 /** The default endpoint, matching `beacon serve`'s default HTTP port. */
 export const DEFAULT_ENDPOINT = 'http://127.0.0.1:7379';
-/** The default per-request timeout in milliseconds. */
+/** The default per-attempt timeout in milliseconds. */
 export const DEFAULT_TIMEOUT_MS = 10_000;
 
 /** Options of {@link HttpTransport}. */
 export interface TransportOptions {
-  /** Base URLs of Beacon nodes, e.g. `http://127.0.0.1:7379`. Only the first is used for now. */
+  /** Base URLs of Beacon nodes, e.g. `http://127.0.0.1:7379`; requests fail over between them. */
   endpoints: string[];
-  /** Per-request timeout in milliseconds (until the response headers arrive for streams). */
+  /** Per-attempt timeout in milliseconds (until the response headers arrive for streams). */
   timeoutMs: number;
   /** Extra headers on every request (for example `authorization`). */
   headers?: Record<string, string>;
   /** A fetch implementation; the global `fetch` by default. */
   fetch?: typeof fetch;
+  /** Retry policy, or false for none. Default {@link DEFAULT_RETRY}. */
+  retry?: Partial<RetryOptions> | false;
+  /** Circuit breaker per endpoint, or false for none. Default: the seeds' 50 % over 10 s, open 30 s. */
+  circuitBreaker?: Partial<BreakerOptions> | false;
+  /** Health checks of endpoints that failed, or false for none. Default `/readyz` every second. */
+  healthCheck?: Partial<HealthCheckOptions> | false;
+  /** The clock breakers read; a fake one in tests. */
+  clock?: Clock;
+  /** Told when an endpoint goes down or up, or its breaker changes state. */
+  onEndpointEvent?: (event: { url: string; type: 'down' | 'up' | BreakerState }) => void;
 }
 
 /** One request: method, path (already encoded) and optional query, JSON body, signal and timeout. */
@@ -27,23 +46,47 @@ export interface RequestOptions {
   query?: Record<string, string | number | boolean | undefined>;
   body?: unknown;
   signal?: AbortSignal;
-  /** Overrides the transport's timeout for this request, in milliseconds; 0 disables it. */
+  /** Overrides the transport's per-attempt timeout for this request, in milliseconds; 0 disables it. */
   timeoutMs?: number;
+  /**
+   * Whether sending the request twice is harmless, so it may be retried after a failure that
+   * may have reached the node. Default: true for GET and HEAD, false otherwise.
+   */
+  idempotent?: boolean;
+  /** Overrides the number of retries for this request (0: one attempt, but still failover on a refused connection). */
+  retries?: number;
+  /**
+   * A request that blocks on the server until something happens (a lock or campaign wait). It
+   * takes no breaker slot — a half-open breaker's single probe must not be a request that may
+   * take minutes — and goes to the best endpoint even while breakers are open; its outcome is
+   * still reported to the breaker.
+   */
+  longPoll?: boolean;
 }
 
-/** The parsed JSON body of a response, with its headers. */
+/** The parsed JSON body of a response, with its headers and the endpoint that answered. */
 export interface JsonResponse<T> {
   status: number;
   body: T;
   headers: Headers;
+  endpoint: string;
 }
 
+/** Socket error codes that mean the request never left this machine, so any request may go elsewhere. */
+const NOT_SENT = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL', 'UND_ERR_CONNECT_TIMEOUT']);
+
 /** Node's fetch rejects with a TypeError whose `cause` carries the socket error code. */
+function causeCode(err: unknown): string | undefined {
+  const cause = (err as { cause?: { code?: string; cause?: { code?: string } } }).cause;
+  return cause?.code ?? cause?.cause?.code;
+}
+
 function networkReason(err: unknown): string {
-  const cause = (err as { cause?: { code?: string; message?: string } }).cause;
-  if (cause?.code === 'ECONNREFUSED') return 'connection refused';
-  if (cause?.code === 'ENOTFOUND') return 'host not found';
-  if (cause?.code !== undefined) return cause.code;
+  const code = causeCode(err);
+  if (code === 'ECONNREFUSED') return 'connection refused';
+  if (code === 'ENOTFOUND') return 'host not found';
+  if (code !== undefined) return code;
+  const cause = (err as { cause?: { message?: string } }).cause;
   return cause?.message ?? (err as Error).message ?? String(err);
 }
 
@@ -69,17 +112,41 @@ async function errorFromResponse(res: Response, what: string): Promise<BeaconErr
   return new BeaconError(ErrorCode.Internal, message, { status: res.status });
 }
 
+/** How one attempt failed, which decides whether it may be retried and what the breaker hears. */
+type Failure =
+  /** The caller aborted: rethrow, no verdict on the endpoint. */
+  | { kind: 'aborted'; error: unknown }
+  /** The request never reached a node: retry anything elsewhere. */
+  | { kind: 'not-sent'; error: BeaconError }
+  /** It may have reached the node (timeout, reset, 5xx unavailable): retry only idempotent requests. */
+  | { kind: 'maybe-sent'; error: BeaconError }
+  /** The node answered with an error: no retry. `endpointFault` for 5xx other than unavailable. */
+  | { kind: 'answered'; error: BeaconError; endpointFault: boolean };
+
+class AttemptFailure extends Error {
+  constructor(readonly failure: Failure) {
+    super('attempt failed');
+  }
+}
+
 /**
- * Sends requests to a Beacon node over HTTP with `fetch`.
- * Every failure surfaces as a {@link BeaconError}: network errors and timeouts as
- * `UnavailableError`, error responses as the class named by their `code`. A caller's own abort
- * surfaces as the signal's reason (an `AbortError`), unchanged.
+ * Sends requests to Beacon nodes over HTTP with `fetch`, with failover, retries and a circuit
+ * breaker per endpoint (see the module comment for what is retried). Every failure surfaces as
+ * a {@link BeaconError}: network errors and timeouts as `UnavailableError`, an open breaker on
+ * every endpoint as `UnavailableError` with `details.reason: "circuit_open"`, error responses as
+ * the class named by their `code`. A caller's own abort surfaces as the signal's reason (an
+ * `AbortError`), unchanged.
  */
 export class HttpTransport {
   readonly endpoints: readonly string[];
   readonly timeoutMs: number;
+  /** The endpoints' health, breakers and the current one. */
+  readonly pool: EndpointPool;
   private readonly headers_: Record<string, string>;
   private readonly fetchFn: typeof fetch;
+  private readonly retry: RetryOptions | undefined;
+  /** The headers of a request without a body, built once per token (every GET sends them). */
+  private requestHeaders: Record<string, string> | undefined;
 
   constructor(opts: TransportOptions) {
     if (opts.endpoints.length === 0) throw new BeaconError(ErrorCode.InvalidArgument, 'at least one endpoint is required');
@@ -87,6 +154,14 @@ export class HttpTransport {
     this.timeoutMs = opts.timeoutMs;
     this.headers_ = { ...(opts.headers ?? {}) };
     this.fetchFn = opts.fetch ?? ((input, init) => fetch(input, init));
+    this.retry = opts.retry === false ? undefined : { ...DEFAULT_RETRY, ...(opts.retry ?? {}) };
+    this.pool = new EndpointPool(this.endpoints, {
+      breaker: opts.circuitBreaker,
+      healthCheck: opts.healthCheck,
+      clock: opts.clock ?? systemClock,
+      fetch: this.fetchFn,
+      onEvent: opts.onEndpointEvent,
+    });
   }
 
   /** The headers sent with every request (a copy). */
@@ -98,40 +173,54 @@ export class HttpTransport {
   setToken(token: string | undefined): void {
     if (token === undefined || token === '') delete this.headers_.authorization;
     else this.headers_.authorization = `Bearer ${token}`;
+    this.requestHeaders = undefined;
   }
 
-  /** The endpoint requests go to. A failover policy will choose among `endpoints` here. */
+  /** The endpoint requests go to first (the last one that answered, until it fails). */
   get endpoint(): string {
-    return this.endpoints[0] as string;
+    return this.pool.current.url;
   }
 
-  /** The absolute URL of `path` (already percent-encoded) with `query` on the current endpoint. */
-  url(path: string, query?: RequestOptions['query']): string {
-    let url = this.endpoint + path;
-    const params: string[] = [];
-    for (const [k, v] of Object.entries(query ?? {})) {
+  /** Every endpoint's health and breaker state. */
+  status(): EndpointStatus[] {
+    return this.pool.status();
+  }
+
+  /** The absolute URL of `path` (already percent-encoded) with `query`, on `base` (default: the current endpoint). */
+  url(path: string, query?: RequestOptions['query'], base: string = this.endpoint): string {
+    let url = base + path;
+    let sep = '?';
+    for (const k in query) {
+      const v = query[k];
       if (v === undefined || v === false) continue;
-      params.push(`${encodeURIComponent(k)}=${encodeURIComponent(String(v))}`);
+      url += `${sep}${encodeURIComponent(k)}=${encodeURIComponent(String(v))}`;
+      sep = '&';
     }
-    if (params.length > 0) url += `?${params.join('&')}`;
     return url;
   }
 
-  /** The WebSocket URL (`ws:`/`wss:`) of `path` on the current endpoint. */
-  wsUrl(path: string): string {
-    return this.url(path).replace(/^http/, 'ws');
+  /** The WebSocket URL (`ws:`/`wss:`) of `path` on `base` (default: the current endpoint). */
+  wsUrl(path: string, base: string = this.endpoint): string {
+    return this.url(path, undefined, base).replace(/^http/, 'ws');
+  }
+
+  /** Stops background work (health checks). Requests still work afterwards. */
+  close(): void {
+    this.pool.close();
   }
 
   /**
    * Sends one request and returns the raw response once its headers have arrived; the timeout
    * stops applying then, so a long download is bounded by the caller's signal only.
-   * @throws UnavailableError when the node cannot be reached or does not answer in time;
+   * @throws UnavailableError when no node can be reached or none answers in time;
    *   the typed error of an error response.
    */
   async open(method: string, path: string, opts: RequestOptions = {}): Promise<Response> {
-    const { res, finish } = await this.send(method, path, opts);
-    finish();
-    return res;
+    return this.withRetries(method, path, opts, async (ep) => {
+      const { res, finish } = await this.send(ep, method, path, opts);
+      finish();
+      return res;
+    });
   }
 
   /**
@@ -139,28 +228,86 @@ export class HttpTransport {
    * @throws as {@link HttpTransport.open}; UnavailableError when the answer is not JSON.
    */
   async request<T>(method: string, path: string, opts: RequestOptions = {}): Promise<JsonResponse<T>> {
-    const { res, finish, failure } = await this.send(method, path, opts);
-    let text: string;
-    try {
-      text = await res.text();
-    } catch (err) {
-      throw failure(err);
-    } finally {
-      finish();
-    }
-    try {
-      return { status: res.status, body: (text === '' ? undefined : JSON.parse(text)) as T, headers: res.headers };
-    } catch (err) {
-      throw new UnavailableError(`${this.endpoint} answered ${method} ${path} with something that is not JSON`, { cause: err });
+    return this.withRetries(method, path, opts, async (ep) => {
+      const { res, finish, failure } = await this.send(ep, method, path, opts);
+      let text: string;
+      try {
+        text = await res.text();
+      } catch (err) {
+        throw new AttemptFailure(failure(err));
+      } finally {
+        finish();
+      }
+      try {
+        return { status: res.status, body: (text === '' ? undefined : JSON.parse(text)) as T, headers: res.headers, endpoint: ep.url };
+      } catch (err) {
+        const error = new UnavailableError(`${ep.url} answered ${method} ${path} with something that is not JSON`, { cause: err });
+        throw new AttemptFailure({ kind: 'answered', error, endpointFault: true });
+      }
+    });
+  }
+
+  /** Runs `attempt` against endpoints until it succeeds or the failure may not be retried. */
+  private async withRetries<T>(method: string, path: string, opts: RequestOptions, attempt: (ep: Endpoint) => Promise<T>): Promise<T> {
+    const idempotent = opts.idempotent ?? (method === 'GET' || method === 'HEAD');
+    const retries = opts.retries ?? this.retry?.retries ?? 0;
+    const tried = new Set<Endpoint>();
+    let retriesUsed = 0;
+    let lastError: unknown;
+    for (;;) {
+      opts.signal?.throwIfAborted();
+      if (tried.size === this.endpoints.length) tried.clear(); // every endpoint had a go: start another round
+      let ep: Endpoint | undefined;
+      try {
+        ep = opts.longPoll ? this.pool.pickForStream(tried) : this.pool.acquire(tried);
+      } catch (err) {
+        // Every untried endpoint's breaker is open. Having already failed here, report the real failure.
+        throw lastError ?? err;
+      }
+      if (ep === undefined) throw lastError;
+      tried.add(ep);
+      let failure: Failure;
+      try {
+        const out = await attempt(ep);
+        this.pool.succeeded(ep);
+        return out;
+      } catch (err) {
+        failure = err instanceof AttemptFailure ? err.failure : { kind: 'aborted', error: err };
+      }
+      switch (failure.kind) {
+        case 'aborted':
+          if (!opts.longPoll) this.pool.release(ep);
+          throw failure.error;
+        case 'answered':
+          if (failure.endpointFault) ep.breaker?.failure();
+          else this.pool.succeeded(ep);
+          throw failure.error;
+        default:
+          this.pool.failed(ep);
+      }
+      lastError = failure.error;
+      if (failure.kind === 'maybe-sent' && !idempotent) throw failure.error;
+      // A request that never left may go to each other endpoint at once; other retries are counted.
+      const untried = this.endpoints.length - tried.size;
+      const failover = failure.kind === 'not-sent' && untried > 0;
+      if (!failover) {
+        if (retriesUsed >= retries) throw failure.error;
+        retriesUsed++;
+      }
+      if (!failover && untried === 0 && this.retry !== undefined) {
+        await sleep(backoffDelay(retriesUsed - 1, this.retry), opts.signal);
+      }
     }
   }
 
+  /** One attempt at one endpoint. Failures are thrown as {@link AttemptFailure}s. */
   private async send(
+    ep: Endpoint,
     method: string,
     path: string,
     opts: RequestOptions,
-  ): Promise<{ res: Response; finish: () => void; failure: (err: unknown) => unknown }> {
-    const url = this.url(path, opts.query);
+  ): Promise<{ res: Response; finish: () => void; failure: (err: unknown) => Failure }> {
+    const url = this.url(path, opts.query, ep.url);
     const what = `${method} ${path}`;
     const controller = new AbortController();
     const timeoutMs = opts.timeoutMs ?? this.timeoutMs;
@@ -180,35 +327,42 @@ export class HttpTransport {
       opts.signal?.removeEventListener('abort', onAbort);
     };
     // One translation of transport failures, used for the request and for reading its body.
-    const failure = (err: unknown): unknown => {
+    const failure = (err: unknown): Failure => {
       if (timedOut) {
-        return new UnavailableError(`${what} to ${this.endpoint} timed out after ${timeoutMs} ms`, { cause: err, details: { timeoutMs } });
+        return {
+          kind: 'maybe-sent',
+          error: new UnavailableError(`${what} to ${ep.url} timed out after ${timeoutMs} ms`, { cause: err, details: { timeoutMs, endpoint: ep.url } }),
+        };
       }
-      if (opts.signal?.aborted || isAbort(err)) return opts.signal?.reason ?? err;
-      return new UnavailableError(`cannot reach Beacon at ${this.endpoint}: ${networkReason(err)}`, {
-        cause: err,
-        details: { endpoint: this.endpoint },
-      });
+      if (opts.signal?.aborted || isAbort(err)) return { kind: 'aborted', error: opts.signal?.reason ?? err };
+      const error = new UnavailableError(`cannot reach Beacon at ${ep.url}: ${networkReason(err)}`, { cause: err, details: { endpoint: ep.url } });
+      return { kind: NOT_SENT.has(causeCode(err) ?? '') ? 'not-sent' : 'maybe-sent', error };
     };
-    const headers: Record<string, string> = { accept: 'application/json', ...this.headers_ };
+    this.requestHeaders ??= { accept: 'application/json', ...this.headers_ };
+    let headers = this.requestHeaders;
     let body: string | undefined;
     if (opts.body !== undefined) {
       body = JSON.stringify(opts.body);
-      headers['content-type'] = 'application/json';
+      headers = { ...headers, 'content-type': 'application/json' };
     }
     let res: Response;
     try {
       res = await this.fetchFn(url, { method, headers, body, signal: controller.signal });
     } catch (err) {
       finish();
-      throw failure(err);
+      throw new AttemptFailure(failure(err));
     }
     if (!res.ok) {
+      let error: BeaconError;
       try {
-        throw await errorFromResponse(res, what);
+        error = await errorFromResponse(res, what);
+      } catch (err) {
+        throw new AttemptFailure(failure(err));
       } finally {
         finish();
       }
+      if (error.code === ErrorCode.Unavailable) throw new AttemptFailure({ kind: 'maybe-sent', error });
+      throw new AttemptFailure({ kind: 'answered', error, endpointFault: res.status >= 500 });
     }
     return { res, finish, failure };
   }

@@ -142,3 +142,18 @@ export interface SnapshotDownload {
   size: number | undefined;
   chunks: AsyncIterable<Uint8Array>;
 }
+
+/** Options every call accepts: an abort signal and a per-call timeout (per attempt, in milliseconds; 0 disables it). */
+export interface CallOptions {
+  signal?: AbortSignal;
+  timeoutMs?: number;
+}
+
+/**
+ * Options of a call that changes the store. `retry: true` declares it safe to send twice, so it
+ * is retried after a failure that may have reached the node (a timeout, a reset connection, a
+ * 503); without it, only failures that certainly did not reach a node are retried (elsewhere).
+ */
+export interface WriteOptions extends CallOptions {
+  retry?: boolean;
+}

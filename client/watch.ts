@@ -1,12 +1,16 @@
 /**
- * Watches over the `/v1/watch` WebSocket as async iterators that resume across reconnects.
+ * Watches over the `/v1/watch` WebSocket as async iterators that resume across reconnects and
+ * fail over between endpoints.
  *
  * Resumption follows etcd's rule (DESIGN.md §2): the stream remembers the newest revision it has
- * delivered (or that a progress notification vouched for) and, after a reconnect, asks for
- * `lastRevision + 1`; events of revisions it has already passed are dropped, so no event is
- * yielded twice and none is skipped.
+ * delivered (or that a progress notification vouched for) and, after a reconnect — to the same
+ * node or another one sharing the store — asks for `lastRevision + 1`; events of revisions it has
+ * already passed are dropped, so no event is yielded twice and none is skipped.
  */
 import { CompactedError, ErrorCode, UnavailableError, errorFromWire, type ErrorDetails } from '../src/errors.js';
+import type { Endpoint } from './endpoints.js';
+import { backoffDelay } from './resilience.js';
+import type { HttpTransport } from './transport.js';
 import { kvFromWire, type KeyValueWire, type WatchEvent } from './types.js';
 
 /** Options of a watch. */
@@ -21,21 +25,30 @@ export interface WatchOptions {
   signal?: AbortSignal;
   /** Told when the stream is live, or lost and about to reconnect (for progress output). */
   onStatus?: (status: WatchStatus) => void;
-  /** Reconnect back-off: first delay and ceiling in milliseconds (defaults 100 and 5000). */
+  /**
+   * Reconnect back-off with full jitter: each delay is random in `[0, min(max, initial · 2^attempt))`
+   * milliseconds (defaults 100 and 5000).
+   */
   reconnect?: { initialDelayMs?: number; maxDelayMs?: number };
+  /**
+   * Keep trying when the very first connection fails (every endpoint unreachable), instead of
+   * ending the iteration with `UnavailableError`. For services that must start while Beacon is down.
+   */
+  retryInitial?: boolean;
 }
 
 /** What {@link WatchOptions.onStatus} reports. */
 export type WatchStatus =
-  | { state: 'watching'; revision: number; resumedFrom: number | undefined }
-  | { state: 'reconnecting'; attempt: number; delayMs: number; reason: string };
+  | { state: 'watching'; revision: number; resumedFrom: number | undefined; endpoint: string }
+  | { state: 'reconnecting'; attempt: number; delayMs: number; reason: string; endpoint: string };
 
 /**
  * A running watch: iterate it with `for await`. Events that arrive faster than the loop consumes
  * them wait in memory, in order. The iteration ends after `stop()` or an abort, and
  * throws `CompactedError` when the revision it needs has been compacted, the typed error of any
- * other refusal by the server, or `UnavailableError` when the first connection cannot be made.
- * Lost connections after that are retried for ever with back-off.
+ * other refusal by the server, or `UnavailableError` when the first connection cannot be made to
+ * any endpoint (unless `retryInitial`). Lost connections after that are retried for ever with
+ * back-off, on the next healthy endpoint when the one in use is down.
  */
 export interface Watch extends AsyncIterable<WatchEvent> {
   /** Ends the watch and closes its connection; pending and future `next()` calls end the iteration. */
@@ -109,9 +122,12 @@ export class WatchStream implements Watch {
   private attempt = 0;
   /** The revision the next connection asks for; undefined until the server first says where "now" is. */
   private resumeFrom: number | undefined;
+  /** Endpoints the first connection has failed on (a new watch tries each once before giving up). */
+  private readonly initialTried = new Set<Endpoint>();
+  private endpoint: Endpoint | undefined;
 
   constructor(
-    private readonly url: string,
+    private readonly transport: HttpTransport,
     private readonly key: string,
     private readonly opts: WatchOptions,
     private readonly connectSocket: SocketFactory,
@@ -219,8 +235,12 @@ export class WatchStream implements Watch {
 
   private async connect(): Promise<void> {
     let socket: SocketLike;
+    const pool = this.transport.pool;
+    const ep = (this.everCreated ? undefined : pool.pickForStream(this.initialTried)) ?? pool.pickForStream();
+    this.endpoint = ep;
+    const url = this.transport.wsUrl('/v1/watch', ep?.url);
     try {
-      socket = await this.connectSocket(this.url);
+      socket = await this.connectSocket(url);
     } catch (err) {
       this.lost((err as Error).message ?? String(err));
       return;
@@ -271,6 +291,8 @@ export class WatchStream implements Watch {
           created = true;
           this.everCreated = true;
           this.attempt = 0;
+          this.initialTried.clear();
+          if (ep !== undefined) pool.markUp(ep);
           clearTimeout(this.timer);
           const revision = Number(msg.revision ?? 0);
           const resumedFrom = connectionFrom;
@@ -278,7 +300,7 @@ export class WatchStream implements Watch {
             connectionFrom = revision + 1;
             this.resumeFrom = Math.max(this.resumeFrom ?? 0, connectionFrom);
           }
-          this.opts.onStatus?.({ state: 'watching', revision, resumedFrom });
+          this.opts.onStatus?.({ state: 'watching', revision, resumedFrom, endpoint: ep?.url ?? url });
           return;
         }
         case 'events': {
@@ -310,8 +332,10 @@ export class WatchStream implements Watch {
           const code = typeof e.code === 'string' ? e.code : ErrorCode.Internal;
           const message = typeof e.message === 'string' ? e.message : 'the server refused the watch';
           const err = errorFromWire(code, message, e.details as ErrorDetails | undefined);
-          // A node that is shutting down or lost its backend: try again rather than give up.
-          if (err.code === ErrorCode.Unavailable && this.everCreated) {
+          // A node that is shutting down, lost its backend, or lags behind the revision we resume
+          // from (another node of a shared store): try again, elsewhere if possible, rather than give up.
+          const retryable = err.code === ErrorCode.Unavailable || err.code === ErrorCode.FutureRevision;
+          if (retryable && this.everCreated) {
             lastError = message;
             socket.close(1000, 'retrying');
           } else this.fail(err);
@@ -335,17 +359,28 @@ export class WatchStream implements Watch {
 
   private lost(reason: string): void {
     if (this.done) return;
+    const ep = this.endpoint;
+    if (ep !== undefined) this.transport.pool.markDown(ep);
     if (!this.everCreated) {
-      this.fail(new UnavailableError(`cannot open a watch at ${this.url}: ${reason}`, { details: { url: this.url } }));
-      return;
+      if (ep !== undefined) this.initialTried.add(ep);
+      // A new watch tries every endpoint once, at once, before it waits or gives up.
+      if (this.initialTried.size < this.transport.endpoints.length) {
+        void this.connect();
+        return;
+      }
+      if (!this.opts.retryInitial) {
+        const where = this.transport.endpoints.join(', ');
+        this.fail(new UnavailableError(`cannot open a watch at ${where}: ${reason}`, { details: { endpoints: [...this.transport.endpoints] } }));
+        return;
+      }
+      this.initialTried.clear();
     }
-    const initial = this.opts.reconnect?.initialDelayMs ?? 100;
-    const max = this.opts.reconnect?.maxDelayMs ?? 5000;
+    const initialDelayMs = this.opts.reconnect?.initialDelayMs ?? 100;
+    const maxDelayMs = this.opts.reconnect?.maxDelayMs ?? 5000;
     // Full jitter keeps many clients from reconnecting in lockstep after a node restarts.
-    const ceiling = Math.min(max, initial * 2 ** Math.min(this.attempt, 16));
-    const delayMs = Math.round(ceiling / 2 + (Math.random() * ceiling) / 2);
+    const delayMs = backoffDelay(this.attempt, { baseDelayMs: initialDelayMs, maxDelayMs });
     this.attempt++;
-    this.opts.onStatus?.({ state: 'reconnecting', attempt: this.attempt, delayMs, reason });
+    this.opts.onStatus?.({ state: 'reconnecting', attempt: this.attempt, delayMs, reason, endpoint: ep?.url ?? '' });
     this.timer = setTimeout(() => {
       this.timer = undefined;
       if (!this.done) void this.connect();

@@ -7,10 +7,13 @@ import { registerAdminCommands } from './admin.js';
 import { registerAuthCommands } from './auth.js';
 import { registerConfigCommands } from './config.js';
 import { addGlobalOptions } from './context.js';
-import { ExitCode, exitCodeFor } from './exit-codes.js';
+import { registerElectCommand } from './elect.js';
+import { CliExit, ExitCode, exitCodeFor } from './exit-codes.js';
 import { registerImportCommand } from './import.js';
 import { registerKvCommands } from './kv.js';
 import { registerLeaseCommands } from './lease.js';
+import { registerLockCommand } from './lock.js';
+import { registerSecurityCommands } from './security.js';
 import { registerSnapshotCommands } from './snapshot.js';
 import { registerTxnCommand } from './txn.js';
 import { registerWatchCommand } from './watch.js';
@@ -18,6 +21,7 @@ import { registerWatchCommand } from './watch.js';
 /** Client commands never need the server's modules (fastify, SQLite, pino), which take a while to load. */
 const CLIENT_COMMANDS = new Set([
   'get', 'put', 'del', 'delete', 'ls', 'watch', 'history', 'diff', 'rollback', 'txn', 'lease', 'compact', 'status', 'snapshot', 'import', 'login',
+  'lock', 'elect', 'user', 'role', 'apikey', 'audit', 'namespace', 'secrets',
 ]);
 
 function packageVersion(): string {
@@ -30,7 +34,7 @@ function packageVersion(): string {
 }
 
 function describe(err: unknown): string {
-  if (err instanceof BeaconError && err.code === ErrorCode.Unavailable && err.details?.endpoint !== undefined) {
+  if (err instanceof BeaconError && err.code === ErrorCode.Unavailable && (err.details?.endpoint !== undefined || err.details?.endpoints !== undefined)) {
     return `${err.message} (is \`beacon serve\` running there? choose another with --endpoint or BEACON_ENDPOINT)`;
   }
   return err instanceof Error ? err.message : String(err);
@@ -56,17 +60,21 @@ async function main(argv: string[]): Promise<number> {
   registerConfigCommands(program);
   registerTxnCommand(program);
   registerLeaseCommands(program);
+  registerLockCommand(program);
+  registerElectCommand(program);
   registerAdminCommands(program);
   registerSnapshotCommands(program);
   registerImportCommand(program);
   registerAuthCommands(program);
+  registerSecurityCommands(program);
   try {
     await program.parseAsync(argv);
     return ExitCode.Ok;
   } catch (err) {
     // commander has already printed its own usage message; --help and --version end with 0.
     if (err instanceof CommanderError) return err.exitCode === 0 ? ExitCode.Ok : ExitCode.Usage;
-    process.stderr.write(`beacon: ${describe(err)}\n`);
+    // `beacon lock … -- cmd` passes on the command's exit status without a message of its own.
+    if (!(err instanceof CliExit && err.message === '')) process.stderr.write(`beacon: ${describe(err)}\n`);
     return exitCodeFor(err);
   }
 }

@@ -1,0 +1,273 @@
+/**
+ * Identity and governance commands: `beacon user …`, `role …`, `apikey …`, `audit`,
+ * `namespace …` and `secrets reencrypt` (docs/security.md). Every command talks to a node over
+ * HTTP through the SDK's transport, with the caller's `--token` / `BEACON_TOKEN`.
+ */
+import { readFileSync, writeFileSync } from 'node:fs';
+import type { Command } from 'commander';
+import { InvalidArgumentError } from '../errors.js';
+import { contextOf, note, out, outJson, readStdin } from './context.js';
+
+// The server's JSON answers, read loosely: the shapes are documented in docs/api.md and docs/security.md.
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type Json = Record<string, any>;
+
+async function call(cmd: Command, method: string, path: string, body?: unknown): Promise<Json> {
+  const { client } = contextOf(cmd);
+  const res = await client.transport.request<Json>(method, path, body === undefined ? {} : { body });
+  return res.body;
+}
+
+/** Reads a password: from stdin when piped, otherwise from BEACON_NEW_PASSWORD. @throws InvalidArgumentError when neither. */
+async function readPassword(): Promise<string> {
+  if (!process.stdin.isTTY) return (await readStdin('the password')).toString('utf8').replace(/\r?\n$/, '');
+  const env = process.env.BEACON_NEW_PASSWORD;
+  if (env !== undefined && env !== '') return env;
+  throw new InvalidArgumentError('pipe the password on stdin (echo … | beacon user add …) or set BEACON_NEW_PASSWORD');
+}
+
+/** Parses `prefix=access` grants, e.g. `team-a/=write`. @throws InvalidArgumentError for a bad grant. */
+export function parseGrant(text: string): { prefix: string; access: string } {
+  const i = text.lastIndexOf('=');
+  const access = i < 0 ? '' : text.slice(i + 1);
+  if (i < 0 || !['read', 'write', 'admin'].includes(access)) {
+    throw new InvalidArgumentError(`grant '${text}' must be PREFIX=read|write|admin (e.g. team-a/=write; an empty prefix is every key)`);
+  }
+  return { prefix: text.slice(0, i), access };
+}
+
+const collect = (v: string, prev: string[] = []): string[] => [...prev, v];
+const enc = encodeURIComponent;
+
+function table(rows: string[][]): void {
+  const widths = rows[0]?.map((_, c) => Math.max(...rows.map((r) => (r[c] ?? '').length))) ?? [];
+  for (const r of rows) out(r.map((cell, c) => cell.padEnd(widths[c] ?? 0)).join('  ').trimEnd());
+}
+
+/** Adds the `user`, `role`, `apikey`, `audit`, `namespace` and `secrets` command groups. */
+export function registerSecurityCommands(program: Command): void {
+  const user = program.command('user').description('manage users (administrators only)');
+  user
+    .command('add <name>')
+    .description('create a user; the password is read from stdin (or BEACON_NEW_PASSWORD)')
+    .option('--role <role>', 'a role to grant (repeatable)', collect, [])
+    .action(async (name: string, o: { role: string[] }, cmd: Command) => {
+      const res = await call(cmd, 'POST', '/v1/users', { name, password: await readPassword(), roles: o.role });
+      if (contextOf(cmd).json) outJson(res);
+      else out(`created user ${res.name ?? name} (${(res.roles ?? o.role).join(', ') || 'no roles'})`);
+    });
+  user
+    .command('ls')
+    .description('list users')
+    .action(async (_o: unknown, cmd: Command) => {
+      const res = await call(cmd, 'GET', '/v1/users');
+      if (contextOf(cmd).json) return outJson(res);
+      table([['NAME', 'ROLES', 'DISABLED'], ...(res.users as Json[]).map((u) => [u.name, (u.roles ?? []).join(','), u.disabled ? 'yes' : ''])]);
+    });
+  user
+    .command('rm <name>')
+    .description('delete a user (its tokens stop working at once)')
+    .action(async (name: string, _o: unknown, cmd: Command) => {
+      const res = await call(cmd, 'DELETE', `/v1/users/${enc(name)}`);
+      if (contextOf(cmd).json) outJson(res);
+      else out(`deleted user ${name}`);
+    });
+  user
+    .command('passwd <name>')
+    .description("set a user's password (read from stdin or BEACON_NEW_PASSWORD)")
+    .action(async (name: string, _o: unknown, cmd: Command) => {
+      const res = await call(cmd, 'PUT', `/v1/users/${enc(name)}/password`, { password: await readPassword() });
+      if (contextOf(cmd).json) outJson(res);
+      else out(`password of ${name} changed`);
+    });
+  user
+    .command('set-roles <name> [roles...]')
+    .description("replace a user's roles")
+    .action(async (name: string, roles: string[], _o: unknown, cmd: Command) => {
+      const res = await call(cmd, 'PATCH', `/v1/users/${enc(name)}`, { roles });
+      if (contextOf(cmd).json) outJson(res);
+      else out(`${name}: ${roles.join(', ') || 'no roles'}`);
+    });
+  user
+    .command('disable <name>')
+    .description('disable a user without deleting it')
+    .action(async (name: string, _o: unknown, cmd: Command) => {
+      const res = await call(cmd, 'PATCH', `/v1/users/${enc(name)}`, { disabled: true });
+      if (contextOf(cmd).json) outJson(res);
+      else out(`disabled ${name}`);
+    });
+
+  const role = program.command('role').description('manage roles that grant read / write / admin on key prefixes');
+  role
+    .command('put <name>')
+    .description('create or replace a role, e.g. beacon role put team-a --grant team-a/=write --grant shared/=read')
+    .option('--grant <prefix=access>', 'a grant (repeatable)', collect, [])
+    .option('--secrets', 'may read secret values under its prefixes', false)
+    .action(async (name: string, o: { grant: string[]; secrets: boolean }, cmd: Command) => {
+      const res = await call(cmd, 'PUT', `/v1/roles/${enc(name)}`, { permissions: o.grant.map(parseGrant), secrets: o.secrets });
+      if (contextOf(cmd).json) outJson(res);
+      else out(`role ${name}: ${o.grant.join(' ') || 'no grants'}`);
+    });
+  role
+    .command('ls')
+    .description('list roles')
+    .action(async (_o: unknown, cmd: Command) => {
+      const res = await call(cmd, 'GET', '/v1/roles');
+      if (contextOf(cmd).json) return outJson(res);
+      table([
+        ['NAME', 'GRANTS', 'SECRETS', 'BUILT-IN'],
+        ...(res.roles as Json[]).map((r) => [
+          r.name,
+          (r.permissions as Json[]).map((p) => `${p.prefix === '' ? '*' : p.prefix}=${p.access}`).join(' '),
+          r.secrets ? 'yes' : '',
+          r.builtin ? 'yes' : '',
+        ]),
+      ]);
+    });
+  role
+    .command('rm <name>')
+    .description('delete a custom role')
+    .action(async (name: string, _o: unknown, cmd: Command) => {
+      const res = await call(cmd, 'DELETE', `/v1/roles/${enc(name)}`);
+      if (contextOf(cmd).json) outJson(res);
+      else out(`deleted role ${name}`);
+    });
+
+  const apikey = program.command('apikey').description('manage API keys for services');
+  apikey
+    .command('create <name>')
+    .description('create an API key; the key is printed once and never again')
+    .option('--role <role>', 'a role to grant (repeatable)', collect, [])
+    .option('--expires-at <time>', 'ISO 8601 expiry time')
+    .action(async (name: string, o: { role: string[]; expiresAt?: string }, cmd: Command) => {
+      const res = await call(cmd, 'POST', '/v1/apikeys', { name, roles: o.role, ...(o.expiresAt ? { expiresAt: o.expiresAt } : {}) });
+      if (contextOf(cmd).json) return outJson(res);
+      out(res.key);
+      note(`API key ${res.id} for ${name} (${o.role.join(', ') || 'no roles'}): store it now, it is not shown again`);
+    });
+  apikey
+    .command('ls')
+    .description('list API keys (never their secrets)')
+    .action(async (_o: unknown, cmd: Command) => {
+      const res = await call(cmd, 'GET', '/v1/apikeys');
+      if (contextOf(cmd).json) return outJson(res);
+      table([['ID', 'NAME', 'ROLES', 'EXPIRES'], ...(res.apiKeys as Json[]).map((k) => [k.id, k.name, (k.roles ?? []).join(','), k.expiresAt ?? ''])]);
+    });
+  apikey
+    .command('revoke <id>')
+    .description('revoke an API key')
+    .action(async (id: string, _o: unknown, cmd: Command) => {
+      const res = await call(cmd, 'DELETE', `/v1/apikeys/${enc(id)}`);
+      if (contextOf(cmd).json) outJson(res);
+      else out(`revoked API key ${id}`);
+    });
+
+  program
+    .command('audit')
+    .description('read the audit log: who changed what, when, from where')
+    .option('--from <time>', 'ISO 8601 time or ms since the epoch')
+    .option('--to <time>', 'ISO 8601 time or ms since the epoch')
+    .option('--principal <name>', 'only this principal')
+    .option('--action <action>', 'only this action, e.g. kv.put, config.rollback, auth.login')
+    .option('--key <prefix>', 'only keys with this prefix')
+    .option('--outcome <outcome>', 'ok, denied or failed')
+    .option('--limit <n>', 'at most this many records', '100')
+    .option('--export <file>', 'write every matching record as JSON lines to FILE (- for stdout)')
+    .action(async (o: Record<string, string | undefined>, cmd: Command) => {
+      const q = new URLSearchParams();
+      for (const k of ['from', 'to', 'principal', 'action', 'key', 'outcome'] as const) if (o[k] !== undefined) q.set(k, o[k] as string);
+      const { client, json } = contextOf(cmd);
+      if (o.export !== undefined) {
+        // Every matching record, page by page (1,000 at a time), one JSON object per line.
+        const lines: string[] = [];
+        let after: number | undefined;
+        for (;;) {
+          const page = new URLSearchParams(q);
+          page.set('limit', '1000');
+          if (after !== undefined) page.set('after', String(after));
+          const res = (await client.transport.request<Json>('GET', `/v1/audit?${page}`, {})).body;
+          for (const r of res.records as Json[]) lines.push(`${JSON.stringify(r)}\n`);
+          if (!res.more || res.next === undefined) break;
+          after = Number(res.next);
+        }
+        if (o.export === '-') process.stdout.write(lines.join(''));
+        else {
+          writeFileSync(o.export, lines.join(''));
+          note(`wrote ${lines.length} records to ${o.export}`);
+        }
+        return;
+      }
+      q.set('limit', String(o.limit ?? '100'));
+      const res = (await client.transport.request<Json>('GET', `/v1/audit?${q}`, {})).body;
+      if (json) return outJson(res);
+      table([
+        ['TIME', 'PRINCIPAL', 'ACTION', 'KEY', 'VERSION', 'OUTCOME', 'SOURCE'],
+        ...(res.records as Json[]).map((r) => [
+          String(r.time ?? r.ts ?? ''),
+          r.principal,
+          r.action,
+          r.key ?? '',
+          r.oldVersion != null || r.newVersion != null ? `${r.oldVersion ?? '-'}→${r.newVersion ?? '-'}` : '',
+          r.outcome,
+          r.source ?? '',
+        ]),
+      ]);
+      if (res.more) note(`more records: add --from or filters, or use --export`);
+    });
+
+  const ns = program.command('namespace').description('namespace policies: format, JSON Schema, secrets, default TTL');
+  ns
+    .command('put <prefix>')
+    .description('create or replace the policy of a key prefix')
+    .option('--format <format>', 'text or json')
+    .option('--schema <file>', 'a JSON Schema file every value must match')
+    .option('--secret', 'encrypt values at rest and redact them for readers without secret access', false)
+    .option('--default-ttl <seconds>', 'a lease of this TTL for writes that name none')
+    .action(async (prefix: string, o: { format?: string; schema?: string; secret: boolean; defaultTtl?: string }, cmd: Command) => {
+      const body: Json = {};
+      if (o.format !== undefined) body.format = o.format;
+      if (o.schema !== undefined) body.schema = JSON.parse(readFileSync(o.schema, 'utf8'));
+      if (o.secret) body.secret = true;
+      if (o.defaultTtl !== undefined) body.defaultTtl = Number(o.defaultTtl);
+      const res = await call(cmd, 'PUT', `/v1/namespaces/${prefix.split('/').map(enc).join('/')}`, body);
+      if (contextOf(cmd).json) outJson(res);
+      else out(`namespace ${prefix}: ${JSON.stringify({ format: res.format, secret: res.secret === true, schema: res.schema !== undefined })}`);
+    });
+  ns
+    .command('get <prefix>')
+    .description('show the policy of a prefix')
+    .action(async (prefix: string, _o: unknown, cmd: Command) => {
+      outJson(await call(cmd, 'GET', `/v1/namespaces/${prefix.split('/').map(enc).join('/')}`));
+    });
+  ns
+    .command('ls')
+    .description('list namespace policies')
+    .action(async (_o: unknown, cmd: Command) => {
+      const res = await call(cmd, 'GET', '/v1/namespaces');
+      if (contextOf(cmd).json) return outJson(res);
+      table([
+        ['PREFIX', 'FORMAT', 'SCHEMA', 'SECRET', 'DEFAULT TTL'],
+        ...(res.namespaces as Json[]).map((n) => [n.prefix, n.format ?? '', n.schema ? 'yes' : '', n.secret ? 'yes' : '', n.defaultTtl ? String(n.defaultTtl) : '']),
+      ]);
+    });
+  ns
+    .command('rm <prefix>')
+    .description('delete the policy of a prefix (secret values are decrypted)')
+    .action(async (prefix: string, _o: unknown, cmd: Command) => {
+      const res = await call(cmd, 'DELETE', `/v1/namespaces/${prefix.split('/').map(enc).join('/')}`);
+      if (contextOf(cmd).json) outJson(res);
+      else out(`deleted namespace ${prefix}`);
+    });
+
+  program
+    .command('secrets')
+    .description('secret maintenance')
+    .command('reencrypt')
+    .description('re-encrypt every secret under the newest key-encryption key (online)')
+    .option('--prefix <prefix>', 'only under this prefix')
+    .action(async (o: { prefix?: string }, cmd: Command) => {
+      const res = await call(cmd, 'POST', '/v1/secrets/reencrypt', o.prefix === undefined ? {} : { prefix: o.prefix });
+      if (contextOf(cmd).json) outJson(res);
+      else out(`re-encrypted: ${JSON.stringify(res)}`);
+    });
+}
