@@ -21,6 +21,7 @@ import {
   type RangeResponse,
   type CallOptions,
   type SnapshotDownload,
+  type ClusterStatus,
   type Status,
   type WriteOptions,
 } from './types.js';
@@ -347,6 +348,11 @@ export class BeaconClient {
   /** The node's status: version, revision, compact revision, counts, backend and size. */
   async status(opts: CallOptions = {}): Promise<Status> {
     return (await this.transport.request<Status>('GET', '/v1/status', { signal: opts.signal, timeoutMs: opts.timeoutMs })).body;
+  }
+
+  /** Every live node sharing the store (PostgreSQL mode) with its applied revision and lag; on SQLite, the node itself. */
+  async cluster(opts: CallOptions = {}): Promise<ClusterStatus> {
+    return (await this.transport.request<ClusterStatus>('GET', '/v1/cluster', { signal: opts.signal, timeoutMs: opts.timeoutMs })).body;
   }
 
   /**

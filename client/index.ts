@@ -49,6 +49,8 @@ export type {
   RangeResponse,
   SnapshotDownload,
   Status,
+  ClusterNode,
+  ClusterStatus,
   WatchEvent,
   WriteOptions,
 } from './types.js';

@@ -157,3 +157,24 @@ export interface CallOptions {
 export interface WriteOptions extends CallOptions {
   retry?: boolean;
 }
+
+/** One node of a cluster as `GET /v1/cluster` shows it; `lag` in revisions, `lastSeenMs` in ms. */
+export interface ClusterNode {
+  id: string;
+  url: string;
+  version: string;
+  startedAt: string;
+  appliedRevision: number;
+  lag: number;
+  ready: boolean;
+  expiryLeader: boolean;
+  lastSeenMs: number;
+  self: boolean;
+}
+
+/** `GET /v1/cluster`: the store's head revision, the node driving lease expiry, and every live node. */
+export interface ClusterStatus {
+  revision: number;
+  expiryLeader: string | null;
+  nodes: ClusterNode[];
+}

@@ -11,8 +11,9 @@ export function registerAdminCommands(program: Command): void {
     .action(async (_o: unknown, cmd: Command) => {
       const { client, json, endpoint } = contextOf(cmd);
       const s = await client.status();
+      const cluster = await client.cluster().catch(() => undefined);
       if (json) {
-        outJson(s);
+        outJson(cluster === undefined ? s : { ...s, cluster });
         return;
       }
       const rows: string[][] = [
@@ -31,6 +32,19 @@ export function registerAdminCommands(program: Command): void {
       ];
       if (s.dev) rows.push(['mode', 'DEV (no authentication)']);
       for (const line of table(rows.map(([k, v]) => [`${k}:`, v ?? '']))) out(line);
+      if (cluster !== undefined && cluster.nodes.length > 0) {
+        out('');
+        out(`cluster (head revision ${cluster.revision}):`);
+        const nodes = cluster.nodes.map((n) => [
+          n.self ? `${n.id} *` : n.id,
+          n.url,
+          String(n.appliedRevision),
+          `lag ${n.lag}`,
+          n.ready ? 'ready' : 'NOT READY',
+          n.expiryLeader ? 'expiry leader' : '',
+        ]);
+        for (const line of table(nodes)) out(`  ${line}`);
+      }
     });
 
   program

@@ -200,8 +200,19 @@ describe('beacon CLI compaction (e2e)', () => {
     const old = await beacon(['get', 'compact/k', '--rev', String(first.revision)]);
     assert.equal(old.code, 6);
     assert.match(old.stderr, /has been compacted/);
-    const status = JSON.parse(await ok(['status', '--json'])) as { compactRevision: number; dev: boolean };
+    const status = JSON.parse(await ok(['status', '--json'])) as {
+      compactRevision: number;
+      dev: boolean;
+      revision: number;
+      cluster: { nodes: { self: boolean; lag: number; appliedRevision: number }[] };
+    };
     assert.equal(status.compactRevision, first.revision + 1);
-    assert.match(await ok(['status']), /^revision:\s+\d+$/m);
+    // One node on SQLite: the cluster is this node, caught up.
+    assert.equal(status.cluster.nodes.length, 1);
+    assert.equal(status.cluster.nodes[0]?.self, true);
+    assert.equal(status.cluster.nodes[0]?.lag, 0);
+    const human = await ok(['status']);
+    assert.match(human, /^revision:\s+\d+$/m);
+    assert.match(human, /^cluster \(head revision \d+\):$/m);
   });
 });
