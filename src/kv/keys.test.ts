@@ -3,20 +3,10 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { InvalidArgumentError, TooLargeError } from '../errors.js';
 import { compareKeys, inRange, MAX_KEY_BYTES, prefixEnd, validateKey, validateRangeEnd } from './keys.js';
+import { prng, TEST_SEED } from '../../test/helpers/random.js';
 
-/** A small seeded PRNG (mulberry32), so a failure can be replayed from the printed seed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
-const SEED = Number(process.env.BEACON_TEST_SEED ?? Date.now() % 1_000_000);
+const SEED = TEST_SEED;
 
 function utf8Compare(a: string, b: string): number {
   return Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));

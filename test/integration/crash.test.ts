@@ -9,21 +9,12 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { spawnServer, tempDir, type ServerProcess } from '../helpers/node.js';
+import { prng, TEST_SEED } from '../helpers/random.js';
 
 const ROUNDS = Number(process.env.BEACON_CRASH_ROUNDS ?? 20);
 const WRITERS = 8;
-const SEED = Number(process.env.BEACON_TEST_SEED ?? Date.now() % 1_000_000);
+const SEED = TEST_SEED;
 
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface KvJson {
   key: string;

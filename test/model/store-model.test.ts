@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { createBackend } from '../../src/backend/index.js';
 import { BeaconError } from '../../src/errors.js';
 import { prefixEnd, Store, type Compare, type KeyValue, type OpResult, type RevisionEvents, type TxnOp, type TxnRequest } from '../../src/kv/index.js';
+import { prng } from '../helpers/random.js';
 
 // Not test/helpers/node.ts: this test must not depend on the HTTP layer building.
 function tempDir(prefix: string): { dir: string; cleanup: () => void } {
@@ -23,16 +24,6 @@ function tempDir(prefix: string): { dir: string; cleanup: () => void } {
 const SEED = Number(process.env.BEACON_MODEL_SEED ?? Math.floor(Math.random() * 2 ** 31));
 const BATCHES = Number(process.env.BEACON_MODEL_BATCHES ?? 90);
 
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const rnd = prng(SEED);
 const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rnd() * xs.length)] as T;
