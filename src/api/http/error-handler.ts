@@ -45,7 +45,10 @@ export function toHttpError(err: unknown, requestId: string): { status: number; 
 /** Fastify error handler built on {@link toHttpError}; logs 5xx with the full error. */
 export function errorHandler(err: unknown, request: FastifyRequest, reply: FastifyReply): void {
   const { status, body } = toHttpError(err, String(request.id));
-  if (status >= 500) request.log.error({ err }, 'request failed');
+  // 503 is an expected condition (backend unreachable, shutting down, a client that went away
+  // mid-wait): a warning. Anything else at 500 or above is a bug and logged as an error.
+  if (status === 503) request.log.warn({ err }, 'request answered unavailable');
+  else if (status >= 500) request.log.error({ err }, 'request failed');
   if (status === 429) {
     const retry = (err as BeaconError).details?.retryAfterSeconds;
     if (typeof retry === 'number') void reply.header('retry-after', String(Math.ceil(retry)));
