@@ -10,27 +10,9 @@ import { apiKeyView, userView, validateName, type Role } from '../../auth/index.
 import { parsePolicy, type NamespacePolicy } from '../../config/index.js';
 import { ConflictError, ErrorCode, InvalidArgumentError, NotFoundError, type BeaconError } from '../../errors.js';
 import { validateKey, type AuditQuery } from '../../kv/index.js';
-import { optBool, optString, queryInt, readObject, reqString, wildcardKey } from './codec.js';
+import { jsonBody, optBool, optString, queryInt, readObject, reqString, wildcardKey } from './codec.js';
 import type { HttpContext } from './context.js';
 import { countLoginRateLimited, prefixResource, principalOf, requireAccess } from './authz.js';
-
-/** The JSON body of a request; bodies sent without a JSON content type (`curl -d`) are parsed too. */
-function jsonBody(req: FastifyRequest, example: string): Record<string, unknown> {
-  let body: unknown = req.body;
-  if (Buffer.isBuffer(body)) {
-    if (body.length === 0) body = undefined;
-    else {
-      try {
-        body = JSON.parse(body.toString('utf8'));
-      } catch {
-        throw new InvalidArgumentError(`the body must be JSON such as ${example}`);
-      }
-    }
-  }
-  if (body === undefined || body === null) throw new InvalidArgumentError(`missing body: send JSON such as ${example}`);
-  if (typeof body !== 'object' || Array.isArray(body)) throw new InvalidArgumentError(`the body must be a JSON object such as ${example}`);
-  return body as Record<string, unknown>;
-}
 
 function param(req: FastifyRequest, name: string): string {
   return (req.params as Record<string, string>)[name] ?? '';

@@ -1,5 +1,6 @@
 /** JSON shapes of the HTTP API and strict readers for request input (clear errors naming the field). */
 import { isUtf8 } from 'node:buffer';
+import type { FastifyRequest } from 'fastify';
 import { InvalidArgumentError } from '../../errors.js';
 import type { KeyValue, WatchEvent } from '../../kv/index.js';
 
@@ -131,4 +132,26 @@ export function wildcardKey(params: unknown): string {
   const key = (params as Record<string, string | undefined>)['*'];
   if (key === undefined) throw new InvalidArgumentError('missing key in path');
   return key;
+}
+
+/**
+ * The JSON body of a request; bodies sent without a JSON content type (`curl -d '{…}'` sends
+ * form encoding) are parsed as JSON too. `example` shows the expected shape in the error.
+ * @throws InvalidArgumentError when the body is missing, not JSON, or not an object.
+ */
+export function jsonBody(req: FastifyRequest, example: string): Record<string, unknown> {
+  let body: unknown = req.body;
+  if (Buffer.isBuffer(body)) {
+    if (body.length === 0) body = undefined;
+    else {
+      try {
+        body = JSON.parse(body.toString('utf8'));
+      } catch {
+        throw new InvalidArgumentError(`the body must be JSON such as ${example}`);
+      }
+    }
+  }
+  if (body === undefined || body === null) throw new InvalidArgumentError(`missing body: send JSON such as ${example}`);
+  if (typeof body !== 'object' || Array.isArray(body)) throw new InvalidArgumentError(`the body must be a JSON object such as ${example}`);
+  return body as Record<string, unknown>;
 }

@@ -19,7 +19,7 @@ import {
 import { InvalidArgumentError, NotFoundError } from '../../errors.js';
 import { validateKey } from '../../kv/index.js';
 import { deny, prefixResource, readView, requireAccess } from './authz.js';
-import { queryInt, readObject, wildcardKey } from './codec.js';
+import { jsonBody, queryInt, readObject, wildcardKey } from './codec.js';
 import type { HttpContext } from './context.js';
 import { auditContext } from './request-context.js';
 
@@ -41,26 +41,6 @@ function splitAction(req: FastifyRequest): { key: string; action?: Action } {
     }
   }
   return { key: wildcard };
-}
-
-/**
- * The request's JSON body. `curl -d '{…}'` without a content type arrives as raw bytes (form
- * encoding), so those are parsed as JSON too: the config API only ever takes JSON bodies.
- */
-function jsonBody(req: FastifyRequest, example: string): Record<string, unknown> {
-  let body: unknown = req.body;
-  if (Buffer.isBuffer(body)) {
-    if (body.length === 0) body = undefined;
-    else {
-      try {
-        body = JSON.parse(body.toString('utf8'));
-      } catch {
-        throw new InvalidArgumentError(`the body must be JSON such as ${example}`);
-      }
-    }
-  }
-  if (body === undefined || body === null) throw new InvalidArgumentError(`missing body: send JSON such as ${example}`);
-  return body as Record<string, unknown>;
 }
 
 function optVersion(v: unknown, field: string): number | undefined {
