@@ -8,56 +8,19 @@
  * Run alone with `node dist/bench/auth-get.js [--quick] [--runs N] [--duration S]`, or register
  * `authGet` in bench/run.ts.
  */
-import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { createContext, result, round, type BenchContext, type Benchmark } from './lib/bench.js';
 import { parseOptions } from './lib/options.js';
-import { CLI, ROOT, killLiveChildren, spawnBeacon, spawnListening, stopAll, track, type ListeningProcess } from './lib/proc.js';
+import { CLI, killLiveChildren, spawnBeacon, spawnListening, stopAll, type ListeningProcess } from './lib/proc.js';
 import { formatResult, type BenchResult } from './lib/report.js';
 import { cpuSeconds } from './lib/server-stats.js';
 import { median } from './lib/stats.js';
-import { WRK, type WrkResult } from './lib/wrk.js';
+import { runWrk, type WrkResult } from './lib/wrk.js';
 
 const KEY = 'bench/auth/app-config';
 const VALUE = JSON.stringify({ featureFlags: { newCheckout: true, darkMode: false }, timeoutMs: 2500, region: 'eu-west-1' });
 const ADMIN_PASSWORD = 'bench-admin-password';
-
-/** wrk with extra request headers (bench/lib/wrk.ts has no header option); the same script and result line. */
-function wrk(url: string, o: { connections: number; threads: number; durationS: number; headers: Record<string, string> }): Promise<WrkResult> {
-  const args = ['-t', String(Math.min(o.threads, o.connections)), '-c', String(o.connections), '-d', `${o.durationS}s`, '--timeout', '10s', '-s', join(ROOT, 'bench/wrk/beacon.lua')];
-  for (const [k, v] of Object.entries(o.headers)) args.push('-H', `${k}: ${v}`);
-  args.push(url);
-  const child = track(spawn(WRK, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, BENCH_MODE: 'get' } })) as ChildProcessWithoutNullStreams;
-  let out = '';
-  let err = '';
-  child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
-  child.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
-  return new Promise((resolve, reject) => {
-    child.once('error', reject);
-    child.once('exit', (code) => {
-      const line = /^BENCH_RESULT (\{.*\})$/m.exec(out)?.[1];
-      if (line === undefined) {
-        reject(new Error(`wrk exited with ${code} and no result:\n${out}\n${err}`));
-        return;
-      }
-      const r = JSON.parse(line) as Record<string, number>;
-      const n = (k: string): number => r[k] ?? 0;
-      resolve({
-        requests: n('requests'),
-        rps: n('requests') / (n('durationUs') / 1e6),
-        meanMs: n('meanUs') / 1000,
-        p50Ms: n('p50Us') / 1000,
-        p90Ms: n('p90Us') / 1000,
-        p99Ms: n('p99Us') / 1000,
-        p999Ms: n('p999Us') / 1000,
-        maxMs: n('maxUs') / 1000,
-        errors: n('errConnect') + n('errRead') + n('errWrite') + n('errStatus') + n('errTimeout'),
-        errorDetail: `connect ${n('errConnect')}, read ${n('errRead')}, write ${n('errWrite')}, status ${n('errStatus')}, timeout ${n('errTimeout')}`,
-      });
-    });
-  });
-}
 
 async function json(url: string, init: RequestInit): Promise<Record<string, string>> {
   const res = await fetch(url, init);
@@ -107,7 +70,7 @@ export const authGet: Benchmark = {
       const measure = async (t: Target, durationS: number): Promise<WrkResult & { cpuPct: number }> => {
         const cpu0 = cpuSeconds(t.server.pid);
         const t0 = performance.now();
-        const r = await wrk(`${t.server.url}/v1/kv/${KEY}`, { connections: opts.getConnections, threads: opts.threads, durationS, headers: t.headers });
+        const r = await runWrk({ url: `${t.server.url}/v1/kv/${KEY}`, mode: 'get', connections: opts.getConnections, threads: opts.threads, durationS, headers: t.headers });
         return { ...r, cpuPct: ((cpuSeconds(t.server.pid) - cpu0) / ((performance.now() - t0) / 1000)) * 100 };
       };
       ctx.log(`auth-get: warm-up ${opts.warmupS} s each`);

@@ -22,6 +22,8 @@ export interface WrkOptions {
   valueBytes?: number;
   /** put mode: one ascending key run per wrk thread, or 64 key ranges per thread; unset: `<thread>-<n>`. */
   keyOrder?: 'sequential' | 'spread';
+  /** Extra request headers, e.g. `authorization`. */
+  headers?: Record<string, string>;
 }
 
 /** What one wrk run measured. Latencies in ms; `errors` counts socket errors, timeouts and non-2xx/3xx answers. */
@@ -49,6 +51,7 @@ export function runWrk(o: WrkOptions): Promise<WrkResult> {
     '-d', `${Math.max(1, Math.round(o.durationS))}s`, // wrk takes whole seconds
     '--timeout', `${o.timeoutS ?? 10}s`,
     '-s', SCRIPT,
+    ...Object.entries(o.headers ?? {}).flatMap(([k, v]) => ['-H', `${k}: ${v}`]),
     o.url,
   ];
   const child = track(spawn(WRK, args, {
