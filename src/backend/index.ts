@@ -21,14 +21,9 @@ export async function createBackend(spec: string | undefined, dataDir: string): 
     return new SqliteBackend({ path: path === ':memory:' ? path : resolve(path) });
   }
   if (spec.startsWith('postgres://') || spec.startsWith('postgresql://')) {
-    const modulePath = './postgres/index.js'; // resolved at run time: the PostgreSQL backend is optional
-    const mod = (await import(modulePath).catch(() => undefined)) as
-      | { createPostgresBackend?: (url: string) => Backend }
-      | undefined;
-    if (mod?.createPostgresBackend === undefined) {
-      throw new InvalidArgumentError('this build has no PostgreSQL backend yet');
-    }
-    return mod.createPostgresBackend(spec);
+    // Loaded on demand, so a SQLite-only node never loads pg.
+    const { createPostgresBackend } = await import('./postgres/index.js');
+    return createPostgresBackend(spec);
   }
   throw new InvalidArgumentError(`unknown backend '${spec}': use sqlite:PATH or postgres://…`);
 }
