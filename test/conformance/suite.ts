@@ -1497,13 +1497,16 @@ export function runConformance(name: string, makeBackend: BackendFactory): void 
       test('writes after close are rejected with unavailable', withCtx(async (ctx) => {
         const store = await ctx.store();
         await store.put('a', enc('1'));
-        const pending = store.put('b', enc('2'));
+        // Observe the outcome at once, so a refusal during the close is never an unhandled rejection.
+        const pending = store.put('b', enc('2')).then(
+          (r) => ({ ok: true as const, revision: r.revision }),
+          (e: unknown) => ({ ok: false as const, error: e }),
+        );
         await ctx.closeStore(store);
         // The pending write either committed before the close or was refused; it never hangs.
-        await pending.then(
-          (r) => assert.equal(r.revision, 2),
-          (e: unknown) => assert.ok(e instanceof BeaconError && e.code === 'unavailable'),
-        );
+        const outcome = await pending;
+        if (outcome.ok) assert.equal(outcome.revision, 2);
+        else assert.ok(outcome.error instanceof BeaconError && outcome.error.code === 'unavailable');
         await assert.rejects(store.put('c', enc('3')), (e: unknown) => e instanceof BeaconError && e.code === 'unavailable');
       }));
     });

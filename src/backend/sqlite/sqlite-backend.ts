@@ -3,10 +3,18 @@ import Database from 'better-sqlite3';
 import { mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
 import { BeaconError, ErrorCode, UnavailableError } from '../../errors.js';
 import { prefixEnd } from '../../kv/keys.js';
 import type { AuditQuery, AuditRecord, KeyValue, Lease, LogEntry } from '../../kv/types.js';
 import type { Backend, BackendRangeQuery, BackendState, CommitBatch, CommitPlanner } from '../types.js';
+import { prepareWrites, type WriteOp } from './writes.js';
+
+/** Writes on this thread (a `:memory:` store cannot be shared with a writer thread). */
+function inThreadWriter(db: Database.Database): (w: WriteOp) => Promise<number> {
+  const apply = prepareWrites(db);
+  return async (w) => apply(w);
+}
 
 const MIGRATIONS_DIR = fileURLToPath(new URL('./migrations/', import.meta.url));
 
@@ -64,6 +72,11 @@ export class SqliteBackend implements Backend {
   private readonly path: string;
   private db: Database.Database | undefined;
   private prepared: ReturnType<SqliteBackend['prepare']> | undefined;
+  /** Applies a write durably: on a writer thread for a file, in this thread for `:memory:`. */
+  private write: (w: WriteOp) => Promise<number> = async () => {
+    throw new UnavailableError('the SQLite backend is not open');
+  };
+  private worker: Worker | undefined;
   private compacting: Promise<void> = Promise.resolve();
 
   constructor(opts: SqliteBackendOptions) {
@@ -91,6 +104,7 @@ export class SqliteBackend implements Backend {
     db.pragma('foreign_keys = ON');
     this.migrate(db);
     this.prepared = this.prepare(db);
+    this.write = this.path === ':memory:' ? inThreadWriter(db) : this.startWriterThread();
     return this.readState();
   }
 
@@ -125,12 +139,6 @@ export class SqliteBackend implements Backend {
   private prepare(db: Database.Database) {
     return {
       getMeta: db.prepare<[string], { value: number }>('SELECT value FROM meta WHERE name = ?'),
-      setMeta: db.prepare<[number, string]>('UPDATE meta SET value = ? WHERE name = ?'),
-      insertLog: db.prepare(
-        'INSERT INTO kv_log (key, revision, create_revision, version, lease, value, deleted, ts, meta) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
-      ),
-      insertLease: db.prepare<[number, number, number]>('INSERT OR REPLACE INTO leases (id, ttl, expires_at) VALUES (?, ?, ?)'),
-      deleteLease: db.prepare<[number]>('DELETE FROM leases WHERE id = ?'),
       allLeases: db.prepare<[], { id: number; ttl: number; expires_at: number }>('SELECT id, ttl, expires_at FROM leases'),
       loadView: db.prepare<[], LogRow>(
         `SELECT l.* FROM kv_log l
@@ -144,28 +152,6 @@ export class SqliteBackend implements Backend {
       previous: db.prepare<[string, number], LogRow>(
         'SELECT * FROM kv_log WHERE key = ? AND revision < ? ORDER BY revision DESC LIMIT 1',
       ),
-      compactStep: db.prepare<[number, number, number, number]>(
-        `DELETE FROM kv_log
-          WHERE revision > ? AND revision <= ?
-            AND (deleted = 1 OR EXISTS (
-                  SELECT 1 FROM kv_log n WHERE n.key = kv_log.key AND n.revision > kv_log.revision AND n.revision <= ?))
-            AND revision <= ?`,
-      ),
-      insertAudit: db.prepare(
-        `INSERT INTO audit (ts, principal, action, key, old_version, new_version, revision, request_id, source, outcome, details)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-      ),
-      // One transaction function for every group commit (built once, not per batch).
-      commitBatch: db.transaction((batch: CommitBatch, head: number) => {
-        const st = this.stmts;
-        for (const e of batch.entries) {
-          st.insertLog.run(e.key, e.revision, e.createRevision, e.version, e.lease, e.value, e.deleted ? 1 : 0, e.ts, e.meta);
-        }
-        for (const l of batch.leaseGrants) st.insertLease.run(l.id, l.grantedTtl, l.expiresAt);
-        for (const id of batch.leaseRevokes) st.deleteLease.run(id);
-        for (const a of batch.audit ?? []) this.insertAudit(a);
-        if (batch.revision !== head) st.setMeta.run(batch.revision, 'revision');
-      }),
       minRevision: db.prepare<[], { r: number | null }>('SELECT min(revision) AS r FROM kv_log'),
     };
   }
@@ -196,7 +182,7 @@ export class SqliteBackend implements Backend {
     const head = s.getMeta.get('revision')?.value ?? 0;
     const batch = plan([], head);
     try {
-      s.commitBatch.immediate(batch, head);
+      await this.write({ op: 'commit', batch, head });
     } catch (err) {
       throw new UnavailableError(`the SQLite backend could not commit: ${(err as Error).message}`, { cause: err });
     }
@@ -276,15 +262,14 @@ export class SqliteBackend implements Backend {
 
   async compact(revision: number): Promise<void> {
     const run = async (): Promise<void> => {
-      const db = this.conn;
       const s = this.stmts;
       const old = s.getMeta.get('compact_revision')?.value ?? 0;
       if (revision <= old) return;
-      s.setMeta.run(revision, 'compact_revision');
+      await this.write({ op: 'setMeta', name: 'compact_revision', value: revision });
       const start = Math.max(0, (s.minRevision.get()?.r ?? 1) - 1);
       for (let lo = start; lo < revision; lo += COMPACT_STEP_REVISIONS) {
         const hi = Math.min(revision, lo + COMPACT_STEP_REVISIONS);
-        db.transaction(() => s.compactStep.run(lo, hi, revision, revision)).immediate();
+        await this.write({ op: 'compactStep', lo, hi, revision });
         // Yield between steps so reads and writes keep flowing during a long compaction.
         await new Promise((r) => setImmediate(r));
         if (this.db === undefined) return;
@@ -316,21 +301,18 @@ export class SqliteBackend implements Backend {
     }
   }
 
-  private insertAudit(a: AuditRecord): void {
-    this.stmts.insertAudit.run(a.ts, a.principal, a.action, a.key, a.oldVersion, a.newVersion, a.revision, a.requestId, a.source, a.outcome, a.details);
-  }
-
   async appendAudit(records: AuditRecord[]): Promise<void> {
     try {
-      this.conn.transaction(() => {
-        for (const a of records) this.insertAudit(a);
-      }).immediate();
+      await this.write({ op: 'appendAudit', records });
     } catch (err) {
       throw new UnavailableError(`the SQLite backend could not write the audit log: ${(err as Error).message}`, { cause: err });
     }
   }
 
   async queryAudit(q: AuditQuery): Promise<AuditRecord[]> {
+    // Audit records of refusals and logins are appended without waiting; a reader sees every
+    // record appended before its query (read-your-writes through the writer's queue).
+    await this.write({ op: 'barrier' });
     const where: string[] = [];
     const params: (string | number)[] = [];
     const add = (sql: string, v: string | number | undefined): void => {
@@ -369,7 +351,7 @@ export class SqliteBackend implements Backend {
   }
 
   async pruneAudit(beforeTs: number): Promise<number> {
-    return this.conn.prepare<[number]>('DELETE FROM audit WHERE ts < ?').run(beforeTs).changes;
+    return this.write({ op: 'pruneAudit', beforeTs });
   }
 
   async sizeBytes(): Promise<number | undefined> {
@@ -389,8 +371,52 @@ export class SqliteBackend implements Backend {
     return total;
   }
 
+  /** Starts the writer thread and returns the function that sends it writes, one reply each. */
+  private startWriterThread(): (w: WriteOp) => Promise<number> {
+    const worker = new Worker(new URL('./writer-thread.js', import.meta.url), { workerData: { path: this.path } });
+    this.worker = worker;
+    const pending = new Map<number, { resolve: (n: number) => void; reject: (e: unknown) => void }>();
+    let nextId = 1;
+    let broken: Error | undefined;
+    worker.on('message', (m: { id: number; ok: boolean; result?: number; message?: string }) => {
+      const p = pending.get(m.id);
+      pending.delete(m.id);
+      if (m.ok) p?.resolve(m.result ?? 0);
+      else p?.reject(new Error(m.message ?? 'write failed'));
+    });
+    const fail = (err: Error): void => {
+      broken = err;
+      for (const p of pending.values()) p.reject(err);
+      pending.clear();
+    };
+    worker.on('error', (err) => fail(err));
+    worker.on('exit', (code) => fail(new Error(`the SQLite writer thread exited (code ${code})`)));
+    return (write) => {
+      if (broken !== undefined) return Promise.reject(new UnavailableError(`the SQLite writer is down: ${broken.message}`, { cause: broken }));
+      const id = nextId++;
+      return new Promise((resolve, reject) => {
+        pending.set(id, { resolve, reject });
+        worker.postMessage({ id, write });
+      });
+    };
+  }
+
+  private async stopWriterThread(): Promise<void> {
+    const worker = this.worker;
+    this.worker = undefined;
+    if (worker === undefined) return;
+    await new Promise<void>((resolve) => {
+      const done = (): void => resolve();
+      worker.once('exit', done);
+      worker.once('message', () => void worker.terminate().then(done, done));
+      worker.postMessage({ id: 0, close: true });
+      setTimeout(() => void worker.terminate().then(done, done), 2000).unref();
+    });
+  }
+
   async close(): Promise<void> {
     await this.compacting.catch(() => undefined);
+    await this.stopWriterThread();
     const db = this.db;
     this.db = undefined;
     this.prepared = undefined;

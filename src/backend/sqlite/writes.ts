@@ -1,0 +1,73 @@
+/**
+ * Every write the SQLite backend makes, prepared on one connection: group commits, compaction
+ * steps, audit appends and pruning. Used in process (`:memory:` stores) and by the writer thread.
+ */
+import type Database from 'better-sqlite3';
+import type { AuditRecord } from '../../kv/types.js';
+import type { CommitBatch } from '../types.js';
+
+/** A write the backend asks the writer to make; `commit` is the hot one. */
+export type WriteOp =
+  | { op: 'commit'; batch: CommitBatch; head: number }
+  | { op: 'setMeta'; name: string; value: number }
+  | { op: 'compactStep'; lo: number; hi: number; revision: number }
+  | { op: 'appendAudit'; records: AuditRecord[] }
+  | { op: 'pruneAudit'; beforeTs: number }
+  /** Writes nothing: its reply says every write sent before it is done (writes apply in order). */
+  | { op: 'barrier' };
+
+/** Prepares the writes on `db` and returns one function that applies a {@link WriteOp} (synchronously, durably). */
+export function prepareWrites(db: Database.Database): (w: WriteOp) => number {
+  const setMeta = db.prepare<[number, string]>('UPDATE meta SET value = ? WHERE name = ?');
+  const insertLog = db.prepare(
+    'INSERT INTO kv_log (key, revision, create_revision, version, lease, value, deleted, ts, meta) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
+  );
+  const insertLease = db.prepare<[number, number, number]>('INSERT OR REPLACE INTO leases (id, ttl, expires_at) VALUES (?, ?, ?)');
+  const deleteLease = db.prepare<[number]>('DELETE FROM leases WHERE id = ?');
+  const insertAudit = db.prepare(
+    `INSERT INTO audit (ts, principal, action, key, old_version, new_version, revision, request_id, source, outcome, details)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+  );
+  const compactStep = db.prepare<[number, number, number, number]>(
+    `DELETE FROM kv_log
+      WHERE revision > ? AND revision <= ?
+        AND (deleted = 1 OR EXISTS (
+              SELECT 1 FROM kv_log n WHERE n.key = kv_log.key AND n.revision > kv_log.revision AND n.revision <= ?))
+        AND revision <= ?`,
+  );
+  const pruneAudit = db.prepare<[number]>('DELETE FROM audit WHERE ts < ?');
+  const audit = (a: AuditRecord): void => {
+    insertAudit.run(a.ts, a.principal, a.action, a.key, a.oldVersion, a.newVersion, a.revision, a.requestId, a.source, a.outcome, a.details);
+  };
+  const commit = db.transaction((batch: CommitBatch, head: number) => {
+    for (const e of batch.entries) {
+      insertLog.run(e.key, e.revision, e.createRevision, e.version, e.lease, e.value, e.deleted ? 1 : 0, e.ts, e.meta);
+    }
+    for (const l of batch.leaseGrants) insertLease.run(l.id, l.grantedTtl, l.expiresAt);
+    for (const id of batch.leaseRevokes) deleteLease.run(id);
+    for (const a of batch.audit ?? []) audit(a);
+    if (batch.revision !== head) setMeta.run(batch.revision, 'revision');
+  });
+  const appendAudit = db.transaction((records: AuditRecord[]) => {
+    for (const a of records) audit(a);
+  });
+  return (w) => {
+    switch (w.op) {
+      case 'commit':
+        commit.immediate(w.batch, w.head);
+        return 0;
+      case 'setMeta':
+        setMeta.run(w.value, w.name);
+        return 0;
+      case 'compactStep':
+        return db.transaction(() => compactStep.run(w.lo, w.hi, w.revision, w.revision).changes).immediate();
+      case 'appendAudit':
+        appendAudit.immediate(w.records);
+        return 0;
+      case 'pruneAudit':
+        return pruneAudit.run(w.beforeTs).changes;
+      case 'barrier':
+        return 0;
+    }
+  };
+}
