@@ -17,21 +17,8 @@ export const MAX_AUDIT_PAGE = 1000;
 /** A record to append: everything but the id, with `ts` defaulting to now and nullable fields to null. */
 export type AuditEntry = Pick<AuditRecord, 'principal' | 'action' | 'outcome'> & Partial<Omit<AuditRecord, 'id' | 'principal' | 'action' | 'outcome'>>;
 
-/** An audit record as the HTTP API and the JSON-lines export show it (ISO time, details parsed). */
-export interface AuditRecordJson {
-  id: number;
-  time: string;
-  principal: string;
-  action: string;
-  key: string | null;
-  oldVersion: number | null;
-  newVersion: number | null;
-  revision: number | null;
-  requestId: string | null;
-  source: string | null;
-  outcome: AuditRecord['outcome'];
-  details: unknown;
-}
+/** An audit record as the HTTP API and the JSON-lines export show it: `time` in ISO 8601 instead of `ts`, `details` parsed. */
+export type AuditRecordJson = Omit<AuditRecord, 'id' | 'ts' | 'details'> & { id: number; time: string; details: unknown };
 
 /** The JSON form of a record; `details` is parsed when it is JSON. */
 export function auditToJson(r: AuditRecord): AuditRecordJson {
