@@ -254,15 +254,22 @@ export class WatchClient {
         clearTimeout(t);
         reject(err);
       });
+      const create = (): void => ws.send(JSON.stringify({ type: 'create', key: prefix, prefix: true, fromRevision }));
+      let created = false;
       ws.on('message', (data) => {
-        const f = JSON.parse(String(data)) as { type: string } & WatchFrame;
+        const f = JSON.parse(String(data)) as { type: string; error?: { code?: string } } & WatchFrame;
         if (f.type === 'created') {
+          created = true;
           clearTimeout(t);
           resolve();
         } else if (f.type === 'events') c.frames.push({ revision: f.revision, events: f.events });
-        else if (f.type !== 'progress') c.problems.push(f);
+        else if (!created && f.type === 'error' && f.error?.code === 'future_revision') {
+          // This node has not applied `fromRevision - 1` yet (it was read from another node): ask
+          // again in a moment, as the SDK does.
+          setTimeout(create, 20);
+        } else if (f.type !== 'progress') c.problems.push(f);
       });
-      ws.once('open', () => ws.send(JSON.stringify({ type: 'create', key: prefix, prefix: true, fromRevision })));
+      ws.once('open', create);
     });
     ws.on('error', () => undefined);
     ws.on('close', () => {
