@@ -41,6 +41,43 @@ export interface BackendRangeQuery {
   limit: number;
 }
 
+/**
+ * Which superseded log rows of a range a history-retention pass may remove (a namespace's
+ * `historyRetention` policy). A row is removable only when it is outside EVERY bound given:
+ * a newer row of its key exists, it is beyond the newest `versions` rows of its key
+ * (tombstones count as rows), and its successor row was written at least `maxAgeMs` and at
+ * least `graceMs` before the pass's clock. The latest row of a key is never removed.
+ */
+export interface RetentionRule {
+  /** Keep the newest this many rows of each key; undefined: no count bound. */
+  versions?: number;
+  /** Keep every row that stopped being current less than this many ms ago; undefined: no age bound. */
+  maxAgeMs?: number;
+  /**
+   * Never remove a row whose successor is younger than this, in ms (default 60 000), so lagging
+   * followers and in-flight watch catch-ups are not raced.
+   */
+  graceMs: number;
+}
+
+/**
+ * The floor of a key range: rows of keys in `[key, rangeEnd)` superseded at or below `revision`
+ * may have been removed by history retention, so for that range the effective compact revision
+ * is at least `revision` (reads at it are whole; watches and history start above it).
+ */
+export interface HistoryFloor {
+  key: string;
+  /** null: unbounded. */
+  rangeEnd: string | null;
+  revision: number;
+}
+
+/** What a history-retention pass over one range did: rows removed and the range's floor it raised (0: none). */
+export interface PruneResult {
+  removed: number;
+  floor: number;
+}
+
 /** The storage under the kv core. Methods reject with {@link UnavailableError} when the store is unreachable. */
 export interface Backend {
   /** A short name for status and logs, such as `sqlite:./data/beacon.db`. */
@@ -85,6 +122,15 @@ export interface Backend {
   queryAudit(query: AuditQuery): Promise<AuditRecord[]>;
   /** Deletes audit records older than `beforeTs` (ms); resolves with how many. */
   pruneAudit(beforeTs: number): Promise<number>;
+  /**
+   * Removes the rows of `[key, rangeEnd)` (null: unbounded) that `rule` lets go, as of `nowMs`
+   * (ms since the epoch), in small batches. Each batch raises the range's floor and deletes its
+   * rows in one transaction, so a reader that reads rows first and {@link historyFloors} after
+   * never misses a removal. Shared backends remove only rows every live node has applied.
+   */
+  pruneHistory(key: string, rangeEnd: string | null, rule: RetentionRule, nowMs: number): Promise<PruneResult>;
+  /** Every recorded history floor (a handful: one per retention range ever pruned). */
+  historyFloors(): Promise<HistoryFloor[]>;
   /** Storage size in bytes, when known. */
   sizeBytes(): Promise<number | undefined>;
   /** Closes connections; pending work is finished or rejected. */

@@ -54,6 +54,7 @@ interface ServeOptions {
   oidcRoleMap?: string;
   oidcUsernameClaim?: string;
   auditRetentionDays: number;
+  retentionInterval: number;
 }
 
 /** Adds the `serve` command. */
@@ -84,6 +85,12 @@ export function registerServeCommand(program: Command): void {
     .option('--oidc-role-map <map>', 'claim value to Beacon roles, e.g. beacon-admins=admin,devs=developer')
     .option('--oidc-username-claim <claim>', 'the claim naming the user', 'sub')
     .option('--audit-retention-days <days>', 'days audit records are kept (0: forever)', positiveInt('retention'), 365)
+    .option(
+      '--retention-interval <seconds>',
+      "seconds between passes that enforce namespaces' historyRetention (0: off)",
+      positiveInt('retention interval'),
+      positiveInt('retention interval')(process.env.BEACON_RETENTION_INTERVAL ?? '60'),
+    )
     .action(async (o: ServeOptions) => {
       if (o.dev) {
         process.stderr.write(
@@ -123,6 +130,7 @@ export function registerServeCommand(program: Command): void {
         httpPort: o.httpPort,
         dev: o.dev,
         maxValueBytes: o.maxValueBytes,
+        retentionIntervalSeconds: o.retentionInterval,
         security,
         ...(o.kekFile !== undefined ? { kekFile: o.kekFile } : {}),
         ...(o.tlsCert !== undefined && o.tlsKey !== undefined

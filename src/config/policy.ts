@@ -48,7 +48,10 @@ export interface NamespacePolicy {
   schema?: Record<string, unknown> | boolean;
   /** Values are encrypted at rest (AES-256-GCM under the KEK) and redacted for readers without `read_secret`. */
   secret?: boolean;
-  /** Recorded for the compactor; see docs/security.md for what is enforced. */
+  /**
+   * How much history each key keeps: enforced by the retention pass of the node that drives
+   * lease expiry (`--retention-interval`); see docs/configs.md "History retention".
+   */
   historyRetention?: HistoryRetention;
   /** Seconds: a write that names no lease gets a fresh lease of this TTL. */
   defaultTtl?: number;
@@ -56,6 +59,19 @@ export interface NamespacePolicy {
   /** ms since the epoch of the last change, and who made it (set by the store). */
   updatedAt?: number;
   updatedBy?: string;
+}
+
+/**
+ * A key range governed by one namespace's history retention: `[key, rangeEnd)` (null:
+ * unbounded) is the namespace's prefix range minus the ranges of longer (nested) namespace
+ * prefixes, which govern their own keys.
+ */
+export interface RetentionRange {
+  /** The governing namespace prefix. */
+  prefix: string;
+  key: string;
+  rangeEnd: string | null;
+  retention: HistoryRetention;
 }
 
 /** One failed schema check: a JSON Pointer into the value and what is wrong there. */
@@ -263,6 +279,32 @@ export class PolicyStore {
     if (this.ordered.length === 0) return undefined;
     for (const e of this.ordered) if (key.startsWith(e.policy.prefix)) return e;
     return undefined;
+  }
+
+  /**
+   * The key ranges each namespace with a `historyRetention` governs, in key order: its prefix
+   * range without the prefix ranges of nested namespaces (the longest prefix governs a key, so
+   * a nested namespace without retention keeps its full history).
+   */
+  retentionRanges(): RetentionRange[] {
+    const out: RetentionRange[] = [];
+    const prefixes = [...this.entries.keys()].sort(compareKeys);
+    for (const e of this.entries.values()) {
+      const retention = e.policy.historyRetention;
+      if (retention === undefined || (retention.versions === undefined && retention.days === undefined)) continue;
+      const p = e.policy.prefix;
+      const end = prefixEnd(p);
+      let cur: string | null = p;
+      for (const q of prefixes) {
+        if (cur === null) break;
+        if (q === p || !q.startsWith(p)) continue;
+        if (compareKeys(q, cur) > 0) out.push({ prefix: p, key: cur, rangeEnd: q, retention });
+        const qEnd = prefixEnd(q);
+        if (qEnd === null || compareKeys(qEnd, cur) > 0) cur = qEnd;
+      }
+      if (cur !== null && (end === null || compareKeys(cur, end) < 0)) out.push({ prefix: p, key: cur, rangeEnd: end, retention });
+    }
+    return out.sort((a, b) => compareKeys(a.key, b.key));
   }
 
   /** True when `key` is governed by a secret namespace. */

@@ -212,7 +212,8 @@ export class ConfigService {
    * meta `{"event":"config_rolled_back","from_version","to_version","restored_version"}`.
    * @throws NotFoundError for an unknown key or version; ConflictError when `expectVersion` is
    * given and is not the current version, or when a concurrent write wins; a `compacted` error
-   * when the version's history is gone.
+   * when the version's history is gone (compacted, or removed by the namespace's history
+   * retention: then `details.reason` is `history_retention`).
    * `prepare` turns the restored bytes into the bytes to write (the namespace's schema check and
    * encryption under the current KEK); `audit` says who asked.
    */
@@ -349,7 +350,11 @@ export class ConfigService {
       return page;
     }
     const oldest = mine[mine.length - 1];
-    if (oldest !== undefined && (oldest.deleted || oldest.version > 1)) page.compactRevision = this.store.compactRevision;
+    if (oldest !== undefined && (oldest.deleted || oldest.version > 1)) {
+      // Older versions went to compaction or to the namespace's history retention (its floor is the higher).
+      await this.store.refreshFloors();
+      page.compactRevision = this.store.compactRevisionFor(key, undefined);
+    }
     return page;
   }
 
@@ -358,7 +363,7 @@ export class ConfigService {
    * `from` to the one before `to`. `decode` turns stored bytes into what is compared (secrets
    * are decrypted first).
    * @throws NotFoundError for an unknown key or version; InvalidArgumentError when `from` is
-   * left out and `to` is v1.
+   * left out and `to` is v1; a `compacted` error when a version's history is gone (see {@link rollback}).
    */
   async diff(key: string, opts: { from?: number; to?: number; decode?: (value: Uint8Array) => Uint8Array } = {}): Promise<ConfigDiff> {
     validateKey(key);
@@ -457,11 +462,16 @@ export class ConfigService {
     }
     const e = entries.find((x) => !x.deleted && x.createRevision === inc.createRevision && x.version === n);
     if (e === undefined) {
-      const compactRevision = this.store.compactRevision;
+      // Floors are read after the rows, so a retention pass that removed the version is seen here.
+      await this.store.refreshFloors();
+      const compactRevision = this.store.compactRevisionFor(key, undefined);
+      const retained = compactRevision > this.store.compactRevision;
       throw new BeaconError(
         ErrorCode.Compacted,
-        `version ${formatVersion(n)} of config '${key}' has been compacted (history at or below revision ${compactRevision} is gone)`,
-        { key, version: formatVersion(n), revision: compactRevision, compactRevision },
+        retained
+          ? `version ${formatVersion(n)} of config '${key}' was removed by the history retention of its namespace (history at or below revision ${compactRevision} is gone); the history lists the versions kept`
+          : `version ${formatVersion(n)} of config '${key}' has been compacted (history at or below revision ${compactRevision} is gone)`,
+        { key, version: formatVersion(n), revision: compactRevision, compactRevision, ...(retained ? { reason: 'history_retention' } : {}) },
       );
     }
     return toConfigVersion(e);

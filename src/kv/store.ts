@@ -3,7 +3,7 @@
  * leases with expiry, compaction, and the ordered stream of committed revisions (DESIGN.md §2).
  */
 import { randomInt } from 'node:crypto';
-import type { Backend, CommitBatch } from '../backend/index.js';
+import { floorFor, type Backend, type CommitBatch, type HistoryFloor, type PruneResult, type RetentionRule } from '../backend/index.js';
 import {
   BeaconError,
   CompactedError,
@@ -113,6 +113,8 @@ export class Store {
   private revisionWaiters: { revision: number; resolve: () => void }[] = [];
   private _revision = 0;
   private _compactRevision = 0;
+  /** History-retention floors of key ranges (see {@link compactRevisionFor}), as last read from the backend. */
+  private floors: HistoryFloor[] = [];
   /** Observers of commit batches: size and duration in ms (for metrics). */
   onBatch: ((requests: number, ms: number) => void) | undefined;
 
@@ -156,6 +158,7 @@ export class Store {
   async open(): Promise<void> {
     const state = await this.backend.open();
     this._compactRevision = state.compactRevision;
+    this.floors = await this.backend.historyFloors();
     this.view.clear();
     const revision = await this.backend.loadView((kv) => this.view.set(kv));
     this._revision = Math.max(revision, state.revision);
@@ -207,8 +210,53 @@ export class Store {
   }
 
   /**
+   * The effective compact revision of `[key, rangeEnd)` (a single key when rangeEnd is
+   * undefined, unbounded when null): the global compact revision, or higher where history
+   * retention removed rows of an overlapping range (its floor). Reads at or above it are whole;
+   * watches and history must start above it. Synchronous, from the floors last read from the
+   * backend (see {@link refreshFloors}).
+   */
+  compactRevisionFor(key: string, rangeEnd: string | null | undefined): number {
+    if (this.floors.length === 0) return this._compactRevision;
+    return floorFor(this.floors, this._compactRevision, key, rangeEnd, compareKeys);
+  }
+
+  /**
+   * Reads the history-retention floors from the backend (other nodes' retention passes raise
+   * them too). A reader that found rows missing calls it AFTER reading them: the floor is raised
+   * in the transaction that removed the rows, so it is then visible.
+   * @throws UnavailableError when the backend is unreachable.
+   */
+  async refreshFloors(): Promise<void> {
+    const read = await this.backend.historyFloors();
+    // Floors only go up: keep the higher of what was known and what was read.
+    const known = new Map(this.floors.map((f) => [`${f.key}\u0000${f.rangeEnd ?? ''}`, f]));
+    for (const f of read) {
+      const id = `${f.key}\u0000${f.rangeEnd ?? ''}`;
+      const old = known.get(id);
+      if (old === undefined || old.revision < f.revision) known.set(id, f);
+    }
+    this.floors = [...known.values()];
+  }
+
+  /**
+   * Applies history retention to `[key, rangeEnd)` (null: unbounded): removes superseded rows
+   * that `rule` lets go, raising the range's floor first (see Backend.pruneHistory). `nowMs`
+   * defaults to the store's clock. Call it on the one node that drives lease expiry.
+   * @throws UnavailableError when the backend fails (rows removed before the failure stay removed, with their floor).
+   */
+  async pruneHistory(key: string, rangeEnd: string | null, rule: RetentionRule, nowMs = this.clock()): Promise<PruneResult> {
+    try {
+      return await this.backend.pruneHistory(key, rangeEnd, rule, nowMs);
+    } finally {
+      await this.refreshFloors().catch(() => undefined);
+    }
+  }
+
+  /**
    * Reads `[key, rangeEnd)` (a single key when rangeEnd is undefined, unbounded when null).
-   * @throws CompactedError / FutureRevisionError for an unreadable `revision`.
+   * @throws CompactedError / FutureRevisionError for an unreadable `revision` (also where
+   * history retention removed rows the read would need).
    */
   async range(key: string, rangeEnd: string | null | undefined, opts: RangeOptions = {}): Promise<RangeResult> {
     const limit = opts.limit ?? 0;
@@ -219,11 +267,20 @@ export class Store {
       return this.rangeLatest(key, rangeEnd, limit, opts);
     }
     this.checkRevision(revision);
+    this.checkRangeRevision(revision, key, rangeEnd);
     const res = await this.backend.range({ key, rangeEnd, revision, limit: opts.countOnly ? 0 : limit });
-    // A compaction may have removed history while we read.
+    // A compaction or a retention pass may have removed history while we read: floors are read after the rows.
     if (revision < this._compactRevision) throw new CompactedError(revision, this._compactRevision);
+    await this.refreshFloors();
+    this.checkRangeRevision(revision, key, rangeEnd);
     const kvs = opts.countOnly ? [] : opts.keysOnly ? res.kvs.map((kv) => ({ ...kv, value: new Uint8Array(0) })) : res.kvs;
     return { revision: this._revision, kvs, more: opts.countOnly ? false : res.more, count: res.count };
+  }
+
+  /** Refuses a read of `[key, rangeEnd)` at `revision` below its effective compact revision (same rule as {@link checkRevision}). */
+  private checkRangeRevision(revision: number, key: string, rangeEnd: string | null | undefined): void {
+    const c = this.compactRevisionFor(key, rangeEnd);
+    if (revision < c && revision > 0) throw new CompactedError(revision, c);
   }
 
   /** A synchronous read of the latest revision from the view (no backend round trip). */
@@ -260,22 +317,35 @@ export class Store {
   /**
    * The history of one key: every entry (puts and deletes) in revision order (newest first with
    * `reverse`), within `[fromRevision, toRevision]` (toRevision is capped at the view's revision).
-   * @throws CompactedError when `fromRevision` is compacted.
+   * Without `fromRevision` it lists what is still stored (compaction and the namespace's history
+   * retention may have removed older entries).
+   * @throws CompactedError when `fromRevision` is compacted or at or below the key's retention floor.
    */
   async history(
     key: string,
     opts: { fromRevision?: number; toRevision?: number; limit?: number; reverse?: boolean } = {},
   ): Promise<LogEntry[]> {
     validateStoreKey(key);
-    if (opts.fromRevision !== undefined && opts.fromRevision > 0 && opts.fromRevision <= this._compactRevision) {
-      throw new CompactedError(opts.fromRevision, this._compactRevision);
+    const from = opts.fromRevision ?? 0;
+    const check = (): void => {
+      const c = this.compactRevisionFor(key, undefined);
+      if (from > 0 && from <= c) throw new CompactedError(from, c);
+    };
+    check();
+    const entries = await this.backend.history(key, { ...opts, toRevision: Math.min(opts.toRevision ?? this._revision, this._revision) });
+    if (from > 0) {
+      // Rows first, floors after: a retention pass that removed rows we needed has raised the floor by now.
+      await this.refreshFloors();
+      check();
     }
-    return this.backend.history(key, { ...opts, toRevision: Math.min(opts.toRevision ?? this._revision, this._revision) });
+    return entries;
   }
 
   /**
    * The committed revisions in `[fromRevision, toRevision]` read from the backend log, each with
-   * its events in key order; `prevKv` is filled when asked (one extra read per event).
+   * its events in key order; `prevKv` is filled when asked (one extra read per event). It checks
+   * only the global compact revision: a caller interested in a key range checks
+   * {@link compactRevisionFor} after {@link refreshFloors} once the events are read.
    * @throws CompactedError when `fromRevision` is compacted.
    */
   async readEvents(fromRevision: number, toRevision: number, limit: number, withPrevKv: boolean): Promise<RevisionEvents[]> {

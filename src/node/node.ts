@@ -5,7 +5,7 @@ import { resolve } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { registerClusterRoute } from '../api/http/admin-routes.js';
 import { createHttpServer } from '../api/http/server.js';
-import { createBackend } from '../backend/index.js';
+import { DEFAULT_RETENTION_GRACE_MS, createBackend } from '../backend/index.js';
 import { startSecurity, type Security, type SecurityOptions } from '../auth/index.js';
 import { ConfigService, PolicyStore, loadKeyring } from '../config/index.js';
 import { UnavailableError } from '../errors.js';
@@ -40,6 +40,27 @@ export interface NodeOptions {
   /** The KEK file of secret namespaces (default: the `BEACON_KEK` environment variable, else none). */
   kekFile?: string;
   // --- end security ------------------------------------------------------------------------------
+  /**
+   * Seconds between history-retention passes (namespaces' `historyRetention`), run by the node
+   * that drives lease expiry; other nodes re-read the retention floors as often. 0 turns the
+   * passes off. Default 60.
+   */
+  retentionIntervalSeconds?: number;
+  /**
+   * A row superseded less than this many ms ago is never removed by history retention (so lagging
+   * followers and watch catch-ups are not raced). Default 60 000; tests set it lower.
+   */
+  retentionGraceMs?: number;
+}
+
+/** What one history-retention pass did. */
+export interface RetentionPassResult {
+  /** Log rows removed. */
+  removed: number;
+  /** Key ranges looked at (one per namespace with a retention policy, split around nested namespaces). */
+  ranges: number;
+  /** False when this node does not drive lease expiry (then it only re-read the floors). */
+  leader: boolean;
 }
 
 /** A running node. */
@@ -54,8 +75,15 @@ export interface BeaconNode {
   logger: Logger;
   /** Authentication, audit and the first-start administrator (issue 5). */
   security: Security;
-  /** Namespace policies (formats, schemas, secrets). */
+  /** Namespace policies (formats, schemas, secrets, history retention). */
   policies: PolicyStore;
+  /**
+   * Runs one history-retention pass now (what the `--retention-interval` timer runs): on the node
+   * that drives lease expiry it prunes every namespace with a `historyRetention`; elsewhere it
+   * re-reads the floors. Passes never overlap: a call during a pass waits for it and runs again.
+   * @throws UnavailableError when the backend fails.
+   */
+  runRetention(): Promise<RetentionPassResult>;
   /** Stops accepting requests, ends watches, finishes pending commits and closes the backend. */
   stop(): Promise<void>;
 }
@@ -159,10 +187,65 @@ export async function startNode(opts: NodeOptions = {}): Promise<BeaconNode> {
   member.cluster = cluster;
   if (!(await cluster.waitReady(5000))) logger.warn('the node is not ready yet: the change feed has not caught up');
 
+  // History retention: the node that drives lease expiry prunes (one node, so passes never race
+  // each other); every node re-reads the floors, so its reads and watches refuse what is gone.
+  const graceMs = opts.retentionGraceMs ?? DEFAULT_RETENTION_GRACE_MS;
+  const retentionPass = async (): Promise<RetentionPassResult> => {
+    if (!cluster.expiryLeader) {
+      await store.refreshFloors();
+      return { removed: 0, ranges: 0, leader: false };
+    }
+    const ranges = policies.retentionRanges();
+    let removed = 0;
+    for (const r of ranges) {
+      if (stopping) break;
+      const rule = {
+        graceMs,
+        ...(r.retention.versions !== undefined ? { versions: r.retention.versions } : {}),
+        ...(r.retention.days !== undefined ? { maxAgeMs: r.retention.days * 86_400_000 } : {}),
+      };
+      const res = await store.pruneHistory(r.key, r.rangeEnd, rule);
+      removed += res.removed;
+      metrics.historyRetentionRemoved.inc(res.removed);
+      if (res.removed > 0) logger.info({ namespace: r.prefix, removed: res.removed, floor: res.floor }, 'history retention removed old versions');
+    }
+    return { removed, ranges: ranges.length, leader: true };
+  };
+  let retentionRunning: Promise<RetentionPassResult> | undefined;
+  const runRetention = async (): Promise<RetentionPassResult> => {
+    while (retentionRunning !== undefined) await retentionRunning.catch(() => undefined);
+    if (stopping) throw new UnavailableError('the node is shutting down');
+    const p = retentionPass();
+    retentionRunning = p;
+    try {
+      const res = await p;
+      metrics.historyRetentionPasses.inc({ outcome: 'ok' });
+      return res;
+    } catch (err) {
+      metrics.historyRetentionPasses.inc({ outcome: 'error' });
+      throw err;
+    } finally {
+      retentionRunning = undefined;
+    }
+  };
+  const intervalSeconds = opts.retentionIntervalSeconds ?? 60;
+  const retentionTimer =
+    intervalSeconds > 0
+      ? setInterval(() => {
+          if (stopping || retentionRunning !== undefined) return;
+          runRetention().catch((err: unknown) => {
+            if (!stopping) logger.warn({ err }, 'history retention pass failed; retrying at the next interval');
+          });
+        }, intervalSeconds * 1000)
+      : undefined;
+  retentionTimer?.unref();
+
   let stopped: Promise<void> | undefined;
   const stop = (): Promise<void> => {
     stopped ??= (async () => {
       stopping = true;
+      // A running pass is not awaited here: closing the backend stops it at its next batch.
+      if (retentionTimer !== undefined) clearInterval(retentionTimer);
       hub.close();
       await http.close();
       await cluster.stop();
@@ -172,5 +255,5 @@ export async function startNode(opts: NodeOptions = {}): Promise<BeaconNode> {
     })();
     return stopped;
   };
-  return { url, port, dataDir, store, hub, http, logger, security, policies, stop };
+  return { url, port, dataDir, store, hub, http, logger, security, policies, runRetention, stop };
 }

@@ -57,6 +57,17 @@ export class Metrics {
     labelNames: ['code'] as const,
     registers: [this.registry],
   });
+  readonly historyRetentionRemoved = new Counter({
+    name: 'beacon_history_retention_removed_total',
+    help: 'Log rows removed by namespace history retention (historyRetention policies).',
+    registers: [this.registry],
+  });
+  readonly historyRetentionPasses = new Counter({
+    name: 'beacon_history_retention_passes_total',
+    help: 'History retention passes run by this node, by outcome (ok or error).',
+    labelNames: ['outcome'] as const,
+    registers: [this.registry],
+  });
   readonly leases: Gauge;
   readonly keys: Gauge;
   readonly revision: Gauge;

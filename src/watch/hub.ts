@@ -328,8 +328,9 @@ export class WatchHub {
    * Registers a watch. Nothing is sent to `sink` before this returns, so a transport can first
    * acknowledge the watch; past revisions follow asynchronously, then live ones.
    * @throws InvalidArgumentError for a bad key, range or revision; CompactedError when
-   * `fromRevision` is at or below the compact revision (its `compactRevision` says where history
-   * starts); FutureRevisionError when it is beyond the current revision + 1; UnavailableError
+   * `fromRevision` is at or below the compact revision of the watched range (the global one, or
+   * the history-retention floor of an overlapping namespace; its `compactRevision` says where
+   * history starts); FutureRevisionError when it is beyond the current revision + 1; UnavailableError
    * after {@link close}.
    */
   watch(options: WatcherOptions, sink: WatchSink): Watcher {
@@ -345,7 +346,9 @@ export class WatchHub {
     if (!Number.isSafeInteger(from) || from < 0) throw new InvalidArgumentError('fromRevision must be a non-negative integer', { fromRevision: from });
     const head = this.head;
     if (from > head + 1) throw new FutureRevisionError(from, head);
-    if (from > 0 && from <= this.store.compactRevision) throw new CompactedError(from, this.store.compactRevision);
+    // The range's effective compact revision: the global one, or a history-retention floor of an overlapping namespace.
+    const compacted = this.store.compactRevisionFor(key, rangeEnd);
+    if (from > 0 && from <= compacted) throw new CompactedError(from, compacted);
 
     const w = new WatcherImpl(
       this,
@@ -530,7 +533,7 @@ export class WatchHub {
           await new Promise<void>((resolve) => w.sink.onDrain(resolve));
           continue;
         }
-        if (w.nextRevision <= this.store.compactRevision) {
+        if (w.nextRevision <= this.compactRevisionOf(w)) {
           this.compactWatcher(w);
           return;
         }
@@ -587,8 +590,12 @@ export class WatchHub {
     const to = Math.min(this.ring.floor - 1, this.head);
     const chunk = await this.store.readEvents(w.nextRevision, to, this.opts.catchUpEntries, w.prevKv);
     if (w.state !== 'unsynced') return;
-    // A compaction may have removed part of what was just read.
+    // A compaction or a retention pass may have removed part of what was just read; floors are read after the rows.
     if (w.nextRevision <= this.store.compactRevision) throw new CompactedError(w.nextRevision, this.store.compactRevision);
+    await this.store.refreshFloors();
+    if (w.state !== 'unsynced') return;
+    const floor = this.compactRevisionOf(w);
+    if (w.nextRevision <= floor) throw new CompactedError(w.nextRevision, floor);
     for (const rev of chunk) {
       if (rev.revision < w.nextRevision) continue;
       const b = this.makeBatch(rev, this.matching(w, rev), w, true);
@@ -614,8 +621,13 @@ export class WatchHub {
     return idx;
   }
 
+  /** The effective compact revision of a watcher's range (global, or a history-retention floor). */
+  private compactRevisionOf(w: WatcherImpl): number {
+    return this.store.compactRevisionFor(w.key, w.rangeEnd);
+  }
+
   private compactWatcher(w: WatcherImpl): void {
-    const c = this.store.compactRevision;
+    const c = this.compactRevisionOf(w);
     this.remove(w);
     try {
       w.sink.compacted(c);

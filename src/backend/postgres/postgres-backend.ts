@@ -8,7 +8,8 @@ import pg from 'pg';
 import { BeaconError, InvalidArgumentError, NotFoundError, UnavailableError } from '../../errors.js';
 import type { AuditQuery, AuditRecord, KeyValue, Lease, LogEntry } from '../../kv/types.js';
 import { SqliteBackend } from '../sqlite/sqlite-backend.js';
-import type { Backend, BackendRangeQuery, BackendState, CommitBatch, CommitPlanner } from '../types.js';
+import { pruneRange, type PruneRow } from '../retention.js';
+import type { Backend, BackendRangeQuery, BackendState, CommitBatch, CommitPlanner, HistoryFloor, PruneResult, RetentionRule } from '../types.js';
 import { migrate } from './migrate.js';
 
 /**
@@ -95,8 +96,9 @@ export interface ChangeSet {
   head: number;
   compactRevision: number;
   /**
-   * History at or below this revision may be physically gone: a follower whose view is older
-   * cannot catch up from the log (it would miss deletes) and must rebuild its view.
+   * History at or below this revision may be physically gone (compaction, or history retention
+   * removing a superseded row): a follower whose view is older cannot catch up from the log (it
+   * would miss deletes or versions) and must rebuild its view.
    */
   purgedRevision: number;
   /** True when `entries` stop before `head` (read again). */
@@ -186,6 +188,9 @@ export class PostgresBackend implements Backend {
   private pool: pg.Pool | undefined;
   private closed = false;
   private compacting: Promise<void> = Promise.resolve();
+  private pruning: Promise<unknown> = Promise.resolve();
+  /** Set when close() starts: a retention pass stops at its next batch. */
+  private closing = false;
   private _leaseSeq = 0;
   private urlOptions: string | undefined;
   /** The NOTIFY channel of this store (per schema, so stores in different schemas of one database do not wake each other). */
@@ -313,6 +318,7 @@ export class PostgresBackend implements Backend {
 
   async open(): Promise<BackendState> {
     this.closed = false;
+    this.closing = false;
     const pool = new pg.Pool(this.config);
     pool.on('error', (err) => this.onPoolError?.(err)); // an idle connection died (e.g. PostgreSQL restarted)
     this.pool = pool;
@@ -413,7 +419,10 @@ export class PostgresBackend implements Backend {
     let leaseSeqAfter = 0;
     try {
       // One round trip: BEGIN and the lock as one simple-protocol message (no parameters).
-      const results = (await client.query('BEGIN; SELECT revision, purged_revision, lease_seq FROM beacon_meta WHERE id = 1 FOR UPDATE')) as unknown as
+      // purged_revision here also covers rows history retention removed (retained_revision).
+      const results = (await client.query(
+        'BEGIN; SELECT revision, greatest(purged_revision, retained_revision) AS purged_revision, lease_seq FROM beacon_meta WHERE id = 1 FOR UPDATE',
+      )) as unknown as
         pg.QueryResult<MetaRow>[];
       const m = results[1]?.rows[0];
       if (m === undefined) throw new UnavailableError('beacon_meta has no row; the database is damaged');
@@ -429,7 +438,7 @@ export class PostgresBackend implements Backend {
       }
       if (head > appliedRevision && m.purged_revision > appliedRevision) {
         throw new UnavailableError(
-          `this node's view (revision ${appliedRevision}) fell behind a compaction (history deleted up to ${m.purged_revision}); restart the node`,
+          `this node's view (revision ${appliedRevision}) fell behind a compaction or history retention (history deleted up to ${m.purged_revision}); restart the node`,
         );
       }
       let missed: LogEntry[] = [];
@@ -522,7 +531,7 @@ export class PostgresBackend implements Backend {
     try {
       results = (await client.query(
         `BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
-         SELECT revision, compact_revision, purged_revision, lease_seq FROM beacon_meta WHERE id = 1;
+         SELECT revision, compact_revision, greatest(purged_revision, retained_revision) AS purged_revision, lease_seq FROM beacon_meta WHERE id = 1;
          SELECT id, ttl, expires_at, revoked, seq FROM beacon_leases WHERE seq > ${seq} ORDER BY seq;
          SELECT ${LOG_COLUMNS} FROM beacon_kv_log WHERE revision > ${from} ORDER BY revision, key LIMIT ${n + 1};
          COMMIT`,
@@ -740,6 +749,95 @@ export class PostgresBackend implements Backend {
   }
 
   /**
+   * History retention over `[key, rangeEnd)`. Besides the rule, a row is removed only when every
+   * live node (seen within {@link NODE_LIVE_MS}) has applied its revision: a follower catching up
+   * from the log must never skip a revision it has not seen (the same bound as physical compaction).
+   */
+  async pruneHistory(key: string, rangeEnd: string | null, rule: RetentionRule, nowMs: number): Promise<PruneResult> {
+    const run = async (): Promise<PruneResult> => {
+      const res = await this.q<{ bound: number }>(
+        'history retention',
+        `SELECT coalesce((SELECT min(applied_revision) FROM beacon_nodes
+                           WHERE last_seen > now() - make_interval(secs => $1::float8 / 1000)), m.revision) AS bound
+           FROM beacon_meta m WHERE id = 1`,
+        [NODE_LIVE_MS],
+      );
+      const bound = res.rows[0]?.bound ?? 0;
+      const toRows = (rows: { key: Buffer; revision: number; ts: number }[]): PruneRow[] =>
+        rows.map((r) => ({ key: r.key.toString('utf8'), revision: r.revision, ts: r.ts }));
+      return pruneRange(
+        {
+          scan: async (from, exclusive, end, limit) => {
+            const params: unknown[] = [toBuf(from), limit];
+            let where = `${KP} >= ${KP_PARAM(1)} AND key ${exclusive ? '>' : '>='} $1`;
+            if (end !== null) {
+              params.push(toBuf(end));
+              where += ` AND ${KP} <= ${KP_PARAM(3)} AND key < $3`;
+            }
+            const r = await this.q<{ key: Buffer; revision: number; ts: number }>(
+              'history retention',
+              `SELECT key, revision, ts FROM beacon_kv_log WHERE ${where} ORDER BY ${KP}, key, revision LIMIT $2`,
+              params,
+            );
+            return toRows(r.rows);
+          },
+          scanKeyDesc: async (k, below, limit) => {
+            const r = await this.q<{ key: Buffer; revision: number; ts: number }>(
+              'history retention',
+              `SELECT key, revision, ts FROM beacon_kv_log WHERE ${KP} = ${KP_PARAM(1)} AND key = $1 AND revision < $2
+                ORDER BY revision DESC LIMIT $3`,
+              [toBuf(k), below, limit],
+            );
+            return toRows(r.rows);
+          },
+          remove: (k, end, floor, rows) =>
+            // The floor first, in the same transaction: a reader that sees the rows gone sees the floor too.
+            this.tx('history retention', 'BEGIN', async (c) => {
+              await c.query(
+                `INSERT INTO beacon_history_floors (key, range_end, revision) VALUES ($1, $2, $3)
+                 ON CONFLICT ((md5(key)), (md5(range_end))) DO UPDATE
+                   SET revision = greatest(beacon_history_floors.revision, excluded.revision)`,
+                [toBuf(k), toBuf(end ?? ''), floor],
+              );
+              const del = await c.query(
+                `DELETE FROM beacon_kv_log l USING unnest($1::bytea[], $2::int8[]) AS t(k, r)
+                  WHERE substring(l.key from 1 for 2000) = substring(t.k from 1 for 2000) AND l.key = t.k AND l.revision = t.r`,
+                [rows.map((r) => toBuf(r.key)), rows.map((r) => r.revision)],
+              );
+              // A node that was away (not live) and whose view is below a removed row cannot catch up
+              // from the log without missing it: like compaction's purged_revision, this makes it rebuild.
+              await c.query('UPDATE beacon_meta SET retained_revision = greatest(retained_revision, $1) WHERE id = 1', [
+                rows.reduce((m, r) => Math.max(m, r.revision), 0),
+              ]);
+              return del.rowCount ?? 0;
+            }),
+          stopped: () => this.closing || this.closed,
+        },
+        key,
+        rangeEnd,
+        rule,
+        nowMs,
+        bound,
+      );
+    };
+    const p = this.pruning.then(run, run);
+    this.pruning = p.catch(() => undefined);
+    return p;
+  }
+
+  async historyFloors(): Promise<HistoryFloor[]> {
+    const res = await this.q<{ key: Buffer; range_end: Buffer; revision: number }>(
+      'history floor read',
+      'SELECT key, range_end, revision FROM beacon_history_floors',
+    );
+    return res.rows.map((r) => ({
+      key: r.key.toString('utf8'),
+      rangeEnd: r.range_end.length === 0 ? null : r.range_end.toString('utf8'),
+      revision: r.revision,
+    }));
+  }
+
+  /**
    * Persists a keep-alive so that every node (and the expiry leader) sees it. Keep-alives that
    * arrive in the same event-loop turn share one transaction.
    * @throws NotFoundError when the lease was revoked or expired meanwhile; UnavailableError.
@@ -850,7 +948,11 @@ export class PostgresBackend implements Backend {
           afterId = last.id;
         }
         const leases = await c.query<LeaseRow>('SELECT id, ttl, expires_at FROM beacon_leases WHERE NOT revoked');
+        // History-retention floors travel with the log, so a restored copy refuses the same old reads.
+        const floors = await c.query<{ key: Buffer; range_end: Buffer; revision: number }>('SELECT key, range_end, revision FROM beacon_history_floors');
+        const insertFloor = out.prepare('INSERT INTO history_floors (key, range_end, revision) VALUES (?, ?, ?)');
         out.transaction(() => {
+          for (const f of floors.rows) insertFloor.run(f.key.toString('utf8'), f.range_end.toString('utf8'), f.revision);
           for (const l of leases.rows) insertLease.run(l.id, l.ttl, l.expires_at);
           setMeta.run(m.revision, 'revision');
           setMeta.run(m.compact_revision, 'compact_revision');
@@ -1020,7 +1122,9 @@ export class PostgresBackend implements Backend {
 
   async close(): Promise<void> {
     if (this.closed) return;
+    this.closing = true;
     await this.compacting.catch(() => undefined);
+    await this.pruning;
     if (this.keepAliveQueue.size > 0 || this.keepAliveScheduled) await new Promise((r) => setImmediate(r));
     this.closed = true;
     const pool = this.pool;

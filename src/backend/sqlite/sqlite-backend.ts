@@ -7,7 +7,8 @@ import { Worker } from 'node:worker_threads';
 import { BeaconError, ErrorCode, UnavailableError } from '../../errors.js';
 import { prefixEnd } from '../../kv/keys.js';
 import type { AuditQuery, AuditRecord, KeyValue, Lease, LogEntry } from '../../kv/types.js';
-import type { Backend, BackendRangeQuery, BackendState, CommitBatch, CommitPlanner } from '../types.js';
+import { pruneRange, type PruneRow } from '../retention.js';
+import type { Backend, BackendRangeQuery, BackendState, CommitBatch, CommitPlanner, HistoryFloor, PruneResult, RetentionRule } from '../types.js';
 import { prepareWrites, type WriteOp } from './writes.js';
 
 /** Writes on this thread (a `:memory:` store cannot be shared with a writer thread). */
@@ -78,6 +79,9 @@ export class SqliteBackend implements Backend {
   };
   private worker: Worker | undefined;
   private compacting: Promise<void> = Promise.resolve();
+  private pruning: Promise<unknown> = Promise.resolve();
+  /** Set when close() starts: a retention pass stops at its next batch. */
+  private closing = false;
 
   constructor(opts: SqliteBackendOptions) {
     this.path = opts.path;
@@ -98,6 +102,7 @@ export class SqliteBackend implements Backend {
     if (this.path !== ':memory:') mkdirSync(dirname(this.path), { recursive: true });
     const db = new Database(this.path);
     this.db = db;
+    this.closing = false;
     db.pragma('journal_mode = WAL');
     db.pragma('synchronous = FULL');
     db.pragma('busy_timeout = 5000');
@@ -153,6 +158,18 @@ export class SqliteBackend implements Backend {
         'SELECT * FROM kv_log WHERE key = ? AND revision < ? ORDER BY revision DESC LIMIT 1',
       ),
       minRevision: db.prepare<[], { r: number | null }>('SELECT min(revision) AS r FROM kv_log'),
+      floors: db.prepare<[], { key: string; range_end: string; revision: number }>('SELECT key, range_end, revision FROM history_floors'),
+      pruneScan: db.prepare<[string, number], PruneRow>('SELECT key, revision, ts FROM kv_log WHERE key >= ? ORDER BY key, revision LIMIT ?'),
+      pruneScanAfter: db.prepare<[string, number], PruneRow>('SELECT key, revision, ts FROM kv_log WHERE key > ? ORDER BY key, revision LIMIT ?'),
+      pruneScanTo: db.prepare<[string, string, number], PruneRow>(
+        'SELECT key, revision, ts FROM kv_log WHERE key >= ? AND key < ? ORDER BY key, revision LIMIT ?',
+      ),
+      pruneScanAfterTo: db.prepare<[string, string, number], PruneRow>(
+        'SELECT key, revision, ts FROM kv_log WHERE key > ? AND key < ? ORDER BY key, revision LIMIT ?',
+      ),
+      pruneKeyDesc: db.prepare<[string, number, number], PruneRow>(
+        'SELECT key, revision, ts FROM kv_log WHERE key = ? AND revision < ? ORDER BY revision DESC LIMIT ?',
+      ),
     };
   }
 
@@ -277,6 +294,35 @@ export class SqliteBackend implements Backend {
     };
     this.compacting = this.compacting.then(run, run);
     return this.compacting;
+  }
+
+  async pruneHistory(key: string, rangeEnd: string | null, rule: RetentionRule, nowMs: number): Promise<PruneResult> {
+    const run = (): Promise<PruneResult> =>
+      pruneRange(
+        {
+          // Reads on this thread's connection (WAL: they never wait for the writer); deletes on the writer.
+          scan: async (from, exclusive, end, limit) => {
+            const s = this.stmts;
+            if (end === null) return (exclusive ? s.pruneScanAfter : s.pruneScan).all(from, limit);
+            return (exclusive ? s.pruneScanAfterTo : s.pruneScanTo).all(from, end, limit);
+          },
+          scanKeyDesc: async (k, below, limit) => this.stmts.pruneKeyDesc.all(k, below, limit),
+          remove: (k, end, floor, rows) =>
+            this.write({ op: 'pruneHistory', key: k, rangeEnd: end ?? '', floor, rows: rows.map((r) => [r.key, r.revision]) }),
+          stopped: () => this.closing || this.db === undefined,
+        },
+        key,
+        rangeEnd,
+        rule,
+        nowMs,
+      );
+    const p = this.pruning.then(run, run);
+    this.pruning = p.catch(() => undefined);
+    return p;
+  }
+
+  async historyFloors(): Promise<HistoryFloor[]> {
+    return this.stmts.floors.all().map((r) => ({ key: r.key, rangeEnd: r.range_end === '' ? null : r.range_end, revision: r.revision }));
   }
 
   async keepAlive(_id: number, _expiresAt: number): Promise<void> {
@@ -415,7 +461,9 @@ export class SqliteBackend implements Backend {
   }
 
   async close(): Promise<void> {
+    this.closing = true;
     await this.compacting.catch(() => undefined);
+    await this.pruning;
     await this.stopWriterThread();
     const db = this.db;
     this.db = undefined;

@@ -1,6 +1,6 @@
 /**
  * Every write the SQLite backend makes, prepared on one connection: group commits, compaction
- * steps, audit appends and pruning. Used in process (`:memory:` stores) and by the writer thread.
+ * steps, audit appends and pruning, history retention. Used in process (`:memory:` stores) and by the writer thread.
  */
 import type Database from 'better-sqlite3';
 import type { AuditRecord } from '../../kv/types.js';
@@ -13,6 +13,8 @@ export type WriteOp =
   | { op: 'compactStep'; lo: number; hi: number; revision: number }
   | { op: 'appendAudit'; records: AuditRecord[] }
   | { op: 'pruneAudit'; beforeTs: number }
+  /** History retention: raises the floor of `[key, rangeEnd)` ('' = unbounded) and deletes `rows` ([key, revision]) in one transaction. */
+  | { op: 'pruneHistory'; key: string; rangeEnd: string; floor: number; rows: [string, number][] }
   /** Writes nothing: its reply says every write sent before it is done (writes apply in order). */
   | { op: 'barrier' };
 
@@ -36,6 +38,18 @@ export function prepareWrites(db: Database.Database): (w: WriteOp) => number {
         AND revision <= ?`,
   );
   const pruneAudit = db.prepare<[number]>('DELETE FROM audit WHERE ts < ?');
+  const raiseFloor = db.prepare<[string, string, number]>(
+    `INSERT INTO history_floors (key, range_end, revision) VALUES (?, ?, ?)
+     ON CONFLICT (key, range_end) DO UPDATE SET revision = max(revision, excluded.revision)`,
+  );
+  const deleteRow = db.prepare<[string, number]>('DELETE FROM kv_log WHERE key = ? AND revision = ?');
+  // The floor first, in the same transaction: a reader that sees the rows gone sees the floor too.
+  const pruneHistory = db.transaction((key: string, rangeEnd: string, floor: number, rows: [string, number][]) => {
+    raiseFloor.run(key, rangeEnd, floor);
+    let n = 0;
+    for (const [k, r] of rows) n += deleteRow.run(k, r).changes;
+    return n;
+  });
   const audit = (a: AuditRecord): void => {
     insertAudit.run(a.ts, a.principal, a.action, a.key, a.oldVersion, a.newVersion, a.revision, a.requestId, a.source, a.outcome, a.details);
   };
@@ -66,6 +80,8 @@ export function prepareWrites(db: Database.Database): (w: WriteOp) => number {
         return 0;
       case 'pruneAudit':
         return pruneAudit.run(w.beforeTs).changes;
+      case 'pruneHistory':
+        return pruneHistory.immediate(w.key, w.rangeEnd, w.floor, w.rows);
       case 'barrier':
         return 0;
     }
