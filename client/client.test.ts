@@ -265,6 +265,41 @@ describe('SDK: transport failures', () => {
     }
   });
 
+  it('times out each hung request of a burst and aborts it at the server, while the burst’s quick requests succeed', async () => {
+    // Requests started together share one deadline (client/deadlines.ts): the hung ones must still
+    // each fail after their own timeout and have their connections closed, the answered ones must not notice.
+    const closed: string[] = [];
+    const server: Server = createServer((req, res) => {
+      if (req.url?.includes('slow')) {
+        res.on('close', () => closed.push(req.url ?? ''));
+        return; // never answers
+      }
+      res.setHeader('content-type', 'application/json');
+      res.end(JSON.stringify({ revision: 7, kv: { key: 'fast', value: 'v', createRevision: 7, modRevision: 7, version: 1, lease: 0 } }));
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    try {
+      const client = createClient({ endpoint: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, timeoutMs: 300, retry: false, healthCheck: false });
+      const started = Date.now();
+      const outcomes = await Promise.allSettled(
+        Array.from({ length: 20 }, (_, i) => (i % 2 === 0 ? client.get(`fast/${i}`) : client.get(`slow/${i}`).finally(() => assert.ok(Date.now() - started >= 300)))),
+      );
+      const fast = outcomes.filter((_, i) => i % 2 === 0);
+      const slow = outcomes.filter((_, i) => i % 2 === 1);
+      for (const o of fast) assert.equal(o.status === 'fulfilled' ? o.value.kv.text : o.reason, 'v');
+      for (const o of slow) assert.ok(o.status === 'rejected' && o.reason instanceof UnavailableError && o.reason.details?.timeoutMs === 300, String(o.status === 'rejected' ? o.reason : 'answered'));
+      assert.ok(Date.now() - started < 2000);
+      // The timeout aborted the requests themselves: the server sees each hung connection closed.
+      const until = Date.now() + 2000;
+      while (closed.length < slow.length && Date.now() < until) await new Promise((r) => setTimeout(r, 10));
+      assert.equal(closed.length, slow.length);
+      client.close();
+    } finally {
+      server.closeAllConnections();
+      await new Promise<void>((r) => server.close(() => r()));
+    }
+  });
+
   it('rejects an endpoint that is not an http URL', () => {
     assert.throws(() => createClient({ endpoint: '127.0.0.1:7379' }), InvalidArgumentError);
   });

@@ -204,8 +204,10 @@ export class BeaconClient {
       if (kv === undefined) throw new NotFoundError(`key '${key}' not found`, { key, revision: res.revision });
       return { revision: res.revision, kv };
     }
+    // The plain read (the hot path) sends no query, so none is built.
+    const plain = !opts.revision && !opts.keysOnly && opts.consistency === undefined;
     const { body } = await this.transport.request<{ revision: number; kv: KeyValueWire }>('GET', kvPath(key), {
-      query: { rev: opts.revision || undefined, keysOnly: opts.keysOnly, consistency: opts.consistency },
+      query: plain ? undefined : { rev: opts.revision || undefined, keysOnly: opts.keysOnly, consistency: opts.consistency },
       signal: opts.signal,
       timeoutMs: opts.timeoutMs,
     });

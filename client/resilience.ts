@@ -188,8 +188,8 @@ export class CircuitBreaker {
     }
   }
 
+  /** Counts one outcome in the current bucket. Stale buckets are cleared when the window is read, not here: this runs on every request. */
   private count(into: number[]): void {
-    this.expire();
     const abs = Math.floor(this.clock.now() / this.bucketWidth());
     const i = abs % BUCKETS;
     if (this.slot[i] !== abs) {

@@ -11,6 +11,8 @@
  * A put or txn is therefore never applied twice behind the caller's back.
  */
 import { BeaconError, ErrorCode, UnavailableError, errorFromWire, type ErrorDetails } from '../src/errors.js';
+import { linkSignals } from './abort.js';
+import { SharedDeadlines, type DeadlineBatch } from './deadlines.js';
 import { EndpointPool, type Endpoint, type EndpointStatus, type HealthCheckOptions } from './endpoints.js';
 import { DEFAULT_RETRY, backoffDelay, sleep, systemClock, type BreakerOptions, type BreakerState, type Clock, type RetryOptions } from './resilience.js';
 
@@ -23,7 +25,11 @@ export const DEFAULT_TIMEOUT_MS = 10_000;
 export interface TransportOptions {
   /** Base URLs of Beacon nodes, e.g. `http://127.0.0.1:7379`; requests fail over between them. */
   endpoints: string[];
-  /** Per-attempt timeout in milliseconds (until the response headers arrive for streams). */
+  /**
+   * Per-attempt timeout in milliseconds (until the response headers arrive for streams). Requests
+   * on this default share their deadline with those started around them, so it fires up to 5 %
+   * (at most 50 ms) late; see deadlines.ts.
+   */
   timeoutMs: number;
   /** Extra headers on every request (for example `authorization`). */
   headers?: Record<string, string>;
@@ -71,6 +77,9 @@ export interface JsonResponse<T> {
   headers: Headers;
   endpoint: string;
 }
+
+/** The `tried` set of a first attempt, which has tried nothing yet. */
+const NO_ENDPOINTS: ReadonlySet<Endpoint> = new Set();
 
 /** Socket error codes that mean the request never left this machine, so any request may go elsewhere. */
 const NOT_SENT = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL', 'UND_ERR_CONNECT_TIMEOUT']);
@@ -147,11 +156,14 @@ export class HttpTransport {
   private readonly retry: RetryOptions | undefined;
   /** The headers of a request without a body, built once per token (every GET sends them). */
   private requestHeaders: Record<string, string> | undefined;
+  /** The shared per-attempt deadlines of requests that use the default timeout. */
+  private readonly deadlines: SharedDeadlines;
 
   constructor(opts: TransportOptions) {
     if (opts.endpoints.length === 0) throw new BeaconError(ErrorCode.InvalidArgument, 'at least one endpoint is required');
     this.endpoints = opts.endpoints.map((e) => e.replace(/\/+$/, ''));
     this.timeoutMs = opts.timeoutMs;
+    this.deadlines = new SharedDeadlines(opts.timeoutMs);
     this.headers_ = { ...(opts.headers ?? {}) };
     this.fetchFn = opts.fetch ?? ((input, init) => fetch(input, init));
     this.retry = opts.retry === false ? undefined : { ...DEFAULT_RETRY, ...(opts.retry ?? {}) };
@@ -215,65 +227,47 @@ export class HttpTransport {
    * @throws UnavailableError when no node can be reached or none answers in time;
    *   the typed error of an error response.
    */
-  async open(method: string, path: string, opts: RequestOptions = {}): Promise<Response> {
-    return this.withRetries(method, path, opts, async (ep) => {
-      const { res, finish } = await this.send(ep, method, path, opts);
-      finish();
-      return res;
-    });
+  open(method: string, path: string, opts: RequestOptions = {}): Promise<Response> {
+    return this.withRetries(method, path, opts, false) as Promise<Response>;
   }
 
   /**
    * Sends one request and parses the JSON answer; the timeout covers reading the body too.
    * @throws as {@link HttpTransport.open}; UnavailableError when the answer is not JSON.
    */
-  async request<T>(method: string, path: string, opts: RequestOptions = {}): Promise<JsonResponse<T>> {
-    return this.withRetries(method, path, opts, async (ep) => {
-      const { res, finish, failure } = await this.send(ep, method, path, opts);
-      let text: string;
-      try {
-        text = await res.text();
-      } catch (err) {
-        throw new AttemptFailure(failure(err));
-      } finally {
-        finish();
-      }
-      try {
-        return { status: res.status, body: (text === '' ? undefined : JSON.parse(text)) as T, headers: res.headers, endpoint: ep.url };
-      } catch (err) {
-        const error = new UnavailableError(`${ep.url} answered ${method} ${path} with something that is not JSON`, { cause: err });
-        throw new AttemptFailure({ kind: 'answered', error, endpointFault: true });
-      }
-    });
+  request<T>(method: string, path: string, opts: RequestOptions = {}): Promise<JsonResponse<T>> {
+    return this.withRetries(method, path, opts, true) as Promise<JsonResponse<T>>;
   }
 
-  /** Runs `attempt` against endpoints until it succeeds or the failure may not be retried. */
-  private async withRetries<T>(method: string, path: string, opts: RequestOptions, attempt: (ep: Endpoint) => Promise<T>): Promise<T> {
+  /** Runs attempts against endpoints until one succeeds or the failure may not be retried. */
+  private async withRetries(method: string, path: string, opts: RequestOptions, readJson: boolean): Promise<Response | JsonResponse<unknown>> {
     const idempotent = opts.idempotent ?? (method === 'GET' || method === 'HEAD');
     const retries = opts.retries ?? this.retry?.retries ?? 0;
-    const tried = new Set<Endpoint>();
+    // Built at the first failure only: most calls succeed at the first endpoint they try.
+    let tried: Set<Endpoint> | undefined;
     let retriesUsed = 0;
     let lastError: unknown;
     for (;;) {
       opts.signal?.throwIfAborted();
-      if (tried.size === this.endpoints.length) tried.clear(); // every endpoint had a go: start another round
+      if (tried?.size === this.endpoints.length) tried.clear(); // every endpoint had a go: start another round
       let ep: Endpoint | undefined;
       try {
-        ep = opts.longPoll ? this.pool.pickForStream(tried) : this.pool.acquire(tried);
+        ep = opts.longPoll ? this.pool.pickForStream(tried ?? NO_ENDPOINTS) : this.pool.acquire(tried ?? NO_ENDPOINTS);
       } catch (err) {
         // Every untried endpoint's breaker is open. Having already failed here, report the real failure.
         throw lastError ?? err;
       }
       if (ep === undefined) throw lastError;
-      tried.add(ep);
       let failure: Failure;
       try {
-        const out = await attempt(ep);
+        const out = await this.attempt(ep, method, path, opts, readJson);
         this.pool.succeeded(ep);
         return out;
       } catch (err) {
         failure = err instanceof AttemptFailure ? err.failure : { kind: 'aborted', error: err };
       }
+      tried ??= new Set();
+      tried.add(ep);
       switch (failure.kind) {
         case 'aborted':
           if (!opts.longPoll) this.pool.release(ep);
@@ -300,70 +294,84 @@ export class HttpTransport {
     }
   }
 
-  /** One attempt at one endpoint. Failures are thrown as {@link AttemptFailure}s. */
-  private async send(
-    ep: Endpoint,
-    method: string,
-    path: string,
-    opts: RequestOptions,
-  ): Promise<{ res: Response; finish: () => void; failure: (err: unknown) => Failure }> {
-    const url = this.url(path, opts.query, ep.url);
-    const what = `${method} ${path}`;
-    const controller = new AbortController();
+  /**
+   * One attempt at one endpoint: the response once its headers are in (`readJson` false), or its
+   * parsed JSON body. Failures are thrown as {@link AttemptFailure}s.
+   */
+  private async attempt(ep: Endpoint, method: string, path: string, opts: RequestOptions, readJson: boolean): Promise<Response | JsonResponse<unknown>> {
     const timeoutMs = opts.timeoutMs ?? this.timeoutMs;
-    let timedOut = false;
-    const timer =
-      timeoutMs > 0
-        ? setTimeout(() => {
-            timedOut = true;
-            controller.abort();
-          }, timeoutMs)
-        : undefined;
-    const onAbort = (): void => controller.abort(opts.signal?.reason);
-    if (opts.signal?.aborted) onAbort();
-    opts.signal?.addEventListener('abort', onAbort, { once: true });
-    const finish = (): void => {
-      clearTimeout(timer);
-      opts.signal?.removeEventListener('abort', onAbort);
-    };
-    // One translation of transport failures, used for the request and for reading its body.
-    const failure = (err: unknown): Failure => {
-      if (timedOut) {
-        return {
-          kind: 'maybe-sent',
-          error: new UnavailableError(`${what} to ${ep.url} timed out after ${timeoutMs} ms`, { cause: err, details: { timeoutMs, endpoint: ep.url } }),
-        };
-      }
-      if (opts.signal?.aborted || isAbort(err)) return { kind: 'aborted', error: opts.signal?.reason ?? err };
-      const error = new UnavailableError(`cannot reach Beacon at ${ep.url}: ${networkReason(err)}`, { cause: err, details: { endpoint: ep.url } });
-      return { kind: NOT_SENT.has(causeCode(err) ?? '') ? 'not-sent' : 'maybe-sent', error };
-    };
-    this.requestHeaders ??= { accept: 'application/json', ...this.headers_ };
-    let headers = this.requestHeaders;
-    let body: string | undefined;
-    if (opts.body !== undefined) {
-      body = JSON.stringify(opts.body);
-      headers = { ...headers, 'content-type': 'application/json' };
+    // The signal that lets the timeout (or the caller) abort the request. The common call (the
+    // client's timeout, no signal of the caller's, the whole body read under the timeout) shares
+    // a deadline with the requests started around it (see deadlines.ts); any other gets its own.
+    let shared: DeadlineBatch | undefined;
+    let own: { signal: AbortSignal; dispose: () => void } | undefined;
+    let ownTimedOut = false;
+    if (readJson && opts.signal === undefined && timeoutMs === this.deadlines.timeoutMs && timeoutMs > 0) {
+      shared = this.deadlines.start();
+    } else if (opts.signal !== undefined || timeoutMs > 0) {
+      own = linkSignals([opts.signal], timeoutMs > 0 ? timeoutMs : undefined, () => {
+        ownTimedOut = true;
+        return new DOMException(`timed out after ${timeoutMs} ms`, 'TimeoutError');
+      });
     }
-    let res: Response;
+    const fail = (err: unknown): AttemptFailure =>
+      new AttemptFailure(failureOf(err, { ep, method, path, timeoutMs, timedOut: ownTimedOut || (shared?.timedOut ?? false), callerSignal: opts.signal }));
     try {
-      res = await this.fetchFn(url, { method, headers, body, signal: controller.signal });
-    } catch (err) {
-      finish();
-      throw new AttemptFailure(failure(err));
-    }
-    if (!res.ok) {
-      let error: BeaconError;
-      try {
-        error = await errorFromResponse(res, what);
-      } catch (err) {
-        throw new AttemptFailure(failure(err));
-      } finally {
-        finish();
+      let headers = (this.requestHeaders ??= { accept: 'application/json', ...this.headers_ });
+      let body: string | undefined;
+      if (opts.body !== undefined) {
+        body = JSON.stringify(opts.body);
+        headers = { ...headers, 'content-type': 'application/json' };
       }
-      if (error.code === ErrorCode.Unavailable) throw new AttemptFailure({ kind: 'maybe-sent', error });
-      throw new AttemptFailure({ kind: 'answered', error, endpointFault: res.status >= 500 });
+      let res: Response;
+      try {
+        res = await this.fetchFn(this.url(path, opts.query, ep.url), { method, headers, body, signal: shared?.signal ?? own?.signal });
+      } catch (err) {
+        throw fail(err);
+      }
+      if (!res.ok) {
+        let error: BeaconError;
+        try {
+          error = await errorFromResponse(res, `${method} ${path}`);
+        } catch (err) {
+          throw fail(err);
+        }
+        if (error.code === ErrorCode.Unavailable) throw new AttemptFailure({ kind: 'maybe-sent', error });
+        throw new AttemptFailure({ kind: 'answered', error, endpointFault: res.status >= 500 });
+      }
+      if (!readJson) return res;
+      let text: string;
+      try {
+        text = await res.text();
+      } catch (err) {
+        throw fail(err);
+      }
+      try {
+        return { status: res.status, body: text === '' ? undefined : (JSON.parse(text) as unknown), headers: res.headers, endpoint: ep.url };
+      } catch (err) {
+        const error = new UnavailableError(`${ep.url} answered ${method} ${path} with something that is not JSON`, { cause: err });
+        throw new AttemptFailure({ kind: 'answered', error, endpointFault: true });
+      }
+    } finally {
+      shared?.end();
+      own?.dispose();
     }
-    return { res, finish, failure };
   }
+}
+
+/** Translates a failed fetch or body read into how the attempt failed. */
+function failureOf(
+  err: unknown,
+  at: { ep: Endpoint; method: string; path: string; timeoutMs: number; timedOut: boolean; callerSignal: AbortSignal | undefined },
+): Failure {
+  const { ep, timeoutMs } = at;
+  if (at.timedOut) {
+    return {
+      kind: 'maybe-sent',
+      error: new UnavailableError(`${at.method} ${at.path} to ${ep.url} timed out after ${timeoutMs} ms`, { cause: err, details: { timeoutMs, endpoint: ep.url } }),
+    };
+  }
+  if (at.callerSignal?.aborted || isAbort(err)) return { kind: 'aborted', error: at.callerSignal?.reason ?? err };
+  const error = new UnavailableError(`cannot reach Beacon at ${ep.url}: ${networkReason(err)}`, { cause: err, details: { endpoint: ep.url } });
+  return { kind: NOT_SENT.has(causeCode(err) ?? '') ? 'not-sent' : 'maybe-sent', error };
 }

@@ -73,6 +73,11 @@ export function valueFromWire(value: unknown, encoding: unknown): { bytes: Uint8
   return { bytes: utf8(raw), text: raw };
 }
 
+/** Keys made only of characters that `encodeURIComponent` leaves alone, and `/`. */
+const PATH_SAFE = /^[A-Za-z0-9\-_.!~*'()/]*$/;
+/** A `.` or `..` segment, which URL parsers collapse. */
+const DOT_SEGMENT = /(?:^|\/)\.\.?(?:\/|$)/;
+
 /**
  * Percent-encodes a key for use as the tail of a URL path. Each `/`-separated segment is encoded
  * like `encodeURIComponent`, and `/` stays readable, except when a segment is `.` or `..`: URL
@@ -80,6 +85,8 @@ export function valueFromWire(value: unknown, encoding: unknown): { bytes: Uint8
  * The keys `.` and `..` themselves cannot travel in a path at all; see {@link isPathUnsafeKey}.
  */
 export function encodeKeyPath(key: string): string {
+  // Most keys need no escaping at all: skip the split and the per-segment encoding for them.
+  if (PATH_SAFE.test(key) && !DOT_SEGMENT.test(key)) return key;
   const segments = key.split('/');
   if (segments.some((s) => s === '.' || s === '..')) return encodeURIComponent(key);
   return segments.map(encodeURIComponent).join('/');
