@@ -215,7 +215,7 @@ export function registerSecurityCommands(program: Command): void {
       if (res.more) note(`more records: add --from or filters, or use --export`);
     });
 
-  const ns = program.command('namespace').description('namespace policies: format, JSON Schema, secrets, default TTL');
+  const ns = program.command('namespace').description('namespace policies: format, JSON Schema, secrets, default TTL, history retention');
   ns
     .command('put <prefix>')
     .description('create or replace the policy of a key prefix')
@@ -223,16 +223,36 @@ export function registerSecurityCommands(program: Command): void {
     .option('--schema <file>', 'a JSON Schema file every value must match')
     .option('--secret', 'encrypt values at rest and redact them for readers without secret access', false)
     .option('--default-ttl <seconds>', 'a lease of this TTL for writes that name none')
-    .action(async (prefix: string, o: { format?: string; schema?: string; secret: boolean; defaultTtl?: string }, cmd: Command) => {
-      const body: Json = {};
-      if (o.format !== undefined) body.format = o.format;
-      if (o.schema !== undefined) body.schema = JSON.parse(readFileSync(o.schema, 'utf8'));
-      if (o.secret) body.secret = true;
-      if (o.defaultTtl !== undefined) body.defaultTtl = Number(o.defaultTtl);
-      const res = await call(cmd, 'PUT', `/v1/namespaces/${prefix.split('/').map(enc).join('/')}`, body);
-      if (contextOf(cmd).json) outJson(res);
-      else out(`namespace ${prefix}: ${JSON.stringify({ format: res.format, secret: res.secret === true, schema: res.schema !== undefined })}`);
-    });
+    .option('--keep-versions <n>', "history retention: keep each key's newest N versions")
+    .option('--keep-days <days>', 'history retention: keep versions replaced less than DAYS days ago')
+    .action(
+      async (
+        prefix: string,
+        o: { format?: string; schema?: string; secret: boolean; defaultTtl?: string; keepVersions?: string; keepDays?: string },
+        cmd: Command,
+      ) => {
+        const body: Json = {};
+        if (o.format !== undefined) body.format = o.format;
+        if (o.schema !== undefined) body.schema = JSON.parse(readFileSync(o.schema, 'utf8'));
+        if (o.secret) body.secret = true;
+        if (o.defaultTtl !== undefined) body.defaultTtl = Number(o.defaultTtl);
+        if (o.keepVersions !== undefined || o.keepDays !== undefined) {
+          // Non-numbers go through as strings so the node's error names the field.
+          const num = (v: string): number | string => (/^\d+$/.test(v) ? Number(v) : v);
+          body.historyRetention = {
+            ...(o.keepVersions !== undefined ? { versions: num(o.keepVersions) } : {}),
+            ...(o.keepDays !== undefined ? { days: num(o.keepDays) } : {}),
+          };
+        }
+        const res = await call(cmd, 'PUT', `/v1/namespaces/${prefix.split('/').map(enc).join('/')}`, body);
+        if (contextOf(cmd).json) outJson(res);
+        else {
+          const summary: Json = { format: res.format, secret: res.secret === true, schema: res.schema !== undefined };
+          if (res.historyRetention !== undefined) summary.historyRetention = res.historyRetention;
+          out(`namespace ${prefix}: ${JSON.stringify(summary)}`);
+        }
+      },
+    );
   ns
     .command('get <prefix>')
     .description('show the policy of a prefix')
@@ -246,8 +266,15 @@ export function registerSecurityCommands(program: Command): void {
       const res = await call(cmd, 'GET', '/v1/namespaces');
       if (contextOf(cmd).json) return outJson(res);
       table([
-        ['PREFIX', 'FORMAT', 'SCHEMA', 'SECRET', 'DEFAULT TTL'],
-        ...(res.namespaces as Json[]).map((n) => [n.prefix, n.format ?? '', n.schema ? 'yes' : '', n.secret ? 'yes' : '', n.defaultTtl ? String(n.defaultTtl) : '']),
+        ['PREFIX', 'FORMAT', 'SCHEMA', 'SECRET', 'DEFAULT TTL', 'HISTORY'],
+        ...(res.namespaces as Json[]).map((n) => [
+          n.prefix,
+          n.format ?? '',
+          n.schema ? 'yes' : '',
+          n.secret ? 'yes' : '',
+          n.defaultTtl ? String(n.defaultTtl) : '',
+          retentionText(n.historyRetention as Json | undefined),
+        ]),
       ]);
     });
   ns
@@ -270,4 +297,13 @@ export function registerSecurityCommands(program: Command): void {
       if (contextOf(cmd).json) outJson(res);
       else out(`re-encrypted: ${JSON.stringify(res)}`);
     });
+}
+
+/** A namespace's history retention for `namespace ls`: "5 versions", "30 days", "5 versions / 30 days" or "". */
+function retentionText(h: Json | undefined): string {
+  if (h === undefined || h === null) return '';
+  const parts: string[] = [];
+  if (h.versions !== undefined) parts.push(`${String(h.versions)} versions`);
+  if (h.days !== undefined) parts.push(`${String(h.days)} days`);
+  return parts.join(' / ');
 }

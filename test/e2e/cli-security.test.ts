@@ -90,4 +90,17 @@ describe('beacon user / role / apikey / audit / namespace (e2e, auth on)', () =>
     assert.equal((await as(admin, 'namespace', 'rm', 'cfg/')).code, 0);
     assert.equal((await as(admin, 'put', 'cfg/b', 'now text is fine')).code, 0);
   });
+
+  it('namespace history retention is set with --keep-versions / --keep-days and listed; a bad count is refused', async () => {
+    const put = await as(admin, 'namespace', 'put', 'hist/', '--keep-versions', '5', '--keep-days', '30');
+    assert.equal(put.code, 0, put.stderr);
+    assert.match(put.stdout, /"historyRetention":\{"versions":5,"days":30\}/);
+    const ls = await as(admin, 'namespace', 'ls');
+    assert.match(ls.stdout, /hist\/\s.*5 versions \/ 30 days/);
+    const bad = await as(admin, 'namespace', 'put', 'hist/', '--keep-versions', 'many');
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /historyRetention\.versions/);
+    const kept = JSON.parse((await as(admin, '--json', 'namespace', 'get', 'hist/')).stdout);
+    assert.deepEqual(kept.historyRetention, { versions: 5, days: 30 }, 'the refused change left the policy as it was');
+  });
 });
