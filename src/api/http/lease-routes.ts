@@ -44,7 +44,10 @@ export function registerLeaseRoutes(app: FastifyInstance, ctx: HttpContext): voi
 
   app.get('/v1/leases/:id', async (req) => {
     if (!ctx.auth.hasAnyAccess(principalOf(req), 'read')) deny(ctx, req, 'lease.get', 'read');
-    const info = store.timeToLive(leaseId(req.params));
+    const id = leaseId(req.params);
+    // A lease granted on another node a moment ago may not have come through the feed yet.
+    await store.hasLease(id);
+    const info = store.timeToLive(id);
     const p = principalOf(req);
     return { ...info, keys: info.keys.filter((k) => ctx.auth.canRead(p, k)) };
   });
@@ -59,6 +62,7 @@ export function registerLeaseRoutes(app: FastifyInstance, ctx: HttpContext): voi
   app.delete('/v1/leases/:id', async (req) => {
     const id = leaseId(req.params);
     needWriter(req, 'lease.revoke');
+    await store.hasLease(id);
     // Revoking deletes the lease's keys: the caller must be allowed to delete each of them.
     for (const key of store.timeToLive(id).keys) requireAccess(ctx, req, 'lease.revoke', 'write', { key });
     const revision = await store.revokeLease(id, auditContext(req, 'lease.revoke'));
