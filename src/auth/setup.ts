@@ -15,7 +15,16 @@ import { OidcVerifier, type OidcOptions } from './oidc.js';
 import { validatePassword } from './password.js';
 import type { RateSpec } from './rate-limit.js';
 import { AuthService } from './service.js';
-import { DEFAULT_TOKEN_TTL_SECONDS, TokenService, loadOrCreateKeyFile, loadOrCreateKeyInStore } from './tokens.js';
+import {
+  DEFAULT_TOKEN_TTL_SECONDS,
+  SIGNING_KEY_SYSTEM_KEY,
+  TokenService,
+  loadOrCreateKeyFile,
+  loadOrCreateKeyInStore,
+  parseKeyring,
+  saveKeyFile,
+  saveKeyringInStore,
+} from './tokens.js';
 
 /** The file a generated first administrator password is written to, in the data directory. */
 export const ADMIN_PASSWORD_FILE = 'admin-password';
@@ -81,8 +90,25 @@ export async function startSecurity(o: {
   const audit = new AuditLog(o.store.backend, o.logger, opts.auditRetentionDays ?? DEFAULT_AUDIT_RETENTION_DAYS);
   const identity = new IdentityStore(o.store);
   identity.start();
-  const key = o.shared ? await loadOrCreateKeyInStore(o.store) : loadOrCreateKeyFile(o.dataDir, o.logger);
-  const tokens = new TokenService(key, opts.tokenTtlSeconds ?? DEFAULT_TOKEN_TTL_SECONDS);
+  const keys = o.shared ? await loadOrCreateKeyInStore(o.store) : loadOrCreateKeyFile(o.dataDir, o.logger);
+  const tokens = new TokenService(keys, opts.tokenTtlSeconds ?? DEFAULT_TOKEN_TTL_SECONDS);
+  let unsubscribeKeys: (() => void) | undefined;
+  if (o.shared) {
+    tokens.persist = (old, next) => saveKeyringInStore(o.store, old, next);
+    // A rotation on any node reaches every node through the change feed.
+    unsubscribeKeys = o.store.subscribe((rev) => {
+      for (const ev of rev.events) {
+        if (ev.kv.key !== SIGNING_KEY_SYSTEM_KEY || ev.type !== 'put') continue;
+        try {
+          tokens.setKeys(parseKeyring(Buffer.from(ev.kv.value).toString('utf8'), 'the stored signing key'));
+        } catch (err) {
+          o.logger.error({ err }, 'ignored an unreadable signing keyring from the store');
+        }
+      }
+    });
+  } else {
+    tokens.persist = async (_old, next) => saveKeyFile(o.dataDir, next);
+  }
   const oidc = opts.oidc !== undefined ? new OidcVerifier(opts.oidc) : undefined;
   let bootstrap: AdminBootstrap | undefined;
   if (!o.dev && !identity.hasUsers) {
@@ -119,6 +145,7 @@ export async function startSecurity(o: {
     audit,
     bootstrap,
     stop: () => {
+      unsubscribeKeys?.();
       identity.stop();
       audit.stop();
     },

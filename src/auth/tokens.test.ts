@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { SignJWT, generateKeyPair } from 'jose';
 import { UnauthenticatedError } from '../errors.js';
-import { SIGNING_KEY_FILE, TokenService, loadOrCreateKeyFile } from './tokens.js';
+import { SIGNING_KEY_FILE, TokenService, keyId, loadOrCreateKeyFile, saveKeyFile } from './tokens.js';
 
 const b64 = (o: object): string => Buffer.from(JSON.stringify(o)).toString('base64url');
 
@@ -70,16 +70,75 @@ describe('signing key file', () => {
   after(() => rmSync(dir, { recursive: true, force: true }));
 
   it('is created once per installation with mode 0600 and then reused', () => {
-    const a = loadOrCreateKeyFile(dir);
-    assert.equal(a.length, 32);
+    const [a, ...rest] = loadOrCreateKeyFile(dir);
+    assert.equal(a?.length, 32);
+    assert.equal(rest.length, 0);
     assert.equal(statSync(join(dir, SIGNING_KEY_FILE)).mode & 0o777, 0o600);
-    const b = loadOrCreateKeyFile(dir);
-    assert.deepEqual(Buffer.from(b), Buffer.from(a));
+    const [b] = loadOrCreateKeyFile(dir);
+    assert.deepEqual(Buffer.from(b as Uint8Array), Buffer.from(a as Uint8Array));
     const other = mkdtempSync(join(tmpdir(), 'beacon-key-'));
     try {
-      assert.notDeepEqual(Buffer.from(loadOrCreateKeyFile(other)), Buffer.from(a), 'another installation gets another key');
+      assert.notDeepEqual(Buffer.from(loadOrCreateKeyFile(other)[0] as Uint8Array), Buffer.from(a as Uint8Array), 'another installation gets another key');
     } finally {
       rmSync(other, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('signing-key rotation', () => {
+  const user = { name: 'alice', uid: 'u-1' };
+
+  it('keeps tokens of the previous key valid, refuses those of a key rotated out, and says why', async () => {
+    const first = randomBytes(32);
+    const tokens = new TokenService(first);
+    const saved: Uint8Array[][] = [];
+    tokens.persist = async (_old, next) => {
+      saved.push(next);
+    };
+    const before = (await tokens.issue(user)).token;
+    assert.equal(JSON.parse(Buffer.from(before.split('.')[0] as string, 'base64url').toString()).kid, keyId(first));
+    await tokens.verify(before); // cached from here on: the rotation must forget it
+
+    const r1 = await tokens.rotate();
+    assert.equal(r1.previousKid, keyId(first));
+    assert.deepEqual(tokens.kids, [r1.kid, keyId(first)]);
+    assert.equal(saved.length, 1);
+    assert.equal((await tokens.verify(before)).sub, 'alice', 'issued before the rotation: still valid');
+    const after1 = (await tokens.issue(user)).token;
+    assert.equal(JSON.parse(Buffer.from(after1.split('.')[0] as string, 'base64url').toString()).kid, r1.kid);
+
+    await tokens.rotate();
+    await assert.rejects(tokens.verify(before), (e) => reason(e) === 'unknown_key');
+    assert.equal((await tokens.verify(after1)).sub, 'alice');
+
+    await tokens.rotate(false);
+    assert.equal(tokens.kids.length, 1);
+    await assert.rejects(tokens.verify(after1), (e) => reason(e) === 'unknown_key', 'without keepPrevious every issued token is refused');
+  });
+
+  it('accepts a token without kid (issued before keyrings) against the oldest key', async () => {
+    const legacyKey = randomBytes(32);
+    const legacy = await new SignJWT({ uid: 'u-1' })
+      .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
+      .setSubject('alice')
+      .setIssuer('beacon')
+      .setAudience('beacon')
+      .setIssuedAt()
+      .setExpirationTime('10m')
+      .sign(legacyKey);
+    const tokens = new TokenService([randomBytes(32), legacyKey]);
+    assert.equal((await tokens.verify(legacy)).sub, 'alice');
+  });
+
+  it('a key file rewritten by a rotation is read back as the same keyring', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'beacon-key-'));
+    try {
+      const keys = [randomBytes(32), randomBytes(32)];
+      saveKeyFile(dir, keys);
+      assert.equal(statSync(join(dir, SIGNING_KEY_FILE)).mode & 0o777, 0o600);
+      assert.deepEqual(loadOrCreateKeyFile(dir).map((k) => keyId(k)), keys.map((k) => keyId(k)));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });

@@ -4,11 +4,11 @@
  * lesson). Verification pins the algorithm, issuer and audience, and is cached per token until
  * it expires so authentication stays cheap on the read path.
  */
-import { randomBytes } from 'node:crypto';
-import { chmodSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { createHash, randomBytes } from 'node:crypto';
+import { chmodSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { SignJWT, errors as joseErrors, jwtVerify } from 'jose';
-import { UnauthenticatedError } from '../errors.js';
+import { SignJWT, errors as joseErrors, jwtVerify, type JWTHeaderParameters } from 'jose';
+import { ConflictError, UnauthenticatedError } from '../errors.js';
 import { SYSTEM_PREFIX, type Store } from '../kv/index.js';
 import type { Logger } from '../obs/index.js';
 
@@ -35,60 +35,172 @@ export interface TokenClaims {
 }
 
 /**
- * Loads the signing key from `<dataDir>/jwt-signing.key`, creating it (32 random bytes, mode
- * 0600) on first start. Warns when the file is readable by others.
+ * A signing keyring as stored: hex keys of at least 32 bytes, one per line, the key that signs
+ * first; the others (at most one: the key before the last rotation) only verify.
+ * @throws Error naming `where` when a line is not such a key.
  */
-export function loadOrCreateKeyFile(dataDir: string, logger?: Logger): Uint8Array {
+export function parseKeyring(text: string, where: string): Uint8Array[] {
+  const keys = text
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l !== '')
+    .map((l) => Buffer.from(l, 'hex'));
+  if (keys.length === 0 || keys.some((k) => k.length < 32)) throw new Error(`${where} does not hold signing keys of at least 32 bytes in hex, one per line`);
+  return keys;
+}
+
+/** The stored form of a keyring (see {@link parseKeyring}). */
+export function formatKeyring(keys: readonly Uint8Array[]): string {
+  return `${keys.map((k) => Buffer.from(k).toString('hex')).join('\n')}\n`;
+}
+
+/** A key's id, the `kid` of the tokens it signs: 12 base64url characters of its SHA-256 (it reveals nothing of the key). */
+export function keyId(key: Uint8Array): string {
+  return createHash('sha256').update(key).digest('base64url').slice(0, 12);
+}
+
+/**
+ * Loads the signing keyring from `<dataDir>/jwt-signing.key`, creating it (one key of 32 random
+ * bytes, mode 0600) on first start. Warns when the file is readable by others.
+ * @throws Error when the file exists but holds no valid key.
+ */
+export function loadOrCreateKeyFile(dataDir: string, logger?: Logger): Uint8Array[] {
   const path = join(dataDir, SIGNING_KEY_FILE);
   try {
-    const key = Buffer.from(readFileSync(path, 'utf8').trim(), 'hex');
-    if (key.length < 32) throw new Error(`${path} does not hold a key of at least 32 bytes in hex`);
+    const keys = parseKeyring(readFileSync(path, 'utf8'), path);
     if ((statSync(path).mode & 0o077) !== 0) logger?.warn({ path }, 'the token signing key file is readable by other users; chmod 600 it');
-    return key;
+    return keys;
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
   }
   const key = randomBytes(32);
   // 'wx': if two processes race on one data dir, the second fails instead of overwriting.
-  writeFileSync(path, `${key.toString('hex')}\n`, { mode: 0o600, flag: 'wx' });
+  writeFileSync(path, formatKeyring([key]), { mode: 0o600, flag: 'wx' });
   chmodSync(path, 0o600);
-  return key;
+  return [key];
+}
+
+/** Replaces `<dataDir>/jwt-signing.key` atomically (a temporary file renamed over it, mode 0600). */
+export function saveKeyFile(dataDir: string, keys: readonly Uint8Array[]): void {
+  const path = join(dataDir, SIGNING_KEY_FILE);
+  const tmp = `${path}.tmp-${process.pid}`;
+  writeFileSync(tmp, formatKeyring(keys), { mode: 0o600 });
+  chmodSync(tmp, 0o600);
+  renameSync(tmp, path);
 }
 
 /**
- * Loads the signing key from the store (shared backends), creating it with a conditional txn
+ * Loads the signing keyring from the store (shared backends), creating it with a conditional txn
  * so that concurrent first starts of several nodes agree on one key.
  */
-export async function loadOrCreateKeyInStore(store: Store): Promise<Uint8Array> {
+export async function loadOrCreateKeyInStore(store: Store): Promise<Uint8Array[]> {
   const existing = store.get(SIGNING_KEY_SYSTEM_KEY);
-  if (existing !== undefined) return Buffer.from(Buffer.from(existing.value).toString('utf8'), 'hex');
+  if (existing !== undefined) return parseKeyring(Buffer.from(existing.value).toString('utf8'), 'the stored signing key');
   const key = randomBytes(32);
   const res = await store.txn({
     compare: [{ key: SIGNING_KEY_SYSTEM_KEY, target: 'createRevision', result: '=', operand: 0 }],
-    success: [{ type: 'put', key: SIGNING_KEY_SYSTEM_KEY, value: Buffer.from(key.toString('hex')) }],
+    success: [{ type: 'put', key: SIGNING_KEY_SYSTEM_KEY, value: Buffer.from(formatKeyring([key])) }],
     failure: [{ type: 'range', key: SIGNING_KEY_SYSTEM_KEY }],
   });
-  if (res.succeeded) return key;
+  if (res.succeeded) return [key];
   const r = res.results[0];
   const kv = r?.type === 'range' ? r.kvs[0] : undefined;
   if (kv === undefined) throw new Error('the token signing key vanished while being created');
-  return Buffer.from(Buffer.from(kv.value).toString('utf8'), 'hex');
+  return parseKeyring(Buffer.from(kv.value).toString('utf8'), 'the stored signing key');
 }
 
-/** Issues and verifies Beacon's own JWTs. */
+/**
+ * Stores a rotated keyring in the store (shared backends) if it still holds `expected`, so two
+ * concurrent rotations cannot both win; every node picks the new keyring up from the change feed.
+ * @throws ConflictError when the keyring changed meanwhile (rotate again).
+ */
+export async function saveKeyringInStore(store: Store, expected: readonly Uint8Array[], keys: readonly Uint8Array[]): Promise<void> {
+  const current = store.get(SIGNING_KEY_SYSTEM_KEY);
+  const res = await store.txn({
+    compare: [{ key: SIGNING_KEY_SYSTEM_KEY, target: 'value', result: '=', operand: Buffer.from(formatKeyring(expected)) }],
+    success: [{ type: 'put', key: SIGNING_KEY_SYSTEM_KEY, value: Buffer.from(formatKeyring(keys)) }],
+    failure: [],
+  });
+  if (!res.succeeded) throw new ConflictError('the signing keyring changed while rotating (another rotation?); rotate again', { modRevision: current?.modRevision ?? 0 });
+}
+
+/** What a rotation did: the id of the new signing key and of the key kept for verification, if any. */
+export interface RotationResult {
+  kid: string;
+  previousKid: string | null;
+}
+
+/**
+ * Issues and verifies Beacon's own JWTs with a keyring: the first key signs (its id is the
+ * token's `kid`); the key before the last rotation still verifies, so tokens issued before a
+ * rotation keep working until they expire. Tokens without a `kid` (issued before keyrings) are
+ * checked against the oldest key.
+ */
 export class TokenService {
   private readonly cache = new Map<string, TokenClaims>();
+  private keys: { kid: string; key: Uint8Array }[] = [];
+  /** Stores a rotated keyring (file or store); set by the node's security set-up. */
+  persist: ((old: Uint8Array[], next: Uint8Array[]) => Promise<void>) | undefined;
 
   /**
-   * @param key the HMAC key (at least 32 bytes).
+   * @param keys the keyring, the signing key first (each at least 32 bytes).
    * @param ttlSeconds lifetime of issued tokens.
+   * @throws Error for an empty keyring or a short key.
    */
   constructor(
-    private readonly key: Uint8Array,
+    keys: Uint8Array | readonly Uint8Array[],
     readonly ttlSeconds: number = DEFAULT_TOKEN_TTL_SECONDS,
     private readonly clock: () => number = Date.now,
   ) {
-    if (key.byteLength < 32) throw new Error('the token signing key must be at least 32 bytes');
+    this.setKeys(keys instanceof Uint8Array ? [keys] : keys);
+  }
+
+  /** The id of the key that signs new tokens. */
+  get kid(): string {
+    return (this.keys[0] as { kid: string }).kid;
+  }
+
+  /** Ids of every key that verifies, the signing key first. */
+  get kids(): string[] {
+    return this.keys.map((k) => k.kid);
+  }
+
+  /**
+   * Replaces the keyring (a rotation here or on another node). Forgets every verified token, so
+   * one signed with a key that is gone is refused at once.
+   * @throws Error for an empty keyring or a short key.
+   */
+  setKeys(keys: readonly Uint8Array[]): void {
+    if (keys.length === 0 || keys.some((k) => k.byteLength < 32)) throw new Error('the token signing key must be at least 32 bytes');
+    const same = keys.length === this.keys.length && keys.every((k, i) => keyId(k) === this.keys[i]?.kid);
+    if (same) return;
+    this.keys = keys.map((key) => ({ kid: keyId(key), key }));
+    this.cache.clear();
+  }
+
+  /**
+   * Rotates the signing key: a new random key signs from now on. With `keepPrevious` (the
+   * default) the current key still verifies, so issued tokens keep working until they expire
+   * (rotate again a token lifetime later to retire it); without, every issued token is refused
+   * at once and users log in again. Older keys are dropped either way.
+   * @throws ConflictError when another rotation won meanwhile (shared store); Error when no
+   * persistence is set up.
+   */
+  async rotate(keepPrevious = true): Promise<RotationResult> {
+    if (this.persist === undefined) throw new Error('signing-key rotation is not set up on this node');
+    const old = this.keys.map((k) => k.key);
+    const fresh = randomBytes(32);
+    const next = keepPrevious ? [fresh, old[0] as Uint8Array] : [fresh];
+    await this.persist(old, next);
+    this.setKeys(next);
+    return { kid: keyId(fresh), previousKid: keepPrevious ? keyId(old[0] as Uint8Array) : null };
+  }
+
+  private keyFor(header: JWTHeaderParameters): Uint8Array {
+    if (header.kid === undefined) return (this.keys[this.keys.length - 1] as { key: Uint8Array }).key;
+    const k = this.keys.find((x) => x.kid === header.kid);
+    if (k === undefined) throw new UnauthenticatedError('the token was signed with a key that has been rotated out; get a new one', { reason: 'unknown_key' });
+    return k.key;
   }
 
   /** Issues a token for a user; `expiresAt` in ms since the epoch. */
@@ -96,14 +208,14 @@ export class TokenService {
     const now = Math.floor(this.clock() / 1000);
     const exp = now + this.ttlSeconds;
     const token = await new SignJWT({ uid: user.uid })
-      .setProtectedHeader({ alg: TOKEN_ALG, typ: 'JWT' })
+      .setProtectedHeader({ alg: TOKEN_ALG, typ: 'JWT', kid: this.kid })
       .setSubject(user.name)
       .setIssuer(TOKEN_ISSUER)
       .setAudience(TOKEN_ISSUER)
       .setIssuedAt(now)
       .setExpirationTime(exp)
       .setJti(randomBytes(9).toString('base64url'))
-      .sign(this.key);
+      .sign((this.keys[0] as { key: Uint8Array }).key);
     return { token, expiresAt: exp * 1000 };
   }
 
@@ -131,7 +243,7 @@ export class TokenService {
     const now = this.clock();
     let payload;
     try {
-      ({ payload } = await jwtVerify(token, this.key, {
+      ({ payload } = await jwtVerify(token, (header) => this.keyFor(header), {
         algorithms: [TOKEN_ALG],
         issuer: TOKEN_ISSUER,
         audience: TOKEN_ISSUER,
@@ -140,6 +252,7 @@ export class TokenService {
         currentDate: new Date(now),
       }));
     } catch (err) {
+      if (err instanceof UnauthenticatedError) throw err;
       throw tokenError(err);
     }
     if (typeof payload.sub !== 'string' || typeof payload.uid !== 'string' || typeof payload.exp !== 'number') {

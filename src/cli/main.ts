@@ -21,7 +21,7 @@ import { registerWatchCommand } from './watch.js';
 /** Client commands never need the server's modules (fastify, SQLite, pino), which take a while to load. */
 const CLIENT_COMMANDS = new Set([
   'get', 'put', 'del', 'delete', 'ls', 'watch', 'history', 'diff', 'rollback', 'txn', 'lease', 'compact', 'status', 'snapshot', 'import', 'login',
-  'lock', 'elect', 'user', 'role', 'apikey', 'audit', 'namespace', 'secrets',
+  'lock', 'elect', 'user', 'role', 'apikey', 'audit', 'namespace', 'secrets', 'signing-key',
 ]);
 
 function packageVersion(): string {

@@ -44,7 +44,7 @@ function table(rows: string[][]): void {
   for (const r of rows) out(r.map((cell, c) => cell.padEnd(widths[c] ?? 0)).join('  ').trimEnd());
 }
 
-/** Adds the `user`, `role`, `apikey`, `audit`, `namespace` and `secrets` command groups. */
+/** Adds the `user`, `role`, `apikey`, `audit`, `namespace`, `secrets` and `signing-key` command groups. */
 export function registerSecurityCommands(program: Command): void {
   const user = program.command('user').description('manage users (administrators only)');
   user
@@ -296,6 +296,24 @@ export function registerSecurityCommands(program: Command): void {
       const res = await call(cmd, 'POST', '/v1/secrets/reencrypt', o.prefix === undefined ? {} : { prefix: o.prefix });
       if (contextOf(cmd).json) outJson(res);
       else out(`re-encrypted: ${JSON.stringify(res)}`);
+    });
+
+  const sk = program.command('signing-key').description('the token signing keyring (key ids only; keys never leave the node)');
+  sk.command('show')
+    .description('the id of the key that signs tokens, and of every key that verifies them')
+    .action(async (_o: unknown, cmd: Command) => {
+      const res = await call(cmd, 'GET', '/v1/auth/signing-key');
+      if (contextOf(cmd).json) outJson(res);
+      else out(`signing: ${String(res.kid)}\nverifying: ${(res.kids as string[]).join(', ')}`);
+    });
+  sk.command('rotate')
+    .description('sign tokens with a new key; tokens of the current key stay valid until they expire')
+    .option('--revoke-tokens', 'drop the current key too: every issued token is refused at once', false)
+    .action(async (o: { revokeTokens: boolean }, cmd: Command) => {
+      const res = await call(cmd, 'POST', '/v1/auth/signing-key/rotate', { keepPrevious: !o.revokeTokens });
+      if (contextOf(cmd).json) outJson(res);
+      else if (res.previousKid === null) out(`signing with ${String(res.kid)}; every token issued before is now refused`);
+      else out(`signing with ${String(res.kid)}; tokens signed by ${String(res.previousKid)} stay valid until they expire`);
     });
 }
 

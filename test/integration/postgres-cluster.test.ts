@@ -219,6 +219,20 @@ describe('three nodes on one PostgreSQL', () => {
     }
   });
 
+  test('a signing-key rotation on one node reaches every node (they verify each other\'s tokens)', async () => {
+    const before = (await http(`${node(1).url}/v1/auth/signing-key`)).body.kid as string;
+    const rotated = await http(`${node(0).url}/v1/auth/signing-key/rotate`, { method: 'POST', body: {} });
+    assert.equal(rotated.status, 200, JSON.stringify(rotated.body));
+    assert.equal(rotated.body.previousKid, before);
+    await eventually('every node signs with the new key and still verifies the previous one', async () => {
+      for (const n of nodes) {
+        const res = await http(`${n.url}/v1/auth/signing-key`);
+        if (res.body.kid !== rotated.body.kid || JSON.stringify(res.body.kids) !== JSON.stringify([rotated.body.kid, before])) return false;
+      }
+      return true;
+    });
+  });
+
   test('a node that restarts rebuilds its view from PostgreSQL and follows again', async () => {
     const old = nodes.pop() as TestNode;
     const oldId = (await http(`${old.url}/v1/status`)).body.nodeId as string;

@@ -123,6 +123,9 @@ const TABLE: Row[] = [
   { route: 'PUT /v1/namespaces/*', method: 'PUT', path: p('/v1/namespaces/team-a/ns-{role}/'), body: () => ({ format: 'json' }), allow: ADMIN },
   { route: 'DELETE /v1/namespaces/*', method: 'DELETE', path: p('/v1/namespaces/team-a/ns-{role}/'), allow: ADMIN },
   { route: 'POST /v1/secrets/reencrypt', method: 'POST', path: p('/v1/secrets/reencrypt'), allow: ADMIN },
+  { route: 'GET /v1/auth/signing-key', method: 'GET', path: p('/v1/auth/signing-key'), allow: ADMIN },
+  // keepPrevious (the default): every token of the matrix stays valid after the admin's rotation.
+  { route: 'POST /v1/auth/signing-key/rotate', method: 'POST', path: p('/v1/auth/signing-key/rotate'), body: () => ({}), allow: ADMIN },
 ];
 
 /** Makes the request of `row` as `token`; resolves with the HTTP status (for WebSocket: 101 when upgraded). */

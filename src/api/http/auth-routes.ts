@@ -308,6 +308,17 @@ export function registerAuthRoutes(app: FastifyInstance, ctx: HttpContext): void
     return { prefix, deleted: true, revision: Math.max(res.revision, reconciled.revision), reconciled };
   });
 
+  // The token signing keyring (administrators only: no rule in ROUTE_RULES). Key ids only, never keys.
+  app.get('/v1/auth/signing-key', async () => ({ kid: ctx.auth.tokens.kid, kids: ctx.auth.tokens.kids }));
+
+  app.post('/v1/auth/signing-key/rotate', async (req) => {
+    const o = req.body === undefined || (Buffer.isBuffer(req.body) && req.body.length === 0) ? {} : readObject(jsonBody(req, '{"keepPrevious": true}'), ['keepPrevious']);
+    const keepPrevious = optBool(o, 'keepPrevious') ?? true;
+    const res = await ctx.auth.tokens.rotate(keepPrevious);
+    await record(req, 'auth.signing_key_rotate', { kid: res.kid, previousKid: res.previousKid });
+    return { ...res, kids: ctx.auth.tokens.kids };
+  });
+
   app.post('/v1/secrets/reencrypt', async (req) => {
     const o = req.body === undefined || (Buffer.isBuffer(req.body) && req.body.length === 0) ? {} : readObject(jsonBody(req, '{"prefix": "secrets/"}'), ['prefix']);
     const prefix = optString(o, 'prefix');

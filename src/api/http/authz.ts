@@ -111,6 +111,8 @@ export const ROUTE_RULES: Record<string, RouteRule> = {
   'PUT /v1/namespaces/*': { kind: 'handler' },
   'DELETE /v1/namespaces/*': { kind: 'handler' },
   'POST /v1/secrets/reencrypt': { kind: 'admin' },
+  'GET /v1/auth/signing-key': { kind: 'admin' },
+  'POST /v1/auth/signing-key/rotate': { kind: 'admin' },
   // Keys, txns, leases, configs: checked per key by the handlers
   'GET /v1/kv': { kind: 'handler' },
   'GET /v1/kv/*': { kind: 'handler' },
