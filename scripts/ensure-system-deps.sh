@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the test suite needs when they are missing: PostgreSQL (server and
 # client) for the PostgreSQL tier, curl for the seed journeys (run as a user would, with curl),
-# openssl for the TLS tests' certificates. Needs root (CI and the dev machines run as root).
+# openssl for the TLS tests' certificates, chromium for the SDK's browser test (test/browser: the
+# SDK in a real headless browser against a node on another origin). Needs root (CI and the dev
+# machines run as root).
 set -euo pipefail
 need=()
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 command -v psql >/dev/null 2>&1 || need+=(postgresql-client)
 command -v curl >/dev/null 2>&1 || need+=(curl)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing Debian packages: ${need[*]}" >&2
   if [ "$(id -u)" -ne 0 ]; then echo "need root to apt-get install ${need[*]}" >&2; exit 1; fi

@@ -1,6 +1,7 @@
 /** `beacon serve`: runs one node in the foreground until SIGINT/SIGTERM. */
 import type { Command } from 'commander';
 import { parseRate, parseRoleMap, type RateSpec, type SecurityOptions } from '../auth/index.js';
+import { checkCorsOrigins } from '../api/http/server.js';
 import { startNode } from '../node/index.js';
 
 function port(v: string): number {
@@ -55,6 +56,7 @@ interface ServeOptions {
   oidcUsernameClaim?: string;
   auditRetentionDays: number;
   retentionInterval: number;
+  corsOrigin?: string;
 }
 
 /** Adds the `serve` command. */
@@ -91,6 +93,11 @@ export function registerServeCommand(program: Command): void {
       positiveInt('retention interval'),
       positiveInt('retention interval')(process.env.BEACON_RETENTION_INTERVAL ?? '60'),
     )
+    .option(
+      '--cors-origin <origins>',
+      'comma-separated origins of browser apps allowed to call the API (CORS), e.g. https://console.example.com,http://127.0.0.1:5173; * only with --dev (default: none, or BEACON_CORS_ORIGINS)',
+      process.env.BEACON_CORS_ORIGINS,
+    )
     .action(async (o: ServeOptions) => {
       if (o.dev) {
         process.stderr.write(
@@ -104,6 +111,12 @@ export function registerServeCommand(program: Command): void {
       if ((o.tlsCert === undefined) !== (o.tlsKey === undefined)) throw new Error('--tls-cert and --tls-key go together');
       if (o.tlsClientCa !== undefined && o.tlsCert === undefined) throw new Error('--tls-client-ca needs --tls-cert and --tls-key');
       if ((o.oidcJwksUrl === undefined) !== (o.oidcIssuer === undefined)) throw new Error('--oidc-jwks-url and --oidc-issuer go together');
+      let corsOrigins: string[];
+      try {
+        corsOrigins = checkCorsOrigins((o.corsOrigin ?? '').split(','), o.dev);
+      } catch (err) {
+        throw new Error(`--cors-origin: ${(err as Error).message}`);
+      }
       const security: SecurityOptions = {
         tokenTtlSeconds: o.tokenTtl,
         rateLimit: o.rateLimit,
@@ -131,6 +144,7 @@ export function registerServeCommand(program: Command): void {
         dev: o.dev,
         maxValueBytes: o.maxValueBytes,
         retentionIntervalSeconds: o.retentionInterval,
+        corsOrigins,
         security,
         ...(o.kekFile !== undefined ? { kekFile: o.kekFile } : {}),
         ...(o.tlsCert !== undefined && o.tlsKey !== undefined
@@ -151,7 +165,8 @@ export function registerServeCommand(program: Command): void {
       process.stderr.write(
         `beacon listening on ${node.url} (HTTP API, watch at ${node.url.replace('http', 'ws')}/v1/watch)\n` +
           `beacon data: ${node.store.backend.description} (revision ${node.store.revision}, ${node.store.keyCount} keys)\n` +
-          (o.dev ? '' : `beacon auth: on (tokens from POST ${node.url}/v1/auth/token)${node.policies.keyring ? `; KEK ${node.policies.keyring.primary.id}` : ''}\n`),
+          (o.dev ? '' : `beacon auth: on (tokens from POST ${node.url}/v1/auth/token)${node.policies.keyring ? `; KEK ${node.policies.keyring.primary.id}` : ''}\n`) +
+          (corsOrigins.length > 0 ? `beacon CORS: browser apps from ${corsOrigins.join(', ')}\n` : ''),
       );
       let stopping = false;
       const shutdown = (signal: string): void => {

@@ -4,7 +4,7 @@ import { mkdirSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { registerClusterRoute } from '../api/http/admin-routes.js';
-import { createHttpServer } from '../api/http/server.js';
+import { checkCorsOrigins, createHttpServer } from '../api/http/server.js';
 import { DEFAULT_RETENTION_GRACE_MS, createBackend } from '../backend/index.js';
 import { startSecurity, type Security, type SecurityOptions } from '../auth/index.js';
 import { ConfigService, PolicyStore, loadKeyring } from '../config/index.js';
@@ -51,6 +51,12 @@ export interface NodeOptions {
    * followers and watch catch-ups are not raced). Default 60 000; tests set it lower.
    */
   retentionGraceMs?: number;
+  /**
+   * Origins of browser apps allowed to call the HTTP API (CORS), e.g.
+   * `['https://console.example.com']`; `['*']` only with `dev`. Default none (no CORS headers).
+   * See docs/api.md.
+   */
+  corsOrigins?: string[];
 }
 
 /** What one history-retention pass did. */
@@ -102,9 +108,12 @@ export const VERSION = packageVersion();
 
 /**
  * Starts a node: opens the backend, rebuilds the view, and listens for HTTP.
- * @throws when the backend cannot be opened (bad path, newer schema) or the port is taken.
+ * @throws when the backend cannot be opened (bad path, newer schema) or the port is taken;
+ *   InvalidArgumentError when a CORS origin is malformed, or `*` without `dev`.
  */
 export async function startNode(opts: NodeOptions = {}): Promise<BeaconNode> {
+  // Checked before anything is opened, so a bad flag leaves nothing behind.
+  const corsOrigins = checkCorsOrigins(opts.corsOrigins ?? [], opts.dev ?? false);
   const dataDir = resolve(opts.dataDir ?? './data');
   mkdirSync(dataDir, { recursive: true, mode: 0o700 }); // 0700: it holds password hashes and the token signing key
   const logger = opts.logger ?? createLogger();
@@ -172,7 +181,7 @@ export async function startNode(opts: NodeOptions = {}): Promise<BeaconNode> {
       dataDir,
       ready: () => !stopping && member.cluster?.ready === true,
     },
-  });
+  }, { corsOrigins });
   registerClusterRoute(http, async () => {
     if (member.cluster === undefined) throw new UnavailableError('the node is starting');
     return member.cluster.status();

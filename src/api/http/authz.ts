@@ -302,6 +302,9 @@ export function registerAuthHooks(app: FastifyInstance, ctx: HttpContext): void 
 
   // Callback style with a synchronous fast path: a request whose token or API key was seen
   // before is admitted without a promise (the read path's cost, see bench/auth-get.ts).
+  // CORS preflights never reach this hook when their origin is allowed: a preflight carries no
+  // credential, so server.ts registers @fastify/cors before this hook and it answers them first
+  // (hooks run in the order they were added). Any other OPTIONS request is authenticated here.
   app.addHook('onRequest', (req, reply, done) => {
     if (!ctx.auth.enabled) {
       req.principal = DEV_PRINCIPAL;

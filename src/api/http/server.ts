@@ -1,7 +1,9 @@
 /** The HTTP API on fastify: request ids, JSON logs, latency metrics, the one error handler, every route module. */
+import cors from '@fastify/cors';
 import websocket from '@fastify/websocket';
 import { randomUUID } from 'node:crypto';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import { InvalidArgumentError } from '../../errors.js';
 import { registerAdminRoutes } from './admin-routes.js';
 import { registerAuthRoutes } from './auth-routes.js';
 import { redactUrl, registerAuthHooks } from './authz.js';
@@ -18,13 +20,79 @@ export const MAX_WS_FRAME_BYTES = 64 * 1024;
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
+/** Methods a browser app on another origin may use (every method of the API). */
+export const CORS_METHODS = ['GET', 'PUT', 'POST', 'DELETE'] as const;
+/** Request headers a browser app may send: JSON bodies, the bearer token, SSE resumption, its own request id. */
+export const CORS_ALLOWED_HEADERS = ['content-type', 'authorization', 'last-event-id', 'x-request-id'] as const;
+/**
+ * Response headers a browser app may read beyond the CORS-safelisted ones: the request id (for
+ * support), the revision headers (the SDK's snapshot reads them), `retry-after` of a 429 and
+ * `www-authenticate` of a 401.
+ */
+export const CORS_EXPOSED_HEADERS = ['x-request-id', 'x-beacon-revision', 'x-beacon-compact-revision', 'retry-after', 'www-authenticate'] as const;
+/** Seconds a browser may cache a preflight answer. */
+export const CORS_MAX_AGE_SECONDS = 600;
+
+/** Options of {@link createHttpServer} that are not parts of the node. */
+export interface HttpServerOptions {
+  /**
+   * Origins (`scheme://host[:port]`, exactly as browsers send them) whose pages may call the API
+   * from a browser (CORS); `['*']` allows any origin and only with `--dev`. Default none: no CORS
+   * headers at all. Checked with {@link checkCorsOrigins}.
+   */
+  corsOrigins?: readonly string[];
+}
+
+/**
+ * Validates a list of CORS origins and returns it normalised (duplicates dropped). Each entry must
+ * be an exact origin as a browser sends it in `Origin`: `http://` or `https://`, a host, an
+ * optional port, nothing after it (no path, no trailing slash, no wildcard in the host). `*`
+ * (any origin) is accepted only alone and only in development mode: in production it would let
+ * every web page on the internet drive the API with a token it got hold of.
+ * @throws InvalidArgumentError naming the bad entry.
+ */
+export function checkCorsOrigins(origins: readonly string[], dev: boolean): string[] {
+  const out = new Set<string>();
+  for (const raw of origins) {
+    const o = raw.trim();
+    if (o === '') continue;
+    if (o === '*') {
+      if (!dev) {
+        throw new InvalidArgumentError(
+          "CORS origin '*' (any web page) is allowed only with --dev; list the exact origins of your browser apps, e.g. https://console.example.com",
+        );
+      }
+      out.add('*');
+      continue;
+    }
+    let parsed: URL | undefined;
+    try {
+      parsed = new URL(o);
+    } catch {
+      parsed = undefined;
+    }
+    if (parsed === undefined || (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') || parsed.origin !== o) {
+      throw new InvalidArgumentError(
+        `invalid CORS origin '${o}': expected an exact origin such as https://console.example.com or http://127.0.0.1:5173 (scheme, host and port only, no path or trailing slash)`,
+      );
+    }
+    out.add(o);
+  }
+  if (out.has('*') && out.size > 1) throw new InvalidArgumentError("CORS origin '*' cannot be combined with other origins");
+  return [...out];
+}
+
 /**
  * Builds the fastify app with every route registered (not yet listening).
  * The body limit follows the value limit: a base64 value is 4/3 of its bytes, plus JSON framing.
  * With `ctx.tls` it serves HTTPS; with `ctx.tls.clientCa` it also asks for client certificates
  * and trusts those the CA signed (a client without one may still use a token).
+ * With `opts.corsOrigins` it answers CORS preflights from those origins (before authentication:
+ * a preflight carries no credential) and lets their pages read its answers (docs/api.md).
+ * @throws InvalidArgumentError when a CORS origin is malformed, or is `*` outside dev mode.
  */
-export async function createHttpServer(ctx: HttpContext): Promise<FastifyInstance> {
+export async function createHttpServer(ctx: HttpContext, opts: HttpServerOptions = {}): Promise<FastifyInstance> {
+  const corsOrigins = checkCorsOrigins(opts.corsOrigins ?? [], ctx.info.dev);
   const https = ctx.tls === undefined
     ? undefined
     : {
@@ -62,6 +130,28 @@ export async function createHttpServer(ctx: HttpContext): Promise<FastifyInstanc
     void reply.header('x-request-id', req.id);
     done();
   });
+  if (corsOrigins.length > 0) {
+    // Registered before the authentication hook (registerAuthHooks below), so its onRequest hook
+    // runs first and answers a preflight from an allowed origin itself, without a credential.
+    // An origin not in the list gets no CORS headers (the browser then refuses the response to the
+    // page), and its preflight goes on to authentication like any other request (401).
+    const any = corsOrigins[0] === '*';
+    const allowed = new Set(corsOrigins);
+    await app.register(cors, {
+      origin: (origin, cb) => {
+        if (origin === undefined) cb(null, false); // not a cross-origin browser request: nothing to add
+        else if (any) cb(null, '*');
+        else cb(null, allowed.has(origin) ? origin : false);
+      },
+      methods: [...CORS_METHODS],
+      allowedHeaders: [...CORS_ALLOWED_HEADERS],
+      exposedHeaders: [...CORS_EXPOSED_HEADERS],
+      maxAge: CORS_MAX_AGE_SECONDS,
+      // Bearer tokens, not cookies: a page never needs the browser to attach ambient credentials.
+      credentials: false,
+      strictPreflight: true,
+    });
+  }
   app.addHook('onSend', (_req, reply, payload, done) => {
     if (!reply.hasHeader('x-beacon-revision')) void reply.header('x-beacon-revision', String(ctx.store.revision));
     done(null, payload);
