@@ -6,12 +6,17 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 
-/** The repository root (this file runs as dist/bench/lib/proc.js). */
-export const ROOT = resolve(new URL('../../..', import.meta.url).pathname);
-/** The built CLI entry point. */
-export const CLI = join(ROOT, 'dist/src/cli/main.js');
+/** The build this file belongs to (it runs as <build>/bench/lib/proc.js, normally dist/). */
+const BUILD = resolve(new URL('../..', import.meta.url).pathname);
+/** The repository root: the build's parent directory. */
+export const ROOT = resolve(BUILD, '..');
+/**
+ * The built CLI entry point of the same build, so a copy of another build (say `dist-before/`,
+ * next to `dist/`) benchmarks its own server: A/B comparisons of two builds in one run.
+ */
+export const CLI = join(BUILD, 'src/cli/main.js');
 /** The compiled benchmark scripts. */
-export const BENCH_DIST = join(ROOT, 'dist/bench');
+export const BENCH_DIST = join(BUILD, 'bench');
 
 /** Every child process started here that has not exited yet, so an interrupted run can end them. */
 const live = new Set<ChildProcess>();
