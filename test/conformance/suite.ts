@@ -739,6 +739,47 @@ export function runConformance(name: string, makeBackend: BackendFactory): void 
         assert.deepEqual((await ctx.backend.queryAudit({ keyPrefix: 'u/\uffff', limit: 10 })).map((r) => r.key), ['u/\uffff']);
       }));
 
+      test('audit queries by key prefix see every record, however many (indexed or not yet), in id order, across pruning and reopening', withCtx(async (ctx) => {
+        await ctx.open();
+        const rec: AuditRecord = { ts: 0, principal: 'p', action: 'kv.put', key: null, oldVersion: null, newVersion: 1, revision: null, requestId: null, source: null, outcome: 'ok', details: null };
+        // 7,000 records over 70 keys in 7 prefixes, appended in batches and through commits,
+        // interleaved as spread writes are: more than any deferred index leaves unindexed.
+        const keyOf = (i: number): string => `k${i % 7}/${String((i * 37) % 10).padStart(2, '0')}`;
+        const made: { key: string; ts: number }[] = [];
+        const log = new LogBuilder();
+        for (let i = 0; i < 7000; i += 500) {
+          const batch = Array.from({ length: 500 }, (_, j) => ({ ...rec, ts: i + j, key: keyOf(i + j) }));
+          if ((i / 500) % 2 === 0) await ctx.backend.appendAudit(batch);
+          else {
+            const entries = log.rev([{ key: `commit/${i}`, value: enc('v') }]);
+            const head = await ctx.backend.headRevision();
+            await ctx.backend.commit(head, (_m, h) => ({ revision: h + 1, entries: entries.map((e) => ({ ...e, revision: h + 1, createRevision: h + 1 })), leaseGrants: [], leaseRevokes: [], audit: batch }));
+          }
+          made.push(...batch.map((r) => ({ key: r.key as string, ts: r.ts })));
+        }
+        const expect = (prefix: string, minTs = 0): number[] => made.filter((m) => m.key.startsWith(prefix) && m.ts >= minTs).map((m) => m.ts);
+        const query = async (b: Backend, prefix: string): Promise<number[]> => {
+          const out: number[] = [];
+          for (let after: number | undefined; ; ) {
+            const page = await b.queryAudit({ keyPrefix: prefix, limit: 333, ...(after !== undefined ? { afterId: after } : {}) });
+            if (page.length === 0) return out;
+            const ids = page.map((r) => r.id as number);
+            assert.ok(ids.every((id, i) => i === 0 || id > (ids[i - 1] as number)), 'in id order');
+            out.push(...page.map((r) => r.ts));
+            after = page[page.length - 1]?.id;
+          }
+        };
+        for (const prefix of ['k3/', 'k0/05', 'k6/0']) assert.deepEqual(await query(ctx.backend, prefix), expect(prefix), prefix);
+        assert.deepEqual((await ctx.backend.queryAudit({ keyPrefix: 'k2/', fromTs: 3000, toTs: 3100, limit: 1000 })).map((r) => r.ts), expect('k2/').filter((t) => t >= 3000 && t <= 3100));
+        assert.equal(await ctx.backend.pruneAudit(2500), 2500);
+        assert.deepEqual(await query(ctx.backend, 'k3/'), expect('k3/', 2500), 'pruned records are gone from key queries too');
+        const reopened = await ctx.reopenBackend(ctx.backend);
+        if (reopened !== undefined) {
+          await ctx.open(reopened);
+          assert.deepEqual(await query(reopened, 'k4/'), expect('k4/', 2500), 'after reopening');
+        }
+      }));
+
       test('audit records in a commit batch are stored with it, atomically', withCtx(async (ctx) => {
         await ctx.open();
         const log = new LogBuilder();

@@ -13,8 +13,12 @@ import { prepareWrites, type WriteOp } from './writes.js';
 
 /** Writes on this thread (a `:memory:` store cannot be shared with a writer thread). */
 function inThreadWriter(db: Database.Database): (w: WriteOp) => Promise<number> {
-  const apply = prepareWrites(db);
-  return async (w) => apply(w);
+  const writer = prepareWrites(db);
+  return async (w) => {
+    const result = writer.apply(w);
+    writer.maintain();
+    return result;
+  };
 }
 
 const MIGRATIONS_DIR = fileURLToPath(new URL('./migrations/', import.meta.url));
@@ -158,6 +162,7 @@ export class SqliteBackend implements Backend {
         'SELECT * FROM kv_log WHERE key = ? AND revision < ? ORDER BY revision DESC LIMIT 1',
       ),
       minRevision: db.prepare<[], { r: number | null }>('SELECT min(revision) AS r FROM kv_log'),
+      auditIndexed: db.prepare<[], { value: number }>("SELECT value FROM meta WHERE name = 'audit_indexed_id'"),
       floors: db.prepare<[], { key: string; range_end: string; revision: number }>('SELECT key, range_end, revision FROM history_floors'),
       pruneScan: db.prepare<[string, number], PruneRow>('SELECT key, revision, ts FROM kv_log WHERE key >= ? ORDER BY key, revision LIMIT ?'),
       pruneScanAfter: db.prepare<[string, number], PruneRow>('SELECT key, revision, ts FROM kv_log WHERE key > ? ORDER BY key, revision LIMIT ?'),
@@ -372,13 +377,25 @@ export class SqliteBackend implements Backend {
     add('action = ?', q.action);
     add('outcome = ?', q.outcome);
     add('id > ?', q.afterId);
+    let sql: string;
     if (q.keyPrefix !== undefined && q.keyPrefix !== '') {
       // A byte-ordered range, not substr(): SQLite counts characters, JavaScript UTF-16 units.
       const end = prefixEnd(q.keyPrefix);
-      where.push(end === null ? 'key >= ?' : 'key >= ? AND key < ?');
-      params.push(q.keyPrefix, ...(end === null ? [] : [end]));
+      const range = end === null ? 'key >= ?' : 'key >= ? AND key < ?';
+      const keyParams = [q.keyPrefix, ...(end === null ? [] : [end])];
+      // Records up to audit_indexed_id through the deferred key index, the short tail after it by scan.
+      const indexed = this.stmts.auditIndexed.get()?.value ?? 0;
+      const rest = where.length ? ` AND ${where.join(' AND ')}` : '';
+      sql = `SELECT * FROM (
+               SELECT * FROM audit WHERE id IN (SELECT id FROM audit_key_index WHERE ${range} AND id <= ?)${rest}
+               UNION ALL
+               SELECT * FROM audit WHERE id > ? AND ${range}${rest}
+             ) ORDER BY id LIMIT ?`;
+      const filters = params.splice(0);
+      params.push(...keyParams, indexed, ...filters, indexed, ...keyParams, ...filters);
+    } else {
+      sql = `SELECT * FROM audit ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id LIMIT ?`;
     }
-    const sql = `SELECT * FROM audit ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id LIMIT ?`;
     const rows = this.conn.prepare<unknown[], Record<string, unknown>>(sql).all(...params, q.limit);
     return rows.map((r) => ({
       id: r.id as number,

@@ -12,7 +12,7 @@ const db = new Database(path);
 db.pragma('journal_mode = WAL');
 db.pragma('synchronous = FULL');
 db.pragma('busy_timeout = 5000');
-const apply = prepareWrites(db);
+const writer = prepareWrites(db);
 
 parentPort?.on('message', (m: { id: number; write: WriteOp } | { id: number; close: true }) => {
   if ('close' in m) {
@@ -21,8 +21,15 @@ parentPort?.on('message', (m: { id: number; write: WriteOp } | { id: number; clo
     return;
   }
   try {
-    parentPort?.postMessage({ id: m.id, ok: true, result: apply(m.write) });
+    parentPort?.postMessage({ id: m.id, ok: true, result: writer.apply(m.write) });
   } catch (err) {
     parentPort?.postMessage({ id: m.id, ok: false, message: (err as Error).message });
+    return;
+  }
+  // Upkeep after the answer, so the write it follows is not kept waiting.
+  try {
+    writer.maintain();
+  } catch {
+    // retried after the next write; queries read the unindexed tail meanwhile
   }
 });

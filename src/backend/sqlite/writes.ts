@@ -18,8 +18,26 @@ export type WriteOp =
   /** Writes nothing: its reply says every write sent before it is done (writes apply in order). */
   | { op: 'barrier' };
 
-/** Prepares the writes on `db` and returns one function that applies a {@link WriteOp} (synchronously, durably). */
-export function prepareWrites(db: Database.Database): (w: WriteOp) => number {
+/**
+ * Audit records left out of `audit_key_index` before the writer indexes them (a query scans at
+ * most about this many rows besides the index); also the most indexed per step.
+ */
+export const AUDIT_INDEX_BATCH = 2048;
+
+/** The writes of one connection: `apply` makes a {@link WriteOp}; `maintain` does deferred upkeep. */
+export interface Writer {
+  /** Applies one write, synchronously and durably; resolves its number (rows changed, where that means something). */
+  apply(w: WriteOp): number;
+  /**
+   * Deferred upkeep between writes: adds up to {@link AUDIT_INDEX_BATCH} audit records to
+   * `audit_key_index` (in key order, one transaction) once that many are waiting. Returns true
+   * when it did something (call it again). Run it after answering a write, not before.
+   */
+  maintain(): boolean;
+}
+
+/** Prepares the writes on `db` (see {@link Writer}). */
+export function prepareWrites(db: Database.Database): Writer {
   const setMeta = db.prepare<[number, string]>('UPDATE meta SET value = ? WHERE name = ?');
   const insertLog = db.prepare(
     'INSERT INTO kv_log (key, revision, create_revision, version, lease, value, deleted, ts, meta) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
@@ -37,7 +55,26 @@ export function prepareWrites(db: Database.Database): (w: WriteOp) => number {
               SELECT 1 FROM kv_log n WHERE n.key = kv_log.key AND n.revision > kv_log.revision AND n.revision <= ?))
         AND revision <= ?`,
   );
-  const pruneAudit = db.prepare<[number]>('DELETE FROM audit WHERE ts < ?');
+  // The newest record always stays: ids are rowids, and an emptied table would hand out ids from 1
+  // again (below audit_indexed_id, and below the ids readers paginate with).
+  const pruneAuditIndex = db.prepare<[number]>(
+    `DELETE FROM audit_key_index WHERE (key, id) IN (
+       SELECT key, id FROM audit WHERE ts < ? AND key IS NOT NULL AND id < (SELECT max(id) FROM audit))`,
+  );
+  const pruneAuditRows = db.prepare<[number]>('DELETE FROM audit WHERE ts < ? AND id < (SELECT max(id) FROM audit)');
+  const pruneAudit = db.transaction((beforeTs: number) => {
+    pruneAuditIndex.run(beforeTs);
+    return pruneAuditRows.run(beforeTs).changes;
+  });
+  const indexAudit = db.prepare<[number, number]>(
+    'INSERT OR IGNORE INTO audit_key_index (key, id) SELECT key, id FROM audit WHERE id > ? AND id <= ? AND key IS NOT NULL ORDER BY key, id',
+  );
+  let indexedId = (db.prepare("SELECT value FROM meta WHERE name = 'audit_indexed_id'").get() as { value: number } | undefined)?.value ?? 0;
+  let lastAuditId = (db.prepare('SELECT coalesce(max(id), 0) AS m FROM audit').get() as { m: number }).m;
+  const indexStep = db.transaction((hi: number) => {
+    indexAudit.run(indexedId, hi);
+    setMeta.run(hi, 'audit_indexed_id');
+  });
   const raiseFloor = db.prepare<[string, string, number]>(
     `INSERT INTO history_floors (key, range_end, revision) VALUES (?, ?, ?)
      ON CONFLICT (key, range_end) DO UPDATE SET revision = max(revision, excluded.revision)`,
@@ -51,7 +88,8 @@ export function prepareWrites(db: Database.Database): (w: WriteOp) => number {
     return n;
   });
   const audit = (a: AuditRecord): void => {
-    insertAudit.run(a.ts, a.principal, a.action, a.key, a.oldVersion, a.newVersion, a.revision, a.requestId, a.source, a.outcome, a.details);
+    const r = insertAudit.run(a.ts, a.principal, a.action, a.key, a.oldVersion, a.newVersion, a.revision, a.requestId, a.source, a.outcome, a.details);
+    lastAuditId = Number(r.lastInsertRowid);
   };
   const commit = db.transaction((batch: CommitBatch, head: number) => {
     for (const e of batch.entries) {
@@ -65,7 +103,7 @@ export function prepareWrites(db: Database.Database): (w: WriteOp) => number {
   const appendAudit = db.transaction((records: AuditRecord[]) => {
     for (const a of records) audit(a);
   });
-  return (w) => {
+  const apply = (w: WriteOp): number => {
     switch (w.op) {
       case 'commit':
         commit.immediate(w.batch, w.head);
@@ -79,11 +117,19 @@ export function prepareWrites(db: Database.Database): (w: WriteOp) => number {
         appendAudit.immediate(w.records);
         return 0;
       case 'pruneAudit':
-        return pruneAudit.run(w.beforeTs).changes;
+        return pruneAudit.immediate(w.beforeTs);
       case 'pruneHistory':
         return pruneHistory.immediate(w.key, w.rangeEnd, w.floor, w.rows);
       case 'barrier':
         return 0;
     }
   };
+  const maintain = (): boolean => {
+    if (lastAuditId - indexedId < AUDIT_INDEX_BATCH) return false;
+    const hi = Math.min(lastAuditId, indexedId + AUDIT_INDEX_BATCH);
+    indexStep.immediate(hi);
+    indexedId = hi;
+    return true;
+  };
+  return { apply, maintain };
 }
