@@ -23,7 +23,8 @@ export function linkSignals(
     cleanups.push(() => s.removeEventListener('abort', onAbort));
   }
   if (timeoutMs !== undefined && !ctl.signal.aborted) {
-    const t = setTimeout(() => ctl.abort(onTimeout?.() ?? new DOMException('timed out', 'TimeoutError')), timeoutMs);
+    // A delay above 2^31 − 1 ms would fire at once; clamp it (about 24.8 days).
+    const t = setTimeout(() => ctl.abort(onTimeout?.() ?? new DOMException('timed out', 'TimeoutError')), Math.min(timeoutMs, 2 ** 31 - 1));
     cleanups.push(() => clearTimeout(t));
   }
   return {

@@ -86,6 +86,12 @@ describe('SDK: keys, ranges, txns', () => {
     assert.equal((await client.get('t/text', { revision: p.revision })).kv.text, 'héllo', 'reads at an older revision');
   });
 
+  it('takes the largest timeout a timer can hold (2^31 − 1 ms) without failing at once', async () => {
+    const patient = createClient({ endpoint: node.url, timeoutMs: 2 ** 31 - 1 });
+    await patient.put('sdk/patient', 'yes');
+    assert.equal((await patient.get('sdk/patient')).kv.text, 'yes');
+  });
+
   it('round-trips keys that need escaping in a URL, including . and ..', async () => {
     const keys = ['sp ace/q?x#y%z', 'a/../b', 'a/./b', '..', '.', 'ünï/☃', 'trailing/', '/leading', 'a//b'];
     for (const key of keys) {

@@ -15,6 +15,8 @@ import { unrefTimer } from './resilience.js';
 
 /** Most requests one batch takes: fetch adds a listener per request to the signal and scans them all on the next one. */
 const MAX_PER_BATCH = 16;
+/** The longest delay a timer takes (2^31 − 1 ms, about 24.8 days); a longer one fires at once. */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
 /** Longest slice, in milliseconds; the slice is also at most 5 % of the timeout. */
 const MAX_SLICE_MS = 50;
 
@@ -38,7 +40,7 @@ export class DeadlineBatch {
     this.timer = setTimeout(() => {
       this.joinable = false;
       if (this.inFlight > 0) this.controller.abort(new DOMException(`timed out after ${timeoutMs} ms`, 'TimeoutError'));
-    }, sliceMs + timeoutMs);
+    }, Math.min(sliceMs + timeoutMs, MAX_TIMER_MS));
     // A batch whose requests have all ended must not keep a Node process alive; a request that
     // is still running keeps it alive through its own socket.
     unrefTimer(this.timer);

@@ -6,7 +6,18 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { SignJWT, generateKeyPair } from 'jose';
 import { UnauthenticatedError } from '../errors.js';
-import { SIGNING_KEY_FILE, TokenService, keyId, loadOrCreateKeyFile, saveKeyFile } from './tokens.js';
+import { SqliteBackend } from '../backend/sqlite/sqlite-backend.js';
+import { Store } from '../kv/index.js';
+import {
+  SIGNING_KEY_FILE,
+  SIGNING_KEY_SYSTEM_KEY,
+  TokenService,
+  keyId,
+  loadOrCreateKeyFile,
+  loadOrCreateKeyInStore,
+  saveKeyFile,
+  saveKeyringInStore,
+} from './tokens.js';
 
 const b64 = (o: object): string => Buffer.from(JSON.stringify(o)).toString('base64url');
 
@@ -139,6 +150,43 @@ describe('signing-key rotation', () => {
       assert.deepEqual(loadOrCreateKeyFile(dir).map((k) => keyId(k)), keys.map((k) => keyId(k)));
     } finally {
       rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('signing-key rotation: races and upgrades', () => {
+  const user = { name: 'mallory', uid: 'u-1' };
+
+  it('a token whose verification straddles a revoking rotation is refused, then and later', async () => {
+    const tokens = new TokenService(randomBytes(32));
+    tokens.persist = async () => undefined;
+    const { token } = await tokens.issue(user);
+    const inFlight = tokens.verify(token); // first sight of the token: the signature check is asynchronous
+    await new Promise((r) => setImmediate(r));
+    await tokens.rotate(false);
+    await assert.rejects(inFlight, (e) => reason(e) === 'unknown_key');
+    await assert.rejects(tokens.verify(token), (e) => reason(e) === 'unknown_key', 'not cached by the straddling check');
+  });
+
+  it('rotates a key stored by an older release (hex without a newline) on a shared store; a stale keyring conflicts', async () => {
+    const store = new Store({ backend: new SqliteBackend({ path: ':memory:' }) });
+    await store.open();
+    try {
+      const legacy = randomBytes(32);
+      await store.put(SIGNING_KEY_SYSTEM_KEY, Buffer.from(legacy.toString('hex')));
+      const tokens = new TokenService(await loadOrCreateKeyInStore(store));
+      assert.deepEqual(tokens.kids, [keyId(legacy)]);
+      tokens.persist = (old, next) => saveKeyringInStore(store, old, next);
+      const r = await tokens.rotate();
+      assert.equal(r.previousKid, keyId(legacy));
+      assert.deepEqual((await loadOrCreateKeyInStore(store)).map(keyId), [r.kid, keyId(legacy)], 'stored for every node');
+      // A node that missed that rotation rotates from its stale keyring: refused, nothing written.
+      const stale = new TokenService([legacy]);
+      stale.persist = (old, next) => saveKeyringInStore(store, old, next);
+      await assert.rejects(stale.rotate(), /changed while rotating/);
+      assert.deepEqual((await loadOrCreateKeyInStore(store)).map(keyId), [r.kid, keyId(legacy)]);
+    } finally {
+      await store.close();
     }
   });
 });

@@ -5,7 +5,7 @@
  * it expires so authentication stays cheap on the read path.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { chmodSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, closeSync, fsyncSync, openSync, readFileSync, renameSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { SignJWT, errors as joseErrors, jwtVerify, type JWTHeaderParameters } from 'jose';
 import { ConflictError, UnauthenticatedError } from '../errors.js';
@@ -84,9 +84,21 @@ export function loadOrCreateKeyFile(dataDir: string, logger?: Logger): Uint8Arra
 export function saveKeyFile(dataDir: string, keys: readonly Uint8Array[]): void {
   const path = join(dataDir, SIGNING_KEY_FILE);
   const tmp = `${path}.tmp-${process.pid}`;
-  writeFileSync(tmp, formatKeyring(keys), { mode: 0o600 });
+  const fd = openSync(tmp, 'w', 0o600);
+  try {
+    writeSync(fd, formatKeyring(keys));
+    fsyncSync(fd); // the bytes are on disk before the name points at them
+  } finally {
+    closeSync(fd);
+  }
   chmodSync(tmp, 0o600);
   renameSync(tmp, path);
+  const dir = openSync(dataDir, 'r');
+  try {
+    fsyncSync(dir); // and the rename survives a power loss
+  } finally {
+    closeSync(dir);
+  }
 }
 
 /**
@@ -116,12 +128,19 @@ export async function loadOrCreateKeyInStore(store: Store): Promise<Uint8Array[]
  */
 export async function saveKeyringInStore(store: Store, expected: readonly Uint8Array[], keys: readonly Uint8Array[]): Promise<void> {
   const current = store.get(SIGNING_KEY_SYSTEM_KEY);
+  const conflict = (): ConflictError =>
+    new ConflictError('the signing keyring changed while rotating (another rotation?); rotate again', { modRevision: current?.modRevision ?? 0 });
+  // Compare what the keys are, not how they are written (a key stored by an older release has no
+  // trailing newline), then make the write conditional on the revision that was compared.
+  if (current === undefined) throw conflict();
+  const stored = parseKeyring(Buffer.from(current.value).toString('utf8'), 'the stored signing key').map(keyId);
+  if (stored.length !== expected.length || stored.some((kid, i) => kid !== keyId(expected[i] as Uint8Array))) throw conflict();
   const res = await store.txn({
-    compare: [{ key: SIGNING_KEY_SYSTEM_KEY, target: 'value', result: '=', operand: Buffer.from(formatKeyring(expected)) }],
+    compare: [{ key: SIGNING_KEY_SYSTEM_KEY, target: 'modRevision', result: '=', operand: current.modRevision }],
     success: [{ type: 'put', key: SIGNING_KEY_SYSTEM_KEY, value: Buffer.from(formatKeyring(keys)) }],
     failure: [],
   });
-  if (!res.succeeded) throw new ConflictError('the signing keyring changed while rotating (another rotation?); rotate again', { modRevision: current?.modRevision ?? 0 });
+  if (!res.succeeded) throw conflict();
 }
 
 /** What a rotation did: the id of the new signing key and of the key kept for verification, if any. */
@@ -139,6 +158,8 @@ export interface RotationResult {
 export class TokenService {
   private readonly cache = new Map<string, TokenClaims>();
   private keys: { kid: string; key: Uint8Array }[] = [];
+  /** Bumped by every keyring change: a verification that straddles one is not cached, and is redone. */
+  private generation = 0;
   /** Stores a rotated keyring (file or store); set by the node's security set-up. */
   persist: ((old: Uint8Array[], next: Uint8Array[]) => Promise<void>) | undefined;
 
@@ -175,6 +196,7 @@ export class TokenService {
     const same = keys.length === this.keys.length && keys.every((k, i) => keyId(k) === this.keys[i]?.kid);
     if (same) return;
     this.keys = keys.map((key) => ({ kid: keyId(key), key }));
+    this.generation++;
     this.cache.clear();
   }
 
@@ -240,6 +262,7 @@ export class TokenService {
   async verify(token: string): Promise<TokenClaims> {
     const hit = this.cached(token);
     if (hit !== undefined) return hit;
+    const generation = this.generation;
     const now = this.clock();
     let payload;
     try {
@@ -259,6 +282,9 @@ export class TokenService {
       throw new UnauthenticatedError('the token is missing its subject or user id', { reason: 'malformed' });
     }
     const claims: TokenClaims = { sub: payload.sub, uid: payload.uid, exp: payload.exp * 1000 };
+    // The keyring changed while the signature was checked (a rotation here, or one on another
+    // node arriving through the feed): the key used may be gone. Check again with the keys now.
+    if (generation !== this.generation) return this.verify(token);
     if (this.cache.size >= CACHE_MAX) {
       // Drop the oldest entries; a dropped token is simply verified again.
       let n = CACHE_MAX / 10;

@@ -334,7 +334,13 @@ export class ConfigService {
     const entries = await this.log(key, { toRevision: top, reverse: true, limit: limit + 1 });
     const first = entries[0];
     if (first === undefined) {
-      if (opts.cursor !== undefined) return { key, versions: [] };
+      if (opts.cursor !== undefined) {
+        // The rest of this incarnation was there when the previous page was read: compaction or
+        // the namespace's history retention removed it since. Say so, as a first page would.
+        await this.store.refreshFloors();
+        const compacted = this.store.compactRevisionFor(key, undefined);
+        return compacted >= opts.cursor.createRevision ? { key, versions: [], compactRevision: compacted } : { key, versions: [] };
+      }
       throw notFound(key);
     }
     const createRevision = opts.cursor?.createRevision ?? first.createRevision;

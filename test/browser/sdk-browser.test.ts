@@ -490,7 +490,7 @@ describe('beacon serve --cors-origin', () => {
       });
       assert.equal(preflight.status, 204);
       assert.equal(preflight.headers['access-control-allow-origin'], 'http://127.0.0.1:5173');
-      assert.equal(preflight.headers['access-control-allow-methods'], 'GET, PUT, POST, DELETE');
+      assert.equal(preflight.headers['access-control-allow-methods'], 'GET, PUT, POST, PATCH, DELETE', 'every method of the API, PATCH /v1/users/{name} included');
       assert.equal(preflight.headers['access-control-allow-headers'], 'content-type, authorization, last-event-id, x-request-id');
       assert.equal(preflight.headers['access-control-max-age'], '600');
       assert.equal(preflight.headers['access-control-allow-credentials'], undefined, 'no credentials mode');

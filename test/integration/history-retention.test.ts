@@ -139,6 +139,30 @@ describe('namespace history retention', () => {
   });
 });
 
+describe('config history pages across a retention pass', () => {
+  it('a page read after the pass removed the rest says where history now starts', async () => {
+    const tmp = tempDir('beacon-retention-page-');
+    const n = await startTestNode({ dataDir: tmp.dir, retentionIntervalSeconds: 0, retentionGraceMs: 0 });
+    try {
+      assert.equal((await http(`${n.url}/v1/namespaces/app/`, { method: 'PUT', body: { historyRetention: { versions: 3 } } })).status, 201);
+      for (let i = 1; i <= 10; i++) assert.equal((await http(`${n.url}/v1/configs/app/db`, { method: 'PUT', body: { value: { pool: i } } })).status, 200);
+      const first = await http(`${n.url}/v1/configs/app/db/history?limit=4`);
+      assert.deepEqual(first.body.versions.map((v: { version: string }) => v.version), ['v10', 'v9', 'v8', 'v7']);
+      assert.equal(first.body.compact_revision, undefined);
+      await n.runRetention();
+      const second = await http(`${n.url}/v1/configs/app/db/history?limit=4&continue=${encodeURIComponent(first.body.continue)}`);
+      assert.equal(second.status, 200);
+      assert.deepEqual(second.body.versions, []);
+      const fresh = await http(`${n.url}/v1/configs/app/db/history?limit=4`);
+      assert.equal(second.body.compact_revision, fresh.body.compact_revision, 'the older versions are reported gone, not absent');
+      assert.ok(second.body.compact_revision > 0);
+    } finally {
+      await n.cleanup();
+      tmp.cleanup();
+    }
+  });
+});
+
 describe('namespace history retention on PostgreSQL: the expiry leader prunes, every node refuses what is gone', () => {
   let server: PostgresServer | undefined;
   const nodes: TestNode[] = [];

@@ -62,6 +62,9 @@ export function registerLeaseRoutes(app: FastifyInstance, ctx: HttpContext): voi
   app.delete('/v1/leases/:id', async (req) => {
     const id = leaseId(req.params);
     needWriter(req, 'lease.revoke');
+    // On a shared store, first apply every write committed anywhere (keys another node just
+    // attached to this lease), so the per-key check below sees every key the revoke will delete.
+    if (store.backend.shared === true) await store.readBarrier();
     await store.hasLease(id);
     // Revoking deletes the lease's keys: the caller must be allowed to delete each of them.
     for (const key of store.timeToLive(id).keys) requireAccess(ctx, req, 'lease.revoke', 'write', { key });

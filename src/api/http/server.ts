@@ -21,7 +21,7 @@ export const MAX_WS_FRAME_BYTES = 64 * 1024;
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
 /** Methods a browser app on another origin may use (every method of the API). */
-export const CORS_METHODS = ['GET', 'PUT', 'POST', 'DELETE'] as const;
+export const CORS_METHODS = ['GET', 'PUT', 'POST', 'PATCH', 'DELETE'] as const;
 /** Request headers a browser app may send: JSON bodies, the bearer token, SSE resumption, its own request id. */
 export const CORS_ALLOWED_HEADERS = ['content-type', 'authorization', 'last-event-id', 'x-request-id'] as const;
 /**

@@ -124,7 +124,12 @@ export function prepareWrites(db: Database.Database): Writer {
         return 0;
     }
   };
+  const maxAuditId = db.prepare('SELECT coalesce(max(id), 0) AS m FROM audit');
   const maintain = (): boolean => {
+    if (lastAuditId - indexedId < AUDIT_INDEX_BATCH) return false;
+    // lastAuditId is a hint: an append that rolled back (disk full) left it above the real last
+    // id, and ids above the real one will be handed out again. Index only what exists.
+    lastAuditId = (maxAuditId.get() as { m: number }).m;
     if (lastAuditId - indexedId < AUDIT_INDEX_BATCH) return false;
     const hi = Math.min(lastAuditId, indexedId + AUDIT_INDEX_BATCH);
     indexStep.immediate(hi);
