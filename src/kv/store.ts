@@ -91,6 +91,9 @@ function entryToKv(e: LogEntry): KeyValue {
   return { key: e.key, value: e.value, createRevision: e.createRevision, modRevision: e.revision, version: e.version, lease: e.lease };
 }
 
+/** How long a linearizable read waits for this node's view to reach the committed revision, in ms. */
+export const READ_BARRIER_TIMEOUT_MS = 10_000;
+
 /**
  * The kv core. Reads at the latest revision come from the in-memory view; older revisions from
  * the backend. Writes queue up and are committed together (group commit): each request keeps
@@ -307,10 +310,30 @@ export class Store {
     return new Promise((resolve) => this.revisionWaiters.push({ revision, resolve }));
   }
 
-  /** A linearizable read barrier: learns the backend's committed revision and waits until the view has it. */
-  async readBarrier(): Promise<number> {
+  /**
+   * A linearizable read barrier: learns the backend's committed revision and waits until the view
+   * has it, at most `timeoutMs`.
+   * @throws UnavailableError when the backend is unreachable, or when the view does not reach
+   * that revision in time (a node cut off from the change feed, or fallen behind a compaction).
+   */
+  async readBarrier(timeoutMs = READ_BARRIER_TIMEOUT_MS): Promise<number> {
     const head = await this.backend.headRevision();
-    await this.waitForRevision(head);
+    if (head <= this._revision) return head;
+    let timer: NodeJS.Timeout | undefined;
+    const waiting = this.waitForRevision(head);
+    try {
+      await Promise.race([
+        waiting,
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(
+            () => reject(new UnavailableError(`this node has not applied revision ${head} within ${timeoutMs} ms (it is at ${this._revision}); try another node`, { details: { revision: head, applied: this._revision } })),
+            timeoutMs,
+          );
+        }),
+      ]);
+    } finally {
+      clearTimeout(timer);
+    }
     return head;
   }
 
@@ -440,7 +463,12 @@ export class Store {
    */
   async keepAlive(id: number): Promise<number> {
     if (this.lessor.get(id) === undefined) await this.hasLease(id);
-    const expiresAt = this.lessor.renew(id);
+    let expiresAt = this.lessor.renew(id);
+    if (expiresAt === undefined && this.backend.syncLeases !== undefined) {
+      // On a shared store this node may lag: other nodes may have kept the lease alive since.
+      await this.backend.syncLeases();
+      expiresAt = this.lessor.renew(id);
+    }
     if (expiresAt === undefined) throw new NotFoundError(`lease ${id} not found or expired`, { lease: id });
     await this.backend.keepAlive(id, expiresAt);
     return (this.lessor.get(id) as LeaseState).grantedTtl;

@@ -419,7 +419,8 @@ export class WatchHub {
     if (rev.revision !== this.head + 1) {
       // A gap should never happen (the store publishes every revision in order); if it does, nobody
       // may skip it: every synced watcher catches up from the backend log.
-      for (const w of this.all) if (w.state === 'synced') this.setUnsynced(w, this.head + 1);
+      // Revisions still queued for fan-out (after `delivered`) are not lost either.
+      for (const w of this.all) if (w.state === 'synced') this.setUnsynced(w, Math.max(w.nextRevision, this.delivered + 1));
     }
     this.head = rev.revision;
     this.ring.push(rev, this.opts.ringSize, this.opts.ringBytes);
@@ -767,7 +768,9 @@ export class WatchHub {
       if (w.state !== 'synced' || now - w.lastSentAt < every || w.sink.congested()) continue;
       w.lastSentAt = now;
       try {
-        w.sink.progress(this.head);
+        // Never the hub's head: revisions up to it may still wait in the deferred fan-out, and a
+        // client resumes after the revision a progress frame names.
+        w.sink.progress(w.progressRevision);
       } catch {
         this.remove(w);
       }

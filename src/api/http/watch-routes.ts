@@ -313,6 +313,12 @@ async function sseWatch(ctx: HttpContext, req: FastifyRequest, reply: FastifyRep
     stream.compacted(compactedAt);
     return reply;
   }
+  // The client may have gone while the request was authenticated (a first-seen token is checked
+  // asynchronously): its 'close' has fired already, so cancel now or the watcher stays forever.
+  if (res.destroyed || res.socket?.destroyed === true) {
+    watcher?.cancel();
+    return reply;
+  }
   res.on('close', () => watcher?.cancel());
   return reply;
 }
