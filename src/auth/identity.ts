@@ -147,6 +147,7 @@ export class IdentityStore {
   /** Presented API keys that verified, with the record they matched. */
   private readonly verifiedKeys = new Map<string, ApiKeyRecord>();
   private unsubscribe: (() => void) | undefined;
+  private gen = 0;
 
   constructor(private readonly store: Store) {
     this.rebuildRoles();
@@ -170,7 +171,17 @@ export class IdentityStore {
     }
   }
 
+  /**
+   * A counter bumped on every change of a user, role or API key (local or from another node),
+   * before any watcher sees a later revision. Long-lived connections compare it on each event and
+   * re-check their access only when it moved, so the hot path is one integer comparison.
+   */
+  get generation(): number {
+    return this.gen;
+  }
+
   private apply(key: string, value: Uint8Array | undefined): void {
+    this.gen++;
     const table: [string, Map<string, unknown>][] = [
       [USERS, this.users],
       [ROLES, this.customRoles],

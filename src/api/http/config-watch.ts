@@ -85,6 +85,8 @@ function queryList(q: Record<string, unknown>, name: string): string[] {
 /** One `/v1/configs/watch` socket and its subscriptions. */
 class ConfigWatchConnection {
   private readonly subs = new Map<string, Watcher>();
+  /** The authorized range of each subscription, released when it ends so a later revocation of it no longer matters. */
+  private readonly ranges = new Map<string, { key: string; rangeEnd: string | null | undefined }>();
 
   constructor(
     private readonly ctx: HttpContext,
@@ -131,7 +133,7 @@ class ConfigWatchConnection {
         const w = this.subs.get(targetId(t));
         if (w === undefined) throw new NotFoundError(`not subscribed to ${t.kind} '${t.value}'`, { [t.kind]: t.value });
         w.cancel();
-        this.subs.delete(targetId(t));
+        this.forget(targetId(t));
         this.ch.sendJson({ type: 'unsubscribed', [t.kind]: t.value });
         return;
       }
@@ -180,15 +182,24 @@ class ConfigWatchConnection {
           this.sink(id, label, () => watcher),
         );
       } catch (err) {
+        this.access.release(range);
         if (!(err instanceof CompactedError)) throw err;
         this.ch.sendJson({ type: 'compacted', ...label, compactRevision: err.compactRevision });
         return;
       }
       this.subs.set(id, watcher);
+      this.ranges.set(id, range);
       this.ch.sendJson({ type: 'subscribed', ...label, revision: this.ctx.hub.revision });
     } catch (err) {
       this.ch.sendError(err, label);
     }
+  }
+
+  private forget(id: string): void {
+    this.subs.delete(id);
+    const range = this.ranges.get(id);
+    this.ranges.delete(id);
+    if (range !== undefined) this.access.release(range);
   }
 
   private sink(id: string, label: Record<string, string>, self: () => Watcher | undefined): WatchSink {
@@ -200,14 +211,14 @@ class ConfigWatchConnection {
       onDrain: (cb) => ch.onDrain(cb),
       events: (b) => {
         if (!this.access.stillValid()) {
-          ch.close(1008, 'credentials revoked or roles changed; reconnect');
+          ch.close(1008, this.access.revokedReason ?? 'access revoked; reconnect');
           return;
         }
         for (const m of configMessages(b)) ch.send(m);
       },
       progress: (revision) => ch.send(`{"type":"progress",${labelJson},"revision":${revision}}`),
       compacted: (compactRevision) => {
-        if (this.subs.get(id) === self()) this.subs.delete(id);
+        if (this.subs.get(id) === self()) this.forget(id);
         ch.send(`{"type":"compacted",${labelJson},"compactRevision":${compactRevision}}`);
       },
       closed: () => ch.close(1001, 'server shutting down'),
