@@ -8,7 +8,7 @@
 import { CompactedError, FutureRevisionError, InvalidArgumentError, UnavailableError } from '../errors.js';
 import { compareKeys, inRange, validateKey, validateRangeEnd, type RevisionEvents, type Store, type WatchEvent } from '../kv/index.js';
 import type { Metrics } from '../obs/index.js';
-import { RevisionRing } from './ring.js';
+import { RevisionRing, revisionBytes } from './ring.js';
 
 /** Tunables of the hub and of its transports. Counts are revisions or log entries; sizes bytes; times ms. */
 export interface WatchHubOptions {
@@ -20,8 +20,13 @@ export interface WatchHubOptions {
   progressIntervalMs: number;
   /** A connection with more than this many bytes waiting to be sent is congested. Default 1 MiB. */
   congestionBytes: number;
-  /** Log entries read from the backend per catch-up step (bounds memory per watcher). Default 1,000. */
+  /** The most log entries read from the backend per catch-up step. Default 1,000. */
   catchUpEntries: number;
+  /**
+   * Bytes of log entries (keys, values and prevKvs, approximately) one catch-up step aims to read
+   * and hold: the entry count of each read is sized from the entry sizes seen so far. Default 4 MiB.
+   */
+  catchUpBytes: number;
   /** WebSocket transports ping this often to find half-open connections. Default 15 s. */
   pingIntervalMs: number;
   /** A WebSocket that has not answered (pong or any frame) for this long is terminated. Default 30 s. */
@@ -35,6 +40,7 @@ export const DEFAULT_WATCH_HUB_OPTIONS: Readonly<WatchHubOptions> = Object.freez
   progressIntervalMs: 10_000,
   congestionBytes: 1024 * 1024,
   catchUpEntries: 1000,
+  catchUpBytes: 4 * 1024 * 1024,
   pingIntervalMs: 15_000,
   pongTimeoutMs: 30_000,
 });
@@ -51,6 +57,11 @@ const FANOUT_SLICE = 2000;
  * live fan-out; keeping serializations for the whole ring would multiply its memory.
  */
 const MEMO_REVISIONS = 64;
+/**
+ * Bytes per log entry assumed before any catch-up read has shown the real sizes: with 1 MiB
+ * values a first read then holds about 64 MiB at worst, not `catchUpEntries` MiB.
+ */
+const FIRST_ENTRY_BYTES = 64 * 1024;
 
 /**
  * What to watch. `rangeEnd` undefined watches the single key `key`; a string watches
@@ -155,6 +166,10 @@ class WatcherImpl implements Watcher {
   nextRevision = 0;
   lastSentAt = Date.now();
   catchingUp = false;
+  /** Log entries this watcher's next catch-up read asks for (0: not sized yet); see `WatchHub.logLimit`. */
+  logLimit = 0;
+  /** Ends the drain wait this watcher's catch-up is in, if any (so that removing it releases it at once). */
+  wake: (() => void) | undefined;
   group!: Group;
 
   constructor(
@@ -264,6 +279,8 @@ export class WatchHub {
   private cursor: { rev: RevisionEvents; tasks: { g: Group; idx: number[] }[]; t: number; it: Iterator<WatcherImpl> | undefined; variants: (WatchBatch | null | undefined)[] } | undefined;
   private drainScheduled = false;
   private delivered = 0;
+  /** Average bytes per entry of the latest log read (the first guess for a watcher's first read). */
+  private entryBytes = FIRST_ENTRY_BYTES;
 
   /**
    * @param store an opened store; the hub follows it from its current revision.
@@ -531,7 +548,7 @@ export class WatchHub {
     try {
       while (w.state === 'unsynced' && !this.closed) {
         if (w.sink.congested()) {
-          await new Promise<void>((resolve) => w.sink.onDrain(resolve));
+          await this.drained(w);
           continue;
         }
         if (w.nextRevision <= this.compactRevisionOf(w)) {
@@ -587,9 +604,46 @@ export class WatchHub {
     }
   }
 
+  /**
+   * Resolves when `w`'s sink has drained, or at once when `w` is removed meanwhile (cancel,
+   * compaction, close): a removed watcher must not wait on a socket that may never be read.
+   */
+  private drained(w: WatcherImpl): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const wake = (): void => {
+        if (w.wake === wake) w.wake = undefined;
+        resolve();
+      };
+      w.wake = wake;
+      w.sink.onDrain(wake);
+    });
+  }
+
+  /**
+   * The entry count of `w`'s next log read: sized after its previous read (see catchUpFromLog), or
+   * for its first read from the entry size of the latest read of any watcher.
+   */
+  private logLimit(w: WatcherImpl): number {
+    const n = w.logLimit > 0 ? w.logLimit : Math.floor(this.opts.catchUpBytes / this.entryBytes);
+    return Math.max(1, Math.min(this.opts.catchUpEntries, n));
+  }
+
   private async catchUpFromLog(w: WatcherImpl): Promise<void> {
     const to = Math.min(this.ring.floor - 1, this.head);
-    const chunk = await this.store.readEvents(w.nextRevision, to, this.opts.catchUpEntries, w.prevKv);
+    const limit = this.logLimit(w);
+    const chunk = await this.store.readEvents(w.nextRevision, to, limit, w.prevKv);
+    let entries = 0;
+    let bytes = 0;
+    for (const rev of chunk) {
+      entries += rev.events.length;
+      bytes += revisionBytes(rev);
+    }
+    // Size the next read so that it holds about catchUpBytes at this read's entry size, growing at
+    // most twofold per read (sizes are only known once read: the backend limits entries, not bytes).
+    if (entries > 0) {
+      this.entryBytes = Math.max(1, bytes / entries);
+      w.logLimit = Math.max(1, Math.min(limit * 2, Math.floor(this.opts.catchUpBytes / this.entryBytes)));
+    }
     if (w.state !== 'unsynced') return;
     // A compaction or a retention pass may have removed part of what was just read; floors are read after the rows.
     if (w.nextRevision <= this.store.compactRevision) throw new CompactedError(w.nextRevision, this.store.compactRevision);
@@ -597,15 +651,23 @@ export class WatchHub {
     if (w.state !== 'unsynced') return;
     const floor = this.compactRevisionOf(w);
     if (w.nextRevision <= floor) throw new CompactedError(w.nextRevision, floor);
+    let used = 0;
     for (const rev of chunk) {
       if (rev.revision < w.nextRevision) continue;
       const b = this.makeBatch(rev, this.matching(w, rev), w, true);
       if (b !== null) {
-        while (w.state === 'unsynced' && w.sink.congested()) await new Promise<void>((resolve) => w.sink.onDrain(resolve));
-        if (w.state !== 'unsynced') return;
+        if (w.sink.congested()) {
+          // Never hold a chunk while a connection drains (a parked watcher would pin up to
+          // catchUpBytes for as long as its peer does not read): drop the rest, keep nextRevision
+          // at the first revision not sent, read again after the drain, and next time read at most
+          // twice what the connection took this time.
+          w.logLimit = Math.min(w.logLimit, Math.max(1, used * 2));
+          return;
+        }
         this.deliver(w, b, Date.now());
         if (w.state !== 'unsynced') return;
       }
+      used += rev.events.length;
       w.nextRevision = rev.revision + 1;
     }
     const last = chunk[chunk.length - 1];
@@ -722,6 +784,9 @@ export class WatchHub {
     if (w.state === 'synced') this.syncedCount--;
     else this.unsyncedCount--;
     w.state = 'done';
+    const wake = w.wake;
+    w.wake = undefined;
+    wake?.();
     const g = w.group;
     g.watchers.delete(w);
     if (g.watchers.size === 0) (w.rangeEnd === undefined ? this.exact : this.ranges).delete(g.id);

@@ -20,9 +20,15 @@ const OPEN = 1;
  * One WebSocket carrying JSON frames. Frames that are binary, not JSON or not a JSON object are
  * answered with an `{"type":"error","error":{"code":"invalid_argument",…}}` frame and the socket
  * stays open. Sends are never awaited: `congested()` tells the hub when the send buffer is over
- * `congestionBytes` and `onDrain` when it is down to half of it. Every `pingIntervalMs` the
- * channel pings; a peer silent (no pong, no frame) for `pongTimeoutMs` is terminated, which
- * runs the `onClose` handlers and so releases its watches.
+ * `congestionBytes` and `onDrain` when it is down to half of it. Replies to the peer's frames
+ * are bounded the same way: while the send buffer is over `congestionBytes` the channel stops
+ * reading frames (TCP back-pressure then slows the peer) and resumes once it has drained to half,
+ * so a peer that sends requests but never reads the answers cannot grow the server's memory.
+ * Every `pingIntervalMs` the channel pings; a peer silent (no pong, no frame) for
+ * `pongTimeoutMs` is terminated, which runs the `onClose` handlers and so releases its watches.
+ * While reading is paused its pongs cannot be seen, so then the peer counts as alive as long as
+ * the send buffer keeps shrinking (it is reading); one that reads nothing for `pongTimeoutMs` is
+ * terminated as before.
  */
 export class WsChannel {
   private corked = false;
@@ -30,6 +36,10 @@ export class WsChannel {
   private drainTimer: NodeJS.Timeout | undefined;
   private readonly heartbeat: NodeJS.Timeout;
   private lastSeen = Date.now();
+  /** True while reading frames is paused because the send buffer is congested. */
+  private readPaused = false;
+  /** The send buffer's size at the previous heartbeat (to see a paused peer still reading). */
+  private bufferedAtBeat = 0;
   private readonly closeHandlers: (() => void)[] = [];
   private _closed = false;
 
@@ -48,6 +58,10 @@ export class WsChannel {
     });
     socket.on('close', () => this.onSocketClose());
     this.heartbeat = setInterval(() => {
+      const buffered = socket.bufferedAmount;
+      // A paused reader cannot see pongs; a shrinking send buffer shows the peer is alive.
+      if (this.readPaused && buffered < this.bufferedAtBeat) this.lastSeen = Date.now();
+      this.bufferedAtBeat = buffered;
       if (Date.now() - this.lastSeen > this.options.pongTimeoutMs) {
         socket.terminate();
         return;
@@ -70,27 +84,50 @@ export class WsChannel {
   onFrame(handler: (frame: Record<string, unknown>) => void): void {
     this.socket.on('message', (data: RawData, isBinary: boolean) => {
       this.lastSeen = Date.now();
-      if (isBinary) {
-        this.sendError(new InvalidArgumentError('binary frames are not supported; send JSON text frames'));
-        return;
-      }
-      const text = Buffer.isBuffer(data) ? data.toString('utf8') : Array.isArray(data) ? Buffer.concat(data).toString('utf8') : Buffer.from(data).toString('utf8');
-      let frame: unknown;
-      try {
-        frame = JSON.parse(text);
-      } catch (err) {
-        this.sendError(new InvalidArgumentError(`frame is not valid JSON: ${(err as Error).message}`));
-        return;
-      }
-      if (frame === null || typeof frame !== 'object' || Array.isArray(frame)) {
-        this.sendError(new InvalidArgumentError('a frame must be a JSON object with a "type" field'));
-        return;
-      }
-      try {
-        handler(frame as Record<string, unknown>);
-      } catch (err) {
-        this.sendError(err);
-      }
+      this.handleFrame(handler, data, isBinary);
+      this.pauseIfCongested();
+    });
+  }
+
+  private handleFrame(handler: (frame: Record<string, unknown>) => void, data: RawData, isBinary: boolean): void {
+    if (isBinary) {
+      this.sendError(new InvalidArgumentError('binary frames are not supported; send JSON text frames'));
+      return;
+    }
+    const text = Buffer.isBuffer(data) ? data.toString('utf8') : Array.isArray(data) ? Buffer.concat(data).toString('utf8') : Buffer.from(data).toString('utf8');
+    let frame: unknown;
+    try {
+      frame = JSON.parse(text);
+    } catch (err) {
+      this.sendError(new InvalidArgumentError(`frame is not valid JSON: ${(err as Error).message}`));
+      return;
+    }
+    if (frame === null || typeof frame !== 'object' || Array.isArray(frame)) {
+      this.sendError(new InvalidArgumentError('a frame must be a JSON object with a "type" field'));
+      return;
+    }
+    try {
+      handler(frame as Record<string, unknown>);
+    } catch (err) {
+      this.sendError(err);
+    }
+  }
+
+  /**
+   * Stops reading frames while the send buffer is congested and resumes once it has drained to
+   * half (frames `ws` has already received are still answered: at most one read's worth).
+   */
+  private pauseIfCongested(): void {
+    if (this.readPaused || this._closed || this.socket.readyState !== OPEN || !this.congested()) return;
+    this.readPaused = true;
+    this.bufferedAtBeat = this.socket.bufferedAmount;
+    this.socket.pause();
+    this.onDrain(() => {
+      this.readPaused = false;
+      if (this._closed) return;
+      // The paused time was not silence: count from now.
+      this.lastSeen = Date.now();
+      this.socket.resume();
     });
   }
 
