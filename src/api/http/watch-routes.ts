@@ -43,6 +43,8 @@ export function eventsJson(b: WatchBatch): string {
 /** One `/v1/watch` socket: its watches by client-visible id. */
 class WatchConnection {
   private readonly watches = new Map<number, Watcher>();
+  /** The authorized range of each watch, released when the watch ends. */
+  private readonly ranges = new Map<number, { key: string; rangeEnd: string | null | undefined }>();
   private nextAutoId = 1;
 
   constructor(
@@ -95,14 +97,18 @@ class WatchConnection {
         throw err;
       }
       if (watchId !== undefined && this.watches.has(watchId)) {
+        this.access.release(range);
         throw new InvalidArgumentError(`watchId ${watchId} is already in use on this connection`, { watchId });
       }
       if (this.watches.size >= MAX_WATCHES_PER_CONNECTION) {
+        this.access.release(range);
         throw new TooLargeError(`a connection may hold at most ${MAX_WATCHES_PER_CONNECTION} watches`, { limit: MAX_WATCHES_PER_CONNECTION });
       }
       const id = watchId ?? this.allocateId();
       let watcher: Watcher | undefined;
       const sink = this.sink(id, () => watcher);
+      // Watched ranges are re-checked on role changes until their watch ends (see WatchAccess.release).
+      this.ranges.set(id, range);
       try {
         watcher = this.ctx.hub.watch(
           {
@@ -115,6 +121,7 @@ class WatchConnection {
           sink,
         );
       } catch (err) {
+        this.forget(id);
         if (!(err instanceof CompactedError)) throw err;
         this.ch.send(`{"type":"compacted","watchId":${id},"compactRevision":${err.compactRevision}}`);
         return;
@@ -135,6 +142,7 @@ class WatchConnection {
       if (w === undefined) throw new NotFoundError(`watch ${watchId} not found on this connection`, { watchId });
       w.cancel();
       this.watches.delete(watchId);
+      this.forget(watchId);
       this.ch.send(`{"type":"canceled","watchId":${watchId}}`);
     } catch (err) {
       this.ch.sendError(err, watchId === undefined ? {} : { watchId });
@@ -152,6 +160,14 @@ class WatchConnection {
     );
   }
 
+  /** Releases the range of watch `id` (its watch ended), so losing access to it no longer matters. */
+  private forget(id: number): void {
+    const range = this.ranges.get(id);
+    if (range === undefined) return;
+    this.ranges.delete(id);
+    this.access.release(range);
+  }
+
   private allocateId(): number {
     while (this.watches.has(this.nextAutoId)) this.nextAutoId++;
     return this.nextAutoId++;
@@ -166,7 +182,7 @@ class WatchConnection {
       onDrain: (cb) => ch.onDrain(cb),
       events: (b) => {
         if (!this.access.stillValid()) {
-          ch.close(1008, 'credentials revoked or roles changed; reconnect');
+          ch.close(1008, this.access.revokedReason ?? 'credentials revoked or roles changed; reconnect');
           return;
         }
         const view = this.access.events(b, () => eventsJson(b));
@@ -174,7 +190,10 @@ class WatchConnection {
       },
       progress: (revision) => ch.send(`{"type":"progress","watchId":${id},"revision":${revision}}`),
       compacted: (compactRevision) => {
-        if (this.watches.get(id) === self()) this.watches.delete(id);
+        if (this.watches.get(id) === self()) {
+          this.watches.delete(id);
+          this.forget(id);
+        }
         ch.send(`{"type":"compacted","watchId":${id},"compactRevision":${compactRevision}}`);
       },
       closed: () => ch.close(1001, 'server shutting down'),
