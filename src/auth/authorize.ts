@@ -32,7 +32,7 @@ export interface Principal {
   name: string;
   roles: string[];
   via: 'password' | 'token' | 'apikey' | 'oidc' | 'mtls' | 'dev';
-  /** For `apikey`: the key's id, so a long-lived connection can tell when the key is revoked. */
+  /** For `apikey`: the key's id; for `token`: the user's uid. A long-lived connection tells from it when the key is revoked or the user replaced. */
   credentialId?: string;
 }
 

@@ -135,7 +135,7 @@ export class AuthService {
     if (user === undefined || user.uid !== claims.uid || user.disabled === true) {
       throw new UnauthenticatedError('the token belongs to a user that no longer exists or is disabled', { reason: 'unknown_user' });
     }
-    return { name: user.name, roles: user.roles, via: 'token' };
+    return { name: user.name, roles: user.roles, via: 'token', credentialId: user.uid };
   }
 
   private fromClientCert(cn: string): Principal {
@@ -182,13 +182,19 @@ export class AuthService {
       case 'token':
       case 'password': {
         const u = this.identity.user(principal.name);
-        if (u === undefined || u.disabled === true) return undefined;
+        // A user deleted and created again under the same name is someone else (credentialId is the uid).
+        if (u === undefined || u.disabled === true || (principal.credentialId !== undefined && u.uid !== principal.credentialId)) return undefined;
         return u.roles === principal.roles ? principal : { ...principal, roles: u.roles };
       }
       case 'apikey': {
         const k = principal.credentialId === undefined ? undefined : this.identity.apiKey(principal.credentialId);
         if (k === undefined || (k.expiresAt !== null && k.expiresAt <= Date.now())) return undefined;
         return k.roles === principal.roles ? principal : { ...principal, roles: k.roles };
+      }
+      case 'mtls': {
+        // A CN mapped by --client-cert-roles keeps its roles; a CN that names a user follows that user.
+        const fresh = this.fromClientCert(principal.name);
+        return fresh.roles.length === principal.roles.length && fresh.roles.every((r, i) => r === principal.roles[i]) ? principal : fresh;
       }
       default:
         return principal;

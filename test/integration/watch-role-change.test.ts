@@ -135,3 +135,23 @@ test('a role that loses secrets gets redacted values from then on, without losin
     await sse.close();
   }
 });
+
+test('a user deleted and created again under the same name is someone else: the old watch ends', async () => {
+  await putRole('solo', { permissions: [{ prefix: 'solo/', access: 'read' }] });
+  const token = await userToken(node.url, adminToken, 'phoenix', ['solo']);
+  const ws = await socket('/v1/watch', token);
+  try {
+    ws.send({ type: 'create', key: 'solo/', prefix: true, watchId: 1 });
+    await ws.takeType('created', 1);
+    // Between two events: delete the user and create a new one with the same name and more access.
+    assert.equal((await admin('/v1/users/phoenix', { method: 'DELETE' })).status, 200);
+    assert.equal((await admin('/v1/users', { method: 'POST', body: { name: 'phoenix', password: 'another-long-password', roles: ['admin'] } })).status, 201);
+    await put('solo/after', 'not for the old session');
+    await until(() => ws.closeCode !== undefined, 'the old session closed', 3000);
+    assert.equal(ws.closeCode, 1008);
+    assert.ok(!wsSaw(ws, 'solo/after'), 'no event after the user was replaced');
+    assert.equal((await client(node.url, token)('/v1/kv/solo/after')).status, 401, 'its token is refused too');
+  } finally {
+    ws.close();
+  }
+});
