@@ -22,8 +22,24 @@ const BACKOFF_MAX_MS = 2000;
 const FEED_PAGE = 2000;
 /** How often the expiry leader runs housekeeping (lease tombstones, old node rows), in ms. */
 const MAINTENANCE_MS = 60_000;
-/** Server-side TCP keep-alives on the follower session, so PostgreSQL frees a dead leader's lock in ~11 s. */
-const SESSION_OPTIONS = '-c tcp_keepalives_idle=5 -c tcp_keepalives_interval=2 -c tcp_keepalives_count=3';
+/** Server-side TCP keep-alives on the follower session, so PostgreSQL frees a vanished machine's lock in ~11 s. */
+const KEEPALIVE_OPTIONS = '-c tcp_keepalives_idle=5 -c tcp_keepalives_interval=2 -c tcp_keepalives_count=3';
+/**
+ * PostgreSQL ends a follower session idle this long, in ms. Every node runs a query on its session
+ * every heartbeat, so only a node that stopped running (SIGSTOP, a VM paused, a hung event loop)
+ * reaches it; its kernel still answers TCP keep-alives, so without this its expiry lock would
+ * never be freed. Below {@link NODE_TTL_MS}: another node takes over within one node TTL.
+ */
+export const SESSION_IDLE_TIMEOUT_MS = 4000;
+
+/** The follower session's server options; `idle_session_timeout` exists from PostgreSQL 14 on. */
+function sessionOptions(serverVersion: number): string {
+  return serverVersion >= 140_000 ? `${KEEPALIVE_OPTIONS} -c idle_session_timeout=${SESSION_IDLE_TIMEOUT_MS}` : KEEPALIVE_OPTIONS;
+}
+
+/** Whether this session holds the (bigint) advisory lock $1: PostgreSQL shows its halves as classid and objid. */
+const LOCK_HELD_SQL = `SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid() AND granted
+  AND objsubid = 1 AND ((classid::int8 << 32) | objid::int8) = $1::int8) AS held`;
 
 /** What {@link startCluster} needs. */
 export interface ClusterOptions {
@@ -127,6 +143,9 @@ class SharedCluster implements Cluster {
   private heartbeatFailures = 0;
   private tickRunning = false;
   private housekeeping = false;
+  /** Whether the last heartbeat succeeded: only a node that can write through its pool may lead. */
+  private heartbeatOk = false;
+  private sessionTickRunning = false;
 
   constructor(
     private readonly opts: ClusterOptions,
@@ -154,7 +173,10 @@ class SharedCluster implements Cluster {
     this.backend.onPoolError = (err) => this.opts.logger.warn({ err: err.message }, 'a PostgreSQL pool connection failed');
     store.setDriveExpiry(false);
     void this.connect();
-    this.tickTimer = setInterval(() => void this.tick(), HEARTBEAT_MS);
+    this.tickTimer = setInterval(() => {
+      void this.tick();
+      void this.sessionTick();
+    }, HEARTBEAT_MS);
     this.tickTimer.unref();
   }
 
@@ -167,7 +189,7 @@ class SharedCluster implements Cluster {
     this.connecting = true;
     let client: PgClient | undefined;
     try {
-      client = await this.backend.openSession(SESSION_OPTIONS);
+      client = await this.backend.openSession(sessionOptions(this.backend.serverVersion));
       const c = client;
       c.on('error', (err) => this.lost(c, err));
       c.on('end', () => this.lost(c, undefined));
@@ -189,7 +211,7 @@ class SharedCluster implements Cluster {
     if (reconnected) await this.reconcileLeases().catch((err: unknown) => this.opts.logger.warn({ err }, 'lease reconcile failed'));
     this.requestSync();
     await this.syncing;
-    void this.tick(); // register (as ready) and try to lead now rather than in a second
+    void this.tick().then(() => this.sessionTick()); // register (as ready) and try to lead now rather than in a second
   }
 
   private scheduleReconnect(err: unknown): void {
@@ -222,17 +244,40 @@ class SharedCluster implements Cluster {
     this.opts.logger.warn({ why }, 'no longer driving lease expiry');
   }
 
-  private async tryLead(): Promise<void> {
+  /**
+   * Runs every heartbeat, independently of the pool heartbeat: one cheap query on the follower
+   * session, so that PostgreSQL's `idle_session_timeout` only ends the session of a node that
+   * stopped running. The leader checks it still holds the expiry lock; a node that can lead tries
+   * to take it; any other node just pings. A query that fails or times out means the session is
+   * gone or the server does not answer: the node drops the session (and leadership) and reconnects.
+   */
+  private async sessionTick(): Promise<void> {
     const s = this.session;
-    if (s === undefined || this.leader || this.stopped || this.stale) return;
+    if (s === undefined || this.stopped || this.sessionTickRunning) return;
+    this.sessionTickRunning = true;
+    const key = this.backend.expiryLockKey;
     try {
-      const res = await s.query<{ ok: boolean }>('SELECT pg_try_advisory_lock($1) AS ok', [this.backend.expiryLockKey]);
-      if (res.rows[0]?.ok !== true || this.session !== s || this.stopped) return;
-      this.leader = true;
-      this.opts.store.setDriveExpiry(true);
-      this.opts.logger.info({ nodeId: this.opts.nodeId }, 'driving lease expiry');
-    } catch {
-      // the session's 'error' handler reconnects
+      if (this.leader) {
+        const res = await s.query<{ held: boolean }>(LOCK_HELD_SQL, [key]);
+        if (this.session === s && res.rows[0]?.held !== true) this.stepDown('this node no longer holds the expiry lock');
+      } else if (!this.stale && this.heartbeatOk) {
+        const res = await s.query<{ ok: boolean }>('SELECT pg_try_advisory_lock($1) AS ok', [key]);
+        if (res.rows[0]?.ok !== true || this.session !== s) return;
+        if (this.stopped || this.stale || !this.heartbeatOk) {
+          await s.query('SELECT pg_advisory_unlock($1)', [key]); // lost the race with stop/stale/failing heartbeats
+          return;
+        }
+        this.leader = true;
+        this.opts.store.setDriveExpiry(true);
+        this.opts.logger.info({ nodeId: this.opts.nodeId }, 'driving lease expiry');
+      } else {
+        await s.query('SELECT 1');
+      }
+    } catch (err) {
+      // A timeout does not end a pg session by itself: end it (and step down) here.
+      if (this.session === s) this.lost(s, err);
+    } finally {
+      this.sessionTickRunning = false;
     }
   }
 
@@ -326,8 +371,16 @@ class SharedCluster implements Cluster {
   private markStale(facts: Record<string, number>, why: string): void {
     if (this.stale) return;
     this.stale = true;
+    const wasLeader = this.leader;
     this.stepDown('the view is stale');
     this.opts.logger.error(facts, why);
+    const s = this.session;
+    if (wasLeader && s !== undefined) {
+      // Free the expiry lock for a node whose view is current; if that fails, end the session (which frees it too).
+      s.query('SELECT pg_advisory_unlock($1)', [this.backend.expiryLockKey]).catch((err: unknown) => {
+        if (this.session === s) this.lost(s, err);
+      });
+    }
   }
 
   /**
@@ -363,12 +416,12 @@ class SharedCluster implements Cluster {
         expiryLeader: this.leader,
       });
       this.heartbeatFailures = 0;
+      this.heartbeatOk = true;
       // The fallback for lost notifications: a revision-ordered read is the truth, NOTIFY only wakes us.
       if (head.revision !== store.revision || head.leaseSeq > this.backend.leaseSeq || head.compactRevision > store.compactRevision) {
         this.requestSync();
       }
       if (!this.syncOk && this.syncing === undefined && this.session !== undefined) this.requestSync();
-      if (!this.leader) await this.tryLead();
       if (this.leader && !this.housekeeping) {
         // In the background: a long purge must not hold up heartbeats.
         this.housekeeping = true;
@@ -382,6 +435,7 @@ class SharedCluster implements Cluster {
           });
       }
     } catch (err) {
+      this.heartbeatOk = false;
       this.heartbeatFailures++;
       if (this.heartbeatFailures >= 2) {
         // PostgreSQL is unreachable through the pool: another node may hold the lock by now.
@@ -396,7 +450,11 @@ class SharedCluster implements Cluster {
 
   async status(): Promise<ClusterStatus> {
     const { nodes, head } = await this.backend.listNodes(NODE_TTL_MS);
-    const leader = nodes.find((n) => n.expiryLeader);
+    // A node that froze while leading still claims it in its (aging) row: the freshest claim wins.
+    const claims = nodes.filter((n) => (n.id === this.opts.nodeId ? this.leader : n.expiryLeader));
+    const leader = this.leader
+      ? claims.find((n) => n.id === this.opts.nodeId)
+      : claims.filter((n) => n.id !== this.opts.nodeId).sort((a, b) => a.ageMs - b.ageMs)[0];
     return {
       revision: head,
       expiryLeader: leader?.id ?? null,

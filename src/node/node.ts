@@ -124,6 +124,10 @@ export async function startNode(opts: NodeOptions = {}): Promise<BeaconNode> {
     maxValueBytes: opts.maxValueBytes ?? DEFAULT_MAX_VALUE_BYTES,
     driveExpiry: !isSharedBackend(backend),
   });
+  const nodeId = randomUUID();
+  const startedAt = Date.now();
+  // A starting node counts as a member from before its view is loaded (see PostgresBackend.startingNode).
+  if (isSharedBackend(backend)) backend.startingNode = { id: nodeId, version: VERSION, startedAt };
   const opened = performance.now();
   await store.open();
   logger.info(
@@ -160,8 +164,6 @@ export async function startNode(opts: NodeOptions = {}): Promise<BeaconNode> {
   }
   // --- end security ----------------------------------------------------------------------------
   let stopping = false;
-  const nodeId = randomUUID();
-  const startedAt = Date.now();
   const member: { cluster?: Cluster } = {}; // set once the node listens (its URL is part of its membership)
   const http = await createHttpServer({
     store,

@@ -35,6 +35,24 @@ export interface PostgresServer {
   restart(): Promise<void>;
   /** Drops the created databases, stops the local server and removes its directory. */
   stop(): Promise<void>;
+  /**
+   * Makes the local server unresponsive without closing a connection: SIGSTOPs the postmaster, then
+   * its children (backends, background processes). The kernel still accepts connections and
+   * answers TCP keep-alives. Returns the stopped pids.
+   * @throws when the server is external ({@link restartable} false) or not running.
+   */
+  freeze(): number[];
+  /** SIGCONTs every process {@link freeze} stopped; a no-op when none is. {@link stop} thaws first. */
+  thaw(): void;
+}
+
+/** The pids of the direct children of `pid` (empty when it has none or ps fails). */
+function childPids(pid: number): number[] {
+  const r = spawnSync('ps', ['-o', 'pid=', '--ppid', String(pid)], { encoding: 'utf8' });
+  return r.stdout
+    .split('\n')
+    .map((l) => Number(l.trim()))
+    .filter((n) => Number.isInteger(n) && n > 0);
 }
 
 /** How long the server may take to accept connections after start, in ms. */
@@ -137,6 +155,10 @@ export async function startPostgres(): Promise<PostgresServer> {
       start: refuse,
       restart: refuse,
       stop: () => dropCreated(external),
+      freeze: () => {
+        throw new Error('cannot freeze an external PostgreSQL (BEACON_TEST_POSTGRES_URL)');
+      },
+      thaw: () => undefined,
     };
   }
 
@@ -166,6 +188,16 @@ export async function startPostgres(): Promise<PostgresServer> {
   const adminUrl = `postgres://postgres@127.0.0.1:${port}/postgres`;
   let child: ChildProcess | undefined;
   let log = '';
+  const frozen: number[] = [];
+  const thaw = (): void => {
+    for (const pid of frozen.splice(0)) {
+      try {
+        process.kill(pid, 'SIGCONT');
+      } catch {
+        // exited meanwhile
+      }
+    }
+  };
 
   const start = async (): Promise<void> => {
     const p = spawn(
@@ -190,6 +222,7 @@ export async function startPostgres(): Promise<PostgresServer> {
   };
 
   const shutdown = async (): Promise<void> => {
+    thaw(); // a stopped server would never shut down
     const p = child;
     child = undefined;
     if (p === undefined || p.exitCode !== null || p.signalCode !== null) return;
@@ -207,7 +240,25 @@ export async function startPostgres(): Promise<PostgresServer> {
     rmSync(dir, { recursive: true, force: true });
     throw err;
   }
+  const freeze = (): number[] => {
+    const pid = child?.pid;
+    if (pid === undefined || child?.exitCode !== null || child.signalCode !== null) throw new Error('the test PostgreSQL is not running');
+    // The postmaster first, so that it forks no new backend while its children are being stopped.
+    process.kill(pid, 'SIGSTOP');
+    frozen.push(pid);
+    for (const c of childPids(pid)) {
+      try {
+        process.kill(c, 'SIGSTOP');
+        frozen.push(c);
+      } catch {
+        // exited meanwhile
+      }
+    }
+    return [...frozen];
+  };
   return {
+    freeze,
+    thaw,
     url: (db) => databaseUrl(adminUrl, db ?? 'postgres'),
     createDatabase: () => createDatabase(adminUrl),
     restartable: true,

@@ -197,6 +197,8 @@ export class PostgresBackend implements Backend {
   channel = CHANGES_CHANNEL;
   /** The advisory lock key of this store's expiry driver (per schema, like {@link channel}). */
   expiryLockKey = EXPIRY_LOCK_KEY;
+  /** The server's `server_version_num` (e.g. 150004 for 15.4), known once {@link open} resolved; 0 before. */
+  serverVersion = 0;
   private lockedHead: number | undefined;
   /** The newest revision and lease sequence this node's own commits wrote (or are writing). */
   private ownRevision = 0;
@@ -212,6 +214,13 @@ export class PostgresBackend implements Backend {
   onLeaseChanges: ((changes: LeaseChanges) => void) | undefined;
   /** Called with every connection error the pool reports for idle connections (for logs). */
   onPoolError: ((err: Error) => void) | undefined;
+  /**
+   * The node this backend serves, set before the store opens. {@link loadView} then registers it
+   * in `beacon_nodes` (not ready, applied revision = the head it is about to load) before taking
+   * its snapshot, and keeps the row fresh while loading, so compaction and history retention (which
+   * only remove what every live node applied) cannot delete history this node still has to follow.
+   */
+  startingNode: { id: string; version: string; startedAt: number } | undefined;
 
   /** @throws InvalidArgumentError for a URL that cannot be parsed. */
   constructor(opts: PostgresBackendOptions) {
@@ -302,11 +311,7 @@ export class PostgresBackend implements Backend {
       done(false);
       return out;
     } catch (err) {
-      const rolledBack = await client.query('ROLLBACK').then(
-        () => true,
-        () => false,
-      );
-      done(!rolledBack);
+      await abandon(client, done, err);
       throw this.fail(what, err);
     }
   }
@@ -339,6 +344,8 @@ export class PostgresBackend implements Backend {
         this.channel = `${CHANGES_CHANNEL}_${h}`;
         this.expiryLockKey = Number.parseInt(h, 16);
       }
+      const ver = await client.query<{ v: string }>("SELECT current_setting('server_version_num') AS v");
+      this.serverVersion = Number(ver.rows[0]?.v ?? 0);
       const meta = await client.query<MetaRow>('SELECT revision, compact_revision, lease_seq FROM beacon_meta WHERE id = 1');
       const m = meta.rows[0];
       if (m === undefined) throw new UnavailableError(`the database ${this.description} has no beacon_meta row; it is damaged`);
@@ -353,6 +360,28 @@ export class PostgresBackend implements Backend {
   }
 
   async loadView(visit: (kv: KeyValue) => void): Promise<number> {
+    const n = this.startingNode;
+    if (n === undefined) return this.loadSnapshot(visit);
+    // Registered at the head read now: the snapshot below is at or after it.
+    await this.q(
+      'node registration',
+      `INSERT INTO beacon_nodes (id, url, version, started_at, applied_revision, ready, expiry_leader, last_seen)
+       SELECT $1, '', $2, $3, revision, false, false, now() FROM beacon_meta WHERE id = 1
+       ON CONFLICT (id) DO UPDATE SET applied_revision = excluded.applied_revision, ready = false, last_seen = now()`,
+      [n.id, n.version, n.startedAt],
+    );
+    const refresh = setInterval(() => {
+      this.q('node registration', 'UPDATE beacon_nodes SET last_seen = now() WHERE id = $1', [n.id]).catch(() => undefined);
+    }, Math.min(1000, NODE_LIVE_MS / 4));
+    refresh.unref();
+    try {
+      return await this.loadSnapshot(visit);
+    } finally {
+      clearInterval(refresh);
+    }
+  }
+
+  private loadSnapshot(visit: (kv: KeyValue) => void): Promise<number> {
     return this.readTx('view load', async (c) => {
       const meta = await c.query<MetaRow>('SELECT revision FROM beacon_meta WHERE id = 1');
       // Keyset pages over the (key prefix, revision) index: the newest entry of each key.
@@ -417,6 +446,7 @@ export class PostgresBackend implements Backend {
   async commit(appliedRevision: number, plan: CommitPlanner): Promise<CommitBatch> {
     const { client, done } = await this.checkout('commit');
     let leaseSeqAfter = 0;
+    let revisionAfter = 0;
     try {
       // One round trip: BEGIN and the lock as one simple-protocol message (no parameters).
       // purged_revision here also covers rows history retention removed (retained_revision).
@@ -460,11 +490,16 @@ export class PostgresBackend implements Backend {
       const batch = plan(missed, head);
       const leasesChanged = batch.leaseGrants.length > 0 || batch.leaseRevokes.length > 0;
       leaseSeqAfter = leasesChanged ? m.lease_seq + 1 : m.lease_seq;
-      this.ownRevision = Math.max(this.ownRevision, batch.revision);
-      this.ownLeaseSeq = Math.max(this.ownLeaseSeq, leaseSeqAfter);
+      revisionAfter = batch.revision;
       if (batch.entries.length > 0 || leasesChanged || (batch.audit?.length ?? 0) > 0) {
         await client.query(WRITE_SQL, [...writeParams(batch, head, leaseSeqAfter), this.channel]);
-        await client.query('COMMIT');
+        // Only from here can the batch become visible; raised before COMMIT returns, so a NOTIFY of
+        // our own commit that arrives first is recognised (isOwnChange). A batch that failed
+        // before this point never claims its revision, so another node's commit of it is applied.
+        const commitDone = client.query('COMMIT');
+        this.ownRevision = Math.max(this.ownRevision, revisionAfter);
+        this.ownLeaseSeq = Math.max(this.ownLeaseSeq, leaseSeqAfter);
+        await commitDone;
       } else {
         await client.query('ROLLBACK'); // nothing to write (every txn failed its compares)
       }
@@ -473,11 +508,7 @@ export class PostgresBackend implements Backend {
       this.settleCommit(); // synchronously before the store applies the batch (in this same turn)
       return batch;
     } catch (err) {
-      const rolledBack = await client.query('ROLLBACK').then(
-        () => true,
-        () => false,
-      );
-      done(!rolledBack);
+      await abandon(client, done, err);
       // The outcome of a COMMIT that lost its connection is unknown: the follower applies it if it happened.
       this.settleCommit();
       throw this.fail('commit', err);
@@ -538,11 +569,7 @@ export class PostgresBackend implements Backend {
       )) as unknown as pg.QueryResult[];
       done(false);
     } catch (err) {
-      const rolledBack = await client.query('ROLLBACK').then(
-        () => true,
-        () => false,
-      );
-      done(!rolledBack);
+      await abandon(client, done, err);
       throw this.fail('change feed read', err);
     }
     const m = (results[1]?.rows[0] as MetaRow | undefined) ?? { revision: 0, compact_revision: 0, purged_revision: 0, lease_seq: 0 };
@@ -1161,6 +1188,32 @@ m AS (
   UPDATE beacon_meta SET revision = $17::int8, lease_seq = $13::int8 WHERE id = 1 RETURNING revision, lease_seq, compact_revision
 )
 SELECT pg_notify($29::text, m.revision || ':' || m.lease_seq || ':' || m.compact_revision) FROM m`;
+
+/** How long a ROLLBACK on a connection that answered an error may take before the connection is dropped instead, in ms. */
+const ROLLBACK_TIMEOUT_MS = 1000;
+
+/**
+ * Ends a failed transaction and returns its connection to the pool. After a client-side timeout
+ * or a connection error the connection is destroyed rather than rolled back: a ROLLBACK would
+ * queue behind the stuck statement and wait out its own timeout, doubling the time a request
+ * takes to fail against an unresponsive server. PostgreSQL rolls back a transaction whose
+ * connection ends. Only a connection whose server answered (an SQL error, or our own check
+ * between statements) is rolled back and reused.
+ */
+async function abandon(client: pg.PoolClient, done: (broken: boolean) => void, err: unknown): Promise<void> {
+  const answered = err instanceof pg.DatabaseError || err instanceof BeaconError;
+  if (!answered) {
+    done(true);
+    return;
+  }
+  // node-postgres honours a per-query `query_timeout`; its typings only know it as a client option.
+  const rollback: pg.QueryConfig = { text: 'ROLLBACK', query_timeout: ROLLBACK_TIMEOUT_MS } as pg.QueryConfig;
+  const rolledBack = await client.query(rollback).then(
+    () => true,
+    () => false,
+  );
+  done(!rolledBack);
+}
 
 function writeParams(batch: CommitBatch, head: number, leaseSeq: number): unknown[] {
   const es = batch.entries;
