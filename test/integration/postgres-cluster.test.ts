@@ -233,6 +233,31 @@ describe('three nodes on one PostgreSQL', () => {
     });
   });
 
+  test('an SSE stream resumed on a node that has not caught up yet waits for it instead of failing (EventSource would give up)', async () => {
+    for (let round = 0; round < 5; round++) {
+      // A burst of writes on node 0, then at once a resume on node 2 from the last of them.
+      let last = 0;
+      for (let i = 0; i < 30; i++) last = await put(node(0).url, `sse/${round}/${i}`, 'v');
+      const ctl = new AbortController();
+      const res = await fetch(`${node(2).url}/v1/watch/sse/?prefix=true`, { headers: { 'last-event-id': String(last) }, signal: ctl.signal });
+      try {
+        assert.equal(res.status, 200, `round ${round}: ${res.status} ${res.status === 200 ? '' : await res.text()}`);
+        const next = await put(node(1).url, `sse/${round}/after`, 'v');
+        const reader = (res.body as ReadableStream<Uint8Array>).getReader();
+        let text = '';
+        for (const deadline = Date.now() + 5000; !text.includes(`id: ${next}`); ) {
+          assert.ok(Date.now() < deadline, `round ${round}: no event ${next} in ${text}`);
+          const chunk = await reader.read();
+          if (chunk.done) break;
+          text += Buffer.from(chunk.value).toString('utf8');
+        }
+        assert.ok(!text.includes(`id: ${last}\n`), 'nothing at or before Last-Event-ID');
+      } finally {
+        ctl.abort();
+      }
+    }
+  });
+
   test('a node that restarts rebuilds its view from PostgreSQL and follows again', async () => {
     const old = nodes.pop() as TestNode;
     const oldId = (await http(`${old.url}/v1/status`)).body.nodeId as string;

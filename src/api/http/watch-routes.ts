@@ -295,6 +295,11 @@ async function sseWatch(ctx: HttpContext, req: FastifyRequest, reply: FastifyRep
   const last = lastEventId(req, q);
   // Last-Event-ID is what a reconnecting EventSource sends: it wins over the original fromRevision.
   const fromRevision = last !== undefined ? last + 1 : (queryInt(q, 'fromRevision') ?? 0);
+  if (fromRevision > ctx.hub.revision + 1 && ctx.store.backend.shared === true) {
+    // A browser reconnecting to another node behind the load balancer may be ahead of this node:
+    // wait (bounded) for it to catch up instead of answering an error that ends EventSource.
+    await ctx.store.readBarrier().catch(() => undefined);
+  }
   const res = reply.raw;
   const stream = new SseStream(res, ctx.hub, access);
   let watcher: Watcher | undefined;
