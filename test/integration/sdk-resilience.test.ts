@@ -104,17 +104,22 @@ describe('SDK resilience', () => {
       await node.stop();
 
       // Failures in the window: 3 successes + 3 failures = 50 % of 6 requests: open.
-      for (let i = 0; i < 3; i++) await assert.rejects(client.get('cb/k'), (err: unknown) => isUnavailable(err) && (err as UnavailableError).details?.reason !== 'circuit_open');
+      let lastFailureStarted = 0; // the breaker opens during the third failure: after this instant
+      for (let i = 0; i < 3; i++) {
+        lastFailureStarted = Date.now();
+        await assert.rejects(client.get('cb/k'), (err: unknown) => isUnavailable(err) && (err as UnavailableError).details?.reason !== 'circuit_open');
+      }
       assert.equal(client.endpointStatus()[0]?.breaker, 'open');
-      const openedAt = Date.now();
+      const openedAt = Date.now(); // ... and before this one
       const before = fetches;
       await assert.rejects(client.get('cb/k'), (err: unknown) => isUnavailable(err) && (err as UnavailableError).details?.reason === 'circuit_open');
       assert.equal(fetches, before, 'an open breaker fails fast, without a connection attempt');
 
       // After openMs: half-open, one probe; the server is still down, so it opens again.
       await until(() => client.endpointStatus()[0]?.breaker === 'half-open', 'half-open', 3000, 5);
-      const halfOpenAfter = Date.now() - openedAt;
-      assert.ok(halfOpenAfter >= openMs - 5 && halfOpenAfter < openMs + 500, `half-opened after ${halfOpenAfter} ms`);
+      const halfOpenAt = Date.now();
+      assert.ok(halfOpenAt - lastFailureStarted >= openMs - 2, `half-opened ${halfOpenAt - lastFailureStarted} ms after the failure that opened it began`);
+      assert.ok(halfOpenAt - openedAt < openMs + 500, `half-opened ${halfOpenAt - openedAt} ms after it was seen open`);
       const probeFrom = fetches;
       await assert.rejects(client.get('cb/k'), (err: unknown) => isUnavailable(err) && /refused/.test((err as Error).message));
       assert.equal(fetches, probeFrom + 1, 'exactly one probe');
