@@ -15,6 +15,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import pg from 'pg';
 import WebSocket from 'ws';
+import { spawnServer, tempDir, type ServerProcess } from './node.js';
 
 /** The repository root (this file runs from dist/test/helpers/). */
 const ROOT = resolve(new URL('../../..', import.meta.url).pathname);
@@ -367,5 +368,41 @@ export async function eventually(what: string, check: () => boolean | Promise<bo
     if (await check()) return;
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for: ${what}`);
     await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/**
+ * Built `beacon serve` processes on one PostgreSQL, each with its own data dir, started one after
+ * the other (the first one migrates). Tracks what it starts so the caller's `after` hook can end it
+ * with {@link ClusterProcesses.stop}.
+ */
+export class ClusterProcesses {
+  readonly procs: ServerProcess[] = [];
+  private readonly dirs: (() => void)[] = [];
+
+  /** Starts `n` nodes on `url` (in `--dev` mode) and resolves with them. */
+  async spawn(url: string, n: number): Promise<ServerProcess[]> {
+    const out: ServerProcess[] = [];
+    for (let i = 0; i < n; i++) {
+      const tmp = tempDir();
+      this.dirs.push(tmp.cleanup);
+      const p = await spawnServer(['--backend', url, '--data-dir', tmp.dir, '--dev']);
+      this.procs.push(p);
+      out.push(p);
+    }
+    return out;
+  }
+
+  /** Resumes stopped ones (SIGCONT), kills them all and removes their data dirs. */
+  async stop(): Promise<void> {
+    for (const p of this.procs) {
+      try {
+        p.child.kill('SIGCONT'); // a stopped process must run again to exit cleanly
+      } catch {
+        // already gone
+      }
+    }
+    await Promise.all(this.procs.map((p) => p.kill().catch(() => undefined)));
+    for (const d of this.dirs) d();
   }
 }

@@ -5,12 +5,11 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { http, spawnServer, tempDir, type ServerProcess } from '../helpers/node.js';
-import { eventually, startPostgres, type PostgresServer } from '../helpers/postgres.js';
+import { http, type ServerProcess } from '../helpers/node.js';
+import { ClusterProcesses, eventually, startPostgres, type PostgresServer } from '../helpers/postgres.js';
 
 let server: PostgresServer | undefined;
-const procs: ServerProcess[] = [];
-const dirs: (() => void)[] = [];
+const cluster = new ClusterProcesses();
 
 before(async () => {
   server = await startPostgres();
@@ -18,29 +17,10 @@ before(async () => {
 
 after(async () => {
   server?.thaw();
-  for (const p of procs) {
-    try {
-      p.child.kill('SIGCONT'); // a stopped child ignores nothing but SIGKILL; be sure it can exit cleanly
-    } catch {
-      // already gone
-    }
-  }
-  await Promise.all(procs.map((p) => p.kill().catch(() => undefined)));
-  for (const d of dirs) d();
+  await cluster.stop();
   await server?.stop();
 });
 
-async function spawnNodes(url: string, n: number): Promise<ServerProcess[]> {
-  const out: ServerProcess[] = [];
-  for (let i = 0; i < n; i++) {
-    const tmp = tempDir();
-    dirs.push(tmp.cleanup);
-    const p = await spawnServer(['--backend', url, '--data-dir', tmp.dir, '--dev']);
-    procs.push(p);
-    out.push(p);
-  }
-  return out;
-}
 
 interface ClusterBody {
   expiryLeader: string | null;
@@ -50,7 +30,7 @@ interface ClusterBody {
 describe('a node or PostgreSQL that stops answering (SIGSTOP)', () => {
   test('a frozen expiry leader is replaced: a lease expires through another node, and the thawed node stops leading', async () => {
     const url = await (server as PostgresServer).createDatabase();
-    const all = await spawnNodes(url, 3);
+    const all = await cluster.spawn(url, 3);
     let leaderId = '';
     await eventually('an expiry leader', async () => {
       const res = await http(`${(all[0] as ServerProcess).url}/v1/cluster`);
@@ -102,7 +82,7 @@ describe('a node or PostgreSQL that stops answering (SIGSTOP)', () => {
     const pgs = server as PostgresServer;
     if (!pgs.restartable) return; // an external BEACON_TEST_POSTGRES_URL cannot be frozen from here
     const url = await pgs.createDatabase();
-    const [a, b] = (await spawnNodes(url, 2)) as [ServerProcess, ServerProcess];
+    const [a, b] = (await cluster.spawn(url, 2)) as [ServerProcess, ServerProcess];
     assert.equal((await http(`${a.url}/v1/kv/frozen/k`, { method: 'PUT', body: { value: '1' } })).status, 200);
     await eventually('b applied the write', async () => (await http(`${b.url}/v1/kv/frozen/k`)).status === 200);
 

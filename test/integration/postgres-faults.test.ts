@@ -5,35 +5,21 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { http, spawnServer, tempDir, type ServerProcess } from '../helpers/node.js';
-import { eventually, startPostgres, WatchClient, type PostgresServer } from '../helpers/postgres.js';
+import { http, type ServerProcess } from '../helpers/node.js';
+import { ClusterProcesses, eventually, startPostgres, WatchClient, type PostgresServer } from '../helpers/postgres.js';
 
 let server: PostgresServer | undefined;
-const procs: ServerProcess[] = [];
-const dirs: (() => void)[] = [];
+const cluster = new ClusterProcesses();
 
 before(async () => {
   server = await startPostgres();
 });
 
 after(async () => {
-  await Promise.all(procs.map((p) => p.kill().catch(() => undefined)));
-  for (const d of dirs) d();
+  await cluster.stop();
   await server?.stop();
 });
 
-/** Starts `n` nodes on `url`, one after the other (the first one migrates). */
-async function spawnNodes(url: string, n: number): Promise<ServerProcess[]> {
-  const out: ServerProcess[] = [];
-  for (let i = 0; i < n; i++) {
-    const tmp = tempDir();
-    dirs.push(tmp.cleanup);
-    const p = await spawnServer(['--backend', url, '--data-dir', tmp.dir, '--dev']);
-    procs.push(p);
-    out.push(p);
-  }
-  return out;
-}
 
 async function status(base: string): Promise<{ nodeId: string; revision: number }> {
   const res = await http(`${base}/v1/status`);
@@ -87,7 +73,7 @@ function assertConsecutive(revisions: number[], what: string): void {
 describe('faults on PostgreSQL', () => {
   test('a watcher whose node is SIGKILLed resumes on another node from its last revision + 1 and misses nothing', async () => {
     const url = await (server as PostgresServer).createDatabase();
-    const [a, b, c] = (await spawnNodes(url, 3)) as [ServerProcess, ServerProcess, ServerProcess];
+    const [a, b, c] = (await cluster.spawn(url, 3)) as [ServerProcess, ServerProcess, ServerProcess];
     const from = (await status(a.url)).revision + 1;
     const first = await WatchClient.open(a.url, 'kill/', from);
     const load = writeLoad([b.url, c.url], 'kill/', 4);
@@ -119,7 +105,7 @@ describe('faults on PostgreSQL', () => {
 
   test('lease expiry survives the death of the node that drives it, and kept-alive leases survive the hand-over', async () => {
     const url = await (server as PostgresServer).createDatabase();
-    const all = await spawnNodes(url, 3);
+    const all = await cluster.spawn(url, 3);
     let leaderId = '';
     await eventually('an expiry leader', async () => {
       const res = await http(`${(all[0] as ServerProcess).url}/v1/cluster`);
@@ -169,7 +155,7 @@ describe('faults on PostgreSQL', () => {
     const pgs = server as PostgresServer;
     if (!pgs.restartable) return; // an external BEACON_TEST_POSTGRES_URL cannot be restarted from here
     const url = await pgs.createDatabase();
-    const nodes = await spawnNodes(url, 3);
+    const nodes = await cluster.spawn(url, 3);
     const from = (await status((nodes[0] as ServerProcess).url)).revision + 1;
     const watchers = await Promise.all(nodes.map((n) => WatchClient.open(n.url, 'load/', from)));
     const load = writeLoad(
