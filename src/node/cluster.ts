@@ -470,7 +470,8 @@ class SharedCluster implements Cluster {
           appliedRevision: applied,
           lag: Math.max(0, head - applied),
           ready: self ? this.ready : n.ready,
-          expiryLeader: self ? this.leader : n.expiryLeader,
+          // One leader in one answer: the claim chosen above (a frozen node's stale row may still claim it).
+          expiryLeader: n.id === leader?.id,
           lastSeenMs: self ? 0 : n.ageMs,
           self,
         };
