@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import { startTestNode, tempDir } from '../test/helpers/node.js';
+import { freePort, startTestNode, tempDir } from '../test/helpers/node.js';
 import {
   CompactedError,
   Compare,
@@ -44,15 +44,6 @@ async function take(w: Watch, n: number, ms = 5000): Promise<WatchEvent[]> {
 /** Waits until the watch reports it is live (so that writes after this are seen). */
 function watching(onStatus: (cb: () => void) => void): Promise<void> {
   return new Promise((resolve) => onStatus(resolve));
-}
-
-/** A port with nothing listening on it. */
-async function closedPort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const { port } = s.address() as AddressInfo;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
 }
 
 describe('SDK: keys, ranges, txns', () => {
@@ -249,7 +240,7 @@ describe('SDK: leases and configs', () => {
 
 describe('SDK: transport failures', () => {
   it('reports a refused connection as UnavailableError naming the endpoint', async () => {
-    const endpoint = `http://127.0.0.1:${await closedPort()}`;
+    const endpoint = `http://127.0.0.1:${await freePort()}`;
     const client = createClient({ endpoint });
     await assert.rejects(client.get('k'), (err: unknown) => err instanceof UnavailableError && err.message.includes(endpoint) && /refused/.test(err.message));
   });
@@ -374,7 +365,7 @@ describe('SDK: watch', () => {
   });
 
   it('fails with UnavailableError when the first connection cannot be made', async () => {
-    const c = createClient({ endpoint: `http://127.0.0.1:${await closedPort()}`, timeoutMs: 2000 });
+    const c = createClient({ endpoint: `http://127.0.0.1:${await freePort()}`, timeoutMs: 2000 });
     await assert.rejects(take(c.watch('k'), 1), UnavailableError);
   });
 });

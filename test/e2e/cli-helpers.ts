@@ -1,6 +1,5 @@
 /** Helpers for end-to-end tests of the built `beacon` CLI: run it to completion, or in the background. */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createServer } from 'node:net';
 import { CLI } from '../helpers/node.js';
 
 /** What a finished CLI run printed and how it exited. */
@@ -99,11 +98,4 @@ export function startCli(args: string[], env: Record<string, string> = {}): Back
 }
 
 /** A TCP port on 127.0.0.1 with nothing listening on it (for "connection refused"). */
-export async function closedPort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const addr = s.address();
-  const port = typeof addr === 'object' && addr !== null ? addr.port : 0;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
+export { freePort as closedPort } from '../helpers/node.js';

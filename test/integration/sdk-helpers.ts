@@ -1,6 +1,5 @@
 /** Helpers for the SDK integration tests: SDK child processes, bounded waits, free ports. */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { ROOT } from '../helpers/node.js';
@@ -27,15 +26,7 @@ export async function within<T>(p: Promise<T>, ms: number, what: string): Promis
   }
 }
 
-/** A TCP port on 127.0.0.1 with nothing listening on it. */
-export async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const addr = s.address();
-  const port = typeof addr === 'object' && addr !== null ? addr.port : 0;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
+export { freePort } from '../helpers/node.js';
 
 /** A Node child process running an ES module given as text, with its stdout lines parsed as JSON. */
 export interface SdkChild {

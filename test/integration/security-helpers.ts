@@ -1,4 +1,7 @@
 /** Helpers for the security tests: a node with authentication on, logins, users with roles, authenticated requests. */
+import { randomBytes } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import type { NodeOptions } from '../../src/node/index.js';
@@ -49,4 +52,11 @@ export function capturingLogger(): { logger: NodeOptions['logger']; text: () => 
     },
   });
   return { logger: pino({ level: 'trace' }, sink), text: () => chunks.join('') };
+}
+
+/** Writes a key-encryption key file (one random 256-bit key, id `k1`, mode 0600) in `dir`; returns its path. */
+export function writeKekFile(dir: string): string {
+  const kekFile = join(dir, 'kek');
+  writeFileSync(kekFile, `k1:${randomBytes(32).toString('hex')}\n`, { mode: 0o600 });
+  return kekFile;
 }

@@ -9,7 +9,7 @@ import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { http, tempDir } from '../helpers/node.js';
-import { ADMIN_PASSWORD, capturingLogger, client, login, startSecureNode, userToken, type SecureNode } from './security-helpers.js';
+import { ADMIN_PASSWORD, capturingLogger, client, login, startSecureNode, userToken, type SecureNode, writeKekFile } from './security-helpers.js';
 
 const secret = (name: string): string => `${name}-${randomBytes(12).toString('hex')}`;
 
@@ -123,8 +123,7 @@ describe('secrets: encrypted at rest, redacted everywhere, and the leak test', (
   };
 
   before(async () => {
-    const kekFile = join(kekDir.dir, 'kek');
-    writeFileSync(kekFile, `k1:${randomBytes(32).toString('hex')}\n`, { mode: 0o600 });
+    const kekFile = writeKekFile(kekDir.dir);
     node = await startSecureNode({ logger: logs.logger, kekFile });
     const adminToken = await login(node.url, 'admin', ADMIN_PASSWORD);
     admin = client(node.url, adminToken);

@@ -2,12 +2,9 @@
 // the principal's grants, system keys never reach a watcher, secret values are decrypted for
 // principals who may read secrets and redacted for the others, and a deleted user loses its watches.
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { tempDir } from '../helpers/node.js';
-import { ADMIN_PASSWORD, client, login, startSecureNode, userToken, type SecureNode } from './security-helpers.js';
+import { ADMIN_PASSWORD, client, login, startSecureNode, userToken, type SecureNode, writeKekFile } from './security-helpers.js';
 import { JsonSocket, until } from './watch-helpers.js';
 
 let node: SecureNode;
@@ -16,8 +13,7 @@ let admin: ReturnType<typeof client>;
 const kekDir = tempDir('beacon-kek-');
 
 before(async () => {
-  const kekFile = join(kekDir.dir, 'kek');
-  writeFileSync(kekFile, `k1:${randomBytes(32).toString('hex')}\n`, { mode: 0o600 });
+  const kekFile = writeKekFile(kekDir.dir);
   node = await startSecureNode({ kekFile });
   adminToken = await login(node.url, 'admin', ADMIN_PASSWORD);
   admin = client(node.url, adminToken);

@@ -3,12 +3,9 @@
 // range is closed with 1008 and every SSE stream on it ends, before any event written after the
 // edit is delivered; edits that keep access close nothing, and secret redaction follows the role.
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { tempDir } from '../helpers/node.js';
-import { ADMIN_PASSWORD, client, login, startSecureNode, userToken, type SecureNode } from './security-helpers.js';
+import { ADMIN_PASSWORD, client, login, startSecureNode, userToken, type SecureNode, writeKekFile } from './security-helpers.js';
 import { JsonSocket, SseReader, until } from './watch-helpers.js';
 
 let node: SecureNode;
@@ -17,8 +14,7 @@ let adminToken: string;
 const kekDir = tempDir('beacon-kek-');
 
 before(async () => {
-  const kekFile = join(kekDir.dir, 'kek');
-  writeFileSync(kekFile, `k1:${randomBytes(32).toString('hex')}\n`, { mode: 0o600 });
+  const kekFile = writeKekFile(kekDir.dir);
   node = await startSecureNode({ kekFile });
   adminToken = await login(node.url, 'admin', ADMIN_PASSWORD);
   admin = client(node.url, adminToken);
