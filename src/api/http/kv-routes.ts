@@ -12,7 +12,7 @@ import {
   compareKeys,
   prefixEnd,
   validateKey,
-  validateRangeEnd,
+  parseRange,
   type Compare,
   type CompareResult,
   type CompareTarget,
@@ -56,13 +56,10 @@ function decodeContinuation(token: string): Continuation {
   throw new InvalidArgumentError("query parameter 'continue' is not a token returned by a previous page");
 }
 
-/** Resolves `key`, `prefix` and `rangeEnd` given together into one range. */
+/** Resolves `key`, `prefix` and `rangeEnd` given together into one canonical range (see {@link parseRange}). */
 export function resolveRange(key: string, prefix: boolean | undefined, rangeEnd: unknown): { key: string; rangeEnd: string | null | undefined } {
-  if (prefix && rangeEnd !== undefined && rangeEnd !== null) throw new InvalidArgumentError("give either 'prefix' or 'rangeEnd', not both");
-  if (prefix) return clampRange(key, prefixEnd(key));
-  if (key === '' && rangeEnd === undefined) throw new InvalidArgumentError('key must not be empty');
-  if (rangeEnd === undefined) return { key: validateKey(key), rangeEnd };
-  return clampRange(key, validateRangeEnd(rangeEnd));
+  const r = parseRange({ key, prefix, rangeEnd });
+  return { key: r.key, rangeEnd: r.rangeEnd };
 }
 
 function readBodyValue(req: FastifyRequest): { value: Uint8Array; lease?: number; prevKv?: boolean } {
