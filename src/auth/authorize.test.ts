@@ -95,3 +95,12 @@ describe('authorize()', () => {
     assert.equal(rangeWithinPrefix({ key: 'anything', rangeEnd: null }, ''), true);
   });
 });
+
+it('authorize refuses ranges not in canonical form (rangeEnd "" or "\\0" reached past the grant, issue 9)', () => {
+  const roles = new Map([['r', { name: 'r', permissions: [{ prefix: 'team/', access: 'read' as const }] }]]);
+  const p = { name: 'u', roles: ['r'], via: 'password' as const };
+  assert.equal(authorize(p, 'read', { key: 'team/', rangeEnd: '' }, roles), false);
+  assert.equal(authorize(p, 'read', { key: 'team/', rangeEnd: '\u0000' }, roles), false);
+  assert.equal(authorize(p, 'read', { key: 'team/x', rangeEnd: 'a' }, roles), false);
+  assert.equal(authorize(p, 'read', { key: 'team/', rangeEnd: 'team0' }, roles), true);
+});

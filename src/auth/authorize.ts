@@ -2,7 +2,7 @@
  * Authorisation in one place: a pure `authorize(principal, action, range)` over roles that grant
  * read / write / admin on key prefixes (DESIGN.md §5; the seeds' RBAC Admin/Developer/Viewer).
  */
-import { compareKeys, isSystemKey, prefixEnd } from '../kv/keys.js';
+import { compareKeys, isCanonicalRange, isSystemKey, prefixEnd } from '../kv/keys.js';
 
 /** What a request wants to do. `read_secret` reads a secret value in clear; `admin` is user/role/cluster administration. */
 export type Action = 'read' | 'write' | 'read_secret' | 'admin';
@@ -69,6 +69,9 @@ export function rangeWithinPrefix(r: Resource, prefix: string): boolean {
  */
 export function authorize(principal: Principal, action: Action, resource: Resource | undefined, roles: ReadonlyMap<string, Role>): boolean {
   if (resource !== undefined && isSystemKey(resource.key)) return false;
+  // Only parseRange's canonical form is judged: a wire form such as rangeEnd "" or "\0" could mean
+  // something else to the store or the watch hub (issue 9, finding 1), so it is refused.
+  if (resource !== undefined && !isCanonicalRange(resource)) return false;
   if (principal.via === 'dev') return true;
   const held = principal.roles.map((n) => roles.get(n)).filter((r): r is Role => r !== undefined);
   if (action === 'admin' && resource === undefined) return held.some((r) => r.global === true);

@@ -9,10 +9,14 @@ export {
   validateRangeEnd,
   isSystemKey,
   clampRange,
+  parseRange,
+  prefixRange,
+  isCanonicalRange,
   MAX_KEY_BYTES,
   SYSTEM_PREFIX,
   FIRST_USER_KEY,
 } from './keys.js';
+export type { RangeInput } from './keys.js';
 export { View } from './view.js';
 export { Store, DEFAULT_MAX_VALUE_BYTES, MAX_TXN_OPS } from './store.js';
 export type { StoreOptions, WriteOptions, CommitListener, LeaseInfo } from './store.js';

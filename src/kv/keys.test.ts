@@ -141,3 +141,35 @@ test('validateRangeEnd reads "" and "\\0" as unbounded and checks everything els
   assert.throws(() => validateRangeEnd('x\uD800'), InvalidArgumentError);
   assert.throws(() => validateRangeEnd('k'.repeat(MAX_KEY_BYTES + 1)), TooLargeError);
 });
+
+test('parseRange: one canonical form for every face (issue 9, finding 1)', async () => {
+  const { parseRange, isCanonicalRange, FIRST_USER_KEY } = await import('./keys.js');
+  assert.deepEqual(parseRange({ key: 'team/', rangeEnd: '' }), { key: 'team/' }, '"" is one key (etcd)');
+  assert.deepEqual(parseRange({ key: 'team/', rangeEnd: null }), { key: 'team/' });
+  assert.deepEqual(parseRange({ key: 'team/' }), { key: 'team/' });
+  assert.deepEqual(parseRange({ key: 'team/', rangeEnd: '\u0000' }), { key: 'team/', rangeEnd: null }, '"\\0" is every key >= key');
+  assert.deepEqual(parseRange({ key: 'team/', prefix: true }), { key: 'team/', rangeEnd: 'team0' });
+  assert.deepEqual(parseRange({ key: '', prefix: true }), { key: FIRST_USER_KEY, rangeEnd: null });
+  assert.deepEqual(parseRange({ key: '', rangeEnd: '\u0000' }), { key: FIRST_USER_KEY, rangeEnd: null });
+  assert.deepEqual(parseRange({ key: 'a', rangeEnd: 'b' }), { key: 'a', rangeEnd: 'b' });
+  for (const bad of [
+    { key: 'team/', rangeEnd: 'a' },
+    { key: 'b', rangeEnd: 'b' },
+    { key: 'team/', prefix: true, rangeEnd: '' },
+    { key: 'team/', prefix: true, rangeEnd: '\u0000' },
+    { key: '' },
+    { key: '', rangeEnd: '' },
+    { key: '\u0000x' },
+    { key: 7 },
+    { key: 'a', rangeEnd: 7 },
+    { key: 'a', prefix: 'yes' },
+    { key: '', rangeEnd: '\u0000z' },
+  ]) {
+    assert.throws(() => parseRange(bad), InvalidArgumentError, JSON.stringify(bad));
+  }
+  assert.equal(isCanonicalRange({ key: 'team/', rangeEnd: '' }), false);
+  assert.equal(isCanonicalRange({ key: 'team/', rangeEnd: '\u0000' }), false);
+  assert.equal(isCanonicalRange({ key: '', rangeEnd: null }), false);
+  assert.equal(isCanonicalRange({ key: 'b', rangeEnd: 'a' }), false);
+  assert.equal(isCanonicalRange({ key: 'team/', rangeEnd: 'team0' }), true);
+});

@@ -1,5 +1,6 @@
 /** Key validation and ordering: UTF-8 byte order, prefix ranges, size limits (DESIGN.md §2). */
 import { InvalidArgumentError, TooLargeError } from '../errors.js';
+import type { KeyRange } from './types.js';
 
 /** The largest key in UTF-8 bytes (DESIGN.md §2: 4 KiB). */
 export const MAX_KEY_BYTES = 4096;
@@ -107,4 +108,62 @@ export function validateRangeEnd(rangeEnd: unknown): string | null | undefined {
   if (typeof rangeEnd !== 'string') throw new InvalidArgumentError('rangeEnd must be a string');
   if (rangeEnd === '' || rangeEnd === '\0') return null;
   return validateKey(rangeEnd, 'rangeEnd');
+}
+
+/**
+ * The range of every key that starts with `prefix`, in canonical form: `""` is every client key
+ * (`[FIRST_USER_KEY, end)`), any other prefix `[prefix, prefixEnd(prefix))`. Does not validate.
+ */
+export function prefixRange(prefix: string): KeyRange {
+  if (prefix === '') return { key: FIRST_USER_KEY, rangeEnd: null };
+  return { key: prefix, rangeEnd: prefixEnd(prefix) };
+}
+
+/** A range as a client gives it on any face (JSON body, WebSocket frame or query string). */
+export interface RangeInput {
+  key: unknown;
+  rangeEnd?: unknown;
+  prefix?: unknown;
+}
+
+/**
+ * The one parse of a client range (key, `rangeEnd`, `prefix`) into the canonical {@link KeyRange}
+ * that both authorization and execution (store, watch hub) use, so they can never disagree.
+ * Semantics (etcd's, docs/api.md "Ranges"):
+ * - `rangeEnd` absent, null or `""`: the single key `key` (etcd: an empty range_end means one key);
+ * - `rangeEnd` `"\0"`: every key ≥ `key` (canonical `rangeEnd: null`);
+ * - another `rangeEnd`: `[key, rangeEnd)`, which must be greater than `key`;
+ * - `prefix: true`: every key that starts with `key` (`""`: every key); `rangeEnd` must then be absent.
+ * A range never reaches the system keys: its start is moved to {@link FIRST_USER_KEY}.
+ * @throws InvalidArgumentError for a wrong type, an empty or reserved single key, both `prefix`
+ * and `rangeEnd`, or a `rangeEnd` not above `key`; TooLargeError for a key over {@link MAX_KEY_BYTES}.
+ */
+export function parseRange(input: RangeInput): KeyRange {
+  const { key, rangeEnd, prefix } = input;
+  if (typeof key !== 'string') throw new InvalidArgumentError('key must be a string', { field: 'key' });
+  if (prefix !== undefined && prefix !== null && typeof prefix !== 'boolean') throw new InvalidArgumentError("'prefix' must be true or false", { field: 'prefix' });
+  if (rangeEnd !== undefined && rangeEnd !== null && typeof rangeEnd !== 'string') throw new InvalidArgumentError("'rangeEnd' must be a string", { field: 'rangeEnd' });
+  if (prefix === true) {
+    if (typeof rangeEnd === 'string') throw new InvalidArgumentError("give either 'prefix' or 'rangeEnd', not both", { field: 'rangeEnd' });
+    if (key === '') return prefixRange('');
+    return prefixRange(validateKey(key));
+  }
+  if (rangeEnd === undefined || rangeEnd === null || rangeEnd === '') return { key: validateKey(key) };
+  if (key !== '') validateStoreKey(key);
+  if (rangeEnd === SYSTEM_PREFIX) return clampRange(key, null) as KeyRange;
+  const end = validateKey(rangeEnd, 'rangeEnd');
+  const start = clampRange(key, end).key;
+  if (compareKeys(end, start) <= 0) throw new InvalidArgumentError('rangeEnd must be greater than key', { field: 'rangeEnd' });
+  return { key: start, rangeEnd: end };
+}
+
+/**
+ * True when `r` is in canonical form ({@link parseRange}'s output): a single key, or a range whose
+ * start is a client key and whose end is null or a key above the start. Authorization refuses anything else.
+ */
+export function isCanonicalRange(r: KeyRange): boolean {
+  if (r.rangeEnd === undefined) return true;
+  if (compareKeys(r.key, FIRST_USER_KEY) < 0) return false;
+  if (r.rangeEnd === null) return true;
+  return typeof r.rangeEnd === 'string' && !isSystemKey(r.rangeEnd) && compareKeys(r.rangeEnd, r.key) > 0;
 }

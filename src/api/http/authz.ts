@@ -12,8 +12,8 @@ import { Counter } from 'prom-client';
 import { DEV_PRINCIPAL, deniedError, type Action, type Credentials, type Principal, type Resource } from '../../auth/index.js';
 import type { ReadView } from '../../config/index.js';
 import { ErrorCode, UnauthenticatedError, type BeaconError } from '../../errors.js';
-import { FIRST_USER_KEY, SYSTEM_PREFIX, clampRange, compareKeys, prefixEnd, type KeyValue } from '../../kv/index.js';
-import { kvToJson, type KeyValueJson } from './codec.js';
+import { parseRange, prefixRange, type KeyValue } from '../../kv/index.js';
+import { kvToJson, queryBool, type KeyValueJson } from './codec.js';
 import type { HttpContext } from './context.js';
 
 declare module 'fastify' {
@@ -45,27 +45,15 @@ function query(req: FastifyRequest): Record<string, unknown> {
  * {@link authorize} refuses to everyone.
  */
 export function prefixResource(p: string): Resource {
-  if (p === '') return { key: FIRST_USER_KEY, rangeEnd: null };
-  return { key: p, rangeEnd: prefixEnd(p) };
-}
-
-/**
- * A watched range as a resource. A range is clamped past the system keys, as the watch routes
- * clamp it (so watching every key works); a single system key stays a system key and is refused.
- */
-function watchedRange(key: string, rangeEnd: string | null | undefined): Resource {
-  if (rangeEnd === undefined) return compareKeys(key, FIRST_USER_KEY) < 0 ? { key: SYSTEM_PREFIX } : { key };
-  const c = clampRange(key, rangeEnd);
-  return { key: c.key, rangeEnd: c.rangeEnd };
+  return prefixRange(p);
 }
 
 /** The resource of an SSE watch given as key + `prefix`/`rangeEnd` query parameters. */
 function watchResource(req: FastifyRequest): Resource {
   const key = wildcard(req);
   const q = query(req);
-  if (q.prefix !== undefined && q.prefix !== 'false' && q.prefix !== '0') return watchedRange(key, prefixEnd(key));
-  if (typeof q.rangeEnd === 'string') return watchedRange(key, q.rangeEnd === '' || q.rangeEnd === '\u0000' ? null : q.rangeEnd);
-  return watchedRange(key, undefined);
+  // The same parse as the SSE handler and the hub get (issue 9, finding 1).
+  return parseRange({ key, prefix: queryBool(q, 'prefix'), rangeEnd: q.rangeEnd });
 }
 
 /** The name part of `{name}/{action}` wildcards (elections). */

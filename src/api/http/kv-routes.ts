@@ -8,11 +8,10 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Resource } from '../../auth/index.js';
 import { InvalidArgumentError, NotFoundError } from '../../errors.js';
 import {
-  clampRange,
-  compareKeys,
-  prefixEnd,
+  FIRST_USER_KEY,
+  inRange,
   validateKey,
-  validateRangeEnd,
+  parseRange,
   type Compare,
   type CompareResult,
   type CompareTarget,
@@ -32,7 +31,7 @@ import {
   reqString,
   wildcardKey,
 } from './codec.js';
-import { kvJsonFor, prefixResource, requireAccess } from './authz.js';
+import { kvJsonFor, requireAccess } from './authz.js';
 import type { HttpContext } from './context.js';
 import { auditContext } from './request-context.js';
 
@@ -56,13 +55,10 @@ function decodeContinuation(token: string): Continuation {
   throw new InvalidArgumentError("query parameter 'continue' is not a token returned by a previous page");
 }
 
-/** Resolves `key`, `prefix` and `rangeEnd` given together into one range. */
+/** Resolves `key`, `prefix` and `rangeEnd` given together into one canonical range (see {@link parseRange}). */
 export function resolveRange(key: string, prefix: boolean | undefined, rangeEnd: unknown): { key: string; rangeEnd: string | null | undefined } {
-  if (prefix && rangeEnd !== undefined && rangeEnd !== null) throw new InvalidArgumentError("give either 'prefix' or 'rangeEnd', not both");
-  if (prefix) return clampRange(key, prefixEnd(key));
-  if (key === '' && rangeEnd === undefined) throw new InvalidArgumentError('key must not be empty');
-  if (rangeEnd === undefined) return { key: validateKey(key), rangeEnd };
-  return clampRange(key, validateRangeEnd(rangeEnd));
+  const r = parseRange({ key, prefix, rangeEnd });
+  return { key: r.key, rangeEnd: r.rangeEnd };
 }
 
 function readBodyValue(req: FastifyRequest): { value: Uint8Array; lease?: number; prevKv?: boolean } {
@@ -198,8 +194,9 @@ export function registerKvRoutes(app: FastifyInstance, ctx: HttpContext): void {
     if (consistency !== 'serializable' && consistency !== 'linearizable') {
       throw new InvalidArgumentError("query parameter 'consistency' must be serializable or linearizable");
     }
-    if (!prefix) {
-      const key = validateKey(rawKey);
+    const range = parseRange({ key: rawKey, prefix, rangeEnd: q.rangeEnd });
+    if (range.rangeEnd === undefined) {
+      const key = range.key;
       requireAccess(ctx, req, 'kv.get', 'read', { key });
       if (consistency === 'linearizable') await store.readBarrier();
       if (revision === 0) {
@@ -212,15 +209,14 @@ export function registerKvRoutes(app: FastifyInstance, ctx: HttpContext): void {
       if (kv === undefined) throw new NotFoundError(`key '${key}' not found at revision ${revision}`, { key, revision });
       return { revision: res.revision, kv: kvJsonFor(ctx, req, kv, keysOnly) };
     }
-    // A prefix read needs read access to the whole prefix (as etcd's range permissions).
-    requireAccess(ctx, req, 'kv.range', 'read', prefixResource(rawKey));
+    // A range read needs read access to the whole range (as etcd's range permissions).
+    requireAccess(ctx, req, 'kv.range', 'read', rangeResource(range));
     if (consistency === 'linearizable') await store.readBarrier();
-    const clamped = clampRange(rawKey, prefixEnd(rawKey));
-    const end = clamped.rangeEnd;
-    let start = clamped.key;
+    const end = range.rangeEnd;
+    let start = range.key;
     const token = typeof q.continue === 'string' && q.continue !== '' ? decodeContinuation(q.continue) : undefined;
     if (token !== undefined) {
-      if (!token.k.startsWith(rawKey) || compareKeys(token.k, start) < 0) {
+      if (!inRange(token.k, range.key, range.rangeEnd)) {
         throw new InvalidArgumentError("the 'continue' token belongs to another prefix");
       }
       start = token.k;
@@ -263,8 +259,8 @@ export function registerKvRoutes(app: FastifyInstance, ctx: HttpContext): void {
   app.delete('/v1/kv/*', async (req) => {
     const q = req.query as Record<string, unknown>;
     const raw = wildcardKey(req.params);
-    const range = resolveRange(raw, queryBool(q, 'prefix'), undefined);
-    if (raw === '' && range.rangeEnd === null && !queryBool(q, 'all')) {
+    const range = resolveRange(raw, queryBool(q, 'prefix'), q.rangeEnd);
+    if (range.key === FIRST_USER_KEY && range.rangeEnd === null && !queryBool(q, 'all')) {
       throw new InvalidArgumentError('deleting every key needs all=true as well as prefix=true');
     }
     requireAccess(ctx, req, 'kv.delete', 'write', rangeResource(range));

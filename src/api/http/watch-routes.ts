@@ -8,9 +8,9 @@ import type { ServerResponse } from 'node:http';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { WebSocket } from 'ws';
 import { CompactedError, InvalidArgumentError, NotFoundError, TooLargeError } from '../../errors.js';
-import { prefixEnd } from '../../kv/index.js';
+import { parseRange } from '../../kv/index.js';
 import { WsChannel, type WatchBatch, type Watcher, type WatchHub, type WatchSink } from '../../watch/index.js';
-import { eventToJson, optBool, optInt, optString, queryBool, queryInt, readObject, reqString, wildcardKey } from './codec.js';
+import { eventToJson, optBool, optInt, queryBool, queryInt, readObject, reqString, wildcardKey } from './codec.js';
 import { registerConfigWatchRoutes } from './config-watch.js';
 import type { HttpContext } from './context.js';
 import { WatchAccess } from './watch-access.js';
@@ -21,16 +21,6 @@ export const MAX_WATCHES_PER_CONNECTION = 10_000;
 const CREATE_FIELDS = ['type', 'key', 'prefix', 'rangeEnd', 'fromRevision', 'prevKv', 'watchId', 'noPut', 'noDelete'] as const;
 const SSE_QUERY = ['prefix', 'rangeEnd', 'fromRevision', 'prevKv', 'lastEventId', 'noPut', 'noDelete'] as const;
 
-/**
- * Resolves a watch's `key` with `prefix` or `rangeEnd` into the hub's range form (rangeEnd
- * undefined = one key, null = unbounded).
- * @throws InvalidArgumentError when both `prefix` and `rangeEnd` are given.
- */
-export function watchRange(key: string, prefix: boolean | undefined, rangeEnd: string | undefined): { key: string; rangeEnd: string | null | undefined } {
-  if (prefix && rangeEnd !== undefined) throw new InvalidArgumentError("give either 'prefix' or 'rangeEnd', not both");
-  if (prefix) return { key, rangeEnd: prefixEnd(key) };
-  return { key, rangeEnd };
-}
 
 /** The JSON array of a batch's events, serialized once per revision and event subset (the hub bounds the cache). */
 export function eventsJson(b: WatchBatch): string {
@@ -87,7 +77,7 @@ class WatchConnection {
     const watchId = optInt(f, 'watchId');
     try {
       const o = readObject(f, CREATE_FIELDS, 'create frame');
-      const asked = watchRange(reqString(o, 'key'), optBool(o, 'prefix'), optString(o, 'rangeEnd'));
+      const asked = parseRange({ key: reqString(o, 'key'), prefix: o.prefix, rangeEnd: o.rangeEnd });
       const fromRevision = optInt(o, 'fromRevision');
       let range: { key: string; rangeEnd: string | null | undefined };
       try {
@@ -290,7 +280,7 @@ async function sseWatch(ctx: HttpContext, req: FastifyRequest, reply: FastifyRep
   const rangeEnd = q.rangeEnd;
   if (rangeEnd !== undefined && typeof rangeEnd !== 'string') throw new InvalidArgumentError("query parameter 'rangeEnd' must be given once", { field: 'rangeEnd' });
   const access = new WatchAccess(ctx, req);
-  const asked = watchRange(wildcardKey(req.params), queryBool(q, 'prefix'), rangeEnd);
+  const asked = parseRange({ key: wildcardKey(req.params), prefix: queryBool(q, 'prefix'), rangeEnd });
   const range = access.authorizeRange(asked.key, asked.rangeEnd);
   const last = lastEventId(req, q);
   // Last-Event-ID is what a reconnecting EventSource sends: it wins over the original fromRevision.
