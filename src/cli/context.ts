@@ -37,7 +37,7 @@ function envTimeout(): number {
 export function addGlobalOptions(program: Command): void {
   program
     .option('--endpoint <url>', 'Beacon HTTP endpoint (env BEACON_ENDPOINT)', process.env.BEACON_ENDPOINT || DEFAULT_ENDPOINT)
-    .option('--token <token>', 'bearer token or API key for a node with authentication (env BEACON_TOKEN)', process.env.BEACON_TOKEN || undefined)
+    .option('--token <token>', 'bearer token or API key for a node with authentication (env BEACON_TOKEN; never shown by --help)')
     .option('--json', 'print machine-readable JSON instead of text', false)
     .option('--timeout <ms>', 'per-request timeout in milliseconds (env BEACON_TIMEOUT_MS)', parsePositive, envTimeout());
 }
@@ -52,7 +52,9 @@ export interface CliContext {
 /** Builds the context of a command from its (and the program's) options. */
 export function contextOf(cmd: Command): CliContext {
   const o = cmd.optsWithGlobals<GlobalOptions>();
-  const client = new BeaconClient({ endpoint: o.endpoint, timeoutMs: o.timeout, token: o.token });
+  // BEACON_TOKEN is read here, not as the option's default, so that --help never prints a credential.
+  const token = o.token ?? (process.env.BEACON_TOKEN || undefined);
+  const client = new BeaconClient({ endpoint: o.endpoint, timeoutMs: o.timeout, token });
   return { client, json: o.json, endpoint: client.endpoint };
 }
 
