@@ -74,10 +74,14 @@ export function note(text: string): void {
   process.stderr.write(`beacon: ${text}\n`);
 }
 
-/** A kv in the HTTP API's JSON form: text value, or base64 with `encoding`; no value when `keysOnly`. */
+/**
+ * A kv in the HTTP API's JSON form: text value, or base64 with `encoding`; no value when
+ * `keysOnly`; `redacted: true` and no value for a secret the caller may not read.
+ */
 export function kvJson(kv: KeyValue, keysOnly = false): Record<string, unknown> {
   const o: Record<string, unknown> = { key: kv.key };
-  if (!keysOnly) {
+  if (kv.redacted) o.redacted = true; // a secret the caller may not read: no value, as in the HTTP API
+  else if (!keysOnly) {
     if (kv.text !== undefined) o.value = kv.text;
     else {
       o.value = Buffer.from(kv.value.buffer, kv.value.byteOffset, kv.value.byteLength).toString('base64');
@@ -91,11 +95,16 @@ export function kvJson(kv: KeyValue, keysOnly = false): Record<string, unknown> 
   return o;
 }
 
+/** What human output shows in place of a secret value the caller may not read. */
+export const REDACTED = '<redacted>';
+
 /**
  * A value for one line of human output: the text as it is when it fits on one line, JSON-quoted
- * when it holds line breaks, and `<N bytes, binary>` when it is not valid UTF-8.
+ * when it holds line breaks, `<N bytes, binary>` when it is not valid UTF-8, and `<redacted>` for
+ * a secret the caller may not read.
  */
 export function inlineValue(kv: KeyValue): string {
+  if (kv.redacted) return REDACTED;
   if (kv.text === undefined) return `<${kv.value.byteLength} bytes, binary>`;
   return /[\r\n]/.test(kv.text) ? JSON.stringify(kv.text) : kv.text;
 }
