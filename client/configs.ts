@@ -45,6 +45,8 @@ export interface ConfigHistoryEntry {
   updatedAt: string;
   event: string;
   restoredVersion?: string;
+  /** Set when the value is a secret the caller may not read: `value` is then `null`. */
+  redacted?: true;
 }
 
 /**
@@ -120,6 +122,7 @@ interface HistoryEntryWire {
   updated_at: string;
   event: string;
   restored_version?: string;
+  redacted?: true;
 }
 
 /** Config operations; reach them as `client.configs`. Every method throws the server's typed errors. */
@@ -172,6 +175,7 @@ export class ConfigsClient {
         if ('value' in v) e.value = v.value;
         if (v.encoding !== undefined) e.encoding = v.encoding;
         if (v.restored_version !== undefined) e.restoredVersion = v.restored_version;
+        if (v.redacted === true) e.redacted = true;
         return e;
       }),
       more: body.more ?? false,

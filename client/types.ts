@@ -15,6 +15,11 @@ export interface KeyValue {
   modRevision: number;
   version: number;
   lease: number;
+  /**
+   * Set when the value is a secret the caller may not read (no `read_secret`): `value` is then
+   * empty and `text` is `''`, which is not the stored value.
+   */
+  redacted?: true;
 }
 
 /** A kv as the HTTP API writes it (`value` is text, or base64 with `encoding: "base64"`). */
@@ -26,12 +31,13 @@ export interface KeyValueWire {
   modRevision: number;
   version: number;
   lease: number;
+  redacted?: true;
 }
 
 /** Decodes a kv from its JSON form. */
 export function kvFromWire(w: KeyValueWire): KeyValue {
   const { bytes, text } = valueFromWire(w.value, w.encoding);
-  return {
+  const kv: KeyValue = {
     key: w.key,
     value: bytes,
     text,
@@ -40,6 +46,8 @@ export function kvFromWire(w: KeyValueWire): KeyValue {
     version: w.version ?? 0,
     lease: w.lease ?? 0,
   };
+  if (w.redacted === true) kv.redacted = true;
+  return kv;
 }
 
 /** The answer of a single-key read: the kv and the store revision it was read at. */

@@ -1,7 +1,7 @@
 /** `beacon history`, `diff` and `rollback`: the versions of an application config (`/v1/configs`). */
 import type { Command } from 'commander';
 import type { ConfigHistoryEntry } from '../../client/index.js';
-import { contextOf, out, outJson } from './context.js';
+import { REDACTED, contextOf, out, outJson } from './context.js';
 
 /** A config value on one line, shortened to `max` characters. */
 export function shortValue(value: unknown, max = 60): string {
@@ -58,7 +58,7 @@ export function registerConfigCommands(program: Command): void {
       const rows = [['VERSION', 'REVISION', 'UPDATED', 'EVENT', 'VALUE']];
       for (const v of versions) {
         const event = v.restoredVersion !== undefined ? `${v.event} (restored ${v.restoredVersion})` : v.event;
-        const value = v.version === null ? '' : v.encoding === 'base64' ? '<binary>' : shortValue(v.value);
+        const value = v.version === null ? '' : v.redacted ? REDACTED : v.encoding === 'base64' ? '<binary>' : shortValue(v.value);
         rows.push([v.version ?? '-', String(v.revision), v.updatedAt, event, value]);
       }
       for (const line of table(rows)) out(line);

@@ -37,7 +37,7 @@ function envTimeout(): number {
 export function addGlobalOptions(program: Command): void {
   program
     .option('--endpoint <url>', 'Beacon HTTP endpoint (env BEACON_ENDPOINT)', process.env.BEACON_ENDPOINT || DEFAULT_ENDPOINT)
-    .option('--token <token>', 'bearer token or API key for a node with authentication (env BEACON_TOKEN)', process.env.BEACON_TOKEN || undefined)
+    .option('--token <token>', 'bearer token or API key for a node with authentication (env BEACON_TOKEN; never shown by --help)')
     .option('--json', 'print machine-readable JSON instead of text', false)
     .option('--timeout <ms>', 'per-request timeout in milliseconds (env BEACON_TIMEOUT_MS)', parsePositive, envTimeout());
 }
@@ -52,7 +52,9 @@ export interface CliContext {
 /** Builds the context of a command from its (and the program's) options. */
 export function contextOf(cmd: Command): CliContext {
   const o = cmd.optsWithGlobals<GlobalOptions>();
-  const client = new BeaconClient({ endpoint: o.endpoint, timeoutMs: o.timeout, token: o.token });
+  // BEACON_TOKEN is read here, not as the option's default, so that --help never prints a credential.
+  const token = o.token ?? (process.env.BEACON_TOKEN || undefined);
+  const client = new BeaconClient({ endpoint: o.endpoint, timeoutMs: o.timeout, token });
   return { client, json: o.json, endpoint: client.endpoint };
 }
 
@@ -72,10 +74,14 @@ export function note(text: string): void {
   process.stderr.write(`beacon: ${text}\n`);
 }
 
-/** A kv in the HTTP API's JSON form: text value, or base64 with `encoding`; no value when `keysOnly`. */
+/**
+ * A kv in the HTTP API's JSON form: text value, or base64 with `encoding`; no value when
+ * `keysOnly`; `redacted: true` and no value for a secret the caller may not read.
+ */
 export function kvJson(kv: KeyValue, keysOnly = false): Record<string, unknown> {
   const o: Record<string, unknown> = { key: kv.key };
-  if (!keysOnly) {
+  if (kv.redacted) o.redacted = true; // a secret the caller may not read: no value, as in the HTTP API
+  else if (!keysOnly) {
     if (kv.text !== undefined) o.value = kv.text;
     else {
       o.value = Buffer.from(kv.value.buffer, kv.value.byteOffset, kv.value.byteLength).toString('base64');
@@ -89,11 +95,16 @@ export function kvJson(kv: KeyValue, keysOnly = false): Record<string, unknown> 
   return o;
 }
 
+/** What human output shows in place of a secret value the caller may not read. */
+export const REDACTED = '<redacted>';
+
 /**
  * A value for one line of human output: the text as it is when it fits on one line, JSON-quoted
- * when it holds line breaks, and `<N bytes, binary>` when it is not valid UTF-8.
+ * when it holds line breaks, `<N bytes, binary>` when it is not valid UTF-8, and `<redacted>` for
+ * a secret the caller may not read.
  */
 export function inlineValue(kv: KeyValue): string {
+  if (kv.redacted) return REDACTED;
   if (kv.text === undefined) return `<${kv.value.byteLength} bytes, binary>`;
   return /[\r\n]/.test(kv.text) ? JSON.stringify(kv.text) : kv.text;
 }

@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import { Compare, Op, type KeyValue } from '../../client/index.js';
 import { ConflictError, InvalidArgumentError } from '../errors.js';
-import { contextOf, inlineValue, kvJson, note, out, outJson, parseCount, parsePositive, readStdin } from './context.js';
+import { REDACTED, contextOf, inlineValue, kvJson, note, out, outJson, parseCount, parsePositive, readStdin } from './context.js';
 
 /**
  * Prints a key tree from keys that arrive in UTF-8 byte order. The keys under any prefix are
@@ -48,7 +48,10 @@ export function registerKvCommands(program: Command): void {
         const res = await client.get(key, { revision: o.rev, keysOnly });
         if (json) outJson({ revision: res.revision, kv: kvJson(res.kv, keysOnly) });
         else if (keysOnly) out(res.kv.key);
-        else if (res.kv.text !== undefined) out(res.kv.text);
+        else if (res.kv.redacted) {
+          out(REDACTED);
+          note(`'${key}' is a secret: its value is hidden from you (it needs the read_secret permission)`);
+        } else if (res.kv.text !== undefined) out(res.kv.text);
         else out(res.kv.value); // binary: the exact bytes, so that `beacon get k > file` round-trips
         return;
       }

@@ -47,6 +47,8 @@ async function main(argv: string[]): Promise<number> {
     .description('Beacon: versioned keys, watches, leases and configs')
     .version(packageVersion())
     .exitOverride()
+    // One prefix for every message (docs/cli.md): commander's own usage errors say `error: …`.
+    .configureOutput({ writeErr: (str) => process.stderr.write(str.replace(/^error: /, 'beacon: ')) })
     .showHelpAfterError('(run with --help for usage)')
     .configureHelp({ showGlobalOptions: true });
   addGlobalOptions(program);
