@@ -1,0 +1,116 @@
+/** Unit tests of the pure RESP parser and writer (src/api/resp): frames, limits, split at every byte. */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { encode, R, RespParser, RESP_LIMITS, splitArgs } from '../../src/api/resp/index.js';
+
+const strs = (cmds: Buffer[][]): string[][] => cmds.map((c) => c.map((a) => a.toString('latin1')));
+
+function parseAll(input: Buffer): { commands: string[][]; error?: string } {
+  const r = new RespParser().feed(input);
+  return r.error === undefined ? { commands: strs(r.commands) } : { commands: strs(r.commands), error: r.error };
+}
+
+test('multibulk and inline commands, pipelined in one chunk', () => {
+  const input = Buffer.from('*3\r\n$3\r\nSET\r\n$8\r\nuser:123\r\n$8\r\nJohn Doe\r\nPING\r\n\r\nGET "a b" \'c\'\n*0\r\n*1\r\n$0\r\n\r\n');
+  assert.deepEqual(parseAll(input), {
+    commands: [['SET', 'user:123', 'John Doe'], ['PING'], ['GET', 'a b', 'c'], ['']],
+  });
+});
+
+test('binary-safe bulk values (CR/LF inside)', () => {
+  const input = Buffer.from('*2\r\n$4\r\nECHO\r\n$4\r\n\r\n\r\n\r\n');
+  assert.deepEqual(parseAll(input).commands, [['ECHO', '\r\n\r\n']]);
+});
+
+test('split at every byte boundary gives the same commands', () => {
+  const input = Buffer.from('*3\r\n$3\r\nSET\r\n$3\r\nk\r\n\r\n$5\r\nv\r\nx1\r\nPING_INLINE x\r\n*1\r\n$4\r\nPING\r\n');
+  const whole = parseAll(input).commands;
+  assert.equal(whole.length, 3);
+  for (let i = 0; i <= input.length; i++) {
+    for (let j = i; j <= input.length; j++) {
+      const p = new RespParser();
+      const got = [
+        ...p.feed(input.subarray(0, i)).commands,
+        ...p.feed(input.subarray(i, j)).commands,
+        ...p.feed(input.subarray(j)).commands,
+      ];
+      assert.deepEqual(strs(got), whole, `split at ${i},${j}`);
+      assert.equal(p.buffered, 0);
+    }
+  }
+  // And one byte at a time.
+  const p = new RespParser();
+  const got: Buffer[][] = [];
+  for (let i = 0; i < input.length; i++) got.push(...p.feed(input.subarray(i, i + 1)).commands);
+  assert.deepEqual(strs(got), whole);
+});
+
+test("protocol errors use Redis's wording and stop the parser", () => {
+  const cases: [string, string][] = [
+    ['*abc\r\n', 'Protocol error: invalid multibulk length'],
+    [`*${RESP_LIMITS.multibulkMax + 1}\r\n`, 'Protocol error: invalid multibulk length'],
+    ['*1\r\n$-1\r\n', 'Protocol error: invalid bulk length'],
+    ['*1\r\n$x\r\n', 'Protocol error: invalid bulk length'],
+    [`*1\r\n$${RESP_LIMITS.bulkMax + 1}\r\n`, 'Protocol error: invalid bulk length'],
+    ['*1\r\n:3\r\n', "Protocol error: expected '$', got ':'"],
+    ['GET "abc\r\n', 'Protocol error: unbalanced quotes in request'],
+    ['GET "a"b\r\n', 'Protocol error: unbalanced quotes in request'],
+  ];
+  for (const [input, error] of cases) {
+    const p = new RespParser();
+    const r = p.feed(Buffer.from(input));
+    assert.equal(r.error, error, JSON.stringify(input));
+    assert.deepEqual(p.feed(Buffer.from('PING\r\n')).commands, [], 'nothing parsed after an error');
+  }
+  // Commands before the bad frame are still delivered.
+  const r = new RespParser().feed(Buffer.from('PING\r\n*x\r\n'));
+  assert.deepEqual(strs(r.commands), [['PING']]);
+  assert.equal(r.error, 'Protocol error: invalid multibulk length');
+});
+
+test('oversized inline requests and count lines are refused without waiting for a newline', () => {
+  const big = Buffer.alloc(RESP_LIMITS.inlineMax + 10, 0x61);
+  assert.equal(new RespParser().feed(big).error, 'Protocol error: too big inline request');
+  const mb = Buffer.concat([Buffer.from('*'), Buffer.alloc(RESP_LIMITS.inlineMax + 10, 0x31)]);
+  assert.equal(new RespParser().feed(mb).error, 'Protocol error: too big mbulk count string');
+  const bl = Buffer.concat([Buffer.from('*1\r\n$'), Buffer.alloc(RESP_LIMITS.inlineMax + 10, 0x31)]);
+  assert.equal(new RespParser().feed(bl).error, 'Protocol error: too big bulk count string');
+});
+
+test('a half frame stays buffered until completed', () => {
+  const p = new RespParser();
+  assert.deepEqual(p.feed(Buffer.from('*2\r\n$3\r\nGET\r\n$5\r\nab')).commands, []);
+  assert.ok(p.buffered > 0);
+  assert.deepEqual(strs(p.feed(Buffer.from('cde\r\n')).commands), [['GET', 'abcde']]);
+});
+
+test('splitArgs handles escapes like redis-cli', () => {
+  assert.deepEqual(splitArgs(Buffer.from('set k "a\\x41\\n" \'it\\\'s\''))?.map((b) => b.toString('latin1')), ['set', 'k', 'aA\n', "it's"]);
+  assert.deepEqual(splitArgs(Buffer.from('   ')), []);
+});
+
+test('writer: RESP2 and RESP3 forms of every type', () => {
+  const e = (r: Parameters<typeof encode>[0], p: 2 | 3): string => encode(r, p).toString('latin1');
+  assert.equal(e(R.ok, 2), '+OK\r\n');
+  assert.equal(e(R.error('ERR bad\r\nthing'), 2), '-ERR bad  thing\r\n');
+  assert.equal(e(R.int(42), 3), ':42\r\n');
+  assert.equal(e(R.bulk('John Doe'), 2), '$8\r\nJohn Doe\r\n');
+  assert.equal(e(R.bulk(Buffer.from([0, 13, 10])), 2), '$3\r\n\x00\r\n\r\n');
+  assert.equal(e(R.null, 2), '$-1\r\n');
+  assert.equal(e(R.null, 3), '_\r\n');
+  assert.equal(e(R.nullArray, 2), '*-1\r\n');
+  assert.equal(e(R.array([R.int(1), R.bulk('a')]), 2), '*2\r\n:1\r\n$1\r\na\r\n');
+  assert.equal(e(R.map([[R.bulk('k'), R.int(1)]]), 2), '*2\r\n$1\r\nk\r\n:1\r\n');
+  assert.equal(e(R.map([[R.bulk('k'), R.int(1)]]), 3), '%1\r\n$1\r\nk\r\n:1\r\n');
+  assert.equal(e(R.set([R.bulk('a')]), 3), '~1\r\n$1\r\na\r\n');
+  assert.equal(e(R.set([R.bulk('a')]), 2), '*1\r\n$1\r\na\r\n');
+  assert.equal(e(R.double(1.5), 3), ',1.5\r\n');
+  assert.equal(e(R.double(Infinity), 3), ',inf\r\n');
+  assert.equal(e(R.double(1.5), 2), '$3\r\n1.5\r\n');
+  assert.equal(e(R.bool(true), 3), '#t\r\n');
+  assert.equal(e(R.bool(false), 2), ':0\r\n');
+  assert.equal(e(R.push([R.bulk('message'), R.bulk('ch'), R.bulk('hi')]), 3), '>3\r\n$7\r\nmessage\r\n$2\r\nch\r\n$2\r\nhi\r\n');
+  assert.equal(e(R.push([R.bulk('x')]), 2), '*1\r\n$1\r\nx\r\n');
+  assert.equal(e(R.verbatim('hi'), 3), '=6\r\ntxt:hi\r\n');
+  assert.equal(e(R.verbatim('hi'), 2), '$2\r\nhi\r\n');
+});
