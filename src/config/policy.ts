@@ -7,6 +7,7 @@
  */
 import { isUtf8 } from 'node:buffer';
 import { Ajv, type ValidateFunction } from 'ajv';
+import { RE2JS } from 're2js';
 import { InvalidArgumentError, NotFoundError, UnavailableError } from '../errors.js';
 import { MAX_LEASE_TTL_SECONDS } from '../lease/index.js';
 import {
@@ -97,9 +98,75 @@ export interface ReconcileResult {
 
 const FIELDS = ['format', 'schema', 'secret', 'historyRetention', 'defaultTtl', 'description'] as const;
 
+/**
+ * ajv's regular-expression engine for `pattern` and `patternProperties`: RE2 semantics (re2js),
+ * which match in time linear in the input, so a pattern such as `^(a+)+$` cannot block the event
+ * loop. Syntax RE2 lacks (backreferences, lookaround) makes the schema fail to compile.
+ */
+const linearRegExp = Object.assign(
+  (pattern: string): { test: (s: string) => boolean } => {
+    const re = RE2JS.compile(pattern);
+    return { test: (s: string) => re.matcher(s).find() };
+  },
+  { code: 're2js' },
+);
+
 function newAjv(): Ajv {
   // strict off: schemas written for other validators often carry unknown keywords (titles, x-…).
-  return new Ajv({ allErrors: true, strict: false, validateFormats: false });
+  return new Ajv({ allErrors: true, strict: false, validateFormats: false, code: { regExp: linearRegExp } });
+}
+
+/** Resolves a local JSON Pointer `#/a/b` in `root`; undefined when it points nowhere. */
+function resolvePointer(root: unknown, ref: string): unknown {
+  if (ref === '#') return root;
+  if (!ref.startsWith('#/')) return undefined;
+  let cur: unknown = root;
+  for (const raw of ref.slice(2).split('/')) {
+    let part: string;
+    try {
+      part = decodeURIComponent(raw).replace(/~1/g, '/').replace(/~0/g, '~');
+    } catch {
+      return undefined;
+    }
+    if (cur === null || typeof cur !== 'object' || !Object.hasOwn(cur, part)) return undefined;
+    cur = (cur as Record<string, unknown>)[part];
+  }
+  return cur;
+}
+
+/**
+ * Refuses schema references that would make validation recurse for ever or that cannot be
+ * resolved: every `$ref` must be a local JSON Pointer (`#`, `#/$defs/x`) that exists and whose
+ * expansion never reaches itself again; `$dynamicRef` and `$recursiveRef` are refused.
+ * @throws InvalidArgumentError with `details.path`, the JSON Pointer of the offending reference.
+ */
+function checkRefs(root: unknown): void {
+  const done = new Set<unknown>();
+  const refuse = (path: string, why: string): never => {
+    throw new InvalidArgumentError(`'schema' ${why} at ${path === '' ? '/' : path}`, { field: 'schema', path: path === '' ? '/' : path });
+  };
+  const visit = (node: unknown, path: string, expanding: Set<unknown>): void => {
+    if (node === null || typeof node !== 'object') return;
+    if (expanding.has(node)) refuse(path, 'has a recursive $ref');
+    if (done.has(node)) return;
+    expanding.add(node);
+    const entries = Array.isArray(node) ? node.map((v, i) => [String(i), v] as const) : Object.entries(node as Record<string, unknown>);
+    for (const [k, v] of entries) {
+      const here = `${path}/${k.replace(/~/g, '~0').replace(/\//g, '~1')}`;
+      if (!Array.isArray(node) && (k === '$dynamicRef' || k === '$recursiveRef')) refuse(here, `uses ${k}, which is not supported`);
+      if (!Array.isArray(node) && k === '$ref') {
+        if (typeof v !== 'string') refuse(here, 'has a $ref that is not a string');
+        const target = resolvePointer(root, v as string);
+        if (target === undefined) refuse(here, `has a $ref (${JSON.stringify(v)}) that is not a resolvable local JSON Pointer`);
+        visit(target, here, expanding);
+        continue;
+      }
+      visit(v, here, expanding);
+    }
+    expanding.delete(node);
+    done.add(node);
+  };
+  visit(root, '', new Set());
 }
 
 /**
@@ -132,6 +199,7 @@ export function parsePolicy(prefix: string, body: unknown): NamespacePolicy {
       throw new InvalidArgumentError(`'schema' is larger than ${MAX_SCHEMA_BYTES} bytes`, { field: 'schema' });
     }
     if (p.format === 'text') throw new InvalidArgumentError("a namespace with a 'schema' holds JSON; 'format' cannot be \"text\"", { field: 'format' });
+    checkRefs(o.schema);
     try {
       newAjv().compile(o.schema as Record<string, unknown>);
     } catch (err) {
