@@ -12,6 +12,9 @@ export function registerAdminCommands(program: Command): void {
       const { client, json, endpoint } = contextOf(cmd);
       const s = await client.status();
       const cluster = await client.cluster().catch(() => undefined);
+      // `keys` counts the node's own system keys too (users, policies, signing keys): show what
+      // the caller sees as well, the count of a listing of every key.
+      const visible = json ? undefined : await client.range('', { limit: 1, keysOnly: true }).then((r) => r.count, () => undefined);
       if (json) {
         outJson(cluster === undefined ? s : { ...s, cluster });
         return;
@@ -22,7 +25,7 @@ export function registerAdminCommands(program: Command): void {
         ['node', s.nodeId],
         ['revision', String(s.revision)],
         ['compact revision', String(s.compactRevision)],
-        ['keys', String(s.keys)],
+        ['keys', visible === undefined ? `${s.keys} stored (with system keys)` : `${visible} visible to you, ${s.keys} stored (with system keys)`],
         ['leases', String(s.leases)],
         ['watchers', String(s.watchers)],
         ['backend', s.backend],

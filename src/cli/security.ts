@@ -164,14 +164,14 @@ export function registerSecurityCommands(program: Command): void {
 
   program
     .command('audit')
-    .description('read the audit log: who changed what, when, from where')
+    .description('read the audit log, newest first: who changed what, when, from where')
     .option('--from <time>', 'ISO 8601 time or ms since the epoch')
     .option('--to <time>', 'ISO 8601 time or ms since the epoch')
     .option('--principal <name>', 'only this principal')
     .option('--action <action>', 'only this action, e.g. kv.put, config.rollback, auth.login')
     .option('--key <prefix>', 'only keys with this prefix')
     .option('--outcome <outcome>', 'ok, denied or failed')
-    .option('--limit <n>', 'at most this many records', '100')
+    .option('--limit <n>', 'at most this many records, the newest', '100')
     .option('--export <file>', 'write every matching record as JSON lines to FILE (- for stdout)')
     .action(async (o: Record<string, string | undefined>, cmd: Command) => {
       const q = new URLSearchParams();
@@ -197,12 +197,30 @@ export function registerSecurityCommands(program: Command): void {
         }
         return;
       }
-      q.set('limit', String(o.limit ?? '100'));
-      const res = (await client.transport.request<Json>('GET', `/v1/audit?${q}`, {})).body;
-      if (json) return outJson(res);
+      // Newest first, as people read a log: the node pages oldest first, so read every matching
+      // page and keep the newest `limit` records (narrow with --from/--to on a large log).
+      const limit = Number(o.limit ?? '100');
+      if (!Number.isSafeInteger(limit) || limit < 1) throw new InvalidArgumentError(`--limit must be a positive integer, not '${o.limit}'`);
+      let records: Json[] = [];
+      let total = 0;
+      let after: number | undefined;
+      for (;;) {
+        const page = new URLSearchParams(q);
+        page.set('limit', '1000');
+        if (after !== undefined) page.set('after', String(after));
+        const res = (await client.transport.request<Json>('GET', `/v1/audit?${page}`, {})).body;
+        total += (res.records as Json[]).length;
+        records.push(...(res.records as Json[]));
+        if (records.length > limit) records = records.slice(records.length - limit);
+        if (!res.more || res.next === undefined) break;
+        after = Number(res.next);
+      }
+      records.reverse();
+      const more = total > records.length;
+      if (json) return outJson({ records, more });
       table([
         ['TIME', 'PRINCIPAL', 'ACTION', 'KEY', 'VERSION', 'OUTCOME', 'SOURCE'],
-        ...(res.records as Json[]).map((r) => [
+        ...records.map((r) => [
           String(r.time ?? r.ts ?? ''),
           r.principal,
           r.action,
@@ -212,7 +230,7 @@ export function registerSecurityCommands(program: Command): void {
           r.source ?? '',
         ]),
       ]);
-      if (res.more) note(`more records: add --from or filters, or use --export`);
+      if (more) note(`showing the newest ${records.length} of ${total} records: raise --limit, add --from/--to or filters, or use --export`);
     });
 
   const ns = program.command('namespace').description('namespace policies: format, JSON Schema, secrets, default TTL, history retention');

@@ -1,5 +1,5 @@
 /** `beacon serve`: runs one node in the foreground until SIGINT/SIGTERM. */
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import { parseRate, parseRoleMap, type RateSpec, type SecurityOptions } from '../auth/index.js';
 import { checkCorsOrigins } from '../api/http/server.js';
 import { startNode } from '../node/index.js';
@@ -24,6 +24,36 @@ function rate(v: string): RateSpec | null {
   } catch (err) {
     throw new Error((err as Error).message);
   }
+}
+
+/** A number for people: at most 3 significant digits, no trailing zeros (`3`, `0.333`). */
+function num(n: number): string {
+  return String(Number(n.toPrecision(3)));
+}
+
+/**
+ * A rate limit for people, e.g. `20 attempts at once, then 1 every 3 s` for `20/m`, or `off`
+ * for `null` (shown as the default in `serve --help`). `what` names what is counted.
+ */
+export function describeRate(spec: RateSpec | null, what = 'requests'): string {
+  if (spec === null) return 'off';
+  const refill = spec.rate >= 1 ? `${num(spec.rate)} per second` : `1 every ${num(1 / spec.rate)} s`;
+  return `${spec.burst} ${what} at once, then ${refill}`;
+}
+
+/** `--rate-limit`-style option whose default shows readably in --help. */
+function rateOption(flags: string, description: string, spec: RateSpec | null, what: string): Option {
+  return new Option(flags, description).argParser(rate).default(spec, describeRate(spec, what));
+}
+
+/**
+ * The `--dev` warning as a box whose right border lines up, whatever the lines' lengths.
+ * @returns the text to write to stderr, with a blank line before and after.
+ */
+export function devWarningBox(lines: string[]): string {
+  const width = Math.max(...lines.map((l) => l.length));
+  const edge = `  ${'*'.repeat(width + 6)}`;
+  return `\n${edge}\n${lines.map((l) => `  *  ${l.padEnd(width)}  *`).join('\n')}\n${edge}\n\n`;
 }
 
 /** `--tls-client-role CN=role[+role]`, repeatable. */
@@ -76,8 +106,10 @@ export function registerServeCommand(program: Command): void {
     .option('--tls-client-ca <file>', 'verify client certificates against this PEM CA (mTLS); the subject CN is the principal', process.env.BEACON_TLS_CLIENT_CA)
     .option('--tls-client-role <cn=role>', 'roles for a client-certificate CN, e.g. billing=developer+viewer (repeatable)', collectRoles, {})
     .option('--metrics-public', 'serve /metrics without authentication', process.env.BEACON_METRICS_PUBLIC === 'true')
-    .option('--rate-limit <rate>', 'per-principal request limit, e.g. 100/s or 10000/h (default off)', rate, rate(process.env.BEACON_RATE_LIMIT ?? 'off'))
-    .option('--auth-rate-limit <rate>', 'per-address limit of POST /v1/auth/token (password guessing)', rate, rate(process.env.BEACON_AUTH_RATE_LIMIT ?? '20/m'))
+    .addOption(rateOption('--rate-limit <rate>', 'per-principal request limit, e.g. 100/s or 10000/h', rate(process.env.BEACON_RATE_LIMIT ?? 'off'), 'requests'))
+    .addOption(
+      rateOption('--auth-rate-limit <rate>', 'per-address limit of POST /v1/auth/token (password guessing), e.g. 20/m', rate(process.env.BEACON_AUTH_RATE_LIMIT ?? '20/m'), 'attempts'),
+    )
     .option('--token-ttl <seconds>', 'lifetime of issued tokens', positiveInt('token TTL'), 900)
     .option('--kek-file <file>', 'key-encryption key(s) for secret namespaces (default: BEACON_KEK)', process.env.BEACON_KEK_FILE)
     .option('--oidc-jwks-url <url>', 'verify external JWTs against this JWKS (OIDC)')
@@ -101,11 +133,11 @@ export function registerServeCommand(program: Command): void {
     .action(async (o: ServeOptions) => {
       if (o.dev) {
         process.stderr.write(
-          '\n  ******************************************************************\n' +
-            '  *  WARNING: beacon is running in --dev mode.                      *\n' +
-            '  *  Authentication and authorisation are OFF. Never expose this   *\n' +
-            '  *  node to a network you do not fully trust.                     *\n' +
-            '  ******************************************************************\n\n',
+          devWarningBox([
+            'WARNING: beacon is running in --dev mode.',
+            'Authentication and authorisation are OFF. Never expose this',
+            'node to a network you do not fully trust.',
+          ]),
         );
       }
       if ((o.tlsCert === undefined) !== (o.tlsKey === undefined)) throw new Error('--tls-cert and --tls-key go together');

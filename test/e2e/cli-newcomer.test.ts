@@ -28,6 +28,36 @@ describe('beacon CLI for a newcomer (e2e)', () => {
       assert.doesNotMatch(r.stderr, /^error: /m);
     }
   });
+
+
+  it('serve --help shows the rate-limit defaults readably, not as JSON', async () => {
+    const r = await runCli(['serve', '--help']);
+    assert.equal(r.code, 0, r.stderr);
+    const help = r.stdout.replace(/\s+/g, ' ');
+    assert.doesNotMatch(help, /\{"rate"|0\.333|default: null/);
+    assert.match(help, /--auth-rate-limit .*\(default: 20 attempts at once, then 1 every 3 s\)/);
+    assert.match(help, /--rate-limit .*\(default: off\)/);
+  });
+
+  it('draws the --dev warning box with straight borders', async () => {
+    const tmp = tempDir();
+    const node = startCli(['serve', '--dev', '--http-port', '0', '--data-dir', join(tmp.dir, 'data')]);
+    try {
+      await node.waitFor('stderr', /WARNING[^]*\*{20,}\n/);
+      const box = node
+        .stderr()
+        .split('\n')
+        .filter((l) => l.trimStart().startsWith('*'));
+      assert.ok(box.length >= 3, node.stderr());
+      for (const line of box) {
+        assert.equal(line.length, (box[0] as string).length, `ragged: ${JSON.stringify(box)}`);
+        assert.ok(line.endsWith('*'));
+      }
+    } finally {
+      await node.stop();
+      tmp.cleanup();
+    }
+  });
 });
 
 describe('beacon CLI for a newcomer, against a secure node with a KEK (e2e)', () => {
@@ -93,5 +123,31 @@ describe('beacon CLI for a newcomer, against a secure node with a KEK (e2e)', ()
       await w.stop();
       await wj.stop();
     }
+  });
+
+  it('beacon audit lists the newest records first; --limit keeps the newest', async () => {
+    for (const k of ['a', 'b', 'c']) assert.equal((await as(admin, 'put', `audit-order/${k}`, k)).code, 0);
+    const all = JSON.parse((await as(admin, '--json', 'audit', '--key', 'audit-order/')).stdout);
+    const ids = all.records.map((r: any) => r.id as number);
+    assert.equal(ids.length, 3);
+    assert.deepEqual(ids, [...ids].sort((a: number, b: number) => b - a), 'newest first');
+    assert.equal(all.records[0].key, 'audit-order/c');
+    const two = JSON.parse((await as(admin, '--json', 'audit', '--key', 'audit-order/', '--limit', '2')).stdout);
+    assert.deepEqual(two.records.map((r: any) => r.key), ['audit-order/c', 'audit-order/b']);
+    assert.equal(two.more, true);
+    const text = (await as(admin, 'audit', '--key', 'audit-order/')).stdout.split('\n');
+    assert.ok(text.findIndex((l) => l.includes('audit-order/c')) < text.findIndex((l) => l.includes('audit-order/a')), text.join('\n'));
+  });
+
+  it('beacon status counts the keys a user sees apart from the system keys', async () => {
+    const listed = JSON.parse((await as(admin, '--json', 'ls')).stdout).count as number;
+    const stored = JSON.parse((await as(admin, '--json', 'status')).stdout).keys as number;
+    assert.ok(stored > listed, 'a secure node has system keys');
+    const r = await as(admin, 'status');
+    assert.equal(r.code, 0, r.stderr);
+    const m = /^keys:\s+(\d+) visible to you, (\d+) stored/m.exec(r.stdout);
+    assert.ok(m, r.stdout);
+    assert.equal(Number(m[1]), listed);
+    assert.equal(Number(m[2]), stored);
   });
 });
