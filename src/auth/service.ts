@@ -51,6 +51,9 @@ export interface RequestOrigin {
   source?: string;
 }
 
+/** The per-address login cap is this many times the per-(address, username) `--auth-rate-limit`. */
+export const LOGIN_ADDRESS_FACTOR = 10;
+
 /**
  * The node's authentication and authorisation. Every check reads in-memory state (the identity
  * cache and the token cache), so a request costs a few map lookups once its token was seen.
@@ -63,7 +66,10 @@ export class AuthService {
   readonly audit: AuditLog;
   readonly metricsPublic: boolean;
   readonly limiter: RateLimiter | undefined;
+  /** Login attempts per (source address, username): guessing one name does not lock out another. */
   readonly loginLimiter: RateLimiter | undefined;
+  /** Login attempts per source address, whatever the name: {@link LOGIN_ADDRESS_FACTOR} × the per-name spec. */
+  readonly loginAddressLimiter: RateLimiter | undefined;
   private readonly clientCertRoles: Record<string, string[]>;
 
   constructor(o: AuthServiceOptions) {
@@ -76,6 +82,9 @@ export class AuthService {
     this.clientCertRoles = o.clientCertRoles ?? {};
     this.limiter = o.rateLimit ? new RateLimiter(o.rateLimit) : undefined;
     this.loginLimiter = o.loginRateLimit ? new RateLimiter(o.loginRateLimit) : undefined;
+    this.loginAddressLimiter = o.loginRateLimit
+      ? new RateLimiter({ rate: o.loginRateLimit.rate * LOGIN_ADDRESS_FACTOR, burst: o.loginRateLimit.burst * LOGIN_ADDRESS_FACTOR })
+      : undefined;
   }
 
   /** False in `--dev` mode. */
@@ -148,12 +157,17 @@ export class AuthService {
   /**
    * Checks a username and password and issues a token. Every outcome is audited (the failure
    * names the user only if it exists, so a password typed into the user field is not stored).
-   * @throws RateLimitedError (per source address); UnauthenticatedError for wrong credentials.
+   * @throws RateLimitedError (per source address and username, then per source address with a
+   *   cap {@link LOGIN_ADDRESS_FACTOR} times higher); UnauthenticatedError for wrong credentials.
    */
   async login(username: unknown, password: unknown, origin: RequestOrigin): Promise<{ token: string; expiresAt: number; user: string; roles: string[] }> {
     if (typeof username !== 'string' || username === '') throw new InvalidArgumentError("'username' is required", { field: 'username' });
     if (typeof password !== 'string' || password === '') throw new InvalidArgumentError("'password' is required", { field: 'password' });
-    this.loginLimiter?.check(origin.source ?? 'unknown');
+    const source = origin.source ?? 'unknown';
+    // The name first: a guesser exhausts its own (address, name) bucket without spending the
+    // address's, so a real user on the same address (or behind the same proxy) still logs in.
+    this.loginLimiter?.check(`${source}\u0000${username}`);
+    this.loginAddressLimiter?.check(source);
     const user = await this.identity.verifyLogin(username, password);
     if (user === undefined) {
       const known = this.identity.user(username) !== undefined;
