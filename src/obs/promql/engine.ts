@@ -10,7 +10,7 @@ import type { Labels, Querier, SelectHints } from '../tsdb/index.js';
 import type { AggregateExpr, AtModifier, BinaryExpr, Call, Expr, MatrixSelector, SubqueryExpr, VectorSelector } from './ast.js';
 import { PromQLError } from './errors.js';
 import {
-  applyOp, bucketQuantile, DATE_FUNCTIONS, formatValue, isStaleNaN, MATH_FUNCTIONS, quantile, RANGE_FUNCTIONS,
+  applyOp, bucketQuantile, DATE_FUNCTIONS, formatValue, MATH_FUNCTIONS, quantile, RANGE_FUNCTIONS, staleMask,
 } from './functions.js';
 import type { Bucket, Window } from './functions.js';
 import { compareLabels, dropMetricName, fromMap, getLabel, labelsKey, labelsString, signatureFn, toMap } from './labels.js';
@@ -79,6 +79,8 @@ interface LoadedSeries {
   labels: Labels;
   ts: ArrayLike<number>;
   vs: ArrayLike<number>;
+  /** 1 where the sample is a staleness marker; undefined when there is none. */
+  stale: Uint8Array | undefined;
   fts?: Float64Array;
   fvs?: Float64Array;
 }
@@ -113,18 +115,19 @@ function upperBound(ts: ArrayLike<number>, t: number, lo = 0, hi = ts.length): n
   return lo;
 }
 
-function filtered(s: LoadedSeries): { fts: Float64Array; fvs: Float64Array } {
+function filtered(s: LoadedSeries): { fts: ArrayLike<number>; fvs: ArrayLike<number> } {
+  const stale = s.stale;
+  if (!stale) return { fts: s.ts, fvs: s.vs };
   if (!s.fts || !s.fvs) {
     const n = s.ts.length;
     let keep = 0;
-    for (let i = 0; i < n; i++) if (!isStaleNaN(s.vs[i]!)) keep++;
+    for (let i = 0; i < n; i++) if (!stale[i]) keep++;
     const fts = new Float64Array(keep);
     const fvs = new Float64Array(keep);
     for (let i = 0, j = 0; i < n; i++) {
-      const v = s.vs[i]!;
-      if (isStaleNaN(v)) continue;
+      if (stale[i]) continue;
       fts[j] = s.ts[i]!;
-      fvs[j++] = v;
+      fvs[j++] = s.vs[i]!;
     }
     s.fts = fts;
     s.fvs = fvs;
@@ -239,7 +242,7 @@ class Evaluator {
       }
       for (const s of series) loaded += s.timestamps.length;
       if (loaded > this.maxSamples) this.tooMany();
-      this.data.set(vs, series.map((s) => ({ labels: s.labels, ts: s.timestamps, vs: s.values })));
+      this.data.set(vs, series.map((s) => ({ labels: s.labels, ts: s.timestamps, vs: s.values, stale: staleMask(s.values) })));
     }));
     this.checkNow();
   }
@@ -300,9 +303,8 @@ class Evaluator {
       if (i < 0) continue;
       const ts = s.ts[i]!;
       if (ts < ref - this.lookback) continue;
-      const value = s.vs[i]!;
-      if (isStaleNaN(value)) continue;
-      out.push({ labels: s.labels, value, ts });
+      if (s.stale?.[i]) continue;
+      out.push({ labels: s.labels, value: s.vs[i]!, ts });
     }
     this.hold(out.length);
     return out;

@@ -23,23 +23,43 @@ export interface WindowContext {
 }
 
 const staleBuf = new Float64Array(1);
-const staleBits = new BigUint64Array(staleBuf.buffer);
+const staleWords = new Uint32Array(staleBuf.buffer);
 
 /**
- * True when `v` is Prometheus's staleness marker. V8 sets the quiet bit of a signalling NaN when
- * the value passes through a JS array, so `0x7ff8000000000002` counts as the marker too.
+ * True when `v` is Prometheus's staleness marker (bits `0x7ff0000000000002`; the quiet bit V8
+ * may set is ignored). V8 canonicalises a NaN stored into a plain JS array, so a marker only
+ * survives in a `Float64Array` written bit-exactly; prefer {@link staleMask} over stored values.
  */
 export function isStaleNaN(v: number): boolean {
   if (v === v) return false;
   staleBuf[0] = v;
-  return (staleBits[0]! & 0x7ff7ffffffffffffn) === 0x7ff0000000000002n;
+  return staleWords[0] === 2 && (staleWords[1]! & 0xfff7ffff) === 0x7ff00000;
 }
 
-/** Prometheus's stale marker as a JS number (bits `0x7ff0000000000002`, possibly quieted by V8 later). */
-export const STALE_NAN: number = (() => {
-  staleBits[0] = 0x7ff0000000000002n;
-  return staleBuf[0]!;
-})();
+/**
+ * Marks which of `values` are staleness markers, reading a `Float64Array`'s bits directly (no NaN
+ * passes through a JS number on the way) and other arrays value by value. Undefined when none is.
+ */
+export function staleMask(values: ArrayLike<number>): Uint8Array | undefined {
+  let mask: Uint8Array | undefined;
+  const n = values.length;
+  if (values instanceof Float64Array) {
+    const words = new Uint32Array(values.buffer, values.byteOffset, n * 2);
+    for (let i = 0; i < n; i++) {
+      if (words[2 * i] === 2 && (words[2 * i + 1]! & 0xfff7ffff) === 0x7ff00000) (mask ??= new Uint8Array(n))[i] = 1;
+    }
+    return mask;
+  }
+  for (let i = 0; i < n; i++) if (isStaleNaN(values[i]!)) (mask ??= new Uint8Array(n))[i] = 1;
+  return mask;
+}
+
+/** Writes Prometheus's staleness marker bit-exactly at `values[i]`. */
+export function writeStaleNaN(values: Float64Array, i: number): void {
+  const words = new Uint32Array(values.buffer, values.byteOffset + i * 8, 2);
+  words[0] = 2;
+  words[1] = 0x7ff00000;
+}
 
 /** Increase over the window with counter-reset correction and Prometheus's extrapolation (rate, increase, delta). */
 function extrapolatedRate(w: Window, c: WindowContext, isCounter: boolean, isRate: boolean): number | undefined {

@@ -4,6 +4,7 @@ import { TooManySamplesError } from '../tsdb/index.js';
 import { PromQLError } from './errors.js';
 import { labelsKey } from './labels.js';
 import { compileAnchored, matchesEmpty, parseExpr } from './parser.js';
+import { isStaleNaN, writeStaleNaN } from './functions.js';
 import { parseSeriesNotation } from './series-notation.js';
 
 /** A {@link Querier} over series held in memory, with ways to load them. */
@@ -11,10 +12,11 @@ export interface MemoryQuerier extends Querier {
   /**
    * Appends samples to a series (created on first use). `labels` is a label set, a name→value
    * object, or a series in PromQL notation (`http_requests_total{job="api"}`). Timestamps in ms,
-   * ascending and after the series' last sample.
+   * ascending and after the series' last sample. A value `'stale'` (or a NaN with the stale
+   * marker's bits) stores Prometheus's staleness marker.
    * @throws PromQLError `bad_data` for unreadable labels or timestamps out of order.
    */
-  add(labels: Labels | Record<string, string> | string, timestamps: readonly number[], values: readonly number[]): void;
+  add(labels: Labels | Record<string, string> | string, timestamps: ArrayLike<number>, values: ArrayLike<number | 'stale'>): void;
   /**
    * Loads promtool notation (`1+2x10 _ stale`) for a series: point i at `startMs + i·intervalMs`, gaps skipped.
    * @throws PromQLError `bad_data` as {@link parseSeriesNotation} and {@link MemoryQuerier.add}.
@@ -24,10 +26,24 @@ export interface MemoryQuerier extends Querier {
   readonly size: number;
 }
 
+/** One series; samples in growable typed arrays so that stale markers keep their bits. */
 interface Stored {
   labels: Labels;
-  ts: number[];
-  vs: number[];
+  ts: Float64Array;
+  vs: Float64Array;
+  n: number;
+}
+
+function grow(s: Stored, need: number): void {
+  if (need <= s.ts.length) return;
+  const cap = Math.max(need, s.ts.length * 2, 16);
+  const ts = new Float64Array(cap);
+  const vs = new Float64Array(cap);
+  ts.set(s.ts.subarray(0, s.n));
+  // Copy the bytes, not the numbers, so that stale markers survive.
+  new Uint8Array(vs.buffer).set(new Uint8Array(s.vs.buffer, 0, s.n * 8));
+  s.ts = ts;
+  s.vs = vs;
 }
 
 /** Reads `name{a="b"}` (equality matchers only) into a sorted label set. */
@@ -52,9 +68,9 @@ function matcherFn(m: Matcher): (v: string) => boolean {
   }
 }
 
-function lowerBound(ts: readonly number[], t: number): number {
+function lowerBound(ts: Float64Array, t: number, n: number): number {
   let lo = 0;
-  let hi = ts.length;
+  let hi = n;
   while (lo < hi) {
     const mid = (lo + hi) >>> 1;
     if (ts[mid]! < t) lo = mid + 1;
@@ -86,8 +102,8 @@ export function createMemoryQuerier(): MemoryQuerier {
     }
   };
   const inRange = (s: Stored, startMs: number, endMs: number): [number, number] => {
-    const lo = lowerBound(s.ts, startMs);
-    const hi = lowerBound(s.ts, endMs + 1);
+    const lo = lowerBound(s.ts, startMs, s.n);
+    const hi = lowerBound(s.ts, endMs + 1, s.n);
     return [lo, hi];
   };
 
@@ -103,21 +119,33 @@ export function createMemoryQuerier(): MemoryQuerier {
       const k = labelsKey(ls);
       let s = series.get(k);
       if (!s) {
-        series.set(k, (s = { labels: ls, ts: [], vs: [] }));
+        series.set(k, (s = { labels: ls, ts: new Float64Array(0), vs: new Float64Array(0), n: 0 }));
         sorted = undefined;
       }
-      for (let i = 0; i < timestamps.length; i++) {
-        const t = timestamps[i]!;
-        const last = s.ts[s.ts.length - 1];
-        if (last !== undefined && t <= last) throw new PromQLError('bad_data', `out of order sample at ${t} for series ${k.replace(/\xff/g, ' ')}`);
-        s.ts.push(t);
-        s.vs.push(values[i]!);
+      for (let i = 1; i < timestamps.length; i++) {
+        if (!(timestamps[i]! > timestamps[i - 1]!)) throw new PromQLError('bad_data', `timestamps out of order at ${timestamps[i]} for series ${k.replace(/\xff/g, ' ')}`);
       }
+      if (timestamps.length > 0 && s.n > 0 && !(timestamps[0]! > s.ts[s.n - 1]!)) {
+        throw new PromQLError('bad_data', `out of order sample at ${timestamps[0]} for series ${k.replace(/\xff/g, ' ')}`);
+      }
+      grow(s, s.n + timestamps.length);
+      const stale = values instanceof Float64Array ? undefined : null;
+      for (let i = 0; i < timestamps.length; i++) {
+        const j = s.n + i;
+        s.ts[j] = timestamps[i]!;
+        const v = values[i]!;
+        if (v === 'stale' || (stale === null && isStaleNaN(v))) writeStaleNaN(s.vs, j);
+        else s.vs[j] = v;
+      }
+      if (values instanceof Float64Array) {
+        new Uint8Array(s.vs.buffer, s.n * 8, values.length * 8).set(new Uint8Array(values.buffer, values.byteOffset, values.length * 8));
+      }
+      s.n += timestamps.length;
     },
     load(seriesText, notation, intervalMs, startMs = 0) {
       const points = parseSeriesNotation(notation);
       const ts: number[] = [];
-      const vs: number[] = [];
+      const vs: (number | 'stale')[] = [];
       points.forEach((v, i) => {
         if (v === undefined) return;
         ts.push(startMs + i * intervalMs);
@@ -134,7 +162,7 @@ export function createMemoryQuerier(): MemoryQuerier {
         if (hi <= lo) continue;
         total += hi - lo;
         if (hints?.maxSamples !== undefined && total > hints.maxSamples) throw new TooManySamplesError(hints.maxSamples);
-        out.push({ labels: s.labels, timestamps: s.ts.slice(lo, hi), values: s.vs.slice(lo, hi) });
+        out.push({ labels: s.labels, timestamps: s.ts.subarray(lo, hi), values: s.vs.subarray(lo, hi) });
       }
       return out;
     },

@@ -429,8 +429,18 @@ class Builder {
     return children(n).map((x) => (x.name === 'QuotedLabelName' ? this.str(children(x)[0]!) : this.text(x)));
   }
 
-  private binary(n: SyntaxNode, c: SyntaxNode[]): BinaryExpr {
-    const lhs = this.expr(c[0]!);
+  private binary(n: SyntaxNode, c: SyntaxNode[]): Expr {
+    const first = c[0]!;
+    if (c[1]?.name === 'Pow' && first.name === 'NumberDurationLiteral' && /^[-+]/.test(this.text(first))) {
+      // lezer reads `-2 ^ 2` as `(-2) ^ 2`; Prometheus's parser gives unary minus a lower precedence than `^`: `-(2 ^ 2)`.
+      const literal = this.expr(first) as { kind: 'number'; value: number };
+      const pow = this.binaryOf(n, c, { kind: 'number', value: Math.abs(literal.value) });
+      return this.text(first).startsWith('-') ? { kind: 'unary', op: '-', expr: pow } : pow;
+    }
+    return this.binaryOf(n, c, this.expr(first));
+  }
+
+  private binaryOf(n: SyntaxNode, c: SyntaxNode[], lhs: Expr): BinaryExpr {
     const rhs = this.expr(c[c.length - 1]!);
     const opNode = c[1]!;
     const op = BINARY_OPS[opNode.name];

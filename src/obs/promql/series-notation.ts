@@ -1,9 +1,12 @@
 /** promtool's expanding notation for `input_series` values and `load` blocks: `1+2x10`, `_`, `stale`, `1x5 3 _x2`. */
 import { PromQLError } from './errors.js';
-import { STALE_NAN } from './functions.js';
 
-/** One step of a series: a value (the stale marker is {@link STALE_NAN}), or `undefined` for a gap (`_`). */
-export type NotationPoint = number | undefined;
+/**
+ * One step of a series: a value, `'stale'` for a staleness marker, or `undefined` for a gap (`_`).
+ * The marker is a token, not a NaN payload, because V8 may rewrite a NaN's bits when it stores it
+ * in an array.
+ */
+export type NotationPoint = number | 'stale' | undefined;
 
 const NUM = String.raw`[+-]?(?:inf|nan|0x[0-9a-f]+|(?:\d+(?:\.\d*)?|\.\d+)(?:e[+-]?\d+)?)`;
 const SERIES_RE = new RegExp(`^(${NUM})(?:([+-])(${NUM}))?x(\\d+)$`, 'i');
@@ -24,14 +27,14 @@ function num(text: string): number {
  * `_` one gap and `stale` a staleness marker.
  *
  * @throws PromQLError `bad_data` naming the item it cannot read.
- * @example parseSeriesNotation('1+1x3 _ stale') // [1, 2, 3, 4, undefined, STALE_NAN]
+ * @example parseSeriesNotation('1+1x3 _ stale') // [1, 2, 3, 4, undefined, 'stale']
  */
 export function parseSeriesNotation(values: string): NotationPoint[] {
   const out: NotationPoint[] = [];
   for (const item of values.trim().split(/\s+/)) {
     if (item === '') continue;
     if (item === '_') { out.push(undefined); continue; }
-    if (item === 'stale') { out.push(STALE_NAN); continue; }
+    if (item === 'stale') { out.push('stale'); continue; }
     const gaps = /^_x(\d+)$/.exec(item);
     if (gaps) { for (let i = 0; i < Number(gaps[1]); i++) out.push(undefined); continue; }
     if (NUM_RE.test(item)) { out.push(num(item)); continue; }
