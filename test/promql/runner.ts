@@ -197,7 +197,7 @@ async function runEval(section: Section, ev: EvalCase): Promise<string | undefin
       const data = await instantQuery(q, ev.expr, ev.atMs);
       if (data.resultType === 'scalar') {
         scalar = true;
-        got = [{ labels: {}, values: [Number(data.result[1] === '+Inf' ? Infinity : data.result[1])] }];
+        got = [{ labels: {}, values: [parseNumber(data.result[1])] }];
       } else if (data.resultType === 'vector') {
         got = data.result.map((r) => ({ labels: r.metric, values: [parseNumber(r.value[1])] }));
       } else {
@@ -289,7 +289,7 @@ export function toPromtoolTests(text: string): { yaml: string; checks: number; s
           .map((e) => ({ labels: e.labels, value: e.values[stepIndex] }))
           .filter((e): e is { labels: Record<string, string>; value: number } => e.value !== undefined);
         if (samples.some((x) => Number.isNaN(x.value))) { skipped++; return; }
-        const exp = samples.map((x) => `          - labels: ${yamlString(ev.scalar ? '' : labelsText(x.labels))}\n            value: ${x.value === Infinity ? '+Inf' : x.value === -Infinity ? '-Inf' : formatValue(x.value)}`);
+        const exp = samples.map((x) => `          - labels: ${yamlString(ev.scalar ? '' : labelsText(x.labels))}\n            value: ${x.value === Infinity ? '.inf' : x.value === -Infinity ? '-.inf' : formatValue(x.value)}`);
         cases.push(`      - expr: ${yamlString(ev.expr)}\n        eval_time: ${ms(t)}\n        exp_samples:${exp.length ? `\n${exp.join('\n')}` : ' []'}`);
         checks++;
       });
