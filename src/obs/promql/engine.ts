@@ -618,7 +618,7 @@ class Evaluator {
     const swap = l.type === 'scalar';
     const vec = (swap ? r : l) as { type: 'vector'; samples: Sample[] };
     const sc = (swap ? l : r) as { type: 'scalar'; value: number };
-    const drop = !cmp || e.returnBool;
+    const drop = dropsName(op) || e.returnBool;
     const out: Sample[] = [];
     for (const s of vec.samples) {
       const lv = swap ? sc.value : s.value;
@@ -707,7 +707,7 @@ class Evaluator {
 /** Labels of a vector/vector result: the "many" side's, less the name for arithmetic, narrowed for one-to-one, plus group_x labels from the "one" side. */
 function resultLabels(many: Labels, one: Labels, e: BinaryExpr): Labels {
   const matching = e.matching!;
-  const dropName = !isComparison(e.op);
+  const dropName = dropsName(e.op);
   if (!dropName && matching.card !== 'one-to-one' && matching.include.length === 0) return many;
   const map = toMap(many);
   if (dropName) map.delete('__name__');
@@ -724,6 +724,11 @@ function resultLabels(many: Labels, one: Labels, e: BinaryExpr): Labels {
     else map.delete(l);
   }
   return fromMap(map);
+}
+
+/** Arithmetic drops the metric name; comparisons and (in Prometheus 2.x) atan2 keep it. */
+function dropsName(op: string): boolean {
+  return op === '+' || op === '-' || op === '*' || op === '/' || op === '%' || op === '^';
 }
 
 function unwrap(e: Expr): Expr {

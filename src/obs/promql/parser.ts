@@ -17,7 +17,7 @@ import { PromQLError } from './errors.js';
 /** Argument types, optional-argument count and return type of each supported function (Prometheus `parser.Functions`). */
 interface FunctionSignature {
   args: ValueType[];
-  /** Trailing arguments that may be left out; -1: the last argument repeats any number of times. */
+  /** Trailing arguments that may be left out; -1: the last argument may be left out or repeated (Prometheus `Variadic`). */
   optional: number;
   ret: ValueType;
 }
@@ -383,7 +383,7 @@ class Builder {
     const args = children(c[1]!).map((a) => this.expr(a));
     const fsig = FUNCTIONS.get(fname);
     if (!fsig) this.fail(n, `function "${fname}" is not supported by Beacon`);
-    const min = fsig.optional === -1 ? fsig.args.length : fsig.args.length - fsig.optional;
+    const min = fsig.optional === -1 ? fsig.args.length - 1 : fsig.args.length - fsig.optional;
     const max = fsig.optional === -1 ? Infinity : fsig.args.length;
     if (args.length < min || args.length > max) {
       const expected = min === max ? `${min}` : max === Infinity ? `at least ${min}` : `at most ${max}`;
