@@ -105,6 +105,7 @@ function syntaxError(input: string, at: number): PromQLError {
     const open = [...before].reduce((n, c) => n + (c === '{' ? 1 : c === '}' ? -1 : 0), 0);
     message = open > 0 ? 'unexpected end of input inside braces' : 'unexpected end of input';
   } else if (fn && input[at] === '(' && !AGGREGATE_OPS.has(fn[1]!) && !FUNCTIONS.has(fn[1]!)) {
+    if (fn[1] === 'holt_winters') return positioned(input, at - fn[0].length, 'function "holt_winters" is not supported by Beacon');
     return positioned(input, at - fn[0].length, `unknown function with name "${fn[1]}"`);
   } else {
     const tok = /^(\w+|"[^"]*"?|'[^']*'?|\S)/.exec(input.slice(at))?.[0] ?? input[at];
@@ -204,6 +205,10 @@ class Builder {
   }
 
   private str(n: SyntaxNode): string {
+    const text = this.text(n);
+    if (text.length < 2 || text[text.length - 1] !== text[0] || (text[0] !== '`' && /(^|[^\\])(\\\\)*\\.$/.test(text))) {
+      this.fail(n, 'unterminated quoted string');
+    }
     try {
       return unquote(this.text(n));
     } catch (err) {
