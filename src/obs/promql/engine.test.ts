@@ -34,6 +34,8 @@ describe('parseExpr', () => {
     });
     assert.throws(() => parseExpr('x +\n  )'), /^PromQLError: 2:3: parse error/);
     assert.throws(() => parseExpr('   '), /no expression found in input/);
+    // Nesting deeper than the JS stack is bad input too, not a crash.
+    assert.throws(() => parseExpr(`1${' + 1'.repeat(50_000)}`), (err: unknown) => err instanceof PromQLError && err.errorType === 'bad_data');
   });
 
   it('gives the syntax tree with modifiers on the selector', () => {

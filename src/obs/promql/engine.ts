@@ -862,6 +862,7 @@ function metricObject(ls: Labels): Record<string, string> {
 
 function wrapError(err: unknown): never {
   if (err instanceof PromQLError) throw err;
+  if (err instanceof RangeError && /call stack/.test(err.message)) throw new PromQLError('execution', 'expression is too deeply nested to evaluate', { cause: err });
   if (err instanceof TooManySamplesError) {
     throw new PromQLError('execution', 'query processing would load too many samples into memory in query execution', { tooLarge: true, cause: err });
   }

@@ -90,10 +90,15 @@ export function parseExpr(input: string): Expr {
   if (errorAt >= 0) throw syntaxError(input, errorAt);
   const top = children(tree.topNode)[0];
   if (!top) throw new PromQLError('bad_data', '1:1: parse error: no expression found in input', { position: 0 });
-  const b = new Builder(input);
-  const expr = b.expr(top);
-  typeOf(expr);
-  return expr;
+  try {
+    const expr = new Builder(input).expr(top);
+    typeOf(expr);
+    return expr;
+  } catch (err) {
+    // A chain of thousands of operators nests deeper than the JS stack.
+    if (err instanceof RangeError) throw new PromQLError('bad_data', '1:1: parse error: expression is too deeply nested', { position: 0 });
+    throw err;
+  }
 }
 
 /** Where the parse failed, worded like Prometheus's parser. */
