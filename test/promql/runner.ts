@@ -268,7 +268,8 @@ function yamlString(s: string): string {
 /**
  * Writes the file as a `promtool test rules` YAML: one test group per section, one
  * `promql_expr_test` per instant eval and per step of a range eval. Left out, because promtool
- * cannot express them: `eval_fail` cases and expected NaN values (promtool compares with `==`).
+ * cannot express them: `eval_fail` cases, expected NaN values (promtool compares with `==`) and
+ * range evals using `start()`/`end()` (promtool's instant evaluations would give them other times).
  * Returns the YAML and the number of checks written.
  */
 export function toPromtoolTests(text: string): { yaml: string; checks: number; skipped: number } {
@@ -283,6 +284,8 @@ export function toPromtoolTests(text: string): { yaml: string; checks: number; s
     const cases: string[] = [];
     for (const ev of section.evals) {
       if (ev.fail) { skipped++; continue; }
+      // promtool evaluates each step as an instant query, where start() and end() are that step.
+      if (ev.kind === 'range' && /\b(start|end)\(\s*\)/.test(ev.expr)) { skipped++; continue; }
       const steps = ev.kind === 'instant' ? [ev.atMs] : Array.from({ length: Math.floor((ev.endMs - ev.atMs) / ev.stepMs) + 1 }, (_, i) => ev.atMs + i * ev.stepMs);
       steps.forEach((t, stepIndex) => {
         const samples = ev.expected
