@@ -217,3 +217,82 @@ describe('createMemoryQuerier', () => {
     assert.throws(() => q.add('m{job="api", path="/users"}', [0], [1]), /out of order/);
   });
 });
+
+describe('robustness', () => {
+  it('never fails with anything but a PromQLError, whatever the query text', async () => {
+    const fc = await import('fast-check');
+    const q = createMemoryQuerier();
+    q.load('x{a="1", le="0.5"}', '0+1x20 stale 3', 60_000);
+    q.load('x{a="2", le="+Inf"}', '5 _ 7x10', 60_000);
+    q.load('y{a="1"}', 'NaN 1 -Inf 2', 60_000);
+    const tokens = [
+      'x', 'y', '{a="1"}', '{a=~"1|2"}', '{a!~"2"}', '{__name__=~"x|y"}', '[5m]', '[1m:30s]', '[10m:]', 'offset 1m', '@ 60', '@ end()',
+      '(', ')', ',', '+', '-', '*', '/', '%', '^', '==', '!=', '>', '<=', 'bool', 'and', 'or', 'unless', 'on(a)', 'ignoring(a)',
+      'group_left', 'group_right(le)', 'sum', 'avg', 'topk', 'quantile', 'count_values', 'stddev', 'by (a)', 'without (le)',
+      'rate', 'irate', 'deriv', 'predict_linear', 'histogram_quantile', 'label_replace', 'label_join', 'absent', 'scalar',
+      'vector', 'time()', 'round', 'clamp', 'sort_desc', 'quantile_over_time', 'changes', 'timestamp', 'year', '0.5', '2',
+      '-1', 'NaN', 'Inf', '"a"', '"(.*)"', '"$1"', '"le"', '1e3', '0x10',
+    ];
+    await fc.assert(fc.asyncProperty(fc.array(fc.constantFrom(...tokens), { minLength: 1, maxLength: 12 }), fc.integer({ min: 0, max: 30 }), async (parts, minute) => {
+      const text = parts.join(' ');
+      let ok = 0;
+      for (const run of [
+        () => instantQuery(q, text, minute * 60_000),
+        () => rangeQuery(q, text, 0, minute * 60_000, 120_000),
+      ]) {
+        try {
+          await run();
+          ok++;
+        } catch (err) {
+          if (!(err instanceof PromQLError)) throw new Error(`${text}: ${(err as Error).stack}`);
+        }
+      }
+      return ok >= 0;
+    }), { numRuns: 3000 });
+  });
+
+  it('evaluates random well-typed expressions, range and instant, without crashing', async () => {
+    const fc = await import('fast-check');
+    const q = createMemoryQuerier();
+    q.load('x{a="1", le="0.5"}', '0+1x20 stale 3', 60_000);
+    q.load('x{a="2", le="+Inf"}', '5 _ 7x10', 60_000);
+    q.load('y{a="1"}', 'NaN 1 -Inf 2', 60_000);
+    const { vec } = fc.letrec<{ sel: string; mat: string; sc: string; vec: string }>((tie) => ({
+      sel: fc.constantFrom('x', 'y', 'x{a="1"}', '{__name__=~"x|y"}', 'x offset 1m', 'x @ 120', 'y @ end()'),
+      mat: fc.oneof(
+        fc.tuple(fc.constantFrom('x', 'y', 'x{a="1"}'), fc.constantFrom('[5m]', '[1m]', '[10m] offset 2m')).map(([sel, r]) => `${sel}${r}`),
+        tie('vec').map((v) => `(${v})[5m:1m]`),
+      ),
+      sc: fc.oneof({ depthSize: 'small' }, fc.constantFrom('1', '0.5', '-2', 'NaN', 'Inf', 'time()'), tie('vec').map((v) => `scalar(${v})`)),
+      vec: fc.oneof({ depthSize: 'small' },
+        tie('sel'),
+        fc.tuple(fc.constantFrom('rate', 'irate', 'increase', 'delta', 'deriv', 'changes', 'resets', 'avg_over_time', 'stddev_over_time',
+          'last_over_time', 'absent_over_time', 'present_over_time'), tie('mat')).map(([f, mt]) => `${f}(${mt})`),
+        fc.tuple(fc.constantFrom('abs', 'ceil', 'sqrt', 'ln', 'sort_desc', 'timestamp', 'absent', 'year', 'sgn'), tie('vec')).map(([f, x]) => `${f}(${x})`),
+        fc.tuple(fc.constantFrom('sum', 'avg', 'max', 'count', 'stddev', 'group'), fc.constantFrom('', ' by (a)', ' without (le)'), tie('vec'))
+          .map(([a, g, x]) => `${a}${g} (${x})`),
+        fc.tuple(fc.constantFrom('topk', 'bottomk', 'quantile'), tie('sc'), tie('vec')).map(([a, sc, x]) => `${a}(${sc}, ${x})`),
+        fc.tuple(tie('vec'), fc.constantFrom('+', '/', '>', '== bool', 'and', 'or', 'unless', '* on(a) group_left()', '- ignoring(le)'), tie('vec'))
+          .map(([l, o, r]) => `(${l}) ${o} (${r})`),
+        fc.tuple(tie('vec'), fc.constantFrom('+', '>', '^', '%'), tie('sc')).map(([l, o, r]) => `(${l}) ${o} (${r})`),
+        fc.tuple(tie('sc'), tie('vec')).map(([sc, x]) => `histogram_quantile(${sc}, ${x})`),
+        tie('vec').map((x) => `label_replace(${x}, "b", "$1", "a", "(.*)")`),
+        tie('sc').map((sc) => `vector(${sc})`),
+        tie('vec').map((x) => `-(${x})`),
+      ),
+    }));
+    let answered = 0;
+    await fc.assert(fc.asyncProperty(vec, fc.integer({ min: 0, max: 30 }), async (text, minute) => {
+      for (const run of [() => instantQuery(q, text, minute * 60_000), () => rangeQuery(q, text, 0, minute * 60_000, 120_000)]) {
+        try {
+          await run();
+          answered++;
+        } catch (err) {
+          // Only the errors Prometheus also gives for such queries (matching, duplicate label sets).
+          if (!(err instanceof PromQLError) || err.errorType !== 'execution') throw new Error(`${text}: ${(err as Error).message}`);
+        }
+      }
+    }), { numRuns: 1000 });
+    assert.ok(answered > 1000, `only ${answered} of 2000 evaluations answered`);
+  });
+});
