@@ -6,7 +6,9 @@
 // credential ended takes no new `create`; and a client may present a fresh token on the same
 // socket (`{"type":"auth","token"}`) before the old one expires and keep its watches.
 import assert from 'node:assert/strict';
+import { decodeJwt } from 'jose';
 import { after, before, describe, test } from 'node:test';
+import { createClient, type WatchEvent } from '../../client/index.js';
 import { ADMIN_PASSWORD, client, login, startSecureNode, userToken, type SecureNode } from './security-helpers.js';
 import { JsonSocket, SseReader, until } from './watch-helpers.js';
 
@@ -135,7 +137,7 @@ describe('short-lived tokens (3 s)', () => {
 
   test('a fresh token sent as {"type":"auth"} before expiry keeps the socket and its watches past the first token’s expiry', async () => {
     const first = await login(node.url, 'admin', ADMIN_PASSWORD);
-    const expiresAt = Date.now() + TTL * 1000;
+    const expiresAt = (decodeJwt(first).exp as number) * 1000; // whole seconds: 2–3 s from now
     const ws = await JsonSocket.open(`${node.url}/v1/watch`, { headers: { authorization: `Bearer ${first}` } });
     try {
       ws.send({ type: 'create', key: 'renew/', prefix: true, watchId: 1 });
@@ -149,7 +151,7 @@ describe('short-lived tokens (3 s)', () => {
       assert.equal((await ws.take((m) => m.type === 'error')).error.code, 'unauthenticated');
       assert.equal(ws.closeCode, undefined);
 
-      await new Promise((r) => setTimeout(r, 1000)); // a later login gives a later expiry
+      await new Promise((r) => setTimeout(r, 1100)); // a later login gives an expiry at least a second later
       const fresh = await login(node.url, 'admin', ADMIN_PASSWORD);
       ws.send({ type: 'auth', token: fresh });
       const ok = await ws.take((m) => m.type === 'authenticated');
@@ -157,7 +159,7 @@ describe('short-lived tokens (3 s)', () => {
       assert.ok(ok.expiresAt > expiresAt, 'the connection now expires with the fresh token');
 
       // Past the first token's expiry the socket is open and its watch still delivers.
-      await new Promise((r) => setTimeout(r, Math.max(0, expiresAt - Date.now()) + 700));
+      await new Promise((r) => setTimeout(r, Math.max(0, expiresAt - Date.now()) + 300));
       assert.equal(ws.closeCode, undefined, 'still open after the first token expired');
       const res = await client(node.url, fresh)('/v1/kv/renew/k', { method: 'PUT', body: { value: 'v' } });
       assert.equal(res.status, 200);
@@ -168,6 +170,34 @@ describe('short-lived tokens (3 s)', () => {
       assert.equal(ws.closeCode, 4401);
     } finally {
       await ws.close();
+    }
+  });
+  test('the SDK sends a fresh token (login) on its open watch socket, so the watch outlives the first token', async () => {
+    const sdk = createClient({ endpoint: node.url });
+    const firstExpiry = Date.parse((await sdk.login('admin', ADMIN_PASSWORD)).expiresAt); // whole seconds: 2–3 s from now
+    let live = false;
+    const w = sdk.watch('sdk-renew/', { prefix: true, onStatus: (st) => (live ||= st.state === 'watching') });
+    const got: WatchEvent[] = [];
+    let failure: unknown;
+    const reading = (async () => {
+      try {
+        for await (const ev of w) got.push(ev);
+      } catch (err) {
+        failure = err;
+      }
+    })();
+    try {
+      await until(() => live, 'the SDK watch to be live', 5000);
+      await new Promise((r) => setTimeout(r, 1100));
+      await sdk.login('admin', ADMIN_PASSWORD); // a new token (expiring at least a second later), which the open socket is given
+      await new Promise((r) => setTimeout(r, Math.max(0, firstExpiry - Date.now()) + 300));
+      await sdk.put('sdk-renew/k', 'after the first expiry');
+      await until(() => got.some((e) => e.kv.key === 'sdk-renew/k') || failure !== undefined, 'the event after the first token expired', 5000);
+      assert.equal(failure, undefined);
+      assert.equal(got.at(-1)?.kv.key, 'sdk-renew/k');
+    } finally {
+      w.stop();
+      await reading;
     }
   });
 });

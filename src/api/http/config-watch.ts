@@ -130,7 +130,8 @@ class ConfigWatchConnection {
         const o = readObject(f, ['type', 'token'], 'auth frame');
         this.access.reauthenticate(o.token).then(
           (r) => this.ch.sendJson({ type: 'authenticated', principal: r.principal, expiresAt: r.expiresAt }),
-          (err: unknown) => this.ch.sendError(err),
+          // Tagged, so a client tells a refused refresh (the old credential stays) from the end of the connection.
+          (err: unknown) => this.ch.sendError(err, { frame: 'auth' }),
         );
         return;
       }
