@@ -25,7 +25,7 @@ const SOCKETS = 20;
 const PUT_CONCURRENCY = 4;
 
 /** Writes the store straight into SQLite through the real migrations (as bench/restart.ts does). */
-async function generate(dir: string): Promise<void> {
+export async function generateCatchUpStore(dir: string): Promise<void> {
   const path = join(dir, 'beacon.db');
   const backend = new SqliteBackend({ path });
   await backend.open();
@@ -100,7 +100,7 @@ export const watchCatchup: Benchmark = {
     const { opts } = ctx;
     const dir = ctx.tempDir('watch-catchup-');
     ctx.log(`watch-catchup: generating ${REVISIONS} revisions of ${VALUE_BYTES} B over ${KEYS} keys`);
-    await generate(dir);
+    await generateCatchUpStore(dir);
     const seconds = Math.max(5, opts.durationS);
     const idleP99: number[] = [];
     const busyP99: number[] = [];

@@ -20,7 +20,11 @@ export interface WatchHubOptions {
   progressIntervalMs: number;
   /** A connection with more than this many bytes waiting to be sent is congested. Default 1 MiB. */
   congestionBytes: number;
-  /** The most log entries read from the backend per catch-up step. Default 1,000. */
+  /**
+   * The most log entries read from the backend per catch-up step. Default 256: a read blocks the
+   * event loop (SQLite reads are synchronous), so smaller reads keep requests and commits moving
+   * while many watchers catch up; reads are shared between watchers of a range.
+   */
   catchUpEntries: number;
   /**
    * Bytes of log entries (keys, values and prevKvs, approximately) one catch-up step aims to read
@@ -49,7 +53,7 @@ export const DEFAULT_WATCH_HUB_OPTIONS: Readonly<WatchHubOptions> = Object.freez
   ringBytes: 64 * 1024 * 1024,
   progressIntervalMs: 10_000,
   congestionBytes: 1024 * 1024,
-  catchUpEntries: 1000,
+  catchUpEntries: 256,
   catchUpBytes: 4 * 1024 * 1024,
   catchUpBudgetBytes: 256 * 1024 * 1024,
   maxWatchesPerConnection: 1000,
@@ -76,11 +80,18 @@ const MEMO_REVISIONS = 64;
  */
 const FIRST_ENTRY_BYTES = 64 * 1024;
 /**
- * A catch-up chunk nobody has used for this long is dropped (ms): long enough for watchers that
- * catch up together to share it, short enough that parked watchers (peers that do not read) pin
- * nothing for long.
+ * A catch-up chunk nobody has used for this long is dropped (ms): long enough for watchers of the
+ * same range that drift apart (each paced by its own connection) to share it, short enough that
+ * chunks only parked watchers need (peers that do not read) go soon. Held chunks count against
+ * the catch-up budget, which drops the least recently used first when it needs room.
  */
-const CHUNK_IDLE_MS = 200;
+const CHUNK_IDLE_MS = 2000;
+/**
+ * Events delivered from the log per turn of the event loop, over all catching-up watchers: past
+ * it they continue in the next turn, so requests and commits are served in between however many
+ * watchers catch up (one connection's drain wakes all of its watchers at once).
+ */
+const CATCHUP_TURN_EVENTS = 256;
 
 /**
  * Log revisions of one key range read for catch-up, shared by every watcher of that range (and
@@ -327,6 +338,11 @@ export class WatchHub {
   /** Reads waiting for the catch-up budget, in the order they asked. */
   private readonly budgetQueue: { bytes: number; resolve: () => void }[] = [];
   private chunkSweep: NodeJS.Timeout | undefined;
+  /** Events delivered from the log in this turn of the event loop (see CATCHUP_TURN_EVENTS). */
+  private turnEvents = 0;
+  private turnReset = false;
+  /** The latest log read's turn; see readTurn. */
+  private readGate: Promise<void> = Promise.resolve();
 
   /**
    * @param store an opened store; the hub follows it from its current revision.
@@ -635,6 +651,9 @@ export class WatchHub {
         try {
           await this.catchUpFromLog(w);
           failures = 0;
+          // Backend reads and deliveries resolve without touching the event loop: give requests
+          // and commits a turn before this watcher's next step (writers never wait on watchers).
+          await new Promise<void>((resolve) => setImmediate(resolve));
         } catch (err) {
           if (err instanceof CompactedError) {
             this.compactWatcher(w);
@@ -740,13 +759,27 @@ export class WatchHub {
       const rev = revs[i] as RevisionEvents;
       const b = this.makeBatch(rev, this.matching(w, rev), w, true);
       if (b !== null) {
-        if (w.sink.congested()) return;
+        if (w.sink.congested() || !this.spendTurn(b.events.length)) return;
         this.deliver(w, b, Date.now());
         if (w.state !== 'unsynced') return;
       }
       w.nextRevision = rev.revision + 1;
     }
     w.nextRevision = Math.max(w.nextRevision, chunk.to + 1);
+  }
+
+  /** Counts `events` against this turn's catch-up delivery budget; false when it is spent (continue next turn). */
+  private spendTurn(events: number): boolean {
+    if (this.turnEvents >= CATCHUP_TURN_EVENTS) return false;
+    this.turnEvents += events;
+    if (!this.turnReset) {
+      this.turnReset = true;
+      setImmediate(() => {
+        this.turnReset = false;
+        this.turnEvents = 0;
+      });
+    }
+    return true;
   }
 
   /**
@@ -761,6 +794,8 @@ export class WatchHub {
     await this.acquire(reserved);
     let held = reserved;
     try {
+      await this.readTurn();
+      if (this.closed) throw new UnavailableError('the node is shutting down');
       const to = Math.min(this.ring.floor - 1, this.head);
       const range = w.rangeEnd === undefined ? { key: w.key } : { key: w.key, rangeEnd: w.rangeEnd };
       const revs = await this.store.readEvents(from, to, limit, w.prevKv, range);
@@ -793,12 +828,24 @@ export class WatchHub {
         this.sweepChunks(Date.now() - CHUNK_IDLE_MS);
         // Reads waiting for room get it as soon as chunks can go (fits() drops the least recently used).
         if (this.budgetQueue.length > 0) this.releaseBudget(0);
-      }, CHUNK_IDLE_MS / 2).unref();
+      }, 100).unref();
       return chunk;
     } catch (err) {
       this.releaseBudget(held);
       throw err;
     }
+  }
+
+  /**
+   * Resolves when it is this read's turn: log reads run one at a time, each in its own turn of the
+   * event loop (a setImmediate queued from a check phase runs in the next loop iteration), so
+   * the reads of many catching-up watchers never run back to back while requests and commits
+   * wait (SQLite reads are synchronous).
+   */
+  private readTurn(): Promise<void> {
+    const turn = this.readGate.then(() => new Promise<void>((resolve) => setImmediate(resolve)));
+    this.readGate = turn;
+    return turn;
   }
 
   /**
