@@ -69,6 +69,7 @@ export {
   PermissionDeniedError,
   RateLimitedError,
   TooLargeError,
+  TooManyRequestsError,
   UnauthenticatedError,
   UnavailableError,
 } from '../src/errors.js';

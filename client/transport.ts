@@ -181,11 +181,28 @@ export class HttpTransport {
     return { ...this.headers_ };
   }
 
-  /** Sets or (with `undefined`) clears the bearer token sent as `Authorization: Bearer …`. */
+  /** Sets or (with `undefined`) clears the bearer token sent as `Authorization: Bearer …`; open watches are told. */
   setToken(token: string | undefined): void {
     if (token === undefined || token === '') delete this.headers_.authorization;
     else this.headers_.authorization = `Bearer ${token}`;
     this.requestHeaders = undefined;
+    for (const cb of [...this.tokenListeners]) cb(this.token);
+  }
+
+  /** The bearer token sent as `Authorization: Bearer …`, or undefined. */
+  get token(): string | undefined {
+    return /^Bearer\s+(\S+)$/i.exec(this.headers_.authorization ?? '')?.[1];
+  }
+
+  private readonly tokenListeners = new Set<(token: string | undefined) => void>();
+
+  /**
+   * Calls `cb` with the new token after every {@link setToken} (open watch sockets send it to the
+   * server as `{"type":"auth"}` so they outlive the old token). Returns the unsubscribe function.
+   */
+  onTokenChange(cb: (token: string | undefined) => void): () => void {
+    this.tokenListeners.add(cb);
+    return () => this.tokenListeners.delete(cb);
   }
 
   /** The endpoint requests go to first (the last one that answered, until it fails). */

@@ -6,6 +6,11 @@
  * delivered (or that a progress notification vouched for) and, after a reconnect — to the same
  * node or another one sharing the store — asks for `lastRevision + 1`; events of revisions it has
  * already passed are dropped, so no event is yielded twice and none is skipped.
+ *
+ * Credentials: when the client's token changes (`setToken`, `login`) an open socket sends it as
+ * `{"type":"auth","token"}`, so the watch outlives the old token (issue 9 finding 5). A socket the
+ * server ends as `unauthenticated` reconnects when a newer token is at hand, else the iteration
+ * throws `UnauthenticatedError`.
  */
 import { CompactedError, ErrorCode, UnavailableError, errorFromWire, type ErrorDetails } from '../src/errors.js';
 import type { Endpoint } from './endpoints.js';
@@ -125,6 +130,9 @@ export class WatchStream implements Watch {
   /** Endpoints the first connection has failed on (a new watch tries each once before giving up). */
   private readonly initialTried = new Set<Endpoint>();
   private endpoint: Endpoint | undefined;
+  /** The token the current socket authenticated with (to tell whether a newer one is at hand). */
+  private socketToken: string | undefined;
+  private readonly unsubscribeToken: () => void;
 
   constructor(
     private readonly transport: HttpTransport,
@@ -135,6 +143,7 @@ export class WatchStream implements Watch {
     private readonly onEnd?: () => void,
   ) {
     this.resumeFrom = opts.fromRevision !== undefined && opts.fromRevision > 0 ? opts.fromRevision : undefined;
+    this.unsubscribeToken = transport.onTokenChange((token) => this.refresh(token));
     if (opts.signal?.aborted) this.done = true;
     else {
       opts.signal?.addEventListener('abort', this.onAbort, { once: true });
@@ -146,8 +155,21 @@ export class WatchStream implements Watch {
 
   /** Runs once when the stream ends, however it ends. */
   private ended(): void {
+    this.unsubscribeToken();
     this.opts.signal?.removeEventListener('abort', this.onAbort);
     this.onEnd?.();
+  }
+
+  /** Hands a new token to the open socket, so the server keeps it past the old token's expiry. */
+  private refresh(token: string | undefined): void {
+    const s = this.socket;
+    if (token === undefined || s === undefined || token === this.socketToken) return;
+    try {
+      s.send(JSON.stringify({ type: 'auth', token }));
+      this.socketToken = token;
+    } catch {
+      // not open yet or closing: the next connection carries the new token in its headers
+    }
   }
 
   get lastRevision(): number {
@@ -250,6 +272,7 @@ export class WatchStream implements Watch {
       return;
     }
     this.socket = socket;
+    this.socketToken = this.transport.token;
     // Events below this revision were already delivered on an earlier connection.
     let connectionFrom = this.resumeFrom;
     let created = false;
@@ -328,13 +351,17 @@ export class WatchStream implements Watch {
           return;
         }
         case 'error': {
+          // A refused {"type":"auth"} leaves the connection on its old credential: nothing ends here.
+          if ((msg as { frame?: unknown }).frame === 'auth') return;
           const e = msg.error ?? msg;
           const code = typeof e.code === 'string' ? e.code : ErrorCode.Internal;
           const message = typeof e.message === 'string' ? e.message : 'the server refused the watch';
           const err = errorFromWire(code, message, e.details as ErrorDetails | undefined);
           // A node that is shutting down, lost its backend, or lags behind the revision we resume
           // from (another node of a shared store): try again, elsewhere if possible, rather than give up.
-          const retryable = err.code === ErrorCode.Unavailable || err.code === ErrorCode.FutureRevision;
+          // A credential that ended while a newer token is at hand: reconnect with it.
+          const refreshed = err.code === ErrorCode.Unauthenticated && this.transport.token !== undefined && this.transport.token !== this.socketToken;
+          const retryable = err.code === ErrorCode.Unavailable || err.code === ErrorCode.FutureRevision || refreshed;
           if (retryable && this.everCreated) {
             lastError = message;
             socket.close(1000, 'retrying');

@@ -13,6 +13,7 @@ export const ErrorCode = {
   Unauthenticated: 'unauthenticated',
   PermissionDenied: 'permission_denied',
   RateLimited: 'rate_limited',
+  TooManyRequests: 'too_many_requests',
   TooLarge: 'too_large',
   Unavailable: 'unavailable',
   Internal: 'internal',
@@ -118,6 +119,17 @@ export class RateLimitedError extends BeaconError {
   }
 }
 
+/**
+ * A count limit on concurrent things is reached, such as watches per connection or per principal
+ * (`details.limit` names it, `details.max` its value); retry once some have ended. HTTP 429.
+ */
+export class TooManyRequestsError extends BeaconError {
+  override readonly name = 'TooManyRequestsError';
+  constructor(message: string, details?: ErrorDetails) {
+    super(ErrorCode.TooManyRequests, message, details);
+  }
+}
+
 /** A key, value, request or frame exceeds its limit. HTTP 413. */
 export class TooLargeError extends BeaconError {
   override readonly name = 'TooLargeError';
@@ -155,6 +167,8 @@ export function errorFromWire(code: string, message: string, details?: ErrorDeta
       return new PermissionDeniedError(message, details);
     case ErrorCode.RateLimited:
       return new RateLimitedError(Number(details?.retryAfterSeconds ?? 1));
+    case ErrorCode.TooManyRequests:
+      return new TooManyRequestsError(message, details);
     case ErrorCode.TooLarge:
       return new TooLargeError(message, details);
     case ErrorCode.Unavailable:

@@ -47,7 +47,7 @@ export interface BenchOptions {
 
 const USAGE = `usage: node dist/bench/run.js [benchmark …] [options]
 
-benchmarks: get-http, put-durable, watch-fanout, memory, restart (default: all)
+benchmarks: get-http, put-durable, watch-fanout, memory, restart, watch-catchup (default: all)
 
 options:
   --quick                  fewer, shorter runs (2 runs × 2 s, 1 s warm-up)
@@ -73,7 +73,7 @@ options:
   --help`;
 
 /** Names of the benchmarks, in the order they run. */
-export const BENCHMARK_NAMES = ['get-http', 'put-durable', 'watch-fanout', 'memory', 'restart'] as const;
+export const BENCHMARK_NAMES = ['get-http', 'put-durable', 'watch-fanout', 'memory', 'restart', 'watch-catchup'] as const;
 
 function positiveInt(name: string, v: string | undefined, dflt: number): number {
   if (v === undefined) return dflt;

@@ -78,6 +78,12 @@ export interface PruneResult {
   floor: number;
 }
 
+/** A key range of a log read: `rangeEnd` undefined is the one key `key`, null every key ≥ `key`. */
+export interface LogRange {
+  key: string;
+  rangeEnd?: string | null;
+}
+
 /** The storage under the kv core. Methods reject with {@link UnavailableError} when the store is unreachable. */
 export interface Backend {
   /** A short name for status and logs, such as `sqlite:./data/beacon.db`. */
@@ -96,9 +102,12 @@ export interface Backend {
   range(query: BackendRangeQuery): Promise<{ kvs: KeyValue[]; more: boolean; count: number }>;
   /**
    * Log entries with `fromRevision <= revision <= toRevision` in revision then key order, at
-   * most `limit` whole revisions' worth or a little more (a revision is never split).
+   * most `limit` whole revisions' worth or a little more (a revision is never split). With
+   * `range`, only entries of keys in it (`rangeEnd` undefined: the one key; null: every key ≥
+   * `key`), read through the (key, revision) primary key or the revision index so that other
+   * keys' values are never loaded (watch catch-up, issue 9 finding 2).
    */
-  readLog(fromRevision: number, toRevision: number, limit: number): Promise<LogEntry[]>;
+  readLog(fromRevision: number, toRevision: number, limit: number, range?: LogRange): Promise<LogEntry[]>;
   /** The entries of one key in revision order, optionally from a revision, newest first when `reverse`. */
   history(key: string, opts: { fromRevision?: number; toRevision?: number; limit?: number; reverse?: boolean }): Promise<LogEntry[]>;
   /** The latest entry of `key` strictly below `revision` (for prevKv in catch-up), or undefined. */

@@ -42,6 +42,7 @@ const BY_CODE: Record<string, number> = {
   [ErrorCode.PermissionDenied]: ExitCode.Denied,
   [ErrorCode.TooLarge]: ExitCode.TooLarge,
   [ErrorCode.RateLimited]: ExitCode.RateLimited,
+  [ErrorCode.TooManyRequests]: ExitCode.RateLimited,
 };
 
 /** The exit code for an error: by its Beacon `code`, else 1. */

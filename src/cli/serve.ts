@@ -56,6 +56,26 @@ export function devWarningBox(lines: string[]): string {
   return `\n${edge}\n${lines.map((l) => `  *  ${l.padEnd(width)}  *`).join('\n')}\n${edge}\n\n`;
 }
 
+/** A size in bytes, plain or with a KiB/MiB/GiB suffix (`256MiB`); at least 1. */
+function byteSize(what: string) {
+  return (v: string): number => {
+    const m = /^(\d+)\s*(KiB|MiB|GiB)?$/i.exec(v.trim());
+    const unit = { kib: 1024, mib: 1024 ** 2, gib: 1024 ** 3 }[(m?.[2] ?? '').toLowerCase() as 'kib'] ?? 1;
+    const n = m === null ? NaN : Number(m[1]) * unit;
+    if (!Number.isSafeInteger(n) || n < 1) throw new Error(`invalid ${what} '${v}': expected bytes, e.g. 268435456 or 256MiB`);
+    return n;
+  };
+}
+
+/** A count of at least 1. */
+function countOf(what: string) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (!Number.isSafeInteger(n) || n < 1) throw new Error(`invalid ${what} '${v}': expected a positive integer`);
+    return n;
+  };
+}
+
 /** `--tls-client-role CN=role[+role]`, repeatable. */
 function collectRoles(v: string, prev: Record<string, string[]>): Record<string, string[]> {
   return { ...prev, ...parseRoleMap(v) };
@@ -87,6 +107,9 @@ interface ServeOptions {
   auditRetentionDays: number;
   retentionInterval: number;
   corsOrigin?: string;
+  maxWatchesPerConnection: number;
+  maxWatchesPerPrincipal: number;
+  watchCatchupBytes: number;
 }
 
 /** Adds the `serve` command. */
@@ -129,6 +152,14 @@ export function registerServeCommand(program: Command): void {
       '--cors-origin <origins>',
       'comma-separated origins of browser apps allowed to call the API (CORS), e.g. https://console.example.com,http://127.0.0.1:5173; * only with --dev (default: none, or BEACON_CORS_ORIGINS)',
       process.env.BEACON_CORS_ORIGINS,
+    )
+    // --- watch limits (issue 9): docs/security.md "Limits" ---
+    .option('--max-watches-per-connection <n>', 'watches one WebSocket may hold (more: too_many_requests)', countOf('watch limit'), 1000)
+    .option('--max-watches-per-principal <n>', 'watches one user or API key may hold on this node (more: 429 too_many_requests)', countOf('watch limit'), 10_000)
+    .addOption(
+      new Option('--watch-catchup-bytes <bytes>', 'node-wide memory for watch catch-up from the log; watches beyond it wait their turn (e.g. 256MiB)')
+        .argParser(byteSize('catch-up budget'))
+        .default(256 * 1024 * 1024, '256MiB'),
     )
     .action(async (o: ServeOptions) => {
       if (o.dev) {
@@ -177,6 +208,7 @@ export function registerServeCommand(program: Command): void {
         maxValueBytes: o.maxValueBytes,
         retentionIntervalSeconds: o.retentionInterval,
         corsOrigins,
+        watchLimits: { maxWatchesPerConnection: o.maxWatchesPerConnection, maxWatchesPerPrincipal: o.maxWatchesPerPrincipal, catchUpBudgetBytes: o.watchCatchupBytes },
         security,
         ...(o.kekFile !== undefined ? { kekFile: o.kekFile } : {}),
         ...(o.tlsCert !== undefined && o.tlsKey !== undefined

@@ -3,7 +3,7 @@
  * leases with expiry, compaction, and the ordered stream of committed revisions (DESIGN.md §2).
  */
 import { randomInt } from 'node:crypto';
-import { floorFor, type Backend, type CommitBatch, type HistoryFloor, type PruneResult, type RetentionRule } from '../backend/index.js';
+import { floorFor, type Backend, type CommitBatch, type HistoryFloor, type LogRange, type PruneResult, type RetentionRule } from '../backend/index.js';
 import {
   BeaconError,
   CompactedError,
@@ -369,11 +369,12 @@ export class Store {
    * its events in key order; `prevKv` is filled when asked (one extra read per event). It checks
    * only the global compact revision: a caller interested in a key range checks
    * {@link compactRevisionFor} after {@link refreshFloors} once the events are read.
+   * With `range`, only events of keys in it are read (revisions without any are left out).
    * @throws CompactedError when `fromRevision` is compacted.
    */
-  async readEvents(fromRevision: number, toRevision: number, limit: number, withPrevKv: boolean): Promise<RevisionEvents[]> {
+  async readEvents(fromRevision: number, toRevision: number, limit: number, withPrevKv: boolean, range?: LogRange): Promise<RevisionEvents[]> {
     if (fromRevision <= this._compactRevision) throw new CompactedError(fromRevision, this._compactRevision);
-    const entries = await this.backend.readLog(fromRevision, toRevision, limit);
+    const entries = await this.backend.readLog(fromRevision, toRevision, limit, range);
     const out: RevisionEvents[] = [];
     for (const e of entries) {
       let group = out[out.length - 1];

@@ -57,6 +57,17 @@ export interface NodeOptions {
    * See docs/api.md.
    */
   corsOrigins?: string[];
+  // --- watch limits (issue 9 findings 2 and 5): docs/security.md "Limits" ---------------------------
+  /** Watch limits; each absent one keeps the hub's default (see `DEFAULT_WATCH_HUB_OPTIONS`). */
+  watchLimits?: {
+    /** Watches one WebSocket (watch or config socket) may hold. Default 1,000. */
+    maxWatchesPerConnection?: number;
+    /** Watches one principal may hold on this node. Default 10,000. */
+    maxWatchesPerPrincipal?: number;
+    /** Node-wide bytes of log chunks held for watch catch-up. Default 256 MiB. */
+    catchUpBudgetBytes?: number;
+  };
+  // --- end watch limits ------------------------------------------------------------------------------
 }
 
 /** What one history-retention pass did. */
@@ -144,7 +155,7 @@ export async function startNode(opts: NodeOptions = {}): Promise<BeaconNode> {
     metrics.commitBatchSize.observe(n);
     metrics.commitDuration.observe(ms / 1000);
   };
-  const hub = new WatchHub(store, metrics);
+  const hub = new WatchHub(store, metrics, opts.watchLimits ?? {});
   const configs = new ConfigService(store);
   // --- security (issue 5) ----------------------------------------------------------------------
   let security: Security;

@@ -51,6 +51,25 @@ export class Metrics {
     labelNames: ['state'] as const,
     registers: [this.registry],
   });
+  // --- watch limits (issue 9 findings 2 and 5) ---------------------------------------------------
+  readonly watchLimitHits = new Counter({
+    name: 'beacon_watch_limit_hits_total',
+    help: 'Watch limits hit, by limit: per_connection and per_principal (a watch refused with too_many_requests), catchup_bytes (a catch-up read waited for the node-wide catch-up budget).',
+    labelNames: ['limit'] as const,
+    registers: [this.registry],
+  });
+  readonly watchCatchUpBytes = new Gauge({
+    name: 'beacon_watch_catchup_bytes',
+    help: 'Bytes of log chunks held for watch catch-up (bounded by --watch-catchup-bytes).',
+    registers: [this.registry],
+  });
+  readonly watchStreamsClosed = new Counter({
+    name: 'beacon_watch_streams_closed_total',
+    help: 'Watch connections closed because their credentials ended, by reason (expired, revoked, permission).',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  });
+  // --- end watch limits ----------------------------------------------------------------------------
   readonly errors = new Counter({
     name: 'beacon_errors_total',
     help: 'Errors answered to clients, by code.',

@@ -5,7 +5,7 @@
  * for old revisions or their connection is congested); unsynced watchers are caught up from a
  * bounded ring of recent revisions or, when older, from the backend log, then rejoin live delivery.
  */
-import { CompactedError, FutureRevisionError, InvalidArgumentError, UnavailableError } from '../errors.js';
+import { CompactedError, FutureRevisionError, InvalidArgumentError, TooManyRequestsError, UnavailableError } from '../errors.js';
 import { compareKeys, inRange, validateKey, validateRangeEnd, type RevisionEvents, type Store, type WatchEvent } from '../kv/index.js';
 import type { Metrics } from '../obs/index.js';
 import { RevisionRing, revisionBytes } from './ring.js';
@@ -20,13 +20,27 @@ export interface WatchHubOptions {
   progressIntervalMs: number;
   /** A connection with more than this many bytes waiting to be sent is congested. Default 1 MiB. */
   congestionBytes: number;
-  /** The most log entries read from the backend per catch-up step. Default 1,000. */
+  /**
+   * The most log entries read from the backend per catch-up step. Default 256: a read blocks the
+   * event loop (SQLite reads are synchronous), so smaller reads keep requests and commits moving
+   * while many watchers catch up; reads are shared between watchers of a range.
+   */
   catchUpEntries: number;
   /**
    * Bytes of log entries (keys, values and prevKvs, approximately) one catch-up step aims to read
    * and hold: the entry count of each read is sized from the entry sizes seen so far. Default 4 MiB.
    */
   catchUpBytes: number;
+  /**
+   * Node-wide bytes of log chunks held for catch-up (issue 9 finding 2): a catch-up read that
+   * would go over it waits its turn, in the order asked, while chunks are released. Watchers
+   * catching up over the same range and stretch share one chunk. Default 256 MiB.
+   */
+  catchUpBudgetBytes: number;
+  /** Watches one connection may hold (WebSocket watch or config socket); the transports enforce it. Default 1,000. */
+  maxWatchesPerConnection: number;
+  /** Watches one principal (by name) may hold on this node over all its connections. Default 10,000. */
+  maxWatchesPerPrincipal: number;
   /** WebSocket transports ping this often to find half-open connections. Default 15 s. */
   pingIntervalMs: number;
   /** A WebSocket that has not answered (pong or any frame) for this long is terminated. Default 30 s. */
@@ -39,8 +53,11 @@ export const DEFAULT_WATCH_HUB_OPTIONS: Readonly<WatchHubOptions> = Object.freez
   ringBytes: 64 * 1024 * 1024,
   progressIntervalMs: 10_000,
   congestionBytes: 1024 * 1024,
-  catchUpEntries: 1000,
+  catchUpEntries: 256,
   catchUpBytes: 4 * 1024 * 1024,
+  catchUpBudgetBytes: 256 * 1024 * 1024,
+  maxWatchesPerConnection: 1000,
+  maxWatchesPerPrincipal: 10_000,
   pingIntervalMs: 15_000,
   pongTimeoutMs: 30_000,
 });
@@ -62,6 +79,33 @@ const MEMO_REVISIONS = 64;
  * values a first read then holds about 64 MiB at worst, not `catchUpEntries` MiB.
  */
 const FIRST_ENTRY_BYTES = 64 * 1024;
+/**
+ * A catch-up chunk nobody has used for this long is dropped (ms): long enough for watchers of the
+ * same range that drift apart (each paced by its own connection) to share it, short enough that
+ * chunks only parked watchers need (peers that do not read) go soon. Held chunks count against
+ * the catch-up budget, which drops the least recently used first when it needs room.
+ */
+const CHUNK_IDLE_MS = 2000;
+/**
+ * Events delivered from the log per turn of the event loop, over all catching-up watchers: past
+ * it they continue in the next turn, so requests and commits are served in between however many
+ * watchers catch up (one connection's drain wakes all of its watchers at once).
+ */
+const CATCHUP_TURN_EVENTS = 256;
+
+/**
+ * Log revisions of one key range read for catch-up, shared by every watcher of that range (and
+ * prevKv variant) whose next revision falls inside it. `revs` holds every revision of the range
+ * in `[from, to]` that has events in it.
+ */
+interface Chunk {
+  readonly id: string;
+  readonly from: number;
+  readonly to: number;
+  readonly revs: RevisionEvents[];
+  readonly bytes: number;
+  usedAt: number;
+}
 
 /**
  * What to watch. `rangeEnd` undefined watches the single key `key`; a string watches
@@ -75,6 +119,8 @@ export interface WatcherOptions {
   fromRevision?: number;
   /** Send each event's previous kv (when the key existed). */
   prevKv?: boolean;
+  /** Who holds the watch (a principal name), counted against `maxWatchesPerPrincipal`; absent: not counted. */
+  owner?: string;
   /** Leave out put events. */
   noPut?: boolean;
   /** Leave out delete events. */
@@ -166,8 +212,8 @@ class WatcherImpl implements Watcher {
   nextRevision = 0;
   lastSentAt = Date.now();
   catchingUp = false;
-  /** Log entries this watcher's next catch-up read asks for (0: not sized yet); see `WatchHub.logLimit`. */
-  logLimit = 0;
+  /** The principal counted for this watch, if any. */
+  owner: string | undefined;
   /** Ends the drain wait this watcher's catch-up is in, if any (so that removing it releases it at once). */
   wake: (() => void) | undefined;
   group!: Group;
@@ -279,8 +325,24 @@ export class WatchHub {
   private cursor: { rev: RevisionEvents; tasks: { g: Group; idx: number[] }[]; t: number; it: Iterator<WatcherImpl> | undefined; variants: (WatchBatch | null | undefined)[] } | undefined;
   private drainScheduled = false;
   private delivered = 0;
-  /** Average bytes per entry of the latest log read (the first guess for a watcher's first read). */
+  /** Average bytes per entry of the latest log read (sizes the next read). */
   private entryBytes = FIRST_ENTRY_BYTES;
+  /** Live watches per owner (principal name). */
+  private readonly owners = new Map<string, number>();
+  /** Catch-up chunks by range and prevKv variant, shared between watchers. */
+  private readonly chunks = new Map<string, Chunk[]>();
+  /** Reads in flight by range, variant and first revision, so watchers at the same place share one. */
+  private readonly reading = new Map<string, Promise<Chunk>>();
+  /** Bytes of held chunks plus those reserved by reads in flight (the catch-up budget in use). */
+  private budgetUsed = 0;
+  /** Reads waiting for the catch-up budget, in the order they asked. */
+  private readonly budgetQueue: { bytes: number; resolve: () => void }[] = [];
+  private chunkSweep: NodeJS.Timeout | undefined;
+  /** Events delivered from the log in this turn of the event loop (see CATCHUP_TURN_EVENTS). */
+  private turnEvents = 0;
+  private turnReset = false;
+  /** The latest log read's turn; see readTurn. */
+  private readGate: Promise<void> = Promise.resolve();
 
   /**
    * @param store an opened store; the hub follows it from its current revision.
@@ -366,6 +428,18 @@ export class WatchHub {
     // The range's effective compact revision: the global one, or a history-retention floor of an overlapping namespace.
     const compacted = this.store.compactRevisionFor(key, rangeEnd);
     if (from > 0 && from <= compacted) throw new CompactedError(from, compacted);
+    const owner = options.owner;
+    if (owner !== undefined) {
+      const max = this.opts.maxWatchesPerPrincipal;
+      if ((this.owners.get(owner) ?? 0) >= max) {
+        this.metrics.watchLimitHits.inc({ limit: 'per_principal' });
+        throw new TooManyRequestsError(`'${owner}' already holds ${max} watches on this node (--max-watches-per-principal); cancel some first`, {
+          limit: 'watches_per_principal',
+          max,
+        });
+      }
+      this.owners.set(owner, (this.owners.get(owner) ?? 0) + 1);
+    }
 
     const w = new WatcherImpl(
       this,
@@ -378,6 +452,7 @@ export class WatchHub {
       sink,
       head,
     );
+    w.owner = owner;
     const start = from === 0 ? head + 1 : from;
     w.nextRevision = start;
     this.index(w);
@@ -418,6 +493,10 @@ export class WatchHub {
     if (this.progressTimer) clearInterval(this.progressTimer);
     this.progressTimer = undefined;
     this.caches.clear();
+    this.chunks.clear();
+    if (this.chunkSweep) clearInterval(this.chunkSweep);
+    this.chunkSweep = undefined;
+    for (const q of this.budgetQueue.splice(0)) q.resolve();
     for (const w of [...this.all]) {
       this.remove(w);
       try {
@@ -572,6 +651,9 @@ export class WatchHub {
         try {
           await this.catchUpFromLog(w);
           failures = 0;
+          // Backend reads and deliveries resolve without touching the event loop: give requests
+          // and commits a turn before this watcher's next step (writers never wait on watchers).
+          await new Promise<void>((resolve) => setImmediate(resolve));
         } catch (err) {
           if (err instanceof CompactedError) {
             this.compactWatcher(w);
@@ -619,60 +701,215 @@ export class WatchHub {
     });
   }
 
-  /**
-   * The entry count of `w`'s next log read: sized after its previous read (see catchUpFromLog), or
-   * for its first read from the entry size of the latest read of any watcher.
-   */
-  private logLimit(w: WatcherImpl): number {
-    const n = w.logLimit > 0 ? w.logLimit : Math.floor(this.opts.catchUpBytes / this.entryBytes);
-    return Math.max(1, Math.min(this.opts.catchUpEntries, n));
+  /** The entry count of a catch-up read: about `catchUpBytes` at the entry size of the latest read. */
+  private logLimit(): number {
+    return Math.max(1, Math.min(this.opts.catchUpEntries, Math.floor(this.opts.catchUpBytes / this.entryBytes)));
   }
 
+  /** The chunk cache id of a range and prevKv variant. */
+  private chunkId(w: WatcherImpl, prevKv: boolean): string {
+    return `${w.group.id}|${prevKv ? '+' : '-'}`;
+  }
+
+  /** A held chunk that covers revision `n` for `w` (a prevKv chunk serves a watcher without prevKv too). */
+  private findChunk(w: WatcherImpl, n: number): Chunk | undefined {
+    const ids = w.prevKv ? [this.chunkId(w, true)] : [this.chunkId(w, false), this.chunkId(w, true)];
+    for (const id of ids) {
+      for (const c of this.chunks.get(id) ?? []) if (c.from <= n && n <= c.to) return c;
+    }
+    return undefined;
+  }
+
+  /**
+   * Catches `w` up by one chunk of the backend log: a chunk of its range held by the hub (another
+   * watcher read it), a read in flight from the same revision, or a new read within the catch-up
+   * budget. Nothing is held across a wait: a congested watcher stops, keeps `nextRevision` at the
+   * first revision not sent, and finds (or reads) its place again after the drain.
+   */
   private async catchUpFromLog(w: WatcherImpl): Promise<void> {
-    const to = Math.min(this.ring.floor - 1, this.head);
-    const limit = this.logLimit(w);
-    const chunk = await this.store.readEvents(w.nextRevision, to, limit, w.prevKv);
-    let entries = 0;
-    let bytes = 0;
-    for (const rev of chunk) {
-      entries += rev.events.length;
-      bytes += revisionBytes(rev);
-    }
-    // Size the next read so that it holds about catchUpBytes at this read's entry size, growing at
-    // most twofold per read (sizes are only known once read: the backend limits entries, not bytes).
-    if (entries > 0) {
-      this.entryBytes = Math.max(1, bytes / entries);
-      w.logLimit = Math.max(1, Math.min(limit * 2, Math.floor(this.opts.catchUpBytes / this.entryBytes)));
+    let chunk = this.findChunk(w, w.nextRevision);
+    if (chunk === undefined) {
+      const id = this.chunkId(w, w.prevKv);
+      const key = `${id}@${w.nextRevision}`;
+      let read = this.reading.get(key);
+      if (read === undefined) {
+        read = this.readChunk(w, id);
+        this.reading.set(key, read);
+        const forget = (): void => {
+          if (this.reading.get(key) === read) this.reading.delete(key);
+        };
+        read.then(forget, forget);
+      }
+      chunk = await read;
     }
     if (w.state !== 'unsynced') return;
-    // A compaction or a retention pass may have removed part of what was just read; floors are read after the rows.
-    if (w.nextRevision <= this.store.compactRevision) throw new CompactedError(w.nextRevision, this.store.compactRevision);
-    await this.store.refreshFloors();
-    if (w.state !== 'unsynced') return;
+    chunk.usedAt = Date.now();
+    // A compaction or a retention pass may have removed part of what was read (floors are read after the rows).
     const floor = this.compactRevisionOf(w);
     if (w.nextRevision <= floor) throw new CompactedError(w.nextRevision, floor);
-    let used = 0;
-    for (const rev of chunk) {
-      if (rev.revision < w.nextRevision) continue;
+    const revs = chunk.revs;
+    let lo = 0;
+    let hi = revs.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if ((revs[mid] as RevisionEvents).revision < w.nextRevision) lo = mid + 1;
+      else hi = mid;
+    }
+    for (let i = lo; i < revs.length; i++) {
+      const rev = revs[i] as RevisionEvents;
       const b = this.makeBatch(rev, this.matching(w, rev), w, true);
       if (b !== null) {
-        if (w.sink.congested()) {
-          // Never hold a chunk while a connection drains (a parked watcher would pin up to
-          // catchUpBytes for as long as its peer does not read): drop the rest, keep nextRevision
-          // at the first revision not sent, read again after the drain, and next time read at most
-          // twice what the connection took this time.
-          w.logLimit = Math.min(w.logLimit, Math.max(1, used * 2));
-          return;
-        }
+        if (w.sink.congested() || !this.spendTurn(b.events.length)) return;
         this.deliver(w, b, Date.now());
         if (w.state !== 'unsynced') return;
       }
-      used += rev.events.length;
       w.nextRevision = rev.revision + 1;
     }
-    const last = chunk[chunk.length - 1];
-    // An empty or final chunk covers the whole span; a chunk cut by the limit ends at its last revision.
-    if (last === undefined || last.revision >= to) w.nextRevision = Math.max(w.nextRevision, to + 1);
+    w.nextRevision = Math.max(w.nextRevision, chunk.to + 1);
+  }
+
+  /** Counts `events` against this turn's catch-up delivery budget; false when it is spent (continue next turn). */
+  private spendTurn(events: number): boolean {
+    if (this.turnEvents >= CATCHUP_TURN_EVENTS) return false;
+    this.turnEvents += events;
+    if (!this.turnReset) {
+      this.turnReset = true;
+      setImmediate(() => {
+        this.turnReset = false;
+        this.turnEvents = 0;
+      });
+    }
+    return true;
+  }
+
+  /**
+   * Reads the chunk of `w`'s range from its next revision, within the catch-up budget (waiting
+   * in order for it), and holds it for other watchers of the range until it has been idle for
+   * {@link CHUNK_IDLE_MS} or the budget needs room.
+   */
+  private async readChunk(w: WatcherImpl, id: string): Promise<Chunk> {
+    const from = w.nextRevision;
+    const limit = this.logLimit();
+    const reserved = Math.min(this.opts.catchUpBudgetBytes, limit * this.entryBytes);
+    await this.acquire(reserved);
+    let held = reserved;
+    try {
+      await this.readTurn();
+      if (this.closed) throw new UnavailableError('the node is shutting down');
+      const to = Math.min(this.ring.floor - 1, this.head);
+      const range = w.rangeEnd === undefined ? { key: w.key } : { key: w.key, rangeEnd: w.rangeEnd };
+      const revs = await this.store.readEvents(from, to, limit, w.prevKv, range);
+      let entries = 0;
+      let bytes = 0;
+      for (const rev of revs) {
+        entries += rev.events.length;
+        bytes += revisionBytes(rev);
+      }
+      if (entries > 0) this.entryBytes = Math.max(1, bytes / entries);
+      // Sizes are only known once read (the backend limits entries, not bytes): account what is held.
+      this.budgetUsed += bytes - held;
+      held = bytes;
+      if (from <= this.store.compactRevision) throw new CompactedError(from, this.store.compactRevision);
+      await this.store.refreshFloors();
+      const floor = this.store.compactRevisionFor(w.key, w.rangeEnd);
+      if (from <= floor) throw new CompactedError(from, floor);
+      const last = revs[revs.length - 1];
+      // A read cut by the limit covers up to its last revision; otherwise the whole span.
+      const chunk: Chunk = { id, from, to: entries >= limit && last !== undefined ? last.revision : to, revs, bytes, usedAt: Date.now() };
+      if (this.closed) {
+        this.releaseBudget(held);
+        return chunk;
+      }
+      let list = this.chunks.get(id);
+      if (list === undefined) this.chunks.set(id, (list = []));
+      list.push(chunk);
+      this.metrics.watchCatchUpBytes.set(this.budgetUsed);
+      this.chunkSweep ??= setInterval(() => {
+        this.sweepChunks(Date.now() - CHUNK_IDLE_MS);
+        // Reads waiting for room get it as soon as chunks can go (fits() drops the least recently used).
+        if (this.budgetQueue.length > 0) this.releaseBudget(0);
+      }, 100).unref();
+      return chunk;
+    } catch (err) {
+      this.releaseBudget(held);
+      throw err;
+    }
+  }
+
+  /**
+   * Resolves when it is this read's turn: log reads run one at a time, each in its own turn of the
+   * event loop (a setImmediate queued from a check phase runs in the next loop iteration), so
+   * the reads of many catching-up watchers never run back to back while requests and commits
+   * wait (SQLite reads are synchronous).
+   */
+  private readTurn(): Promise<void> {
+    const turn = this.readGate.then(() => new Promise<void>((resolve) => setImmediate(resolve)));
+    this.readGate = turn;
+    return turn;
+  }
+
+  /**
+   * Reserves `bytes` of the catch-up budget: at once when it fits and nobody waits, else after the
+   * reads that asked earlier (idle chunks are dropped first to make room). A read larger than the
+   * whole budget goes alone.
+   */
+  private acquire(bytes: number): Promise<void> | undefined {
+    if (this.budgetQueue.length === 0 && this.fits(bytes)) {
+      this.budgetUsed += bytes;
+      return undefined;
+    }
+    this.metrics.watchLimitHits.inc({ limit: 'catchup_bytes' });
+    return new Promise<void>((resolve) => this.budgetQueue.push({ bytes, resolve }));
+  }
+
+  private fits(bytes: number): boolean {
+    const budget = this.opts.catchUpBudgetBytes;
+    if (this.budgetUsed + bytes > budget) this.sweepChunks(Infinity, this.budgetUsed + bytes - budget);
+    return this.budgetUsed + bytes <= budget || this.budgetUsed <= 0;
+  }
+
+  private releaseBudget(bytes: number): void {
+    this.budgetUsed = Math.max(0, this.budgetUsed - bytes);
+    this.metrics.watchCatchUpBytes.set(this.budgetUsed);
+    while (this.budgetQueue.length > 0 && !this.closed) {
+      const head = this.budgetQueue[0] as { bytes: number; resolve: () => void };
+      if (!this.fits(head.bytes)) return;
+      this.budgetQueue.shift();
+      this.budgetUsed += head.bytes;
+      head.resolve();
+    }
+  }
+
+  /**
+   * Drops held chunks last used before `idleBefore` (ms since the epoch), least recently used
+   * first, until `need` bytes are freed (all of them by default). Watchers that were using a
+   * dropped chunk read their place again.
+   */
+  private sweepChunks(idleBefore: number, need = Infinity): void {
+    const all: Chunk[] = [];
+    for (const list of this.chunks.values()) for (const c of list) if (c.usedAt < idleBefore) all.push(c);
+    all.sort((a, b) => a.usedAt - b.usedAt);
+    let freed = 0;
+    const dropped = new Set<Chunk>();
+    for (const c of all) {
+      if (freed >= need) break;
+      dropped.add(c);
+      freed += c.bytes;
+    }
+    if (dropped.size > 0) {
+      for (const [id, list] of this.chunks) {
+        const keep = list.filter((c) => !dropped.has(c));
+        if (keep.length === 0) this.chunks.delete(id);
+        else if (keep.length !== list.length) this.chunks.set(id, keep);
+      }
+      // Freed bytes go back to the budget; a sweep from fits() is already inside a release, so no re-entry there.
+      this.budgetUsed = Math.max(0, this.budgetUsed - freed);
+      this.metrics.watchCatchUpBytes.set(this.budgetUsed);
+    }
+    if (this.chunks.size === 0 && this.chunkSweep !== undefined) {
+      clearInterval(this.chunkSweep);
+      this.chunkSweep = undefined;
+    }
   }
 
   private matching(w: WatcherImpl, rev: RevisionEvents): number[] {
@@ -784,6 +1021,11 @@ export class WatchHub {
     if (w.state === 'synced') this.syncedCount--;
     else this.unsyncedCount--;
     w.state = 'done';
+    if (w.owner !== undefined) {
+      const n = (this.owners.get(w.owner) ?? 1) - 1;
+      if (n <= 0) this.owners.delete(w.owner);
+      else this.owners.set(w.owner, n);
+    }
     const wake = w.wake;
     w.wake = undefined;
     wake?.();

@@ -523,6 +523,39 @@ export function runConformance(name: string, makeBackend: BackendFactory): void 
         assert.deepEqual(paged, full.map(nentry));
       }));
 
+      test('readLog with a key range returns only that range, in order, never splitting a revision (watch catch-up, issue 9)', withCtx(async (ctx) => {
+        await ctx.open();
+        const log = new LogBuilder();
+        const revs: LogEntry[][] = [];
+        for (let i = 0; i < 12; i++) {
+          const n = 1 + (i % 5);
+          const ops = Array.from({ length: n }, (_, j) => ({ key: UNICODE_KEYS[(i * 3 + j * 7) % UNICODE_KEYS.length] as string, value: enc(`${i}.${j}`) }));
+          revs.push(log.rev([...new Map(ops.map((o) => [o.key, o])).values()]));
+        }
+        await commitRevisions(ctx.backend, 0, revs);
+        const ranges: { key: string; rangeEnd?: string | null }[] = [
+          { key: 'u/a' },
+          { key: 'u/\u{1F600}' },
+          { key: 'u/\u0080', rangeEnd: 'u/\ue000' },
+          { key: 'u/\uffff', rangeEnd: null },
+          { key: '', rangeEnd: null },
+          { key: 'u/a', rangeEnd: 'u/b' },
+          { key: 'v/', rangeEnd: 'v0' },
+        ];
+        for (const r of ranges) {
+          const want = log.log(1, log.revision).filter((e) => inRangeUtf8(e.key, r.key, r.rangeEnd));
+          for (let limit = 1; limit <= want.length + 1; limit++) {
+            const where = `readLog(1, ${log.revision}, ${limit}, ${JSON.stringify(r)})`;
+            const got = (await ctx.backend.readLog(1, log.revision, limit, r)).map(nentry);
+            assert.deepEqual(got, want.slice(0, got.length).map(nentry), `${where} is a prefix of the range's log`);
+            if (want.length > 0) assert.ok(got.length > 0, `${where} makes progress`);
+            const lastRev = (got[got.length - 1]?.revision as number | undefined) ?? 0;
+            assert.equal(got.length, want.filter((e) => e.revision <= lastRev).length, `${where} ends on a whole revision`);
+            if (limit >= want.length) assert.equal(got.length, want.length, `${where} returns all of it`);
+          }
+        }
+      }));
+
       test('compact drops superseded entries and tombstones at or below the revision and keeps the latest of each key', withCtx(async (ctx) => {
         await ctx.open();
         const b = ctx.backend;

@@ -121,7 +121,7 @@ test('secret values in watch events: clear for developers, redacted for viewers,
   }
 });
 
-test('a deleted user loses its watch: the socket is closed on the next event after the deletion', async () => {
+test('a deleted user loses its watch: the socket is closed (4401 unauthenticated, issue 9 finding 5) without waiting for an event', async () => {
   const token = await userToken(node.url, adminToken, 'short-lived', ['viewer']);
   const ws = await socket('/v1/watch', token);
   try {
@@ -131,7 +131,8 @@ test('a deleted user loses its watch: the socket is closed on the next event aft
     await new Promise((r) => setTimeout(r, 1100)); // past the re-check interval
     await admin('/v1/kv/shared/after-delete', { method: 'PUT', body: { value: 'x' } });
     await until(() => ws.closeCode !== undefined, 'the socket to close', 5000);
-    assert.equal(ws.closeCode, 1008);
+    assert.equal(ws.closeCode, 4401);
+    assert.equal(ws.received.at(-1)?.error?.code, 'unauthenticated');
     assert.ok(!ws.received.some((m) => m.type === 'events' && m.events.some((e: any) => e.kv.key === 'shared/after-delete')));
   } finally {
     await ws.close();

@@ -48,7 +48,9 @@ test('catch-up watchers whose peers stop reading hold no log chunk, with or with
   const from = node.store.revision + 1;
   // 160 revisions of 200 KiB over 20 keys (so every entry after the first 20 has a prevKv): 32 MB of history.
   for (let i = 0; i < 160; i++) await node.store.put(`mem/${i % 20}`, value(i));
-  node.hub.configure({ ringSize: 1 }); // everything but the newest revision must come from the log
+  // Everything but the newest revision must come from the log; chunks shared between watchers are
+  // held within the node-wide catch-up budget (issue 9 finding 2), set low here.
+  node.hub.configure({ ringSize: 1, catchUpBudgetBytes: 16 * MB });
   const sockets: JsonSocket[] = [];
   try {
     const before = await externalBytes();
@@ -64,13 +66,14 @@ test('catch-up watchers whose peers stop reading hold no log chunk, with or with
     await until(() => mine.every((s) => s.bufferedAmount > node.hub.options.congestionBytes), 'every connection to be congested', 10_000);
     await new Promise((r) => setTimeout(r, 300));
     const growth = (await externalBytes()) - before;
-    // Each parked watcher may hold its socket's send buffer (~1.2 MB) and nothing of the log; before
-    // the bound each held its whole chunk (the 32 MB history, doubled with prevKv): ~400 MB in all.
+    // Each parked watcher may hold its socket's send buffer (~1.2 MB) and nothing of the log beyond
+    // the shared chunks within the 16 MB budget; before the bound each held its whole chunk (the
+    // 32 MB history, doubled with prevKv): ~400 MB in all.
     assert.ok(growth < 80 * MB, `external memory grew by ${Math.round(growth / MB)} MB for 8 parked watchers`);
     assert.equal(node.hub.stats.unsynced, 8, 'the watchers are parked, not dropped');
   } finally {
     for (const s of sockets) s.ws.terminate();
-    node.hub.configure({ ringSize: 10_000 });
+    node.hub.configure({ ringSize: 10_000, catchUpBudgetBytes: 256 * MB });
     await until(() => node.hub.watcherCount === 0, 'the watchers to be released');
   }
 });

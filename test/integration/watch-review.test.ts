@@ -23,7 +23,8 @@ describe('watch path regressions', () => {
 
   it('a progress frame never names a revision whose events the watch has not been sent yet', async () => {
     // More watchers than one fan-out slice (2,000), so a revision's fan-out spans event-loop turns.
-    node.hub.configure({ progressIntervalMs: 10, congestionBytes: 256 * 1024 * 1024 });
+    // One socket holds them all: above the default per-connection limit (1,000), raised here.
+    node.hub.configure({ progressIntervalMs: 10, congestionBytes: 256 * 1024 * 1024, maxWatchesPerConnection: 10_000 });
     const n = 4500;
     const ws = new WebSocket(`${node.url.replace('http', 'ws')}/v1/watch`);
     await new Promise((r) => ws.once('open', r));
@@ -58,7 +59,7 @@ describe('watch path regressions', () => {
       assert.deepEqual(violations, []);
     } finally {
       ws.terminate();
-      node.hub.configure({ progressIntervalMs: 10 * 60_000 });
+      node.hub.configure({ progressIntervalMs: 10 * 60_000, maxWatchesPerConnection: 1000 });
     }
   });
 

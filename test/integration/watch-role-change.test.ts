@@ -144,7 +144,7 @@ test('a user deleted and created again under the same name is someone else: the 
     assert.equal((await admin('/v1/users', { method: 'POST', body: { name: 'phoenix', password: 'another-long-password', roles: ['admin'] } })).status, 201);
     await put('solo/after', 'not for the old session');
     await until(() => ws.closeCode !== undefined, 'the old session closed', 3000);
-    assert.equal(ws.closeCode, 1008);
+    assert.equal(ws.closeCode, 4401, 'its credential is gone: unauthenticated (issue 9 finding 5)');
     assert.ok(!wsSaw(ws, 'solo/after'), 'no event after the user was replaced');
     assert.equal((await client(node.url, token)('/v1/kv/solo/after')).status, 401, 'its token is refused too');
   } finally {

@@ -6,15 +6,12 @@
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { WebSocket } from 'ws';
-import { CompactedError, InvalidArgumentError, NotFoundError, TooLargeError } from '../../errors.js';
+import { CompactedError, InvalidArgumentError, NotFoundError } from '../../errors.js';
 import { prefixEnd, type WatchEvent } from '../../kv/index.js';
 import { WsChannel, type WatchBatch, type Watcher, type WatchSink } from '../../watch/index.js';
 import { optInt, optString, readObject } from './codec.js';
 import type { HttpContext } from './context.js';
-import { WatchAccess } from './watch-access.js';
-
-/** The most subscriptions one config socket may hold. */
-export const MAX_CONFIG_SUBSCRIPTIONS = 10_000;
+import { checkWatchesPerConnection, WatchAccess, watchOwner } from './watch-access.js';
 
 const QUERY = ['key', 'prefix', 'fromRevision'] as const;
 /** Fields of a rollback's revision meta copied into the notification. */
@@ -94,7 +91,13 @@ class ConfigWatchConnection {
     private readonly access: WatchAccess,
   ) {
     ch.onFrame((f) => this.onFrame(f));
+    access.onRevoked((r) => {
+      for (const w of this.subs.values()) w.cancel();
+      this.subs.clear();
+      access.closeSocket(ch, r);
+    });
     ch.onClose(() => {
+      access.dispose();
       for (const w of this.subs.values()) w.cancel();
       this.subs.clear();
     });
@@ -121,7 +124,17 @@ class ConfigWatchConnection {
   }
 
   private onFrame(f: Record<string, unknown>): void {
+    if (f.type !== 'auth' && !this.access.stillValid()) return; // the connection is being closed with the reason
     switch (f.type) {
+      case 'auth': {
+        const o = readObject(f, ['type', 'token'], 'auth frame');
+        this.access.reauthenticate(o.token).then(
+          (r) => this.ch.sendJson({ type: 'authenticated', principal: r.principal, expiresAt: r.expiresAt }),
+          // Tagged, so a client tells a refused refresh (the old credential stays) from the end of the connection.
+          (err: unknown) => this.ch.sendError(err, { frame: 'auth' }),
+        );
+        return;
+      }
       case 'subscribe': {
         const o = readObject(f, ['type', 'key', 'prefix', 'fromRevision'], 'subscribe frame');
         this.subscribe(this.target(o), optInt(o, 'fromRevision'));
@@ -144,8 +157,8 @@ class ConfigWatchConnection {
       default:
         throw new InvalidArgumentError(
           f.type === undefined
-            ? 'frame has no "type"; expected subscribe, unsubscribe or progress'
-            : `unknown frame type ${JSON.stringify(f.type)}; expected subscribe, unsubscribe or progress`,
+            ? 'frame has no "type"; expected subscribe, unsubscribe, progress or auth'
+            : `unknown frame type ${JSON.stringify(f.type)}; expected subscribe, unsubscribe, progress or auth`,
         );
     }
   }
@@ -160,11 +173,11 @@ class ConfigWatchConnection {
   private subscribe(t: Target, fromRevision: number | undefined): void {
     const id = targetId(t);
     const label = { [t.kind]: t.value };
+    // A socket whose credential ended takes no new subscription: it is closed with the reason instead.
+    if (!this.access.checkNow()) return;
     try {
       if (this.subs.has(id)) throw new InvalidArgumentError(`already subscribed to ${t.kind} '${t.value}'`, label);
-      if (this.subs.size >= MAX_CONFIG_SUBSCRIPTIONS) {
-        throw new TooLargeError(`a connection may hold at most ${MAX_CONFIG_SUBSCRIPTIONS} subscriptions`, { limit: MAX_CONFIG_SUBSCRIPTIONS });
-      }
+      checkWatchesPerConnection(this.ctx, this.subs.size);
       let range: { key: string; rangeEnd: string | null | undefined };
       try {
         range = this.access.authorizeRange(t.value, t.kind === 'prefix' ? prefixEnd(t.value) : undefined);
@@ -178,6 +191,7 @@ class ConfigWatchConnection {
           {
             ...range,
             ...(fromRevision !== undefined ? { fromRevision } : {}),
+            owner: watchOwner(this.ctx, this.access),
           },
           this.sink(id, label, () => watcher),
         );
@@ -210,10 +224,8 @@ class ConfigWatchConnection {
       congested: () => ch.congested(),
       onDrain: (cb) => ch.onDrain(cb),
       events: (b) => {
-        if (!this.access.stillValid()) {
-          ch.close(1008, this.access.revokedReason ?? 'access revoked; reconnect');
-          return;
-        }
+        // Nothing more once access is gone; the revocation closes the socket with the reason.
+        if (!this.access.stillValid()) return;
         for (const m of configMessages(b)) ch.send(m);
       },
       progress: (revision) => ch.send(`{"type":"progress",${labelJson},"revision":${revision}}`),
@@ -232,7 +244,9 @@ class ConfigWatchConnection {
  * `{"type":"subscribe","key"|"prefix","fromRevision"?}` / `{"type":"unsubscribe","key"|"prefix"}`;
  * answers `subscribed` (with the current `revision`), then `config_update` / `config_deleted`
  * per change (see {@link configNotification}), `progress` when idle, `compacted` when
- * `fromRevision` is gone, and `error` frames for bad input (the socket stays open).
+ * `fromRevision` is gone, and `error` frames for bad input (the socket stays open). A fresh
+ * credential goes in `{"type":"auth","token"}` (answered `authenticated`); when the connection's
+ * access ends it gets an `error` frame (`unauthenticated` or `permission_denied`) and close 4401 or 1008.
  * The static path takes precedence over the config routes' `/v1/configs/*`.
  */
 export function registerConfigWatchRoutes(app: FastifyInstance, ctx: HttpContext): void {

@@ -12,6 +12,7 @@ export const STATUS_BY_CODE: Record<string, number> = {
   [ErrorCode.Unauthenticated]: 401,
   [ErrorCode.PermissionDenied]: 403,
   [ErrorCode.RateLimited]: 429,
+  [ErrorCode.TooManyRequests]: 429,
   [ErrorCode.TooLarge]: 413,
   [ErrorCode.Unavailable]: 503,
   [ErrorCode.Internal]: 500,

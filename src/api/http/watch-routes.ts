@@ -7,16 +7,13 @@
 import type { ServerResponse } from 'node:http';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { WebSocket } from 'ws';
-import { CompactedError, InvalidArgumentError, NotFoundError, TooLargeError } from '../../errors.js';
+import { CompactedError, InvalidArgumentError, NotFoundError } from '../../errors.js';
 import { parseRange } from '../../kv/index.js';
 import { WsChannel, type WatchBatch, type Watcher, type WatchHub, type WatchSink } from '../../watch/index.js';
 import { eventToJson, optBool, optInt, queryBool, queryInt, readObject, reqString, wildcardKey } from './codec.js';
 import { registerConfigWatchRoutes } from './config-watch.js';
 import type { HttpContext } from './context.js';
-import { WatchAccess } from './watch-access.js';
-
-/** The most watches one WebSocket may hold at once (bounds a connection's memory). */
-export const MAX_WATCHES_PER_CONNECTION = 10_000;
+import { checkWatchesPerConnection, WatchAccess, watchOwner, type Revocation } from './watch-access.js';
 
 const CREATE_FIELDS = ['type', 'key', 'prefix', 'rangeEnd', 'fromRevision', 'prevKv', 'watchId', 'noPut', 'noDelete'] as const;
 const SSE_QUERY = ['prefix', 'rangeEnd', 'fromRevision', 'prevKv', 'lastEventId', 'noPut', 'noDelete'] as const;
@@ -43,14 +40,30 @@ class WatchConnection {
     private readonly access: WatchAccess,
   ) {
     ch.onFrame((f) => this.onFrame(f));
+    access.onRevoked((r) => {
+      for (const w of this.watches.values()) w.cancel();
+      this.watches.clear();
+      access.closeSocket(ch, r);
+    });
     ch.onClose(() => {
+      access.dispose();
       for (const w of this.watches.values()) w.cancel();
       this.watches.clear();
     });
   }
 
   private onFrame(f: Record<string, unknown>): void {
+    if (f.type !== 'auth' && !this.access.stillValid()) return; // the connection is being closed with the reason
     switch (f.type) {
+      case 'auth': {
+        const o = readObject(f, ['type', 'token'], 'auth frame');
+        this.access.reauthenticate(o.token).then(
+          (r) => this.ch.sendJson({ type: 'authenticated', principal: r.principal, expiresAt: r.expiresAt }),
+          // Tagged, so a client tells a refused refresh (the old credential stays) from the end of the connection.
+          (err: unknown) => this.ch.sendError(err, { frame: 'auth' }),
+        );
+        return;
+      }
       case 'create':
         this.create(f);
         return;
@@ -67,14 +80,16 @@ class WatchConnection {
       default:
         throw new InvalidArgumentError(
           f.type === undefined
-            ? 'frame has no "type"; expected create, cancel, progress or keepalive'
-            : `unknown frame type ${JSON.stringify(f.type)}; expected create, cancel, progress or keepalive`,
+            ? 'frame has no "type"; expected create, cancel, progress, keepalive or auth'
+            : `unknown frame type ${JSON.stringify(f.type)}; expected create, cancel, progress, keepalive or auth`,
         );
     }
   }
 
   private create(f: Record<string, unknown>): void {
     const watchId = optInt(f, 'watchId');
+    // A socket whose credential ended takes no new watch: it is closed with the reason instead.
+    if (!this.access.checkNow()) return;
     try {
       const o = readObject(f, CREATE_FIELDS, 'create frame');
       const asked = parseRange({ key: reqString(o, 'key'), prefix: o.prefix, rangeEnd: o.rangeEnd });
@@ -90,9 +105,11 @@ class WatchConnection {
         this.access.release(range);
         throw new InvalidArgumentError(`watchId ${watchId} is already in use on this connection`, { watchId });
       }
-      if (this.watches.size >= MAX_WATCHES_PER_CONNECTION) {
+      try {
+        checkWatchesPerConnection(this.ctx, this.watches.size);
+      } catch (err) {
         this.access.release(range);
-        throw new TooLargeError(`a connection may hold at most ${MAX_WATCHES_PER_CONNECTION} watches`, { limit: MAX_WATCHES_PER_CONNECTION });
+        throw err;
       }
       const id = watchId ?? this.allocateId();
       let watcher: Watcher | undefined;
@@ -107,6 +124,7 @@ class WatchConnection {
             prevKv: optBool(o, 'prevKv') ?? false,
             noPut: optBool(o, 'noPut') ?? false,
             noDelete: optBool(o, 'noDelete') ?? false,
+            owner: watchOwner(this.ctx, this.access),
           },
           sink,
         );
@@ -143,6 +161,7 @@ class WatchConnection {
     const o = readObject(f, ['type', 'lease'], 'keepalive frame');
     const lease = optInt(o, 'lease', 1);
     if (lease === undefined) throw new InvalidArgumentError("'lease' is required", { field: 'lease' });
+    if (!this.access.checkNow()) return;
     this.access.authorizeKeepAlive();
     this.ctx.store.keepAlive(lease).then(
       (ttl) => this.ch.send(`{"type":"keepalive","lease":${lease},"ttl":${ttl}}`),
@@ -171,10 +190,8 @@ class WatchConnection {
       congested: () => ch.congested(),
       onDrain: (cb) => ch.onDrain(cb),
       events: (b) => {
-        if (!this.access.stillValid()) {
-          ch.close(1008, this.access.revokedReason ?? 'credentials revoked or roles changed; reconnect');
-          return;
-        }
+        // Nothing more once access is gone; the revocation closes the socket with the reason.
+        if (!this.access.stillValid()) return;
         const view = this.access.events(b, () => eventsJson(b));
         ch.send(prefix + b.memo(`ws${view.tag}`, () => `,"revision":${b.revision},"events":${view.json()}}`));
       },
@@ -222,10 +239,8 @@ class SseStream implements WatchSink {
   }
 
   events(b: WatchBatch): void {
-    if (!this.access.stillValid()) {
-      this.end();
-      return;
-    }
+    if (!this.access.stillValid()) return; // the revocation ends the stream with an error event
+
     const view = this.access.events(b, () => eventsJson(b));
     this.write(b.memo(`sse${view.tag}`, () => `id: ${b.revision}\nevent: events\ndata: {"revision":${b.revision},"events":${view.json()}}\n\n`));
   }
@@ -233,6 +248,12 @@ class SseStream implements WatchSink {
   progress(revision: number): void {
     // The id lets a reconnecting EventSource resume after the progress point, not an older event.
     this.write(`id: ${revision}\nevent: progress\ndata: {"revision":${revision}}\n\n`);
+  }
+
+  /** Ends the stream after an `event: error` naming why its access ended. */
+  revoked(r: Revocation): void {
+    this.write(`event: error\ndata: ${JSON.stringify({ error: { code: r.code, message: r.reason } })}\n\n`);
+    this.end();
   }
 
   compacted(compactRevision: number): void {
@@ -303,6 +324,7 @@ async function sseWatch(ctx: HttpContext, req: FastifyRequest, reply: FastifyRep
         prevKv: queryBool(q, 'prevKv'),
         noPut: queryBool(q, 'noPut'),
         noDelete: queryBool(q, 'noDelete'),
+        owner: watchOwner(ctx, access),
       },
       stream,
     );
@@ -333,7 +355,14 @@ async function sseWatch(ctx: HttpContext, req: FastifyRequest, reply: FastifyRep
     watcher?.cancel();
     return reply;
   }
-  res.on('close', () => watcher?.cancel());
+  access.onRevoked((r) => {
+    watcher?.cancel();
+    stream.revoked(r);
+  });
+  res.on('close', () => {
+    access.dispose();
+    watcher?.cancel();
+  });
   return reply;
 }
 
@@ -344,9 +373,14 @@ async function sseWatch(ctx: HttpContext, req: FastifyRequest, reply: FastifyRep
  *
  * WebSocket frames, client → server: `{"type":"create","key","prefix"?,"rangeEnd"?,"fromRevision"?,
  * "prevKv"?,"noPut"?,"noDelete"?,"watchId"?}`, `{"type":"cancel","watchId"}`, `{"type":"progress"}`,
- * `{"type":"keepalive","lease"}`. Server → client: `created`, `events` (one per revision per
- * watch), `progress`, `compacted` (the watch is removed), `canceled`, `keepalive` (with `ttl` in
- * seconds) and `error` (`{"error":{"code","message"}}`; the socket stays open).
+ * `{"type":"keepalive","lease"}`, `{"type":"auth","token"}` (a fresh credential of the same
+ * principal, before the old one expires). Server → client: `created`, `events` (one per revision
+ * per watch), `progress`, `compacted` (the watch is removed), `canceled`, `keepalive` (with `ttl`
+ * in seconds), `authenticated` (`{"principal","expiresAt"}`) and `error`
+ * (`{"error":{"code","message"}}`; the socket stays open, except when the connection's access
+ * ended: `unauthenticated` then close 4401, or `permission_denied` then close 1008). More than
+ * `maxWatchesPerConnection` watches on a socket, or `maxWatchesPerPrincipal` on the node, is an
+ * error frame `too_many_requests` (SSE: HTTP 429).
  *
  * SSE (`?prefix&fromRevision&prevKv&noPut&noDelete`, `Last-Event-ID` resumes at id + 1):
  * `event: events` with `id: <revision>` and `{"revision","events"}`, `event: progress` with

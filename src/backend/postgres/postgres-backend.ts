@@ -9,7 +9,7 @@ import { BeaconError, InvalidArgumentError, NotFoundError, UnavailableError } fr
 import type { AuditQuery, AuditRecord, KeyValue, Lease, LogEntry } from '../../kv/types.js';
 import { SqliteBackend } from '../sqlite/sqlite-backend.js';
 import { pruneRange, type PruneRow } from '../retention.js';
-import type { Backend, BackendRangeQuery, BackendState, CommitBatch, CommitPlanner, HistoryFloor, PruneResult, RetentionRule } from '../types.js';
+import type { Backend, BackendRangeQuery, BackendState, CommitBatch, CommitPlanner, HistoryFloor, LogRange, PruneResult, RetentionRule } from '../types.js';
 import { migrate } from './migrate.js';
 
 /**
@@ -667,28 +667,42 @@ export class PostgresBackend implements Backend {
     return { kvs: res.rows.map(rowToKv), more: res.rows.length < count, count };
   }
 
-  private async readLogOn(c: pg.ClientBase, fromRevision: number, toRevision: number, limit: number): Promise<LogEntry[]> {
+  private async readLogOn(c: pg.ClientBase, fromRevision: number, toRevision: number, limit: number, range?: LogRange): Promise<LogEntry[]> {
+    // A key range (watch catch-up) filters in the query, so other keys' values never leave the database.
+    let keyWhere = '';
+    const keyParams: Buffer[] = [];
+    if (range !== undefined && range.rangeEnd === undefined) {
+      keyWhere = ` AND ${KP} = ${KP_PARAM(4)} AND key = $4`;
+      keyParams.push(toBuf(range.key));
+    } else if (range !== undefined && !(range.key === '' && range.rangeEnd === null)) {
+      keyWhere = ' AND key >= $4';
+      keyParams.push(toBuf(range.key));
+      if (typeof range.rangeEnd === 'string') {
+        keyWhere += ' AND key < $5';
+        keyParams.push(toBuf(range.rangeEnd));
+      }
+    }
     const res = await c.query<LogRow>(
-      `SELECT ${LOG_COLUMNS} FROM beacon_kv_log WHERE revision >= $1 AND revision <= $2 ORDER BY revision, key LIMIT $3`,
-      [fromRevision, toRevision, limit],
+      `SELECT ${LOG_COLUMNS} FROM beacon_kv_log WHERE revision >= $1 AND revision <= $2${keyWhere} ORDER BY revision, key LIMIT $3`,
+      [fromRevision, toRevision, limit, ...keyParams],
     );
     const rows = res.rows;
     const last = rows[rows.length - 1];
     if (last !== undefined && rows.length === limit) {
-      // Never split a revision: finish the last one read.
+      // Never split a revision: finish the last one read (within the same key range).
       const rest = await c.query<LogRow>(
-        `SELECT ${LOG_COLUMNS} FROM beacon_kv_log WHERE revision = $1 AND key > $2 ORDER BY key`,
-        [last.revision, last.key],
+        `SELECT ${LOG_COLUMNS} FROM beacon_kv_log WHERE revision = $1 AND key > $2${keyWhere.replace(/\$4/g, '$3').replace(/\$5/g, '$4')} ORDER BY key`,
+        [last.revision, last.key, ...keyParams],
       );
       rows.push(...rest.rows);
     }
     return rows.map(rowToEntry);
   }
 
-  async readLog(fromRevision: number, toRevision: number, limit: number): Promise<LogEntry[]> {
+  async readLog(fromRevision: number, toRevision: number, limit: number, range?: LogRange): Promise<LogEntry[]> {
     const { client, done } = await this.checkout('log read');
     try {
-      const out = await this.readLogOn(client, fromRevision, toRevision, limit);
+      const out = await this.readLogOn(client, fromRevision, toRevision, limit, range);
       done(false);
       return out;
     } catch (err) {

@@ -8,7 +8,7 @@ import { BeaconError, ErrorCode, UnavailableError } from '../../errors.js';
 import { prefixEnd } from '../../kv/keys.js';
 import type { AuditQuery, AuditRecord, KeyValue, Lease, LogEntry } from '../../kv/types.js';
 import { pruneRange, type PruneRow } from '../retention.js';
-import type { Backend, BackendRangeQuery, BackendState, CommitBatch, CommitPlanner, HistoryFloor, PruneResult, RetentionRule } from '../types.js';
+import type { Backend, BackendRangeQuery, BackendState, CommitBatch, CommitPlanner, HistoryFloor, LogRange, PruneResult, RetentionRule } from '../types.js';
 import { prepareWrites, type WriteOp } from './writes.js';
 
 /** Writes on this thread (a `:memory:` store cannot be shared with a writer thread). */
@@ -158,6 +158,23 @@ export class SqliteBackend implements Backend {
         'SELECT * FROM kv_log WHERE revision >= ? AND revision <= ? ORDER BY revision, key LIMIT ?',
       ),
       readLogRevision: db.prepare<[number], LogRow>('SELECT * FROM kv_log WHERE revision = ? ORDER BY key'),
+      // Watch catch-up of a key range first finds its (revision, key) pairs in the revision index
+      // alone (its entries carry the key, the primary key of a WITHOUT ROWID table: a covering
+      // scan), then loads just those rows by primary key, so other keys' rows and values are never
+      // read (a filter in one query loads every row before testing its key: 100x slower on a
+      // narrow range). One key reads its own rows from the primary key.
+      readLogKey: db.prepare<[string, number, number, number], LogRow>(
+        'SELECT * FROM kv_log WHERE key = ? AND revision >= ? AND revision <= ? ORDER BY revision LIMIT ?',
+      ),
+      readLogIdsFrom: db.prepare<[number, number, string, number], { key: string; revision: number }>(
+        'SELECT revision, key FROM kv_log INDEXED BY kv_log_revision WHERE revision >= ? AND revision <= ? AND key >= ? ORDER BY revision, key LIMIT ?',
+      ),
+      readLogIdsRange: db.prepare<[number, number, string, string, number], { key: string; revision: number }>(
+        'SELECT revision, key FROM kv_log INDEXED BY kv_log_revision WHERE revision >= ? AND revision <= ? AND key >= ? AND key < ? ORDER BY revision, key LIMIT ?',
+      ),
+      readLogRow: db.prepare<[string, number], LogRow>('SELECT * FROM kv_log WHERE key = ? AND revision = ?'),
+      readLogRevisionFrom: db.prepare<[number, string], LogRow>('SELECT * FROM kv_log WHERE revision = ? AND key >= ? ORDER BY key'),
+      readLogRevisionRange: db.prepare<[number, string, string], LogRow>('SELECT * FROM kv_log WHERE revision = ? AND key >= ? AND key < ? ORDER BY key'),
       previous: db.prepare<[string, number], LogRow>(
         'SELECT * FROM kv_log WHERE key = ? AND revision < ? ORDER BY revision DESC LIMIT 1',
       ),
@@ -249,12 +266,34 @@ export class SqliteBackend implements Backend {
     return { kvs: rows.map(rowToKv), more, count };
   }
 
-  async readLog(fromRevision: number, toRevision: number, limit: number): Promise<LogEntry[]> {
-    const rows = this.stmts.readLog.all(fromRevision, toRevision, limit);
+  async readLog(fromRevision: number, toRevision: number, limit: number, range?: LogRange): Promise<LogEntry[]> {
+    if (range !== undefined && range.rangeEnd === undefined) {
+      // One key: its rows in revision order straight from the (key, revision) primary key.
+      return this.stmts.readLogKey.all(range.key, fromRevision, toRevision, limit).map(rowToEntry);
+    }
+    const bounded = range !== undefined && !(range.key === '' && range.rangeEnd === null);
+    let rows: LogRow[];
+    let rest: (revision: number) => LogRow[];
+    if (!bounded) {
+      rows = this.stmts.readLog.all(fromRevision, toRevision, limit);
+      rest = (r) => this.stmts.readLogRevision.all(r);
+    } else {
+      const end = range.rangeEnd;
+      const ids =
+        end === null || end === undefined
+          ? this.stmts.readLogIdsFrom.all(fromRevision, toRevision, range.key, limit)
+          : this.stmts.readLogIdsRange.all(fromRevision, toRevision, range.key, end, limit);
+      rows = [];
+      for (const id of ids) {
+        const row = this.stmts.readLogRow.get(id.key, id.revision);
+        if (row !== undefined) rows.push(row); // a compaction may have removed it meanwhile: the caller checks
+      }
+      rest = (r) => (end === null || end === undefined ? this.stmts.readLogRevisionFrom.all(r, range.key) : this.stmts.readLogRevisionRange.all(r, range.key, end));
+    }
     // Never split a revision: finish the last one read.
     if (rows.length === limit && rows.length > 0) {
       const last = rows[rows.length - 1] as LogRow;
-      const all = this.stmts.readLogRevision.all(last.revision);
+      const all = rest(last.revision);
       let i = rows.length - 1;
       while (i >= 0 && (rows[i] as LogRow).revision === last.revision) i--;
       rows.length = i + 1;
