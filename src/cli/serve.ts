@@ -2,6 +2,7 @@
 import { Option, type Command } from 'commander';
 import { parseRate, parseRoleMap, type RateSpec, type SecurityOptions } from '../auth/index.js';
 import { checkCorsOrigins } from '../api/http/server.js';
+import { DEFAULT_MAX_JSON_DEPTH, DEFAULT_MAX_SCHEMA_BYTES, DEFAULT_MAX_SCHEMA_DEPTH, MAX_JSON_DEPTH_CEILING, MAX_SCHEMA_DEPTH_CEILING } from '../config/index.js';
 import { startNode } from '../node/index.js';
 
 function port(v: string): number {
@@ -14,6 +15,14 @@ function positiveInt(what: string) {
   return (v: string): number => {
     const n = Number(v);
     if (!Number.isSafeInteger(n) || n < 0) throw new Error(`invalid ${what} '${v}': expected a non-negative integer`);
+    return n;
+  };
+}
+
+function boundedInt(flag: string, max: number) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (!Number.isSafeInteger(n) || n < 1 || n > max) throw new Error(`invalid ${flag} '${v}': expected a whole number from 1 to ${max}`);
     return n;
   };
 }
@@ -87,6 +96,9 @@ interface ServeOptions {
   auditRetentionDays: number;
   retentionInterval: number;
   corsOrigin?: string;
+  maxSchemaBytes: number;
+  maxSchemaDepth: number;
+  maxJsonDepth: number;
 }
 
 /** Adds the `serve` command. */
@@ -130,6 +142,10 @@ export function registerServeCommand(program: Command): void {
       'comma-separated origins of browser apps allowed to call the API (CORS), e.g. https://console.example.com,http://127.0.0.1:5173; * only with --dev (default: none, or BEACON_CORS_ORIGINS)',
       process.env.BEACON_CORS_ORIGINS,
     )
+    // JSON limits (issue 9 findings 6, 7)
+    .option('--max-schema-bytes <bytes>', 'largest namespace JSON Schema, in bytes', boundedInt('--max-schema-bytes', 64 * 1024 * 1024), DEFAULT_MAX_SCHEMA_BYTES)
+    .option('--max-schema-depth <levels>', `deepest nesting of a namespace JSON Schema (at most ${MAX_SCHEMA_DEPTH_CEILING})`, boundedInt('--max-schema-depth', MAX_SCHEMA_DEPTH_CEILING), DEFAULT_MAX_SCHEMA_DEPTH)
+    .option('--max-json-depth <levels>', `deepest nesting of a JSON value the node parses (at most ${MAX_JSON_DEPTH_CEILING})`, boundedInt('--max-json-depth', MAX_JSON_DEPTH_CEILING), DEFAULT_MAX_JSON_DEPTH)
     .action(async (o: ServeOptions) => {
       if (o.dev) {
         process.stderr.write(
@@ -178,6 +194,9 @@ export function registerServeCommand(program: Command): void {
         retentionIntervalSeconds: o.retentionInterval,
         corsOrigins,
         security,
+        maxSchemaBytes: o.maxSchemaBytes,
+        maxSchemaDepth: o.maxSchemaDepth,
+        maxJsonDepth: o.maxJsonDepth,
         ...(o.kekFile !== undefined ? { kekFile: o.kekFile } : {}),
         ...(o.tlsCert !== undefined && o.tlsKey !== undefined
           ? { tls: { cert: o.tlsCert, key: o.tlsKey, ...(o.tlsClientCa !== undefined ? { clientCa: o.tlsClientCa } : {}) } }

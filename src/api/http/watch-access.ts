@@ -8,7 +8,7 @@
  * an edit that keeps access only updates the principal (so secret redaction follows it).
  */
 import type { Principal, Resource } from '../../auth/index.js';
-import { PermissionDeniedError } from '../../errors.js';
+import { BeaconError, PermissionDeniedError } from '../../errors.js';
 import { clampRange, type KeyValue, type WatchEvent } from '../../kv/index.js';
 import type { WatchBatch } from '../../watch/index.js';
 import { principalOf } from './authz.js';
@@ -167,12 +167,19 @@ export class WatchAccess {
   }
 
   private isSecret(kv: KeyValue, hasValue: boolean): boolean {
-    return hasValue && this.ctx.policies.isSecretValue(kv.key, kv.value);
+    return hasValue && this.ctx.policies.isSecretValue(kv);
   }
 
-  private view(kv: KeyValue, may: boolean): KeyValueJson & { redacted?: true } {
-    if (!this.ctx.policies.isSecretValue(kv.key, kv.value)) return kvToJson(kv);
-    const v = this.ctx.policies.decodeForRead(kv.key, kv.value, may);
+  private view(kv: KeyValue, may: boolean): KeyValueJson & { redacted?: true; error?: { code: string; message: string } } {
+    if (!this.ctx.policies.isSecretValue(kv)) return kvToJson(kv);
+    let v: ReturnType<HttpContext['policies']['decodeForRead']>;
+    try {
+      v = this.ctx.policies.decodeForRead(kv, may);
+    } catch (err) {
+      // A value that cannot be decrypted fails that event alone, never the watch (issue 9 finding 3).
+      if (!(err instanceof BeaconError)) throw err;
+      return { ...kvToJson(kv, true), error: { code: err.code, message: err.message } };
+    }
     if (v.redacted) return { ...kvToJson(kv, true), redacted: true };
     return kvToJson({ ...kv, value: v.value });
   }
