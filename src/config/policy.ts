@@ -6,7 +6,7 @@
  * node through the change feed; each node keeps them in memory, refreshed by `store.subscribe`.
  */
 import { isUtf8 } from 'node:buffer';
-import { Ajv, type ValidateFunction } from 'ajv';
+import { Ajv, type SchemaValidateFunction, type ValidateFunction } from 'ajv';
 import { RE2JS } from 're2js';
 import { InvalidArgumentError, NotFoundError, UnavailableError } from '../errors.js';
 import { MAX_LEASE_TTL_SECONDS } from '../lease/index.js';
@@ -117,9 +117,43 @@ const linearRegExp = Object.assign(
   { code: 're2js' },
 );
 
+/** A JSON value as text with object keys sorted: equal JSON values give equal text. */
+function canonicalJson(v: unknown): string {
+  if (v === null || typeof v !== 'object') return JSON.stringify(v) ?? 'null';
+  if (Array.isArray(v)) return `[${v.map(canonicalJson).join(',')}]`;
+  const o = v as Record<string, unknown>;
+  return `{${Object.keys(o)
+    .sort()
+    .map((k) => `${JSON.stringify(k)}:${canonicalJson(o[k])}`)
+    .join(',')}}`;
+}
+
+/**
+ * `uniqueItems` in linear time. ajv compares every pair of items that are objects or arrays,
+ * so `{"uniqueItems": true}` and a 100 KB array of objects blocked the event loop for 11 s
+ * (issue 9 finding 6); here each item is reduced to canonical JSON text once and looked up.
+ */
+const validateUniqueItems: SchemaValidateFunction = (schema: boolean, data: unknown[]): boolean => {
+  if (!schema) return true;
+  const seen = new Map<string, number>();
+  for (let i = 0; i < data.length; i++) {
+    const text = canonicalJson(data[i]);
+    const j = seen.get(text);
+    if (j !== undefined) {
+      validateUniqueItems.errors = [{ keyword: 'uniqueItems', message: `must NOT have duplicate items (items ## ${j} and ${i} are identical)`, params: { i, j } }];
+      return false;
+    }
+    seen.set(text, i);
+  }
+  return true;
+};
+
 function newAjv(): Ajv {
   // strict off: schemas written for other validators often carry unknown keywords (titles, x-…).
-  return new Ajv({ allErrors: true, strict: false, validateFormats: false, code: { regExp: linearRegExp } });
+  const ajv = new Ajv({ allErrors: true, strict: false, validateFormats: false, code: { regExp: linearRegExp } });
+  ajv.removeKeyword('uniqueItems');
+  ajv.addKeyword({ keyword: 'uniqueItems', type: 'array', schemaType: 'boolean', errors: true, validate: validateUniqueItems });
+  return ajv;
 }
 
 /** Resolves a local JSON Pointer `#/a/b` in `root`; undefined when it points nowhere. */
@@ -141,26 +175,40 @@ function resolvePointer(root: unknown, ref: string): unknown {
 }
 
 /**
- * Refuses schema references that would make validation recurse for ever or that cannot be
- * resolved: every `$ref` must be a local JSON Pointer (`#`, `#/$defs/x`) that exists and whose
- * expansion never reaches itself again; `$dynamicRef` and `$recursiveRef` are refused. Levels
- * reached through a `$ref` count towards `maxDepth`, so a long chain of references cannot make
- * ajv's compiler recurse past the stack either.
+ * How many more subschemas a schema may reach through `$ref` than it holds itself. Each reuse
+ * of a definition is validated again, so `{"allOf":[{"$ref":"#/$defs/d1"},{"$ref":"#/$defs/d1"}]}`
+ * chained 20 deep (a 2 KB schema) made every write validate a million subschemas (issue 9
+ * finding 6); past this bound the schema is refused when it is set.
+ */
+export const MAX_SCHEMA_REF_EXPANSION = 10_000;
+
+/**
+ * Refuses schema references that would make validation recurse for ever, blow up, or that
+ * cannot be resolved: every `$ref` must be a local JSON Pointer (`#`, `#/$defs/x`) that exists
+ * and whose expansion never reaches itself again; `$dynamicRef` and `$recursiveRef` are
+ * refused. Levels reached through a `$ref` count towards `maxDepth`, so a long chain of
+ * references cannot make ajv's compiler recurse past the stack either, and the schema expanded
+ * through its references may hold at most {@link MAX_SCHEMA_REF_EXPANSION} more nodes than it does.
  * @throws InvalidArgumentError with `details.path`, the JSON Pointer of the offending reference.
  */
 function checkRefs(root: unknown, maxDepth: number): void {
-  const done = new Set<unknown>();
+  /** The number of objects and arrays in a node expanded through its references, memoized. */
+  const expanded = new Map<unknown, number>();
+  let literal = 0;
   const refuse = (path: string, why: string): never => {
     throw new InvalidArgumentError(`'schema' ${why} at ${path === '' ? '/' : path}`, { field: 'schema', path: path === '' ? '/' : path });
   };
-  const visit = (node: unknown, path: string, expanding: Set<unknown>, depth: number): void => {
-    if (node === null || typeof node !== 'object') return;
+  const visit = (node: unknown, path: string, expanding: Set<unknown>, depth: number): number => {
+    if (node === null || typeof node !== 'object') return 0;
     if (expanding.has(node)) refuse(path, 'has a recursive $ref');
     if (depth > maxDepth) {
       throw tooDeep("'schema' (counting levels reached through $ref)", maxDepth, '--max-schema-depth', { field: 'schema', path: path === '' ? '/' : path });
     }
-    if (done.has(node)) return;
+    const known = expanded.get(node);
+    if (known !== undefined) return known;
+    literal++;
     expanding.add(node);
+    let size = 1;
     const entries = Array.isArray(node) ? node.map((v, i) => [String(i), v] as const) : Object.entries(node as Record<string, unknown>);
     for (const [k, v] of entries) {
       const here = `${path}/${k.replace(/~/g, '~0').replace(/\//g, '~1')}`;
@@ -169,15 +217,22 @@ function checkRefs(root: unknown, maxDepth: number): void {
         if (typeof v !== 'string') refuse(here, 'has a $ref that is not a string');
         const target = resolvePointer(root, v as string);
         if (target === undefined) refuse(here, `has a $ref (${JSON.stringify(v)}) that is not a resolvable local JSON Pointer`);
-        visit(target, here, expanding, depth + 1);
+        size += visit(target, here, expanding, depth + 1);
         continue;
       }
-      visit(v, here, expanding, depth + 1);
+      size += visit(v, here, expanding, depth + 1);
     }
     expanding.delete(node);
-    done.add(node);
+    expanded.set(node, size);
+    return size;
   };
-  visit(root, '', new Set(), 1);
+  const total = visit(root, '', new Set(), 1);
+  if (total - literal > MAX_SCHEMA_REF_EXPANSION) {
+    throw new InvalidArgumentError(
+      `'schema' reaches ${total} subschemas through its $refs, ${total - literal} more than it holds; at most ${MAX_SCHEMA_REF_EXPANSION} more are allowed`,
+      { field: 'schema', path: '/', limit: MAX_SCHEMA_REF_EXPANSION },
+    );
+  }
 }
 
 /**
