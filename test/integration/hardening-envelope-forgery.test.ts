@@ -11,7 +11,9 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
+import pg from 'pg';
 import { tempDir } from '../helpers/node.js';
+import { startPostgres, type PostgresServer } from '../helpers/postgres.js';
 import { ADMIN_PASSWORD, client, login, startSecureNode, userToken, writeKekFile, type SecureNode } from './security-helpers.js';
 import { JsonSocket, SseReader, until } from './watch-helpers.js';
 
@@ -219,5 +221,51 @@ describe('hardening: forged encrypted envelopes (issue 9 finding 3)', () => {
     assert.equal((await admin('/v1/namespaces/vault/')).status, 404);
     const after = await admin('/v1/kv/vault/fresh');
     assert.equal(after.body.kv.value, 'new-secret');
+  });
+});
+
+describe('hardening: forged envelopes on PostgreSQL, and its upgrade in place (issue 9 finding 3)', () => {
+  const tmp = tempDir('beacon-forgery-pg-');
+  let server: PostgresServer | undefined;
+  let node: SecureNode | undefined;
+
+  after(async () => {
+    await node?.cleanup();
+    await server?.stop();
+    tmp.cleanup();
+  });
+
+  it('forged bytes stay plain, real secrets sealed, before and after the upgrade migration', async () => {
+    server = await startPostgres();
+    const backend = await server.createDatabase();
+    const kekFile = writeKekFile(tmp.dir);
+    const start = async (): Promise<Call> => {
+      node = await startSecureNode({ backend, kekFile, dataDir: tmp.dir });
+      return client(node.url, await login(node.url, 'admin', ADMIN_PASSWORD));
+    };
+    let admin = await start();
+    assert.equal((await admin('/v1/namespaces/vault/', { method: 'PUT', body: { secret: true } })).status, 201);
+    assert.equal((await admin('/v1/kv/vault/db', { method: 'PUT', body: { value: 'hunter2' } })).status, 200);
+    assert.equal((await admin('/v1/kv/app/forged', { method: 'PUT', body: { value: b64, encoding: 'base64' } })).status, 200);
+    const check = async (): Promise<void> => {
+      const forged = await admin('/v1/kv/app/forged');
+      assert.equal(forged.status, 200, JSON.stringify(forged.body));
+      assert.equal(forged.body.kv.value, b64);
+      assert.equal((await admin('/v1/kv/vault/db')).body.kv.value, 'hunter2');
+      assert.equal((await admin('/v1/kv/?prefix=true')).status, 200);
+    };
+    await check();
+    await node?.stop();
+    node = undefined;
+    // Back to the schema of the release before migration 004, then start again.
+    const c = new pg.Client({ connectionString: backend });
+    await c.connect();
+    try {
+      await c.query('ALTER TABLE beacon_kv_log DROP COLUMN encrypted; DELETE FROM beacon_schema_migrations WHERE version = 4');
+    } finally {
+      await c.end();
+    }
+    admin = await start();
+    await check();
   });
 });

@@ -12,8 +12,9 @@ CREATE TEMP TABLE beacon_upgrade_secret_prefixes ON COMMIT DROP AS
    WHERE substring(l.key from 1 for 4) = '\x006e732f'::bytea
      AND NOT l.deleted
      AND l.revision = (SELECT max(m.revision) FROM beacon_kv_log m WHERE m.key = l.key)
-     -- Policies are JSON written by Beacon; the text match avoids a cast that could fail the upgrade.
-     AND convert_from(l.value, 'UTF8') ~ '"secret"\s*:\s*true';
+     -- Policies are compact JSON written by Beacon (JSON.stringify): a byte match, so no row is
+     -- ever converted to text (other rows may hold any bytes, and the planner may try them first).
+     AND position(convert_to('"secret":true', 'UTF8') in l.value) > 0;
 UPDATE beacon_kv_log SET encrypted = true
  WHERE NOT deleted
    AND length(value) >= 34

@@ -13,8 +13,8 @@ CREATE TEMP TABLE upgrade_secret_prefixes AS
    WHERE substr(CAST(l.key AS BLOB), 1, 4) = X'006E732F'
      AND l.deleted = 0
      AND l.revision = (SELECT max(m.revision) FROM kv_log m WHERE m.key = l.key)
-     AND json_valid(CAST(l.value AS TEXT))
-     AND json_extract(CAST(l.value AS TEXT), '$.secret') = 1;
+     -- CASE, not AND: json_extract fails on bytes that are not JSON, whatever order terms run in.
+     AND CASE WHEN json_valid(CAST(l.value AS TEXT)) THEN json_extract(CAST(l.value AS TEXT), '$.secret') END = 1;
 UPDATE kv_log SET encrypted = 1
  WHERE deleted = 0
    AND length(value) >= 34
