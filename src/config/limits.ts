@@ -92,5 +92,17 @@ export function textDepthExceeds(text: string, limit: number): boolean {
 
 /** The 400 for JSON nested past `limit`: `what` names the value, `flag` the `beacon serve` flag that sets the limit. */
 export function tooDeep(what: string, limit: number, flag: string, details: Record<string, unknown> = {}): InvalidArgumentError {
-  return new InvalidArgumentError(`${what} is nested more than ${limit} levels deep (the limit is ${limit}, set by ${flag})`, { ...details, limit });
+  return new InvalidArgumentError(`${what} is nested more than ${limit} levels deep (the limit is ${limit}, set by ${flag})`, { ...details, limit, limitName: limitName(flag) });
+}
+
+/** The metric label of a limit: `--max-json-depth` → `max_json_depth`. */
+export function limitName(flag: string): string {
+  return flag.replace(/^--/, '').replaceAll('-', '_');
+}
+
+/** The limit an error from this module (or a schema check) reports in `details.limitName`, if any. */
+export function exceededLimit(err: unknown): string | undefined {
+  if (!(err instanceof InvalidArgumentError)) return undefined;
+  const name = err.details?.limitName;
+  return typeof name === 'string' ? name : undefined;
 }

@@ -20,7 +20,8 @@ import {
   type RevisionEvents,
   type Store,
 } from '../kv/index.js';
-import { DEFAULT_JSON_LIMITS, depthExceeds, resolveJsonLimits, textDepthExceeds, tooDeep, type JsonLimits } from './limits.js';
+import { DEFAULT_JSON_LIMITS, depthExceeds, exceededLimit, resolveJsonLimits, textDepthExceeds, tooDeep, type JsonLimits } from './limits.js';
+import { encodeConfigValue } from './value.js';
 import { parseEnvelope, type Keyring } from './secrets.js';
 
 /** Where namespace policies live: one system key per prefix. */
@@ -230,7 +231,7 @@ function checkRefs(root: unknown, maxDepth: number): void {
   if (total - literal > MAX_SCHEMA_REF_EXPANSION) {
     throw new InvalidArgumentError(
       `'schema' reaches ${total} subschemas through its $refs, ${total - literal} more than it holds; at most ${MAX_SCHEMA_REF_EXPANSION} more are allowed`,
-      { field: 'schema', path: '/', limit: MAX_SCHEMA_REF_EXPANSION },
+      { field: 'schema', path: '/', limit: MAX_SCHEMA_REF_EXPANSION, limitName: 'max_schema_ref_expansion' },
     );
   }
 }
@@ -271,6 +272,7 @@ export function parsePolicy(prefix: string, body: unknown, limits: Pick<JsonLimi
         field: 'schema',
         bytes,
         limit: limits.maxSchemaBytes,
+        limitName: 'max_schema_bytes',
       });
     }
     if (p.format === 'text') throw new InvalidArgumentError("a namespace with a 'schema' holds JSON; 'format' cannot be \"text\"", { field: 'format' });
@@ -359,9 +361,28 @@ export class PolicyStore {
     this.limits = resolveJsonLimits(limits);
   }
 
+  /** Called with the limit's name (`max_json_depth`, …) each time a limit refuses input; the node counts it in a metric. */
+  onLimitExceeded: ((limit: string) => void) | undefined;
+
+  /** Runs `fn`, reporting a refusal by one of the JSON limits to {@link onLimitExceeded}. */
+  private limited<T>(fn: () => T): T {
+    try {
+      return fn();
+    } catch (err) {
+      const name = exceededLimit(err);
+      if (name !== undefined) this.onLimitExceeded?.(name);
+      throw err;
+    }
+  }
+
   /** {@link parsePolicy} under this node's limits. */
   parse(prefix: string, body: unknown): NamespacePolicy {
-    return parsePolicy(prefix, body, this.limits);
+    return this.limited(() => parsePolicy(prefix, body, this.limits));
+  }
+
+  /** {@link encodeConfigValue} under this node's `--max-json-depth`. */
+  encodeConfigValue(value: unknown): Uint8Array {
+    return this.limited(() => encodeConfigValue(value, this.limits.maxJsonDepth));
   }
 
   /**
@@ -504,6 +525,10 @@ export class PolicyStore {
    * namespace has no KEK to encrypt with.
    */
   checkWrite(key: string, value: Uint8Array): Uint8Array {
+    return this.limited(() => this.checkWriteUnlimited(key, value));
+  }
+
+  private checkWriteUnlimited(key: string, value: Uint8Array): Uint8Array {
     const e = this.entryFor(key);
     if (e === undefined) return value;
     const p = e.policy;

@@ -163,6 +163,7 @@ export async function startNode(opts: NodeOptions = {}): Promise<BeaconNode> {
       ...(opts.maxSchemaDepth !== undefined ? { maxSchemaDepth: opts.maxSchemaDepth } : {}),
       ...(opts.maxJsonDepth !== undefined ? { maxJsonDepth: opts.maxJsonDepth } : {}),
     });
+    policies.onLimitExceeded = (limit) => metrics.jsonLimitRejections.inc({ limit });
     policies.start();
     security = await startSecurity({ store, dataDir, logger, dev: opts.dev ?? false, shared: isSharedBackend(backend), options: opts.security });
     if (opts.tls !== undefined) {

@@ -48,6 +48,8 @@ describe('hardening: deep JSON and large schemas (issue 9 findings 6, 7)', () =>
     const read = await http(`${node.url}/v1/configs/deep/x`);
     assert.equal(read.status, 200);
     assert.equal(typeof read.body.value, 'object', 'a value within the limit reads back as JSON');
+    const metrics = await (await fetch(`${node.url}/metrics`)).text();
+    assert.match(metrics, /beacon_json_limit_rejections_total\{limit="max_json_depth"\} 2/);
   });
 
   it('a namespace schema nested 5,000 deep, or through a long $ref chain, is refused with 400; 64 is accepted', async () => {

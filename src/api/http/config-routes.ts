@@ -9,7 +9,6 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import {
   decodeConfigValue,
-  encodeConfigValue,
   formatVersion,
   parseVersion,
   type ConfigRead,
@@ -232,7 +231,7 @@ export function registerConfigRoutes(app: FastifyInstance, ctx: HttpContext): vo
     const o = readObject(jsonBody(req, '{"value": "…", "version": "v2"}'), ['value', 'version']);
     if (!Object.hasOwn(o, 'value')) throw new InvalidArgumentError("'value' is required", { field: 'value' });
     const expectVersion = optVersion(o.version, 'version');
-    const value = policies.checkWrite(key, encodeConfigValue(o.value, maxJsonDepth));
+    const value = policies.checkWrite(key, policies.encodeConfigValue(o.value));
     const ttl = policies.defaultTtl(key);
     const lease = ttl === undefined ? 0 : (await store.grantLease(ttl, 0, auditContext(req, 'lease.grant'))).id;
     const audit = auditContext(req, 'config.put');
