@@ -20,6 +20,12 @@ export interface KeyValue {
    * empty and `text` is `''`, which is not the stored value.
    */
   redacted?: true;
+  /**
+   * Set in listings, txn ranges and watch events when this one value could not be shown: a
+   * secret the node cannot decrypt (its key-encryption key is not in the keyring). `value` is
+   * then empty and `text` is `''`; the other keys are unaffected.
+   */
+  error?: { code: string; message: string };
 }
 
 /** A kv as the HTTP API writes it (`value` is text, or base64 with `encoding: "base64"`). */
@@ -32,6 +38,7 @@ export interface KeyValueWire {
   version: number;
   lease: number;
   redacted?: true;
+  error?: { code: string; message: string };
 }
 
 /** Decodes a kv from its JSON form. */
@@ -47,6 +54,7 @@ export function kvFromWire(w: KeyValueWire): KeyValue {
     lease: w.lease ?? 0,
   };
   if (w.redacted === true) kv.redacted = true;
+  if (w.error !== undefined) kv.error = { code: w.error.code, message: w.error.message };
   return kv;
 }
 

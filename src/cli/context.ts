@@ -81,6 +81,7 @@ export function note(text: string): void {
 export function kvJson(kv: KeyValue, keysOnly = false): Record<string, unknown> {
   const o: Record<string, unknown> = { key: kv.key };
   if (kv.redacted) o.redacted = true; // a secret the caller may not read: no value, as in the HTTP API
+  else if (kv.error !== undefined) o.error = kv.error; // a secret the node cannot decrypt: no value, as in the HTTP API
   else if (!keysOnly) {
     if (kv.text !== undefined) o.value = kv.text;
     else {
@@ -101,10 +102,11 @@ export const REDACTED = '<redacted>';
 /**
  * A value for one line of human output: the text as it is when it fits on one line, JSON-quoted
  * when it holds line breaks, `<N bytes, binary>` when it is not valid UTF-8, and `<redacted>` for
- * a secret the caller may not read.
+ * a secret the caller may not read, `<error: …>` for one the node cannot decrypt.
  */
 export function inlineValue(kv: KeyValue): string {
   if (kv.redacted) return REDACTED;
+  if (kv.error !== undefined) return `<error: ${kv.error.message}>`;
   if (kv.text === undefined) return `<${kv.value.byteLength} bytes, binary>`;
   return /[\r\n]/.test(kv.text) ? JSON.stringify(kv.text) : kv.text;
 }

@@ -2,6 +2,7 @@
 import { Option, type Command } from 'commander';
 import { parseRate, parseRoleMap, type RateSpec, type SecurityOptions } from '../auth/index.js';
 import { checkCorsOrigins } from '../api/http/server.js';
+import { DEFAULT_MAX_JSON_DEPTH, DEFAULT_MAX_SCHEMA_BYTES, DEFAULT_MAX_SCHEMA_DEPTH, MAX_JSON_DEPTH_CEILING, MAX_SCHEMA_DEPTH_CEILING } from '../config/index.js';
 import { startNode } from '../node/index.js';
 
 function port(v: string): number {
@@ -14,6 +15,14 @@ function positiveInt(what: string) {
   return (v: string): number => {
     const n = Number(v);
     if (!Number.isSafeInteger(n) || n < 0) throw new Error(`invalid ${what} '${v}': expected a non-negative integer`);
+    return n;
+  };
+}
+
+function boundedInt(flag: string, max: number) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (!Number.isSafeInteger(n) || n < 1 || n > max) throw new Error(`invalid ${flag} '${v}': expected a whole number from 1 to ${max}`);
     return n;
   };
 }
@@ -110,6 +119,9 @@ interface ServeOptions {
   maxWatchesPerConnection: number;
   maxWatchesPerPrincipal: number;
   watchCatchupBytes: number;
+  maxSchemaBytes: number;
+  maxSchemaDepth: number;
+  maxJsonDepth: number;
 }
 
 /** Adds the `serve` command. */
@@ -161,6 +173,10 @@ export function registerServeCommand(program: Command): void {
         .argParser(byteSize('catch-up budget'))
         .default(256 * 1024 * 1024, '256MiB'),
     )
+    // JSON limits (issue 9 findings 6, 7)
+    .option('--max-schema-bytes <bytes>', 'largest namespace JSON Schema, in bytes', boundedInt('--max-schema-bytes', 64 * 1024 * 1024), DEFAULT_MAX_SCHEMA_BYTES)
+    .option('--max-schema-depth <levels>', `deepest nesting of a namespace JSON Schema (at most ${MAX_SCHEMA_DEPTH_CEILING})`, boundedInt('--max-schema-depth', MAX_SCHEMA_DEPTH_CEILING), DEFAULT_MAX_SCHEMA_DEPTH)
+    .option('--max-json-depth <levels>', `deepest nesting of a JSON value the node parses (at most ${MAX_JSON_DEPTH_CEILING})`, boundedInt('--max-json-depth', MAX_JSON_DEPTH_CEILING), DEFAULT_MAX_JSON_DEPTH)
     .action(async (o: ServeOptions) => {
       if (o.dev) {
         process.stderr.write(
@@ -210,6 +226,9 @@ export function registerServeCommand(program: Command): void {
         corsOrigins,
         watchLimits: { maxWatchesPerConnection: o.maxWatchesPerConnection, maxWatchesPerPrincipal: o.maxWatchesPerPrincipal, catchUpBudgetBytes: o.watchCatchupBytes },
         security,
+        maxSchemaBytes: o.maxSchemaBytes,
+        maxSchemaDepth: o.maxSchemaDepth,
+        maxJsonDepth: o.maxJsonDepth,
         ...(o.kekFile !== undefined ? { kekFile: o.kekFile } : {}),
         ...(o.tlsCert !== undefined && o.tlsKey !== undefined
           ? { tls: { cert: o.tlsCert, key: o.tlsKey, ...(o.tlsClientCa !== undefined ? { clientCa: o.tlsClientCa } : {}) } }

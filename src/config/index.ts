@@ -21,7 +21,17 @@ export { jsonDiff, jsonEqual } from './json-diff.js';
 export type { JsonChange } from './json-diff.js';
 export { diffLines, diffTexts, unifiedDiff, splitLines, MAX_DIFF_EDITS } from './line-diff.js';
 export type { LineEdit } from './line-diff.js';
-export { PolicyStore, parsePolicy, schemaViolations, POLICY_KEY_PREFIX, MAX_SCHEMA_BYTES } from './policy.js';
+export { PolicyStore, parsePolicy, schemaViolations, POLICY_KEY_PREFIX, MAX_FAILED_KEYS } from './policy.js';
+export {
+  DEFAULT_JSON_LIMITS,
+  DEFAULT_MAX_JSON_DEPTH,
+  DEFAULT_MAX_SCHEMA_BYTES,
+  DEFAULT_MAX_SCHEMA_DEPTH,
+  MAX_JSON_DEPTH_CEILING,
+  MAX_SCHEMA_DEPTH_CEILING,
+  resolveJsonLimits,
+} from './limits.js';
+export type { JsonLimits } from './limits.js';
 export type { NamespacePolicy, HistoryRetention, SchemaViolation, ReadView, ReconcileResult } from './policy.js';
-export { Keyring, loadKeyring, isEncrypted, parseEnvelope } from './secrets.js';
+export { Keyring, loadKeyring, parseEnvelope } from './secrets.js';
 export type { Kek } from './secrets.js';

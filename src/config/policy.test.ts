@@ -54,9 +54,9 @@ describe('PolicyStore', () => {
       'admin',
     );
     const ok = Buffer.from('{"host":"db","pool":5}');
-    assert.equal(policies.encodeForWrite('svc/db', ok), ok);
+    assert.equal(policies.checkWrite('svc/db', ok), ok);
     assert.throws(
-      () => policies.encodeForWrite('svc/db', Buffer.from('{"pool":0,"secretish":"hunter2"}')),
+      () => policies.checkWrite('svc/db', Buffer.from('{"pool":0,"secretish":"hunter2"}')),
       (e: unknown) => {
         assert.ok(e instanceof InvalidArgumentError);
         const paths = (e.details?.violations as { path: string }[]).map((v) => v.path).sort();
@@ -67,28 +67,34 @@ describe('PolicyStore', () => {
         return true;
       },
     );
-    assert.throws(() => policies.encodeForWrite('svc/db', Buffer.from('not json')), /must be JSON/);
-    assert.equal(text(policies.encodeForWrite('other/db', Buffer.from('not json'))), 'not json', 'no policy, no check');
+    assert.throws(() => policies.checkWrite('svc/db', Buffer.from('not json')), /must be JSON/);
+    assert.equal(text(policies.checkWrite('other/db', Buffer.from('not json'))), 'not json', 'no policy, no check');
   });
 
   it('the longest prefix governs', async () => {
     await policies.put(parsePolicy('svc/raw/', { format: 'text' }), 'admin');
-    assert.equal(text(policies.encodeForWrite('svc/raw/x', Buffer.from('plain text'))), 'plain text');
-    assert.throws(() => policies.encodeForWrite('svc/raw/x', Buffer.from([0xff, 0xfe])), /UTF-8/);
+    assert.equal(text(policies.checkWrite('svc/raw/x', Buffer.from('plain text'))), 'plain text');
+    assert.throws(() => policies.checkWrite('svc/raw/x', Buffer.from([0xff, 0xfe])), /UTF-8/);
     assert.equal(policies.forKey('svc/raw/x')?.prefix, 'svc/raw/');
     assert.equal(policies.forKey('svc/x')?.prefix, 'svc/');
   });
 
   it('encrypts secrets, redacts them for readers without read_secret, decrypts for the others', async () => {
     await policies.put(parsePolicy('sec/', { secret: true }), 'admin');
-    const sealed = policies.encodeForWrite('sec/db', Buffer.from('hunter2'));
-    assert.ok(isEncrypted(sealed));
-    assert.deepEqual(policies.decodeForRead('sec/db', sealed, false), { redacted: true });
-    const clear = policies.decodeForRead('sec/db', sealed, true);
+    await store.put('sec/db', Buffer.from('hunter2'));
+    const kv = store.get('sec/db');
+    assert.ok(kv !== undefined && kv.encrypted === true && isEncrypted(kv.value), 'the store sealed it and flagged the row');
+    assert.deepEqual(policies.decodeForRead(kv, false), { redacted: true });
+    const clear = policies.decodeForRead(kv, true);
     assert.ok(!clear.redacted && text(clear.value) === 'hunter2');
-    assert.deepEqual(policies.decodeForRead('plain/x', Buffer.from('v'), false), { redacted: false, value: Buffer.from('v') });
-    // An encrypted value stays secret even outside a secret namespace.
-    assert.deepEqual(policies.decodeForRead('plain/x', sealed, false), { redacted: true });
+    assert.deepEqual(policies.decodeForRead({ key: 'plain/x', value: Buffer.from('v') }, false), { redacted: false, value: Buffer.from('v') });
+    // A sealed value stays secret even outside a secret namespace.
+    assert.deepEqual(policies.decodeForRead({ ...kv, key: 'plain/x' }, false), { redacted: true });
+    // Bytes that merely look sealed are a plain value: only the row's flag says ciphertext.
+    await store.put('plain/forged', kv.value);
+    const forged = store.get('plain/forged');
+    assert.ok(forged !== undefined && forged.encrypted === undefined);
+    assert.deepEqual(policies.decodeForRead(forged, true), { redacted: false, value: forged.value });
     assert.equal(policies.rangeHasSecret('a', null), true);
     assert.equal(policies.rangeHasSecret('sec/a', 'sec/b'), true);
     assert.equal(policies.rangeHasSecret('a', 'b'), false);
@@ -110,9 +116,9 @@ describe('PolicyStore', () => {
       assert.ok(r2.encrypted >= 2);
       const kv = store.get('vault/a');
       assert.equal(parseEnvelope(kv?.value ?? new Uint8Array())?.keyId, 'k2');
-      const v = rotated.decodeForRead('vault/a', kv?.value ?? new Uint8Array(), true);
+      const v = rotated.decodeForRead(kv as NonNullable<typeof kv>, true);
       assert.ok(!v.redacted && text(v.value) === 'plain-a');
-      assert.deepEqual(await rotated.reconcile(undefined), { encrypted: 0, decrypted: 0, skipped: 0, revision: store.revision }, 'idempotent');
+      assert.deepEqual(await rotated.reconcile(undefined), { encrypted: 0, decrypted: 0, skipped: 0, failed: 0, failedKeys: [], revision: store.revision }, 'idempotent');
     } finally {
       rotated.stop();
     }
@@ -123,10 +129,11 @@ describe('PolicyStore', () => {
     bare.start();
     try {
       await assert.rejects(bare.put(parsePolicy('nokek/', { secret: true }), 'admin'), InvalidArgumentError);
-      assert.throws(() => bare.encodeForWrite('sec/x', Buffer.from('v')), UnavailableError);
-      const sealed = policies.encodeForWrite('sec/x', Buffer.from('v'));
-      assert.throws(() => bare.decodeForRead('sec/x', sealed, true), UnavailableError);
-      assert.deepEqual(bare.decodeForRead('sec/x', sealed, false), { redacted: true });
+      assert.throws(() => bare.checkWrite('sec/x', Buffer.from('v')), UnavailableError);
+      assert.throws(() => bare.seal('sec/x', Buffer.from('v')), UnavailableError);
+      const sealed = { key: 'sec/x', value: policies.seal('sec/x', Buffer.from('v')).value, encrypted: true as const };
+      assert.throws(() => bare.decodeForRead(sealed, true), UnavailableError);
+      assert.deepEqual(bare.decodeForRead(sealed, false), { redacted: true });
     } finally {
       bare.stop();
     }

@@ -6,7 +6,7 @@
  * node through the change feed; each node keeps them in memory, refreshed by `store.subscribe`.
  */
 import { isUtf8 } from 'node:buffer';
-import { Ajv, type ValidateFunction } from 'ajv';
+import { Ajv, type SchemaValidateFunction, type ValidateFunction } from 'ajv';
 import { RE2JS } from 're2js';
 import { InvalidArgumentError, NotFoundError, UnavailableError } from '../errors.js';
 import { MAX_LEASE_TTL_SECONDS } from '../lease/index.js';
@@ -20,12 +20,12 @@ import {
   type RevisionEvents,
   type Store,
 } from '../kv/index.js';
-import { isEncrypted, parseEnvelope, type Keyring } from './secrets.js';
+import { DEFAULT_JSON_LIMITS, depthExceeds, exceededLimit, resolveJsonLimits, textDepthExceeds, tooDeep, type JsonLimits } from './limits.js';
+import { encodeConfigValue } from './value.js';
+import { parseEnvelope, type Keyring } from './secrets.js';
 
 /** Where namespace policies live: one system key per prefix. */
 export const POLICY_KEY_PREFIX = `${SYSTEM_PREFIX}ns/`;
-/** The largest JSON Schema accepted, in bytes of its JSON text. */
-export const MAX_SCHEMA_BYTES = 64 * 1024;
 /** Live keys re-encrypted per txn by {@link PolicyStore.reconcile} (one revision each batch). */
 const RECONCILE_BATCH = 64;
 
@@ -93,8 +93,15 @@ export interface ReconcileResult {
   decrypted: number;
   /** Values left alone because they changed while being rewritten (the new write wins). */
   skipped: number;
+  /** Values left alone because they cannot be decrypted (KEK missing from the keyring, or tampered). */
+  failed: number;
+  /** The first {@link MAX_FAILED_KEYS} keys counted in `failed`. */
+  failedKeys: string[];
   revision: number;
 }
+
+/** How many undecryptable keys a {@link ReconcileResult} names. */
+export const MAX_FAILED_KEYS = 100;
 
 const FIELDS = ['format', 'schema', 'secret', 'historyRetention', 'defaultTtl', 'description'] as const;
 
@@ -111,9 +118,43 @@ const linearRegExp = Object.assign(
   { code: 're2js' },
 );
 
+/** A JSON value as text with object keys sorted: equal JSON values give equal text. */
+function canonicalJson(v: unknown): string {
+  if (v === null || typeof v !== 'object') return JSON.stringify(v) ?? 'null';
+  if (Array.isArray(v)) return `[${v.map(canonicalJson).join(',')}]`;
+  const o = v as Record<string, unknown>;
+  return `{${Object.keys(o)
+    .sort()
+    .map((k) => `${JSON.stringify(k)}:${canonicalJson(o[k])}`)
+    .join(',')}}`;
+}
+
+/**
+ * `uniqueItems` in linear time. ajv compares every pair of items that are objects or arrays,
+ * so `{"uniqueItems": true}` and a 100 KB array of objects blocked the event loop for 11 s
+ * (issue 9 finding 6); here each item is reduced to canonical JSON text once and looked up.
+ */
+const validateUniqueItems: SchemaValidateFunction = (schema: boolean, data: unknown[]): boolean => {
+  if (!schema) return true;
+  const seen = new Map<string, number>();
+  for (let i = 0; i < data.length; i++) {
+    const text = canonicalJson(data[i]);
+    const j = seen.get(text);
+    if (j !== undefined) {
+      validateUniqueItems.errors = [{ keyword: 'uniqueItems', message: `must NOT have duplicate items (items ## ${j} and ${i} are identical)`, params: { i, j } }];
+      return false;
+    }
+    seen.set(text, i);
+  }
+  return true;
+};
+
 function newAjv(): Ajv {
   // strict off: schemas written for other validators often carry unknown keywords (titles, x-…).
-  return new Ajv({ allErrors: true, strict: false, validateFormats: false, code: { regExp: linearRegExp } });
+  const ajv = new Ajv({ allErrors: true, strict: false, validateFormats: false, code: { regExp: linearRegExp } });
+  ajv.removeKeyword('uniqueItems');
+  ajv.addKeyword({ keyword: 'uniqueItems', type: 'array', schemaType: 'boolean', errors: true, validate: validateUniqueItems });
+  return ajv;
 }
 
 /** Resolves a local JSON Pointer `#/a/b` in `root`; undefined when it points nowhere. */
@@ -135,21 +176,40 @@ function resolvePointer(root: unknown, ref: string): unknown {
 }
 
 /**
- * Refuses schema references that would make validation recurse for ever or that cannot be
- * resolved: every `$ref` must be a local JSON Pointer (`#`, `#/$defs/x`) that exists and whose
- * expansion never reaches itself again; `$dynamicRef` and `$recursiveRef` are refused.
+ * How many more subschemas a schema may reach through `$ref` than it holds itself. Each reuse
+ * of a definition is validated again, so `{"allOf":[{"$ref":"#/$defs/d1"},{"$ref":"#/$defs/d1"}]}`
+ * chained 20 deep (a 2 KB schema) made every write validate a million subschemas (issue 9
+ * finding 6); past this bound the schema is refused when it is set.
+ */
+export const MAX_SCHEMA_REF_EXPANSION = 10_000;
+
+/**
+ * Refuses schema references that would make validation recurse for ever, blow up, or that
+ * cannot be resolved: every `$ref` must be a local JSON Pointer (`#`, `#/$defs/x`) that exists
+ * and whose expansion never reaches itself again; `$dynamicRef` and `$recursiveRef` are
+ * refused. Levels reached through a `$ref` count towards `maxDepth`, so a long chain of
+ * references cannot make ajv's compiler recurse past the stack either, and the schema expanded
+ * through its references may hold at most {@link MAX_SCHEMA_REF_EXPANSION} more nodes than it does.
  * @throws InvalidArgumentError with `details.path`, the JSON Pointer of the offending reference.
  */
-function checkRefs(root: unknown): void {
-  const done = new Set<unknown>();
+function checkRefs(root: unknown, maxDepth: number): void {
+  /** The number of objects and arrays in a node expanded through its references, memoized. */
+  const expanded = new Map<unknown, number>();
+  let literal = 0;
   const refuse = (path: string, why: string): never => {
     throw new InvalidArgumentError(`'schema' ${why} at ${path === '' ? '/' : path}`, { field: 'schema', path: path === '' ? '/' : path });
   };
-  const visit = (node: unknown, path: string, expanding: Set<unknown>): void => {
-    if (node === null || typeof node !== 'object') return;
+  const visit = (node: unknown, path: string, expanding: Set<unknown>, depth: number): number => {
+    if (node === null || typeof node !== 'object') return 0;
     if (expanding.has(node)) refuse(path, 'has a recursive $ref');
-    if (done.has(node)) return;
+    if (depth > maxDepth) {
+      throw tooDeep("'schema' (counting levels reached through $ref)", maxDepth, '--max-schema-depth', { field: 'schema', path: path === '' ? '/' : path });
+    }
+    const known = expanded.get(node);
+    if (known !== undefined) return known;
+    literal++;
     expanding.add(node);
+    let size = 1;
     const entries = Array.isArray(node) ? node.map((v, i) => [String(i), v] as const) : Object.entries(node as Record<string, unknown>);
     for (const [k, v] of entries) {
       const here = `${path}/${k.replace(/~/g, '~0').replace(/\//g, '~1')}`;
@@ -158,23 +218,32 @@ function checkRefs(root: unknown): void {
         if (typeof v !== 'string') refuse(here, 'has a $ref that is not a string');
         const target = resolvePointer(root, v as string);
         if (target === undefined) refuse(here, `has a $ref (${JSON.stringify(v)}) that is not a resolvable local JSON Pointer`);
-        visit(target, here, expanding);
+        size += visit(target, here, expanding, depth + 1);
         continue;
       }
-      visit(v, here, expanding);
+      size += visit(v, here, expanding, depth + 1);
     }
     expanding.delete(node);
-    done.add(node);
+    expanded.set(node, size);
+    return size;
   };
-  visit(root, '', new Set());
+  const total = visit(root, '', new Set(), 1);
+  if (total - literal > MAX_SCHEMA_REF_EXPANSION) {
+    throw new InvalidArgumentError(
+      `'schema' reaches ${total} subschemas through its $refs, ${total - literal} more than it holds; at most ${MAX_SCHEMA_REF_EXPANSION} more are allowed`,
+      { field: 'schema', path: '/', limit: MAX_SCHEMA_REF_EXPANSION, limitName: 'max_schema_ref_expansion' },
+    );
+  }
 }
 
 /**
  * Checks a policy body for `prefix` and returns it normalized (unknown fields refused; the
- * schema compiled once to prove it is valid).
- * @throws InvalidArgumentError naming the bad field; TooLargeError-like InvalidArgumentError for a huge schema.
+ * schema compiled once to prove it is valid). `limits` caps the schema's size and nesting
+ * (`--max-schema-bytes`, `--max-schema-depth`; defaults 256 KiB and 64).
+ * @throws InvalidArgumentError naming the bad field; for a schema over a limit, details
+ * `{field: 'schema', limit}` and a message naming the limit and its flag.
  */
-export function parsePolicy(prefix: string, body: unknown): NamespacePolicy {
+export function parsePolicy(prefix: string, body: unknown, limits: Pick<JsonLimits, 'maxSchemaBytes' | 'maxSchemaDepth'> = DEFAULT_JSON_LIMITS): NamespacePolicy {
   validateKey(prefix, 'namespace prefix');
   if (body === null || typeof body !== 'object' || Array.isArray(body)) throw new InvalidArgumentError('the policy must be a JSON object');
   const o = body as Record<string, unknown>;
@@ -195,11 +264,19 @@ export function parsePolicy(prefix: string, body: unknown): NamespacePolicy {
     if (typeof o.schema !== 'boolean' && (typeof o.schema !== 'object' || Array.isArray(o.schema))) {
       throw new InvalidArgumentError("'schema' must be a JSON Schema object", { field: 'schema' });
     }
-    if (JSON.stringify(o.schema).length > MAX_SCHEMA_BYTES) {
-      throw new InvalidArgumentError(`'schema' is larger than ${MAX_SCHEMA_BYTES} bytes`, { field: 'schema' });
+    // Depth first: measuring the size stringifies the schema, which recurses.
+    if (depthExceeds(o.schema, limits.maxSchemaDepth)) throw tooDeep("'schema'", limits.maxSchemaDepth, '--max-schema-depth', { field: 'schema' });
+    const bytes = Buffer.byteLength(JSON.stringify(o.schema), 'utf8');
+    if (bytes > limits.maxSchemaBytes) {
+      throw new InvalidArgumentError(`'schema' is ${bytes} bytes; the limit is ${limits.maxSchemaBytes} (set by --max-schema-bytes)`, {
+        field: 'schema',
+        bytes,
+        limit: limits.maxSchemaBytes,
+        limitName: 'max_schema_bytes',
+      });
     }
     if (p.format === 'text') throw new InvalidArgumentError("a namespace with a 'schema' holds JSON; 'format' cannot be \"text\"", { field: 'format' });
-    checkRefs(o.schema);
+    checkRefs(o.schema, limits.maxSchemaDepth);
     try {
       newAjv().compile(o.schema as Record<string, unknown>);
     } catch (err) {
@@ -265,28 +342,66 @@ export class PolicyStore {
   /** Prefixes longest first, so the first match is the governing one. */
   private ordered: Entry[] = [];
   private unsubscribe: (() => void) | undefined;
+  private unseal: (() => void) | undefined;
+
+  /** The size and nesting limits of schemas and JSON values this node enforces. */
+  readonly limits: JsonLimits;
 
   /**
    * @param keyring the KEKs for secret namespaces; without one, secret namespaces can be
    * neither created nor written, and their values cannot be read in clear.
+   * @param limits schema size and depth, JSON value depth (defaults: {@link DEFAULT_JSON_LIMITS}).
+   * @throws InvalidArgumentError for a limit out of range.
    */
   constructor(
     private readonly store: Store,
     readonly keyring: Keyring | undefined,
-  ) {}
+    limits: Partial<JsonLimits> = {},
+  ) {
+    this.limits = resolveJsonLimits(limits);
+  }
 
-  /** Loads every policy and follows changes (including ones made by other nodes). */
+  /** Called with the limit's name (`max_json_depth`, …) each time a limit refuses input; the node counts it in a metric. */
+  onLimitExceeded: ((limit: string) => void) | undefined;
+
+  /** Runs `fn`, reporting a refusal by one of the JSON limits to {@link onLimitExceeded}. */
+  private limited<T>(fn: () => T): T {
+    try {
+      return fn();
+    } catch (err) {
+      const name = exceededLimit(err);
+      if (name !== undefined) this.onLimitExceeded?.(name);
+      throw err;
+    }
+  }
+
+  /** {@link parsePolicy} under this node's limits. */
+  parse(prefix: string, body: unknown): NamespacePolicy {
+    return this.limited(() => parsePolicy(prefix, body, this.limits));
+  }
+
+  /** {@link encodeConfigValue} under this node's `--max-json-depth`. */
+  encodeConfigValue(value: unknown): Uint8Array {
+    return this.limited(() => encodeConfigValue(value, this.limits.maxJsonDepth));
+  }
+
+  /**
+   * Loads every policy, follows changes (including ones made by other nodes) and becomes the
+   * store's value sealer ({@link seal}), so every put into a secret namespace is encrypted.
+   */
   start(): void {
     this.entries.clear();
     const end = prefixEnd(POLICY_KEY_PREFIX);
     for (const kv of this.store.rangeLatest(POLICY_KEY_PREFIX, end).kvs) this.apply(kv.key, kv.value);
     this.reorder();
     this.unsubscribe = this.store.subscribe((rev) => this.onCommit(rev));
+    this.unseal = this.store.setSealer((key, value) => this.seal(key, value));
   }
 
-  /** Stops following the store. */
+  /** Stops following the store and sealing its values. */
   stop(): void {
     this.unsubscribe?.();
+    this.unseal?.();
   }
 
   private onCommit(rev: RevisionEvents): void {
@@ -401,13 +516,19 @@ export class PolicyStore {
   }
 
   /**
-   * Checks a value about to be written to `key` against its namespace and returns the bytes to
-   * store (encrypted for a secret namespace). Errors name the namespace and, for a schema, every
-   * failing path; they never include the value.
+   * Checks a value about to be written to `key` against its namespace (format, JSON Schema) and
+   * returns it unchanged: encryption is not done here but by {@link seal}, which the store calls
+   * for the real key of every put. Errors name the namespace and, for a schema, every failing
+   * path; they never include the value.
    * @throws InvalidArgumentError (details `{key, namespace, violations}`) for a format or schema
-   * violation; UnavailableError when a secret namespace has no KEK to encrypt with.
+   * violation; UnavailableError when the schema cannot be compiled on this node, or a secret
+   * namespace has no KEK to encrypt with.
    */
-  encodeForWrite(key: string, value: Uint8Array): Uint8Array {
+  checkWrite(key: string, value: Uint8Array): Uint8Array {
+    return this.limited(() => this.checkWriteUnlimited(key, value));
+  }
+
+  private checkWriteUnlimited(key: string, value: Uint8Array): Uint8Array {
     const e = this.entryFor(key);
     if (e === undefined) return value;
     const p = e.policy;
@@ -416,13 +537,7 @@ export class PolicyStore {
       throw new InvalidArgumentError(`the value of '${key}' must be UTF-8 text (namespace '${p.prefix}' has format text)`, { key, namespace: p.prefix });
     }
     if (p.format === 'json') {
-      let doc: unknown;
-      try {
-        if (!isUtf8(buf)) throw new Error('not UTF-8');
-        doc = JSON.parse(buf.toString('utf8'));
-      } catch {
-        throw new InvalidArgumentError(`the value of '${key}' must be JSON (namespace '${p.prefix}' has format json)`, { key, namespace: p.prefix });
-      }
+      const doc = this.parseJsonValue(key, p.prefix, buf);
       if (e.compileError !== undefined) {
         throw new UnavailableError(`the schema of namespace '${p.prefix}' cannot be compiled on this node: ${e.compileError}`);
       }
@@ -436,34 +551,73 @@ export class PolicyStore {
         });
       }
     }
-    if (p.secret === true) {
-      if (this.keyring === undefined) {
-        throw new UnavailableError(`'${key}' is in secret namespace '${p.prefix}' but this node has no KEK (--kek-file or BEACON_KEK) to encrypt it`);
-      }
-      return this.keyring.encrypt(key, buf);
-    }
+    if (p.secret === true && this.keyring === undefined) throw this.noKek(key, p.prefix);
     return value;
+  }
+
+  private parseJsonValue(key: string, prefix: string, buf: Buffer): unknown {
+    const notJson = (): InvalidArgumentError =>
+      new InvalidArgumentError(`the value of '${key}' must be JSON (namespace '${prefix}' has format json)`, { key, namespace: prefix });
+    if (!isUtf8(buf)) throw notJson();
+    const text = buf.toString('utf8');
+    // Before parsing: a schema check of a very deep document would overflow the stack.
+    if (textDepthExceeds(text, this.limits.maxJsonDepth)) {
+      throw tooDeep(`the value of '${key}'`, this.limits.maxJsonDepth, '--max-json-depth', { key, namespace: prefix });
+    }
+    try {
+      return JSON.parse(text) as unknown;
+    } catch {
+      throw notJson();
+    }
+  }
+
+  private noKek(key: string, prefix: string): UnavailableError {
+    return new UnavailableError(`'${key}' is in secret namespace '${prefix}' but this node has no KEK (--kek-file or BEACON_KEK) to encrypt it`);
+  }
+
+  /**
+   * The store's {@link ValueSealer}: the bytes to store for a put of `value` at `key`, encrypted
+   * under the primary KEK with `key` itself as authenticated data when its namespace is secret.
+   * The only place a value is encrypted, so every put (kv, txn, configs, rollbacks, elections,
+   * sequences, locks, re-encryption) is sealed for the key it is stored under.
+   * @throws UnavailableError when the namespace is secret and this node has no KEK.
+   */
+  seal(key: string, value: Uint8Array): { value: Uint8Array; encrypted: boolean } {
+    const e = this.entryFor(key);
+    if (e?.policy.secret !== true) return { value, encrypted: false };
+    if (this.keyring === undefined) throw this.noKek(key, e.policy.prefix);
+    return { value: this.keyring.encrypt(key, value), encrypted: true };
+  }
+
+  /**
+   * The clear bytes of a stored value: decrypted with its own key as authenticated data when the
+   * store recorded it as sealed, else the bytes as stored. The only place a value is decrypted.
+   * @throws UnavailableError (details `{key}`) when it cannot be decrypted: no KEK, a KEK that
+   * is not in the keyring, or a value that fails authentication.
+   */
+  clearValue(kv: Pick<KeyValue, 'key' | 'value' | 'encrypted'>): Uint8Array {
+    if (kv.encrypted !== true) return kv.value;
+    if (this.keyring === undefined) {
+      throw new UnavailableError(`the value of '${kv.key}' is a secret and this node has no KEK (--kek-file or BEACON_KEK) to decrypt it`, { details: { key: kv.key } });
+    }
+    return this.keyring.decrypt(kv.key, kv.value);
   }
 
   /**
    * What a reader sees of a stored value: the clear bytes, or nothing when the value is secret
-   * (its namespace is secret, or it is encrypted) and `mayReadSecret` is false.
-   * @throws UnavailableError when an authorised reader asks for a value this node cannot decrypt.
+   * (its namespace is secret, or the store sealed it) and `mayReadSecret` is false.
+   * @throws UnavailableError when an authorised reader asks for a value this node cannot decrypt
+   * (see {@link clearValue}); listings catch it per key.
    */
-  decodeForRead(key: string, value: Uint8Array, mayReadSecret: boolean): ReadView {
-    const encrypted = value.byteLength > 0 && isEncrypted(value);
-    if (!encrypted && !this.isSecretKey(key)) return { redacted: false, value };
+  decodeForRead(kv: Pick<KeyValue, 'key' | 'value' | 'encrypted'>, mayReadSecret: boolean): ReadView {
+    if (!this.isSecretValue(kv)) return { redacted: false, value: kv.value };
     if (!mayReadSecret) return { redacted: true };
-    if (!encrypted) return { redacted: false, value };
-    if (this.keyring === undefined) {
-      throw new UnavailableError(`the value of '${key}' is a secret and this node has no KEK (--kek-file or BEACON_KEK) to decrypt it`, { details: { key } });
-    }
-    return { redacted: false, value: this.keyring.decrypt(key, value) };
+    return { redacted: false, value: this.clearValue(kv) };
   }
 
-  /** True when a stored value is a secret for readers (secret namespace or encrypted bytes). */
-  isSecretValue(key: string, value: Uint8Array): boolean {
-    return this.isSecretKey(key) || (value.byteLength > 0 && isEncrypted(value));
+  /** True when a stored value is a secret for readers: its namespace is secret, or the store sealed it. */
+  isSecretValue(kv: Pick<KeyValue, 'key' | 'encrypted'>): boolean {
+    return kv.encrypted === true || this.isSecretKey(kv.key);
   }
 
   /**
@@ -491,27 +645,34 @@ export class PolicyStore {
   /**
    * Brings the live values under `prefix` (every key when undefined) in line with their
    * policies, online: values of secret namespaces that are plaintext or sealed with an older KEK
-   * are encrypted with the primary KEK; encrypted values outside secret namespaces are
-   * decrypted. Each rewrite is conditional on the key's modRevision, so a concurrent client
-   * write is never overwritten; leases are kept. History keeps the old bytes (compact to drop them).
-   * @throws UnavailableError when a value must be rewritten and there is no KEK.
+   * are rewritten (the store seals them with the primary KEK); values the store sealed outside
+   * secret namespaces are rewritten in clear. Each rewrite is conditional on the key's
+   * modRevision, so a concurrent client write is never overwritten; leases are kept. History
+   * keeps the old bytes (compact to drop them). A value that cannot be decrypted is left as it
+   * is and counted in `failed` (its key in `failedKeys`): it never stops the others.
+   * @throws UnavailableError when a value must be encrypted and there is no KEK.
    */
   async reconcile(prefix: string | undefined, audit?: AuditContext): Promise<ReconcileResult> {
-    const out: ReconcileResult = { encrypted: 0, decrypted: 0, skipped: 0, revision: this.store.revision };
+    const out: ReconcileResult = { encrypted: 0, decrypted: 0, skipped: 0, failed: 0, failedKeys: [], revision: this.store.revision };
     const start = prefix === undefined || prefix === '' ? '\u0001' : prefix;
     const end = prefix === undefined || prefix === '' ? null : prefixEnd(prefix);
     const work: { kv: KeyValue; value: Uint8Array; kind: 'encrypted' | 'decrypted' }[] = [];
     for (const kv of this.store.rangeLatest(start, end).kvs) {
-      const env = kv.value.byteLength > 0 ? parseEnvelope(kv.value) : undefined;
+      const sealed = kv.encrypted === true;
       const secret = this.isSecretKey(kv.key);
-      if (secret) {
-        if (env !== undefined && env.keyId === this.keyring?.primary.id) continue;
-        if (this.keyring === undefined) throw new UnavailableError('re-encrypting secrets needs a KEK (--kek-file or BEACON_KEK)');
-        const clear = env === undefined ? kv.value : this.keyring.decrypt(kv.key, kv.value);
-        work.push({ kv, value: this.keyring.encrypt(kv.key, clear), kind: 'encrypted' });
-      } else if (env !== undefined && this.keyring?.has(env.keyId) === true) {
-        work.push({ kv, value: this.keyring.decrypt(kv.key, kv.value), kind: 'decrypted' });
+      if (!secret && !sealed) continue;
+      if (secret && sealed && parseEnvelope(kv.value)?.keyId === this.keyring?.primary.id) continue;
+      if (secret && this.keyring === undefined) throw new UnavailableError('re-encrypting secrets needs a KEK (--kek-file or BEACON_KEK)');
+      let clear: Uint8Array;
+      try {
+        clear = this.clearValue(kv);
+      } catch (err) {
+        if (!(err instanceof UnavailableError)) throw err;
+        out.failed++;
+        if (out.failedKeys.length < MAX_FAILED_KEYS) out.failedKeys.push(kv.key);
+        continue;
       }
+      work.push({ kv, value: clear, kind: secret ? 'encrypted' : 'decrypted' });
     }
     const meta = JSON.stringify({ event: 'secret_reencrypted' });
     for (let i = 0; i < work.length; i += RECONCILE_BATCH) {

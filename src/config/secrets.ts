@@ -8,8 +8,9 @@ import { readFileSync } from 'node:fs';
 import { InvalidArgumentError, UnavailableError } from '../errors.js';
 
 /**
- * The first bytes of every encrypted value: NUL, "BK", format 1. A stored value that starts
- * with them and decrypts under a known key is a secret whatever the current namespace policy.
+ * The first bytes of every encrypted value: NUL, "BK", format 1. They only say how to parse a
+ * value the store recorded as sealed (`KeyValue.encrypted`); they never decide whether a value
+ * is ciphertext, since any writer can store them (issue 9 finding 3).
  */
 const MAGIC = Buffer.from([0x00, 0x42, 0x4b, 0x01]);
 const IV_BYTES = 12;
@@ -150,7 +151,10 @@ export function parseEnvelope(value: Uint8Array): { keyId: string; iv: Buffer; t
   };
 }
 
-/** True when `value` has the encrypted-value layout (whether or not a keyring can open it). */
+/**
+ * True when `value` has the encrypted-value layout (whether or not a keyring can open it). For
+ * tests and diagnostics only: whether a stored value is ciphertext is `KeyValue.encrypted`.
+ */
 export function isEncrypted(value: Uint8Array): boolean {
   return parseEnvelope(value) !== undefined;
 }

@@ -22,6 +22,8 @@ export interface ConfigVersion {
   version: number;
   /** The stored bytes (empty for a deletion). */
   value: Uint8Array;
+  /** True when the store sealed `value` (ciphertext of a secret namespace; see `KeyValue.encrypted`). */
+  encrypted?: true;
   /** The kv revision that wrote this version. */
   revision: number;
   /** The revision that created this incarnation of the key (its v1). */
@@ -133,6 +135,7 @@ function toConfigVersion(e: LogEntry): ConfigVersion {
   if (e.deleted) return { ...base, version: 0, value: new Uint8Array(0), event: 'deleted' };
   const meta = parseMeta(e.meta);
   const out: ConfigVersion = { ...base, version: e.version, value: e.value, event: 'config_updated' };
+  if (e.encrypted === true) out.encrypted = true;
   if (meta?.event === 'config_rolled_back') {
     out.event = 'config_rolled_back';
     const restored = metaVersion(meta.restored_version);
@@ -214,13 +217,14 @@ export class ConfigService {
    * given and is not the current version, or when a concurrent write wins; a `compacted` error
    * when the version's history is gone (compacted, or removed by the namespace's history
    * retention: then `details.reason` is `history_retention`).
-   * `prepare` turns the restored bytes into the bytes to write (the namespace's schema check and
-   * encryption under the current KEK); `audit` says who asked.
+   * `prepare` turns the restored version into the clear bytes to write (decrypted, and checked
+   * against the namespace's current schema; the store seals them again under the current KEK);
+   * `audit` says who asked.
    */
   async rollback(
     key: string,
     version: number,
-    opts: { expectVersion?: number; prepare?: (value: Uint8Array) => Uint8Array; audit?: AuditContext } = {},
+    opts: { expectVersion?: number; prepare?: (source: ConfigVersion) => Uint8Array; audit?: AuditContext } = {},
   ): Promise<ConfigRollbackResult> {
     validateKey(key);
     checkVersionArg(version, 'version');
@@ -251,7 +255,7 @@ export class ConfigService {
           { key, target: 'createRevision', result: '=', operand: kv.createRevision },
         ],
         // ignoreLease: a rollback restores the value, not the lease of the old version.
-        success: [{ type: 'put', key, value: opts.prepare ? opts.prepare(source.value) : source.value, ignoreLease: true }],
+        success: [{ type: 'put', key, value: opts.prepare ? opts.prepare(source) : source.value, ignoreLease: true }],
         failure: [{ type: 'range', key }],
       },
       opts.audit === undefined ? { meta } : { meta, audit: opts.audit },
@@ -304,6 +308,7 @@ export class ConfigService {
         version: kv.version,
         latestVersion: kv.version,
         value: kv.value,
+        ...(kv.encrypted === true ? { encrypted: true as const } : {}),
         revision: kv.modRevision,
         createRevision: kv.createRevision,
         // The entry at modRevision is the key's newest, so compaction keeps it; the fallback is for a race only.
@@ -366,12 +371,12 @@ export class ConfigService {
 
   /**
    * Diffs two versions of the current incarnation. `to` defaults to the latest version and
-   * `from` to the one before `to`. `decode` turns stored bytes into what is compared (secrets
-   * are decrypted first).
+   * `from` to the one before `to`. `decode` turns a stored version into the bytes compared
+   * (secrets are decrypted first); JSON nested deeper than `maxJsonDepth` is diffed as text.
    * @throws NotFoundError for an unknown key or version; InvalidArgumentError when `from` is
    * left out and `to` is v1; a `compacted` error when a version's history is gone (see {@link rollback}).
    */
-  async diff(key: string, opts: { from?: number; to?: number; decode?: (value: Uint8Array) => Uint8Array } = {}): Promise<ConfigDiff> {
+  async diff(key: string, opts: { from?: number; to?: number; decode?: (version: ConfigVersion) => Uint8Array; maxJsonDepth?: number } = {}): Promise<ConfigDiff> {
     validateKey(key);
     checkVersionArg(opts.from, 'from');
     checkVersionArg(opts.to, 'to');
@@ -380,8 +385,8 @@ export class ConfigService {
     const from = opts.from ?? to - 1;
     if (from < 1) throw new InvalidArgumentError(`'from' is required: ${formatVersion(to)} has no earlier version`, { field: 'from' });
     const [a, b] = await Promise.all([this.findVersion(key, inc, from), this.findVersion(key, inc, to)]);
-    const dec = opts.decode ?? ((v: Uint8Array) => v);
-    return { key, from, to, diff: diffValues(dec(a.value), dec(b.value), `${key} ${formatVersion(from)}`, `${key} ${formatVersion(to)}`) };
+    const dec = opts.decode ?? ((v: ConfigVersion) => v.value);
+    return { key, from, to, diff: diffValues(dec(a), dec(b), `${key} ${formatVersion(from)}`, `${key} ${formatVersion(to)}`, opts.maxJsonDepth) };
   }
 
   /**

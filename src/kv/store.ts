@@ -23,12 +23,14 @@ import type {
   Lease,
   LogEntry,
   OpResult,
+  PutOp,
   RangeOptions,
   RangeResult,
   RevisionEvents,
   TxnOp,
   TxnRequest,
   TxnResponse,
+  ValueSealer,
   WatchEvent,
 } from './types.js';
 import { View } from './view.js';
@@ -63,6 +65,9 @@ export interface WriteOptions {
 
 type Resolver<T> = { resolve: (v: T) => void; reject: (e: unknown) => void };
 
+/** A put as the planner sees it: its value already sealed, and how (set here, never by a caller). */
+type SealedPut = PutOp & { sealed: boolean };
+
 type WriteRequest =
   | ({ kind: 'txn'; txn: TxnRequest; meta: string | null; audit?: AuditContext } & Resolver<TxnResponse>)
   | ({ kind: 'grant'; id: number; ttl: number; audit?: AuditContext } & Resolver<Lease>)
@@ -88,7 +93,9 @@ function bytesEqual(a: Uint8Array, b: Uint8Array): number {
 }
 
 function entryToKv(e: LogEntry): KeyValue {
-  return { key: e.key, value: e.value, createRevision: e.createRevision, modRevision: e.revision, version: e.version, lease: e.lease };
+  const kv: KeyValue = { key: e.key, value: e.value, createRevision: e.createRevision, modRevision: e.revision, version: e.version, lease: e.lease };
+  if (e.encrypted === true) kv.encrypted = true;
+  return kv;
 }
 
 /** How long a linearizable read waits for this node's view to reach the committed revision, in ms. */
@@ -120,6 +127,7 @@ export class Store {
   private floors: HistoryFloor[] = [];
   /** Observers of commit batches: size and duration in ms (for metrics). */
   onBatch: ((requests: number, ms: number) => void) | undefined;
+  private sealer: ValueSealer | undefined;
 
   constructor(opts: StoreOptions) {
     this.backend = opts.backend;
@@ -430,9 +438,32 @@ export class Store {
    */
   async txn(txn: TxnRequest, opts: WriteOptions = {}): Promise<TxnResponse> {
     this.validateTxn(txn);
+    const sealed: TxnRequest = { compare: txn.compare, success: txn.success.map((op) => this.seal(op)), failure: txn.failure.map((op) => this.seal(op)) };
     return new Promise((resolve, reject) => {
-      this.enqueue({ kind: 'txn', txn, meta: opts.meta ?? null, audit: opts.audit, resolve, reject });
+      this.enqueue({ kind: 'txn', txn: sealed, meta: opts.meta ?? null, audit: opts.audit, resolve, reject });
     });
+  }
+
+  /**
+   * Installs the function every put's value goes through before it is stored (the config
+   * layer's encryption of secret namespaces); see {@link ValueSealer}. One at a time: the last
+   * installed wins. Returns a function that uninstalls it, bringing back the one it replaced.
+   */
+  setSealer(sealer: ValueSealer): () => void {
+    const replaced = this.sealer;
+    this.sealer = sealer;
+    return () => {
+      if (this.sealer === sealer) this.sealer = replaced;
+    };
+  }
+
+  /** A put with its value sealed by the sealer and `sealed` set from its answer; other ops as given. */
+  private seal(op: TxnOp): TxnOp {
+    if (op.type !== 'put') return op;
+    // Whatever a caller put in the op, the flag comes from here: a request cannot mark bytes as ciphertext.
+    if (op.ignoreValue === true || this.sealer === undefined) return { ...op, sealed: false } as SealedPut;
+    const s = this.sealer(op.key, op.value);
+    return { ...op, value: s.value, sealed: s.encrypted } as SealedPut;
   }
 
   /**
@@ -927,6 +958,8 @@ class Planner {
           version: prev ? prev.version + 1 : 1,
           lease: op.ignoreLease ? (prev as KeyValue).lease : (op.lease ?? 0),
         };
+        // A kept value keeps how it is held; a new one is held as the store sealed it.
+        if (op.ignoreValue ? prev?.encrypted === true : (op as Partial<SealedPut>).sealed === true) kv.encrypted = true;
         this.overlay.set(op.key, kv);
         const ev: WatchEvent = { type: 'put', kv };
         if (prev) ev.prevKv = prev;
@@ -962,6 +995,7 @@ class Planner {
         deleted: ev.type === 'delete',
         ts: group.ts,
         meta: group.meta,
+        ...(ev.type === 'put' && kv.encrypted === true ? { encrypted: true as const } : {}),
       });
     }
     this.published.push(group);

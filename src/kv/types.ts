@@ -12,6 +12,13 @@ export interface KeyValue {
   modRevision: number;
   version: number;
   lease: number;
+  /**
+   * True when `value` is ciphertext sealed by the store's {@link ValueSealer} for this key;
+   * absent for clear bytes. Recorded in the row by the store, never taken from a request or
+   * from the value's bytes (issue 9 finding 3). Rows stored before the flag existed were
+   * classified once by migration 005 (SQLite) / 004 (PostgreSQL).
+   */
+  encrypted?: true;
 }
 
 /**
@@ -29,6 +36,8 @@ export interface LogEntry {
   deleted: boolean;
   ts: number;
   meta: string | null;
+  /** True when `value` is ciphertext (see {@link KeyValue.encrypted}); absent for clear bytes and tombstones. */
+  encrypted?: true;
 }
 
 /** A change to one key. `kv` is the new state (for a delete: the key with `modRevision` set and no value). */
@@ -85,6 +94,16 @@ export interface Compare {
   /** A number for version/createRevision/modRevision/lease; bytes for value. */
   operand: number | Uint8Array;
 }
+
+/**
+ * Turns the value of a put into the bytes the store keeps, for the real key being written: the
+ * config layer encrypts values of secret namespaces here. The store calls it for every put (txn
+ * ops, elections, sequences, locks, rollbacks, re-encryption), so a value is always sealed with
+ * its own key as authenticated data (issue 9 finding 4), and the row records `encrypted` from
+ * its answer, so whether a value is ciphertext never depends on its bytes (finding 3).
+ * @throws a BeaconError to refuse the write (e.g. UnavailableError: no KEK for a secret namespace).
+ */
+export type ValueSealer = (key: string, value: Uint8Array) => { value: Uint8Array; encrypted: boolean };
 
 /** A put inside a txn or on its own. `ignoreValue`/`ignoreLease` keep the current value/lease (etcd). */
 export interface PutOp {

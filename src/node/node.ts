@@ -68,6 +68,13 @@ export interface NodeOptions {
     catchUpBudgetBytes?: number;
   };
   // --- end watch limits ------------------------------------------------------------------------------
+  // --- JSON limits (issue 9 findings 6, 7): docs/security.md "Limits" -----------------------------
+  /** Largest namespace JSON Schema, in bytes of its JSON text. Default 256 KiB (`--max-schema-bytes`). */
+  maxSchemaBytes?: number;
+  /** Deepest nesting of a namespace JSON Schema. Default 64 (`--max-schema-depth`, at most 256). */
+  maxSchemaDepth?: number;
+  /** Deepest nesting of a JSON value the node parses (config writes, json namespaces). Default 512 (`--max-json-depth`, at most 2048). */
+  maxJsonDepth?: number;
 }
 
 /** What one history-retention pass did. */
@@ -162,7 +169,12 @@ export async function startNode(opts: NodeOptions = {}): Promise<BeaconNode> {
   let policies: PolicyStore;
   let tls: { cert: Buffer; key: Buffer; clientCa?: Buffer } | undefined;
   try {
-    policies = new PolicyStore(store, loadKeyring(opts.kekFile));
+    policies = new PolicyStore(store, loadKeyring(opts.kekFile), {
+      ...(opts.maxSchemaBytes !== undefined ? { maxSchemaBytes: opts.maxSchemaBytes } : {}),
+      ...(opts.maxSchemaDepth !== undefined ? { maxSchemaDepth: opts.maxSchemaDepth } : {}),
+      ...(opts.maxJsonDepth !== undefined ? { maxJsonDepth: opts.maxJsonDepth } : {}),
+    });
+    policies.onLimitExceeded = (limit) => metrics.jsonLimitRejections.inc({ limit });
     policies.start();
     security = await startSecurity({ store, dataDir, logger, dev: opts.dev ?? false, shared: isSharedBackend(backend), options: opts.security });
     if (opts.tls !== undefined) {

@@ -76,6 +76,12 @@ export class Metrics {
     labelNames: ['code'] as const,
     registers: [this.registry],
   });
+  readonly jsonLimitRejections = new Counter({
+    name: 'beacon_json_limit_rejections_total',
+    help: 'Requests refused for JSON over a limit, by limit (max_json_depth, max_schema_depth, max_schema_bytes, max_schema_ref_expansion).',
+    labelNames: ['limit'] as const,
+    registers: [this.registry],
+  });
   readonly historyRetentionRemoved = new Counter({
     name: 'beacon_history_retention_removed_total',
     help: 'Log rows removed by namespace history retention (historyRetention policies).',

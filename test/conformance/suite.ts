@@ -1066,6 +1066,36 @@ export function runConformance(name: string, makeBackend: BackendFactory): void 
     // Through the Store, the backend's main consumer.
 
     describe('through the Store', () => {
+      test('a value the sealer marks as ciphertext keeps the flag on every read path and across a reopen; a caller cannot set it', withCtx(async (ctx) => {
+        const store = await ctx.store();
+        // A toy sealer: keys under s/ are "sealed" (bytes reversed); the flag is what is checked.
+        store.setSealer((key, value) => (key.startsWith('s/') ? { value: Uint8Array.from(value).reverse(), encrypted: true } : { value, encrypted: false }));
+        const events: RevisionEvents[] = [];
+        store.subscribe((r) => events.push(r));
+        const r1 = await store.put('s/a', enc('one'));
+        await store.put('s/a', enc('two'));
+        // ignoreValue keeps the value and its flag; a forged field on the op is ignored.
+        await store.txn({ compare: [], success: [{ type: 'put', key: 's/a', value: new Uint8Array(0), ignoreValue: true }], failure: [] });
+        await store.txn({ compare: [], success: [{ type: 'put', key: 'p/x', value: enc('plain'), encrypted: true } as never], failure: [] });
+        const head = store.revision;
+        const flags = (kvs: { key: string; encrypted?: true }[]): [string, boolean][] => kvs.map((kv) => [kv.key, kv.encrypted === true]);
+        assert.deepEqual(flags([store.get('s/a') as KeyValue, store.get('p/x') as KeyValue]), [['s/a', true], ['p/x', false]]);
+        assert.equal(hex((store.get('s/a') as KeyValue).value), hex(enc('owt')));
+        assert.deepEqual(flags((await store.range('', null, { revision: r1.revision })).kvs), [['s/a', true]]);
+        assert.deepEqual(flags((await store.backend.range({ key: '', rangeEnd: null, revision: head, limit: 0 })).kvs), [['p/x', false], ['s/a', true]]);
+        assert.deepEqual((await store.backend.readLog(1, head, 100)).map((e) => e.encrypted === true), [true, true, true, false]);
+        assert.deepEqual((await store.backend.history('s/a', {})).map((e) => e.encrypted === true), [true, true, true]);
+        assert.equal((await store.backend.previous('s/a', head))?.encrypted, true);
+        const read = await store.readEvents(1, head, 100, true);
+        assert.deepEqual(read.map((r) => [r.events[0]?.kv.encrypted === true, r.events[0]?.prevKv?.encrypted === true]), [[true, false], [true, true], [true, true], [false, false]]);
+        assert.deepEqual(events.map((r) => r.events[0]?.kv.encrypted === true), [true, true, true, false], 'the commit stream carries it');
+        const reopened = await ctx.reopenBackend(store);
+        if (reopened !== undefined) {
+          const again = await ctx.store({ backend: reopened });
+          assert.deepEqual(flags([again.get('s/a') as KeyValue, again.get('p/x') as KeyValue]), [['s/a', true], ['p/x', false]], 'loadView reads the flag');
+        }
+      }));
+
       test('a new store is empty at revision 0; puts bump the revision and read back from view and backend', withCtx(async (ctx) => {
         const store = await ctx.store();
         assert.equal(store.revision, 0);

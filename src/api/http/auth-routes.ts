@@ -7,7 +7,7 @@ import { Readable } from 'node:stream';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { auditToJson } from '../../audit/index.js';
 import { apiKeyView, userView, validateName, type Role } from '../../auth/index.js';
-import { parsePolicy, type NamespacePolicy } from '../../config/index.js';
+import type { NamespacePolicy } from '../../config/index.js';
 import { ConflictError, ErrorCode, InvalidArgumentError, NotFoundError, type BeaconError } from '../../errors.js';
 import { validateKey, type AuditQuery } from '../../kv/index.js';
 import { jsonBody, optBool, optString, queryInt, readObject, reqString, wildcardKey } from './codec.js';
@@ -278,7 +278,7 @@ export function registerAuthRoutes(app: FastifyInstance, ctx: HttpContext): void
   app.put('/v1/namespaces/*', async (req, reply) => {
     const prefix = validateKey(wildcardKey(req.params), 'namespace prefix');
     requireAccess(ctx, req, 'namespace.put', 'admin', prefixResource(prefix));
-    const policy = parsePolicy(prefix, jsonBody(req, '{"format": "json", "schema": {…}, "secret": false}'));
+    const policy = policies.parse(prefix, jsonBody(req, '{"format": "json", "schema": {…}, "secret": false}'));
     const p = principalOf(req);
     const res = await policies.put(policy, p.name);
     const ctxAudit = { principal: p.name, action: 'namespace.reconcile', requestId: String(req.id), source: req.ip };

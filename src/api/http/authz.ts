@@ -11,7 +11,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { Counter } from 'prom-client';
 import { DEV_PRINCIPAL, deniedError, type Action, type Credentials, type Principal, type Resource } from '../../auth/index.js';
 import type { ReadView } from '../../config/index.js';
-import { ErrorCode, UnauthenticatedError, type BeaconError } from '../../errors.js';
+import { BeaconError, ErrorCode, UnauthenticatedError } from '../../errors.js';
 import { parseRange, prefixRange, type KeyValue } from '../../kv/index.js';
 import { kvToJson, queryBool, type KeyValueJson } from './codec.js';
 import type { HttpContext } from './context.js';
@@ -184,17 +184,41 @@ export function mayReadSecret(ctx: HttpContext, req: FastifyRequest, key: string
   return ctx.auth.canReadSecret(principalOf(req), key);
 }
 
-/** What the caller may see of a stored value (decrypted, or redacted). */
-export function readView(ctx: HttpContext, req: FastifyRequest, key: string, value: Uint8Array): ReadView {
-  // Cheap path first: most values are neither in a secret namespace nor encrypted.
-  if (!ctx.policies.isSecretValue(key, value)) return { redacted: false, value };
-  return ctx.policies.decodeForRead(key, value, mayReadSecret(ctx, req, key));
+/** What the caller may see of a stored value (decrypted, or redacted). @throws UnavailableError when it cannot be decrypted. */
+export function readView(ctx: HttpContext, req: FastifyRequest, kv: Pick<KeyValue, 'key' | 'value' | 'encrypted'>): ReadView {
+  // Cheap path first: most values are neither in a secret namespace nor sealed.
+  if (!ctx.policies.isSecretValue(kv)) return { redacted: false, value: kv.value };
+  return ctx.policies.decodeForRead(kv, mayReadSecret(ctx, req, kv.key));
 }
 
-/** A kv as JSON for the caller: secret values decrypted for those who may read them, otherwise left out with `redacted: true`. */
-export function kvJsonFor(ctx: HttpContext, req: FastifyRequest, kv: KeyValue, keysOnly = false): KeyValueJson & { redacted?: true } {
+/** The `error` of one key in a listing whose value cannot be shown (it fails to decrypt). */
+export interface KeyErrorJson {
+  code: string;
+  message: string;
+}
+
+/**
+ * A kv as JSON for the caller: secret values decrypted for those who may read them, otherwise
+ * left out with `redacted: true`. A value that cannot be decrypted fails that key alone: it is
+ * left out with `error: {code, message}` (issue 9 finding 3), unless `strict` (a read of that
+ * one key), which throws instead.
+ * @throws UnavailableError with `strict` when the value cannot be decrypted.
+ */
+export function kvJsonFor(
+  ctx: HttpContext,
+  req: FastifyRequest,
+  kv: KeyValue,
+  keysOnly = false,
+  strict = false,
+): KeyValueJson & { redacted?: true; error?: KeyErrorJson } {
   if (keysOnly) return kvToJson(kv, true);
-  const view = readView(ctx, req, kv.key, kv.value);
+  let view: ReadView;
+  try {
+    view = readView(ctx, req, kv);
+  } catch (err) {
+    if (strict || !(err instanceof BeaconError)) throw err;
+    return { ...kvToJson(kv, true), error: { code: err.code, message: err.message } };
+  }
   if (view.redacted) return { ...kvToJson(kv, true), redacted: true };
   return view.value === kv.value ? kvToJson(kv) : kvToJson({ ...kv, value: view.value });
 }

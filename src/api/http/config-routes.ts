@@ -9,14 +9,13 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import {
   decodeConfigValue,
-  encodeConfigValue,
   formatVersion,
   parseVersion,
   type ConfigRead,
   type ConfigVersion,
   type HistoryCursor,
 } from '../../config/index.js';
-import { InvalidArgumentError, NotFoundError } from '../../errors.js';
+import { BeaconError, InvalidArgumentError, NotFoundError } from '../../errors.js';
 import { validateKey } from '../../kv/index.js';
 import { deny, prefixResource, readView, requireAccess } from './authz.js';
 import { jsonBody, queryInt, readObject, wildcardKey } from './codec.js';
@@ -61,16 +60,16 @@ function iso(ms: number): string {
 type Visible = Uint8Array | null;
 
 /** The value fields of a response: parsed JSON, text, or base64 with `encoding`; `redacted` for a hidden secret. */
-function valueFields(bytes: Visible): { value: unknown; encoding?: 'base64'; redacted?: true } {
+function valueFields(bytes: Visible, maxDepth: number): { value: unknown; encoding?: 'base64'; redacted?: true } {
   if (bytes === null) return { value: null, redacted: true };
-  const d = decodeConfigValue(bytes);
+  const d = decodeConfigValue(bytes, maxDepth);
   return d.encoding === undefined ? { value: d.value } : { value: d.value, encoding: d.encoding };
 }
 
-function readToJson(r: ConfigRead, visible: (v: Uint8Array) => Visible): Record<string, unknown> {
+function readToJson(r: ConfigRead, visible: (v: ConfigVersion) => Visible, maxDepth: number): Record<string, unknown> {
   const out: Record<string, unknown> = {
     key: r.key,
-    ...valueFields(visible(r.value)),
+    ...valueFields(visible(r), maxDepth),
     version: formatVersion(r.version),
     revision: r.revision,
   };
@@ -80,11 +79,24 @@ function readToJson(r: ConfigRead, visible: (v: Uint8Array) => Visible): Record<
   return out;
 }
 
-function historyEntryToJson(v: ConfigVersion, visible: (v: Uint8Array) => Visible): Record<string, unknown> {
+/**
+ * The value fields of one history entry. A version that cannot be decrypted fails alone: it
+ * shows `value: null` and `error: {code, message}` while the rest of the page is served.
+ */
+function historyValueFields(v: ConfigVersion, visible: (v: ConfigVersion) => Visible, maxDepth: number): Record<string, unknown> {
+  try {
+    return valueFields(visible(v), maxDepth);
+  } catch (err) {
+    if (!(err instanceof BeaconError)) throw err;
+    return { value: null, error: { code: err.code, message: err.message } };
+  }
+}
+
+function historyEntryToJson(v: ConfigVersion, visible: (v: ConfigVersion) => Visible, maxDepth: number): Record<string, unknown> {
   if (v.event === 'deleted') return { version: null, revision: v.revision, updated_at: iso(v.updatedAt), event: 'deleted' };
   const out: Record<string, unknown> = {
     version: formatVersion(v.version),
-    ...valueFields(visible(v.value)),
+    ...historyValueFields(v, visible, maxDepth),
     revision: v.revision,
     updated_at: iso(v.updatedAt),
     event: v.event,
@@ -120,10 +132,11 @@ function isRevision(v: unknown): v is number {
 /** Registers `/v1/configs` and `/v1/configs/*` (get, put, delete, history, diff, rollback). */
 export function registerConfigRoutes(app: FastifyInstance, ctx: HttpContext): void {
   const { configs, store, metrics, policies } = ctx;
+  const maxJsonDepth = policies.limits.maxJsonDepth;
 
-  /** What the caller may see of a value of `key`. */
-  const visibleFor = (req: FastifyRequest, key: string) => (v: Uint8Array): Visible => {
-    const view = readView(ctx, req, key, v);
+  /** What the caller may see of a stored version of `key`. @throws UnavailableError when it cannot be decrypted. */
+  const visibleFor = (req: FastifyRequest, key: string) => (v: ConfigVersion): Visible => {
+    const view = readView(ctx, req, { key, value: v.value, encrypted: v.encrypted });
     return view.redacted ? null : view.value;
   };
 
@@ -196,7 +209,7 @@ export function registerConfigRoutes(app: FastifyInstance, ctx: HttpContext): vo
         cursor = { createRevision: token.c, beforeRevision: token.b };
       }
       const page = await configs.history(key, { ...(limit !== undefined ? { limit } : {}), ...(cursor ? { cursor } : {}) });
-      const body: Record<string, unknown> = { key, versions: page.versions.map((v) => historyEntryToJson(v, visible)), more: page.next !== undefined };
+      const body: Record<string, unknown> = { key, versions: page.versions.map((v) => historyEntryToJson(v, visible, maxJsonDepth)), more: page.next !== undefined };
       if (page.next !== undefined) body.continue = encodeToken({ c: page.next.createRevision, b: page.next.beforeRevision });
       if (page.compactRevision !== undefined) body.compact_revision = page.compactRevision;
       return body;
@@ -205,11 +218,11 @@ export function registerConfigRoutes(app: FastifyInstance, ctx: HttpContext): vo
       const from = queryVersion(q, 'from');
       const to = queryVersion(q, 'to');
       // A diff shows values, so a secret's diff needs read_secret: refused, not redacted.
-      const decode = (v: Uint8Array): Uint8Array => visible(v) ?? deny(ctx, req, 'config.diff', 'read_secret', { key });
-      const d = await configs.diff(key, { ...(from !== undefined ? { from } : {}), ...(to !== undefined ? { to } : {}), decode });
+      const decode = (v: ConfigVersion): Uint8Array => visible(v) ?? deny(ctx, req, 'config.diff', 'read_secret', { key });
+      const d = await configs.diff(key, { ...(from !== undefined ? { from } : {}), ...(to !== undefined ? { to } : {}), decode, maxJsonDepth });
       return { key, from: formatVersion(d.from), to: formatVersion(d.to), ...d.diff };
     }
-    return readToJson(await configs.get(key, queryVersion(q, 'version')), visible);
+    return readToJson(await configs.get(key, queryVersion(q, 'version')), visible, maxJsonDepth);
   });
 
   app.put('/v1/configs/*', async (req) => {
@@ -218,7 +231,7 @@ export function registerConfigRoutes(app: FastifyInstance, ctx: HttpContext): vo
     const o = readObject(jsonBody(req, '{"value": "…", "version": "v2"}'), ['value', 'version']);
     if (!Object.hasOwn(o, 'value')) throw new InvalidArgumentError("'value' is required", { field: 'value' });
     const expectVersion = optVersion(o.version, 'version');
-    const value = policies.encodeForWrite(key, encodeConfigValue(o.value));
+    const value = policies.checkWrite(key, policies.encodeConfigValue(o.value));
     const ttl = policies.defaultTtl(key);
     const lease = ttl === undefined ? 0 : (await store.grantLease(ttl, 0, auditContext(req, 'lease.grant'))).id;
     const audit = auditContext(req, 'config.put');
@@ -236,11 +249,8 @@ export function registerConfigRoutes(app: FastifyInstance, ctx: HttpContext): vo
     if (o.version === undefined || o.version === null) throw new InvalidArgumentError("'version' (the version to restore) is required", { field: 'version' });
     const version = parseVersion(o.version, 'version');
     const expectVersion = optVersion(o.expectedVersion, 'expectedVersion');
-    // The restored value is checked against today's policy and sealed with today's KEK.
-    const prepare = (v: Uint8Array): Uint8Array => {
-      const clear = policies.decodeForRead(key, v, true);
-      return policies.encodeForWrite(key, clear.redacted ? v : clear.value);
-    };
+    // The restored value is decrypted, checked against today's policy, and sealed by the store with today's KEK.
+    const prepare = (v: ConfigVersion): Uint8Array => policies.checkWrite(key, policies.clearValue({ key, value: v.value, encrypted: v.encrypted }));
     const audit = auditContext(req, 'config.rollback');
     const res = await timed('config_rollback', () => configs.rollback(key, version, { ...(expectVersion === undefined ? {} : { expectVersion }), prepare, audit }));
     return {

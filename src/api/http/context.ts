@@ -39,9 +39,9 @@ export interface HttpContext {
    */
   auth: AuthService;
   /**
-   * Namespace policies: `policies.encodeForWrite(key, value)` validates (format, JSON Schema) and
-   * encrypts secrets before a write; `policies.decodeForRead(key, value, mayReadSecret)` decrypts
-   * or redacts before a value leaves the node.
+   * Namespace policies: `policies.checkWrite(key, value)` validates (format, JSON Schema) before a
+   * write (the store encrypts secrets through `policies.seal`); `policies.decodeForRead(kv,
+   * mayReadSecret)` decrypts or redacts before a value leaves the node.
    */
   policies: PolicyStore;
   /** The audit log (records outside kv writes: logins, identity changes, denials). */

@@ -169,8 +169,8 @@ export function registerCoordRoutes(app: FastifyInstance, ctx: HttpContext): voi
     if (action === 'campaign') {
       const o = readObject(req.body ?? {}, ['value', 'encoding', 'lease', 'ttl', 'timeoutMs']);
       if (o.value === undefined) throw new InvalidArgumentError("'value' is required: what the leader announces, e.g. its address");
-      // Values are validated and, in a secret namespace, encrypted like any other write.
-      const value = ctx.policies.encodeForWrite(`${name}/`, decodeValue(o.value, o.encoding));
+      // Values are validated like any other write; in a secret namespace the store encrypts them for the real key.
+      const value = ctx.policies.checkWrite(`${name}/`, decodeValue(o.value, o.encoding));
       const timeoutMs = optInt(o, 'timeoutMs', 0, MAX_WAIT_MS);
       const signal = clientGone(req, reply);
       const { lease, ttl, granted } = await leaseFor(store, o);
@@ -190,7 +190,7 @@ export function registerCoordRoutes(app: FastifyInstance, ctx: HttpContext): voi
       const o = readObject(req.body ?? {}, ['key', 'lease', 'fencingToken', 'value', 'encoding']);
       if (o.value === undefined) throw new InvalidArgumentError("'value' is required");
       const ref = contenderRef(name, o);
-      const value = ctx.policies.encodeForWrite(`${name}/`, decodeValue(o.value, o.encoding));
+      const value = ctx.policies.checkWrite(`${name}/`, decodeValue(o.value, o.encoding));
       const { revision } = await coord.proclaim(name, ref, value, auditContext(req, 'election.proclaim'));
       return { name, key: ref.key, revision };
     }
@@ -251,7 +251,7 @@ export function registerCoordRoutes(app: FastifyInstance, ctx: HttpContext): voi
   app.post('/v1/sequences/*', async (req, reply) => {
     const prefix = wildcardKey(req.params);
     const o = readObject(req.body ?? {}, ['value', 'encoding', 'lease']);
-    const value = ctx.policies.encodeForWrite(`${prefix}/`, o.value === undefined ? new Uint8Array(0) : decodeValue(o.value, o.encoding));
+    const value = ctx.policies.checkWrite(`${prefix}/`, o.value === undefined ? new Uint8Array(0) : decodeValue(o.value, o.encoding));
     const lease = optInt(o, 'lease', 1);
     const audit = auditContext(req, 'sequence.create');
     const created = await coord.createSequential(prefix, value, lease === undefined ? { audit } : { lease, audit });

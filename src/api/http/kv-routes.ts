@@ -202,12 +202,12 @@ export function registerKvRoutes(app: FastifyInstance, ctx: HttpContext): void {
       if (revision === 0) {
         const kv = store.get(key);
         if (kv === undefined) throw new NotFoundError(`key '${key}' not found`, { key, revision: store.revision });
-        return { revision: store.revision, kv: kvJsonFor(ctx, req, kv, keysOnly) };
+        return { revision: store.revision, kv: kvJsonFor(ctx, req, kv, keysOnly, true) };
       }
       const res = await store.range(key, undefined, { revision });
       const kv = res.kvs[0];
       if (kv === undefined) throw new NotFoundError(`key '${key}' not found at revision ${revision}`, { key, revision });
-      return { revision: res.revision, kv: kvJsonFor(ctx, req, kv, keysOnly) };
+      return { revision: res.revision, kv: kvJsonFor(ctx, req, kv, keysOnly, true) };
     }
     // A range read needs read access to the whole range (as etcd's range permissions).
     requireAccess(ctx, req, 'kv.range', 'read', rangeResource(range));
@@ -244,8 +244,8 @@ export function registerKvRoutes(app: FastifyInstance, ctx: HttpContext): void {
     const key = validateKey(wildcardKey(req.params));
     requireAccess(ctx, req, 'kv.put', 'write', { key });
     const { value, lease, prevKv } = readBodyValue(req);
-    // Validate (format, schema) and encrypt before anything is granted or written.
-    const stored = ctx.policies.encodeForWrite(key, value);
+    // Validate (format, schema) before anything is granted or written; the store encrypts secrets.
+    const stored = ctx.policies.checkWrite(key, value);
     const started = performance.now();
     const leaseId = await leaseFor(ctx, req, key, lease, new Map());
     const res = await store.put(key, stored, { lease: leaseId, prevKv: prevKv ?? false, audit: auditContext(req, 'kv.put') });
@@ -281,14 +281,14 @@ export function registerKvRoutes(app: FastifyInstance, ctx: HttpContext): void {
           out.push(op);
           continue;
         }
-        const value = op.ignoreValue ? op.value : ctx.policies.encodeForWrite(op.key, op.value);
+        const value = op.ignoreValue ? op.value : ctx.policies.checkWrite(op.key, op.value);
         const lease = op.ignoreLease ? (op.lease ?? 0) : await leaseFor(ctx, req, op.key, op.lease, granted);
         out.push({ ...op, value, lease });
       }
       return out;
     };
     // Check every value of both branches before granting any default-TTL lease.
-    for (const op of [...txn.success, ...txn.failure]) if (op.type === 'put' && !op.ignoreValue) ctx.policies.encodeForWrite(op.key, op.value);
+    for (const op of [...txn.success, ...txn.failure]) if (op.type === 'put' && !op.ignoreValue) ctx.policies.checkWrite(op.key, op.value);
     const prepared: TxnRequest = { compare: txn.compare, success: await prepare(txn.success), failure: await prepare(txn.failure) };
     const started = performance.now();
     const res = await store.txn(prepared, { audit: auditContext(req, 'kv.txn') });

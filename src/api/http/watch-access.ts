@@ -13,7 +13,7 @@
  */
 import { decodeJwt, decodeProtectedHeader } from 'jose';
 import type { Principal, Resource } from '../../auth/index.js';
-import { PermissionDeniedError, TooManyRequestsError, UnauthenticatedError } from '../../errors.js';
+import { BeaconError, PermissionDeniedError, TooManyRequestsError, UnauthenticatedError } from '../../errors.js';
 import { clampRange, type KeyValue, type WatchEvent } from '../../kv/index.js';
 import type { WatchBatch, WsChannel } from '../../watch/index.js';
 import { credentialsOf, principalOf } from './authz.js';
@@ -372,12 +372,19 @@ export class WatchAccess {
   }
 
   private isSecret(kv: KeyValue, hasValue: boolean): boolean {
-    return hasValue && this.ctx.policies.isSecretValue(kv.key, kv.value);
+    return hasValue && this.ctx.policies.isSecretValue(kv);
   }
 
-  private view(kv: KeyValue, may: boolean): KeyValueJson & { redacted?: true } {
-    if (!this.ctx.policies.isSecretValue(kv.key, kv.value)) return kvToJson(kv);
-    const v = this.ctx.policies.decodeForRead(kv.key, kv.value, may);
+  private view(kv: KeyValue, may: boolean): KeyValueJson & { redacted?: true; error?: { code: string; message: string } } {
+    if (!this.ctx.policies.isSecretValue(kv)) return kvToJson(kv);
+    let v: ReturnType<HttpContext['policies']['decodeForRead']>;
+    try {
+      v = this.ctx.policies.decodeForRead(kv, may);
+    } catch (err) {
+      // A value that cannot be decrypted fails that event alone, never the watch (issue 9 finding 3).
+      if (!(err instanceof BeaconError)) throw err;
+      return { ...kvToJson(kv, true), error: { code: err.code, message: err.message } };
+    }
     if (v.redacted) return { ...kvToJson(kv, true), redacted: true };
     return kvToJson({ ...kv, value: v.value });
   }

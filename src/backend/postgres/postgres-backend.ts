@@ -41,7 +41,7 @@ const PAGE_ROWS = 5000;
 /** The key prefix the (key, revision) index holds; see migrations/001_init.sql. */
 const KP = 'substring(key from 1 for 2000)';
 const KP_PARAM = (n: number): string => `substring($${n}::bytea from 1 for 2000)`;
-const LOG_COLUMNS = 'key, revision, create_revision, version, lease, value, deleted, ts, meta';
+const LOG_COLUMNS = 'key, revision, create_revision, version, lease, value, deleted, ts, meta, encrypted';
 
 /** int8 as a JavaScript number: revisions, lease ids and times stay below 2^53. */
 const TYPES = new pg.TypeOverrides();
@@ -57,6 +57,8 @@ interface LogRow {
   deleted: boolean;
   ts: number;
   meta: string | null;
+  /** True when the store sealed the value (migration 004). */
+  encrypted: boolean;
 }
 
 interface MetaRow {
@@ -130,7 +132,7 @@ function asBuffer(v: Uint8Array): Buffer {
 }
 
 function rowToEntry(r: LogRow): LogEntry {
-  return {
+  const e: LogEntry = {
     key: r.key.toString('utf8'),
     revision: r.revision,
     createRevision: r.create_revision,
@@ -141,10 +143,12 @@ function rowToEntry(r: LogRow): LogEntry {
     ts: r.ts,
     meta: r.meta,
   };
+  if (r.encrypted) e.encrypted = true;
+  return e;
 }
 
 function rowToKv(r: LogRow): KeyValue {
-  return {
+  const kv: KeyValue = {
     key: r.key.toString('utf8'),
     value: r.value,
     createRevision: r.create_revision,
@@ -152,6 +156,8 @@ function rowToKv(r: LogRow): KeyValue {
     version: r.version,
     lease: r.lease,
   };
+  if (r.encrypted) kv.encrypted = true;
+  return kv;
 }
 
 /** A URL without its password, for logs and status. */
@@ -492,7 +498,8 @@ export class PostgresBackend implements Backend {
       leaseSeqAfter = leasesChanged ? m.lease_seq + 1 : m.lease_seq;
       revisionAfter = batch.revision;
       if (batch.entries.length > 0 || leasesChanged || (batch.audit?.length ?? 0) > 0) {
-        await client.query(WRITE_SQL, [...writeParams(batch, head, leaseSeqAfter), this.channel]);
+        // $30 (after the NOTIFY channel): whether each entry's value was sealed by the store.
+        await client.query(WRITE_SQL, [...writeParams(batch, head, leaseSeqAfter), this.channel, batch.entries.map((e) => e.encrypted === true)]);
         // Only from here can the batch become visible; raised before COMMIT returns, so a NOTIFY of
         // our own commit that arrives first is recognised (isOwnChange). A batch that failed
         // before this point never claims its revision, so another node's commit of it is applied.
@@ -945,7 +952,7 @@ export class PostgresBackend implements Backend {
       out.pragma('journal_mode = DELETE');
       out.pragma('synchronous = OFF'); // a fresh file: durability comes from the final close
       const insert = out.prepare(
-        'INSERT INTO kv_log (key, revision, create_revision, version, lease, value, deleted, ts, meta) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
+        'INSERT INTO kv_log (key, revision, create_revision, version, lease, value, deleted, ts, meta, encrypted) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
       );
       const insertLease = out.prepare('INSERT INTO leases (id, ttl, expires_at) VALUES (?, ?, ?)');
       const setMeta = out.prepare('UPDATE meta SET value = ? WHERE name = ?');
@@ -964,7 +971,7 @@ export class PostgresBackend implements Backend {
           );
           out.transaction(() => {
             for (const r of res.rows) {
-              insert.run(r.key.toString('utf8'), r.revision, r.create_revision, r.version, r.lease, r.value, r.deleted ? 1 : 0, r.ts, r.meta);
+              insert.run(r.key.toString('utf8'), r.revision, r.create_revision, r.version, r.lease, r.value, r.deleted ? 1 : 0, r.ts, r.meta, r.encrypted ? 1 : 0);
             }
           })();
           done += res.rows.length;
@@ -1180,8 +1187,8 @@ export class PostgresBackend implements Backend {
  */
 const WRITE_SQL = `
 WITH ins AS (
-  INSERT INTO beacon_kv_log (key, revision, create_revision, version, lease, value, deleted, ts, meta)
-  SELECT * FROM unnest($1::bytea[], $2::int8[], $3::int8[], $4::int8[], $5::int8[], $6::bytea[], $7::bool[], $8::int8[], $9::text[])
+  INSERT INTO beacon_kv_log (key, revision, create_revision, version, lease, value, deleted, ts, meta, encrypted)
+  SELECT * FROM unnest($1::bytea[], $2::int8[], $3::int8[], $4::int8[], $5::int8[], $6::bytea[], $7::bool[], $8::int8[], $9::text[], $30::bool[])
 ),
 g AS (
   INSERT INTO beacon_leases (id, ttl, expires_at, revoked, revoked_at, seq)

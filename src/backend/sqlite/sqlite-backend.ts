@@ -36,10 +36,12 @@ interface LogRow {
   deleted: number;
   ts: number;
   meta: string | null;
+  /** 1 when the store sealed the value (migration 005). */
+  encrypted: number;
 }
 
 function rowToEntry(r: LogRow): LogEntry {
-  return {
+  const e: LogEntry = {
     key: r.key,
     revision: r.revision,
     createRevision: r.create_revision,
@@ -50,10 +52,12 @@ function rowToEntry(r: LogRow): LogEntry {
     ts: r.ts,
     meta: r.meta,
   };
+  if (r.encrypted === 1) e.encrypted = true;
+  return e;
 }
 
 function rowToKv(r: LogRow): KeyValue {
-  return {
+  const kv: KeyValue = {
     key: r.key,
     value: r.value,
     createRevision: r.create_revision,
@@ -61,6 +65,8 @@ function rowToKv(r: LogRow): KeyValue {
     version: r.version,
     lease: r.lease,
   };
+  if (r.encrypted === 1) kv.encrypted = true;
+  return kv;
 }
 
 /** Options of {@link SqliteBackend}: a file path, or `:memory:` for a private in-memory store. */

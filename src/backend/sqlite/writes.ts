@@ -40,7 +40,7 @@ export interface Writer {
 export function prepareWrites(db: Database.Database): Writer {
   const setMeta = db.prepare<[number, string]>('UPDATE meta SET value = ? WHERE name = ?');
   const insertLog = db.prepare(
-    'INSERT INTO kv_log (key, revision, create_revision, version, lease, value, deleted, ts, meta) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
+    'INSERT INTO kv_log (key, revision, create_revision, version, lease, value, deleted, ts, meta, encrypted) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
   );
   const insertLease = db.prepare<[number, number, number]>('INSERT OR REPLACE INTO leases (id, ttl, expires_at) VALUES (?, ?, ?)');
   const deleteLease = db.prepare<[number]>('DELETE FROM leases WHERE id = ?');
@@ -93,7 +93,7 @@ export function prepareWrites(db: Database.Database): Writer {
   };
   const commit = db.transaction((batch: CommitBatch, head: number) => {
     for (const e of batch.entries) {
-      insertLog.run(e.key, e.revision, e.createRevision, e.version, e.lease, e.value, e.deleted ? 1 : 0, e.ts, e.meta);
+      insertLog.run(e.key, e.revision, e.createRevision, e.version, e.lease, e.value, e.deleted ? 1 : 0, e.ts, e.meta, e.encrypted === true ? 1 : 0);
     }
     for (const l of batch.leaseGrants) insertLease.run(l.id, l.grantedTtl, l.expiresAt);
     for (const id of batch.leaseRevokes) deleteLease.run(id);
