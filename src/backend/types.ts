@@ -131,6 +131,13 @@ export interface Backend {
   pruneHistory(key: string, rangeEnd: string | null, rule: RetentionRule, nowMs: number): Promise<PruneResult>;
   /** Every recorded history floor (a handful: one per retention range ever pruned). */
   historyFloors(): Promise<HistoryFloor[]>;
+  /**
+   * Checks that a write of about `bytes` can be made durable now, without changing any data:
+   * the store calls it after a commit failed (disk full, I/O error, database unreachable) to
+   * learn when writes work again (`/readyz`). Rejects with the reason writes still fail.
+   * Optional: without it, only the next successful commit tells.
+   */
+  probeWrite?(bytes: number): Promise<void>;
   /** Storage size in bytes, when known. */
   sizeBytes(): Promise<number | undefined>;
   /** Closes connections; pending work is finished or rejected. */

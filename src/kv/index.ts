@@ -18,5 +18,5 @@ export {
 } from './keys.js';
 export type { RangeInput } from './keys.js';
 export { View } from './view.js';
-export { Store, DEFAULT_MAX_VALUE_BYTES, MAX_TXN_OPS } from './store.js';
-export type { StoreOptions, WriteOptions, CommitListener, LeaseInfo } from './store.js';
+export { Store, DEFAULT_MAX_VALUE_BYTES, MAX_TXN_OPS, WRITE_PROBE_INTERVAL_MS } from './store.js';
+export type { StoreOptions, WriteOptions, CommitListener, LeaseInfo, WriteHealth } from './store.js';

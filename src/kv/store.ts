@@ -91,6 +91,15 @@ function entryToKv(e: LogEntry): KeyValue {
   return { key: e.key, value: e.value, createRevision: e.createRevision, modRevision: e.revision, version: e.version, lease: e.lease };
 }
 
+/**
+ * Whether writes work, for `/readyz` (issue 9 finding 10): `ok`, or the reason the last commit
+ * failed and since when (ms since the epoch), until a commit or a write probe succeeds.
+ */
+export type WriteHealth = { ok: true } | { ok: false; reason: string; since: number };
+
+/** Least time between two write probes while writes fail, in ms (a probe may write up to `maxValueBytes`). */
+export const WRITE_PROBE_INTERVAL_MS = 1000;
+
 /** How long a linearizable read waits for this node's view to reach the committed revision, in ms. */
 export const READ_BARRIER_TIMEOUT_MS = 10_000;
 
@@ -118,6 +127,9 @@ export class Store {
   private _compactRevision = 0;
   /** History-retention floors of key ranges (see {@link compactRevisionFor}), as last read from the backend. */
   private floors: HistoryFloor[] = [];
+  private writeFailure: { reason: string; since: number } | undefined;
+  private probing: Promise<void> | undefined;
+  private lastProbe = 0;
   /** Observers of commit batches: size and duration in ms (for metrics). */
   onBatch: ((requests: number, ms: number) => void) | undefined;
 
@@ -508,6 +520,34 @@ export class Store {
   }
 
   /**
+   * Whether writes work now. After a failed commit it stays failing until a commit succeeds or,
+   * at most once per {@link WRITE_PROBE_INTERVAL_MS}, the backend's write probe (a write of
+   * `maxValueBytes` that changes no data) succeeds — so a node that answers 503 to writes says
+   * so in `/readyz`, and says ready again once space is freed even if no write came meanwhile.
+   */
+  async writeHealth(): Promise<WriteHealth> {
+    if (this.writeFailure !== undefined && this.backend.probeWrite !== undefined && !this.closed) {
+      if (this.probing === undefined && Date.now() - this.lastProbe >= WRITE_PROBE_INTERVAL_MS) {
+        const failure = this.writeFailure;
+        this.lastProbe = Date.now();
+        this.probing = this.backend.probeWrite(this.maxValueBytes).then(
+          () => {
+            // Unless a commit failed again meanwhile, writes work.
+            if (this.writeFailure === failure) this.writeFailure = undefined;
+          },
+          (err: unknown) => {
+            if (this.writeFailure === failure) failure.reason = (err as Error).message;
+          },
+        );
+        void this.probing.finally(() => (this.probing = undefined));
+      }
+      await this.probing;
+    }
+    const f = this.writeFailure;
+    return f === undefined ? { ok: true } : { ok: false, reason: f.reason, since: f.since };
+  }
+
+  /**
    * Compacts history at or below `revision`. Reads and watches below it then fail with `compacted`.
    * @throws InvalidArgumentError when not above the current compact revision; FutureRevisionError past the head.
    */
@@ -628,10 +668,13 @@ export class Store {
         published = planner.published;
         return planner.batch();
       });
+      this.writeFailure = undefined;
       this.applyCommitted(batch, published);
       requests.forEach((r, i) => settle(r, outcomes[i] as Outcome));
     } catch (err) {
       const e = err instanceof BeaconError ? err : new UnavailableError(`commit failed: ${(err as Error).message}`, { cause: err });
+      this.writeFailure ??= { reason: e.message, since: Date.now() };
+      this.writeFailure.reason = e.message;
       for (const r of requests) r.reject(e);
     } finally {
       this.committing = false;

@@ -1035,6 +1035,15 @@ export class PostgresBackend implements Backend {
     return res.rowCount ?? 0;
   }
 
+  /**
+   * Rewrites the meta row with its own values in one committed statement: PostgreSQL writes a
+   * new row version and WAL for it, so this fails while the server cannot write (disk full,
+   * read-only after a failover, unreachable). `bytes` is not used: PostgreSQL's space is its own.
+   */
+  async probeWrite(_bytes: number): Promise<void> {
+    await this.q('write probe', 'UPDATE beacon_meta SET lease_seq = lease_seq WHERE id = 1');
+  }
+
   async sizeBytes(): Promise<number | undefined> {
     const res = await this.q<{ n: number | null }>(
       'size read',

@@ -1,6 +1,7 @@
 /** The embedded SQLite backend: one node, WAL with synchronous=FULL, one transaction per group commit. */
 import Database from 'better-sqlite3';
 import { mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { open, rm, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
@@ -332,6 +333,28 @@ export class SqliteBackend implements Backend {
 
   async keepAlive(_id: number, _expiresAt: number): Promise<void> {
     // One node: the lessor's memory is the truth; leases are re-armed with their full TTL at start (etcd semantics).
+  }
+
+  /**
+   * Writes, fsyncs and removes a scratch file of `bytes` beside the database: the WAL and the
+   * database grow in that file system, so this answers whether a write of that size can land
+   * there now (after SQLITE_FULL or an I/O error) without touching the data.
+   */
+  async probeWrite(bytes: number): Promise<void> {
+    if (this.path === ':memory:') return;
+    const path = `${this.path}-write-probe`;
+    let fh: FileHandle | undefined;
+    try {
+      fh = await open(path, 'w', 0o600);
+      const chunk = Buffer.alloc(Math.min(bytes, 64 * 1024));
+      for (let done = 0; done < bytes; done += chunk.length) await fh.write(chunk, 0, Math.min(chunk.length, bytes - done));
+      await fh.sync();
+    } catch (err) {
+      throw new UnavailableError(`the SQLite database's file system cannot take a ${bytes}-byte write: ${(err as Error).message}`, { cause: err });
+    } finally {
+      await fh?.close().catch(() => undefined);
+      await rm(path, { force: true }).catch(() => undefined);
+    }
   }
 
   async snapshot(path: string, onProgress?: (done: number, total: number) => void): Promise<BackendState> {
