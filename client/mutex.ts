@@ -8,7 +8,9 @@
  * re-entrant (the key exists), so the server waits for this key's predecessor only — FIFO, one
  * wake-up per release, no thundering herd — and never withdraws the key on a timeout or a lost
  * connection. The SDK re-sends it (to another endpoint if need be) until the lock is held, the
- * timeout passes or the signal aborts, and then withdraws the key itself.
+ * timeout passes or the signal aborts, and then withdraws the key itself. The session keeps the
+ * lease alive all the while; the server refuses to grant on a lease with less than its floor left
+ * (`lease_expiring`), and then the SDK renews the lease and asks again.
  */
 import { ConflictError, ErrorCode, InvalidArgumentError, NotFoundError, UnavailableError, type BeaconError } from '../src/errors.js';
 import { linkSignals } from './abort.js';
@@ -23,6 +25,8 @@ import { encodeKeyPath } from './values.js';
 const WAIT_CHUNK_MS = 60_000;
 /** Extra time the HTTP request gets beyond the server-side wait, so the server's 409 arrives first. */
 const WAIT_MARGIN_MS = 5_000;
+/** How often a wait refused with `lease_expiring` renews the lease and asks again before giving up. */
+const MAX_LEASE_RENEWALS = 3;
 
 /** A held lock: its key, the session's lease, and the fencing token to hand to what the lock guards. */
 export interface LockInfo {
@@ -103,12 +107,17 @@ export async function contend(
     if (mine === undefined) throw new UnavailableError(`${what}: the contender key '${key}' vanished while it was created; retry`);
     myRev = mine.createRevision;
     holder = queue[0]?.key ?? null;
-    if (queue[0]?.key === key) return { name, key, lease: session.lease, fencingToken: myRev, revision: res.revision };
+    if (queue[0]?.key === key) {
+      // Taken without the server's grant check: make sure the lease does not lapse right away.
+      if (session.remainingMs < session.ttl * 500) await session.keepAliveNow({ signal });
+      return { name, key, lease: session.lease, fencingToken: myRev, revision: res.revision };
+    }
     if (opts.timeoutMs === 0) throw timeoutError();
 
     // Wait in the server's queue. The key exists, so every request is re-entrant: safe to repeat.
     const path = kind === 'lock' ? `/v1/locks/${encodeKeyPath(name)}` : `/v1/elections/${encodeKeyPath(name)}/campaign`;
     let outage = 0;
+    let renewals = 0;
     for (;;) {
       signal.throwIfAborted();
       const left = deadline === undefined ? WAIT_CHUNK_MS : Math.max(1, Math.min(WAIT_CHUNK_MS, deadline - Date.now()));
@@ -130,6 +139,12 @@ export async function contend(
           holder = typeof e.details.holder === 'string' ? e.details.holder : holder;
           outage = 0;
           continue; // the server's chunk ended; our own deadline (the signal) decides
+        }
+        // Our turn came while the lease had less than the server's floor left (keep-alives were
+        // failing, or the clock jumped): renew it and ask again; the key kept its place.
+        if (e.code === ErrorCode.Conflict && e.details?.reason === 'lease_expiring' && renewals++ < MAX_LEASE_RENEWALS) {
+          await session.keepAliveNow({ signal });
+          continue;
         }
         // No node reachable: the key stays in the queue under the session's lease, so keep
         // waiting until a node answers, the deadline passes, or the session is lost.

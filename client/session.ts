@@ -107,6 +107,33 @@ export class Session extends Emitter<SessionEvents> {
     return this.state === 'alive';
   }
 
+  /** The ms the lease has left as this process knows it: the last successful keep-alive plus the TTL (0 once past). */
+  get remainingMs(): number {
+    return this.state === 'alive' ? Math.max(0, this.lastOk + this.ttl * 1000 - Date.now()) : 0;
+  }
+
+  /**
+   * Renews the lease now, besides the loop's schedule: a lock or leadership taken with a lease
+   * that has little left would be lost at once (the server refuses to grant one under its floor).
+   * @throws the session's `lost` error (NotFoundError, `reason: "lease_lost"`) when the lease is
+   *   gone; UnavailableError when no node answers; the signal's reason on abort.
+   */
+  async keepAliveNow(opts: { signal?: AbortSignal } = {}): Promise<void> {
+    if (this.state !== 'alive') throw this.ctl.signal.reason;
+    try {
+      const r = await this.client.lease.keepAlive(this.lease, { signal: opts.signal });
+      if (this.state !== 'alive') return;
+      this.lastOk = Date.now();
+      this.emit('keepalive', { ttl: r.ttl });
+    } catch (err) {
+      if (err instanceof NotFoundError && this.state === 'alive') {
+        this.end('lost', new NotFoundError(`session lease ${this.lease} expired or was revoked`, { reason: 'lease_lost', lease: this.lease }));
+        throw this.ctl.signal.reason;
+      }
+      throw err;
+    }
+  }
+
   /** A {@link Mutex} named `name` held with this session's lease. */
   mutex(name: string): Mutex {
     return new Mutex(this, name);

@@ -2,6 +2,7 @@
 import { Option, type Command } from 'commander';
 import { parseRate, parseRoleMap, type RateSpec, type SecurityOptions } from '../auth/index.js';
 import { checkCorsOrigins } from '../api/http/server.js';
+import { DEFAULT_LOCK_LEASE_FLOOR_MS } from '../coord/index.js';
 import { startNode } from '../node/index.js';
 
 function port(v: string): number {
@@ -87,6 +88,7 @@ interface ServeOptions {
   auditRetentionDays: number;
   retentionInterval: number;
   corsOrigin?: string;
+  lockLeaseFloor: number;
 }
 
 /** Adds the `serve` command. */
@@ -129,6 +131,13 @@ export function registerServeCommand(program: Command): void {
       '--cors-origin <origins>',
       'comma-separated origins of browser apps allowed to call the API (CORS), e.g. https://console.example.com,http://127.0.0.1:5173; * only with --dev (default: none, or BEACON_CORS_ORIGINS)',
       process.env.BEACON_CORS_ORIGINS,
+    )
+    // --- lock lease floor (issue 9 finding 8) ---
+    .option(
+      '--lock-lease-floor <ms>',
+      'least time a lease must have left for a lock or leadership to be granted on it (capped at half its TTL; 0: off)',
+      positiveInt('lock lease floor'),
+      DEFAULT_LOCK_LEASE_FLOOR_MS,
     )
     .action(async (o: ServeOptions) => {
       if (o.dev) {
@@ -177,6 +186,7 @@ export function registerServeCommand(program: Command): void {
         maxValueBytes: o.maxValueBytes,
         retentionIntervalSeconds: o.retentionInterval,
         corsOrigins,
+        lockLeaseFloorMs: o.lockLeaseFloor,
         security,
         ...(o.kekFile !== undefined ? { kekFile: o.kekFile } : {}),
         ...(o.tlsCert !== undefined && o.tlsKey !== undefined

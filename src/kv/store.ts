@@ -508,6 +508,15 @@ export class Store {
     return { id, ttl, grantedTtl: l.grantedTtl, keys: [...l.keys].sort(compareKeys) };
   }
 
+  /**
+   * The milliseconds lease `id` has left by this node's clock (0 once expired), or undefined for
+   * an unknown lease. On a shared store the expiry is as this node last learned it.
+   */
+  leaseRemainingMs(id: number): number | undefined {
+    const l = this.lessor.get(id);
+    return l === undefined ? undefined : Math.max(0, l.expiresAt - this.clock());
+  }
+
   /** Every live lease with its remaining TTL. */
   leases(): LeaseInfo[] {
     const now = this.clock();

@@ -42,6 +42,20 @@ async function leaseFor(store: Store, o: Record<string, unknown>): Promise<{ lea
   return { lease: l.id, ttl: l.grantedTtl, granted: true };
 }
 
+/**
+ * Keeps a lease the server granted for one blocking request alive while it waits: nobody else
+ * knows its id yet, so without this a wait longer than the TTL loses the lease, and a grant just
+ * before that hands out a lock with milliseconds left (issue 9 finding 8). Returns the stop function.
+ */
+function keepAliveWhileWaiting(store: Store, lease: number, ttlSeconds: number): () => void {
+  const timer = setInterval(() => {
+    // A failure shows up in the wait itself (the contender key goes with the lease).
+    store.keepAlive(lease).catch(() => undefined);
+  }, Math.max(100, Math.floor((ttlSeconds * 1000) / 3)));
+  timer.unref();
+  return () => clearInterval(timer);
+}
+
 /** Splits `{name}/{action}` of a wildcard path. @throws NotFoundError for an action outside `actions`. */
 function nameAndAction(params: unknown, actions: readonly string[], base: string): { name: string; action: string } {
   const path = wildcardKey(params);
@@ -71,7 +85,10 @@ function contenderRef(name: string, o: Record<string, unknown>): ContenderRef {
  */
 export function registerCoordRoutes(app: FastifyInstance, ctx: HttpContext): void {
   const { store } = ctx;
-  const coord = new CoordService(store, { onWarning: (message, err) => ctx.logger.warn({ err }, message) });
+  const coord = new CoordService(store, {
+    onWarning: (message, err) => ctx.logger.warn({ err }, message),
+    ...(ctx.coord?.leaseFloorMs !== undefined ? { leaseFloorMs: ctx.coord.leaseFloorMs } : {}),
+  });
   // Blocking requests in progress, so shutdown can let them answer before connections are cut.
   const inflight = new Set<Promise<unknown>>();
   const track = <T>(p: Promise<T>): Promise<T> => {
@@ -109,6 +126,7 @@ export function registerCoordRoutes(app: FastifyInstance, ctx: HttpContext): voi
     const signal = clientGone(req, reply);
     validateName(name, 'lock name'); // before a lease is granted for it
     const { lease, ttl, granted } = await leaseFor(store, o);
+    const stopKeepAlive = granted ? keepAliveWhileWaiting(store, lease, ttl) : undefined;
     try {
       const lock = await coord.lock(name, { lease, timeoutMs, signal, audit: auditContext(req, 'lock.acquire') });
       if (signal.aborted) {
@@ -121,6 +139,8 @@ export function registerCoordRoutes(app: FastifyInstance, ctx: HttpContext): voi
     } catch (err) {
       if (granted) await revokeQuietly(lease);
       throw err;
+    } finally {
+      stopKeepAlive?.();
     }
   };
   app.post('/v1/locks/*', (req, reply) => track(lockHandler(req, reply)));
@@ -174,6 +194,7 @@ export function registerCoordRoutes(app: FastifyInstance, ctx: HttpContext): voi
       const timeoutMs = optInt(o, 'timeoutMs', 0, MAX_WAIT_MS);
       const signal = clientGone(req, reply);
       const { lease, ttl, granted } = await leaseFor(store, o);
+      const stopKeepAlive = granted ? keepAliveWhileWaiting(store, lease, ttl) : undefined;
       try {
         const leader = await coord.campaign(name, value, { lease, timeoutMs, signal, audit: auditContext(req, 'election.campaign') });
         if (signal.aborted) {
@@ -184,6 +205,8 @@ export function registerCoordRoutes(app: FastifyInstance, ctx: HttpContext): voi
       } catch (err) {
         if (granted) await revokeQuietly(lease);
         throw err;
+      } finally {
+        stopKeepAlive?.();
       }
     }
     if (action === 'proclaim') {
