@@ -65,7 +65,7 @@ type Resolver<T> = { resolve: (v: T) => void; reject: (e: unknown) => void };
 
 type WriteRequest =
   | ({ kind: 'txn'; txn: TxnRequest; meta: string | null; audit?: AuditContext } & Resolver<TxnResponse>)
-  | ({ kind: 'grant'; id: number; ttl: number; audit?: AuditContext } & Resolver<Lease>)
+  | ({ kind: 'grant'; id: number; ttl: number; owner?: string; audit?: AuditContext } & Resolver<Lease>)
   | ({ kind: 'revoke'; id: number; expiry: boolean; audit?: AuditContext } & Resolver<number>);
 
 /** A listener for committed revisions, called in revision order exactly once each. */
@@ -77,6 +77,8 @@ export interface LeaseInfo {
   ttl: number;
   grantedTtl: number;
   keys: string[];
+  /** The principal that granted the lease; absent when none was recorded (see {@link Lease.owner}). */
+  owner?: string;
 }
 
 function tombstone(key: string, revision: number): KeyValue {
@@ -182,7 +184,7 @@ export class Store {
       // One node: re-arm with a full TTL (etcd does so on leader change). Shared store: other
       // nodes keep the lease alive and persist its expiry, which is the truth.
       const expiresAt = this.backend.shared === true ? lease.expiresAt : Math.max(lease.expiresAt, now + lease.grantedTtl * 1000);
-      this.lessor.grant(lease.id, lease.grantedTtl, expiresAt);
+      this.lessor.grant(lease.id, lease.grantedTtl, expiresAt, lease.owner);
     }
     this.view.scan('', null, (kv) => {
       if (kv.lease !== 0) this.lessor.attach(kv.lease, kv.key);
@@ -448,15 +450,17 @@ export class Store {
 
   /**
    * Grants a lease of `ttl` seconds (1 … {@link MAX_LEASE_TTL_SECONDS}); `id` 0 picks a random id.
+   * The lease is owned by `owner`, by default the principal of `audit` (who asked); without
+   * either it has no owner, and only administrators may see or manage it through the API.
    * @throws InvalidArgumentError for a bad TTL or an id already in use.
    */
-  async grantLease(ttl: number, id = 0, audit?: AuditContext): Promise<Lease> {
+  async grantLease(ttl: number, id = 0, audit?: AuditContext, owner: string | undefined = audit?.principal): Promise<Lease> {
     if (!Number.isSafeInteger(ttl) || ttl < 1 || ttl > MAX_LEASE_TTL_SECONDS) {
       throw new InvalidArgumentError(`ttl must be an integer number of seconds from 1 to ${MAX_LEASE_TTL_SECONDS}`, { ttl });
     }
     if (!Number.isSafeInteger(id) || id < 0) throw new InvalidArgumentError('lease id must be a positive integer', { id });
     if (id !== 0 && this.lessor.get(id) !== undefined) throw new InvalidArgumentError(`lease ${id} already exists`, { id });
-    return new Promise((resolve, reject) => this.enqueue({ kind: 'grant', id, ttl, audit, resolve, reject }));
+    return new Promise((resolve, reject) => this.enqueue({ kind: 'grant', id, ttl, ...(owner !== undefined ? { owner } : {}), audit, resolve, reject }));
   }
 
   /**
@@ -505,7 +509,14 @@ export class Store {
     const l = this.lessor.get(id);
     if (l === undefined) throw new NotFoundError(`lease ${id} not found`, { lease: id });
     const ttl = Math.max(0, Math.ceil((l.expiresAt - this.clock()) / 1000));
-    return { id, ttl, grantedTtl: l.grantedTtl, keys: [...l.keys].sort(compareKeys) };
+    return { id, ttl, grantedTtl: l.grantedTtl, keys: [...l.keys].sort(compareKeys), ...(l.owner !== undefined ? { owner: l.owner } : {}) };
+  }
+
+  /** Lease `id` as this node knows it (without its keys: cheap), or undefined for an unknown lease. */
+  lease(id: number): Lease | undefined {
+    const l = this.lessor.get(id);
+    if (l === undefined) return undefined;
+    return { id: l.id, grantedTtl: l.grantedTtl, expiresAt: l.expiresAt, ...(l.owner !== undefined ? { owner: l.owner } : {}) };
   }
 
   /**
@@ -525,6 +536,7 @@ export class Store {
       ttl: Math.max(0, Math.ceil((l.expiresAt - now) / 1000)),
       grantedTtl: l.grantedTtl,
       keys: [...l.keys].sort(compareKeys),
+      ...(l.owner !== undefined ? { owner: l.owner } : {}),
     }));
   }
 
@@ -693,7 +705,7 @@ export class Store {
   }
 
   private applyCommitted(batch: CommitBatch, published: RevisionEvents[]): void {
-    for (const l of batch.leaseGrants) this.lessor.grant(l.id, l.grantedTtl, l.expiresAt);
+    for (const l of batch.leaseGrants) this.lessor.grant(l.id, l.grantedTtl, l.expiresAt, l.owner);
     // Never publish a revision twice, even if a follower applied it meanwhile.
     for (const group of published) if (group.revision > this._revision) this.applyGroup(group);
     for (const id of batch.leaseRevokes) {
@@ -750,14 +762,14 @@ export class Store {
 
   /** Applies lease grants and revokes made on another node (postgres followers). */
   applyLeaseChanges(grants: Lease[], revokes: number[]): void {
-    for (const l of grants) this.lessor.grant(l.id, l.grantedTtl, l.expiresAt);
+    for (const l of grants) this.lessor.grant(l.id, l.grantedTtl, l.expiresAt, l.owner);
     for (const id of revokes) this.lessor.revoke(id);
   }
 
   /** Sets a lease's expiry as learned from another node's keep-alive (postgres followers). */
   noteKeepAlive(id: number, expiresAt: number): void {
     const l = this.lessor.get(id);
-    if (l !== undefined && expiresAt > l.expiresAt) this.lessor.grant(id, l.grantedTtl, expiresAt);
+    if (l !== undefined && expiresAt > l.expiresAt) this.lessor.grant(id, l.grantedTtl, expiresAt, l.owner);
   }
 
   private wakeWaiters(): void {
@@ -878,7 +890,7 @@ class Planner {
         case 'txn':
           return { ok: true, value: this.planTxn(r.txn, r.meta, r.audit) };
         case 'grant': {
-          const lease = this.planGrant(r.id, r.ttl);
+          const lease = this.planGrant(r.id, r.ttl, r.owner);
           if (r.audit) this.record(r.audit, null, null, null, null, JSON.stringify({ lease: lease.id, ttl: lease.grantedTtl }));
           return { ok: true, value: lease };
         }
@@ -1018,7 +1030,7 @@ class Planner {
     this.published.push(group);
   }
 
-  private planGrant(id: number, ttl: number): Lease {
+  private planGrant(id: number, ttl: number, owner: string | undefined): Lease {
     let leaseId = id;
     if (leaseId === 0) {
       do leaseId = randomInt(1, 2 ** 47);
@@ -1027,6 +1039,7 @@ class Planner {
       throw new InvalidArgumentError(`lease ${leaseId} already exists`, { id: leaseId });
     }
     const lease: Lease = { id: leaseId, grantedTtl: ttl, expiresAt: this.now + ttl * 1000 };
+    if (owner !== undefined) lease.owner = owner;
     this.grants.push(lease);
     this.grantedIds.add(leaseId);
     return lease;

@@ -7,7 +7,8 @@ import type { Store } from '../../kv/index.js';
 import { decodeValue, kvToJson, optInt, optString, queryInt, readObject, wildcardKey } from './codec.js';
 import type { HttpContext } from './context.js';
 import { kvJsonFor } from './authz.js';
-import { auditContext } from './request-context.js';
+import { auditContext, principalName } from './request-context.js';
+import { requireOwnLease } from './lease-routes.js';
 
 /** The TTL in seconds of a lease the server grants for a lock or campaign request that names none. */
 export const DEFAULT_COORD_TTL_SECONDS = 30;
@@ -30,15 +31,18 @@ function clientGone(req: FastifyRequest, reply: FastifyReply): AbortSignal {
   return ctl.signal;
 }
 
-/** The lease to hold a lock or candidacy with: the caller's, or one granted now (`granted`). */
-async function leaseFor(store: Store, o: Record<string, unknown>): Promise<{ lease: number; ttl: number; granted: boolean }> {
+/**
+ * The lease to hold a lock or candidacy with: the caller's own (another principal's answers 404,
+ * issue 9 finding 9), or one granted now for the caller (`granted`).
+ */
+async function leaseFor(ctx: HttpContext, req: FastifyRequest, o: Record<string, unknown>): Promise<{ lease: number; ttl: number; granted: boolean }> {
   const lease = optInt(o, 'lease', 1);
   const ttl = optInt(o, 'ttl', 1, MAX_LEASE_TTL_SECONDS);
   if (lease !== undefined && ttl !== undefined) {
     throw new InvalidArgumentError("give either 'lease' (an existing lease id) or 'ttl' (seconds, for a new lease), not both");
   }
-  if (lease !== undefined) return { lease, ttl: store.timeToLive(lease).grantedTtl, granted: false };
-  const l = await store.grantLease(ttl ?? DEFAULT_COORD_TTL_SECONDS);
+  if (lease !== undefined) return { lease, ttl: (await requireOwnLease(ctx, req, lease)).grantedTtl, granted: false };
+  const l = await ctx.store.grantLease(ttl ?? DEFAULT_COORD_TTL_SECONDS, 0, undefined, principalName(req));
   return { lease: l.id, ttl: l.grantedTtl, granted: true };
 }
 
@@ -125,7 +129,7 @@ export function registerCoordRoutes(app: FastifyInstance, ctx: HttpContext): voi
     const timeoutMs = optInt(o, 'timeoutMs', 0, MAX_WAIT_MS);
     const signal = clientGone(req, reply);
     validateName(name, 'lock name'); // before a lease is granted for it
-    const { lease, ttl, granted } = await leaseFor(store, o);
+    const { lease, ttl, granted } = await leaseFor(ctx, req, o);
     const stopKeepAlive = granted ? keepAliveWhileWaiting(store, lease, ttl) : undefined;
     try {
       const lock = await coord.lock(name, { lease, timeoutMs, signal, audit: auditContext(req, 'lock.acquire') });
@@ -193,7 +197,7 @@ export function registerCoordRoutes(app: FastifyInstance, ctx: HttpContext): voi
       const value = ctx.policies.encodeForWrite(`${name}/`, decodeValue(o.value, o.encoding));
       const timeoutMs = optInt(o, 'timeoutMs', 0, MAX_WAIT_MS);
       const signal = clientGone(req, reply);
-      const { lease, ttl, granted } = await leaseFor(store, o);
+      const { lease, ttl, granted } = await leaseFor(ctx, req, o);
       const stopKeepAlive = granted ? keepAliveWhileWaiting(store, lease, ttl) : undefined;
       try {
         const leader = await coord.campaign(name, value, { lease, timeoutMs, signal, audit: auditContext(req, 'election.campaign') });
@@ -276,6 +280,7 @@ export function registerCoordRoutes(app: FastifyInstance, ctx: HttpContext): voi
     const o = readObject(req.body ?? {}, ['value', 'encoding', 'lease']);
     const value = ctx.policies.encodeForWrite(`${prefix}/`, o.value === undefined ? new Uint8Array(0) : decodeValue(o.value, o.encoding));
     const lease = optInt(o, 'lease', 1);
+    if (lease !== undefined) await requireOwnLease(ctx, req, lease);
     const audit = auditContext(req, 'sequence.create');
     const created = await coord.createSequential(prefix, value, lease === undefined ? { audit } : { lease, audit });
     void reply.status(201);

@@ -14,6 +14,7 @@ import { eventToJson, optBool, optInt, queryBool, queryInt, readObject, reqStrin
 import { registerConfigWatchRoutes } from './config-watch.js';
 import type { HttpContext } from './context.js';
 import { WatchAccess } from './watch-access.js';
+import { ownLease } from './lease-routes.js';
 
 /** The most watches one WebSocket may hold at once (bounds a connection's memory). */
 export const MAX_WATCHES_PER_CONNECTION = 10_000;
@@ -144,7 +145,8 @@ class WatchConnection {
     const lease = optInt(o, 'lease', 1);
     if (lease === undefined) throw new InvalidArgumentError("'lease' is required", { field: 'lease' });
     this.access.authorizeKeepAlive();
-    this.ctx.store.keepAlive(lease).then(
+    // Only the lease's owner (or an administrator) may keep it alive (issue 9 finding 9).
+    ownLease(this.ctx, this.access.principal, lease).then(() => this.ctx.store.keepAlive(lease)).then(
       (ttl) => this.ch.send(`{"type":"keepalive","lease":${lease},"ttl":${ttl}}`),
       (err: unknown) => this.ch.sendError(err, { lease }),
     );

@@ -149,7 +149,7 @@ export class SqliteBackend implements Backend {
   private prepare(db: Database.Database) {
     return {
       getMeta: db.prepare<[string], { value: number }>('SELECT value FROM meta WHERE name = ?'),
-      allLeases: db.prepare<[], { id: number; ttl: number; expires_at: number }>('SELECT id, ttl, expires_at FROM leases'),
+      allLeases: db.prepare<[], { id: number; ttl: number; expires_at: number; owner: string | null }>('SELECT id, ttl, expires_at, owner FROM leases'),
       loadView: db.prepare<[], LogRow>(
         `SELECT l.* FROM kv_log l
            JOIN (SELECT key, max(revision) AS r FROM kv_log GROUP BY key) m ON l.key = m.key AND l.revision = m.r
@@ -193,7 +193,7 @@ export class SqliteBackend implements Backend {
   }
 
   async loadLeases(): Promise<Lease[]> {
-    return this.stmts.allLeases.all().map((r) => ({ id: r.id, grantedTtl: r.ttl, expiresAt: r.expires_at }));
+    return this.stmts.allLeases.all().map((r) => ({ id: r.id, grantedTtl: r.ttl, expiresAt: r.expires_at, ...(r.owner !== null ? { owner: r.owner } : {}) }));
   }
 
   async headRevision(): Promise<number> {

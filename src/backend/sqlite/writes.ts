@@ -42,7 +42,7 @@ export function prepareWrites(db: Database.Database): Writer {
   const insertLog = db.prepare(
     'INSERT INTO kv_log (key, revision, create_revision, version, lease, value, deleted, ts, meta) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
   );
-  const insertLease = db.prepare<[number, number, number]>('INSERT OR REPLACE INTO leases (id, ttl, expires_at) VALUES (?, ?, ?)');
+  const insertLease = db.prepare<[number, number, number, string | null]>('INSERT OR REPLACE INTO leases (id, ttl, expires_at, owner) VALUES (?, ?, ?, ?)');
   const deleteLease = db.prepare<[number]>('DELETE FROM leases WHERE id = ?');
   const insertAudit = db.prepare(
     `INSERT INTO audit (ts, principal, action, key, old_version, new_version, revision, request_id, source, outcome, details)
@@ -95,7 +95,7 @@ export function prepareWrites(db: Database.Database): Writer {
     for (const e of batch.entries) {
       insertLog.run(e.key, e.revision, e.createRevision, e.version, e.lease, e.value, e.deleted ? 1 : 0, e.ts, e.meta);
     }
-    for (const l of batch.leaseGrants) insertLease.run(l.id, l.grantedTtl, l.expiresAt);
+    for (const l of batch.leaseGrants) insertLease.run(l.id, l.grantedTtl, l.expiresAt, l.owner ?? null);
     for (const id of batch.leaseRevokes) deleteLease.run(id);
     for (const a of batch.audit ?? []) audit(a);
     if (batch.revision !== head) setMeta.run(batch.revision, 'revision');
