@@ -1,5 +1,5 @@
 /**
- * `Mutex` (etcd `concurrency.Mutex`): a distributed lock held with a {@link Session}'s lease.
+ * `Mutex` (etcd `concurrency.Mutex`): a distributed lock held with a session's lease ({@link LeaseHolder}).
  *
  * Acquisition: one txn puts `NAME/<lease hex>` unless the session already has it ("if
  * createRevision = 0 then put") and reads the contenders in the same revision. The contender with
@@ -16,7 +16,7 @@ import { ConflictError, ErrorCode, InvalidArgumentError, NotFoundError, Unavaila
 import { linkSignals } from './abort.js';
 import { backoffDelay, sleep } from './resilience.js';
 import { checkName, contenderKey, contendersOf } from './coord-keys.js';
-import type { Session } from './session.js';
+import type { Connection, LeaseHolder } from './connection.js';
 import { Compare, Op } from './txn.js';
 import { kvFromWire, type KeyValue, type KeyValueWire } from './types.js';
 import { encodeKeyPath } from './values.js';
@@ -63,7 +63,7 @@ export interface ContendWire {
  * @internal
  */
 export async function contend(
-  session: Session,
+  session: LeaseHolder,
   kind: 'lock' | 'election',
   name: string,
   value: { value: string; encoding?: 'base64' } | undefined,
@@ -167,7 +167,7 @@ export async function contend(
 }
 
 /** Deletes a contender key if it is still the incarnation `fencingToken`; never throws (the lease removes it anyway). */
-async function withdraw(session: Session, kind: 'lock' | 'election', key: string, fencingToken: number | undefined): Promise<boolean> {
+async function withdraw(session: LeaseHolder, kind: 'lock' | 'election', key: string, fencingToken: number | undefined): Promise<boolean> {
   try {
     await release(session, kind, key, fencingToken);
     return true;
@@ -182,7 +182,7 @@ async function withdraw(session: Session, kind: 'lock' | 'election', key: string
  * @throws NotFoundError when it is gone already.
  * @internal
  */
-export async function release(session: Session, kind: 'lock' | 'election', key: string, fencingToken: number | undefined): Promise<{ revision: number }> {
+export async function release(session: LeaseHolder, kind: 'lock' | 'election', key: string, fencingToken: number | undefined): Promise<{ revision: number }> {
   const client = session.client;
   if (kind === 'lock') {
     return (await client.transport.request<{ revision: number }>('DELETE', `/v1/locks/${encodeKeyPath(key)}`, { query: { fencingToken }, idempotent: true })).body;
@@ -203,8 +203,9 @@ export async function release(session: Session, kind: 'lock' | 'election', key: 
  * const mutex = session.mutex('inventory/sku-123');
  * const { fencingToken } = await mutex.lock({ timeoutMs: 5000 });
  * try { await updateInventory({ fencingToken }); } finally { await mutex.unlock(); }
+ * @typeParam S - what holds the lease: a `Session` when built by `session.mutex(name)`.
  */
-export class Mutex {
+export class Mutex<S extends LeaseHolder = LeaseHolder> {
   /** The lock name (a key prefix). */
   readonly name: string;
   /** This session's contender key, `name/<lease hex>`. */
@@ -213,7 +214,7 @@ export class Mutex {
 
   constructor(
     /** The session whose lease holds the lock. */
-    readonly session: Session,
+    readonly session: S,
     name: string,
   ) {
     this.name = checkName(name, 'lock name');
@@ -285,7 +286,7 @@ export class Mutex {
 
 /** The holder and waiters of lock `name`. @internal */
 export async function lockState(
-  client: Session['client'],
+  client: Connection,
   name: string,
   opts: { signal?: AbortSignal } = {},
 ): Promise<{ holder: (KeyValue & { fencingToken: number }) | null; waiters: KeyValue[]; revision: number }> {
