@@ -22,14 +22,14 @@ const MIGRATIONS = new URL('../../src/backend/sqlite/migrations/', import.meta.u
 /** The id of a lease written into the database before the upgrade that records owners. */
 const LEGACY_LEASE = 4242;
 
-/** A SQLite database as a build before migration 005 left it, holding one lease (no owner column). */
+/** A SQLite database as a build before the lease-owner migration left it, holding one lease (no owner column). */
 function preUpgradeDatabase(path: string): void {
   const db = new Database(path);
   try {
     db.exec('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)');
     for (const file of readdirSync(MIGRATIONS).filter((f) => /^\d+_.*\.sql$/.test(f)).sort()) {
       const version = Number.parseInt(file, 10);
-      if (version >= 5) continue;
+      if (file.includes('lease_owner')) continue;
       db.exec(readFileSync(join(MIGRATIONS, file), 'utf8'));
       db.prepare('INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)').run(version, Date.now());
     }

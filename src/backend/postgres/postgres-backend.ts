@@ -80,7 +80,7 @@ export interface LeaseRow {
   expires_at: number;
   revoked: boolean;
   seq: number;
-  /** The granting principal (migration 005); null before it. */
+  /** The granting principal (migration 006); null before it. */
   owner: string | null;
 }
 
