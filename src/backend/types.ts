@@ -2,7 +2,7 @@
  * The backend contract: what the kv core needs from durable storage, independently of the
  * datastore (SQLite embedded, PostgreSQL shared). Every backend passes test/conformance/.
  */
-import type { AuditQuery, AuditRecord, KeyValue, Lease, LogEntry } from '../kv/types.js';
+import type { AuditQuery, AuditRecord, KeyValue, Lease, LogEntry } from '../mvcc/index.js';
 
 /** What a backend reports when it opens: the head revision and the compact revision. */
 export interface BackendState {

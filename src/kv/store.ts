@@ -14,7 +14,7 @@ import {
   UnavailableError,
 } from '../errors.js';
 import { Lessor, MAX_LEASE_TTL_SECONDS, type Clock, type LeaseState } from '../lease/index.js';
-import { compareKeys, inRange, validateStoreKey, validateRangeEnd } from './keys.js';
+import { compareKeys, inRange, validateStoreKey, validateRangeEnd } from '../mvcc/index.js';
 import type {
   AuditContext,
   AuditRecord,
@@ -30,7 +30,7 @@ import type {
   TxnRequest,
   TxnResponse,
   WatchEvent,
-} from './types.js';
+} from '../mvcc/index.js';
 import { View } from './view.js';
 
 /** The default largest value in bytes (DESIGN.md §2: 1 MiB, `--max-value-bytes`). */

@@ -6,7 +6,7 @@ import Database from 'better-sqlite3';
 import { createHash } from 'node:crypto';
 import pg from 'pg';
 import { BeaconError, InvalidArgumentError, NotFoundError, UnavailableError } from '../../errors.js';
-import type { AuditQuery, AuditRecord, KeyValue, Lease, LogEntry } from '../../kv/types.js';
+import type { AuditQuery, AuditRecord, KeyValue, Lease, LogEntry } from '../../mvcc/index.js';
 import { SqliteBackend } from '../sqlite/sqlite-backend.js';
 import { pruneRange, type PruneRow } from '../retention.js';
 import type { Backend, BackendRangeQuery, BackendState, CommitBatch, CommitPlanner, HistoryFloor, PruneResult, RetentionRule } from '../types.js';

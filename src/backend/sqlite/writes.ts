@@ -3,7 +3,7 @@
  * steps, audit appends and pruning, history retention. Used in process (`:memory:` stores) and by the writer thread.
  */
 import type Database from 'better-sqlite3';
-import type { AuditRecord } from '../../kv/types.js';
+import type { AuditRecord } from '../../mvcc/index.js';
 import type { CommitBatch } from '../types.js';
 
 /** A write the backend asks the writer to make; `commit` is the hot one. */
