@@ -694,8 +694,8 @@ export class Store {
       requests.forEach((r, i) => settle(r, outcomes[i] as Outcome));
     } catch (err) {
       const e = err instanceof BeaconError ? err : new UnavailableError(`commit failed: ${(err as Error).message}`, { cause: err });
-      this.writeFailure ??= { reason: e.message, since: Date.now() };
-      this.writeFailure.reason = e.message;
+      // A new object each time, so a write probe in flight can tell that a commit failed meanwhile.
+      this.writeFailure = { reason: e.message, since: this.writeFailure?.since ?? Date.now() };
       for (const r of requests) r.reject(e);
     } finally {
       this.committing = false;
