@@ -7,11 +7,10 @@
  */
 import { ConflictError, ErrorCode, InvalidArgumentError, NotFoundError, UnavailableError, type BeaconError } from '../src/errors.js';
 import { AsyncQueue } from './async-queue.js';
-import type { BeaconClient } from './client.js';
+import type { Connection, LeaseHolder } from './connection.js';
 import { checkName } from './coord-keys.js';
 import { contend, release, type LockInfo, type LockOptions } from './mutex.js';
 import { backoffDelay, sleep } from './resilience.js';
-import type { Session } from './session.js';
 import { readSse } from './sse.js';
 import { kvFromWire, type KeyValue, type KeyValueWire } from './types.js';
 import { encodeKeyPath, valueToWire, type ValueInput } from './values.js';
@@ -57,9 +56,9 @@ export class Election {
   private won: LeaderInfo | undefined;
 
   constructor(
-    private readonly client: BeaconClient,
+    private readonly client: Connection,
     name: string,
-    private readonly session?: Session,
+    private readonly session?: LeaseHolder,
   ) {
     this.name = checkName(name, 'election name');
   }
@@ -74,7 +73,7 @@ export class Election {
     return this.leadership !== undefined;
   }
 
-  private needSession(what: string): Session {
+  private needSession(what: string): LeaseHolder {
     if (this.session === undefined) throw new InvalidArgumentError(`${what} needs a session: use session.election('${this.name}')`);
     return this.session;
   }

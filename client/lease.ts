@@ -10,7 +10,11 @@ function leasePath(id: number): string {
   return `/v1/leases/${id}`;
 }
 
-/** Lease operations; reach them as `client.lease`. Every method throws the server's typed errors. */
+/**
+ * Lease operations; reach them as `client.lease`. Every method throws the server's typed errors.
+ * A lease belongs to the principal that granted it: another principal's lease (unless the caller
+ * is an administrator) is not listed and answers NotFoundError, as an unknown id does.
+ */
 export class LeaseClient {
   constructor(private readonly http: HttpTransport) {}
 
@@ -78,7 +82,7 @@ export class LeaseClient {
     return (await this.http.request<LeaseInfo>('GET', leasePath(id), { signal: opts.signal, timeoutMs: opts.timeoutMs })).body;
   }
 
-  /** Lists every live lease. */
+  /** Lists the caller's live leases (every lease, with its `owner`, for an administrator). */
   async list(opts: CallOptions = {}): Promise<LeaseSummary[]> {
     return (await this.http.request<{ leases: LeaseSummary[] }>('GET', '/v1/leases', { signal: opts.signal, timeoutMs: opts.timeoutMs })).body.leases;
   }

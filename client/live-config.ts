@@ -13,7 +13,7 @@
  */
 import { BeaconError, ErrorCode, InvalidArgumentError, UnavailableError } from '../src/errors.js';
 import { AsyncQueue } from './async-queue.js';
-import type { BeaconClient } from './client.js';
+import type { Connection } from './connection.js';
 import { Emitter } from './emitter.js';
 import { fileStorage, type LkgStorage } from './lkg-storage.js';
 import { backoffDelay, sleep } from './resilience.js';
@@ -167,7 +167,7 @@ export class LiveConfig<T = Record<string, unknown>> extends Emitter<LiveConfigE
   private flushTimer: ReturnType<typeof setTimeout> | undefined;
 
   constructor(
-    private readonly client: BeaconClient,
+    private readonly client: Connection,
     prefix: string,
     private readonly opts: LiveConfigOptions<T> = {},
   ) {

@@ -1,5 +1,5 @@
 /**
- * `Mutex` (etcd `concurrency.Mutex`): a distributed lock held with a {@link Session}'s lease.
+ * `Mutex` (etcd `concurrency.Mutex`): a distributed lock held with a session's lease ({@link LeaseHolder}).
  *
  * Acquisition: one txn puts `NAME/<lease hex>` unless the session already has it ("if
  * createRevision = 0 then put") and reads the contenders in the same revision. The contender with
@@ -8,13 +8,15 @@
  * re-entrant (the key exists), so the server waits for this key's predecessor only — FIFO, one
  * wake-up per release, no thundering herd — and never withdraws the key on a timeout or a lost
  * connection. The SDK re-sends it (to another endpoint if need be) until the lock is held, the
- * timeout passes or the signal aborts, and then withdraws the key itself.
+ * timeout passes or the signal aborts, and then withdraws the key itself. The session keeps the
+ * lease alive all the while; the server refuses to grant on a lease with less than its floor left
+ * (`lease_expiring`), and then the SDK renews the lease and asks again.
  */
 import { ConflictError, ErrorCode, InvalidArgumentError, NotFoundError, UnavailableError, type BeaconError } from '../src/errors.js';
 import { linkSignals } from './abort.js';
 import { backoffDelay, sleep } from './resilience.js';
 import { checkName, contenderKey, contendersOf } from './coord-keys.js';
-import type { Session } from './session.js';
+import type { Connection, LeaseHolder } from './connection.js';
 import { Compare, Op } from './txn.js';
 import { kvFromWire, type KeyValue, type KeyValueWire } from './types.js';
 import { encodeKeyPath } from './values.js';
@@ -23,6 +25,8 @@ import { encodeKeyPath } from './values.js';
 const WAIT_CHUNK_MS = 60_000;
 /** Extra time the HTTP request gets beyond the server-side wait, so the server's 409 arrives first. */
 const WAIT_MARGIN_MS = 5_000;
+/** How often a wait refused with `lease_expiring` renews the lease and asks again before giving up. */
+const MAX_LEASE_RENEWALS = 3;
 
 /** A held lock: its key, the session's lease, and the fencing token to hand to what the lock guards. */
 export interface LockInfo {
@@ -59,7 +63,7 @@ export interface ContendWire {
  * @internal
  */
 export async function contend(
-  session: Session,
+  session: LeaseHolder,
   kind: 'lock' | 'election',
   name: string,
   value: { value: string; encoding?: 'base64' } | undefined,
@@ -103,12 +107,17 @@ export async function contend(
     if (mine === undefined) throw new UnavailableError(`${what}: the contender key '${key}' vanished while it was created; retry`);
     myRev = mine.createRevision;
     holder = queue[0]?.key ?? null;
-    if (queue[0]?.key === key) return { name, key, lease: session.lease, fencingToken: myRev, revision: res.revision };
+    if (queue[0]?.key === key) {
+      // Taken without the server's grant check: make sure the lease does not lapse right away.
+      if (session.remainingMs < session.ttl * 500) await session.keepAliveNow({ signal });
+      return { name, key, lease: session.lease, fencingToken: myRev, revision: res.revision };
+    }
     if (opts.timeoutMs === 0) throw timeoutError();
 
     // Wait in the server's queue. The key exists, so every request is re-entrant: safe to repeat.
     const path = kind === 'lock' ? `/v1/locks/${encodeKeyPath(name)}` : `/v1/elections/${encodeKeyPath(name)}/campaign`;
     let outage = 0;
+    let renewals = 0;
     for (;;) {
       signal.throwIfAborted();
       const left = deadline === undefined ? WAIT_CHUNK_MS : Math.max(1, Math.min(WAIT_CHUNK_MS, deadline - Date.now()));
@@ -131,6 +140,12 @@ export async function contend(
           outage = 0;
           continue; // the server's chunk ended; our own deadline (the signal) decides
         }
+        // Our turn came while the lease had less than the server's floor left (keep-alives were
+        // failing, or the clock jumped): renew it and ask again; the key kept its place.
+        if (e.code === ErrorCode.Conflict && e.details?.reason === 'lease_expiring' && renewals++ < MAX_LEASE_RENEWALS) {
+          await session.keepAliveNow({ signal });
+          continue;
+        }
         // No node reachable: the key stays in the queue under the session's lease, so keep
         // waiting until a node answers, the deadline passes, or the session is lost.
         if (e.code === ErrorCode.Unavailable && !signal.aborted) {
@@ -152,7 +167,7 @@ export async function contend(
 }
 
 /** Deletes a contender key if it is still the incarnation `fencingToken`; never throws (the lease removes it anyway). */
-async function withdraw(session: Session, kind: 'lock' | 'election', key: string, fencingToken: number | undefined): Promise<boolean> {
+async function withdraw(session: LeaseHolder, kind: 'lock' | 'election', key: string, fencingToken: number | undefined): Promise<boolean> {
   try {
     await release(session, kind, key, fencingToken);
     return true;
@@ -167,7 +182,7 @@ async function withdraw(session: Session, kind: 'lock' | 'election', key: string
  * @throws NotFoundError when it is gone already.
  * @internal
  */
-export async function release(session: Session, kind: 'lock' | 'election', key: string, fencingToken: number | undefined): Promise<{ revision: number }> {
+export async function release(session: LeaseHolder, kind: 'lock' | 'election', key: string, fencingToken: number | undefined): Promise<{ revision: number }> {
   const client = session.client;
   if (kind === 'lock') {
     return (await client.transport.request<{ revision: number }>('DELETE', `/v1/locks/${encodeKeyPath(key)}`, { query: { fencingToken }, idempotent: true })).body;
@@ -188,8 +203,9 @@ export async function release(session: Session, kind: 'lock' | 'election', key: 
  * const mutex = session.mutex('inventory/sku-123');
  * const { fencingToken } = await mutex.lock({ timeoutMs: 5000 });
  * try { await updateInventory({ fencingToken }); } finally { await mutex.unlock(); }
+ * @typeParam S - what holds the lease: a `Session` when built by `session.mutex(name)`.
  */
-export class Mutex {
+export class Mutex<S extends LeaseHolder = LeaseHolder> {
   /** The lock name (a key prefix). */
   readonly name: string;
   /** This session's contender key, `name/<lease hex>`. */
@@ -198,7 +214,7 @@ export class Mutex {
 
   constructor(
     /** The session whose lease holds the lock. */
-    readonly session: Session,
+    readonly session: S,
     name: string,
   ) {
     this.name = checkName(name, 'lock name');
@@ -270,7 +286,7 @@ export class Mutex {
 
 /** The holder and waiters of lock `name`. @internal */
 export async function lockState(
-  client: Session['client'],
+  client: Connection,
   name: string,
   opts: { signal?: AbortSignal } = {},
 ): Promise<{ holder: (KeyValue & { fencingToken: number }) | null; waiters: KeyValue[]; revision: number }> {

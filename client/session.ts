@@ -4,7 +4,7 @@
  * after its TTL, and every lock key and candidacy attached to it is deleted.
  */
 import { ErrorCode, InvalidArgumentError, NotFoundError, UnavailableError, type BeaconError } from '../src/errors.js';
-import type { BeaconClient } from './client.js';
+import type { Connection, LeaseHolder } from './connection.js';
 import { Election } from './election.js';
 import { Emitter } from './emitter.js';
 import { Mutex } from './mutex.js';
@@ -48,7 +48,7 @@ export interface SessionEvents extends Record<string, unknown> {
  * await mutex.lock();
  * try { await work(mutex.fencingToken); } finally { await mutex.unlock(); await session.close(); }
  */
-export class Session extends Emitter<SessionEvents> {
+export class Session extends Emitter<SessionEvents> implements LeaseHolder {
   /** The lease id. */
   readonly lease: number;
   /** The lease's TTL in seconds. */
@@ -62,7 +62,7 @@ export class Session extends Emitter<SessionEvents> {
 
   private constructor(
     /** The client the session talks through. */
-    readonly client: BeaconClient,
+    readonly client: Connection,
     lease: number,
     ttl: number,
     private readonly intervalMs: number,
@@ -78,7 +78,7 @@ export class Session extends Emitter<SessionEvents> {
    * Grants a lease of `ttl` seconds (or adopts `lease`) and starts keeping it alive.
    * @throws InvalidArgumentError for a bad TTL; NotFoundError for an unknown `lease`; UnavailableError.
    */
-  static async create(client: BeaconClient, opts: SessionOptions = {}): Promise<Session> {
+  static async create(client: Connection, opts: SessionOptions = {}): Promise<Session> {
     const ttl = opts.ttl ?? DEFAULT_SESSION_TTL_SECONDS;
     if (!Number.isSafeInteger(ttl) || ttl <= 0) throw new InvalidArgumentError(`session ttl must be a positive number of seconds, not ${ttl}`);
     let lease: number;
@@ -107,8 +107,35 @@ export class Session extends Emitter<SessionEvents> {
     return this.state === 'alive';
   }
 
+  /** The ms the lease has left as this process knows it: the last successful keep-alive plus the TTL (0 once past). */
+  get remainingMs(): number {
+    return this.state === 'alive' ? Math.max(0, this.lastOk + this.ttl * 1000 - Date.now()) : 0;
+  }
+
+  /**
+   * Renews the lease now, besides the loop's schedule: a lock or leadership taken with a lease
+   * that has little left would be lost at once (the server refuses to grant one under its floor).
+   * @throws the session's `lost` error (NotFoundError, `reason: "lease_lost"`) when the lease is
+   *   gone; UnavailableError when no node answers; the signal's reason on abort.
+   */
+  async keepAliveNow(opts: { signal?: AbortSignal } = {}): Promise<void> {
+    if (this.state !== 'alive') throw this.ctl.signal.reason;
+    try {
+      const r = await this.client.lease.keepAlive(this.lease, { signal: opts.signal });
+      if (this.state !== 'alive') return;
+      this.lastOk = Date.now();
+      this.emit('keepalive', { ttl: r.ttl });
+    } catch (err) {
+      if (err instanceof NotFoundError && this.state === 'alive') {
+        this.end('lost', new NotFoundError(`session lease ${this.lease} expired or was revoked`, { reason: 'lease_lost', lease: this.lease }));
+        throw this.ctl.signal.reason;
+      }
+      throw err;
+    }
+  }
+
   /** A {@link Mutex} named `name` held with this session's lease. */
-  mutex(name: string): Mutex {
+  mutex(name: string): Mutex<Session> {
     return new Mutex(this, name);
   }
 

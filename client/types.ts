@@ -114,6 +114,8 @@ export interface LeaseInfo {
   ttl: number;
   grantedTtl: number;
   keys: string[];
+  /** Shown to administrators only: the principal that granted the lease (null: none recorded, e.g. granted before owners were stored). */
+  owner?: string | null;
 }
 
 /** One entry of the lease list: remaining `ttl` and `grantedTtl` in seconds, and how many keys it holds. */
@@ -122,6 +124,8 @@ export interface LeaseSummary {
   ttl: number;
   grantedTtl: number;
   keys: number;
+  /** Shown to administrators only: the principal that granted the lease (null: none recorded). */
+  owner?: string | null;
 }
 
 /** What `GET /v1/status` reports about a node. Sizes in bytes, times in seconds or ISO 8601. */

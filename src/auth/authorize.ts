@@ -2,7 +2,7 @@
  * Authorisation in one place: a pure `authorize(principal, action, range)` over roles that grant
  * read / write / admin on key prefixes (DESIGN.md §5; the seeds' RBAC Admin/Developer/Viewer).
  */
-import { compareKeys, isCanonicalRange, isSystemKey, prefixEnd } from '../kv/keys.js';
+import { compareKeys, isCanonicalRange, isSystemKey, prefixEnd } from '../kv/index.js';
 
 /** What a request wants to do. `read_secret` reads a secret value in clear; `admin` is user/role/cluster administration. */
 export type Action = 'read' | 'write' | 'read_secret' | 'admin';

@@ -2,7 +2,7 @@
  * The backend contract: what the kv core needs from durable storage, independently of the
  * datastore (SQLite embedded, PostgreSQL shared). Every backend passes test/conformance/.
  */
-import type { AuditQuery, AuditRecord, KeyValue, Lease, LogEntry } from '../kv/types.js';
+import type { AuditQuery, AuditRecord, KeyValue, Lease, LogEntry } from '../mvcc/index.js';
 
 /** What a backend reports when it opens: the head revision and the compact revision. */
 export interface BackendState {
@@ -140,6 +140,13 @@ export interface Backend {
   pruneHistory(key: string, rangeEnd: string | null, rule: RetentionRule, nowMs: number): Promise<PruneResult>;
   /** Every recorded history floor (a handful: one per retention range ever pruned). */
   historyFloors(): Promise<HistoryFloor[]>;
+  /**
+   * Checks that a write of about `bytes` can be made durable now, without changing any data:
+   * the store calls it after a commit failed (disk full, I/O error, database unreachable) to
+   * learn when writes work again (`/readyz`). Rejects with the reason writes still fail.
+   * Optional: without it, only the next successful commit tells.
+   */
+  probeWrite?(bytes: number): Promise<void>;
   /** Storage size in bytes, when known. */
   sizeBytes(): Promise<number | undefined>;
   /** Closes connections; pending work is finished or rejected. */

@@ -70,7 +70,7 @@ export function registerLeaseCommands(program: Command): void {
   lease
     .command('ls')
     .alias('list')
-    .description('list live leases')
+    .description('list your live leases (an administrator sees every lease and its owner)')
     .action(async (_o: unknown, cmd: Command) => {
       const { client, json } = contextOf(cmd);
       const leases = await client.lease.list();
@@ -79,6 +79,9 @@ export function registerLeaseCommands(program: Command): void {
         return;
       }
       if (leases.length === 0) note('no leases');
-      for (const l of leases) out(`${l.id}  ttl ${l.ttl}s/${l.grantedTtl}s  ${l.keys} ${l.keys === 1 ? 'key' : 'keys'}`);
+      for (const l of leases) {
+        const owner = l.owner === undefined ? '' : `  owner ${l.owner ?? '(none recorded)'}`;
+        out(`${l.id}  ttl ${l.ttl}s/${l.grantedTtl}s  ${l.keys} ${l.keys === 1 ? 'key' : 'keys'}${owner}`);
+      }
     });
 }

@@ -3,6 +3,7 @@ import { Option, type Command } from 'commander';
 import { parseRate, parseRoleMap, type RateSpec, type SecurityOptions } from '../auth/index.js';
 import { checkCorsOrigins } from '../api/http/server.js';
 import { DEFAULT_MAX_JSON_DEPTH, DEFAULT_MAX_SCHEMA_BYTES, DEFAULT_MAX_SCHEMA_DEPTH, MAX_JSON_DEPTH_CEILING, MAX_SCHEMA_DEPTH_CEILING } from '../config/index.js';
+import { DEFAULT_LOCK_LEASE_FLOOR_MS } from '../coord/index.js';
 import { startNode } from '../node/index.js';
 
 function port(v: string): number {
@@ -122,6 +123,7 @@ interface ServeOptions {
   maxSchemaBytes: number;
   maxSchemaDepth: number;
   maxJsonDepth: number;
+  lockLeaseFloor: number;
 }
 
 /** Adds the `serve` command. */
@@ -177,6 +179,13 @@ export function registerServeCommand(program: Command): void {
     .option('--max-schema-bytes <bytes>', 'largest namespace JSON Schema, in bytes', boundedInt('--max-schema-bytes', 64 * 1024 * 1024), DEFAULT_MAX_SCHEMA_BYTES)
     .option('--max-schema-depth <levels>', `deepest nesting of a namespace JSON Schema (at most ${MAX_SCHEMA_DEPTH_CEILING})`, boundedInt('--max-schema-depth', MAX_SCHEMA_DEPTH_CEILING), DEFAULT_MAX_SCHEMA_DEPTH)
     .option('--max-json-depth <levels>', `deepest nesting of a JSON value the node parses (at most ${MAX_JSON_DEPTH_CEILING})`, boundedInt('--max-json-depth', MAX_JSON_DEPTH_CEILING), DEFAULT_MAX_JSON_DEPTH)
+    // --- lock lease floor (issue 9 finding 8) ---
+    .option(
+      '--lock-lease-floor <ms>',
+      'least time a lease must have left for a lock or leadership to be granted on it (capped at half its TTL; 0: off)',
+      positiveInt('lock lease floor'),
+      DEFAULT_LOCK_LEASE_FLOOR_MS,
+    )
     .action(async (o: ServeOptions) => {
       if (o.dev) {
         process.stderr.write(
@@ -225,6 +234,7 @@ export function registerServeCommand(program: Command): void {
         retentionIntervalSeconds: o.retentionInterval,
         corsOrigins,
         watchLimits: { maxWatchesPerConnection: o.maxWatchesPerConnection, maxWatchesPerPrincipal: o.maxWatchesPerPrincipal, catchUpBudgetBytes: o.watchCatchupBytes },
+        lockLeaseFloorMs: o.lockLeaseFloor,
         security,
         maxSchemaBytes: o.maxSchemaBytes,
         maxSchemaDepth: o.maxSchemaDepth,

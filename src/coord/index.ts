@@ -1,5 +1,5 @@
 /** Coordination recipes on the kv core: locks with fencing tokens, leader elections and sequential keys (etcd `concurrency` semantics). */
-export { CoordService, MAX_WAIT_MS, parseContenderKey } from './service.js';
+export { CoordService, DEFAULT_LOCK_LEASE_FLOOR_MS, MAX_WAIT_MS, parseContenderKey } from './service.js';
 export type {
   CampaignOptions,
   ContenderRef,

@@ -20,6 +20,13 @@ import {
 /** The longest wait a caller may ask for, in ms (the largest delay a Node.js timer takes, ~24.8 days). */
 export const MAX_WAIT_MS = 2 ** 31 - 1;
 
+/**
+ * The least time, in ms, a lease must have left for a lock or leadership to be granted on it
+ * (issue 9 finding 8), by default (`--lock-lease-floor`). A lease granted shorter than twice the
+ * floor needs half its TTL instead, so a freshly renewed short lease always qualifies.
+ */
+export const DEFAULT_LOCK_LEASE_FLOOR_MS = 1000;
+
 /** Attempts of one sequential create before giving up under contention from other nodes. */
 const MAX_SEQUENCE_ATTEMPTS = 1000;
 
@@ -93,6 +100,12 @@ export interface SequentialKey {
 export interface CoordServiceOptions {
   /** Told about failures that cannot reach a caller (a contender key that could not be withdrawn). */
   onWarning?: (message: string, err: unknown) => void;
+  /**
+   * The least time in ms a lease must have left when a lock or leadership is granted on it;
+   * default {@link DEFAULT_LOCK_LEASE_FLOOR_MS}, capped at half the lease's granted TTL; 0 turns
+   * the check off.
+   */
+  leaseFloorMs?: number;
 }
 
 interface SequenceState {
@@ -174,6 +187,8 @@ export class CoordService {
    * in createRevision order until it is the first. FIFO, one holder at a time.
    * @throws ConflictError (`details.reason` "timeout") when `timeoutMs` passes first; the signal's
    * reason on abort; NotFoundError when the lease is unknown or expires while waiting;
+   * ConflictError (`details.reason` "lease_expiring") when the lock's turn comes but the lease has
+   * less than the floor left ({@link CoordServiceOptions.leaseFloorMs}: keep it alive while waiting);
    * UnavailableError when the node shuts down. On any failure the contender key this call created
    * is withdrawn.
    */
@@ -432,6 +447,28 @@ export class CoordService {
     return { revision: res.revision };
   }
 
+  /**
+   * Whether the grant must be re-checked because it awaited (false: grant now).
+   * @throws ConflictError (`reason` "lease_expiring") when `lease` has less than the floor left.
+   */
+  private async leaseBelowFloor(lease: number, what: string, name: string): Promise<boolean> {
+    const floor = this.opts.leaseFloorMs ?? DEFAULT_LOCK_LEASE_FLOOR_MS;
+    if (floor <= 0) return false;
+    const floorFor = (): number => Math.min(floor, (this.store.timeToLive(lease).grantedTtl * 1000) / 2);
+    let left = this.store.leaseRemainingMs(lease);
+    if (left === undefined || left >= floorFor()) return false;
+    // On a shared store another node may have renewed it: learn the latest expiry first.
+    if (this.store.backend.syncLeases !== undefined) {
+      await this.store.backend.syncLeases();
+      left = this.store.leaseRemainingMs(lease);
+      if (left === undefined || left >= floorFor()) return true;
+    }
+    throw new ConflictError(
+      `${what} is not granted: lease ${lease} has ${Math.round(left)} ms left, under the ${Math.round(floorFor())} ms floor; keep the lease alive while waiting`,
+      { reason: 'lease_expiring', name, lease, remainingMs: Math.round(left), floorMs: Math.round(floorFor()) },
+    );
+  }
+
   /** Withdraws a contender key this call created, unless it was replaced meanwhile. Never throws. */
   private async withdraw(key: string, createRevision: number, audit?: AuditContext): Promise<void> {
     try {
@@ -515,7 +552,12 @@ export class CoordService {
         // never ends up holding a lock it does not know about.
         ctl.signal.throwIfAborted();
         const pred = predecessor(this.store, name, myRev);
-        if (pred === undefined) return { kv: mine, revision: this.store.revision, created: created > 0 };
+        if (pred === undefined) {
+          // Granting on a lease about to expire hands out a lock that is lost at once (issue 9
+          // finding 8): refuse instead, so the caller learns it must keep its lease alive.
+          if (await this.leaseBelowFloor(lease, what, name)) continue; // re-checked: the lease may have gone meanwhile
+          return { kv: mine, revision: this.store.revision, created: created > 0 };
+        }
         if (timeoutMs === 0) throw timeout();
         await this.waiters.wait([pred.key, key], ctl.signal);
       }

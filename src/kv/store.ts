@@ -14,7 +14,7 @@ import {
   UnavailableError,
 } from '../errors.js';
 import { Lessor, MAX_LEASE_TTL_SECONDS, type Clock, type LeaseState } from '../lease/index.js';
-import { compareKeys, inRange, validateStoreKey, validateRangeEnd } from './keys.js';
+import { compareKeys, inRange, validateStoreKey, validateRangeEnd } from '../mvcc/index.js';
 import type {
   AuditContext,
   AuditRecord,
@@ -32,7 +32,7 @@ import type {
   TxnResponse,
   ValueSealer,
   WatchEvent,
-} from './types.js';
+} from '../mvcc/index.js';
 import { View } from './view.js';
 
 /** The default largest value in bytes (DESIGN.md §2: 1 MiB, `--max-value-bytes`). */
@@ -70,7 +70,7 @@ type SealedPut = PutOp & { sealed: boolean };
 
 type WriteRequest =
   | ({ kind: 'txn'; txn: TxnRequest; meta: string | null; audit?: AuditContext } & Resolver<TxnResponse>)
-  | ({ kind: 'grant'; id: number; ttl: number; audit?: AuditContext } & Resolver<Lease>)
+  | ({ kind: 'grant'; id: number; ttl: number; owner?: string; audit?: AuditContext } & Resolver<Lease>)
   | ({ kind: 'revoke'; id: number; expiry: boolean; audit?: AuditContext } & Resolver<number>);
 
 /** A listener for committed revisions, called in revision order exactly once each. */
@@ -82,6 +82,8 @@ export interface LeaseInfo {
   ttl: number;
   grantedTtl: number;
   keys: string[];
+  /** The principal that granted the lease; absent when none was recorded (see {@link Lease.owner}). */
+  owner?: string;
 }
 
 function tombstone(key: string, revision: number): KeyValue {
@@ -97,6 +99,15 @@ function entryToKv(e: LogEntry): KeyValue {
   if (e.encrypted === true) kv.encrypted = true;
   return kv;
 }
+
+/**
+ * Whether writes work, for `/readyz` (issue 9 finding 10): `ok`, or the reason the last commit
+ * failed and since when (ms since the epoch), until a commit or a write probe succeeds.
+ */
+export type WriteHealth = { ok: true } | { ok: false; reason: string; since: number };
+
+/** Least time between two write probes while writes fail, in ms (a probe may write up to `maxValueBytes`). */
+export const WRITE_PROBE_INTERVAL_MS = 1000;
 
 /** How long a linearizable read waits for this node's view to reach the committed revision, in ms. */
 export const READ_BARRIER_TIMEOUT_MS = 10_000;
@@ -125,6 +136,9 @@ export class Store {
   private _compactRevision = 0;
   /** History-retention floors of key ranges (see {@link compactRevisionFor}), as last read from the backend. */
   private floors: HistoryFloor[] = [];
+  private writeFailure: { reason: string; since: number } | undefined;
+  private probing: Promise<void> | undefined;
+  private lastProbe = 0;
   /** Observers of commit batches: size and duration in ms (for metrics). */
   onBatch: ((requests: number, ms: number) => void) | undefined;
   private sealer: ValueSealer | undefined;
@@ -178,7 +192,7 @@ export class Store {
       // One node: re-arm with a full TTL (etcd does so on leader change). Shared store: other
       // nodes keep the lease alive and persist its expiry, which is the truth.
       const expiresAt = this.backend.shared === true ? lease.expiresAt : Math.max(lease.expiresAt, now + lease.grantedTtl * 1000);
-      this.lessor.grant(lease.id, lease.grantedTtl, expiresAt);
+      this.lessor.grant(lease.id, lease.grantedTtl, expiresAt, lease.owner);
     }
     this.view.scan('', null, (kv) => {
       if (kv.lease !== 0) this.lessor.attach(kv.lease, kv.key);
@@ -468,15 +482,17 @@ export class Store {
 
   /**
    * Grants a lease of `ttl` seconds (1 … {@link MAX_LEASE_TTL_SECONDS}); `id` 0 picks a random id.
+   * The lease is owned by `owner`, by default the principal of `audit` (who asked); without
+   * either it has no owner, and only administrators may see or manage it through the API.
    * @throws InvalidArgumentError for a bad TTL or an id already in use.
    */
-  async grantLease(ttl: number, id = 0, audit?: AuditContext): Promise<Lease> {
+  async grantLease(ttl: number, id = 0, audit?: AuditContext, owner: string | undefined = audit?.principal): Promise<Lease> {
     if (!Number.isSafeInteger(ttl) || ttl < 1 || ttl > MAX_LEASE_TTL_SECONDS) {
       throw new InvalidArgumentError(`ttl must be an integer number of seconds from 1 to ${MAX_LEASE_TTL_SECONDS}`, { ttl });
     }
     if (!Number.isSafeInteger(id) || id < 0) throw new InvalidArgumentError('lease id must be a positive integer', { id });
     if (id !== 0 && this.lessor.get(id) !== undefined) throw new InvalidArgumentError(`lease ${id} already exists`, { id });
-    return new Promise((resolve, reject) => this.enqueue({ kind: 'grant', id, ttl, audit, resolve, reject }));
+    return new Promise((resolve, reject) => this.enqueue({ kind: 'grant', id, ttl, ...(owner !== undefined ? { owner } : {}), audit, resolve, reject }));
   }
 
   /**
@@ -525,7 +541,23 @@ export class Store {
     const l = this.lessor.get(id);
     if (l === undefined) throw new NotFoundError(`lease ${id} not found`, { lease: id });
     const ttl = Math.max(0, Math.ceil((l.expiresAt - this.clock()) / 1000));
-    return { id, ttl, grantedTtl: l.grantedTtl, keys: [...l.keys].sort(compareKeys) };
+    return { id, ttl, grantedTtl: l.grantedTtl, keys: [...l.keys].sort(compareKeys), ...(l.owner !== undefined ? { owner: l.owner } : {}) };
+  }
+
+  /** Lease `id` as this node knows it (without its keys: cheap), or undefined for an unknown lease. */
+  lease(id: number): Lease | undefined {
+    const l = this.lessor.get(id);
+    if (l === undefined) return undefined;
+    return { id: l.id, grantedTtl: l.grantedTtl, expiresAt: l.expiresAt, ...(l.owner !== undefined ? { owner: l.owner } : {}) };
+  }
+
+  /**
+   * The milliseconds lease `id` has left by this node's clock (0 once expired), or undefined for
+   * an unknown lease. On a shared store the expiry is as this node last learned it.
+   */
+  leaseRemainingMs(id: number): number | undefined {
+    const l = this.lessor.get(id);
+    return l === undefined ? undefined : Math.max(0, l.expiresAt - this.clock());
   }
 
   /** Every live lease with its remaining TTL. */
@@ -536,7 +568,36 @@ export class Store {
       ttl: Math.max(0, Math.ceil((l.expiresAt - now) / 1000)),
       grantedTtl: l.grantedTtl,
       keys: [...l.keys].sort(compareKeys),
+      ...(l.owner !== undefined ? { owner: l.owner } : {}),
     }));
+  }
+
+  /**
+   * Whether writes work now. After a failed commit it stays failing until a commit succeeds or,
+   * at most once per {@link WRITE_PROBE_INTERVAL_MS}, the backend's write probe (a write of
+   * `maxValueBytes` that changes no data) succeeds — so a node that answers 503 to writes says
+   * so in `/readyz`, and says ready again once space is freed even if no write came meanwhile.
+   */
+  async writeHealth(): Promise<WriteHealth> {
+    if (this.writeFailure !== undefined && this.backend.probeWrite !== undefined && !this.closed) {
+      if (this.probing === undefined && Date.now() - this.lastProbe >= WRITE_PROBE_INTERVAL_MS) {
+        const failure = this.writeFailure;
+        this.lastProbe = Date.now();
+        this.probing = this.backend.probeWrite(this.maxValueBytes).then(
+          () => {
+            // Unless a commit failed again meanwhile, writes work.
+            if (this.writeFailure === failure) this.writeFailure = undefined;
+          },
+          (err: unknown) => {
+            if (this.writeFailure === failure) failure.reason = (err as Error).message;
+          },
+        );
+        void this.probing.finally(() => (this.probing = undefined));
+      }
+      await this.probing;
+    }
+    const f = this.writeFailure;
+    return f === undefined ? { ok: true } : { ok: false, reason: f.reason, since: f.since };
   }
 
   /**
@@ -660,10 +721,13 @@ export class Store {
         published = planner.published;
         return planner.batch();
       });
+      this.writeFailure = undefined;
       this.applyCommitted(batch, published);
       requests.forEach((r, i) => settle(r, outcomes[i] as Outcome));
     } catch (err) {
       const e = err instanceof BeaconError ? err : new UnavailableError(`commit failed: ${(err as Error).message}`, { cause: err });
+      // A new object each time, so a write probe in flight can tell that a commit failed meanwhile.
+      this.writeFailure = { reason: e.message, since: this.writeFailure?.since ?? Date.now() };
       for (const r of requests) r.reject(e);
     } finally {
       this.committing = false;
@@ -673,7 +737,7 @@ export class Store {
   }
 
   private applyCommitted(batch: CommitBatch, published: RevisionEvents[]): void {
-    for (const l of batch.leaseGrants) this.lessor.grant(l.id, l.grantedTtl, l.expiresAt);
+    for (const l of batch.leaseGrants) this.lessor.grant(l.id, l.grantedTtl, l.expiresAt, l.owner);
     // Never publish a revision twice, even if a follower applied it meanwhile.
     for (const group of published) if (group.revision > this._revision) this.applyGroup(group);
     for (const id of batch.leaseRevokes) {
@@ -730,14 +794,14 @@ export class Store {
 
   /** Applies lease grants and revokes made on another node (postgres followers). */
   applyLeaseChanges(grants: Lease[], revokes: number[]): void {
-    for (const l of grants) this.lessor.grant(l.id, l.grantedTtl, l.expiresAt);
+    for (const l of grants) this.lessor.grant(l.id, l.grantedTtl, l.expiresAt, l.owner);
     for (const id of revokes) this.lessor.revoke(id);
   }
 
   /** Sets a lease's expiry as learned from another node's keep-alive (postgres followers). */
   noteKeepAlive(id: number, expiresAt: number): void {
     const l = this.lessor.get(id);
-    if (l !== undefined && expiresAt > l.expiresAt) this.lessor.grant(id, l.grantedTtl, expiresAt);
+    if (l !== undefined && expiresAt > l.expiresAt) this.lessor.grant(id, l.grantedTtl, expiresAt, l.owner);
   }
 
   private wakeWaiters(): void {
@@ -858,7 +922,7 @@ class Planner {
         case 'txn':
           return { ok: true, value: this.planTxn(r.txn, r.meta, r.audit) };
         case 'grant': {
-          const lease = this.planGrant(r.id, r.ttl);
+          const lease = this.planGrant(r.id, r.ttl, r.owner);
           if (r.audit) this.record(r.audit, null, null, null, null, JSON.stringify({ lease: lease.id, ttl: lease.grantedTtl }));
           return { ok: true, value: lease };
         }
@@ -1001,7 +1065,7 @@ class Planner {
     this.published.push(group);
   }
 
-  private planGrant(id: number, ttl: number): Lease {
+  private planGrant(id: number, ttl: number, owner: string | undefined): Lease {
     let leaseId = id;
     if (leaseId === 0) {
       do leaseId = randomInt(1, 2 ** 47);
@@ -1010,6 +1074,7 @@ class Planner {
       throw new InvalidArgumentError(`lease ${leaseId} already exists`, { id: leaseId });
     }
     const lease: Lease = { id: leaseId, grantedTtl: ttl, expiresAt: this.now + ttl * 1000 };
+    if (owner !== undefined) lease.owner = owner;
     this.grants.push(lease);
     this.grantedIds.add(leaseId);
     return lease;

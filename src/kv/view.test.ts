@@ -1,7 +1,7 @@
 /** Unit tests of the in-memory view, randomized against a plain sorted-array model. */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import type { KeyValue } from './types.js';
+import type { KeyValue } from '../mvcc/index.js';
 import { View } from './view.js';
 import { prng, TEST_SEED } from '../../test/helpers/random.js';
 

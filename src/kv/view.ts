@@ -1,6 +1,5 @@
 /** The in-memory view: the latest revision of every live key, for point reads and ordered range scans. */
-import { compareKeys } from './keys.js';
-import type { KeyValue } from './types.js';
+import { compareKeys, type KeyValue } from '../mvcc/index.js';
 
 /** Up to this many pending changes are spliced into the sorted array one by one; more are merged. */
 const SPLICE_LIMIT = 256;

@@ -3,12 +3,16 @@
 /** The largest TTL a lease may ask for, in seconds (etcd's MaxLeaseTTL). */
 export const MAX_LEASE_TTL_SECONDS = 9_000_000_000;
 
-/** A lease with its attached keys. `grantedTtl` in seconds; `expiresAt` in ms since the epoch. */
+/**
+ * A lease with its attached keys. `grantedTtl` in seconds; `expiresAt` in ms since the epoch;
+ * `owner` the principal that granted it (absent: administrators only, see docs/coordination.md).
+ */
 export interface LeaseState {
   id: number;
   grantedTtl: number;
   expiresAt: number;
   keys: Set<string>;
+  owner?: string;
 }
 
 /** A clock in milliseconds; tests pass a fake one. */
@@ -40,10 +44,11 @@ export class Lessor {
     return this.leases.values();
   }
 
-  /** Adds (or replaces) a lease. */
-  grant(id: number, grantedTtl: number, expiresAt: number): LeaseState {
+  /** Adds (or replaces) a lease; `owner` is the principal that granted it (undefined: none recorded). */
+  grant(id: number, grantedTtl: number, expiresAt: number, owner?: string): LeaseState {
     const old = this.leases.get(id);
     const state: LeaseState = { id, grantedTtl, expiresAt, keys: old?.keys ?? new Set() };
+    if (owner !== undefined) state.owner = owner;
     this.leases.set(id, state);
     this.push(expiresAt, id);
     return state;

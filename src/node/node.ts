@@ -75,6 +75,11 @@ export interface NodeOptions {
   maxSchemaDepth?: number;
   /** Deepest nesting of a JSON value the node parses (config writes, json namespaces). Default 512 (`--max-json-depth`, at most 2048). */
   maxJsonDepth?: number;
+  /**
+   * The least time in ms a lease must have left for a lock or leadership to be granted on it
+   * (capped at half the lease's TTL; 0 turns the check off). Default 1000. docs/coordination.md.
+   */
+  lockLeaseFloorMs?: number;
 }
 
 /** What one history-retention pass did. */
@@ -198,6 +203,7 @@ export async function startNode(opts: NodeOptions = {}): Promise<BeaconNode> {
     policies,
     audit: security.audit,
     ...(tls !== undefined ? { tls } : {}),
+    ...(opts.lockLeaseFloorMs !== undefined ? { coord: { leaseFloorMs: opts.lockLeaseFloorMs } } : {}),
     info: {
       nodeId,
       version: VERSION,

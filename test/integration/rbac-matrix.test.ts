@@ -18,6 +18,8 @@ interface Vars {
   role: Who;
   lease: number;
   emptyLease: number;
+  /** Whether the role granted `lease` itself: a lease is its granter's own (issue 9 finding 9), others get 404. */
+  ownsLease: boolean;
 }
 
 /** One row: a request and who may make it. Allowed means one of `ok` (default 200/201); denied means 403 (401 without credentials). */
@@ -29,7 +31,7 @@ interface Row {
   method?: string;
   body?: (v: Vars) => unknown;
   allow: Who[] | 'public';
-  ok?: number[];
+  ok?: number[] | ((v: Vars) => number[]);
   kind?: 'http' | 'ws' | 'sse';
 }
 
@@ -68,7 +70,8 @@ const TABLE: Row[] = [
   // leases
   { route: 'POST /v1/leases', method: 'POST', path: p('/v1/leases'), body: () => ({ ttl: 30 }), allow: WRITERS },
   { route: 'GET /v1/leases', path: p('/v1/leases'), allow: EVERYONE },
-  { route: 'GET /v1/leases/:id', path: (v) => `/v1/leases/${v.lease}`, allow: EVERYONE },
+  // A viewer cannot grant a lease, so the one it looks up is another principal's: 404, as if it did not exist.
+  { route: 'GET /v1/leases/:id', path: (v) => `/v1/leases/${v.lease}`, allow: EVERYONE, ok: (v) => (v.ownsLease ? [200] : [404]) },
   { route: 'POST /v1/leases/:id/keepalive', method: 'POST', path: (v) => `/v1/leases/${v.lease}/keepalive`, allow: WRITERS },
   { route: 'DELETE /v1/leases/:id', note: 'no keys', method: 'DELETE', path: (v) => `/v1/leases/${v.emptyLease}`, allow: WRITERS },
   { route: 'DELETE /v1/leases/:id', note: 'holds other/', method: 'DELETE', path: (v) => `/v1/leases/${v.lease}`, allow: ['admin', 'developer'] },
@@ -190,10 +193,13 @@ describe('RBAC matrix (auth on)', () => {
     await ok(admin('/v1/configs/other/cfg', { method: 'PUT', body: { value: { v: 1 } } }));
     await ok(admin('/v1/namespaces/team-a/', { method: 'PUT', body: { format: 'text' } }));
     for (const who of [...ROLES, 'anonymous'] as Who[]) {
-      const lease = (await ok(admin('/v1/leases', { method: 'POST', body: { ttl: 300 } }))).id as number;
+      // Writers grant their own leases (a lease is its granter's); the admin attaches a key outside the role's reach.
+      const ownsLease = WRITERS.includes(who);
+      const granter = ownsLease ? client(node.url, tokens.get(who)) : admin;
+      const lease = (await ok(granter('/v1/leases', { method: 'POST', body: { ttl: 300 } }))).id as number;
       await ok(admin(`/v1/kv/other/leased-${who}`, { method: 'PUT', body: { value: 'x', lease } }));
-      const emptyLease = (await ok(admin('/v1/leases', { method: 'POST', body: { ttl: 300 } }))).id as number;
-      vars.set(who, { role: who, lease, emptyLease });
+      const emptyLease = (await ok(granter('/v1/leases', { method: 'POST', body: { ttl: 300 } }))).id as number;
+      vars.set(who, { role: who, lease, emptyLease, ownsLease });
       await ok(admin(`/v1/kv/team-a/${who}-gone`, { method: 'PUT', body: { value: 'x' } }));
       await ok(admin(`/v1/configs/team-a/rb-${who}`, { method: 'PUT', body: { value: 'one' } }));
       await ok(admin(`/v1/configs/team-a/rb-${who}`, { method: 'PUT', body: { value: 'two' } }));
@@ -221,7 +227,7 @@ describe('RBAC matrix (auth on)', () => {
         const v = vars.get(who) as Vars;
         const status = await send(node.url, row, v, tokens.get(who));
         const allowed = row.allow === 'public' || (who !== 'anonymous' && row.allow.includes(who));
-        const ok = row.kind === 'ws' ? [101] : (row.ok ?? [200, 201]);
+        const ok = row.kind === 'ws' ? [101] : typeof row.ok === 'function' ? row.ok(v) : (row.ok ?? [200, 201]);
         const expected = allowed ? ok : who === 'anonymous' ? [401] : [403];
         if (!expected.includes(status)) failures.push(`${row.route}${row.note ? ` (${row.note})` : ''}: ${status}, expected ${expected.join('/')} (${allowed ? 'allowed' : 'denied'})`);
       }

@@ -52,8 +52,9 @@ test('each create frame is authorized: a custom role watches its own prefixes on
     const ev = await ws.takeType('events');
     assert.equal(ev.watchId, 1);
     assert.deepEqual(ev.events.map((e: any) => e.kv.key), ['shared/x']);
-    // A lease keep-alive needs write access somewhere: the team role has it.
-    const lease = (await admin('/v1/leases', { method: 'POST', body: { ttl: 30 } })).body.id;
+    // A lease keep-alive needs write access somewhere: the team role has it. A lease is its
+    // granter's own (issue 9 finding 9), so the team user keeps alive a lease it granted.
+    const lease = (await client(node.url, team)('/v1/leases', { method: 'POST', body: { ttl: 30 } })).body.id;
     ws.send({ type: 'keepalive', lease });
     assert.equal((await ws.takeType('keepalive')).ttl, 30);
   } finally {

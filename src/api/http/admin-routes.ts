@@ -56,10 +56,14 @@ export function registerAdminRoutes(app: FastifyInstance, ctx: HttpContext): voi
 
   app.get('/healthz', async () => ({ status: 'ok' }));
 
+  // Ready means the node can serve what a client sends it, writes included: after a commit failed
+  // (disk full, I/O error) it answers 503 with the reason until a write works again (issue 9 finding 10).
   app.get('/readyz', async (_req, reply) => {
-    const ready = info.ready();
+    const writes = await store.writeHealth();
+    const ready = info.ready() && writes.ok;
     void reply.status(ready ? 200 : 503);
-    return { ready, revision: store.revision };
+    if (writes.ok) return { ready, revision: store.revision };
+    return { ready, revision: store.revision, writes: { ok: false, reason: writes.reason, since: new Date(writes.since).toISOString() } };
   });
 
   app.get('/metrics', async (_req, reply) => {
@@ -80,7 +84,7 @@ export function registerAdminRoutes(app: FastifyInstance, ctx: HttpContext): voi
     uptimeSeconds: Math.round((Date.now() - info.startedAt) / 1000),
     startedAt: new Date(info.startedAt).toISOString(),
     dev: info.dev,
-    ready: info.ready(),
+    ready: info.ready() && (await store.writeHealth()).ok,
   }));
 
   app.post('/v1/compact', async (req) => {

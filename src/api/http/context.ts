@@ -48,4 +48,6 @@ export interface HttpContext {
   audit: AuditLog;
   /** TLS for the listener; plain HTTP when absent. */
   tls?: HttpTls;
+  /** Coordination settings: the lease floor of lock and leadership grants, in ms (docs/coordination.md). */
+  coord?: { leaseFloorMs?: number };
 }

@@ -7,7 +7,8 @@ import type { Store } from '../../kv/index.js';
 import { decodeValue, kvToJson, optInt, optString, queryInt, readObject, wildcardKey } from './codec.js';
 import type { HttpContext } from './context.js';
 import { kvJsonFor } from './authz.js';
-import { auditContext } from './request-context.js';
+import { auditContext, principalName } from './request-context.js';
+import { requireOwnLease } from './lease-routes.js';
 
 /** The TTL in seconds of a lease the server grants for a lock or campaign request that names none. */
 export const DEFAULT_COORD_TTL_SECONDS = 30;
@@ -30,16 +31,33 @@ function clientGone(req: FastifyRequest, reply: FastifyReply): AbortSignal {
   return ctl.signal;
 }
 
-/** The lease to hold a lock or candidacy with: the caller's, or one granted now (`granted`). */
-async function leaseFor(store: Store, o: Record<string, unknown>): Promise<{ lease: number; ttl: number; granted: boolean }> {
+/**
+ * The lease to hold a lock or candidacy with: the caller's own (another principal's answers 404,
+ * issue 9 finding 9), or one granted now for the caller (`granted`).
+ */
+async function leaseFor(ctx: HttpContext, req: FastifyRequest, o: Record<string, unknown>): Promise<{ lease: number; ttl: number; granted: boolean }> {
   const lease = optInt(o, 'lease', 1);
   const ttl = optInt(o, 'ttl', 1, MAX_LEASE_TTL_SECONDS);
   if (lease !== undefined && ttl !== undefined) {
     throw new InvalidArgumentError("give either 'lease' (an existing lease id) or 'ttl' (seconds, for a new lease), not both");
   }
-  if (lease !== undefined) return { lease, ttl: store.timeToLive(lease).grantedTtl, granted: false };
-  const l = await store.grantLease(ttl ?? DEFAULT_COORD_TTL_SECONDS);
+  if (lease !== undefined) return { lease, ttl: (await requireOwnLease(ctx, req, lease)).grantedTtl, granted: false };
+  const l = await ctx.store.grantLease(ttl ?? DEFAULT_COORD_TTL_SECONDS, 0, undefined, principalName(req));
   return { lease: l.id, ttl: l.grantedTtl, granted: true };
+}
+
+/**
+ * Keeps a lease the server granted for one blocking request alive while it waits: nobody else
+ * knows its id yet, so without this a wait longer than the TTL loses the lease, and a grant just
+ * before that hands out a lock with milliseconds left (issue 9 finding 8). Returns the stop function.
+ */
+function keepAliveWhileWaiting(store: Store, lease: number, ttlSeconds: number): () => void {
+  const timer = setInterval(() => {
+    // A failure shows up in the wait itself (the contender key goes with the lease).
+    store.keepAlive(lease).catch(() => undefined);
+  }, Math.max(100, Math.floor((ttlSeconds * 1000) / 3)));
+  timer.unref();
+  return () => clearInterval(timer);
 }
 
 /** Splits `{name}/{action}` of a wildcard path. @throws NotFoundError for an action outside `actions`. */
@@ -71,7 +89,10 @@ function contenderRef(name: string, o: Record<string, unknown>): ContenderRef {
  */
 export function registerCoordRoutes(app: FastifyInstance, ctx: HttpContext): void {
   const { store } = ctx;
-  const coord = new CoordService(store, { onWarning: (message, err) => ctx.logger.warn({ err }, message) });
+  const coord = new CoordService(store, {
+    onWarning: (message, err) => ctx.logger.warn({ err }, message),
+    ...(ctx.coord?.leaseFloorMs !== undefined ? { leaseFloorMs: ctx.coord.leaseFloorMs } : {}),
+  });
   // Blocking requests in progress, so shutdown can let them answer before connections are cut.
   const inflight = new Set<Promise<unknown>>();
   const track = <T>(p: Promise<T>): Promise<T> => {
@@ -108,7 +129,8 @@ export function registerCoordRoutes(app: FastifyInstance, ctx: HttpContext): voi
     const timeoutMs = optInt(o, 'timeoutMs', 0, MAX_WAIT_MS);
     const signal = clientGone(req, reply);
     validateName(name, 'lock name'); // before a lease is granted for it
-    const { lease, ttl, granted } = await leaseFor(store, o);
+    const { lease, ttl, granted } = await leaseFor(ctx, req, o);
+    const stopKeepAlive = granted ? keepAliveWhileWaiting(store, lease, ttl) : undefined;
     try {
       const lock = await coord.lock(name, { lease, timeoutMs, signal, audit: auditContext(req, 'lock.acquire') });
       if (signal.aborted) {
@@ -121,6 +143,8 @@ export function registerCoordRoutes(app: FastifyInstance, ctx: HttpContext): voi
     } catch (err) {
       if (granted) await revokeQuietly(lease);
       throw err;
+    } finally {
+      stopKeepAlive?.();
     }
   };
   app.post('/v1/locks/*', (req, reply) => track(lockHandler(req, reply)));
@@ -173,7 +197,8 @@ export function registerCoordRoutes(app: FastifyInstance, ctx: HttpContext): voi
       const value = ctx.policies.checkWrite(`${name}/`, decodeValue(o.value, o.encoding));
       const timeoutMs = optInt(o, 'timeoutMs', 0, MAX_WAIT_MS);
       const signal = clientGone(req, reply);
-      const { lease, ttl, granted } = await leaseFor(store, o);
+      const { lease, ttl, granted } = await leaseFor(ctx, req, o);
+      const stopKeepAlive = granted ? keepAliveWhileWaiting(store, lease, ttl) : undefined;
       try {
         const leader = await coord.campaign(name, value, { lease, timeoutMs, signal, audit: auditContext(req, 'election.campaign') });
         if (signal.aborted) {
@@ -184,6 +209,8 @@ export function registerCoordRoutes(app: FastifyInstance, ctx: HttpContext): voi
       } catch (err) {
         if (granted) await revokeQuietly(lease);
         throw err;
+      } finally {
+        stopKeepAlive?.();
       }
     }
     if (action === 'proclaim') {
@@ -253,6 +280,7 @@ export function registerCoordRoutes(app: FastifyInstance, ctx: HttpContext): voi
     const o = readObject(req.body ?? {}, ['value', 'encoding', 'lease']);
     const value = ctx.policies.checkWrite(`${prefix}/`, o.value === undefined ? new Uint8Array(0) : decodeValue(o.value, o.encoding));
     const lease = optInt(o, 'lease', 1);
+    if (lease !== undefined) await requireOwnLease(ctx, req, lease);
     const audit = auditContext(req, 'sequence.create');
     const created = await coord.createSequential(prefix, value, lease === undefined ? { audit } : { lease, audit });
     void reply.status(201);

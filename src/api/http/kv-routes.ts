@@ -34,6 +34,7 @@ import {
 import { kvJsonFor, requireAccess } from './authz.js';
 import type { HttpContext } from './context.js';
 import { auditContext } from './request-context.js';
+import { requireOwnLease } from './lease-routes.js';
 
 /** A continuation token: where the next page starts and the revision the listing is pinned to. */
 interface Continuation {
@@ -167,7 +168,10 @@ function authorizeTxn(ctx: HttpContext, req: FastifyRequest, txn: TxnRequest): v
  * (granted once per TTL per request), else none.
  */
 async function leaseFor(ctx: HttpContext, req: FastifyRequest, key: string, asked: number | undefined, granted: Map<number, number>): Promise<number> {
-  if (asked !== undefined && asked !== 0) return asked;
+  if (asked !== undefined && asked !== 0) {
+    await requireOwnLease(ctx, req, asked); // another principal's lease does not exist for this caller (issue 9 finding 9)
+    return asked;
+  }
   const ttl = ctx.policies.defaultTtl(key);
   if (ttl === undefined) return 0;
   let id = granted.get(ttl);

@@ -14,6 +14,7 @@ import { eventToJson, optBool, optInt, queryBool, queryInt, readObject, reqStrin
 import { registerConfigWatchRoutes } from './config-watch.js';
 import type { HttpContext } from './context.js';
 import { checkWatchesPerConnection, WatchAccess, watchOwner, type Revocation } from './watch-access.js';
+import { ownLease } from './lease-routes.js';
 
 const CREATE_FIELDS = ['type', 'key', 'prefix', 'rangeEnd', 'fromRevision', 'prevKv', 'watchId', 'noPut', 'noDelete'] as const;
 const SSE_QUERY = ['prefix', 'rangeEnd', 'fromRevision', 'prevKv', 'lastEventId', 'noPut', 'noDelete'] as const;
@@ -163,7 +164,8 @@ class WatchConnection {
     if (lease === undefined) throw new InvalidArgumentError("'lease' is required", { field: 'lease' });
     if (!this.access.checkNow()) return;
     this.access.authorizeKeepAlive();
-    this.ctx.store.keepAlive(lease).then(
+    // Only the lease's owner (or an administrator) may keep it alive (issue 9 finding 9).
+    ownLease(this.ctx, this.access.principal, lease).then(() => this.ctx.store.keepAlive(lease)).then(
       (ttl) => this.ch.send(`{"type":"keepalive","lease":${lease},"ttl":${ttl}}`),
       (err: unknown) => this.ch.sendError(err, { lease }),
     );

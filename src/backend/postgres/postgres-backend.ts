@@ -6,7 +6,7 @@ import Database from 'better-sqlite3';
 import { createHash } from 'node:crypto';
 import pg from 'pg';
 import { BeaconError, InvalidArgumentError, NotFoundError, UnavailableError } from '../../errors.js';
-import type { AuditQuery, AuditRecord, KeyValue, Lease, LogEntry } from '../../kv/types.js';
+import type { AuditQuery, AuditRecord, KeyValue, Lease, LogEntry } from '../../mvcc/index.js';
 import { SqliteBackend } from '../sqlite/sqlite-backend.js';
 import { pruneRange, type PruneRow } from '../retention.js';
 import type { Backend, BackendRangeQuery, BackendState, CommitBatch, CommitPlanner, HistoryFloor, LogRange, PruneResult, RetentionRule } from '../types.js';
@@ -82,6 +82,13 @@ export interface LeaseRow {
   expires_at: number;
   revoked: boolean;
   seq: number;
+  /** The granting principal (migration 006); null before it. */
+  owner: string | null;
+}
+
+/** A lease as the lessor takes it from a row of `beacon_leases`. */
+function leaseOf(r: Pick<LeaseRow, 'id' | 'ttl' | 'expires_at' | 'owner'>): Lease {
+  return { id: r.id, grantedTtl: r.ttl, expiresAt: r.expires_at, ...(r.owner !== null && r.owner !== undefined ? { owner: r.owner } : {}) };
 }
 
 /** Lease changes made on other nodes, to apply to this node's lessor (grants include keep-alives). */
@@ -415,9 +422,9 @@ export class PostgresBackend implements Backend {
   async loadLeases(): Promise<Lease[]> {
     return this.readTx('lease load', async (c) => {
       const meta = await c.query<MetaRow>('SELECT lease_seq FROM beacon_meta WHERE id = 1');
-      const res = await c.query<LeaseRow>('SELECT id, ttl, expires_at FROM beacon_leases WHERE NOT revoked');
+      const res = await c.query<LeaseRow>('SELECT id, ttl, expires_at, owner FROM beacon_leases WHERE NOT revoked');
       this._leaseSeq = Math.max(this._leaseSeq, meta.rows[0]?.lease_seq ?? 0);
-      return res.rows.map((r) => ({ id: r.id, grantedTtl: r.ttl, expiresAt: r.expires_at }));
+      return res.rows.map(leaseOf);
     });
   }
 
@@ -437,7 +444,7 @@ export class PostgresBackend implements Backend {
     for (const r of rows) {
       if (r.seq <= this._leaseSeq) continue;
       if (r.revoked) revokes.push(r.id);
-      else grants.push({ id: r.id, grantedTtl: r.ttl, expiresAt: r.expires_at });
+      else grants.push(leaseOf(r));
     }
     this._leaseSeq = Math.max(this._leaseSeq, snapshotSeq);
     return { grants, revokes };
@@ -487,7 +494,7 @@ export class PostgresBackend implements Backend {
       }
       if (m.lease_seq > this._leaseSeq) {
         const res = await client.query<LeaseRow>(
-          'SELECT id, ttl, expires_at, revoked, seq FROM beacon_leases WHERE seq > $1 ORDER BY seq',
+          'SELECT id, ttl, expires_at, revoked, seq, owner FROM beacon_leases WHERE seq > $1 ORDER BY seq',
           [this._leaseSeq],
         );
         const changes = this.takeLeaseChanges(res.rows, m.lease_seq);
@@ -570,7 +577,7 @@ export class PostgresBackend implements Backend {
       results = (await client.query(
         `BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
          SELECT revision, compact_revision, greatest(purged_revision, retained_revision) AS purged_revision, lease_seq FROM beacon_meta WHERE id = 1;
-         SELECT id, ttl, expires_at, revoked, seq FROM beacon_leases WHERE seq > ${seq} ORDER BY seq;
+         SELECT id, ttl, expires_at, revoked, seq, owner FROM beacon_leases WHERE seq > ${seq} ORDER BY seq;
          SELECT ${LOG_COLUMNS} FROM beacon_kv_log WHERE revision > ${from} ORDER BY revision, key LIMIT ${n + 1};
          COMMIT`,
       )) as unknown as pg.QueryResult[];
@@ -616,9 +623,9 @@ export class PostgresBackend implements Backend {
   async readAllLeases(): Promise<{ leases: Lease[]; leaseSeq: number }> {
     return this.readTx('lease read', async (c) => {
       const meta = await c.query<MetaRow>('SELECT lease_seq FROM beacon_meta WHERE id = 1');
-      const res = await c.query<LeaseRow>('SELECT id, ttl, expires_at FROM beacon_leases WHERE NOT revoked');
+      const res = await c.query<LeaseRow>('SELECT id, ttl, expires_at, owner FROM beacon_leases WHERE NOT revoked');
       return {
-        leases: res.rows.map((r) => ({ id: r.id, grantedTtl: r.ttl, expiresAt: r.expires_at })),
+        leases: res.rows.map(leaseOf),
         leaseSeq: meta.rows[0]?.lease_seq ?? 0,
       };
     });
@@ -634,7 +641,7 @@ export class PostgresBackend implements Backend {
       const meta = await c.query<MetaRow>('SELECT lease_seq FROM beacon_meta WHERE id = 1');
       const at = meta.rows[0]?.lease_seq ?? 0;
       if (at <= this._leaseSeq) return { rows: [] as LeaseRow[], seq: at };
-      const res = await c.query<LeaseRow>('SELECT id, ttl, expires_at, revoked, seq FROM beacon_leases WHERE seq > $1 ORDER BY seq', [
+      const res = await c.query<LeaseRow>('SELECT id, ttl, expires_at, revoked, seq, owner FROM beacon_leases WHERE seq > $1 ORDER BY seq', [
         this._leaseSeq,
       ]);
       return { rows: res.rows, seq: at };
@@ -954,7 +961,7 @@ export class PostgresBackend implements Backend {
       const insert = out.prepare(
         'INSERT INTO kv_log (key, revision, create_revision, version, lease, value, deleted, ts, meta, encrypted) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
       );
-      const insertLease = out.prepare('INSERT INTO leases (id, ttl, expires_at) VALUES (?, ?, ?)');
+      const insertLease = out.prepare('INSERT INTO leases (id, ttl, expires_at, owner) VALUES (?, ?, ?, ?)');
       const setMeta = out.prepare('UPDATE meta SET value = ? WHERE name = ?');
       return await this.readTx('snapshot', async (c) => {
         const meta = await c.query<MetaRow>('SELECT revision, compact_revision FROM beacon_meta WHERE id = 1');
@@ -995,13 +1002,13 @@ export class PostgresBackend implements Backend {
           if (last === undefined || res.rows.length < PAGE_ROWS) break;
           afterId = last.id;
         }
-        const leases = await c.query<LeaseRow>('SELECT id, ttl, expires_at FROM beacon_leases WHERE NOT revoked');
+        const leases = await c.query<LeaseRow>('SELECT id, ttl, expires_at, owner FROM beacon_leases WHERE NOT revoked');
         // History-retention floors travel with the log, so a restored copy refuses the same old reads.
         const floors = await c.query<{ key: Buffer; range_end: Buffer; revision: number }>('SELECT key, range_end, revision FROM beacon_history_floors');
         const insertFloor = out.prepare('INSERT INTO history_floors (key, range_end, revision) VALUES (?, ?, ?)');
         out.transaction(() => {
           for (const f of floors.rows) insertFloor.run(f.key.toString('utf8'), f.range_end.toString('utf8'), f.revision);
-          for (const l of leases.rows) insertLease.run(l.id, l.ttl, l.expires_at);
+          for (const l of leases.rows) insertLease.run(l.id, l.ttl, l.expires_at, l.owner);
           setMeta.run(m.revision, 'revision');
           setMeta.run(m.compact_revision, 'compact_revision');
         })();
@@ -1054,6 +1061,15 @@ export class PostgresBackend implements Backend {
   async pruneAudit(beforeTs: number): Promise<number> {
     const res = await this.q('audit prune', 'DELETE FROM beacon_audit WHERE ts < $1', [beforeTs]);
     return res.rowCount ?? 0;
+  }
+
+  /**
+   * Rewrites the meta row with its own values in one committed statement: PostgreSQL writes a
+   * new row version and WAL for it, so this fails while the server cannot write (disk full,
+   * read-only after a failover, unreachable). `bytes` is not used: PostgreSQL's space is its own.
+   */
+  async probeWrite(_bytes: number): Promise<void> {
+    await this.q('write probe', 'UPDATE beacon_meta SET lease_seq = lease_seq WHERE id = 1');
   }
 
   async sizeBytes(): Promise<number | undefined> {
@@ -1191,11 +1207,11 @@ WITH ins AS (
   SELECT * FROM unnest($1::bytea[], $2::int8[], $3::int8[], $4::int8[], $5::int8[], $6::bytea[], $7::bool[], $8::int8[], $9::text[], $30::bool[])
 ),
 g AS (
-  INSERT INTO beacon_leases (id, ttl, expires_at, revoked, revoked_at, seq)
-  SELECT t.id, t.ttl, t.exp, t.rev, CASE WHEN t.rev THEN $15::int8 END, $13::int8
-    FROM unnest($10::int8[], $11::int8[], $12::int8[], $16::bool[]) AS t(id, ttl, exp, rev)
+  INSERT INTO beacon_leases (id, ttl, expires_at, revoked, revoked_at, seq, owner)
+  SELECT t.id, t.ttl, t.exp, t.rev, CASE WHEN t.rev THEN $15::int8 END, $13::int8, t.owner
+    FROM unnest($10::int8[], $11::int8[], $12::int8[], $16::bool[], $29::text[]) AS t(id, ttl, exp, rev, owner)
   ON CONFLICT (id) DO UPDATE SET ttl = excluded.ttl, expires_at = excluded.expires_at, revoked = excluded.revoked,
-    revoked_at = excluded.revoked_at, seq = excluded.seq
+    revoked_at = excluded.revoked_at, seq = excluded.seq, owner = excluded.owner
 ),
 r AS (
   UPDATE beacon_leases SET revoked = true, revoked_at = $15::int8, seq = $13::int8 WHERE id = ANY($14::int8[])
@@ -1208,7 +1224,7 @@ a AS (
 m AS (
   UPDATE beacon_meta SET revision = $17::int8, lease_seq = $13::int8 WHERE id = 1 RETURNING revision, lease_seq, compact_revision
 )
-SELECT pg_notify($29::text, m.revision || ':' || m.lease_seq || ':' || m.compact_revision) FROM m`;
+SELECT pg_notify($30::text, m.revision || ':' || m.lease_seq || ':' || m.compact_revision) FROM m`;
 
 /** How long a ROLLBACK on a connection that answered an error may take before the connection is dropped instead, in ms. */
 const ROLLBACK_TIMEOUT_MS = 1000;
@@ -1261,6 +1277,7 @@ function writeParams(batch: CommitBatch, head: number, leaseSeq: number): unknow
     batch.leaseGrants.map((l) => revoked.has(l.id)),
     Math.max(head, batch.revision),
     ...auditParams(batch.audit ?? []),
+    batch.leaseGrants.map((l) => (l.owner === undefined ? null : pgText(l.owner))),
   ];
 }
 

@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import type Database from 'better-sqlite3';
 import { describe, it } from 'node:test';
-import type { AuditRecord } from '../../kv/index.js';
+import type { AuditRecord } from '../../mvcc/index.js';
 import { SqliteBackend } from './sqlite-backend.js';
 
 const rec = (key: string, i: number): AuditRecord => ({

@@ -1,12 +1,12 @@
 /** The embedded SQLite backend: one node, WAL with synchronous=FULL, one transaction per group commit. */
 import Database from 'better-sqlite3';
 import { mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { open, rm, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { BeaconError, ErrorCode, UnavailableError } from '../../errors.js';
-import { prefixEnd } from '../../kv/keys.js';
-import type { AuditQuery, AuditRecord, KeyValue, Lease, LogEntry } from '../../kv/types.js';
+import { prefixEnd, type AuditQuery, type AuditRecord, type KeyValue, type Lease, type LogEntry } from '../../mvcc/index.js';
 import { pruneRange, type PruneRow } from '../retention.js';
 import type { Backend, BackendRangeQuery, BackendState, CommitBatch, CommitPlanner, HistoryFloor, LogRange, PruneResult, RetentionRule } from '../types.js';
 import { prepareWrites, type WriteOp } from './writes.js';
@@ -154,7 +154,7 @@ export class SqliteBackend implements Backend {
   private prepare(db: Database.Database) {
     return {
       getMeta: db.prepare<[string], { value: number }>('SELECT value FROM meta WHERE name = ?'),
-      allLeases: db.prepare<[], { id: number; ttl: number; expires_at: number }>('SELECT id, ttl, expires_at FROM leases'),
+      allLeases: db.prepare<[], { id: number; ttl: number; expires_at: number; owner: string | null }>('SELECT id, ttl, expires_at, owner FROM leases'),
       loadView: db.prepare<[], LogRow>(
         `SELECT l.* FROM kv_log l
            JOIN (SELECT key, max(revision) AS r FROM kv_log GROUP BY key) m ON l.key = m.key AND l.revision = m.r
@@ -215,7 +215,7 @@ export class SqliteBackend implements Backend {
   }
 
   async loadLeases(): Promise<Lease[]> {
-    return this.stmts.allLeases.all().map((r) => ({ id: r.id, grantedTtl: r.ttl, expiresAt: r.expires_at }));
+    return this.stmts.allLeases.all().map((r) => ({ id: r.id, grantedTtl: r.ttl, expiresAt: r.expires_at, ...(r.owner !== null ? { owner: r.owner } : {}) }));
   }
 
   async headRevision(): Promise<number> {
@@ -377,6 +377,28 @@ export class SqliteBackend implements Backend {
 
   async keepAlive(_id: number, _expiresAt: number): Promise<void> {
     // One node: the lessor's memory is the truth; leases are re-armed with their full TTL at start (etcd semantics).
+  }
+
+  /**
+   * Writes, fsyncs and removes a scratch file of `bytes` beside the database: the WAL and the
+   * database grow in that file system, so this answers whether a write of that size can land
+   * there now (after SQLITE_FULL or an I/O error) without touching the data.
+   */
+  async probeWrite(bytes: number): Promise<void> {
+    if (this.path === ':memory:') return;
+    const path = `${this.path}-write-probe`;
+    let fh: FileHandle | undefined;
+    try {
+      fh = await open(path, 'w', 0o600);
+      const chunk = Buffer.alloc(Math.min(bytes, 64 * 1024));
+      for (let done = 0; done < bytes; done += chunk.length) await fh.write(chunk, 0, Math.min(chunk.length, bytes - done));
+      await fh.sync();
+    } catch (err) {
+      throw new UnavailableError(`the SQLite database's file system cannot take a ${bytes}-byte write: ${(err as Error).message}`, { cause: err });
+    } finally {
+      await fh?.close().catch(() => undefined);
+      await rm(path, { force: true }).catch(() => undefined);
+    }
   }
 
   async snapshot(path: string, onProgress?: (done: number, total: number) => void): Promise<BackendState> {

@@ -3,7 +3,7 @@
  * steps, audit appends and pruning, history retention. Used in process (`:memory:` stores) and by the writer thread.
  */
 import type Database from 'better-sqlite3';
-import type { AuditRecord } from '../../kv/types.js';
+import type { AuditRecord } from '../../mvcc/index.js';
 import type { CommitBatch } from '../types.js';
 
 /** A write the backend asks the writer to make; `commit` is the hot one. */
@@ -42,7 +42,7 @@ export function prepareWrites(db: Database.Database): Writer {
   const insertLog = db.prepare(
     'INSERT INTO kv_log (key, revision, create_revision, version, lease, value, deleted, ts, meta, encrypted) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
   );
-  const insertLease = db.prepare<[number, number, number]>('INSERT OR REPLACE INTO leases (id, ttl, expires_at) VALUES (?, ?, ?)');
+  const insertLease = db.prepare<[number, number, number, string | null]>('INSERT OR REPLACE INTO leases (id, ttl, expires_at, owner) VALUES (?, ?, ?, ?)');
   const deleteLease = db.prepare<[number]>('DELETE FROM leases WHERE id = ?');
   const insertAudit = db.prepare(
     `INSERT INTO audit (ts, principal, action, key, old_version, new_version, revision, request_id, source, outcome, details)
@@ -95,7 +95,7 @@ export function prepareWrites(db: Database.Database): Writer {
     for (const e of batch.entries) {
       insertLog.run(e.key, e.revision, e.createRevision, e.version, e.lease, e.value, e.deleted ? 1 : 0, e.ts, e.meta, e.encrypted === true ? 1 : 0);
     }
-    for (const l of batch.leaseGrants) insertLease.run(l.id, l.grantedTtl, l.expiresAt);
+    for (const l of batch.leaseGrants) insertLease.run(l.id, l.grantedTtl, l.expiresAt, l.owner ?? null);
     for (const id of batch.leaseRevokes) deleteLease.run(id);
     for (const a of batch.audit ?? []) audit(a);
     if (batch.revision !== head) setMeta.run(batch.revision, 'revision');

@@ -162,6 +162,12 @@ export interface Lease {
   id: number;
   grantedTtl: number;
   expiresAt: number;
+  /**
+   * The principal that granted it, who alone (with administrators) may see, keep alive or revoke
+   * it (issue 9 finding 9). Absent for leases granted before owners were recorded and for leases
+   * the node grants for itself: administrators only.
+   */
+  owner?: string;
 }
 
 /** Who caused a write, for the audit log: principal name, request id and source address. */
