@@ -3,6 +3,18 @@ import { Option, type Command } from 'commander';
 import { parseRate, parseRoleMap, type RateSpec, type SecurityOptions } from '../auth/index.js';
 import { checkCorsOrigins } from '../api/http/server.js';
 import { startNode } from '../node/index.js';
+import { parseDuration } from '../obs/ingest/index.js';
+
+/** A Prometheus duration option (`15d`, `10m`), in ms. */
+function durationOpt(what: string) {
+  return (v: string): number => {
+    try {
+      return parseDuration(v, what);
+    } catch (err) {
+      throw new Error((err as Error).message);
+    }
+  };
+}
 
 function port(v: string): number {
   const n = Number(v);
@@ -87,6 +99,15 @@ interface ServeOptions {
   auditRetentionDays: number;
   retentionInterval: number;
   corsOrigin?: string;
+  // issue 12: the metrics store (docs/metrics.md)
+  metricsRetention: number;
+  oooWindow: number;
+  maxSeries: number;
+  maxSeriesPerPush: number;
+  ingestRateLimit: string;
+  scrapeConfig?: string;
+  queryTimeout: number;
+  queryMaxSamples: number;
 }
 
 /** Adds the `serve` command. */
@@ -130,6 +151,15 @@ export function registerServeCommand(program: Command): void {
       'comma-separated origins of browser apps allowed to call the API (CORS), e.g. https://console.example.com,http://127.0.0.1:5173; * only with --dev (default: none, or BEACON_CORS_ORIGINS)',
       process.env.BEACON_CORS_ORIGINS,
     )
+    // --- metrics store (issue 12, docs/metrics.md) ---
+    .option('--metrics-retention <duration>', 'how long raw metric samples are kept (rollups: 5m for 90d, 1h for 400d)', durationOpt('--metrics-retention'), 15 * 86_400_000)
+    .option('--ooo-window <duration>', 'accept samples this much older than their series\' newest (0s: refuse out-of-order samples)', durationOpt('--ooo-window'), 600_000)
+    .option('--max-series <n>', 'most series in the metrics store', positiveInt('series limit'), 1_000_000)
+    .option('--max-series-per-push <n>', 'most new series one metrics push may create', positiveInt('series limit'), 10_000)
+    .option('--ingest-rate-limit <samples>', 'samples per second per principal, or off', '100000')
+    .option('--scrape-config <file>', 'Prometheus-style scrape_configs (static targets) to scrape into the metrics store')
+    .option('--query-timeout <duration>', 'PromQL query timeout', durationOpt('--query-timeout'), 120_000)
+    .option('--query-max-samples <n>', 'most samples one PromQL query may load', positiveInt('sample limit'), 50_000_000)
     .action(async (o: ServeOptions) => {
       if (o.dev) {
         process.stderr.write(
@@ -167,7 +197,19 @@ export function registerServeCommand(program: Command): void {
           ...(o.oidcUsernameClaim !== undefined ? { usernameClaim: o.oidcUsernameClaim } : {}),
         };
       }
+      const ingestRate = o.ingestRateLimit === 'off' ? null : Number(o.ingestRateLimit);
+      if (ingestRate !== null && !(Number.isFinite(ingestRate) && ingestRate > 0)) throw new Error(`invalid --ingest-rate-limit '${o.ingestRateLimit}': a number of samples per second, or off`);
       const node = await startNode({
+        metricsStore: {
+          retentionMs: o.metricsRetention,
+          oooWindowMs: o.oooWindow,
+          maxSeries: o.maxSeries,
+          maxSeriesPerPush: o.maxSeriesPerPush,
+          samplesPerSecond: ingestRate,
+          queryTimeoutMs: o.queryTimeout,
+          maxQuerySamples: o.queryMaxSamples,
+          ...(o.scrapeConfig !== undefined ? { scrapeConfig: o.scrapeConfig } : {}),
+        },
         dataDir: o.dataDir,
         backend: o.backend,
         host: o.host,

@@ -5,6 +5,7 @@ import type { ConfigService, PolicyStore } from '../../config/index.js';
 import type { Store } from '../../kv/index.js';
 import type { Logger, Metrics } from '../../obs/index.js';
 import type { WatchHub } from '../../watch/index.js';
+import type { MetricsStoreContext } from './prom-routes.js';
 
 /** Facts about the running node shown by `/v1/status`. */
 export interface NodeInfo {
@@ -48,4 +49,6 @@ export interface HttpContext {
   audit: AuditLog;
   /** TLS for the listener; plain HTTP when absent. */
   tls?: HttpTls;
+  /** The time-series store and its ingestion (issue 12); the metrics routes answer 503 without it. */
+  metricsStore?: MetricsStoreContext;
 }

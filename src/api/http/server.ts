@@ -13,6 +13,7 @@ import type { HttpContext } from './context.js';
 import { errorHandler } from './error-handler.js';
 import { registerKvRoutes } from './kv-routes.js';
 import { registerLeaseRoutes } from './lease-routes.js';
+import { registerPromRoutes } from './prom-routes.js';
 import { registerWatchRoutes } from './watch-routes.js';
 
 /** Largest WebSocket frame a client may send, in bytes. */
@@ -193,5 +194,6 @@ export async function createHttpServer(ctx: HttpContext, opts: HttpServerOptions
   registerConfigRoutes(app, ctx);
   registerCoordRoutes(app, ctx);
   registerAuthRoutes(app, ctx);
+  registerPromRoutes(app, ctx); // metrics push and Prometheus query API (issue 12)
   return app;
 }

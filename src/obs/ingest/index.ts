@@ -7,3 +7,5 @@ export type { IngestOptions } from './ingester.js';
 export { Scraper, loadScrapeConfig, scrapeTargetsFrom, DEFAULT_SCRAPE_INTERVAL_MS, DEFAULT_SCRAPE_TIMEOUT_MS } from './scrape.js';
 export type { ScrapeTarget } from './scrape.js';
 export { parseDuration, parseDurationOrSeconds, parseTime } from './duration.js';
+export { startMetricsStore, DEFAULT_QUERY_TIMEOUT_MS, DEFAULT_QUERY_MAX_SAMPLES } from './service.js';
+export type { MetricsStore, MetricsStoreOptions } from './service.js';
