@@ -69,6 +69,12 @@ export class Metrics {
     registers: [this.registry],
   });
   // --- time-series store (issue 12) ---------------------------------------------------------------
+  readonly httpRequests = new Counter({
+    name: 'beacon_http_requests_total',
+    help: 'HTTP requests answered, by method, route and status code.',
+    labelNames: ['method', 'route', 'status'] as const,
+    registers: [this.registry],
+  });
   readonly tsdbSamplesIngested = new Counter({
     name: 'beacon_tsdb_samples_ingested_total',
     help: 'Samples stored in the time-series store, by push format (json, text, remote_write, scrape).',

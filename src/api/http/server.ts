@@ -158,6 +158,7 @@ export async function createHttpServer(ctx: HttpContext, opts: HttpServerOptions
     done(null, payload);
   });
   const observers = new Map<string, { observe(v: number): void }>();
+  const requestCounters = new Map<string, { inc(): void }>(); // issue 12: beacon_http_requests_total, for rate() in PromQL
   app.addHook('onResponse', (req, reply, done) => {
     const route = req.routeOptions.url ?? 'unmatched';
     const labels = `${req.method} ${route} ${reply.statusCode}`;
@@ -167,6 +168,12 @@ export async function createHttpServer(ctx: HttpContext, opts: HttpServerOptions
       if (observers.size < 1000) observers.set(labels, h);
     }
     h.observe(reply.elapsedTime / 1000);
+    let c = requestCounters.get(labels);
+    if (c === undefined) {
+      c = ctx.metrics.httpRequests.labels({ method: req.method, route, status: String(reply.statusCode) });
+      if (requestCounters.size < 1000) requestCounters.set(labels, c);
+    }
+    c.inc();
     if (reply.statusCode >= 400) {
       req.log.info({ method: req.method, url: redactUrl(req.url), status: reply.statusCode }, 'request answered with an error');
     }
