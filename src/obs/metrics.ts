@@ -95,7 +95,7 @@ export class Metrics {
     registers: [this.registry],
   });
   /** What the store gauges read at each scrape; set by the node once the store is open. */
-  tsdbSource: { seriesCount: number; chunkBytes(): number; diskBytes(): number } | undefined;
+  tsdbSource: { seriesCount: number; chunkBytes(): { raw: number; rollups: number }; sampleCount(): number; diskBytes(): number } | undefined;
   readonly tsdbSeries = new Gauge({
     name: 'beacon_tsdb_series',
     help: 'Series in the time-series store.',
@@ -106,13 +106,23 @@ export class Metrics {
   });
   readonly tsdbStorageBytes = new Gauge({
     name: 'beacon_tsdb_storage_bytes',
-    help: 'Bytes of the time-series store: chunk data in memory, and files on disk.',
+    help: 'Bytes of the time-series store: compressed chunks of raw samples and of rollups (in memory), and its files on disk.',
     labelNames: ['where'] as const,
     registers: [this.registry],
     collect: () => {
       if (this.tsdbSource === undefined) return;
-      this.tsdbStorageBytes.set({ where: 'memory' }, this.tsdbSource.chunkBytes());
+      const c = this.tsdbSource.chunkBytes();
+      this.tsdbStorageBytes.set({ where: 'raw_chunks' }, c.raw);
+      this.tsdbStorageBytes.set({ where: 'rollup_chunks' }, c.rollups);
       this.tsdbStorageBytes.set({ where: 'disk' }, this.tsdbSource.diskBytes());
+    },
+  });
+  readonly tsdbSamples = new Gauge({
+    name: 'beacon_tsdb_samples',
+    help: 'Raw samples held by the time-series store.',
+    registers: [this.registry],
+    collect: () => {
+      if (this.tsdbSource !== undefined) this.tsdbSamples.set(this.tsdbSource.sampleCount());
     },
   });
   // --- end time-series store ------------------------------------------------------------------------

@@ -75,6 +75,19 @@ export class SeriesBatch {
     p.vs[p.n - 1] = src[i] as number;
   }
 
+  /**
+   * Checks a label set once and returns a function that adds samples to its series (the fast
+   * path of a remote-write series with many samples).
+   * @throws as {@link add}.
+   */
+  seriesAppender(labels: Label[]): (t: number, src: Float64Array, i: number) => void {
+    const p = this.pending(labels);
+    return (t, src, i) => {
+      this.push(p, t);
+      p.vs[p.n - 1] = src[i] as number;
+    };
+  }
+
   private addBits(labels: Label[], t: number, v: number): void {
     const p = this.pending(labels);
     this.push(p, t);

@@ -319,11 +319,14 @@ export function decodeChunkInto(chunk: Uint8Array, ts: Float64Array, vs: Float64
     if (i === 1) {
       delta = r.readVarint();
     } else {
+      // The bucket prefix: 0, 10, 110, 1110 or 1111.
+      let ones = 0;
+      while (ones < 4 && r.readBit() === 1) ones++;
       let dod: number;
-      if (r.readBit() === 0) dod = 0;
-      else if (r.readBit() === 0) dod = signExtend(r.read(14), 14);
-      else if (r.readBit() === 0) dod = signExtend(r.read(17), 17);
-      else if (r.readBit() === 0) dod = signExtend(r.read(20), 20);
+      if (ones === 0) dod = 0;
+      else if (ones === 1) dod = signExtend(r.read(14), 14);
+      else if (ones === 2) dod = signExtend(r.read(17), 17);
+      else if (ones === 3) dod = signExtend(r.read(20), 20);
       else {
         const dHi = r.read(32) | 0;
         const dLo = r.read(32);

@@ -626,18 +626,19 @@ export class Tsdb implements Querier {
     return [...values].sort();
   }
 
-  /** Bytes of chunk data held (closed and open chunks, rollups included). */
-  chunkBytes(): number {
-    let n = 0;
+  /** Bytes of chunk data held: raw samples (closed and open chunks) and rollups. */
+  chunkBytes(): { raw: number; rollups: number } {
+    let raw = 0;
+    let rollups = 0;
     for (const s of this.byKey.values()) {
-      for (const c of s.chunks) n += c.bytes.length;
-      if (s.head !== null) n += s.head.size;
+      for (const c of s.chunks) raw += c.bytes.length;
+      if (s.head !== null) raw += s.head.size;
       for (const r of s.rollups) {
-        for (const c of r.chunks) n += c.bytes.length;
-        if (r.head !== null) n += r.head.size;
+        for (const c of r.chunks) rollups += c.bytes.length;
+        if (r.head !== null) rollups += r.head.size;
       }
     }
-    return n;
+    return { raw, rollups };
   }
 
   /** Raw samples held (closed and open chunks and out-of-order buffers; rollups excluded). */
