@@ -84,6 +84,19 @@ describe('metrics pushes (dev node)', () => {
     assert.equal(q.body.data.result[0].value[1], '2.5');
   });
 
+  it("keeps Prometheus's stale marker sent by remote write: the series ends at once", async () => {
+    const t = Date.now() - 20_000;
+    const staleValue = new Float64Array(new Uint32Array([2, 0x7ff00000]).buffer)[0] as number; // 0x7ff0000000000002
+    const body = encodeRemoteWrite([
+      { labels: [{ name: '__name__', value: 'rw_gone' }], samples: [{ value: 1, timestamp: t }, { value: staleValue, timestamp: t + 10_000 }] },
+      { labels: [{ name: '__name__', value: 'rw_kept' }], samples: [{ value: 1, timestamp: t }, { value: Number.NaN, timestamp: t + 10_000 }] },
+    ]);
+    const res = await http(`${node.url}/api/v1/write`, { method: 'POST', raw: Buffer.from(body), headers: { 'content-type': 'application/x-protobuf' } });
+    assert.equal(res.status, 204);
+    assert.equal((await instant(node.url, 'rw_gone')).body.data.result.length, 0, 'stale: no value within the 5-minute lookback');
+    assert.equal((await instant(node.url, 'rw_kept')).body.data.result[0].value[1], 'NaN', 'an ordinary NaN is a value');
+  });
+
   it('refuses malformed JSON and text whole, with the reason and the line', async () => {
     const before = node.metricsStore.tsdb.seriesCount;
     const bad = await http(`${node.url}/v1/metrics`, { method: 'POST', raw: '{"name":"x","value":', headers: { 'content-type': 'application/json' } });

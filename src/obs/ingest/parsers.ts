@@ -5,7 +5,7 @@
  */
 import protobuf from 'protobufjs';
 import snappy from 'snappyjs';
-import { InvalidArgumentError } from '../../errors.js';
+import { BeaconError, InvalidArgumentError } from '../../errors.js';
 import type { Label } from '../tsdb/index.js';
 import { SeriesBatch, promName, type LabelLimits } from './batch.js';
 
@@ -204,10 +204,6 @@ protobuf.util.Long = undefined as unknown as typeof protobuf.util.Long;
 protobuf.configure();
 const WriteRequest = protobuf.Root.fromJSON(REMOTE_WRITE_SCHEMA).lookupType('prometheus.WriteRequest');
 
-interface PbWriteRequest {
-  timeseries?: { labels?: { name?: string; value?: string }[]; samples?: { value?: number; timestamp?: number | { toNumber(): number } }[] }[];
-}
-
 /** Largest decompressed remote-write body accepted, bytes (Prometheus's receiver has no smaller one worth matching). */
 export const MAX_REMOTE_WRITE_BYTES = 64 * 1024 * 1024;
 
@@ -223,26 +219,87 @@ export function parseRemoteWrite(body: Uint8Array, limits?: LabelLimits): Series
   } catch (err) {
     throw new InvalidArgumentError(`the remote-write body is not snappy block-compressed: ${(err as Error).message}`, { reason: 'bad_snappy' });
   }
-  let req: PbWriteRequest;
+  const batch = new SeriesBatch(limits);
   try {
-    req = WriteRequest.decode(raw) as unknown as PbWriteRequest;
+    decodeWriteRequest(raw, batch);
   } catch (err) {
+    if (err instanceof BeaconError) throw err; // a bad series: its own message
     throw new InvalidArgumentError(`the remote-write body is not a protobuf WriteRequest: ${(err as Error).message}`, { reason: 'bad_protobuf' });
   }
-  const batch = new SeriesBatch(limits);
-  const one = new Float64Array(1);
-  for (const ts of req.timeseries ?? []) {
-    const samples = ts.samples ?? [];
-    if (samples.length === 0) continue; // native histograms and exemplars only: nothing Beacon stores
-    const labels: Label[] = (ts.labels ?? []).map((l) => ({ name: l.name ?? '', value: l.value ?? '' }));
-    const add = batch.seriesAppender(labels);
-    for (const s of samples) {
-      const t = typeof s.timestamp === 'number' ? s.timestamp : (s.timestamp?.toNumber() ?? 0);
-      one[0] = s.value ?? 0; // an object field keeps NaN bits; the typed array carries them on
-      add(t, one, 0);
-    }
-  }
   return batch;
+}
+
+/**
+ * Decodes a `WriteRequest` ({@link REMOTE_WRITE_SCHEMA}) straight into a batch with protobufjs's
+ * wire reader: no object per sample (the generated decoder's cost at 100K samples/s is mostly
+ * garbage collection), and each double copied as its 8 bytes, so NaN payloads survive.
+ * @throws RangeError (from the reader) on a truncated or malformed message.
+ */
+function decodeWriteRequest(buf: Uint8Array, batch: SeriesBatch): void {
+  const r = protobuf.Reader.create(buf);
+  const value = new Float64Array(1);
+  const valueBytes = new Uint8Array(value.buffer);
+  let ts: number[] = [];
+  let vs = new Float64Array(64);
+  while (r.pos < r.len) {
+    const tag = r.uint32();
+    if (tag !== ((1 << 3) | 2)) {
+      r.skipType(tag & 7); // metadata (field 3) and anything newer
+      continue;
+    }
+    const end = sub(r);
+    const labels: Label[] = [];
+    ts = [];
+    let n = 0;
+    while (r.pos < end) {
+      const t = r.uint32();
+      if (t === ((1 << 3) | 2)) {
+        const e = sub(r);
+        let name = '';
+        let val = '';
+        while (r.pos < e) {
+          const lt = r.uint32();
+          if (lt === ((1 << 3) | 2)) name = r.string();
+          else if (lt === ((2 << 3) | 2)) val = r.string();
+          else r.skipType(lt & 7);
+        }
+        labels.push({ name, value: val });
+      } else if (t === ((2 << 3) | 2)) {
+        const e = sub(r);
+        let at = 0;
+        value[0] = 0;
+        while (r.pos < e) {
+          const st = r.uint32();
+          if (st === ((1 << 3) | 1)) {
+            if (r.pos + 8 > e) throw new RangeError('sample value truncated');
+            valueBytes.set(r.buf.subarray(r.pos, r.pos + 8));
+            r.pos += 8;
+          } else if (st === ((2 << 3) | 0)) {
+            at = Number(r.int64());
+          } else r.skipType(st & 7);
+        }
+        if (n === vs.length) {
+          const next = new Float64Array(n * 2);
+          next.set(vs);
+          vs = next;
+        }
+        new Uint8Array(vs.buffer).set(valueBytes, n * 8); // bytes, not a number: the bits stay exact
+        n++;
+        ts.push(at);
+      } else r.skipType(t & 7); // exemplars, native histograms: not stored
+    }
+    if (n === 0) continue;
+    const add = batch.seriesAppender(labels);
+    for (let k = 0; k < n; k++) add(ts[k] as number, vs, k);
+  }
+}
+
+/** Reads a length prefix and returns where the embedded message ends. @throws RangeError past the buffer. */
+function sub(r: protobuf.Reader): number {
+  const len = r.uint32();
+  const end = r.pos + len;
+  if (end > r.len) throw new RangeError(`embedded message of ${len} bytes runs past the end`);
+  return end;
 }
 
 /** Encodes a remote-write body (tests and benchmarks send real remote-write requests with it). */
