@@ -197,7 +197,7 @@ async function runEval(section: Section, ev: EvalCase): Promise<string | undefin
       const data = await instantQuery(q, ev.expr, ev.atMs);
       if (data.resultType === 'scalar') {
         scalar = true;
-        got = [{ labels: {}, values: [Number(data.result[1] === '+Inf' ? Infinity : data.result[1])] }];
+        got = [{ labels: {}, values: [parseNumber(data.result[1])] }];
       } else if (data.resultType === 'vector') {
         got = data.result.map((r) => ({ labels: r.metric, values: [parseNumber(r.value[1])] }));
       } else {
@@ -268,7 +268,8 @@ function yamlString(s: string): string {
 /**
  * Writes the file as a `promtool test rules` YAML: one test group per section, one
  * `promql_expr_test` per instant eval and per step of a range eval. Left out, because promtool
- * cannot express them: `eval_fail` cases and expected NaN values (promtool compares with `==`).
+ * cannot express them: `eval_fail` cases, expected NaN values (promtool compares with `==`) and
+ * range evals using `start()`/`end()` (promtool's instant evaluations would give them other times).
  * Returns the YAML and the number of checks written.
  */
 export function toPromtoolTests(text: string): { yaml: string; checks: number; skipped: number } {
@@ -283,13 +284,15 @@ export function toPromtoolTests(text: string): { yaml: string; checks: number; s
     const cases: string[] = [];
     for (const ev of section.evals) {
       if (ev.fail) { skipped++; continue; }
+      // promtool evaluates each step as an instant query, where start() and end() are that step.
+      if (ev.kind === 'range' && /\b(start|end)\(\s*\)/.test(ev.expr)) { skipped++; continue; }
       const steps = ev.kind === 'instant' ? [ev.atMs] : Array.from({ length: Math.floor((ev.endMs - ev.atMs) / ev.stepMs) + 1 }, (_, i) => ev.atMs + i * ev.stepMs);
       steps.forEach((t, stepIndex) => {
         const samples = ev.expected
           .map((e) => ({ labels: e.labels, value: e.values[stepIndex] }))
           .filter((e): e is { labels: Record<string, string>; value: number } => e.value !== undefined);
         if (samples.some((x) => Number.isNaN(x.value))) { skipped++; return; }
-        const exp = samples.map((x) => `          - labels: ${yamlString(ev.scalar ? '' : labelsText(x.labels))}\n            value: ${x.value === Infinity ? '+Inf' : x.value === -Infinity ? '-Inf' : formatValue(x.value)}`);
+        const exp = samples.map((x) => `          - labels: ${yamlString(ev.scalar ? '' : labelsText(x.labels))}\n            value: ${x.value === Infinity ? '.inf' : x.value === -Infinity ? '-.inf' : formatValue(x.value)}`);
         cases.push(`      - expr: ${yamlString(ev.expr)}\n        eval_time: ${ms(t)}\n        exp_samples:${exp.length ? `\n${exp.join('\n')}` : ' []'}`);
         checks++;
       });

@@ -12,7 +12,7 @@ import { PromQLError } from './errors.js';
 import {
   applyOp, bucketQuantile, DATE_FUNCTIONS, formatValue, MATH_FUNCTIONS, quantile, RANGE_FUNCTIONS, staleMask,
 } from './functions.js';
-import type { Bucket, Window } from './functions.js';
+import type { Bucket, RangeFn, Window, WindowContext } from './functions.js';
 import { compareLabels, dropMetricName, fromMap, getLabel, labelsKey, labelsString, signatureFn, toMap } from './labels.js';
 import { compileAnchored, isComparison, isSetOperator, parseExpr, typeOf } from './parser.js';
 
@@ -74,15 +74,31 @@ type Value =
   | { type: 'vector'; samples: Sample[] }
   | { type: 'matrix'; series: RangeSeries[] };
 
-/** One selected series: raw samples (with stale markers) and, lazily, the same without them. */
+/** One selected series: raw samples (with stale markers) and the same without them. */
 interface LoadedSeries {
   labels: Labels;
+  /** The labels without `__name__`, computed once for the functions that drop it. */
+  dropped: Labels;
   ts: ArrayLike<number>;
   vs: ArrayLike<number>;
   /** 1 where the sample is a staleness marker; undefined when there is none. */
   stale: Uint8Array | undefined;
-  fts?: Float64Array;
-  fvs?: Float64Array;
+  /** Samples without stale markers (the raw arrays when there is none), for range windows. */
+  fts: ArrayLike<number>;
+  fvs: ArrayLike<number>;
+}
+
+/** A selector's series, plus whether their labels stay distinct once the metric name is dropped. */
+interface LoadedSelector {
+  series: LoadedSeries[];
+  droppedUnique: boolean;
+}
+
+/** Where each series' window ended at the previous step, so that a range query walks forward instead of searching. */
+interface Cursor {
+  lastEndMs: number;
+  lo: Int32Array;
+  hi: Int32Array;
 }
 
 interface SelectPlan {
@@ -115,24 +131,25 @@ function upperBound(ts: ArrayLike<number>, t: number, lo = 0, hi = ts.length): n
   return lo;
 }
 
-function filtered(s: LoadedSeries): { fts: ArrayLike<number>; fvs: ArrayLike<number> } {
-  const stale = s.stale;
-  if (!stale) return { fts: s.ts, fvs: s.vs };
-  if (!s.fts || !s.fvs) {
-    const n = s.ts.length;
+function loadSeries(labels: Labels, ts: ArrayLike<number>, vs: ArrayLike<number>): LoadedSeries {
+  const stale = staleMask(vs);
+  let fts = ts;
+  let fvs = vs;
+  if (stale) {
+    const n = ts.length;
     let keep = 0;
     for (let i = 0; i < n; i++) if (!stale[i]) keep++;
-    const fts = new Float64Array(keep);
-    const fvs = new Float64Array(keep);
+    const kts = new Float64Array(keep);
+    const kvs = new Float64Array(keep);
     for (let i = 0, j = 0; i < n; i++) {
       if (stale[i]) continue;
-      fts[j] = s.ts[i]!;
-      fvs[j++] = s.vs[i]!;
+      kts[j] = ts[i]!;
+      kvs[j++] = vs[i]!;
     }
-    s.fts = fts;
-    s.fvs = fvs;
+    fts = kts;
+    fvs = kvs;
   }
-  return { fts: s.fts, fvs: s.fvs };
+  return { labels, dropped: dropMetricName(labels), ts, vs, stale, fts, fvs };
 }
 
 class Evaluator {
@@ -141,7 +158,10 @@ class Evaluator {
   private readonly deadline: number;
   private readonly signal: AbortSignal | undefined;
   private readonly defaultStep: number;
-  private readonly data = new Map<VectorSelector, LoadedSeries[]>();
+  private readonly data = new Map<VectorSelector, LoadedSelector>();
+  private readonly cursors = new Map<MatrixSelector, Cursor>();
+  /** Reused for every window: range functions do not keep it. */
+  private readonly window: Window = { ts: [], vs: [], lo: 0, hi: 0 };
   private readonly subqueryMemo = new Map<SubqueryExpr, Map<number, Sample[]>>();
   private readonly sigCache = new WeakMap<object, (ls: Labels) => string>();
   private readonly groupCache = new WeakMap<AggregateExpr, WeakMap<Labels, { key: string; labels: Labels }>>();
@@ -242,7 +262,11 @@ class Evaluator {
       }
       for (const s of series) loaded += s.timestamps.length;
       if (loaded > this.maxSamples) this.tooMany();
-      this.data.set(vs, series.map((s) => ({ labels: s.labels, ts: s.timestamps, vs: s.values, stale: staleMask(s.values) })));
+      const loadedSeries = series.map((s) => loadSeries(s.labels, s.timestamps, s.values));
+      // Under one metric name, labels that were distinct stay distinct without it.
+      const oneName = vs.matchers.some((m) => m.name === '__name__' && m.op === '=');
+      const droppedUnique = oneName || new Set(loadedSeries.map((s) => labelsKey(s.dropped))).size === loadedSeries.length;
+      this.data.set(vs, { series: loadedSeries, droppedUnique });
     }));
     this.checkNow();
   }
@@ -298,7 +322,7 @@ class Evaluator {
   private instantSelect(vs: VectorSelector, t: number): Sample[] {
     const ref = this.atMs(vs.at, t) - vs.offsetMs;
     const out: Sample[] = [];
-    for (const s of this.data.get(vs) ?? []) {
+    for (const s of this.data.get(vs)?.series ?? []) {
       const i = upperBound(s.ts, ref) - 1;
       if (i < 0) continue;
       const ts = s.ts[i]!;
@@ -318,8 +342,9 @@ class Evaluator {
       const startMs = endMs - e.rangeMs;
       const out: (Window & { labels: Labels; startMs: number; endMs: number })[] = [];
       let held = 0;
-      for (const s of this.data.get(vs) ?? []) {
-        const { fts, fvs } = filtered(s);
+      for (const s of this.data.get(vs)?.series ?? []) {
+        const fts = s.fts;
+        const fvs = s.fvs;
         const lo = lowerBound(fts, startMs);
         const hi = upperBound(fts, endMs, lo);
         if (hi > lo) {
@@ -373,18 +398,71 @@ class Evaluator {
     return samples;
   }
 
+  /**
+   * A range function over a range selector: the hot path of `rate(x[5m])`. Windows advance with
+   * per-series cursors while the evaluation time moves forward (a range query), and nothing is
+   * allocated per series but the output sample.
+   */
+  private rangeFunction(m: MatrixSelector, t: number, fn: RangeFn, param: number, keepName: boolean): Sample[] {
+    const vs = m.selector;
+    const loaded = this.data.get(vs);
+    if (!loaded) return [];
+    const endMs = this.atMs(vs.at, t) - vs.offsetMs;
+    const startMs = endMs - m.rangeMs;
+    const series = loaded.series;
+    let cur = this.cursors.get(m);
+    const forward = cur !== undefined && endMs >= cur.lastEndMs;
+    if (!cur) {
+      cur = { lastEndMs: endMs, lo: new Int32Array(series.length), hi: new Int32Array(series.length) };
+      this.cursors.set(m, cur);
+    }
+    cur.lastEndMs = endMs;
+    const ctx: WindowContext = { rangeStartMs: startMs, rangeEndMs: endMs, rangeMs: m.rangeMs, evalMs: t, param };
+    const w = this.window;
+    const out: Sample[] = [];
+    let held = 0;
+    for (let i = 0; i < series.length; i++) {
+      const s = series[i]!;
+      const fts = s.fts;
+      const n = fts.length;
+      let lo: number;
+      let hi: number;
+      if (forward) {
+        lo = cur.lo[i]!;
+        while (lo < n && fts[lo]! < startMs) lo++;
+        hi = Math.max(cur.hi[i]!, lo);
+        while (hi < n && fts[hi]! <= endMs) hi++;
+      } else {
+        lo = lowerBound(fts, startMs);
+        hi = upperBound(fts, endMs, lo);
+      }
+      cur.lo[i] = lo;
+      cur.hi[i] = hi;
+      if (hi <= lo) continue;
+      held += hi - lo;
+      w.ts = fts;
+      w.vs = s.fvs;
+      w.lo = lo;
+      w.hi = hi;
+      const value = fn(w, ctx);
+      if (value !== undefined) out.push({ labels: keepName ? s.labels : s.dropped, value });
+    }
+    this.hold(held);
+    return keepName || loaded.droppedUnique ? out : this.unique(out);
+  }
+
   private call(e: Call, t: number): Value {
     const fn = e.func;
     const rangeFn = RANGE_FUNCTIONS.get(fn);
     if (rangeFn) {
-      const arg = e.args.find((a) => typeOf(a) === 'matrix') as MatrixSelector | SubqueryExpr;
+      const arg = unwrap(e.args.find((a) => typeOf(a) === 'matrix')!) as MatrixSelector | SubqueryExpr;
       const param = e.args.length > 1 ? this.scalar(fn === 'predict_linear' ? e.args[1]! : e.args[0]!, t) : NaN;
-      const windows = this.windows(unwrap(arg) as MatrixSelector | SubqueryExpr, t);
-      const rangeMs = (unwrap(arg) as MatrixSelector | SubqueryExpr).rangeMs;
       const keepName = fn === 'last_over_time';
+      if (arg.kind === 'matrixSelector') return { type: 'vector', samples: this.rangeFunction(arg, t, rangeFn, param, keepName) };
+      const windows = this.windows(arg, t);
       const out: Sample[] = [];
       for (const w of windows) {
-        const value = rangeFn(w, { rangeStartMs: w.startMs, rangeEndMs: w.endMs, rangeMs, evalMs: t, param });
+        const value = rangeFn(w, { rangeStartMs: w.startMs, rangeEndMs: w.endMs, rangeMs: arg.rangeMs, evalMs: t, param });
         if (value !== undefined) out.push({ labels: keepName ? w.labels : dropMetricName(w.labels), value });
       }
       return { type: 'vector', samples: keepName ? out : this.unique(out) };
@@ -524,17 +602,23 @@ class Evaluator {
     let cache = this.groupCache.get(e);
     if (!cache) this.groupCache.set(e, (cache = new WeakMap()));
     const grouping = new Set(e.grouping);
-    const groupOf = (ls: Labels): { key: string; labels: Labels } => {
-      let g = cache.get(ls);
-      if (!g) {
-        const labels = e.without
-          ? ls.filter((l) => l.name !== '__name__' && !grouping.has(l.name))
-          : ls.filter((l) => grouping.has(l.name));
-        g = { key: labelsKey(labels), labels };
-        cache.set(ls, g);
-      }
-      return g;
+    const keeps = (name: string): boolean => (e.without ? name !== '__name__' && !grouping.has(name) : grouping.has(name));
+    // The key is built without allocating; the grouped label set only when a group is new.
+    const groupKey = (ls: Labels): string => {
+      let k = '';
+      for (const l of ls) if (keeps(l.name)) k += l.name + '\xff' + l.value + '\xff';
+      return k;
     };
+    const groupLabels = (ls: Labels): Labels => ls.filter((l) => keeps(l.name));
+    // A range query meets the same label sets at every step: remember their keys.
+    const cached = this.stepMs > 0;
+    const keyOf = (ls: Labels): string => {
+      if (!cached) return groupKey(ls);
+      let g = cache.get(ls);
+      if (!g) cache.set(ls, (g = { key: groupKey(ls), labels: ls }));
+      return g.key;
+    };
+    const groupOf = (ls: Labels): { key: string; labels: Labels } => ({ key: keyOf(ls), labels: groupLabels(ls) });
     if (e.op === 'count_values') {
       const counts = new Map<string, { labels: Labels; n: number }>();
       for (const s of input) {
@@ -551,11 +635,11 @@ class Evaluator {
     interface Group { labels: Labels; value: number; mean: number; count: number; members: Sample[] }
     const groups = new Map<string, Group>();
     for (const s of input) {
-      const { key, labels } = groupOf(s.labels);
+      const key = keyOf(s.labels);
       const v = s.value;
       const g = groups.get(key);
       if (!g) {
-        groups.set(key, { labels, value: e.op === 'stddev' || e.op === 'stdvar' ? 0 : v, mean: v, count: 1, members: [s] });
+        groups.set(key, { labels: groupLabels(s.labels), value: e.op === 'stddev' || e.op === 'stdvar' ? 0 : v, mean: v, count: 1, members: [s] });
         continue;
       }
       g.count++;
@@ -618,7 +702,7 @@ class Evaluator {
     const swap = l.type === 'scalar';
     const vec = (swap ? r : l) as { type: 'vector'; samples: Sample[] };
     const sc = (swap ? l : r) as { type: 'scalar'; value: number };
-    const drop = !cmp || e.returnBool;
+    const drop = dropsName(op) || e.returnBool;
     const out: Sample[] = [];
     for (const s of vec.samples) {
       const lv = swap ? sc.value : s.value;
@@ -707,7 +791,7 @@ class Evaluator {
 /** Labels of a vector/vector result: the "many" side's, less the name for arithmetic, narrowed for one-to-one, plus group_x labels from the "one" side. */
 function resultLabels(many: Labels, one: Labels, e: BinaryExpr): Labels {
   const matching = e.matching!;
-  const dropName = !isComparison(e.op);
+  const dropName = dropsName(e.op);
   if (!dropName && matching.card !== 'one-to-one' && matching.include.length === 0) return many;
   const map = toMap(many);
   if (dropName) map.delete('__name__');
@@ -724,6 +808,11 @@ function resultLabels(many: Labels, one: Labels, e: BinaryExpr): Labels {
     else map.delete(l);
   }
   return fromMap(map);
+}
+
+/** Arithmetic drops the metric name; comparisons and (in Prometheus 2.x) atan2 keep it. */
+function dropsName(op: string): boolean {
+  return op === '+' || op === '-' || op === '*' || op === '/' || op === '%' || op === '^';
 }
 
 function unwrap(e: Expr): Expr {
@@ -773,6 +862,7 @@ function metricObject(ls: Labels): Record<string, string> {
 
 function wrapError(err: unknown): never {
   if (err instanceof PromQLError) throw err;
+  if (err instanceof RangeError && /call stack/.test(err.message)) throw new PromQLError('execution', 'expression is too deeply nested to evaluate', { cause: err });
   if (err instanceof TooManySamplesError) {
     throw new PromQLError('execution', 'query processing would load too many samples into memory in query execution', { tooLarge: true, cause: err });
   }

@@ -70,8 +70,8 @@ function extrapolatedRate(w: Window, c: WindowContext, isCounter: boolean, isRat
   const firstV = w.vs[w.lo]!;
   let result = w.vs[w.hi - 1]! - firstV;
   if (isCounter) {
-    let last = 0;
-    for (let i = w.lo; i < w.hi; i++) {
+    let last = firstV;
+    for (let i = w.lo + 1; i < w.hi; i++) {
       const x = w.vs[i]!;
       if (x < last) result += last;
       last = x;
@@ -90,18 +90,30 @@ function extrapolatedRate(w: Window, c: WindowContext, isCounter: boolean, isRat
   let extrapolateTo = sampledInterval;
   extrapolateTo += durationToStart < threshold ? durationToStart : averageDurationBetweenSamples / 2;
   extrapolateTo += durationToEnd < threshold ? durationToEnd : averageDurationBetweenSamples / 2;
-  result = result * (extrapolateTo / sampledInterval);
-  if (isRate) result = result / (c.rangeMs / 1000);
-  return result;
+  let factor = extrapolateTo / sampledInterval;
+  if (isRate) factor /= c.rangeMs / 1000;
+  return result * factor;
+}
+
+/**
+ * One step of Kahan–Neumaier compensated summation: returns the new sum and compensation. Prometheus
+ * sums this way in sum_over_time, avg_over_time, stddev/stdvar_over_time and the regression of
+ * deriv/predict_linear, so results agree to the last bit.
+ */
+function kahanInc(inc: number, sum: number, c: number): [number, number] {
+  const t = sum + inc;
+  if (Math.abs(sum) >= Math.abs(inc)) c += sum - t + inc;
+  else c += inc - t + sum;
+  return [t, c];
 }
 
 /** Slope and intercept (at `interceptMs`) of the least-squares line through the window (deriv, predict_linear). */
 function linearRegression(w: Window, interceptMs: number): [number, number] {
   let n = 0;
-  let sumX = 0;
-  let sumY = 0;
-  let sumXY = 0;
-  let sumX2 = 0;
+  let sumX = 0, cX = 0;
+  let sumY = 0, cY = 0;
+  let sumXY = 0, cXY = 0;
+  let sumX2 = 0, cX2 = 0;
   const initY = w.vs[w.lo]!;
   let constY = true;
   for (let i = w.lo; i < w.hi; i++) {
@@ -109,15 +121,19 @@ function linearRegression(w: Window, interceptMs: number): [number, number] {
     if (constY && i > w.lo && y !== initY) constY = false;
     n++;
     const x = (w.ts[i]! - interceptMs) / 1000;
-    sumX += x;
-    sumY += y;
-    sumXY += x * y;
-    sumX2 += x * x;
+    [sumX, cX] = kahanInc(x, sumX, cX);
+    [sumY, cY] = kahanInc(y, sumY, cY);
+    [sumXY, cXY] = kahanInc(x * y, sumXY, cXY);
+    [sumX2, cX2] = kahanInc(x * x, sumX2, cX2);
   }
   if (constY) {
-    if (!Number.isFinite(initY) && !Number.isNaN(initY)) return [NaN, NaN];
+    if (initY === Infinity || initY === -Infinity) return [NaN, NaN];
     return [0, initY];
   }
+  sumX += cX;
+  sumY += cY;
+  sumXY += cXY;
+  sumX2 += cX2;
   const covXY = sumXY - (sumX * sumY) / n;
   const varX = sumX2 - (sumX * sumX) / n;
   const slope = covXY / varX;
@@ -133,7 +149,8 @@ export function quantile(q: number, values: number[]): number {
   if (values.length === 0 || Number.isNaN(q)) return NaN;
   if (q < 0) return -Infinity;
   if (q > 1) return Infinity;
-  values.sort((a, b) => a - b);
+  // NaN sorts first, as in Prometheus's vectorByValueHeap.
+  values.sort((a, b) => (Number.isNaN(a) ? (Number.isNaN(b) ? 0 : -1) : Number.isNaN(b) ? 1 : a - b));
   const n = values.length;
   const rank = q * (n - 1);
   const lower = Math.max(0, Math.floor(rank));
@@ -223,23 +240,25 @@ export const RANGE_FUNCTIONS: ReadonlyMap<string, RangeFn> = new Map<string, Ran
   })],
   ['avg_over_time', over((w) => {
     let mean = 0;
+    let c = 0;
     let count = 0;
     for (let i = w.lo; i < w.hi; i++) {
       const x = w.vs[i]!;
       count++;
-      if (!Number.isFinite(mean) && !Number.isNaN(mean)) {
-        if (!Number.isFinite(x) && !Number.isNaN(x) && mean > 0 === x > 0) continue;
+      if (mean === Infinity || mean === -Infinity) {
+        if ((x === Infinity || x === -Infinity) && mean > 0 === x > 0) continue;
         if (Number.isFinite(x)) continue;
       }
-      // Divide each term by count so that large values do not overflow (Prometheus does the same).
-      mean += x / count - mean / count;
+      // Each term divided by count so that large values do not overflow.
+      [mean, c] = kahanInc(x / count - mean / count, mean, c);
     }
-    return mean;
+    return mean === Infinity || mean === -Infinity ? mean : mean + c;
   })],
   ['sum_over_time', over((w) => {
     let sum = 0;
-    for (let i = w.lo; i < w.hi; i++) sum += w.vs[i]!;
-    return sum;
+    let c = 0;
+    for (let i = w.lo; i < w.hi; i++) [sum, c] = kahanInc(w.vs[i]!, sum, c);
+    return sum === Infinity || sum === -Infinity ? sum : sum + c;
   })],
   ['count_over_time', over((w) => w.hi - w.lo)],
   ['min_over_time', over((w) => {
@@ -270,19 +289,19 @@ export const RANGE_FUNCTIONS: ReadonlyMap<string, RangeFn> = new Map<string, Ran
   }],
 ]);
 
-/** Population variance by Welford's method, as stdvar_over_time computes it. */
+/** Population variance by Welford's method with compensated sums, as stdvar_over_time computes it. */
 function welford(w: Window): number {
   let count = 0;
-  let mean = 0;
-  let aux = 0;
+  let mean = 0, cMean = 0;
+  let aux = 0, cAux = 0;
   for (let i = w.lo; i < w.hi; i++) {
     const x = w.vs[i]!;
     count++;
-    const delta = x - mean;
-    mean += delta / count;
-    aux += delta * (x - mean);
+    const delta = x - (mean + cMean);
+    [mean, cMean] = kahanInc(delta / count, mean, cMean);
+    [aux, cAux] = kahanInc(delta * (x - (mean + cMean)), aux, cAux);
   }
-  return aux / count;
+  return (aux + cAux) / count;
 }
 
 /** irate (per-second, reset-aware) and idelta over the last two samples of the window. */

@@ -11,4 +11,5 @@ export type { QueryOptions, PromValue, QueryData, InstantSample } from './engine
 export { parseSeriesNotation } from './series-notation.js';
 export type { NotationPoint } from './series-notation.js';
 export { createMemoryQuerier } from './memory-querier.js';
+export { isStaleNaN, staleMask, writeStaleNaN } from './functions.js';
 export type { MemoryQuerier } from './memory-querier.js';

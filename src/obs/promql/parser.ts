@@ -17,7 +17,7 @@ import { PromQLError } from './errors.js';
 /** Argument types, optional-argument count and return type of each supported function (Prometheus `parser.Functions`). */
 interface FunctionSignature {
   args: ValueType[];
-  /** Trailing arguments that may be left out; -1: the last argument repeats any number of times. */
+  /** Trailing arguments that may be left out; -1: the last argument may be left out or repeated (Prometheus `Variadic`). */
   optional: number;
   ret: ValueType;
 }
@@ -90,10 +90,15 @@ export function parseExpr(input: string): Expr {
   if (errorAt >= 0) throw syntaxError(input, errorAt);
   const top = children(tree.topNode)[0];
   if (!top) throw new PromQLError('bad_data', '1:1: parse error: no expression found in input', { position: 0 });
-  const b = new Builder(input);
-  const expr = b.expr(top);
-  typeOf(expr);
-  return expr;
+  try {
+    const expr = new Builder(input).expr(top);
+    typeOf(expr);
+    return expr;
+  } catch (err) {
+    // A chain of thousands of operators nests deeper than the JS stack.
+    if (err instanceof RangeError) throw new PromQLError('bad_data', '1:1: parse error: expression is too deeply nested', { position: 0 });
+    throw err;
+  }
 }
 
 /** Where the parse failed, worded like Prometheus's parser. */
@@ -105,6 +110,7 @@ function syntaxError(input: string, at: number): PromQLError {
     const open = [...before].reduce((n, c) => n + (c === '{' ? 1 : c === '}' ? -1 : 0), 0);
     message = open > 0 ? 'unexpected end of input inside braces' : 'unexpected end of input';
   } else if (fn && input[at] === '(' && !AGGREGATE_OPS.has(fn[1]!) && !FUNCTIONS.has(fn[1]!)) {
+    if (fn[1] === 'holt_winters') return positioned(input, at - fn[0].length, 'function "holt_winters" is not supported by Beacon');
     return positioned(input, at - fn[0].length, `unknown function with name "${fn[1]}"`);
   } else {
     const tok = /^(\w+|"[^"]*"?|'[^']*'?|\S)/.exec(input.slice(at))?.[0] ?? input[at];
@@ -204,6 +210,10 @@ class Builder {
   }
 
   private str(n: SyntaxNode): string {
+    const text = this.text(n);
+    if (text.length < 2 || text[text.length - 1] !== text[0] || (text[0] !== '`' && /(^|[^\\])(\\\\)*\\.$/.test(text))) {
+      this.fail(n, 'unterminated quoted string');
+    }
     try {
       return unquote(this.text(n));
     } catch (err) {
@@ -383,7 +393,7 @@ class Builder {
     const args = children(c[1]!).map((a) => this.expr(a));
     const fsig = FUNCTIONS.get(fname);
     if (!fsig) this.fail(n, `function "${fname}" is not supported by Beacon`);
-    const min = fsig.optional === -1 ? fsig.args.length : fsig.args.length - fsig.optional;
+    const min = fsig.optional === -1 ? fsig.args.length - 1 : fsig.args.length - fsig.optional;
     const max = fsig.optional === -1 ? Infinity : fsig.args.length;
     if (args.length < min || args.length > max) {
       const expected = min === max ? `${min}` : max === Infinity ? `at least ${min}` : `at most ${max}`;
