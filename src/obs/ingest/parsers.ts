@@ -197,11 +197,6 @@ const REMOTE_WRITE_SCHEMA = {
   },
 };
 
-// int64 timestamps as plain numbers, not Long objects: one object per sample is most of the
-// decoding cost at 100K samples/s, and millisecond timestamps fit a double exactly. Nothing else
-// in Beacon uses protobufjs, whose reader this configures process-wide.
-protobuf.util.Long = undefined as unknown as typeof protobuf.util.Long;
-protobuf.configure();
 const WriteRequest = protobuf.Root.fromJSON(REMOTE_WRITE_SCHEMA).lookupType('prometheus.WriteRequest');
 
 /** Largest decompressed remote-write body accepted, bytes (Prometheus's receiver has no smaller one worth matching). */
@@ -275,7 +270,7 @@ function decodeWriteRequest(buf: Uint8Array, batch: SeriesBatch): void {
             valueBytes.set(r.buf.subarray(r.pos, r.pos + 8));
             r.pos += 8;
           } else if (st === ((2 << 3) | 0)) {
-            at = Number(r.int64());
+            at = readInt64(r);
           } else r.skipType(st & 7);
         }
         if (n === vs.length) {
@@ -292,6 +287,24 @@ function decodeWriteRequest(buf: Uint8Array, batch: SeriesBatch): void {
     const add = batch.seriesAppender(labels);
     for (let k = 0; k < n; k++) add(ts[k] as number, vs, k);
   }
+}
+
+/**
+ * Reads an int64 varint as a number (protobufjs's `int64()` builds a Long object per call, most of
+ * the decoding cost at 100K samples/s; millisecond timestamps fit a double exactly).
+ * @throws RangeError when the buffer ends inside it.
+ */
+function readInt64(r: protobuf.Reader): number {
+  let result = 0;
+  let mul = 1;
+  for (let i = 0; i < 10; i++) {
+    const b = r.buf[r.pos++];
+    if (b === undefined || r.pos > r.len) throw new RangeError('varint truncated');
+    result += (b & 0x7f) * mul;
+    if (b < 0x80) return result >= 2 ** 63 ? result - 2 ** 64 : result; // negative: two's complement over 64 bits
+    mul *= 128;
+  }
+  throw new RangeError('varint longer than 10 bytes');
 }
 
 /** Reads a length prefix and returns where the embedded message ends. @throws RangeError past the buffer. */
