@@ -152,13 +152,21 @@ export function registerServeCommand(program: Command): void {
       process.env.BEACON_CORS_ORIGINS,
     )
     // --- metrics store (issue 12, docs/metrics.md) ---
-    .option('--metrics-retention <duration>', 'how long raw metric samples are kept (rollups: 5m for 90d, 1h for 400d)', durationOpt('--metrics-retention'), 15 * 86_400_000)
-    .option('--ooo-window <duration>', 'accept samples this much older than their series\' newest (0s: refuse out-of-order samples)', durationOpt('--ooo-window'), 600_000)
+    .addOption(
+      new Option('--metrics-retention <duration>', 'how long raw metric samples are kept (rollups: 5m for 90d, 1h for 400d)')
+        .argParser(durationOpt('--metrics-retention'))
+        .default(15 * 86_400_000, '15d'),
+    )
+    .addOption(
+      new Option('--ooo-window <duration>', "accept samples this much older than their series' newest (0s: refuse out-of-order samples)")
+        .argParser(durationOpt('--ooo-window'))
+        .default(600_000, '10m'),
+    )
     .option('--max-series <n>', 'most series in the metrics store', positiveInt('series limit'), 1_000_000)
     .option('--max-series-per-push <n>', 'most new series one metrics push may create', positiveInt('series limit'), 10_000)
-    .option('--ingest-rate-limit <samples>', 'samples per second per principal, or off', '100000')
+    .addOption(new Option('--ingest-rate-limit <samples>', 'samples per second per principal, or off').default('100000', '100000 samples/s'))
     .option('--scrape-config <file>', 'Prometheus-style scrape_configs (static targets) to scrape into the metrics store')
-    .option('--query-timeout <duration>', 'PromQL query timeout', durationOpt('--query-timeout'), 120_000)
+    .addOption(new Option('--query-timeout <duration>', 'PromQL query timeout').argParser(durationOpt('--query-timeout')).default(120_000, '2m'))
     .option('--query-max-samples <n>', 'most samples one PromQL query may load', positiveInt('sample limit'), 50_000_000)
     .action(async (o: ServeOptions) => {
       if (o.dev) {
