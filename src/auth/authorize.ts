@@ -36,6 +36,15 @@ export interface Principal {
   credentialId?: string;
 }
 
+/**
+ * The reserved key that metrics permissions are granted on (issue 12, docs/security.md): `read`
+ * on it lets a principal query metrics (the Prometheus API), `write` lets it push samples. Any
+ * permission whose prefix covers it grants it, so the built-in roles keep their meaning (viewer
+ * queries, developer and admin push and query); a service's API key gets only this with a role
+ * such as `{"prefix": "@metrics", "access": "write"}`.
+ */
+export const METRICS_RESOURCE_KEY = '@metrics';
+
 /** The built-in roles from the seeds: admin (everything), developer (read/write keys, secrets, no administration), viewer (read, no secrets). */
 export const BUILTIN_ROLES: readonly Role[] = [
   { name: 'admin', permissions: [{ prefix: '', access: 'admin' }], secrets: true, global: true, builtin: true },

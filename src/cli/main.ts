@@ -13,6 +13,7 @@ import { registerImportCommand } from './import.js';
 import { registerKvCommands } from './kv.js';
 import { registerLeaseCommands } from './lease.js';
 import { registerLockCommand } from './lock.js';
+import { registerQueryCommand } from './query.js';
 import { registerSecurityCommands } from './security.js';
 import { registerSnapshotCommands } from './snapshot.js';
 import { registerTxnCommand } from './txn.js';
@@ -22,6 +23,7 @@ import { registerWatchCommand } from './watch.js';
 const CLIENT_COMMANDS = new Set([
   'get', 'put', 'del', 'delete', 'ls', 'watch', 'history', 'diff', 'rollback', 'txn', 'lease', 'compact', 'status', 'snapshot', 'import', 'login',
   'lock', 'elect', 'user', 'role', 'apikey', 'audit', 'namespace', 'secrets', 'signing-key',
+  'query', // issue 12
 ]);
 
 function packageVersion(): string {
@@ -69,6 +71,7 @@ async function main(argv: string[]): Promise<number> {
   registerImportCommand(program);
   registerAuthCommands(program);
   registerSecurityCommands(program);
+  registerQueryCommand(program); // issue 12: PromQL
   try {
     await program.parseAsync(argv);
     return ExitCode.Ok;

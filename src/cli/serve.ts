@@ -5,6 +5,18 @@ import { checkCorsOrigins } from '../api/http/server.js';
 import { DEFAULT_MAX_JSON_DEPTH, DEFAULT_MAX_SCHEMA_BYTES, DEFAULT_MAX_SCHEMA_DEPTH, MAX_JSON_DEPTH_CEILING, MAX_SCHEMA_DEPTH_CEILING } from '../config/index.js';
 import { DEFAULT_LOCK_LEASE_FLOOR_MS } from '../coord/index.js';
 import { startNode } from '../node/index.js';
+import { parseDuration } from '../obs/ingest/index.js';
+
+/** A Prometheus duration option (`15d`, `10m`), in ms. */
+function durationOpt(what: string) {
+  return (v: string): number => {
+    try {
+      return parseDuration(v, what);
+    } catch (err) {
+      throw new Error((err as Error).message);
+    }
+  };
+}
 
 function port(v: string): number {
   const n = Number(v);
@@ -124,6 +136,15 @@ interface ServeOptions {
   maxSchemaDepth: number;
   maxJsonDepth: number;
   lockLeaseFloor: number;
+  // issue 12: the metrics store (docs/metrics.md)
+  metricsRetention: number;
+  oooWindow: number;
+  maxSeries: number;
+  maxSeriesPerPush: number;
+  ingestRateLimit: string;
+  scrapeConfig?: string;
+  queryTimeout: number;
+  queryMaxSamples: number;
 }
 
 /** Adds the `serve` command. */
@@ -186,6 +207,23 @@ export function registerServeCommand(program: Command): void {
       positiveInt('lock lease floor'),
       DEFAULT_LOCK_LEASE_FLOOR_MS,
     )
+    // --- metrics store (issue 12, docs/metrics.md) ---
+    .addOption(
+      new Option('--metrics-retention <duration>', 'how long raw metric samples are kept (rollups: 5m for 90d, 1h for 400d)')
+        .argParser(durationOpt('--metrics-retention'))
+        .default(15 * 86_400_000, '15d'),
+    )
+    .addOption(
+      new Option('--ooo-window <duration>', "accept samples this much older than their series' newest (0s: refuse out-of-order samples)")
+        .argParser(durationOpt('--ooo-window'))
+        .default(600_000, '10m'),
+    )
+    .option('--max-series <n>', 'most series in the metrics store', positiveInt('series limit'), 1_000_000)
+    .option('--max-series-per-push <n>', 'most new series one metrics push may create', positiveInt('series limit'), 10_000)
+    .addOption(new Option('--ingest-rate-limit <samples>', 'samples per second per principal, or off').default('100000', '100000 samples/s'))
+    .option('--scrape-config <file>', 'Prometheus-style scrape_configs (static targets) to scrape into the metrics store')
+    .addOption(new Option('--query-timeout <duration>', 'PromQL query timeout').argParser(durationOpt('--query-timeout')).default(120_000, '2m'))
+    .option('--query-max-samples <n>', 'most samples one PromQL query may load', positiveInt('sample limit'), 50_000_000)
     .action(async (o: ServeOptions) => {
       if (o.dev) {
         process.stderr.write(
@@ -223,7 +261,19 @@ export function registerServeCommand(program: Command): void {
           ...(o.oidcUsernameClaim !== undefined ? { usernameClaim: o.oidcUsernameClaim } : {}),
         };
       }
+      const ingestRate = o.ingestRateLimit === 'off' ? null : Number(o.ingestRateLimit);
+      if (ingestRate !== null && !(Number.isFinite(ingestRate) && ingestRate > 0)) throw new Error(`invalid --ingest-rate-limit '${o.ingestRateLimit}': a number of samples per second, or off`);
       const node = await startNode({
+        metricsStore: {
+          retentionMs: o.metricsRetention,
+          oooWindowMs: o.oooWindow,
+          maxSeries: o.maxSeries,
+          maxSeriesPerPush: o.maxSeriesPerPush,
+          samplesPerSecond: ingestRate,
+          queryTimeoutMs: o.queryTimeout,
+          maxQuerySamples: o.queryMaxSamples,
+          ...(o.scrapeConfig !== undefined ? { scrapeConfig: o.scrapeConfig } : {}),
+        },
         dataDir: o.dataDir,
         backend: o.backend,
         host: o.host,

@@ -11,6 +11,7 @@ import { ConfigService, PolicyStore, loadKeyring } from '../config/index.js';
 import { UnavailableError } from '../errors.js';
 import { Store, DEFAULT_MAX_VALUE_BYTES } from '../kv/index.js';
 import { Metrics, createLogger, type Logger } from '../obs/index.js';
+import { startMetricsStore, type MetricsStore, type MetricsStoreOptions } from '../obs/ingest/index.js';
 import { WatchHub } from '../watch/index.js';
 import { isSharedBackend, startCluster, type Cluster } from './cluster.js';
 
@@ -80,6 +81,8 @@ export interface NodeOptions {
    * (capped at half the lease's TTL; 0 turns the check off). Default 1000. docs/coordination.md.
    */
   lockLeaseFloorMs?: number;
+  /** The time-series store: retention, limits, scraping, query limits (issue 12, docs/metrics.md). */
+  metricsStore?: MetricsStoreOptions;
 }
 
 /** What one history-retention pass did. */
@@ -115,6 +118,8 @@ export interface BeaconNode {
   runRetention(): Promise<RetentionPassResult>;
   /** Stops accepting requests, ends watches, finishes pending commits and closes the backend. */
   stop(): Promise<void>;
+  /** The time-series store, its ingestion and scraping (issue 12). */
+  metricsStore: MetricsStore;
 }
 
 function packageVersion(): string {
@@ -191,6 +196,17 @@ export async function startNode(opts: NodeOptions = {}): Promise<BeaconNode> {
     throw err;
   }
   // --- end security ----------------------------------------------------------------------------
+  // --- metrics store (issue 12) ------------------------------------------------------------------
+  let metricsStore: MetricsStore;
+  try {
+    metricsStore = startMetricsStore({ ...opts.metricsStore, dataDir, metrics, logger, version: VERSION });
+  } catch (err) {
+    security.stop();
+    policies.stop();
+    await store.close();
+    throw err;
+  }
+  // --- end metrics store -------------------------------------------------------------------------
   let stopping = false;
   const member: { cluster?: Cluster } = {}; // set once the node listens (its URL is part of its membership)
   const http = await createHttpServer({
@@ -202,6 +218,7 @@ export async function startNode(opts: NodeOptions = {}): Promise<BeaconNode> {
     auth: security.auth,
     policies,
     audit: security.audit,
+    metricsStore, // issue 12
     ...(tls !== undefined ? { tls } : {}),
     ...(opts.lockLeaseFloorMs !== undefined ? { coord: { leaseFloorMs: opts.lockLeaseFloorMs } } : {}),
     info: {
@@ -226,6 +243,7 @@ export async function startNode(opts: NodeOptions = {}): Promise<BeaconNode> {
   const cluster = startCluster({ store, logger, nodeId, url: opts.advertiseUrl ?? url, version: VERSION, startedAt });
   member.cluster = cluster;
   if (!(await cluster.waitReady(5000))) logger.warn('the node is not ready yet: the change feed has not caught up');
+  metricsStore.startScraping(new URL(opts.advertiseUrl ?? url).host); // issue 12: own metrics every 15 s, --scrape-config targets
 
   // History retention: the node that drives lease expiry prunes (one node, so passes never race
   // each other); every node re-reads the floors, so its reads and watches refuse what is gone.
@@ -288,6 +306,7 @@ export async function startNode(opts: NodeOptions = {}): Promise<BeaconNode> {
       if (retentionTimer !== undefined) clearInterval(retentionTimer);
       hub.close();
       await http.close();
+      metricsStore.stop(); // issue 12
       await cluster.stop();
       security.stop(); // issue 5
       policies.stop();
@@ -295,5 +314,5 @@ export async function startNode(opts: NodeOptions = {}): Promise<BeaconNode> {
     })();
     return stopped;
   };
-  return { url, port, dataDir, store, hub, http, logger, security, policies, runRetention, stop };
+  return { url, port, dataDir, store, hub, http, logger, security, policies, runRetention, stop, metricsStore };
 }

@@ -93,6 +93,64 @@ export class Metrics {
     labelNames: ['outcome'] as const,
     registers: [this.registry],
   });
+  // --- time-series store (issue 12) ---------------------------------------------------------------
+  readonly httpRequests = new Counter({
+    name: 'beacon_http_requests_total',
+    help: 'HTTP requests answered, by method, route and status code.',
+    labelNames: ['method', 'route', 'status'] as const,
+    registers: [this.registry],
+  });
+  readonly tsdbSamplesIngested = new Counter({
+    name: 'beacon_tsdb_samples_ingested_total',
+    help: 'Samples stored in the time-series store, by push format (json, text, remote_write, scrape).',
+    labelNames: ['format'] as const,
+    registers: [this.registry],
+  });
+  readonly tsdbRejected = new Counter({
+    name: 'beacon_tsdb_pushes_rejected_total',
+    help: 'Pushes refused whole, by reason (out_of_order, too_many_labels, rate_limited, …).',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  });
+  readonly tsdbQueryDuration = new Histogram({
+    name: 'beacon_tsdb_query_duration_seconds',
+    help: 'Duration of Prometheus API queries, by endpoint (query, query_range, series, labels, label_values).',
+    labelNames: ['endpoint'] as const,
+    buckets: LATENCY_BUCKETS,
+    registers: [this.registry],
+  });
+  /** What the store gauges read at each scrape; set by the node once the store is open. */
+  tsdbSource: { seriesCount: number; chunkBytes(): { raw: number; rollups: number }; sampleCount(): number; diskBytes(): number } | undefined;
+  readonly tsdbSeries = new Gauge({
+    name: 'beacon_tsdb_series',
+    help: 'Series in the time-series store.',
+    registers: [this.registry],
+    collect: () => {
+      if (this.tsdbSource !== undefined) this.tsdbSeries.set(this.tsdbSource.seriesCount);
+    },
+  });
+  readonly tsdbStorageBytes = new Gauge({
+    name: 'beacon_tsdb_storage_bytes',
+    help: 'Bytes of the time-series store: compressed chunks of raw samples and of rollups (in memory), and its files on disk.',
+    labelNames: ['where'] as const,
+    registers: [this.registry],
+    collect: () => {
+      if (this.tsdbSource === undefined) return;
+      const c = this.tsdbSource.chunkBytes();
+      this.tsdbStorageBytes.set({ where: 'raw_chunks' }, c.raw);
+      this.tsdbStorageBytes.set({ where: 'rollup_chunks' }, c.rollups);
+      this.tsdbStorageBytes.set({ where: 'disk' }, this.tsdbSource.diskBytes());
+    },
+  });
+  readonly tsdbSamples = new Gauge({
+    name: 'beacon_tsdb_samples',
+    help: 'Raw samples held by the time-series store.',
+    registers: [this.registry],
+    collect: () => {
+      if (this.tsdbSource !== undefined) this.tsdbSamples.set(this.tsdbSource.sampleCount());
+    },
+  });
+  // --- end time-series store ------------------------------------------------------------------------
   readonly leases: Gauge;
   readonly keys: Gauge;
   readonly revision: Gauge;

@@ -5,7 +5,7 @@
 // metric, error message, reader's response or data file.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { http, tempDir } from '../helpers/node.js';
@@ -230,7 +230,10 @@ describe('secrets: encrypted at rest, redacted everywhere, and the leak test', (
     assert.ok(auditText.split('\n').filter((l) => l !== '').length > 10, 'the audit log has the writes');
     assert.ok(auditText.includes('"key":"vault/db"'), 'writes of secrets are audited (by key)');
     const metrics = await (await admin('/metrics')).body;
-    const files = readdirSync(node.dataDir).map((f) => readFileSync(join(node.dataDir, f)).toString('latin1'));
+    // Recursive: the metrics store keeps its files in tsdb/ (issue 12), and they are scanned too.
+    const files = readdirSync(node.dataDir, { recursive: true, encoding: 'utf8' })
+      .filter((f) => statSync(join(node.dataDir, f)).isFile())
+      .map((f) => readFileSync(join(node.dataDir, f)).toString('latin1'));
     const places: [string, string][] = [
       ['logs', logs.text()],
       ['audit', auditText],

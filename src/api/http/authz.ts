@@ -9,7 +9,7 @@
 import type { TLSSocket } from 'node:tls';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { Counter } from 'prom-client';
-import { DEV_PRINCIPAL, deniedError, type Action, type Credentials, type Principal, type Resource } from '../../auth/index.js';
+import { DEV_PRINCIPAL, METRICS_RESOURCE_KEY, deniedError, type Action, type Credentials, type Principal, type Resource } from '../../auth/index.js';
 import type { ReadView } from '../../config/index.js';
 import { BeaconError, ErrorCode, UnauthenticatedError } from '../../errors.js';
 import { parseRange, prefixRange, type KeyValue } from '../../kv/index.js';
@@ -61,6 +61,11 @@ function nameBeforeAction(req: FastifyRequest): string {
   const path = wildcard(req);
   const slash = path.lastIndexOf('/');
   return slash <= 0 ? path : path.slice(0, slash);
+}
+
+/** A metrics route (issue 12): `read` or `write` on {@link METRICS_RESOURCE_KEY}. */
+function metricsRule(name: string, action: 'read' | 'write'): RouteRule {
+  return { kind: 'keys', name, checks: () => [{ action, resource: { key: METRICS_RESOURCE_KEY } }] };
 }
 
 /**
@@ -136,6 +141,19 @@ export const ROUTE_RULES: Record<string, RouteRule> = {
   'POST /v1/elections/*': { kind: 'keys', name: 'election.write', checks: (req) => [{ action: 'write', resource: prefixResource(`${nameBeforeAction(req)}/`) }] },
   'GET /v1/elections/*': { kind: 'keys', name: 'election.read', checks: (req) => [{ action: 'read', resource: prefixResource(`${nameBeforeAction(req)}/`) }] },
   'POST /v1/sequences/*': { kind: 'keys', name: 'sequence.next', checks: (req) => [{ action: 'write', resource: prefixResource(`${wildcard(req)}/`) }] },
+  // Metrics (issue 12): pushing needs write, the Prometheus query API read, on the reserved metrics key.
+  'POST /v1/metrics': metricsRule('metrics.push', 'write'),
+  'POST /api/v1/write': metricsRule('metrics.push', 'write'),
+  'GET /api/v1/query': metricsRule('metrics.query', 'read'),
+  'POST /api/v1/query': metricsRule('metrics.query', 'read'),
+  'GET /api/v1/query_range': metricsRule('metrics.query', 'read'),
+  'POST /api/v1/query_range': metricsRule('metrics.query', 'read'),
+  'GET /api/v1/series': metricsRule('metrics.query', 'read'),
+  'POST /api/v1/series': metricsRule('metrics.query', 'read'),
+  'GET /api/v1/labels': metricsRule('metrics.query', 'read'),
+  'POST /api/v1/labels': metricsRule('metrics.query', 'read'),
+  'GET /api/v1/label/:name/values': metricsRule('metrics.query', 'read'),
+  'GET /api/v1/status/buildinfo': { kind: 'authenticated' },
 };
 
 /** The rule of a route; routes without one are for administrators only. */

@@ -5,6 +5,7 @@ import type { ConfigService, PolicyStore } from '../../config/index.js';
 import type { Store } from '../../kv/index.js';
 import type { Logger, Metrics } from '../../obs/index.js';
 import type { WatchHub } from '../../watch/index.js';
+import type { MetricsStoreContext } from './prom-routes.js';
 
 /** Facts about the running node shown by `/v1/status`. */
 export interface NodeInfo {
@@ -50,4 +51,6 @@ export interface HttpContext {
   tls?: HttpTls;
   /** Coordination settings: the lease floor of lock and leadership grants, in ms (docs/coordination.md). */
   coord?: { leaseFloorMs?: number };
+  /** The time-series store and its ingestion (issue 12); the metrics routes answer 503 without it. */
+  metricsStore?: MetricsStoreContext;
 }

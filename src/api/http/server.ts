@@ -13,6 +13,7 @@ import type { HttpContext } from './context.js';
 import { errorHandler } from './error-handler.js';
 import { registerKvRoutes } from './kv-routes.js';
 import { registerLeaseRoutes } from './lease-routes.js';
+import { registerPromRoutes } from './prom-routes.js';
 import { registerWatchRoutes } from './watch-routes.js';
 
 /** Largest WebSocket frame a client may send, in bytes. */
@@ -157,6 +158,7 @@ export async function createHttpServer(ctx: HttpContext, opts: HttpServerOptions
     done(null, payload);
   });
   const observers = new Map<string, { observe(v: number): void }>();
+  const requestCounters = new Map<string, { inc(): void }>(); // issue 12: beacon_http_requests_total, for rate() in PromQL
   app.addHook('onResponse', (req, reply, done) => {
     const route = req.routeOptions.url ?? 'unmatched';
     const labels = `${req.method} ${route} ${reply.statusCode}`;
@@ -166,6 +168,12 @@ export async function createHttpServer(ctx: HttpContext, opts: HttpServerOptions
       if (observers.size < 1000) observers.set(labels, h);
     }
     h.observe(reply.elapsedTime / 1000);
+    let c = requestCounters.get(labels);
+    if (c === undefined) {
+      c = ctx.metrics.httpRequests.labels({ method: req.method, route, status: String(reply.statusCode) });
+      if (requestCounters.size < 1000) requestCounters.set(labels, c);
+    }
+    c.inc();
     if (reply.statusCode >= 400) {
       req.log.info({ method: req.method, url: redactUrl(req.url), status: reply.statusCode }, 'request answered with an error');
     }
@@ -193,5 +201,6 @@ export async function createHttpServer(ctx: HttpContext, opts: HttpServerOptions
   registerConfigRoutes(app, ctx);
   registerCoordRoutes(app, ctx);
   registerAuthRoutes(app, ctx);
+  registerPromRoutes(app, ctx); // metrics push and Prometheus query API (issue 12)
   return app;
 }

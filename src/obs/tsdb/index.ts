@@ -1,3 +1,17 @@
 /** The time-series store: series, samples, compression, retention, and the {@link Querier} the PromQL engine reads. */
 export type { Label, Labels, MatchOp, Matcher, SeriesSamples, SelectHints, Querier } from './types.js';
 export { STALE_NAN_BITS, TooManySamplesError } from './types.js';
+export {
+  Tsdb,
+  STALE_MARKER,
+  isStaleMarker,
+  labelsKey,
+  matcherPredicate,
+  DEFAULT_RETENTION_MS,
+  DEFAULT_OOO_WINDOW_MS,
+  DEFAULT_MAX_SERIES,
+  DEFAULT_MAX_NEW_SERIES_PER_PUSH,
+  DEFAULT_ROLLUPS,
+} from './db.js';
+export type { TsdbOptions, SeriesInput, AppendResult, RollupSpec } from './db.js';
+export { ChunkEncoder, decodeChunk, SAMPLES_PER_CHUNK } from './chunk.js';
