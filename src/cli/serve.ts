@@ -87,6 +87,15 @@ interface ServeOptions {
   auditRetentionDays: number;
   retentionInterval: number;
   corsOrigin?: string;
+  respPort?: string;
+}
+
+/** `--resp-port`: a port number or `off`. @throws Error for anything else. */
+function respPortOption(v: string): number | 'off' {
+  if (v === 'off') return 'off';
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new Error(`--resp-port must be a port number (0 picks a free one) or off, not '${v}'`);
+  return n;
 }
 
 /** Adds the `serve` command. */
@@ -130,6 +139,8 @@ export function registerServeCommand(program: Command): void {
       'comma-separated origins of browser apps allowed to call the API (CORS), e.g. https://console.example.com,http://127.0.0.1:5173; * only with --dev (default: none, or BEACON_CORS_ORIGINS)',
       process.env.BEACON_CORS_ORIGINS,
     )
+    // RESP listener (issue 11)
+    .option('--resp-port <port>', 'Redis protocol port (0 picks a free one; off disables it); default 6380, or free with --http-port 0', process.env.BEACON_RESP_PORT)
     .action(async (o: ServeOptions) => {
       if (o.dev) {
         process.stderr.write(
@@ -178,6 +189,7 @@ export function registerServeCommand(program: Command): void {
         retentionIntervalSeconds: o.retentionInterval,
         corsOrigins,
         security,
+        ...(o.respPort !== undefined ? { respPort: respPortOption(o.respPort) } : {}),
         ...(o.kekFile !== undefined ? { kekFile: o.kekFile } : {}),
         ...(o.tlsCert !== undefined && o.tlsKey !== undefined
           ? { tls: { cert: o.tlsCert, key: o.tlsKey, ...(o.tlsClientCa !== undefined ? { clientCa: o.tlsClientCa } : {}) } }
@@ -198,7 +210,8 @@ export function registerServeCommand(program: Command): void {
         `beacon listening on ${node.url} (HTTP API, watch at ${node.url.replace('http', 'ws')}/v1/watch)\n` +
           `beacon data: ${node.store.backend.description} (revision ${node.store.revision}, ${node.store.keyCount} keys)\n` +
           (o.dev ? '' : `beacon auth: on (tokens from POST ${node.url}/v1/auth/token)${node.policies.keyring ? `; KEK ${node.policies.keyring.primary.id}` : ''}\n`) +
-          (corsOrigins.length > 0 ? `beacon CORS: browser apps from ${corsOrigins.join(', ')}\n` : ''),
+          (corsOrigins.length > 0 ? `beacon CORS: browser apps from ${corsOrigins.join(', ')}\n` : '') +
+          (node.resp !== undefined ? `beacon RESP listening on ${node.resp.url} (redis-cli -p ${node.resp.port}${node.resp.url.startsWith('rediss') ? ' --tls' : ''})\n` : ''),
       );
       let stopping = false;
       const shutdown = (signal: string): void => {

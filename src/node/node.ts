@@ -12,6 +12,7 @@ import { UnavailableError } from '../errors.js';
 import { Store, DEFAULT_MAX_VALUE_BYTES } from '../kv/index.js';
 import { Metrics, createLogger, type Logger } from '../obs/index.js';
 import { WatchHub } from '../watch/index.js';
+import { RespServer, DEFAULT_RESP_PORT } from '../api/resp/index.js';
 import { isSharedBackend, startCluster, type Cluster } from './cluster.js';
 
 /** Options of {@link startNode}; every field has the default `beacon serve` uses. */
@@ -57,6 +58,13 @@ export interface NodeOptions {
    * See docs/api.md.
    */
   corsOrigins?: string[];
+  // --- RESP listener (issue 11): docs/resp.md ---------------------------------------------------
+  /**
+   * Port of the Redis protocol listener on `host` (TLS with `tls`); 0 picks a free one; 'off'
+   * disables it. Default 6380, or a free port when `httpPort` is 0 (a node asked for a free HTTP
+   * port, as tests and benchmarks do, must not collide on a fixed RESP port).
+   */
+  respPort?: number | 'off';
 }
 
 /** What one history-retention pass did. */
@@ -83,6 +91,8 @@ export interface BeaconNode {
   security: Security;
   /** Namespace policies (formats, schemas, secrets, history retention). */
   policies: PolicyStore;
+  /** The RESP listener and its port (issue 11); undefined with `respPort: 'off'`. */
+  resp?: { server: RespServer; port: number; url: string };
   /**
    * Runs one history-retention pass now (what the `--retention-interval` timer runs): on the node
    * that drives lease expiry it prunes every namespace with a `historyRetention`; elsewhere it
@@ -197,6 +207,32 @@ export async function startNode(opts: NodeOptions = {}): Promise<BeaconNode> {
   const cluster = startCluster({ store, logger, nodeId, url: opts.advertiseUrl ?? url, version: VERSION, startedAt });
   member.cluster = cluster;
   if (!(await cluster.waitReady(5000))) logger.warn('the node is not ready yet: the change feed has not caught up');
+  // --- RESP listener (issue 11) ----------------------------------------------------------------
+  let resp: BeaconNode['resp'];
+  if (opts.respPort !== 'off') {
+    const server = new RespServer({
+      store,
+      policies,
+      auth: security.auth,
+      audit: security.audit,
+      logger,
+      version: VERSION,
+      ...(tls !== undefined ? { tls: { cert: tls.cert, key: tls.key } } : {}),
+    });
+    try {
+      const respPort = await server.listen(host, opts.respPort ?? (opts.httpPort === 0 ? 0 : DEFAULT_RESP_PORT));
+      resp = { server, port: respPort, url: `${tls !== undefined ? 'rediss' : 'redis'}://${host.includes(':') ? `[${host}]` : host}:${respPort}` };
+    } catch (err) {
+      await server.close();
+      await http.close();
+      await cluster.stop();
+      security.stop();
+      policies.stop();
+      await store.close();
+      throw err;
+    }
+  }
+  // --- end RESP listener -----------------------------------------------------------------------
 
   // History retention: the node that drives lease expiry prunes (one node, so passes never race
   // each other); every node re-reads the floors, so its reads and watches refuse what is gone.
@@ -258,6 +294,7 @@ export async function startNode(opts: NodeOptions = {}): Promise<BeaconNode> {
       // A running pass is not awaited here: closing the backend stops it at its next batch.
       if (retentionTimer !== undefined) clearInterval(retentionTimer);
       hub.close();
+      await resp?.server.close(); // issue 11
       await http.close();
       await cluster.stop();
       security.stop(); // issue 5
@@ -266,5 +303,5 @@ export async function startNode(opts: NodeOptions = {}): Promise<BeaconNode> {
     })();
     return stopped;
   };
-  return { url, port, dataDir, store, hub, http, logger, security, policies, runRetention, stop };
+  return { url, port, dataDir, store, hub, http, logger, security, policies, runRetention, stop, ...(resp !== undefined ? { resp } : {}) };
 }
