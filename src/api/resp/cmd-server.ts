@@ -317,3 +317,11 @@ export function pubsub(c: Ctx, a: Buffer[]): Reply {
 
 /** A marker reply: the handler already sent its replies as pushes (SUBSCRIBE with many channels). */
 export const NO_REPLY: Reply = { t: 'simple', v: '\u0000noreply' };
+
+/** FUNCTION: Beacon runs no server-side functions; FLUSH and LIST answer as for an empty library set. */
+export function fn(_c: Ctx, a: Buffer[]): Reply {
+  const sub = word(a[0]);
+  if (sub === 'FLUSH') return R.ok;
+  if (sub === 'LIST') return R.array([]);
+  throw new RespError(`ERR FUNCTION ${s(a[0]).toUpperCase()} is not supported: Beacon runs no server-side functions or scripts`);
+}

@@ -863,7 +863,7 @@ export class RespServer implements ServerApi, ConnectionHost {
 
   configGet(pattern: string): [string, string][] {
     const own: [string, string][] = [
-      ['notify-keyspace-events', this.notifyFlags],
+      ['notify-keyspace-events', canonicalFlags(this.notifyFlags)],
       ['save', ''],
       ['databases', '1'],
       ['port', String(this.port)],
@@ -967,6 +967,14 @@ export class RespServer implements ServerApi, ConnectionHost {
   get connectionCount(): number {
     return this.conns.size;
   }
+}
+
+/** notify-keyspace-events as Redis prints it: `A` for every class, then K, E, m, n (e.g. `AKE`). */
+function canonicalFlags(f: string): string {
+  const classes = 'g$lshzxetd';
+  let out = [...classes].every((c) => f.includes(c)) ? 'A' : [...classes].filter((c) => f.includes(c)).join('');
+  for (const c of 'KEmn') if (f.includes(c)) out += c;
+  return out;
 }
 
 const WAIT: Outcome = { kind: 'wait' };
