@@ -7,6 +7,7 @@ import { registerClusterRoute } from '../api/http/admin-routes.js';
 import { checkCorsOrigins, createHttpServer } from '../api/http/server.js';
 import { DEFAULT_RETENTION_GRACE_MS, createBackend } from '../backend/index.js';
 import { startSecurity, type Security, type SecurityOptions } from '../auth/index.js';
+import { CacheTier, type CacheConfig } from '../cache/index.js';
 import { ConfigService, PolicyStore, loadKeyring } from '../config/index.js';
 import { UnavailableError } from '../errors.js';
 import { Store, DEFAULT_MAX_VALUE_BYTES } from '../kv/index.js';
@@ -57,6 +58,11 @@ export interface NodeOptions {
    * See docs/api.md.
    */
   corsOrigins?: string[];
+  /**
+   * Cache tier settings at start (Redis CONFIG names: `maxmemory`, `maxmemory-policy`,
+   * `appendonly`, `appendfsync`, …); they win over settings saved by CONFIG SET. See docs/cache.md.
+   */
+  cache?: Partial<CacheConfig>;
 }
 
 /** What one history-retention pass did. */
@@ -83,6 +89,8 @@ export interface BeaconNode {
   security: Security;
   /** Namespace policies (formats, schemas, secrets, history retention). */
   policies: PolicyStore;
+  /** The cache tier: keys of memory namespaces (issue 11, docs/cache.md). */
+  cache: CacheTier;
   /**
    * Runs one history-retention pass now (what the `--retention-interval` timer runs): on the node
    * that drives lease expiry it prunes every namespace with a `historyRetention`; elsewhere it
@@ -163,6 +171,26 @@ export async function startNode(opts: NodeOptions = {}): Promise<BeaconNode> {
     throw err;
   }
   // --- end security ----------------------------------------------------------------------------
+  // --- cache tier (issue 11) -------------------------------------------------------------------
+  // The RESP listener registers its command executor here (cache.open(exec)) so the AOF replays
+  // every command it propagates; without it the built-in executor replays the HTTP face's writes.
+  const cache = new CacheTier({
+    namespaces: (key) => policies.memoryNamespace(key),
+    dataDir,
+    maxValueBytes: store.maxValueBytes,
+    logger,
+    ...(opts.cache !== undefined ? { config: opts.cache } : {}),
+  });
+  try {
+    await cache.open();
+  } catch (err) {
+    policies.stop();
+    security.stop();
+    await store.close();
+    throw err;
+  }
+  metrics.registerCacheMetrics(() => cache.namespaceStats());
+  // --- end cache tier --------------------------------------------------------------------------
   let stopping = false;
   const member: { cluster?: Cluster } = {}; // set once the node listens (its URL is part of its membership)
   const http = await createHttpServer({
@@ -173,6 +201,7 @@ export async function startNode(opts: NodeOptions = {}): Promise<BeaconNode> {
     logger,
     auth: security.auth,
     policies,
+    cache,
     audit: security.audit,
     ...(tls !== undefined ? { tls } : {}),
     info: {
@@ -262,9 +291,10 @@ export async function startNode(opts: NodeOptions = {}): Promise<BeaconNode> {
       await cluster.stop();
       security.stop(); // issue 5
       policies.stop();
+      await cache.close(); // issue 11
       await store.close();
     })();
     return stopped;
   };
-  return { url, port, dataDir, store, hub, http, logger, security, policies, runRetention, stop };
+  return { url, port, dataDir, store, hub, http, logger, security, policies, cache, runRetention, stop };
 }
