@@ -21,6 +21,8 @@ const CRLF = Buffer.from('\r\n');
 /** What {@link parseAof} found. */
 export interface ParsedAof {
   commands: Buffer[][];
+  /** Byte offset just after each command. */
+  ends: number[];
   /** Byte offset just after the last complete command. */
   validBytes: number;
   /** True when bytes after `validBytes` form an incomplete (truncated) last command. */
@@ -43,6 +45,7 @@ function readLine(buf: Buffer, pos: number): { n: number; next: number } | undef
  */
 export function parseAof(buf: Buffer): ParsedAof {
   const commands: Buffer[][] = [];
+  const ends: number[] = [];
   let pos = 0;
   let validBytes = 0;
   const corrupt = (at: number): never => {
@@ -68,10 +71,11 @@ export function parseAof(buf: Buffer): ParsedAof {
       pos = len.next + len.n + 2;
     }
     commands.push(argv);
+    ends.push(pos);
     validBytes = pos;
     void start;
   }
-  return { commands, validBytes, truncated: validBytes < buf.length };
+  return { commands, ends, validBytes, truncated: validBytes < buf.length };
 }
 
 /**

@@ -69,8 +69,12 @@ interface Entry {
   ldt: number;
   mem: number;
   ns: NsCounters;
-  /** Insertion order; SCAN cursors are sequence numbers. */
+  /** Insertion order (an AOF rewrite serialises entries older than its start). */
   seq: number;
+  /** Position in the SCAN slot array (never moves while the entry lives). */
+  sidx: number;
+  /** Position in the dense array used for random sampling. */
+  didx: number;
   alive: boolean;
   /** Index in the volatile (has-expiry) array, -1 when none. */
   vidx: number;
@@ -127,9 +131,15 @@ function formatScore(n: number): string {
  */
 export class CacheTier extends EventEmitter<CacheEvents> {
   private readonly map = new Map<string, Entry>();
-  /** Every entry in sequence order, with dead ones until compaction (keeps SCAN cursors valid). */
-  private slots: Entry[] = [];
-  private dead = 0;
+  /**
+   * SCAN's table: an entry keeps its slot for life and a new entry takes a free slot, so a SCAN
+   * cursor (a slot index) never skips a key present throughout, and the table does not grow
+   * while the key count is bounded (Redis's termination guarantee).
+   */
+  private slots: (Entry | null)[] = [];
+  private free: number[] = [];
+  /** Every live entry, packed, for O(1) uniform sampling (eviction, RANDOMKEY). */
+  private dense: Entry[] = [];
   private volatile: Entry[] = [];
   private nextSeq = 1;
   private used = 0;
@@ -252,7 +262,7 @@ export class CacheTier extends EventEmitter<CacheEvents> {
     this.beforeWrite(e);
     this.map.delete(e.key);
     e.alive = false;
-    this.dead++;
+    this.releaseSlot(e);
     this.used -= e.mem;
     e.ns.keys--;
     e.ns.memory -= e.mem;
@@ -268,13 +278,32 @@ export class CacheTier extends EventEmitter<CacheEvents> {
       this.propagate([Buffer.from('DEL'), Buffer.from(e.key)]);
       this.emit(why, e.key);
     }
-    if (this.dead > 1024 && this.dead > this.map.size) this.compact();
   }
 
-  /** Drops dead slots, keeping sequence order (so SCAN cursors, which are sequence numbers, stay valid). */
-  private compact(): void {
-    this.slots = this.slots.filter((e) => e.alive);
-    this.dead = 0;
+  private takeSlot(e: Entry): void {
+    let idx: number | undefined;
+    while ((idx = this.free.pop()) !== undefined) {
+      if (idx < this.slots.length && this.slots[idx] === null) break; // stale after a trailing trim
+    }
+    if (idx === undefined) {
+      idx = this.slots.length;
+      this.slots.push(e);
+    } else this.slots[idx] = e;
+    e.sidx = idx;
+    e.didx = this.dense.length;
+    this.dense.push(e);
+  }
+
+  private releaseSlot(e: Entry): void {
+    this.slots[e.sidx] = null;
+    if (e.sidx === this.slots.length - 1) {
+      while (this.slots.length > 0 && this.slots[this.slots.length - 1] === null) this.slots.pop();
+    } else this.free.push(e.sidx);
+    const last = this.dense.pop() as Entry;
+    if (last !== e) {
+      this.dense[e.didx] = last;
+      last.didx = e.didx;
+    }
   }
 
   /** The rewrite's copy-on-write hook: serialise a snapshot entry before it changes. */
@@ -364,12 +393,14 @@ export class CacheTier extends EventEmitter<CacheEvents> {
       mem: 0,
       ns: counters,
       seq: this.nextSeq++,
+      sidx: -1,
+      didx: -1,
       alive: true,
       vidx: -1,
       dumped: 0,
     };
     this.map.set(key, entry);
-    this.slots.push(entry);
+    this.takeSlot(entry);
     counters.keys++;
     this.recount(entry);
     if (expireAt !== 0) this.setExpire(entry, expireAt);
@@ -410,13 +441,9 @@ export class CacheTier extends EventEmitter<CacheEvents> {
   }
 
   private sample(fromVolatile: boolean): Entry | undefined {
-    const arr = fromVolatile ? this.volatile : this.slots;
+    const arr = fromVolatile ? this.volatile : this.dense;
     if (arr.length === 0) return undefined;
-    for (let tries = 0; tries < 8; tries++) {
-      const e = arr[Math.floor(this.random() * arr.length)] as Entry;
-      if (e.alive) return e;
-    }
-    return undefined;
+    return arr[Math.floor(this.random() * arr.length)];
   }
 
   /** How good an eviction candidate `e` is under `policy`: higher is evicted first (Redis's "idle"). */
@@ -465,6 +492,20 @@ export class CacheTier extends EventEmitter<CacheEvents> {
     if (pool.length > EVICTION_POOL_SIZE) pool.shift();
   }
 
+  /** OBJECT FREQ: the key's LFU counter after decay (0–255), or undefined when there is no key. */
+  objectFreq(key: string): number | undefined {
+    const e = this.map.get(key);
+    if (e === undefined || this.expireIfNeeded(e)) return undefined;
+    return this.lfuDecayed(e);
+  }
+
+  /** OBJECT IDLETIME: whole seconds since the key was last read or written, or undefined when there is no key. */
+  objectIdleTime(key: string): number | undefined {
+    const e = this.map.get(key);
+    if (e === undefined || this.expireIfNeeded(e)) return undefined;
+    return Math.floor((this.now() - e.lru) / 1000);
+  }
+
   /** Removes `key`. @returns whether it existed (and had not expired). */
   delete(key: string): boolean {
     const e = this.map.get(key);
@@ -503,30 +544,27 @@ export class CacheTier extends EventEmitter<CacheEvents> {
   /**
    * One step of SCAN. Cursor `"0"` starts; a returned cursor `"0"` ends. A full iteration returns
    * every key present from its start to its end at least once (keys added or removed meanwhile
-   * may or may not appear), as Redis guarantees: cursors are insertion sequence numbers, and
-   * entries never move out of sequence order.
+   * may or may not appear), as Redis guarantees: a cursor is a slot index and an entry never
+   * changes slot. Visits `count` keys, or `10 × count` empty slots, per call.
    * @throws InvalidArgumentError `invalid cursor` for a cursor that is not a number.
    */
   scan(cursor: string, opts: ScanOptions = {}): { cursor: string; keys: string[] } {
     if (!/^\d{1,20}$/.test(cursor)) throw new InvalidArgumentError('invalid cursor', { cursor });
-    const from = Number(cursor);
     const count = Math.max(1, opts.count ?? 10);
     const slots = this.slots;
-    let lo = 0;
-    let hi = slots.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if ((slots[mid] as Entry).seq < from) lo = mid + 1;
-      else hi = mid;
-    }
     const keys: string[] = [];
     const expired: Entry[] = [];
     const prefix = opts.match !== undefined ? globLiteralPrefix(opts.match) : '';
-    let i = lo;
-    const end = Math.min(slots.length, lo + count);
-    for (; i < end; i++) {
-      const e = slots[i] as Entry;
-      if (!e.alive) continue;
+    let i = Math.min(Number(cursor), slots.length);
+    let visited = 0;
+    let empty = 0;
+    for (; i < slots.length && visited < count && empty < count * 10; i++) {
+      const e = slots[i];
+      if (e === null || e === undefined) {
+        empty++;
+        continue;
+      }
+      visited++;
       if (this.isExpired(e)) {
         expired.push(e);
         continue;
@@ -535,7 +573,7 @@ export class CacheTier extends EventEmitter<CacheEvents> {
       if (opts.match !== undefined && (!e.key.startsWith(prefix) || !globMatch(opts.match, e.key))) continue;
       keys.push(e.key);
     }
-    const next = i < slots.length ? String((slots[i] as Entry).seq) : '0';
+    const next = i < slots.length ? String(i) : '0';
     for (const e of expired) if (e.alive) this.removeEntry(e, 'expired');
     return { cursor: next, keys };
   }
@@ -587,12 +625,13 @@ export class CacheTier extends EventEmitter<CacheEvents> {
    */
   flush(): number {
     const n = this.map.size;
-    for (const e of this.slots) e.alive = false;
+    for (const e of this.dense) e.alive = false;
     this.map.clear();
     this.slots = [];
+    this.free = [];
+    this.dense = [];
     this.volatile = [];
     this.pool = [];
-    this.dead = 0;
     this.used = 0;
     for (const c of this.counters.values()) {
       c.keys = 0;
@@ -857,10 +896,13 @@ export class CacheTier extends EventEmitter<CacheEvents> {
         this.loading = true;
         try {
           let multi: Buffer[][] | undefined;
-          for (const argv of parsed.commands) {
+          let beforeMulti = 0;
+          for (let c = 0; c < parsed.commands.length; c++) {
+            const argv = parsed.commands[c] as Buffer[];
             const name = (argv[0] as Buffer).toString('latin1').toUpperCase();
             if (name === 'MULTI') {
               multi = [];
+              beforeMulti = c === 0 ? 0 : (parsed.ends[c - 1] as number);
               continue;
             }
             if (name === 'EXEC') {
@@ -872,7 +914,10 @@ export class CacheTier extends EventEmitter<CacheEvents> {
             else this.replay(argv, result);
           }
           if (multi !== undefined) {
-            this.options.logger?.warn({ commands: multi.length }, 'the append-only file ends inside a MULTI without EXEC; that transaction was not applied');
+            // As Redis does: the file is cut back to before the unfinished MULTI.
+            this.options.logger?.warn({ commands: multi.length }, 'the append-only file ends inside a MULTI without EXEC; that transaction was not applied and is cut off');
+            parsed.truncated = true;
+            parsed.validBytes = beforeMulti;
           }
         } finally {
           this.loading = false;
@@ -978,7 +1023,7 @@ export class CacheTier extends EventEmitter<CacheEvents> {
     if (!this.cfg.appendonly) return Promise.reject(new UnavailableError('the append-only file is off (CONFIG SET appendonly yes first)'));
     const path = this.aofPath();
     const state: RewriteState = { epoch: ++this.rewriteEpoch, startSeq: this.nextSeq, buffer: [], out: [], promise: Promise.resolve() };
-    const snapshot = this.slots.slice();
+    const snapshot = this.dense.slice();
     this.rewriting = state;
     const tmp = `${path}.rewrite`;
     state.promise = (async () => {
