@@ -1239,6 +1239,7 @@ export class CacheTier extends EventEmitter<CacheEvents> {
       try {
         this.set(key, value, { expireAtMs });
         this.propagate(['SET', key, res.body, ...(expireAtMs !== null ? ['PXAT', String(expireAtMs)] : [])]);
+        this.notifyChange('set', key);
       } catch (err) {
         this.options.logger?.warn({ err, key }, 'a value fetched from the origin could not be cached');
       }
@@ -1246,6 +1247,11 @@ export class CacheTier extends EventEmitter<CacheEvents> {
     })().finally(() => this.flights.delete(key));
     this.flights.set(key, flight);
     return flight;
+  }
+
+  /** Announces a change made outside the RESP listener (see the `notify` event). */
+  notifyChange(event: string, key: string): void {
+    this.emit('notify', event, key);
   }
 
   /** The origin breaker state of `prefix`'s namespace, if it has fetched anything. */

@@ -182,6 +182,11 @@ export interface CacheEvents {
   expired: [key: string];
   /** A key removed by `maxmemory` eviction. */
   evicted: [key: string];
+  /**
+   * A change made outside the RESP listener (the HTTP face: `set`, `del`; an origin fill: `set`),
+   * so the RESP listener can publish keyspace notifications for it (Redis event names).
+   */
+  notify: [event: string, key: string];
 }
 
 /**
