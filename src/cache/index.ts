@@ -6,6 +6,7 @@ export {
   CacheTier,
   EVICTION_POOL_SIZE,
   LFU_INIT_VAL,
+  parseCacheSettings,
   parseMemory,
 } from './tier.js';
 export { OutOfMemoryError } from '../errors.js';

@@ -108,6 +108,29 @@ export function parseMemory(text: string): number | undefined {
   return Number.isSafeInteger(n) ? n : undefined;
 }
 
+/**
+ * Start-up settings from their Redis text forms (the `beacon serve --maxmemory 1gb
+ * --maxmemory-policy allkeys-lfu --appendonly yes --appendfsync always` flags), checked as
+ * CONFIG SET checks them.
+ * @throws InvalidArgumentError naming the setting.
+ */
+export async function parseCacheSettings(raw: Partial<Record<keyof CacheConfig, string>>): Promise<Partial<CacheConfig>> {
+  const probe = new CacheTier({ namespaces: () => undefined, dataDir: '/nonexistent-cache-settings-probe' });
+  const out: Record<string, unknown> = {};
+  for (const [name, value] of Object.entries(raw) as [keyof CacheConfig, string | undefined][]) {
+    if (value === undefined) continue;
+    if (name === 'appendonly') {
+      const v = value.toLowerCase();
+      if (v !== 'yes' && v !== 'no') throw badConfig(name, "argument must be 'yes' or 'no'");
+      out.appendonly = v === 'yes';
+      continue;
+    }
+    await probe.setConfig(name, value, false);
+    out[name] = probe.config[name];
+  }
+  return out as Partial<CacheConfig>;
+}
+
 function badConfig(name: string, why: string): InvalidArgumentError {
   return new InvalidArgumentError(`CONFIG SET failed (possibly related to argument '${name}') - ${why}`, { field: name });
 }
@@ -702,10 +725,11 @@ export class CacheTier extends EventEmitter<CacheEvents> {
    * Lowering `maxmemory` evicts at once; turning `appendonly` on writes the AOF from the current
    * data (a rewrite) before resolving. Changes are kept in `cache-config.json` in the data dir
    * (an automatic CONFIG REWRITE), so they survive a restart.
+   * @param persist false: do not write `cache-config.json` (checking a value only)
    * @returns false when `name` is not a tier setting (the caller handles other names).
    * @throws InvalidArgumentError with Redis's wording for a bad value.
    */
-  async setConfig(name: string, value: string): Promise<boolean> {
+  async setConfig(name: string, value: string, persist = true): Promise<boolean> {
     const n = name.toLowerCase() as keyof CacheConfig;
     if (!CONFIG_NAMES.includes(n)) return false;
     const int = (min: number, max = Number.MAX_SAFE_INTEGER): number => {
@@ -786,7 +810,7 @@ export class CacheTier extends EventEmitter<CacheEvents> {
         break;
       }
     }
-    this.saveConfig();
+    if (persist) this.saveConfig();
     return true;
   }
 
