@@ -1,9 +1,18 @@
 /** The cache tier: memory namespaces with TTLs, maxmemory eviction, AOF persistence and read-through from an origin. */
 export {
+  ACTIVE_EXPIRE_KEYS_PER_LOOP,
+  AOF_FILE,
+  CONFIG_FILE,
   CacheTier,
+  EVICTION_POOL_SIZE,
+  LFU_INIT_VAL,
+  parseCacheSettings,
+  parseMemory,
+} from './tier.js';
+export { OutOfMemoryError } from '../errors.js';
+export {
   DEFAULT_CACHE_CONFIG,
   EVICTION_POLICIES,
-  OutOfMemoryError,
   type AofExecutor,
   type AofLoadResult,
   type AppendFsync,
@@ -21,7 +30,9 @@ export {
   type ReadThroughResult,
   type ScanOptions,
   type SetOptions,
-} from './tier.js';
+} from './types.js';
+export { CircuitBreaker, originUrl, type BreakerState } from './origin.js';
+export { encodeCommand, parseAof, type ParsedAof } from './aof.js';
 export {
   Deque,
   ENTRY_OVERHEAD_BYTES,

@@ -2,6 +2,7 @@
 import { Option, type Command } from 'commander';
 import { parseRate, parseRoleMap, type RateSpec, type SecurityOptions } from '../auth/index.js';
 import { checkCorsOrigins } from '../api/http/server.js';
+import { parseCacheSettings } from '../cache/index.js';
 import { startNode } from '../node/index.js';
 
 function port(v: string): number {
@@ -87,6 +88,11 @@ interface ServeOptions {
   auditRetentionDays: number;
   retentionInterval: number;
   corsOrigin?: string;
+  // cache tier (issue 11)
+  maxmemory?: string;
+  maxmemoryPolicy?: string;
+  appendonly?: string;
+  appendfsync?: string;
   respPort?: string;
 }
 
@@ -139,6 +145,11 @@ export function registerServeCommand(program: Command): void {
       'comma-separated origins of browser apps allowed to call the API (CORS), e.g. https://console.example.com,http://127.0.0.1:5173; * only with --dev (default: none, or BEACON_CORS_ORIGINS)',
       process.env.BEACON_CORS_ORIGINS,
     )
+    // cache tier (issue 11): docs/cache.md; Redis's names and value forms, as CONFIG SET takes them
+    .option('--maxmemory <bytes>', 'cache tier memory limit per node, e.g. 1gb (0: none; default: as last CONFIG SET, else 0)', process.env.BEACON_MAXMEMORY)
+    .option('--maxmemory-policy <policy>', 'cache eviction: noeviction, allkeys-lru, allkeys-lfu, volatile-lru, volatile-lfu, volatile-ttl, allkeys-random, volatile-random')
+    .option('--appendonly <yes|no>', 'persist cache namespaces in <data-dir>/appendonly.aof')
+    .option('--appendfsync <mode>', 'always (no acknowledged write lost), everysec (default) or no')
     // RESP listener (issue 11)
     .option('--resp-port <port>', 'Redis protocol port (0 picks a free one; off disables it); default 6380, or free with --http-port 0', process.env.BEACON_RESP_PORT)
     .action(async (o: ServeOptions) => {
@@ -178,7 +189,19 @@ export function registerServeCommand(program: Command): void {
           ...(o.oidcUsernameClaim !== undefined ? { usernameClaim: o.oidcUsernameClaim } : {}),
         };
       }
+      let cache: Awaited<ReturnType<typeof parseCacheSettings>>;
+      try {
+        cache = await parseCacheSettings({
+          maxmemory: o.maxmemory,
+          'maxmemory-policy': o.maxmemoryPolicy,
+          appendonly: o.appendonly,
+          appendfsync: o.appendfsync,
+        });
+      } catch (err) {
+        throw new Error((err as Error).message);
+      }
       const node = await startNode({
+        cache, // issue 11
         dataDir: o.dataDir,
         backend: o.backend,
         host: o.host,

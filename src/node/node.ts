@@ -7,6 +7,7 @@ import { registerClusterRoute } from '../api/http/admin-routes.js';
 import { checkCorsOrigins, createHttpServer } from '../api/http/server.js';
 import { DEFAULT_RETENTION_GRACE_MS, createBackend } from '../backend/index.js';
 import { startSecurity, type Security, type SecurityOptions } from '../auth/index.js';
+import { CacheTier, type CacheConfig } from '../cache/index.js';
 import { ConfigService, PolicyStore, loadKeyring } from '../config/index.js';
 import { UnavailableError } from '../errors.js';
 import { Store, DEFAULT_MAX_VALUE_BYTES } from '../kv/index.js';
@@ -58,6 +59,11 @@ export interface NodeOptions {
    * See docs/api.md.
    */
   corsOrigins?: string[];
+  /**
+   * Cache tier settings at start (Redis CONFIG names: `maxmemory`, `maxmemory-policy`,
+   * `appendonly`, `appendfsync`, …); they win over settings saved by CONFIG SET. See docs/cache.md.
+   */
+  cache?: Partial<CacheConfig>;
   // --- RESP listener (issue 11): docs/resp.md ---------------------------------------------------
   /**
    * Port of the Redis protocol listener on `host` (TLS with `tls`); 0 picks a free one; 'off'
@@ -91,6 +97,8 @@ export interface BeaconNode {
   security: Security;
   /** Namespace policies (formats, schemas, secrets, history retention). */
   policies: PolicyStore;
+  /** The cache tier: keys of memory namespaces (issue 11, docs/cache.md). */
+  cache: CacheTier;
   /** The RESP listener and its port (issue 11); undefined with `respPort: 'off'`. */
   resp?: { server: RespServer; port: number; url: string };
   /**
@@ -173,6 +181,41 @@ export async function startNode(opts: NodeOptions = {}): Promise<BeaconNode> {
     throw err;
   }
   // --- end security ----------------------------------------------------------------------------
+  // --- cache tier (issue 11) -------------------------------------------------------------------
+  // The RESP listener registers its command executor here (cache.open(exec)) so the AOF replays
+  // every command it propagates; without it the built-in executor replays the HTTP face's writes.
+  const cache = new CacheTier({
+    namespaces: (key) => policies.memoryNamespace(key),
+    dataDir,
+    maxValueBytes: store.maxValueBytes,
+    logger,
+    ...(opts.cache !== undefined ? { config: opts.cache } : {}),
+  });
+  // The RESP listener is built before the AOF loads so the file replays through its commands (issue 11).
+  const respServer =
+    opts.respPort === 'off'
+      ? undefined
+      : new RespServer({
+          store,
+          policies,
+          cache,
+          auth: security.auth,
+          audit: security.audit,
+          logger,
+          version: VERSION,
+          ...(tls !== undefined ? { tls: { cert: tls.cert, key: tls.key } } : {}),
+        });
+  try {
+    await cache.open(respServer?.aofExecutor());
+  } catch (err) {
+    await respServer?.close();
+    policies.stop();
+    security.stop();
+    await store.close();
+    throw err;
+  }
+  metrics.registerCacheMetrics(() => cache.namespaceStats());
+  // --- end cache tier --------------------------------------------------------------------------
   let stopping = false;
   const member: { cluster?: Cluster } = {}; // set once the node listens (its URL is part of its membership)
   const http = await createHttpServer({
@@ -183,6 +226,7 @@ export async function startNode(opts: NodeOptions = {}): Promise<BeaconNode> {
     logger,
     auth: security.auth,
     policies,
+    cache,
     audit: security.audit,
     ...(tls !== undefined ? { tls } : {}),
     info: {
@@ -209,23 +253,15 @@ export async function startNode(opts: NodeOptions = {}): Promise<BeaconNode> {
   if (!(await cluster.waitReady(5000))) logger.warn('the node is not ready yet: the change feed has not caught up');
   // --- RESP listener (issue 11) ----------------------------------------------------------------
   let resp: BeaconNode['resp'];
-  if (opts.respPort !== 'off') {
-    const server = new RespServer({
-      store,
-      policies,
-      auth: security.auth,
-      audit: security.audit,
-      logger,
-      version: VERSION,
-      ...(tls !== undefined ? { tls: { cert: tls.cert, key: tls.key } } : {}),
-    });
+  if (respServer !== undefined) {
     try {
-      const respPort = await server.listen(host, opts.respPort ?? (opts.httpPort === 0 ? 0 : DEFAULT_RESP_PORT));
-      resp = { server, port: respPort, url: `${tls !== undefined ? 'rediss' : 'redis'}://${host.includes(':') ? `[${host}]` : host}:${respPort}` };
+      const respPort = await respServer.listen(host, typeof opts.respPort === 'number' ? opts.respPort : opts.httpPort === 0 ? 0 : DEFAULT_RESP_PORT);
+      resp = { server: respServer, port: respPort, url: `${tls !== undefined ? 'rediss' : 'redis'}://${host.includes(':') ? `[${host}]` : host}:${respPort}` };
     } catch (err) {
-      await server.close();
+      await respServer.close();
       await http.close();
       await cluster.stop();
+      await cache.close();
       security.stop();
       policies.stop();
       await store.close();
@@ -299,9 +335,10 @@ export async function startNode(opts: NodeOptions = {}): Promise<BeaconNode> {
       await cluster.stop();
       security.stop(); // issue 5
       policies.stop();
+      await cache.close(); // issue 11
       await store.close();
     })();
     return stopped;
   };
-  return { url, port, dataDir, store, hub, http, logger, security, policies, runRetention, stop, ...(resp !== undefined ? { resp } : {}) };
+  return { url, port, dataDir, store, hub, http, logger, security, policies, cache, runRetention, stop, ...(resp !== undefined ? { resp } : {}) };
 }

@@ -350,6 +350,8 @@ export class RespServer implements ServerApi, ConnectionHost {
     const cache = this.o.cache as CacheTier;
     const replies: Reply[] = [];
     let wrote = false;
+    const aof: Buffer[][] = [];
+    const logging = cache.config.appendonly;
     for (const argv of cmds) {
       const s = spec ?? (COMMANDS.get((argv[0] as Buffer).toString('latin1').toLowerCase()) as CommandSpec);
       mem.begin(s.access === 'read');
@@ -367,9 +369,15 @@ export class RespServer implements ServerApi, ConnectionHost {
         wrote = true;
         const changes = mem.changes;
         mem.changes = [];
-        this.propagate(s, argv, r, changes);
+        if (logging) aof.push(...this.aofForm(s, argv, r, changes));
         for (const ch of changes) this.memoryChanged(ch.key, ch.event);
       }
+    }
+    if (aof.length > 0) {
+      // A MULTI replays all or nothing: wrapped as Redis writes it.
+      if (asExec && aof.length > 1) cache.propagate([Buffer.from('MULTI')]);
+      for (const a of aof) cache.propagate(a);
+      if (asExec && aof.length > 1) cache.propagate([Buffer.from('EXEC')]);
     }
     const out = asExec ? R.array(replies) : (replies[0] as Reply);
     if (wrote && cache.config.appendonly && cache.config.appendfsync === 'always') {
@@ -385,10 +393,16 @@ export class RespServer implements ServerApi, ConnectionHost {
     return reply(out);
   }
 
-  /** Appends an applied memory write to the AOF, with relative expiries made absolute. */
-  private propagate(spec: CommandSpec, argv: Buffer[], r: Reply, changes: { key: string; event: string }[]): void {
+  /** The AOF form of an applied memory write: relative expiries made absolute, random pops as SREM. */
+  private aofForm(spec: CommandSpec, argv: Buffer[], r: Reply, changes: { key: string; event: string }[]): Buffer[][] {
     const cache = this.o.cache as CacheTier;
-    if (!cache.config.appendonly) return;
+    const out: Buffer[][] = [];
+    const propagateTo = { propagate: (a: Buffer[]): void => void out.push(a) };
+    this.aofFormInto(propagateTo, cache, spec, argv, r, changes);
+    return out;
+  }
+
+  private aofFormInto(sink: { propagate(a: Buffer[]): void }, cache: CacheTier, spec: CommandSpec, argv: Buffer[], r: Reply, changes: { key: string; event: string }[]): void {
     const B = (s: string | number): Buffer => Buffer.from(String(s));
     const key = argv[1] as Buffer;
     const keyStr = changes[0]?.key ?? '';
@@ -404,12 +418,12 @@ export class RespServer implements ServerApi, ConnectionHost {
           } else if (i >= 3 && w === 'GET') continue;
           else out.push(argv[i] as Buffer);
         }
-        cache.propagate(out);
+        sink.propagate(out);
         return;
       }
       case 'setex':
       case 'psetex':
-        cache.propagate([B('SET'), key, argv[3] as Buffer, B('PXAT'), B(abs())]);
+        sink.propagate([B('SET'), key, argv[3] as Buffer, B('PXAT'), B(abs())]);
         return;
       case 'expire':
       case 'pexpire':
@@ -418,25 +432,25 @@ export class RespServer implements ServerApi, ConnectionHost {
       case 'getex':
       case 'persist': {
         const t = abs();
-        if (t === -2) cache.propagate([B('DEL'), key]);
-        else if (t === -1) cache.propagate([B('PERSIST'), key]);
-        else cache.propagate([B('PEXPIREAT'), key, B(t)]);
+        if (t === -2) sink.propagate([B('DEL'), key]);
+        else if (t === -1) sink.propagate([B('PERSIST'), key]);
+        else sink.propagate([B('PEXPIREAT'), key, B(t)]);
         return;
       }
       case 'incrbyfloat':
-        if (r.t === 'bulk') cache.propagate([B('SET'), key, r.v as Buffer, B('KEEPTTL')]);
+        if (r.t === 'bulk') sink.propagate([B('SET'), key, r.v as Buffer, B('KEEPTTL')]);
         return;
       case 'hincrbyfloat':
-        if (r.t === 'bulk') cache.propagate([B('HSET'), key, argv[2] as Buffer, typeof r.v === 'string' ? B(r.v) : r.v]);
+        if (r.t === 'bulk') sink.propagate([B('HSET'), key, argv[2] as Buffer, typeof r.v === 'string' ? B(r.v) : r.v]);
         return;
       case 'spop': {
         const members = r.t === 'bulk' ? [r] : r.t === 'set' || r.t === 'array' ? r.v : [];
         const bufs = members.filter((m): m is { t: 'bulk'; v: Buffer } => m.t === 'bulk').map((m) => (typeof m.v === 'string' ? B(m.v) : m.v));
-        if (bufs.length > 0) cache.propagate([B('SREM'), key, ...bufs]);
+        if (bufs.length > 0) sink.propagate([B('SREM'), key, ...bufs]);
         return;
       }
       default:
-        cache.propagate(argv);
+        sink.propagate(argv);
     }
   }
 
@@ -687,7 +701,11 @@ export class RespServer implements ServerApi, ConnectionHost {
   }
 
   async flushAll(conn: ConnState): Promise<void> {
-    this.o.cache?.flush();
+    const cache = this.o.cache;
+    if (cache !== undefined) {
+      cache.flush();
+      if (cache.config.appendonly) cache.propagate([Buffer.from('FLUSHALL')]);
+    }
     await this.o.store.deleteRange(FIRST_USER_KEY, null, { audit: this.audit(conn as Connection, 'flushall'), meta: JSON.stringify({ resp: 'flushall' }) });
   }
 
@@ -956,6 +974,51 @@ export class RespServer implements ServerApi, ConnectionHost {
   commandDocs(name: string): Reply | undefined {
     const s = COMMANDS.get(name);
     return s === undefined ? undefined : commandDocs(s);
+  }
+
+  /**
+   * The executor the cache tier replays its append-only file with: every memory write command
+   * this listener propagates, run on the memory keyspace without notifications or authorisation.
+   * @throws Error for an unknown command or one that fails (the tier logs it and goes on).
+   */
+  aofExecutor(): (argv: Buffer[]) => void {
+    const conn: ConnState = {
+      id: 0,
+      addr: 'aof',
+      laddr: 'aof',
+      createdAt: Date.now(),
+      protocol: 2,
+      name: 'aof',
+      libName: '',
+      libVer: '',
+      principal: DEV_PRINCIPAL,
+      multi: undefined,
+      multiError: false,
+      watched: new Map(),
+      channels: new Set(),
+      patterns: new Set(),
+      lastCmd: '',
+      lastActive: 0,
+      push: () => undefined,
+      closeAfterReply: () => undefined,
+      kill: () => undefined,
+    };
+    return (argv: Buffer[]): void => {
+      const name = (argv[0] as Buffer).toString('latin1').toLowerCase();
+      const mem = this.memory;
+      if (mem === undefined) return;
+      if (name === 'flushall' || name === 'flushdb') {
+        mem.tier.flush();
+        return;
+      }
+      const spec = COMMANDS.get(name);
+      if (spec === undefined || spec.access !== 'write') throw new Error(`the append-only file holds '${name}', which is not a write command`);
+      mem.begin(false);
+      const r = spec.handler(this.ctx(conn as Connection, mem), argv.slice(1));
+      mem.changes = [];
+      if (r instanceof Promise) throw new Error(`'${name}' cannot be replayed`);
+      if (r.t === 'error') throw new Error(r.v);
+    };
   }
 
   /** The bound port (after {@link listen}). */
