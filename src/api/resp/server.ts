@@ -483,6 +483,8 @@ export class RespServer implements ServerApi, ConnectionHost {
           return R.error('CROSSKIND a transaction cannot mix durable keys and memory-namespace keys; EXEC will refuse it');
         }
         (conn as Connection & { multiKind?: string }).multiKind = kind;
+        // Redis refuses to queue a write that would be refused for memory now (OOM), aborting EXEC.
+        if (kind === 'memory' && spec.access === 'write') this.o.cache?.ensureMemory();
       }
     } catch (err) {
       conn.multiError = true;
