@@ -14,6 +14,7 @@ import { formatResult, type BenchResult } from './lib/report.js';
 import { memory } from './memory.js';
 import { putDurable } from './put-durable.js';
 import { restart } from './restart.js';
+import { resp } from './resp.js';
 import { watchFanout } from './watch-fanout.js';
 
 const BENCHMARKS: Record<(typeof BENCHMARK_NAMES)[number], Benchmark> = {
@@ -22,6 +23,7 @@ const BENCHMARKS: Record<(typeof BENCHMARK_NAMES)[number], Benchmark> = {
   'watch-fanout': watchFanout,
   memory,
   restart,
+  resp,
 };
 
 /** The JSON file: the machine and options of the latest run of each benchmark, by name. */

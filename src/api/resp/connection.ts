@@ -212,7 +212,11 @@ export class Connection implements ConnState {
 
   private end(): void {
     if (this.dead) return;
-    this.socket.end();
+    // Close fully once the last reply is out (as Redis does): a client still sending then sees
+    // the connection reset instead of writing into a half-closed socket forever.
+    const sock = this.socket;
+    sock.end(() => sock.destroy());
+    setTimeout(() => sock.destroy(), 2000).unref();
     this.destroy(false);
   }
 

@@ -707,6 +707,8 @@ export class RespServer implements ServerApi, ConnectionHost {
     if (cache !== undefined) {
       cache.flush();
       if (cache.config.appendonly) cache.propagate([Buffer.from('FLUSHALL')]);
+      // Every WATCHed memory key was touched (Redis's touchAllWatchedKeysInDb).
+      for (const set of this.memoryWatch.values()) for (const c of set) c.watchDirty = true;
     }
     await this.o.store.deleteRange(FIRST_USER_KEY, null, { audit: this.audit(conn as Connection, 'flushall'), meta: JSON.stringify({ resp: 'flushall' }) });
   }
