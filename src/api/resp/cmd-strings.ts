@@ -1,4 +1,5 @@
 /** String, key and hash commands (every namespace kind). */
+import { isUtf8 } from 'node:buffer';
 import { NOT_INTEGER, SYNTAX, bigArg, fitsI64, floatArg, formatFloat, intArg, parseDouble, parseI64, word } from './args.js';
 import type { Ctx } from './context.js';
 import { RespError, WRONGTYPE, stringOf } from './keyspace.js';
@@ -12,10 +13,9 @@ const k = (b: Buffer | undefined): string => keyName(b);
 /** A key argument as a string. @throws RespError when it is not UTF-8 text (kv keys are UTF-8). */
 export function keyName(b: Buffer | undefined): string {
   if (b === undefined) throw new RespError(SYNTAX);
-  const s = b.toString('utf8');
   if (b.length === 0) throw new RespError('ERR empty keys are not allowed (Beacon keys are non-empty)');
-  if (!Buffer.from(s, 'utf8').equals(b)) throw new RespError('ERR keys must be UTF-8 text');
-  return s;
+  if (!isUtf8(b)) throw new RespError('ERR keys must be UTF-8 text');
+  return b.toString('utf8');
 }
 
 function getString(c: Ctx, key: string): Buffer | undefined {

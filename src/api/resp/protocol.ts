@@ -143,9 +143,23 @@ export class RespParser {
 
 /** Parses a decimal integer the way Redis's string2ll does (no spaces, no '+'); null if invalid. */
 function parseIntStrict(b: Buffer): number | null {
-  const s = b.toString('latin1');
-  if (!/^-?(0|[1-9][0-9]{0,15})$/.test(s)) return null;
-  return Number(s);
+  const len = b.length;
+  if (len === 0 || len > 17) return null;
+  let i = 0;
+  let neg = false;
+  if (b[0] === 0x2d /* - */) {
+    neg = true;
+    i = 1;
+    if (len === 1) return null;
+  }
+  if (b[i] === 0x30 /* 0 */ && len > i + 1) return null; // no leading zeros
+  let n = 0;
+  for (; i < len; i++) {
+    const d = (b[i] as number) - 0x30;
+    if (d < 0 || d > 9) return null;
+    n = n * 10 + d;
+  }
+  return neg ? -n : n;
 }
 
 /**
