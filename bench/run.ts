@@ -15,6 +15,7 @@ import { memory } from './memory.js';
 import { putDurable } from './put-durable.js';
 import { restart } from './restart.js';
 import { watchCatchup } from './watch-catchup.js';
+import { resp } from './resp.js';
 import { watchFanout } from './watch-fanout.js';
 
 const BENCHMARKS: Record<(typeof BENCHMARK_NAMES)[number], Benchmark> = {
@@ -24,6 +25,7 @@ const BENCHMARKS: Record<(typeof BENCHMARK_NAMES)[number], Benchmark> = {
   memory,
   restart,
   'watch-catchup': watchCatchup,
+  resp,
 };
 
 /** The JSON file: the machine and options of the latest run of each benchmark, by name. */

@@ -1,5 +1,6 @@
 /** `BeaconClient`: the typed entry point to one Beacon deployment over HTTP and WebSocket. */
 import { InvalidArgumentError, NotFoundError } from '../src/errors.js';
+import { CacheClient } from './cache.js';
 import { ConfigsClient } from './configs.js';
 import { Election } from './election.js';
 import type { EndpointStatus, HealthCheckOptions } from './endpoints.js';
@@ -153,6 +154,8 @@ export class BeaconClient {
   readonly lease: LeaseClient;
   /** Versioned application configs. */
   readonly configs: ConfigsClient;
+  /** The cache tier over HTTP: get, set with a TTL, delete, getOrLoad (issue 11, docs/cache.md). */
+  readonly cache: CacheClient;
   private readonly socketFactory: SocketFactory;
   private readonly watches = new Set<Watch>();
   private readonly liveConfigs = new Set<LiveConfig<unknown>>();
@@ -176,6 +179,7 @@ export class BeaconClient {
     this.transport.setToken(opts.token);
     this.lease = new LeaseClient(this.transport);
     this.configs = new ConfigsClient(this.transport);
+    this.cache = new CacheClient(this.transport);
     const transport = this.transport;
     this.socketFactory = opts.webSocket ?? defaultSocketFactory({ headers: () => transport.headers, handshakeTimeoutMs: transport.timeoutMs });
   }

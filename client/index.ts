@@ -13,6 +13,8 @@
 export { BeaconClient, createClient } from './client.js';
 export type { ClientOptions, Consistency, DeleteOptions, GetOptions, LoginResponse, PutOptions, RangeOptions, ScanOptions } from './client.js';
 export { AsyncQueue } from './async-queue.js';
+export { CacheClient } from './cache.js';
+export type { CacheEntry, CacheSetOptions } from './cache.js';
 export { ConfigsClient, configVersion } from './configs.js';
 export { Election } from './election.js';
 export type { Leader, LeaderInfo, Observation, ObserveOptions } from './election.js';

@@ -146,6 +146,20 @@ export class UnavailableError extends BeaconError {
   }
 }
 
+/**
+ * The cache tier is over `maxmemory` and its policy (`noeviction`, or a volatile policy with no
+ * volatile keys) cannot free memory: Redis's OOM refusal. The RESP listener answers
+ * `-OOM command not allowed when used memory > 'maxmemory'.` (prefix {@link OutOfMemoryError.redisPrefix}); HTTP 503.
+ */
+export class OutOfMemoryError extends BeaconError {
+  override readonly name = 'OutOfMemoryError';
+  /** The RESP error prefix (`-OOM …`). */
+  readonly redisPrefix = 'OOM';
+  constructor() {
+    super(ErrorCode.Unavailable, "command not allowed when used memory > 'maxmemory'.");
+  }
+}
+
 /** Rebuilds a typed error from its wire form `{code, message, details}` (used by the SDK). */
 export function errorFromWire(code: string, message: string, details?: ErrorDetails): BeaconError {
   switch (code) {

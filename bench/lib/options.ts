@@ -73,7 +73,7 @@ options:
   --help`;
 
 /** Names of the benchmarks, in the order they run. */
-export const BENCHMARK_NAMES = ['get-http', 'put-durable', 'watch-fanout', 'memory', 'restart', 'watch-catchup'] as const;
+export const BENCHMARK_NAMES = ['get-http', 'put-durable', 'watch-fanout', 'memory', 'restart', 'watch-catchup', 'resp'] as const;
 
 function positiveInt(name: string, v: string | undefined, dflt: number): number {
   if (v === undefined) return dflt;

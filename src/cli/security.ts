@@ -243,13 +243,42 @@ export function registerSecurityCommands(program: Command): void {
     .option('--default-ttl <seconds>', 'a lease of this TTL for writes that name none')
     .option('--keep-versions <n>', "history retention: keep each key's newest N versions")
     .option('--keep-days <days>', 'history retention: keep versions replaced less than DAYS days ago')
+    // cache tier (issue 11): docs/cache.md
+    .option('--storage <storage>', 'memory (a cache namespace: TTL, eviction, AOF) or durable (the default)')
+    .option('--ttl <seconds>', 'with --storage memory: the TTL of keys written without one (same as --default-ttl)')
+    .option('--origin <url>', 'with --storage memory: read-through origin URL template, {key} or {id} replaced, e.g. http://db-api/users/{id}')
+    .option('--origin-timeout <ms>', 'origin fetch timeout in ms (default 1000)')
+    .option('--origin-ttl <seconds>', 'TTL of values fetched from the origin (default: the namespace TTL)')
     .action(
       async (
         prefix: string,
-        o: { format?: string; schema?: string; secret: boolean; defaultTtl?: string; keepVersions?: string; keepDays?: string },
+        o: {
+          format?: string;
+          schema?: string;
+          secret: boolean;
+          defaultTtl?: string;
+          keepVersions?: string;
+          keepDays?: string;
+          storage?: string;
+          ttl?: string;
+          origin?: string;
+          originTimeout?: string;
+          originTtl?: string;
+        },
         cmd: Command,
       ) => {
         const body: Json = {};
+        // cache tier (issue 11): non-numbers go through as strings so the node's error names the field
+        const n = (v: string): number | string => (/^\d+$/.test(v) ? Number(v) : v);
+        if (o.storage !== undefined) body.storage = o.storage;
+        if (o.ttl !== undefined) body.defaultTtl = n(o.ttl);
+        if (o.origin !== undefined || o.originTimeout !== undefined || o.originTtl !== undefined) {
+          body.origin = {
+            ...(o.origin !== undefined ? { url: o.origin } : {}),
+            ...(o.originTimeout !== undefined ? { timeoutMs: n(o.originTimeout) } : {}),
+            ...(o.originTtl !== undefined ? { ttlSeconds: n(o.originTtl) } : {}),
+          };
+        }
         if (o.format !== undefined) body.format = o.format;
         if (o.schema !== undefined) body.schema = JSON.parse(readFileSync(o.schema, 'utf8'));
         if (o.secret) body.secret = true;
@@ -266,6 +295,8 @@ export function registerSecurityCommands(program: Command): void {
         if (contextOf(cmd).json) outJson(res);
         else {
           const summary: Json = { format: res.format, secret: res.secret === true, schema: res.schema !== undefined };
+          if (res.storage !== undefined) summary.storage = res.storage; // cache tier (issue 11)
+          if (res.origin !== undefined) summary.origin = res.origin;
           if (res.historyRetention !== undefined) summary.historyRetention = res.historyRetention;
           out(`namespace ${prefix}: ${JSON.stringify(summary)}`);
         }

@@ -4,6 +4,7 @@ import { parseRate, parseRoleMap, type RateSpec, type SecurityOptions } from '..
 import { checkCorsOrigins } from '../api/http/server.js';
 import { DEFAULT_MAX_JSON_DEPTH, DEFAULT_MAX_SCHEMA_BYTES, DEFAULT_MAX_SCHEMA_DEPTH, MAX_JSON_DEPTH_CEILING, MAX_SCHEMA_DEPTH_CEILING } from '../config/index.js';
 import { DEFAULT_LOCK_LEASE_FLOOR_MS } from '../coord/index.js';
+import { parseCacheSettings } from '../cache/index.js';
 import { startNode } from '../node/index.js';
 import { parseDuration } from '../obs/ingest/index.js';
 
@@ -145,6 +146,20 @@ interface ServeOptions {
   scrapeConfig?: string;
   queryTimeout: number;
   queryMaxSamples: number;
+  // cache tier (issue 11)
+  maxmemory?: string;
+  maxmemoryPolicy?: string;
+  appendonly?: string;
+  appendfsync?: string;
+  respPort?: string;
+}
+
+/** `--resp-port`: a port number or `off`. @throws Error for anything else. */
+function respPortOption(v: string): number | 'off' {
+  if (v === 'off') return 'off';
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new Error(`--resp-port must be a port number (0 picks a free one) or off, not '${v}'`);
+  return n;
 }
 
 /** Adds the `serve` command. */
@@ -224,6 +239,13 @@ export function registerServeCommand(program: Command): void {
     .option('--scrape-config <file>', 'Prometheus-style scrape_configs (static targets) to scrape into the metrics store')
     .addOption(new Option('--query-timeout <duration>', 'PromQL query timeout').argParser(durationOpt('--query-timeout')).default(120_000, '2m'))
     .option('--query-max-samples <n>', 'most samples one PromQL query may load', positiveInt('sample limit'), 50_000_000)
+    // cache tier (issue 11): docs/cache.md; Redis's names and value forms, as CONFIG SET takes them
+    .option('--maxmemory <bytes>', 'cache tier memory limit per node, e.g. 1gb (0: none; default: as last CONFIG SET, else 0)', process.env.BEACON_MAXMEMORY)
+    .option('--maxmemory-policy <policy>', 'cache eviction: noeviction, allkeys-lru, allkeys-lfu, volatile-lru, volatile-lfu, volatile-ttl, allkeys-random, volatile-random')
+    .option('--appendonly <yes|no>', 'persist cache namespaces in <data-dir>/appendonly.aof')
+    .option('--appendfsync <mode>', 'always (no acknowledged write lost), everysec (default) or no')
+    // RESP listener (issue 11)
+    .option('--resp-port <port>', 'Redis protocol port (0 picks a free one; off disables it); default 6380, or free with --http-port 0', process.env.BEACON_RESP_PORT)
     .action(async (o: ServeOptions) => {
       if (o.dev) {
         process.stderr.write(
@@ -261,9 +283,21 @@ export function registerServeCommand(program: Command): void {
           ...(o.oidcUsernameClaim !== undefined ? { usernameClaim: o.oidcUsernameClaim } : {}),
         };
       }
+      let cache: Awaited<ReturnType<typeof parseCacheSettings>>;
+      try {
+        cache = await parseCacheSettings({
+          maxmemory: o.maxmemory,
+          'maxmemory-policy': o.maxmemoryPolicy,
+          appendonly: o.appendonly,
+          appendfsync: o.appendfsync,
+        });
+      } catch (err) {
+        throw new Error((err as Error).message);
+      }
       const ingestRate = o.ingestRateLimit === 'off' ? null : Number(o.ingestRateLimit);
       if (ingestRate !== null && !(Number.isFinite(ingestRate) && ingestRate > 0)) throw new Error(`invalid --ingest-rate-limit '${o.ingestRateLimit}': a number of samples per second, or off`);
       const node = await startNode({
+        cache, // issue 11
         metricsStore: {
           retentionMs: o.metricsRetention,
           oooWindowMs: o.oooWindow,
@@ -289,6 +323,7 @@ export function registerServeCommand(program: Command): void {
         maxSchemaBytes: o.maxSchemaBytes,
         maxSchemaDepth: o.maxSchemaDepth,
         maxJsonDepth: o.maxJsonDepth,
+        ...(o.respPort !== undefined ? { respPort: respPortOption(o.respPort) } : {}),
         ...(o.kekFile !== undefined ? { kekFile: o.kekFile } : {}),
         ...(o.tlsCert !== undefined && o.tlsKey !== undefined
           ? { tls: { cert: o.tlsCert, key: o.tlsKey, ...(o.tlsClientCa !== undefined ? { clientCa: o.tlsClientCa } : {}) } }
@@ -309,7 +344,8 @@ export function registerServeCommand(program: Command): void {
         `beacon listening on ${node.url} (HTTP API, watch at ${node.url.replace('http', 'ws')}/v1/watch)\n` +
           `beacon data: ${node.store.backend.description} (revision ${node.store.revision}, ${node.store.keyCount} keys)\n` +
           (o.dev ? '' : `beacon auth: on (tokens from POST ${node.url}/v1/auth/token)${node.policies.keyring ? `; KEK ${node.policies.keyring.primary.id}` : ''}\n`) +
-          (corsOrigins.length > 0 ? `beacon CORS: browser apps from ${corsOrigins.join(', ')}\n` : ''),
+          (corsOrigins.length > 0 ? `beacon CORS: browser apps from ${corsOrigins.join(', ')}\n` : '') +
+          (node.resp !== undefined ? `beacon RESP listening on ${node.resp.url} (redis-cli -p ${node.resp.port}${node.resp.url.startsWith('rediss') ? ' --tls' : ''})\n` : ''),
       );
       let stopping = false;
       const shutdown = (signal: string): void => {

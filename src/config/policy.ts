@@ -9,6 +9,7 @@ import { isUtf8 } from 'node:buffer';
 import { Ajv, type SchemaValidateFunction, type ValidateFunction } from 'ajv';
 import { RE2JS } from 're2js';
 import { InvalidArgumentError, NotFoundError, UnavailableError } from '../errors.js';
+import type { OriginPolicy } from '../cache/index.js';
 import { MAX_LEASE_TTL_SECONDS } from '../lease/index.js';
 import {
   SYSTEM_PREFIX,
@@ -57,6 +58,16 @@ export interface NamespacePolicy {
   /** Seconds: a write that names no lease gets a fresh lease of this TTL. */
   defaultTtl?: number;
   description?: string;
+  // --- cache tier (issue 11): docs/cache.md ---------------------------------------------------
+  /**
+   * `memory`: the namespace's keys live in the node's cache tier (TTL, eviction, AOF) whatever
+   * API writes them; `durable` (the default): kv keys. Only a memory namespace may use the
+   * empty prefix `""` (every key not under a longer namespace).
+   */
+  storage?: 'memory' | 'durable';
+  /** Read-through origin of a memory namespace: a miss fetches `url` (see {@link OriginPolicy}). */
+  origin?: OriginPolicy;
+  // --- end cache tier --------------------------------------------------------------------------
   /** ms since the epoch of the last change, and who made it (set by the store). */
   updatedAt?: number;
   updatedBy?: string;
@@ -103,7 +114,7 @@ export interface ReconcileResult {
 /** How many undecryptable keys a {@link ReconcileResult} names. */
 export const MAX_FAILED_KEYS = 100;
 
-const FIELDS = ['format', 'schema', 'secret', 'historyRetention', 'defaultTtl', 'description'] as const;
+const FIELDS = ['format', 'schema', 'secret', 'historyRetention', 'defaultTtl', 'description', 'storage', 'origin'] as const;
 
 /**
  * ajv's regular-expression engine for `pattern` and `patternProperties`: RE2 semantics (re2js),
@@ -244,9 +255,9 @@ function checkRefs(root: unknown, maxDepth: number): void {
  * `{field: 'schema', limit}` and a message naming the limit and its flag.
  */
 export function parsePolicy(prefix: string, body: unknown, limits: Pick<JsonLimits, 'maxSchemaBytes' | 'maxSchemaDepth'> = DEFAULT_JSON_LIMITS): NamespacePolicy {
-  validateKey(prefix, 'namespace prefix');
   if (body === null || typeof body !== 'object' || Array.isArray(body)) throw new InvalidArgumentError('the policy must be a JSON object');
   const o = body as Record<string, unknown>;
+  if (prefix !== '' || o.storage !== 'memory') validateKey(prefix, 'namespace prefix');
   for (const k of Object.keys(o)) {
     if (!(FIELDS as readonly string[]).includes(k) && k !== 'prefix') {
       throw new InvalidArgumentError(`unknown field '${k}' in the policy; allowed: ${FIELDS.join(', ')}`, { field: k });
@@ -315,8 +326,73 @@ export function parsePolicy(prefix: string, body: unknown, limits: Pick<JsonLimi
     }
     p.description = o.description;
   }
+  parseCachePolicy(o, p);
   return p;
 }
+
+// --- cache tier (issue 11) -----------------------------------------------------------------------
+/** Largest origin timeout a policy may set, ms. */
+const MAX_ORIGIN_TIMEOUT_MS = 60_000;
+
+/**
+ * Checks the cache fields of a policy body (`storage`, `origin`) into `p`.
+ * @throws InvalidArgumentError naming the bad field.
+ */
+function parseCachePolicy(o: Record<string, unknown>, p: NamespacePolicy): void {
+  if (o.storage !== undefined && o.storage !== null) {
+    if (o.storage !== 'memory' && o.storage !== 'durable') throw new InvalidArgumentError("'storage' must be \"memory\" or \"durable\"", { field: 'storage' });
+    if (o.storage === 'memory') p.storage = 'memory';
+  }
+  if (p.storage === 'memory') {
+    if (p.secret === true) throw new InvalidArgumentError('a memory namespace cannot be secret (its values are held in clear in memory)', { field: 'secret' });
+    if (p.historyRetention !== undefined) throw new InvalidArgumentError('a memory namespace keeps no history; remove historyRetention', { field: 'historyRetention' });
+  }
+  if (o.origin === undefined || o.origin === null) return;
+  if (p.storage !== 'memory') throw new InvalidArgumentError("'origin' needs storage \"memory\" (read-through fills the cache)", { field: 'origin' });
+  const r = o.origin;
+  if (typeof r !== 'object' || Array.isArray(r)) throw new InvalidArgumentError("'origin' must be an object like {\"url\": \"http://db-api/users/{id}\"}", { field: 'origin' });
+  const oo = r as Record<string, unknown>;
+  for (const k of Object.keys(oo)) {
+    if (!['url', 'timeoutMs', 'ttlSeconds', 'breaker'].includes(k)) {
+      throw new InvalidArgumentError(`unknown field '${k}' in 'origin'; allowed: url, timeoutMs, ttlSeconds, breaker`, { field: `origin.${k}` });
+    }
+  }
+  let url: URL | undefined;
+  try {
+    url = typeof oo.url === 'string' ? new URL(oo.url.replaceAll('{key}', 'k').replaceAll('{id}', 'k')) : undefined;
+  } catch {
+    url = undefined;
+  }
+  if (url === undefined || (url.protocol !== 'http:' && url.protocol !== 'https:') || typeof oo.url !== 'string' || oo.url.length > 2048) {
+    throw new InvalidArgumentError("'origin.url' must be an http:// or https:// URL template with {key} or {id}, e.g. http://db-api/users/{id}", { field: 'origin.url' });
+  }
+  const origin: OriginPolicy = { url: oo.url };
+  const int = (v: unknown, field: string, min: number, max: number): number => {
+    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min || v > max) {
+      throw new InvalidArgumentError(`'${field}' must be a whole number from ${min} to ${max}`, { field });
+    }
+    return v;
+  };
+  if (oo.timeoutMs !== undefined) origin.timeoutMs = int(oo.timeoutMs, 'origin.timeoutMs', 1, MAX_ORIGIN_TIMEOUT_MS);
+  if (oo.ttlSeconds !== undefined) origin.ttlSeconds = int(oo.ttlSeconds, 'origin.ttlSeconds', 1, MAX_LEASE_TTL_SECONDS);
+  if (oo.breaker !== undefined) {
+    const b = oo.breaker;
+    if (b === null || typeof b !== 'object' || Array.isArray(b)) throw new InvalidArgumentError("'origin.breaker' must be an object", { field: 'origin.breaker' });
+    const bb = b as Record<string, unknown>;
+    origin.breaker = {};
+    for (const [k, v] of Object.entries(bb)) {
+      const f = `origin.breaker.${k}`;
+      if (k === 'failureRatio') {
+        if (typeof v !== 'number' || !(v > 0 && v <= 1)) throw new InvalidArgumentError(`'${f}' must be a number in (0, 1]`, { field: f });
+        origin.breaker.failureRatio = v;
+      } else if (k === 'windowMs' || k === 'halfOpenAfterMs') origin.breaker[k] = int(v, f, 100, 3_600_000);
+      else if (k === 'minRequests') origin.breaker.minRequests = int(v, f, 1, 1_000_000);
+      else throw new InvalidArgumentError(`unknown field '${k}' in 'origin.breaker'; allowed: failureRatio, windowMs, minRequests, halfOpenAfterMs`, { field: f });
+    }
+  }
+  p.origin = origin;
+}
+// --- end cache tier ------------------------------------------------------------------------------
 
 /** Formats ajv's errors as JSON Pointer paths (a missing required property is named in its path). */
 export function schemaViolations(errors: ValidateFunction['errors']): SchemaViolation[] {
@@ -512,7 +588,14 @@ export class PolicyStore {
 
   /** The default TTL in seconds for a write of `key` that names no lease, if its namespace has one. */
   defaultTtl(key: string): number | undefined {
-    return this.entryFor(key)?.policy.defaultTtl;
+    const p = this.entryFor(key)?.policy;
+    return p?.storage === 'memory' ? undefined : p?.defaultTtl; // a memory namespace's TTL is the cache tier's, not a lease
+  }
+
+  /** The memory namespace governing `key` (its policy, whose shape the cache tier reads), if the governing namespace is one. */
+  memoryNamespace(key: string): NamespacePolicy | undefined {
+    const p = this.entryFor(key)?.policy;
+    return p?.storage === 'memory' ? p : undefined;
   }
 
   /**

@@ -7,12 +7,14 @@ import { registerClusterRoute } from '../api/http/admin-routes.js';
 import { checkCorsOrigins, createHttpServer } from '../api/http/server.js';
 import { DEFAULT_RETENTION_GRACE_MS, createBackend } from '../backend/index.js';
 import { startSecurity, type Security, type SecurityOptions } from '../auth/index.js';
+import { CacheTier, type CacheConfig } from '../cache/index.js';
 import { ConfigService, PolicyStore, loadKeyring } from '../config/index.js';
 import { UnavailableError } from '../errors.js';
 import { Store, DEFAULT_MAX_VALUE_BYTES } from '../kv/index.js';
 import { Metrics, createLogger, type Logger } from '../obs/index.js';
 import { startMetricsStore, type MetricsStore, type MetricsStoreOptions } from '../obs/ingest/index.js';
 import { WatchHub } from '../watch/index.js';
+import { RespServer, DEFAULT_RESP_PORT } from '../api/resp/index.js';
 import { isSharedBackend, startCluster, type Cluster } from './cluster.js';
 
 /** Options of {@link startNode}; every field has the default `beacon serve` uses. */
@@ -83,6 +85,18 @@ export interface NodeOptions {
   lockLeaseFloorMs?: number;
   /** The time-series store: retention, limits, scraping, query limits (issue 12, docs/metrics.md). */
   metricsStore?: MetricsStoreOptions;
+  /**
+   * Cache tier settings at start (Redis CONFIG names: `maxmemory`, `maxmemory-policy`,
+   * `appendonly`, `appendfsync`, …); they win over settings saved by CONFIG SET. See docs/cache.md.
+   */
+  cache?: Partial<CacheConfig>;
+  // --- RESP listener (issue 11): docs/resp.md ---------------------------------------------------
+  /**
+   * Port of the Redis protocol listener on `host` (TLS with `tls`); 0 picks a free one; 'off'
+   * disables it. Default 6380, or a free port when `httpPort` is 0 (a node asked for a free HTTP
+   * port, as tests and benchmarks do, must not collide on a fixed RESP port).
+   */
+  respPort?: number | 'off';
 }
 
 /** What one history-retention pass did. */
@@ -109,6 +123,10 @@ export interface BeaconNode {
   security: Security;
   /** Namespace policies (formats, schemas, secrets, history retention). */
   policies: PolicyStore;
+  /** The cache tier: keys of memory namespaces (issue 11, docs/cache.md). */
+  cache: CacheTier;
+  /** The RESP listener and its port (issue 11); undefined with `respPort: 'off'`. */
+  resp?: { server: RespServer; port: number; url: string };
   /**
    * Runs one history-retention pass now (what the `--retention-interval` timer runs): on the node
    * that drives lease expiry it prunes every namespace with a `historyRetention`; elsewhere it
@@ -207,6 +225,42 @@ export async function startNode(opts: NodeOptions = {}): Promise<BeaconNode> {
     throw err;
   }
   // --- end metrics store -------------------------------------------------------------------------
+  // --- cache tier (issue 11) -------------------------------------------------------------------
+  // The RESP listener registers its command executor here (cache.open(exec)) so the AOF replays
+  // every command it propagates; without it the built-in executor replays the HTTP face's writes.
+  const cache = new CacheTier({
+    namespaces: (key) => policies.memoryNamespace(key),
+    dataDir,
+    maxValueBytes: store.maxValueBytes,
+    logger,
+    ...(opts.cache !== undefined ? { config: opts.cache } : {}),
+  });
+  // The RESP listener is built before the AOF loads so the file replays through its commands (issue 11).
+  const respServer =
+    opts.respPort === 'off'
+      ? undefined
+      : new RespServer({
+          store,
+          policies,
+          cache,
+          auth: security.auth,
+          audit: security.audit,
+          logger,
+          version: VERSION,
+          ...(tls !== undefined ? { tls: { cert: tls.cert, key: tls.key } } : {}),
+        });
+  try {
+    await cache.open(respServer?.aofExecutor());
+  } catch (err) {
+    await respServer?.close();
+    metricsStore.stop();
+    policies.stop();
+    security.stop();
+    await store.close();
+    throw err;
+  }
+  metrics.registerCacheMetrics(() => cache.namespaceStats());
+  // --- end cache tier --------------------------------------------------------------------------
   let stopping = false;
   const member: { cluster?: Cluster } = {}; // set once the node listens (its URL is part of its membership)
   const http = await createHttpServer({
@@ -217,6 +271,7 @@ export async function startNode(opts: NodeOptions = {}): Promise<BeaconNode> {
     logger,
     auth: security.auth,
     policies,
+    cache,
     audit: security.audit,
     metricsStore, // issue 12
     ...(tls !== undefined ? { tls } : {}),
@@ -244,6 +299,25 @@ export async function startNode(opts: NodeOptions = {}): Promise<BeaconNode> {
   member.cluster = cluster;
   if (!(await cluster.waitReady(5000))) logger.warn('the node is not ready yet: the change feed has not caught up');
   metricsStore.startScraping(new URL(opts.advertiseUrl ?? url).host); // issue 12: own metrics every 15 s, --scrape-config targets
+  // --- RESP listener (issue 11) ----------------------------------------------------------------
+  let resp: BeaconNode['resp'];
+  if (respServer !== undefined) {
+    try {
+      const respPort = await respServer.listen(host, typeof opts.respPort === 'number' ? opts.respPort : opts.httpPort === 0 ? 0 : DEFAULT_RESP_PORT);
+      resp = { server: respServer, port: respPort, url: `${tls !== undefined ? 'rediss' : 'redis'}://${host.includes(':') ? `[${host}]` : host}:${respPort}` };
+    } catch (err) {
+      await respServer.close();
+      metricsStore.stop();
+      await http.close();
+      await cluster.stop();
+      await cache.close();
+      security.stop();
+      policies.stop();
+      await store.close();
+      throw err;
+    }
+  }
+  // --- end RESP listener -----------------------------------------------------------------------
 
   // History retention: the node that drives lease expiry prunes (one node, so passes never race
   // each other); every node re-reads the floors, so its reads and watches refuse what is gone.
@@ -305,14 +379,16 @@ export async function startNode(opts: NodeOptions = {}): Promise<BeaconNode> {
       // A running pass is not awaited here: closing the backend stops it at its next batch.
       if (retentionTimer !== undefined) clearInterval(retentionTimer);
       hub.close();
+      await resp?.server.close(); // issue 11
       await http.close();
       metricsStore.stop(); // issue 12
       await cluster.stop();
       security.stop(); // issue 5
       policies.stop();
+      await cache.close(); // issue 11
       await store.close();
     })();
     return stopped;
   };
-  return { url, port, dataDir, store, hub, http, logger, security, policies, runRetention, stop, metricsStore };
+  return { url, port, dataDir, store, hub, http, logger, security, policies, cache, runRetention, stop, metricsStore, ...(resp !== undefined ? { resp } : {}) };
 }

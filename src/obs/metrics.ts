@@ -171,4 +171,68 @@ export class Metrics {
     });
     collectDefaultMetrics({ register: this.registry, prefix: 'beacon_' });
   }
+
+  // --- cache tier (issue 11) -----------------------------------------------------------------------
+  /**
+   * Registers the cache tier's per-namespace series, read from `source` at each scrape:
+   * `beacon_cache_{hits,misses,evicted,expired,origin_requests,origin_failures}_total`,
+   * `beacon_cache_keys`, `beacon_cache_memory_bytes` (counted bytes, as INFO used_memory) and
+   * `beacon_cache_origin_breaker_open` (1 open, 0.5 half-open, 0 closed), each labelled `namespace`.
+   */
+  registerCacheMetrics(source: () => CacheNamespaceSample[]): void {
+    const reg = [this.registry];
+    const counter = (name: string, help: string, field: keyof CacheNamespaceSample): void => {
+      new Counter({
+        name,
+        help,
+        labelNames: ['namespace'] as const,
+        registers: reg,
+        collect() {
+          this.reset();
+          for (const s of source()) this.inc({ namespace: s.prefix }, Number(s[field] ?? 0));
+        },
+      });
+    };
+    const gauge = (name: string, help: string, value: (s: CacheNamespaceSample) => number | undefined): void => {
+      new Gauge({
+        name,
+        help,
+        labelNames: ['namespace'] as const,
+        registers: reg,
+        collect() {
+          this.reset();
+          for (const s of source()) {
+            const v = value(s);
+            if (v !== undefined) this.set({ namespace: s.prefix }, v);
+          }
+        },
+      });
+    };
+    counter('beacon_cache_hits_total', 'Cache lookups that found the key, by memory namespace.', 'hits');
+    counter('beacon_cache_misses_total', 'Cache lookups that did not find the key, by memory namespace.', 'misses');
+    counter('beacon_cache_evicted_total', 'Keys evicted by maxmemory, by memory namespace.', 'evicted');
+    counter('beacon_cache_expired_total', 'Keys removed because their TTL passed, by memory namespace.', 'expired');
+    counter('beacon_cache_origin_requests_total', 'Read-through fetches sent to the origin, by memory namespace.', 'originRequests');
+    counter('beacon_cache_origin_failures_total', 'Read-through fetches that failed (timeout, error, status other than 200/404).', 'originFailures');
+    gauge('beacon_cache_keys', 'Keys held in the cache tier, by memory namespace.', (s) => s.keys);
+    gauge('beacon_cache_memory_bytes', 'Counted memory of the cache entries (INFO used_memory), by memory namespace.', (s) => s.memory);
+    gauge('beacon_cache_origin_breaker_open', "The origin's circuit breaker: 1 open, 0.5 half-open, 0 closed.", (s) =>
+      s.breaker === undefined ? undefined : s.breaker === 'open' ? 1 : s.breaker === 'half-open' ? 0.5 : 0,
+    );
+  }
+  // --- end cache tier ------------------------------------------------------------------------------
+}
+
+/** One memory namespace's figures as the cache tier reports them (see {@link Metrics.registerCacheMetrics}). */
+export interface CacheNamespaceSample {
+  prefix: string;
+  hits: number;
+  misses: number;
+  evicted: number;
+  expired: number;
+  keys: number;
+  memory: number;
+  originRequests: number;
+  originFailures: number;
+  breaker?: 'closed' | 'open' | 'half-open';
 }

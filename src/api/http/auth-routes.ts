@@ -28,6 +28,15 @@ function policyJson(p: NamespacePolicy): Record<string, unknown> {
   return out;
 }
 
+/**
+ * The namespace prefix of a `/v1/namespaces/*` path. The empty prefix is allowed here (cache tier,
+ * issue 11): only a memory namespace may have it, which parsePolicy enforces.
+ */
+function namespacePrefix(params: unknown): string {
+  const raw = wildcardKey(params);
+  return raw === '' ? '' : validateKey(raw, 'namespace prefix');
+}
+
 /** A time in a query: ISO 8601 or milliseconds since the epoch. @throws InvalidArgumentError. */
 function queryTime(q: Record<string, unknown>, name: string): number | undefined {
   const v = q[name];
@@ -270,13 +279,13 @@ export function registerAuthRoutes(app: FastifyInstance, ctx: HttpContext): void
   });
 
   app.get('/v1/namespaces/*', async (req) => {
-    const prefix = validateKey(wildcardKey(req.params), 'namespace prefix');
+    const prefix = namespacePrefix(req.params);
     requireAccess(ctx, req, 'namespace.get', 'read', prefixResource(prefix));
     return policyJson(policies.get(prefix));
   });
 
   app.put('/v1/namespaces/*', async (req, reply) => {
-    const prefix = validateKey(wildcardKey(req.params), 'namespace prefix');
+    const prefix = namespacePrefix(req.params);
     requireAccess(ctx, req, 'namespace.put', 'admin', prefixResource(prefix));
     const policy = policies.parse(prefix, jsonBody(req, '{"format": "json", "schema": {…}, "secret": false}'));
     const p = principalOf(req);
@@ -298,7 +307,7 @@ export function registerAuthRoutes(app: FastifyInstance, ctx: HttpContext): void
   });
 
   app.delete('/v1/namespaces/*', async (req) => {
-    const prefix = validateKey(wildcardKey(req.params), 'namespace prefix');
+    const prefix = namespacePrefix(req.params);
     requireAccess(ctx, req, 'namespace.delete', 'admin', prefixResource(prefix));
     const p = principalOf(req);
     const res = await policies.delete(prefix);

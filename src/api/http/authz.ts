@@ -122,6 +122,10 @@ export const ROUTE_RULES: Record<string, RouteRule> = {
   'PUT /v1/configs/*': { kind: 'handler' },
   'POST /v1/configs/*': { kind: 'handler' },
   'DELETE /v1/configs/*': { kind: 'handler' },
+  // Cache tier (issue 11): read/write on the key, checked by the handlers like /v1/kv.
+  'GET /v1/cache/*': { kind: 'handler' },
+  'PUT /v1/cache/*': { kind: 'handler' },
+  'DELETE /v1/cache/*': { kind: 'handler' },
   // Watches: the WebSocket routes multiplex watches whose ranges come later in frames; each
   // create/subscribe frame is clamped past the system keys and authorized (watch-access.ts), and
   // secret values are decrypted or redacted per principal. SSE checks its one range here too.

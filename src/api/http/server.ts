@@ -6,6 +6,7 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } 
 import { InvalidArgumentError } from '../../errors.js';
 import { registerAdminRoutes } from './admin-routes.js';
 import { registerAuthRoutes } from './auth-routes.js';
+import { registerCacheRoutes } from './cache-routes.js';
 import { redactUrl, registerAuthHooks } from './authz.js';
 import { registerConfigRoutes } from './config-routes.js';
 import { registerCoordRoutes } from './coord-routes.js';
@@ -202,5 +203,6 @@ export async function createHttpServer(ctx: HttpContext, opts: HttpServerOptions
   registerCoordRoutes(app, ctx);
   registerAuthRoutes(app, ctx);
   registerPromRoutes(app, ctx); // metrics push and Prometheus query API (issue 12)
+  registerCacheRoutes(app, ctx); // issue 11
   return app;
 }

@@ -1,0 +1,140 @@
+/**
+ * resp: Beacon's RESP listener against the Debian redis-server, started on free ports in the
+ * same run, measured with `redis-benchmark -t set,get,incr,mset -n N -c 50` at -P 1 and -P 16.
+ * Memory namespace (the whole keyspace a cache, no AOF) vs redis-server: requests/s ratios and
+ * p99 at -P 1; durable keys over RESP at -P 16 (SET) next to the durable HTTP PUT figure of the
+ * put-durable benchmark. Prints figures; never fails on a time.
+ * Targets (issue 11): memory ≥ 60 % of redis-server at -P 1, ≥ 25 % at -P 16, p99 at -P 1 ≤ 2×.
+ *
+ * Standalone: `node dist/bench/resp.js [--n 200000] [--runs 3]`; also `node dist/bench/run.js resp`.
+ */
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { result, type BenchContext, type Benchmark } from './lib/bench.js';
+import { spawnBeacon, track } from './lib/proc.js';
+import type { BenchResult, Figure } from './lib/report.js';
+import { median } from './lib/stats.js';
+
+const exec = promisify(execFile);
+const TESTS = ['set', 'get', 'incr', 'mset'] as const;
+
+/** One redis-benchmark line: requests/s and p99 in ms per test. */
+type Figures = Record<string, { rps: number; p99: number }>;
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const p = (s.address() as { port: number }).port;
+      s.close(() => resolve(p));
+    });
+    s.on('error', reject);
+  });
+}
+
+/** Runs redis-benchmark with --csv and parses "test","rps","avg","min","p50","p95","p99","max". */
+async function redisBenchmark(port: number, tests: readonly string[], n: number, pipeline: number, keyspace = 100_000, command: string[] = []): Promise<Figures> {
+  const { stdout } = await exec(
+    'redis-benchmark',
+    ['-h', '127.0.0.1', '-p', String(port), ...(command.length > 0 ? [] : ['-t', tests.join(',')]), '-n', String(n), '-c', '50', '-P', String(pipeline), '-r', String(keyspace), '--csv', ...command],
+    { timeout: 900_000, maxBuffer: 16 * 1024 * 1024 },
+  );
+  const out: Figures = {};
+  for (const line of stdout.split('\n')) {
+    const cells = line.split(',').map((c) => c.replace(/"/g, ''));
+    if (cells.length < 7 || cells[0] === 'test') continue;
+    const name = (cells[0] as string).toLowerCase().split(' ')[0] as string;
+    out[name] = { rps: Number(cells[1]), p99: Number(cells[6]) };
+  }
+  return out;
+}
+
+async function startRedis(): Promise<{ port: number; child: ChildProcess; stop: () => Promise<void> }> {
+  const port = await freePort();
+  const dir = mkdtempSync(join(tmpdir(), 'bench-redis-'));
+  const child = track(spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir], { stdio: 'ignore' }));
+  for (let i = 0; i < 100; i++) {
+    try {
+      await exec('redis-cli', ['-p', String(port), 'PING'], { timeout: 2000 });
+      break;
+    } catch {
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+  return {
+    port,
+    child,
+    stop: async () => {
+      const gone = new Promise((r) => child.once('exit', r));
+      child.kill('SIGTERM');
+      await gone;
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** The RESP benchmark as the runner's {@link Benchmark}. */
+export const resp: Benchmark = {
+  name: 'resp',
+  title: 'RESP listener vs redis-server (redis-benchmark -c 50)',
+  run: async (ctx: BenchContext): Promise<BenchResult> => {
+    const n = ctx.opts.quick ? 50_000 : 200_000;
+    const runs = ctx.opts.runs;
+    const redisFig: Figures[][] = [[], []];
+    const memFig: Figures[][] = [[], []];
+    const durable: number[] = [];
+    const pipelines = [1, 16];
+    for (let run = 0; run < runs; run++) {
+      const redis = await startRedis();
+      const beacon = await spawnBeacon(ctx.tempDir('resp-'), ['--resp-port', '0']);
+      try {
+        const m = /redis:\/\/127\.0\.0\.1:(\d+)/.exec(beacon.stderr());
+        const bport = Number(m?.[1]);
+        // The whole keyspace a cache namespace, except durable/ (the rule of docs/resp.md).
+        await fetch(`${beacon.url}/v1/namespaces/`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: '{"storage":"memory"}' });
+        await fetch(`${beacon.url}/v1/namespaces/durable/`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: '{"storage":"durable"}' });
+        for (const [i, p] of pipelines.entries()) {
+          ctx.log(`run ${run + 1}/${runs}: redis-server -P ${p}`);
+          (redisFig[i] as Figures[]).push(await redisBenchmark(redis.port, TESTS, n, p));
+          ctx.log(`run ${run + 1}/${runs}: beacon memory -P ${p}`);
+          (memFig[i] as Figures[]).push(await redisBenchmark(bport, TESTS, n, p));
+        }
+        // Durable keys: SET under durable/ (a durable namespace inside the memory catch-all).
+        ctx.log(`run ${run + 1}/${runs}: beacon durable SET -P 16`);
+        const d = await redisBenchmark(bport, [], Math.min(n, 100_000), 16, 100_000, ['SET', 'durable/key:__rand_int__', 'xxx']);
+        durable.push(Object.values(d)[0]?.rps ?? 0);
+      } finally {
+        await beacon.stop();
+        await redis.stop();
+      }
+    }
+    const figures: Figure[] = [];
+    const notes: string[] = [];
+    for (const [i, p] of pipelines.entries()) {
+      for (const t of TESTS) {
+        const r = (redisFig[i] as Figures[]).map((f) => f[t]?.rps ?? 0);
+        const b = (memFig[i] as Figures[]).map((f) => f[t]?.rps ?? 0);
+        figures.push({ name: `redis-server ${t.toUpperCase()} -P ${p}`, unit: '/s', values: r });
+        figures.push({ name: `beacon memory ${t.toUpperCase()} -P ${p}`, unit: '/s', values: b });
+        figures.push({
+          name: `ratio ${t.toUpperCase()} -P ${p}`,
+          unit: '%',
+          values: b.map((x, k) => (100 * x) / Math.max(1, r[k] ?? 1)),
+          target: { op: '>=', value: p === 1 ? 60 : 25 },
+        });
+        if (p === 1) {
+          const rp = (redisFig[i] as Figures[]).map((f) => f[t]?.p99 ?? 0);
+          const bp = (memFig[i] as Figures[]).map((f) => f[t]?.p99 ?? 0);
+          figures.push({ name: `p99 ${t.toUpperCase()} -P 1 beacon/redis`, unit: 'x', values: bp.map((x, k) => x / Math.max(0.001, rp[k] ?? 1)), target: { op: '<=', value: 2 } });
+          notes.push(`${t.toUpperCase()} -P 1 p99: redis-server median ${median(rp)} ms, beacon ${median(bp)} ms`);
+        }
+      }
+    }
+    figures.push({ name: 'beacon durable SET -P 16 (compare put-durable)', unit: '/s', values: durable });
+    return result(resp, { n, clients: 50, runs, keyspace: 100_000 }, figures, notes);
+  },
+};

@@ -1,0 +1,111 @@
+/**
+ * `/v1/cache/*`: the HTTP face of the cache tier (seed 002 journeys 1–2). GET reads a key of a
+ * memory namespace, falling back to the namespace's origin on a miss (read-through, single-flight,
+ * circuit breaker); PUT stores a value with a TTL; DELETE removes it. `x-cache: hit|miss` says
+ * whether the value came from memory. Same users, roles and prefix permissions as `/v1/kv`.
+ */
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { InvalidArgumentError, NotFoundError } from '../../errors.js';
+import { validateKey } from '../../kv/index.js';
+import type { CacheValue } from '../../cache/index.js';
+import { requireAccess } from './authz.js';
+import { decodeValue, encodeValue, optInt, queryInt, readObject, wildcardKey } from './codec.js';
+import type { HttpContext } from './context.js';
+
+/** Largest TTL a PUT may give, seconds (as a lease's). */
+const MAX_TTL_SECONDS = 9_000_000_000;
+
+/**
+ * The cache key of the path, once the caller may do `action` on it.
+ * @throws InvalidArgumentError for a bad key or one outside every memory namespace; PermissionDeniedError.
+ */
+function cacheKey(ctx: HttpContext, req: FastifyRequest, apiAction: string, action: 'read' | 'write'): string {
+  const key = validateKey(wildcardKey(req.params));
+  requireAccess(ctx, req, apiAction, action, { key });
+  if (!ctx.cache.isMemoryKey(key)) {
+    throw new InvalidArgumentError(
+      `'${key}' is not in a cache namespace: create one with 'beacon namespace put <prefix> --storage memory', or use /v1/kv for durable keys`,
+      { key },
+    );
+  }
+  return key;
+}
+
+function stringValue(key: string, v: CacheValue): Buffer {
+  if (v.type !== 'string') {
+    throw new InvalidArgumentError(`'${key}' holds a ${v.type}, not a string; read it over RESP`, { key, type: v.type });
+  }
+  return v.value;
+}
+
+/** The TTL of a PUT in seconds, from the JSON body or `?ttl=`; undefined: the namespace default. */
+function ttlOf(value: unknown): number | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1 || value > MAX_TTL_SECONDS) {
+    throw new InvalidArgumentError(`'ttl' must be a whole number of seconds from 1 to ${MAX_TTL_SECONDS}`, { field: 'ttl' });
+  }
+  return value;
+}
+
+/** The JSON answer for a cached value: the value (UTF-8 or base64) and the seconds it has left (-1: no expiry). */
+function answer(ctx: HttpContext, key: string, value: Buffer): Record<string, unknown> {
+  const ttlMs = ctx.cache.ttlMs(key);
+  return { key, ...encodeValue(value), ttl: ttlMs < 0 ? -1 : Math.ceil(ttlMs / 1000) };
+}
+
+/** Registers `GET/PUT/DELETE /v1/cache/*`. */
+export function registerCacheRoutes(app: FastifyInstance, ctx: HttpContext): void {
+  const { cache } = ctx;
+
+  app.get('/v1/cache/*', async (req: FastifyRequest, reply: FastifyReply) => {
+    const key = cacheKey(ctx, req, 'cache.get', 'read');
+    const res = await cache.readThrough(key);
+    if (res.outcome === 'miss') {
+      void reply.header('x-cache', 'miss');
+      throw new NotFoundError(`cache miss for '${key}': ${res.reason}`, { key, reason: res.reason });
+    }
+    const value = stringValue(key, res.value);
+    void reply.header('x-cache', res.outcome === 'hit' ? 'hit' : 'miss');
+    if (res.outcome === 'loaded') void reply.header('x-cache-source', 'origin');
+    return answer(ctx, key, value);
+  });
+
+  app.put('/v1/cache/*', async (req: FastifyRequest) => {
+    const key = cacheKey(ctx, req, 'cache.put', 'write');
+    const q = req.query as Record<string, unknown>;
+    let value: Uint8Array;
+    let ttl: number | undefined;
+    if (Buffer.isBuffer(req.body)) {
+      value = req.body;
+      ttl = ttlOf(queryInt(q, 'ttl'));
+    } else {
+      if (req.body === undefined || req.body === null) throw new InvalidArgumentError('missing body: send {"value": "...", "ttl": 3600} as JSON, or the raw value with ?ttl=');
+      const o = readObject(req.body, ['value', 'encoding', 'ttl']);
+      value = decodeValue(o.value, o.encoding);
+      ttl = ttlOf(optInt(o, 'ttl') ?? queryInt(q, 'ttl'));
+    }
+    if (value.byteLength > ctx.store.maxValueBytes) {
+      throw new InvalidArgumentError(`the value is ${value.byteLength} bytes; the limit is ${ctx.store.maxValueBytes}`, { key });
+    }
+    // Format and JSON Schema checks of the namespace apply to cache values too (memory namespaces are never secret).
+    const bytes = Buffer.from(ctx.policies.checkWrite(key, value));
+    const expireAtMs = ttl !== undefined ? Date.now() + ttl * 1000 : undefined;
+    cache.set(key, { type: 'string', value: bytes }, expireAtMs !== undefined ? { expireAtMs } : {});
+    const at = cache.expireTimeMs(key);
+    cache.propagate(['SET', key, bytes, ...(at > 0 ? ['PXAT', String(at)] : [])]);
+    cache.notifyChange('set', key);
+    await cache.durable();
+    return { key, ttl: at > 0 ? Math.ceil((at - Date.now()) / 1000) : -1 };
+  });
+
+  app.delete('/v1/cache/*', async (req: FastifyRequest) => {
+    const key = cacheKey(ctx, req, 'cache.delete', 'write');
+    const deleted = cache.delete(key);
+    if (deleted) {
+      cache.propagate(['DEL', key]);
+      cache.notifyChange('del', key);
+      await cache.durable();
+    }
+    return { key, deleted };
+  });
+}

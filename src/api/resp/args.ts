@@ -1,0 +1,76 @@
+/** Argument parsing with Redis's error wording (integers, floats, options). */
+import { RespError } from './keyspace.js';
+
+/** Redis's error for a non-integer argument. */
+export const NOT_INTEGER = 'ERR value is not an integer or out of range';
+/** Redis's error for a non-float argument. */
+export const NOT_FLOAT = 'ERR value is not a valid float';
+/** Redis's generic syntax error. */
+export const SYNTAX = 'ERR syntax error';
+
+const INT_RE = /^-?(0|[1-9][0-9]*)$/;
+const I64_MIN = -(2n ** 63n);
+const I64_MAX = 2n ** 63n - 1n;
+
+/** Parses a signed 64-bit integer as Redis's string2ll (no spaces, no '+'); null if invalid. */
+export function parseI64(b: Buffer | string): bigint | null {
+  const s = typeof b === 'string' ? b : b.toString('latin1');
+  if (s.length === 0 || s.length > 20 || !INT_RE.test(s)) return null;
+  const v = BigInt(s);
+  return v < I64_MIN || v > I64_MAX ? null : v;
+}
+
+/** A 64-bit integer argument as a JS number (safe range) or bigint. @throws RespError `msg`. */
+export function intArg(b: Buffer | undefined, msg = NOT_INTEGER): number {
+  if (b === undefined) throw new RespError(SYNTAX);
+  const v = parseI64(b);
+  if (v === null) throw new RespError(msg);
+  if (v > BigInt(Number.MAX_SAFE_INTEGER) || v < BigInt(Number.MIN_SAFE_INTEGER)) return Number(v);
+  return Number(v);
+}
+
+/** A bigint argument. @throws RespError not an integer. */
+export function bigArg(b: Buffer | undefined): bigint {
+  if (b === undefined) throw new RespError(SYNTAX);
+  const v = parseI64(b);
+  if (v === null) throw new RespError(NOT_INTEGER);
+  return v;
+}
+
+/** Whether `v` fits a signed 64-bit integer. */
+export function fitsI64(v: bigint): boolean {
+  return v >= I64_MIN && v <= I64_MAX;
+}
+
+/** Parses a double as Redis's strtold-based parsing does (`inf`, `-inf`, `+inf` allowed, no NaN, no spaces). */
+export function parseDouble(b: Buffer | string): number | null {
+  const s = typeof b === 'string' ? b : b.toString('latin1');
+  if (s.length === 0 || s.length > 5000 || /\s/.test(s)) return null;
+  const l = s.toLowerCase();
+  if (l === 'inf' || l === '+inf' || l === 'infinity' || l === '+infinity') return Infinity;
+  if (l === '-inf' || l === '-infinity') return -Infinity;
+  if (!/^[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?$/i.test(s)) return null;
+  const v = Number(s);
+  return Number.isNaN(v) ? null : v;
+}
+
+/** A float argument. @throws RespError not a valid float. */
+export function floatArg(b: Buffer | undefined, msg = NOT_FLOAT): number {
+  if (b === undefined) throw new RespError(SYNTAX);
+  const v = parseDouble(b);
+  if (v === null) throw new RespError(msg);
+  return v;
+}
+
+/** An argument as an upper-case ASCII word (for options). */
+export function word(b: Buffer | undefined): string {
+  return b === undefined ? '' : b.toString('latin1').toUpperCase();
+}
+
+/** Formats a number as Redis's `%.17g`-then-trim for INCRBYFLOAT/HINCRBYFLOAT (no exponent for ordinary magnitudes). */
+export function formatFloat(v: number): string {
+  if (Number.isInteger(v) && Math.abs(v) < 1e21) return v.toFixed(0);
+  const s = String(v);
+  if (!s.includes('e')) return s;
+  return v.toFixed(20).replace(/\.?0+$/, '');
+}

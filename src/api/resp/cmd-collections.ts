@@ -1,0 +1,561 @@
+/** Lists, sets and sorted sets (memory namespaces), and the HSCAN/SSCAN/ZSCAN iterators. */
+import { SYNTAX, floatArg, formatFloat, intArg, parseDouble, word } from './args.js';
+import { keyName, scanArgs } from './cmd-strings.js';
+import type { Ctx } from './context.js';
+import { Deque, SortedSet, globMatch, type ScoreBound, type ScoredMember } from '../../cache/index.js';
+import { RespError, WRONGTYPE, type Value } from './keyspace.js';
+import { R, type Reply } from './protocol.js';
+
+const k = keyName;
+const m = (b: Buffer | undefined): string => (b as Buffer).toString('latin1');
+const out = (s: string): Reply => R.bulk(Buffer.from(s, 'latin1'));
+
+type ValueOf<T extends Value['type']> = Extract<Value, { type: T }>['value'];
+
+function typed<T extends Value['type']>(c: Ctx, key: string, t: T): { v: ValueOf<T> } | undefined {
+  const e = c.ks.get(key);
+  if (e === undefined) return undefined;
+  if (e.type !== t) throw new RespError(WRONGTYPE);
+  return { v: e.value as ValueOf<T> } as { v: ValueOf<T> };
+}
+
+function store(c: Ctx, key: string, value: Value, event: string): void {
+  c.ks.set(key, value, 'keep', event);
+}
+
+// --- lists ---------------------------------------------------------------------------------------
+
+function push(left: boolean, onlyExisting: boolean) {
+  return (c: Ctx, a: Buffer[]): Reply => {
+    const key = k(a[0]);
+    const cur = typed(c, key, 'list');
+    if (cur === undefined && onlyExisting) return R.int(0);
+    const list = cur?.v ?? new Deque<Buffer>();
+    for (const v of a.slice(1)) {
+      if (left) list.pushFront(v);
+      else list.pushBack(v);
+    }
+    store(c, key, { type: 'list', value: list }, left ? 'lpush' : 'rpush');
+    return R.int(list.length);
+  };
+}
+export const lpush = push(true, false);
+export const rpush = push(false, false);
+export const lpushx = push(true, true);
+export const rpushx = push(false, true);
+
+function pop(left: boolean) {
+  return (c: Ctx, a: Buffer[]): Reply => {
+    const key = k(a[0]);
+    let count: number | undefined;
+    if (a[1] !== undefined) {
+      count = intArg(a[1], 'ERR value is out of range, must be positive');
+      if (count < 0) throw new RespError('ERR value is out of range, must be positive');
+    }
+    const cur = typed(c, key, 'list');
+    if (cur === undefined) return count === undefined ? R.null : R.nullArray;
+    const n = Math.min(count ?? 1, cur.v.length);
+    const taken: Buffer[] = [];
+    for (let i = 0; i < n; i++) taken.push((left ? cur.v.popFront() : cur.v.popBack()) as Buffer);
+    store(c, key, { type: 'list', value: cur.v }, left ? 'lpop' : 'rpop');
+    if (count === undefined) return taken[0] === undefined ? R.null : R.bulk(taken[0]);
+    return R.array(taken.map((x) => R.bulk(x)));
+  };
+}
+export const lpop = pop(true);
+export const rpop = pop(false);
+
+export const llen = (c: Ctx, a: Buffer[]): Reply => R.int(typed(c, k(a[0]), 'list')?.v.length ?? 0);
+
+function range(n: number, start: number, end: number): [number, number] | undefined {
+  if (start < 0) start = n + start;
+  if (end < 0) end = n + end;
+  if (start < 0) start = 0;
+  if (start > end || start >= n) return undefined;
+  if (end >= n) end = n - 1;
+  return [start, end];
+}
+
+export function lrange(c: Ctx, a: Buffer[]): Reply {
+  const s = intArg(a[1]);
+  const e = intArg(a[2]);
+  const list = typed(c, k(a[0]), 'list')?.v;
+  if (list === undefined) return R.array([]);
+  const r = range(list.length, s, e);
+  return R.array(r === undefined ? [] : list.range(r[0], r[1]).map((x) => R.bulk(x)));
+}
+
+export function lindex(c: Ctx, a: Buffer[]): Reply {
+  let i = intArg(a[1]);
+  const list = typed(c, k(a[0]), 'list')?.v;
+  if (list === undefined) return R.null;
+  if (i < 0) i = list.length + i;
+  const v = i < 0 ? undefined : list.at(i);
+  return v === undefined ? R.null : R.bulk(v);
+}
+
+export function lset(c: Ctx, a: Buffer[]): Reply {
+  const key = k(a[0]);
+  let i = intArg(a[1]);
+  const cur = typed(c, key, 'list');
+  if (cur === undefined) throw new RespError('ERR no such key');
+  if (i < 0) i = cur.v.length + i;
+  if (i < 0 || i >= cur.v.length) throw new RespError('ERR index out of range');
+  cur.v.set(i, a[2] as Buffer);
+  store(c, key, { type: 'list', value: cur.v }, 'lset');
+  return R.ok;
+}
+
+export function lrem(c: Ctx, a: Buffer[]): Reply {
+  const key = k(a[0]);
+  const count = intArg(a[1]);
+  const el = a[2] as Buffer;
+  const cur = typed(c, key, 'list');
+  if (cur === undefined) return R.int(0);
+  const list = cur.v.toArray();
+  let removed = 0;
+  const limit = count === 0 ? Infinity : Math.abs(count);
+  if (count >= 0) {
+    for (let i = 0; i < list.length && removed < limit; ) {
+      if ((list[i] as Buffer).equals(el)) {
+        list.splice(i, 1);
+        removed++;
+      } else i++;
+    }
+  } else {
+    for (let i = list.length - 1; i >= 0 && removed < limit; i--) {
+      if ((list[i] as Buffer).equals(el)) {
+        list.splice(i, 1);
+        removed++;
+      }
+    }
+  }
+  if (removed > 0) {
+    cur.v.replaceAll(list);
+    store(c, key, { type: 'list', value: cur.v }, 'lrem');
+  }
+  return R.int(removed);
+}
+
+export function ltrim(c: Ctx, a: Buffer[]): Reply {
+  const key = k(a[0]);
+  const s = intArg(a[1]);
+  const e = intArg(a[2]);
+  const cur = typed(c, key, 'list');
+  if (cur === undefined) return R.ok;
+  const r = range(cur.v.length, s, e);
+  cur.v.replaceAll(r === undefined ? [] : cur.v.range(r[0], r[1]));
+  store(c, key, { type: 'list', value: cur.v }, 'ltrim');
+  return R.ok;
+}
+
+export function linsert(c: Ctx, a: Buffer[]): Reply {
+  const key = k(a[0]);
+  const where = word(a[1]);
+  if (where !== 'BEFORE' && where !== 'AFTER') throw new RespError(SYNTAX);
+  const cur = typed(c, key, 'list');
+  if (cur === undefined) return R.int(0);
+  const list = cur.v.toArray();
+  const i = list.findIndex((x) => x.equals(a[2] as Buffer));
+  if (i === -1) return R.int(-1);
+  list.splice(where === 'BEFORE' ? i : i + 1, 0, a[3] as Buffer);
+  cur.v.replaceAll(list);
+  store(c, key, { type: 'list', value: cur.v }, 'linsert');
+  return R.int(list.length);
+}
+
+export function lpos(c: Ctx, a: Buffer[]): Reply {
+  let rank = 1;
+  let count: number | undefined;
+  let maxlen = 0;
+  for (let i = 2; i < a.length; i++) {
+    const w = word(a[i]);
+    if (w === 'RANK' && a[i + 1] !== undefined) {
+      rank = intArg(a[++i]);
+      if (rank === 0) throw new RespError("ERR RANK can't be zero: use 1 to start from the first match, 2 from the second ... or use negative to start from the end of the list");
+    } else if (w === 'COUNT' && a[i + 1] !== undefined) {
+      count = intArg(a[++i]);
+      if (count < 0) throw new RespError("ERR COUNT can't be negative");
+    } else if (w === 'MAXLEN' && a[i + 1] !== undefined) {
+      maxlen = intArg(a[++i]);
+      if (maxlen < 0) throw new RespError("ERR MAXLEN can't be negative");
+    } else throw new RespError(SYNTAX);
+  }
+  const list = typed(c, k(a[0]), 'list')?.v;
+  const found: number[] = [];
+  const want = count === undefined ? 1 : count === 0 ? Infinity : count;
+  let skip = Math.abs(rank) - 1;
+  const n = list?.length ?? 0;
+  for (let step = 0; list !== undefined && step < n && (maxlen === 0 || step < maxlen) && found.length < want; step++) {
+    const i = rank > 0 ? step : n - 1 - step;
+    if ((list.at(i) as Buffer).equals(a[1] as Buffer)) {
+      if (skip > 0) skip--;
+      else found.push(i);
+    }
+  }
+  if (count === undefined) return found[0] === undefined ? R.null : R.int(found[0]);
+  return R.array(found.map((i) => R.int(i)));
+}
+
+export function lmove(c: Ctx, a: Buffer[], fromLeft?: boolean, toLeft?: boolean): Reply {
+  const src = k(a[0]);
+  const dst = k(a[1]);
+  const fl = fromLeft ?? parseSide(a[2]);
+  const tl = toLeft ?? parseSide(a[3]);
+  const s = typed(c, src, 'list');
+  if (s === undefined) return R.null;
+  const d = src === dst ? s : typed(c, dst, 'list');
+  const v = (fl ? s.v.popFront() : s.v.popBack()) as Buffer;
+  const dl = d?.v ?? new Deque<Buffer>();
+  if (tl) dl.pushFront(v);
+  else dl.pushBack(v);
+  if (src !== dst) store(c, src, { type: 'list', value: s.v }, fl ? 'lpop' : 'rpop');
+  store(c, dst, { type: 'list', value: dl }, tl ? 'lpush' : 'rpush');
+  return R.bulk(v);
+}
+function parseSide(b: Buffer | undefined): boolean {
+  const w = word(b);
+  if (w === 'LEFT') return true;
+  if (w === 'RIGHT') return false;
+  throw new RespError(SYNTAX);
+}
+export const rpoplpush = (c: Ctx, a: Buffer[]): Reply => lmove(c, a, false, true);
+
+// --- sets ----------------------------------------------------------------------------------------
+
+export function sadd(c: Ctx, a: Buffer[]): Reply {
+  const key = k(a[0]);
+  const set = typed(c, key, 'set')?.v ?? new Set<string>();
+  let n = 0;
+  for (const b of a.slice(1)) {
+    const s = m(b);
+    if (!set.has(s)) {
+      set.add(s);
+      n++;
+    }
+  }
+  if (n > 0) store(c, key, { type: 'set', value: set }, 'sadd');
+  return R.int(n);
+}
+
+export function srem(c: Ctx, a: Buffer[]): Reply {
+  const key = k(a[0]);
+  const cur = typed(c, key, 'set');
+  if (cur === undefined) return R.int(0);
+  let n = 0;
+  for (const b of a.slice(1)) if (cur.v.delete(m(b))) n++;
+  if (n > 0) store(c, key, { type: 'set', value: cur.v }, 'srem');
+  return R.int(n);
+}
+
+export const smembers = (c: Ctx, a: Buffer[]): Reply => R.set([...(typed(c, k(a[0]), 'set')?.v ?? [])].map(out));
+export const sismember = (c: Ctx, a: Buffer[]): Reply => R.int(typed(c, k(a[0]), 'set')?.v.has(m(a[1])) === true ? 1 : 0);
+export function smismember(c: Ctx, a: Buffer[]): Reply {
+  const s = typed(c, k(a[0]), 'set')?.v;
+  return R.array(a.slice(1).map((b) => R.int(s?.has(m(b)) === true ? 1 : 0)));
+}
+export const scard = (c: Ctx, a: Buffer[]): Reply => R.int(typed(c, k(a[0]), 'set')?.v.size ?? 0);
+
+function randomMembers<T>(items: T[], n: number): T[] {
+  const copy = items.slice();
+  for (let i = copy.length - 1; i > 0; i--) {
+    const j = Math.floor(Math.random() * (i + 1));
+    [copy[i], copy[j]] = [copy[j] as T, copy[i] as T];
+  }
+  return copy.slice(0, n);
+}
+
+export function spop(c: Ctx, a: Buffer[]): Reply {
+  const key = k(a[0]);
+  let count: number | undefined;
+  if (a[1] !== undefined) {
+    count = intArg(a[1], 'ERR value is out of range, must be positive');
+    if (count < 0) throw new RespError('ERR value is out of range, must be positive');
+  }
+  const cur = typed(c, key, 'set');
+  if (cur === undefined) return count === undefined ? R.null : R.set([]);
+  const picked = randomMembers([...cur.v], count ?? 1);
+  for (const p of picked) cur.v.delete(p);
+  store(c, key, { type: 'set', value: cur.v }, 'spop');
+  if (count === undefined) return picked[0] === undefined ? R.null : out(picked[0]);
+  return R.set(picked.map(out));
+}
+
+export function srandmember(c: Ctx, a: Buffer[]): Reply {
+  const items = [...(typed(c, k(a[0]), 'set')?.v ?? [])];
+  if (a[1] === undefined) {
+    const one = items[Math.floor(Math.random() * items.length)];
+    return one === undefined ? R.null : out(one);
+  }
+  const n = intArg(a[1]);
+  if (n >= 0) return R.array(randomMembers(items, n).map(out));
+  if (items.length === 0) return R.array([]);
+  const res: Reply[] = [];
+  for (let i = 0; i < -n; i++) res.push(out(items[Math.floor(Math.random() * items.length)] as string));
+  return R.array(res);
+}
+
+function setOp(op: 'inter' | 'union' | 'diff', c: Ctx, keys: Buffer[]): Set<string> {
+  const sets = keys.map((b) => typed(c, k(b), 'set')?.v ?? new Set<string>());
+  const first = sets[0] ?? new Set<string>();
+  if (op === 'union') {
+    const r = new Set<string>();
+    for (const s of sets) for (const x of s) r.add(x);
+    return r;
+  }
+  if (op === 'inter') return new Set([...first].filter((x) => sets.every((s) => s.has(x))));
+  return new Set([...first].filter((x) => sets.slice(1).every((s) => !s.has(x))));
+}
+function setOpCmd(op: 'inter' | 'union' | 'diff', storeIt: boolean) {
+  return (c: Ctx, a: Buffer[]): Reply => {
+    if (!storeIt) return R.set([...setOp(op, c, a)].map(out));
+    const r = setOp(op, c, a.slice(1));
+    const dst = k(a[0]);
+    if (r.size === 0) c.ks.delete(dst, 'del');
+    else c.ks.set(dst, { type: 'set', value: r }, 0, `s${op}store`);
+    return R.int(r.size);
+  };
+}
+export const sinter = setOpCmd('inter', false);
+export const sunion = setOpCmd('union', false);
+export const sdiff = setOpCmd('diff', false);
+export const sinterstore = setOpCmd('inter', true);
+export const sunionstore = setOpCmd('union', true);
+export const sdiffstore = setOpCmd('diff', true);
+
+export function smove(c: Ctx, a: Buffer[]): Reply {
+  const src = k(a[0]);
+  const dst = k(a[1]);
+  const member = m(a[2]);
+  const s = typed(c, src, 'set');
+  const d = typed(c, dst, 'set');
+  if (s === undefined || !s.v.has(member)) return R.int(0);
+  if (src === dst) return R.int(1);
+  s.v.delete(member);
+  store(c, src, { type: 'set', value: s.v }, 'srem');
+  const dv = d?.v ?? new Set<string>();
+  dv.add(member);
+  store(c, dst, { type: 'set', value: dv }, 'sadd');
+  return R.int(1);
+}
+
+// --- sorted sets ---------------------------------------------------------------------------------
+
+export function zadd(c: Ctx, a: Buffer[]): Reply {
+  const key = k(a[0]);
+  let i = 1;
+  const o = { nx: false, xx: false, gt: false, lt: false, ch: false, incr: false };
+  for (; i < a.length; i++) {
+    const w = word(a[i]);
+    if (w === 'NX') o.nx = true;
+    else if (w === 'XX') o.xx = true;
+    else if (w === 'GT') o.gt = true;
+    else if (w === 'LT') o.lt = true;
+    else if (w === 'CH') o.ch = true;
+    else if (w === 'INCR') o.incr = true;
+    else break;
+  }
+  const rest = a.slice(i);
+  if (rest.length === 0 || rest.length % 2 !== 0) throw new RespError(SYNTAX);
+  if (o.nx && o.xx) throw new RespError('ERR XX and NX options at the same time are not compatible');
+  if ((o.gt && o.nx) || (o.lt && o.nx) || (o.gt && o.lt)) throw new RespError('ERR GT, LT, and/or NX options at the same time are not compatible');
+  if (o.incr && rest.length !== 2) throw new RespError('ERR INCR option supports a single increment-element pair');
+  const pairs: [number, string][] = [];
+  for (let j = 0; j < rest.length; j += 2) pairs.push([floatArg(rest[j]), m(rest[j + 1])]);
+  const z = typed(c, key, 'zset')?.v ?? new SortedSet();
+  let added = 0;
+  let changed = 0;
+  let incrResult: number | null = null;
+  for (const [score0, member] of pairs) {
+    const cur = z.score(member);
+    if ((o.nx && cur !== undefined) || (o.xx && cur === undefined)) continue;
+    let score = score0;
+    if (o.incr) {
+      score = (cur ?? 0) + score0;
+      if (Number.isNaN(score)) throw new RespError('ERR resulting score is not a number (NaN)');
+    }
+    if (cur !== undefined && ((o.gt && score <= cur) || (o.lt && score >= cur))) continue;
+    const r = z.add(member, score);
+    if (r === 'added') added++;
+    else if (r === 'updated') changed++;
+    incrResult = score;
+  }
+  if (added + changed > 0) store(c, key, { type: 'zset', value: z }, o.incr ? 'zincr' : 'zadd');
+  if (o.incr) return incrResult === null ? R.null : R.double(incrResult);
+  return R.int(o.ch ? added + changed : added);
+}
+
+export function zincrby(c: Ctx, a: Buffer[]): Reply {
+  return zadd(c, [a[0] as Buffer, Buffer.from('INCR'), a[1] as Buffer, a[2] as Buffer]);
+}
+
+export function zrem(c: Ctx, a: Buffer[]): Reply {
+  const key = k(a[0]);
+  const cur = typed(c, key, 'zset');
+  if (cur === undefined) return R.int(0);
+  let n = 0;
+  for (const b of a.slice(1)) if (cur.v.remove(m(b))) n++;
+  if (n > 0) store(c, key, { type: 'zset', value: cur.v }, 'zrem');
+  return R.int(n);
+}
+
+export function zscore(c: Ctx, a: Buffer[]): Reply {
+  const s = typed(c, k(a[0]), 'zset')?.v.score(m(a[1]));
+  return s === undefined ? R.null : R.double(s);
+}
+export function zmscore(c: Ctx, a: Buffer[]): Reply {
+  const z = typed(c, k(a[0]), 'zset')?.v;
+  return R.array(a.slice(1).map((b) => {
+    const s = z?.score(m(b));
+    return s === undefined ? R.null : R.double(s);
+  }));
+}
+export const zcard = (c: Ctx, a: Buffer[]): Reply => R.int(typed(c, k(a[0]), 'zset')?.v.size ?? 0);
+
+/** A score bound of ZRANGEBYSCORE: `(1.5` exclusive, `-inf`, `+inf`. */
+function scoreBound(b: Buffer | undefined): ScoreBound {
+  const s = (b as Buffer).toString('latin1');
+  const exclusive = s.startsWith('(');
+  const value = parseDouble(exclusive ? s.slice(1) : s);
+  if (value === null) throw new RespError('ERR min or max is not a float');
+  return { value, exclusive };
+}
+
+export function zcount(c: Ctx, a: Buffer[]): Reply {
+  const lo = scoreBound(a[1]);
+  const hi = scoreBound(a[2]);
+  return R.int(typed(c, k(a[0]), 'zset')?.v.countByScore(lo, hi) ?? 0);
+}
+
+function zrankCmd(rev: boolean) {
+  return (c: Ctx, a: Buffer[]): Reply => {
+    const withScore = a[2] !== undefined && word(a[2]) === 'WITHSCORE';
+    if (a[2] !== undefined && !withScore) throw new RespError(SYNTAX);
+    const z = typed(c, k(a[0]), 'zset')?.v;
+    const i = z?.rank(m(a[1]), rev);
+    if (z === undefined || i === undefined) return withScore ? R.nullArray : R.null;
+    return withScore ? R.array([R.int(i), R.double(z.score(m(a[1])) as number)]) : R.int(i);
+  };
+}
+export const zrank = zrankCmd(false);
+export const zrevrank = zrankCmd(true);
+
+function rangeReply(items: readonly ScoredMember[], withScores: boolean, proto3Pairs: boolean): Reply {
+  if (!withScores) return R.array(items.map((x) => out(x.member)));
+  if (proto3Pairs) return R.array(items.map((x) => R.array([out(x.member), R.double(x.score)])));
+  return R.array(items.flatMap((x) => [out(x.member), R.double(x.score)]));
+}
+
+/** ZRANGE with every form: by index, BYSCORE, REV, LIMIT, WITHSCORES; also the legacy ZREVRANGE/ZRANGEBYSCORE. */
+function zrangeGeneric(c: Ctx, a: Buffer[], mode: { byScore: boolean; rev: boolean }): Reply {
+  let byScore = mode.byScore;
+  let rev = mode.rev;
+  let withScores = false;
+  let offset = 0;
+  let limit = -1;
+  let hasLimit = false;
+  for (let i = 3; i < a.length; i++) {
+    const w = word(a[i]);
+    if (w === 'WITHSCORES') withScores = true;
+    else if (w === 'BYSCORE' && !mode.byScore) byScore = true;
+    else if (w === 'REV' && !mode.rev) rev = true;
+    else if (w === 'LIMIT' && a[i + 2] !== undefined) {
+      offset = intArg(a[++i]);
+      limit = intArg(a[++i]);
+      hasLimit = true;
+    } else throw new RespError(SYNTAX);
+  }
+  if (hasLimit && !byScore) throw new RespError('ERR syntax error, LIMIT is only supported in combination with either BYSCORE or BYLEX');
+  const z = typed(c, k(a[0]), 'zset')?.v;
+  const pairs3 = c.conn.protocol === 3;
+  if (z === undefined) return R.array([]);
+  if (!byScore) return rangeReply(z.rangeByRank(intArg(a[1]), intArg(a[2]), rev), withScores, pairs3);
+  const lo = scoreBound(rev ? a[2] : a[1]);
+  const hi = scoreBound(rev ? a[1] : a[2]);
+  if (offset < 0) return R.array([]);
+  let items = z.rangeByScore(lo, hi);
+  if (rev) items = items.slice().reverse();
+  items = items.slice(offset, limit < 0 ? undefined : offset + limit);
+  return rangeReply(items, withScores, pairs3);
+}
+export const zrange = (c: Ctx, a: Buffer[]): Reply => zrangeGeneric(c, a, { byScore: false, rev: false });
+export const zrevrange = (c: Ctx, a: Buffer[]): Reply => zrangeGeneric(c, a, { byScore: false, rev: true });
+export const zrangebyscore = (c: Ctx, a: Buffer[]): Reply => zrangeGeneric(c, a, { byScore: true, rev: false });
+export const zrevrangebyscore = (c: Ctx, a: Buffer[]): Reply => zrangeGeneric(c, a, { byScore: true, rev: true });
+
+function zpop(max: boolean) {
+  return (c: Ctx, a: Buffer[]): Reply => {
+    const key = k(a[0]);
+    let count = 1;
+    if (a[1] !== undefined) {
+      count = intArg(a[1], 'ERR value is out of range, must be positive');
+      if (count < 0) throw new RespError('ERR value is out of range, must be positive');
+    }
+    const cur = typed(c, key, 'zset');
+    if (cur === undefined || count === 0) return R.array([]);
+    const taken = cur.v.rangeByRank(0, count - 1, max).slice();
+    for (const x of taken) cur.v.remove(x.member);
+    store(c, key, { type: 'zset', value: cur.v }, max ? 'zpopmax' : 'zpopmin');
+    return rangeReply(taken, true, c.conn.protocol === 3 && a[1] !== undefined);
+  };
+}
+export const zpopmin = zpop(false);
+export const zpopmax = zpop(true);
+
+export function zremrangebyrank(c: Ctx, a: Buffer[]): Reply {
+  const key = k(a[0]);
+  const s = intArg(a[1]);
+  const e = intArg(a[2]);
+  const cur = typed(c, key, 'zset');
+  if (cur === undefined) return R.int(0);
+  const gone = cur.v.rangeByRank(s, e).slice();
+  for (const x of gone) cur.v.remove(x.member);
+  if (gone.length > 0) store(c, key, { type: 'zset', value: cur.v }, 'zremrangebyrank');
+  return R.int(gone.length);
+}
+
+export function zremrangebyscore(c: Ctx, a: Buffer[]): Reply {
+  const key = k(a[0]);
+  const lo = scoreBound(a[1]);
+  const hi = scoreBound(a[2]);
+  const cur = typed(c, key, 'zset');
+  if (cur === undefined) return R.int(0);
+  const gone = cur.v.rangeByScore(lo, hi).slice();
+  for (const x of gone) cur.v.remove(x.member);
+  if (gone.length > 0) store(c, key, { type: 'zset', value: cur.v }, 'zremrangebyscore');
+  return R.int(gone.length);
+}
+
+// --- HSCAN / SSCAN / ZSCAN -----------------------------------------------------------------------
+
+/**
+ * One step over a collection's members. Members are visited in sorted order and the cursor is
+ * the index of the next one, so a full iteration returns every member present throughout it
+ * (a member added or removed during it may or may not appear, as in Redis).
+ */
+function scanMembers(items: [string, Reply | undefined][], cursor: number, count: number, match: string | undefined): Reply {
+  items.sort((x, y) => (x[0] < y[0] ? -1 : x[0] > y[0] ? 1 : 0));
+  const page = items.slice(cursor, cursor + count);
+  const next = cursor + count >= items.length ? 0 : cursor + count;
+  const res: Reply[] = [];
+  for (const [name, v] of page) {
+    if (match !== undefined && !globMatch(match, Buffer.from(name, 'latin1').toString('utf8'))) continue;
+    res.push(out(name));
+    if (v !== undefined) res.push(v);
+  }
+  return R.array([R.bulk(String(next)), R.array(res)]);
+}
+
+export function hscan(c: Ctx, a: Buffer[]): Reply {
+  const o = scanArgs(a, 1);
+  const h = c.ks.getHash(k(a[0]));
+  return scanMembers([...(h ?? [])].map(([n, v]) => [n, o.novalues ? undefined : R.bulk(v)]), o.cursor, o.count, o.match);
+}
+export function sscan(c: Ctx, a: Buffer[]): Reply {
+  const o = scanArgs(a, 1);
+  return scanMembers([...(typed(c, k(a[0]), 'set')?.v ?? [])].map((x) => [x, undefined]), o.cursor, o.count, o.match);
+}
+export function zscan(c: Ctx, a: Buffer[]): Reply {
+  const o = scanArgs(a, 1);
+  return scanMembers((typed(c, k(a[0]), 'zset')?.v.entries() ?? []).map((x) => [x.member, R.bulk(formatFloat(x.score))]), o.cursor, o.count, o.match);
+}

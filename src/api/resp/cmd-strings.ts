@@ -1,0 +1,466 @@
+/** String, key and hash commands (every namespace kind). */
+import { isUtf8 } from 'node:buffer';
+import { NOT_INTEGER, SYNTAX, bigArg, fitsI64, floatArg, formatFloat, intArg, parseDouble, parseI64, word } from './args.js';
+import type { Ctx } from './context.js';
+import { RespError, WRONGTYPE, stringOf } from './keyspace.js';
+import { R, type Reply } from './protocol.js';
+
+/** Bytes a key's string value may grow to (Redis's proto-max-bulk-len for SETRANGE/APPEND). */
+export const MAX_STRING_BYTES = 512 * 1024 * 1024;
+
+const k = (b: Buffer | undefined): string => keyName(b);
+
+/** A key argument as a string. @throws RespError when it is not UTF-8 text (kv keys are UTF-8). */
+export function keyName(b: Buffer | undefined): string {
+  if (b === undefined) throw new RespError(SYNTAX);
+  if (b.length === 0) throw new RespError('ERR empty keys are not allowed (Beacon keys are non-empty)');
+  if (!isUtf8(b)) throw new RespError('ERR keys must be UTF-8 text');
+  return b.toString('utf8');
+}
+
+function getString(c: Ctx, key: string): Buffer | undefined {
+  return stringOf(c.ks.get(key));
+}
+
+// --- strings -------------------------------------------------------------------------------------
+
+/** Parses SET's options. @throws RespError syntax / invalid expire. */
+function setOptions(args: Buffer[], from: number, cmd: string): { nx: boolean; xx: boolean; get: boolean; keep: boolean; expiresAt: number } {
+  const o = { nx: false, xx: false, get: false, keep: false, expiresAt: 0 };
+  let hasExpire = false;
+  for (let i = from; i < args.length; i++) {
+    const w = word(args[i]);
+    const next = args[i + 1];
+    if (w === 'NX' && !o.xx) o.nx = true;
+    else if (w === 'XX' && !o.nx) o.xx = true;
+    else if (w === 'GET') o.get = true;
+    else if (w === 'KEEPTTL' && !hasExpire) o.keep = true;
+    else if ((w === 'EX' || w === 'PX' || w === 'EXAT' || w === 'PXAT') && !hasExpire && !o.keep && next !== undefined) {
+      const n = intArg(next);
+      if (n <= 0) throw new RespError(`ERR invalid expire time in '${cmd}' command`);
+      const ms = w === 'EX' ? n * 1000 : w === 'PX' ? n : w === 'EXAT' ? n * 1000 : n;
+      if (!Number.isSafeInteger(ms) || (w !== 'EXAT' && w !== 'PXAT' && !Number.isSafeInteger(Date.now() + ms))) {
+        throw new RespError(`ERR invalid expire time in '${cmd}' command`);
+      }
+      o.expiresAt = w === 'EX' || w === 'PX' ? Date.now() + ms : ms;
+      hasExpire = true;
+      i++;
+    } else throw new RespError(SYNTAX);
+  }
+  return o;
+}
+
+export function set(c: Ctx, a: Buffer[]): Reply {
+  const key = k(a[0]);
+  const o = setOptions(a, 2, 'set');
+  let old: Buffer | undefined;
+  let exists: boolean;
+  if (o.get) {
+    old = getString(c, key);
+    exists = old !== undefined;
+  } else if (o.nx || o.xx) exists = c.ks.get(key) !== undefined;
+  else exists = false;
+  if ((o.nx && exists) || (o.xx && !exists)) return o.get ? (old === undefined ? R.null : R.bulk(old)) : R.null;
+  c.ks.set(key, { type: 'string', value: a[1] as Buffer }, o.keep ? 'keep' : o.expiresAt, 'set');
+  if (o.get) return old === undefined ? R.null : R.bulk(old);
+  return R.ok;
+}
+
+export function setnx(c: Ctx, a: Buffer[]): Reply {
+  const key = k(a[0]);
+  if (c.ks.get(key) !== undefined) return R.int(0);
+  c.ks.set(key, { type: 'string', value: a[1] as Buffer }, 0, 'set');
+  return R.int(1);
+}
+
+function setexLike(unitMs: number, cmd: string) {
+  return (c: Ctx, a: Buffer[]): Reply => {
+    const key = k(a[0]);
+    const n = intArg(a[1]);
+    if (n <= 0 || !Number.isSafeInteger(n * unitMs)) throw new RespError(`ERR invalid expire time in '${cmd}' command`);
+    c.ks.set(key, { type: 'string', value: a[2] as Buffer }, Date.now() + n * unitMs, 'set');
+    return R.ok;
+  };
+}
+export const setex = setexLike(1000, 'setex');
+export const psetex = setexLike(1, 'psetex');
+
+export function get(c: Ctx, a: Buffer[]): Reply {
+  const v = getString(c, k(a[0]));
+  return v === undefined ? R.null : R.bulk(v);
+}
+
+export function getset(c: Ctx, a: Buffer[]): Reply {
+  const key = k(a[0]);
+  const old = getString(c, key);
+  c.ks.set(key, { type: 'string', value: a[1] as Buffer }, 0, 'set');
+  return old === undefined ? R.null : R.bulk(old);
+}
+
+export function getdel(c: Ctx, a: Buffer[]): Reply {
+  const key = k(a[0]);
+  const old = getString(c, key);
+  if (old === undefined) return R.null;
+  c.ks.delete(key, 'del');
+  return R.bulk(old);
+}
+
+export function getex(c: Ctx, a: Buffer[]): Reply {
+  const key = k(a[0]);
+  let at: number | undefined;
+  for (let i = 1; i < a.length; i++) {
+    const w = word(a[i]);
+    if (w === 'PERSIST' && at === undefined) at = 0;
+    else if ((w === 'EX' || w === 'PX' || w === 'EXAT' || w === 'PXAT') && at === undefined && a[i + 1] !== undefined) {
+      const n = intArg(a[++i]);
+      if (n <= 0) throw new RespError("ERR invalid expire time in 'getex' command");
+      at = w === 'EX' ? Date.now() + n * 1000 : w === 'PX' ? Date.now() + n : w === 'EXAT' ? n * 1000 : n;
+      if (!Number.isSafeInteger(at)) throw new RespError("ERR invalid expire time in 'getex' command");
+    } else throw new RespError(SYNTAX);
+  }
+  const v = getString(c, key);
+  if (v === undefined) return R.null;
+  if (at !== undefined) {
+    if (at === 0 && c.ks.expiresAt(key) !== 0) c.ks.expire(key, 0, 'persist');
+    else if (at !== 0) c.ks.expire(key, at, 'expire');
+  }
+  return R.bulk(v);
+}
+
+export function mget(c: Ctx, a: Buffer[]): Reply {
+  return R.array(
+    a.map((b) => {
+      const e = c.ks.get(k(b));
+      return e === undefined || e.type !== 'string' ? R.null : R.bulk(e.value);
+    }),
+  );
+}
+
+export function mset(c: Ctx, a: Buffer[]): Reply {
+  if (a.length % 2 !== 0) throw new RespError("ERR wrong number of arguments for 'mset' command");
+  for (let i = 0; i < a.length; i += 2) c.ks.set(k(a[i]), { type: 'string', value: a[i + 1] as Buffer }, 0, 'set');
+  return R.ok;
+}
+
+export function msetnx(c: Ctx, a: Buffer[]): Reply {
+  if (a.length % 2 !== 0) throw new RespError("ERR wrong number of arguments for 'msetnx' command");
+  for (let i = 0; i < a.length; i += 2) if (c.ks.get(k(a[i])) !== undefined) return R.int(0);
+  for (let i = 0; i < a.length; i += 2) c.ks.set(k(a[i]), { type: 'string', value: a[i + 1] as Buffer }, 0, 'set');
+  return R.int(1);
+}
+
+function incrBy(c: Ctx, key: string, by: bigint): Reply {
+  const e = c.ks.get(key);
+  const cur = stringOf(e);
+  let n = 0n;
+  if (cur !== undefined) {
+    const p = parseI64(cur);
+    if (p === null) throw new RespError(NOT_INTEGER);
+    n = p;
+  }
+  const r = n + by;
+  if (!fitsI64(r)) throw new RespError('ERR increment or decrement would overflow');
+  c.ks.set(key, { type: 'string', value: Buffer.from(r.toString()) }, 'keep', 'incrby');
+  return R.int(r);
+}
+
+export const incr = (c: Ctx, a: Buffer[]): Reply => incrBy(c, k(a[0]), 1n);
+export const decr = (c: Ctx, a: Buffer[]): Reply => incrBy(c, k(a[0]), -1n);
+export const incrby = (c: Ctx, a: Buffer[]): Reply => incrBy(c, k(a[0]), bigArg(a[1]));
+export function decrby(c: Ctx, a: Buffer[]): Reply {
+  const by = bigArg(a[1]);
+  if (by === -(2n ** 63n)) throw new RespError('ERR decrement would overflow');
+  return incrBy(c, k(a[0]), -by);
+}
+
+export function incrbyfloat(c: Ctx, a: Buffer[]): Reply {
+  const key = k(a[0]);
+  const by = floatArg(a[1]);
+  const cur = stringOf(c.ks.get(key));
+  let n = 0;
+  if (cur !== undefined) {
+    const p = parseDouble(cur);
+    if (p === null) throw new RespError(NOT_FLOAT_VALUE);
+    n = p;
+  }
+  const r = n + by;
+  if (!Number.isFinite(r)) throw new RespError('ERR increment would produce NaN or Infinity');
+  const s = formatFloat(r);
+  c.ks.set(key, { type: 'string', value: Buffer.from(s) }, 'keep', 'incrbyfloat');
+  return R.bulk(s);
+}
+const NOT_FLOAT_VALUE = 'ERR value is not a valid float';
+
+export function append(c: Ctx, a: Buffer[]): Reply {
+  const key = k(a[0]);
+  const cur = stringOf(c.ks.get(key));
+  const add = a[1] as Buffer;
+  const len = (cur?.length ?? 0) + add.length;
+  if (len > MAX_STRING_BYTES) throw new RespError('ERR string exceeds maximum allowed size (proto-max-bulk-len)');
+  c.ks.set(key, { type: 'string', value: cur === undefined ? add : Buffer.concat([cur, add]) }, 'keep', 'append');
+  return R.int(len);
+}
+
+export function strlen(c: Ctx, a: Buffer[]): Reply {
+  return R.int(getString(c, k(a[0]))?.length ?? 0);
+}
+
+export function setrange(c: Ctx, a: Buffer[]): Reply {
+  const key = k(a[0]);
+  const off = intArg(a[1]);
+  const val = a[2] as Buffer;
+  if (off < 0) throw new RespError('ERR offset is out of range');
+  const cur = stringOf(c.ks.get(key));
+  if (val.length === 0) return R.int(cur?.length ?? 0);
+  if (off + val.length > MAX_STRING_BYTES) throw new RespError('ERR string exceeds maximum allowed size (proto-max-bulk-len)');
+  const out = Buffer.alloc(Math.max(cur?.length ?? 0, off + val.length));
+  cur?.copy(out);
+  val.copy(out, off);
+  c.ks.set(key, { type: 'string', value: out }, 'keep', 'setrange');
+  return R.int(out.length);
+}
+
+export function getrange(c: Ctx, a: Buffer[]): Reply {
+  let start = intArg(a[1]);
+  let end = intArg(a[2]);
+  const v = getString(c, k(a[0]));
+  if (v === undefined) return R.bulk('');
+  const n = v.length;
+  if (start < 0 && end < 0 && start > end) return R.bulk('');
+  if (start < 0) start = n + start;
+  if (end < 0) end = n + end;
+  if (start < 0) start = 0;
+  if (end < 0) end = 0;
+  if (end >= n) end = n - 1;
+  if (n === 0 || start > end) return R.bulk('');
+  return R.bulk(v.subarray(start, end + 1));
+}
+
+// --- keys ----------------------------------------------------------------------------------------
+
+export function del(c: Ctx, a: Buffer[]): Reply {
+  let n = 0;
+  for (const b of a) if (c.ks.delete(k(b), 'del')) n++;
+  return R.int(n);
+}
+
+export function exists(c: Ctx, a: Buffer[]): Reply {
+  let n = 0;
+  for (const b of a) if (c.ks.get(k(b)) !== undefined) n++;
+  return R.int(n);
+}
+
+export const touch = exists;
+
+function expireGeneric(unitMs: number, absolute: boolean, cmd: string) {
+  return (c: Ctx, a: Buffer[]): Reply => {
+    const key = k(a[0]);
+    const n = intArg(a[1]);
+    let nx = false;
+    let xx = false;
+    let gt = false;
+    let lt = false;
+    for (let i = 2; i < a.length; i++) {
+      const w = word(a[i]);
+      if (w === 'NX') nx = true;
+      else if (w === 'XX') xx = true;
+      else if (w === 'GT') gt = true;
+      else if (w === 'LT') lt = true;
+      else throw new RespError(`ERR Unsupported option ${a[i]?.toString('latin1')}`);
+    }
+    if (nx && (xx || gt || lt)) throw new RespError('ERR NX and XX, GT or LT options at the same time are not compatible');
+    if (gt && lt) throw new RespError('ERR GT and LT options at the same time are not compatible');
+    let at = absolute ? n * unitMs : Date.now() + n * unitMs;
+    if (!Number.isSafeInteger(n * unitMs) || !Number.isSafeInteger(at)) throw new RespError(`ERR invalid expire time in '${cmd}' command`);
+    if (c.ks.get(key) === undefined) return R.int(0);
+    const cur = c.ks.expiresAt(key);
+    if (nx && cur !== 0) return R.int(0);
+    if (xx && cur === 0) return R.int(0);
+    // With GT, no TTL counts as infinite; with LT, any TTL is less than none.
+    if (gt && (cur === 0 || at <= cur)) return R.int(0);
+    if (lt && cur !== 0 && at >= cur) return R.int(0);
+    if (at <= Date.now()) {
+      c.ks.delete(key, 'del');
+      return R.int(1);
+    }
+    at = Math.max(at, 1);
+    c.ks.expire(key, at, 'expire');
+    return R.int(1);
+  };
+}
+export const expire = expireGeneric(1000, false, 'expire');
+export const pexpire = expireGeneric(1, false, 'pexpire');
+export const expireat = expireGeneric(1000, true, 'expireat');
+export const pexpireat = expireGeneric(1, true, 'pexpireat');
+
+function ttlGeneric(kind: 'ttl' | 'pttl' | 'expiretime' | 'pexpiretime') {
+  return (c: Ctx, a: Buffer[]): Reply => {
+    const key = k(a[0]);
+    if (c.ks.get(key) === undefined) return R.int(-2);
+    const at = c.ks.expiresAt(key);
+    if (at === 0) return R.int(-1);
+    const left = Math.max(0, at - Date.now());
+    if (kind === 'ttl') return R.int(Math.round(left / 1000));
+    if (kind === 'pttl') return R.int(left);
+    if (kind === 'expiretime') return R.int(Math.round(at / 1000));
+    return R.int(at);
+  };
+}
+export const ttl = ttlGeneric('ttl');
+export const pttl = ttlGeneric('pttl');
+export const expiretime = ttlGeneric('expiretime');
+export const pexpiretime = ttlGeneric('pexpiretime');
+
+export function persist(c: Ctx, a: Buffer[]): Reply {
+  const key = k(a[0]);
+  if (c.ks.get(key) === undefined || c.ks.expiresAt(key) === 0) return R.int(0);
+  c.ks.expire(key, 0, 'persist');
+  return R.int(1);
+}
+
+export function type(c: Ctx, a: Buffer[]): Reply {
+  return R.simple(c.ks.typeOf(k(a[0])));
+}
+
+function renameGeneric(nx: boolean) {
+  return (c: Ctx, a: Buffer[]): Reply => {
+    const from = k(a[0]);
+    const to = k(a[1]);
+    const e = c.ks.get(from);
+    if (e === undefined) throw new RespError('ERR no such key');
+    if (from === to) return nx ? R.int(0) : R.ok;
+    if (nx && c.ks.get(to) !== undefined) return R.int(0);
+    const expiresAt = c.ks.expiresAt(from);
+    // A durable hash is a string of JSON underneath: rename keeps its bytes.
+    c.ks.delete(from, 'rename_from');
+    c.ks.set(to, e, expiresAt, 'rename_to');
+    return nx ? R.int(1) : R.ok;
+  };
+}
+export const rename = renameGeneric(false);
+export const renamenx = renameGeneric(true);
+
+// --- hashes --------------------------------------------------------------------------------------
+
+function hash(c: Ctx, key: string): Map<string, Buffer> | undefined {
+  return c.ks.getHash(key);
+}
+
+const f = (b: Buffer | undefined): string => (b as Buffer).toString('latin1');
+
+export function hset(c: Ctx, a: Buffer[], cmd = 'hset'): Reply {
+  if (a.length < 3 || a.length % 2 !== 1) throw new RespError(`ERR wrong number of arguments for '${cmd}' command`);
+  const key = k(a[0]);
+  const h = hash(c, key);
+  const fields = h ?? new Map<string, Buffer>();
+  let added = 0;
+  for (let i = 1; i < a.length; i += 2) {
+    if (!fields.has(f(a[i]))) added++;
+    fields.set(f(a[i]), a[i + 1] as Buffer);
+  }
+  c.ks.set(key, { type: 'hash', value: fields }, 'keep', 'hset');
+  return cmd === 'hmset' ? R.ok : R.int(added);
+}
+export const hmset = (c: Ctx, a: Buffer[]): Reply => hset(c, a, 'hmset');
+
+export function hsetnx(c: Ctx, a: Buffer[]): Reply {
+  const key = k(a[0]);
+  const h = hash(c, key);
+  const fields = h ?? new Map<string, Buffer>();
+  if (fields.has(f(a[1]))) return R.int(0);
+  fields.set(f(a[1]), a[2] as Buffer);
+  c.ks.set(key, { type: 'hash', value: fields }, 'keep', 'hset');
+  return R.int(1);
+}
+
+export function hget(c: Ctx, a: Buffer[]): Reply {
+  const v = hash(c, k(a[0]))?.get(f(a[1]));
+  return v === undefined ? R.null : R.bulk(v);
+}
+
+export function hmget(c: Ctx, a: Buffer[]): Reply {
+  const h = hash(c, k(a[0]));
+  return R.array(a.slice(1).map((b) => {
+    const v = h?.get(f(b));
+    return v === undefined ? R.null : R.bulk(v);
+  }));
+}
+
+export function hgetall(c: Ctx, a: Buffer[]): Reply {
+  const h = hash(c, k(a[0]));
+  return R.map([...(h ?? [])].map(([name, v]) => [R.bulk(Buffer.from(name, 'latin1')), R.bulk(v)]));
+}
+
+export function hdel(c: Ctx, a: Buffer[]): Reply {
+  const key = k(a[0]);
+  const h = hash(c, key);
+  if (h === undefined) return R.int(0);
+  let n = 0;
+  for (const b of a.slice(1)) if (h.delete(f(b))) n++;
+  if (n > 0) c.ks.set(key, { type: 'hash', value: h }, 'keep', 'hdel');
+  return R.int(n);
+}
+
+export const hexists = (c: Ctx, a: Buffer[]): Reply => R.int(hash(c, k(a[0]))?.has(f(a[1])) === true ? 1 : 0);
+export const hlen = (c: Ctx, a: Buffer[]): Reply => R.int(hash(c, k(a[0]))?.size ?? 0);
+export const hkeys = (c: Ctx, a: Buffer[]): Reply => R.array([...(hash(c, k(a[0]))?.keys() ?? [])].map((n) => R.bulk(Buffer.from(n, 'latin1'))));
+export const hvals = (c: Ctx, a: Buffer[]): Reply => R.array([...(hash(c, k(a[0]))?.values() ?? [])].map((v) => R.bulk(v)));
+export const hstrlen = (c: Ctx, a: Buffer[]): Reply => R.int(hash(c, k(a[0]))?.get(f(a[1]))?.length ?? 0);
+
+export function hincrby(c: Ctx, a: Buffer[]): Reply {
+  const key = k(a[0]);
+  const by = bigArg(a[2]);
+  const h = hash(c, key);
+  const fields = h ?? new Map<string, Buffer>();
+  const cur = fields.get(f(a[1]));
+  let n = 0n;
+  if (cur !== undefined) {
+    const p = parseI64(cur);
+    if (p === null) throw new RespError('ERR hash value is not an integer');
+    n = p;
+  }
+  const r = n + by;
+  if (!fitsI64(r)) throw new RespError('ERR increment or decrement would overflow');
+  fields.set(f(a[1]), Buffer.from(r.toString()));
+  c.ks.set(key, { type: 'hash', value: fields }, 'keep', 'hincrby');
+  return R.int(r);
+}
+
+export function hincrbyfloat(c: Ctx, a: Buffer[]): Reply {
+  const key = k(a[0]);
+  const by = floatArg(a[2]);
+  const h = hash(c, key);
+  const fields = h ?? new Map<string, Buffer>();
+  const cur = fields.get(f(a[1]));
+  let n = 0;
+  if (cur !== undefined) {
+    const p = parseDouble(cur);
+    if (p === null) throw new RespError('ERR hash value is not a float');
+    n = p;
+  }
+  const r = n + by;
+  if (!Number.isFinite(r)) throw new RespError('ERR increment would produce NaN or Infinity');
+  const s = formatFloat(r);
+  fields.set(f(a[1]), Buffer.from(s));
+  c.ks.set(key, { type: 'hash', value: fields }, 'keep', 'hincrbyfloat');
+  return R.bulk(s);
+}
+
+/** Parses `cursor [MATCH p] [COUNT n]` of HSCAN/SSCAN/ZSCAN. */
+export function scanArgs(a: Buffer[], from: number): { cursor: number; match: string | undefined; count: number; novalues: boolean } {
+  const cs = (a[from] as Buffer).toString('latin1');
+  if (!/^[0-9]+$/.test(cs)) throw new RespError('ERR invalid cursor');
+  const o = { cursor: Number(cs), match: undefined as string | undefined, count: 10, novalues: false };
+  for (let i = from + 1; i < a.length; i++) {
+    const w = word(a[i]);
+    if (w === 'MATCH' && a[i + 1] !== undefined) o.match = (a[++i] as Buffer).toString('utf8');
+    else if (w === 'COUNT' && a[i + 1] !== undefined) {
+      o.count = intArg(a[++i]);
+      if (o.count < 1) throw new RespError(SYNTAX);
+    } else if (w === 'NOVALUES') o.novalues = true;
+    else throw new RespError(SYNTAX);
+  }
+  return o;
+}
+
+export { WRONGTYPE };

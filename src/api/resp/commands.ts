@@ -1,0 +1,226 @@
+/** The command table: every command Beacon answers, with Redis's arity, flags and key positions. */
+import * as C from './cmd-collections.js';
+import * as S from './cmd-server.js';
+import * as T from './cmd-strings.js';
+import type { Handler } from './context.js';
+import { R, type Reply } from './protocol.js';
+
+/** How a command touches the keyspace, for authorisation: `read`/`write` per key; `admin` for the whole node. */
+export type Access = 'read' | 'write' | 'admin' | 'none';
+
+/** One command. `arity` as Redis: N exact (with the name), -N at least N. */
+export interface CommandSpec {
+  name: string;
+  arity: number;
+  access: Access;
+  /** Redis's key positions: first, last (-1 the last argument), step; 0 0 0 for none. */
+  keys: [number, number, number];
+  /** Allowed before authentication. */
+  noauth?: boolean;
+  /** Not allowed inside MULTI (EXEC/DISCARD/MULTI/WATCH are handled by the connection). */
+  noMulti?: boolean;
+  /** Needs a memory namespace (lists, sets, sorted sets). */
+  memoryOnly?: boolean;
+  /** Redis's command group, for COMMAND DOCS. */
+  group: string;
+  /** Extra flags shown by COMMAND INFO. */
+  flags?: string[];
+  handler: Handler;
+}
+
+/** The EXEC family is run by the connection itself; these handlers are never called. */
+const byConnection: Handler = () => R.error('ERR internal error');
+
+const table: CommandSpec[] = [];
+function def(name: string, arity: number, access: Access, keys: [number, number, number], group: string, handler: Handler, extra: Partial<CommandSpec> = {}): void {
+  table.push({ name, arity, access, keys, group, handler, ...extra });
+}
+const K1: [number, number, number] = [1, 1, 1];
+const K12: [number, number, number] = [1, 2, 1];
+const KALL: [number, number, number] = [1, -1, 1];
+const KNONE: [number, number, number] = [0, 0, 0];
+
+// connection and server
+def('ping', -1, 'none', KNONE, 'connection', S.ping);
+def('echo', 2, 'none', KNONE, 'connection', S.echo);
+def('hello', -1, 'none', KNONE, 'connection', S.hello, { noauth: true, noMulti: true });
+def('auth', -2, 'none', KNONE, 'connection', S.auth, { noauth: true, noMulti: true });
+def('select', 2, 'none', KNONE, 'connection', S.select);
+def('client', -2, 'none', KNONE, 'connection', S.client);
+def('quit', -1, 'none', KNONE, 'connection', byConnection, { noauth: true });
+def('reset', 1, 'none', KNONE, 'connection', byConnection, { noauth: true });
+def('info', -1, 'none', KNONE, 'server', S.info);
+def('command', -1, 'none', KNONE, 'server', S.command);
+def('config', -2, 'none', KNONE, 'server', S.config);
+def('time', 1, 'none', KNONE, 'server', S.time);
+def('function', -2, 'none', KNONE, 'scripting', S.fn);
+def('dbsize', 1, 'read', KNONE, 'server', S.dbsize);
+def('flushdb', -1, 'admin', KNONE, 'server', S.flushall, { noMulti: true });
+def('flushall', -1, 'admin', KNONE, 'server', S.flushall, { noMulti: true });
+// transactions
+def('multi', 1, 'none', KNONE, 'transactions', byConnection);
+def('exec', 1, 'none', KNONE, 'transactions', byConnection);
+def('discard', 1, 'none', KNONE, 'transactions', byConnection);
+def('watch', -2, 'read', KALL, 'transactions', byConnection, { noMulti: true });
+def('unwatch', 1, 'none', KNONE, 'transactions', byConnection);
+// strings
+def('get', 2, 'read', K1, 'string', T.get);
+def('set', -3, 'write', K1, 'string', T.set);
+def('setnx', 3, 'write', K1, 'string', T.setnx);
+def('setex', 4, 'write', K1, 'string', T.setex);
+def('psetex', 4, 'write', K1, 'string', T.psetex);
+def('getset', 3, 'write', K1, 'string', T.getset);
+def('getdel', 2, 'write', K1, 'string', T.getdel);
+def('getex', -2, 'write', K1, 'string', T.getex);
+def('mget', -2, 'read', KALL, 'string', T.mget);
+def('mset', -3, 'write', [1, -1, 2], 'string', T.mset);
+def('msetnx', -3, 'write', [1, -1, 2], 'string', T.msetnx);
+def('incr', 2, 'write', K1, 'string', T.incr);
+def('decr', 2, 'write', K1, 'string', T.decr);
+def('incrby', 3, 'write', K1, 'string', T.incrby);
+def('decrby', 3, 'write', K1, 'string', T.decrby);
+def('incrbyfloat', 3, 'write', K1, 'string', T.incrbyfloat);
+def('append', 3, 'write', K1, 'string', T.append);
+def('strlen', 2, 'read', K1, 'string', T.strlen);
+def('setrange', 4, 'write', K1, 'string', T.setrange);
+def('getrange', 4, 'read', K1, 'string', T.getrange);
+def('substr', 4, 'read', K1, 'string', T.getrange);
+// keys
+def('del', -2, 'write', KALL, 'generic', T.del);
+def('unlink', -2, 'write', KALL, 'generic', T.del);
+def('exists', -2, 'read', KALL, 'generic', T.exists);
+def('touch', -2, 'read', KALL, 'generic', T.touch);
+def('expire', -3, 'write', K1, 'generic', T.expire);
+def('pexpire', -3, 'write', K1, 'generic', T.pexpire);
+def('expireat', -3, 'write', K1, 'generic', T.expireat);
+def('pexpireat', -3, 'write', K1, 'generic', T.pexpireat);
+def('ttl', 2, 'read', K1, 'generic', T.ttl);
+def('pttl', 2, 'read', K1, 'generic', T.pttl);
+def('expiretime', 2, 'read', K1, 'generic', T.expiretime);
+def('pexpiretime', 2, 'read', K1, 'generic', T.pexpiretime);
+def('persist', 2, 'write', K1, 'generic', T.persist);
+def('type', 2, 'read', K1, 'generic', T.type);
+def('rename', 3, 'write', K12, 'generic', T.rename);
+def('renamenx', 3, 'write', K12, 'generic', T.renamenx);
+def('keys', 2, 'none', KNONE, 'generic', S.keys);
+def('scan', -2, 'none', KNONE, 'generic', S.scan);
+def('randomkey', 1, 'none', KNONE, 'generic', S.randomkey);
+// hashes
+def('hset', -4, 'write', K1, 'hash', T.hset);
+def('hmset', -4, 'write', K1, 'hash', T.hmset);
+def('hsetnx', 4, 'write', K1, 'hash', T.hsetnx);
+def('hget', 3, 'read', K1, 'hash', T.hget);
+def('hmget', -3, 'read', K1, 'hash', T.hmget);
+def('hgetall', 2, 'read', K1, 'hash', T.hgetall);
+def('hdel', -3, 'write', K1, 'hash', T.hdel);
+def('hexists', 3, 'read', K1, 'hash', T.hexists);
+def('hlen', 2, 'read', K1, 'hash', T.hlen);
+def('hkeys', 2, 'read', K1, 'hash', T.hkeys);
+def('hvals', 2, 'read', K1, 'hash', T.hvals);
+def('hstrlen', 3, 'read', K1, 'hash', T.hstrlen);
+def('hincrby', 4, 'write', K1, 'hash', T.hincrby);
+def('hincrbyfloat', 4, 'write', K1, 'hash', T.hincrbyfloat);
+def('hscan', -3, 'read', K1, 'hash', C.hscan);
+// lists, sets, sorted sets: memory namespaces
+const mem = { memoryOnly: true };
+def('lpush', -3, 'write', K1, 'list', C.lpush, mem);
+def('rpush', -3, 'write', K1, 'list', C.rpush, mem);
+def('lpushx', -3, 'write', K1, 'list', C.lpushx, mem);
+def('rpushx', -3, 'write', K1, 'list', C.rpushx, mem);
+def('lpop', -2, 'write', K1, 'list', C.lpop, mem);
+def('rpop', -2, 'write', K1, 'list', C.rpop, mem);
+def('llen', 2, 'read', K1, 'list', C.llen, mem);
+def('lrange', 4, 'read', K1, 'list', C.lrange, mem);
+def('lindex', 3, 'read', K1, 'list', C.lindex, mem);
+def('lset', 4, 'write', K1, 'list', C.lset, mem);
+def('lrem', 4, 'write', K1, 'list', C.lrem, mem);
+def('ltrim', 4, 'write', K1, 'list', C.ltrim, mem);
+def('linsert', 5, 'write', K1, 'list', C.linsert, mem);
+def('lpos', -3, 'read', K1, 'list', C.lpos, mem);
+def('lmove', 5, 'write', K12, 'list', (c, a) => C.lmove(c, a), mem);
+def('rpoplpush', 3, 'write', K12, 'list', C.rpoplpush, mem);
+def('sadd', -3, 'write', K1, 'set', C.sadd, mem);
+def('srem', -3, 'write', K1, 'set', C.srem, mem);
+def('smembers', 2, 'read', K1, 'set', C.smembers, mem);
+def('sismember', 3, 'read', K1, 'set', C.sismember, mem);
+def('smismember', -3, 'read', K1, 'set', C.smismember, mem);
+def('scard', 2, 'read', K1, 'set', C.scard, mem);
+def('spop', -2, 'write', K1, 'set', C.spop, mem);
+def('srandmember', -2, 'read', K1, 'set', C.srandmember, mem);
+def('sinter', -2, 'read', KALL, 'set', C.sinter, mem);
+def('sunion', -2, 'read', KALL, 'set', C.sunion, mem);
+def('sdiff', -2, 'read', KALL, 'set', C.sdiff, mem);
+def('sinterstore', -3, 'write', KALL, 'set', C.sinterstore, mem);
+def('sunionstore', -3, 'write', KALL, 'set', C.sunionstore, mem);
+def('sdiffstore', -3, 'write', KALL, 'set', C.sdiffstore, mem);
+def('smove', 4, 'write', K12, 'set', C.smove, mem);
+def('sscan', -3, 'read', K1, 'set', C.sscan, mem);
+def('zadd', -4, 'write', K1, 'sorted-set', C.zadd, mem);
+def('zincrby', 4, 'write', K1, 'sorted-set', C.zincrby, mem);
+def('zrem', -3, 'write', K1, 'sorted-set', C.zrem, mem);
+def('zscore', 3, 'read', K1, 'sorted-set', C.zscore, mem);
+def('zmscore', -3, 'read', K1, 'sorted-set', C.zmscore, mem);
+def('zcard', 2, 'read', K1, 'sorted-set', C.zcard, mem);
+def('zcount', 4, 'read', K1, 'sorted-set', C.zcount, mem);
+def('zrank', -3, 'read', K1, 'sorted-set', C.zrank, mem);
+def('zrevrank', -3, 'read', K1, 'sorted-set', C.zrevrank, mem);
+def('zrange', -4, 'read', K1, 'sorted-set', C.zrange, mem);
+def('zrevrange', -4, 'read', K1, 'sorted-set', C.zrevrange, mem);
+def('zrangebyscore', -4, 'read', K1, 'sorted-set', C.zrangebyscore, mem);
+def('zrevrangebyscore', -4, 'read', K1, 'sorted-set', C.zrevrangebyscore, mem);
+def('zpopmin', -2, 'write', K1, 'sorted-set', C.zpopmin, mem);
+def('zpopmax', -2, 'write', K1, 'sorted-set', C.zpopmax, mem);
+def('zremrangebyrank', 4, 'write', K1, 'sorted-set', C.zremrangebyrank, mem);
+def('zremrangebyscore', 4, 'write', K1, 'sorted-set', C.zremrangebyscore, mem);
+def('zscan', -3, 'read', K1, 'sorted-set', C.zscan, mem);
+// pub/sub
+def('subscribe', -2, 'none', KNONE, 'pubsub', S.subscribe, { noMulti: true });
+def('psubscribe', -2, 'none', KNONE, 'pubsub', S.psubscribe, { noMulti: true });
+def('unsubscribe', -1, 'none', KNONE, 'pubsub', S.unsubscribe, { noMulti: true });
+def('punsubscribe', -1, 'none', KNONE, 'pubsub', S.punsubscribe, { noMulti: true });
+def('publish', 3, 'none', KNONE, 'pubsub', S.publish);
+def('pubsub', -2, 'none', KNONE, 'pubsub', S.pubsub);
+
+/** Every command by lower-case name. */
+export const COMMANDS: ReadonlyMap<string, CommandSpec> = new Map(table.map((c) => [c.name, c]));
+
+/** The key arguments of `argv` (without the name) per `spec.keys`. */
+export function keyArgs(spec: CommandSpec, args: Buffer[]): Buffer[] {
+  const [first, last0, step] = spec.keys;
+  if (first === 0) return [];
+  const last = last0 < 0 ? args.length + last0 + 1 : last0;
+  const out: Buffer[] = [];
+  for (let i = first; i <= last && i <= args.length; i += step) out.push(args[i - 1] as Buffer);
+  return out;
+}
+
+/** COMMAND INFO's entry for a command (Redis 7 shape: name, arity, flags, first, last, step, categories, tips, key specs, subcommands). */
+export function commandInfo(spec: CommandSpec): Reply {
+  const flags = [
+    spec.access === 'write' ? 'write' : spec.access === 'read' ? 'readonly' : spec.access === 'admin' ? 'admin' : 'fast',
+    ...(spec.noauth === true ? ['noauth'] : []),
+    ...(spec.group === 'pubsub' ? ['pubsub'] : []),
+    ...(spec.flags ?? []),
+  ];
+  return R.array([
+    R.bulk(spec.name),
+    R.int(spec.arity),
+    R.set(flags.map((f) => R.simple(f))),
+    R.int(spec.keys[0]),
+    R.int(spec.keys[1]),
+    R.int(spec.keys[2]),
+    R.set([R.simple(`@${spec.group}`)]),
+    R.array([]),
+    R.array([]),
+    R.array([]),
+  ]);
+}
+
+/** COMMAND DOCS's entry for a command. */
+export function commandDocs(spec: CommandSpec): Reply {
+  return R.map([
+    [R.bulk('summary'), R.bulk(`${spec.name.toUpperCase()} (${spec.memoryOnly === true ? 'memory namespaces only; ' : ''}see docs/resp.md)`)],
+    [R.bulk('since'), R.bulk('1.0.0')],
+    [R.bulk('group'), R.bulk(spec.group)],
+  ]);
+}

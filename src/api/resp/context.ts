@@ -1,0 +1,83 @@
+/** What a RESP command handler sees: its connection, the server's shared state, the keyspace of its keys. */
+import type { Principal } from '../../auth/index.js';
+import type { Keyspace } from './keyspace.js';
+import type { Protocol, Reply } from './protocol.js';
+
+/** One client connection's state (CLIENT LIST shows most of it). */
+export interface ConnState {
+  readonly id: number;
+  /** `ip:port` of the peer. */
+  readonly addr: string;
+  readonly laddr: string;
+  readonly createdAt: number;
+  protocol: Protocol;
+  name: string;
+  libName: string;
+  libVer: string;
+  /** The authenticated principal; undefined until AUTH/HELLO … AUTH (always set with --dev). */
+  principal: Principal | undefined;
+  /** Queued commands between MULTI and EXEC; undefined outside a MULTI. */
+  multi: Buffer[][] | undefined;
+  /** A command failed to queue: EXEC answers EXECABORT. */
+  multiError: boolean;
+  /** WATCHed keys and what they were: the modRevision of durable keys (0 absent); memory keys by a version counter. */
+  watched: Map<string, { kind: 'durable' | 'memory'; rev: number }>;
+  channels: Set<string>;
+  patterns: Set<string>;
+  /** The last command's name (CLIENT LIST `cmd=`). */
+  lastCmd: string;
+  lastActive: number;
+  /** Sends a push/message outside the request/reply flow (pub/sub). */
+  push(r: Reply): void;
+  /** Closes the connection after the pending replies are written. */
+  closeAfterReply(): void;
+  /** Closes at once (CLIENT KILL). */
+  kill(): void;
+}
+
+/** What commands ask of the server beyond one keyspace (key enumeration, pub/sub, INFO, CONFIG, clients). */
+export interface ServerApi {
+  readonly dev: boolean;
+  /** The keyspace of the kind `key` belongs to (a fresh durable txn for a durable key). */
+  keyspaceOf(key: string, conn: ConnState): Keyspace;
+  /** Every key matching `pattern` that `conn`'s principal may read, both kinds, in key order. */
+  keys(conn: ConnState, pattern: string): string[];
+  /** One SCAN step. `cursor` as the client sent it. @throws RespError for a bad cursor. */
+  scan(conn: ConnState, cursor: string, count: number, match: string | undefined, type: string | undefined): [string, string[]];
+  dbsize(): number;
+  randomKey(conn: ConnState): string | undefined;
+  /** Deletes every key (both kinds). */
+  flushAll(conn: ConnState): Promise<void>;
+  publish(channel: Buffer, message: Buffer): number;
+  subscribe(conn: ConnState, channel: string, pattern: boolean): void;
+  unsubscribe(conn: ConnState, channel: string, pattern: boolean): void;
+  pubsubChannels(pattern: string | undefined): string[];
+  pubsubNumsub(channel: string): number;
+  pubsubNumpat(): number;
+  info(section: string | undefined): string;
+  configGet(pattern: string): [string, string][];
+  /** @throws RespError for an unknown parameter or a bad value. */
+  configSet(name: string, value: string): Promise<void>;
+  resetStats(): void;
+  clients(): ConnState[];
+  /** Checks `AUTH` credentials: `user pass`, or an API key (user omitted or `default`). */
+  authenticate(user: string | undefined, pass: string, conn: ConnState): Promise<Principal>;
+  commandNames(): string[];
+  commandInfo(name: string): Reply | undefined;
+  commandDocs(name: string): Reply | undefined;
+}
+
+/** A command's view of the node. */
+export interface Ctx {
+  readonly conn: ConnState;
+  readonly srv: ServerApi;
+  /** The keyspace of this command's keys (every key of one command is of one kind). */
+  readonly ks: Keyspace;
+}
+
+/**
+ * A command handler. A keyed command's handler is synchronous and pure with respect to a
+ * durable keyspace (writes are collected, then committed), so it may be re-run after a conflict.
+ * `args` excludes the command name.
+ */
+export type Handler = (c: Ctx, args: Buffer[]) => Reply | Promise<Reply>;

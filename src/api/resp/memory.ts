@@ -1,0 +1,80 @@
+/**
+ * The memory keyspace: RESP commands over the cache tier (src/cache). Reads use the tier's
+ * `lookup` (hit/miss, LRU/LFU touch) or `lookupWrite` for write commands; values are mutated in
+ * place and reported with `modified`. Every change is recorded for keyspace notifications,
+ * WATCH and the append-only file.
+ */
+import { OutOfMemoryError, type CacheTier, type CacheValue } from '../../cache/index.js';
+import { RespError, WRONGTYPE, type Keyspace } from './keyspace.js';
+
+/** A memory key's change made by one command: the key and its keyspace event name. */
+export interface MemoryChange {
+  key: string;
+  event: string;
+}
+
+/** {@link Keyspace} over a {@link CacheTier}. One instance per server; `begin` resets it per command. */
+export class MemoryKeyspace implements Keyspace {
+  readonly kind = 'memory';
+  /** A read command: lookups count hits and misses. */
+  reading = false;
+  /** Changes made since {@link begin}. */
+  changes: MemoryChange[] = [];
+
+  constructor(readonly tier: CacheTier) {}
+
+  /** Starts a command: `reading` for a read-only command. */
+  begin(reading: boolean): void {
+    this.reading = reading;
+    this.changes = [];
+  }
+
+  get(key: string): CacheValue | undefined {
+    return this.reading ? this.tier.lookup(key) : this.tier.lookupWrite(key);
+  }
+
+  expiresAt(key: string): number {
+    const t = this.tier.expireTimeMs(key);
+    return t < 0 ? 0 : t;
+  }
+
+  typeOf(key: string): string {
+    return this.tier.peek(key)?.type ?? 'none';
+  }
+
+  getHash(key: string): Map<string, Buffer> | undefined {
+    const v = this.get(key);
+    if (v === undefined) return undefined;
+    if (v.type !== 'hash') throw new RespError(WRONGTYPE);
+    return v.value;
+  }
+
+  set(key: string, value: CacheValue, expiresAt: number | 'keep', event: string): void {
+    if (expiresAt === 'keep') {
+      const cur = this.tier.peek(key);
+      if (cur !== undefined && cur.type === value.type && cur.value === value.value) this.tier.modified(key);
+      else this.tier.set(key, value, { keepTtl: true });
+    } else if (expiresAt === 0) {
+      // A write without a TTL gets the namespace's default TTL, if it has one (as over HTTP).
+      this.tier.set(key, value, this.tier.namespaceOf(key)?.defaultTtl !== undefined ? {} : { expireAtMs: null });
+    } else this.tier.set(key, value, { expireAtMs: expiresAt });
+    this.changes.push({ key, event });
+  }
+
+  delete(key: string, event = 'del'): boolean {
+    const had = this.tier.delete(key);
+    if (had) this.changes.push({ key, event });
+    return had;
+  }
+
+  expire(key: string, expiresAt: number, event: string): boolean {
+    const ok = this.tier.expireAt(key, expiresAt === 0 ? null : expiresAt);
+    if (ok) this.changes.push({ key, event });
+    return ok;
+  }
+}
+
+/** Whether `err` is the tier's out-of-memory refusal. */
+export function isOutOfMemory(err: unknown): err is OutOfMemoryError {
+  return err instanceof OutOfMemoryError;
+}

@@ -1,0 +1,344 @@
+/** The Redis protocol (RESP2/RESP3) on the wire: a pure incremental request parser and a reply writer; no I/O. */
+
+/** Redis's limits for requests (see redis.conf `proto-max-bulk-len`; networking.c constants). */
+export const RESP_LIMITS = {
+  /** Longest inline command or count line, in bytes (PROTO_INLINE_MAX_SIZE). */
+  inlineMax: 64 * 1024,
+  /** Most arguments in one multibulk request. */
+  multibulkMax: 1024 * 1024,
+  /** Largest bulk argument, in bytes (proto-max-bulk-len default, 512 MiB). */
+  bulkMax: 512 * 1024 * 1024,
+} as const;
+
+/** What one {@link RespParser.feed} call yields: complete commands, then maybe a protocol error. */
+export interface ParseResult {
+  /** Complete commands in arrival order; each is its arguments as raw bytes. */
+  commands: Buffer[][];
+  /**
+   * A protocol error text in Redis's wording (e.g. `Protocol error: invalid bulk length`), to be
+   * answered as `-ERR <text>` before closing the connection; the parser accepts nothing after it.
+   */
+  error?: string;
+}
+
+/**
+ * An incremental parser of client requests: multibulk (`*N\r\n$L\r\n…`) and inline commands.
+ * Frames may be split at any byte; state is carried between {@link feed} calls.
+ *
+ * @example
+ * const p = new RespParser();
+ * p.feed(Buffer.from('*1\r\n$4\r\nPI'));      // { commands: [] }
+ * p.feed(Buffer.from('NG\r\nPING\r\n'));      // { commands: [[PING], [PING]] }
+ */
+export class RespParser {
+  private buf: Buffer = Buffer.alloc(0);
+  private pos = 0;
+  /** Arguments still expected by the current multibulk request, 0 when between requests. */
+  private pending = 0;
+  /** Length of the bulk being read, -1 when a `$` line is expected next. */
+  private bulkLen = -1;
+  private args: Buffer[] = [];
+  private failed = false;
+
+  /** Bytes buffered but not yet consumed (useful to bound a stalled client's memory). */
+  get buffered(): number {
+    return this.buf.length - this.pos;
+  }
+
+  /** Consumes `chunk` and returns every command it completes; never throws on bad input. */
+  feed(chunk: Buffer): ParseResult {
+    const commands: Buffer[][] = [];
+    if (this.failed) return { commands };
+    this.buf = this.pos < this.buf.length ? Buffer.concat([this.buf.subarray(this.pos), chunk]) : chunk;
+    this.pos = 0;
+    for (;;) {
+      const r = this.pending === 0 && this.bulkLen === -1 && this.args.length === 0 ? this.start() : this.multibulk();
+      if (r === 'more') break;
+      if (typeof r === 'string') {
+        this.failed = true;
+        this.buf = Buffer.alloc(0);
+        this.pos = 0;
+        return { commands, error: `Protocol error: ${r}` };
+      }
+      if (r !== null) commands.push(r);
+    }
+    if (this.pos >= this.buf.length) {
+      this.buf = Buffer.alloc(0);
+      this.pos = 0;
+    }
+    return { commands };
+  }
+
+  /** Starts a request: a multibulk header, or an inline line. null = an empty line (skipped). */
+  private start(): Buffer[] | null | 'more' | string {
+    if (this.pos >= this.buf.length) return 'more';
+    if (this.buf[this.pos] === 0x2a /* * */) {
+      const line = this.line('too big mbulk count string');
+      if (line === 'more' || line instanceof Error) return line === 'more' ? 'more' : line.message;
+      const n = parseIntStrict(line.subarray(1));
+      if (n === null || n > RESP_LIMITS.multibulkMax) return 'invalid multibulk length';
+      if (n <= 0) return null;
+      this.pending = n;
+      this.args = [];
+      return this.multibulk();
+    }
+    return this.inline();
+  }
+
+  private inline(): Buffer[] | null | 'more' | string {
+    const nl = this.buf.indexOf(0x0a, this.pos);
+    if (nl === -1) {
+      if (this.buf.length - this.pos > RESP_LIMITS.inlineMax) return 'too big inline request';
+      return 'more';
+    }
+    if (nl - this.pos > RESP_LIMITS.inlineMax) return 'too big inline request';
+    let end = nl;
+    if (end > this.pos && this.buf[end - 1] === 0x0d) end--;
+    const text = this.buf.subarray(this.pos, end);
+    this.pos = nl + 1;
+    const args = splitArgs(text);
+    if (args === null) return 'unbalanced quotes in request';
+    return args.length === 0 ? null : args;
+  }
+
+  private multibulk(): Buffer[] | 'more' | string {
+    while (this.pending > 0) {
+      if (this.bulkLen === -1) {
+        if (this.pos >= this.buf.length) return 'more';
+        if (this.buf[this.pos] !== 0x24 /* $ */) {
+          return `expected '$', got '${String.fromCharCode(this.buf[this.pos] ?? 0)}'`;
+        }
+        const line = this.line('too big bulk count string');
+        if (line === 'more') return 'more';
+        if (line instanceof Error) return line.message;
+        const n = parseIntStrict(line.subarray(1));
+        if (n === null || n < 0 || n > RESP_LIMITS.bulkMax) return 'invalid bulk length';
+        this.bulkLen = n;
+      }
+      if (this.buf.length - this.pos < this.bulkLen + 2) return 'more';
+      // Copy: the argument must outlive the socket chunk it arrived in.
+      this.args.push(Buffer.from(this.buf.subarray(this.pos, this.pos + this.bulkLen)));
+      this.pos += this.bulkLen + 2;
+      this.bulkLen = -1;
+      this.pending--;
+    }
+    const args = this.args;
+    this.args = [];
+    return args;
+  }
+
+  /** Reads a `\r\n`-terminated line at pos (without the terminator), advancing past it. */
+  private line(tooBig: string): Buffer | 'more' | Error {
+    const cr = this.buf.indexOf(0x0d, this.pos);
+    if (cr === -1 || cr + 1 >= this.buf.length) {
+      if (this.buf.length - this.pos > RESP_LIMITS.inlineMax) return new Error(tooBig);
+      return 'more';
+    }
+    if (cr - this.pos > RESP_LIMITS.inlineMax) return new Error(tooBig);
+    const line = this.buf.subarray(this.pos, cr);
+    this.pos = cr + 2;
+    return line;
+  }
+}
+
+/** Parses a decimal integer the way Redis's string2ll does (no spaces, no '+'); null if invalid. */
+function parseIntStrict(b: Buffer): number | null {
+  const len = b.length;
+  if (len === 0 || len > 17) return null;
+  let i = 0;
+  let neg = false;
+  if (b[0] === 0x2d /* - */) {
+    neg = true;
+    i = 1;
+    if (len === 1) return null;
+  }
+  if (b[i] === 0x30 /* 0 */ && len > i + 1) return null; // no leading zeros
+  let n = 0;
+  for (; i < len; i++) {
+    const d = (b[i] as number) - 0x30;
+    if (d < 0 || d > 9) return null;
+    n = n * 10 + d;
+  }
+  return neg ? -n : n;
+}
+
+/**
+ * Splits an inline command line into arguments, honouring "double" (with \n, \xHH escapes) and
+ * 'single' quotes as redis-cli and Redis's inline parser do. Returns null on unbalanced quotes.
+ */
+export function splitArgs(line: Buffer): Buffer[] | null {
+  const out: Buffer[] = [];
+  const s = line;
+  let i = 0;
+  const isSpace = (c: number | undefined): boolean => c === 0x20 || c === 0x09 || c === 0x0a || c === 0x0d || c === 0x0b || c === 0x0c;
+  while (i < s.length) {
+    while (i < s.length && isSpace(s[i])) i++;
+    if (i >= s.length) break;
+    const cur: number[] = [];
+    let inDq = false;
+    let inSq = false;
+    for (;;) {
+      const c = s[i];
+      if (inDq) {
+        if (c === undefined) return null;
+        if (c === 0x5c /* \ */ && s[i + 1] === 0x78 /* x */ && isHex(s[i + 2]) && isHex(s[i + 3])) {
+          cur.push(parseInt(String.fromCharCode(s[i + 2]!, s[i + 3]!), 16));
+          i += 3;
+        } else if (c === 0x5c && s[i + 1] !== undefined) {
+          i++;
+          const e = s[i]!;
+          cur.push(e === 0x6e ? 0x0a : e === 0x72 ? 0x0d : e === 0x74 ? 0x09 : e === 0x62 ? 0x08 : e === 0x61 ? 0x07 : e);
+        } else if (c === 0x22 /* " */) {
+          if (s[i + 1] !== undefined && !isSpace(s[i + 1])) return null;
+          inDq = false;
+          i++;
+          break;
+        } else cur.push(c);
+      } else if (inSq) {
+        if (c === undefined) return null;
+        if (c === 0x5c && s[i + 1] === 0x27) {
+          i++;
+          cur.push(0x27);
+        } else if (c === 0x27) {
+          if (s[i + 1] !== undefined && !isSpace(s[i + 1])) return null;
+          inSq = false;
+          i++;
+          break;
+        } else cur.push(c);
+      } else {
+        if (c === undefined || isSpace(c)) break;
+        if (c === 0x22) inDq = true;
+        else if (c === 0x27) inSq = true;
+        else cur.push(c);
+      }
+      i++;
+    }
+    out.push(Buffer.from(cur));
+  }
+  return out;
+}
+
+function isHex(c: number | undefined): boolean {
+  return c !== undefined && ((c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x46) || (c >= 0x61 && c <= 0x66));
+}
+
+/** The protocol version a connection speaks (chosen by HELLO). */
+export type Protocol = 2 | 3;
+
+/**
+ * A reply value. RESP3-only types degrade to their RESP2 form when written for protocol 2:
+ * map → flat array, set → array, double → bulk string, boolean → integer, null → `$-1`,
+ * push → array, verbatim → bulk string.
+ */
+export type Reply =
+  | { t: 'simple'; v: string }
+  | { t: 'error'; v: string }
+  | { t: 'int'; v: number | bigint }
+  | { t: 'bulk'; v: Buffer | string }
+  | { t: 'null' }
+  | { t: 'nullArray' }
+  | { t: 'array'; v: Reply[] }
+  | { t: 'map'; v: [Reply, Reply][] }
+  | { t: 'set'; v: Reply[] }
+  | { t: 'double'; v: number }
+  | { t: 'bool'; v: boolean }
+  | { t: 'push'; v: Reply[] }
+  | { t: 'verbatim'; format: string; v: string };
+
+/** Reply constructors (short names keep command handlers readable). */
+export const R = {
+  ok: { t: 'simple', v: 'OK' } as Reply,
+  simple: (v: string): Reply => ({ t: 'simple', v }),
+  /** An error reply; `v` includes its code word, e.g. `ERR syntax error`, `WRONGTYPE …`. */
+  error: (v: string): Reply => ({ t: 'error', v }),
+  int: (v: number | bigint): Reply => ({ t: 'int', v }),
+  bulk: (v: Buffer | string): Reply => ({ t: 'bulk', v }),
+  null: { t: 'null' } as Reply,
+  nullArray: { t: 'nullArray' } as Reply,
+  array: (v: Reply[]): Reply => ({ t: 'array', v }),
+  map: (v: [Reply, Reply][]): Reply => ({ t: 'map', v }),
+  set: (v: Reply[]): Reply => ({ t: 'set', v }),
+  double: (v: number): Reply => ({ t: 'double', v }),
+  bool: (v: boolean): Reply => ({ t: 'bool', v }),
+  push: (v: Reply[]): Reply => ({ t: 'push', v }),
+  verbatim: (v: string, format = 'txt'): Reply => ({ t: 'verbatim', format, v }),
+} as const;
+
+/** Formats a double as Redis does (`inf`, `-inf`, `nan`, shortest round-trip otherwise). */
+export function formatDouble(v: number): string {
+  if (v === Infinity) return 'inf';
+  if (v === -Infinity) return '-inf';
+  if (Number.isNaN(v)) return 'nan';
+  return String(v);
+}
+
+/**
+ * Encodes one reply for `proto` into `out` (chunks to be concatenated into one socket write).
+ * Error and simple-string texts have CR/LF replaced by spaces, as Redis does.
+ */
+export function encodeReply(r: Reply, proto: Protocol, out: Buffer[] = []): Buffer[] {
+  const s = (x: string): void => {
+    out.push(Buffer.from(x, 'utf8'));
+  };
+  switch (r.t) {
+    case 'simple':
+      s(`+${r.v.replace(/[\r\n]/g, ' ')}\r\n`);
+      break;
+    case 'error':
+      s(`-${r.v.replace(/[\r\n]/g, ' ')}\r\n`);
+      break;
+    case 'int':
+      s(`:${r.v}\r\n`);
+      break;
+    case 'bulk': {
+      const b = typeof r.v === 'string' ? Buffer.from(r.v, 'utf8') : r.v;
+      s(`$${b.length}\r\n`);
+      out.push(b);
+      s('\r\n');
+      break;
+    }
+    case 'null':
+      s(proto === 3 ? '_\r\n' : '$-1\r\n');
+      break;
+    case 'nullArray':
+      s(proto === 3 ? '_\r\n' : '*-1\r\n');
+      break;
+    case 'array':
+    case 'set':
+    case 'push':
+      s(`${proto === 3 ? (r.t === 'array' ? '*' : r.t === 'set' ? '~' : '>') : '*'}${r.v.length}\r\n`);
+      for (const e of r.v) encodeReply(e, proto, out);
+      break;
+    case 'map':
+      s(proto === 3 ? `%${r.v.length}\r\n` : `*${r.v.length * 2}\r\n`);
+      for (const [k, v] of r.v) {
+        encodeReply(k, proto, out);
+        encodeReply(v, proto, out);
+      }
+      break;
+    case 'double':
+      if (proto === 3) s(`,${formatDouble(r.v)}\r\n`);
+      else encodeReply(R.bulk(formatDouble(r.v)), proto, out);
+      break;
+    case 'bool':
+      s(proto === 3 ? `#${r.v ? 't' : 'f'}\r\n` : `:${r.v ? 1 : 0}\r\n`);
+      break;
+    case 'verbatim': {
+      if (proto === 2) {
+        encodeReply(R.bulk(r.v), proto, out);
+        break;
+      }
+      const b = Buffer.from(`${r.format.padEnd(3).slice(0, 3)}:${r.v}`, 'utf8');
+      s(`=${b.length}\r\n`);
+      out.push(b);
+      s('\r\n');
+      break;
+    }
+  }
+  return out;
+}
+
+/** Encodes `r` for `proto` as one Buffer. */
+export function encode(r: Reply, proto: Protocol): Buffer {
+  return Buffer.concat(encodeReply(r, proto));
+}

@@ -1,0 +1,1055 @@
+/**
+ * The RESP listener: accepts connections (TCP or TLS), authenticates and authorises every
+ * command against the same users, roles and prefix permissions as HTTP, routes each key to its
+ * kind (the namespace rule: memory namespaces to the cache tier, everything else to the kv
+ * core), runs MULTI/EXEC/WATCH, pub/sub and keyspace notifications.
+ */
+import { createServer as createTcpServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { createServer as createTlsServer } from 'node:tls';
+import type { AuditLog } from '../../audit/index.js';
+import { DEV_PRINCIPAL, deniedError, type Action, type AuthService, type Principal } from '../../auth/index.js';
+import { globLiteralPrefix, globMatch, type CacheTier } from '../../cache/index.js';
+import type { PolicyStore } from '../../config/index.js';
+import { FIRST_USER_KEY, isSystemKey, prefixEnd, type AuditContext, type RevisionEvents, type Store } from '../../kv/index.js';
+import type { Logger } from '../../obs/index.js';
+import { word } from './args.js';
+import { keyName } from './cmd-strings.js';
+import { NO_REPLY, REDIS_VERSION } from './cmd-server.js';
+import { COMMANDS, commandDocs, commandInfo, keyArgs, type CommandSpec } from './commands.js';
+import { Connection, type ConnectionHost, type Outcome } from './connection.js';
+import type { ConnState, Ctx, ServerApi } from './context.js';
+import { toRespError } from './errors.js';
+import { DurableTx, Projection, RespError, RetryError, decodeDurableHash, type Keyspace } from './keyspace.js';
+import { MemoryKeyspace } from './memory.js';
+import { R, type Reply } from './protocol.js';
+
+/** Default RESP port (Redis's 6379 + 1, next to Beacon's HTTP 7379). */
+export const DEFAULT_RESP_PORT = 6380;
+
+/** Options of {@link RespServer}. */
+export interface RespServerOptions {
+  store: Store;
+  policies: PolicyStore;
+  auth: AuthService;
+  audit: AuditLog;
+  logger: Logger;
+  /** The cache tier (memory namespaces); without it every key is durable. */
+  cache?: CacheTier;
+  /** Beacon's version, shown by INFO as `beacon_version`. */
+  version: string;
+  /** PEM certificate and key: the port speaks TLS only (`redis-cli --tls`). */
+  tls?: { cert: Buffer; key: Buffer };
+}
+
+/** Retries of a durable command whose read keys changed before its commit (compare-and-swap). */
+const MAX_CAS_RETRIES = 100;
+/** SCAN cursors remembered (each is a resume point); the oldest are forgotten first. */
+const MAX_CURSORS = 100_000;
+/** Seconds between re-checks of a connection's principal (a deleted user or revoked key loses access). */
+const REFRESH_MS = 1000;
+
+const EXEC_FAMILY = new Set(['multi', 'exec', 'discard', 'watch', 'unwatch', 'quit', 'reset']);
+const SUBSCRIBED_OK = new Set(['subscribe', 'psubscribe', 'unsubscribe', 'punsubscribe', 'ping', 'quit', 'reset', 'ssubscribe', 'sunsubscribe']);
+
+/** A SCAN resume point. */
+type CursorState = { phase: 'durable'; next: string } | { phase: 'memory'; cursor: string };
+
+/** Redis's notify-keyspace-events class of an event name. */
+function eventClass(ev: string): string {
+  switch (ev) {
+    case 'del':
+    case 'expire':
+    case 'rename_from':
+    case 'rename_to':
+    case 'persist':
+    case 'copy_to':
+    case 'new':
+      return 'g';
+    case 'set':
+    case 'setrange':
+    case 'incrby':
+    case 'incrbyfloat':
+    case 'append':
+      return '$';
+    case 'expired':
+      return 'x';
+    case 'evicted':
+      return 'e';
+    default:
+      if (ev.startsWith('h')) return 'h';
+      if (ev.startsWith('z')) return 'z';
+      if (ev.startsWith('s')) return 's';
+      return 'l';
+  }
+}
+
+/** The RESP listener of one node. */
+export class RespServer implements ServerApi, ConnectionHost {
+  readonly dev: boolean;
+  readonly outputPauseBytes = 1024 * 1024;
+  pubsubLimit = { hard: 32 * 1024 * 1024, soft: 8 * 1024 * 1024, softSeconds: 60 };
+  queryBufferLimit = 1024 * 1024 * 1024;
+  private server: Server | undefined;
+  private readonly conns = new Map<number, Connection>();
+  private readonly channels = new Map<string, Set<Connection>>();
+  private readonly patternSubs = new Map<string, Set<Connection>>();
+  private readonly memoryWatch = new Map<string, Set<Connection>>();
+  private readonly memory: MemoryKeyspace | undefined;
+  private readonly cursors = new Map<number, CursorState>();
+  private nextCursor = 1;
+  private notifyFlags = '';
+  private readonly stats = { commands: 0, connections: 0, rejected: 0, durableHits: 0, durableMisses: 0, startedAt: Date.now() };
+  private readonly unsubscribeStore: () => void;
+  private readonly cacheListeners: (() => void)[] = [];
+  private port = 0;
+  private readonly deps: ConstructorParameters<typeof DurableTx>[0];
+
+  constructor(private readonly o: RespServerOptions) {
+    this.dev = o.auth.dev;
+    this.deps = { store: o.store, policies: o.policies, projection: new Projection(), canReadSecret: (p, key) => o.auth.canReadSecret(p, key) };
+    this.memory = o.cache !== undefined ? new MemoryKeyspace(o.cache) : undefined;
+    this.unsubscribeStore = o.store.subscribe((ev) => this.onCommit(ev));
+    const cache = o.cache;
+    if (cache !== undefined) {
+      const onExpired = (key: string): void => this.memoryChanged(key, 'expired');
+      const onEvicted = (key: string): void => this.memoryChanged(key, 'evicted');
+      cache.on('expired', onExpired);
+      cache.on('evicted', onEvicted);
+      this.cacheListeners.push(() => cache.off('expired', onExpired), () => cache.off('evicted', onEvicted));
+    }
+  }
+
+  /**
+   * Listens on `host:port` (0 picks a free port). Resolves with the bound port.
+   * @throws when the port is taken.
+   */
+  async listen(host: string, port: number): Promise<number> {
+    const onConn = (socket: Socket): void => {
+      this.stats.connections++;
+      const c = new Connection(socket, this);
+      if (this.dev) c.principal = DEV_PRINCIPAL;
+      this.conns.set(c.id, c);
+    };
+    const server = this.o.tls !== undefined ? createTlsServer({ cert: this.o.tls.cert, key: this.o.tls.key }, onConn) : createTcpServer(onConn);
+    server.maxConnections = 100_000;
+    this.server = server;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen({ host, port, backlog: 4096 }, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    server.on('error', (err) => this.o.logger.warn({ err }, 'RESP listener error'));
+    this.port = (server.address() as AddressInfo).port;
+    return this.port;
+  }
+
+  /** Stops listening and closes every connection. */
+  async close(): Promise<void> {
+    this.unsubscribeStore();
+    for (const off of this.cacheListeners) off();
+    for (const c of [...this.conns.values()]) c.kill();
+    const server = this.server;
+    if (server !== undefined) await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+
+  closed(conn: ConnState): void {
+    const c = conn as Connection;
+    this.conns.delete(c.id);
+    for (const ch of c.channels) this.unsubscribe(c, ch, false);
+    for (const p of c.patterns) this.unsubscribe(c, p, true);
+    this.unwatch(c);
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Command execution
+
+  execute(conn: Connection, argv: Buffer[], inflight: boolean): Outcome | Promise<Outcome> {
+    const name = (argv[0] as Buffer).toString('latin1').toLowerCase();
+    const args = argv.slice(1);
+    this.stats.commands++;
+    conn.lastActive = Date.now();
+    const spec = COMMANDS.get(name);
+    if (spec === undefined) {
+      conn.lastCmd = 'NULL';
+      if (conn.multi !== undefined) conn.multiError = true;
+      const shown = args.slice(0, 10).map((a) => `'${a.toString('utf8').slice(0, 128)}' `).join('');
+      return reply(R.error(`ERR unknown command '${(argv[0] as Buffer).toString('utf8').slice(0, 128)}', with args beginning with: ${shown}`));
+    }
+    conn.lastCmd = name;
+    if ((spec.arity > 0 && argv.length !== spec.arity) || (spec.arity < 0 && argv.length < -spec.arity)) {
+      if (conn.multi !== undefined) conn.multiError = true;
+      return reply(R.error(`ERR wrong number of arguments for '${name}' command`));
+    }
+    if (conn.principal !== undefined && !this.dev && conn.lastActive - conn.refreshedAt > REFRESH_MS) {
+      conn.refreshedAt = conn.lastActive;
+      conn.principal = this.o.auth.refresh(conn.principal);
+    }
+    if (conn.principal === undefined && spec.noauth !== true) {
+      if (conn.multi !== undefined) conn.multiError = true;
+      return reply(R.error('NOAUTH Authentication required.'));
+    }
+    if (conn.protocol === 2 && conn.channels.size + conn.patterns.size > 0 && !SUBSCRIBED_OK.has(name)) {
+      return reply(R.error(`ERR Can't execute '${name}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context`));
+    }
+    if (EXEC_FAMILY.has(name)) {
+      if (inflight) return WAIT;
+      return this.transactionCommand(conn, name, args);
+    }
+    if (conn.multi !== undefined) return reply(this.queue(conn, spec, argv));
+    try {
+      if (conn.principal !== undefined) this.o.auth.checkRate(conn.principal);
+      const keys = this.authorize(conn, spec, args);
+      if (keys.length === 0) {
+        if (inflight) return WAIT;
+        return this.runUnkeyed(conn, spec, args);
+      }
+      return this.runKeyed(conn, spec, argv, keys, inflight);
+    } catch (err) {
+      return reply(toRespError(err, this.o.logger));
+    }
+  }
+
+  /** Checks the caller may run `spec` on its keys; returns the keys. @throws RespError NOPERM. */
+  private authorize(conn: Connection, spec: CommandSpec, args: Buffer[]): string[] {
+    const p = conn.principal as Principal;
+    let admin = spec.access === 'admin';
+    if (spec.name === 'config') {
+      const sub = word(args[0]);
+      admin = sub === 'SET' || sub === 'RESETSTAT' || sub === 'REWRITE';
+    }
+    if (admin && !this.o.auth.can(p, 'admin')) {
+      this.denied(conn, spec.name, 'admin');
+      throw new RespError(`NOPERM '${p.name}' may not run the '${spec.name}${spec.name === 'config' ? `|${word(args[0]).toLowerCase()}` : ''}' command (administrators only)`);
+    }
+    const raw = keyArgs(spec, args);
+    if (raw.length === 0) return [];
+    const action: Action = spec.access === 'write' ? 'write' : 'read';
+    const keys: string[] = [];
+    for (const b of raw) {
+      const key = keyName(b);
+      if (!this.o.auth.can(p, action, { key })) {
+        this.denied(conn, spec.name, action, key);
+        throw new RespError(`NOPERM ${deniedError(p, action, { key }).message}`);
+      }
+      keys.push(key);
+    }
+    return keys;
+  }
+
+  private denied(conn: Connection, cmd: string, need: string, key?: string): void {
+    this.o.audit.note({
+      principal: conn.principal?.name ?? 'anonymous',
+      action: `resp.${cmd}`,
+      outcome: 'denied',
+      key: key ?? null,
+      requestId: `resp-${conn.id}`,
+      source: conn.addr,
+      details: JSON.stringify({ need }),
+    });
+  }
+
+  private kindOfKeys(keys: string[]): 'durable' | 'memory' {
+    const cache = this.o.cache;
+    if (cache === undefined) return 'durable';
+    const first = cache.isMemoryKey(keys[0] as string);
+    for (let i = 1; i < keys.length; i++) {
+      if (cache.isMemoryKey(keys[i] as string) !== first) {
+        throw new RespError('CROSSKIND the keys of one command must all be durable or all in memory namespaces (see docs/resp.md)');
+      }
+    }
+    return first ? 'memory' : 'durable';
+  }
+
+  private ctx(conn: Connection, ks: Keyspace): Ctx {
+    return { conn, srv: this, ks };
+  }
+
+  private runUnkeyed(conn: Connection, spec: CommandSpec, args: Buffer[]): Outcome | Promise<Outcome> {
+    try {
+      const r = spec.handler(this.ctx(conn, this.placeholder(conn)), args);
+      if (r instanceof Promise) {
+        return r.then(
+          (v) => replyOrNone(v),
+          (err: unknown) => reply(toRespError(err, this.o.logger)),
+        );
+      }
+      return replyOrNone(r);
+    } catch (err) {
+      return reply(toRespError(err, this.o.logger));
+    }
+  }
+
+  /** A durable keyspace for commands that have no keys (never written to). */
+  private placeholder(conn: Connection): Keyspace {
+    return new DurableTx(this.durableDeps(), conn.principal as Principal);
+  }
+
+  private durableDeps(): ConstructorParameters<typeof DurableTx>[0] {
+    return this.deps;
+  }
+
+  private audit(conn: Connection, name: string): AuditContext {
+    return { principal: conn.principal?.name ?? 'anonymous', action: `resp.${name}`, requestId: `resp-${conn.id}`, source: conn.addr };
+  }
+
+  private runKeyed(conn: Connection, spec: CommandSpec, argv: Buffer[], keys: string[], inflight: boolean): Outcome | Promise<Outcome> {
+    const kind = this.kindOfKeys(keys);
+    const args = argv.slice(1);
+    if (kind === 'memory') {
+      if (inflight) return WAIT;
+      return this.runMemory(conn, spec, [argv], false);
+    }
+    if (spec.memoryOnly === true) {
+      return reply(R.error(`ERR '${spec.name}' needs a memory namespace: '${keys[0]}' is a durable key (lists, sets and sorted sets live in memory namespaces; see docs/resp.md)`));
+    }
+    const tx = new DurableTx(this.durableDeps(), conn.principal as Principal, spec.access === 'write');
+    let r: Reply;
+    try {
+      r = spec.handler(this.ctx(conn, tx), args) as Reply;
+    } catch (err) {
+      if (inflight && tx.hasReads) return WAIT;
+      return reply(toRespError(err, this.o.logger));
+    }
+    if (inflight && tx.hasReads) return WAIT;
+    if (spec.access === 'read') this.countDurable(tx, r);
+    if (tx.writes.size === 0) return reply(r);
+    const blind = !tx.hasReads && !tx.needsLease;
+    return { kind: 'pending', blind, promise: this.commitDurable(conn, spec, args, tx, r) };
+  }
+
+  private countDurable(tx: DurableTx, r: Reply): void {
+    if (r.t === 'null') this.stats.durableMisses++;
+    else if (tx.reads.size > 0) this.stats.durableHits++;
+  }
+
+  private async commitDurable(conn: Connection, spec: CommandSpec, args: Buffer[], tx0: DurableTx, r0: Reply): Promise<Reply> {
+    let tx = tx0;
+    let r = r0;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await tx.commit(new Map(), this.audit(conn, spec.name));
+        return r;
+      } catch (err) {
+        if (!(err instanceof RetryError) || attempt >= MAX_CAS_RETRIES) return toRespError(err, this.o.logger);
+      }
+      tx = new DurableTx(this.durableDeps(), conn.principal as Principal, true);
+      try {
+        r = spec.handler(this.ctx(conn, tx), args) as Reply;
+      } catch (err) {
+        return toRespError(err, this.o.logger);
+      }
+      if (tx.writes.size === 0) return r;
+    }
+  }
+
+  /** Runs memory commands (one, or a MULTI's) at once; `asExec` wraps the replies in one array. */
+  private runMemory(conn: Connection, spec: CommandSpec | undefined, cmds: Buffer[][], asExec: boolean): Outcome | Promise<Outcome> {
+    const mem = this.memory as MemoryKeyspace;
+    const cache = this.o.cache as CacheTier;
+    const replies: Reply[] = [];
+    let wrote = false;
+    const aof: Buffer[][] = [];
+    const logging = cache.config.appendonly;
+    for (const argv of cmds) {
+      const s = spec ?? (COMMANDS.get((argv[0] as Buffer).toString('latin1').toLowerCase()) as CommandSpec);
+      mem.begin(s.access === 'read');
+      let r: Reply;
+      try {
+        if (s.access === 'write') cache.ensureMemory();
+        const out = s.handler(this.ctx(conn, mem), argv.slice(1));
+        if (out instanceof Promise) throw new RespError(`ERR '${s.name}' cannot run inside MULTI`);
+        r = out;
+      } catch (err) {
+        r = toRespError(err, this.o.logger);
+      }
+      replies.push(r);
+      if (mem.changes.length > 0) {
+        wrote = true;
+        const changes = mem.changes;
+        mem.changes = [];
+        if (logging) aof.push(...this.aofForm(s, argv, r, changes));
+        for (const ch of changes) this.memoryChanged(ch.key, ch.event);
+      }
+    }
+    if (aof.length > 0) {
+      // A MULTI replays all or nothing: wrapped as Redis writes it.
+      if (asExec && aof.length > 1) cache.propagate([Buffer.from('MULTI')]);
+      for (const a of aof) cache.propagate(a);
+      if (asExec && aof.length > 1) cache.propagate([Buffer.from('EXEC')]);
+    }
+    const out = asExec ? R.array(replies) : (replies[0] as Reply);
+    if (wrote && cache.config.appendonly && cache.config.appendfsync === 'always') {
+      return {
+        kind: 'pending',
+        blind: false,
+        promise: cache.durable().then(
+          () => out,
+          (err: unknown) => toRespError(err, this.o.logger),
+        ),
+      };
+    }
+    return reply(out);
+  }
+
+  /** The AOF form of an applied memory write: relative expiries made absolute, random pops as SREM. */
+  private aofForm(spec: CommandSpec, argv: Buffer[], r: Reply, changes: { key: string; event: string }[]): Buffer[][] {
+    const cache = this.o.cache as CacheTier;
+    const out: Buffer[][] = [];
+    const propagateTo = { propagate: (a: Buffer[]): void => void out.push(a) };
+    this.aofFormInto(propagateTo, cache, spec, argv, r, changes);
+    return out;
+  }
+
+  private aofFormInto(sink: { propagate(a: Buffer[]): void }, cache: CacheTier, spec: CommandSpec, argv: Buffer[], r: Reply, changes: { key: string; event: string }[]): void {
+    const B = (s: string | number): Buffer => Buffer.from(String(s));
+    const key = argv[1] as Buffer;
+    const keyStr = changes[0]?.key ?? '';
+    const abs = (): number => cache.expireTimeMs(keyStr);
+    switch (spec.name) {
+      case 'set': {
+        const out: Buffer[] = [];
+        for (let i = 0; i < argv.length; i++) {
+          const w = word(argv[i]);
+          if (i >= 3 && (w === 'EX' || w === 'PX' || w === 'EXAT' || w === 'PXAT')) {
+            out.push(B('PXAT'), B(abs()));
+            i++;
+          } else if (i >= 3 && w === 'GET') continue;
+          else out.push(argv[i] as Buffer);
+        }
+        sink.propagate(out);
+        return;
+      }
+      case 'setex':
+      case 'psetex':
+        sink.propagate([B('SET'), key, argv[3] as Buffer, B('PXAT'), B(abs())]);
+        return;
+      case 'expire':
+      case 'pexpire':
+      case 'expireat':
+      case 'pexpireat':
+      case 'getex':
+      case 'persist': {
+        const t = abs();
+        if (t === -2) sink.propagate([B('DEL'), key]);
+        else if (t === -1) sink.propagate([B('PERSIST'), key]);
+        else sink.propagate([B('PEXPIREAT'), key, B(t)]);
+        return;
+      }
+      case 'incrbyfloat':
+        if (r.t === 'bulk') sink.propagate([B('SET'), key, r.v as Buffer, B('KEEPTTL')]);
+        return;
+      case 'hincrbyfloat':
+        if (r.t === 'bulk') sink.propagate([B('HSET'), key, argv[2] as Buffer, typeof r.v === 'string' ? B(r.v) : r.v]);
+        return;
+      case 'spop': {
+        const members = r.t === 'bulk' ? [r] : r.t === 'set' || r.t === 'array' ? r.v : [];
+        const bufs = members.filter((m): m is { t: 'bulk'; v: Buffer } => m.t === 'bulk').map((m) => (typeof m.v === 'string' ? B(m.v) : m.v));
+        if (bufs.length > 0) sink.propagate([B('SREM'), key, ...bufs]);
+        return;
+      }
+      default:
+        sink.propagate(argv);
+    }
+  }
+
+  /** Records a memory key's change: keyspace notification, and WATCHers see it as touched. */
+  private memoryChanged(key: string, event: string): void {
+    const w = this.memoryWatch.get(key);
+    if (w !== undefined) for (const c of w) c.watchDirty = true;
+    this.notify(event, key);
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // MULTI / EXEC / WATCH
+
+  private queue(conn: Connection, spec: CommandSpec, argv: Buffer[]): Reply {
+    if (spec.noMulti === true) {
+      conn.multiError = true;
+      return R.error(`ERR Command not allowed inside a transaction`);
+    }
+    try {
+      const keys = this.authorize(conn, spec, argv.slice(1));
+      if (keys.length > 0) {
+        const kind = this.kindOfKeys(keys);
+        if (kind === 'durable' && spec.memoryOnly === true) {
+          conn.multiError = true;
+          return R.error(`ERR '${spec.name}' needs a memory namespace: '${keys[0]}' is a durable key (see docs/resp.md)`);
+        }
+        const prev = (conn as Connection & { multiKind?: string }).multiKind;
+        if (prev !== undefined && prev !== kind) {
+          conn.multiAbort = 'EXECABORT Transaction discarded: it mixes durable keys and memory-namespace keys, which cannot commit atomically together (see docs/resp.md)';
+          return R.error('CROSSKIND a transaction cannot mix durable keys and memory-namespace keys; EXEC will refuse it');
+        }
+        (conn as Connection & { multiKind?: string }).multiKind = kind;
+        // Redis refuses to queue a write that would be refused for memory now (OOM), aborting EXEC.
+        if (kind === 'memory' && spec.access === 'write') this.o.cache?.ensureMemory();
+      }
+    } catch (err) {
+      conn.multiError = true;
+      return toRespError(err, this.o.logger);
+    }
+    (conn.multi as Buffer[][]).push(argv);
+    return R.simple('QUEUED');
+  }
+
+  private endMulti(conn: Connection): void {
+    conn.multi = undefined;
+    conn.multiError = false;
+    conn.multiAbort = undefined;
+    (conn as Connection & { multiKind?: string }).multiKind = undefined;
+  }
+
+  private transactionCommand(conn: Connection, name: string, args: Buffer[]): Outcome | Promise<Outcome> {
+    switch (name) {
+      case 'multi':
+        if (conn.multi !== undefined) return reply(R.error('ERR MULTI calls can not be nested'));
+        conn.multi = [];
+        return reply(R.ok);
+      case 'discard':
+        if (conn.multi === undefined) return reply(R.error('ERR DISCARD without MULTI'));
+        this.endMulti(conn);
+        this.unwatch(conn);
+        return reply(R.ok);
+      case 'watch': {
+        if (conn.multi !== undefined) return reply(R.error('ERR WATCH inside MULTI is not allowed'));
+        try {
+          const spec = COMMANDS.get('watch') as CommandSpec;
+          const keys = this.authorize(conn, spec, args);
+          for (const key of keys) {
+            if (conn.watched.has(key)) continue;
+            if (this.o.cache?.isMemoryKey(key) === true) {
+              conn.watched.set(key, { kind: 'memory', rev: 0 });
+              let set = this.memoryWatch.get(key);
+              if (set === undefined) this.memoryWatch.set(key, (set = new Set()));
+              set.add(conn);
+            } else conn.watched.set(key, { kind: 'durable', rev: this.o.store.get(key)?.modRevision ?? 0 });
+          }
+        } catch (err) {
+          return reply(toRespError(err, this.o.logger));
+        }
+        return reply(R.ok);
+      }
+      case 'unwatch':
+        this.unwatch(conn);
+        return reply(R.ok);
+      case 'quit':
+        conn.closeAfterReply();
+        return reply(R.ok);
+      case 'reset':
+        this.endMulti(conn);
+        this.unwatch(conn);
+        for (const ch of [...conn.channels]) this.unsubscribe(conn, ch, false);
+        for (const p of [...conn.patterns]) this.unsubscribe(conn, p, true);
+        conn.protocol = 2;
+        conn.name = '';
+        conn.principal = this.dev ? DEV_PRINCIPAL : undefined;
+        return reply(R.simple('RESET'));
+      default:
+        return this.exec(conn);
+    }
+  }
+
+  private unwatch(conn: Connection): void {
+    for (const [key, w] of conn.watched) {
+      if (w.kind !== 'memory') continue;
+      const set = this.memoryWatch.get(key);
+      set?.delete(conn);
+      if (set?.size === 0) this.memoryWatch.delete(key);
+    }
+    conn.watched.clear();
+    conn.watchDirty = false;
+  }
+
+  private exec(conn: Connection): Outcome | Promise<Outcome> {
+    if (conn.multi === undefined) return reply(R.error('ERR EXEC without MULTI'));
+    const cmds = conn.multi;
+    const kind = (conn as Connection & { multiKind?: string }).multiKind;
+    const abort = conn.multiAbort ?? (conn.multiError ? 'EXECABORT Transaction discarded because of previous errors.' : undefined);
+    this.endMulti(conn);
+    if (abort !== undefined) {
+      this.unwatch(conn);
+      return reply(R.error(abort));
+    }
+    const watched = new Map<string, number>();
+    let dirty = conn.watchDirty;
+    for (const [key, w] of conn.watched) {
+      if (w.kind === 'durable') {
+        watched.set(key, w.rev);
+        if ((this.o.store.get(key)?.modRevision ?? 0) !== w.rev) dirty = true;
+      }
+    }
+    this.unwatch(conn);
+    if (dirty) return reply(R.nullArray);
+    if (kind === 'memory') return this.runMemory(conn, undefined, cmds, true);
+    return this.execDurable(conn, cmds, watched);
+  }
+
+  /** Runs a MULTI's commands on one durable txn: one revision, atomic, compared against every key read and WATCHed. */
+  private execDurable(conn: Connection, cmds: Buffer[][], watched: Map<string, number>): Outcome | Promise<Outcome> {
+    const run = (): { tx: DurableTx; replies: Reply[] } | Promise<Outcome> => {
+      const tx = new DurableTx(this.durableDeps(), conn.principal as Principal, true);
+      const replies: Reply[] = [];
+      for (const argv of cmds) {
+        const spec = COMMANDS.get((argv[0] as Buffer).toString('latin1').toLowerCase()) as CommandSpec;
+        try {
+          const r = spec.handler(this.ctx(conn, tx), argv.slice(1));
+          if (r instanceof Promise) throw new RespError(`ERR '${spec.name}' cannot run inside MULTI`);
+          replies.push(r === NO_REPLY ? R.null : r);
+        } catch (err) {
+          replies.push(toRespError(err, this.o.logger));
+        }
+      }
+      return { tx, replies };
+    };
+    const first = run() as { tx: DurableTx; replies: Reply[] };
+    if (first.tx.writes.size === 0) return reply(R.array(first.replies));
+    const commit = async (): Promise<Reply> => {
+      let cur = first;
+      for (let attempt = 0; ; attempt++) {
+        try {
+          const res = await cur.tx.commit(watched, this.audit(conn, 'exec'));
+          return res.succeeded ? R.array(cur.replies) : R.nullArray;
+        } catch (err) {
+          if (!(err instanceof RetryError) || attempt >= MAX_CAS_RETRIES) return toRespError(err, this.o.logger);
+        }
+        cur = run() as { tx: DurableTx; replies: Reply[] };
+        if (cur.tx.writes.size === 0) return R.array(cur.replies);
+      }
+    };
+    return { kind: 'pending', blind: false, promise: commit() };
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Keys of both kinds
+
+  keyspaceOf(key: string, conn: ConnState): Keyspace {
+    if (this.memory !== undefined && this.o.cache?.isMemoryKey(key) === true) return this.memory;
+    return new DurableTx(this.durableDeps(), conn.principal as Principal);
+  }
+
+  private visibleDurable(conn: ConnState, key: string): boolean {
+    if (this.o.cache?.isMemoryKey(key) === true) return false; // shadowed by a memory namespace
+    return conn.principal !== undefined && this.o.auth.canRead(conn.principal, key);
+  }
+
+  keys(conn: ConnState, pattern: string): string[] {
+    const out: string[] = [];
+    const prefix = globLiteralPrefix(pattern);
+    const start = prefix === '' ? FIRST_USER_KEY : prefix;
+    const end = prefix === '' ? null : prefixEnd(prefix);
+    for (const kv of this.o.store.rangeLatest(start, end).kvs) {
+      if (globMatch(pattern, kv.key) && this.visibleDurable(conn, kv.key)) out.push(kv.key);
+    }
+    if (this.o.cache !== undefined) {
+      for (const k of this.o.cache.keys(pattern)) if (conn.principal !== undefined && this.o.auth.canRead(conn.principal, k)) out.push(k);
+    }
+    return out;
+  }
+
+  scan(conn: ConnState, cursor: string, count: number, match: string | undefined, type: string | undefined): [string, string[]] {
+    if (!/^[0-9]+$/.test(cursor)) throw new RespError('ERR invalid cursor');
+    let state: CursorState;
+    if (cursor === '0') state = { phase: 'durable', next: FIRST_USER_KEY };
+    else {
+      const s = this.cursors.get(Number(cursor));
+      if (s === undefined) throw new RespError('ERR invalid cursor');
+      state = s;
+    }
+    const out: string[] = [];
+    let next: CursorState | undefined;
+    if (state.phase === 'durable') {
+      // Keys are visited in key order from a resume key, so a key present throughout is never skipped.
+      const page = this.o.store.rangeLatest(state.next, null, count + 1).kvs;
+      for (const kv of page.slice(0, count)) {
+        if (match !== undefined && !globMatch(match, kv.key)) continue;
+        if (!this.visibleDurable(conn, kv.key)) continue;
+        if (type !== undefined && (decodeDurableHash(kv.value) !== undefined ? 'hash' : 'string') !== type) continue;
+        out.push(kv.key);
+      }
+      const more = page[count];
+      next = more !== undefined ? { phase: 'durable', next: more.key } : this.o.cache !== undefined ? { phase: 'memory', cursor: '0' } : undefined;
+    } else {
+      const cache = this.o.cache as CacheTier;
+      const r = cache.scan(state.cursor, { count, ...(match !== undefined ? { match } : {}), ...(type !== undefined ? { type: type as 'string' } : {}) });
+      for (const k of r.keys) if (conn.principal !== undefined && this.o.auth.canRead(conn.principal, k)) out.push(k);
+      next = r.cursor === '0' ? undefined : { phase: 'memory', cursor: r.cursor };
+    }
+    if (next === undefined) return ['0', out];
+    const id = this.nextCursor++;
+    this.cursors.set(id, next);
+    if (this.cursors.size > MAX_CURSORS) this.cursors.delete(this.cursors.keys().next().value as number);
+    return [String(id), out];
+  }
+
+  dbsize(): number {
+    const durable = this.o.store.rangeLatest(FIRST_USER_KEY, null, 0, { countOnly: true }).count;
+    return durable + (this.o.cache?.dbsize() ?? 0);
+  }
+
+  randomKey(conn: ConnState): string | undefined {
+    for (let attempt = 0; attempt < 16; attempt++) {
+      const durable = this.o.store.rangeLatest(FIRST_USER_KEY, null, 0, { countOnly: true }).count;
+      const mem = this.o.cache?.dbsize() ?? 0;
+      if (durable + mem === 0) return undefined;
+      const i = Math.floor(Math.random() * (durable + mem));
+      let key: string | undefined;
+      if (i >= durable) key = this.o.cache?.randomKey();
+      else key = this.o.store.rangeLatest(FIRST_USER_KEY, null, i + 1, { keysOnly: true }).kvs[i]?.key;
+      if (key !== undefined && conn.principal !== undefined && this.o.auth.canRead(conn.principal, key)) return key;
+    }
+    return undefined;
+  }
+
+  async flushAll(conn: ConnState): Promise<void> {
+    const cache = this.o.cache;
+    if (cache !== undefined) {
+      cache.flush();
+      if (cache.config.appendonly) cache.propagate([Buffer.from('FLUSHALL')]);
+      // Every WATCHed memory key was touched (Redis's touchAllWatchedKeysInDb).
+      for (const set of this.memoryWatch.values()) for (const c of set) c.watchDirty = true;
+    }
+    await this.o.store.deleteRange(FIRST_USER_KEY, null, { audit: this.audit(conn as Connection, 'flushall'), meta: JSON.stringify({ resp: 'flushall' }) });
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Pub/sub and keyspace notifications
+
+  subscribe(conn: ConnState, channel: string, pattern: boolean): void {
+    const c = conn as Connection;
+    const map = pattern ? this.patternSubs : this.channels;
+    (pattern ? c.patterns : c.channels).add(channel);
+    let set = map.get(channel);
+    if (set === undefined) map.set(channel, (set = new Set()));
+    set.add(c);
+  }
+
+  unsubscribe(conn: ConnState, channel: string, pattern: boolean): void {
+    const c = conn as Connection;
+    const map = pattern ? this.patternSubs : this.channels;
+    (pattern ? c.patterns : c.channels).delete(channel);
+    const set = map.get(channel);
+    set?.delete(c);
+    if (set?.size === 0) map.delete(channel);
+  }
+
+  publish(channel: Buffer, message: Buffer): number {
+    return this.deliver(channel.toString('latin1'), channel, message, undefined);
+  }
+
+  /** Sends a message to every subscriber of `ch` and every matching pattern; `key` limits it to readers of that key. */
+  private deliver(ch: string, chBuf: Buffer, message: Buffer, key: string | undefined): number {
+    let n = 0;
+    const may = (c: Connection): boolean => key === undefined || (c.principal !== undefined && this.o.auth.canRead(c.principal, key));
+    const subs = this.channels.get(ch);
+    if (subs !== undefined) {
+      for (const c of subs) {
+        if (!may(c)) continue;
+        c.push(R.push([R.bulk('message'), R.bulk(chBuf), R.bulk(message)]));
+        n++;
+      }
+    }
+    if (this.patternSubs.size > 0) {
+      const chText = chBuf.toString('utf8');
+      for (const [p, set] of this.patternSubs) {
+        if (!globMatch(p, chText)) continue;
+        for (const c of set) {
+          if (!may(c)) continue;
+          c.push(R.push([R.bulk('pmessage'), R.bulk(Buffer.from(p, 'latin1')), R.bulk(chBuf), R.bulk(message)]));
+          n++;
+        }
+      }
+    }
+    return n;
+  }
+
+  /** Publishes the keyspace notifications of one change, as `notify-keyspace-events` asks. */
+  private notify(event: string, key: string): void {
+    const f = this.notifyFlags;
+    if (f === '' || (this.channels.size === 0 && this.patternSubs.size === 0)) return;
+    const cls = eventClass(event);
+    if (!f.includes(cls) && !(f.includes('A') && cls !== 'm' && cls !== 'n')) return;
+    if (f.includes('K')) {
+      const ch = `__keyspace@0__:${key}`;
+      this.deliver(ch, Buffer.from(ch, 'utf8'), Buffer.from(event), key);
+    }
+    if (f.includes('E')) {
+      const ch = `__keyevent@0__:${event}`;
+      this.deliver(ch, Buffer.from(ch, 'utf8'), Buffer.from(key, 'utf8'), key);
+    }
+  }
+
+  /** Every committed durable change, whichever face made it (HTTP, CLI, RESP, lease expiry). */
+  private onCommit(ev: RevisionEvents): void {
+    if (this.notifyFlags === '' || (this.channels.size === 0 && this.patternSubs.size === 0)) return;
+    let names: Record<string, string> | undefined;
+    let expired = false;
+    if (ev.meta !== null) {
+      try {
+        const m = JSON.parse(ev.meta) as { resp?: unknown; reason?: unknown };
+        if (m.resp !== null && typeof m.resp === 'object') names = m.resp as Record<string, string>;
+        expired = m.reason === 'expired';
+      } catch {
+        // not ours
+      }
+    }
+    for (const e of ev.events) {
+      const key = e.kv.key;
+      if (isSystemKey(key)) continue;
+      const name = names?.[key] ?? (e.type === 'put' ? 'set' : expired ? 'expired' : 'del');
+      this.notify(name, key);
+    }
+  }
+
+  pubsubChannels(pattern: string | undefined): string[] {
+    return [...this.channels.keys()].filter((c) => pattern === undefined || globMatch(pattern, c));
+  }
+
+  pubsubNumsub(channel: string): number {
+    return this.channels.get(channel)?.size ?? 0;
+  }
+
+  pubsubNumpat(): number {
+    return this.patternSubs.size;
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // INFO, CONFIG, COMMAND, CLIENT
+
+  info(section: string | undefined): string {
+    const cache = this.o.cache?.info();
+    const mem = process.memoryUsage();
+    const durableKeys = this.o.store.rangeLatest(FIRST_USER_KEY, null, 0, { countOnly: true }).count;
+    const durableExpires = this.o.store.leases().reduce((n, l) => n + l.keys.length, 0);
+    const all = section === undefined || section === 'all' || section === 'everything' || section === 'default';
+    const want = (s: string): boolean => all || section === s;
+    const lines: string[] = [];
+    const sec = (name: string, fields: [string, string | number][]): void => {
+      if (!want(name.toLowerCase())) return;
+      lines.push(`# ${name}`, ...fields.map(([k, v]) => `${k}:${v}`), '');
+    };
+    sec('Server', [
+      ['redis_version', REDIS_VERSION],
+      ['beacon_version', this.o.version],
+      ['redis_mode', 'standalone'],
+      ['os', `${process.platform} ${process.arch}`],
+      ['arch_bits', 64],
+      ['process_id', process.pid],
+      ['tcp_port', this.port],
+      ['uptime_in_seconds', Math.floor((Date.now() - this.stats.startedAt) / 1000)],
+      ['uptime_in_days', Math.floor((Date.now() - this.stats.startedAt) / 86_400_000)],
+    ]);
+    sec('Clients', [
+      ['connected_clients', this.conns.size],
+      ['blocked_clients', 0],
+      ['pubsub_clients', [...this.conns.values()].filter((c) => c.channels.size + c.patterns.size > 0).length],
+    ]);
+    sec('Memory', [
+      ['used_memory', (cache?.used_memory ?? 0) + this.o.store.viewBytes],
+      ['used_memory_human', `${(((cache?.used_memory ?? 0) + this.o.store.viewBytes) / 1048576).toFixed(2)}M`],
+      ['used_memory_cache', cache?.used_memory ?? 0],
+      ['used_memory_durable_view', this.o.store.viewBytes],
+      ['used_memory_rss', mem.rss],
+      ['maxmemory', cache?.maxmemory ?? 0],
+      ['maxmemory_policy', cache?.maxmemory_policy ?? 'noeviction'],
+    ]);
+    sec('Persistence', [
+      ['loading', cache?.loading ?? 0],
+      ['aof_enabled', cache?.aof_enabled ?? 0],
+      ['aof_rewrite_in_progress', cache?.aof_rewrite_in_progress ?? 0],
+      ['aof_last_bgrewrite_status', cache?.aof_last_bgrewrite_status ?? 'ok'],
+      ['aof_current_size', cache?.aof_current_size ?? 0],
+      ['rdb_changes_since_last_save', 0],
+      ['durable_revision', this.o.store.revision],
+    ]);
+    sec('Stats', [
+      ['total_connections_received', this.stats.connections],
+      ['total_commands_processed', this.stats.commands],
+      ['rejected_connections', this.stats.rejected],
+      ['expired_keys', cache?.expired_keys ?? 0],
+      ['evicted_keys', cache?.evicted_keys ?? 0],
+      ['keyspace_hits', (cache?.keyspace_hits ?? 0) + this.stats.durableHits],
+      ['keyspace_misses', (cache?.keyspace_misses ?? 0) + this.stats.durableMisses],
+      ['pubsub_channels', this.channels.size],
+      ['pubsub_patterns', this.patternSubs.size],
+    ]);
+    sec('Replication', [
+      ['role', 'master'],
+      ['connected_slaves', 0],
+    ]);
+    const keys = durableKeys + (cache?.keys ?? 0);
+    sec('Keyspace', keys > 0 ? [['db0', `keys=${keys},expires=${durableExpires + (cache?.expires ?? 0)},avg_ttl=0`]] : []);
+    return lines.join('\r\n');
+  }
+
+  configGet(pattern: string): [string, string][] {
+    const own: [string, string][] = [
+      ['notify-keyspace-events', canonicalFlags(this.notifyFlags)],
+      ['save', ''],
+      ['databases', '1'],
+      ['port', String(this.port)],
+      ['timeout', '0'],
+      ['maxclients', '100000'],
+      ['client-output-buffer-limit', `normal 0 0 0 slave 268435456 67108864 60 pubsub ${this.pubsubLimit.hard} ${this.pubsubLimit.soft} ${this.pubsubLimit.softSeconds}`],
+      ['client-query-buffer-limit', String(this.queryBufferLimit)],
+      ['proto-max-bulk-len', String(512 * 1024 * 1024)],
+    ];
+    if (this.o.cache === undefined) own.push(['appendonly', 'no'], ['appendfsync', 'everysec'], ['maxmemory', '0'], ['maxmemory-policy', 'noeviction']);
+    const out = own.filter(([k]) => globMatch(pattern, k, true));
+    if (this.o.cache !== undefined) out.push(...this.o.cache.getConfig(pattern));
+    return out;
+  }
+
+  async configSet(name: string, value: string): Promise<void> {
+    if (name === 'notify-keyspace-events') {
+      const ok = /^[KEg$lshzxetmndA]*$/.test(value);
+      if (!ok) throw new RespError(`ERR CONFIG SET failed (possibly related to argument 'notify-keyspace-events') - Invalid event class character. Use 'Ag$lshzxeKEtmdn'.`);
+      let f = value.replace(/A/g, 'g$lshzxetd');
+      // Without K or E nothing is delivered; Redis keeps the flags as given otherwise.
+      if (!f.includes('K') && !f.includes('E')) f = '';
+      this.notifyFlags = [...new Set(f)].join('');
+      return;
+    }
+    if (name === 'client-output-buffer-limit') {
+      const m = /^(?:.*\s)?pubsub\s+(\d+)\s+(\d+)\s+(\d+)/i.exec(value);
+      if (m === null) throw new RespError(`ERR CONFIG SET failed (possibly related to argument 'client-output-buffer-limit') - only the pubsub class can be changed`);
+      this.pubsubLimit = { hard: Number(m[1]), soft: Number(m[2]), softSeconds: Number(m[3]) };
+      return;
+    }
+    if (name === 'client-query-buffer-limit') {
+      const n = Number(value);
+      if (!Number.isSafeInteger(n) || n < 1024 * 1024) throw new RespError(`ERR CONFIG SET failed (possibly related to argument '${name}') - argument must be a memory value of at least 1mb`);
+      this.queryBufferLimit = n;
+      return;
+    }
+    if (this.o.cache !== undefined) {
+      try {
+        if (await this.o.cache.setConfig(name, value)) return;
+      } catch (err) {
+        const msg = err instanceof Error ? err.message : String(err);
+        throw new RespError(msg.startsWith('ERR') ? msg : `ERR CONFIG SET failed (possibly related to argument '${name}') - ${msg}`);
+      }
+    }
+    throw new RespError(`ERR Unknown option or number of arguments for CONFIG SET - '${name}'`);
+  }
+
+  resetStats(): void {
+    this.stats.commands = 0;
+    this.stats.connections = 0;
+    this.stats.durableHits = 0;
+    this.stats.durableMisses = 0;
+    this.o.cache?.resetStats();
+  }
+
+  clients(): ConnState[] {
+    return [...this.conns.values()];
+  }
+
+  async authenticate(user: string | undefined, pass: string, conn: ConnState): Promise<Principal> {
+    if (this.dev) return DEV_PRINCIPAL;
+    const auth = this.o.auth;
+    try {
+      if (user === undefined || user === 'default') {
+        // An API key or a token as the password (AUTH <apikey>).
+        const p = await auth.authenticate({ authorization: `Bearer ${pass}` });
+        return p;
+      }
+      const res = await auth.login(user, pass, { source: conn.addr.replace(/:\d+$/, ''), requestId: `resp-${conn.id}` });
+      const u = auth.identity.user(res.user);
+      return { name: res.user, roles: res.roles, via: 'password', ...(u !== undefined ? { credentialId: u.uid } : {}) };
+    } catch (err) {
+      if (err instanceof RespError) throw err;
+      const code = (err as { code?: string }).code;
+      if (code === 'rate_limited') throw new RespError(`ERR ${(err as Error).message}`);
+      throw new RespError('WRONGPASS invalid username-password pair or user is disabled.');
+    }
+  }
+
+  commandNames(): string[] {
+    return [...COMMANDS.keys()];
+  }
+
+  commandInfo(name: string): Reply | undefined {
+    const s = COMMANDS.get(name);
+    return s === undefined ? undefined : commandInfo(s);
+  }
+
+  commandDocs(name: string): Reply | undefined {
+    const s = COMMANDS.get(name);
+    return s === undefined ? undefined : commandDocs(s);
+  }
+
+  /**
+   * The executor the cache tier replays its append-only file with: every memory write command
+   * this listener propagates, run on the memory keyspace without notifications or authorisation.
+   * @throws Error for an unknown command or one that fails (the tier logs it and goes on).
+   */
+  aofExecutor(): (argv: Buffer[]) => void {
+    const conn: ConnState = {
+      id: 0,
+      addr: 'aof',
+      laddr: 'aof',
+      createdAt: Date.now(),
+      protocol: 2,
+      name: 'aof',
+      libName: '',
+      libVer: '',
+      principal: DEV_PRINCIPAL,
+      multi: undefined,
+      multiError: false,
+      watched: new Map(),
+      channels: new Set(),
+      patterns: new Set(),
+      lastCmd: '',
+      lastActive: 0,
+      push: () => undefined,
+      closeAfterReply: () => undefined,
+      kill: () => undefined,
+    };
+    return (argv: Buffer[]): void => {
+      const name = (argv[0] as Buffer).toString('latin1').toLowerCase();
+      const mem = this.memory;
+      if (mem === undefined) return;
+      if (name === 'flushall' || name === 'flushdb') {
+        mem.tier.flush();
+        return;
+      }
+      const spec = COMMANDS.get(name);
+      if (spec === undefined || spec.access !== 'write') throw new Error(`the append-only file holds '${name}', which is not a write command`);
+      mem.begin(false);
+      const r = spec.handler(this.ctx(conn as Connection, mem), argv.slice(1));
+      mem.changes = [];
+      if (r instanceof Promise) throw new Error(`'${name}' cannot be replayed`);
+      if (r.t === 'error') throw new Error(r.v);
+    };
+  }
+
+  /** The bound port (after {@link listen}). */
+  get boundPort(): number {
+    return this.port;
+  }
+
+  /** Open connections (for tests and metrics). */
+  get connectionCount(): number {
+    return this.conns.size;
+  }
+}
+
+/** notify-keyspace-events as Redis prints it: `A` for every class, then K, E, m, n (e.g. `AKE`). */
+function canonicalFlags(f: string): string {
+  const classes = 'g$lshzxetd';
+  let out = [...classes].every((c) => f.includes(c)) ? 'A' : [...classes].filter((c) => f.includes(c)).join('');
+  for (const c of 'KEmn') if (f.includes(c)) out += c;
+  return out;
+}
+
+const WAIT: Outcome = { kind: 'wait' };
+
+function reply(r: Reply): Outcome {
+  return { kind: 'reply', reply: r };
+}
+
+function replyOrNone(r: Reply): Outcome {
+  return r === NO_REPLY ? { kind: 'none' } : { kind: 'reply', reply: r };
+}

@@ -1,0 +1,257 @@
+/**
+ * The append-only file: RESP-encoded write commands (Redis's AOF format, readable by
+ * `redis-check-aof`), group-committed per event-loop turn, fsynced as `appendfsync` says, and
+ * parsed back at start with a truncated last record tolerated.
+ */
+import { closeSync, fdatasync, fdatasyncSync, fstatSync, ftruncateSync, openSync, writeSync } from 'node:fs';
+import { UnavailableError } from '../errors.js';
+
+/** Encodes one command as a RESP array of bulk strings. */
+export function encodeCommand(argv: readonly (Buffer | string)[]): Buffer {
+  const parts: Buffer[] = [Buffer.from(`*${argv.length}\r\n`)];
+  for (const a of argv) {
+    const b = typeof a === 'string' ? Buffer.from(a) : a;
+    parts.push(Buffer.from(`$${b.length}\r\n`), b, CRLF);
+  }
+  return Buffer.concat(parts);
+}
+
+const CRLF = Buffer.from('\r\n');
+
+/** What {@link parseAof} found. */
+export interface ParsedAof {
+  commands: Buffer[][];
+  /** Byte offset just after each command. */
+  ends: number[];
+  /** Byte offset just after the last complete command. */
+  validBytes: number;
+  /** True when bytes after `validBytes` form an incomplete (truncated) last command. */
+  truncated: boolean;
+}
+
+/** Reads a `\r\n`-terminated decimal after a type byte at `pos`; undefined when the line is incomplete. */
+function readLine(buf: Buffer, pos: number): { n: number; next: number } | undefined | 'bad' {
+  const end = buf.indexOf('\r\n', pos);
+  if (end < 0) return buf.length - pos > 32 ? 'bad' : undefined;
+  const text = buf.toString('latin1', pos, end);
+  if (!/^-?\d{1,19}$/.test(text)) return 'bad';
+  return { n: Number(text), next: end + 2 };
+}
+
+/**
+ * Parses an AOF. A command cut off at the end of the file (a crash mid-write) is reported as
+ * `truncated`, not as an error, as Redis's `aof-load-truncated yes` does.
+ * @throws UnavailableError naming the byte offset when the file is corrupt before its end.
+ */
+export function parseAof(buf: Buffer): ParsedAof {
+  const commands: Buffer[][] = [];
+  const ends: number[] = [];
+  let pos = 0;
+  let validBytes = 0;
+  const corrupt = (at: number): never => {
+    throw new UnavailableError(`the append-only file is corrupt at byte ${at} (not a RESP command); fix or move it (redis-check-aof --fix can repair it)`);
+  };
+  outer: while (pos < buf.length) {
+    const start = pos;
+    if (buf[pos] !== 0x2a /* * */) corrupt(pos);
+    const head = readLine(buf, pos + 1);
+    if (head === undefined) break;
+    if (head === 'bad' || head.n < 1) return corrupt(pos);
+    pos = head.next;
+    const argv: Buffer[] = [];
+    for (let i = 0; i < head.n; i++) {
+      if (pos >= buf.length) break outer;
+      if (buf[pos] !== 0x24 /* $ */) corrupt(pos);
+      const len = readLine(buf, pos + 1);
+      if (len === undefined) break outer;
+      if (len === 'bad' || len.n < 0) return corrupt(pos);
+      if (len.next + len.n + 2 > buf.length) break outer;
+      if (buf[len.next + len.n] !== 0x0d || buf[len.next + len.n + 1] !== 0x0a) corrupt(len.next + len.n);
+      argv.push(buf.subarray(len.next, len.next + len.n));
+      pos = len.next + len.n + 2;
+    }
+    commands.push(argv);
+    ends.push(pos);
+    validBytes = pos;
+    void start;
+  }
+  return { commands, ends, validBytes, truncated: validBytes < buf.length };
+}
+
+/**
+ * An open AOF: commands are buffered as they are propagated, written together once per
+ * event-loop turn (group commit), and fsynced off the event loop: after every write with
+ * `always` (waiters resolve only then), once a second with `everysec`, never with `no`.
+ */
+export class AofFile {
+  private fd: number;
+  private pending: Buffer[] = [];
+  private scheduled = false;
+  /** Waiters of writes not yet written. */
+  private waiting: { resolve: () => void; reject: (e: Error) => void }[] = [];
+  private syncing = false;
+  private dirty = false;
+  private closed = false;
+  private failure: Error | undefined;
+  /** Bytes in the file (as written by this process). */
+  size: number;
+
+  /**
+   * @param path the file (created 0600 when missing)
+   * @param fsync the `appendfsync` mode; change with {@link setFsync}
+   */
+  constructor(
+    readonly path: string,
+    private fsync: 'always' | 'everysec' | 'no',
+    private readonly onError: (err: Error) => void,
+  ) {
+    this.fd = openSync(path, 'a', 0o600);
+    this.size = fstatSync(this.fd).size;
+  }
+
+  /** Changes the `appendfsync` mode. */
+  setFsync(mode: 'always' | 'everysec' | 'no'): void {
+    this.fsync = mode;
+  }
+
+  /** Cuts the file to `bytes` (dropping a truncated last record). */
+  truncate(bytes: number): void {
+    ftruncateSync(this.fd, bytes);
+    this.size = bytes;
+  }
+
+  /** Queues one encoded command; it is written at the end of this event-loop turn. */
+  append(encoded: Buffer): void {
+    if (this.closed) return;
+    this.pending.push(encoded);
+    if (!this.scheduled) {
+      this.scheduled = true;
+      setImmediate(() => this.flush());
+    }
+  }
+
+  /**
+   * Resolves when what was appended so far is durable per the mode (`always`: written and
+   * fsynced; otherwise at once).
+   * @throws UnavailableError when writing or fsyncing failed.
+   */
+  durable(): Promise<void> {
+    if (this.failure !== undefined) return Promise.reject(new UnavailableError('the append-only file cannot be written', { cause: this.failure }));
+    if (this.fsync !== 'always' || (this.pending.length === 0 && !this.dirty && !this.syncing)) return Promise.resolve();
+    return new Promise((resolve, reject) => this.waiting.push({ resolve, reject }));
+  }
+
+  /** Writes what is pending now (synchronously, to the page cache) and starts an fsync when `always`. */
+  flush(): void {
+    this.scheduled = false;
+    if (this.closed) return;
+    if (this.pending.length > 0) {
+      const buf = this.pending.length === 1 ? (this.pending[0] as Buffer) : Buffer.concat(this.pending);
+      this.pending = [];
+      try {
+        let off = 0;
+        while (off < buf.length) off += writeSync(this.fd, buf, off, buf.length - off);
+        this.size += buf.length;
+        this.dirty = true;
+        this.failure = undefined;
+      } catch (err) {
+        this.fail(err as Error);
+        return;
+      }
+    }
+    if (this.fsync === 'always') this.sync();
+    else this.releaseWaiters();
+  }
+
+  private fail(err: Error): void {
+    this.failure = err;
+    this.onError(err);
+    const w = this.waiting;
+    this.waiting = [];
+    for (const x of w) x.reject(new UnavailableError('the append-only file cannot be written', { cause: err }));
+  }
+
+  private releaseWaiters(): void {
+    const w = this.waiting;
+    this.waiting = [];
+    for (const x of w) x.resolve();
+  }
+
+  /** Starts an fsync off the event loop unless one runs; waiters registered before it resolve when it ends. */
+  sync(): void {
+    if (this.syncing || this.closed) return;
+    if (!this.dirty) {
+      this.releaseWaiters();
+      return;
+    }
+    this.syncing = true;
+    this.dirty = false;
+    const covered = this.waiting;
+    this.waiting = [];
+    fdatasync(this.fd, (err) => {
+      this.syncing = false;
+      if (err !== null) {
+        this.waiting = covered.concat(this.waiting);
+        this.fail(err);
+        return;
+      }
+      for (const x of covered) x.resolve();
+      // Writes that arrived during this fsync need another one.
+      if (this.fsync === 'always' && (this.dirty || this.waiting.length > 0)) this.sync();
+    });
+  }
+
+  /** Writes pending commands and fsyncs synchronously (shutdown, before a swap). */
+  flushSync(): void {
+    if (this.closed) return;
+    if (this.scheduled || this.pending.length > 0) {
+      const fsync = this.fsync;
+      this.fsync = 'no';
+      this.flush();
+      this.fsync = fsync;
+    }
+    try {
+      fdatasyncSync(this.fd);
+    } catch (err) {
+      this.fail(err as Error);
+      return;
+    }
+    this.dirty = false;
+    if (!this.syncing) this.releaseWaiters();
+  }
+
+  /** Flushes, fsyncs and closes. */
+  close(): void {
+    if (this.closed) return;
+    this.flushSync();
+    this.closed = true;
+    try {
+      closeSync(this.fd);
+    } catch {
+      // already closed by the OS: nothing to lose
+    }
+    this.releaseWaiters();
+  }
+
+  /** Closes without writing what is pending (a rewrite replaced this file and holds it all). */
+  abandon(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.pending = [];
+    try {
+      closeSync(this.fd);
+    } catch {
+      // nothing to lose: the file was replaced
+    }
+  }
+
+  /**
+   * Hands the waiters of this file to another (when a rewrite replaces it: what they wait for
+   * is in the new file, which was fsynced before the swap).
+   */
+  takeWaiters(): { resolve: () => void; reject: (e: Error) => void }[] {
+    const w = this.waiting;
+    this.waiting = [];
+    return w;
+  }
+}

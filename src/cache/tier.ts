@@ -1,0 +1,1296 @@
+/**
+ * The cache tier of one node: the memory namespaces' keys with TTLs (lazy and active expiry),
+ * `maxmemory` with Redis's sampled eviction policies, per-namespace statistics, the append-only
+ * file, and read-through from a namespace's origin.
+ */
+import { EventEmitter } from 'node:events';
+import { closeSync, existsSync, fdatasync, fdatasyncSync, fsyncSync, openSync, readFileSync, renameSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+import { InvalidArgumentError, OutOfMemoryError, UnavailableError } from '../errors.js';
+import { AofFile, encodeCommand, parseAof } from './aof.js';
+import { globLiteralPrefix, globMatch } from './glob.js';
+import { DEFAULT_ORIGIN_TIMEOUT_MS, MAX_ORIGIN_BODY_BYTES, fetchOrigin, newOriginState, originUrl, type OriginState } from './origin.js';
+import {
+  DEFAULT_CACHE_CONFIG,
+  EVICTION_POLICIES,
+  type AofExecutor,
+  type AofLoadResult,
+  type AppendFsync,
+  type CacheConfig,
+  type CacheEvents,
+  type CacheInfo,
+  type CacheNamespace,
+  type CacheTierOptions,
+  type EvictionPolicy,
+  type NamespaceStats,
+  type ReadThroughResult,
+  type ScanOptions,
+  type SetOptions,
+} from './types.js';
+import { Deque, ENTRY_OVERHEAD_BYTES, SortedSet, memberFromBytes, memberToBytes, valueMemory, type CacheValue } from './values.js';
+
+/** Name of the append-only file in the data dir. */
+export const AOF_FILE = 'appendonly.aof';
+/** Name of the file that keeps CONFIG SET changes of tier settings across restarts. */
+export const CONFIG_FILE = 'cache-config.json';
+/** Redis's initial LFU counter of a new key (so it is not evicted before it had a chance). */
+export const LFU_INIT_VAL = 5;
+/** Size of the eviction pool (Redis EVPOOL_SIZE). */
+export const EVICTION_POOL_SIZE = 16;
+/** Keys sampled per active-expiry round (Redis ACTIVE_EXPIRE_CYCLE_KEYS_PER_LOOP). */
+export const ACTIVE_EXPIRE_KEYS_PER_LOOP = 20;
+/** Another round runs while more than this share of the sample had expired (Redis: 10 %). */
+export const ACTIVE_EXPIRE_ACCEPTABLE_STALE = 0.1;
+/** Elements per command in a rewritten AOF (Redis AOF_REWRITE_ITEMS_PER_CMD). */
+const REWRITE_ITEMS_PER_CMD = 64;
+/** Entries serialised per rewrite slice before yielding to the event loop. */
+const REWRITE_SLICE = 2000;
+
+interface NsCounters {
+  prefix: string;
+  hits: number;
+  misses: number;
+  evicted: number;
+  expired: number;
+  keys: number;
+  memory: number;
+}
+
+interface Entry {
+  key: string;
+  value: CacheValue;
+  /** ms since the epoch; 0 = no expiry. */
+  expireAt: number;
+  /** ms of the last access (LRU). */
+  lru: number;
+  /** Redis's 8-bit logarithmic access counter (LFU). */
+  lfu: number;
+  /** Minute of the LFU counter's last decrement. */
+  ldt: number;
+  mem: number;
+  ns: NsCounters;
+  /** Insertion order (an AOF rewrite serialises entries older than its start). */
+  seq: number;
+  /** Position in the SCAN slot array (never moves while the entry lives). */
+  sidx: number;
+  /** Position in the dense array used for random sampling. */
+  didx: number;
+  alive: boolean;
+  /** Index in the volatile (has-expiry) array, -1 when none. */
+  vidx: number;
+  /** The AOF rewrite epoch in which this entry was already serialised. */
+  dumped: number;
+}
+
+interface RewriteState {
+  epoch: number;
+  startSeq: number;
+  /** Commands propagated since the rewrite started, appended after the snapshot. */
+  buffer: Buffer[];
+  /** Serialised snapshot entries not yet written to the temporary file. */
+  out: Buffer[];
+  promise: Promise<void>;
+}
+
+type Waiter = { resolve: () => void; reject: (e: Error) => void };
+
+const CONFIG_NAMES = Object.keys(DEFAULT_CACHE_CONFIG) as (keyof CacheConfig)[];
+
+/**
+ * Parses a Redis memory size: bytes, or with a unit `k`/`m`/`g` (×1000) or `kb`/`mb`/`gb` (×1024),
+ * case-insensitive. @returns undefined when it is not one.
+ */
+export function parseMemory(text: string): number | undefined {
+  const m = /^(\d+)(b|k|kb|m|mb|g|gb)?$/i.exec(text.trim());
+  if (m === null) return undefined;
+  const mult: Record<string, number> = { b: 1, k: 1e3, kb: 1024, m: 1e6, mb: 1024 ** 2, g: 1e9, gb: 1024 ** 3 };
+  const n = Number(m[1]) * (mult[(m[2] ?? 'b').toLowerCase()] ?? 1);
+  return Number.isSafeInteger(n) ? n : undefined;
+}
+
+/**
+ * Start-up settings from their Redis text forms (the `beacon serve --maxmemory 1gb
+ * --maxmemory-policy allkeys-lfu --appendonly yes --appendfsync always` flags), checked as
+ * CONFIG SET checks them.
+ * @throws InvalidArgumentError naming the setting.
+ */
+export async function parseCacheSettings(raw: Partial<Record<keyof CacheConfig, string>>): Promise<Partial<CacheConfig>> {
+  const probe = new CacheTier({ namespaces: () => undefined, dataDir: '/nonexistent-cache-settings-probe' });
+  const out: Record<string, unknown> = {};
+  for (const [name, value] of Object.entries(raw) as [keyof CacheConfig, string | undefined][]) {
+    if (value === undefined) continue;
+    if (name === 'appendonly') {
+      const v = value.toLowerCase();
+      if (v !== 'yes' && v !== 'no') throw badConfig(name, "argument must be 'yes' or 'no'");
+      out.appendonly = v === 'yes';
+      continue;
+    }
+    await probe.setConfig(name, value, false);
+    out[name] = probe.config[name];
+  }
+  return out as Partial<CacheConfig>;
+}
+
+function badConfig(name: string, why: string): InvalidArgumentError {
+  return new InvalidArgumentError(`CONFIG SET failed (possibly related to argument '${name}') - ${why}`, { field: name });
+}
+
+/** Formats a score as Redis prints it (and as ZADD parses it back exactly). */
+function formatScore(n: number): string {
+  if (n === Infinity) return 'inf';
+  if (n === -Infinity) return '-inf';
+  return String(n);
+}
+
+/**
+ * The cache tier of a node. Synchronous for every data operation (the RESP listener runs one
+ * command at a time on the event loop); the AOF and origin parts are async. Events: see
+ * {@link CacheEvents}.
+ *
+ * Write protocol: `ensureMemory()` (may throw OutOfMemoryError) → `lookupWrite(key)` → mutate
+ * the value in place, or `set(key, value)` → `modified(key)` → `propagate(argv, key)` → `await
+ * durable()` before acknowledging (with `appendfsync always`). The tier itself propagates what
+ * it decides alone: `DEL` for expired and evicted keys, `SET … PXAT` for origin fills.
+ */
+export class CacheTier extends EventEmitter<CacheEvents> {
+  private readonly map = new Map<string, Entry>();
+  /**
+   * SCAN's table: an entry keeps its slot for life and a new entry takes a free slot, so a SCAN
+   * cursor (a slot index) never skips a key present throughout, and the table does not grow
+   * while the key count is bounded (Redis's termination guarantee).
+   */
+  private slots: (Entry | null)[] = [];
+  private free: number[] = [];
+  /** Every live entry, packed, for O(1) uniform sampling (eviction, RANDOMKEY). */
+  private dense: Entry[] = [];
+  private volatile: Entry[] = [];
+  private nextSeq = 1;
+  private used = 0;
+  private readonly counters = new Map<string, NsCounters>();
+  private readonly total = { hits: 0, misses: 0, evicted: 0, expired: 0 };
+  private pool: { entry: Entry; idle: number }[] = [];
+  private cfg: CacheConfig;
+  private readonly now: () => number;
+  private readonly random: () => number;
+  private aof: AofFile | undefined;
+  private aofBaseSize = 0;
+  private lastRewriteOk = true;
+  private rewriting: RewriteState | undefined;
+  private rewriteEpoch = 0;
+  private loading = false;
+  private closed = false;
+  private timers: NodeJS.Timeout[] = [];
+  private readonly origins = new Map<string, OriginState>();
+  private readonly flights = new Map<string, Promise<ReadThroughResult>>();
+  private executor: AofExecutor | undefined;
+
+  constructor(readonly options: CacheTierOptions) {
+    super();
+    this.now = options.now ?? Date.now;
+    this.random = options.random ?? Math.random;
+    this.cfg = { ...DEFAULT_CACHE_CONFIG, ...this.savedConfig(), ...(options.config ?? {}) };
+  }
+
+  // --- namespaces -------------------------------------------------------------------------------
+
+  /** True when `key` is governed by a memory namespace (the longest matching prefix has `storage: "memory"`). */
+  isMemoryKey(key: string): boolean {
+    return this.options.namespaces(key) !== undefined;
+  }
+
+  /** The memory namespace governing `key`, if any. */
+  namespaceOf(key: string): CacheNamespace | undefined {
+    return this.options.namespaces(key);
+  }
+
+  private countersFor(prefix: string): NsCounters {
+    let c = this.counters.get(prefix);
+    if (c === undefined) {
+      c = { prefix, hits: 0, misses: 0, evicted: 0, expired: 0, keys: 0, memory: 0 };
+      this.counters.set(prefix, c);
+    }
+    return c;
+  }
+
+  private countMiss(key: string): void {
+    this.total.misses++;
+    const ns = this.options.namespaces(key);
+    if (ns !== undefined) this.countersFor(ns.prefix).misses++;
+  }
+
+  // --- entries ----------------------------------------------------------------------------------
+
+  private isExpired(e: Entry): boolean {
+    return e.expireAt !== 0 && e.expireAt <= this.now() && !this.loading;
+  }
+
+  /** Removes `e` if its TTL passed. @returns whether it did. */
+  private expireIfNeeded(e: Entry): boolean {
+    if (!this.isExpired(e)) return false;
+    this.removeEntry(e, 'expired');
+    return true;
+  }
+
+  private minutes(): number {
+    return Math.floor(this.now() / 60_000);
+  }
+
+  /** Redis's LFUDecrAndReturn: the counter after decay by one per `lfu-decay-time` minutes idle. */
+  private lfuDecayed(e: Entry): number {
+    const period = this.cfg['lfu-decay-time'];
+    if (period <= 0) return e.lfu;
+    const periods = Math.floor((this.minutes() - e.ldt) / period);
+    return periods > e.lfu ? 0 : e.lfu - periods;
+  }
+
+  /** Redis's LFULogIncr: increments with probability 1/((counter - LFU_INIT_VAL)·factor + 1). */
+  private lfuIncr(counter: number): number {
+    if (counter >= 255) return 255;
+    const base = Math.max(0, counter - LFU_INIT_VAL);
+    const p = 1 / (base * this.cfg['lfu-log-factor'] + 1);
+    return this.random() < p ? counter + 1 : counter;
+  }
+
+  private touch(e: Entry): void {
+    e.lru = this.now();
+    e.lfu = this.lfuIncr(this.lfuDecayed(e));
+    e.ldt = this.minutes();
+  }
+
+  private setExpire(e: Entry, at: number): void {
+    e.expireAt = at;
+    if (at !== 0 && e.vidx < 0) {
+      e.vidx = this.volatile.length;
+      this.volatile.push(e);
+    } else if (at === 0 && e.vidx >= 0) this.unlinkVolatile(e);
+  }
+
+  private unlinkVolatile(e: Entry): void {
+    const last = this.volatile.pop() as Entry;
+    if (last !== e) {
+      this.volatile[e.vidx] = last;
+      last.vidx = e.vidx;
+    }
+    e.vidx = -1;
+  }
+
+  private recount(e: Entry): void {
+    const mem = ENTRY_OVERHEAD_BYTES + e.key.length + valueMemory(e.value);
+    this.used += mem - e.mem;
+    e.ns.memory += mem - e.mem;
+    e.mem = mem;
+  }
+
+  private removeEntry(e: Entry, why: 'deleted' | 'expired' | 'evicted'): void {
+    this.beforeWrite(e);
+    this.map.delete(e.key);
+    e.alive = false;
+    this.releaseSlot(e);
+    this.used -= e.mem;
+    e.ns.keys--;
+    e.ns.memory -= e.mem;
+    if (e.vidx >= 0) this.unlinkVolatile(e);
+    if (why === 'expired') {
+      this.total.expired++;
+      e.ns.expired++;
+    } else if (why === 'evicted') {
+      this.total.evicted++;
+      e.ns.evicted++;
+    }
+    if (why !== 'deleted') {
+      this.propagate([Buffer.from('DEL'), Buffer.from(e.key)]);
+      this.emit(why, e.key);
+    }
+  }
+
+  private takeSlot(e: Entry): void {
+    let idx: number | undefined;
+    while ((idx = this.free.pop()) !== undefined) {
+      if (idx < this.slots.length && this.slots[idx] === null) break; // stale after a trailing trim
+    }
+    if (idx === undefined) {
+      idx = this.slots.length;
+      this.slots.push(e);
+    } else this.slots[idx] = e;
+    e.sidx = idx;
+    e.didx = this.dense.length;
+    this.dense.push(e);
+  }
+
+  private releaseSlot(e: Entry): void {
+    this.slots[e.sidx] = null;
+    if (e.sidx === this.slots.length - 1) {
+      while (this.slots.length > 0 && this.slots[this.slots.length - 1] === null) this.slots.pop();
+    } else this.free.push(e.sidx);
+    const last = this.dense.pop() as Entry;
+    if (last !== e) {
+      this.dense[e.didx] = last;
+      last.didx = e.didx;
+    }
+  }
+
+  /** The rewrite's copy-on-write hook: serialise a snapshot entry before it changes. */
+  private beforeWrite(e: Entry): void {
+    const rw = this.rewriting;
+    if (rw !== undefined && e.alive && e.seq < rw.startSeq && e.dumped !== rw.epoch) {
+      e.dumped = rw.epoch;
+      rw.out.push(this.serialize(e));
+    }
+  }
+
+  /**
+   * A read: the value of `key`, or undefined. Expires the key if its TTL passed, counts a hit or
+   * a miss for its namespace and touches its LRU/LFU data (Redis's `lookupKeyRead`).
+   */
+  lookup(key: string): CacheValue | undefined {
+    const e = this.map.get(key);
+    if (e === undefined || this.expireIfNeeded(e)) {
+      this.countMiss(key);
+      return undefined;
+    }
+    this.total.hits++;
+    e.ns.hits++;
+    this.touch(e);
+    return e.value;
+  }
+
+  /** Like {@link lookup} without statistics or LRU/LFU touch (TYPE, TTL, EXISTS-style checks); still expires. */
+  peek(key: string): CacheValue | undefined {
+    const e = this.map.get(key);
+    if (e === undefined || this.expireIfNeeded(e)) return undefined;
+    return e.value;
+  }
+
+  /**
+   * The value of `key` for an in-place mutation (Redis's `lookupKeyWrite`): expires, touches
+   * LRU/LFU, no hit/miss. Call {@link modified} after mutating; mutate nothing obtained otherwise
+   * (an AOF rewrite in progress relies on this call to copy the value first).
+   */
+  lookupWrite(key: string): CacheValue | undefined {
+    const e = this.map.get(key);
+    if (e === undefined || this.expireIfNeeded(e)) return undefined;
+    this.touch(e);
+    this.beforeWrite(e);
+    return e.value;
+  }
+
+  /**
+   * Stores `value` under `key` (replacing any value of any type), after evicting what
+   * `maxmemory` needs. Without `expireAtMs`, a new key gets its namespace's default TTL. An
+   * expiry in the past deletes the key instead (as SET … PXAT with a past time does).
+   * @throws OutOfMemoryError when over `maxmemory` and nothing can be evicted;
+   *   InvalidArgumentError when `key` is not in a memory namespace.
+   */
+  set(key: string, value: CacheValue, opts: SetOptions = {}): void {
+    const ns = this.options.namespaces(key);
+    if (ns === undefined) throw new InvalidArgumentError(`'${key}' is not in a memory namespace (no namespace policy with storage "memory" governs it)`, { key });
+    this.ensureMemory();
+    let e = this.map.get(key);
+    if (e !== undefined && this.expireIfNeeded(e)) e = undefined;
+    const now = this.now();
+    let expireAt: number;
+    if (opts.expireAtMs !== undefined) expireAt = opts.expireAtMs ?? 0;
+    else if (opts.keepTtl === true && e !== undefined) expireAt = e.expireAt;
+    else if (ns.defaultTtl !== undefined && !this.loading) expireAt = now + ns.defaultTtl * 1000;
+    else expireAt = 0;
+    if (expireAt !== 0 && expireAt <= now && !this.loading) {
+      if (e !== undefined) this.removeEntry(e, 'deleted');
+      return;
+    }
+    if (e !== undefined) {
+      this.beforeWrite(e);
+      e.value = value;
+      this.recount(e);
+      this.setExpire(e, expireAt);
+      this.touch(e);
+      return;
+    }
+    const counters = this.countersFor(ns.prefix);
+    const entry: Entry = {
+      key,
+      value,
+      expireAt: 0,
+      lru: now,
+      lfu: LFU_INIT_VAL,
+      ldt: this.minutes(),
+      mem: 0,
+      ns: counters,
+      seq: this.nextSeq++,
+      sidx: -1,
+      didx: -1,
+      alive: true,
+      vidx: -1,
+      dumped: 0,
+    };
+    this.map.set(key, entry);
+    this.takeSlot(entry);
+    counters.keys++;
+    this.recount(entry);
+    if (expireAt !== 0) this.setExpire(entry, expireAt);
+  }
+
+  /**
+   * Records that the value of `key` was mutated in place (after {@link lookupWrite}): recounts
+   * its memory; an empty hash, list, set or sorted set is deleted, as Redis does.
+   */
+  modified(key: string): void {
+    const e = this.map.get(key);
+    if (e === undefined) return;
+    const v = e.value;
+    const empty =
+      (v.type === 'hash' && v.value.size === 0) ||
+      (v.type === 'list' && v.value.length === 0) ||
+      (v.type === 'set' && v.value.size === 0) ||
+      (v.type === 'zset' && v.value.size === 0);
+    if (empty) this.removeEntry(e, 'deleted');
+    else this.recount(e);
+  }
+
+  /**
+   * Evicts until counted memory is at most `maxmemory`; call before a command that may grow
+   * memory (Redis's `performEvictions` before a `denyoom` command). No-op without a limit.
+   * @throws OutOfMemoryError when still over the limit and the policy cannot free anything
+   *   (`noeviction`, or a volatile policy with no key that has a TTL).
+   */
+  ensureMemory(): void {
+    const max = this.cfg.maxmemory;
+    if (max === 0 || this.used <= max || this.loading) return;
+    if (this.cfg['maxmemory-policy'] === 'noeviction') throw new OutOfMemoryError();
+    while (this.used > max) {
+      const victim = this.pickVictim();
+      if (victim === undefined) throw new OutOfMemoryError();
+      this.removeEntry(victim, 'evicted');
+    }
+  }
+
+  private sample(fromVolatile: boolean): Entry | undefined {
+    const arr = fromVolatile ? this.volatile : this.dense;
+    if (arr.length === 0) return undefined;
+    return arr[Math.floor(this.random() * arr.length)];
+  }
+
+  /** How good an eviction candidate `e` is under `policy`: higher is evicted first (Redis's "idle"). */
+  private idleScore(e: Entry, policy: EvictionPolicy): number {
+    if (policy.endsWith('-lru')) return this.now() - e.lru;
+    if (policy.endsWith('-lfu')) return 255 - this.lfuDecayed(e);
+    return Number.MAX_SAFE_INTEGER - e.expireAt; // volatile-ttl: the sooner it expires, the better
+  }
+
+  /** Picks the key to evict: random, or the best of the eviction pool after sampling (Redis's approximation). */
+  private pickVictim(): Entry | undefined {
+    const policy = this.cfg['maxmemory-policy'];
+    const fromVolatile = policy.startsWith('volatile-');
+    if ((fromVolatile ? this.volatile.length : this.map.size) === 0) return undefined;
+    if (policy.endsWith('-random')) {
+      for (let i = 0; i < 16; i++) {
+        const e = this.sample(fromVolatile);
+        if (e !== undefined) return e;
+      }
+      return fromVolatile ? this.volatile[0] : this.map.values().next().value;
+    }
+    for (let round = 0; round < 16; round++) {
+      const samples = this.cfg['maxmemory-samples'];
+      for (let i = 0; i < samples; i++) {
+        const e = this.sample(fromVolatile);
+        if (e !== undefined) this.poolInsert(e, this.idleScore(e, policy));
+      }
+      while (this.pool.length > 0) {
+        const best = this.pool.pop() as { entry: Entry; idle: number };
+        const e = best.entry;
+        if (e.alive && this.map.get(e.key) === e && (!fromVolatile || e.vidx >= 0)) return e;
+      }
+    }
+    return undefined;
+  }
+
+  /** Inserts into the pool kept sorted by ascending idle, at most {@link EVICTION_POOL_SIZE} long. */
+  private poolInsert(e: Entry, idle: number): void {
+    const pool = this.pool;
+    const existing = pool.findIndex((p) => p.entry === e);
+    if (existing >= 0) pool.splice(existing, 1);
+    if (pool.length >= EVICTION_POOL_SIZE && idle <= (pool[0] as { idle: number }).idle) return;
+    let i = 0;
+    while (i < pool.length && (pool[i] as { idle: number }).idle < idle) i++;
+    pool.splice(i, 0, { entry: e, idle });
+    if (pool.length > EVICTION_POOL_SIZE) pool.shift();
+  }
+
+  /** OBJECT FREQ: the key's LFU counter after decay (0–255), or undefined when there is no key. */
+  objectFreq(key: string): number | undefined {
+    const e = this.map.get(key);
+    if (e === undefined || this.expireIfNeeded(e)) return undefined;
+    return this.lfuDecayed(e);
+  }
+
+  /** OBJECT IDLETIME: whole seconds since the key was last read or written, or undefined when there is no key. */
+  objectIdleTime(key: string): number | undefined {
+    const e = this.map.get(key);
+    if (e === undefined || this.expireIfNeeded(e)) return undefined;
+    return Math.floor((this.now() - e.lru) / 1000);
+  }
+
+  /** Removes `key`. @returns whether it existed (and had not expired). */
+  delete(key: string): boolean {
+    const e = this.map.get(key);
+    if (e === undefined || this.expireIfNeeded(e)) return false;
+    this.removeEntry(e, 'deleted');
+    return true;
+  }
+
+  /**
+   * Sets (ms since the epoch) or removes (`null`) the expiry of `key`. A time in the past
+   * deletes the key (as EXPIRE with a past time does). @returns false when there is no key.
+   */
+  expireAt(key: string, atMs: number | null): boolean {
+    const e = this.map.get(key);
+    if (e === undefined || this.expireIfNeeded(e)) return false;
+    this.beforeWrite(e);
+    if (atMs === null) this.setExpire(e, 0);
+    else if (atMs <= this.now() && !this.loading) this.removeEntry(e, 'deleted');
+    else this.setExpire(e, Math.max(1, atMs));
+    return true;
+  }
+
+  /** The absolute expiry of `key` in ms: `-2` no key, `-1` no expiry (PEXPIRETIME's convention). */
+  expireTimeMs(key: string): number {
+    const e = this.map.get(key);
+    if (e === undefined || this.expireIfNeeded(e)) return -2;
+    return e.expireAt === 0 ? -1 : e.expireAt;
+  }
+
+  /** Ms left to live: `-2` no key, `-1` no expiry (PTTL's convention). */
+  ttlMs(key: string): number {
+    const at = this.expireTimeMs(key);
+    return at < 0 ? at : Math.max(0, at - this.now());
+  }
+
+  /**
+   * One step of SCAN. Cursor `"0"` starts; a returned cursor `"0"` ends. A full iteration returns
+   * every key present from its start to its end at least once (keys added or removed meanwhile
+   * may or may not appear), as Redis guarantees: a cursor is a slot index and an entry never
+   * changes slot. Visits `count` keys, or `10 × count` empty slots, per call.
+   * @throws InvalidArgumentError `invalid cursor` for a cursor that is not a number.
+   */
+  scan(cursor: string, opts: ScanOptions = {}): { cursor: string; keys: string[] } {
+    if (!/^\d{1,20}$/.test(cursor)) throw new InvalidArgumentError('invalid cursor', { cursor });
+    const count = Math.max(1, opts.count ?? 10);
+    const slots = this.slots;
+    const keys: string[] = [];
+    const expired: Entry[] = [];
+    const prefix = opts.match !== undefined ? globLiteralPrefix(opts.match) : '';
+    let i = Math.min(Number(cursor), slots.length);
+    let visited = 0;
+    let empty = 0;
+    for (; i < slots.length && visited < count && empty < count * 10; i++) {
+      const e = slots[i];
+      if (e === null || e === undefined) {
+        empty++;
+        continue;
+      }
+      visited++;
+      if (this.isExpired(e)) {
+        expired.push(e);
+        continue;
+      }
+      if (opts.type !== undefined && e.value.type !== opts.type) continue;
+      if (opts.match !== undefined && (!e.key.startsWith(prefix) || !globMatch(opts.match, e.key))) continue;
+      keys.push(e.key);
+    }
+    const next = i < slots.length ? String(i) : '0';
+    for (const e of expired) if (e.alive) this.removeEntry(e, 'expired');
+    return { cursor: next, keys };
+  }
+
+  /** Every live key matching a Redis glob (KEYS). */
+  keys(pattern: string): string[] {
+    const out: string[] = [];
+    const expired: Entry[] = [];
+    const prefix = globLiteralPrefix(pattern);
+    const all = pattern === '*';
+    for (const e of this.map.values()) {
+      if (!all && (!e.key.startsWith(prefix) || !globMatch(pattern, e.key))) continue;
+      if (this.isExpired(e)) expired.push(e);
+      else out.push(e.key);
+    }
+    for (const e of expired) this.removeEntry(e, 'expired');
+    return out;
+  }
+
+  /** A random live key, or undefined when there is none (RANDOMKEY). */
+  randomKey(): string | undefined {
+    for (let tries = 0; tries < 100 && this.map.size > 0; tries++) {
+      const e = this.sample(false);
+      if (e === undefined || this.expireIfNeeded(e)) continue;
+      return e.key;
+    }
+    for (const e of this.map.values()) if (!this.expireIfNeeded(e)) return e.key;
+    return undefined;
+  }
+
+  /** Keys held (DBSIZE; keys whose TTL passed but that were not collected yet count, as in Redis). */
+  dbsize(): number {
+    return this.map.size;
+  }
+
+  /** Keys with an expiry (INFO keyspace `expires=`). */
+  volatileCount(): number {
+    return this.volatile.length;
+  }
+
+  /** Counted memory in bytes (INFO `used_memory`). */
+  usedMemory(): number {
+    return this.used;
+  }
+
+  /**
+   * Removes every key (FLUSHALL/FLUSHDB) without events; the caller propagates `FLUSHALL`.
+   * @returns how many keys were removed.
+   */
+  flush(): number {
+    const n = this.map.size;
+    for (const e of this.dense) e.alive = false;
+    this.map.clear();
+    this.slots = [];
+    this.free = [];
+    this.dense = [];
+    this.volatile = [];
+    this.pool = [];
+    this.used = 0;
+    for (const c of this.counters.values()) {
+      c.keys = 0;
+      c.memory = 0;
+    }
+    return n;
+  }
+
+  /**
+   * One active-expiry cycle (Redis's `activeExpireCycle`, slow mode): samples
+   * {@link ACTIVE_EXPIRE_KEYS_PER_LOOP} keys that have a TTL, removes the expired ones, and
+   * repeats while more than 10 % of a sample had expired and `budgetMs` of CPU time is left.
+   * Run `hz` times a second by {@link open}; exposed for tests with a fake clock.
+   * @returns how many keys it removed.
+   */
+  activeExpireCycle(budgetMs = 25): number {
+    const start = performance.now();
+    let removed = 0;
+    for (;;) {
+      const n = Math.min(ACTIVE_EXPIRE_KEYS_PER_LOOP, this.volatile.length);
+      if (n === 0) break;
+      let expired = 0;
+      for (let i = 0; i < n && this.volatile.length > 0; i++) {
+        const e = this.volatile[Math.floor(this.random() * this.volatile.length)] as Entry;
+        if (this.isExpired(e)) {
+          this.removeEntry(e, 'expired');
+          expired++;
+        }
+      }
+      removed += expired;
+      if (expired <= n * ACTIVE_EXPIRE_ACCEPTABLE_STALE || performance.now() - start >= budgetMs) break;
+    }
+    return removed;
+  }
+
+  // --- configuration ----------------------------------------------------------------------------
+
+  /** The current settings. */
+  get config(): Readonly<CacheConfig> {
+    return this.cfg;
+  }
+
+  private savedConfig(): Partial<CacheConfig> {
+    const dir = this.options.dataDir;
+    if (dir === undefined) return {};
+    try {
+      const raw = JSON.parse(readFileSync(join(dir, CONFIG_FILE), 'utf8')) as Record<string, unknown>;
+      const out: Record<string, unknown> = {};
+      for (const k of CONFIG_NAMES) if (k in raw && typeof raw[k] === typeof DEFAULT_CACHE_CONFIG[k]) out[k] = raw[k];
+      return out as Partial<CacheConfig>;
+    } catch {
+      return {};
+    }
+  }
+
+  private formatConfig(name: keyof CacheConfig): string {
+    const v = this.cfg[name];
+    return typeof v === 'boolean' ? (v ? 'yes' : 'no') : String(v);
+  }
+
+  /** CONFIG GET: `[name, value]` pairs whose names match the glob (case-insensitive), values as Redis prints them. */
+  getConfig(pattern: string): [string, string][] {
+    return CONFIG_NAMES.filter((n) => globMatch(pattern, n, true)).map((n) => [n, this.formatConfig(n)]);
+  }
+
+  /**
+   * CONFIG SET of one tier setting from its Redis text form (`maxmemory 100mb`, `appendonly yes`).
+   * Lowering `maxmemory` evicts at once; turning `appendonly` on writes the AOF from the current
+   * data (a rewrite) before resolving. Changes are kept in `cache-config.json` in the data dir
+   * (an automatic CONFIG REWRITE), so they survive a restart.
+   * @param persist false: do not write `cache-config.json` (checking a value only)
+   * @returns false when `name` is not a tier setting (the caller handles other names).
+   * @throws InvalidArgumentError with Redis's wording for a bad value.
+   */
+  async setConfig(name: string, value: string, persist = true): Promise<boolean> {
+    const n = name.toLowerCase() as keyof CacheConfig;
+    if (!CONFIG_NAMES.includes(n)) return false;
+    const int = (min: number, max = Number.MAX_SAFE_INTEGER): number => {
+      if (!/^-?\d+$/.test(value.trim())) throw badConfig(n, "argument couldn't be parsed into an integer");
+      const x = Number(value);
+      if (x < min || x > max) throw badConfig(n, `argument must be between ${min} and ${max} inclusive`);
+      return x;
+    };
+    const yesNo = (): boolean => {
+      const v = value.toLowerCase();
+      if (v !== 'yes' && v !== 'no') throw badConfig(n, "argument must be 'yes' or 'no'");
+      return v === 'yes';
+    };
+    switch (n) {
+      case 'maxmemory': {
+        const m = parseMemory(value);
+        if (m === undefined) throw badConfig(n, "argument couldn't be parsed into an integer");
+        this.cfg.maxmemory = m;
+        try {
+          this.ensureMemory();
+        } catch {
+          // noeviction: writes are refused until memory goes down, as in Redis
+        }
+        break;
+      }
+      case 'maxmemory-policy': {
+        const v = value.toLowerCase() as EvictionPolicy;
+        if (!EVICTION_POLICIES.includes(v)) throw badConfig(n, `argument(s) must be one of the following: ${EVICTION_POLICIES.join(', ')}`);
+        this.cfg[n] = v;
+        this.pool = [];
+        break;
+      }
+      case 'maxmemory-samples':
+        this.cfg[n] = int(1, 64);
+        break;
+      case 'lfu-log-factor':
+        this.cfg[n] = int(0);
+        break;
+      case 'lfu-decay-time':
+        this.cfg[n] = int(0);
+        break;
+      case 'appendfsync': {
+        const v = value.toLowerCase();
+        if (v !== 'always' && v !== 'everysec' && v !== 'no') throw badConfig(n, 'argument(s) must be one of the following: always, everysec, no');
+        this.cfg.appendfsync = v as AppendFsync;
+        this.aof?.setFsync(v as AppendFsync);
+        break;
+      }
+      case 'auto-aof-rewrite-percentage':
+        this.cfg[n] = int(0);
+        break;
+      case 'auto-aof-rewrite-min-size': {
+        const m = parseMemory(value);
+        if (m === undefined) throw badConfig(n, "argument couldn't be parsed into an integer");
+        this.cfg[n] = m;
+        break;
+      }
+      case 'hz':
+        this.cfg.hz = int(1, 500);
+        if (this.timers.length > 0) this.startTimers();
+        break;
+      case 'appendonly': {
+        const on = yesNo();
+        if (on && this.options.dataDir === undefined) throw badConfig(n, 'this tier has no data directory for the append-only file');
+        if (on && !this.cfg.appendonly) {
+          this.cfg.appendonly = true;
+          try {
+            await this.rewriteAof();
+          } catch (err) {
+            this.cfg.appendonly = false;
+            throw err;
+          }
+        } else if (!on && this.cfg.appendonly) {
+          this.cfg.appendonly = false;
+          this.aof?.close();
+          this.aof = undefined;
+        }
+        break;
+      }
+    }
+    if (persist) this.saveConfig();
+    return true;
+  }
+
+  private saveConfig(): void {
+    const dir = this.options.dataDir;
+    if (dir === undefined) return;
+    const tmp = join(dir, `${CONFIG_FILE}.tmp`);
+    writeFileSync(tmp, JSON.stringify(this.cfg, null, 2), { mode: 0o600 });
+    renameSync(tmp, join(dir, CONFIG_FILE));
+  }
+
+  /** CONFIG RESETSTAT: zeroes hits, misses, evicted and expired counters. */
+  resetStats(): void {
+    this.total.hits = this.total.misses = this.total.evicted = this.total.expired = 0;
+    for (const c of this.counters.values()) c.hits = c.misses = c.evicted = c.expired = 0;
+    for (const o of this.origins.values()) o.requests = o.failures = 0;
+  }
+
+  /** Statistics per memory namespace (those that held a key or counted a miss since start). */
+  namespaceStats(): NamespaceStats[] {
+    return [...this.counters.values()].map((c) => {
+      const s: NamespaceStats = { ...c, originRequests: 0, originFailures: 0 };
+      for (const [id, o] of this.origins) {
+        if (!id.startsWith(`${c.prefix}\n`)) continue;
+        s.originRequests += o.requests;
+        s.originFailures += o.failures;
+        s.breaker = o.breaker.state;
+      }
+      return s;
+    });
+  }
+
+  /** INFO's view of the tier. */
+  info(): CacheInfo {
+    return {
+      used_memory: this.used,
+      maxmemory: this.cfg.maxmemory,
+      maxmemory_policy: this.cfg['maxmemory-policy'],
+      keyspace_hits: this.total.hits,
+      keyspace_misses: this.total.misses,
+      evicted_keys: this.total.evicted,
+      expired_keys: this.total.expired,
+      keys: this.map.size,
+      expires: this.volatile.length,
+      aof_enabled: this.cfg.appendonly ? 1 : 0,
+      aof_rewrite_in_progress: this.rewriting !== undefined ? 1 : 0,
+      aof_last_bgrewrite_status: this.lastRewriteOk ? 'ok' : 'err',
+      aof_current_size: this.aof?.size ?? 0,
+      aof_base_size: this.aofBaseSize,
+      loading: this.loading ? 1 : 0,
+      namespaces: this.namespaceStats(),
+    };
+  }
+
+  // --- append-only file -------------------------------------------------------------------------
+
+  /**
+   * Appends a successful write command to the AOF (when `appendonly` is on). Relative expiries
+   * must already be absolute (`EX 10` → `PXAT <ms>`), so a replay at any later time is right.
+   * With `expiryOf`, a `PEXPIREAT expiryOf <ms>` follows when that key now has an expiry (use it
+   * when a namespace's default TTL may have applied, e.g. a plain SET or HSET creating a key).
+   */
+  propagate(argv: readonly (Buffer | string)[], expiryOf?: string): void {
+    if (this.loading || !this.cfg.appendonly) return;
+    const enc = encodeCommand(argv);
+    this.aof?.append(enc);
+    this.rewriting?.buffer.push(enc);
+    if (expiryOf !== undefined) {
+      const e = this.map.get(expiryOf);
+      if (e !== undefined && e.expireAt !== 0) this.propagate(['PEXPIREAT', expiryOf, String(e.expireAt)]);
+    }
+  }
+
+  /**
+   * Resolves when every command propagated so far is as durable as `appendfsync` promises:
+   * written and fsynced for `always` (acknowledge only after this), at once otherwise.
+   * @throws UnavailableError when the AOF cannot be written.
+   */
+  durable(): Promise<void> {
+    return this.aof?.durable() ?? Promise.resolve();
+  }
+
+  private aofPath(): string {
+    if (this.options.dataDir === undefined) throw new UnavailableError('the cache tier has no data directory for the append-only file');
+    return join(this.options.dataDir, AOF_FILE);
+  }
+
+  /** Replays one command through the executor (built-in when none is registered). */
+  private exec(argv: Buffer[]): void {
+    (this.executor ?? ((a: Buffer[]) => this.builtinExec(a)))(argv);
+  }
+
+  /**
+   * Loads the AOF (when `appendonly` is on) by replaying each command through `exec` (default:
+   * the built-in executor). A truncated last record is cut off with a warning; a MULTI without
+   * its EXEC at the end is dropped. Then starts the active expiry cycle and the AOF timers.
+   * @throws UnavailableError when the file cannot be read or is corrupt before its end.
+   */
+  async open(exec?: AofExecutor): Promise<AofLoadResult> {
+    this.executor = exec;
+    const result: AofLoadResult = { commands: 0, truncatedBytes: 0, failed: 0 };
+    if (this.cfg.appendonly) {
+      const path = this.aofPath();
+      if (existsSync(path)) {
+        const buf = readFileSync(path);
+        const parsed = parseAof(buf);
+        this.loading = true;
+        try {
+          let multi: Buffer[][] | undefined;
+          let beforeMulti = 0;
+          for (let c = 0; c < parsed.commands.length; c++) {
+            const argv = parsed.commands[c] as Buffer[];
+            const name = (argv[0] as Buffer).toString('latin1').toUpperCase();
+            if (name === 'MULTI') {
+              multi = [];
+              beforeMulti = c === 0 ? 0 : (parsed.ends[c - 1] as number);
+              continue;
+            }
+            if (name === 'EXEC') {
+              for (const a of multi ?? []) this.replay(a, result);
+              multi = undefined;
+              continue;
+            }
+            if (multi !== undefined) multi.push(argv);
+            else this.replay(argv, result);
+          }
+          if (multi !== undefined) {
+            // As Redis does: the file is cut back to before the unfinished MULTI.
+            this.options.logger?.warn({ commands: multi.length }, 'the append-only file ends inside a MULTI without EXEC; that transaction was not applied and is cut off');
+            parsed.truncated = true;
+            parsed.validBytes = beforeMulti;
+          }
+        } finally {
+          this.loading = false;
+        }
+        if (parsed.truncated) {
+          result.truncatedBytes = buf.length - parsed.validBytes;
+          this.options.logger?.warn(
+            { path, validBytes: parsed.validBytes, truncatedBytes: result.truncatedBytes },
+            'the append-only file ends with a truncated command (a crash mid-write?); it was ignored and cut off',
+          );
+        }
+        this.aof = new AofFile(path, this.cfg.appendfsync, (err) => this.onAofError(err));
+        if (parsed.truncated) this.aof.truncate(parsed.validBytes);
+        this.options.logger?.info({ path, commands: result.commands, keys: this.map.size }, 'append-only file loaded');
+      } else {
+        this.aof = new AofFile(path, this.cfg.appendfsync, (err) => this.onAofError(err));
+      }
+      this.aofBaseSize = this.aof.size;
+    }
+    this.startTimers();
+    return result;
+  }
+
+  private replay(argv: Buffer[], result: AofLoadResult): void {
+    result.commands++;
+    try {
+      this.exec(argv);
+    } catch (err) {
+      result.failed++;
+      if (result.failed <= 10) {
+        this.options.logger?.warn({ err, command: (argv[0] as Buffer).toString('latin1') }, 'a command of the append-only file failed to replay');
+      }
+    }
+  }
+
+  private onAofError(err: Error): void {
+    this.options.logger?.warn({ err }, 'writing the append-only file failed; acknowledgements wait until it works again');
+  }
+
+  private startTimers(): void {
+    for (const t of this.timers) clearInterval(t);
+    this.timers = [];
+    const hz = this.cfg.hz;
+    const cycle = setInterval(() => this.activeExpireCycle(250 / hz), Math.round(1000 / hz));
+    const second = setInterval(() => this.everySecond(), 1000);
+    cycle.unref();
+    second.unref();
+    this.timers.push(cycle, second);
+  }
+
+  private everySecond(): void {
+    const aof = this.aof;
+    if (aof === undefined) return;
+    if (this.cfg.appendfsync === 'everysec') aof.sync();
+    const pct = this.cfg['auto-aof-rewrite-percentage'];
+    if (pct > 0 && this.rewriting === undefined && aof.size >= this.cfg['auto-aof-rewrite-min-size'] && aof.size >= this.aofBaseSize * (1 + pct / 100)) {
+      this.options.logger?.info({ size: aof.size, baseSize: this.aofBaseSize }, 'starting an automatic append-only file rewrite');
+      this.rewriteAof().catch(() => undefined);
+    }
+  }
+
+  /** The commands that rebuild `e` (chunked as Redis does), then its absolute expiry. */
+  private serialize(e: Entry): Buffer {
+    const k = Buffer.from(e.key);
+    const cmds: Buffer[] = [];
+    const v = e.value;
+    const chunked = (name: string, items: Buffer[], per: number): void => {
+      for (let i = 0; i < items.length; i += REWRITE_ITEMS_PER_CMD * per) {
+        cmds.push(encodeCommand([Buffer.from(name), k, ...items.slice(i, i + REWRITE_ITEMS_PER_CMD * per)]));
+      }
+    };
+    switch (v.type) {
+      case 'string':
+        cmds.push(encodeCommand(['SET', k, v.value]));
+        break;
+      case 'hash':
+        chunked('HSET', [...v.value].flatMap(([f, b]) => [memberToBytes(f), b]), 2);
+        break;
+      case 'list':
+        chunked('RPUSH', v.value.toArray(), 1);
+        break;
+      case 'set':
+        chunked('SADD', [...v.value].map(memberToBytes), 1);
+        break;
+      case 'zset':
+        chunked('ZADD', v.value.entries().flatMap((m) => [Buffer.from(formatScore(m.score)), memberToBytes(m.member)]), 2);
+        break;
+    }
+    if (e.expireAt !== 0) cmds.push(encodeCommand(['PEXPIREAT', k, String(e.expireAt)]));
+    return Buffer.concat(cmds);
+  }
+
+  /**
+   * Rewrites the AOF from the current entries (BGREWRITEAOF) without stalling commands: the
+   * snapshot is serialised in slices between commands (an entry about to change is serialised
+   * first, so the file is the state at the rewrite's start), commands arriving meanwhile are
+   * buffered and appended, and the new file replaces the old one with an atomic rename. A call
+   * during a rewrite joins it.
+   * @throws UnavailableError when the rewrite fails (the old file stays in use).
+   */
+  rewriteAof(): Promise<void> {
+    if (this.rewriting !== undefined) return this.rewriting.promise;
+    if (!this.cfg.appendonly) return Promise.reject(new UnavailableError('the append-only file is off (CONFIG SET appendonly yes first)'));
+    const path = this.aofPath();
+    const state: RewriteState = { epoch: ++this.rewriteEpoch, startSeq: this.nextSeq, buffer: [], out: [], promise: Promise.resolve() };
+    const snapshot = this.dense.slice();
+    this.rewriting = state;
+    const tmp = `${path}.rewrite`;
+    state.promise = (async () => {
+      let fd: number | undefined;
+      try {
+        fd = openSync(tmp, 'w', 0o600);
+        const writeOut = (): void => {
+          if (state.out.length === 0) return;
+          const buf = Buffer.concat(state.out);
+          state.out = [];
+          let off = 0;
+          while (off < buf.length) off += writeSync(fd as number, buf, off, buf.length - off);
+        };
+        for (let i = 0; i < snapshot.length; i += REWRITE_SLICE) {
+          const end = Math.min(snapshot.length, i + REWRITE_SLICE);
+          for (let j = i; j < end; j++) {
+            const e = snapshot[j] as Entry;
+            if (e.alive && e.dumped !== state.epoch && (e.expireAt === 0 || e.expireAt > this.now())) {
+              e.dumped = state.epoch;
+              state.out.push(this.serialize(e));
+            }
+          }
+          writeOut();
+          await new Promise<void>((r) => setImmediate(r));
+          if (this.closed) throw new UnavailableError('the node is shutting down');
+        }
+        writeOut();
+        // Most bytes reach the disk off the event loop; the swap below then syncs only the tail.
+        await new Promise<void>((resolve, reject) => fdatasync(fd as number, (err) => (err === null ? resolve() : reject(err))));
+        if (this.closed) throw new UnavailableError('the node is shutting down');
+        // The swap: synchronous, so no command runs between the last buffered write and the rename.
+        writeOut();
+        state.out = state.buffer;
+        state.buffer = [];
+        writeOut();
+        fdatasyncSync(fd);
+        closeSync(fd);
+        fd = undefined;
+        renameSync(tmp, path);
+        this.syncDir();
+        const old = this.aof;
+        const waiters: Waiter[] = old?.takeWaiters() ?? [];
+        old?.abandon();
+        this.aof = new AofFile(path, this.cfg.appendfsync, (err) => this.onAofError(err));
+        this.aofBaseSize = this.aof.size;
+        for (const w of waiters) w.resolve();
+        this.lastRewriteOk = true;
+        this.options.logger?.info({ path, bytes: this.aof.size, keys: this.map.size }, 'append-only file rewritten');
+      } catch (err) {
+        this.lastRewriteOk = false;
+        if (fd !== undefined) closeSync(fd);
+        rmSync(tmp, { force: true });
+        if (!this.closed) this.options.logger?.warn({ err }, 'append-only file rewrite failed; the old file stays in use');
+        throw err instanceof UnavailableError ? err : new UnavailableError('the append-only file rewrite failed', { cause: err });
+      } finally {
+        this.rewriting = undefined;
+      }
+    })();
+    return state.promise;
+  }
+
+  private syncDir(): void {
+    try {
+      const dfd = openSync(this.options.dataDir as string, 'r');
+      try {
+        fsyncSync(dfd);
+      } finally {
+        closeSync(dfd);
+      }
+    } catch {
+      // some filesystems refuse fsync on a directory; the rename is still atomic
+    }
+  }
+
+  /**
+   * The built-in AOF executor: the commands the HTTP face, the tier and the rewrite write.
+   * @throws InvalidArgumentError for any other command or bad arguments.
+   */
+  builtinExec(argv: Buffer[]): void {
+    const name = (argv[0] ?? Buffer.alloc(0)).toString('latin1').toUpperCase();
+    const key = argv[1]?.toString('utf8') ?? '';
+    const need = (n: number): void => {
+      if (argv.length < n) throw new InvalidArgumentError(`wrong number of arguments for '${name.toLowerCase()}' command`);
+    };
+    const num = (b: Buffer | undefined): number => {
+      const x = Number(b?.toString('latin1'));
+      if (!Number.isFinite(x)) throw new InvalidArgumentError('value is not an integer or out of range');
+      return x;
+    };
+    const writable = <T extends CacheValue['type']>(type: T, make: () => Extract<CacheValue, { type: T }>): Extract<CacheValue, { type: T }> => {
+      const cur = this.lookupWrite(key);
+      if (cur !== undefined && cur.type === type) return cur as Extract<CacheValue, { type: T }>;
+      const v = make();
+      this.set(key, v, { expireAtMs: null });
+      return v;
+    };
+    switch (name) {
+      case 'SET': {
+        need(3);
+        const opts: SetOptions = { expireAtMs: null };
+        for (let i = 3; i < argv.length; i++) {
+          const o = (argv[i] as Buffer).toString('latin1').toUpperCase();
+          if (o === 'PXAT') opts.expireAtMs = num(argv[++i]);
+          else if (o === 'EXAT') opts.expireAtMs = num(argv[++i]) * 1000;
+          else if (o === 'KEEPTTL') {
+            delete opts.expireAtMs;
+            opts.keepTtl = true;
+          } else throw new InvalidArgumentError(`SET option ${o} is not replayable (expiries must be absolute)`);
+        }
+        this.set(key, { type: 'string', value: Buffer.from(argv[2] as Buffer) }, opts);
+        return;
+      }
+      case 'DEL':
+      case 'UNLINK':
+        need(2);
+        for (const k of argv.slice(1)) this.delete(k.toString('utf8'));
+        return;
+      case 'PEXPIREAT':
+        need(3);
+        this.expireAt(key, num(argv[2]));
+        return;
+      case 'EXPIREAT':
+        need(3);
+        this.expireAt(key, num(argv[2]) * 1000);
+        return;
+      case 'PERSIST':
+        need(2);
+        this.expireAt(key, null);
+        return;
+      case 'HSET': {
+        need(4);
+        const h = writable('hash', () => ({ type: 'hash', value: new Map() })).value;
+        for (let i = 2; i + 1 < argv.length; i += 2) h.set(memberFromBytes(argv[i] as Buffer), Buffer.from(argv[i + 1] as Buffer));
+        this.modified(key);
+        return;
+      }
+      case 'RPUSH': {
+        need(3);
+        const l = writable('list', () => ({ type: 'list', value: new Deque<Buffer>() })).value;
+        for (const b of argv.slice(2)) l.pushBack(Buffer.from(b));
+        this.modified(key);
+        return;
+      }
+      case 'SADD': {
+        need(3);
+        const s = writable('set', () => ({ type: 'set', value: new Set<string>() })).value;
+        for (const b of argv.slice(2)) s.add(memberFromBytes(b));
+        this.modified(key);
+        return;
+      }
+      case 'ZADD': {
+        need(4);
+        const z = writable('zset', () => ({ type: 'zset', value: new SortedSet() })).value;
+        for (let i = 2; i + 1 < argv.length; i += 2) {
+          const t = (argv[i] as Buffer).toString('latin1').toLowerCase();
+          const score = t === 'inf' || t === '+inf' ? Infinity : t === '-inf' ? -Infinity : num(argv[i]);
+          z.add(memberFromBytes(argv[i + 1] as Buffer), score);
+        }
+        this.modified(key);
+        return;
+      }
+      case 'FLUSHALL':
+      case 'FLUSHDB':
+        this.flush();
+        return;
+      case 'SELECT':
+      case 'MULTI':
+      case 'EXEC':
+        return;
+      default:
+        throw new InvalidArgumentError(`unknown command '${name}' in the append-only file`);
+    }
+  }
+
+  // --- read-through -----------------------------------------------------------------------------
+
+  /**
+   * A read that falls back to the namespace's origin on a miss: one origin request per key at a
+   * time however many callers wait (single-flight); the value is stored with the origin's TTL
+   * (else the namespace's default TTL). Without an origin, while the breaker is open, or when
+   * the origin fails, it answers a miss with the reason, at once.
+   */
+  readThrough(key: string): Promise<ReadThroughResult> {
+    const hit = this.lookup(key);
+    if (hit !== undefined) return Promise.resolve({ outcome: 'hit', value: hit });
+    const ns = this.options.namespaces(key);
+    const origin = ns?.origin;
+    if (ns === undefined || origin === undefined) return Promise.resolve({ outcome: 'miss', reason: 'the key is not in the cache (its namespace has no origin)' });
+    const inFlight = this.flights.get(key);
+    if (inFlight !== undefined) return inFlight;
+    const id = `${ns.prefix}\n${origin.url}`;
+    let state = this.origins.get(id);
+    if (state === undefined) {
+      state = newOriginState(origin, this.now);
+      this.origins.set(id, state);
+    }
+    const refused = state.breaker.acquire();
+    if (refused !== undefined) return Promise.resolve({ outcome: 'miss', reason: refused });
+    const st = state;
+    const flight = (async (): Promise<ReadThroughResult> => {
+      st.requests++;
+      const res = await fetchOrigin(originUrl(origin.url, ns.prefix, key), origin.timeoutMs ?? DEFAULT_ORIGIN_TIMEOUT_MS, this.options.maxValueBytes ?? MAX_ORIGIN_BODY_BYTES);
+      st.breaker.record(res.ok || !res.failure);
+      if (!res.ok) {
+        if (res.failure) st.failures++;
+        return { outcome: 'miss', reason: res.reason };
+      }
+      const current = this.peek(key);
+      if (current !== undefined) return { outcome: 'loaded', value: current }; // written while we fetched: that write wins
+      const value: CacheValue = { type: 'string', value: res.body };
+      const ttl = origin.ttlSeconds ?? ns.defaultTtl;
+      const expireAtMs = ttl !== undefined ? this.now() + ttl * 1000 : null;
+      try {
+        this.set(key, value, { expireAtMs });
+        this.propagate(['SET', key, res.body, ...(expireAtMs !== null ? ['PXAT', String(expireAtMs)] : [])]);
+        this.notifyChange('set', key);
+      } catch (err) {
+        this.options.logger?.warn({ err, key }, 'a value fetched from the origin could not be cached');
+      }
+      return { outcome: 'loaded', value };
+    })().finally(() => this.flights.delete(key));
+    this.flights.set(key, flight);
+    return flight;
+  }
+
+  /** Announces a change made outside the RESP listener (see the `notify` event). */
+  notifyChange(event: string, key: string): void {
+    this.emit('notify', event, key);
+  }
+
+  /** The origin breaker state of `prefix`'s namespace, if it has fetched anything. */
+  breakerState(prefix: string): 'closed' | 'open' | 'half-open' | undefined {
+    for (const [id, o] of this.origins) if (id.startsWith(`${prefix}\n`)) return o.breaker.state;
+    return undefined;
+  }
+
+  /** Stops timers, flushes, fsyncs and closes the AOF (a rewrite in progress is abandoned). */
+  async close(): Promise<void> {
+    this.closed = true;
+    for (const t of this.timers) clearInterval(t);
+    this.timers = [];
+    await this.rewriting?.promise.catch(() => undefined);
+    this.aof?.close();
+    this.aof = undefined;
+  }
+}

@@ -1,0 +1,115 @@
+/** Helpers for RESP integration tests: raw sockets, redis-cli runs and a node with its RESP port. */
+import { execFile } from 'node:child_process';
+import { connect, type Socket } from 'node:net';
+import { promisify } from 'node:util';
+import { startTestNode } from '../helpers/node.js';
+import type { NodeOptions } from '../../src/node/index.js';
+
+const exec = promisify(execFile);
+
+/** A test node with its RESP port. */
+export async function startRespNode(opts: NodeOptions = {}): Promise<Awaited<ReturnType<typeof startTestNode>> & { respPort: number }> {
+  const node = await startTestNode({ respPort: 0, ...opts });
+  if (node.resp === undefined) throw new Error('the node has no RESP listener');
+  return Object.assign(node, { respPort: node.resp.port });
+}
+
+/** Runs redis-cli against `port` with `args`; resolves with stdout. */
+export async function redisCli(port: number, args: string[], input?: string): Promise<string> {
+  if (input !== undefined) {
+    return new Promise((resolve, reject) => {
+      const child = execFile('redis-cli', ['-p', String(port), ...args], { timeout: 20_000 }, (err, stdout) => (err ? reject(err) : resolve(stdout)));
+      child.stdin?.end(input);
+    });
+  }
+  const { stdout } = await exec('redis-cli', ['-p', String(port), ...args], { timeout: 20_000 });
+  return stdout;
+}
+
+/** A raw TCP connection that collects everything the server sends. */
+export class RawClient {
+  readonly socket: Socket;
+  private chunks: Buffer[] = [];
+  closed = false;
+  private readonly waiters: (() => void)[] = [];
+
+  private constructor(socket: Socket) {
+    this.socket = socket;
+    socket.on('data', (d: Buffer) => {
+      this.chunks.push(d);
+      this.wake();
+    });
+    socket.on('close', () => {
+      this.closed = true;
+      this.wake();
+    });
+    socket.on('error', () => undefined);
+  }
+
+  private wake(): void {
+    for (const w of this.waiters.splice(0)) w();
+  }
+
+  static async open(port: number): Promise<RawClient> {
+    const s = connect({ port, host: '127.0.0.1' });
+    await new Promise<void>((resolve, reject) => {
+      s.once('connect', resolve);
+      s.once('error', reject);
+    });
+    return new RawClient(s);
+  }
+
+  /** Everything received so far. */
+  get received(): Buffer {
+    return Buffer.concat(this.chunks);
+  }
+
+  write(data: string | Buffer): void {
+    this.socket.write(data);
+  }
+
+  /** Waits until the received bytes satisfy `pred` (or the socket closes), at most `ms`. */
+  async until(pred: (b: Buffer) => boolean, ms = 10_000): Promise<Buffer> {
+    const deadline = Date.now() + ms;
+    while (!pred(this.received)) {
+      if (this.closed) return this.received;
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error(`timed out; received ${JSON.stringify(this.received.toString('latin1').slice(0, 500))}`);
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, left);
+        this.waiters.push(() => {
+          clearTimeout(t);
+          resolve();
+        });
+      });
+    }
+    return this.received;
+  }
+
+  /** Waits for the server to close the connection. */
+  async closedWithin(ms = 10_000): Promise<boolean> {
+    await this.until(() => false, ms).catch(() => undefined);
+    return this.closed;
+  }
+
+  clear(): void {
+    this.chunks = [];
+  }
+
+  close(): void {
+    this.socket.destroy();
+  }
+}
+
+/** Encodes a command as a RESP multibulk request. */
+export function frame(...args: (string | Buffer)[]): Buffer {
+  const parts: Buffer[] = [Buffer.from(`*${args.length}\r\n`)];
+  for (const a of args) {
+    const b = typeof a === 'string' ? Buffer.from(a) : a;
+    parts.push(Buffer.from(`$${b.length}\r\n`), b, Buffer.from('\r\n'));
+  }
+  return Buffer.concat(parts);
+}
+
+/** Sleeps `ms`. */
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));

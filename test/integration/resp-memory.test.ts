@@ -1,0 +1,183 @@
+/**
+ * RESP on memory namespaces (the cache tier): lists, sets, sorted sets, hashes and strings with
+ * TTLs; the namespace rule (longest prefix) with a durable namespace inside a memory one;
+ * MULTI/EXEC and WATCH on memory keys; a MULTI mixing both kinds refused before anything runs;
+ * expired/evicted keyspace notifications; the AOF replayed through the RESP commands on restart.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { Redis } from 'ioredis';
+import { http, tempDir } from '../helpers/node.js';
+import { RawClient, frame, sleep, startRespNode } from './resp-helpers.js';
+
+describe('RESP on memory namespaces', () => {
+  let node: Awaited<ReturnType<typeof startRespNode>>;
+  let io: Redis;
+
+  before(async () => {
+    node = await startRespNode();
+    // The whole keyspace is a cache, except app/ which stays durable (the longest prefix decides).
+    assert.equal((await http(`${node.url}/v1/namespaces/`, { method: 'PUT', body: { storage: 'memory' } })).status, 201);
+    assert.equal((await http(`${node.url}/v1/namespaces/app/`, { method: 'PUT', body: { storage: 'durable' } })).status, 201);
+    io = new Redis({ port: node.respPort, host: '127.0.0.1', maxRetriesPerRequest: 1 });
+  });
+  after(async () => {
+    io.disconnect();
+    await node.cleanup();
+  });
+
+  test('the namespace rule: memory keys are not kv keys; app/ keys are', async () => {
+    await io.set('user:1', 'cached');
+    await io.set('app/db', 'durable');
+    assert.equal((await http(`${node.url}/v1/kv/user:1`)).status, 404);
+    assert.equal((await http(`${node.url}/v1/kv/app/db`)).body.kv.value, 'durable');
+    assert.equal(await io.get('user:1'), 'cached');
+    // The cache's HTTP face sees the same memory key.
+    const r = await http(`${node.url}/v1/cache/user:1`);
+    assert.equal(r.status, 200);
+  });
+
+  test('lists: push/pop/range/index/set/rem/trim/insert/pos/move', async () => {
+    assert.equal(await io.rpush('q', 'a', 'b', 'c'), 3);
+    assert.equal(await io.lpush('q', 'z'), 4);
+    assert.deepEqual(await io.lrange('q', 0, -1), ['z', 'a', 'b', 'c']);
+    assert.equal(await io.lpop('q'), 'z');
+    assert.deepEqual(await io.rpop('q', 2), ['c', 'b']);
+    assert.equal(await io.llen('q'), 1);
+    await io.rpush('q', 'x', 'a', 'y', 'a');
+    assert.equal(await io.lindex('q', -1), 'a');
+    assert.equal(await io.lset('q', 1, 'X'), 'OK');
+    assert.equal(await io.lrem('q', 0, 'a'), 3);
+    assert.deepEqual(await io.lrange('q', 0, -1), ['X', 'y']);
+    assert.equal(await io.linsert('q', 'BEFORE', 'y', 'm'), 3);
+    assert.equal(await io.lpos('q', 'y'), 2);
+    assert.equal(await io.ltrim('q', 1, -1), 'OK');
+    assert.equal(await io.lmove('q', 'q2', 'LEFT', 'RIGHT'), 'm');
+    assert.equal(await io.rpoplpush('q', 'q2'), 'y');
+    assert.equal(await io.exists('q'), 0, 'an emptied list is deleted');
+    assert.deepEqual(await io.lrange('q2', 0, -1), ['y', 'm']);
+    await assert.rejects(io.get('q2'), /WRONGTYPE/);
+    assert.equal(await io.type('q2'), 'list');
+  });
+
+  test('sets and sorted sets (a leaderboard)', async () => {
+    assert.equal(await io.sadd('s', 'a', 'b', 'c', 'a'), 3);
+    assert.equal(await io.sismember('s', 'b'), 1);
+    assert.deepEqual(await io.smismember('s', 'a', 'q'), [1, 0]);
+    assert.equal(await io.scard('s'), 3);
+    assert.equal(await io.srem('s', 'c'), 1);
+    await io.sadd('t', 'b', 'd');
+    assert.deepEqual((await io.sinter('s', 't')).sort(), ['b']);
+    assert.deepEqual((await io.sunion('s', 't')).sort(), ['a', 'b', 'd']);
+    assert.deepEqual(await io.sdiff('s', 't'), ['a']);
+    assert.equal(await io.sunionstore('u', 's', 't'), 3);
+    assert.equal(await io.smove('s', 't', 'a'), 1);
+    assert.ok(['b'].includes((await io.spop('s')) as string));
+    assert.deepEqual((await io.sscan('u', 0))[1].sort(), ['a', 'b', 'd']);
+    assert.equal(await io.zadd('board', 10, 'ann', 30, 'bob', 20, 'cid'), 3);
+    assert.equal(await io.zincrby('board', 25, 'ann'), '35');
+    assert.deepEqual(await io.zrevrange('board', 0, 1, 'WITHSCORES'), ['ann', '35', 'bob', '30']);
+    assert.equal(await io.zrank('board', 'cid'), 0);
+    assert.equal(await io.zrevrank('board', 'cid'), 2);
+    assert.equal(await io.zscore('board', 'bob'), '30');
+    assert.equal(await io.zcount('board', '(20', '+inf'), 2);
+    assert.deepEqual(await io.zrangebyscore('board', 20, 30), ['cid', 'bob']);
+    assert.deepEqual(await io.zrange('board', '+inf', '-inf', 'BYSCORE', 'REV', 'LIMIT', 0, 1), ['ann']);
+    assert.deepEqual(await io.zpopmin('board'), ['cid', '20']);
+    assert.equal(await io.zremrangebyscore('board', 0, 31), 1);
+    assert.equal(await io.zcard('board'), 1);
+    assert.equal(await io.zadd('board', 'XX', 'GT', 'CH', 1, 'ann'), 0);
+  });
+
+  test('strings and hashes with TTLs (lazy and active expiry) and INFO counters', async () => {
+    await io.set('t:1', 'v', 'PX', 300);
+    await io.hset('t:h', 'f', 'v');
+    await io.expire('t:h', 1);
+    assert.ok((await io.pttl('t:1')) > 0);
+    await sleep(1500);
+    assert.equal(await io.get('t:1'), null);
+    assert.equal(await io.exists('t:h'), 0);
+    const info = await io.info('stats');
+    assert.match(info, /expired_keys:[1-9]/);
+    assert.match(info, /keyspace_misses:[1-9]/);
+  });
+
+  test('MULTI/EXEC and WATCH on memory keys; a MULTI mixing kinds is refused before anything runs', async () => {
+    assert.deepEqual(await io.multi().incr('m:c').incr('m:c').lpush('m:l', 'x').exec(), [[null, 1], [null, 2], [null, 1]]);
+    const w = new Redis({ port: node.respPort, host: '127.0.0.1' });
+    await w.watch('m:c');
+    await io.incr('m:c');
+    assert.equal(await w.multi().set('m:c', '100').exec(), null);
+    assert.equal(await io.get('m:c'), '3');
+    w.disconnect();
+    const raw = await RawClient.open(node.respPort);
+    raw.write(Buffer.concat([frame('MULTI'), frame('SET', 'm:x', '1'), frame('SET', 'app/x', '1'), frame('EXEC')]));
+    const out = (await raw.until((b) => b.includes('EXECABORT'))).toString();
+    assert.match(out, /-CROSSKIND a transaction cannot mix durable keys and memory-namespace keys/);
+    assert.match(out, /-EXECABORT Transaction discarded: it mixes durable keys and memory-namespace keys/);
+    raw.close();
+    assert.equal(await io.exists('m:x'), 0);
+    assert.equal((await http(`${node.url}/v1/kv/app/x`)).status, 404);
+    await assert.rejects(io.mset('m:y', '1', 'app/y', '1'), /CROSSKIND/);
+  });
+
+  test('keyspace notifications for memory writes, expiries and evictions', async () => {
+    await io.config('SET', 'notify-keyspace-events', 'KEA');
+    const sub = new Redis({ port: node.respPort, host: '127.0.0.1' });
+    const got: string[] = [];
+    sub.on('pmessage', (_p: string, ch: string, msg: string) => got.push(`${ch} ${msg}`));
+    await sub.psubscribe('__keyevent@0__:*');
+    await io.lpush('n:l', 'a');
+    await io.set('n:e', 'v', 'PX', 100);
+    const deadline = Date.now() + 5000;
+    while (!got.includes('__keyevent@0__:expired n:e') && Date.now() < deadline) await sleep(50);
+    assert.ok(got.includes('__keyevent@0__:lpush n:l'), JSON.stringify(got));
+    assert.ok(got.includes('__keyevent@0__:expired n:e'), JSON.stringify(got));
+    await io.config('SET', 'maxmemory-policy', 'allkeys-random');
+    await io.config('SET', 'maxmemory', '200kb');
+    const big = 'x'.repeat(10_000);
+    for (let i = 0; i < 60; i++) await io.set(`n:big:${i}`, big);
+    const d2 = Date.now() + 5000;
+    while (!got.some((g) => g.startsWith('__keyevent@0__:evicted')) && Date.now() < d2) await sleep(50);
+    assert.ok(got.some((g) => g.startsWith('__keyevent@0__:evicted')), 'evictions are notified');
+    assert.match(await io.info('stats'), /evicted_keys:[1-9]/);
+    await io.config('SET', 'maxmemory', '0');
+    await io.config('SET', 'notify-keyspace-events', '');
+    sub.disconnect();
+  });
+});
+
+test('the AOF replays through RESP commands: lists, sets, TTLs and MULTIs survive a restart', async () => {
+  const tmp = tempDir();
+  try {
+    const opts = { dataDir: tmp.dir, cache: { appendonly: true, appendfsync: 'always' as const } };
+    let node = await startRespNode(opts);
+    await http(`${node.url}/v1/namespaces/c/`, { method: 'PUT', body: { storage: 'memory' } });
+    let io = new Redis({ port: node.respPort, host: '127.0.0.1' });
+    await io.rpush('c/list', 'a', 'b', 'c');
+    await io.lpop('c/list');
+    await io.sadd('c/set', 'x', 'y');
+    await io.zadd('c/z', 5, 'five');
+    await io.set('c/ttl', 'v', 'EX', 1000);
+    await io.set('c/gone', 'v', 'PX', 200);
+    await io.multi().incr('c/n').incr('c/n').exec();
+    await io.incrbyfloat('c/f', '1.25');
+    io.disconnect();
+    await node.stop();
+    await sleep(400);
+    node = await startRespNode(opts);
+    io = new Redis({ port: node.respPort, host: '127.0.0.1' });
+    assert.deepEqual(await io.lrange('c/list', 0, -1), ['b', 'c']);
+    assert.deepEqual((await io.smembers('c/set')).sort(), ['x', 'y']);
+    assert.equal(await io.zscore('c/z', 'five'), '5');
+    const ttl = await io.ttl('c/ttl');
+    assert.ok(ttl > 990 && ttl <= 1000, `TTL ${ttl} kept as an absolute time`);
+    assert.equal(await io.exists('c/gone'), 0, 'an expired key stays expired');
+    assert.equal(await io.get('c/n'), '2');
+    assert.equal(await io.get('c/f'), '1.25');
+    io.disconnect();
+    await node.stop();
+  } finally {
+    tmp.cleanup();
+  }
+});

@@ -1,0 +1,121 @@
+/**
+ * RESP security on a node with authentication on: -NOAUTH until AUTH, `AUTH user pass`,
+ * `AUTH <apikey>`, `HELLO 3 AUTH …`, the same prefix permissions as HTTP (-NOPERM for a denied
+ * key or an admin command), secrets never revealed without access, audit records for durable
+ * writes, and TLS on the RESP port from the same certificate (`redis-cli --tls`).
+ */
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { Redis } from 'ioredis';
+import { createClient } from 'redis';
+import { tempDir } from '../helpers/node.js';
+import { ADMIN_PASSWORD, client, login, userToken, writeKekFile } from './security-helpers.js';
+import { RawClient, frame, redisCli, startRespNode } from './resp-helpers.js';
+
+describe('RESP security', () => {
+  let node: Awaited<ReturnType<typeof startRespNode>>;
+  let adminToken: string;
+  const tmp = tempDir();
+
+  before(async () => {
+    node = await startRespNode({ dev: false, security: { adminPassword: ADMIN_PASSWORD, loginRateLimit: null }, kekFile: writeKekFile(tmp.dir) });
+    adminToken = await login(node.url, 'admin', ADMIN_PASSWORD);
+    const admin = client(node.url, adminToken);
+    assert.equal((await admin('/v1/roles/team-a', { method: 'PUT', body: { permissions: [{ prefix: 'team-a/', access: 'write' }] } })).status < 300, true);
+    await userToken(node.url, adminToken, 'alice', ['team-a']);
+    await userToken(node.url, adminToken, 'vic', ['viewer']);
+    assert.equal((await admin('/v1/namespaces/vault/', { method: 'PUT', body: { secret: true } })).status, 201);
+  });
+  after(async () => {
+    await node.cleanup();
+    tmp.cleanup();
+  });
+
+  test('-NOAUTH until AUTH; wrong passwords answer WRONGPASS; AUTH user pass and HELLO 3 AUTH work', async () => {
+    const c = await RawClient.open(node.respPort);
+    c.write(frame('GET', 'x'));
+    assert.equal((await c.until((b) => b.includes('\r\n'))).toString(), '-NOAUTH Authentication required.\r\n');
+    c.clear();
+    c.write(frame('AUTH', 'alice', 'wrong-password'));
+    assert.equal((await c.until((b) => b.includes('\r\n'))).toString(), '-WRONGPASS invalid username-password pair or user is disabled.\r\n');
+    c.clear();
+    c.write(frame('AUTH', 'alice', 'alice-password-1'));
+    assert.equal((await c.until((b) => b.includes('\r\n'))).toString(), '+OK\r\n');
+    c.close();
+    const nr = createClient({ socket: { port: node.respPort, host: '127.0.0.1', reconnectStrategy: false }, username: 'alice', password: 'alice-password-1', RESP: 3 });
+    await nr.connect(); // node-redis sends HELLO 3 AUTH alice …
+    assert.equal(await nr.set('team-a/k', 'v'), 'OK');
+    await nr.quit();
+    assert.match(await redisCli(node.respPort, ['--user', 'alice', '--pass', 'alice-password-1', '--no-auth-warning', 'GET', 'team-a/k']), /^v/);
+  });
+
+  test('the same prefix permissions as HTTP: -NOPERM for a denied key and for admin commands', async () => {
+    const alice = new Redis({ port: node.respPort, host: '127.0.0.1', username: 'alice', password: 'alice-password-1' });
+    assert.equal(await alice.set('team-a/x', '1'), 'OK');
+    await assert.rejects(alice.set('team-b/x', '1'), /^ReplyError: NOPERM 'alice' may not write key 'team-b\/x'/);
+    await assert.rejects(alice.get('other'), /NOPERM/);
+    await assert.rejects(alice.config('SET', 'notify-keyspace-events', 'KEA'), /NOPERM .*administrators only/);
+    await assert.rejects(alice.flushall(), /NOPERM/);
+    assert.deepEqual(await alice.keys('*'), ['team-a/k', 'team-a/x'], 'KEYS lists only keys the principal may read');
+    alice.disconnect();
+    const vic = new Redis({ port: node.respPort, host: '127.0.0.1', username: 'vic', password: 'vic-password-1' });
+    assert.equal(await vic.get('team-a/x'), '1');
+    await assert.rejects(vic.set('team-a/x', '2'), /NOPERM/);
+    vic.disconnect();
+  });
+
+  test('AUTH with an API key; audit records for durable writes name the principal', async () => {
+    const admin = client(node.url, adminToken);
+    const key = (await admin('/v1/apikeys', { method: 'POST', body: { name: 'svc', roles: ['team-a'] } })).body.key as string;
+    const svc = new Redis({ port: node.respPort, host: '127.0.0.1', password: key });
+    assert.equal(await svc.set('team-a/from-svc', 'v'), 'OK');
+    svc.disconnect();
+    const audit = await admin('/v1/audit?key=team-a/from-svc');
+    const rec = (audit.body.records as { principal: string; action: string }[]).find((r) => r.action === 'resp.set');
+    assert.equal(rec?.principal, 'apikey:svc');
+    const denied = await admin('/v1/audit?outcome=denied');
+    assert.ok((denied.body.records as { action: string }[]).some((r) => r.action.startsWith('resp.')), 'refusals are audited');
+  });
+
+  test('secrets: an admin reads the clear value; a viewer gets -NOPERM, never the plaintext', async () => {
+    const adminR = new Redis({ port: node.respPort, host: '127.0.0.1', username: 'admin', password: ADMIN_PASSWORD });
+    assert.equal(await adminR.set('vault/db-password', 's3cret'), 'OK');
+    assert.equal(await adminR.get('vault/db-password'), 's3cret');
+    const raw = (await client(node.url, adminToken)('/v1/kv/vault/db-password')).body.kv.value as string;
+    assert.equal(raw, 's3cret', 'HTTP decrypts for the admin too');
+    const vic = new Redis({ port: node.respPort, host: '127.0.0.1', username: 'vic', password: 'vic-password-1' });
+    await assert.rejects(vic.get('vault/db-password'), (err: Error) => err.message.startsWith('NOPERM') && !err.message.includes('s3cret'));
+    vic.disconnect();
+    adminR.disconnect();
+  });
+});
+
+test('TLS on the RESP port from --tls-cert/--tls-key (redis-cli --tls)', async () => {
+  const tmp = tempDir();
+  try {
+    const cert = join(tmp.dir, 'cert.pem');
+    const key = join(tmp.dir, 'key.pem');
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'], { stdio: 'ignore' });
+    const node = await startRespNode({ tls: { cert, key } });
+    try {
+      assert.ok(node.resp?.url.startsWith('rediss://'));
+      const out = await redisCli(node.respPort, ['--tls', '--cacert', cert, 'SET', 'tls/k', 'v']);
+      assert.equal(out.trim(), 'OK');
+      const io = new Redis({ port: node.respPort, host: '127.0.0.1', tls: { ca: execFileSync('cat', [cert]) } });
+      assert.equal(await io.get('tls/k'), 'v');
+      io.disconnect();
+      // A plain-text client gets nothing useful from the TLS port.
+      const plain = await RawClient.open(node.respPort);
+      plain.write(frame('PING'));
+      await plain.closedWithin(5000);
+      assert.ok(!plain.received.toString().includes('PONG'));
+      plain.close();
+    } finally {
+      await node.cleanup();
+    }
+  } finally {
+    tmp.cleanup();
+  }
+});
