@@ -13,6 +13,7 @@ import { registerImportCommand } from './import.js';
 import { registerKvCommands } from './kv.js';
 import { registerLeaseCommands } from './lease.js';
 import { registerLockCommand } from './lock.js';
+import { registerRulesCommands } from './rules.js';
 import { registerSecurityCommands } from './security.js';
 import { registerSnapshotCommands } from './snapshot.js';
 import { registerTxnCommand } from './txn.js';
@@ -69,6 +70,7 @@ async function main(argv: string[]): Promise<number> {
   registerImportCommand(program);
   registerAuthCommands(program);
   registerSecurityCommands(program);
+  registerRulesCommands(program);
   try {
     await program.parseAsync(argv);
     return ExitCode.Ok;
