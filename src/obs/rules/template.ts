@@ -23,7 +23,7 @@ type Arg =
   | { k: 'lit'; v: Value }
   | { k: 'var'; name: string; fields: string[] }
   | { k: 'dot'; fields: string[] }
-  | { k: 'fn'; name: string }
+  | { k: 'fn'; name: string; at: number; cmd: string }
   | { k: 'pipe'; p: Pipe; fields: string[] };
 type Node =
   | { k: 'text'; s: string }
@@ -32,6 +32,9 @@ type Node =
   | { k: 'range'; p: Pipe; body: Node[]; else: Node[] };
 
 type Fn = (...args: Value[]) => Value;
+
+/** Length of the variable definitions Prometheus puts before every rule template, which shift Go's columns on line 1. */
+const DEFS_LENGTH = '{{$labels := .Labels}}{{$externalLabels := .ExternalLabels}}{{$externalURL := .ExternalURL}}{{$value := .Value}}'.length;
 
 function num(v: Value): number {
   return toFloat(v);
@@ -139,7 +142,9 @@ class Parser {
       }
       this.line += (this.src.slice(start, close).match(/\n/g) ?? []).length;
       this.pos = end;
+      this.bodyStart = start;
       const t = body.trim();
+      this.bodyStart = start + (body.length - body.trimStart().length);
       if (t.startsWith('/*')) {
         if (!t.endsWith('*/')) this.fail('unclosed comment');
         continue;
@@ -151,6 +156,7 @@ class Parser {
       }
       if (kw === 'define' || kw === 'template' || kw === 'block') this.fail(`{{${kw}}} is not supported by Beacon`);
       if (kw === 'if' || kw === 'with' || kw === 'range') {
+        this.bodyStart += kw.length;
         nodes.push(this.block(kw, t.slice(kw.length)));
         continue;
       }
@@ -182,6 +188,7 @@ class Parser {
     if (a.term.startsWith('else')) {
       const more = a.term.slice(4).trim();
       if (more.startsWith('if') && kw === 'if') {
+        this.bodyStart = -1;
         elseNodes = [this.block('if', more.slice(2))];
         return kw === 'if' ? { k: 'if', p, then: a.nodes, else: elseNodes } : this.fail('unexpected else if');
       }
@@ -193,8 +200,8 @@ class Parser {
     return kw === 'range' ? { k: 'range', p, body: a.nodes, else: elseNodes } : { k: kw, p, then: a.nodes, else: elseNodes };
   }
 
-  private pipe(text: string): Pipe {
-    const toks = this.lex(text);
+  private pipe(text: string, base = -1): Pipe {
+    const toks = this.lex(text, base < 0 ? Math.max(this.bodyStart, 0) : base);
     let i = 0;
     const decls: string[] = [];
     const declEnd = toks.findIndex((t) => t === ':=' || t === '=');
@@ -212,6 +219,7 @@ class Parser {
   private parseCmds(toks: string[], start: number, inParen: boolean): { cmds: Arg[][]; next: number } {
     const cmds: Arg[][] = [[]];
     let i = start;
+    let cmdStart = start;
     for (; i < toks.length; i++) {
       const t = toks[i] as string;
       const cur = cmds[cmds.length - 1] as Arg[];
@@ -222,13 +230,24 @@ class Parser {
       if (t === '|') {
         if (cur.length === 0) this.fail('missing command');
         cmds.push([]);
+        cmdStart = i + 1;
       } else if (t === '(') {
         const sub = this.parseCmds(toks, i + 1, true);
         i = sub.next;
         const fields: string[] = [];
         while (toks[i + 1]?.startsWith('.') && toks[i + 1] !== '.') fields.push(...(toks[++i] as string).slice(1).split('.'));
         cur.push({ k: 'pipe', p: { decls: [], cmds: sub.cmds }, fields });
-      } else cur.push(this.arg(t));
+      } else {
+        const a = this.arg(t);
+        if (a.k === 'fn') {
+          let j = cmdStart;
+          const words: string[] = [];
+          while (j < toks.length && toks[j] !== '|' && toks[j] !== ')') words.push(toks[j++] as string);
+          a.at = this.offsets[cmdStart] ?? 0;
+          a.cmd = words.join(' ');
+        }
+        cur.push(a);
+      }
     }
     if (inParen && toks[i] !== ')') this.fail('unclosed left paren');
     if ((cmds[cmds.length - 1] as Arg[]).length === 0) this.fail('missing value for command');
@@ -258,18 +277,26 @@ class Parser {
     if (t === '.') return { k: 'dot', fields: [] };
     if (t.startsWith('.')) return { k: 'dot', fields: t.slice(1).split('.') };
     if (!(t in FUNCS)) this.fail(`function "${t}" not defined`);
-    return { k: 'fn', name: t };
+    return { k: 'fn', name: t, at: 0, cmd: t };
   }
 
-  private lex(text: string): string[] {
+  /** Offsets in the source of the tokens of the last {@link Parser.lex}. */
+  private offsets: number[] = [];
+  private bodyStart = 0;
+
+  private lex(text: string, base: number): string[] {
     const out: string[] = [];
+    this.offsets = [];
     const re = /\s+|("(?:[^"\\]|\\.)*"|`[^`]*`|:=|=|\||\(|\)|,|[^\s|(),"`]+)/gy;
     let m: RegExpExecArray | null;
     let last = 0;
     while ((m = re.exec(text)) !== null) {
       if (m[0] === '') break;
       last = re.lastIndex;
-      if (m[1] !== undefined) out.push(m[1]);
+      if (m[1] !== undefined) {
+        out.push(m[1]);
+        this.offsets.push(base + m.index);
+      }
     }
     if (last < text.length) this.fail(`unexpected "${text.slice(last, last + 1)}" in command`);
     return out;
@@ -278,7 +305,7 @@ class Parser {
 
 class Exec {
   private readonly scopes: Map<string, Value>[];
-  constructor(vars: Record<string, Value>, private readonly name: string) {
+  constructor(vars: Record<string, Value>, private readonly name: string, private readonly src: string) {
     this.scopes = [new Map(Object.entries(vars))];
   }
 
@@ -329,6 +356,14 @@ class Exec {
     }
   }
 
+  /** `template: NAME:LINE:COL:` as Go reports it; Prometheus's variable definitions (112 bytes) precede line 1. */
+  private where(offset: number): string {
+    const before = this.src.slice(0, offset);
+    const line = (before.match(/\n/g) ?? []).length + 1;
+    const col = offset - (before.lastIndexOf('\n') + 1) + (line === 1 ? DEFS_LENGTH : 0);
+    return `template: ${this.name}:${line}:${col}:`;
+  }
+
   private lookup(name: string): Value {
     for (let i = this.scopes.length - 1; i >= 0; i--) if (this.scopes[i]?.has(name)) return this.scopes[i]?.get(name);
     throw new TemplateError(`template: ${this.name}: undefined variable: $${name}`);
@@ -354,7 +389,7 @@ class Exec {
           prev = (FUNCS[head.name] as Fn)(...args);
         } catch (err) {
           if (err instanceof TemplateError) throw err;
-          throw new TemplateError(`template: ${this.name}: error calling ${head.name}: ${(err as Error).message}`);
+          throw new TemplateError(`${this.where(head.at)} executing "${this.name}" at <${head.cmd}>: error calling ${head.name}: ${(err as Error).message}`);
         }
       } else {
         if (args.length > 0) throw new TemplateError(`template: ${this.name}: can't give argument to non-function`);
@@ -404,7 +439,7 @@ export function renderTemplate(text: string, name: string, data: TemplateData): 
   if (!text.includes('{{')) return text;
   const nodes = new Parser(text, name).list(false).nodes;
   const dot = { Labels: data.labels, Value: data.value, ExternalLabels: data.externalLabels ?? {}, ExternalURL: data.externalURL ?? '' };
-  const exec = new Exec({ labels: dot.Labels, value: dot.Value, externalLabels: dot.ExternalLabels, externalURL: dot.ExternalURL, '': dot }, name);
+  const exec = new Exec({ labels: dot.Labels, value: dot.Value, externalLabels: dot.ExternalLabels, externalURL: dot.ExternalURL, '': dot }, name, text);
   const out: string[] = [];
   exec.run(nodes, dot, out);
   return out.join('');
@@ -418,6 +453,6 @@ export function expandTemplate(text: string, name: string, data: TemplateData): 
   try {
     return renderTemplate(text, name, data);
   } catch (err) {
-    return `<error expanding template: ${(err as Error).message}>`;
+    return `<error expanding template: error executing template ${name}: ${(err as Error).message}>`;
   }
 }
