@@ -14,6 +14,7 @@ import { registerKvCommands } from './kv.js';
 import { registerLeaseCommands } from './lease.js';
 import { registerLockCommand } from './lock.js';
 import { registerQueryCommand } from './query.js';
+import { registerRulesCommands } from './rules.js';
 import { registerSecurityCommands } from './security.js';
 import { registerSnapshotCommands } from './snapshot.js';
 import { registerTxnCommand } from './txn.js';
@@ -72,6 +73,7 @@ async function main(argv: string[]): Promise<number> {
   registerAuthCommands(program);
   registerSecurityCommands(program);
   registerQueryCommand(program); // issue 12: PromQL
+  registerRulesCommands(program);
   try {
     await program.parseAsync(argv);
     return ExitCode.Ok;
