@@ -1,5 +1,5 @@
 /**
- * Identity and governance routes: `POST /v1/auth/token`, `GET /v1/auth/whoami`, `/v1/users`,
+ * Identity and governance routes: `POST /v1/auth/token`, `POST /v1/auth/refresh`, `GET /v1/auth/whoami`, `/v1/users`,
  * `/v1/roles`, `/v1/apikeys`, `GET /v1/audit` (filters, pagination, JSON-lines export),
  * `/v1/namespaces` (policies) and `POST /v1/secrets/reencrypt` (KEK rotation). See docs/security.md.
  */
@@ -89,9 +89,30 @@ export function registerAuthRoutes(app: FastifyInstance, ctx: HttpContext): void
         expiresIn: Math.round((t.expiresAt - Date.now()) / 1000),
         user: t.user,
         roles: t.roles,
+        // Traded at POST /v1/auth/refresh for new tokens until it expires (docs/security.md).
+        refreshToken: t.refreshToken,
+        refreshExpiresAt: new Date(t.refreshExpiresAt).toISOString(),
       };
     } catch (err) {
       if ((err as BeaconError).code === ErrorCode.RateLimited) countLoginRateLimited(ctx);
+      if ((err as BeaconError).code === ErrorCode.Unauthenticated) void reply.header('www-authenticate', 'Bearer realm="beacon"');
+      throw err;
+    }
+  });
+
+  app.post('/v1/auth/refresh', async (req, reply) => {
+    const o = readObject(jsonBody(req, '{"refreshToken": "…"}'), ['refreshToken']);
+    try {
+      const t = await auth.refreshLogin(o.refreshToken, { requestId: String(req.id), source: req.ip });
+      return {
+        token: t.token,
+        tokenType: 'Bearer',
+        expiresAt: new Date(t.expiresAt).toISOString(),
+        expiresIn: Math.round((t.expiresAt - Date.now()) / 1000),
+        user: t.user,
+        roles: t.roles,
+      };
+    } catch (err) {
       if ((err as BeaconError).code === ErrorCode.Unauthenticated) void reply.header('www-authenticate', 'Bearer realm="beacon"');
       throw err;
     }

@@ -79,6 +79,7 @@ export const ROUTE_RULES: Record<string, RouteRule> = {
   'GET /v1/snapshot': { kind: 'admin' },
   // Identity, audit, namespaces
   'POST /v1/auth/token': { kind: 'public' },
+  'POST /v1/auth/refresh': { kind: 'public' }, // the refresh token in the body is the credential
   'GET /v1/auth/whoami': { kind: 'authenticated' },
   'GET /v1/users': { kind: 'admin' },
   'POST /v1/users': { kind: 'admin' },
