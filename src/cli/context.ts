@@ -6,6 +6,10 @@
 import { InvalidArgumentError as CommanderInvalidArgument, type Command } from 'commander';
 import { BeaconClient, DEFAULT_ENDPOINT, DEFAULT_TIMEOUT_MS, type KeyValue } from '../../client/index.js';
 import { InvalidArgumentError } from '../errors.js';
+import { nodeFetch } from './http-fetch.js';
+
+/** What `beacon serve` does, in `beacon --help` (main.ts lists it without loading the server). */
+export const SERVE_DESCRIPTION = 'run a Beacon node (embedded SQLite in ./data by default); authentication is on unless --dev';
 
 /** The options every client command accepts (declared once, on the program). */
 export interface GlobalOptions {
@@ -84,7 +88,7 @@ export async function resolveCredentials(cmd: Command): Promise<void> {
 export function contextOf(cmd: Command): CliContext {
   const o = cmd.optsWithGlobals<GlobalOptions>();
   const { token } = credentialOf(cmd);
-  const client = new BeaconClient({ endpoint: o.endpoint, timeoutMs: o.timeout, token });
+  const client = new BeaconClient({ endpoint: o.endpoint, timeoutMs: o.timeout, token, fetch: nodeFetch });
   return { client, json: o.json, endpoint: client.endpoint };
 }
 

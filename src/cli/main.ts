@@ -6,7 +6,7 @@ import { BeaconError, ErrorCode } from '../errors.js';
 import { registerAdminCommands } from './admin.js';
 import { registerAuthCommands } from './auth.js';
 import { registerConfigCommands } from './config.js';
-import { addGlobalOptions, credentialOf, resolveCredentials, type TokenSource } from './context.js';
+import { SERVE_DESCRIPTION, addGlobalOptions, credentialOf, resolveCredentials, type TokenSource } from './context.js';
 import { registerElectCommand } from './elect.js';
 import { CliExit, ExitCode, exitCodeFor } from './exit-codes.js';
 import { registerImportCommand } from './import.js';
@@ -73,9 +73,12 @@ async function main(argv: string[]): Promise<number> {
     tokenSource = credentialOf(action).source;
   });
   const args = argv.slice(2);
-  if (args.includes('serve') || !args.some((a) => CLIENT_COMMANDS.has(a))) {
+  if (args.includes('serve')) {
     const { registerServeCommand } = await import('./serve.js');
     registerServeCommand(program);
+  } else if (!args.some((a) => CLIENT_COMMANDS.has(a))) {
+    // Listed in `beacon --help`; the real command (fastify, SQLite, pino) loads only when it runs.
+    program.command('serve').description(SERVE_DESCRIPTION);
   }
   registerKvCommands(program);
   registerWatchCommand(program);

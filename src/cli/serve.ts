@@ -4,6 +4,7 @@ import { Option, type Command } from 'commander';
 import { ADMIN_PASSWORD_FILE, parseRate, parseRoleMap, type RateSpec, type SecurityOptions } from '../auth/index.js';
 import { checkCorsOrigins } from '../api/http/server.js';
 import { logFormat } from '../obs/index.js';
+import { SERVE_DESCRIPTION } from './context.js';
 import { startNode, type BeaconNode } from '../node/index.js';
 
 function port(v: string): number {
@@ -148,7 +149,7 @@ interface ServeOptions {
 export function registerServeCommand(program: Command): void {
   program
     .command('serve')
-    .description('run a Beacon node (embedded SQLite in ./data by default); authentication is on unless --dev')
+    .description(SERVE_DESCRIPTION)
     .option('--data-dir <dir>', 'directory for the embedded store', process.env.BEACON_DATA_DIR ?? './data')
     .option('--backend <spec>', 'sqlite:PATH or postgres://… (default: SQLite in --data-dir)', process.env.BEACON_BACKEND)
     .option('--host <host>', 'address to bind', process.env.BEACON_HOST ?? '127.0.0.1')

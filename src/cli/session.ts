@@ -11,6 +11,7 @@ import { chmodSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync }
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { UnauthenticatedError } from '../errors.js';
+import { nodeFetch } from './http-fetch.js';
 
 /** One endpoint's saved login; times in ms since the epoch. */
 export interface SavedSession {
@@ -115,7 +116,7 @@ export async function sessionToken(endpoint: string, timeoutMs: number): Promise
   const base = endpointKey(endpoint.split(',')[0] ?? endpoint);
   let res: Response;
   try {
-    res = await fetch(`${base}/v1/auth/refresh`, {
+    res = await nodeFetch(`${base}/v1/auth/refresh`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify({ refreshToken: s.refreshToken }),
