@@ -281,6 +281,10 @@ export class AuthService {
 /** The 403 for a denied action; details carry the action and key so clients can tell what was refused. */
 export function deniedError(principal: Principal, action: Action, resource?: Resource): PermissionDeniedError {
   if (resource === undefined) {
+    // A key-less read or write (a lease grant, a cluster-wide listing) needs that access somewhere, not an administrator.
+    if (action === 'read' || action === 'write') {
+      return new PermissionDeniedError(`'${principal.name}' may not ${action} anywhere: this needs ${action} access to at least one key prefix, and its roles grant none`, { action });
+    }
     return new PermissionDeniedError(`'${principal.name}' may not do '${action}' (an administrator's action)`, { action });
   }
   const what = resource.rangeEnd === undefined ? `key '${resource.key}'` : `the range starting at '${resource.key}'`;

@@ -21,7 +21,7 @@ export { jsonDiff, jsonEqual } from './json-diff.js';
 export type { JsonChange } from './json-diff.js';
 export { diffLines, diffTexts, unifiedDiff, splitLines, MAX_DIFF_EDITS } from './line-diff.js';
 export type { LineEdit } from './line-diff.js';
-export { PolicyStore, parsePolicy, schemaViolations, POLICY_KEY_PREFIX, MAX_SCHEMA_BYTES } from './policy.js';
+export { PolicyStore, parsePolicy, schemaViolations, POLICY_FIELDS, POLICY_KEY_PREFIX, MAX_SCHEMA_BYTES } from './policy.js';
 export type { NamespacePolicy, HistoryRetention, SchemaViolation, ReadView, ReconcileResult } from './policy.js';
 export { Keyring, loadKeyring, isEncrypted, parseEnvelope } from './secrets.js';
 export type { Kek } from './secrets.js';

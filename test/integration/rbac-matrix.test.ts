@@ -126,6 +126,7 @@ const TABLE: Row[] = [
   { route: 'GET /v1/namespaces', path: p('/v1/namespaces'), allow: EVERYONE },
   { route: 'GET /v1/namespaces/*', note: 'team-a', path: p('/v1/namespaces/team-a/'), allow: EVERYONE },
   { route: 'PUT /v1/namespaces/*', method: 'PUT', path: p('/v1/namespaces/team-a/ns-{role}/'), body: () => ({ format: 'json' }), allow: ADMIN },
+  { route: 'PATCH /v1/namespaces/*', method: 'PATCH', path: p('/v1/namespaces/team-a/'), body: () => ({ description: 'patched' }), allow: ADMIN },
   { route: 'DELETE /v1/namespaces/*', method: 'DELETE', path: p('/v1/namespaces/team-a/ns-{role}/'), allow: ADMIN },
   { route: 'POST /v1/secrets/reencrypt', method: 'POST', path: p('/v1/secrets/reencrypt'), allow: ADMIN },
   { route: 'GET /v1/auth/signing-key', method: 'GET', path: p('/v1/auth/signing-key'), allow: ADMIN },

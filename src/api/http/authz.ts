@@ -98,6 +98,7 @@ export const ROUTE_RULES: Record<string, RouteRule> = {
   'GET /v1/namespaces': { kind: 'authenticated' },
   'GET /v1/namespaces/*': { kind: 'handler' },
   'PUT /v1/namespaces/*': { kind: 'handler' },
+  'PATCH /v1/namespaces/*': { kind: 'handler' },
   'DELETE /v1/namespaces/*': { kind: 'handler' },
   'POST /v1/secrets/reencrypt': { kind: 'admin' },
   'GET /v1/auth/signing-key': { kind: 'admin' },
