@@ -93,7 +93,7 @@ export function startupLines(node: BeaconNode, o: { dev: boolean; corsOrigins: s
   const store = node.store;
   lines.push(
     `beacon listening on ${node.url} (HTTP API, watch at ${node.url.replace('http', 'ws')}/v1/watch)`,
-    `beacon data: ${store.backend.description} (revision ${store.revision}, ${plural(store.keyCount, 'key')} counting system keys)`,
+    `beacon data: ${store.backend.description} (revision ${store.revision}; ${plural(store.keyCount, 'key')}, system keys included)`,
   );
   if (!o.dev) {
     const kek = node.policies.keyring;
