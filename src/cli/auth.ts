@@ -75,7 +75,7 @@ export function registerAuthCommands(program: Command): void {
       const roles = res.roles.join(', ') || 'no roles';
       note(
         saved !== undefined
-          ? `logged in to ${endpoint} as ${res.user} (${roles}) until ${res.refreshExpiresAt}; saved in ${saved} (mode 0600). ` +
+          ? `logged in as ${res.user} (${roles}) to ${endpoint} until ${res.refreshExpiresAt}; saved in ${saved} (mode 0600). ` +
               'Commands without --token or BEACON_TOKEN use it; `beacon token` prints a bearer token for curl.'
           : `logged in as ${res.user} (${roles}); the token expires at ${res.expiresAt}. Use it with --token or BEACON_TOKEN.`,
       );

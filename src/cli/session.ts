@@ -111,7 +111,7 @@ export async function sessionToken(endpoint: string, timeoutMs: number): Promise
   if (s.expiresAt - REFRESH_MARGIN_MS > now) return s.token;
   if (s.refreshExpiresAt <= now) {
     removeSession(endpoint);
-    throw new UnauthenticatedError(`your login as ${s.user} at ${endpointKey(endpoint)} has expired; ${loginAgainHint(s.user)}`, { reason: 'expired' });
+    throw new UnauthenticatedError(`your login as ${s.user} at ${endpointKey(endpoint)} has expired; ${loginAgainHint(s.user)}`, { reason: 'login_over' });
   }
   const base = endpointKey(endpoint.split(',')[0] ?? endpoint);
   let res: Response;
@@ -130,7 +130,7 @@ export async function sessionToken(endpoint: string, timeoutMs: number): Promise
   if (res.status === 401) {
     removeSession(endpoint);
     throw new UnauthenticatedError(`your login as ${s.user} at ${endpointKey(endpoint)} is over (${body.error?.message ?? 'refused'}); ${loginAgainHint(s.user)}`, {
-      reason: 'expired',
+      reason: 'login_over',
     });
   }
   if (!res.ok || typeof body.token !== 'string' || typeof body.expiresAt !== 'string') return s.token;
