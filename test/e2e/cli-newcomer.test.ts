@@ -5,11 +5,12 @@
 // restore and the signing key (4), snake_case --json history (14), KEK hint (17), clearer
 // messages (18), namespace set (19). The README tour itself runs in readme-tour.test.ts.
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { http, spawnServer, tempDir, type ServerProcess } from '../helpers/node.js';
+import { ROOT, http, spawnServer, tempDir, type ServerProcess } from '../helpers/node.js';
 import { runCli, startCli } from './cli-helpers.js';
 
 describe('beacon CLI for a newcomer (e2e)', () => {
@@ -315,6 +316,28 @@ describe('beacon CLI for a newcomer: a login that lasts, start-up messages, clea
     assert.equal(big.body.error.code, 'too_large');
     assert.equal(await count('too_large'), tooLarge + 1);
     assert.equal(await count('internal'), internal);
+  });
+
+  it("the SDK's examples take their token from BEACON_TOKEN, so they run against a node with authentication", async () => {
+    const key = ((await adminAuth()).authorization ?? '').replace('Bearer ', '');
+    const run = (env: Record<string, string>) =>
+      new Promise<{ code: number | null; out: string }>((resolve) => {
+        const child = spawn(process.execPath, [join(ROOT, 'dist/examples/lock.js')], { env: { ...process.env, BEACON_ENDPOINT: server.url, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+        let out = '';
+        child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
+        child.stderr.setEncoding('utf8').on('data', (d: string) => (out += d));
+        const t = setTimeout(() => child.kill('SIGKILL'), 20_000);
+        child.once('close', (code) => {
+          clearTimeout(t);
+          resolve({ code, out });
+        });
+      });
+    const ok = await run({ BEACON_TOKEN: key });
+    assert.equal(ok.code, 0, ok.out);
+    assert.match(ok.out, /^alice holds examples\/lock-\w+ with fencing token \d+$/m);
+    const without = await run({ BEACON_TOKEN: '' });
+    assert.notEqual(without.code, 0);
+    assert.match(without.out, /authentication required/);
   });
 
   it('a restored node refuses the old tokens and says a snapshot does not carry the signing key', async () => {
