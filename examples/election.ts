@@ -4,7 +4,7 @@
  */
 import { createClient } from '../client/index.js';
 
-const client = createClient({ endpoint: process.env.BEACON_ENDPOINT ?? 'http://127.0.0.1:7379' });
+const client = createClient({ endpoint: process.env.BEACON_ENDPOINT ?? 'http://127.0.0.1:7379', token: process.env.BEACON_TOKEN });
 const name = `examples/election-${Date.now().toString(36)}`;
 
 const observation = client.election(name).observe();

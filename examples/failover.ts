@@ -17,6 +17,7 @@ const live = process.env.BEACON_ENDPOINT ?? 'http://127.0.0.1:7379';
 
 const client = createClient({
   endpoints: [dead, live],
+  token: process.env.BEACON_TOKEN, // a node with authentication: BEACON_TOKEN=$(npx beacon token) or an API key
   timeoutMs: 2000, // per attempt; each call may pass its own timeoutMs
   retry: { retries: 2, baseDelayMs: 100, maxDelayMs: 2000 }, // full jitter; idempotent calls only
   circuitBreaker: { failureThreshold: 0.5, windowMs: 10_000, minRequests: 10, openMs: 30_000 }, // the seeds' numbers

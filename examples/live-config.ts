@@ -12,7 +12,7 @@ interface AppConfig {
   mode: string;
 }
 
-const client = createClient({ endpoint: process.env.BEACON_ENDPOINT ?? 'http://127.0.0.1:7379' });
+const client = createClient({ endpoint: process.env.BEACON_ENDPOINT ?? 'http://127.0.0.1:7379', token: process.env.BEACON_TOKEN });
 const prefix = `examples/config-${Date.now().toString(36)}/`;
 const dir = mkdtempSync(join(tmpdir(), 'beacon-example-'));
 

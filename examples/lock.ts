@@ -5,7 +5,7 @@
  */
 import { ConflictError, createClient } from '../client/index.js';
 
-const client = createClient({ endpoint: process.env.BEACON_ENDPOINT ?? 'http://127.0.0.1:7379' });
+const client = createClient({ endpoint: process.env.BEACON_ENDPOINT ?? 'http://127.0.0.1:7379', token: process.env.BEACON_TOKEN });
 const name = `examples/lock-${Date.now().toString(36)}`;
 
 const alice = await client.session({ ttl: 10 });

@@ -4,7 +4,7 @@
  */
 import { createClient } from '../client/index.js';
 
-const client = createClient({ endpoint: process.env.BEACON_ENDPOINT ?? 'http://127.0.0.1:7379' });
+const client = createClient({ endpoint: process.env.BEACON_ENDPOINT ?? 'http://127.0.0.1:7379', token: process.env.BEACON_TOKEN });
 const prefix = `examples/watch-${Date.now().toString(36)}/`;
 
 // Start watching before writing, from the next revision; onStatus says when the watch is live.

@@ -1,10 +1,28 @@
-// Installs npm dependencies when node_modules is missing or older than package.json,
+// Installs npm dependencies when node_modules is missing or does not match package.json and its lock,
 // so that `npm start` and `npm test` work from a fresh clone. better-sqlite3 builds from source.
 import { execSync } from 'node:child_process';
-import { existsSync, statSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 
-const stamp = 'node_modules/.package-lock.json';
-const stale = !existsSync(stamp) || statSync(stamp).mtimeMs < statSync('package.json').mtimeMs;
+/**
+ * Whether node_modules lacks what package.json and package-lock.json ask for. By content, not by
+ * modification time: editing package.json's scripts (or a git checkout touching its mtime) must
+ * not set off a reinstall, while a changed dependency or lock entry must.
+ */
+function stale() {
+  try {
+    const pkg = JSON.parse(readFileSync('package.json', 'utf8'));
+    const want = JSON.parse(readFileSync('package-lock.json', 'utf8')).packages ?? {};
+    const have = JSON.parse(readFileSync('node_modules/.package-lock.json', 'utf8')).packages ?? {};
+    const same = (a = {}, b = {}) => JSON.stringify(Object.entries(a).sort()) === JSON.stringify(Object.entries(b).sort());
+    const root = want[''] ?? {};
+    if (!same(pkg.dependencies, root.dependencies) || !same(pkg.devDependencies, root.devDependencies)) return true;
+    // Optional entries (platform-specific binaries) are legitimately absent.
+    return Object.entries(want).some(([path, e]) => path !== '' && e.optional !== true && have[path]?.version !== e.version);
+  } catch {
+    return true; // no lock, no node_modules, or unreadable: install
+  }
+}
+
 let nativeOk = true;
 try {
   const require = (await import('node:module')).createRequire(import.meta.url);
@@ -13,7 +31,7 @@ try {
 } catch {
   nativeOk = false;
 }
-if (stale || !nativeOk) {
+if (stale() || !nativeOk) {
   process.stderr.write('beacon: installing npm dependencies (better-sqlite3 builds from source, about a minute)…\n');
   execSync('npm install --no-audit --no-fund', { stdio: 'inherit' });
 }

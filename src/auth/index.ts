@@ -18,6 +18,9 @@ export type { ApiKeyRecord, ApiKeyView, RoleRecord, UserRecord, UserView } from 
 export {
   TokenService,
   DEFAULT_TOKEN_TTL_SECONDS,
+  DEFAULT_REFRESH_TTL_SECONDS,
+  REFRESH_AUDIENCE,
+  TOKEN_EXPIRED_MESSAGE,
   TOKEN_ALG,
   TOKEN_ISSUER,
   SIGNING_KEY_FILE,
@@ -25,7 +28,7 @@ export {
   loadOrCreateKeyFile,
   loadOrCreateKeyInStore,
 } from './tokens.js';
-export type { TokenClaims } from './tokens.js';
+export type { RefreshClaims, TokenClaims } from './tokens.js';
 export { OidcVerifier, OIDC_ALGORITHMS, parseRoleMap } from './oidc.js';
 export type { OidcIdentity, OidcOptions } from './oidc.js';
 export { AuthService, DEV_PRINCIPAL, deniedError } from './service.js';

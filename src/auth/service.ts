@@ -10,7 +10,7 @@ import { authorize, type Access, type Action, type Principal, type Resource, typ
 import { looksLikeApiKey, type IdentityStore } from './identity.js';
 import type { OidcVerifier } from './oidc.js';
 import { RateLimiter, type RateSpec } from './rate-limit.js';
-import type { TokenClaims, TokenService } from './tokens.js';
+import { passwordStamp, type TokenClaims, type TokenService } from './tokens.js';
 
 /** The principal of every request in `--dev` mode. */
 export const DEV_PRINCIPAL: Principal = Object.freeze({ name: 'dev', roles: ['admin'], via: 'dev' }) as Principal;
@@ -160,7 +160,11 @@ export class AuthService {
    * @throws RateLimitedError (per source address and username, then per source address with a
    *   cap {@link LOGIN_ADDRESS_FACTOR} times higher); UnauthenticatedError for wrong credentials.
    */
-  async login(username: unknown, password: unknown, origin: RequestOrigin): Promise<{ token: string; expiresAt: number; user: string; roles: string[] }> {
+  async login(
+    username: unknown,
+    password: unknown,
+    origin: RequestOrigin,
+  ): Promise<{ token: string; expiresAt: number; user: string; roles: string[]; refreshToken: string; refreshExpiresAt: number }> {
     if (typeof username !== 'string' || username === '') throw new InvalidArgumentError("'username' is required", { field: 'username' });
     if (typeof password !== 'string' || password === '') throw new InvalidArgumentError("'password' is required", { field: 'password' });
     const source = origin.source ?? 'unknown';
@@ -182,7 +186,28 @@ export class AuthService {
       throw new UnauthenticatedError('wrong username or password', { reason: 'bad_credentials' });
     }
     const { token, expiresAt } = await this.tokens.issue(user);
+    const refresh = await this.tokens.issueRefresh(user, passwordStamp(user.passwordHash));
     this.audit.note({ principal: user.name, action: 'auth.login', outcome: 'ok', requestId: origin.requestId ?? null, source: origin.source ?? null });
+    return { token, expiresAt, user: user.name, roles: user.roles, refreshToken: refresh.token, refreshExpiresAt: refresh.expiresAt };
+  }
+
+  /**
+   * Trades a refresh token (from {@link login}) for a new access token, so a login lasts a working
+   * session (`beacon login`) while bearer tokens stay short-lived. The user must still exist as
+   * the same incarnation, be enabled, and have the password it logged in with; audited as
+   * `auth.refresh`.
+   * @throws InvalidArgumentError without a token; UnauthenticatedError when it is expired, forged,
+   *   signed with a key this node does not hold, or the user changed.
+   */
+  async refreshLogin(refreshToken: unknown, origin: RequestOrigin): Promise<{ token: string; expiresAt: number; user: string; roles: string[] }> {
+    if (typeof refreshToken !== 'string' || refreshToken === '') throw new InvalidArgumentError("'refreshToken' is required", { field: 'refreshToken' });
+    const claims = await this.tokens.verifyRefresh(refreshToken);
+    const user = this.identity.user(claims.sub);
+    if (user === undefined || user.uid !== claims.uid || user.disabled === true || passwordStamp(user.passwordHash) !== claims.pws) {
+      throw new UnauthenticatedError('the login session ended: the user was deleted, disabled or changed its password; log in again', { reason: 'unknown_user' });
+    }
+    const { token, expiresAt } = await this.tokens.issue(user);
+    this.audit.note({ principal: user.name, action: 'auth.refresh', outcome: 'ok', requestId: origin.requestId ?? null, source: origin.source ?? null });
     return { token, expiresAt, user: user.name, roles: user.roles };
   }
 
@@ -256,6 +281,10 @@ export class AuthService {
 /** The 403 for a denied action; details carry the action and key so clients can tell what was refused. */
 export function deniedError(principal: Principal, action: Action, resource?: Resource): PermissionDeniedError {
   if (resource === undefined) {
+    // A key-less read or write (a lease grant, a cluster-wide listing) needs that access somewhere, not an administrator.
+    if (action === 'read' || action === 'write') {
+      return new PermissionDeniedError(`'${principal.name}' may not ${action} anywhere: this needs ${action} access to at least one key prefix, and its roles grant none`, { action });
+    }
     return new PermissionDeniedError(`'${principal.name}' may not do '${action}' (an administrator's action)`, { action });
   }
   const what = resource.rangeEnd === undefined ? `key '${resource.key}'` : `the range starting at '${resource.key}'`;

@@ -18,6 +18,24 @@ export const DEFAULT_TOKEN_TTL_SECONDS = 15 * 60;
 export const TOKEN_ALG = 'HS256';
 /** `iss` and `aud` of Beacon's own tokens. */
 export const TOKEN_ISSUER = 'beacon';
+/**
+ * Default lifetime of a refresh token, in seconds (12 hours: a working day). A refresh token is
+ * traded at `POST /v1/auth/refresh` for a new access token, so `beacon login` lasts a session
+ * while each bearer token stays short-lived.
+ */
+export const DEFAULT_REFRESH_TTL_SECONDS = 12 * 60 * 60;
+/** `aud` of refresh tokens: distinct from access tokens', so neither is accepted as the other. */
+export const REFRESH_AUDIENCE = 'beacon-refresh';
+/** The one message for an expired access token, wherever it is refused (issue 10 item 15). */
+export const TOKEN_EXPIRED_MESSAGE = 'the token has expired; log in again (beacon login, or POST /v1/auth/token)';
+/**
+ * A token signed with a key this node does not hold: rotated out, or issued by another
+ * installation — which includes the node a snapshot was taken from, since a snapshot does not
+ * carry the signing key (docs/security.md, "Backups and the signing key").
+ */
+export const UNKNOWN_KEY_MESSAGE =
+  'the token was signed with a key this node does not hold (rotated out by `signing-key rotate`, or issued by another installation, such as the node a snapshot was restored from); log in again';
+
 /** The file in the data directory that holds the signing key (one node, embedded backend). */
 export const SIGNING_KEY_FILE = 'jwt-signing.key';
 /** The system key that holds the signing key on a shared backend, so every node verifies every node's tokens. */
@@ -32,6 +50,17 @@ export interface TokenClaims {
   sub: string;
   uid: string;
   exp: number;
+}
+
+/** What a verified refresh token says: the user, the user's incarnation, the password stamp it was issued under, and its expiry (ms). */
+export interface RefreshClaims extends TokenClaims {
+  /** {@link passwordStamp} of the user at login: a password change ends the session. */
+  pws: string;
+}
+
+/** A short digest of a user's password hash: a refresh token carries it, so changing the password revokes the token. */
+export function passwordStamp(passwordHash: string): string {
+  return createHash('sha256').update(passwordHash).digest('base64url').slice(0, 16);
 }
 
 /**
@@ -166,12 +195,15 @@ export class TokenService {
   /**
    * @param keys the keyring, the signing key first (each at least 32 bytes).
    * @param ttlSeconds lifetime of issued tokens.
+   * @param clock the time in ms since the epoch (tests move it).
+   * @param refreshTtlSeconds lifetime of refresh tokens.
    * @throws Error for an empty keyring or a short key.
    */
   constructor(
     keys: Uint8Array | readonly Uint8Array[],
     readonly ttlSeconds: number = DEFAULT_TOKEN_TTL_SECONDS,
     private readonly clock: () => number = Date.now,
+    readonly refreshTtlSeconds: number = DEFAULT_REFRESH_TTL_SECONDS,
   ) {
     this.setKeys(keys instanceof Uint8Array ? [keys] : keys);
   }
@@ -221,7 +253,7 @@ export class TokenService {
   private keyFor(header: JWTHeaderParameters): Uint8Array {
     if (header.kid === undefined) return (this.keys[this.keys.length - 1] as { key: Uint8Array }).key;
     const k = this.keys.find((x) => x.kid === header.kid);
-    if (k === undefined) throw new UnauthenticatedError('the token was signed with a key that has been rotated out; get a new one', { reason: 'unknown_key' });
+    if (k === undefined) throw new UnauthenticatedError(UNKNOWN_KEY_MESSAGE, { reason: 'unknown_key' });
     return k.key;
   }
 
@@ -242,6 +274,53 @@ export class TokenService {
   }
 
   /**
+   * Issues a refresh token for a user (audience {@link REFRESH_AUDIENCE}, lifetime
+   * `refreshTtlSeconds`): it is never accepted as a bearer token, only by {@link verifyRefresh}.
+   * @param stamp the user's {@link passwordStamp}.
+   */
+  async issueRefresh(user: { name: string; uid: string }, stamp: string): Promise<{ token: string; expiresAt: number }> {
+    const now = Math.floor(this.clock() / 1000);
+    const exp = now + this.refreshTtlSeconds;
+    const token = await new SignJWT({ uid: user.uid, pws: stamp })
+      .setProtectedHeader({ alg: TOKEN_ALG, typ: 'JWT', kid: this.kid })
+      .setSubject(user.name)
+      .setIssuer(TOKEN_ISSUER)
+      .setAudience(REFRESH_AUDIENCE)
+      .setIssuedAt(now)
+      .setExpirationTime(exp)
+      .setJti(randomBytes(9).toString('base64url'))
+      .sign((this.keys[0] as { key: Uint8Array }).key);
+    return { token, expiresAt: exp * 1000 };
+  }
+
+  /**
+   * Verifies a refresh token as {@link verify} does an access token (HS256, issuer, this node's
+   * keys), but with the refresh audience and without the cache (it is used once per access token).
+   * @throws UnauthenticatedError saying why; an expired one says to log in again.
+   */
+  async verifyRefresh(token: string): Promise<RefreshClaims> {
+    let payload;
+    try {
+      ({ payload } = await jwtVerify(token, (header) => this.keyFor(header), {
+        algorithms: [TOKEN_ALG],
+        issuer: TOKEN_ISSUER,
+        audience: REFRESH_AUDIENCE,
+        requiredClaims: ['exp', 'sub'],
+        clockTolerance: CLOCK_TOLERANCE_S,
+        currentDate: new Date(this.clock()),
+      }));
+    } catch (err) {
+      if (err instanceof UnauthenticatedError) throw err;
+      if (err instanceof joseErrors.JWTExpired) throw new UnauthenticatedError('the login session has expired; log in again (beacon login)', { reason: 'expired' });
+      throw tokenError(err);
+    }
+    if (typeof payload.sub !== 'string' || typeof payload.uid !== 'string' || typeof payload.exp !== 'number' || typeof payload.pws !== 'string') {
+      throw new UnauthenticatedError('the refresh token is missing its subject, user id or password stamp', { reason: 'malformed' });
+    }
+    return { sub: payload.sub, uid: payload.uid, exp: payload.exp * 1000, pws: payload.pws };
+  }
+
+  /**
    * The claims of a token verified before and not yet expired, without any asynchronous work
    * (the read path's fast case); undefined when it has not been seen.
    * @throws UnauthenticatedError when it was seen and has expired since.
@@ -251,7 +330,7 @@ export class TokenService {
     if (hit === undefined) return undefined;
     if (hit.exp > this.clock()) return hit;
     this.cache.delete(token);
-    throw new UnauthenticatedError('the token has expired; get a new one from POST /v1/auth/token', { reason: 'expired' });
+    throw new UnauthenticatedError(TOKEN_EXPIRED_MESSAGE, { reason: 'expired' });
   }
 
   /**
@@ -300,7 +379,7 @@ export class TokenService {
 
 /** Maps jose's errors to a 401 with a reason, never echoing the token. */
 export function tokenError(err: unknown): UnauthenticatedError {
-  if (err instanceof joseErrors.JWTExpired) return new UnauthenticatedError('the token has expired; get a new one', { reason: 'expired' });
+  if (err instanceof joseErrors.JWTExpired) return new UnauthenticatedError(TOKEN_EXPIRED_MESSAGE, { reason: 'expired' });
   if (err instanceof joseErrors.JWSSignatureVerificationFailed) return new UnauthenticatedError('the token signature is not valid', { reason: 'bad_signature' });
   if (err instanceof joseErrors.JOSEAlgNotAllowed) return new UnauthenticatedError('the token is signed with an algorithm that is not accepted', { reason: 'bad_algorithm' });
   if (err instanceof joseErrors.JWTClaimValidationFailed) {

@@ -41,6 +41,15 @@ export function formatChange(c: Record<string, unknown>): string {
   return `  ${JSON.stringify(c)}`;
 }
 
+/**
+ * An object's own field names in snake_case (`updatedAt` → `updated_at`), values untouched (a
+ * config value keeps its own spelling): `--json` of the config commands prints the configs API's
+ * JSON as the HTTP API does (docs/configs.md), while the SDK's objects are camelCase.
+ */
+export function snakeFields(o: object): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(o).map(([k, v]) => [k.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`), v]));
+}
+
 /** Adds the config commands. */
 export function registerConfigCommands(program: Command): void {
   program
@@ -52,7 +61,7 @@ export function registerConfigCommands(program: Command): void {
       const versions: ConfigHistoryEntry[] = [];
       for await (const v of client.configs.historyAll(key)) versions.push(v);
       if (json) {
-        outJson({ key, versions });
+        outJson({ key, versions: versions.map(snakeFields) });
         return;
       }
       const rows = [['VERSION', 'REVISION', 'UPDATED', 'EVENT', 'VALUE']];
@@ -98,7 +107,7 @@ export function registerConfigCommands(program: Command): void {
     .action(async (key: string, o: { to: string; expectVersion?: string }, cmd: Command) => {
       const { client, json } = contextOf(cmd);
       const r = await client.configs.rollback(key, o.to, { expectVersion: o.expectVersion });
-      if (json) outJson(r);
+      if (json) outJson(snakeFields(r));
       else out(`rolled back ${r.key} to the value of ${r.restoredVersion}: ${r.fromVersion} → ${r.toVersion} (revision ${r.revision})`);
     });
 }

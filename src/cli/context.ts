@@ -6,6 +6,10 @@
 import { InvalidArgumentError as CommanderInvalidArgument, type Command } from 'commander';
 import { BeaconClient, DEFAULT_ENDPOINT, DEFAULT_TIMEOUT_MS, type KeyValue } from '../../client/index.js';
 import { InvalidArgumentError } from '../errors.js';
+import { nodeFetch } from './http-fetch.js';
+
+/** What `beacon serve` does, in `beacon --help` (main.ts lists it without loading the server). */
+export const SERVE_DESCRIPTION = 'run a Beacon node (embedded SQLite in ./data by default); authentication is on unless --dev';
 
 /** The options every client command accepts (declared once, on the program). */
 export interface GlobalOptions {
@@ -49,12 +53,42 @@ export interface CliContext {
   endpoint: string;
 }
 
+/** Where the command's credential came from: decides the hint when it is refused as expired. */
+export type TokenSource = 'option' | 'env' | 'login' | 'none';
+
+/** The access token of the saved login, once {@link resolveCredentials} has fetched it. */
+let savedLoginToken: string | undefined;
+
+/**
+ * The credential a command uses and where it came from: `--token`, else `BEACON_TOKEN`, else the
+ * saved login of `beacon login` (src/cli/session.ts) once {@link resolveCredentials} ran.
+ */
+export function credentialOf(cmd: Command): { token: string | undefined; source: TokenSource } {
+  const o = cmd.optsWithGlobals<GlobalOptions>();
+  // BEACON_TOKEN is read here, not as the option's default, so that --help never prints a credential.
+  if (o.token !== undefined) return { token: o.token, source: 'option' };
+  const env = process.env.BEACON_TOKEN;
+  if (env !== undefined && env !== '') return { token: env, source: 'env' };
+  return savedLoginToken !== undefined ? { token: savedLoginToken, source: 'login' } : { token: undefined, source: 'none' };
+}
+
+/**
+ * Before a client command runs: when it has neither `--token` nor `BEACON_TOKEN`, loads the saved
+ * login for its endpoint, refreshing its access token when it is about to expire.
+ * @throws UnauthenticatedError when the saved login is over (with the hint to log in again).
+ */
+export async function resolveCredentials(cmd: Command): Promise<void> {
+  if (credentialOf(cmd).source !== 'none') return;
+  const o = cmd.optsWithGlobals<GlobalOptions>();
+  const { sessionToken } = await import('./session.js');
+  savedLoginToken = await sessionToken(o.endpoint, o.timeout);
+}
+
 /** Builds the context of a command from its (and the program's) options. */
 export function contextOf(cmd: Command): CliContext {
   const o = cmd.optsWithGlobals<GlobalOptions>();
-  // BEACON_TOKEN is read here, not as the option's default, so that --help never prints a credential.
-  const token = o.token ?? (process.env.BEACON_TOKEN || undefined);
-  const client = new BeaconClient({ endpoint: o.endpoint, timeoutMs: o.timeout, token });
+  const { token } = credentialOf(cmd);
+  const client = new BeaconClient({ endpoint: o.endpoint, timeoutMs: o.timeout, token, fetch: nodeFetch });
   return { client, json: o.json, endpoint: client.endpoint };
 }
 

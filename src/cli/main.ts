@@ -6,7 +6,7 @@ import { BeaconError, ErrorCode } from '../errors.js';
 import { registerAdminCommands } from './admin.js';
 import { registerAuthCommands } from './auth.js';
 import { registerConfigCommands } from './config.js';
-import { addGlobalOptions } from './context.js';
+import { SERVE_DESCRIPTION, addGlobalOptions, credentialOf, resolveCredentials, type TokenSource } from './context.js';
 import { registerElectCommand } from './elect.js';
 import { CliExit, ExitCode, exitCodeFor } from './exit-codes.js';
 import { registerImportCommand } from './import.js';
@@ -16,6 +16,7 @@ import { registerLockCommand } from './lock.js';
 import { registerQueryCommand } from './query.js';
 import { registerRulesCommands } from './rules.js';
 import { registerSecurityCommands } from './security.js';
+import { loginAgainHint } from './session.js';
 import { registerSnapshotCommands } from './snapshot.js';
 import { registerTxnCommand } from './txn.js';
 import { registerWatchCommand } from './watch.js';
@@ -23,9 +24,12 @@ import { registerWatchCommand } from './watch.js';
 /** Client commands never need the server's modules (fastify, SQLite, pino), which take a while to load. */
 const CLIENT_COMMANDS = new Set([
   'get', 'put', 'del', 'delete', 'ls', 'watch', 'history', 'diff', 'rollback', 'txn', 'lease', 'compact', 'status', 'snapshot', 'import', 'login',
-  'lock', 'elect', 'user', 'role', 'apikey', 'audit', 'namespace', 'secrets', 'signing-key',
-  'query', // issue 12
+  'lock', 'elect', 'user', 'role', 'apikey', 'audit', 'namespace', 'secrets', 'signing-key', 'logout', 'token',
+  'query', 'rules',
 ]);
+
+/** Commands that never use a credential: no saved login is loaded (or refreshed) for them. */
+const NO_CREDENTIAL = new Set(['serve', 'login', 'logout', 'snapshot restore', 'rules check', 'rules test']);
 
 function packageVersion(): string {
   try {
@@ -37,11 +41,22 @@ function packageVersion(): string {
 }
 
 function describe(err: unknown): string {
+  if (err instanceof BeaconError && err.code === ErrorCode.Unauthenticated && err.details?.reason === 'expired' && tokenSource !== 'login') {
+    // The one hint for an expired token, whichever command met it (issue 10 item 15).
+    const from = tokenSource === 'env' ? ' (BEACON_TOKEN holds it: unset it to use the saved login)' : tokenSource === 'option' ? ' (given with --token)' : '';
+    return `the token has expired${from}; ${loginAgainHint()}`;
+  }
+  if (err instanceof BeaconError && err.code === ErrorCode.Unauthenticated && err.details?.reason === 'missing') {
+    return `${err.message}; log in first: beacon login --user NAME`;
+  }
   if (err instanceof BeaconError && err.code === ErrorCode.Unavailable && (err.details?.endpoint !== undefined || err.details?.endpoints !== undefined)) {
     return `${err.message} (is \`beacon serve\` running there? choose another with --endpoint or BEACON_ENDPOINT)`;
   }
   return err instanceof Error ? err.message : String(err);
 }
+
+/** Where the running command's credential came from (for the expired-token hint). */
+let tokenSource: TokenSource = 'none';
 
 async function main(argv: string[]): Promise<number> {
   const program = new Command();
@@ -55,10 +70,18 @@ async function main(argv: string[]): Promise<number> {
     .showHelpAfterError('(run with --help for usage)')
     .configureHelp({ showGlobalOptions: true });
   addGlobalOptions(program);
+  program.hook('preAction', async (_program, action) => {
+    const name = action.parent !== null && action.parent !== program ? `${action.parent.name()} ${action.name()}` : action.name();
+    if (!NO_CREDENTIAL.has(name) && !NO_CREDENTIAL.has(action.name())) await resolveCredentials(action);
+    tokenSource = credentialOf(action).source;
+  });
   const args = argv.slice(2);
-  if (args.includes('serve') || !args.some((a) => CLIENT_COMMANDS.has(a))) {
+  if (args.includes('serve')) {
     const { registerServeCommand } = await import('./serve.js');
     registerServeCommand(program);
+  } else if (!args.some((a) => CLIENT_COMMANDS.has(a))) {
+    // Listed in `beacon --help`; the real command (fastify, SQLite, pino) loads only when it runs.
+    program.command('serve').description(SERVE_DESCRIPTION);
   }
   registerKvCommands(program);
   registerWatchCommand(program);

@@ -236,7 +236,7 @@ export function registerSecurityCommands(program: Command): void {
   const ns = program.command('namespace').description('namespace policies: format, JSON Schema, secrets, default TTL, history retention');
   ns
     .command('put <prefix>')
-    .description('create or replace the policy of a key prefix')
+    .description('create or replace the policy of a key prefix (fields not given are removed; `namespace set` changes some and keeps the rest)')
     .option('--format <format>', 'text or json')
     .option('--schema <file>', 'a JSON Schema file every value must match')
     .option('--secret', 'encrypt values at rest and redact them for readers without secret access', false)
@@ -294,12 +294,45 @@ export function registerSecurityCommands(program: Command): void {
         const res = await call(cmd, 'PUT', `/v1/namespaces/${prefix.split('/').map(enc).join('/')}`, body);
         if (contextOf(cmd).json) outJson(res);
         else {
-          const summary: Json = { format: res.format, secret: res.secret === true, schema: res.schema !== undefined };
-          if (res.storage !== undefined) summary.storage = res.storage; // cache tier (issue 11)
-          if (res.origin !== undefined) summary.origin = res.origin;
-          if (res.historyRetention !== undefined) summary.historyRetention = res.historyRetention;
-          out(`namespace ${prefix}: ${JSON.stringify(summary)}`);
+          out(`namespace ${prefix}: ${JSON.stringify(policySummary(res))}`);
         }
+      },
+    );
+  ns
+    .command('set <prefix>')
+    .description('change some fields of an existing policy, keeping the others (PATCH); put replaces the whole policy')
+    .option('--format <format>', 'text or json')
+    .option('--schema <file>', 'a JSON Schema file every value must match')
+    .option('--secret', 'encrypt values at rest and redact them for readers without secret access')
+    .option('--no-secret', 'stop encrypting: the live values are decrypted')
+    .option('--default-ttl <seconds>', 'a lease of this TTL for writes that name none')
+    .option('--keep-versions <n>', "history retention: keep each key's newest N versions")
+    .option('--keep-days <days>', 'history retention: keep versions replaced less than DAYS days ago')
+    .option('--description <text>', 'what the namespace is for')
+    .option('--unset <field>', 'remove a field: format, schema, defaultTtl, historyRetention, description (repeatable)', (v: string, prev: string[]) => [...prev, v], [])
+    .action(
+      async (
+        prefix: string,
+        o: { format?: string; schema?: string; secret?: boolean; defaultTtl?: string; keepVersions?: string; keepDays?: string; description?: string; unset: string[] },
+        cmd: Command,
+      ) => {
+        const body: Json = {};
+        for (const f of o.unset) body[f] = null;
+        if (o.format !== undefined) body.format = o.format;
+        if (o.schema !== undefined) body.schema = JSON.parse(readFileSync(o.schema, 'utf8'));
+        if (o.secret !== undefined) body.secret = o.secret;
+        if (o.defaultTtl !== undefined) body.defaultTtl = Number(o.defaultTtl);
+        if (o.description !== undefined) body.description = o.description;
+        if (o.keepVersions !== undefined || o.keepDays !== undefined) {
+          const num = (v: string): number | string => (/^\d+$/.test(v) ? Number(v) : v);
+          body.historyRetention = {
+            ...(o.keepVersions !== undefined ? { versions: num(o.keepVersions) } : {}),
+            ...(o.keepDays !== undefined ? { days: num(o.keepDays) } : {}),
+          };
+        }
+        const res = await call(cmd, 'PATCH', `/v1/namespaces/${prefix.split('/').map(enc).join('/')}`, body);
+        if (contextOf(cmd).json) outJson(res);
+        else out(`namespace ${prefix}: ${JSON.stringify(policySummary(res))}`);
       },
     );
   ns
@@ -364,6 +397,13 @@ export function registerSecurityCommands(program: Command): void {
       else if (res.previousKid === null) out(`signing with ${String(res.kid)}; every token issued before is now refused`);
       else out(`signing with ${String(res.kid)}; tokens signed by ${String(res.previousKid)} stay valid until they expire`);
     });
+}
+
+/** What `namespace put` and `set` print of the stored policy. */
+function policySummary(res: Json): Json {
+  const summary: Json = { format: res.format, secret: res.secret === true, schema: res.schema !== undefined };
+  for (const k of ['storage', 'origin', 'defaultTtl', 'historyRetention', 'description']) if (res[k] !== undefined) summary[k] = res[k];
+  return summary;
 }
 
 /** A namespace's history retention for `namespace ls`: "5 versions", "30 days", "5 versions / 30 days" or "". */

@@ -1,11 +1,11 @@
 /** `beacon serve`: runs one node in the foreground until SIGINT/SIGTERM. */
+import { join } from 'node:path';
 import { Option, type Command } from 'commander';
-import { parseRate, parseRoleMap, type RateSpec, type SecurityOptions } from '../auth/index.js';
+import { ADMIN_PASSWORD_FILE, parseRate, parseRoleMap, type RateSpec, type SecurityOptions } from '../auth/index.js';
 import { checkCorsOrigins } from '../api/http/server.js';
 import { DEFAULT_MAX_JSON_DEPTH, DEFAULT_MAX_SCHEMA_BYTES, DEFAULT_MAX_SCHEMA_DEPTH, MAX_JSON_DEPTH_CEILING, MAX_SCHEMA_DEPTH_CEILING } from '../config/index.js';
 import { DEFAULT_LOCK_LEASE_FLOOR_MS } from '../coord/index.js';
 import { parseCacheSettings } from '../cache/index.js';
-import { startNode } from '../node/index.js';
 import { parseDuration } from '../obs/ingest/index.js';
 
 /** A Prometheus duration option (`15d`, `10m`), in ms. */
@@ -18,6 +18,9 @@ function durationOpt(what: string) {
     }
   };
 }
+import { logFormat } from '../obs/index.js';
+import { SERVE_DESCRIPTION } from './context.js';
+import { startNode, type BeaconNode } from '../node/index.js';
 
 function port(v: string): number {
   const n = Number(v);
@@ -99,6 +102,62 @@ function countOf(what: string) {
   };
 }
 
+function plural(n: number, one: string, many = `${one}s`): string {
+  return `${n} ${n === 1 ? one : many}`;
+}
+
+/**
+ * What `beacon serve` tells the person who started it, on stderr, once the node serves (the logs
+ * go to stdout, see src/obs/logger.ts): the first administrator's password when it was generated,
+ * a `BEACON_ADMIN_PASSWORD` that was ignored and why, where it listens, its data, authentication
+ * and KEK, CORS, and where the logs go. Shown in the README's tour; keep the two in step.
+ */
+export function startupLines(node: BeaconNode, o: { dev: boolean; corsOrigins: string[]; dataDir: string }): string {
+  const lines: string[] = [];
+  const boot = node.security.bootstrap;
+  const envPassword = process.env.BEACON_ADMIN_PASSWORD;
+  if (boot?.generatedPassword !== undefined) {
+    // Printed once, on the start that created it; it is also in the file (mode 0600) until the operator deletes it.
+    lines.push(
+      `\nbeacon: first start — created user 'admin' with password:\n\n    ${boot.generatedPassword}\n\n` +
+        `  It is also in ${boot.file} (mode 0600). Log in with \`beacon login --user admin\`,\n` +
+        `  change it (\`beacon user passwd admin\`) and delete that file.\n`,
+    );
+  } else if (boot !== undefined) {
+    lines.push(`beacon: first start — created user 'admin' with the password from BEACON_ADMIN_PASSWORD`);
+  } else if (!o.dev && envPassword !== undefined && envPassword !== '') {
+    // The variable is read on the first start only; saying nothing here let people believe it set the password.
+    lines.push(
+      `beacon: BEACON_ADMIN_PASSWORD ignored: this node's users were created on an earlier start (the variable is read only then).\n` +
+        `  Log in with the password chosen then (a generated one is in ${join(o.dataDir, ADMIN_PASSWORD_FILE)}), change it with\n` +
+        `  \`beacon user passwd admin\`, or start afresh with an empty --data-dir.`,
+    );
+  }
+  const store = node.store;
+  lines.push(
+    `beacon listening on ${node.url} (HTTP API, watch at ${node.url.replace('http', 'ws')}/v1/watch)`,
+    `beacon data: ${store.backend.description} (revision ${store.revision}; ${plural(store.keyCount, 'key')}, system keys included)`,
+  );
+  if (node.resp !== undefined) {
+    lines.push(`beacon RESP listening on ${node.resp.url} (redis-cli -p ${node.resp.port}${node.resp.url.startsWith('rediss') ? ' --tls' : ''})`);
+  }
+  if (!o.dev) {
+    const kek = node.policies.keyring;
+    lines.push(
+      `beacon auth: on (tokens from \`beacon login\` or POST ${node.url}/v1/auth/token); ` +
+        (kek ? `secrets: KEK ${kek.primary.id}` : 'secrets: off, no KEK (--kek-file, see docs/security.md)'),
+    );
+  }
+  if (o.corsOrigins.length > 0) lines.push(`beacon CORS: browser apps from ${o.corsOrigins.join(', ')}`);
+  const pretty = logFormat() === 'pretty';
+  lines.push(
+    pretty
+      ? `beacon logs: on stdout, ${process.env.BEACON_LOG_LEVEL ?? 'warn'} and above (BEACON_LOG_LEVEL=info for more, BEACON_LOG_FORMAT=json for JSON)`
+      : `beacon logs: JSON lines on stdout at level ${process.env.BEACON_LOG_LEVEL ?? 'info'}`,
+  );
+  return `${lines.join('\n')}\n`;
+}
+
 /** `--tls-client-role CN=role[+role]`, repeatable. */
 function collectRoles(v: string, prev: Record<string, string[]>): Record<string, string[]> {
   return { ...prev, ...parseRoleMap(v) };
@@ -166,7 +225,7 @@ function respPortOption(v: string): number | 'off' {
 export function registerServeCommand(program: Command): void {
   program
     .command('serve')
-    .description('run a Beacon node (embedded SQLite in ./data by default); authentication is on unless --dev')
+    .description(SERVE_DESCRIPTION)
     .option('--data-dir <dir>', 'directory for the embedded store', process.env.BEACON_DATA_DIR ?? './data')
     .option('--backend <spec>', 'sqlite:PATH or postgres://… (default: SQLite in --data-dir)', process.env.BEACON_BACKEND)
     .option('--host <host>', 'address to bind', process.env.BEACON_HOST ?? '127.0.0.1')
@@ -329,24 +388,7 @@ export function registerServeCommand(program: Command): void {
           ? { tls: { cert: o.tlsCert, key: o.tlsKey, ...(o.tlsClientCa !== undefined ? { clientCa: o.tlsClientCa } : {}) } }
           : {}),
       });
-      const boot = node.security.bootstrap;
-      if (boot?.generatedPassword !== undefined) {
-        // Printed once, on the start that created it; it is also in the file (mode 0600) until the operator deletes it.
-        process.stderr.write(
-          `\nbeacon: first start — created user 'admin' with password:\n\n    ${boot.generatedPassword}\n\n` +
-            `  It is also in ${boot.file} (mode 0600). Log in with \`beacon login --user admin\`,\n` +
-            `  change it (PUT /v1/users/admin/password) and delete that file.\n\n`,
-        );
-      } else if (boot !== undefined) {
-        process.stderr.write(`beacon: first start — created user 'admin' with the password from BEACON_ADMIN_PASSWORD\n`);
-      }
-      process.stderr.write(
-        `beacon listening on ${node.url} (HTTP API, watch at ${node.url.replace('http', 'ws')}/v1/watch)\n` +
-          `beacon data: ${node.store.backend.description} (revision ${node.store.revision}, ${node.store.keyCount} keys)\n` +
-          (o.dev ? '' : `beacon auth: on (tokens from POST ${node.url}/v1/auth/token)${node.policies.keyring ? `; KEK ${node.policies.keyring.primary.id}` : ''}\n`) +
-          (corsOrigins.length > 0 ? `beacon CORS: browser apps from ${corsOrigins.join(', ')}\n` : '') +
-          (node.resp !== undefined ? `beacon RESP listening on ${node.resp.url} (redis-cli -p ${node.resp.port}${node.resp.url.startsWith('rediss') ? ' --tls' : ''})\n` : ''),
-      );
+      process.stderr.write(startupLines(node, { dev: o.dev, corsOrigins, dataDir: o.dataDir }));
       let stopping = false;
       const shutdown = (signal: string): void => {
         if (stopping) return;

@@ -8,7 +8,7 @@ import { copyFile, mkdir, open, readdir, rename, rm, stat } from 'node:fs/promis
 import { dirname, join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { ConflictError, InvalidArgumentError, NotFoundError, UnavailableError } from '../errors.js';
-import { NO_PROGRESS, contextOf, formatBytes, interruptSignal, out, outJson, progressBar } from './context.js';
+import { NO_PROGRESS, contextOf, formatBytes, interruptSignal, note, out, outJson, progressBar } from './context.js';
 import { CliExit, ExitCode } from './exit-codes.js';
 
 /** The first 16 bytes of every SQLite database file. */
@@ -177,5 +177,12 @@ export function registerSnapshotCommands(program: Command): void {
       }
       if (json) outJson({ file, dataDir: dir, path: target, ...info });
       else out(`restored ${file} into ${target}: revision ${info.revision}, ${info.keys} ${info.keys === 1 ? 'key' : 'keys'}; start it with: beacon serve --data-dir ${o.dataDir}`);
+      // What a restore does not carry (docs/cli.md, docs/security.md): said here, where people look.
+      if (!json) {
+        note(
+          'users, roles and API keys come with the snapshot; the token signing key does not (the restored node makes its own), ' +
+            'so tokens of the old node are refused there: log in to it again. Secrets need the same KEK.',
+        );
+      }
     });
 }

@@ -21,7 +21,7 @@ export { jsonDiff, jsonEqual } from './json-diff.js';
 export type { JsonChange } from './json-diff.js';
 export { diffLines, diffTexts, unifiedDiff, splitLines, MAX_DIFF_EDITS } from './line-diff.js';
 export type { LineEdit } from './line-diff.js';
-export { PolicyStore, parsePolicy, schemaViolations, POLICY_KEY_PREFIX, MAX_FAILED_KEYS } from './policy.js';
+export { PolicyStore, parsePolicy, schemaViolations, POLICY_FIELDS, POLICY_KEY_PREFIX, MAX_FAILED_KEYS } from './policy.js';
 export {
   DEFAULT_JSON_LIMITS,
   DEFAULT_MAX_JSON_DEPTH,

@@ -114,7 +114,9 @@ export interface ReconcileResult {
 /** How many undecryptable keys a {@link ReconcileResult} names. */
 export const MAX_FAILED_KEYS = 100;
 
-const FIELDS = ['format', 'schema', 'secret', 'historyRetention', 'defaultTtl', 'description', 'storage', 'origin'] as const;
+/** The fields of a policy body (PUT replaces them all; PATCH /v1/namespaces merges them). */
+export const POLICY_FIELDS = ['format', 'schema', 'secret', 'historyRetention', 'defaultTtl', 'description', 'storage', 'origin'] as const;
+const FIELDS = POLICY_FIELDS;
 
 /**
  * ajv's regular-expression engine for `pattern` and `patternProperties`: RE2 semantics (re2js),
@@ -399,7 +401,8 @@ export function schemaViolations(errors: ValidateFunction['errors']): SchemaViol
   return (errors ?? []).map((e) => {
     const missing = e.keyword === 'required' ? (e.params as { missingProperty?: string }).missingProperty : undefined;
     const path = missing === undefined ? e.instancePath || '/' : `${e.instancePath}/${missing}`;
-    return { path, message: e.message ?? 'is invalid', keyword: e.keyword };
+    // ajv says "must have required property 'db'" of the parent; under the child's own path that reads as nonsense.
+    return { path, message: missing !== undefined ? 'is required but missing' : (e.message ?? 'is invalid'), keyword: e.keyword };
   });
 }
 
@@ -710,7 +713,10 @@ export class PolicyStore {
    */
   async put(policy: NamespacePolicy, by: string): Promise<{ policy: NamespacePolicy; revision: number; created: boolean }> {
     if (policy.secret === true && this.keyring === undefined) {
-      throw new InvalidArgumentError('a secret namespace needs a KEK: start the node with --kek-file or BEACON_KEK');
+      throw new InvalidArgumentError(
+        'a secret namespace needs a KEK, and this node has none: create one (umask 077; echo "k1:$(openssl rand -hex 32)" > beacon.kek, ' +
+          'outside the data directory), restart the node with --kek-file beacon.kek (or BEACON_KEK), then try again; see docs/security.md',
+      );
     }
     const stored: NamespacePolicy = { ...policy, updatedAt: Date.now(), updatedBy: by };
     const created = !this.entries.has(policy.prefix);

@@ -498,6 +498,6 @@ function createConflict(key: string, expected: number, current: KeyValue | undef
       ? `config '${key}' does not exist, so a write cannot create ${want}; send "v1" (or no version) to create it`
       : expected === 1
         ? `config '${key}' already exists at ${cur}; "v1" only creates a new config`
-        : `config '${key}' is at ${cur}, so a write cannot create ${want} (it needs ${formatVersion(expected - 1)}); read the latest version and retry`;
+        : `config '${key}' is at ${cur}, so it cannot take "version": "${want}" (that writes on top of ${formatVersion(expected - 1)}); send "${formatVersion((current?.version ?? 0) + 1)}" or leave "version" out to write the next version`;
   return new ConflictError(message, { key, expected: want, current: cur });
 }

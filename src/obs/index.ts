@@ -1,4 +1,4 @@
 /** Observability: the Prometheus metrics registry and the structured logger. */
 export { Metrics } from './metrics.js';
-export { createLogger } from './logger.js';
-export type { Logger } from './logger.js';
+export { createLogger, logFormat } from './logger.js';
+export type { Logger, LogFormat } from './logger.js';

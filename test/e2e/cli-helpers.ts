@@ -1,6 +1,16 @@
 /** Helpers for end-to-end tests of the built `beacon` CLI: run it to completion, or in the background. */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { CLI } from '../helpers/node.js';
+
+/**
+ * Where the CLI under test keeps `beacon login`'s saved login: a directory of this test process,
+ * never the user's ~/.config/beacon. A test may give its own BEACON_CONFIG_DIR.
+ */
+export const CLI_CONFIG_DIR = mkdtempSync(join(tmpdir(), 'beacon-cli-config-'));
+process.once('exit', () => rmSync(CLI_CONFIG_DIR, { recursive: true, force: true }));
 
 /** What a finished CLI run printed and how it exited. */
 export interface CliResult {
@@ -17,7 +27,7 @@ export function runCli(args: string[], opts: { input?: string | Buffer; env?: Re
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [CLI, ...args], {
       stdio: ['pipe', 'pipe', 'pipe'],
-      env: { ...process.env, BEACON_ENDPOINT: '', ...(opts.env ?? {}) },
+      env: { ...process.env, BEACON_ENDPOINT: '', BEACON_CONFIG_DIR: CLI_CONFIG_DIR, ...(opts.env ?? {}) },
     });
     let stdout = '';
     let stderr = '';
@@ -49,7 +59,7 @@ export interface BackgroundCli {
 
 /** Starts the CLI in the background. */
 export function startCli(args: string[], env: Record<string, string> = {}): BackgroundCli {
-  const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+  const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, BEACON_CONFIG_DIR: CLI_CONFIG_DIR, ...env } });
   const out = { stdout: '', stderr: '' };
   const listeners = new Set<() => void>();
   const notify = (): void => {

@@ -5,6 +5,7 @@ import { after, before, describe, it } from 'node:test';
 import WebSocket from 'ws';
 import { ROUTE_RULES } from '../../src/api/http/authz.js';
 import { ADMIN_PASSWORD, capturingLogger, client, login, startSecureNode, userToken, type SecureNode } from './security-helpers.js';
+import { http } from '../helpers/node.js';
 
 type Who = 'admin' | 'developer' | 'viewer' | 'team' | 'anonymous';
 const ROLES: Who[] = ['admin', 'developer', 'viewer', 'team'];
@@ -38,6 +39,9 @@ interface Row {
 const p = (s: string) => (v: Vars) => s.replaceAll('{role}', v.role);
 
 /** The table. The custom role `team` writes `team-a/` and reads `shared/` only. */
+/** The admin's refresh token (from the login in `before`): `POST /v1/auth/refresh` needs no other credential. */
+let adminRefreshToken = '';
+
 const TABLE: Row[] = [
   // operations
   { route: 'GET /healthz', path: p('/healthz'), allow: 'public' },
@@ -118,6 +122,7 @@ const TABLE: Row[] = [
   { route: 'GET /api/v1/status/buildinfo', path: p('/api/v1/status/buildinfo'), allow: EVERYONE },
   // identity, audit, namespaces
   { route: 'POST /v1/auth/token', method: 'POST', path: p('/v1/auth/token'), body: () => ({ username: 'admin', password: ADMIN_PASSWORD }), allow: 'public' },
+  { route: 'POST /v1/auth/refresh', method: 'POST', path: p('/v1/auth/refresh'), body: () => ({ refreshToken: adminRefreshToken }), allow: 'public' },
   { route: 'GET /v1/auth/whoami', path: p('/v1/auth/whoami'), allow: EVERYONE },
   { route: 'GET /v1/users', path: p('/v1/users'), allow: ADMIN },
   { route: 'POST /v1/users', method: 'POST', path: p('/v1/users'), body: (v) => ({ name: `made-by-${v.role}`, password: 'long-enough-pw', roles: ['viewer'] }), allow: ADMIN },
@@ -137,6 +142,7 @@ const TABLE: Row[] = [
   { route: 'GET /v1/namespaces', path: p('/v1/namespaces'), allow: EVERYONE },
   { route: 'GET /v1/namespaces/*', note: 'team-a', path: p('/v1/namespaces/team-a/'), allow: EVERYONE },
   { route: 'PUT /v1/namespaces/*', method: 'PUT', path: p('/v1/namespaces/team-a/ns-{role}/'), body: () => ({ format: 'json' }), allow: ADMIN },
+  { route: 'PATCH /v1/namespaces/*', method: 'PATCH', path: p('/v1/namespaces/team-a/'), body: () => ({ description: 'patched' }), allow: ADMIN },
   { route: 'DELETE /v1/namespaces/*', method: 'DELETE', path: p('/v1/namespaces/team-a/ns-{role}/'), allow: ADMIN },
   { route: 'POST /v1/secrets/reencrypt', method: 'POST', path: p('/v1/secrets/reencrypt'), allow: ADMIN },
   { route: 'GET /v1/auth/signing-key', method: 'GET', path: p('/v1/auth/signing-key'), allow: ADMIN },
@@ -189,6 +195,7 @@ describe('RBAC matrix (auth on)', () => {
   before(async () => {
     node = await startSecureNode({ logger: logs.logger });
     const adminToken = await login(node.url, 'admin', ADMIN_PASSWORD);
+    adminRefreshToken = (await http(`${node.url}/v1/auth/token`, { method: 'POST', body: { username: 'admin', password: ADMIN_PASSWORD } })).body.refreshToken;
     admin = client(node.url, adminToken);
     const ok = async (r: Promise<{ status: number; body: any }>): Promise<any> => {
       const res = await r;

@@ -1,5 +1,5 @@
 /**
- * Identity and governance routes: `POST /v1/auth/token`, `GET /v1/auth/whoami`, `/v1/users`,
+ * Identity and governance routes: `POST /v1/auth/token`, `POST /v1/auth/refresh`, `GET /v1/auth/whoami`, `/v1/users`,
  * `/v1/roles`, `/v1/apikeys`, `GET /v1/audit` (filters, pagination, JSON-lines export),
  * `/v1/namespaces` (policies) and `POST /v1/secrets/reencrypt` (KEK rotation). See docs/security.md.
  */
@@ -7,7 +7,7 @@ import { Readable } from 'node:stream';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { auditToJson } from '../../audit/index.js';
 import { apiKeyView, userView, validateName, type Role } from '../../auth/index.js';
-import type { NamespacePolicy } from '../../config/index.js';
+import { POLICY_FIELDS, type NamespacePolicy } from '../../config/index.js';
 import { ConflictError, ErrorCode, InvalidArgumentError, NotFoundError, type BeaconError } from '../../errors.js';
 import { validateKey, type AuditQuery } from '../../kv/index.js';
 import { jsonBody, optBool, optString, queryInt, readObject, reqString, wildcardKey } from './codec.js';
@@ -98,9 +98,30 @@ export function registerAuthRoutes(app: FastifyInstance, ctx: HttpContext): void
         expiresIn: Math.round((t.expiresAt - Date.now()) / 1000),
         user: t.user,
         roles: t.roles,
+        // Traded at POST /v1/auth/refresh for new tokens until it expires (docs/security.md).
+        refreshToken: t.refreshToken,
+        refreshExpiresAt: new Date(t.refreshExpiresAt).toISOString(),
       };
     } catch (err) {
       if ((err as BeaconError).code === ErrorCode.RateLimited) countLoginRateLimited(ctx);
+      if ((err as BeaconError).code === ErrorCode.Unauthenticated) void reply.header('www-authenticate', 'Bearer realm="beacon"');
+      throw err;
+    }
+  });
+
+  app.post('/v1/auth/refresh', async (req, reply) => {
+    const o = readObject(jsonBody(req, '{"refreshToken": "…"}'), ['refreshToken']);
+    try {
+      const t = await auth.refreshLogin(o.refreshToken, { requestId: String(req.id), source: req.ip });
+      return {
+        token: t.token,
+        tokenType: 'Bearer',
+        expiresAt: new Date(t.expiresAt).toISOString(),
+        expiresIn: Math.round((t.expiresAt - Date.now()) / 1000),
+        user: t.user,
+        roles: t.roles,
+      };
+    } catch (err) {
       if ((err as BeaconError).code === ErrorCode.Unauthenticated) void reply.header('www-authenticate', 'Bearer realm="beacon"');
       throw err;
     }
@@ -284,10 +305,9 @@ export function registerAuthRoutes(app: FastifyInstance, ctx: HttpContext): void
     return policyJson(policies.get(prefix));
   });
 
-  app.put('/v1/namespaces/*', async (req, reply) => {
-    const prefix = namespacePrefix(req.params);
-    requireAccess(ctx, req, 'namespace.put', 'admin', prefixResource(prefix));
-    const policy = policies.parse(prefix, jsonBody(req, '{"format": "json", "schema": {…}, "secret": false}'));
+  /** Stores a policy (PUT or PATCH), brings the values already under it in line, audits it. */
+  const storePolicy = async (req: FastifyRequest, policy: NamespacePolicy): Promise<{ body: Record<string, unknown>; created: boolean }> => {
+    const prefix = policy.prefix;
     const p = principalOf(req);
     const res = await policies.put(policy, p.name);
     const ctxAudit = { principal: p.name, action: 'namespace.reconcile', requestId: String(req.id), source: req.ip };
@@ -302,8 +322,34 @@ export function registerAuthRoutes(app: FastifyInstance, ctx: HttpContext): void
       encrypted: reconciled.encrypted,
       decrypted: reconciled.decrypted,
     }, prefix);
+    return { body: { ...policyJson(res.policy), revision: Math.max(res.revision, reconciled.revision), reconciled }, created: res.created };
+  };
+
+  // PUT replaces the whole policy: a field left out is removed (docs/security.md).
+  app.put('/v1/namespaces/*', async (req, reply) => {
+    const prefix = namespacePrefix(req.params);
+    requireAccess(ctx, req, 'namespace.put', 'admin', prefixResource(prefix));
+    const policy = policies.parse(prefix, jsonBody(req, '{"format": "json", "schema": {…}, "secret": false}'));
+    const res = await storePolicy(req, policy);
     if (res.created) void reply.status(201);
-    return { ...policyJson(res.policy), revision: Math.max(res.revision, reconciled.revision), reconciled };
+    return res.body;
+  });
+
+  // PATCH merges (RFC 7396 JSON merge patch, one level): a field given replaces that field, a
+  // field set to null is removed, a field left out stays as it was.
+  app.patch('/v1/namespaces/*', async (req) => {
+    const prefix = namespacePrefix(req.params);
+    requireAccess(ctx, req, 'namespace.put', 'admin', prefixResource(prefix));
+    const patch = jsonBody(req, '{"defaultTtl": 60, "description": null}');
+    if (patch === null || typeof patch !== 'object' || Array.isArray(patch)) throw new InvalidArgumentError('the patch must be a JSON object');
+    const current = policies.get(prefix) as unknown as Record<string, unknown>;
+    const merged: Record<string, unknown> = {};
+    for (const k of POLICY_FIELDS) if (current[k] !== undefined) merged[k] = current[k];
+    for (const [k, v] of Object.entries(patch as Record<string, unknown>)) {
+      if (v === null) delete merged[k];
+      else merged[k] = v;
+    }
+    return (await storePolicy(req, policies.parse(prefix, merged))).body;
   });
 
   app.delete('/v1/namespaces/*', async (req) => {

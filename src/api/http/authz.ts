@@ -84,6 +84,7 @@ export const ROUTE_RULES: Record<string, RouteRule> = {
   'GET /v1/snapshot': { kind: 'admin' },
   // Identity, audit, namespaces
   'POST /v1/auth/token': { kind: 'public' },
+  'POST /v1/auth/refresh': { kind: 'public' }, // the refresh token in the body is the credential
   'GET /v1/auth/whoami': { kind: 'authenticated' },
   'GET /v1/users': { kind: 'admin' },
   'POST /v1/users': { kind: 'admin' },
@@ -102,6 +103,7 @@ export const ROUTE_RULES: Record<string, RouteRule> = {
   'GET /v1/namespaces': { kind: 'authenticated' },
   'GET /v1/namespaces/*': { kind: 'handler' },
   'PUT /v1/namespaces/*': { kind: 'handler' },
+  'PATCH /v1/namespaces/*': { kind: 'handler' },
   'DELETE /v1/namespaces/*': { kind: 'handler' },
   'POST /v1/secrets/reencrypt': { kind: 'admin' },
   'GET /v1/auth/signing-key': { kind: 'admin' },

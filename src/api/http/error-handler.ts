@@ -43,6 +43,15 @@ export function toHttpError(err: unknown, requestId: string): { status: number; 
   return { status: 500, body: { error: { code: ErrorCode.Internal, message: `internal error (request id ${requestId})` } } };
 }
 
+/**
+ * The error code a client is answered with for `err` (`too_large` for fastify's body-too-large,
+ * `invalid_argument` for bad JSON…): the label of `beacon_errors_total`, so the metric counts
+ * what clients saw and a client's mistake never shows as `internal`.
+ */
+export function errorCodeOf(err: unknown): string {
+  return toHttpError(err, '').body.error.code;
+}
+
 /** Fastify error handler built on {@link toHttpError}; logs 5xx with the full error. */
 export function errorHandler(err: unknown, request: FastifyRequest, reply: FastifyReply): void {
   const { status, body } = toHttpError(err, String(request.id));

@@ -21,6 +21,7 @@ import {
 } from '../../kv/index.js';
 import {
   decodeValue,
+  jsonBody,
   kvToJson,
   optBool,
   optInt,
@@ -275,7 +276,8 @@ export function registerKvRoutes(app: FastifyInstance, ctx: HttpContext): void {
   });
 
   app.post('/v1/txn', async (req) => {
-    const txn = parseTxn(req.body);
+    // jsonBody: a txn sent without `content-type: application/json` (curl -d) is still read as JSON.
+    const txn = parseTxn(jsonBody(req, '{"compare": […], "success": […], "failure": […]}'));
     authorizeTxn(ctx, req, txn);
     const granted = new Map<number, number>();
     const prepare = async (ops: TxnOp[]): Promise<TxnOp[]> => {

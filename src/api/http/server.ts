@@ -11,7 +11,7 @@ import { redactUrl, registerAuthHooks } from './authz.js';
 import { registerConfigRoutes } from './config-routes.js';
 import { registerCoordRoutes } from './coord-routes.js';
 import type { HttpContext } from './context.js';
-import { errorHandler } from './error-handler.js';
+import { errorCodeOf, errorHandler } from './error-handler.js';
 import { registerKvRoutes } from './kv-routes.js';
 import { registerLeaseRoutes } from './lease-routes.js';
 import { registerPromRoutes } from './prom-routes.js';
@@ -181,8 +181,7 @@ export async function createHttpServer(ctx: HttpContext, opts: HttpServerOptions
     done();
   });
   app.addHook('onError', async (_req, _reply, err) => {
-    const code = (err as { code?: unknown }).code;
-    ctx.metrics.errors.inc({ code: typeof code === 'string' && /^[a-z_]+$/.test(code) ? code : 'internal' });
+    ctx.metrics.errors.inc({ code: errorCodeOf(err) });
   });
 
   await app.register(websocket, {
