@@ -28,6 +28,10 @@ test('stars, question marks, classes, negation, ranges and escapes match as in R
     ['[\\]]', ']', true],
     ['*:*:*', 'a:b:c', true],
     ['?', '', false],
+    // Edge cases checked against redis-server 7.0 KEYS: a range may end in `]`.
+    ['[a-]', ']', true],
+    ['[a-]', '^', true],
+    ['[a-]', '-', false],
   ];
   for (const [p, s, want] of cases) assert.equal(globMatch(p, s), want, `${JSON.stringify(p)} vs ${JSON.stringify(s)}`);
 });

@@ -31,7 +31,8 @@ function matchClass(p: string, pi: number, c: string, nocase: boolean): [boolean
       i++;
       break;
     }
-    if (p[i + 1] === '-' && i + 2 < p.length && p[i + 2] !== ']') {
+    // As Redis: `x-y` is a range whatever y is, even `]` (then the class runs to the pattern's end).
+    if (p[i + 1] === '-' && i + 2 < p.length) {
       let lo = p[i] as string;
       let hi = p[i + 2] as string;
       if (nocase) {

@@ -898,6 +898,14 @@ export class CacheTier extends EventEmitter<CacheEvents> {
     return join(this.options.dataDir, AOF_FILE);
   }
 
+  /**
+   * Registers the executor AOF replay uses (the RESP listener's command table); it must be set
+   * before {@link open} to take part in the load (or passed to `open`).
+   */
+  setExecutor(exec: AofExecutor | undefined): void {
+    this.executor = exec;
+  }
+
   /** Replays one command through the executor (built-in when none is registered). */
   private exec(argv: Buffer[]): void {
     (this.executor ?? ((a: Buffer[]) => this.builtinExec(a)))(argv);
@@ -910,7 +918,7 @@ export class CacheTier extends EventEmitter<CacheEvents> {
    * @throws UnavailableError when the file cannot be read or is corrupt before its end.
    */
   async open(exec?: AofExecutor): Promise<AofLoadResult> {
-    this.executor = exec;
+    if (exec !== undefined) this.executor = exec;
     const result: AofLoadResult = { commands: 0, truncatedBytes: 0, failed: 0 };
     if (this.cfg.appendonly) {
       const path = this.aofPath();

@@ -71,6 +71,11 @@ const TABLE: Row[] = [
   },
   { route: 'POST /v1/txn', note: 'compare other', method: 'POST', path: p('/v1/txn'), body: () => ({ compare: [{ key: 'other/k', target: 'version', result: '>', value: 0 }] }), allow: GLOBAL_READERS },
   { route: 'POST /v1/txn', note: 'read shared', method: 'POST', path: p('/v1/txn'), body: () => ({ success: [{ range: { key: 'shared/', prefix: true } }] }), allow: EVERYONE },
+  // cache tier (issue 11): memory namespaces shared/cache/ and team-a/cache/
+  { route: 'GET /v1/cache/*', note: 'shared', path: p('/v1/cache/shared/cache/k'), allow: EVERYONE },
+  { route: 'GET /v1/cache/*', note: 'other', path: p('/v1/cache/other/cache/k'), allow: GLOBAL_READERS, ok: [404] },
+  { route: 'PUT /v1/cache/*', note: 'team-a', method: 'PUT', path: p('/v1/cache/team-a/cache/{role}'), body: () => ({ value: 'v', ttl: 60 }), allow: WRITERS },
+  { route: 'DELETE /v1/cache/*', note: 'team-a', method: 'DELETE', path: p('/v1/cache/team-a/cache/{role}'), allow: WRITERS },
   // leases
   { route: 'POST /v1/leases', method: 'POST', path: p('/v1/leases'), body: () => ({ ttl: 30 }), allow: WRITERS },
   { route: 'GET /v1/leases', path: p('/v1/leases'), allow: EVERYONE },
@@ -212,6 +217,8 @@ describe('RBAC matrix (auth on)', () => {
     await ok(admin('/v1/configs/shared/cfg', { method: 'PUT', body: { value: { v: 2 } } }));
     await ok(admin('/v1/configs/other/cfg', { method: 'PUT', body: { value: { v: 1 } } }));
     await ok(admin('/v1/namespaces/team-a/', { method: 'PUT', body: { format: 'text' } }));
+    for (const ns of ['shared/cache/', 'team-a/cache/', 'other/cache/']) await ok(admin(`/v1/namespaces/${ns}`, { method: 'PUT', body: { storage: 'memory' } }));
+    await ok(admin('/v1/cache/shared/cache/k', { method: 'PUT', body: { value: 'cached' } }));
     for (const who of [...ROLES, 'anonymous'] as Who[]) {
       // Writers grant their own leases (a lease is its granter's); the admin attaches a key outside the role's reach.
       const ownsLease = WRITERS.includes(who);
