@@ -138,7 +138,7 @@ describe('beacon CLI (e2e)', { concurrency: true }, () => {
     await ok(['put', 'session/worker-1', 'alive', '--lease', String(grant.id)]);
     const ttl = await ok(['lease', 'ttl', String(grant.id)]);
     assert.match(ttl, new RegExp(`^lease ${grant.id}: \\d+s remaining of 60s granted, 1 key\\n  session/worker-1\\n$`));
-    assert.match(await ok(['lease', 'ls']), new RegExp(`^${grant.id}  ttl \\d+s/60s  1 key$`, 'm'));
+    assert.match(await ok(['lease', 'ls']), new RegExp(`^${grant.id}  ttl \\d+s/60s  1 key  owner dev$`, 'm'));
     assert.match(await ok(['lease', 'keep-alive', String(grant.id), '--once']), /kept alive with TTL 60s/);
     assert.match(await ok(['lease', 'revoke', String(grant.id)]), new RegExp(`^lease ${grant.id} revoked \\(revision \\d+\\)\\n$`));
     assert.equal((await beacon(['get', 'session/worker-1'])).code, 4, 'the leased key went with the lease');

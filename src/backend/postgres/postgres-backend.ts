@@ -505,7 +505,7 @@ export class PostgresBackend implements Backend {
       leaseSeqAfter = leasesChanged ? m.lease_seq + 1 : m.lease_seq;
       revisionAfter = batch.revision;
       if (batch.entries.length > 0 || leasesChanged || (batch.audit?.length ?? 0) > 0) {
-        // $30 (after the NOTIFY channel): whether each entry's value was sealed by the store.
+        // $31 (after the NOTIFY channel, $30): whether each entry's value was sealed by the store.
         await client.query(WRITE_SQL, [...writeParams(batch, head, leaseSeqAfter), this.channel, batch.entries.map((e) => e.encrypted === true)]);
         // Only from here can the batch become visible; raised before COMMIT returns, so a NOTIFY of
         // our own commit that arrives first is recognised (isOwnChange). A batch that failed
@@ -1204,7 +1204,7 @@ export class PostgresBackend implements Backend {
 const WRITE_SQL = `
 WITH ins AS (
   INSERT INTO beacon_kv_log (key, revision, create_revision, version, lease, value, deleted, ts, meta, encrypted)
-  SELECT * FROM unnest($1::bytea[], $2::int8[], $3::int8[], $4::int8[], $5::int8[], $6::bytea[], $7::bool[], $8::int8[], $9::text[], $30::bool[])
+  SELECT * FROM unnest($1::bytea[], $2::int8[], $3::int8[], $4::int8[], $5::int8[], $6::bytea[], $7::bool[], $8::int8[], $9::text[], $31::bool[])
 ),
 g AS (
   INSERT INTO beacon_leases (id, ttl, expires_at, revoked, revoked_at, seq, owner)
