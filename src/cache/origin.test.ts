@@ -47,4 +47,9 @@ test('only outcomes inside the 10 s window count, and fewer than half failing ke
 test('origin URLs substitute the full key and the id after the prefix, URL-encoded', () => {
   assert.equal(originUrl('http://db/users/{id}', 'user:', 'user:456'), 'http://db/users/456');
   assert.equal(originUrl('http://db/k/{key}', 'user:', 'user:a b/c'), 'http://db/k/user%3Aa%20b%2Fc');
+  // Dot segments would leave the template's path (security review): such keys are never fetched.
+  assert.equal(originUrl('http://db/api/items/{id}', 'cache/', 'cache/..'), undefined);
+  assert.equal(originUrl('http://db/api/items/{id}', 'cache/', 'cache/.'), undefined);
+  assert.equal(originUrl('http://db/api/items/{id}', 'cache/', 'cache/'), undefined);
+  assert.equal(originUrl('http://db/api/items/{id}', 'cache/', 'cache/...'), 'http://db/api/items/...');
 });

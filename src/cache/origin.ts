@@ -98,10 +98,15 @@ export type FetchOutcome = { ok: true; body: Buffer } | { ok: false; reason: str
 
 /**
  * Expands an origin URL template for `key` in the namespace `prefix`: `{key}` is the full key,
- * `{id}` the key without the prefix, both URL-encoded.
+ * `{id}` the key without the prefix, both URL-encoded. Returns undefined when a value substituted
+ * for a placeholder is `.` or `..` (empty counts too, for `{id}`): a URL parser resolves those
+ * as path segments (even percent-encoded, per the WHATWG URL standard), so the request would
+ * leave the template's path; such keys are never fetched from the origin.
  */
-export function originUrl(template: string, prefix: string, key: string): string {
+export function originUrl(template: string, prefix: string, key: string): string | undefined {
   const id = key.startsWith(prefix) ? key.slice(prefix.length) : key;
+  const dotSegment = (v: string): boolean => v === '.' || v === '..';
+  if ((template.includes('{key}') && dotSegment(key)) || (template.includes('{id}') && (dotSegment(id) || id === ''))) return undefined;
   return template.replaceAll('{key}', encodeURIComponent(key)).replaceAll('{id}', encodeURIComponent(id));
 }
 

@@ -1244,6 +1244,8 @@ export class CacheTier extends EventEmitter<CacheEvents> {
     const ns = this.options.namespaces(key);
     const origin = ns?.origin;
     if (ns === undefined || origin === undefined) return Promise.resolve({ outcome: 'miss', reason: 'the key is not in the cache (its namespace has no origin)' });
+    const url = originUrl(origin.url, ns.prefix, key);
+    if (url === undefined) return Promise.resolve({ outcome: 'miss', reason: `'${key}' cannot be fetched from the origin (its id would be a '.' or '..' path segment, or empty)` });
     const inFlight = this.flights.get(key);
     if (inFlight !== undefined) return inFlight;
     const id = `${ns.prefix}\n${origin.url}`;
@@ -1257,7 +1259,7 @@ export class CacheTier extends EventEmitter<CacheEvents> {
     const st = state;
     const flight = (async (): Promise<ReadThroughResult> => {
       st.requests++;
-      const res = await fetchOrigin(originUrl(origin.url, ns.prefix, key), origin.timeoutMs ?? DEFAULT_ORIGIN_TIMEOUT_MS, this.options.maxValueBytes ?? MAX_ORIGIN_BODY_BYTES);
+      const res = await fetchOrigin(url, origin.timeoutMs ?? DEFAULT_ORIGIN_TIMEOUT_MS, this.options.maxValueBytes ?? MAX_ORIGIN_BODY_BYTES);
       st.breaker.record(res.ok || !res.failure);
       if (!res.ok) {
         if (res.failure) st.failures++;

@@ -63,5 +63,30 @@ export function errorHandler(err: unknown, request: FastifyRequest, reply: Fasti
     const retry = (err as BeaconError).details?.retryAfterSeconds;
     if (typeof retry === 'number') void reply.header('retry-after', String(Math.ceil(retry)));
   }
+  const raw = request.raw;
+  const declared = Number(raw.headers['content-length']);
+  if (status === 413 && !raw.readableEnded && !raw.destroyed && Number.isFinite(declared) && declared <= DRAIN_MAX_BYTES) {
+    // The body was refused by its declared length before it was read. Clients that write the
+    // whole body before reading the answer (fetch/undici, most SDKs) see a broken pipe instead of
+    // the 413 when the server answers and closes first, so read and discard it (bounded in bytes
+    // and time) and answer then.
+    let sent = false;
+    const send = (): void => {
+      if (sent) return;
+      sent = true;
+      clearTimeout(timer);
+      void reply.status(status).send(body);
+    };
+    const timer = setTimeout(send, DRAIN_TIMEOUT_MS);
+    raw.once('end', send);
+    raw.once('error', send);
+    raw.resume();
+    return;
+  }
   void reply.status(status).send(body);
 }
+
+/** A body refused as too large is still read (and discarded) up to this size, so the client sees the 413. */
+const DRAIN_MAX_BYTES = 64 * 1024 * 1024;
+/** …and for at most this long, in ms. */
+const DRAIN_TIMEOUT_MS = 10_000;
