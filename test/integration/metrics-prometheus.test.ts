@@ -89,7 +89,11 @@ describe('Beacon with a real Prometheus', () => {
     });
     assert.equal(build[0]?.metric.instance, `127.0.0.1:${promPort}`);
     assert.match(build[0]?.metric.version ?? '', /^2\./);
-    const up = await instant(beacon.url, 'up{job="beacon_via_prometheus"}');
+    // Prometheus's scrape of Beacon may land in a later remote-write batch than its own series.
+    const up = await waitFor('up of the beacon_via_prometheus job in Beacon', async () => {
+      const r = await instant(beacon.url, 'up{job="beacon_via_prometheus"}');
+      return r.length > 0 ? r : undefined;
+    });
     assert.equal(up[0]?.value[1], '1', 'Prometheus scraped Beacon and wrote the result back to it');
   });
 
