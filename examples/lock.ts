@@ -17,10 +17,10 @@ const first = await aliceLock.lock();
 console.log(`alice holds ${name} with fencing token ${first.fencingToken}`);
 
 try {
-  await bobLock.lock({ timeoutMs: 100 });
+  await bobLock.lock({ timeoutMs: 1000 });
 } catch (err) {
   if (!(err instanceof ConflictError)) throw err;
-  console.log(`bob gave up after 100 ms (holder: ${err.details?.holder === aliceLock.key ? 'alice' : 'someone else'})`);
+  console.log(`bob gave up after 1000 ms (holder: ${err.details?.holder === aliceLock.key ? 'alice' : 'someone else'})`);
 }
 
 const bobWaits = bobLock.lock(); // queued behind alice

@@ -328,7 +328,9 @@ export class TokenService {
   cached(token: string): TokenClaims | undefined {
     const hit = this.cache.get(token);
     if (hit === undefined) return undefined;
-    if (hit.exp > this.clock()) return hit;
+    // The same clock-skew tolerance as a first verification, so a token's end does not depend on
+    // whether this node has seen it before.
+    if (hit.exp + CLOCK_TOLERANCE_S * 1000 > this.clock()) return hit;
     this.cache.delete(token);
     throw new UnauthenticatedError(TOKEN_EXPIRED_MESSAGE, { reason: 'expired' });
   }
@@ -361,9 +363,6 @@ export class TokenService {
       throw new UnauthenticatedError('the token is missing its subject or user id', { reason: 'malformed' });
     }
     const claims: TokenClaims = { sub: payload.sub, uid: payload.uid, exp: payload.exp * 1000 };
-    // The tolerance covers clock skew for the other claims; expiry is exact, as the cache applies
-    // it, so a token is refused from its `exp` on whether or not this node has seen it before.
-    if (claims.exp <= now) throw new UnauthenticatedError(TOKEN_EXPIRED_MESSAGE, { reason: 'expired' });
     // The keyring changed while the signature was checked (a rotation here, or one on another
     // node arriving through the feed): the key used may be gone. Check again with the keys now.
     if (generation !== this.generation) return this.verify(token);

@@ -21,7 +21,7 @@ const EXPECTED: Record<string, RegExp[]> = {
   ],
   lock: [
     /^alice holds examples\/lock-\w+ with fencing token \d+$/,
-    /^bob gave up after 100 ms \(holder: alice\)$/,
+    /^bob gave up after 1000 ms \(holder: alice\)$/,
     /^bob holds it now, fencing token \d+ > \d+: true$/,
     /^queued 00000000000000000001 and 00000000000000000002$/,
     /^left in the queue: 1$/,
