@@ -51,6 +51,24 @@ describe('RESP security', () => {
     assert.match(await redisCli(node.respPort, ['--user', 'alice', '--pass', 'alice-password-1', '--no-auth-warning', 'GET', 'team-a/k']), /^v/);
   });
 
+  test("before AUTH, Redis's unauthenticated limits: a large bulk or a long multibulk is a protocol error and a close", async () => {
+    const c = await RawClient.open(node.respPort);
+    c.write('*2\r\n$3\r\nGET\r\n$67108864\r\n');
+    assert.ok(await c.closedWithin(), 'the server closes the connection');
+    assert.equal(c.received.toString(), '-ERR Protocol error: unauthenticated bulk length\r\n');
+    const m = await RawClient.open(node.respPort);
+    m.write('*11\r\n');
+    assert.ok(await m.closedWithin());
+    assert.equal(m.received.toString(), '-ERR Protocol error: unauthenticated multibulk length\r\n');
+    // Once authenticated, a large value is accepted as before.
+    const alice = new Redis({ port: node.respPort, host: '127.0.0.1', username: 'alice', password: 'alice-password-1' });
+    const big = Buffer.alloc(512 * 1024, 0x62);
+    assert.equal(await alice.set('team-a/big', big), 'OK');
+    assert.ok((await alice.getBuffer('team-a/big'))?.equals(big));
+    assert.equal(await alice.del('team-a/big'), 1);
+    alice.disconnect();
+  });
+
   test('the same prefix permissions as HTTP: -NOPERM for a denied key and for admin commands', async () => {
     const alice = new Redis({ port: node.respPort, host: '127.0.0.1', username: 'alice', password: 'alice-password-1' });
     assert.equal(await alice.set('team-a/x', '1'), 'OK');
