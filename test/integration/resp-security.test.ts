@@ -84,6 +84,35 @@ describe('RESP security', () => {
     vic.disconnect();
   });
 
+  test('pub/sub: PUBSUB hides keyspace channels of unreadable keys; clients may not PUBLISH keyspace notifications', async () => {
+    const root = new Redis({ port: node.respPort, host: '127.0.0.1', username: 'admin', password: ADMIN_PASSWORD });
+    const alice = new Redis({ port: node.respPort, host: '127.0.0.1', username: 'alice', password: 'alice-password-1' });
+    const adminSub = new Redis({ port: node.respPort, host: '127.0.0.1', username: 'admin', password: ADMIN_PASSWORD });
+    try {
+      const got: string[] = [];
+      adminSub.on('message', (ch: string, msg: string) => got.push(`${ch} ${msg}`));
+      await adminSub.subscribe('__keyspace@0__:other/payroll', '__keyspace@0__:team-a/own', 'plain-news');
+      // alice (team-a/ only) sees the plain channel and the keyspace channel of her own prefix.
+      assert.deepEqual((await alice.pubsub('CHANNELS', '*')).sort(), ['__keyspace@0__:team-a/own', 'plain-news']);
+      assert.deepEqual(await alice.pubsub('NUMSUB', '__keyspace@0__:other/payroll', 'plain-news'), ['__keyspace@0__:other/payroll', 0, 'plain-news', 1]);
+      // The administrator sees everything.
+      assert.deepEqual((await root.pubsub('CHANNELS', '*')).sort(), ['__keyspace@0__:other/payroll', '__keyspace@0__:team-a/own', 'plain-news']);
+      assert.deepEqual(await root.pubsub('NUMSUB', '__keyspace@0__:other/payroll'), ['__keyspace@0__:other/payroll', 1]);
+      // A forged notification is refused, for her and for an administrator alike; plain channels work.
+      await assert.rejects(alice.publish('__keyspace@0__:other/x', 'del'), /^ReplyError: NOPERM 'alice' may not publish to '__keyspace@0__:other\/x'/);
+      await assert.rejects(alice.publish('__keyevent@0__:del', 'other/payroll'), /NOPERM/);
+      await assert.rejects(root.publish('__keyspace@0__:other/payroll', 'del'), /NOPERM/);
+      assert.equal(await alice.publish('plain-news', 'hello'), 1);
+      const deadline = Date.now() + 10_000;
+      while (got.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      assert.deepEqual(got, ['plain-news hello'], 'the subscriber received only the plain message');
+    } finally {
+      root.disconnect();
+      alice.disconnect();
+      adminSub.disconnect();
+    }
+  });
+
   test('AUTH with an API key; audit records for durable writes name the principal', async () => {
     const admin = client(node.url, adminToken);
     const key = (await admin('/v1/apikeys', { method: 'POST', body: { name: 'svc', roles: ['team-a'] } })).body.key as string;

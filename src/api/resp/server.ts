@@ -802,12 +802,24 @@ export class RespServer implements ServerApi, ConnectionHost {
     }
   }
 
-  pubsubChannels(pattern: string | undefined): string[] {
-    return [...this.channels.keys()].filter((c) => pattern === undefined || globMatch(pattern, c));
+  pubsubChannels(conn: ConnState, pattern: string | undefined): string[] {
+    return [...this.channels.keys()].filter((c) => (pattern === undefined || globMatch(pattern, c)) && this.mayKnowChannel(conn, c));
   }
 
-  pubsubNumsub(channel: string): number {
-    return this.channels.get(channel)?.size ?? 0;
+  pubsubNumsub(conn: ConnState, channel: string): number {
+    return this.mayKnowChannel(conn, channel) ? (this.channels.get(channel)?.size ?? 0) : 0;
+  }
+
+  /**
+   * A `__keyspace@<db>__:<key>` channel names a key: only a principal that may read that key
+   * learns it exists. Other channels (plain and `__keyevent@…`) are shared by every
+   * authenticated principal, as in Redis without ACL channel rules.
+   */
+  private mayKnowChannel(conn: ConnState, channel: string): boolean {
+    const m = /^__keyspace@\d+__:/.exec(channel);
+    if (m === null) return true;
+    const key = Buffer.from(channel.slice(m[0].length), 'latin1').toString('utf8');
+    return conn.principal !== undefined && this.o.auth.canRead(conn.principal, key);
   }
 
   pubsubNumpat(): number {
