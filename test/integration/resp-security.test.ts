@@ -113,6 +113,42 @@ describe('RESP security', () => {
     }
   });
 
+  test('a subscriber whose user is deleted is disconnected; an administrator subscription keeps receiving', async () => {
+    await userToken(node.url, adminToken, 'carol', ['team-a']);
+    const carol = new Redis({ port: node.respPort, host: '127.0.0.1', username: 'carol', password: 'carol-password-1', retryStrategy: () => null });
+    const adminSub = new Redis({ port: node.respPort, host: '127.0.0.1', username: 'admin', password: ADMIN_PASSWORD });
+    const pub = new Redis({ port: node.respPort, host: '127.0.0.1', username: 'admin', password: ADMIN_PASSWORD });
+    try {
+      const carolGot: string[] = [];
+      const adminGot: string[] = [];
+      let carolClosed = false;
+      carol.on('pmessage', (_p: string, _ch: string, msg: string) => carolGot.push(msg));
+      carol.on('end', () => (carolClosed = true));
+      adminSub.on('pmessage', (_p: string, _ch: string, msg: string) => adminGot.push(msg));
+      await carol.psubscribe('news*');
+      await adminSub.psubscribe('news*');
+      assert.equal(await pub.publish('news-1', 'before'), 2);
+      assert.equal((await client(node.url, adminToken)('/v1/users/carol', { method: 'DELETE' })).status < 300, true);
+      // Publish until the server notices (it re-checks a subscriber at most once a second).
+      let i = 0;
+      const deadline = Date.now() + 20_000;
+      while (!carolClosed && Date.now() < deadline) {
+        await pub.publish('news-1', `after-${i++}`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      assert.ok(carolClosed, "the deleted user's subscribed connection was closed");
+      assert.equal(await pub.publish('news-1', 'last'), 1, 'only the administrator is still subscribed');
+      const until = Date.now() + 10_000;
+      while (!adminGot.includes('last') && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+      assert.ok(adminGot.includes('before') && adminGot.includes('last'), 'the administrator kept receiving');
+      assert.ok(carolGot.includes('before') && !carolGot.includes('last'));
+    } finally {
+      carol.disconnect();
+      adminSub.disconnect();
+      pub.disconnect();
+    }
+  });
+
   test('AUTH with an API key; audit records for durable writes name the principal', async () => {
     const admin = client(node.url, adminToken);
     const key = (await admin('/v1/apikeys', { method: 'POST', body: { name: 'svc', roles: ['team-a'] } })).body.key as string;

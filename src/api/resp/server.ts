@@ -741,7 +741,8 @@ export class RespServer implements ServerApi, ConnectionHost {
   /** Sends a message to every subscriber of `ch` and every matching pattern; `key` limits it to readers of that key. */
   private deliver(ch: string, chBuf: Buffer, message: Buffer, key: string | undefined): number {
     let n = 0;
-    const may = (c: Connection): boolean => key === undefined || (c.principal !== undefined && this.o.auth.canRead(c.principal, key));
+    const now = Date.now();
+    const may = (c: Connection): boolean => this.stillValid(c, now) && (key === undefined || (c.principal !== undefined && this.o.auth.canRead(c.principal, key)));
     const subs = this.channels.get(ch);
     if (subs !== undefined) {
       for (const c of subs) {
@@ -762,6 +763,22 @@ export class RespServer implements ServerApi, ConnectionHost {
       }
     }
     return n;
+  }
+
+  /**
+   * Re-checks a subscriber's principal (at most once per REFRESH_MS) before a message reaches it:
+   * a subscribed connection sends no commands, so without this a deleted user or a revoked API
+   * key would keep receiving. An invalid principal's connection is closed, as Redis closes the
+   * connections of a deleted ACL user.
+   */
+  private stillValid(c: Connection, now: number): boolean {
+    if (c.isClosed || c.principal === undefined) return false;
+    if (this.dev || now - c.refreshedAt <= REFRESH_MS) return true;
+    c.refreshedAt = now;
+    c.principal = this.o.auth.refresh(c.principal);
+    if (c.principal !== undefined) return true;
+    c.kill();
+    return false;
   }
 
   /** Publishes the keyspace notifications of one change, as `notify-keyspace-events` asks. */
