@@ -91,6 +91,7 @@ describe('RESP security', () => {
     try {
       const got: string[] = [];
       adminSub.on('message', (ch: string, msg: string) => got.push(`${ch} ${msg}`));
+      await adminSub.ping(); // ioredis's ready check first (it would run INFO once subscribed)
       await adminSub.subscribe('__keyspace@0__:other/payroll', '__keyspace@0__:team-a/own', 'plain-news');
       // alice (team-a/ only) sees the plain channel and the keyspace channel of her own prefix.
       assert.deepEqual((await alice.pubsub('CHANNELS', '*')).sort(), ['__keyspace@0__:team-a/own', 'plain-news']);
@@ -125,6 +126,8 @@ describe('RESP security', () => {
       carol.on('pmessage', (_p: string, _ch: string, msg: string) => carolGot.push(msg));
       carol.on('end', () => (carolClosed = true));
       adminSub.on('pmessage', (_p: string, _ch: string, msg: string) => adminGot.push(msg));
+      // Wait for ioredis's ready check first: it would otherwise run INFO on a subscribed connection.
+      await Promise.all([carol.ping(), adminSub.ping()]);
       await carol.psubscribe('news*');
       await adminSub.psubscribe('news*');
       assert.equal(await pub.publish('news-1', 'before'), 2);
