@@ -51,6 +51,24 @@ describe('RESP security', () => {
     assert.match(await redisCli(node.respPort, ['--user', 'alice', '--pass', 'alice-password-1', '--no-auth-warning', 'GET', 'team-a/k']), /^v/);
   });
 
+  test("before AUTH, Redis's unauthenticated limits: a large bulk or a long multibulk is a protocol error and a close", async () => {
+    const c = await RawClient.open(node.respPort);
+    c.write('*2\r\n$3\r\nGET\r\n$67108864\r\n');
+    assert.ok(await c.closedWithin(), 'the server closes the connection');
+    assert.equal(c.received.toString(), '-ERR Protocol error: unauthenticated bulk length\r\n');
+    const m = await RawClient.open(node.respPort);
+    m.write('*11\r\n');
+    assert.ok(await m.closedWithin());
+    assert.equal(m.received.toString(), '-ERR Protocol error: unauthenticated multibulk length\r\n');
+    // Once authenticated, a large value is accepted as before.
+    const alice = new Redis({ port: node.respPort, host: '127.0.0.1', username: 'alice', password: 'alice-password-1' });
+    const big = Buffer.alloc(512 * 1024, 0x62);
+    assert.equal(await alice.set('team-a/big', big), 'OK');
+    assert.ok((await alice.getBuffer('team-a/big'))?.equals(big));
+    assert.equal(await alice.del('team-a/big'), 1);
+    alice.disconnect();
+  });
+
   test('the same prefix permissions as HTTP: -NOPERM for a denied key and for admin commands', async () => {
     const alice = new Redis({ port: node.respPort, host: '127.0.0.1', username: 'alice', password: 'alice-password-1' });
     assert.equal(await alice.set('team-a/x', '1'), 'OK');
@@ -64,6 +82,74 @@ describe('RESP security', () => {
     assert.equal(await vic.get('team-a/x'), '1');
     await assert.rejects(vic.set('team-a/x', '2'), /NOPERM/);
     vic.disconnect();
+  });
+
+  test('pub/sub: PUBSUB hides keyspace channels of unreadable keys; clients may not PUBLISH keyspace notifications', async () => {
+    const root = new Redis({ port: node.respPort, host: '127.0.0.1', username: 'admin', password: ADMIN_PASSWORD });
+    const alice = new Redis({ port: node.respPort, host: '127.0.0.1', username: 'alice', password: 'alice-password-1' });
+    const adminSub = new Redis({ port: node.respPort, host: '127.0.0.1', username: 'admin', password: ADMIN_PASSWORD });
+    try {
+      const got: string[] = [];
+      adminSub.on('message', (ch: string, msg: string) => got.push(`${ch} ${msg}`));
+      await adminSub.ping(); // ioredis's ready check first (it would run INFO once subscribed)
+      await adminSub.subscribe('__keyspace@0__:other/payroll', '__keyspace@0__:team-a/own', 'plain-news');
+      // alice (team-a/ only) sees the plain channel and the keyspace channel of her own prefix.
+      assert.deepEqual((await alice.pubsub('CHANNELS', '*')).sort(), ['__keyspace@0__:team-a/own', 'plain-news']);
+      assert.deepEqual(await alice.pubsub('NUMSUB', '__keyspace@0__:other/payroll', 'plain-news'), ['__keyspace@0__:other/payroll', 0, 'plain-news', 1]);
+      // The administrator sees everything.
+      assert.deepEqual((await root.pubsub('CHANNELS', '*')).sort(), ['__keyspace@0__:other/payroll', '__keyspace@0__:team-a/own', 'plain-news']);
+      assert.deepEqual(await root.pubsub('NUMSUB', '__keyspace@0__:other/payroll'), ['__keyspace@0__:other/payroll', 1]);
+      // A forged notification is refused, for her and for an administrator alike; plain channels work.
+      await assert.rejects(alice.publish('__keyspace@0__:other/x', 'del'), /^ReplyError: NOPERM 'alice' may not publish to '__keyspace@0__:other\/x'/);
+      await assert.rejects(alice.publish('__keyevent@0__:del', 'other/payroll'), /NOPERM/);
+      await assert.rejects(root.publish('__keyspace@0__:other/payroll', 'del'), /NOPERM/);
+      assert.equal(await alice.publish('plain-news', 'hello'), 1);
+      const deadline = Date.now() + 10_000;
+      while (got.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      assert.deepEqual(got, ['plain-news hello'], 'the subscriber received only the plain message');
+    } finally {
+      root.disconnect();
+      alice.disconnect();
+      adminSub.disconnect();
+    }
+  });
+
+  test('a subscriber whose user is deleted is disconnected; an administrator subscription keeps receiving', async () => {
+    await userToken(node.url, adminToken, 'carol', ['team-a']);
+    const carol = new Redis({ port: node.respPort, host: '127.0.0.1', username: 'carol', password: 'carol-password-1', retryStrategy: () => null });
+    const adminSub = new Redis({ port: node.respPort, host: '127.0.0.1', username: 'admin', password: ADMIN_PASSWORD });
+    const pub = new Redis({ port: node.respPort, host: '127.0.0.1', username: 'admin', password: ADMIN_PASSWORD });
+    try {
+      const carolGot: string[] = [];
+      const adminGot: string[] = [];
+      let carolClosed = false;
+      carol.on('pmessage', (_p: string, _ch: string, msg: string) => carolGot.push(msg));
+      carol.on('end', () => (carolClosed = true));
+      adminSub.on('pmessage', (_p: string, _ch: string, msg: string) => adminGot.push(msg));
+      // Wait for ioredis's ready check first: it would otherwise run INFO on a subscribed connection.
+      await Promise.all([carol.ping(), adminSub.ping()]);
+      await carol.psubscribe('news*');
+      await adminSub.psubscribe('news*');
+      assert.equal(await pub.publish('news-1', 'before'), 2);
+      assert.equal((await client(node.url, adminToken)('/v1/users/carol', { method: 'DELETE' })).status < 300, true);
+      // Publish until the server notices (it re-checks a subscriber at most once a second).
+      let i = 0;
+      const deadline = Date.now() + 20_000;
+      while (!carolClosed && Date.now() < deadline) {
+        await pub.publish('news-1', `after-${i++}`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      assert.ok(carolClosed, "the deleted user's subscribed connection was closed");
+      assert.equal(await pub.publish('news-1', 'last'), 1, 'only the administrator is still subscribed');
+      const until = Date.now() + 10_000;
+      while (!adminGot.includes('last') && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+      assert.ok(adminGot.includes('before') && adminGot.includes('last'), 'the administrator kept receiving');
+      assert.ok(carolGot.includes('before') && !carolGot.includes('last'));
+    } finally {
+      carol.disconnect();
+      adminSub.disconnect();
+      pub.disconnect();
+    }
   });
 
   test('AUTH with an API key; audit records for durable writes name the principal', async () => {

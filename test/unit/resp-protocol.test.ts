@@ -1,7 +1,7 @@
 /** Unit tests of the pure RESP parser and writer (src/api/resp): frames, limits, split at every byte. */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { encode, R, RespParser, RESP_LIMITS, splitArgs } from '../../src/api/resp/index.js';
+import { encode, R, RespParser, RESP_LIMITS, UNAUTH_LIMITS, splitArgs } from '../../src/api/resp/index.js';
 
 const strs = (cmds: Buffer[][]): string[][] => cmds.map((c) => c.map((a) => a.toString('latin1')));
 
@@ -82,6 +82,40 @@ test('a half frame stays buffered until completed', () => {
   assert.deepEqual(p.feed(Buffer.from('*2\r\n$3\r\nGET\r\n$5\r\nab')).commands, []);
   assert.ok(p.buffered > 0);
   assert.deepEqual(strs(p.feed(Buffer.from('cde\r\n')).commands), [['GET', 'abcde']]);
+});
+
+test('a 4 MiB bulk fed in chunks of 1 byte to 64 KiB yields the same command, and a split at an argument boundary keeps state', () => {
+  const value = Buffer.alloc(4 * 1024 * 1024);
+  for (let i = 0; i < value.length; i++) value[i] = (i * 31) & 0xff;
+  const input = Buffer.concat([Buffer.from(`*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$${value.length}\r\n`), value, Buffer.from('\r\n*1\r\n$4\r\nPING\r\n')]);
+  for (const size of [1, 7, 1000, 4096, 65536]) {
+    const p = new RespParser();
+    const got: Buffer[][] = [];
+    for (let i = 0; i < input.length; i += size) got.push(...p.feed(input.subarray(i, i + size)).commands);
+    assert.equal(got.length, 2, `chunk ${size}`);
+    assert.deepEqual(strs([got[0]!.slice(0, 2)]), [['SET', 'k']]);
+    assert.ok(got[0]![2]!.equals(value), `chunk ${size}: the value arrives intact`);
+    assert.deepEqual(strs([got[1]!]), [['PING']]);
+    assert.ok(p.idle);
+  }
+  const p = new RespParser();
+  assert.deepEqual(p.feed(Buffer.from('*2\r\n$3\r\nGET\r\n')).commands, []);
+  assert.equal(p.idle, false, 'a request awaiting its next argument is not idle');
+});
+
+test("before AUTH, Redis's unauthenticated limits apply (10 arguments, 16 KiB bulks)", () => {
+  const p = new RespParser();
+  p.unauthenticated = true;
+  assert.equal(p.feed(Buffer.from(`*${UNAUTH_LIMITS.multibulkMax + 1}\r\n`)).error, 'Protocol error: unauthenticated multibulk length');
+  const q = new RespParser();
+  q.unauthenticated = true;
+  assert.equal(q.feed(Buffer.from('*2\r\n$3\r\nGET\r\n$67108864\r\n')).error, 'Protocol error: unauthenticated bulk length');
+  const ok = new RespParser();
+  ok.unauthenticated = true;
+  const v = 'x'.repeat(UNAUTH_LIMITS.bulkMax);
+  assert.deepEqual(strs(ok.feed(Buffer.from(`*2\r\n$4\r\nAUTH\r\n$${v.length}\r\n${v}\r\n`)).commands), [['AUTH', v]]);
+  const authed = new RespParser();
+  assert.deepEqual(authed.feed(Buffer.from('*2\r\n$3\r\nGET\r\n$67108864\r\n')), { commands: [] }, 'no limit once authenticated');
 });
 
 test('splitArgs handles escapes like redis-cli', () => {

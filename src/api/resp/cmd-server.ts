@@ -303,12 +303,21 @@ function unsubscribeGeneric(pattern: boolean) {
 export const unsubscribe = unsubscribeGeneric(false);
 export const punsubscribe = unsubscribeGeneric(true);
 
-export const publish = (c: Ctx, a: Buffer[]): Reply => R.int(c.srv.publish(a[0] as Buffer, a[1] as Buffer));
+/** Channels only the server publishes to (keyspace notifications); a client's PUBLISH could forge them. */
+const SERVER_CHANNEL = /^__key(space|event)@/;
+
+export function publish(c: Ctx, a: Buffer[]): Reply {
+  const ch = a[0] as Buffer;
+  if (SERVER_CHANNEL.test(ch.toString('latin1'))) {
+    throw new RespError(`NOPERM '${c.conn.principal?.name ?? 'default'}' may not publish to '${ch.toString('utf8')}': keyspace notification channels are published by the server only`);
+  }
+  return R.int(c.srv.publish(ch, a[1] as Buffer));
+}
 
 export function pubsub(c: Ctx, a: Buffer[]): Reply {
   const sub = word(a[0]);
-  if (sub === 'CHANNELS') return R.array(c.srv.pubsubChannels(a[1] === undefined ? undefined : a[1].toString('latin1')).map((x) => R.bulk(Buffer.from(x, 'latin1'))));
-  if (sub === 'NUMSUB') return R.map(a.slice(1).map((b) => [R.bulk(b), R.int(c.srv.pubsubNumsub(b.toString('latin1')))]));
+  if (sub === 'CHANNELS') return R.array(c.srv.pubsubChannels(c.conn, a[1] === undefined ? undefined : a[1].toString('latin1')).map((x) => R.bulk(Buffer.from(x, 'latin1'))));
+  if (sub === 'NUMSUB') return R.map(a.slice(1).map((b) => [R.bulk(b), R.int(c.srv.pubsubNumsub(c.conn, b.toString('latin1')))]));
   if (sub === 'NUMPAT') return R.int(c.srv.pubsubNumpat());
   if (sub === 'SHARDCHANNELS') return R.array([]);
   if (sub === 'SHARDNUMSUB') return R.map(a.slice(1).map((b) => [R.bulk(b), R.int(0)]));

@@ -92,6 +92,9 @@ export class Connection implements ConnState {
   private onData(chunk: Buffer): void {
     if (this.dead || this.closing) return;
     this.parser ??= new RespParser();
+    // Requests are parsed ahead of execution, so an AUTH pipelined in the same write as a large
+    // request does not lift the limits for it (clients send AUTH and wait for +OK first).
+    this.parser.unauthenticated = this.principal === undefined;
     const r = this.parser.feed(chunk);
     for (const c of r.commands) this.queue.push(c);
     if (r.error !== undefined) {
@@ -101,7 +104,7 @@ export class Connection implements ConnState {
       // A request larger than the query buffer limit: drop the client, as Redis does.
       this.queue.push({ [PROTOCOL_ERROR]: 'Protocol error: request exceeds client-query-buffer-limit' });
       this.socket.pause();
-    } else if (this.parser.buffered === 0 && this.queue.length === 0) {
+    } else if (this.parser.idle && this.queue.length === 0) {
       this.parser = undefined; // idle connections hold no parser buffers
     }
     if (!this.running && this.queue.length > 0) void this.run();

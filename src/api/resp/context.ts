@@ -51,8 +51,10 @@ export interface ServerApi {
   publish(channel: Buffer, message: Buffer): number;
   subscribe(conn: ConnState, channel: string, pattern: boolean): void;
   unsubscribe(conn: ConnState, channel: string, pattern: boolean): void;
-  pubsubChannels(pattern: string | undefined): string[];
-  pubsubNumsub(channel: string): number;
+  /** Active channels matching `pattern`; a keyspace channel only if `conn` may read the key it names. */
+  pubsubChannels(conn: ConnState, pattern: string | undefined): string[];
+  /** Subscribers of `channel`; 0 for a keyspace channel naming a key `conn` may not read. */
+  pubsubNumsub(conn: ConnState, channel: string): number;
   pubsubNumpat(): number;
   info(section: string | undefined): string;
   configGet(pattern: string): [string, string][];

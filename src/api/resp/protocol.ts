@@ -10,6 +10,17 @@ export const RESP_LIMITS = {
   bulkMax: 512 * 1024 * 1024,
 } as const;
 
+/**
+ * Redis's limits for a connection that has not authenticated (networking.c, since the fix for
+ * CVE-2021-32675): over them the request is a protocol error and the connection is closed.
+ */
+export const UNAUTH_LIMITS = {
+  /** Most arguments in one multibulk request before AUTH. */
+  multibulkMax: 10,
+  /** Largest bulk argument before AUTH, in bytes. */
+  bulkMax: 16 * 1024,
+} as const;
+
 /** What one {@link RespParser.feed} call yields: complete commands, then maybe a protocol error. */
 export interface ParseResult {
   /** Complete commands in arrival order; each is its arguments as raw bytes. */
@@ -31,8 +42,20 @@ export interface ParseResult {
  * p.feed(Buffer.from('NG\r\nPING\r\n'));      // { commands: [[PING], [PING]] }
  */
 export class RespParser {
+  /**
+   * Redis's limits before AUTH (CVE-2021-32675): set while the connection has no principal, so an
+   * unauthenticated client cannot make the node buffer a large request.
+   */
+  unauthenticated = false;
+  /** Working buffer: bytes [pos, len) are unconsumed; it grows by doubling so appends are amortised O(1). */
   private buf: Buffer = Buffer.alloc(0);
+  private len = 0;
   private pos = 0;
+  /** Where the search for the current line's terminator resumes (no byte is scanned twice). */
+  private scan = 0;
+  /** A large bulk being received straight into its own buffer (payload + CRLF), and its fill. */
+  private bulk: Buffer | undefined;
+  private bulkFill = 0;
   /** Arguments still expected by the current multibulk request, 0 when between requests. */
   private pending = 0;
   /** Length of the bulk being read, -1 when a `$` line is expected next. */
@@ -42,41 +65,86 @@ export class RespParser {
 
   /** Bytes buffered but not yet consumed (useful to bound a stalled client's memory). */
   get buffered(): number {
-    return this.buf.length - this.pos;
+    return this.len - this.pos + this.bulkFill;
   }
 
-  /** Consumes `chunk` and returns every command it completes; never throws on bad input. */
+  /** True between requests with nothing buffered: the parser holds no state and may be dropped. */
+  get idle(): boolean {
+    return this.buffered === 0 && this.pending === 0 && this.bulkLen === -1 && this.args.length === 0 && this.bulk === undefined;
+  }
+
+  /**
+   * Consumes `chunk` and returns every command it completes; never throws on bad input.
+   * Linear in the bytes received however the client splits them: each byte is copied at most a
+   * bounded number of times (large bulks once, straight into the argument).
+   */
   feed(chunk: Buffer): ParseResult {
     const commands: Buffer[][] = [];
     if (this.failed) return { commands };
-    this.buf = this.pos < this.buf.length ? Buffer.concat([this.buf.subarray(this.pos), chunk]) : chunk;
-    this.pos = 0;
+    if (this.bulk !== undefined) {
+      const n = Math.min(chunk.length, this.bulk.length - this.bulkFill);
+      chunk.copy(this.bulk, this.bulkFill, 0, n);
+      this.bulkFill += n;
+      if (this.bulkFill < this.bulk.length) return { commands };
+      this.args.push(this.bulk.subarray(0, this.bulkLen));
+      this.bulk = undefined;
+      this.bulkFill = 0;
+      this.bulkLen = -1;
+      this.pending--;
+      chunk = chunk.subarray(n);
+    }
+    this.append(chunk);
     for (;;) {
       const r = this.pending === 0 && this.bulkLen === -1 && this.args.length === 0 ? this.start() : this.multibulk();
       if (r === 'more') break;
       if (typeof r === 'string') {
         this.failed = true;
         this.buf = Buffer.alloc(0);
-        this.pos = 0;
+        this.len = this.pos = this.scan = 0;
+        this.bulk = undefined;
+        this.bulkFill = 0;
         return { commands, error: `Protocol error: ${r}` };
       }
       if (r !== null) commands.push(r);
     }
-    if (this.pos >= this.buf.length) {
-      this.buf = Buffer.alloc(0);
-      this.pos = 0;
+    if (this.pos >= this.len) {
+      // Drop a large working buffer once drained; small ones are reused.
+      if (this.buf.length > 64 * 1024) this.buf = Buffer.alloc(0);
+      this.len = this.pos = this.scan = 0;
     }
     return { commands };
   }
 
+  /** Appends `chunk` to the working buffer, compacting or doubling it (amortised linear). */
+  private append(chunk: Buffer): void {
+    if (chunk.length === 0) return;
+    if (this.len + chunk.length > this.buf.length) {
+      const live = this.len - this.pos;
+      const need = live + chunk.length;
+      if (need <= this.buf.length / 2) {
+        this.buf.copy(this.buf, 0, this.pos, this.len);
+      } else {
+        const next = Buffer.allocUnsafe(Math.max(need * 2, 4096));
+        this.buf.copy(next, 0, this.pos, this.len);
+        this.buf = next;
+      }
+      this.scan = Math.max(0, this.scan - this.pos);
+      this.pos = 0;
+      this.len = live;
+    }
+    chunk.copy(this.buf, this.len);
+    this.len += chunk.length;
+  }
+
   /** Starts a request: a multibulk header, or an inline line. null = an empty line (skipped). */
   private start(): Buffer[] | null | 'more' | string {
-    if (this.pos >= this.buf.length) return 'more';
+    if (this.pos >= this.len) return 'more';
     if (this.buf[this.pos] === 0x2a /* * */) {
       const line = this.line('too big mbulk count string');
       if (line === 'more' || line instanceof Error) return line === 'more' ? 'more' : line.message;
       const n = parseIntStrict(line.subarray(1));
       if (n === null || n > RESP_LIMITS.multibulkMax) return 'invalid multibulk length';
+      if (this.unauthenticated && n > UNAUTH_LIMITS.multibulkMax) return 'unauthenticated multibulk length';
       if (n <= 0) return null;
       this.pending = n;
       this.args = [];
@@ -86,9 +154,10 @@ export class RespParser {
   }
 
   private inline(): Buffer[] | null | 'more' | string {
-    const nl = this.buf.indexOf(0x0a, this.pos);
+    const nl = this.buf.subarray(0, this.len).indexOf(0x0a, Math.max(this.pos, this.scan));
     if (nl === -1) {
-      if (this.buf.length - this.pos > RESP_LIMITS.inlineMax) return 'too big inline request';
+      this.scan = this.len;
+      if (this.len - this.pos > RESP_LIMITS.inlineMax) return 'too big inline request';
       return 'more';
     }
     if (nl - this.pos > RESP_LIMITS.inlineMax) return 'too big inline request';
@@ -104,7 +173,7 @@ export class RespParser {
   private multibulk(): Buffer[] | 'more' | string {
     while (this.pending > 0) {
       if (this.bulkLen === -1) {
-        if (this.pos >= this.buf.length) return 'more';
+        if (this.pos >= this.len) return 'more';
         if (this.buf[this.pos] !== 0x24 /* $ */) {
           return `expected '$', got '${String.fromCharCode(this.buf[this.pos] ?? 0)}'`;
         }
@@ -113,10 +182,21 @@ export class RespParser {
         if (line instanceof Error) return line.message;
         const n = parseIntStrict(line.subarray(1));
         if (n === null || n < 0 || n > RESP_LIMITS.bulkMax) return 'invalid bulk length';
+        if (this.unauthenticated && n > UNAUTH_LIMITS.bulkMax) return 'unauthenticated bulk length';
         this.bulkLen = n;
       }
-      if (this.buf.length - this.pos < this.bulkLen + 2) return 'more';
-      // Copy: the argument must outlive the socket chunk it arrived in.
+      const have = this.len - this.pos;
+      if (have < this.bulkLen + 2) {
+        if (this.bulkLen >= BIG_BULK) {
+          // Receive the rest straight into the argument's own buffer: one copy per byte.
+          this.bulk = Buffer.allocUnsafe(this.bulkLen + 2);
+          this.buf.copy(this.bulk, 0, this.pos, this.len);
+          this.bulkFill = have;
+          this.pos = this.len;
+        }
+        return 'more';
+      }
+      // Copy: the argument must outlive the working buffer, which is reused.
       this.args.push(Buffer.from(this.buf.subarray(this.pos, this.pos + this.bulkLen)));
       this.pos += this.bulkLen + 2;
       this.bulkLen = -1;
@@ -129,9 +209,10 @@ export class RespParser {
 
   /** Reads a `\r\n`-terminated line at pos (without the terminator), advancing past it. */
   private line(tooBig: string): Buffer | 'more' | Error {
-    const cr = this.buf.indexOf(0x0d, this.pos);
-    if (cr === -1 || cr + 1 >= this.buf.length) {
-      if (this.buf.length - this.pos > RESP_LIMITS.inlineMax) return new Error(tooBig);
+    const cr = this.buf.subarray(0, this.len).indexOf(0x0d, Math.max(this.pos, this.scan));
+    if (cr === -1 || cr + 1 >= this.len) {
+      this.scan = cr === -1 ? this.len : cr;
+      if (this.len - this.pos > RESP_LIMITS.inlineMax) return new Error(tooBig);
       return 'more';
     }
     if (cr - this.pos > RESP_LIMITS.inlineMax) return new Error(tooBig);
@@ -140,6 +221,9 @@ export class RespParser {
     return line;
   }
 }
+
+/** Bulks at least this long, when not yet complete, are received into their own buffer. */
+const BIG_BULK = 32 * 1024;
 
 /** Parses a decimal integer the way Redis's string2ll does (no spaces, no '+'); null if invalid. */
 function parseIntStrict(b: Buffer): number | null {

@@ -741,7 +741,8 @@ export class RespServer implements ServerApi, ConnectionHost {
   /** Sends a message to every subscriber of `ch` and every matching pattern; `key` limits it to readers of that key. */
   private deliver(ch: string, chBuf: Buffer, message: Buffer, key: string | undefined): number {
     let n = 0;
-    const may = (c: Connection): boolean => key === undefined || (c.principal !== undefined && this.o.auth.canRead(c.principal, key));
+    const now = Date.now();
+    const may = (c: Connection): boolean => this.stillValid(c, now) && (key === undefined || (c.principal !== undefined && this.o.auth.canRead(c.principal, key)));
     const subs = this.channels.get(ch);
     if (subs !== undefined) {
       for (const c of subs) {
@@ -762,6 +763,22 @@ export class RespServer implements ServerApi, ConnectionHost {
       }
     }
     return n;
+  }
+
+  /**
+   * Re-checks a subscriber's principal (at most once per REFRESH_MS) before a message reaches it:
+   * a subscribed connection sends no commands, so without this a deleted user or a revoked API
+   * key would keep receiving. An invalid principal's connection is closed, as Redis closes the
+   * connections of a deleted ACL user.
+   */
+  private stillValid(c: Connection, now: number): boolean {
+    if (c.isClosed || c.principal === undefined) return false;
+    if (this.dev || now - c.refreshedAt <= REFRESH_MS) return true;
+    c.refreshedAt = now;
+    c.principal = this.o.auth.refresh(c.principal);
+    if (c.principal !== undefined) return true;
+    c.kill();
+    return false;
   }
 
   /** Publishes the keyspace notifications of one change, as `notify-keyspace-events` asks. */
@@ -802,12 +819,24 @@ export class RespServer implements ServerApi, ConnectionHost {
     }
   }
 
-  pubsubChannels(pattern: string | undefined): string[] {
-    return [...this.channels.keys()].filter((c) => pattern === undefined || globMatch(pattern, c));
+  pubsubChannels(conn: ConnState, pattern: string | undefined): string[] {
+    return [...this.channels.keys()].filter((c) => (pattern === undefined || globMatch(pattern, c)) && this.mayKnowChannel(conn, c));
   }
 
-  pubsubNumsub(channel: string): number {
-    return this.channels.get(channel)?.size ?? 0;
+  pubsubNumsub(conn: ConnState, channel: string): number {
+    return this.mayKnowChannel(conn, channel) ? (this.channels.get(channel)?.size ?? 0) : 0;
+  }
+
+  /**
+   * A `__keyspace@<db>__:<key>` channel names a key: only a principal that may read that key
+   * learns it exists. Other channels (plain and `__keyevent@…`) are shared by every
+   * authenticated principal, as in Redis without ACL channel rules.
+   */
+  private mayKnowChannel(conn: ConnState, channel: string): boolean {
+    const m = /^__keyspace@\d+__:/.exec(channel);
+    if (m === null) return true;
+    const key = Buffer.from(channel.slice(m[0].length), 'latin1').toString('utf8');
+    return conn.principal !== undefined && this.o.auth.canRead(conn.principal, key);
   }
 
   pubsubNumpat(): number {
