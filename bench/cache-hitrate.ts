@@ -19,6 +19,7 @@ import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { CacheTier } from '../src/cache/index.js';
 import { median } from './lib/stats.js';
+import { prng } from '../test/helpers/random.js';
 
 const arg = (name: string, def: number): number => {
   const i = process.argv.indexOf(`--${name}`);
@@ -32,18 +33,6 @@ const BATCH = 1000;
 const NO_REDIS = process.argv.includes('--no-redis');
 const VALUE = Buffer.alloc(100, 'v');
 const SKEW = 0.99;
-
-/** mulberry32: a seeded PRNG in [0,1). */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** A Zipf(s) trace of key ranks in [0, n) by inverse CDF over the cumulative weights. */
 function zipfTrace(n: number, s: number, length: number, seed: number): Uint32Array {

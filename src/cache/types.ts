@@ -1,4 +1,5 @@
 /** The types and settings of the cache tier (Redis's CONFIG names and INFO fields). */
+import type { CacheNamespaceSample } from '../obs/index.js';
 import type { CacheValue, CacheValueType } from './values.js';
 
 /** The eviction policies of `maxmemory-policy` (Redis's names and meanings). */
@@ -138,22 +139,12 @@ export interface ScanOptions {
   type?: CacheValueType;
 }
 
-/** Statistics of one memory namespace (and of the whole tier under prefix `*`). */
-export interface NamespaceStats {
-  prefix: string;
-  hits: number;
-  misses: number;
-  evicted: number;
-  expired: number;
-  keys: number;
-  /** Counted bytes of the namespace's entries. */
-  memory: number;
-  /** Origin fetches started (read-through), and those that failed (timeouts, errors, non-404 statuses). */
-  originRequests: number;
-  originFailures: number;
-  /** The origin's circuit breaker, when the namespace has an origin. */
-  breaker?: 'closed' | 'open' | 'half-open';
-}
+/**
+ * Statistics of one memory namespace (and of the whole tier under prefix `*`): hits, misses,
+ * evicted and expired keys, keys, counted memory bytes, origin requests and failures, and the
+ * origin breaker's state. The shape the metrics registry exports (`CacheNamespaceSample`).
+ */
+export type NamespaceStats = CacheNamespaceSample;
 
 /** What INFO shows about the tier (Redis field names). */
 export interface CacheInfo {
