@@ -7,7 +7,9 @@
  * - `query_range` of `sum by (job) (rate(x[5m]))` over 1,000 series × 24 h at a 60 s step, and an
  *   instant query over 10,000 series (target ≤ 2× Prometheus's latency);
  * - memory per active series (RSS growth / series; target ≤ 2× Prometheus's).
- * Prints figures (medians); never fails on a time. Run: `node dist/bench/tsdb-prometheus.js [--quick]`.
+ * Prints figures (medians); never fails on a time. Run: `node dist/bench/tsdb-prometheus.js [--quick]`;
+ * `--ingest-only [--runs N]` measures only remote-write ingestion, N times (default 3) with a fresh
+ * Beacon and Prometheus each time, and prints every run and the medians.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -29,6 +31,9 @@ const CONCURRENCY = 4;
 const SAMPLES_PER_REQUEST_PER_SERIES = 40;
 const WIDE_SERIES = 10_000;
 const QUERY_RUNS = quick ? 3 : 7;
+const ingestOnly = process.argv.includes('--ingest-only');
+const runsAt = process.argv.indexOf('--runs');
+const INGEST_RUNS = runsAt > 0 ? Number(process.argv[runsAt + 1]) : 3;
 
 function log(msg: string): void {
   process.stderr.write(`[${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
@@ -150,9 +155,46 @@ async function startPrometheus(dir: string): Promise<{ url: string; pid: number;
   throw new Error('prometheus did not become ready');
 }
 
+/** Remote-write ingestion only, `INGEST_RUNS` times, each with a fresh Beacon and Prometheus. */
+async function ingestRuns(root: string): Promise<void> {
+  const end = Math.floor(Date.now() / 60_000) * 60_000 - 60_000;
+  const start = end - HOURS * 3_600_000;
+  const data = buildBodies(start);
+  log(`${data.samples} samples in ${data.shards.flat().length} requests, ${INGEST_RUNS} runs`);
+  const beaconRates: number[] = [];
+  const promRates: number[] = [];
+  for (let run = 0; run < INGEST_RUNS; run++) {
+    const beacon = await spawnBeacon(join(root, `beacon-${run}`), ['--ingest-rate-limit', 'off', '--max-series-per-push', '100000']);
+    const prom = await startPrometheus(join(root, `prom-${run}`));
+    await new Promise((r) => setTimeout(r, 2000));
+    const promSec = await send(prom.url, data.shards);
+    const beaconSec = await send(beacon.url, data.shards);
+    beaconRates.push(data.samples / beaconSec);
+    promRates.push(data.samples / promSec);
+    process.stdout.write(
+      `run ${run + 1}: Beacon ${Math.round(data.samples / beaconSec).toLocaleString('en')}/s, Prometheus ${Math.round(data.samples / promSec).toLocaleString('en')}/s, ratio ${(promSec / beaconSec).toFixed(2)}; load ${readFileSync('/proc/loadavg', 'utf8').trim()}\n`,
+    );
+    await beacon.stop();
+    prom.child.kill('SIGTERM');
+    await new Promise((r) => prom.child.once('exit', r));
+  }
+  const b = median(beaconRates);
+  const p = median(promRates);
+  process.stdout.write(`median: Beacon ${Math.round(b).toLocaleString('en')}/s, Prometheus ${Math.round(p).toLocaleString('en')}/s, ratio ${(b / p).toFixed(2)}\n`);
+}
+
 async function main(): Promise<void> {
   const root = mkdtempSync(join(tmpdir(), 'beacon-tsdb-bench-'));
   process.stdout.write(`${formatMachine(machineInfo(root, ROOT))}\n\n`);
+  if (ingestOnly) {
+    try {
+      await ingestRuns(root);
+    } finally {
+      killLiveChildren();
+      rmSync(root, { recursive: true, force: true });
+    }
+    return;
+  }
   try {
     const end = Math.floor(Date.now() / 60_000) * 60_000 - 60_000;
     const start = end - HOURS * 3_600_000;

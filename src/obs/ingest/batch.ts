@@ -37,13 +37,28 @@ export function promName(name: string): string {
   return mapped;
 }
 
+const EMPTY = new Float64Array(0);
+
+/** Grows a pending series' arrays to hold at least `need` samples (doubling, so appends stay amortised O(1)). */
+function grow(p: Pending, need: number): void {
+  // A first bulk add gets exactly its size (a remote-write series arrives whole); later adds double.
+  const size = p.n === 0 ? need : Math.max(need, p.vs.length * 2);
+  const ts = new Float64Array(size);
+  ts.set(p.ts.subarray(0, p.n));
+  const vs = new Float64Array(size);
+  vs.set(p.vs.subarray(0, p.n));
+  p.ts = ts;
+  p.vs = vs;
+}
+
 function truncate(s: string): string {
   return s.length > 80 ? `${s.slice(0, 80)}…` : s;
 }
 
 interface Pending {
   labels: Label[];
-  ts: number[];
+  /** Timestamps (ms) and values in typed arrays: no boxed number per sample, NaN payloads kept. */
+  ts: Float64Array;
   vs: Float64Array;
   n: number;
 }
@@ -76,16 +91,17 @@ export class SeriesBatch {
   }
 
   /**
-   * Checks a label set once and returns a function that adds samples to its series (the fast
-   * path of a remote-write series with many samples).
+   * Checks a label set once and adds `n` samples to its series in one copy (the fast path of a
+   * remote-write series): `ts[i]` ms, `vs[i]` (a typed array: NaN payloads are kept).
    * @throws as {@link add}.
    */
-  seriesAppender(labels: Label[]): (t: number, src: Float64Array, i: number) => void {
+  addSamples(labels: Label[], ts: Float64Array, vs: Float64Array, n: number): void {
     const p = this.pending(labels);
-    return (t, src, i) => {
-      this.push(p, t);
-      p.vs[p.n - 1] = src[i] as number;
-    };
+    if (p.n + n > p.vs.length) grow(p, p.n + n);
+    p.ts.set(ts.subarray(0, n), p.n);
+    p.vs.set(vs.subarray(0, n), p.n);
+    p.n += n;
+    this.samples += n;
   }
 
   private addBits(labels: Label[], t: number, v: number): void {
@@ -95,12 +111,8 @@ export class SeriesBatch {
   }
 
   private push(p: Pending, t: number): void {
-    if (p.n === p.vs.length) {
-      const next = new Float64Array(p.vs.length * 2);
-      next.set(p.vs);
-      p.vs = next;
-    }
-    p.ts.push(t);
+    if (p.n === p.vs.length) grow(p, p.n + 1);
+    p.ts[p.n] = t;
     p.n++;
     this.samples++;
   }
@@ -113,7 +125,7 @@ export class SeriesBatch {
     const found = this.series.get(key);
     if (found !== undefined) return found;
     this.check(labels);
-    const p: Pending = { labels, ts: [], vs: new Float64Array(4), n: 0 };
+    const p: Pending = { labels, ts: EMPTY, vs: EMPTY, n: 0 };
     this.series.set(key, p);
     return p;
   }
@@ -164,7 +176,7 @@ export class SeriesBatch {
       let sorted = true;
       for (let i = 1; i < p.n; i++) if ((p.ts[i] as number) <= (p.ts[i - 1] as number)) sorted = false;
       if (sorted) {
-        out.push({ labels: p.labels, timestamps: p.ts, values: p.vs.subarray(0, p.n) });
+        out.push({ labels: p.labels, timestamps: p.ts.subarray(0, p.n), values: p.vs.subarray(0, p.n) });
         continue;
       }
       const idx = Array.from({ length: p.n }, (_, i) => i).sort((a, b) => (p.ts[a] as number) - (p.ts[b] as number));
@@ -185,7 +197,7 @@ export class SeriesBatch {
         outU[ts.length * 2 + 1] = inU[i * 2 + 1] as number;
         ts.push(t);
       }
-      out.push({ labels: p.labels, timestamps: ts, values: vs.subarray(0, ts.length) });
+      out.push({ labels: p.labels, timestamps: Float64Array.from(ts), values: vs.subarray(0, ts.length) }); // typed like the sorted case: the store's loops stay monomorphic
     }
     return out;
   }

@@ -232,10 +232,10 @@ export function parseRemoteWrite(body: Uint8Array, limits?: LabelLimits): Series
  */
 function decodeWriteRequest(buf: Uint8Array, batch: SeriesBatch): void {
   const r = protobuf.Reader.create(buf);
-  const value = new Float64Array(1);
-  const valueBytes = new Uint8Array(value.buffer);
-  let ts: number[] = [];
+  // Reused across series: a series' samples are decoded here, then copied into the batch at once.
+  let ts = new Float64Array(64);
   let vs = new Float64Array(64);
+  let vsBytes = new Uint8Array(vs.buffer);
   while (r.pos < r.len) {
     const tag = r.uint32();
     if (tag !== ((1 << 3) | 2)) {
@@ -244,7 +244,6 @@ function decodeWriteRequest(buf: Uint8Array, batch: SeriesBatch): void {
     }
     const end = sub(r);
     const labels: Label[] = [];
-    ts = [];
     let n = 0;
     while (r.pos < end) {
       const t = r.uint32();
@@ -261,31 +260,37 @@ function decodeWriteRequest(buf: Uint8Array, batch: SeriesBatch): void {
         labels.push({ name, value: val });
       } else if (t === ((2 << 3) | 2)) {
         const e = sub(r);
+        if (n === vs.length) {
+          const nts = new Float64Array(n * 2);
+          nts.set(ts);
+          ts = nts;
+          const nvs = new Float64Array(n * 2);
+          nvs.set(vs);
+          vs = nvs;
+          vsBytes = new Uint8Array(vs.buffer);
+        }
         let at = 0;
-        value[0] = 0;
+        const o = n * 8;
+        vs[n] = 0;
         while (r.pos < e) {
           const st = r.uint32();
           if (st === ((1 << 3) | 1)) {
             if (r.pos + 8 > e) throw new RangeError('sample value truncated');
-            valueBytes.set(r.buf.subarray(r.pos, r.pos + 8));
-            r.pos += 8;
+            // Byte by byte, not as a number: the bits stay exact (stale markers) and nothing is allocated.
+            const src = r.buf;
+            const p = r.pos;
+            for (let k = 0; k < 8; k++) vsBytes[o + k] = src[p + k] as number;
+            r.pos = p + 8;
           } else if (st === ((2 << 3) | 0)) {
             at = readInt64(r);
           } else r.skipType(st & 7);
         }
-        if (n === vs.length) {
-          const next = new Float64Array(n * 2);
-          next.set(vs);
-          vs = next;
-        }
-        new Uint8Array(vs.buffer).set(valueBytes, n * 8); // bytes, not a number: the bits stay exact
+        ts[n] = at;
         n++;
-        ts.push(at);
       } else r.skipType(t & 7); // exemplars, native histograms: not stored
     }
     if (n === 0) continue;
-    const add = batch.seriesAppender(labels);
-    for (let k = 0; k < n; k++) add(ts[k] as number, vs, k);
+    batch.addSamples(labels, ts, vs, n);
   }
 }
 

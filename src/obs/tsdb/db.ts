@@ -941,20 +941,24 @@ export class Tsdb implements Querier {
 
 function encodeSamples(batch: readonly SeriesInput[], targets: readonly MemSeries[], total: number): Buffer {
   const out = Buffer.allocUnsafe(4 + total * 20);
-  out.writeUInt32LE(total, 0);
+  // One DataView over the record: Buffer's write* methods check their arguments on every call.
+  const dv = new DataView(out.buffer, out.byteOffset, out.length);
+  dv.setUint32(0, total, true);
   let at = 4;
   for (let i = 0; i < batch.length; i++) {
     const s = batch[i] as SeriesInput;
     const ref = (targets[i] as MemSeries).ref;
     const u = new Uint32Array(s.values.buffer, s.values.byteOffset, s.values.length * 2);
     const lastT = (targets[i] as MemSeries).lastT;
-    for (let j = 0; j < s.timestamps.length; j++) {
+    const ts = s.timestamps;
+    for (let j = 0; j < ts.length; j++) {
+      const t = ts[j] as number;
       // The top bit marks a sample older than its series' newest at the time (out of order), so a
       // replay tells it from a sample that a checkpoint may already hold.
-      out.writeUInt32LE(((s.timestamps[j] as number) < lastT ? OOO_FLAG | ref : ref) >>> 0, at);
-      out.writeDoubleLE(s.timestamps[j] as number, at + 4);
-      out.writeUInt32LE(u[j * 2 + 1] as number, at + 12);
-      out.writeUInt32LE(u[j * 2] as number, at + 16);
+      dv.setUint32(at, (t < lastT ? OOO_FLAG | ref : ref) >>> 0, true);
+      dv.setFloat64(at + 4, t, true);
+      dv.setUint32(at + 12, u[j * 2 + 1] as number, true);
+      dv.setUint32(at + 16, u[j * 2] as number, true);
       at += 20;
     }
   }
