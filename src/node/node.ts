@@ -217,7 +217,9 @@ export async function startNode(opts: NodeOptions = {}): Promise<BeaconNode> {
   // --- metrics store (issue 12) ------------------------------------------------------------------
   let metricsStore: MetricsStore;
   try {
-    metricsStore = startMetricsStore({ ...opts.metricsStore, dataDir, metrics, logger, version: VERSION });
+    // On PostgreSQL every node flushes its samples there and queries see every node's (docs/metrics.md).
+    const shared = isSharedBackend(backend) && opts.backend !== undefined ? { postgres: { url: opts.backend, ...opts.metricsStore?.postgres } } : {};
+    metricsStore = await startMetricsStore({ ...opts.metricsStore, ...shared, dataDir, metrics, logger, version: VERSION });
   } catch (err) {
     security.stop();
     policies.stop();
@@ -381,7 +383,7 @@ export async function startNode(opts: NodeOptions = {}): Promise<BeaconNode> {
       hub.close();
       await resp?.server.close(); // issue 11
       await http.close();
-      metricsStore.stop(); // issue 12
+      await metricsStore.stop(); // issue 12
       await cluster.stop();
       security.stop(); // issue 5
       policies.stop();

@@ -17,13 +17,15 @@ import {
   type SeriesBatch,
 } from '../../obs/ingest/index.js';
 import { PromQLError, instantQuery, parseExpr, rangeQuery, type Expr } from '../../obs/promql/index.js';
-import { TooManySamplesError, type Labels, type Matcher, type Tsdb } from '../../obs/tsdb/index.js';
+import { TooManySamplesError, type Labels, type Matcher, type Querier, type Tsdb } from '../../obs/tsdb/index.js';
 import { principalOf } from './authz.js';
 import type { HttpContext } from './context.js';
 
 /** The metrics store as the routes see it (src/node wires it). */
 export interface MetricsStoreContext {
   tsdb: Tsdb;
+  /** What queries read: the local store, or in PostgreSQL mode every node's samples. */
+  querier: Querier;
   ingester: Ingester;
   /** Query timeout, ms (default 2 min; `--query-timeout`). */
   queryTimeoutMs: number;
@@ -201,7 +203,7 @@ export function registerPromRoutes(app: FastifyInstance, ctx: HttpContext): void
     if (q === null) throw new PromQLError('bad_data', 'invalid parameter "query": no query given');
     const t = p.get('time');
     const at = t === null || t === '' ? Date.now() : parseTime(t, 'time');
-    return instantQuery(m.tsdb, q, at, { timeoutMs: timeout(p, m), maxSamples: m.maxQuerySamples });
+    return instantQuery(m.querier, q, at, { timeoutMs: timeout(p, m), maxSamples: m.maxQuerySamples });
   });
   app.get('/api/v1/query', query);
   app.post('/api/v1/query', query);
@@ -224,7 +226,7 @@ export function registerPromRoutes(app: FastifyInstance, ctx: HttpContext): void
     if ((end - start) / step > 11_000) {
       throw new PromQLError('bad_data', 'exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)');
     }
-    return rangeQuery(m.tsdb, q, start, end, step, { timeoutMs: timeout(p, m), maxSamples: m.maxQuerySamples });
+    return rangeQuery(m.querier, q, start, end, step, { timeoutMs: timeout(p, m), maxSamples: m.maxQuerySamples });
   });
   app.get('/api/v1/query_range', queryRange);
   app.post('/api/v1/query_range', queryRange);
@@ -234,7 +236,7 @@ export function registerPromRoutes(app: FastifyInstance, ctx: HttpContext): void
     const { start, end } = timeRange(p);
     const seen = new Map<string, Record<string, string>>();
     for (const ms of matchSets(p, false)) {
-      for (const l of m.tsdb.series(ms, start, end)) seen.set(l.map((x) => `${x.name}\u00fe${x.value}`).join('\u00ff'), labelsObject(l));
+      for (const l of await m.querier.series(ms, start, end)) seen.set(l.map((x) => `${x.name}\u00fe${x.value}`).join('\u00ff'), labelsObject(l));
     }
     return [...seen.values()];
   });
@@ -245,7 +247,7 @@ export function registerPromRoutes(app: FastifyInstance, ctx: HttpContext): void
     const m = store();
     const { start, end } = timeRange(p);
     const names = new Set<string>();
-    for (const ms of matchSets(p, true)) for (const n of m.tsdb.labelNames(ms, start, end)) names.add(n);
+    for (const ms of matchSets(p, true)) for (const n of await m.querier.labelNames(ms, start, end)) names.add(n);
     return [...names].sort();
   });
   app.get('/api/v1/labels', labels);
@@ -259,7 +261,7 @@ export function registerPromRoutes(app: FastifyInstance, ctx: HttpContext): void
       if (!/^[a-zA-Z_][a-zA-Z0-9_]*$/.test(name)) throw new PromQLError('bad_data', `invalid label name: "${name}"`);
       const { start, end } = timeRange(p);
       const values = new Set<string>();
-      for (const ms of matchSets(p, true)) for (const v of m.tsdb.labelValues(name, ms, start, end)) values.add(v);
+      for (const ms of matchSets(p, true)) for (const v of await m.querier.labelValues(name, ms, start, end)) values.add(v);
       return [...values].sort();
     }),
   );

@@ -1,8 +1,13 @@
-/** One node's metrics store: the time-series store in the data directory, ingestion, and scraping (itself and `--scrape-config`). */
+/**
+ * One node's metrics store: the time-series store in the data directory, ingestion, and scraping
+ * (itself and `--scrape-config`); in PostgreSQL mode also the shared store every node queries.
+ */
 import { join } from 'node:path';
+import { Counter, Gauge } from 'prom-client';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
-import { Tsdb, type TsdbOptions } from '../tsdb/index.js';
+import { Tsdb, type Querier, type TsdbOptions } from '../tsdb/index.js';
+import type { PostgresTsdb } from '../tsdb-postgres/index.js';
 import { DEFAULT_LABEL_LIMITS, type LabelLimits } from './batch.js';
 import { Ingester } from './ingester.js';
 import { DEFAULT_SCRAPE_INTERVAL_MS, Scraper, loadScrapeConfig, type ScrapeTarget } from './scrape.js';
@@ -37,11 +42,28 @@ export interface MetricsStoreOptions {
   inMemory?: boolean;
   /** Store tuning (fsync and checkpoint intervals) for tests. */
   tsdb?: Partial<Pick<TsdbOptions, 'fsyncIntervalMs' | 'checkpointIntervalMs' | 'checkpointWalBytes' | 'rollups'>>;
+  /**
+   * PostgreSQL mode (the node's `--backend` is PostgreSQL): samples are flushed to that database
+   * and queries see every node's samples (docs/metrics.md, "PostgreSQL mode").
+   */
+  postgres?: {
+    /** The backend URL (its migrations, 007 included, have run). */
+    url: string;
+    /** Interval between flushes to PostgreSQL, ms (default 2 s: the most a query on another node lags). */
+    flushIntervalMs?: number;
+    /** Interval between compaction passes, ms (default 60 s; 0: this node never compacts). */
+    compactIntervalMs?: number;
+  };
 }
 
 /** A running metrics store. */
 export interface MetricsStore {
+  /** The node's local store (its own pushes and scrapes). */
   tsdb: Tsdb;
+  /** What queries read: the local store, or in PostgreSQL mode every node's samples. */
+  querier: Querier;
+  /** The shared store in PostgreSQL mode. */
+  shared: PostgresTsdb | undefined;
   ingester: Ingester;
   queryTimeoutMs: number;
   maxQuerySamples: number;
@@ -50,15 +72,16 @@ export interface MetricsStore {
   startScraping(instance: string): void;
   /** The scraper, once started. */
   scraper: Scraper | undefined;
-  /** Stops scraping and closes the store (a final checkpoint). */
-  stop(): void;
+  /** Stops scraping and closes the store (a final checkpoint; in PostgreSQL mode a last flush first). Never rejects. */
+  stop(): Promise<void>;
 }
 
 /**
- * Opens the store in `<dataDir>/tsdb` (replaying its WAL) and reads the scrape configuration.
+ * Opens the store in `<dataDir>/tsdb` (replaying its WAL) and reads the scrape configuration; in
+ * PostgreSQL mode starts flushing to the database (what the outbox kept from a previous run first).
  * @throws InvalidArgumentError for a bad scrape configuration; an fs error when the directory is unusable.
  */
-export function startMetricsStore(o: MetricsStoreOptions & { dataDir: string; metrics: Metrics; logger: Logger; version: string }): MetricsStore {
+export async function startMetricsStore(o: MetricsStoreOptions & { dataDir: string; metrics: Metrics; logger: Logger; version: string }): Promise<MetricsStore> {
   const targets: ScrapeTarget[] = o.scrapeConfig !== undefined ? loadScrapeConfig(o.scrapeConfig) : [];
   const tsdb = new Tsdb({
     dir: o.inMemory === true ? null : join(o.dataDir, 'tsdb'),
@@ -70,9 +93,28 @@ export function startMetricsStore(o: MetricsStoreOptions & { dataDir: string; me
   });
   o.logger.info({ series: tsdb.seriesCount, ms: Math.round(tsdb.openMs) }, 'time-series store opened');
   o.metrics.tsdbSource = tsdb;
+  let shared: PostgresTsdb | undefined;
+  if (o.postgres !== undefined) {
+    // Loaded on demand, so a SQLite node never loads pg.
+    const { PostgresTsdb } = await import('../tsdb-postgres/index.js');
+    const pg = o.postgres;
+    shared = new PostgresTsdb({
+      url: pg.url,
+      local: tsdb,
+      dir: o.inMemory === true ? null : join(o.dataDir, 'tsdb'),
+      ...(pg.flushIntervalMs !== undefined ? { flushIntervalMs: pg.flushIntervalMs } : {}),
+      ...(pg.compactIntervalMs !== undefined ? { compactIntervalMs: pg.compactIntervalMs } : {}),
+      onError: (err, what) => o.logger.warn({ err, pendingSamples: shared?.pendingSamples }, what === 'flush' ? 'flushing samples to PostgreSQL failed; retrying' : 'time-series compaction failed; retrying'),
+    });
+    registerSharedMetrics(o.metrics, shared);
+    o.logger.info({ pendingSamples: shared.pendingSamples }, 'time-series store in PostgreSQL mode');
+    shared.start();
+  }
   const ingester = new Ingester(tsdb, { samplesPerSecond: o.samplesPerSecond, labelLimits: o.labelLimits ?? DEFAULT_LABEL_LIMITS }, o.metrics);
   const store: MetricsStore = {
     tsdb,
+    querier: shared ?? tsdb,
+    shared,
     ingester,
     queryTimeoutMs: o.queryTimeoutMs ?? DEFAULT_QUERY_TIMEOUT_MS,
     maxQuerySamples: o.maxQuerySamples ?? DEFAULT_QUERY_MAX_SAMPLES,
@@ -96,11 +138,56 @@ export function startMetricsStore(o: MetricsStoreOptions & { dataDir: string; me
       store.scraper = new Scraper(ingester, all, o.logger);
       store.scraper.start();
     },
-    stop() {
+    async stop() {
       store.scraper?.stop();
       o.metrics.tsdbSource = undefined;
-      tsdb.close();
+      await shared?.close();
+      try {
+        tsdb.close();
+      } catch (err) {
+        o.logger.warn({ err }, 'the time-series store could not write its last checkpoint; the WAL still holds every sample');
+      }
     },
   };
   return store;
+}
+
+/** The shared store's figures on the node's `/metrics`. */
+function registerSharedMetrics(metrics: Metrics, shared: PostgresTsdb): void {
+  let flushed = 0;
+  let errors = 0;
+  new Counter({
+    name: 'beacon_tsdb_postgres_samples_flushed_total',
+    help: 'Samples this node flushed to PostgreSQL (PostgreSQL mode).',
+    registers: [metrics.registry],
+    collect() {
+      this.inc(shared.samplesFlushed - flushed);
+      flushed = shared.samplesFlushed;
+    },
+  });
+  new Counter({
+    name: 'beacon_tsdb_postgres_flush_errors_total',
+    help: 'Failed flushes to PostgreSQL (each is retried; the samples wait in the outbox).',
+    registers: [metrics.registry],
+    collect() {
+      this.inc(shared.flushErrors - errors);
+      errors = shared.flushErrors;
+    },
+  });
+  new Gauge({
+    name: 'beacon_tsdb_postgres_outbox_samples',
+    help: 'Samples acknowledged by this node and not yet flushed to PostgreSQL.',
+    registers: [metrics.registry],
+    collect() {
+      this.set(shared.pendingSamples);
+    },
+  });
+  new Gauge({
+    name: 'beacon_tsdb_postgres_last_flush_timestamp_seconds',
+    help: 'When this node last flushed to PostgreSQL successfully (0: not yet).',
+    registers: [metrics.registry],
+    collect() {
+      this.set(shared.lastFlushAt / 1000);
+    },
+  });
 }

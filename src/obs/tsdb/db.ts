@@ -11,7 +11,7 @@
 import { fsyncSync, mkdirSync, openSync, closeSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { RE2JS } from 're2js';
-import { InvalidArgumentError, TooLargeError, UnavailableError } from '../../errors.js';
+import { BeaconError, InvalidArgumentError, TooLargeError, UnavailableError } from '../../errors.js';
 import { ChunkEncoder, SAMPLES_PER_CHUNK, chunkCount, decodeChunkInto } from './chunk.js';
 import { RecordWriter, frameRecords, readRecords } from './records.js';
 import { STALE_NAN_BITS, TooManySamplesError, type Labels, type Matcher, type Querier, type SelectHints, type SeriesSamples } from './types.js';
@@ -248,6 +248,12 @@ export class Tsdb implements Querier {
   oooAppended = 0;
   /** Duration of the last open (load + WAL replay), ms. */
   openMs = 0;
+  /**
+   * Called with the samples record of every push ({@link forEachWalSample} reads it) after the
+   * push was checked and before it is written to the WAL and applied; a throw refuses the push
+   * whole. PostgreSQL mode keeps these records in its outbox until they are flushed.
+   */
+  onWalRecord: ((rec: Buffer) => void) | undefined;
 
   constructor(opts: TsdbOptions) {
     this.dir = opts.dir;
@@ -263,6 +269,11 @@ export class Tsdb implements Querier {
   /** Series in the store. */
   get seriesCount(): number {
     return this.byKey.size;
+  }
+
+  /** The label set of the series with store-local reference `ref` (from a WAL record), if the store still holds it. */
+  labelsOfRef(ref: number): Labels | undefined {
+    return this.byRef.get(ref)?.labels;
   }
 
   // --- ingestion ----------------------------------------------------------------------------------
@@ -350,11 +361,16 @@ export class Tsdb implements Querier {
     }
     let total = 0;
     for (const s of batch) total += s.timestamps.length;
-    if (this.dir !== null) {
+    if (this.dir !== null || this.onWalRecord !== undefined) {
       try {
         if (created.length > 0) this.seriesLog?.append(created.map((c) => encodeLabels(c.ref, c.labels)));
-        if (total > 0) this.wal?.append([encodeSamples(batch, targets as MemSeries[], total)]);
+        if (total > 0) {
+          const rec = encodeSamples(batch, targets as MemSeries[], total);
+          this.onWalRecord?.(rec);
+          this.wal?.append([rec]);
+        }
       } catch (err) {
+        if (err instanceof BeaconError) throw err; // the hook's own refusal, with its reason
         throw new UnavailableError('the time-series write-ahead log could not be written; nothing was stored', { cause: err });
       }
     }
@@ -965,6 +981,26 @@ function encodeSamples(batch: readonly SeriesInput[], targets: readonly MemSerie
   return out;
 }
 
+/**
+ * Calls `fn` for every sample of a WAL samples record (as passed to {@link Tsdb.onWalRecord}):
+ * the series' store-local reference, the timestamp (ms) and the value's float64 bits as two
+ * 32-bit halves.
+ */
+export function forEachWalSample(rec: Buffer, fn: (ref: number, t: number, hi: number, lo: number) => void): void {
+  const dv = new DataView(rec.buffer, rec.byteOffset, rec.length);
+  const n = dv.getUint32(0, true);
+  let at = 4;
+  for (let i = 0; i < n; i++) {
+    fn((dv.getUint32(at, true) & ~OOO_FLAG) >>> 0, dv.getFloat64(at + 4, true), dv.getUint32(at + 12, true), dv.getUint32(at + 16, true));
+    at += 20;
+  }
+}
+
+/** Samples in a WAL samples record. */
+export function walRecordSamples(rec: Buffer): number {
+  return rec.readUInt32LE(0);
+}
+
 function decodeChunkRecord(rec: Buffer): { ref: number; kind: number; chunk: StoredChunk } {
   const bytes = new Uint8Array(rec.subarray(21));
   return {
@@ -989,7 +1025,8 @@ function intersect(a: Set<number>, b: Set<number>): Set<number> {
   return out;
 }
 
-function sortDedupe(ts: Float64Array, vs: Float64Array): { ts: Float64Array; vs: Float64Array } {
+/** Sorts samples by timestamp keeping the first of equal timestamps (bits kept exactly). */
+export function sortDedupe(ts: Float64Array, vs: Float64Array): { ts: Float64Array; vs: Float64Array } {
   const n = ts.length;
   const idx = new Uint32Array(n);
   for (let i = 0; i < n; i++) idx[i] = i;

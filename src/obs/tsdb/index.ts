@@ -12,6 +12,11 @@ export {
   DEFAULT_MAX_SERIES,
   DEFAULT_MAX_NEW_SERIES_PER_PUSH,
   DEFAULT_ROLLUPS,
+  forEachWalSample,
+  walRecordSamples,
+  sortDedupe,
 } from './db.js';
+export { Postings } from './postings.js';
+export { RecordWriter, readRecords } from './records.js';
 export type { TsdbOptions, SeriesInput, AppendResult, RollupSpec } from './db.js';
-export { ChunkEncoder, decodeChunk, SAMPLES_PER_CHUNK } from './chunk.js';
+export { ChunkEncoder, decodeChunk, decodeChunkInto, chunkCount, SAMPLES_PER_CHUNK } from './chunk.js';

@@ -1,0 +1,84 @@
+/**
+ * An inverted index of label sets: label name → value → series ids, and the matching of
+ * Prometheus label matchers against it (a series lacking a label has it as '').
+ */
+import type { Labels, Matcher } from './types.js';
+import { matcherPredicate } from './db.js';
+
+/** Series ids by label, for selecting the series that match a list of matchers. */
+export class Postings {
+  private readonly byName = new Map<string, Map<string, Set<number>>>();
+  private readonly labelsById = new Map<number, Labels>();
+
+  /** Series indexed. */
+  get size(): number {
+    return this.labelsById.size;
+  }
+
+  /** Indexes series `id` with its label set (sorted by name). Re-adding an id is a no-op. */
+  add(id: number, labels: Labels): void {
+    if (this.labelsById.has(id)) return;
+    this.labelsById.set(id, labels);
+    for (const l of labels) {
+      let values = this.byName.get(l.name);
+      if (values === undefined) {
+        values = new Map();
+        this.byName.set(l.name, values);
+      }
+      let ids = values.get(l.value);
+      if (ids === undefined) {
+        ids = new Set();
+        values.set(l.value, ids);
+      }
+      ids.add(id);
+    }
+  }
+
+  /** The label set of series `id`, if indexed. */
+  labels(id: number): Labels | undefined {
+    return this.labelsById.get(id);
+  }
+
+  /** Every indexed id. */
+  ids(): IterableIterator<number> {
+    return this.labelsById.keys();
+  }
+
+  /**
+   * The ids of the series matching every matcher. Matchers that cannot match '' narrow through the
+   * index; the others filter the candidates.
+   * @throws InvalidArgumentError for an invalid regular expression.
+   */
+  match(matchers: readonly Matcher[]): number[] {
+    let candidates: Set<number> | undefined;
+    const rest: { name: string; pred: (v: string) => boolean }[] = [];
+    for (const m of matchers) {
+      const pred = matcherPredicate(m);
+      if (pred('')) {
+        rest.push({ name: m.name, pred });
+        continue;
+      }
+      const values = this.byName.get(m.name);
+      const ids = new Set<number>();
+      if (values !== undefined) {
+        if (m.op === '=') for (const id of values.get(m.value) ?? []) ids.add(id);
+        else for (const [v, set] of values) if (pred(v)) for (const id of set) ids.add(id);
+      }
+      candidates = candidates === undefined ? ids : intersect(candidates, ids);
+    }
+    const out: number[] = [];
+    for (const id of candidates ?? this.labelsById.keys()) {
+      const labels = this.labelsById.get(id);
+      if (labels === undefined) continue;
+      if (rest.every(({ name, pred }) => pred(labels.find((l) => l.name === name)?.value ?? ''))) out.push(id);
+    }
+    return out;
+  }
+}
+
+function intersect(a: Set<number>, b: Set<number>): Set<number> {
+  const [small, large] = a.size <= b.size ? [a, b] : [b, a];
+  const out = new Set<number>();
+  for (const x of small) if (large.has(x)) out.add(x);
+  return out;
+}
