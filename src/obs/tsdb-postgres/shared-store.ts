@@ -534,7 +534,8 @@ export class PostgresTsdb implements Querier {
     const rows = await this.query<{ series_id: string; kind: number; samples: number; data: Buffer }>(
       `SELECT series_id, kind, samples, data FROM beacon_tsdb_chunks
         WHERE series_id = ANY($1::int8[])
-          AND ((kind = 0 AND max_t >= $2 AND min_t <= $3) OR (kind = $4 AND max_t >= $5 AND min_t <= $6))`,
+          AND ((kind = 0 AND max_t >= $2 AND min_t <= $3) OR (kind = $4 AND max_t >= $5 AND min_t <= $6))
+        ORDER BY id DESC`, // newest first: of equal timestamps the last written wins, as in compaction
       [ids, clampT(rawStart), clampT(endMs), ranges[1]?.kind ?? -1, clampT(ranges[1]?.from ?? 0), clampT(ranges[1]?.to ?? 0)],
     );
     // Per series: the local samples first, then PostgreSQL's (equal timestamps keep the first).
@@ -565,12 +566,17 @@ export class PostgresTsdb implements Querier {
         n = decodeChunkInto(r.data, ts, vs, n, range.from, range.to);
       }
       if (n === 0) continue;
+      let part: { ts: Float64Array; vs: Float64Array } = { ts: ts.subarray(0, n), vs: vs.subarray(0, n) };
+      // Rows overlap (fresh rows beside merged ones, samples flushed twice) and come in id order.
+      let sorted = true;
+      for (let i = 1; i < n && sorted; i++) if ((ts[i] as number) <= (ts[i - 1] as number)) sorted = false;
+      if (!sorted) part = sortDedupe(part.ts, part.vs);
       const key = labelsKey(labels);
       const e = merged.get(key);
-      if (e === undefined) merged.set(key, { labels, parts: [{ ts: ts.subarray(0, n), vs: vs.subarray(0, n) }], count: n });
+      if (e === undefined) merged.set(key, { labels, parts: [part], count: part.ts.length });
       else {
-        e.parts.push({ ts: ts.subarray(0, n), vs: vs.subarray(0, n) });
-        e.count += n;
+        e.parts.push(part);
+        e.count += part.ts.length;
       }
     }
     const out: SeriesSamples[] = [];
