@@ -144,4 +144,24 @@ describe('shared time-series store in PostgreSQL', () => {
     const raw = await reader.shared.select([{ name: '__name__', op: '=', value: 'errors' }], start, end);
     assert.equal(Math.min(...Array.from((raw[0] as SeriesSamples).timestamps)), floor);
   });
+
+  test('while PostgreSQL is down a flush fails and keeps its samples; once it is back they are flushed', async (t) => {
+    if (server?.restartable !== true) return t.skip('an external PostgreSQL cannot be stopped');
+    const from = clock.now - 30 * 60_000;
+    writer.local.append([series('outage', from, from + 60_000)]);
+    await (db as pg.Client).end();
+    db = undefined;
+    await server.shutdown();
+    try {
+      await assert.rejects(writer.shared.flush(), (err: Error) => err.name === 'UnavailableError');
+      assert.equal(writer.shared.pendingSamples, 4, 'the samples wait in the outbox');
+    } finally {
+      await server.start();
+    }
+    const f = await writer.shared.flush();
+    assert.equal(f.samples, 4);
+    assert.equal(writer.shared.pendingSamples, 0);
+    const got = await reader.shared.select([{ name: '__name__', op: '=', value: 'outage' }], from, from + 60_000);
+    assert.deepEqual(Array.from((got[0] as SeriesSamples).values), [0, 1, 2, 3]);
+  });
 });
