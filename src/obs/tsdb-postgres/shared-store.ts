@@ -149,6 +149,8 @@ export class PostgresTsdb implements Querier {
   private flushing: Promise<FlushResult> | undefined;
   private compacting: Promise<CompactResult> | undefined;
   private timers: NodeJS.Timeout[] = [];
+  /** Set when close() begins: the loops schedule nothing more. */
+  private closing = false;
   private closed = false;
 
   constructor(opts: PostgresTsdbOptions) {
@@ -182,11 +184,11 @@ export class PostgresTsdb implements Querier {
   start(): void {
     const loop = (every: number, what: 'flush' | 'compact', run: () => Promise<unknown>, first: number): void => {
       const tick = (): void => {
-        if (this.closed) return;
+        if (this.closing) return;
         run()
           .catch((err: unknown) => this.onError?.(err, what))
           .finally(() => {
-            if (this.closed) return;
+            if (this.closing) return;
             const t = setTimeout(tick, every);
             t.unref();
             this.timers.push(t);
@@ -553,6 +555,8 @@ export class PostgresTsdb implements Querier {
       }
       list.push(r);
     }
+    const max = hints.maxSamples ?? Infinity;
+    let decoded = 0;
     for (const [id, list] of byId) {
       const labels = this.mirror.labels(id);
       if (labels === undefined) continue;
@@ -566,6 +570,9 @@ export class PostgresTsdb implements Querier {
         n = decodeChunkInto(r.data, ts, vs, n, range.from, range.to);
       }
       if (n === 0) continue;
+      // Bounds memory before the exact count below (duplicates not yet dropped, so twice the limit).
+      decoded += n;
+      if (decoded > 2 * max) throw new TooManySamplesError(max);
       let part: { ts: Float64Array; vs: Float64Array } = { ts: ts.subarray(0, n), vs: vs.subarray(0, n) };
       // Rows overlap (fresh rows beside merged ones, samples flushed twice) and come in id order.
       let sorted = true;
@@ -580,7 +587,6 @@ export class PostgresTsdb implements Querier {
       }
     }
     const out: SeriesSamples[] = [];
-    const max = hints.maxSamples ?? Infinity;
     let loaded = 0;
     for (const e of merged.values()) {
       if (e.parts.length === 1) {
@@ -645,7 +651,8 @@ export class PostgresTsdb implements Querier {
 
   /** Stops the loops, flushes what the outbox holds (best effort: what fails stays in the outbox files) and closes the pool. */
   async close(): Promise<void> {
-    if (this.closed) return;
+    if (this.closing) return;
+    this.closing = true;
     for (const t of this.timers) clearTimeout(t);
     await this.compacting?.catch(() => undefined);
     await this.flushing?.catch(() => undefined);

@@ -10,9 +10,9 @@
  */
 import { fsyncSync, mkdirSync, openSync, closeSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { RE2JS } from 're2js';
 import { BeaconError, InvalidArgumentError, TooLargeError, UnavailableError } from '../../errors.js';
 import { ChunkEncoder, SAMPLES_PER_CHUNK, chunkCount, decodeChunkInto } from './chunk.js';
+import { Postings } from './postings.js';
 import { RecordWriter, frameRecords, readRecords } from './records.js';
 import { STALE_NAN_BITS, TooManySamplesError, type Labels, type Matcher, type Querier, type SelectHints, type SeriesSamples } from './types.js';
 
@@ -179,42 +179,6 @@ function chunkFromBytes(bytes: Uint8Array): ChunkEncoder {
   return enc;
 }
 
-type Predicate = (value: string) => boolean;
-
-const regexCache = new Map<string, RE2JS>();
-
-function compileRegex(pattern: string): RE2JS {
-  let re = regexCache.get(pattern);
-  if (re === undefined) {
-    try {
-      re = RE2JS.compile(`^(?:${pattern})$`);
-    } catch (err) {
-      throw new InvalidArgumentError(`invalid regular expression '${pattern}': ${(err as Error).message}`);
-    }
-    if (regexCache.size > 1000) regexCache.clear();
-    regexCache.set(pattern, re);
-  }
-  return re;
-}
-
-/** A matcher as a predicate over a label's value ('' when the series lacks the label). */
-export function matcherPredicate(m: Matcher): Predicate {
-  switch (m.op) {
-    case '=':
-      return (v) => v === m.value;
-    case '!=':
-      return (v) => v !== m.value;
-    case '=~': {
-      const re = compileRegex(m.value);
-      return (v) => re.matches(v);
-    }
-    case '!~': {
-      const re = compileRegex(m.value);
-      return (v) => !re.matches(v);
-    }
-  }
-}
-
 /**
  * The store. It implements {@link Querier} for the PromQL engine (synchronously).
  * Single-threaded by design: a push is checked whole, then written to the WAL and applied in the
@@ -231,7 +195,7 @@ export class Tsdb implements Querier {
   private readonly byKey = new Map<string, MemSeries>();
   private readonly byRef = new Map<number, MemSeries>();
   /** label name → value → refs. */
-  private readonly postings = new Map<string, Map<string, Set<number>>>();
+  private readonly postings = new Postings();
   private nextRef = 1;
   private seriesLog: RecordWriter | undefined;
   private wal: RecordWriter | undefined;
@@ -466,68 +430,23 @@ export class Tsdb implements Querier {
   private index(s: MemSeries): void {
     this.byKey.set(s.key, s);
     this.byRef.set(s.ref, s);
-    for (const l of s.labels) {
-      let values = this.postings.get(l.name);
-      if (values === undefined) {
-        values = new Map();
-        this.postings.set(l.name, values);
-      }
-      let refs = values.get(l.value);
-      if (refs === undefined) {
-        refs = new Set();
-        values.set(l.value, refs);
-      }
-      refs.add(s.ref);
-    }
+    this.postings.add(s.ref, s.labels);
   }
 
   private unindex(s: MemSeries): void {
     this.byKey.delete(s.key);
     this.byRef.delete(s.ref);
-    for (const l of s.labels) {
-      const values = this.postings.get(l.name);
-      const refs = values?.get(l.value);
-      refs?.delete(s.ref);
-      if (refs !== undefined && refs.size === 0) values?.delete(l.value);
-      if (values !== undefined && values.size === 0) this.postings.delete(l.name);
-    }
+    this.postings.remove(s.ref);
   }
 
   // --- queries ------------------------------------------------------------------------------------
 
   /** The series matching every matcher (a series lacking a label has it as ''). */
   private matching(matchers: readonly Matcher[]): MemSeries[] {
-    let candidates: Set<number> | undefined;
-    const rest: { name: string; pred: Predicate }[] = [];
-    for (const m of matchers) {
-      const pred = matcherPredicate(m);
-      const values = this.postings.get(m.name);
-      if (!pred('')) {
-        // Only series carrying the label can match: union the postings of matching values.
-        const refs = new Set<number>();
-        if (values !== undefined) {
-          if (m.op === '=') {
-            for (const r of values.get(m.value) ?? []) refs.add(r);
-          } else {
-            for (const [v, rs] of values) if (pred(v)) for (const r of rs) refs.add(r);
-          }
-        }
-        candidates = candidates === undefined ? refs : intersect(candidates, refs);
-      } else {
-        rest.push({ name: m.name, pred });
-      }
-    }
-    let out: MemSeries[];
-    if (candidates === undefined) out = [...this.byRef.values()];
-    else {
-      out = [];
-      for (const r of candidates) {
-        const s = this.byRef.get(r);
-        if (s !== undefined) out.push(s);
-      }
-    }
-    if (rest.length > 0) {
-      out = out.filter((s) => rest.every(({ name, pred }) => pred(s.labels.find((l) => l.name === name)?.value ?? '')));
+    const out: MemSeries[] = [];
+    for (const ref of this.postings.match(matchers)) {
+      const s = this.byRef.get(ref);
+      if (s !== undefined) out.push(s);
     }
     return out;
   }
@@ -623,7 +542,7 @@ export class Tsdb implements Querier {
   /** {@link Querier.labelNames}. */
   labelNames(matchers: readonly Matcher[], startMs: number, endMs: number): string[] {
     const names = new Set<string>();
-    if (matchers.length === 0 && startMs === -Infinity) return [...this.postings.keys()].sort();
+    if (matchers.length === 0 && startMs === -Infinity) return this.postings.names().sort();
     for (const s of this.matching(matchers)) {
       if (!this.hasDataIn(s, startMs, endMs)) continue;
       for (const l of s.labels) names.add(l.name);
@@ -1016,13 +935,6 @@ function chunkFileName(i: number): string {
 
 function walName(i: number): string {
   return String(i).padStart(8, '0');
-}
-
-function intersect(a: Set<number>, b: Set<number>): Set<number> {
-  const [small, large] = a.size <= b.size ? [a, b] : [b, a];
-  const out = new Set<number>();
-  for (const x of small) if (large.has(x)) out.add(x);
-  return out;
 }
 
 /** Sorts samples by timestamp keeping the first of equal timestamps (bits kept exactly). */

@@ -6,7 +6,6 @@ export {
   STALE_MARKER,
   isStaleMarker,
   labelsKey,
-  matcherPredicate,
   DEFAULT_RETENTION_MS,
   DEFAULT_OOO_WINDOW_MS,
   DEFAULT_MAX_SERIES,
@@ -16,7 +15,7 @@ export {
   walRecordSamples,
   sortDedupe,
 } from './db.js';
-export { Postings } from './postings.js';
+export { Postings, matcherPredicate } from './postings.js';
 export { RecordWriter, readRecords } from './records.js';
 export type { TsdbOptions, SeriesInput, AppendResult, RollupSpec } from './db.js';
 export { ChunkEncoder, decodeChunk, decodeChunkInto, chunkCount, SAMPLES_PER_CHUNK } from './chunk.js';

@@ -2,8 +2,46 @@
  * An inverted index of label sets: label name → value → series ids, and the matching of
  * Prometheus label matchers against it (a series lacking a label has it as '').
  */
+import { RE2JS } from 're2js';
+import { InvalidArgumentError } from '../../errors.js';
 import type { Labels, Matcher } from './types.js';
-import { matcherPredicate } from './db.js';
+
+type Predicate = (value: string) => boolean;
+
+const regexCache = new Map<string, RE2JS>();
+
+function compileRegex(pattern: string): RE2JS {
+  let re = regexCache.get(pattern);
+  if (re === undefined) {
+    try {
+      re = RE2JS.compile(`^(?:${pattern})$`);
+    } catch (err) {
+      throw new InvalidArgumentError(`invalid regular expression '${pattern}': ${(err as Error).message}`);
+    }
+    if (regexCache.size > 1000) regexCache.clear();
+    regexCache.set(pattern, re);
+  }
+  return re;
+}
+
+/** A matcher as a predicate over a label's value ('' when the series lacks the label). */
+export function matcherPredicate(m: Matcher): Predicate {
+  switch (m.op) {
+    case '=':
+      return (v) => v === m.value;
+    case '!=':
+      return (v) => v !== m.value;
+    case '=~': {
+      const re = compileRegex(m.value);
+      return (v) => re.matches(v);
+    }
+    case '!~': {
+      const re = compileRegex(m.value);
+      return (v) => !re.matches(v);
+    }
+  }
+}
+
 
 /** Series ids by label, for selecting the series that match a list of matchers. */
 export class Postings {
@@ -32,6 +70,25 @@ export class Postings {
       }
       ids.add(id);
     }
+  }
+
+  /** Forgets series `id`. */
+  remove(id: number): void {
+    const labels = this.labelsById.get(id);
+    if (labels === undefined) return;
+    this.labelsById.delete(id);
+    for (const l of labels) {
+      const values = this.byName.get(l.name);
+      const ids = values?.get(l.value);
+      ids?.delete(id);
+      if (ids !== undefined && ids.size === 0) values?.delete(l.value);
+      if (values !== undefined && values.size === 0) this.byName.delete(l.name);
+    }
+  }
+
+  /** Every label name of an indexed series. */
+  names(): string[] {
+    return [...this.byName.keys()];
   }
 
   /** The label set of series `id`, if indexed. */
