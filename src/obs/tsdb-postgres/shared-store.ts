@@ -61,6 +61,10 @@ const WRITE_LOCK = 0x6265_6163_6e10;
 const COMPACT_LOCK = 0x6265_6163_6e11;
 /** A block counts as closed this long after its end plus the out-of-order window (flushes in flight). */
 const CLOSE_SLACK_MS = 60_000;
+/** Longest a close waits for the last flush and the pool, ms. */
+const CLOSE_TIMEOUT_MS = 5000;
+/** Client-side bound on one statement, ms: a PostgreSQL that stopped answering fails the flush (retried) instead of hanging it. */
+const QUERY_TIMEOUT_MS = 30_000;
 const MIN_T = Number.MIN_SAFE_INTEGER;
 const MAX_T = Number.MAX_SAFE_INTEGER;
 
@@ -167,6 +171,7 @@ export class PostgresTsdb implements Querier {
       max: opts.poolMax ?? 3,
       connectionTimeoutMillis: 5000,
       statement_timeout: 60_000,
+      query_timeout: QUERY_TIMEOUT_MS,
       idle_in_transaction_session_timeout: 60_000,
     });
     this.pool.on('error', () => undefined); // an idle connection died: the next checkout reconnects
@@ -353,7 +358,7 @@ export class PostgresTsdb implements Querier {
       client.release(true);
       throw new UnavailableError('could not flush samples to PostgreSQL; they stay in the outbox', { cause: err });
     }
-    // Ids unused for an hour are forgotten, so a series deleted by retention is looked up again.
+    // Ids unused for an hour are forgotten (the map stays the size of the recently active series).
     if (now - this.idsSweptAt > 3_600_000) {
       for (const [ref, e] of this.ids) if (now - e.usedAt > 3_600_000) this.ids.delete(ref);
       this.idsSweptAt = now;
@@ -431,16 +436,17 @@ export class PostgresTsdb implements Querier {
           res.expired += del.rowCount ?? 0;
         }
       }
-      // The groups worth merging: any with a fresh row, and open-level rows of blocks now closed.
-      const closedBelow = (kind: number): number => Math.floor((now - this.local.oooWindowMs - CLOSE_SLACK_MS) / blockMs(kind)) ; // blocks < this are closed
-      const groups = await client.query<{ series_id: string; kind: number; block: string; fresh: string; n: string }>(
-        `SELECT series_id, kind, block, count(*) FILTER (WHERE level = 0) AS fresh, count(*) AS n
-           FROM beacon_tsdb_chunks WHERE level < 2 GROUP BY series_id, kind, block LIMIT $1`,
-        [GROUPS_PER_PASS * 4],
+      // The groups worth merging: any with a fresh row, and merged-but-open rows of blocks now
+      // closed. closed[kind] is the first block of that kind not yet closed.
+      const closed = [0, ...specs.map((_, k) => k + 1)].map((kind) => Math.floor((now - this.local.oooWindowMs - CLOSE_SLACK_MS) / blockMs(kind)));
+      const closedBelow = (kind: number): number => closed[kind] ?? -Infinity;
+      const groups = await client.query<{ series_id: string; kind: number; block: string }>(
+        `SELECT series_id, kind, block FROM beacon_tsdb_chunks
+          WHERE level < 2 AND (level = 0 OR block < ($2::int8[])[kind + 1])
+          GROUP BY series_id, kind, block LIMIT $1`,
+        [GROUPS_PER_PASS, closed],
       );
-      const chosen = groups.rows
-        .filter((g) => Number(g.fresh) > 0 || Number(g.block) < closedBelow(g.kind))
-        .slice(0, GROUPS_PER_PASS);
+      const chosen = groups.rows;
       res.groups = chosen.length;
       if (chosen.length === 0) {
         await client.query('COMMIT');
@@ -649,18 +655,29 @@ export class PostgresTsdb implements Querier {
     return [...values].sort();
   }
 
-  /** Stops the loops, flushes what the outbox holds (best effort: what fails stays in the outbox files) and closes the pool. */
+  /**
+   * Stops the loops, flushes what the outbox holds and closes the pool, in at most
+   * {@link CLOSE_TIMEOUT_MS} (a PostgreSQL that does not answer must not hold up a shutdown:
+   * what is not flushed stays in the outbox files for the next start).
+   */
   async close(): Promise<void> {
     if (this.closing) return;
     this.closing = true;
     for (const t of this.timers) clearTimeout(t);
-    await this.compacting?.catch(() => undefined);
-    await this.flushing?.catch(() => undefined);
-    await this.flush().catch(() => undefined);
+    const deadline = new Promise<void>((resolve) => setTimeout(resolve, CLOSE_TIMEOUT_MS).unref());
+    await Promise.race([
+      (async () => {
+        await this.compacting?.catch(() => undefined);
+        await this.flushing?.catch(() => undefined);
+        await this.flush().catch(() => undefined);
+      })(),
+      deadline,
+    ]);
     this.closed = true;
     if (this.local.onWalRecord !== undefined) this.local.onWalRecord = undefined;
     this.outbox?.close();
-    await this.pool.end().catch(() => undefined);
+    this.outbox = undefined;
+    await Promise.race([this.pool.end().catch(() => undefined), deadline]);
   }
 }
 
