@@ -104,6 +104,10 @@ function bodyText(req: FastifyRequest): string {
   if (b === undefined || b === null || (Buffer.isBuffer(b) && b.length === 0)) throw new InvalidArgumentError('missing body: send a Prometheus rule file (YAML or JSON)');
   if (Buffer.isBuffer(b)) return b.toString('utf8');
   if (typeof b === 'string') return b;
+  // `{"text": "<YAML>"}` carries a file's text as JSON (the SDK and console send it so); any other
+  // object is the rule file itself in JSON.
+  const o = b as Record<string, unknown>;
+  if (typeof o.text === 'string' && Object.keys(o).length === 1) return o.text;
   return `${JSON.stringify(b, null, 2)}\n`;
 }
 
