@@ -13,7 +13,7 @@ import type { Logger } from '../logger.js';
 import type { QueryOptions } from '../promql/index.js';
 import { RuleEvaluator, loadRuleFile, type Alert, type Rule, type RuleGroup, type RuleSample, type RuleStatus } from '../rules/index.js';
 import type { Querier } from '../tsdb/index.js';
-import { RULE_FILE_PREFIX, isValidName } from './keys.js';
+import { ALERT_STATE_PREFIX, RULE_FILE_PREFIX, isValidName } from './keys.js';
 
 /** An alert as it goes to Alertmanager and the built-in notifier (Alertmanager's `postableAlert`). Times are RFC 3339. */
 export interface OutgoingAlert {
@@ -105,12 +105,24 @@ interface Runner {
   evaluationMs: number;
 }
 
+/** The alert state of one rule file as the evaluating node saves it in the store. */
+interface SavedState {
+  /** When it was written, ms since the epoch. */
+  writtenMs: number;
+  groups: Record<string, { rules: { rule: string; health: RuleStatus['health']; lastError: string; lastEvaluationMs: number; alerts: Alert[] }[] }>;
+}
+
 interface LoadedFile extends RuleFileInfo {
   evaluator: RuleEvaluator | undefined;
   runners: Runner[];
 }
 
 const DEFAULT_EVALUATION_INTERVAL_MS = 15_000;
+
+/** A rule's identity as the evaluator's exportAlerts keys it. */
+function ruleKey(rule: Rule): string {
+  return JSON.stringify([rule.kind, rule.name, rule.expr, Object.entries(rule.labels).sort()]);
+}
 
 function labelsKey(l: Record<string, string>): string {
   return JSON.stringify(Object.keys(l).sort().map((k) => [k, l[k]]));
@@ -165,6 +177,10 @@ export class RuleManager {
   private stopped = false;
   private readonly intervalMs: number;
   private wasEvaluator = false;
+  /** Saved alert state per rule file, as read from the store (every node follows it). */
+  private readonly saved = new Map<string, SavedState>();
+  /** What was last saved per file (a fingerprint), and whether a save is running or wanted. */
+  private readonly saving = new Map<string, { fingerprint: string; running: boolean; again: boolean }>();
 
   constructor(private readonly opts: RuleManagerOptions) {
     this.intervalMs = opts.evaluationIntervalMs ?? DEFAULT_EVALUATION_INTERVAL_MS;
@@ -176,7 +192,21 @@ export class RuleManager {
     for (const kv of this.opts.store.rangeLatest(RULE_FILE_PREFIX, prefixEnd(RULE_FILE_PREFIX)).kvs) {
       this.load(kv.key.slice(RULE_FILE_PREFIX.length), 'store', Buffer.from(kv.value).toString('utf8'), kv.modRevision);
     }
+    for (const kv of this.opts.store.rangeLatest(ALERT_STATE_PREFIX, prefixEnd(ALERT_STATE_PREFIX)).kvs) this.applySaved(kv.key, kv.value);
     this.unsubscribe = this.opts.store.subscribe((rev) => this.onCommit(rev));
+  }
+
+  private applySaved(key: string, value: Uint8Array | undefined): void {
+    const file = key.slice(ALERT_STATE_PREFIX.length);
+    if (value === undefined) {
+      this.saved.delete(file);
+      return;
+    }
+    try {
+      this.saved.set(file, JSON.parse(Buffer.from(value).toString('utf8')) as SavedState);
+    } catch {
+      this.saved.delete(file);
+    }
   }
 
   /** Stops evaluating and following the store. Evaluations in flight finish on their own. */
@@ -193,6 +223,7 @@ export class RuleManager {
 
   private onCommit(rev: RevisionEvents): void {
     for (const ev of rev.events) {
+      if (ev.kv.key.startsWith(ALERT_STATE_PREFIX)) this.applySaved(ev.kv.key, ev.type === 'put' ? ev.kv.value : undefined);
       if (!ev.kv.key.startsWith(RULE_FILE_PREFIX)) continue;
       const name = ev.kv.key.slice(RULE_FILE_PREFIX.length);
       if (ev.type === 'put') this.load(name, 'store', Buffer.from(ev.kv.value).toString('utf8'), rev.revision);
@@ -290,7 +321,9 @@ export class RuleManager {
       this.opts.logger.info({ evaluating: evaluator }, evaluator ? 'this node now evaluates the alerting rules' : 'this node no longer evaluates the alerting rules');
     }
     if (!evaluator) {
-      // Whoever evaluates next restores `for` state from ALERTS_FOR_STATE, here too.
+      // This node's state of the group goes stale: forget it, and take the saved state (and
+      // ALERTS_FOR_STATE) again if it evaluates later.
+      if (r.restored) file.evaluator?.resetGroup(r.group);
       r.restored = false;
       return;
     }
@@ -313,6 +346,11 @@ export class RuleManager {
     const ev = file.evaluator;
     if (ev === undefined) return;
     const started = performance.now();
+    if (!r.restored) {
+      const saved = this.saved.get(file.name)?.groups[r.group];
+      const n = saved === undefined ? 0 : ev.importAlerts(r.group, saved.rules);
+      if (n > 0) this.opts.logger.info({ file: r.file, group: r.group, alerts: n }, 'took over the saved alert state');
+    }
     await ev.evaluate(r.group, ts);
     if (!r.restored) {
       const n = await ev.restoreForState(r.group, ts, this.opts.outageToleranceMs);
@@ -324,6 +362,57 @@ export class RuleManager {
     const statuses = ev.rules(r.group);
     this.opts.onEvaluation?.({ file: r.file, group: r.group, durationMs: r.evaluationMs, failedRules: statuses.filter((s) => s.health === 'err').length });
     this.sendAlerts(file, r, statuses, ts);
+    this.save(file);
+  }
+
+  /**
+   * Saves the file's alert state in the store when it changed (an alert appeared, changed state or
+   * went away; a rule's health changed) — not on every evaluation — so other nodes show it and a
+   * node that takes over carries on from it. Saves of one file never overlap.
+   */
+  private save(file: LoadedFile): void {
+    const ev = file.evaluator;
+    if (ev === undefined) return;
+    const doc: SavedState = { writtenMs: Date.now(), groups: {} };
+    for (const g of file.groups) {
+      const statuses = ev.rules(g.name);
+      const exported = ev.exportAlerts(g.name);
+      const rules = exported.map((e) => {
+        const st = statuses.find((x) => x.rule.kind === 'alert' && ruleKey(x.rule) === e.rule);
+        return { rule: e.rule, health: st?.health ?? 'unknown', lastError: st?.lastError ?? '', lastEvaluationMs: st?.lastEvaluationMs ?? 0, alerts: e.alerts };
+      });
+      doc.groups[g.name] = { rules };
+    }
+    const fingerprint = JSON.stringify(
+      Object.entries(doc.groups).map(([g, v]) => [g, v.rules.map((x) => [x.rule, x.health, x.lastError, x.alerts.map((a) => [labelsKey(a.labels), a.state, a.activeAtMs, a.firedAtMs, a.resolvedAtMs])])]),
+    );
+    let st = this.saving.get(file.name);
+    if (st === undefined) {
+      const prior = this.saved.get(file.name);
+      st = { fingerprint: prior === undefined ? '[]' : '', running: false, again: false };
+      this.saving.set(file.name, st);
+    }
+    if (st.fingerprint === fingerprint) return;
+    if (st.running) {
+      st.again = true;
+      return;
+    }
+    st.running = true;
+    const state = st;
+    void this.opts.store
+      .put(ALERT_STATE_PREFIX + file.name, Buffer.from(JSON.stringify(doc)))
+      .then(() => {
+        state.fingerprint = fingerprint;
+      })
+      .catch((err: unknown) => this.opts.logger.warn({ err: err instanceof Error ? err.message : String(err), file: file.name }, 'alert state could not be saved'))
+      .finally(() => {
+        state.running = false;
+        if (state.again && !this.stopped) {
+          state.again = false;
+          const current = this.files.get(file.name);
+          if (current !== undefined) this.save(current);
+        }
+      });
   }
 
   /** Prometheus's `sendAlerts`: firing alerts every `resendDelay`, resolved ones at once and then again until they are dropped. */
@@ -398,8 +487,20 @@ export class RuleManager {
    */
   async delete(name: string, audit?: AuditContext): Promise<{ revision: number }> {
     if (this.files.get(name)?.source === 'builtin') throw new ConflictError(`rule file ${JSON.stringify(name)} is built in; turn the defaults off with --no-default-rules`);
-    const res = await this.opts.store.deleteRange(RULE_FILE_PREFIX + name, undefined, audit !== undefined ? { audit } : {});
-    if (res.deleted === 0) throw new NotFoundError(`rule file ${JSON.stringify(name)} not found`);
+    if (this.opts.store.get(RULE_FILE_PREFIX + name) === undefined) throw new NotFoundError(`rule file ${JSON.stringify(name)} not found`);
+    // The file and its saved alert state go in one revision.
+    const res = await this.opts.store.txn(
+      {
+        compare: [{ key: RULE_FILE_PREFIX + name, target: 'version', result: '>', operand: 0 }],
+        success: [
+          { type: 'delete', key: RULE_FILE_PREFIX + name, prevKv: false },
+          { type: 'delete', key: ALERT_STATE_PREFIX + name, prevKv: false },
+        ],
+        failure: [],
+      },
+      audit !== undefined ? { audit } : {},
+    );
+    if (!res.succeeded) throw new NotFoundError(`rule file ${JSON.stringify(name)} not found`);
     await this.opts.store.waitForRevision(res.revision);
     return { revision: res.revision };
   }
@@ -421,11 +522,26 @@ export class RuleManager {
           limit: g.limit,
           lastEvaluationMs: r?.lastEvaluationMs ?? 0,
           evaluationMs: r?.evaluationMs ?? 0,
-          rules: loaded.evaluator.rules(g.name),
+          rules: this.followerView(f.name, g.name, loaded.evaluator.rules(g.name), r),
         });
       }
     }
     return out;
+  }
+
+  /**
+   * On a node that does not evaluate the group, the rules' alerts and health come from the state
+   * the evaluating node saved; on the evaluating node, from its evaluator.
+   */
+  private followerView(file: string, group: string, statuses: RuleStatus[], r: Runner | undefined): RuleStatus[] {
+    if (r?.restored === true) return statuses;
+    const saved = this.saved.get(file)?.groups[group];
+    if (saved === undefined) return statuses;
+    return statuses.map((s) => {
+      if (s.rule.kind !== 'alert') return s;
+      const x = saved.rules.find((y) => y.rule === ruleKey(s.rule));
+      return x === undefined ? s : { ...s, health: x.health, lastError: x.lastError, lastEvaluationMs: x.lastEvaluationMs, alerts: x.alerts };
+    });
   }
 
   /** Pending and firing alerts of every alerting rule (resolved ones are left out). */

@@ -168,6 +168,46 @@ export class RuleEvaluator {
   }
 
   /**
+   * The alerts of each alerting rule of a group (pending, firing and recently resolved), keyed by
+   * the rule's identity, to be saved and later given to {@link importAlerts} (on this or another node).
+   * @throws NotFoundError for an unknown group.
+   */
+  exportAlerts(groupName: string): { rule: string; alerts: Alert[] }[] {
+    return this.get(groupName)
+      .rules.filter((r) => r.status.rule.kind === 'alert')
+      .map((r) => ({ rule: ruleIdentity(r.status.rule), alerts: [...r.active.values()].map((a) => ({ ...a })) }));
+  }
+
+  /**
+   * Takes saved alerts (from {@link exportAlerts}) for the rules that match by identity and have no
+   * alerts of their own yet — what a node does when it starts or takes over evaluation, so pending
+   * `for` timers and firing alerts carry on where the previous evaluator left them. Resolves with
+   * the number of alerts taken.
+   * @throws NotFoundError for an unknown group.
+   */
+  importAlerts(groupName: string, saved: readonly { rule: string; alerts: readonly Alert[] }[]): number {
+    const byRule = new Map(saved.map((s) => [s.rule, s.alerts]));
+    let n = 0;
+    for (const r of this.get(groupName).rules) {
+      if (r.status.rule.kind !== 'alert' || r.active.size > 0) continue;
+      for (const a of byRule.get(ruleIdentity(r.status.rule)) ?? []) {
+        r.active.set(keyOf(a.labels), { ...a, labels: { ...a.labels }, annotations: { ...a.annotations } });
+        n++;
+      }
+    }
+    return n;
+  }
+
+  /** Forgets a group's alerts and written series (a node that stops evaluating: its state goes stale). @throws NotFoundError for an unknown group. */
+  resetGroup(groupName: string): void {
+    for (const r of this.get(groupName).rules) {
+      r.active.clear();
+      r.lastSeries.clear();
+      r.status = { ...r.status, health: 'unknown', lastError: '', alerts: [] };
+    }
+  }
+
+  /**
    * Restores the `for` state of a group's pending alerts from their `ALERTS_FOR_STATE` series, as
    * Prometheus's `RestoreForState` does after a restart (or, here, when this node takes over
    * evaluation from another): an alert whose series has a sample within `outageToleranceMs` of
