@@ -24,6 +24,15 @@ export const LABEL_NAME_RE = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
 /** Go's zero time as Alertmanager writes it for a firing alert's `endsAt` in a webhook payload. */
 export const ZERO_TIME = '0001-01-01T00:00:00Z';
 
+/**
+ * A time (ms since the epoch) as Go's `time.RFC3339Nano` writes it in UTC, which is how
+ * Alertmanager's payloads carry times: trailing zeros of the fraction dropped
+ * (`2026-12-06T15:40:00Z`, `2026-12-06T15:40:00.12Z`).
+ */
+export function goTime(ms: number): string {
+  return new Date(ms).toISOString().replace(/\.?0+Z$/, 'Z');
+}
+
 const FNV_OFFSET = 14695981039346656037n;
 const FNV_PRIME = 1099511628211n;
 const MASK64 = (1n << 64n) - 1n;

@@ -9,7 +9,7 @@ import type { Logger } from '../logger.js';
 import { InvalidArgumentError } from '../../errors.js';
 import type { InhibitRule, NotifyConfig, NotifyRoute, ReceiverConfig } from './config.js';
 import { SendError, emailIntegration, webhookIntegration, type Integration } from './integrations.js';
-import { ZERO_TIME, fingerprint, labelSetString, matchesAll, validateAlert, type NotifyAlert } from './labels.js';
+import { ZERO_TIME, fingerprint, goTime, labelSetString, matchesAll, validateAlert, type NotifyAlert } from './labels.js';
 import type { NotificationData, PayloadAlert } from './render.js';
 import type { Silences } from './silences.js';
 
@@ -343,8 +343,8 @@ export class Notifier {
           status: isResolved(a, now) ? 'resolved' : 'firing',
           labels: a.labels,
           annotations: a.annotations,
-          startsAt: new Date(a.startsAtMs).toISOString(),
-          endsAt: isResolved(a, now) ? new Date(a.endsAtMs).toISOString() : ZERO_TIME,
+          startsAt: goTime(a.startsAtMs),
+          endsAt: isResolved(a, now) ? goTime(a.endsAtMs) : ZERO_TIME,
           generatorURL: a.generatorURL,
           fingerprint: a.fp,
         }),

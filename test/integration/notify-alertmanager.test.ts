@@ -1,0 +1,171 @@
+/**
+ * Notifications against a real Alertmanager (Debian `prometheus-alertmanager`): the
+ * AlertmanagerClient delivers firing and resolved alerts through it to a webhook, survives a
+ * down and a failing Alertmanager, drops the oldest alerts from a full queue; and the built-in
+ * notifier, given the same alertmanager.yml, sends the same webhook payloads (fields, group
+ * keys, grouping, order, truncation, fingerprints) as the real one.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { AlertmanagerClient, Notifier, parseNotifyConfig, type NotifyAlert } from '../../src/obs/notify/index.js';
+import { freePort } from '../helpers/node.js';
+import { quietLogger, startAlertmanager, startWebhook, type AlertmanagerProcess, type WebhookServer } from './notify-helpers.js';
+
+const CONFIG = (hook: string): string => `
+route:
+  receiver: hook
+  group_by: [alertname]
+  group_wait: 1s
+  group_interval: 1s
+  repeat_interval: 1h
+  routes:
+    - matchers: ['severity="page"']
+      group_by: ['...']
+      continue: true
+    - match:
+        team: db
+      group_by: [alertname, instance]
+receivers:
+  - name: hook
+    webhook_configs:
+      - url: ${hook}
+        send_resolved: true
+        max_alerts: 2
+`;
+
+const iso = (ms: number): string => new Date(ms).toISOString();
+
+describe('notifications with a real Alertmanager', () => {
+  let am: AlertmanagerProcess;
+  let amHook: WebhookServer;
+
+  before(async () => {
+    amHook = await startWebhook();
+    am = await startAlertmanager(CONFIG(amHook.url));
+  });
+  after(async () => {
+    await am?.stop();
+    await amHook?.close();
+  });
+
+  it('AlertmanagerClient: firing then resolved reach the webhook through Alertmanager; a down and a failing Alertmanager are counted and do not stop it', async () => {
+    const failing = await startWebhook();
+    failing.statuses.push(500, 500, 500, 500);
+    const deadPort = await freePort();
+    const client = new AlertmanagerClient({ urls: [`http://127.0.0.1:${deadPort}`, failing.url.replace('/hook', ''), am.url], logger: quietLogger, timeoutMs: 5000 });
+    try {
+      const startsAt = iso(Date.now());
+      const alert: NotifyAlert = { labels: { alertname: 'ClientAlert', test: 'client', severity: 'warn' }, annotations: { summary: 'latency high' }, startsAt, generatorURL: 'http://beacon/graph' };
+      client.send([alert]);
+      const firing = await amHook.waitFor((h) => h.body.groupLabels?.alertname === 'ClientAlert' && h.body.status === 'firing');
+      assert.equal(firing.body.alerts.length, 1);
+      assert.deepEqual(firing.body.alerts[0].labels, alert.labels);
+      assert.equal(firing.body.alerts[0].annotations.summary, 'latency high');
+      assert.equal(firing.body.alerts[0].generatorURL, 'http://beacon/graph');
+
+      const n = amHook.hits.length;
+      client.send([{ ...alert, endsAt: iso(Date.now()) }]);
+      const resolved = await amHook.waitFor((h) => h.body.groupLabels?.alertname === 'ClientAlert' && h.body.status === 'resolved', 15_000, n);
+      assert.equal(resolved.body.alerts[0].status, 'resolved');
+      await client.flush();
+
+      const [dead, bad, real] = client.status();
+      assert.equal(real?.sent, 2);
+      assert.equal(real?.errors, 0);
+      assert.equal(dead?.sent, 0);
+      assert.equal(dead?.errors, 2);
+      assert.ok(dead?.lastError !== undefined && dead.lastError.length > 0);
+      assert.equal(bad?.errors, 2);
+      assert.match(bad?.lastError ?? '', /500/);
+    } finally {
+      await client.stop();
+      await failing.close();
+    }
+  });
+
+  it('AlertmanagerClient: a full queue drops the oldest alerts and counts them', async () => {
+    const client = new AlertmanagerClient({ urls: [am.url], logger: quietLogger, queueCapacity: 3 });
+    try {
+      const startsAt = iso(Date.now());
+      const alerts = [1, 2, 3, 4, 5].map((i) => ({ labels: { alertname: 'QueueAlert', test: 'queue', n: String(i) }, annotations: {}, startsAt }));
+      client.send(alerts);
+      await client.flush();
+      const st = client.status()[0];
+      assert.equal(st?.dropped, 2);
+      assert.equal(st?.sent, 3);
+      const res = await fetch(`${am.url}/api/v2/alerts?filter=${encodeURIComponent('test="queue"')}`);
+      const got = ((await res.json()) as Array<{ labels: Record<string, string> }>).map((a) => a.labels.n).sort();
+      assert.deepEqual(got, ['3', '4', '5']);
+    } finally {
+      await client.stop();
+    }
+  });
+
+  it('the built-in notifier sends the same webhook payloads as Alertmanager for the same config and alerts', async () => {
+    const hook = await startWebhook();
+    const notifier = new Notifier({ config: parseNotifyConfig(CONFIG(hook.url)), logger: quietLogger, externalURL: 'http://beacon.example:7379' });
+    const client = new AlertmanagerClient({ urls: [am.url], logger: quietLogger });
+    try {
+      const t0 = Date.now();
+      const common = { runbook: 'http://runbooks/oracle' };
+      const alerts: NotifyAlert[] = [
+        { labels: { alertname: 'OracleHigh', instance: 'a', severity: 'page', team: 'db', test: 'oracle' }, annotations: { ...common, summary: 'a is slow' }, startsAt: iso(t0 - 1500) },
+        { labels: { alertname: 'OracleHigh', instance: 'b', severity: 'warn', team: 'db', test: 'oracle' }, annotations: { ...common, summary: 'b is slow' }, startsAt: iso(t0 - 1200) },
+        { labels: { alertname: 'OracleHigh', instance: 'c', severity: 'warn', test: 'oracle', job: 'x' }, annotations: { ...common }, startsAt: iso(t0 - 900), generatorURL: 'http://beacon/graph?g0.expr=up' },
+        { labels: { alertname: 'OracleHigh', instance: 'd', severity: 'warn', test: 'oracle' }, annotations: { ...common }, startsAt: iso(t0 - 600) },
+        { labels: { alertname: 'OracleHigh', instance: 'e', severity: 'warn', test: 'oracle', job: 'y' }, annotations: { ...common }, startsAt: iso(t0 - 300) },
+        { labels: { alertname: 'OracleLow', instance: 'a', test: 'oracle' }, annotations: { summary: 'low' }, startsAt: iso(t0 - 100) },
+      ];
+      const amStart = amHook.hits.length;
+      client.send(alerts);
+      notifier.receive(alerts);
+      const isOracle = (h: { body: any }): boolean => h.body.commonLabels?.test === 'oracle';
+      // Four groups each: root by alertname (two), the severity="page" route by every label, the team="db" route by alertname+instance (two).
+      const firstOf = async (server: WebhookServer, from: number, status: string): Promise<Map<string, any>> => {
+        const deadline = Date.now() + 20_000;
+        for (;;) {
+          const m = new Map<string, any>();
+          for (const h of server.hits.slice(from)) if (isOracle(h) && h.body.status === status && !m.has(h.body.groupKey)) m.set(h.body.groupKey, h.body);
+          if (m.size >= 5 || Date.now() > deadline) return m;
+          await new Promise((r) => setTimeout(r, 200));
+        }
+      };
+      const compare = (ours: Map<string, any>, theirs: Map<string, any>): void => {
+        assert.deepEqual([...ours.keys()].sort(), [...theirs.keys()].sort());
+        assert.equal(theirs.size, 5, `Alertmanager made 5 groups: ${[...theirs.keys()].join(' ; ')}`);
+        for (const [key, t] of theirs) {
+          const o = ours.get(key);
+          assert.deepEqual(Object.keys(o).sort(), Object.keys(t).sort(), `payload fields of ${key}`);
+          for (const f of ['receiver', 'status', 'groupLabels', 'commonLabels', 'commonAnnotations', 'version', 'groupKey', 'truncatedAlerts']) {
+            assert.deepEqual(o[f], t[f], `${f} of ${key}`);
+          }
+          assert.equal(typeof o.externalURL, 'string');
+          assert.equal(o.alerts.length, t.alerts.length, `alerts in ${key}`);
+          for (let i = 0; i < t.alerts.length; i++) {
+            assert.deepEqual(Object.keys(o.alerts[i]).sort(), Object.keys(t.alerts[i]).sort(), `alert fields in ${key}`);
+            for (const f of ['status', 'labels', 'annotations', 'startsAt', 'endsAt', 'generatorURL', 'fingerprint']) {
+              assert.deepEqual(o.alerts[i][f], t.alerts[i][f], `alerts[${i}].${f} of ${key}`);
+            }
+          }
+        }
+      };
+      const theirsFiring = await firstOf(amHook, amStart, 'firing');
+      const oursFiring = await firstOf(hook, 0, 'firing');
+      compare(oursFiring, theirsFiring);
+      const truncated = [...theirsFiring.values()].find((p) => p.truncatedAlerts > 0);
+      assert.ok(truncated !== undefined, 'the root OracleHigh group of 3 alerts is cut to max_alerts 2');
+
+      const amMid = amHook.hits.length;
+      const ourMid = hook.hits.length;
+      const end = iso(Date.now());
+      const resolved = alerts.map((a) => ({ ...a, endsAt: end }));
+      client.send(resolved);
+      notifier.receive(resolved);
+      compare(await firstOf(hook, ourMid, 'resolved'), await firstOf(amHook, amMid, 'resolved'));
+    } finally {
+      await client.stop();
+      await notifier.stop();
+      await hook.close();
+    }
+  });
+});
