@@ -27,7 +27,8 @@ export interface WebhookServer {
   close(): Promise<void>;
 }
 
-export async function startWebhook(): Promise<WebhookServer> {
+/** Starts a {@link WebhookServer} on `port` (default: a free one). */
+export async function startWebhook(port?: number): Promise<WebhookServer> {
   const hits: WebhookHit[] = [];
   const statuses: number[] = [];
   const waiters: Array<() => void> = [];
@@ -51,10 +52,10 @@ export async function startWebhook(): Promise<WebhookServer> {
       res.end(status === 200 ? 'ok' : 'failing on purpose');
     });
   });
-  const port = await freePort();
-  await new Promise<void>((r) => server.listen(port, '127.0.0.1', r));
+  const p = port ?? (await freePort());
+  await new Promise<void>((r) => server.listen(p, '127.0.0.1', r));
   return {
-    url: `http://127.0.0.1:${port}/hook`,
+    url: `http://127.0.0.1:${p}/hook`,
     hits,
     statuses,
     async waitFor(pred, timeoutMs = 15_000, from = 0) {
@@ -195,4 +196,53 @@ export async function startAlertmanager(configYaml: string, timeoutMs = 20_000):
     await new Promise((r) => setTimeout(r, 100));
   }
   return { url, child, stderr: () => err, stop };
+}
+
+/** A received email split into what a reader sees: headers (lower-case names, unfolded), the text part and the HTML part, transfer encodings undone. */
+export interface ParsedMail {
+  headers: Record<string, string>;
+  text: string;
+  html: string;
+}
+
+function decodeBody(body: string, encoding: string | undefined): string {
+  const enc = (encoding ?? '7bit').toLowerCase();
+  if (enc === 'base64') return Buffer.from(body.replace(/\s+/g, ''), 'base64').toString('utf8');
+  if (enc === 'quoted-printable') {
+    const bytes = body.replace(/=\r?\n/g, '').replace(/=([0-9A-F]{2})/gi, (_m, h: string) => `%${h}`);
+    return decodeURIComponent(bytes.replace(/%(?![0-9A-F]{2})/gi, '%25'));
+  }
+  return body;
+}
+
+function splitHeaders(part: string): { headers: Record<string, string>; body: string } {
+  const idx = part.search(/\r?\n\r?\n/);
+  const head = idx < 0 ? part : part.slice(0, idx);
+  const body = idx < 0 ? '' : part.slice(idx).replace(/^\r?\n\r?\n/, '');
+  const headers: Record<string, string> = {};
+  for (const line of head.replace(/\r?\n[ \t]+/g, ' ').split(/\r?\n/)) {
+    const c = line.indexOf(':');
+    if (c > 0) headers[line.slice(0, c).trim().toLowerCase()] = line.slice(c + 1).trim();
+  }
+  return { headers, body };
+}
+
+/** Parses a raw MIME message as nodemailer writes it (text + HTML alternatives), enough for assertions. */
+export function parseMail(raw: string): ParsedMail {
+  const top = splitHeaders(raw);
+  const out: ParsedMail = { headers: top.headers, text: '', html: '' };
+  const walk = (headers: Record<string, string>, body: string): void => {
+    const ct = headers['content-type'] ?? 'text/plain';
+    const b = /boundary="?([^";]+)"?/i.exec(ct);
+    if (/^multipart\//i.test(ct) && b !== null) {
+      for (const part of body.split(`--${b[1]}`).slice(1)) {
+        if (part.startsWith('--')) break;
+        const p = splitHeaders(part.replace(/^\r?\n/, ''));
+        walk(p.headers, p.body);
+      }
+    } else if (/^text\/html/i.test(ct)) out.html = decodeBody(body, headers['content-transfer-encoding']);
+    else if (/^text\/plain/i.test(ct)) out.text = decodeBody(body, headers['content-transfer-encoding']);
+  };
+  walk(top.headers, top.body);
+  return out;
 }
