@@ -387,7 +387,7 @@ export function parseNotifyConfig(text: string): NotifyConfig {
     const e = doc.errors[0];
     const pos = e?.linePos?.[0];
     const line = pos?.line;
-    throw new InvalidArgumentError(`notification config: YAML${line === undefined ? '' : ` line ${line}, column ${pos?.col}`}: ${e?.message.split('\n')[0] ?? 'syntax error'}`, line === undefined ? {} : { line });
+    throw new InvalidArgumentError(`notification config: YAML${line === undefined ? '' : ` line ${line}, column ${pos?.col}`}: ${(e?.message.split('\n')[0] ?? 'syntax error').replace(/ at line \d+, column \d+:?$/, '')}`, line === undefined ? {} : { line });
   }
   if (!isMap(doc.contents) && !isSeq(doc.contents) && doc.contents !== null) {
     throw new InvalidArgumentError('notification config: expected a mapping with route and receivers');
