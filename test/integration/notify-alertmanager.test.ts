@@ -111,7 +111,7 @@ describe('notifications with a real Alertmanager', () => {
       const alerts: NotifyAlert[] = [
         { labels: { alertname: 'OracleHigh', instance: 'a', severity: 'page', team: 'db', test: 'oracle' }, annotations: { ...common, summary: 'a is slow' }, startsAt: iso(t0 - 1500) },
         { labels: { alertname: 'OracleHigh', instance: 'b', severity: 'warn', team: 'db', test: 'oracle' }, annotations: { ...common, summary: 'b is slow' }, startsAt: iso(t0 - 1200) },
-        { labels: { alertname: 'OracleHigh', instance: 'c', severity: 'warn', test: 'oracle', job: 'x' }, annotations: { ...common }, startsAt: iso(t0 - 900), generatorURL: 'http://beacon/graph?g0.expr=up' },
+        { labels: { test: 'oracle', alertname: 'OracleHigh', instance: 'c', severity: 'warn', job: 'x' }, annotations: { ...common }, startsAt: iso(t0 - 900), generatorURL: 'http://beacon/graph?g0.expr=up' },
         { labels: { alertname: 'OracleHigh', instance: 'd', severity: 'warn', test: 'oracle' }, annotations: { ...common }, startsAt: iso(t0 - 600) },
         { labels: { alertname: 'OracleHigh', instance: 'e', severity: 'warn', test: 'oracle', job: 'y' }, annotations: { ...common }, startsAt: iso(t0 - 300) },
         { labels: { alertname: 'OracleLow', instance: 'a', test: 'oracle' }, annotations: { summary: 'low' }, startsAt: iso(t0 - 100) },
@@ -140,12 +140,17 @@ describe('notifications with a real Alertmanager', () => {
             assert.deepEqual(o[f], t[f], `${f} of ${key}`);
           }
           assert.equal(typeof o.externalURL, 'string');
+          assert.equal(JSON.stringify(o.groupLabels), JSON.stringify(t.groupLabels));
+          assert.equal(JSON.stringify(o.commonLabels), JSON.stringify(t.commonLabels));
           assert.equal(o.alerts.length, t.alerts.length, `alerts in ${key}`);
           for (let i = 0; i < t.alerts.length; i++) {
             assert.deepEqual(Object.keys(o.alerts[i]).sort(), Object.keys(t.alerts[i]).sort(), `alert fields in ${key}`);
             for (const f of ['status', 'labels', 'annotations', 'startsAt', 'endsAt', 'generatorURL', 'fingerprint']) {
               assert.deepEqual(o.alerts[i][f], t.alerts[i][f], `alerts[${i}].${f} of ${key}`);
             }
+            // Byte for byte too: Alertmanager writes label maps with sorted keys.
+            assert.equal(JSON.stringify(o.alerts[i].labels), JSON.stringify(t.alerts[i].labels));
+            assert.equal(JSON.stringify(o.alerts[i].annotations), JSON.stringify(t.alerts[i].annotations));
           }
         }
       };

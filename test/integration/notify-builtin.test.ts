@@ -112,11 +112,12 @@ describe('built-in notifier', () => {
     const hook = await startWebhook();
     hook.statuses.push(500, 503);
     const metrics = newMetrics();
-    const n = new Notifier({ config: parseNotifyConfig(webhookConfig([{ url: hook.url }])), logger: quietLogger, metrics, retryInitialMs: 100 });
+    const n = new Notifier({ config: parseNotifyConfig(webhookConfig([{ url: hook.url.replace('http://', 'http://alice:s3cret@') }])), logger: quietLogger, metrics, retryInitialMs: 100 });
     try {
       n.receive([alert({ alertname: 'Retry' })]);
       const got = await hook.waitFor((h) => h.body.groupLabels.alertname === 'Retry');
       assert.equal(got.body.alerts.length, 1);
+      assert.equal(got.headers.authorization, `Basic ${Buffer.from('alice:s3cret').toString('base64')}`, 'credentials in the URL are sent as basic auth');
       const deadline = Date.now() + 10_000;
       while (!n.recentHistory('hook').some((e) => e.status === 'success')) {
         assert.ok(Date.now() < deadline, 'the delivery is recorded');
@@ -125,6 +126,7 @@ describe('built-in notifier', () => {
       const h = n.recentHistory('hook');
       assert.deepEqual(h.map((e) => [e.status, e.attempt]), [['failed', 1], ['failed', 2], ['success', 3]]);
       assert.match(h[0]?.error ?? '', /500/);
+      assert.ok(!h.some((e) => (e.error ?? '').includes('s3cret')), 'errors never carry credentials');
       assert.equal(h[2]?.integration, 'webhook[0]');
       assert.equal(h[2]?.alerts, 1);
       assert.equal(await metricValue(metrics, 'beacon_notifications_failed_total', 'receiver="hook",integration="webhook"'), 2);
@@ -246,6 +248,25 @@ inhibit_rules:
     } finally {
       await n.stop();
       await hook.close();
+    }
+  });
+
+  it('reload re-routes the alerts held to the new configuration', async () => {
+    const first = await startWebhook();
+    const second = await startWebhook();
+    const n = new Notifier({ config: parseNotifyConfig(webhookConfig([{ url: first.url }])), logger: quietLogger });
+    try {
+      n.receive([alert({ alertname: 'Moved' })]);
+      await first.waitFor((h) => h.body.groupLabels.alertname === 'Moved');
+      n.reload(parseNotifyConfig(webhookConfig([{ url: second.url }])));
+      const got = await second.waitFor((h) => h.body.groupLabels.alertname === 'Moved');
+      assert.equal(got.body.alerts[0].status, 'firing');
+      await sleep(1000);
+      assert.equal(first.hits.length, 1, 'the old receiver is no longer used');
+    } finally {
+      await n.stop();
+      await first.close();
+      await second.close();
     }
   });
 

@@ -43,10 +43,16 @@ async function snippet(res: Response, max = 200): Promise<string> {
 
 /** Creates a webhook integration. The URL's credentials and `http_config` headers are never put in errors. */
 export function webhookIntegration(cfg: WebhookConfig, index: number, userAgent: string): Integration {
+  // fetch refuses URLs with credentials: send them as basic auth instead (unless http_config set one).
+  const target = new URL(cfg.url);
+  const headers: Record<string, string> = { 'content-type': 'application/json', 'user-agent': userAgent };
+  if (target.username !== '') headers.authorization = `Basic ${Buffer.from(`${decodeURIComponent(target.username)}:${decodeURIComponent(target.password)}`).toString('base64')}`;
+  Object.assign(headers, cfg.headers);
+  target.username = '';
+  target.password = '';
+  const url = target.toString();
   const safeUrl = (() => {
-    const u = new URL(cfg.url);
-    u.username = '';
-    u.password = '';
+    const u = new URL(url);
     u.search = '';
     return u.toString();
   })();
@@ -63,9 +69,9 @@ export function webhookIntegration(cfg: WebhookConfig, index: number, userAgent:
       }
       let res: Response;
       try {
-        res = await fetch(cfg.url, {
+        res = await fetch(url, {
           method: 'POST',
-          headers: { 'content-type': 'application/json', 'user-agent': userAgent, ...cfg.headers },
+          headers,
           body,
           signal: AbortSignal.any([signal, AbortSignal.timeout(cfg.timeoutMs)]),
         });

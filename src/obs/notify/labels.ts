@@ -115,7 +115,9 @@ export function compileMatcher(m: Matcher, where = 'matcher'): CompiledMatcher {
     try {
       re = RE2JS.compile(`^(?:${m.value})$`);
     } catch (err) {
-      throw new InvalidArgumentError(`${where}: invalid regular expression ${JSON.stringify(m.value)}: ${(err as Error).message}`);
+      // re2js reports the anchored pattern; show the user's own.
+      const why = (err as Error).message.split(`^(?:${m.value})$`).join(m.value);
+      throw new InvalidArgumentError(`${where}: invalid regular expression ${JSON.stringify(m.value)}: ${why}`);
     }
     test = (v) => re.matches(v);
   } else {

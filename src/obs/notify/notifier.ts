@@ -151,6 +151,13 @@ function matchRoutes(r: NotifyRoute, labels: Record<string, string>): NotifyRout
   return all;
 }
 
+/** A copy with keys in sorted order, as Go marshals a map, so payloads read (and diff) like Alertmanager's. */
+function sortedRecord(m: Record<string, string>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const k of Object.keys(m).sort()) out[k] = m[k] as string;
+  return out;
+}
+
 function subset(a: Set<string>, b: Set<string>): boolean {
   for (const x of a) if (!b.has(x)) return false;
   return true;
@@ -320,7 +327,8 @@ export class Notifier {
         return ok;
       }),
     );
-    if (this.stopped) return;
+    // Stopped, or replaced by a reload while this flush was sending: the group is no longer ours to keep.
+    if (this.stopped || this.groups.get(g.key) !== g) return;
     if (results.every(Boolean)) {
       // As Alertmanager: resolved alerts leave the group once notified, unless updated meanwhile.
       for (const a of snapshot) if (isResolved(a, start) && g.alerts.get(a.fp) === a) g.alerts.delete(a.fp);
@@ -336,13 +344,13 @@ export class Notifier {
     return {
       receiver: g.route.receiver,
       groupKey: g.key,
-      groupLabels: g.labels,
+      groupLabels: sortedRecord(g.labels),
       externalURL: this.externalURL,
       alerts: alerts.map(
         (a): PayloadAlert => ({
           status: isResolved(a, now) ? 'resolved' : 'firing',
-          labels: a.labels,
-          annotations: a.annotations,
+          labels: sortedRecord(a.labels),
+          annotations: sortedRecord(a.annotations),
           startsAt: goTime(a.startsAtMs),
           endsAt: isResolved(a, now) ? goTime(a.endsAtMs) : ZERO_TIME,
           generatorURL: a.generatorURL,

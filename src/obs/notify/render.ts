@@ -42,8 +42,9 @@ export interface NotificationData {
 
 function common(maps: Array<Record<string, string>>): Record<string, string> {
   if (maps.length === 0) return {};
-  const out: Record<string, string> = { ...(maps[0] as Record<string, string>) };
-  for (const m of maps.slice(1)) for (const k of Object.keys(out)) if (m[k] !== out[k]) delete out[k];
+  const first = maps[0] as Record<string, string>;
+  const out: Record<string, string> = {};
+  for (const k of Object.keys(first).sort()) if (maps.every((m) => m[k] === first[k])) out[k] = first[k] as string;
   return out;
 }
 
