@@ -149,6 +149,24 @@ describe('notify label primitives', () => {
     assert.equal(fingerprint({ a: '1', b: '2' }), fingerprint({ b: '2', a: '1' }));
     assert.notEqual(fingerprint({ a: '1', b: '2' }), fingerprint({ a: '12' }));
     assert.match(fingerprint({ alertname: 'x' }), /^[0-9a-f]{16}$/);
+    // Against a plain BigInt FNV-1a 64, including non-ASCII values.
+    const reference = (labels: Record<string, string>): string => {
+      let h = 14695981039346656037n;
+      const feed = (bytes: Iterable<number>): void => {
+        for (const b of bytes) h = ((h ^ BigInt(b)) * 1099511628211n) & ((1n << 64n) - 1n);
+      };
+      for (const n of Object.keys(labels).sort()) {
+        feed(Buffer.from(n));
+        feed([0xff]);
+        feed(Buffer.from(labels[n] as string));
+        feed([0xff]);
+      }
+      return h.toString(16).padStart(16, '0');
+    };
+    const samples: Array<Record<string, string>> = [{}, { a: '' }, { alertname: 'HighLatency', instance: 'host-1:9100', job: 'node' }, { zone: 'zürich', msg: '警告 🚨 ok' }, { x: 'y'.repeat(300) }];
+    for (const l of samples) {
+      assert.equal(fingerprint(l), reference(l), JSON.stringify(l));
+    }
     assert.equal(goTime(Date.UTC(2026, 11, 6, 15, 40, 0, 0)), '2026-12-06T15:40:00Z');
     assert.equal(goTime(Date.UTC(2026, 11, 6, 15, 40, 0, 120)), '2026-12-06T15:40:00.12Z');
   });

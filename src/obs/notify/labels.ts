@@ -33,29 +33,48 @@ export function goTime(ms: number): string {
   return new Date(ms).toISOString().replace(/\.?0+Z$/, 'Z');
 }
 
-const FNV_OFFSET = 14695981039346656037n;
-const FNV_PRIME = 1099511628211n;
-const MASK64 = (1n << 64n) - 1n;
-
 /**
  * The alert's fingerprint as Alertmanager computes it (prometheus/common `LabelSet.Fingerprint`:
  * FNV-1a 64 over the sorted name/value pairs, each followed by byte 0xff), as 16 hex digits.
  */
 export function fingerprint(labels: Record<string, string>): string {
-  const names = Object.keys(labels).sort();
-  let h = FNV_OFFSET;
-  const enc = new TextEncoder();
-  const feed = (bytes: Uint8Array): void => {
-    for (const b of bytes) h = ((h ^ BigInt(b)) * FNV_PRIME) & MASK64;
+  // FNV-1a 64 in four 16-bit limbs: exact, and an order of magnitude cheaper than BigInt.
+  // The prime is 2^40 + 0x1b3, so h * prime = h * 0x1b3 + (h << 40).
+  let h0 = 0x2325;
+  let h1 = 0x8422;
+  let h2 = 0x9ce4;
+  let h3 = 0xcbf2;
+  const feed = (b: number): void => {
+    h0 ^= b;
+    const t0 = h0 * 0x1b3;
+    let t1 = h1 * 0x1b3;
+    let t2 = h2 * 0x1b3 + (h0 << 8);
+    const t3 = h3 * 0x1b3 + (h1 << 8);
+    t1 += t0 >>> 16;
+    h0 = t0 & 0xffff;
+    t2 += t1 >>> 16;
+    h1 = t1 & 0xffff;
+    h3 = (t3 + (t2 >>> 16)) & 0xffff;
+    h2 = t2 & 0xffff;
   };
-  const sep = new Uint8Array([0xff]);
-  for (const n of names) {
-    feed(enc.encode(n));
-    feed(sep);
-    feed(enc.encode(labels[n] as string));
-    feed(sep);
+  const feedString = (s: string): void => {
+    for (let i = 0; i < s.length; i++) {
+      const c = s.charCodeAt(i);
+      if (c < 0x80) feed(c);
+      else {
+        for (const b of Buffer.from(s.slice(i))) feed(b);
+        return;
+      }
+    }
+  };
+  for (const n of Object.keys(labels).sort()) {
+    feedString(n);
+    feed(0xff);
+    feedString(labels[n] as string);
+    feed(0xff);
   }
-  return h.toString(16).padStart(16, '0');
+  const hex = (x: number): string => x.toString(16).padStart(4, '0');
+  return hex(h3) + hex(h2) + hex(h1) + hex(h0);
 }
 
 /** Go's `%q` for the strings label values hold (close enough for printable UTF-8, as JSON is). */
