@@ -7,6 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { Metrics } from '../../src/obs/index.js';
 import { AlertmanagerClient, Notifier, parseNotifyConfig, type NotifyAlert } from '../../src/obs/notify/index.js';
 import { freePort } from '../helpers/node.js';
 import { quietLogger, startAlertmanager, startWebhook, type AlertmanagerProcess, type WebhookServer } from './notify-helpers.js';
@@ -52,7 +53,8 @@ describe('notifications with a real Alertmanager', () => {
     const failing = await startWebhook();
     failing.statuses.push(500, 500, 500, 500);
     const deadPort = await freePort();
-    const client = new AlertmanagerClient({ urls: [`http://127.0.0.1:${deadPort}`, failing.url.replace('/hook', ''), am.url], logger: quietLogger, timeoutMs: 5000 });
+    const metrics = new Metrics({ leaseCount: () => 0, keyCount: () => 0, revision: () => 0, compactRevision: () => 0 });
+    const client = new AlertmanagerClient({ urls: [`http://127.0.0.1:${deadPort}`, failing.url.replace('/hook', ''), am.url], logger: quietLogger, timeoutMs: 5000, metrics });
     try {
       const startsAt = iso(Date.now());
       const alert: NotifyAlert = { labels: { alertname: 'ClientAlert', test: 'client', severity: 'warn' }, annotations: { summary: 'latency high' }, startsAt, generatorURL: 'http://beacon/graph' };
@@ -77,6 +79,9 @@ describe('notifications with a real Alertmanager', () => {
       assert.ok(dead?.lastError !== undefined && dead.lastError.length > 0);
       assert.equal(bad?.errors, 2);
       assert.match(bad?.lastError ?? '', /500/);
+      const text = await metrics.registry.metrics();
+      assert.ok(text.includes(`beacon_alertmanager_alerts_sent_total{alertmanager="${am.url}"} 2`), text);
+      assert.ok(text.includes(`beacon_alertmanager_errors_total{alertmanager="http://127.0.0.1:${deadPort}"} 2`), text);
     } finally {
       await client.stop();
       await failing.close();

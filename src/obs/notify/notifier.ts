@@ -284,9 +284,15 @@ export class Notifier {
     if (g.timer !== undefined) clearTimeout(g.timer);
     g.timer = setTimeout(() => {
       g.timer = undefined;
-      g.flushing = this.flush(g).finally(() => {
-        g.flushing = undefined;
-      });
+      g.flushing = this.flush(g)
+        .catch((err: unknown) => {
+          // A bug here must neither crash the node nor stall the group: log it and try again later.
+          this.logger.error({ err, groupKey: g.key }, 'notification flush failed');
+          if (this.groups.get(g.key) === g) this.schedule(g, g.route.groupIntervalMs);
+        })
+        .finally(() => {
+          g.flushing = undefined;
+        });
     }, ms);
     g.timer.unref();
   }

@@ -3,7 +3,6 @@
  * email (subject, plain text, HTML). No template language: the format is documented in
  * docs/notifications.md.
  */
-import { ZERO_TIME } from './labels.js';
 
 /** One alert of a notification, as Alertmanager's template data and webhook payload carry it. */
 export interface PayloadAlert {
@@ -187,6 +186,3 @@ export function emailHtml(d: NotificationData): string {
   out.push('</body></html>');
   return out.join('');
 }
-
-/** Go's zero time, re-exported for payload builders. */
-export { ZERO_TIME };
