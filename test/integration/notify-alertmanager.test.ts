@@ -106,6 +106,28 @@ describe('notifications with a real Alertmanager', () => {
     }
   });
 
+  it('AlertmanagerClient.stop() gives up on a hung Alertmanager and counts what it abandons', async () => {
+    const { createServer } = await import('node:http');
+    const hung = createServer((req) => req.resume()); // reads the request, never answers
+    const port = await freePort();
+    await new Promise<void>((r) => hung.listen(port, '127.0.0.1', r));
+    const client = new AlertmanagerClient({ urls: [`http://127.0.0.1:${port}`], logger: quietLogger, timeoutMs: 60_000 });
+    try {
+      const startsAt = iso(Date.now());
+      client.send(Array.from({ length: 100 }, (_, i) => ({ labels: { alertname: 'Hung', n: String(i) }, annotations: {}, startsAt })));
+      await new Promise((r) => setTimeout(r, 200));
+      await client.stop(300);
+      const st = client.status()[0];
+      assert.equal(st?.sent, 0);
+      assert.equal(st?.queued, 0);
+      assert.equal((st?.dropped ?? 0) + (st?.errors ?? 0), 100, 'the in-flight batch is an error, the queued rest is dropped');
+      assert.equal(st?.dropped, 36);
+    } finally {
+      hung.closeAllConnections();
+      await new Promise<void>((r) => hung.close(() => r()));
+    }
+  });
+
   it('the built-in notifier sends the same webhook payloads as Alertmanager for the same config and alerts', async () => {
     const hook = await startWebhook();
     const notifier = new Notifier({ config: parseNotifyConfig(CONFIG(hook.url)), logger: quietLogger, externalURL: 'http://beacon.example:7379' });

@@ -38,7 +38,7 @@ async function metricValue(m: Metrics, name: string, labels: string): Promise<nu
 describe('built-in notifier', () => {
   it('groups alerts by group_by after group_wait, adds newcomers at group_interval, repeats after repeat_interval', async () => {
     const hook = await startWebhook();
-    const n = new Notifier({ config: parseNotifyConfig(webhookConfig([{ url: hook.url }], 'group_wait: 300ms\n  group_interval: 700ms\n  repeat_interval: 3s')), logger: quietLogger });
+    const n = new Notifier({ config: parseNotifyConfig(webhookConfig([{ url: hook.url }], 'group_wait: 300ms\n  group_interval: 700ms\n  repeat_interval: 5s')), logger: quietLogger });
     try {
       n.receive([alert({ alertname: 'Latency', instance: '1' })]);
       await sleep(20);
@@ -208,6 +208,31 @@ receivers:
       slow.closeAllConnections();
       await new Promise<void>((r) => slow.close(() => r()));
       await hook.close();
+    }
+  });
+
+  it('stop() aborts a delivery stuck on a hung webhook and records it as failed', async () => {
+    const { createServer } = await import('node:http');
+    const port = await freePort();
+    let reached: () => void = () => {};
+    const requested = new Promise<void>((r) => (reached = r));
+    const hung = createServer((req) => {
+      req.resume();
+      reached();
+    });
+    await new Promise<void>((r) => hung.listen(port, '127.0.0.1', r));
+    const n = new Notifier({ config: parseNotifyConfig(webhookConfig([{ url: `http://127.0.0.1:${port}/hook` }])), logger: quietLogger });
+    try {
+      n.receive([alert({ alertname: 'Hung' })]);
+      await requested;
+      await n.stop(2000);
+      const h = n.recentHistory('hook');
+      assert.equal(h.length, 1);
+      assert.equal(h[0]?.status, 'failed');
+      n.receive([alert({ alertname: 'AfterStop' })]); // ignored, does not throw
+    } finally {
+      hung.closeAllConnections();
+      await new Promise<void>((r) => hung.close(() => r()));
     }
   });
 
