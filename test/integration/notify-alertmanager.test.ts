@@ -10,7 +10,7 @@ import { after, before, describe, it } from 'node:test';
 import { Metrics } from '../../src/obs/index.js';
 import { AlertmanagerClient, Notifier, parseNotifyConfig, type NotifyAlert } from '../../src/obs/notify/index.js';
 import { freePort } from '../helpers/node.js';
-import { quietLogger, startAlertmanager, startWebhook, type AlertmanagerProcess, type WebhookServer } from './notify-helpers.js';
+import { parseMail, quietLogger, startAlertmanager, startSmtp, startWebhook, type AlertmanagerProcess, type WebhookServer } from './notify-helpers.js';
 
 const CONFIG = (hook: string): string => `
 route:
@@ -198,6 +198,55 @@ describe('notifications with a real Alertmanager', () => {
       await client.stop();
       await notifier.stop();
       await hook.close();
+    }
+  });
+
+  it("the built-in notifier's email subjects are Alertmanager's default subjects", async () => {
+    const theirs = await startSmtp();
+    const ours = await startSmtp();
+    const mailConfig = (port: number): string => `
+route:
+  receiver: mail
+  group_by: [alertname, env]
+  group_wait: 1s
+  group_interval: 1s
+receivers:
+  - name: mail
+    email_configs:
+      - to: oncall@example.org
+        from: beacon@example.org
+        smarthost: 127.0.0.1:${port}
+        require_tls: false
+        send_resolved: true
+`;
+    const am2 = await startAlertmanager(mailConfig(theirs.port));
+    const n = new Notifier({ config: parseNotifyConfig(mailConfig(ours.port)), logger: quietLogger });
+    const client = new AlertmanagerClient({ urls: [am2.url], logger: quietLogger });
+    try {
+      const startsAt = iso(Date.now());
+      const alerts: NotifyAlert[] = [
+        { labels: { zone: 'eu', alertname: 'Subj', env: 'prod', severity: 'page', instance: 'a' }, annotations: {}, startsAt },
+        { labels: { zone: 'eu', alertname: 'Subj', env: 'prod', severity: 'page', instance: 'b' }, annotations: {}, startsAt },
+        { labels: { alertname: 'Other', env: 'dev' }, annotations: {}, startsAt },
+      ];
+      client.send(alerts);
+      n.receive(alerts);
+      const subjects = async (smtp: typeof theirs, count: number): Promise<string[]> =>
+        (await smtp.waitForMails(count)).map((m) => parseMail(m.raw).headers.subject ?? '').sort();
+      const want = await subjects(theirs, 2);
+      assert.deepEqual(await subjects(ours, 2), want);
+      assert.ok(want.includes('[FIRING:2] Subj prod (page eu)'), want.join(' | '));
+      const end = iso(Date.now());
+      const resolved = alerts.map((a) => ({ ...a, endsAt: end }));
+      client.send(resolved);
+      n.receive(resolved);
+      assert.deepEqual(await subjects(ours, 4), await subjects(theirs, 4));
+    } finally {
+      await client.stop();
+      await n.stop();
+      await am2.stop();
+      await theirs.close();
+      await ours.close();
     }
   });
 });

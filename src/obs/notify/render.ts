@@ -78,16 +78,23 @@ export function webhookPayload(d: NotificationData, maxAlerts: number): WebhookP
   };
 }
 
+/** Label names in Alertmanager's `SortedPairs` order: `alertname` first, then the rest sorted. */
+function sortedNames(m: Record<string, string>): string[] {
+  const names = Object.keys(m)
+    .filter((k) => k !== 'alertname')
+    .sort();
+  return 'alertname' in m ? ['alertname', ...names] : names;
+}
+
 function sortedValues(m: Record<string, string>): string[] {
-  return Object.keys(m)
-    .sort()
-    .map((k) => m[k] as string);
+  return sortedNames(m).map((k) => m[k] as string);
 }
 
 /**
- * The email subject in Alertmanager's default form: `[FIRING:2] HighLatency api (critical)`:
- * the status (with the firing count), the group labels' values, then in parentheses the values
- * of the common labels that are not group labels.
+ * The email subject in Alertmanager's default form (its `__subject` template, checked against a
+ * real Alertmanager), `[FIRING:2] HighLatency api (critical)`: the status (with the firing
+ * count), the group labels' values, then in parentheses the values of the common labels that
+ * are not group labels; values in `alertname`-first, then name order.
  */
 export function emailSubject(d: NotificationData): string {
   const status = groupStatus(d.alerts);
@@ -102,9 +109,7 @@ export function emailSubject(d: NotificationData): string {
 }
 
 function pairs(m: Record<string, string>): Array<[string, string]> {
-  return Object.keys(m)
-    .sort()
-    .map((k) => [k, m[k] as string]);
+  return sortedNames(m).map((k) => [k, m[k] as string]);
 }
 
 function alertName(a: PayloadAlert): string {
