@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { InvalidArgumentError } from '../../errors.js';
 import { parseNotifyConfig } from './config.js';
-import { fingerprint, goTime, parseDurationMs, parseMatchers } from './labels.js';
+import { fingerprint, goTime, parseDurationMs, parseMatchers, validateAlert } from './labels.js';
 
 const BASE = `
 route:
@@ -135,6 +135,17 @@ describe('notify label primitives', () => {
     assert.throws(() => parseMatchers('a=~"("'), InvalidArgumentError);
     assert.throws(() => parseMatchers('1a=b'), InvalidArgumentError);
     assert.throws(() => parseMatchers('a~b'), InvalidArgumentError);
+  });
+
+  it('validates alerts: labels required, empty values dropped, Go zero endsAt means unset', () => {
+    const a = validateAlert({ labels: { alertname: 'X', empty: '' }, startsAt: '2026-12-06T12:00:00Z', endsAt: '0001-01-01T00:00:00Z' }, 0);
+    assert.deepEqual(a.labels, { alertname: 'X' });
+    assert.deepEqual(a.annotations, {});
+    assert.equal(a.endsAt, undefined);
+    assert.throws(() => validateAlert({ labels: {}, startsAt: '2026-12-06T12:00:00Z' }, 3), InvalidArgumentError);
+    assert.throws(() => validateAlert({ labels: { 'bad-name': 'x' }, startsAt: '2026-12-06T12:00:00Z' }, 0), InvalidArgumentError);
+    assert.throws(() => validateAlert({ labels: { a: 'x' }, startsAt: 'yesterday' }, 0), InvalidArgumentError);
+    assert.throws(() => validateAlert({ labels: { a: 1 }, startsAt: '2026-12-06T12:00:00Z' }, 0), InvalidArgumentError);
   });
 
   it('parses durations in Alertmanager form', () => {

@@ -24,6 +24,8 @@ export const LABEL_NAME_RE = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
 /** Go's zero time as Alertmanager writes it for a firing alert's `endsAt` in a webhook payload. */
 export const ZERO_TIME = '0001-01-01T00:00:00Z';
 
+const GO_ZERO_MS = Date.parse(ZERO_TIME);
+
 /**
  * A time (ms since the epoch) as Go's `time.RFC3339Nano` writes it in UTC, which is how
  * Alertmanager's payloads carry times: trailing zeros of the fraction dropped
@@ -261,7 +263,11 @@ export function validateAlert(a: unknown, index: number): NotifyAlert {
     return v;
   };
   const alert: NotifyAlert = { labels, annotations, startsAt: time(o.startsAt, 'startsAt') };
-  if (o.endsAt !== undefined && o.endsAt !== null && o.endsAt !== '') alert.endsAt = time(o.endsAt, 'endsAt');
+  // Go's zero time means "not set" in Alertmanager's API, not "resolved in year 1".
+  if (o.endsAt !== undefined && o.endsAt !== null && o.endsAt !== '') {
+    const endsAt = time(o.endsAt, 'endsAt');
+    if (Date.parse(endsAt) > GO_ZERO_MS) alert.endsAt = endsAt;
+  }
   if (o.generatorURL !== undefined) {
     if (typeof o.generatorURL !== 'string') throw new InvalidArgumentError(`${where}.generatorURL: expected a string`);
     alert.generatorURL = o.generatorURL;
