@@ -126,7 +126,8 @@ export function emailText(d: NotificationData): string {
     if (list.length === 0) return;
     lines.push('', `== ${title} ==`);
     for (const a of list) {
-      lines.push('', `* ${alertName(a)} [${a.status.toUpperCase()}]`);
+      const summary = a.annotations.summary;
+      lines.push('', `* ${alertName(a)} [${a.status.toUpperCase()}]${summary === undefined ? '' : `: ${summary}`}`);
       lines.push(`  Started: ${a.startsAt}`);
       if (a.status === 'resolved') lines.push(`  Resolved: ${a.endsAt}`);
       lines.push('  Labels:');
@@ -169,6 +170,7 @@ export function emailHtml(d: NotificationData): string {
     for (const a of list) {
       out.push('<table style="border-collapse:collapse;margin:0 0 16px 0;border:1px solid #ddd">');
       out.push(`<tr><th colspan="2" style="text-align:left;background:${c};color:#fff;padding:4px 8px">${e(alertName(a))} &mdash; ${e(a.status.toUpperCase())}</th></tr>`);
+      if (a.annotations.summary !== undefined) out.push(`<tr><td colspan="2" style="padding:6px 8px;font-size:15px">${e(a.annotations.summary)}</td></tr>`);
       const row = (k: string, v: string): void => {
         out.push(`<tr><td style="padding:2px 8px;color:#666;vertical-align:top">${e(k)}</td><td style="padding:2px 8px">${e(v)}</td></tr>`);
       };
