@@ -112,6 +112,12 @@ function pairs(m: Record<string, string>): Array<[string, string]> {
   return sortedNames(m).map((k) => [k, m[k] as string]);
 }
 
+/** A payload time as people read it in an email: `2026-12-06 15:40:00 UTC`. */
+function readableTime(t: string): string {
+  const ms = Date.parse(t);
+  return Number.isNaN(ms) ? t : `${new Date(ms).toISOString().slice(0, 19).replace('T', ' ')} UTC`;
+}
+
 function alertName(a: PayloadAlert): string {
   return a.labels.alertname ?? '(no alertname)';
 }
@@ -128,8 +134,8 @@ export function emailText(d: NotificationData): string {
     for (const a of list) {
       const summary = a.annotations.summary;
       lines.push('', `* ${alertName(a)} [${a.status.toUpperCase()}]${summary === undefined ? '' : `: ${summary}`}`);
-      lines.push(`  Started: ${a.startsAt}`);
-      if (a.status === 'resolved') lines.push(`  Resolved: ${a.endsAt}`);
+      lines.push(`  Started: ${readableTime(a.startsAt)}`);
+      if (a.status === 'resolved') lines.push(`  Resolved: ${readableTime(a.endsAt)}`);
       lines.push('  Labels:');
       for (const [k, v] of pairs(a.labels)) lines.push(`    ${k} = ${v}`);
       const ann = pairs(a.annotations);
@@ -174,8 +180,8 @@ export function emailHtml(d: NotificationData): string {
       const row = (k: string, v: string): void => {
         out.push(`<tr><td style="padding:2px 8px;color:#666;vertical-align:top">${e(k)}</td><td style="padding:2px 8px">${e(v)}</td></tr>`);
       };
-      row('Started', a.startsAt);
-      if (a.status === 'resolved') row('Resolved', a.endsAt);
+      row('Started', readableTime(a.startsAt));
+      if (a.status === 'resolved') row('Resolved', readableTime(a.endsAt));
       out.push('<tr><td colspan="2" style="padding:4px 8px;font-weight:bold">Labels</td></tr>');
       for (const [k, v] of pairs(a.labels)) row(k, v);
       const ann = pairs(a.annotations);
