@@ -67,6 +67,7 @@ describe('silences', () => {
       { matchers: [{ name: 'a', value: 'x' }], startsAt: '2026-12-06T12:00:00Z', endsAt: '2026-12-06T11:00:00Z' },
       { matchers: [{ name: 'a', value: 'x' }], endsAt: 'tomorrow' },
     ];
+    bad.push({ matchers: [{ name: 'a', value: 'x' }], startsAt: '2020-01-01T00:00:00Z', endsAt: '2020-01-02T00:00:00Z' });
     for (const b of bad) assert.throws(() => s.add(b as never), InvalidArgumentError, JSON.stringify(b));
     assert.equal(s.size, 0, 'nothing half-applied');
     // A silence with one empty-matching matcher and one that is not is fine.
@@ -82,6 +83,9 @@ describe('silences', () => {
     const other = new Silences({ now: c.now });
     const back = other.add(Silences.fromJSON(stored));
     assert.deepEqual(back, sil);
+    c.advance(10 * 3_600_000);
+    const expired = new Silences({ now: c.now }).add(Silences.fromJSON(stored));
+    assert.equal(expired.status.state, 'expired', 'an expired silence read back from the store is kept, as expired');
     assert.throws(() => Silences.fromJSON('{"matchers":[]}'), InvalidArgumentError);
     assert.throws(() => Silences.fromJSON('not json'), InvalidArgumentError);
     assert.equal(other.remove(sil.id), true);

@@ -142,11 +142,15 @@ export class Silences {
 
   /**
    * Adds a silence (or, with an `id` already present, replaces it) and returns it.
-   * @throws InvalidArgumentError when the silence is invalid (see Alertmanager's rules): nothing is changed.
+   * @throws InvalidArgumentError when the silence is invalid (see Alertmanager's rules), or is
+   *   new (no `id`) and ends in the past: nothing is changed then.
    */
   add(input: SilenceInput): Silence {
     const now = this.now();
     const s = validate(input, now);
+    // As Alertmanager's API: a new silence must end in the future. One given with its id is
+    // being restored from the store and may have expired already.
+    if (input.id === undefined && s.endsAtMs <= now) throw new InvalidArgumentError(`silence endsAt: ${iso(s.endsAtMs)} is in the past`);
     this.byId.set(s.id, s);
     return view(s, now);
   }
