@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { Metrics } from '../../src/obs/index.js';
-import { AlertmanagerClient, Notifier, parseNotifyConfig, type NotifyAlert } from '../../src/obs/notify/index.js';
+import { AlertmanagerClient, Notifier, Silences, parseNotifyConfig, type NotifyAlert, type SilenceInput } from '../../src/obs/notify/index.js';
 import { freePort } from '../helpers/node.js';
 import { parseMail, quietLogger, startAlertmanager, startSmtp, startWebhook, type AlertmanagerProcess, type WebhookServer } from './notify-helpers.js';
 
@@ -86,6 +86,59 @@ describe('notifications with a real Alertmanager', () => {
       await client.stop();
       await failing.close();
     }
+  });
+
+  it('Silences accepts and refuses the same silences as Alertmanager, and mutes the same alerts', async () => {
+    const hour = 3_600_000;
+    const now = Date.now();
+    const m = (name: string, value: string, isRegex = false, isEqual = true): SilenceInput['matchers'][number] => ({ name, value, isRegex, isEqual });
+    const cases: Array<{ what: string; matchers: SilenceInput['matchers']; startsAt: number; endsAt: number }> = [
+      { what: 'plain', matchers: [m('alertname', 'SilX'), m('test', 'silence')], startsAt: now, endsAt: now + hour },
+      { what: 'regex and negations', matchers: [m('alertname', 'Sil.*', true), m('env', 'dev', false, false), m('zone', 'eu-.*', true, false)], startsAt: now, endsAt: now + hour },
+      { what: 'pending', matchers: [m('alertname', 'SilY')], startsAt: now + hour, endsAt: now + 2 * hour },
+      { what: 'ends in the past', matchers: [m('alertname', 'SilX')], startsAt: now - 2 * hour, endsAt: now - hour },
+      { what: 'ends before it starts', matchers: [m('alertname', 'SilX')], startsAt: now + 2 * hour, endsAt: now + hour },
+      { what: 'every matcher matches the empty string', matchers: [m('alertname', '.*', true), m('env', '')], startsAt: now, endsAt: now + hour },
+      { what: 'invalid regex', matchers: [m('alertname', '(', true)], startsAt: now, endsAt: now + hour },
+      { what: 'no matchers', matchers: [], startsAt: now, endsAt: now + hour },
+    ];
+    const ours = new Silences();
+    for (const c of cases) {
+      const body = { matchers: c.matchers, startsAt: iso(c.startsAt), endsAt: iso(c.endsAt), createdBy: 'test', comment: c.what };
+      const res = await fetch(`${am.url}/api/v2/silences`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+      await res.text();
+      let accepted = true;
+      try {
+        ours.add(body);
+      } catch {
+        accepted = false;
+      }
+      assert.equal(accepted, res.status === 200, `${c.what}: Alertmanager answered ${res.status}`);
+    }
+    // Which alerts are muted: Alertmanager's view (alerts pushed to it, ?silenced) against ours.
+    const startsAt = iso(now);
+    const labelSets = [
+      { alertname: 'SilX', test: 'silence' },
+      { alertname: 'SilX', test: 'other' },
+      { alertname: 'SilZ', env: 'prod', test: 'silence' },
+      { alertname: 'SilZ', env: 'dev', test: 'silence' },
+      { alertname: 'SilZ', zone: 'eu-west', test: 'silence' },
+      { alertname: 'SilY', test: 'silence' },
+    ];
+    const post = await fetch(`${am.url}/api/v2/alerts`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(labelSets.map((labels) => ({ labels, startsAt }))) });
+    assert.equal(post.status, 200);
+    const deadline = Date.now() + 10_000;
+    let theirs: Array<{ labels: Record<string, string>; status: { silencedBy: string[] } }> = [];
+    while (theirs.length < labelSets.length && Date.now() < deadline) {
+      const r = await fetch(`${am.url}/api/v2/alerts?filter=${encodeURIComponent('alertname=~"Sil.*"')}`);
+      theirs = (await r.json()) as typeof theirs;
+      if (theirs.length < labelSets.length) await new Promise((res) => setTimeout(res, 100));
+    }
+    assert.equal(theirs.length, labelSets.length);
+    for (const a of theirs) {
+      assert.equal(ours.mutes(a.labels).length > 0, a.status.silencedBy.length > 0, `muted: ${JSON.stringify(a.labels)}`);
+    }
+    assert.ok(theirs.some((a) => a.status.silencedBy.length > 0) && theirs.some((a) => a.status.silencedBy.length === 0), 'some muted, some not');
   });
 
   it('AlertmanagerClient: a full queue drops the oldest alerts and counts them', async () => {
