@@ -129,6 +129,10 @@ describe('built-in notifier', () => {
       assert.ok(!h.some((e) => (e.error ?? '').includes('s3cret')), 'errors never carry credentials');
       assert.equal(h[2]?.integration, 'webhook[0]');
       assert.equal(h[2]?.alerts, 1);
+      assert.deepEqual(
+        n.receiversStatus().receivers.map((r) => [r.name, r.integrations, r.history.length]),
+        [['hook', ['webhook[0]'], 3]],
+      );
       assert.equal(await metricValue(metrics, 'beacon_notifications_failed_total', 'receiver="hook",integration="webhook"'), 2);
       assert.equal(await metricValue(metrics, 'beacon_notifications_total', 'receiver="hook",integration="webhook"'), 1);
       assert.equal(await metricValue(metrics, 'beacon_notification_latency_seconds_count', 'receiver="hook",integration="webhook"'), 3);

@@ -13,7 +13,7 @@ export {
   DEFAULT_WEBHOOK_TIMEOUT_MS,
 } from './config.js';
 export type { NotifyConfig, NotifyRoute, ReceiverConfig, WebhookConfig, EmailConfig, InhibitRule } from './config.js';
-export { Silences, SILENCE_RETENTION_MS } from './silences.js';
+export { Silences, SILENCE_RETENTION_MS, silenceInputFromRequest } from './silences.js';
 export type { Silence, SilenceInput, SilenceState } from './silences.js';
 export { fingerprint, parseMatchers, compileMatcher, matcherString, parseDurationMs, validateAlert, ZERO_TIME } from './labels.js';
 export type { NotifyAlert, Matcher, CompiledMatcher } from './labels.js';

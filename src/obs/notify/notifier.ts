@@ -415,6 +415,16 @@ export class Notifier {
     return [...this.history.values()].flat().sort((a, b) => a.time.localeCompare(b.time));
   }
 
+  /**
+   * Every receiver with its integrations and recent attempts (oldest first), the body of
+   * `GET /v1/alerts/notifications`: `{"receivers":[{"name","integrations":["webhook[0]"],"history":[…]}]}`.
+   */
+  receiversStatus(): { receivers: Array<{ name: string; integrations: string[]; history: ReceiverHistoryEntry[] }> } {
+    return {
+      receivers: [...this.integrations.entries()].map(([name, list]) => ({ name, integrations: list.map((i) => i.name), history: this.recentHistory(name) })),
+    };
+  }
+
   /** Alert groups currently held: key, receiver, group labels and alert count, for inspection. */
   groupsSnapshot(): Array<{ groupKey: string; receiver: string; labels: Record<string, string>; alerts: number }> {
     return [...this.groups.values()].map((g) => ({ groupKey: g.key, receiver: g.route.receiver, labels: g.labels, alerts: g.alerts.size }));

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { ConflictError, InvalidArgumentError, NotFoundError } from '../../errors.js';
-import { Silences } from './silences.js';
+import { Silences, silenceInputFromRequest } from './silences.js';
 
 const T0 = Date.UTC(2026, 11, 6, 12, 0, 0);
 
@@ -99,5 +99,28 @@ describe('silences', () => {
     c.advance(1000 + 3_600_000);
     assert.deepEqual(s.gc(3_600_000 - 1), [sil.id]);
     assert.equal(s.size, 0);
+  });
+
+  it('reads the POST /v1/alerts/silences body: endsAt or duration, createdBy from the caller, unknown fields refused', () => {
+    const c = clock();
+    const s = new Silences({ now: c.now });
+    const sil = s.add(silenceInputFromRequest({ matchers: [{ name: 'alertname', value: 'X', isRegex: false }], duration: '2h', comment: 'deploy' }, 'alice'));
+    assert.equal(sil.createdBy, 'alice');
+    assert.equal(sil.endsAt, new Date(T0 + 7_200_000).toISOString());
+    assert.equal(sil.matchers[0]?.isEqual, true);
+    const until = s.add(silenceInputFromRequest({ matchers: [{ name: 'a', value: 'b', isRegex: true, isEqual: false }, { name: 'c', value: 'd' }], endsAt: new Date(T0 + 60_000).toISOString() }, 'bob'));
+    assert.equal(until.status.state, 'active');
+    for (const bad of [
+      null,
+      [],
+      { matchers: [{ name: 'a', value: 'b' }] },
+      { matchers: [{ name: 'a', value: 'b' }], duration: '2h', endsAt: new Date(T0 + 1).toISOString() },
+      { matchers: [{ name: 'a', value: 'b' }], duration: 'two hours' },
+      { matchers: [{ name: 'a', value: 'b' }], duration: '2h', createdBy: 'mallory' },
+      { matchers: [{ name: 'a', value: 1 }], duration: '2h' },
+      { matchers: 'a=b', duration: '2h' },
+    ]) {
+      assert.throws(() => silenceInputFromRequest(bad, 'x'), InvalidArgumentError, JSON.stringify(bad));
+    }
   });
 });

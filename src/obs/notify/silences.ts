@@ -4,7 +4,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { ConflictError, InvalidArgumentError, NotFoundError } from '../../errors.js';
-import { compileMatcher, type CompiledMatcher, type Matcher } from './labels.js';
+import { compileMatcher, parseDurationMs, type CompiledMatcher, type Matcher } from './labels.js';
 
 /** A silence's state: `pending` before `startsAt`, `active` until `endsAt`, then `expired`. */
 export type SilenceState = 'active' | 'pending' | 'expired';
@@ -255,4 +255,48 @@ export class Silences {
     validate(input, Date.now());
     return input;
   }
+}
+
+const REQUEST_FIELDS = ['matchers', 'startsAt', 'endsAt', 'duration', 'comment'];
+
+/**
+ * Turns the body of `POST /v1/alerts/silences` into what {@link Silences.add} takes:
+ * `{"matchers":[{"name","value","isRegex"?,"isEqual"?}],"startsAt"?,"endsAt"?|"duration"?:"2h","comment"?}`.
+ * `createdBy` comes from the caller's principal, never from the body.
+ * @throws InvalidArgumentError for an unknown field, a field of the wrong type, both or neither
+ *   of `endsAt` and `duration`, or a bad duration. Matchers and times are checked by `add`.
+ */
+export function silenceInputFromRequest(body: unknown, createdBy: string): SilenceInput {
+  if (body === null || typeof body !== 'object' || Array.isArray(body)) throw new InvalidArgumentError('silence: expected a JSON object with matchers and endsAt or duration');
+  const o = body as Record<string, unknown>;
+  for (const k of Object.keys(o)) if (!REQUEST_FIELDS.includes(k)) throw new InvalidArgumentError(`silence: unknown field '${k}' (expected ${REQUEST_FIELDS.join(', ')})`);
+  if (!Array.isArray(o.matchers)) throw new InvalidArgumentError('silence matchers: expected a list of {name, value, isRegex, isEqual}');
+  const matchers = o.matchers.map((m: unknown, i) => {
+    if (m === null || typeof m !== 'object' || Array.isArray(m)) throw new InvalidArgumentError(`silence matchers[${i}]: expected {name, value, isRegex, isEqual}`);
+    const r = m as Record<string, unknown>;
+    for (const k of Object.keys(r)) if (!['name', 'value', 'isRegex', 'isEqual'].includes(k)) throw new InvalidArgumentError(`silence matchers[${i}]: unknown field '${k}'`);
+    if (typeof r.name !== 'string') throw new InvalidArgumentError(`silence matchers[${i}].name: expected a string`);
+    if (typeof r.value !== 'string') throw new InvalidArgumentError(`silence matchers[${i}].value: expected a string`);
+    return { name: r.name, value: r.value, isRegex: r.isRegex as boolean | undefined, isEqual: r.isEqual as boolean | undefined };
+  });
+  const str = (k: string): string | undefined => {
+    const v = o[k];
+    if (v === undefined || v === null) return undefined;
+    if (typeof v !== 'string') throw new InvalidArgumentError(`silence ${k}: expected a string`);
+    return v;
+  };
+  const endsAt = str('endsAt');
+  const duration = str('duration');
+  if (endsAt !== undefined && duration !== undefined) throw new InvalidArgumentError('silence: give endsAt or duration, not both');
+  if (endsAt === undefined && duration === undefined) throw new InvalidArgumentError('silence: an end time (endsAt) or a duration (e.g. "2h") is required');
+  const input: SilenceInput = { matchers, createdBy, comment: str('comment') ?? '' };
+  const startsAt = str('startsAt');
+  if (startsAt !== undefined) input.startsAt = startsAt;
+  if (endsAt !== undefined) input.endsAt = endsAt;
+  if (duration !== undefined) {
+    const ms = parseDurationMs(duration, 'silence duration');
+    if (ms <= 0) throw new InvalidArgumentError('silence duration: must be positive');
+    input.durationMs = ms;
+  }
+  return input;
 }
