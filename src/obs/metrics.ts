@@ -173,6 +173,45 @@ export class Metrics {
     },
   });
   // --- end time-series store ------------------------------------------------------------------------
+  // --- notifications (issue 13): fields match NotifyMetrics and AlertmanagerMetrics in obs/notify ----
+  readonly notificationsTotal = new Counter({
+    name: 'beacon_notifications_total',
+    help: 'Notifications delivered by the built-in notifier, by receiver and integration (webhook, email).',
+    labelNames: ['receiver', 'integration'] as const,
+    registers: [this.registry],
+  });
+  readonly notificationsFailedTotal = new Counter({
+    name: 'beacon_notifications_failed_total',
+    help: 'Failed notification attempts (each retry counts), by receiver and integration.',
+    labelNames: ['receiver', 'integration'] as const,
+    registers: [this.registry],
+  });
+  readonly notificationLatency = new Histogram({
+    name: 'beacon_notification_latency_seconds',
+    help: 'Duration of one notification attempt, by receiver and integration.',
+    labelNames: ['receiver', 'integration'] as const,
+    buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+    registers: [this.registry],
+  });
+  readonly alertmanagerAlertsSent = new Counter({
+    name: 'beacon_alertmanager_alerts_sent_total',
+    help: 'Alerts accepted by an Alertmanager, by Alertmanager URL.',
+    labelNames: ['alertmanager'] as const,
+    registers: [this.registry],
+  });
+  readonly alertmanagerErrors = new Counter({
+    name: 'beacon_alertmanager_errors_total',
+    help: 'Alerts in requests to an Alertmanager that failed (error status, timeout, refused), by Alertmanager URL.',
+    labelNames: ['alertmanager'] as const,
+    registers: [this.registry],
+  });
+  readonly alertmanagerAlertsDropped = new Counter({
+    name: 'beacon_alertmanager_alerts_dropped_total',
+    help: "Alerts dropped because an Alertmanager's queue was full, by Alertmanager URL.",
+    labelNames: ['alertmanager'] as const,
+    registers: [this.registry],
+  });
+  // --- end notifications ---------------------------------------------------------------------------
   readonly leases: Gauge;
   readonly keys: Gauge;
   readonly revision: Gauge;
