@@ -216,6 +216,8 @@ interface ServeOptions {
   defaultRules: boolean;
   evaluationInterval: number;
   externalUrl?: string;
+  alertmanagerUrl?: string[];
+  notifyConfig?: string;
 }
 
 /** `--resp-port`: a port number or `off`. @throws Error for anything else. */
@@ -315,6 +317,8 @@ export function registerServeCommand(program: Command): void {
     .option('--no-default-rules', "turn off Beacon's default SLO alert rules")
     .addOption(new Option('--evaluation-interval <duration>', 'how often rule groups without an interval are evaluated').argParser(durationOpt('--evaluation-interval')).default(15_000, '15s'))
     .option('--external-url <url>', 'the URL alert notifications link to (default: the advertised URL)', process.env.BEACON_EXTERNAL_URL)
+    .option('--alertmanager-url <urls...>', 'send alerts to these Alertmanagers (their /api/v2/alerts), as Prometheus does')
+    .option('--notify-config <file>', "the built-in notifier's receivers and routes, in Alertmanager's format (docs/notifications.md)")
     .action(async (o: ServeOptions) => {
       if (o.dev) {
         process.stderr.write(
@@ -398,6 +402,8 @@ export function registerServeCommand(program: Command): void {
           evaluationIntervalMs: o.evaluationInterval,
           ...(o.rules !== undefined ? { ruleFiles: o.rules } : {}),
           ...(o.externalUrl !== undefined ? { externalUrl: o.externalUrl } : {}),
+          ...(o.alertmanagerUrl !== undefined ? { alertmanagerUrls: o.alertmanagerUrl } : {}),
+          ...(o.notifyConfig !== undefined ? { notifyConfig: o.notifyConfig } : {}),
         },
         ...(o.kekFile !== undefined ? { kekFile: o.kekFile } : {}),
         ...(o.tlsCert !== undefined && o.tlsKey !== undefined

@@ -10,13 +10,14 @@ import { DEFAULT_RETENTION_GRACE_MS, createBackend } from '../backend/index.js';
 import { startSecurity, type Security, type SecurityOptions } from '../auth/index.js';
 import { CacheTier, type CacheConfig } from '../cache/index.js';
 import { ConfigService, PolicyStore, loadKeyring } from '../config/index.js';
-import { UnavailableError } from '../errors.js';
+import { InvalidArgumentError, UnavailableError } from '../errors.js';
 import { Store, DEFAULT_MAX_VALUE_BYTES } from '../kv/index.js';
 import { Metrics, createLogger, type Logger } from '../obs/index.js';
 import { startMetricsStore, type MetricsStore, type MetricsStoreOptions } from '../obs/ingest/index.js';
 import { WatchHub } from '../watch/index.js';
 import { RespServer, DEFAULT_RESP_PORT } from '../api/resp/index.js';
-import { RULE_FILE_PREFIX, RuleManager, checkRuleFileText, loadDefaultRules } from '../obs/alerting/index.js';
+import { RULE_FILE_PREFIX, RuleManager, SilenceStore, checkRuleFileText, loadDefaultRules } from '../obs/alerting/index.js';
+import { AlertmanagerClient, Notifier, parseNotifyConfig, type NotifyConfig } from '../obs/notify/index.js';
 import { DashboardStore } from '../obs/dashboards/index.js';
 import { STALE_MARKER, type Labels, type SeriesInput } from '../obs/tsdb/index.js';
 import type { RuleSample } from '../obs/rules/index.js';
@@ -117,6 +118,10 @@ export interface AlertingOptions {
   evaluationIntervalMs?: number;
   /** The URL in notifications' links (`--external-url`). Default the node's URL. */
   externalUrl?: string;
+  /** Alertmanagers to send alerts to (`--alertmanager-url`), as Prometheus does. */
+  alertmanagerUrls?: string[];
+  /** The built-in notifier's configuration file, in Alertmanager's format (`--notify-config`; docs/notifications.md). */
+  notifyConfig?: string;
 }
 
 /** What one history-retention pass did. */
@@ -187,6 +192,19 @@ export async function startNode(opts: NodeOptions = {}): Promise<BeaconNode> {
     checkRuleFileText(name, text);
     return { name, text };
   });
+  // The notifier's configuration too (issue 13, docs/notifications.md).
+  let notifyConfig: NotifyConfig | undefined;
+  if (opts.alerting?.notifyConfig !== undefined) {
+    const path = opts.alerting.notifyConfig;
+    try {
+      notifyConfig = parseNotifyConfig(readFileSync(path, 'utf8'));
+    } catch (err) {
+      throw new InvalidArgumentError(`--notify-config ${path}: ${err instanceof Error ? err.message : String(err)}`);
+    }
+  }
+  for (const u of opts.alerting?.alertmanagerUrls ?? []) {
+    if (!/^https?:\/\//.test(u)) throw new InvalidArgumentError(`--alertmanager-url ${JSON.stringify(u)}: expected an http:// or https:// URL`);
+  }
   const dataDir = resolve(opts.dataDir ?? './data');
   mkdirSync(dataDir, { recursive: true, mode: 0o700 }); // 0700: it holds password hashes and the token signing key
   const logger = opts.logger ?? createLogger();
@@ -347,6 +365,12 @@ export async function startNode(opts: NodeOptions = {}): Promise<BeaconNode> {
   }
   // --- end RESP listener -----------------------------------------------------------------------
   // --- alerting (issue 13) ---------------------------------------------------------------------
+  // Silences live in the store; the built-in notifier mutes what they match.
+  const silenceStore = new SilenceStore(store, logger);
+  silenceStore.start();
+  const externalURL = opts.alerting?.externalUrl ?? opts.advertiseUrl ?? url;
+  const notifier = notifyConfig === undefined ? undefined : new Notifier({ config: notifyConfig, logger, silences: silenceStore.silences, metrics, externalURL });
+  const alertmanagers = (opts.alerting?.alertmanagerUrls ?? []).length === 0 ? undefined : new AlertmanagerClient({ urls: opts.alerting?.alertmanagerUrls ?? [], logger, metrics });
   // One node evaluates: the expiry leader (PostgreSQL) or the node itself (SQLite).
   const rules = new RuleManager({
     store,
@@ -355,7 +379,15 @@ export async function startNode(opts: NodeOptions = {}): Promise<BeaconNode> {
     logger,
     isEvaluator: () => !stopping && cluster.expiryLeader,
     ...(opts.alerting?.evaluationIntervalMs !== undefined ? { evaluationIntervalMs: opts.alerting.evaluationIntervalMs } : {}),
-    externalURL: opts.alerting?.externalUrl ?? opts.advertiseUrl ?? url,
+    externalURL,
+    send: (alerts) => {
+      alertmanagers?.send(alerts);
+      try {
+        notifier?.receive(alerts);
+      } catch (err) {
+        logger.error({ err }, 'the notifier refused alerts');
+      }
+    },
     queryOptions: { timeoutMs: metricsStore.queryTimeoutMs, maxSamples: metricsStore.maxQuerySamples },
     ...(opts.alerting?.defaultRules !== false ? { builtinFiles: [loadDefaultRules()] } : {}),
     onEvaluation: (e) => {
@@ -371,7 +403,18 @@ export async function startNode(opts: NodeOptions = {}): Promise<BeaconNode> {
     await rules.put(f.name, f.text, { principal: 'system', action: 'alerts.rules.put', source: 'beacon serve --rules' });
     logger.info({ file: f.name }, 'rule file stored from --rules');
   }
-  httpCtx.alerting = { rules, dashboards: new DashboardStore(store) };
+  httpCtx.alerting = {
+    rules,
+    dashboards: new DashboardStore(store),
+    silences: silenceStore,
+    notifications: () => ({ receivers: notifier?.receiversStatus().receivers ?? [], alertmanagers: alertmanagers?.status() ?? [] }),
+  };
+  // Expired silences are dropped after Alertmanager's retention, by the evaluating node.
+  const silenceTimer = setInterval(() => {
+    if (stopping || !cluster.expiryLeader) return;
+    silenceStore.collect().catch((err: unknown) => logger.warn({ err }, 'expired silences could not be removed'));
+  }, 3_600_000);
+  silenceTimer.unref();
   // --- end alerting ----------------------------------------------------------------------------
 
   // History retention: the node that drives lease expiry prunes (one node, so passes never race
@@ -434,6 +477,9 @@ export async function startNode(opts: NodeOptions = {}): Promise<BeaconNode> {
       // A running pass is not awaited here: closing the backend stops it at its next batch.
       if (retentionTimer !== undefined) clearInterval(retentionTimer);
       rules.stop(); // issue 13
+      clearInterval(silenceTimer);
+      silenceStore.stop();
+      await Promise.all([notifier?.stop(2000), alertmanagers?.stop(2000)]);
       hub.close();
       await resp?.server.close(); // issue 11
       await http.close();

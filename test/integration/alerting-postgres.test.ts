@@ -87,13 +87,14 @@ describe('alerting on two nodes sharing PostgreSQL', () => {
     return (res.body.alerts as { rule: string; state: string; activeAt: string; firedAt?: string }[] | undefined)?.find((a) => a.rule === 'ValueHigh');
   }
 
-  async function evaluator(): Promise<ServerProcess> {
+  /** The node that evaluates (the expiry leader), as `ask` sees it. */
+  async function evaluator(ask: ServerProcess): Promise<ServerProcess> {
     let leader: string | undefined;
     await eventually('an expiry leader', async () => {
-      const res = await http(`${nodes[0]?.url}/v1/cluster`);
+      const res = await http(`${ask.url}/v1/cluster`);
       leader = (res.body.nodes as { url: string; expiryLeader: boolean }[] | undefined)?.find((x) => x.expiryLeader)?.url;
-      return leader !== undefined;
-    });
+      return leader !== undefined && nodes.some((n) => n.url === leader && n.child.exitCode === null && n.child.signalCode === null);
+    }, 20_000);
     const n = nodes.find((x) => x.url === leader);
     assert.ok(n, `leader ${leader} is one of ours`);
     return n;
@@ -102,7 +103,7 @@ describe('alerting on two nodes sharing PostgreSQL', () => {
   it('fires once, on time, from the surviving node after the evaluating one is killed while pending, and resolves once', async () => {
     const put = await http(`${nodes[1]?.url}/v1/alerts/rules/failover`, { method: 'PUT', raw: RULES, headers: { 'content-type': 'application/yaml' } });
     assert.equal(put.status, 200, JSON.stringify(put.body));
-    const first = await evaluator();
+    const first = await evaluator(nodes[0] as ServerProcess);
     const other = nodes.find((n) => n !== first) as ServerProcess;
     await push(5);
     let pending: { activeAt: string } | undefined;
@@ -110,7 +111,7 @@ describe('alerting on two nodes sharing PostgreSQL', () => {
     // The other node shows the same alert, from the state the evaluator saved.
     await eventually('the same pending alert on the other node', async () => (await alertOn(other))?.activeAt === pending?.activeAt, 10_000);
     await first.kill();
-    const survivor = await evaluator();
+    const survivor = await evaluator(other);
     assert.equal(survivor, other);
     let firing: { state: string; activeAt: string; firedAt?: string } | undefined;
     await eventually('firing on the survivor', async () => (firing = await alertOn(other))?.state === 'firing', 30_000);
