@@ -55,7 +55,8 @@ describe('alerting in a node', () => {
     files = tempDir();
     const path = join(files.dir, 'latency.yml');
     writeFileSync(path, LATENCY_RULES);
-    node = await startTestNode({ metricsStore: { selfScrapeIntervalMs: 0 }, alerting: { ruleFiles: [path] } });
+    // A low sample limit per query, so a rule can hit it (the other rules read a few samples).
+    node = await startTestNode({ metricsStore: { selfScrapeIntervalMs: 0, maxQuerySamples: 40 }, alerting: { ruleFiles: [path] } });
   });
   after(async () => {
     await node.cleanup();
@@ -153,16 +154,21 @@ describe('alerting in a node', () => {
     assert.equal(missing.status, 404);
   });
 
-  it('shows the error of a rule whose query fails while the other rules of the group keep evaluating', async () => {
+  it('shows the error of a rule whose query fails or hits the sample limit while the other rules of the group keep evaluating', async () => {
     const text = `groups:
   - name: mixed
     interval: 1s
     rules:
       - alert: Broken
         expr: label_replace(vector(1), "a", "b", "c", "[")
+      - alert: OverLimit
+        expr: count_over_time(many_samples[1h]) > 0
       - alert: Healthy
         expr: vector(1)
 `;
+    const t = Date.now() - 30 * 60_000;
+    const many = Array.from({ length: 60 }, (_, i) => ({ name: 'many_samples', value: i, timestamp: t + i * 15_000 }));
+    assert.equal((await http(`${node.url}/v1/metrics`, { method: 'POST', body: many })).status, 200);
     const res = await http(`${node.url}/v1/alerts/rules/mixed`, { method: 'PUT', raw: text, headers: { 'content-type': 'application/yaml' } });
     assert.equal(res.status, 200, JSON.stringify(res.body));
     const group = await waitFor('evaluated group', async () => {
@@ -175,6 +181,9 @@ describe('alerting in a node', () => {
     assert.equal(broken?.health, 'err');
     assert.match(broken?.lastError ?? '', /regex/i);
     assert.equal(healthy?.health, 'ok');
+    const over = group.rules.find((r) => r.name === 'OverLimit');
+    assert.equal(over?.health, 'err');
+    assert.match(over?.lastError ?? '', /too many samples/);
     assert.equal(await alertState(node.url, 'Healthy'), 'firing');
     await http(`${node.url}/v1/alerts/rules/mixed`, { method: 'DELETE' });
   });
