@@ -15,6 +15,8 @@ export type { ClientOptions, Consistency, DeleteOptions, GetOptions, LoginRespon
 export { AsyncQueue } from './async-queue.js';
 export { CacheClient } from './cache.js';
 export type { CacheEntry, CacheSetOptions } from './cache.js';
+export { AlertsClient, DashboardsClient } from './alerts.js';
+export type { AlertInfo, RuleFileSummary, Silence, SilenceMatcher, SilenceRequest, Dashboard, DashboardPanel } from './alerts.js';
 export { ConfigsClient, configVersion } from './configs.js';
 export { Election } from './election.js';
 export type { Leader, LeaderInfo, Observation, ObserveOptions } from './election.js';

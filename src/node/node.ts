@@ -1,20 +1,26 @@
 /** Wiring of one Beacon node: backend → store → watch hub → config layer → HTTP API, and an orderly shutdown. */
 import { randomUUID } from 'node:crypto';
 import { mkdirSync, readFileSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { basename, resolve } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { registerClusterRoute } from '../api/http/admin-routes.js';
 import { checkCorsOrigins, createHttpServer } from '../api/http/server.js';
+import type { HttpContext } from '../api/http/context.js';
 import { DEFAULT_RETENTION_GRACE_MS, createBackend } from '../backend/index.js';
 import { startSecurity, type Security, type SecurityOptions } from '../auth/index.js';
 import { CacheTier, type CacheConfig } from '../cache/index.js';
 import { ConfigService, PolicyStore, loadKeyring } from '../config/index.js';
-import { UnavailableError } from '../errors.js';
+import { InvalidArgumentError, UnavailableError } from '../errors.js';
 import { Store, DEFAULT_MAX_VALUE_BYTES } from '../kv/index.js';
 import { Metrics, createLogger, type Logger } from '../obs/index.js';
 import { startMetricsStore, type MetricsStore, type MetricsStoreOptions } from '../obs/ingest/index.js';
 import { WatchHub } from '../watch/index.js';
 import { RespServer, DEFAULT_RESP_PORT } from '../api/resp/index.js';
+import { RULE_FILE_PREFIX, RuleManager, SilenceStore, checkRuleFileText, loadDefaultRules } from '../obs/alerting/index.js';
+import { AlertmanagerClient, Notifier, parseNotifyConfig, type NotifyConfig } from '../obs/notify/index.js';
+import { DashboardStore } from '../obs/dashboards/index.js';
+import { STALE_MARKER, type Labels, type SeriesInput } from '../obs/tsdb/index.js';
+import type { RuleSample } from '../obs/rules/index.js';
 import { isSharedBackend, startCluster, type Cluster } from './cluster.js';
 
 /** Options of {@link startNode}; every field has the default `beacon serve` uses. */
@@ -97,6 +103,25 @@ export interface NodeOptions {
    * port, as tests and benchmarks do, must not collide on a fixed RESP port).
    */
   respPort?: number | 'off';
+  // --- alerting (issue 13): docs/alerting.md ------------------------------------------------------
+  /** Alert rules and notifications. */
+  alerting?: AlertingOptions;
+}
+
+/** Alerting settings of a node (issue 13, docs/alerting.md). */
+export interface AlertingOptions {
+  /** Rule files (`--rules FILE…`) stored into the store at start under their base names (without `.yml`/`.yaml`/`.json`). */
+  ruleFiles?: string[];
+  /** Whether the default SLO rules are evaluated (`--no-default-rules` turns them off). Default true. */
+  defaultRules?: boolean;
+  /** Interval of groups that set none, ms (`--evaluation-interval`). Default 15 s. */
+  evaluationIntervalMs?: number;
+  /** The URL in notifications' links (`--external-url`). Default the node's URL. */
+  externalUrl?: string;
+  /** Alertmanagers to send alerts to (`--alertmanager-url`), as Prometheus does. */
+  alertmanagerUrls?: string[];
+  /** The built-in notifier's configuration file, in Alertmanager's format (`--notify-config`; docs/notifications.md). */
+  notifyConfig?: string;
 }
 
 /** What one history-retention pass did. */
@@ -160,6 +185,26 @@ export const VERSION = packageVersion();
 export async function startNode(opts: NodeOptions = {}): Promise<BeaconNode> {
   // Checked before anything is opened, so a bad flag leaves nothing behind.
   const corsOrigins = checkCorsOrigins(opts.corsOrigins ?? [], opts.dev ?? false);
+  // Rule files given at start are checked before anything is opened: a bad file stops the start (issue 13).
+  const ruleFiles = (opts.alerting?.ruleFiles ?? []).map((path) => {
+    const name = basename(path).replace(/\.(ya?ml|json)$/i, '');
+    const text = readFileSync(path, 'utf8');
+    checkRuleFileText(name, text);
+    return { name, text };
+  });
+  // The notifier's configuration too (issue 13, docs/notifications.md).
+  let notifyConfig: NotifyConfig | undefined;
+  if (opts.alerting?.notifyConfig !== undefined) {
+    const path = opts.alerting.notifyConfig;
+    try {
+      notifyConfig = parseNotifyConfig(readFileSync(path, 'utf8'));
+    } catch (err) {
+      throw new InvalidArgumentError(`--notify-config ${path}: ${err instanceof Error ? err.message : String(err)}`);
+    }
+  }
+  for (const u of opts.alerting?.alertmanagerUrls ?? []) {
+    if (!/^https?:\/\//.test(u)) throw new InvalidArgumentError(`--alertmanager-url ${JSON.stringify(u)}: expected an http:// or https:// URL`);
+  }
   const dataDir = resolve(opts.dataDir ?? './data');
   mkdirSync(dataDir, { recursive: true, mode: 0o700 }); // 0700: it holds password hashes and the token signing key
   const logger = opts.logger ?? createLogger();
@@ -261,11 +306,11 @@ export async function startNode(opts: NodeOptions = {}): Promise<BeaconNode> {
     await store.close();
     throw err;
   }
-  metrics.registerCacheMetrics(() => cache.namespaceStats());
+  metrics.registerCacheMetrics(() => cache.namespaceStats(), () => cache.config.maxmemory);
   // --- end cache tier --------------------------------------------------------------------------
   let stopping = false;
   const member: { cluster?: Cluster } = {}; // set once the node listens (its URL is part of its membership)
-  const http = await createHttpServer({
+  const httpCtx: HttpContext = {
     store,
     hub,
     configs,
@@ -286,7 +331,8 @@ export async function startNode(opts: NodeOptions = {}): Promise<BeaconNode> {
       dataDir,
       ready: () => !stopping && member.cluster?.ready === true,
     },
-  }, { corsOrigins });
+  };
+  const http = await createHttpServer(httpCtx, { corsOrigins });
   registerClusterRoute(http, async () => {
     if (member.cluster === undefined) throw new UnavailableError('the node is starting');
     return member.cluster.status();
@@ -320,6 +366,58 @@ export async function startNode(opts: NodeOptions = {}): Promise<BeaconNode> {
     }
   }
   // --- end RESP listener -----------------------------------------------------------------------
+  // --- alerting (issue 13) ---------------------------------------------------------------------
+  // Silences live in the store; the built-in notifier mutes what they match.
+  const silenceStore = new SilenceStore(store, logger);
+  silenceStore.start();
+  const externalURL = opts.alerting?.externalUrl ?? opts.advertiseUrl ?? url;
+  const notifier = notifyConfig === undefined ? undefined : new Notifier({ config: notifyConfig, logger, silences: silenceStore.silences, metrics, externalURL });
+  const alertmanagers = (opts.alerting?.alertmanagerUrls ?? []).length === 0 ? undefined : new AlertmanagerClient({ urls: opts.alerting?.alertmanagerUrls ?? [], logger, metrics });
+  // One node evaluates: the expiry leader (PostgreSQL) or the node itself (SQLite).
+  const rules = new RuleManager({
+    store,
+    querier: metricsStore.querier, // on PostgreSQL: every node's samples (issue 12)
+    append: (samples) => appendRuleSamples(metricsStore, samples),
+    logger,
+    isEvaluator: () => !stopping && cluster.expiryLeader,
+    ...(opts.alerting?.evaluationIntervalMs !== undefined ? { evaluationIntervalMs: opts.alerting.evaluationIntervalMs } : {}),
+    externalURL,
+    send: (alerts) => {
+      alertmanagers?.send(alerts);
+      try {
+        notifier?.receive(alerts);
+      } catch (err) {
+        logger.error({ err }, 'the notifier refused alerts');
+      }
+    },
+    queryOptions: { timeoutMs: metricsStore.queryTimeoutMs, maxSamples: metricsStore.maxQuerySamples },
+    ...(opts.alerting?.defaultRules !== false ? { builtinFiles: [loadDefaultRules()] } : {}),
+    onEvaluation: (e) => {
+      metrics.ruleGroupDuration.observe({ rule_group: `${e.file};${e.group}` }, e.durationMs / 1000);
+      metrics.ruleEvaluationFailures.inc({ rule_group: `${e.file};${e.group}` }, e.failedRules);
+    },
+    onMissed: (e) => metrics.ruleGroupMissed.inc({ rule_group: `${e.file};${e.group}` }),
+  });
+  rules.start();
+  for (const f of ruleFiles) {
+    const existing = store.get(`${RULE_FILE_PREFIX}${f.name}`);
+    if (existing !== undefined && Buffer.from(existing.value).toString('utf8') === f.text) continue;
+    await rules.put(f.name, f.text, { principal: 'system', action: 'alerts.rules.put', source: 'beacon serve --rules' });
+    logger.info({ file: f.name }, 'rule file stored from --rules');
+  }
+  httpCtx.alerting = {
+    rules,
+    dashboards: new DashboardStore(store),
+    silences: silenceStore,
+    notifications: () => ({ receivers: notifier?.receiversStatus().receivers ?? [], alertmanagers: alertmanagers?.status() ?? [] }),
+  };
+  // Expired silences are dropped after Alertmanager's retention, by the evaluating node.
+  const silenceTimer = setInterval(() => {
+    if (stopping || !cluster.expiryLeader) return;
+    silenceStore.collect().catch((err: unknown) => logger.warn({ err }, 'expired silences could not be removed'));
+  }, 3_600_000);
+  silenceTimer.unref();
+  // --- end alerting ----------------------------------------------------------------------------
 
   // History retention: the node that drives lease expiry prunes (one node, so passes never race
   // each other); every node re-reads the floors, so its reads and watches refuse what is gone.
@@ -380,6 +478,10 @@ export async function startNode(opts: NodeOptions = {}): Promise<BeaconNode> {
       stopping = true;
       // A running pass is not awaited here: closing the backend stops it at its next batch.
       if (retentionTimer !== undefined) clearInterval(retentionTimer);
+      rules.stop(); // issue 13
+      clearInterval(silenceTimer);
+      silenceStore.stop();
+      await Promise.all([notifier?.stop(2000), alertmanagers?.stop(2000)]);
       hub.close();
       await resp?.server.close(); // issue 11
       await http.close();
@@ -393,4 +495,15 @@ export async function startNode(opts: NodeOptions = {}): Promise<BeaconNode> {
     return stopped;
   };
   return { url, port, dataDir, store, hub, http, logger, security, policies, cache, runRetention, stop, metricsStore, ...(resp !== undefined ? { resp } : {}) };
+}
+
+/** Stores the samples of rule evaluations (recording rules, `ALERTS`, `ALERTS_FOR_STATE`) in the time-series store. */
+function appendRuleSamples(metricsStore: MetricsStore, samples: RuleSample[]): void {
+  const batch: SeriesInput[] = samples.map((s) => {
+    const labels: Labels = Object.keys(s.labels)
+      .sort()
+      .map((name) => ({ name, value: s.labels[name] as string }));
+    return { labels, timestamps: [s.timestampMs], values: Float64Array.of(s.value === 'stale' ? STALE_MARKER : s.value) };
+  });
+  metricsStore.tsdb.append(batch);
 }

@@ -36,9 +36,31 @@ export class Metrics {
     name: 'beacon_watch_propagation_seconds',
     help: 'Time from a revision being committed to its events being written to a watcher connection.',
     labelNames: ['transport'] as const,
-    buckets: LATENCY_BUCKETS,
+    // Up to 30 s: the default rules alert on a p99 above 5 s, which the latency buckets cannot show.
+    buckets: [...LATENCY_BUCKETS, 10, 30],
     registers: [this.registry],
   });
+  // --- alerting (issue 13): Prometheus's prometheus_rule_* metrics under Beacon's prefix ------------
+  readonly ruleGroupDuration = new Histogram({
+    name: 'beacon_rule_group_duration_seconds',
+    help: 'Time one evaluation of a rule group took, by rule_group (file;group).',
+    labelNames: ['rule_group'] as const,
+    buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 2.5, 5, 10, 30],
+    registers: [this.registry],
+  });
+  readonly ruleEvaluationFailures = new Counter({
+    name: 'beacon_rule_evaluation_failures_total',
+    help: 'Rule evaluations that failed (the rule shows the error), by rule_group.',
+    labelNames: ['rule_group'] as const,
+    registers: [this.registry],
+  });
+  readonly ruleGroupMissed = new Counter({
+    name: 'beacon_rule_group_iterations_missed_total',
+    help: 'Rule group evaluations skipped because the previous one was still running, by rule_group.',
+    labelNames: ['rule_group'] as const,
+    registers: [this.registry],
+  });
+  // --- end alerting --------------------------------------------------------------------------------
   readonly watchEventsSent = new Counter({
     name: 'beacon_watch_events_sent_total',
     help: 'Watch events written to watchers.',
@@ -151,6 +173,45 @@ export class Metrics {
     },
   });
   // --- end time-series store ------------------------------------------------------------------------
+  // --- notifications (issue 13): fields match NotifyMetrics and AlertmanagerMetrics in obs/notify ----
+  readonly notificationsTotal = new Counter({
+    name: 'beacon_notifications_total',
+    help: 'Notifications delivered by the built-in notifier, by receiver and integration (webhook, email).',
+    labelNames: ['receiver', 'integration'] as const,
+    registers: [this.registry],
+  });
+  readonly notificationsFailedTotal = new Counter({
+    name: 'beacon_notifications_failed_total',
+    help: 'Failed notification attempts (each retry counts), by receiver and integration.',
+    labelNames: ['receiver', 'integration'] as const,
+    registers: [this.registry],
+  });
+  readonly notificationLatency = new Histogram({
+    name: 'beacon_notification_latency_seconds',
+    help: 'Duration of one notification attempt, by receiver and integration.',
+    labelNames: ['receiver', 'integration'] as const,
+    buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+    registers: [this.registry],
+  });
+  readonly alertmanagerAlertsSent = new Counter({
+    name: 'beacon_alertmanager_alerts_sent_total',
+    help: 'Alerts accepted by an Alertmanager, by Alertmanager URL.',
+    labelNames: ['alertmanager'] as const,
+    registers: [this.registry],
+  });
+  readonly alertmanagerErrors = new Counter({
+    name: 'beacon_alertmanager_errors_total',
+    help: 'Alerts in requests to an Alertmanager that failed (error status, timeout, refused), by Alertmanager URL.',
+    labelNames: ['alertmanager'] as const,
+    registers: [this.registry],
+  });
+  readonly alertmanagerAlertsDropped = new Counter({
+    name: 'beacon_alertmanager_alerts_dropped_total',
+    help: "Alerts dropped because an Alertmanager's queue was full, by Alertmanager URL.",
+    labelNames: ['alertmanager'] as const,
+    registers: [this.registry],
+  });
+  // --- end notifications ---------------------------------------------------------------------------
   readonly leases: Gauge;
   readonly keys: Gauge;
   readonly revision: Gauge;
@@ -179,8 +240,18 @@ export class Metrics {
    * `beacon_cache_keys`, `beacon_cache_memory_bytes` (counted bytes, as INFO used_memory) and
    * `beacon_cache_origin_breaker_open` (1 open, 0.5 half-open, 0 closed), each labelled `namespace`.
    */
-  registerCacheMetrics(source: () => CacheNamespaceSample[]): void {
+  registerCacheMetrics(source: () => CacheNamespaceSample[], maxmemory?: () => number): void {
     const reg = [this.registry];
+    if (maxmemory !== undefined) {
+      new Gauge({
+        name: 'beacon_cache_maxmemory_bytes',
+        help: 'The cache tier maxmemory of this node in bytes (0: no limit).',
+        registers: reg,
+        collect() {
+          this.set(maxmemory());
+        },
+      });
+    }
     const counter = (name: string, help: string, field: keyof CacheNamespaceSample): void => {
       new Counter({
         name,

@@ -43,6 +43,8 @@ export function matcherPredicate(m: Matcher): Predicate {
 }
 
 
+const EMPTY_IDS: ReadonlySet<number> = new Set();
+
 /** Series ids by label, for selecting the series that match a list of matchers. */
 export class Postings {
   private readonly byName = new Map<string, Map<string, Set<number>>>();
@@ -107,7 +109,9 @@ export class Postings {
    * @throws InvalidArgumentError for an invalid regular expression.
    */
   match(matchers: readonly Matcher[]): number[] {
-    let candidates: Set<number> | undefined;
+    // Postings of matchers that need the label; `=` uses the index's own set (no copy), so a
+    // selector such as {__name__="x", rule="r17"} costs the smaller set, not the sum of both.
+    const lists: ReadonlySet<number>[] = [];
     const rest: { name: string; pred: (v: string) => boolean }[] = [];
     for (const m of matchers) {
       const pred = matcherPredicate(m);
@@ -116,26 +120,27 @@ export class Postings {
         continue;
       }
       const values = this.byName.get(m.name);
-      const ids = new Set<number>();
-      if (values !== undefined) {
-        if (m.op === '=') for (const id of values.get(m.value) ?? []) ids.add(id);
-        else for (const [v, set] of values) if (pred(v)) for (const id of set) ids.add(id);
+      if (m.op === '=') {
+        lists.push(values?.get(m.value) ?? EMPTY_IDS);
+      } else {
+        const ids = new Set<number>();
+        if (values !== undefined) for (const [v, set] of values) if (pred(v)) for (const id of set) ids.add(id);
+        lists.push(ids);
       }
-      candidates = candidates === undefined ? ids : intersect(candidates, ids);
     }
     const out: number[] = [];
-    for (const id of candidates ?? this.labelsById.keys()) {
+    const keep = (id: number): void => {
       const labels = this.labelsById.get(id);
-      if (labels === undefined) continue;
+      if (labels === undefined) return;
       if (rest.every(({ name, pred }) => pred(labels.find((l) => l.name === name)?.value ?? ''))) out.push(id);
+    };
+    if (lists.length === 0) {
+      for (const id of this.labelsById.keys()) keep(id);
+      return out;
     }
+    lists.sort((x, y) => x.size - y.size);
+    const [smallest, ...others] = lists as [ReadonlySet<number>, ...ReadonlySet<number>[]];
+    for (const id of smallest) if (others.every((o) => o.has(id))) keep(id);
     return out;
   }
-}
-
-function intersect(a: Set<number>, b: Set<number>): Set<number> {
-  const [small, large] = a.size <= b.size ? [a, b] : [b, a];
-  const out = new Set<number>();
-  for (const x of small) if (large.has(x)) out.add(x);
-  return out;
 }
