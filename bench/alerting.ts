@@ -120,7 +120,7 @@ async function notificationLatency(): Promise<void> {
   writeFileSync(join(dir, 'rules.yml'), 'groups:\n  - name: latency\n    interval: 15s\n    rules:\n      - alert: Crossed\n        expr: last_over_time(bench_gauge[1m]) > 100\n');
   writeFileSync(
     join(dir, 'notify.yml'),
-    `route:\n  receiver: hook\n  group_by: ['...']\n  group_wait: 0s\n  group_interval: 1s\n  repeat_interval: 1h\nreceivers:\n  - name: hook\n    webhook_configs:\n      - url: http://127.0.0.1:${port}/\n        send_resolved: false\n`,
+    `route:\n  receiver: hook\n  group_by: ['...']\n  group_wait: 0s\n  group_interval: 1s\n  repeat_interval: 1h\nreceivers:\n  - name: hook\n    webhook_configs:\n      - url: http://127.0.0.1:${port}/\n        send_resolved: true\n`,
   );
   const node = await spawnBeacon(join(dir, 'data'), ['--rules', join(dir, 'rules.yml'), '--notify-config', join(dir, 'notify.yml'), '--no-default-rules', '--resp-port', 'off']);
   const latencies: number[] = [];

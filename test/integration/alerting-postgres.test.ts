@@ -1,5 +1,6 @@
 /**
- * Alerting in postgres mode (issue 13): two `beacon serve` processes on one real PostgreSQL. One
+ * Alerting in postgres mode (issue 13): two `beacon serve` processes on one real PostgreSQL, metrics
+ * pushed to one of them (the metrics store is shared through PostgreSQL). One
  * node evaluates; every node shows the same alerts; SIGKILL of the evaluating node while an alert
  * is pending: the other node takes over, the alert fires on time (its `for` counted from when it
  * first went pending), once, and resolves once.
@@ -73,13 +74,10 @@ describe('alerting on two nodes sharing PostgreSQL', () => {
     for (const d of dirs) d();
   });
 
-  async function push(value: number): Promise<void> {
-    // Each node keeps the samples pushed to it; push to both so either can evaluate.
-    for (const n of nodes) {
-      if (n.child.exitCode !== null || n.child.signalCode !== null) continue;
-      const res = await http(`${n.url}/v1/metrics`, { method: 'POST', body: { name: 'fo_value', value } });
-      assert.equal(res.status, 200, JSON.stringify(res.body));
-    }
+  /** Pushes to one node only: the metrics store is shared through PostgreSQL, so the evaluating node sees it. */
+  async function push(to: ServerProcess, value: number): Promise<void> {
+    const res = await http(`${to.url}/v1/metrics`, { method: 'POST', body: { name: 'fo_value', value } });
+    assert.equal(res.status, 200, JSON.stringify(res.body));
   }
 
   async function alertOn(n: ServerProcess): Promise<{ state: string; activeAt: string; firedAt?: string } | undefined> {
@@ -105,7 +103,7 @@ describe('alerting on two nodes sharing PostgreSQL', () => {
     assert.equal(put.status, 200, JSON.stringify(put.body));
     const first = await evaluator(nodes[0] as ServerProcess);
     const other = nodes.find((n) => n !== first) as ServerProcess;
-    await push(5);
+    await push(other, 5); // the evaluating node reads it from PostgreSQL
     let pending: { activeAt: string } | undefined;
     await eventually('pending on the evaluating node', async () => (pending = (await alertOn(first))?.state === 'pending' ? await alertOn(first) : undefined) !== undefined, 15_000);
     // The other node shows the same alert, from the state the evaluator saved.
@@ -120,7 +118,7 @@ describe('alerting on two nodes sharing PostgreSQL', () => {
     const late = Date.parse(firing?.firedAt ?? '') - Date.parse(pending?.activeAt ?? '');
     assert.ok(late >= 8000 && late < 8000 + 5000 + 3000, `fired ${late} ms after going pending`);
     await eventually('the firing notification', () => received.some((r) => r.status === 'firing'), 15_000);
-    await push(0);
+    await push(other, 0);
     await eventually('resolved on the survivor', async () => (await alertOn(other)) === undefined, 30_000);
     await eventually('the resolved notification', () => received.some((r) => r.status === 'resolved'), 15_000);
     await new Promise((r) => setTimeout(r, 3000)); // anything late or repeated would arrive now
