@@ -138,6 +138,15 @@ receivers:
     assert.ok(hist.body.alertmanagers[0].sent >= 2, JSON.stringify(hist.body.alertmanagers));
   });
 
+  it('an alert that comes back after resolving is notified again at once', async () => {
+    const from = hook.hits.length;
+    await push('api.latency', 900, { endpoint: '/users' });
+    const again = await hook.waitFor((h) => h.body.status === 'firing' && h.body.commonLabels?.alertname === 'HighLatency', 30_000, from);
+    assert.equal(again.body.alerts[0].annotations.summary, 'latency 900 ms on /users');
+    await push('api.latency', 100, { endpoint: '/users' });
+    await hook.waitFor((h) => h.body.status === 'resolved' && h.body.commonLabels?.alertname === 'HighLatency', 30_000, hook.hits.indexOf(again) + 1);
+  });
+
   it('a silence made with `beacon alerts silence` mutes the built-in notifications of matching alerts, and shows on the alert', async () => {
     // Asynchronously: the node runs in this process, so a synchronous spawn would block it.
     const cli = (...args: string[]): Promise<{ status: number; stdout: string; stderr: string }> =>

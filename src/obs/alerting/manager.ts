@@ -427,7 +427,9 @@ export class RuleManager {
     for (const s of statuses) {
       if (s.rule.kind !== 'alert') continue;
       for (const a of s.alerts) {
-        const key = prefix + labelsKey(a.labels);
+        // One entry per alert instance: an alert that resolves and comes back is a new alert
+        // (as in Prometheus), sent at once whatever was sent for the previous one.
+        const key = `${prefix}${labelsKey(a.labels)};${a.activeAtMs}`;
         seen.add(key);
         if (a.state === 'pending') continue;
         const last = this.lastSent.get(key) ?? 0;
