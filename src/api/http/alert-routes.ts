@@ -70,7 +70,17 @@ function promAlert(a: Alert): Record<string, unknown> {
 }
 
 function promRule(s: RuleStatus): Record<string, unknown> {
-  const common = { name: s.rule.name, query: s.rule.expr, labels: s.rule.labels, health: s.health, lastError: s.lastError, evaluationTime: 0, lastEvaluation: iso(s.lastEvaluationMs) };
+  // As Prometheus's JSON: `lastError` only when there is one; a recording rule's `labels` only when it has some.
+  const hasLabels = Object.keys(s.rule.labels).length > 0;
+  const common = {
+    name: s.rule.name,
+    query: s.rule.expr,
+    ...(s.rule.kind === 'alert' || hasLabels ? { labels: s.rule.labels } : {}),
+    health: s.health,
+    ...(s.lastError !== '' ? { lastError: s.lastError } : {}),
+    evaluationTime: 0,
+    lastEvaluation: iso(s.lastEvaluationMs),
+  };
   if (s.rule.kind === 'record') return { ...common, type: 'recording' };
   const active = s.alerts.filter((a) => a.state !== 'inactive');
   const state = active.some((a) => a.state === 'firing') ? 'firing' : active.length > 0 ? 'pending' : 'inactive';
