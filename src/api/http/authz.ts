@@ -160,6 +160,10 @@ export const ROUTE_RULES: Record<string, RouteRule> = {
   'POST /api/v1/labels': metricsRule('metrics.query', 'read'),
   'GET /api/v1/label/:name/values': metricsRule('metrics.query', 'read'),
   'GET /api/v1/status/buildinfo': { kind: 'authenticated' },
+  // The web console's static files (issue 14, console-routes.ts): public, they hold no data.
+  'GET /ui': { kind: 'public' },
+  'GET /ui/': { kind: 'public' },
+  'GET /ui/*': { kind: 'public' },
 };
 
 /** The rule of a route; routes without one are for administrators only. */

@@ -9,6 +9,7 @@ import { registerAuthRoutes } from './auth-routes.js';
 import { registerCacheRoutes } from './cache-routes.js';
 import { redactUrl, registerAuthHooks } from './authz.js';
 import { registerConfigRoutes } from './config-routes.js';
+import { registerConsole } from './console-routes.js';
 import { registerCoordRoutes } from './coord-routes.js';
 import type { HttpContext } from './context.js';
 import { errorCodeOf, errorHandler } from './error-handler.js';
@@ -203,5 +204,6 @@ export async function createHttpServer(ctx: HttpContext, opts: HttpServerOptions
   registerAuthRoutes(app, ctx);
   registerPromRoutes(app, ctx); // metrics push and Prometheus query API (issue 12)
   registerCacheRoutes(app, ctx); // issue 11
+  await registerConsole(app); // the web console at /ui/ (issue 14)
   return app;
 }
