@@ -2,29 +2,31 @@
 // output to dist/web/ (served at /ui/ by src/api/http/console-routes.ts). Hashed file names let
 // the server mark assets immutable; .gz and .br copies are written beside them so the server can
 // send them precompressed (@fastify/static `preCompressed`) without compressing per request.
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { brotliCompressSync, constants, gzipSync } from 'node:zlib';
 import { fileURLToPath } from 'node:url';
 import { defineConfig, type Plugin } from 'vite';
 
 const root = fileURLToPath(new URL('.', import.meta.url));
 
-/** Emits `name.gz` and `name.br` beside every JS, CSS, HTML and SVG file of the bundle. */
+/**
+ * Writes `name.gz` and `name.br` beside every JS, CSS, HTML and SVG file once the bundle is on
+ * disk (after Vite's last rewrites of the chunks, such as its preload helper).
+ */
 function precompress(): Plugin {
   return {
     name: 'beacon-precompress',
     apply: 'build',
-    generateBundle(_opts, bundle) {
-      for (const [name, item] of Object.entries(bundle)) {
+    writeBundle(opts, bundle) {
+      const dir = opts.dir ?? '';
+      for (const name of Object.keys(bundle)) {
         if (!/\.(js|css|html|svg)$/.test(name)) continue;
-        const source = item.type === 'chunk' ? item.code : item.source;
-        const buf = typeof source === 'string' ? Buffer.from(source) : Buffer.from(source);
+        const file = join(dir, name);
+        const buf = readFileSync(file);
         if (buf.byteLength < 1024) continue;
-        this.emitFile({ type: 'asset', fileName: `${name}.gz`, source: gzipSync(buf, { level: 9 }) });
-        this.emitFile({
-          type: 'asset',
-          fileName: `${name}.br`,
-          source: brotliCompressSync(buf, { params: { [constants.BROTLI_PARAM_QUALITY]: 11 } }),
-        });
+        writeFileSync(`${file}.gz`, gzipSync(buf, { level: 9 }));
+        writeFileSync(`${file}.br`, brotliCompressSync(buf, { params: { [constants.BROTLI_PARAM_QUALITY]: 11 } }));
       }
     },
   };
