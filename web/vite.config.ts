@@ -26,7 +26,7 @@ function precompress(): Plugin {
         const buf = readFileSync(file);
         if (buf.byteLength < 1024) continue;
         writeFileSync(`${file}.gz`, gzipSync(buf, { level: 9 }));
-        writeFileSync(`${file}.br`, brotliCompressSync(buf, { params: { [constants.BROTLI_PARAM_QUALITY]: 11 } }));
+        writeFileSync(`${file}.br`, brotliCompressSync(buf, { params: { [constants.BROTLI_PARAM_QUALITY]: 9 } }));
       }
     },
   };

@@ -10,13 +10,35 @@ import { href, useRoute } from './router.js';
 import { isAdmin, login, logout, onSession, sessionState, startSession, type SessionState } from './session.js';
 import { Link, errorText } from './ui.js';
 import { KeysPage } from './views/keys.js';
-import { resetTree } from './views/tree.js';
+import { preloadTree, resetTree } from './views/tree.js';
 import { LivePage } from './views/live-page.js';
-import { LeasesPage, LocksPage, SequencesPage } from './views/coord.js';
-import { ApiKeysPage, AuditPage, NamespacesPage, RolesPage, UsersPage } from './views/admin.js';
-import { CachePage, ClusterPage } from './views/cluster.js';
-import { AlertsPage, DashboardsPage, QueryPage } from './views/metrics.js';
 import './styles.css';
+
+/**
+ * A view whose code loads when it is first shown (its own chunk), so the first load carries only
+ * the keys pages.
+ */
+function lazyView<M>(load: () => Promise<M>, pick: (m: M) => () => JSX.Element): () => JSX.Element {
+  let loaded: (() => JSX.Element) | undefined;
+  let pending: Promise<void> | undefined;
+  return function LazyView(): JSX.Element {
+    const [, setReady] = useState(loaded !== undefined);
+    useEffect(() => {
+      if (loaded !== undefined) return;
+      pending ??= load().then((m) => {
+        loaded = pick(m);
+      });
+      void pending.then(() => setReady(true));
+    }, []);
+    const View = loaded;
+    return View === undefined ? <p class="loading" role="status">Loading…</p> : <View />;
+  };
+}
+
+const coord = () => import('./views/coord.js');
+const adminViews = () => import('./views/admin.js');
+const ops = () => import('./views/cluster.js');
+const monitoring = () => import('./views/metrics.js');
 
 interface NavItem {
   view: string;
@@ -44,19 +66,19 @@ const NAV: { group: string; items: NavItem[] }[] = [
 const VIEWS: Record<string, () => JSX.Element> = {
   keys: KeysPage,
   live: LivePage,
-  leases: LeasesPage,
-  locks: LocksPage,
-  sequences: SequencesPage,
-  namespaces: NamespacesPage,
-  users: UsersPage,
-  roles: RolesPage,
-  apikeys: ApiKeysPage,
-  audit: AuditPage,
-  cluster: ClusterPage,
-  cache: CachePage,
-  metrics: QueryPage,
-  dashboards: DashboardsPage,
-  alerts: AlertsPage,
+  leases: lazyView(coord, (m) => m.LeasesPage),
+  locks: lazyView(coord, (m) => m.LocksPage),
+  sequences: lazyView(coord, (m) => m.SequencesPage),
+  namespaces: lazyView(adminViews, (m) => m.NamespacesPage),
+  users: lazyView(adminViews, (m) => m.UsersPage),
+  roles: lazyView(adminViews, (m) => m.RolesPage),
+  apikeys: lazyView(adminViews, (m) => m.ApiKeysPage),
+  audit: lazyView(adminViews, (m) => m.AuditPage),
+  cluster: lazyView(ops, (m) => m.ClusterPage),
+  cache: lazyView(ops, (m) => m.CachePage),
+  metrics: lazyView(monitoring, (m) => m.QueryPage),
+  dashboards: lazyView(monitoring, (m) => m.DashboardsPage),
+  alerts: lazyView(monitoring, (m) => m.AlertsPage),
 };
 
 function useSession(): SessionState {
@@ -161,6 +183,8 @@ function App(): JSX.Element {
 const root = document.getElementById('app');
 if (root !== null) {
   render(<App />, root);
+  // The tree's first page is fetched while the session is checked, not after.
+  if (location.pathname === '/ui/' || location.pathname.startsWith('/ui/keys')) preloadTree();
   startSession().catch((err: unknown) => {
     root.textContent = `The console cannot reach this Beacon node: ${errorText(err)}`;
   });

@@ -51,13 +51,9 @@ export function onSession(l: (s: SessionState) => void): () => void {
 }
 
 async function loadIdentity(): Promise<void> {
-  const me = await admin.whoami();
-  let roles = new Map<string, RoleInfo>();
-  try {
-    roles = new Map((await admin.roles()).map((r) => [r.name, r]));
-  } catch {
-    // Without the role list the UI offers only reads; the server decides anyway.
-  }
+  // Without the role list the UI offers only reads; the server decides anyway.
+  const [me, list] = await Promise.all([admin.whoami(), admin.roles().catch(() => [] as RoleInfo[])]);
+  const roles = new Map(list.map((r) => [r.name, r]));
   set({ status: 'ready', expired: false, me, roles, epoch: state.epoch + 1 });
 }
 

@@ -66,7 +66,7 @@ export function resetTree(): void {
   changedTree();
 }
 
-async function loadPage(prefix: string): Promise<void> {
+async function loadPage(prefix: string, quiet = false): Promise<void> {
   let f = folders.get(prefix);
   if (f === undefined) {
     f = { children: [], next: { key: prefix }, loading: false };
@@ -108,12 +108,23 @@ async function loadPage(prefix: string): Promise<void> {
       }
     }
   } catch (err) {
-    if (isUnauthenticated(err)) tokenExpired();
+    if (isUnauthenticated(err) && !quiet) tokenExpired();
     f.error = errorText(err);
   } finally {
     f.loading = false;
     changedTree();
   }
+}
+
+/**
+ * Starts loading the top level before the session is known (a saved token, or `--dev`), so the
+ * tree is ready sooner; a refusal is forgotten and the tree loads again once logged in.
+ */
+export function preloadTree(): void {
+  if (folders.has('')) return;
+  void loadPage('', true).then(() => {
+    if (folders.get('')?.error !== undefined) folders.delete('');
+  });
 }
 
 async function loadCount(folder: string): Promise<void> {
@@ -260,7 +271,10 @@ export function KeyTree(props: { selected?: string; onCreate?: (folder: string) 
   useEffect(() => {
     const l = (): void => setTick((t) => t + 1);
     listeners.add(l);
-    if (!folders.has('')) void loadPage('');
+    if (!folders.has('') || folders.get('')?.error !== undefined) {
+      folders.delete('');
+      void loadPage('');
+    }
     // Live marks fade: re-render once a second while any are shown.
     const timer = setInterval(() => {
       if ([...changed.values()].some((t) => Date.now() - t < 6000)) l();
@@ -418,7 +432,7 @@ function SearchResults(props: {
             scanned += page.kvs.length;
             for (const kv of page.kvs) if (kv.key.includes(query)) found.push(kv.key);
             token = page.more ? page.continue : undefined;
-            setStatus(`${found.length} matches in ${scanned} keys scanned${token === undefined ? '' : '…'}`);
+            setStatus(`${found.length} ${found.length === 1 ? 'match' : 'matches'} in ${scanned} keys scanned${token === undefined ? '' : '…'}`);
             setKeys([...found]);
             if (token === undefined) break;
           }
