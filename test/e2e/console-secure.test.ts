@@ -137,6 +137,8 @@ describe('web console (authentication on)', { timeout: 300_000 }, () => {
       await as('/v1/kv/secret/db-password', { method: 'PUT', body: { value: 's3cr3t-value' } });
     }
     const { page } = await openPage(browser);
+    const sockets: string[] = [];
+    page.on('websocket', (ws) => sockets.push(ws.url()));
     await page.goto(`${node.url}/ui/`);
     await logIn(page, node.url, 'vera', 'vera-password-1');
     const nav = page.getByRole('navigation', { name: 'Sections' });
@@ -152,6 +154,12 @@ describe('web console (authentication on)', { timeout: 300_000 }, () => {
     await page.getByTestId('value').getByText('blue').waitFor({ timeout: WAIT });
     assert.equal(await page.getByRole('button', { name: 'Edit' }).count(), 0, 'read-only');
     assert.equal(await page.getByRole('button', { name: 'Delete' }).count(), 0, 'read-only');
+    // Live updates reach the viewer over a WebSocket authenticated without a token in its URL.
+    await page.getByTestId('live-status').getByText('live').waitFor({ timeout: WAIT });
+    assert.equal((await as('/v1/kv/app/color', { method: 'PUT', body: { value: 'green' } })).status, 200);
+    await page.getByTestId('value').getByText('green').waitFor({ timeout: WAIT });
+    assert.ok(sockets.length >= 1, 'a live watch socket was opened');
+    assert.ok(sockets.every((u) => !/token/i.test(u)), `no credential in ${sockets.join(' ')}`);
     await page.goto(`${node.url}/ui/keys?key=app%2Fcolor&tab=history`);
     await page.getByRole('list', { name: 'Versions' }).waitFor({ timeout: WAIT });
     assert.equal(await page.getByRole('button', { name: /Roll back/ }).count(), 0, 'no rollback offered');

@@ -5,13 +5,24 @@
  * every call). A call refused as `unauthenticated` (an expired token) brings the login back over
  * the current view, which stays in the URL and reloads after the login.
  */
-import { AdminClient, createClient, type RoleInfo, type WhoAmI } from '../../client/index.js';
+import { AdminClient, createClient, type RoleInfo, type SocketFactory, type SocketLike, type WhoAmI } from '../../client/index.js';
 
 const TOKEN_KEY = 'beacon.console.token';
+
+/**
+ * Opens the live watch's WebSocket with the token offered as the subprotocol `beacon.bearer.<token>`
+ * beside `beacon.v1` (which the server selects): a browser cannot set an Authorization header on
+ * a WebSocket, and this keeps the token out of the URL (the SDK's default puts it in `access_token`).
+ */
+const socketWithToken: SocketFactory = async (url) => {
+  const token = client.transport.token;
+  return new WebSocket(url, token === undefined ? undefined : ['beacon.v1', `beacon.bearer.${token}`]) as unknown as SocketLike;
+};
 
 /** The SDK client every view uses (same origin: the node that served the console). */
 export const client = createClient({
   endpoint: location.origin,
+  webSocket: socketWithToken,
   timeoutMs: 15_000,
   retry: { retries: 1 },
   circuitBreaker: false,
