@@ -1,7 +1,8 @@
 /**
- * `AdminClient`: the governance and monitoring APIs the web console uses beyond keys and configs
- * — who am I, users, roles, API keys, the audit log, namespace policies, key-range listings with
- * an explicit end, lock and election state, the Prometheus query API, dashboards and alerts.
+ * `AdminClient`: the governance and monitoring APIs the web console uses beyond keys, configs,
+ * alerts and dashboards (`client.alerts`, `client.dashboards`) — who am I, users, roles, API keys,
+ * the audit log, namespace policies, key-range listings with an explicit end, lock and election
+ * state, and the Prometheus query API.
  * Thin typed wrappers over {@link HttpTransport}: every method throws the server's typed errors
  * (`PermissionDeniedError`, `NotFoundError` …) like the rest of the SDK. See docs/api.md for the
  * routes and docs/console.md for how the console uses them.
@@ -123,57 +124,7 @@ export interface PromResponse {
   warnings?: string[];
 }
 
-/** A dashboard panel: a PromQL expression drawn as a graph or a single stat. */
-export interface DashboardPanel {
-  title: string;
-  expr: string;
-  unit?: 's' | 'bytes' | 'percent' | 'ops' | '';
-  type?: 'graph' | 'stat';
-  thresholds?: { value: number; color: string }[];
-}
-
-/** A dashboard (`GET /v1/dashboards/{id}`); `refresh` and `range` are Prometheus durations. */
-export interface Dashboard {
-  id: string;
-  title: string;
-  revision?: number;
-  refresh?: string;
-  range?: string;
-  panels: DashboardPanel[];
-}
-
-/** An active alert (`GET /v1/alerts`). */
-export interface AlertInfo {
-  labels: Record<string, string>;
-  annotations: Record<string, string>;
-  state: 'pending' | 'firing';
-  activeAt: string;
-  value: string;
-  rule: string;
-  group: string;
-  silencedBy?: string[];
-}
-
-/** A silence matcher (Alertmanager's shape). */
-export interface SilenceMatcher {
-  name: string;
-  value: string;
-  isRegex: boolean;
-  isEqual?: boolean;
-}
-
-/** A silence (`GET /v1/alerts/silences`, Alertmanager's shape). */
-export interface Silence {
-  id: string;
-  matchers: SilenceMatcher[];
-  startsAt: string;
-  endsAt: string;
-  createdBy: string;
-  comment: string;
-  status: { state: 'active' | 'pending' | 'expired' };
-}
-
-/** The administration and monitoring calls of the console; build it from a client's transport. */
+/** The administration and metrics calls of the console; build it from a client's transport. */
 export class AdminClient {
   constructor(private readonly http: HttpTransport) {}
 
@@ -300,40 +251,5 @@ export class AdminClient {
   /** A PromQL range query over `[start, end]` (seconds) every `step` seconds. */
   queryRange(expr: string, start: number, end: number, step: number, signal?: AbortSignal): Promise<PromResponse> {
     return this.get('/api/v1/query_range', { query: expr, start, end, step }, signal);
-  }
-
-  /** The stored dashboards' ids and titles. */
-  async dashboards(signal?: AbortSignal): Promise<{ id: string; title: string }[]> {
-    return (await this.get<{ dashboards: { id: string; title: string }[] }>('/v1/dashboards', undefined, signal)).dashboards;
-  }
-
-  /** One dashboard (the default is `beacon`). */
-  dashboard(id: string, signal?: AbortSignal): Promise<Dashboard> {
-    return this.get(`/v1/dashboards/${encodeURIComponent(id)}`, undefined, signal);
-  }
-
-  /** The pending and firing alerts. */
-  async alerts(signal?: AbortSignal): Promise<AlertInfo[]> {
-    return (await this.get<{ alerts: AlertInfo[] }>('/v1/alerts', undefined, signal)).alerts;
-  }
-
-  /** The alert rule files. */
-  async alertRules(signal?: AbortSignal): Promise<{ name: string; revision: number; groups: unknown[] }[]> {
-    return (await this.get<{ files: { name: string; revision: number; groups: unknown[] }[] }>('/v1/alerts/rules', undefined, signal)).files;
-  }
-
-  /** Every silence. */
-  async silences(signal?: AbortSignal): Promise<Silence[]> {
-    return (await this.get<{ silences: Silence[] }>('/v1/alerts/silences', undefined, signal)).silences;
-  }
-
-  /** Creates a silence; `duration` is a Prometheus duration such as `2h`. */
-  createSilence(spec: { matchers: SilenceMatcher[]; duration?: string; endsAt?: string; comment?: string }): Promise<{ id: string }> {
-    return this.send('POST', '/v1/alerts/silences', spec);
-  }
-
-  /** Expires a silence. */
-  deleteSilence(id: string): Promise<unknown> {
-    return this.send('DELETE', `/v1/alerts/silences/${encodeURIComponent(id)}`);
   }
 }

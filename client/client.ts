@@ -1,5 +1,6 @@
 /** `BeaconClient`: the typed entry point to one Beacon deployment over HTTP and WebSocket. */
 import { InvalidArgumentError, NotFoundError } from '../src/errors.js';
+import { AlertsClient, DashboardsClient } from './alerts.js';
 import { CacheClient } from './cache.js';
 import { ConfigsClient } from './configs.js';
 import { Election } from './election.js';
@@ -156,6 +157,10 @@ export class BeaconClient {
   readonly configs: ConfigsClient;
   /** The cache tier over HTTP: get, set with a TTL, delete, getOrLoad (issue 11, docs/cache.md). */
   readonly cache: CacheClient;
+  /** Alerts, rule files, silences (issue 13, docs/alerting.md). */
+  readonly alerts: AlertsClient;
+  /** Dashboards of PromQL panels (issue 13). */
+  readonly dashboards: DashboardsClient;
   private readonly socketFactory: SocketFactory;
   private readonly watches = new Set<Watch>();
   private readonly liveConfigs = new Set<LiveConfig<unknown>>();
@@ -180,6 +185,8 @@ export class BeaconClient {
     this.lease = new LeaseClient(this.transport);
     this.configs = new ConfigsClient(this.transport);
     this.cache = new CacheClient(this.transport);
+    this.alerts = new AlertsClient(this.transport);
+    this.dashboards = new DashboardsClient(this.transport);
     const transport = this.transport;
     this.socketFactory = opts.webSocket ?? defaultSocketFactory({ headers: () => transport.headers, handshakeTimeoutMs: transport.timeoutMs });
   }

@@ -13,10 +13,12 @@
 export { BeaconClient, createClient } from './client.js';
 export type { ClientOptions, Consistency, DeleteOptions, GetOptions, LoginResponse, PutOptions, RangeOptions, ScanOptions } from './client.js';
 export { AdminClient } from './admin.js';
-export type { AlertInfo, ApiKeyInfo, AuditFilter, AuditRecord, Dashboard, DashboardPanel, LockStateWire, NamespaceInfo, Permission, PromResponse, RangePage, RoleInfo, Silence, SilenceMatcher, UserInfo, WhoAmI } from './admin.js';
+export type { ApiKeyInfo, AuditFilter, AuditRecord, LockStateWire, NamespaceInfo, Permission, PromResponse, RangePage, RoleInfo, UserInfo, WhoAmI } from './admin.js';
 export { AsyncQueue } from './async-queue.js';
 export { CacheClient } from './cache.js';
 export type { CacheEntry, CacheSetOptions } from './cache.js';
+export { AlertsClient, DashboardsClient } from './alerts.js';
+export type { AlertInfo, RuleFileSummary, Silence, SilenceMatcher, SilenceRequest, Dashboard, DashboardPanel } from './alerts.js';
 export { ConfigsClient, configVersion } from './configs.js';
 export { Election } from './election.js';
 export type { Leader, LeaderInfo, Observation, ObserveOptions } from './election.js';

@@ -45,6 +45,16 @@ export interface Principal {
  */
 export const METRICS_RESOURCE_KEY = '@metrics';
 
+/**
+ * The reserved key that alerting permissions are granted on (issue 13, docs/security.md): `read`
+ * lets a principal see rules, alerts, silences and notification history; `write` lets it change
+ * rule files and create or expire silences. Any grant whose prefix covers it counts.
+ */
+export const ALERTS_RESOURCE_KEY = '@alerts';
+
+/** The reserved key of dashboards (issue 13): `read` to view them, `write` to store or remove one. */
+export const DASHBOARDS_RESOURCE_KEY = '@dashboards';
+
 /** The built-in roles from the seeds: admin (everything), developer (read/write keys, secrets, no administration), viewer (read, no secrets). */
 export const BUILTIN_ROLES: readonly Role[] = [
   { name: 'admin', permissions: [{ prefix: '', access: 'admin' }], secrets: true, global: true, builtin: true },

@@ -1,5 +1,5 @@
 /** Users, roles, permissions, tokens, API keys, OIDC and rate limits, with one pure authorize(). */
-export { authorize, canReadKey, rangeWithinPrefix, BUILTIN_ROLES, METRICS_RESOURCE_KEY } from './authorize.js';
+export { authorize, canReadKey, rangeWithinPrefix, BUILTIN_ROLES, METRICS_RESOURCE_KEY, ALERTS_RESOURCE_KEY, DASHBOARDS_RESOURCE_KEY } from './authorize.js';
 export type { Access, Action, Permission, Principal, Resource, Role } from './authorize.js';
 export { hashPassword, verifyPassword, validatePassword, MIN_PASSWORD_LENGTH, SCRYPT_PARAMS } from './password.js';
 export { RateLimiter, parseRate } from './rate-limit.js';

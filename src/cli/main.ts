@@ -15,6 +15,7 @@ import { registerLeaseCommands } from './lease.js';
 import { registerLockCommand } from './lock.js';
 import { registerQueryCommand } from './query.js';
 import { registerRulesCommands } from './rules.js';
+import { registerAlertsCommands } from './alerts.js';
 import { registerSecurityCommands } from './security.js';
 import { loginAgainHint } from './session.js';
 import { registerSnapshotCommands } from './snapshot.js';
@@ -25,7 +26,7 @@ import { registerWatchCommand } from './watch.js';
 const CLIENT_COMMANDS = new Set([
   'get', 'put', 'del', 'delete', 'ls', 'watch', 'history', 'diff', 'rollback', 'txn', 'lease', 'compact', 'status', 'snapshot', 'import', 'login',
   'lock', 'elect', 'user', 'role', 'apikey', 'audit', 'namespace', 'secrets', 'signing-key', 'logout', 'token',
-  'query', 'rules',
+  'query', 'rules', 'alerts',
 ]);
 
 /** Commands that never use a credential: no saved login is loaded (or refreshed) for them. */
@@ -97,6 +98,7 @@ async function main(argv: string[]): Promise<number> {
   registerSecurityCommands(program);
   registerQueryCommand(program); // issue 12: PromQL
   registerRulesCommands(program);
+  registerAlertsCommands(program);
   try {
     await program.parseAsync(argv);
     return ExitCode.Ok;

@@ -3,8 +3,11 @@
  * unit tests, with the report lines and exit status of `promtool check rules` / `promtool test rules`.
  */
 import { readFile } from 'node:fs/promises';
+import { basename } from 'node:path';
 import type { Command } from 'commander';
 import { duplicateRules, loadRuleFile, runRuleTestFile } from '../obs/rules/index.js';
+import { table } from './config.js';
+import { contextOf, out, outJson } from './context.js';
 import { CliExit } from './exit-codes.js';
 
 /**
@@ -62,9 +65,56 @@ export async function testRuleFiles(files: string[]): Promise<number> {
   return failed ? 1 : 0;
 }
 
-/** Registers `beacon rules check` and `beacon rules test` (both offline: no server needed). */
+/** Registers `beacon rules check|test` (offline) and `beacon rules put|get|ls|rm` (rule files in a node's store). */
 export function registerRulesCommands(program: Command): void {
-  const rules = program.command('rules').description('Prometheus rule files: validate and unit-test them offline (docs/alerting.md)');
+  const rules = program.command('rules').description('Prometheus rule files: validate and unit-test them offline, store them in a node (docs/alerting.md)');
+  rules
+    .command('put')
+    .description('store a rule file in the node (checked like `rules check`); every node evaluates it')
+    .argument('<file>', 'a Prometheus rule file (YAML or JSON)')
+    .option('--name <name>', "the name to store it under (default: the file's base name without .yml/.yaml/.json)")
+    .action(async (file: string, opts: { name?: string }, cmd: Command) => {
+      const ctx = contextOf(cmd);
+      const text = await readFile(file, 'utf8');
+      const name = opts.name ?? basename(file).replace(/\.(ya?ml|json)$/i, '');
+      const res = await ctx.client.alerts.putRuleFile(name, text);
+      if (ctx.json) outJson(res);
+      else out(`stored rule file ${res.name}: ${res.groups} group(s), ${res.rules} rule(s) at revision ${res.revision}`);
+    });
+  rules
+    .command('ls')
+    .description('list the rule files of the node, with their groups and rules')
+    .action(async (_o: unknown, cmd: Command) => {
+      const ctx = contextOf(cmd);
+      const files = await ctx.client.alerts.ruleFiles();
+      if (ctx.json) return outJson(files);
+      const rows = [['FILE', 'SOURCE', 'REVISION', 'GROUP', 'INTERVAL', 'RULES']];
+      for (const f of files) {
+        if (f.error !== '') rows.push([f.name, f.source, String(f.revision), '-', '-', `invalid: ${f.error.split('\n')[0] ?? ''}`]);
+        for (const g of f.groups) rows.push([f.name, f.source, String(f.revision), g.name, g.interval === null ? 'default' : `${g.interval}s`, g.rules.join(', ')]);
+      }
+      for (const line of table(rows)) out(line);
+    });
+  rules
+    .command('get')
+    .description("print a stored rule file's text")
+    .argument('<name>', 'the rule file name')
+    .action(async (name: string, _o: unknown, cmd: Command) => {
+      const ctx = contextOf(cmd);
+      const f = await ctx.client.alerts.ruleFile(name);
+      if (ctx.json) outJson(f);
+      else process.stdout.write(f.text.endsWith('\n') ? f.text : `${f.text}\n`);
+    });
+  rules
+    .command('rm')
+    .description('remove a stored rule file')
+    .argument('<name>', 'the rule file name')
+    .action(async (name: string, _o: unknown, cmd: Command) => {
+      const ctx = contextOf(cmd);
+      const res = await ctx.client.alerts.deleteRuleFile(name);
+      if (ctx.json) outJson(res);
+      else out(`removed rule file ${name} at revision ${res.revision}`);
+    });
   rules
     .command('check')
     .description('validate rule files like `promtool check rules`')

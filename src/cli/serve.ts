@@ -211,6 +211,11 @@ interface ServeOptions {
   appendonly?: string;
   appendfsync?: string;
   respPort?: string;
+  // alerting (issue 13)
+  rules?: string[];
+  defaultRules: boolean;
+  evaluationInterval: number;
+  externalUrl?: string;
 }
 
 /** `--resp-port`: a port number or `off`. @throws Error for anything else. */
@@ -305,6 +310,11 @@ export function registerServeCommand(program: Command): void {
     .option('--appendfsync <mode>', 'always (no acknowledged write lost), everysec (default) or no')
     // RESP listener (issue 11)
     .option('--resp-port <port>', 'Redis protocol port (0 picks a free one; off disables it); default 6380, or free with --http-port 0', process.env.BEACON_RESP_PORT)
+    // alerting (issue 13): docs/alerting.md
+    .option('--rules <files...>', 'Prometheus rule files to store and evaluate (checked first; a bad file stops the start)')
+    .option('--no-default-rules', "turn off Beacon's default SLO alert rules")
+    .addOption(new Option('--evaluation-interval <duration>', 'how often rule groups without an interval are evaluated').argParser(durationOpt('--evaluation-interval')).default(15_000, '15s'))
+    .option('--external-url <url>', 'the URL alert notifications link to (default: the advertised URL)', process.env.BEACON_EXTERNAL_URL)
     .action(async (o: ServeOptions) => {
       if (o.dev) {
         process.stderr.write(
@@ -383,6 +393,12 @@ export function registerServeCommand(program: Command): void {
         maxSchemaDepth: o.maxSchemaDepth,
         maxJsonDepth: o.maxJsonDepth,
         ...(o.respPort !== undefined ? { respPort: respPortOption(o.respPort) } : {}),
+        alerting: {
+          defaultRules: o.defaultRules,
+          evaluationIntervalMs: o.evaluationInterval,
+          ...(o.rules !== undefined ? { ruleFiles: o.rules } : {}),
+          ...(o.externalUrl !== undefined ? { externalUrl: o.externalUrl } : {}),
+        },
         ...(o.kekFile !== undefined ? { kekFile: o.kekFile } : {}),
         ...(o.tlsCert !== undefined && o.tlsKey !== undefined
           ? { tls: { cert: o.tlsCert, key: o.tlsKey, ...(o.tlsClientCa !== undefined ? { clientCa: o.tlsClientCa } : {}) } }

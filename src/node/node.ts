@@ -1,10 +1,11 @@
 /** Wiring of one Beacon node: backend → store → watch hub → config layer → HTTP API, and an orderly shutdown. */
 import { randomUUID } from 'node:crypto';
 import { mkdirSync, readFileSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { basename, resolve } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { registerClusterRoute } from '../api/http/admin-routes.js';
 import { checkCorsOrigins, createHttpServer } from '../api/http/server.js';
+import type { HttpContext } from '../api/http/context.js';
 import { DEFAULT_RETENTION_GRACE_MS, createBackend } from '../backend/index.js';
 import { startSecurity, type Security, type SecurityOptions } from '../auth/index.js';
 import { CacheTier, type CacheConfig } from '../cache/index.js';
@@ -15,6 +16,10 @@ import { Metrics, createLogger, type Logger } from '../obs/index.js';
 import { startMetricsStore, type MetricsStore, type MetricsStoreOptions } from '../obs/ingest/index.js';
 import { WatchHub } from '../watch/index.js';
 import { RespServer, DEFAULT_RESP_PORT } from '../api/resp/index.js';
+import { RULE_FILE_PREFIX, RuleManager, checkRuleFileText, loadDefaultRules } from '../obs/alerting/index.js';
+import { DashboardStore } from '../obs/dashboards/index.js';
+import { STALE_MARKER, type Labels, type SeriesInput } from '../obs/tsdb/index.js';
+import type { RuleSample } from '../obs/rules/index.js';
 import { isSharedBackend, startCluster, type Cluster } from './cluster.js';
 
 /** Options of {@link startNode}; every field has the default `beacon serve` uses. */
@@ -97,6 +102,21 @@ export interface NodeOptions {
    * port, as tests and benchmarks do, must not collide on a fixed RESP port).
    */
   respPort?: number | 'off';
+  // --- alerting (issue 13): docs/alerting.md ------------------------------------------------------
+  /** Alert rules and notifications. */
+  alerting?: AlertingOptions;
+}
+
+/** Alerting settings of a node (issue 13, docs/alerting.md). */
+export interface AlertingOptions {
+  /** Rule files (`--rules FILE…`) stored into the store at start under their base names (without `.yml`/`.yaml`/`.json`). */
+  ruleFiles?: string[];
+  /** Whether the default SLO rules are evaluated (`--no-default-rules` turns them off). Default true. */
+  defaultRules?: boolean;
+  /** Interval of groups that set none, ms (`--evaluation-interval`). Default 15 s. */
+  evaluationIntervalMs?: number;
+  /** The URL in notifications' links (`--external-url`). Default the node's URL. */
+  externalUrl?: string;
 }
 
 /** What one history-retention pass did. */
@@ -160,6 +180,13 @@ export const VERSION = packageVersion();
 export async function startNode(opts: NodeOptions = {}): Promise<BeaconNode> {
   // Checked before anything is opened, so a bad flag leaves nothing behind.
   const corsOrigins = checkCorsOrigins(opts.corsOrigins ?? [], opts.dev ?? false);
+  // Rule files given at start are checked before anything is opened: a bad file stops the start (issue 13).
+  const ruleFiles = (opts.alerting?.ruleFiles ?? []).map((path) => {
+    const name = basename(path).replace(/\.(ya?ml|json)$/i, '');
+    const text = readFileSync(path, 'utf8');
+    checkRuleFileText(name, text);
+    return { name, text };
+  });
   const dataDir = resolve(opts.dataDir ?? './data');
   mkdirSync(dataDir, { recursive: true, mode: 0o700 }); // 0700: it holds password hashes and the token signing key
   const logger = opts.logger ?? createLogger();
@@ -259,11 +286,11 @@ export async function startNode(opts: NodeOptions = {}): Promise<BeaconNode> {
     await store.close();
     throw err;
   }
-  metrics.registerCacheMetrics(() => cache.namespaceStats());
+  metrics.registerCacheMetrics(() => cache.namespaceStats(), () => cache.config.maxmemory);
   // --- end cache tier --------------------------------------------------------------------------
   let stopping = false;
   const member: { cluster?: Cluster } = {}; // set once the node listens (its URL is part of its membership)
-  const http = await createHttpServer({
+  const httpCtx: HttpContext = {
     store,
     hub,
     configs,
@@ -284,7 +311,8 @@ export async function startNode(opts: NodeOptions = {}): Promise<BeaconNode> {
       dataDir,
       ready: () => !stopping && member.cluster?.ready === true,
     },
-  }, { corsOrigins });
+  };
+  const http = await createHttpServer(httpCtx, { corsOrigins });
   registerClusterRoute(http, async () => {
     if (member.cluster === undefined) throw new UnavailableError('the node is starting');
     return member.cluster.status();
@@ -318,6 +346,33 @@ export async function startNode(opts: NodeOptions = {}): Promise<BeaconNode> {
     }
   }
   // --- end RESP listener -----------------------------------------------------------------------
+  // --- alerting (issue 13) ---------------------------------------------------------------------
+  // One node evaluates: the expiry leader (PostgreSQL) or the node itself (SQLite).
+  const rules = new RuleManager({
+    store,
+    querier: metricsStore.tsdb,
+    append: (samples) => appendRuleSamples(metricsStore, samples),
+    logger,
+    isEvaluator: () => !stopping && cluster.expiryLeader,
+    ...(opts.alerting?.evaluationIntervalMs !== undefined ? { evaluationIntervalMs: opts.alerting.evaluationIntervalMs } : {}),
+    externalURL: opts.alerting?.externalUrl ?? opts.advertiseUrl ?? url,
+    queryOptions: { timeoutMs: metricsStore.queryTimeoutMs, maxSamples: metricsStore.maxQuerySamples },
+    ...(opts.alerting?.defaultRules !== false ? { builtinFiles: [loadDefaultRules()] } : {}),
+    onEvaluation: (e) => {
+      metrics.ruleGroupDuration.observe({ rule_group: `${e.file};${e.group}` }, e.durationMs / 1000);
+      metrics.ruleEvaluationFailures.inc({ rule_group: `${e.file};${e.group}` }, e.failedRules);
+    },
+    onMissed: (e) => metrics.ruleGroupMissed.inc({ rule_group: `${e.file};${e.group}` }),
+  });
+  rules.start();
+  for (const f of ruleFiles) {
+    const existing = store.get(`${RULE_FILE_PREFIX}${f.name}`);
+    if (existing !== undefined && Buffer.from(existing.value).toString('utf8') === f.text) continue;
+    await rules.put(f.name, f.text, { principal: 'system', action: 'alerts.rules.put', source: 'beacon serve --rules' });
+    logger.info({ file: f.name }, 'rule file stored from --rules');
+  }
+  httpCtx.alerting = { rules, dashboards: new DashboardStore(store) };
+  // --- end alerting ----------------------------------------------------------------------------
 
   // History retention: the node that drives lease expiry prunes (one node, so passes never race
   // each other); every node re-reads the floors, so its reads and watches refuse what is gone.
@@ -378,6 +433,7 @@ export async function startNode(opts: NodeOptions = {}): Promise<BeaconNode> {
       stopping = true;
       // A running pass is not awaited here: closing the backend stops it at its next batch.
       if (retentionTimer !== undefined) clearInterval(retentionTimer);
+      rules.stop(); // issue 13
       hub.close();
       await resp?.server.close(); // issue 11
       await http.close();
@@ -391,4 +447,15 @@ export async function startNode(opts: NodeOptions = {}): Promise<BeaconNode> {
     return stopped;
   };
   return { url, port, dataDir, store, hub, http, logger, security, policies, cache, runRetention, stop, metricsStore, ...(resp !== undefined ? { resp } : {}) };
+}
+
+/** Stores the samples of rule evaluations (recording rules, `ALERTS`, `ALERTS_FOR_STATE`) in the time-series store. */
+function appendRuleSamples(metricsStore: MetricsStore, samples: RuleSample[]): void {
+  const batch: SeriesInput[] = samples.map((s) => {
+    const labels: Labels = Object.keys(s.labels)
+      .sort()
+      .map((name) => ({ name, value: s.labels[name] as string }));
+    return { labels, timestamps: [s.timestampMs], values: Float64Array.of(s.value === 'stale' ? STALE_MARKER : s.value) };
+  });
+  metricsStore.tsdb.append(batch);
 }

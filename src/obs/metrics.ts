@@ -36,9 +36,31 @@ export class Metrics {
     name: 'beacon_watch_propagation_seconds',
     help: 'Time from a revision being committed to its events being written to a watcher connection.',
     labelNames: ['transport'] as const,
-    buckets: LATENCY_BUCKETS,
+    // Up to 30 s: the default rules alert on a p99 above 5 s, which the latency buckets cannot show.
+    buckets: [...LATENCY_BUCKETS, 10, 30],
     registers: [this.registry],
   });
+  // --- alerting (issue 13): Prometheus's prometheus_rule_* metrics under Beacon's prefix ------------
+  readonly ruleGroupDuration = new Histogram({
+    name: 'beacon_rule_group_duration_seconds',
+    help: 'Time one evaluation of a rule group took, by rule_group (file;group).',
+    labelNames: ['rule_group'] as const,
+    buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 2.5, 5, 10, 30],
+    registers: [this.registry],
+  });
+  readonly ruleEvaluationFailures = new Counter({
+    name: 'beacon_rule_evaluation_failures_total',
+    help: 'Rule evaluations that failed (the rule shows the error), by rule_group.',
+    labelNames: ['rule_group'] as const,
+    registers: [this.registry],
+  });
+  readonly ruleGroupMissed = new Counter({
+    name: 'beacon_rule_group_iterations_missed_total',
+    help: 'Rule group evaluations skipped because the previous one was still running, by rule_group.',
+    labelNames: ['rule_group'] as const,
+    registers: [this.registry],
+  });
+  // --- end alerting --------------------------------------------------------------------------------
   readonly watchEventsSent = new Counter({
     name: 'beacon_watch_events_sent_total',
     help: 'Watch events written to watchers.',
@@ -179,8 +201,18 @@ export class Metrics {
    * `beacon_cache_keys`, `beacon_cache_memory_bytes` (counted bytes, as INFO used_memory) and
    * `beacon_cache_origin_breaker_open` (1 open, 0.5 half-open, 0 closed), each labelled `namespace`.
    */
-  registerCacheMetrics(source: () => CacheNamespaceSample[]): void {
+  registerCacheMetrics(source: () => CacheNamespaceSample[], maxmemory?: () => number): void {
     const reg = [this.registry];
+    if (maxmemory !== undefined) {
+      new Gauge({
+        name: 'beacon_cache_maxmemory_bytes',
+        help: 'The cache tier maxmemory of this node in bytes (0: no limit).',
+        registers: reg,
+        collect() {
+          this.set(maxmemory());
+        },
+      });
+    }
     const counter = (name: string, help: string, field: keyof CacheNamespaceSample): void => {
       new Counter({
         name,

@@ -52,6 +52,14 @@ describe('beacon rules check agrees with promtool check rules', { skip }, () => 
       assert.equal(verdict(p.out).length, 1);
     });
   }
+  it("Beacon's default rules (src/obs/alerting/assets/default-rules.yml)", () => {
+    const f = join(ROOT, 'src/obs/alerting/assets/default-rules.yml');
+    const p = run('promtool', ['check', 'rules', f]);
+    const b = run(process.execPath, [BEACON, 'rules', 'check', f]);
+    assert.equal(p.status, 0, p.out);
+    assert.equal(b.status, 0, b.out);
+    assert.deepEqual(verdict(b.out), verdict(p.out));
+  });
   it('several files at once: same verdicts in order, exit 1 when any fails', () => {
     const args = ['latency.rules.yml', 'check_bad_expr.rules.yml', 'recording.rules.yml'];
     const p = run('promtool', ['check', 'rules', ...args]);

@@ -9,7 +9,7 @@
 import type { TLSSocket } from 'node:tls';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { Counter } from 'prom-client';
-import { DEV_PRINCIPAL, METRICS_RESOURCE_KEY, deniedError, type Action, type Credentials, type Principal, type Resource } from '../../auth/index.js';
+import { ALERTS_RESOURCE_KEY, DASHBOARDS_RESOURCE_KEY, DEV_PRINCIPAL, METRICS_RESOURCE_KEY, deniedError, type Action, type Credentials, type Principal, type Resource } from '../../auth/index.js';
 import type { ReadView } from '../../config/index.js';
 import { BeaconError, ErrorCode, UnauthenticatedError } from '../../errors.js';
 import { parseRange, prefixRange, type KeyValue } from '../../kv/index.js';
@@ -66,6 +66,11 @@ function nameBeforeAction(req: FastifyRequest): string {
 /** A metrics route (issue 12): `read` or `write` on {@link METRICS_RESOURCE_KEY}. */
 function metricsRule(name: string, action: 'read' | 'write'): RouteRule {
   return { kind: 'keys', name, checks: () => [{ action, resource: { key: METRICS_RESOURCE_KEY } }] };
+}
+
+/** An alerting or dashboard route (issue 13): `read` or `write` on a reserved key. */
+function reservedRule(name: string, key: string, action: 'read' | 'write'): RouteRule {
+  return { kind: 'keys', name, checks: () => [{ action, resource: { key } }] };
 }
 
 /**
@@ -160,6 +165,23 @@ export const ROUTE_RULES: Record<string, RouteRule> = {
   'POST /api/v1/labels': metricsRule('metrics.query', 'read'),
   'GET /api/v1/label/:name/values': metricsRule('metrics.query', 'read'),
   'GET /api/v1/status/buildinfo': { kind: 'authenticated' },
+  // Alerting and dashboards (issue 13): read or write on the reserved keys @alerts and @dashboards.
+  'GET /api/v1/rules': reservedRule('alerts.read', ALERTS_RESOURCE_KEY, 'read'),
+  'GET /api/v1/alerts': reservedRule('alerts.read', ALERTS_RESOURCE_KEY, 'read'),
+  'GET /v1/alerts': reservedRule('alerts.read', ALERTS_RESOURCE_KEY, 'read'),
+  'GET /v1/alerts/notifications': reservedRule('alerts.read', ALERTS_RESOURCE_KEY, 'read'),
+  'GET /v1/alerts/rules': reservedRule('alerts.read', ALERTS_RESOURCE_KEY, 'read'),
+  'GET /v1/alerts/rules/:name': reservedRule('alerts.read', ALERTS_RESOURCE_KEY, 'read'),
+  'PUT /v1/alerts/rules/:name': reservedRule('alerts.write', ALERTS_RESOURCE_KEY, 'write'),
+  'POST /v1/alerts/rules': reservedRule('alerts.write', ALERTS_RESOURCE_KEY, 'write'),
+  'DELETE /v1/alerts/rules/:name': reservedRule('alerts.write', ALERTS_RESOURCE_KEY, 'write'),
+  'GET /v1/alerts/silences': reservedRule('alerts.read', ALERTS_RESOURCE_KEY, 'read'),
+  'POST /v1/alerts/silences': reservedRule('alerts.write', ALERTS_RESOURCE_KEY, 'write'),
+  'DELETE /v1/alerts/silences/:id': reservedRule('alerts.write', ALERTS_RESOURCE_KEY, 'write'),
+  'GET /v1/dashboards': reservedRule('dashboards.read', DASHBOARDS_RESOURCE_KEY, 'read'),
+  'GET /v1/dashboards/:id': reservedRule('dashboards.read', DASHBOARDS_RESOURCE_KEY, 'read'),
+  'PUT /v1/dashboards/:id': reservedRule('dashboards.write', DASHBOARDS_RESOURCE_KEY, 'write'),
+  'DELETE /v1/dashboards/:id': reservedRule('dashboards.write', DASHBOARDS_RESOURCE_KEY, 'write'),
   // The web console's static files (issue 14, console-routes.ts): public, they hold no data.
   'GET /ui': { kind: 'public' },
   'GET /ui/': { kind: 'public' },

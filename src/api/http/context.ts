@@ -6,6 +6,7 @@ import type { ConfigService, PolicyStore } from '../../config/index.js';
 import type { Store } from '../../kv/index.js';
 import type { Logger, Metrics } from '../../obs/index.js';
 import type { WatchHub } from '../../watch/index.js';
+import type { AlertingContext } from './alert-routes.js';
 import type { MetricsStoreContext } from './prom-routes.js';
 
 /** Facts about the running node shown by `/v1/status`. */
@@ -56,4 +57,6 @@ export interface HttpContext {
   coord?: { leaseFloorMs?: number };
   /** The time-series store and its ingestion (issue 12); the metrics routes answer 503 without it. */
   metricsStore?: MetricsStoreContext;
+  /** Rule files, alerts, silences and dashboards (issue 13); their routes answer 503 without it. */
+  alerting?: AlertingContext;
 }

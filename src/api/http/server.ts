@@ -5,6 +5,7 @@ import { randomUUID } from 'node:crypto';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { InvalidArgumentError } from '../../errors.js';
 import { registerAdminRoutes } from './admin-routes.js';
+import { registerAlertRoutes } from './alert-routes.js';
 import { registerAuthRoutes } from './auth-routes.js';
 import { registerCacheRoutes } from './cache-routes.js';
 import { WS_PROTOCOL, redactUrl, registerAuthHooks } from './authz.js';
@@ -205,6 +206,7 @@ export async function createHttpServer(ctx: HttpContext, opts: HttpServerOptions
   registerAuthRoutes(app, ctx);
   registerPromRoutes(app, ctx); // metrics push and Prometheus query API (issue 12)
   registerCacheRoutes(app, ctx); // issue 11
+  registerAlertRoutes(app, ctx); // issue 13
   await registerConsole(app); // the web console at /ui/ (issue 14)
   return app;
 }

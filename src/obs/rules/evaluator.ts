@@ -2,12 +2,11 @@
  * The rule evaluator: Prometheus 2.42's alerting and recording rule semantics over a
  * {@link Querier}, driven by the caller's clock (`evaluate(group, timeMs)`), with no timers or I/O.
  */
-import { evaluateInstant, PromQLError } from '../promql/index.js';
+import { evaluateInstant } from '../promql/index.js';
 import type { InstantSample, QueryOptions } from '../promql/index.js';
 import type { Labels, Querier } from '../tsdb/index.js';
 import { InvalidArgumentError, NotFoundError } from '../../errors.js';
 import type { AlertingRule, RecordingRule, Rule, RuleGroup } from './model.js';
-import { TemplateError } from './errors.js';
 import { expandTemplate } from './template.js';
 
 /** State of one alert (one label set of an alerting rule). `inactive` alerts are resolved ones kept for notification. */
@@ -142,6 +141,108 @@ export class RuleEvaluator {
     return out;
   }
 
+  /** The group definition. @throws NotFoundError for an unknown group. */
+  group(groupName: string): RuleGroup {
+    return this.get(groupName).group;
+  }
+
+  /**
+   * Takes over the state (alerts, last series) of the rules of `old` that this evaluator has too
+   * — same group name, same kind, name and expression — as Prometheus does when a rule file is
+   * reloaded, so an edited file does not reset pending `for` timers or re-fire alerts.
+   */
+  copyStateFrom(old: RuleEvaluator): void {
+    for (const [name, g] of this.groups) {
+      const prev = old.groups.get(name);
+      if (!prev) continue;
+      const byId = new Map(prev.rules.map((r) => [ruleIdentity(r.status.rule), r]));
+      for (const r of g.rules) {
+        const o = byId.get(ruleIdentity(r.status.rule));
+        if (!o) continue;
+        byId.delete(ruleIdentity(r.status.rule));
+        r.active = new Map([...o.active].map(([k, a]) => [k, { ...a }]));
+        r.lastSeries = new Map(o.lastSeries);
+        r.status = { ...o.status, rule: r.status.rule, alerts: [] };
+      }
+    }
+  }
+
+  /**
+   * The alerts of each alerting rule of a group (pending, firing and recently resolved), keyed by
+   * the rule's identity, to be saved and later given to {@link importAlerts} (on this or another node).
+   * @throws NotFoundError for an unknown group.
+   */
+  exportAlerts(groupName: string): { rule: string; alerts: Alert[] }[] {
+    return this.get(groupName)
+      .rules.filter((r) => r.status.rule.kind === 'alert')
+      .map((r) => ({ rule: ruleIdentity(r.status.rule), alerts: [...r.active.values()].map((a) => ({ ...a })) }));
+  }
+
+  /**
+   * Takes saved alerts (from {@link exportAlerts}) for the rules that match by identity and have no
+   * alerts of their own yet — what a node does when it starts or takes over evaluation, so pending
+   * `for` timers and firing alerts carry on where the previous evaluator left them. Resolves with
+   * the number of alerts taken.
+   * @throws NotFoundError for an unknown group.
+   */
+  importAlerts(groupName: string, saved: readonly { rule: string; alerts: readonly Alert[] }[]): number {
+    const byRule = new Map(saved.map((s) => [s.rule, s.alerts]));
+    let n = 0;
+    for (const r of this.get(groupName).rules) {
+      if (r.status.rule.kind !== 'alert' || r.active.size > 0) continue;
+      for (const a of byRule.get(ruleIdentity(r.status.rule)) ?? []) {
+        r.active.set(keyOf(a.labels), { ...a, labels: { ...a.labels }, annotations: { ...a.annotations } });
+        n++;
+      }
+    }
+    return n;
+  }
+
+  /** Forgets a group's alerts and written series (a node that stops evaluating: its state goes stale). @throws NotFoundError for an unknown group. */
+  resetGroup(groupName: string): void {
+    for (const r of this.get(groupName).rules) {
+      r.active.clear();
+      r.lastSeries.clear();
+      r.status = { ...r.status, health: 'unknown', lastError: '', alerts: [] };
+    }
+  }
+
+  /**
+   * Restores the `for` state of a group's pending alerts from their `ALERTS_FOR_STATE` series, as
+   * Prometheus's `RestoreForState` does after a restart (or, here, when this node takes over
+   * evaluation from another): an alert whose series has a sample within `outageToleranceMs` of
+   * `timeMs` gets that sample's value as its `activeAt`, so it fires on time instead of waiting a
+   * whole `for` again. Call it after the group's first evaluation. Rules with `for: 0` need nothing.
+   * Resolves with the number of alerts restored.
+   * @throws NotFoundError for an unknown group.
+   */
+  async restoreForState(groupName: string, timeMs: number, outageToleranceMs = 3_600_000): Promise<number> {
+    let restored = 0;
+    for (const r of this.get(groupName).rules) {
+      if (r.status.rule.kind !== 'alert' || r.status.rule.forMs === 0) continue;
+      for (const a of r.active.values()) {
+        if (a.state !== 'pending') continue;
+        const matchers = Object.entries(a.labels).map(([name, value]) => ({ name, op: '=' as const, value }));
+        matchers.push({ name: '__name__', op: '=', value: 'ALERTS_FOR_STATE' });
+        const found = await this.querier.select(matchers, timeMs - outageToleranceMs, timeMs - 1);
+        let best: number | undefined;
+        for (const s of found) {
+          // The series must carry exactly the alert's labels (not more), as in Prometheus.
+          if (s.labels.length !== matchers.length) continue;
+          const n = s.values.length;
+          if (n === 0) continue;
+          const v = s.values[n - 1] as number;
+          if (Number.isFinite(v)) best = v * 1000;
+        }
+        if (best !== undefined && best < a.activeAtMs) {
+          a.activeAtMs = best;
+          restored++;
+        }
+      }
+    }
+    return restored;
+  }
+
   private get(groupName: string): { group: RuleGroup; rules: RuleState[] } {
     const g = this.groups.get(groupName);
     if (!g) throw new NotFoundError(`rule group ${JSON.stringify(groupName)} not found`);
@@ -165,7 +266,9 @@ export class RuleEvaluator {
         r.status.health = 'ok';
         r.status.lastError = '';
       } catch (err) {
-        if (!(err instanceof PromQLError || err instanceof InvalidArgumentError || err instanceof TemplateError)) throw err;
+        // Any failure of one rule (a query over a limit, a template error, a store error) is that
+        // rule's error: the others keep evaluating.
+        if (!(err instanceof Error)) throw err;
         r.status.health = 'err';
         r.status.lastError = err.message;
         failed = true;
@@ -248,6 +351,11 @@ export class RuleEvaluator {
     }
     return out;
   }
+}
+
+/** What makes two rules "the same rule" across a reload. */
+function ruleIdentity(rule: Rule): string {
+  return JSON.stringify([rule.kind, rule.name, rule.expr, Object.entries(rule.labels).sort()]);
 }
 
 function evalRecord(rule: RecordingRule, vec: InstantSample[], ts: number, limit: number): RuleSample[] {

@@ -197,6 +197,8 @@ function compileRegex(pattern: string): RE2JS {
   return re;
 }
 
+const EMPTY_REFS: ReadonlySet<number> = new Set();
+
 /** A matcher as a predicate over a label's value ('' when the series lacks the label). */
 export function matcherPredicate(m: Matcher): Predicate {
   switch (m.op) {
@@ -481,31 +483,32 @@ export class Tsdb implements Querier {
 
   /** The series matching every matcher (a series lacking a label has it as ''). */
   private matching(matchers: readonly Matcher[]): MemSeries[] {
-    let candidates: Set<number> | undefined;
+    // Postings of matchers that need the label; `=` uses the index's own set (no copy), so a
+    // selector such as {__name__="x", rule="r17"} costs the smaller set, not the sum of both.
+    const lists: ReadonlySet<number>[] = [];
     const rest: { name: string; pred: Predicate }[] = [];
     for (const m of matchers) {
       const pred = matcherPredicate(m);
       const values = this.postings.get(m.name);
       if (!pred('')) {
-        // Only series carrying the label can match: union the postings of matching values.
-        const refs = new Set<number>();
-        if (values !== undefined) {
-          if (m.op === '=') {
-            for (const r of values.get(m.value) ?? []) refs.add(r);
-          } else {
-            for (const [v, rs] of values) if (pred(v)) for (const r of rs) refs.add(r);
-          }
+        if (m.op === '=') {
+          lists.push(values?.get(m.value) ?? EMPTY_REFS);
+        } else {
+          const refs = new Set<number>();
+          if (values !== undefined) for (const [v, rs] of values) if (pred(v)) for (const r of rs) refs.add(r);
+          lists.push(refs);
         }
-        candidates = candidates === undefined ? refs : intersect(candidates, refs);
       } else {
         rest.push({ name: m.name, pred });
       }
     }
-    let out: MemSeries[];
-    if (candidates === undefined) out = [...this.byRef.values()];
+    let out: MemSeries[] = [];
+    if (lists.length === 0) out = [...this.byRef.values()];
     else {
-      out = [];
-      for (const r of candidates) {
+      lists.sort((a, b) => a.size - b.size);
+      const [smallest, ...others] = lists as [ReadonlySet<number>, ...ReadonlySet<number>[]];
+      for (const r of smallest) {
+        if (!others.every((o) => o.has(r))) continue;
         const s = this.byRef.get(r);
         if (s !== undefined) out.push(s);
       }
@@ -976,13 +979,6 @@ function chunkFileName(i: number): string {
 
 function walName(i: number): string {
   return String(i).padStart(8, '0');
-}
-
-function intersect(a: Set<number>, b: Set<number>): Set<number> {
-  const [small, large] = a.size <= b.size ? [a, b] : [b, a];
-  const out = new Set<number>();
-  for (const x of small) if (large.has(x)) out.add(x);
-  return out;
 }
 
 function sortDedupe(ts: Float64Array, vs: Float64Array): { ts: Float64Array; vs: Float64Array } {

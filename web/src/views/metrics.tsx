@@ -8,7 +8,7 @@ import type { JSX } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
 import type { AlertInfo, DashboardPanel, PromResponse } from '../../../client/index.js';
 import { href, navigate, useRoute } from '../router.js';
-import { admin, can } from '../session.js';
+import { admin, can, client } from '../session.js';
 import { Link, Loaded, PageHead, act, useAsync } from '../ui.js';
 import type * as ChartExports from './chart.js';
 import type { MatrixSeries } from './chart.js';
@@ -163,8 +163,8 @@ function GraphResult(props: { expr: string; range: string; end: number; onRange:
 export function DashboardsPage(): JSX.Element {
   const route = useRoute();
   const id = route.rest[0] ?? 'beacon';
-  const list = useAsync((signal) => admin.dashboards(signal), []);
-  const dash = useAsync((signal) => admin.dashboard(id, signal), [id]);
+  const list = useAsync((signal) => client.dashboards.list({ signal }), []);
+  const dash = useAsync((signal) => client.dashboards.get(id, { signal }), [id]);
   const [tick, setTick] = useState(0);
   const rangeParam = route.params.get('range');
   const end = Number(route.params.get('end') ?? 0);
@@ -238,9 +238,9 @@ function Panel(props: { panel: DashboardPanel; seconds: number; end: number; tic
 
 /** `/ui/alerts`: firing and pending alerts, silences (create from an alert, expire), rule files. */
 export function AlertsPage(): JSX.Element {
-  const alerts = useAsync((signal) => admin.alerts(signal), []);
-  const silences = useAsync((signal) => admin.silences(signal), []);
-  const rules = useAsync((signal) => admin.alertRules(signal), []);
+  const alerts = useAsync((signal) => client.alerts.list({ signal }), []);
+  const silences = useAsync((signal) => client.alerts.silences({ signal }), []);
+  const rules = useAsync((signal) => client.alerts.ruleFiles({ signal }), []);
   const [error, setError] = useState<string | undefined>(undefined);
   useEffect(() => {
     const t = setInterval(() => {
@@ -249,10 +249,10 @@ export function AlertsPage(): JSX.Element {
     }, 10_000);
     return () => clearInterval(t);
   }, []);
-  const mayWrite = can('write', '@metrics');
+  const mayWrite = can('write', '@alerts');
   const silence = (a: AlertInfo): void => {
     const matchers = Object.entries(a.labels).map(([name, value]) => ({ name, value, isRegex: false, isEqual: true }));
-    void act(() => admin.createSilence({ matchers, duration: '2h', comment: `silenced from the console: ${a.rule}` })).then((e) => {
+    void act(() => client.alerts.silence({ matchers, duration: '2h', comment: `silenced from the console: ${a.rule}` })).then((e) => {
       setError(e);
       silences.reload();
       alerts.reload();
@@ -297,7 +297,7 @@ export function AlertsPage(): JSX.Element {
                   <tr key={s.id}>
                     <td><code>{s.matchers.map((m) => `${m.name}${m.isEqual === false ? '!' : ''}${m.isRegex ? '=~' : '='}"${m.value}"`).join(', ')}</code></td>
                     <td>{s.status.state}</td><td>{new Date(s.endsAt).toLocaleString()}</td><td>{s.createdBy}</td><td>{s.comment}</td>
-                    <td>{mayWrite && s.status.state !== 'expired' ? <button type="button" onClick={() => void act(() => admin.deleteSilence(s.id)).then((e) => (setError(e), silences.reload()))}>Expire</button> : null}</td>
+                    <td>{mayWrite && s.status.state !== 'expired' ? <button type="button" onClick={() => void act(() => client.alerts.expireSilence(s.id)).then((e) => (setError(e), silences.reload()))}>Expire</button> : null}</td>
                   </tr>
                 ))}
               </tbody>
@@ -309,8 +309,18 @@ export function AlertsPage(): JSX.Element {
         <h2>Rule files</h2>
         <Loaded state={rules} missing="Alert rules are not available on this node.">
           {(files) => (
-            <ul>{files.map((f) => <li key={f.name}><strong>{f.name}</strong> (revision {f.revision}): {f.groups.length} groups
-              <pre class="value">{JSON.stringify(f.groups, null, 2)}</pre></li>)}</ul>
+            <table class="grid" aria-label="Rule files">
+              <thead><tr><th scope="col">File</th><th scope="col">Source</th><th scope="col">Revision</th><th scope="col">Groups and rules</th><th scope="col">State</th></tr></thead>
+              <tbody>
+                {files.map((f) => (
+                  <tr key={f.name}>
+                    <td>{f.name}</td><td>{f.source}</td><td>{f.revision}</td>
+                    <td>{f.groups.map((g) => <div key={g.name}><strong>{g.name}</strong>: {g.rules.join(', ')}</div>)}</td>
+                    <td>{f.error === '' ? 'evaluated' : <span class="error">{f.error}</span>}</td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
           )}
         </Loaded>
       </section>

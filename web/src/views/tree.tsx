@@ -271,6 +271,7 @@ export function KeyTree(props: { selected?: string; onCreate?: (folder: string) 
   useEffect(() => {
     const l = (): void => setTick((t) => t + 1);
     listeners.add(l);
+    l(); // a preload may have finished between the first render and now
     if (!folders.has('') || folders.get('')?.error !== undefined) {
       folders.delete('');
       void loadPage('');
