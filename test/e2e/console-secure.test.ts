@@ -155,7 +155,7 @@ describe('web console (authentication on)', { timeout: 300_000 }, () => {
     assert.equal(await page.getByRole('button', { name: 'Edit' }).count(), 0, 'read-only');
     assert.equal(await page.getByRole('button', { name: 'Delete' }).count(), 0, 'read-only');
     // Live updates reach the viewer over a WebSocket authenticated without a token in its URL.
-    await page.getByTestId('live-status').getByText('live').waitFor({ timeout: WAIT });
+    await page.getByTestId('live-status').getByText('live', { exact: true }).waitFor({ timeout: 2 * WAIT });
     assert.equal((await as('/v1/kv/app/color', { method: 'PUT', body: { value: 'green' } })).status, 200);
     await page.getByTestId('value').getByText('green').waitFor({ timeout: WAIT });
     assert.ok(sockets.length >= 1, 'a live watch socket was opened');

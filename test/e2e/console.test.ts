@@ -241,7 +241,7 @@ describe('web console (dev mode)', { timeout: 300_000 }, () => {
     await sdk.put('live/x', 'start');
     await page.goto(keyUrl(node.url, 'live/x'));
     await page.getByTestId('value').getByText('start').waitFor({ timeout: WAIT });
-    await page.getByTestId('live-status').getByText('live').waitFor({ timeout: WAIT });
+    await page.getByTestId('live-status').getByText('live', { exact: true }).waitFor({ timeout: 2 * WAIT });
     const box = await page.getByTestId('value').boundingBox();
     const latencies: number[] = [];
     const painted: number[] = [];
@@ -270,7 +270,7 @@ describe('web console (dev mode)', { timeout: 300_000 }, () => {
     await shot(page, 'live-update');
 
     await page.goto(`${node.url}/ui/live?prefix=live/`);
-    await page.getByTestId('live-status').getByText('live').waitFor({ timeout: WAIT });
+    await page.getByTestId('live-status').getByText('live', { exact: true }).waitFor({ timeout: 2 * WAIT });
     await sdk.put('live/y', 'streamed');
     const events = page.getByTestId('events');
     await events.getByText('streamed').waitFor({ timeout: WAIT });
@@ -308,7 +308,7 @@ describe('web console (dev mode)', { timeout: 300_000 }, () => {
     await tree.locator('[data-path="xss/"]').click();
     await tree.locator(`[data-path="${key.replace(/"/g, '\\"')}"]`).waitFor({ timeout: WAIT });
     await page.goto(`${node.url}/ui/live?prefix=xss/`);
-    await page.getByTestId('live-status').getByText('live').waitFor({ timeout: WAIT });
+    await page.getByTestId('live-status').getByText('live', { exact: true }).waitFor({ timeout: 2 * WAIT });
     await sdk.put(key, value);
     await page.getByTestId('events').getByText('<script>', { exact: false }).waitFor({ timeout: WAIT });
     assert.equal(await page.evaluate(() => (globalThis as { __pwned?: number }).__pwned), undefined, 'no hostile script ran');
@@ -383,6 +383,58 @@ describe('web console (dev mode)', { timeout: 300_000 }, () => {
     await shot(page, 'alerts');
   });
 
+  it('creates and deletes keys through dialogs, and shows locks with their queue, an election, sequences, the cluster and the cache', async () => {
+    await page.goto(`${node.url}/ui/keys`);
+    await page.getByRole('button', { name: 'New key' }).click();
+    const create = page.getByRole('dialog', { name: 'New key' });
+    await create.getByLabel('Key').fill('made/in the console');
+    await create.getByLabel('Value').fill('hello');
+    await create.getByRole('button', { name: 'Create' }).click();
+    await page.waitForURL(/key=made%2Fin\+the\+console|key=made%2Fin%20the%20console/, { timeout: WAIT });
+    await page.getByTestId('value').getByText('hello').waitFor({ timeout: WAIT });
+    assert.equal((await sdk.get('made/in the console')).kv.text, 'hello');
+    // Creating a key that exists is refused, not an overwrite.
+    await page.getByRole('button', { name: 'New key' }).click();
+    await create.getByLabel('Key').fill('made/in the console');
+    await create.getByLabel('Value').fill('again');
+    await create.getByRole('button', { name: 'Create' }).click();
+    await create.getByText("'made/in the console' already exists").waitFor({ timeout: WAIT });
+    await create.getByRole('button', { name: 'Cancel' }).click();
+    assert.equal((await sdk.get('made/in the console')).kv.text, 'hello');
+    await page.getByRole('button', { name: 'Delete' }).click();
+    const del = page.getByRole('dialog', { name: 'Delete key' });
+    await del.getByText('Delete made/in the console (version 1)?').waitFor({ timeout: WAIT });
+    await del.getByRole('button', { name: 'Delete' }).click();
+    await page.getByText('This key was deleted.').waitFor({ timeout: WAIT });
+    await assert.rejects(sdk.get('made/in the console'), { code: 'not_found' });
+
+    // A lock held and one waiter queued behind it (the waiter's request blocks until released).
+    const held = await http(`${node.url}/v1/locks/jobs/nightly`, { method: 'POST', body: { ttl: 60 } });
+    assert.equal(held.status, 200, JSON.stringify(held.body));
+    const waiter = new AbortController();
+    const queued = fetch(`${node.url}/v1/locks/jobs/nightly`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"ttl": 60}', signal: waiter.signal }).catch(() => undefined);
+    const campaign = await http(`${node.url}/v1/elections/leader-demo/campaign`, { method: 'POST', body: { value: 'node-a', ttl: 60 } });
+    assert.equal(campaign.status, 200, JSON.stringify(campaign.body));
+    await page.goto(`${node.url}/ui/locks?name=jobs/nightly`);
+    const lock = page.getByRole('region', { name: 'Lock' });
+    await lock.getByText(`fencing token ${held.body.fencingToken}`).waitFor({ timeout: WAIT });
+    await lock.getByText('Queue (1)').waitFor({ timeout: WAIT });
+    await shot(page, 'locks');
+    waiter.abort();
+    await queued;
+    await page.goto(`${node.url}/ui/locks?name=leader-demo`);
+    await page.getByRole('region', { name: 'Election' }).getByText('node-a').waitFor({ timeout: WAIT });
+
+    await page.goto(`${node.url}/ui/sequences?prefix=queue/jobs`);
+    await page.getByRole('button', { name: 'Create next' }).click();
+    await page.getByRole('table', { name: 'Sequential keys' }).getByText('queue/jobs/00000000000000000001').waitFor({ timeout: WAIT });
+
+    await page.goto(`${node.url}/ui/cluster`);
+    await page.getByRole('table', { name: 'Nodes' }).getByText('(this node)').waitFor({ timeout: WAIT });
+    await page.goto(`${node.url}/ui/cache`);
+    await page.getByRole('table', { name: 'Cache namespaces' }).waitFor({ timeout: WAIT });
+  });
+
   it('reads well on a narrow window and in the dark theme', async () => {
     const { page: narrow } = await openPage(browser, { width: 420, height: 800, colorScheme: 'dark' });
     await narrow.goto(keyUrl(node.url, 'cfg/app'));
@@ -400,7 +452,7 @@ describe('web console (dev mode)', { timeout: 300_000 }, () => {
 
   it('shows "reconnecting" while the node is away and misses no change when it is back', async () => {
     await page.goto(`${node.url}/ui/live?prefix=resume/`);
-    await page.getByTestId('live-status').getByText('live').waitFor({ timeout: WAIT });
+    await page.getByTestId('live-status').getByText('live', { exact: true }).waitFor({ timeout: 2 * WAIT });
     await sdk.put('resume/a', 'before');
     await page.getByTestId('events').getByText('before').waitFor({ timeout: WAIT });
     await node.stop();
@@ -409,7 +461,7 @@ describe('web console (dev mode)', { timeout: 300_000 }, () => {
     // Written at once, before the page has reconnected: the watch resumes from its last revision.
     await sdk.put('resume/b', 'while away');
     await sdk.put('resume/c', 'after');
-    await page.getByTestId('live-status').getByText('live').waitFor({ timeout: WAIT });
+    await page.getByTestId('live-status').getByText('live', { exact: true }).waitFor({ timeout: 2 * WAIT });
     await page.getByTestId('events').getByText('after').waitFor({ timeout: WAIT });
     await page.getByTestId('events').getByText('while away').waitFor({ timeout: WAIT });
     assert.deepEqual(problems.filter((p) => !/WebSocket|ERR_CONNECTION_REFUSED|Failed to fetch|net::/.test(p)), []);

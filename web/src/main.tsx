@@ -126,7 +126,11 @@ function Login(props: { expired: boolean }): JSX.Element {
 
 function LiveBadge(): JSX.Element {
   const [s, setS] = useState<LiveStatus>(liveStatus());
-  useEffect(() => onLiveStatus(setS), []);
+  useEffect(() => {
+    const off = onLiveStatus(setS);
+    setS(liveStatus()); // a change between the first render and this subscription
+    return off;
+  }, []);
   const text = s === 'live' ? 'live' : s === 'reconnecting' ? 'reconnecting…' : s === 'connecting' ? 'connecting…' : 'offline';
   return <span class={`live-badge ${s}`} role="status" aria-live="polite" data-testid="live-status">{text}</span>;
 }
