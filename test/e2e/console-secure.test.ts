@@ -170,6 +170,30 @@ describe('web console (authentication on)', { timeout: 300_000 }, () => {
     await page.context().close();
   });
 
+  it('a user whose role grants one prefix sees that prefix as the tree, and its changes live', async () => {
+    const as = client(node.url, adminToken);
+    assert.equal((await as('/v1/roles/team-a', { method: 'PUT', body: { permissions: [{ prefix: 'team-a/', access: 'read' }] } })).status, 201);
+    assert.equal((await as('/v1/users', { method: 'POST', body: { name: 'tom', password: 'tom-password-1', roles: ['team-a'] } })).status, 201);
+    await as('/v1/kv/team-a/db/url', { method: 'PUT', body: { value: 'postgres://a' } });
+    await as('/v1/kv/team-b/db/url', { method: 'PUT', body: { value: 'postgres://b' } });
+    const { page } = await openPage(browser);
+    await page.goto(`${node.url}/ui/`);
+    await logIn(page, node.url, 'tom', 'tom-password-1');
+    const tree = page.getByRole('tree', { name: 'Keys' });
+    await tree.locator('[data-path="team-a/"] .count', { hasText: '1' }).waitFor({ timeout: WAIT });
+    assert.equal(await tree.locator('[data-path="team-b/"]').count(), 0, 'no other prefix');
+    assert.equal(await tree.locator('[data-path="app/"]').count(), 0, 'no other prefix');
+    await tree.locator('[data-path="team-a/"]').click();
+    await tree.locator('[data-path="team-a/db/"]').click();
+    await tree.locator('[data-path="team-a/db/url"]').click();
+    await page.getByTestId('value').getByText('postgres://a').waitFor({ timeout: WAIT });
+    await page.getByTestId('live-status').getByText('live', { exact: true }).waitFor({ timeout: 2 * WAIT });
+    await as('/v1/kv/team-a/db/url', { method: 'PUT', body: { value: 'postgres://a2' } });
+    await page.getByTestId('value').getByText('postgres://a2').waitFor({ timeout: WAIT });
+    assert.equal(await page.getByRole('button', { name: 'Edit' }).count(), 0, 'read access only');
+    await page.context().close();
+  });
+
   it('an expired token returns to the login, and the login returns to the same view', async () => {
     const short = await startTestNode({ dev: false, security: { adminPassword: ADMIN_PASSWORD, loginRateLimit: null, tokenTtlSeconds: 2 } });
     try {

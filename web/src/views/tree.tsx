@@ -11,7 +11,7 @@ import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import type { WatchEvent } from '../../../client/index.js';
 import { onLiveEvent } from '../live.js';
 import { href, navigate } from '../router.js';
-import { admin, client, isUnauthenticated, tokenExpired } from '../session.js';
+import { admin, can, client, isUnauthenticated, readablePrefixes, tokenExpired } from '../session.js';
 import { errorText } from '../ui.js';
 
 /** Height of one row in pixels (fixed: the virtual list computes positions from it). */
@@ -36,9 +36,14 @@ interface Folder {
   error?: string;
 }
 
-/** The first key after every key that starts with `folder` (which ends with `/`). */
+/**
+ * The first key after every key that starts with `folder`: for a folder ending in `/` (the usual
+ * case) its last character raised to `0`; for a granted prefix that does not end in `/`, its last
+ * UTF-16 unit raised by one.
+ */
 function folderEnd(folder: string): string {
-  return `${folder.slice(0, -1)}0`;
+  if (folder.endsWith('/')) return `${folder.slice(0, -1)}0`;
+  return folder.slice(0, -1) + String.fromCharCode(folder.charCodeAt(folder.length - 1) + 1);
 }
 
 function rangeEndOf(prefix: string): string {
@@ -67,6 +72,13 @@ export function resetTree(): void {
 }
 
 async function loadPage(prefix: string, quiet = false): Promise<void> {
+  if (prefix === '' && !folders.has('') && !quiet && !can('read', '')) {
+    // A user who may read only some prefixes cannot list every key: the top level is those prefixes.
+    const granted = readablePrefixes().filter((p) => p !== '').sort();
+    folders.set('', { children: granted.map((p) => ({ kind: 'folder', path: p, name: p })), next: null, loading: false });
+    changedTree();
+    return;
+  }
   let f = folders.get(prefix);
   if (f === undefined) {
     f = { children: [], next: { key: prefix }, loading: false };
