@@ -59,6 +59,16 @@ describe('web console with 100,000 keys', { timeout: 600_000 }, () => {
     await page.goto(`${node.url}/ui/`);
     await tree.locator('[data-path="big/"]').waitFor({ timeout: WAIT });
     const cold = Date.now() - t0;
+    const inPage = Math.round(await page.evaluate(() => (globalThis as { __beaconTreeReadyMs?: number }).__beaconTreeReadyMs ?? NaN));
+    // Where the time went: the page's own timings of its script and its first requests.
+    const timings = await page.evaluate(() => {
+      const nav = performance.getEntriesByType('navigation')[0] as PerformanceNavigationTiming | undefined;
+      const res = (performance.getEntriesByType('resource') as PerformanceResourceTiming[])
+        .filter((e) => /\/ui\/assets\/index|\/v1\/(kv|auth\/whoami|roles)/.test(e.name))
+        .map((e) => `${new URL(e.name).pathname.replace(/-[A-Za-z0-9_]{8}\./, '.')} ${Math.round(e.startTime)}+${Math.round(e.duration)}`);
+      return `DOMContentLoaded ${Math.round(nav?.domContentLoadedEventEnd ?? NaN)} ms; ${res.join(', ')}`;
+    });
+    console.log(`# cold load timeline (ms since navigation, start+duration): ${timings}`);
     await tree.locator('[data-path="big/"] .count', { hasText: String(KEYS) }).waitFor({ timeout: WAIT });
     const counted = Date.now() - t0;
 
@@ -105,7 +115,7 @@ describe('web console with 100,000 keys', { timeout: 600_000 }, () => {
     await page.getByText(`1 match in ${KEYS} keys scanned`).waitFor({ timeout: WAIT * 2 });
     const substring = Date.now() - t0;
     console.log(
-      `# 100,000 keys: tree ready ${cold} ms after navigation (counts ${counted} ms); folder opened in ${open} ms; next page ${more} ms; prefix search ${prefixSearch} ms; substring scan of every key ${substring} ms`,
+      `# 100,000 keys: tree ready ${inPage} ms after navigation start by the page's clock, ${cold} ms by the test's (counts ${counted} ms); folder opened in ${open} ms; next page ${more} ms; prefix search ${prefixSearch} ms; substring scan of every key ${substring} ms`,
     );
     assert.ok(open < 10_000, `folder opened in ${open} ms`);
   });

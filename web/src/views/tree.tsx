@@ -108,6 +108,9 @@ async function loadPage(prefix: string, quiet = false): Promise<void> {
         f.children.push(lastFolder);
         gathered++;
       }
+      changedTree(); // show each request's rows as they come
+      // When the top level first had rows, in ms since navigation (read by the browser tests).
+      if (prefix === '' && f.children.length > 0) (globalThis as { __beaconTreeReadyMs?: number }).__beaconTreeReadyMs ??= performance.now();
       const last = page.kvs[page.kvs.length - 1];
       if (!page.more || last === undefined) {
         f.next = null;
