@@ -201,6 +201,9 @@ describe('web console (dev mode)', { timeout: 300_000 }, () => {
     await page.getByRole('button', { name: 'Edit' }).click();
     await page.locator('#value-editor').fill('{"port": 1111}');
     await sdk.put('cfg/app', '{"port": 2222}'); // someone else, meanwhile
+    // The live update tells the editor before the save does; the text being edited is kept.
+    await page.getByTestId('changed-while-editing').waitFor({ timeout: WAIT });
+    assert.equal(await page.locator('#value-editor').inputValue(), '{"port": 1111}');
     await page.getByRole('button', { name: 'Save' }).click();
     const conflict = page.getByTestId('conflict');
     await conflict.waitFor({ timeout: WAIT });

@@ -3,8 +3,8 @@ import type { JSX } from 'preact';
 import { useState } from 'preact/hooks';
 import type { ApiKeyInfo, AuditFilter, NamespaceInfo, Permission, RoleInfo } from '../../../client/index.js';
 import { href, navigate, useRoute } from '../router.js';
-import { admin, can, isAdmin, sessionState } from '../session.js';
-import { Dialog, Link, Loaded, PageHead, act, useAsync } from '../ui.js';
+import { admin, can, isAdmin } from '../session.js';
+import { Dialog, Loaded, PageHead, act, useAsync } from '../ui.js';
 import { clearNamespaceCache } from './keys.js';
 
 function field(form: HTMLFormElement, name: string): string {
@@ -35,7 +35,7 @@ export function NamespacesPage(): JSX.Element {
               {nss.length === 0 ? <tr><td colSpan={8} class="hint">No namespaces: keys take any bytes.</td></tr> : null}
               {nss.map((n) => (
                 <tr key={n.prefix}>
-                  <td><Link href={href('keys', {})}>{n.prefix}</Link></td>
+                  <td><code>{n.prefix}</code>{n.description !== undefined ? <div class="hint">{n.description}</div> : null}</td>
                   <td>{n.format ?? (n.schema !== undefined ? 'json' : 'any')}</td>
                   <td>{n.schema !== undefined ? 'yes' : ''}</td>
                   <td>{n.secret === true ? 'secret' : ''}</td>
@@ -416,9 +416,4 @@ export function AuditPage(): JSX.Element {
       </Loaded>
     </div>
   );
-}
-
-/** Whether the signed-in user is the dev principal (no accounts to manage). */
-export function devMode(): boolean {
-  return sessionState().me?.dev === true;
 }

@@ -14,7 +14,7 @@ import { onLiveEvent } from '../live.js';
 import { href, navigate, useRoute } from '../router.js';
 import { validate, type Violation } from '../schema.js';
 import { admin, can, canReadSecret, client } from '../session.js';
-import { Dialog, Link, Loaded, PageHead, act, errorText, useAsync } from '../ui.js';
+import { Dialog, Link, Loaded, PageHead, act, useAsync } from '../ui.js';
 import { KeyTree } from './tree.js';
 
 let nsCache: Promise<NamespaceInfo[]> | undefined;
@@ -358,6 +358,11 @@ function Editor(props: { kv: KeyValue; policy: NamespaceInfo | undefined; onDone
     <div class="editor">
       <label class="visually-hidden" for="value-editor">Value</label>
       <textarea id="value-editor" rows={16} value={text} spellcheck={false} onInput={(e) => setText((e.currentTarget as HTMLTextAreaElement).value)} />
+      {kv.version !== baseVersion ? (
+        <p class="warn" role="status" data-testid="changed-while-editing">
+          This key changed elsewhere while you edit (now version {kv.version}); saving will show the conflict.
+        </p>
+      ) : null}
       <p class="hint">
         {base64 ? 'Binary value: edit it as base64.' : policy?.schema !== undefined ? `Checked against the JSON Schema of ${policy.prefix} as you type.` : policy?.format === 'json' ? 'Must be JSON.' : 'Saved exactly as typed (UTF-8).'}{' '}
         Saving checks that the key is still at version {baseVersion}.
@@ -507,11 +512,3 @@ function RollbackDialog(props: { keyName: string; target: ConfigHistoryEntry; cu
     </Dialog>
   );
 }
-
-/** Used by other pages to link to a key. */
-export function keyHref(key: string): string {
-  return href('keys', { key });
-}
-
-/** For error text in other views. */
-export { errorText };
