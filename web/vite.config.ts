@@ -49,6 +49,9 @@ export default defineConfig({
     sourcemap: false,
     reportCompressedSize: false,
     chunkSizeWarningLimit: 300,
+    // The SDK loads ajv only for a live config's schema, which the console never uses (and ajv's
+    // compiled validators would need `eval`, which the console's CSP forbids): leave it out.
+    rolldownOptions: { external: ['ajv'] },
   },
   plugins: [precompress()],
 });

@@ -27,6 +27,25 @@ export async function openPage(browser: Browser, opts: { colorScheme?: 'light' |
     if (m.type() === 'error' && !/Failed to load resource/.test(m.text())) problems.push(m.text());
   });
   page.on('pageerror', (e) => problems.push(String(e)));
+  page.on('requestfailed', (r) => {
+    if (process.env.BEACON_CONSOLE_DEBUG) console.log(`# request failed: ${r.method()} ${r.url()} ${r.failure()?.errorText ?? ''}`);
+  });
+  page.on('request', (r) => {
+    if (process.env.BEACON_CONSOLE_DEBUG) console.log(`# ${new Date().toISOString()} -> ${r.method()} ${r.url()}`);
+  });
+  page.on('websocket', (ws) => {
+    if (!process.env.BEACON_CONSOLE_DEBUG) return;
+    console.log(`# ${new Date().toISOString()} ws open ${ws.url()}`);
+    ws.on('framereceived', (f) => console.log(`# ${new Date().toISOString()} ws frame ${String(f.payload).slice(0, 120)}`));
+    ws.on('close', () => console.log(`# ${new Date().toISOString()} ws closed`));
+    ws.on('socketerror', (e) => console.log(`# ${new Date().toISOString()} ws error ${e}`));
+  });
+  page.on('console', (m) => {
+    if (process.env.BEACON_CONSOLE_DEBUG) console.log(`# console ${m.type()} ${m.text()}`);
+  });
+  page.on('response', (r) => {
+    if (process.env.BEACON_CONSOLE_DEBUG) console.log(`# ${new Date().toISOString()} <- ${r.status()} ${r.url()}`);
+  });
   return { page, problems };
 }
 

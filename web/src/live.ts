@@ -54,6 +54,21 @@ export function onLiveStatus(l: (s: LiveStatus) => void): () => void {
   return () => void statusListeners.delete(l);
 }
 
+/** Restarts the watches after a watch ended with an error, or a connection attempt went nowhere. */
+let restartTimer: ReturnType<typeof setTimeout> | undefined;
+/** When the watches last left the `live` state (ms), for the watchdog. */
+let notLiveSince = 0;
+/** How long a watch may stay without a live connection before it is started afresh (ms). */
+const WATCHDOG_MS = 10_000;
+
+function scheduleRestart(delayMs: number): void {
+  if (restartTimer !== undefined) return;
+  restartTimer = setTimeout(() => {
+    restartTimer = undefined;
+    if (watches.length > 0 || status !== 'off') startLive(lastRevision > 0 ? lastRevision + 1 : undefined);
+  }, delayMs);
+}
+
 async function pump(w: Watch): Promise<void> {
   try {
     for await (const ev of w) {
@@ -67,30 +82,58 @@ async function pump(w: Watch): Promise<void> {
       requestAnimationFrame(() => setTimeout(() => (entry.painted = Date.now()), 0));
       if (probe.applied.length > 2000) probe.applied.splice(0, 1000);
     }
-  } catch {
-    setStatus('off');
+  } catch (err) {
+    // An unauthenticated end is the session's business (the login comes back); anything else
+    // (a refusal, a lost stream the SDK gave up on) is retried from the last revision.
+    if ((err as { code?: string }).code === 'unauthenticated') {
+      setStatus('off');
+      return;
+    }
+    setStatus('reconnecting');
+    scheduleRestart(2000);
   }
 }
 
-/** (Re)starts the live watches for the signed-in user's readable prefixes. */
-export function startLive(): void {
+/**
+ * (Re)starts the live watches for the signed-in user's readable prefixes, from `fromRevision`
+ * when given (a restart resumes where the last watch stopped, so nothing is missed). A watchdog
+ * starts them afresh when they stay without a live connection for {@link WATCHDOG_MS}.
+ */
+export function startLive(fromRevision?: number): void {
   stopLive();
-  setStatus('connecting');
+  setStatus(fromRevision === undefined ? 'connecting' : 'reconnecting');
+  notLiveSince = Date.now();
   for (const prefix of readablePrefixes()) {
     const w = client.watch(prefix, {
       prefix: true,
       prevKv: false,
       retryInitial: true,
+      ...(fromRevision !== undefined ? { fromRevision } : {}),
       reconnect: { initialDelayMs: 200, maxDelayMs: 2000 },
-      onStatus: (s) => setStatus(s.state === 'watching' ? 'live' : 'reconnecting'),
+      onStatus: (s) => {
+        if (s.state === 'watching') setStatus('live');
+        else {
+          if (status === 'live') notLiveSince = Date.now();
+          setStatus('reconnecting');
+        }
+      },
     });
     watches.push(w);
     void pump(w);
   }
+  watchdog = setInterval(() => {
+    if (status !== 'live' && Date.now() - notLiveSince > WATCHDOG_MS) startLive(lastRevision > 0 ? lastRevision + 1 : undefined);
+  }, 2000);
 }
+
+let watchdog: ReturnType<typeof setInterval> | undefined;
 
 /** Stops the live watches (logout). */
 export function stopLive(): void {
+  clearInterval(watchdog);
+  watchdog = undefined;
+  clearTimeout(restartTimer);
+  restartTimer = undefined;
   for (const w of watches.splice(0)) w.stop();
   setStatus('off');
 }
