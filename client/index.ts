@@ -12,6 +12,8 @@
  */
 export { BeaconClient, createClient } from './client.js';
 export type { ClientOptions, Consistency, DeleteOptions, GetOptions, LoginResponse, PutOptions, RangeOptions, ScanOptions } from './client.js';
+export { AdminClient } from './admin.js';
+export type { ApiKeyInfo, AuditFilter, AuditRecord, LockStateWire, NamespaceInfo, Permission, PromResponse, RangePage, RoleInfo, UserInfo, WhoAmI } from './admin.js';
 export { AsyncQueue } from './async-queue.js';
 export { CacheClient } from './cache.js';
 export type { CacheEntry, CacheSetOptions } from './cache.js';

@@ -7,8 +7,8 @@ import { existsSync, readdirSync, statSync, utimesSync, writeFileSync } from 'no
 import { join } from 'node:path';
 
 const STAMP = 'dist/.build-stamp';
-/** What tsconfig.json compiles and copy-assets.mjs copies, and the files that steer the build. */
-const INPUTS = ['src', 'client', 'test', 'bench', 'examples', 'tsconfig.json', 'package.json', 'scripts/copy-assets.mjs'];
+/** What tsconfig.json compiles, copy-assets.mjs copies and Vite bundles (web/, the console), and the files that steer the build. */
+const INPUTS = ['src', 'client', 'test', 'bench', 'examples', 'web', 'tsconfig.json', 'package.json', 'scripts/copy-assets.mjs'];
 
 /** The newest modification time (ms) of a file or of any file under a directory. */
 function newest(path) {

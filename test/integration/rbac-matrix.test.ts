@@ -46,6 +46,10 @@ const TABLE: Row[] = [
   // operations
   { route: 'GET /healthz', path: p('/healthz'), allow: 'public' },
   { route: 'GET /readyz', path: p('/readyz'), allow: 'public' },
+  // the web console's files (issue 14): public; the API calls they make are checked as usual
+  { route: 'GET /ui', path: p('/ui'), allow: 'public', ok: [200, 301] },
+  { route: 'GET /ui/', path: p('/ui/'), allow: 'public' },
+  { route: 'GET /ui/*', note: 'a deep link', path: p('/ui/keys?key=team-a%2Fx'), allow: 'public' },
   { route: 'GET /metrics', path: p('/metrics'), allow: EVERYONE },
   { route: 'GET /v1/status', path: p('/v1/status'), allow: EVERYONE },
   { route: 'GET /v1/cluster', path: p('/v1/cluster'), allow: EVERYONE },

@@ -182,6 +182,10 @@ export const ROUTE_RULES: Record<string, RouteRule> = {
   'GET /v1/dashboards/:id': reservedRule('dashboards.read', DASHBOARDS_RESOURCE_KEY, 'read'),
   'PUT /v1/dashboards/:id': reservedRule('dashboards.write', DASHBOARDS_RESOURCE_KEY, 'write'),
   'DELETE /v1/dashboards/:id': reservedRule('dashboards.write', DASHBOARDS_RESOURCE_KEY, 'write'),
+  // The web console's static files (issue 14, console-routes.ts): public, they hold no data.
+  'GET /ui': { kind: 'public' },
+  'GET /ui/': { kind: 'public' },
+  'GET /ui/*': { kind: 'public' },
 };
 
 /** The rule of a route; routes without one are for administrators only. */
@@ -269,6 +273,11 @@ export function kvJsonFor(
   return view.value === kv.value ? kvToJson(kv) : kvToJson({ ...kv, value: view.value });
 }
 
+/** The WebSocket subprotocol a browser offers beside its credential; the server selects it (issue 14). */
+export const WS_PROTOCOL = 'beacon.v1';
+/** Prefix of the WebSocket subprotocol that carries a bearer token or API key (`beacon.bearer.<token>`). */
+export const WS_BEARER_PROTOCOL_PREFIX = 'beacon.bearer.';
+
 /** Reads the credentials of a request; `access_token` is removed from the query so routes that check their parameters do not see it. */
 export function credentialsOf(ctx: HttpContext, req: FastifyRequest): Credentials {
   const c: Credentials = {};
@@ -281,6 +290,21 @@ export function credentialsOf(ctx: HttpContext, req: FastifyRequest): Credential
     const t = q.access_token;
     if (typeof t === 'string' && t !== '' && req.method === 'GET') c.accessToken = t;
     delete q.access_token;
+  }
+  if (c.authorization === undefined && c.apiKey === undefined && c.accessToken === undefined) {
+    // Browsers cannot set headers on a WebSocket: a page (the web console) may offer its bearer
+    // credential as the subprotocol `beacon.bearer.<token>` beside `beacon.v1`, which the server
+    // selects (server.ts), so the token stays out of URLs and the logs that record them.
+    const offered = req.headers['sec-websocket-protocol'];
+    if (typeof offered === 'string') {
+      for (const p of offered.split(',')) {
+        const t = p.trim();
+        if (t.startsWith(WS_BEARER_PROTOCOL_PREFIX) && t.length > WS_BEARER_PROTOCOL_PREFIX.length) {
+          c.authorization = `Bearer ${t.slice(WS_BEARER_PROTOCOL_PREFIX.length)}`;
+          break;
+        }
+      }
+    }
   }
   if (c.authorization === undefined && c.apiKey === undefined && c.accessToken === undefined && ctx.tls?.clientCa !== undefined) {
     const sock = req.raw.socket as TLSSocket;

@@ -8,8 +8,9 @@ import { registerAdminRoutes } from './admin-routes.js';
 import { registerAlertRoutes } from './alert-routes.js';
 import { registerAuthRoutes } from './auth-routes.js';
 import { registerCacheRoutes } from './cache-routes.js';
-import { redactUrl, registerAuthHooks } from './authz.js';
+import { WS_PROTOCOL, redactUrl, registerAuthHooks } from './authz.js';
 import { registerConfigRoutes } from './config-routes.js';
+import { registerConsole } from './console-routes.js';
 import { registerCoordRoutes } from './coord-routes.js';
 import type { HttpContext } from './context.js';
 import { errorCodeOf, errorHandler } from './error-handler.js';
@@ -186,7 +187,8 @@ export async function createHttpServer(ctx: HttpContext, opts: HttpServerOptions
   });
 
   await app.register(websocket, {
-    options: { maxPayload: MAX_WS_FRAME_BYTES },
+    // A browser that offers its token as a subprotocol (authz.ts) needs one selected back, or it drops the socket.
+    options: { maxPayload: MAX_WS_FRAME_BYTES, handleProtocols: (offered: Set<string>) => (offered.has(WS_PROTOCOL) ? WS_PROTOCOL : false) },
     errorHandler: (err, socket) => {
       ctx.logger.warn({ err }, 'websocket handler failed');
       socket.close(1011, 'internal error');
@@ -205,5 +207,6 @@ export async function createHttpServer(ctx: HttpContext, opts: HttpServerOptions
   registerPromRoutes(app, ctx); // metrics push and Prometheus query API (issue 12)
   registerCacheRoutes(app, ctx); // issue 11
   registerAlertRoutes(app, ctx); // issue 13
+  await registerConsole(app); // the web console at /ui/ (issue 14)
   return app;
 }
