@@ -38,7 +38,7 @@ type Loader = 'own' | 'wrk';
 type Workload = 'put128' | 'put1' | 'get64' | 'range';
 type Target = 'beacon' | 'etcd' | 'trivial';
 
-const WORKLOADS: { id: Workload; label: string }[] = [
+const ALL_WORKLOADS: { id: Workload; label: string }[] = [
   { id: 'put128', label: 'PUT ×128' },
   { id: 'put1', label: 'PUT ×1' },
   { id: 'get64', label: 'GET ×64' },
@@ -113,6 +113,7 @@ interface RunOut {
 
 async function oneRun(ctx: BenchContext, run: number, loaders: Loader[], trivialBody: { body: string | undefined }): Promise<RunOut> {
   const { opts } = ctx;
+  const WORKLOADS = ALL_WORKLOADS.filter((w) => opts.vsEtcdWorkloads.includes(w.id));
   let beacon: ListeningProcess | undefined;
   let etcd: (ListeningProcess & { version: string }) | undefined;
   let trivial: ListeningProcess | undefined;
@@ -180,6 +181,7 @@ export const vsEtcd: Benchmark = {
     const runs: RunOut[] = [];
     const trivialBody: { body: string | undefined } = { body: undefined };
     for (let i = 1; i <= opts.runs; i++) runs.push(await oneRun(ctx, i, loaders, trivialBody));
+    const WORKLOADS = ALL_WORKLOADS.filter((w) => opts.vsEtcdWorkloads.includes(w.id));
     const get = (r: RunOut, w: Workload, l: Loader, t: Target): Measured => r.m.get(`${w}/${l}/${t}`) as Measured;
     const figures: Figure[] = [];
     for (const w of WORKLOADS) {
@@ -210,11 +212,11 @@ export const vsEtcd: Benchmark = {
     }
     const all = runs.flatMap((r) => [...r.m.entries()]);
     const errors = all.filter(([, x]) => x.errors > 0).map(([k, x]) => `${k}: ${x.errorDetail}`);
-    const cpu = (w: Workload, t: Target): number => Math.round(median(runs.flatMap((r) => loaders.map((l) => get(r, w, l, t).serverCpuPct))));
+    const cpu = (w: Workload, t: Target): number => Math.round(median(runs.flatMap((r) => loaders.map((l) => r.m.get(`${w}/${l}/${t}`)?.serverCpuPct ?? Number.NaN))));
     const notes = [
       `etcd ${runs[0]?.etcdVersion ?? '?'}: one member, default settings (its WAL fsyncs every commit), data dir in the run's temporary root, its JSON gateway /v3/kv/put and /v3/kv/range (keys and values base64); Beacon: serve --dev on SQLite (WAL, synchronous=FULL)`,
       `PUT: ${VALUE_BYTES}-byte values, each request one of ${KEY_SPACE.toLocaleString('en-US')} keys picked uniformly at random (the keys exist: both stores are seeded first); Beacon's mean writes per backend transaction at ${opts.putConnections}: ${round(median(runs.map((r) => r.batch)), 1)}`,
-      `server CPU, median over runs and loaders (% of one core): PUT ×${opts.putConnections} Beacon ${cpu('put128', 'beacon')} % / etcd ${cpu('put128', 'etcd')} %; GET ×64 Beacon ${cpu('get64', 'beacon')} % / etcd ${cpu('get64', 'etcd')} %; range Beacon ${cpu('range', 'beacon')} % / etcd ${cpu('range', 'etcd')} %`,
+      `server CPU, median over runs and loaders (% of one core): ${WORKLOADS.map((w) => `${w.label} Beacon ${cpu(w.id, 'beacon')} % / etcd ${cpu(w.id, 'etcd')} %`).join('; ')}`,
       `GET: Beacon ${Buffer.byteLength(trivialBody.body ?? '')}-byte answer, the trivial server the same bytes; range: ${RANGE_KEYS} keys under ${RANGE_PREFIX} with their values, the whole range in one answer from both`,
       `loaders: ${loaders.map((l) => (l === 'own' ? 'bench/load-client (own process, 1 s warm-up on the measured connections, exact latencies)' : 'wrk -t1 (closed loop, latencies as wrk reports them)')).join('; ')}; ${opts.durationS} s per window; every window alternates which server goes first; everything shares the machine's cores`,
       errors.length === 0 ? 'no errors' : `ERRORS: ${errors.join('; ')}`,

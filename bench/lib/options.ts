@@ -41,6 +41,8 @@ export interface BenchOptions {
   restartKeys: number;
   /** vs-etcd: the load generators to run every workload with (own, wrk or both). */
   vsEtcdLoaders: ('own' | 'wrk')[];
+  /** vs-etcd: which workloads (put128, put1, get64, range; default all). */
+  vsEtcdWorkloads: string[];
   /** Where temporary stores go (default the OS temp dir). */
   dataDir: string;
   /** Where the JSON results go. */
@@ -72,6 +74,7 @@ options:
   --restart-revisions N    revisions in the restart store (default 1000000)
   --restart-keys N         distinct keys in the restart store (default 100000)
   --vs-etcd-loaders LIST   vs-etcd's load generators: own,wrk (default both)
+  --vs-etcd-workloads LIST vs-etcd's workloads: put128,put1,get64,range (default all)
   --data-dir DIR           where temporary stores go (default the OS temp dir)
   --out FILE               JSON results (default .bench/results.json)
   --help`;
@@ -101,6 +104,17 @@ function loaderOf(v: string | undefined): 'own' | 'wrk' {
 function loaders(v: string): ('own' | 'wrk')[] {
   const list = v.split(',').map((s) => loaderOf(s.trim()));
   return [...new Set(list)];
+}
+
+/** The workloads of the vs-etcd benchmark, in the order they run. */
+export const VS_ETCD_WORKLOADS = ['put128', 'put1', 'get64', 'range'] as const;
+
+function workloads(v: string): string[] {
+  const list = v.split(',').map((s) => s.trim());
+  for (const w of list) {
+    if (!(VS_ETCD_WORKLOADS as readonly string[]).includes(w)) throw new Error(`--vs-etcd-workloads takes ${VS_ETCD_WORKLOADS.join(', ')}; got '${w}'`);
+  }
+  return list;
 }
 
 function scenarios(v: string): { watchers: number; sockets: number }[] {
@@ -143,6 +157,7 @@ export function parseOptions(argv: string[]): BenchOptions & { help: boolean; us
       'restart-revisions': { type: 'string' },
       'restart-keys': { type: 'string' },
       'vs-etcd-loaders': { type: 'string' },
+      'vs-etcd-workloads': { type: 'string' },
       'data-dir': { type: 'string' },
       out: { type: 'string' },
     },
@@ -173,6 +188,7 @@ export function parseOptions(argv: string[]): BenchOptions & { help: boolean; us
     restartRevisions: positiveInt('restart-revisions', values['restart-revisions'], 1_000_000),
     restartKeys: positiveInt('restart-keys', values['restart-keys'], 100_000),
     vsEtcdLoaders: loaders(values['vs-etcd-loaders'] ?? 'own,wrk'),
+    vsEtcdWorkloads: workloads(values['vs-etcd-workloads'] ?? VS_ETCD_WORKLOADS.join(',')),
     dataDir: values['data-dir'] ?? tmpdir(),
     out: values.out ?? '.bench/results.json',
   };
