@@ -108,6 +108,8 @@ interface RunOut {
   m: Map<string, Measured>;
   /** Beacon's mean writes per backend transaction during PUT ×128 (own generator). */
   batch: number;
+  /** Beacon's mean backend transaction time (ms) during PUT ×128 (own generator), from its histogram. */
+  commitMs: number;
   etcdVersion: string;
 }
 
@@ -140,6 +142,7 @@ async function oneRun(ctx: BenchContext, run: number, loaders: Loader[], trivial
 
     const m = new Map<string, Measured>();
     let batch = Number.NaN;
+    let commitMs = Number.NaN;
     let flip = run % 2;
     for (const w of WORKLOADS) {
       for (const loader of loaders) {
@@ -150,8 +153,11 @@ async function oneRun(ctx: BenchContext, run: number, loaders: Loader[], trivial
           const before = t === 'beacon' && w.id === 'put128' && loader === 'own' ? await scrapeMetrics(beacon.url) : undefined;
           const r = await measure(w.id, loader, t, opts.durationS * 1000);
           if (before !== undefined) {
-            const d = histogramDelta(readHistogram(await scrapeMetrics(beacon.url), 'beacon_backend_commit_batch_size'), readHistogram(before, 'beacon_backend_commit_batch_size'));
+            const after = await scrapeMetrics(beacon.url);
+            const d = histogramDelta(readHistogram(after, 'beacon_backend_commit_batch_size'), readHistogram(before, 'beacon_backend_commit_batch_size'));
             batch = d.sum / d.count;
+            const c = histogramDelta(readHistogram(after, 'beacon_backend_commit_duration_seconds'), readHistogram(before, 'beacon_backend_commit_duration_seconds'));
+            commitMs = (c.sum / c.count) * 1000;
           }
           m.set(`${w.id}/${loader}/${t}`, r);
           await sleep(200);
@@ -165,7 +171,7 @@ async function oneRun(ctx: BenchContext, run: number, loaders: Loader[], trivial
         );
       }
     }
-    return { m, batch, etcdVersion: etcd.version };
+    return { m, batch, commitMs, etcdVersion: etcd.version };
   } finally {
     await stopAll([beacon, etcd, trivial]);
   }
@@ -199,6 +205,12 @@ export const vsEtcd: Benchmark = {
           { name: `${tag}: Beacon p99`, unit: 'ms', values: b.map((x) => x.p99Ms), ...(w.id === 'get64' && l === 'own' ? { target: { op: '<' as const, value: 5 } } : {}) },
           { name: `${tag}: etcd p99`, unit: 'ms', values: e.map((x) => x.p99Ms) },
         );
+        // CPU per request: on a shared machine the rate follows whatever else runs; the CPU each
+        // server spends per answer does much less (server CPU share over the window / rate).
+        figures.push(
+          { name: `${tag}: Beacon CPU per request`, unit: 'µs', values: b.map((x) => (x.serverCpuPct / 100 / x.rps) * 1e6) },
+          { name: `${tag}: etcd CPU per request`, unit: 'µs', values: e.map((x) => (x.serverCpuPct / 100 / x.rps) * 1e6) },
+        );
         if (w.id === 'put128') figures.push({ name: `${tag}: Beacon p99 / etcd p99`, unit: 'x', values: b.map((x, i) => x.p99Ms / (e[i] as Measured).p99Ms), target: { op: '<', value: 1 } });
         if (w.id === 'put1') figures.push({ name: `${tag}: Beacon p50 / etcd p50`, unit: 'x', values: b.map((x, i) => x.p50Ms / (e[i] as Measured).p50Ms), target: { op: '<=', value: 1 } });
         if (w.id === 'get64') {
@@ -221,6 +233,13 @@ export const vsEtcd: Benchmark = {
       `loaders: ${loaders.map((l) => (l === 'own' ? 'bench/load-client (own process, 1 s warm-up on the measured connections, exact latencies)' : 'wrk -t1 (closed loop, latencies as wrk reports them)')).join('; ')}; ${opts.durationS} s per window; every window alternates which server goes first; everything shares the machine's cores`,
       errors.length === 0 ? 'no errors' : `ERRORS: ${errors.join('; ')}`,
     ];
+    if (loaders.includes('own') && WORKLOADS.some((w) => w.id === 'put128')) {
+      figures.push(
+        { name: `PUT ×${opts.putConnections}, own loader: Beacon writes per transaction`, unit: 'count', values: runs.map((r) => r.batch) },
+        { name: `PUT ×${opts.putConnections}, own loader: Beacon transaction time, mean`, unit: 'ms', values: runs.map((r) => r.commitMs) },
+        { name: `PUT ×${opts.putConnections}, own loader: Beacon transaction time per write`, unit: 'µs', values: runs.map((r) => (r.commitMs / r.batch) * 1000) },
+      );
+    }
     return result(vsEtcd, { runs: opts.runs, durationS: opts.durationS, putConnections: opts.putConnections, loaders: loaders.join(',') }, figures, notes);
   },
 };
