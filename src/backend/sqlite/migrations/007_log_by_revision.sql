@@ -4,7 +4,9 @@
 -- page cache and the checkpoints carried those pages. Keyed by (revision, key), a batch appends
 -- to the right edge of the log; the per-key order lives in kv_log_key, whose entries hold only
 -- the key and the revision (~100 a page), so the random leaves a batch dirties are a tenth of the
--- bytes and stay in the page cache. The revision index of 001 is the primary key now.
+-- bytes and stay in the page cache. kv_log_revision is rebuilt on the new table: its entries are
+-- (revision, key) only, so a watch catching up on a narrow key range finds its rows there without
+-- reading other keys' values (the primary key's pages hold them), and it grows at the right edge.
 -- The rows are copied unchanged, in one transaction with the schema change (the migration runner
 -- wraps each file in one), so a failed upgrade leaves the old table as it was.
 CREATE TABLE kv_log_by_revision (
@@ -26,3 +28,4 @@ INSERT INTO kv_log_by_revision (key, revision, create_revision, version, lease, 
 DROP TABLE kv_log;
 ALTER TABLE kv_log_by_revision RENAME TO kv_log;
 CREATE INDEX kv_log_key ON kv_log (key, revision);
+CREATE INDEX kv_log_revision ON kv_log (revision);
