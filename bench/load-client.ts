@@ -9,6 +9,7 @@
  * {type:'failed', error}. The process exits after replying.
  */
 import { connect, type Socket } from 'node:net';
+import { randomSpaceKey } from './lib/keys.js';
 import { latencySummary, type LatencySummary } from './lib/stats.js';
 
 /** What to send and for how long. Times in ms. */
@@ -18,9 +19,17 @@ export interface LoadSpec {
   connections: number;
   warmupMs: number;
   durationMs: number;
-  mode: 'get' | 'put';
-  /** get: the path requested. */
+  /**
+   * get: `GET path`; put: a write per request (see `api`, `keyOrder`); raw: the fixed request
+   * `method path` with `body` (an etcd gateway read is a POST with a JSON body).
+   */
+  mode: 'get' | 'put' | 'raw';
+  /** get and raw: the path requested. */
   path?: string;
+  /** raw: the method (default GET). */
+  method?: string;
+  /** raw: the request body (none when absent). */
+  body?: string;
   /** put: keys go under /v1/kv/<putPrefix>. */
   putPrefix?: string;
   /**
@@ -28,8 +37,23 @@ export interface LoadSpec {
    * insert lands at the right edge of the B-trees; `spread` keys are `<prefix><connection>-<n>`,
    * so concurrent writes land in as many key ranges as there are connections.
    */
-  keyOrder?: 'sequential' | 'spread';
+  keyOrder?: 'sequential' | 'spread' | 'random';
+  /** put with `random` keys: how many distinct keys (`<prefix>k00000` …), each request picks one uniformly. */
+  keySpace?: number;
+  /** put: Beacon's `PUT /v1/kv/<key>` (default) or etcd's JSON gateway `POST /v3/kv/put` (base64 key and value). */
+  api?: 'beacon' | 'etcd';
   valueBytes?: number;
+}
+
+/** One complete PUT request for `key`, in Beacon's API or etcd's JSON gateway. */
+function putRequest(spec: LoadSpec, key: string, value: string): Buffer {
+  const host = `${spec.host}:${spec.port}`;
+  if (spec.api === 'etcd') {
+    const body = JSON.stringify({ key: Buffer.from(key).toString('base64'), value: Buffer.from(value).toString('base64') });
+    return Buffer.from(`POST /v3/kv/put HTTP/1.1\r\nHost: ${host}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+  }
+  const body = JSON.stringify({ value });
+  return Buffer.from(`PUT /v1/kv/${key} HTTP/1.1\r\nHost: ${host}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
 }
 
 /** What the measured window saw. Latencies in ms. */
@@ -46,6 +70,25 @@ export interface LoadResult {
 
 const CRLFCRLF = Buffer.from('\r\n\r\n');
 const CONTENT_LENGTH = Buffer.from('content-length:');
+const CHUNKED = /\r\ntransfer-encoding:\s*chunked/i;
+
+/**
+ * The length of a complete chunked body starting at `from` in `buf` (through its terminating
+ * zero-size chunk and the blank line), or -1 while it is incomplete. Trailers are not expected.
+ */
+function chunkedLength(buf: Buffer, from: number): number {
+  let at = from;
+  for (;;) {
+    const lineEnd = buf.indexOf('\r\n', at);
+    if (lineEnd < 0) return -1;
+    const size = Number.parseInt(buf.subarray(at, lineEnd).toString('latin1'), 16);
+    if (!Number.isFinite(size)) return -1;
+    const next = lineEnd + 2 + size + 2;
+    if (buf.length < next) return -1;
+    if (size === 0) return next - from;
+    at = next;
+  }
+}
 
 function run(spec: LoadSpec): Promise<LoadResult> {
   const started = performance.now();
@@ -58,7 +101,20 @@ function run(spec: LoadSpec): Promise<LoadResult> {
   let sequence = 0;
   const valueBytes = spec.valueBytes ?? 128;
   const putBody = Buffer.from(JSON.stringify({ value: 'v'.repeat(valueBytes) }));
-  const getRequest = Buffer.from(`GET ${spec.path ?? '/'} HTTP/1.1\r\nHost: ${spec.host}:${spec.port}\r\n\r\n`);
+  const rawBody = spec.body ?? '';
+  const getRequest =
+    spec.mode === 'raw'
+      ? Buffer.from(
+          `${spec.method ?? 'GET'} ${spec.path ?? '/'} HTTP/1.1\r\nHost: ${spec.host}:${spec.port}\r\n` +
+            (rawBody === '' ? '\r\n' : `Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(rawBody)}\r\n\r\n${rawBody}`),
+        )
+      : Buffer.from(`GET ${spec.path ?? '/'} HTTP/1.1\r\nHost: ${spec.host}:${spec.port}\r\n\r\n`);
+  // Random keys: every request of the key space built once, so the generator's CPU goes to sockets.
+  const keySpace = spec.keySpace ?? 10_000;
+  const randomRequests =
+    spec.mode === 'put' && spec.keyOrder === 'random'
+      ? Array.from({ length: keySpace }, (_, i) => putRequest(spec, randomSpaceKey(spec.putPrefix ?? 'bench/put/', i), 'v'.repeat(valueBytes)))
+      : [];
 
   const noteError = (msg: string): void => {
     errors++;
@@ -103,7 +159,8 @@ function run(spec: LoadSpec): Promise<LoadResult> {
           return;
         }
         sentAt = performance.now();
-        if (spec.mode === 'get') socket.write(getRequest);
+        if (spec.mode !== 'put') socket.write(getRequest);
+        else if (randomRequests.length > 0) socket.write(randomRequests[Math.floor(Math.random() * randomRequests.length)] as Buffer);
         else {
           const key = spec.keyOrder === 'sequential' ? String(++sequence).padStart(12, '0') : `${c}-${++n}`;
           const path = `/v1/kv/${spec.putPrefix ?? 'bench/put/'}${key}`;
@@ -117,17 +174,26 @@ function run(spec: LoadSpec): Promise<LoadResult> {
         const headEnd = buf.indexOf(CRLFCRLF);
         if (headEnd < 0) return;
         const head = buf.subarray(0, headEnd);
-        const lower = Buffer.from(head.toString('latin1').toLowerCase(), 'latin1');
-        const at = lower.indexOf(CONTENT_LENGTH);
-        if (at < 0) {
-          noteError('a response without content-length');
-          close();
-          return;
+        const headText = head.toString('latin1');
+        let total: number;
+        if (CHUNKED.test(headText)) {
+          // etcd's gateway (Go net/http) answers large bodies chunked.
+          const length = chunkedLength(buf, headEnd + 4);
+          if (length < 0) return;
+          total = headEnd + 4 + length;
+        } else {
+          const lower = Buffer.from(headText.toLowerCase(), 'latin1');
+          const at = lower.indexOf(CONTENT_LENGTH);
+          if (at < 0) {
+            noteError('a response without content-length');
+            close();
+            return;
+          }
+          const lineEnd = lower.indexOf('\r\n', at);
+          const length = Number(lower.subarray(at + CONTENT_LENGTH.length, lineEnd < 0 ? undefined : lineEnd).toString('latin1').trim());
+          total = headEnd + 4 + length;
+          if (buf.length < total) return;
         }
-        const lineEnd = lower.indexOf('\r\n', at);
-        const length = Number(lower.subarray(at + CONTENT_LENGTH.length, lineEnd < 0 ? undefined : lineEnd).toString('latin1').trim());
-        const total = headEnd + 4 + length;
-        if (buf.length < total) return;
         const status = Number(buf.subarray(9, 12).toString('latin1'));
         const now = performance.now();
         if (sentAt >= measureFrom && now <= measureTo) {

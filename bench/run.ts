@@ -16,6 +16,7 @@ import { putDurable } from './put-durable.js';
 import { restart } from './restart.js';
 import { watchCatchup } from './watch-catchup.js';
 import { resp } from './resp.js';
+import { vsEtcd } from './vs-etcd.js';
 import { watchFanout } from './watch-fanout.js';
 
 const BENCHMARKS: Record<(typeof BENCHMARK_NAMES)[number], Benchmark> = {
@@ -26,6 +27,7 @@ const BENCHMARKS: Record<(typeof BENCHMARK_NAMES)[number], Benchmark> = {
   restart,
   'watch-catchup': watchCatchup,
   resp,
+  'vs-etcd': vsEtcd,
 };
 
 /** The JSON file: the machine and options of the latest run of each benchmark, by name. */

@@ -22,13 +22,20 @@ export interface HttpLoad {
   /** Unmeasured load on the same connections first (own generator only; wrk has none). */
   warmupMs: number;
   durationMs: number;
-  mode: 'get' | 'put';
-  /** get: the path requested, e.g. `/v1/kv/app/config`. */
+  mode: 'get' | 'put' | 'raw';
+  /** get and raw: the path requested, e.g. `/v1/kv/app/config`. */
   path?: string;
+  /** raw: the method (default GET) and body of the one request sent over and over. */
+  method?: string;
+  body?: string;
   /** put: a fresh key per request under /v1/kv/<keyPrefix>. */
   keyPrefix?: string;
   /** put: keys ascending across connections, or one key range per connection (default). */
-  keyOrder?: 'sequential' | 'spread';
+  keyOrder?: 'sequential' | 'spread' | 'random';
+  /** put with random keys: how many distinct keys (default 10,000). */
+  keySpace?: number;
+  /** put: Beacon's API (default) or etcd's JSON gateway. */
+  api?: 'beacon' | 'etcd';
   valueBytes?: number;
 }
 
@@ -77,12 +84,16 @@ function runOwn(url: string, spec: Omit<LoadSpec, 'host' | 'port'>): Promise<Loa
 export async function runHttpLoad(o: HttpLoad): Promise<HttpLoadResult> {
   if (o.loader === 'wrk') {
     const r = await runWrk({
-      url: o.mode === 'get' ? `${o.url}${o.path ?? '/'}` : o.url,
+      url: o.mode === 'put' ? o.url : `${o.url}${o.path ?? '/'}`,
       connections: o.connections,
       threads: o.threads,
       durationS: o.durationMs / 1000,
       mode: o.mode,
-      putPrefix: `/v1/kv/${o.keyPrefix ?? 'bench/put/'}`,
+      method: o.method,
+      body: o.body,
+      keySpace: o.keySpace,
+      api: o.api,
+      putPrefix: o.api === 'etcd' ? (o.keyPrefix ?? 'bench/put/') : `/v1/kv/${o.keyPrefix ?? 'bench/put/'}`,
       valueBytes: o.valueBytes,
       keyOrder: o.keyOrder,
     });
@@ -94,6 +105,10 @@ export async function runHttpLoad(o: HttpLoad): Promise<HttpLoadResult> {
     durationMs: o.durationMs,
     mode: o.mode,
     path: o.path,
+    method: o.method,
+    body: o.body,
+    keySpace: o.keySpace,
+    api: o.api,
     putPrefix: o.keyPrefix,
     keyOrder: o.keyOrder,
     valueBytes: o.valueBytes,

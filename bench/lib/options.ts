@@ -39,6 +39,10 @@ export interface BenchOptions {
   restartRevisions: number;
   /** restart: distinct keys those revisions are spread over. */
   restartKeys: number;
+  /** vs-etcd: the load generators to run every workload with (own, wrk or both). */
+  vsEtcdLoaders: ('own' | 'wrk')[];
+  /** vs-etcd: which workloads (put128, put1, get64, range; default all). */
+  vsEtcdWorkloads: string[];
   /** Where temporary stores go (default the OS temp dir). */
   dataDir: string;
   /** Where the JSON results go. */
@@ -47,7 +51,8 @@ export interface BenchOptions {
 
 const USAGE = `usage: node dist/bench/run.js [benchmark …] [options]
 
-benchmarks: get-http, put-durable, watch-fanout, memory, restart, watch-catchup (default: all)
+benchmarks: get-http, put-durable, watch-fanout, memory, restart, watch-catchup, resp, vs-etcd
+            (default: all)
 
 options:
   --quick                  fewer, shorter runs (2 runs × 2 s, 1 s warm-up)
@@ -68,12 +73,14 @@ options:
   --memory-value-bytes N   value size of those keys (default 1024)
   --restart-revisions N    revisions in the restart store (default 1000000)
   --restart-keys N         distinct keys in the restart store (default 100000)
+  --vs-etcd-loaders LIST   vs-etcd's load generators: own,wrk (default both)
+  --vs-etcd-workloads LIST vs-etcd's workloads: put128,put1,get64,range (default all)
   --data-dir DIR           where temporary stores go (default the OS temp dir)
   --out FILE               JSON results (default .bench/results.json)
   --help`;
 
 /** Names of the benchmarks, in the order they run. */
-export const BENCHMARK_NAMES = ['get-http', 'put-durable', 'watch-fanout', 'memory', 'restart', 'watch-catchup', 'resp'] as const;
+export const BENCHMARK_NAMES = ['get-http', 'put-durable', 'watch-fanout', 'memory', 'restart', 'watch-catchup', 'resp', 'vs-etcd'] as const;
 
 function positiveInt(name: string, v: string | undefined, dflt: number): number {
   if (v === undefined) return dflt;
@@ -92,6 +99,22 @@ function positiveNumber(name: string, v: string | undefined, dflt: number): numb
 function loaderOf(v: string | undefined): 'own' | 'wrk' {
   if (v === undefined || v === 'own' || v === 'wrk') return v ?? 'own';
   throw new Error(`--loader must be own or wrk, got '${v}'`);
+}
+
+function loaders(v: string): ('own' | 'wrk')[] {
+  const list = v.split(',').map((s) => loaderOf(s.trim()));
+  return [...new Set(list)];
+}
+
+/** The workloads of the vs-etcd benchmark, in the order they run. */
+export const VS_ETCD_WORKLOADS = ['put128', 'put1', 'get64', 'range'] as const;
+
+function workloads(v: string): string[] {
+  const list = v.split(',').map((s) => s.trim());
+  for (const w of list) {
+    if (!(VS_ETCD_WORKLOADS as readonly string[]).includes(w)) throw new Error(`--vs-etcd-workloads takes ${VS_ETCD_WORKLOADS.join(', ')}; got '${w}'`);
+  }
+  return list;
 }
 
 function scenarios(v: string): { watchers: number; sockets: number }[] {
@@ -133,6 +156,8 @@ export function parseOptions(argv: string[]): BenchOptions & { help: boolean; us
       'memory-value-bytes': { type: 'string' },
       'restart-revisions': { type: 'string' },
       'restart-keys': { type: 'string' },
+      'vs-etcd-loaders': { type: 'string' },
+      'vs-etcd-workloads': { type: 'string' },
       'data-dir': { type: 'string' },
       out: { type: 'string' },
     },
@@ -162,6 +187,8 @@ export function parseOptions(argv: string[]): BenchOptions & { help: boolean; us
     memoryValueBytes: positiveInt('memory-value-bytes', values['memory-value-bytes'], 1024),
     restartRevisions: positiveInt('restart-revisions', values['restart-revisions'], 1_000_000),
     restartKeys: positiveInt('restart-keys', values['restart-keys'], 100_000),
+    vsEtcdLoaders: loaders(values['vs-etcd-loaders'] ?? 'own,wrk'),
+    vsEtcdWorkloads: workloads(values['vs-etcd-workloads'] ?? VS_ETCD_WORKLOADS.join(',')),
     dataDir: values['data-dir'] ?? tmpdir(),
     out: values.out ?? '.bench/results.json',
   };

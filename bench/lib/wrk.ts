@@ -15,13 +15,20 @@ export interface WrkOptions {
   durationS: number;
   /** Per-request timeout in seconds (wrk's default is 2). */
   timeoutS?: number;
-  mode: 'get' | 'put';
-  /** put mode: the path prefix of the keys, e.g. `/v1/kv/bench/put/r1/`. */
+  mode: 'get' | 'put' | 'raw';
+  /** raw mode: the method and body of the request (the URL's path is the path). */
+  method?: string;
+  body?: string;
+  /** put mode: the path prefix of the keys, e.g. `/v1/kv/bench/put/r1/`; with `api: 'etcd'` the key prefix itself. */
   putPrefix?: string;
+  /** put mode: Beacon's `PUT <prefix><key>` (default) or etcd's gateway `POST /v3/kv/put` with base64 key and value. */
+  api?: 'beacon' | 'etcd';
+  /** put mode with `random` keys: how many distinct keys (default 10,000). */
+  keySpace?: number;
   /** put mode: value size in bytes. */
   valueBytes?: number;
   /** put mode: one ascending key run per wrk thread, or 64 key ranges per thread; unset: `<thread>-<n>`. */
-  keyOrder?: 'sequential' | 'spread';
+  keyOrder?: 'sequential' | 'spread' | 'random';
   /** Extra request headers, e.g. `authorization`. */
   headers?: Record<string, string>;
 }
@@ -62,6 +69,10 @@ export function runWrk(o: WrkOptions): Promise<WrkResult> {
       BENCH_PUT_PREFIX: o.putPrefix ?? '/v1/kv/bench/put/',
       BENCH_VALUE_BYTES: String(o.valueBytes ?? 128),
       BENCH_KEY_ORDER: o.keyOrder ?? '',
+      BENCH_KEY_SPACE: String(o.keySpace ?? 10_000),
+      BENCH_API: o.api ?? 'beacon',
+      BENCH_METHOD: o.method ?? 'GET',
+      BENCH_BODY: o.body ?? '',
     },
   })) as ChildProcessWithoutNullStreams;
   let out = '';

@@ -9,7 +9,7 @@ import { BeaconError, ErrorCode, UnavailableError } from '../../errors.js';
 import { prefixEnd, type AuditQuery, type AuditRecord, type KeyValue, type Lease, type LogEntry } from '../../mvcc/index.js';
 import { pruneRange, type PruneRow } from '../retention.js';
 import type { Backend, BackendRangeQuery, BackendState, CommitBatch, CommitPlanner, HistoryFloor, LogRange, PruneResult, RetentionRule } from '../types.js';
-import { prepareWrites, type WriteOp } from './writes.js';
+import { packCommit, prepareWrites, type WriteOp } from './writes.js';
 
 /** Writes on this thread (a `:memory:` store cannot be shared with a writer thread). */
 function inThreadWriter(db: Database.Database): (w: WriteOp) => Promise<number> {
@@ -54,6 +54,12 @@ function rowToEntry(r: LogRow): LogEntry {
   };
   if (r.encrypted === 1) e.encrypted = true;
   return e;
+}
+
+/** Whether `rows` are in strictly ascending key order as SQLite orders TEXT (memcmp of the UTF-8 bytes). */
+function inKeyOrder(rows: LogRow[]): boolean {
+  for (let i = 1; i < rows.length; i++) if (Buffer.compare(Buffer.from((rows[i - 1] as LogRow).key), Buffer.from((rows[i] as LogRow).key)) >= 0) return false;
+  return true;
 }
 
 function rowToKv(r: LogRow): KeyValue {
@@ -164,13 +170,13 @@ export class SqliteBackend implements Backend {
         'SELECT * FROM kv_log WHERE revision >= ? AND revision <= ? ORDER BY revision, key LIMIT ?',
       ),
       readLogRevision: db.prepare<[number], LogRow>('SELECT * FROM kv_log WHERE revision = ? ORDER BY key'),
-      // Watch catch-up of a key range first finds its (revision, key) pairs in the revision index
-      // alone (its entries carry the key, the primary key of a WITHOUT ROWID table: a covering
-      // scan), then loads just those rows by primary key, so other keys' rows and values are never
-      // read (a filter in one query loads every row before testing its key: 100x slower on a
-      // narrow range). One key reads its own rows from the primary key.
+      // Watch catch-up of a key range first finds its (revision, key) pairs in kv_log_revision
+      // alone (its entries are just that: a covering scan in revision order), then loads those
+      // rows by primary key, so other keys' values are never read (scanning the primary key
+      // itself reads every row's page, values included: a narrow range over a log of 1 KiB values
+      // read ~100x the bytes it returned). One key reads its own rows through kv_log_key.
       readLogKey: db.prepare<[string, number, number, number], LogRow>(
-        'SELECT * FROM kv_log WHERE key = ? AND revision >= ? AND revision <= ? ORDER BY revision LIMIT ?',
+        'SELECT * FROM kv_log INDEXED BY kv_log_key WHERE key = ? AND revision >= ? AND revision <= ? ORDER BY revision LIMIT ?',
       ),
       readLogIdsFrom: db.prepare<[number, number, string, number], { key: string; revision: number }>(
         'SELECT revision, key FROM kv_log INDEXED BY kv_log_revision WHERE revision >= ? AND revision <= ? AND key >= ? ORDER BY revision, key LIMIT ?',
@@ -178,7 +184,7 @@ export class SqliteBackend implements Backend {
       readLogIdsRange: db.prepare<[number, number, string, string, number], { key: string; revision: number }>(
         'SELECT revision, key FROM kv_log INDEXED BY kv_log_revision WHERE revision >= ? AND revision <= ? AND key >= ? AND key < ? ORDER BY revision, key LIMIT ?',
       ),
-      readLogRow: db.prepare<[string, number], LogRow>('SELECT * FROM kv_log WHERE key = ? AND revision = ?'),
+      readLogRow: db.prepare<[number, string], LogRow>('SELECT * FROM kv_log WHERE revision = ? AND key = ?'),
       readLogRevisionFrom: db.prepare<[number, string], LogRow>('SELECT * FROM kv_log WHERE revision = ? AND key >= ? ORDER BY key'),
       readLogRevisionRange: db.prepare<[number, string, string], LogRow>('SELECT * FROM kv_log WHERE revision = ? AND key >= ? AND key < ? ORDER BY key'),
       previous: db.prepare<[string, number], LogRow>(
@@ -248,15 +254,24 @@ export class SqliteBackend implements Backend {
       where = 'key >= ? AND key < ?';
       params.push(q.key, q.rangeEnd);
     }
-    // The latest row of each key at or below the revision; LIMIT is pushed down so a huge range
-    // never has to be materialised, and the count is a separate aggregate that loads no values.
+    // The latest row of each key at or below the revision, from kv_log_key in key order; LIMIT
+    // is pushed down so a huge range never has to be materialised, and the count is a separate
+    // aggregate that loads no values. The log is keyed by revision (migration 007), so an outer
+    // ORDER BY l.key would sort the whole range in a temporary B-tree before the LIMIT: the join
+    // runs in the order of the key index instead (CROSS JOIN fixes the loop order), and the rows
+    // are checked to be in key order; should a future SQLite ever emit them otherwise, the range
+    // is read again with the sorting form.
     const latest = `SELECT key, max(revision) AS r FROM kv_log WHERE ${where} AND revision <= ? GROUP BY key`;
     const limitSql = q.limit > 0 ? ' LIMIT ?' : '';
-    const rows = db
-      .prepare<unknown[], LogRow>(
-        `SELECT l.* FROM kv_log l JOIN (${latest}) m ON l.key = m.key AND l.revision = m.r WHERE l.deleted = 0 ORDER BY l.key${limitSql}`,
-      )
-      .all(...params, q.revision, ...(q.limit > 0 ? [q.limit + 1] : []));
+    const args = [...params, q.revision, ...(q.limit > 0 ? [q.limit + 1] : [])];
+    let rows = db
+      .prepare<unknown[], LogRow>(`SELECT l.* FROM (${latest} ORDER BY key) m CROSS JOIN kv_log l ON l.revision = m.r AND l.key = m.key WHERE l.deleted = 0${limitSql}`)
+      .all(...args);
+    if (!inKeyOrder(rows)) {
+      rows = db
+        .prepare<unknown[], LogRow>(`SELECT l.* FROM kv_log l JOIN (${latest}) m ON l.key = m.key AND l.revision = m.r WHERE l.deleted = 0 ORDER BY l.key${limitSql}`)
+        .all(...args);
+    }
     let count = rows.length;
     const more = q.limit > 0 && rows.length > q.limit;
     if (more) {
@@ -291,7 +306,7 @@ export class SqliteBackend implements Backend {
           : this.stmts.readLogIdsRange.all(fromRevision, toRevision, range.key, end, limit);
       rows = [];
       for (const id of ids) {
-        const row = this.stmts.readLogRow.get(id.key, id.revision);
+        const row = this.stmts.readLogRow.get(id.revision, id.key);
         if (row !== undefined) rows.push(row); // a compaction may have removed it meanwhile: the caller checks
       }
       rest = (r) => (end === null || end === undefined ? this.stmts.readLogRevisionFrom.all(r, range.key) : this.stmts.readLogRevisionRange.all(r, range.key, end));
@@ -526,7 +541,12 @@ export class SqliteBackend implements Backend {
       const id = nextId++;
       return new Promise((resolve, reject) => {
         pending.set(id, { resolve, reject });
-        worker.postMessage({ id, write });
+        if (write.op === 'commit') {
+          const batch = packCommit(write.batch);
+          worker.postMessage({ id, write: { op: 'commitPacked', batch, head: write.head } }, [batch.values]);
+        } else {
+          worker.postMessage({ id, write });
+        }
       });
     };
   }
