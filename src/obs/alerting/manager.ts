@@ -388,8 +388,11 @@ export class RuleManager {
     );
     let st = this.saving.get(file.name);
     if (st === undefined) {
+      // A file with no alerts and no failing rule, and nothing saved for it, needs no write: a
+      // quiet node's rules consume no revisions.
+      const quiet = Object.values(doc.groups).every((g) => g.rules.every((r) => r.alerts.length === 0 && r.health !== 'err'));
       const prior = this.saved.get(file.name);
-      st = { fingerprint: prior === undefined ? '[]' : '', running: false, again: false };
+      st = { fingerprint: prior === undefined && quiet ? fingerprint : '', running: false, again: false };
       this.saving.set(file.name, st);
     }
     if (st.fingerprint === fingerprint) return;
