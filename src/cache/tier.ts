@@ -236,10 +236,10 @@ export class CacheTier extends EventEmitter<CacheEvents> {
   }
 
   /** Redis's LFUDecrAndReturn: the counter after decay by one per `lfu-decay-time` minutes idle. */
-  private lfuDecayed(e: Entry): number {
+  private lfuDecayed(e: Entry, minutes = this.minutes()): number {
     const period = this.cfg['lfu-decay-time'];
     if (period <= 0) return e.lfu;
-    const periods = Math.floor((this.minutes() - e.ldt) / period);
+    const periods = Math.floor((minutes - e.ldt) / period);
     return periods > e.lfu ? 0 : e.lfu - periods;
   }
 
@@ -252,9 +252,11 @@ export class CacheTier extends EventEmitter<CacheEvents> {
   }
 
   private touch(e: Entry): void {
-    e.lru = this.now();
-    e.lfu = this.lfuIncr(this.lfuDecayed(e));
-    e.ldt = this.minutes();
+    const now = this.now();
+    const minutes = Math.floor(now / 60_000);
+    e.lru = now;
+    e.lfu = this.lfuIncr(this.lfuDecayed(e, minutes));
+    e.ldt = minutes;
   }
 
   private setExpire(e: Entry, at: number): void {

@@ -166,11 +166,18 @@ export class RespServer implements ServerApi, ConnectionHost {
   // Command execution
 
   execute(conn: Connection, argv: Buffer[], inflight: boolean): Outcome | Promise<Outcome> {
-    const name = (argv[0] as Buffer).toString('latin1').toLowerCase();
+    const raw = (argv[0] as Buffer).toString('latin1');
+    let spec = SPEC_BY_RAW_NAME.get(raw);
+    if (spec === undefined) {
+      spec = COMMANDS.get(raw.toLowerCase());
+      // Remember the spelling clients use (redis-benchmark sends "SET"); only known names, so
+      // the cache stays bounded by the table's size times the spellings in use.
+      if (spec !== undefined && SPEC_BY_RAW_NAME.size < 4096) SPEC_BY_RAW_NAME.set(raw, spec);
+    }
+    const name = spec?.name ?? raw.toLowerCase();
     const args = argv.slice(1);
     this.stats.commands++;
     conn.lastActive = Date.now();
-    const spec = COMMANDS.get(name);
     if (spec === undefined) {
       conn.lastCmd = 'NULL';
       if (conn.multi !== undefined) conn.multiError = true;
@@ -205,7 +212,7 @@ export class RespServer implements ServerApi, ConnectionHost {
         if (inflight) return WAIT;
         return this.runUnkeyed(conn, spec, args);
       }
-      return this.runKeyed(conn, spec, argv, keys, inflight);
+      return this.runKeyed(conn, spec, argv, args, keys, inflight);
     } catch (err) {
       return reply(toRespError(err, this.o.logger));
     }
@@ -294,12 +301,11 @@ export class RespServer implements ServerApi, ConnectionHost {
     return { principal: conn.principal?.name ?? 'anonymous', action: `resp.${name}`, requestId: `resp-${conn.id}`, source: conn.addr };
   }
 
-  private runKeyed(conn: Connection, spec: CommandSpec, argv: Buffer[], keys: string[], inflight: boolean): Outcome | Promise<Outcome> {
+  private runKeyed(conn: Connection, spec: CommandSpec, argv: Buffer[], args: Buffer[], keys: string[], inflight: boolean): Outcome | Promise<Outcome> {
     const kind = this.kindOfKeys(keys);
-    const args = argv.slice(1);
     if (kind === 'memory') {
       if (inflight) return WAIT;
-      return this.runMemory(conn, spec, [argv], false);
+      return this.runMemoryOne(conn, spec, argv, args);
     }
     if (spec.memoryOnly === true) {
       return reply(R.error(`ERR '${spec.name}' needs a memory namespace: '${keys[0]}' is a durable key (lists, sets and sorted sets live in memory namespaces; see docs/resp.md)`));
@@ -342,6 +348,43 @@ export class RespServer implements ServerApi, ConnectionHost {
       }
       if (tx.writes.size === 0) return r;
     }
+  }
+
+  /**
+   * Runs one memory command outside MULTI: the common case of a cache workload, kept free of
+   * the per-batch arrays of {@link runMemory}. Synchronous unless `appendfsync always` must
+   * wait for the fsync before the reply.
+   */
+  private runMemoryOne(conn: Connection, spec: CommandSpec, argv: Buffer[], args: Buffer[]): Outcome | Promise<Outcome> {
+    const mem = this.memory as MemoryKeyspace;
+    const cache = this.o.cache as CacheTier;
+    mem.begin(spec.access === 'read');
+    let r: Reply;
+    try {
+      if (spec.access === 'write') cache.ensureMemory();
+      const out = spec.handler(conn.memoryCtx ?? (conn.memoryCtx = this.ctx(conn, mem)), args);
+      if (out instanceof Promise) return this.runMemory(conn, spec, [argv], false);
+      r = out;
+    } catch (err) {
+      r = toRespError(err, this.o.logger);
+    }
+    if (mem.changes.length === 0) return reply(r);
+    const changes = mem.changes;
+    mem.changes = NO_CHANGES;
+    const logging = cache.config.appendonly;
+    if (logging) this.aofFormInto(cache, cache, spec, argv, r, changes);
+    for (const ch of changes) this.memoryChanged(ch.key, ch.event);
+    if (logging && cache.config.appendfsync === 'always') {
+      return {
+        kind: 'pending',
+        blind: false,
+        promise: cache.durable().then(
+          () => r,
+          (err: unknown) => toRespError(err, this.o.logger),
+        ),
+      };
+    }
+    return reply(r);
   }
 
   /** Runs memory commands (one, or a MULTI's) at once; `asExec` wraps the replies in one array. */
@@ -456,9 +499,11 @@ export class RespServer implements ServerApi, ConnectionHost {
 
   /** Records a memory key's change: keyspace notification, and WATCHers see it as touched. */
   private memoryChanged(key: string, event: string): void {
-    const w = this.memoryWatch.get(key);
-    if (w !== undefined) for (const c of w) c.watchDirty = true;
-    this.notify(event, key);
+    if (this.memoryWatch.size > 0) {
+      const w = this.memoryWatch.get(key);
+      if (w !== undefined) for (const c of w) c.watchDirty = true;
+    }
+    if (this.notifyFlags !== '') this.notify(event, key);
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -1074,6 +1119,10 @@ function canonicalFlags(f: string): string {
 }
 
 const WAIT: Outcome = { kind: 'wait' };
+/** Command specs by the exact spelling a client sent (`GET`, `get`): skips a lower-casing per command. */
+const SPEC_BY_RAW_NAME = new Map<string, CommandSpec>();
+/** An empty change list (never pushed to: {@link MemoryKeyspace.begin} replaces it). */
+const NO_CHANGES: { key: string; event: string }[] = [];
 
 function reply(r: Reply): Outcome {
   return { kind: 'reply', reply: r };
