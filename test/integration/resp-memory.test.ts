@@ -29,7 +29,10 @@ describe('RESP on memory namespaces', () => {
   test('the namespace rule: memory keys are not kv keys; app/ keys are', async () => {
     await io.set('user:1', 'cached');
     await io.set('app/db', 'durable');
-    assert.equal((await http(`${node.url}/v1/kv/user:1`)).status, 404);
+    // A memory key is not a kv key: /v1/kv refuses it and says where it lives.
+    const kv = await http(`${node.url}/v1/kv/user:1`);
+    assert.equal(kv.status, 400);
+    assert.match((kv.body.error as { message: string }).message, /memory namespace '' .*\/v1\/cache\/user:1 or the RESP port/);
     assert.equal((await http(`${node.url}/v1/kv/app/db`)).body.kv.value, 'durable');
     assert.equal(await io.get('user:1'), 'cached');
     // The cache's HTTP face sees the same memory key.

@@ -187,7 +187,7 @@ function killTargets(c: Ctx, a: Buffer[]): ConnState[] {
 }
 
 export function info(c: Ctx, a: Buffer[]): Reply {
-  return R.verbatim(c.srv.info(a[0] === undefined ? undefined : s(a[0]).toLowerCase()));
+  return R.verbatim(c.srv.info(a[0] === undefined ? undefined : s(a[0]).toLowerCase(), c.conn));
 }
 
 export function command(c: Ctx, a: Buffer[]): Reply {
@@ -233,7 +233,7 @@ export async function config(c: Ctx, a: Buffer[]): Promise<Reply> {
   throw new RespError(`ERR unknown subcommand '${s(a[0])}'. Try CONFIG HELP.`);
 }
 
-export const dbsize = (c: Ctx): Reply => R.int(c.srv.dbsize());
+export const dbsize = (c: Ctx): Reply => R.int(c.srv.dbsize(c.conn));
 
 export function keys(c: Ctx, a: Buffer[]): Reply {
   return R.array(c.srv.keys(c.conn, s(a[0])).map((k) => R.bulk(k)));

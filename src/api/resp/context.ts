@@ -44,7 +44,8 @@ export interface ServerApi {
   keys(conn: ConnState, pattern: string): string[];
   /** One SCAN step. `cursor` as the client sent it. @throws RespError for a bad cursor. */
   scan(conn: ConnState, cursor: string, count: number, match: string | undefined, type: string | undefined): [string, string[]];
-  dbsize(): number;
+  /** Keys `conn`'s principal may read (DBSIZE): durable keys not shadowed by a memory namespace, and memory keys. */
+  dbsize(conn: ConnState): number;
   randomKey(conn: ConnState): string | undefined;
   /** Deletes every key (both kinds). */
   flushAll(conn: ConnState): Promise<void>;
@@ -56,7 +57,8 @@ export interface ServerApi {
   /** Subscribers of `channel`; 0 for a keyspace channel naming a key `conn` may not read. */
   pubsubNumsub(conn: ConnState, channel: string): number;
   pubsubNumpat(): number;
-  info(section: string | undefined): string;
+  /** INFO's text; the keyspace section counts the keys `conn`'s principal may read. */
+  info(section: string | undefined, conn: ConnState): string;
   configGet(pattern: string): [string, string][];
   /** @throws RespError for an unknown parameter or a bad value. */
   configSet(name: string, value: string): Promise<void>;

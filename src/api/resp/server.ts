@@ -102,6 +102,7 @@ export class RespServer implements ServerApi, ConnectionHost {
   private readonly unsubscribeStore: () => void;
   private readonly cacheListeners: (() => void)[] = [];
   private port = 0;
+  private sweepTimer: NodeJS.Timeout | undefined;
   private readonly deps: ConstructorParameters<typeof DurableTx>[0];
 
   constructor(private readonly o: RespServerOptions) {
@@ -142,11 +143,25 @@ export class RespServer implements ServerApi, ConnectionHost {
     });
     server.on('error', (err) => this.o.logger.warn({ err }, 'RESP listener error'));
     this.port = (server.address() as AddressInfo).port;
+    if (!this.dev) {
+      // A subscriber sends no commands and may receive no message for hours: re-check the
+      // subscribed connections every REFRESH_MS, so an expired token, a deleted or disabled user
+      // or a revoked API key loses its subscriptions without waiting for a message.
+      this.sweepTimer = setInterval(() => this.sweepSubscribers(), REFRESH_MS);
+      this.sweepTimer.unref();
+    }
     return this.port;
+  }
+
+  /** Closes the subscribed connections whose principal is no longer valid (see {@link stillValid}). */
+  private sweepSubscribers(): void {
+    const now = Date.now();
+    for (const c of this.conns.values()) if (c.channels.size + c.patterns.size > 0) this.stillValid(c, now);
   }
 
   /** Stops listening and closes every connection. */
   async close(): Promise<void> {
+    if (this.sweepTimer !== undefined) clearInterval(this.sweepTimer);
     this.unsubscribeStore();
     for (const off of this.cacheListeners) off();
     for (const c of [...this.conns.values()]) c.kill();
@@ -189,9 +204,18 @@ export class RespServer implements ServerApi, ConnectionHost {
       if (conn.multi !== undefined) conn.multiError = true;
       return reply(R.error(`ERR wrong number of arguments for '${name}' command`));
     }
-    if (conn.principal !== undefined && !this.dev && conn.lastActive - conn.refreshedAt > REFRESH_MS) {
-      conn.refreshedAt = conn.lastActive;
-      conn.principal = this.o.auth.refresh(conn.principal);
+    if (conn.principal !== undefined && !this.dev) {
+      const exp = conn.principal.expiresAt;
+      if (exp !== undefined && exp <= conn.lastActive) {
+        // An access token used as the password authenticates the connection until its exp.
+        conn.principal = undefined;
+        if (conn.multi !== undefined) conn.multiError = true;
+        return reply(R.error('NOAUTH the token this connection authenticated with has expired; AUTH again'));
+      }
+      if (conn.lastActive - conn.refreshedAt > REFRESH_MS) {
+        conn.refreshedAt = conn.lastActive;
+        conn.principal = this.o.auth.refresh(conn.principal);
+      }
     }
     if (conn.principal === undefined && spec.noauth !== true) {
       if (conn.multi !== undefined) conn.multiError = true;
@@ -515,6 +539,9 @@ export class RespServer implements ServerApi, ConnectionHost {
       return R.error(`ERR Command not allowed inside a transaction`);
     }
     try {
+      // Every queued command counts against the principal's rate limit, as outside MULTI: a
+      // refusal aborts the transaction (EXECABORT), as any other command refused when queued.
+      if (conn.principal !== undefined) this.o.auth.checkRate(conn.principal);
       const keys = this.authorize(conn, spec, argv.slice(1));
       if (keys.length > 0) {
         const kind = this.kindOfKeys(keys);
@@ -728,9 +755,36 @@ export class RespServer implements ServerApi, ConnectionHost {
     return [String(id), out];
   }
 
-  dbsize(): number {
-    const durable = this.o.store.rangeLatest(FIRST_USER_KEY, null, 0, { countOnly: true }).count;
-    return durable + (this.o.cache?.dbsize() ?? 0);
+  dbsize(conn: ConnState): number {
+    return this.visibleKeyCounts(conn).keys;
+  }
+
+  /**
+   * The keys `conn`'s principal can see and how many of them have a TTL (DBSIZE, INFO keyspace):
+   * durable keys it may read that no memory namespace shadows, and memory keys it may read. A
+   * principal that may read the whole keyspace costs one pass over the durable keys' names (the
+   * memory count is O(1)); one limited to some prefixes costs a pass over every key.
+   */
+  private visibleKeyCounts(conn: ConnState): { keys: number; expires: number } {
+    const p = conn.principal;
+    if (p === undefined) return { keys: 0, expires: 0 };
+    const cache = this.o.cache;
+    const all = this.o.auth.can(p, 'read', { key: FIRST_USER_KEY, rangeEnd: null });
+    let keys = 0;
+    let expires = 0;
+    for (const kv of this.o.store.rangeLatest(FIRST_USER_KEY, null, 0, { keysOnly: true }).kvs) {
+      if (all ? cache?.isMemoryKey(kv.key) === true : !this.visibleDurable(conn, kv.key)) continue;
+      keys++;
+      if (kv.lease !== 0) expires++;
+    }
+    if (cache === undefined) return { keys, expires };
+    if (all) return { keys: keys + cache.dbsize(), expires: expires + cache.volatileCount() };
+    for (const k of cache.keys('*')) {
+      if (!this.o.auth.canRead(p, k)) continue;
+      keys++;
+      if (cache.expireTimeMs(k) > 0) expires++;
+    }
+    return { keys, expires };
   }
 
   randomKey(conn: ConnState): string | undefined {
@@ -818,7 +872,13 @@ export class RespServer implements ServerApi, ConnectionHost {
    */
   private stillValid(c: Connection, now: number): boolean {
     if (c.isClosed || c.principal === undefined) return false;
-    if (this.dev || now - c.refreshedAt <= REFRESH_MS) return true;
+    if (this.dev) return true;
+    const exp = c.principal.expiresAt;
+    if (exp !== undefined && exp <= now) {
+      c.kill();
+      return false;
+    }
+    if (now - c.refreshedAt <= REFRESH_MS) return true;
     c.refreshedAt = now;
     c.principal = this.o.auth.refresh(c.principal);
     if (c.principal !== undefined) return true;
@@ -891,11 +951,9 @@ export class RespServer implements ServerApi, ConnectionHost {
   // ---------------------------------------------------------------------------------------------
   // INFO, CONFIG, COMMAND, CLIENT
 
-  info(section: string | undefined): string {
+  info(section: string | undefined, conn: ConnState): string {
     const cache = this.o.cache?.info();
     const mem = process.memoryUsage();
-    const durableKeys = this.o.store.rangeLatest(FIRST_USER_KEY, null, 0, { countOnly: true }).count;
-    const durableExpires = this.o.store.leases().reduce((n, l) => n + l.keys.length, 0);
     const all = section === undefined || section === 'all' || section === 'everything' || section === 'default';
     const want = (s: string): boolean => all || section === s;
     const lines: string[] = [];
@@ -952,8 +1010,10 @@ export class RespServer implements ServerApi, ConnectionHost {
       ['role', 'master'],
       ['connected_slaves', 0],
     ]);
-    const keys = durableKeys + (cache?.keys ?? 0);
-    sec('Keyspace', keys > 0 ? [['db0', `keys=${keys},expires=${durableExpires + (cache?.expires ?? 0)},avg_ttl=0`]] : []);
+    if (want('keyspace')) {
+      const visible = this.visibleKeyCounts(conn);
+      sec('Keyspace', visible.keys > 0 ? [['db0', `keys=${visible.keys},expires=${visible.expires},avg_ttl=0`]] : []);
+    }
     return lines.join('\r\n');
   }
 
