@@ -183,6 +183,11 @@ export class CacheTier extends EventEmitter<CacheEvents> {
   private readonly origins = new Map<string, OriginState>();
   private readonly flights = new Map<string, Promise<ReadThroughResult>>();
   private executor: AofExecutor | undefined;
+  /**
+   * Whether the timer runs active-expiry cycles (Redis's `DEBUG SET-ACTIVE-EXPIRE 0|1`): off,
+   * expired keys go only when touched (lazy expiry). Tests of lazy expiry turn it off.
+   */
+  activeExpire = true;
 
   constructor(readonly options: CacheTierOptions) {
     super();
@@ -995,7 +1000,9 @@ export class CacheTier extends EventEmitter<CacheEvents> {
     for (const t of this.timers) clearInterval(t);
     this.timers = [];
     const hz = this.cfg.hz;
-    const cycle = setInterval(() => this.activeExpireCycle(250 / hz), Math.round(1000 / hz));
+    const cycle = setInterval(() => {
+      if (this.activeExpire) this.activeExpireCycle(250 / hz);
+    }, Math.round(1000 / hz));
     const second = setInterval(() => this.everySecond(), 1000);
     cycle.unref();
     second.unref();

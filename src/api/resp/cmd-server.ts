@@ -148,10 +148,14 @@ export function client(c: Ctx, a: Buffer[]): Reply {
       if (w !== 'ON' && w !== 'OFF') throw new RespError(SYNTAX);
       return R.ok;
     }
-    case 'REPLY':
-      throw new RespError('ERR CLIENT REPLY is not supported by Beacon');
+    case 'REPLY': {
+      const w = word(a[1]);
+      if (a.length !== 2 || (w !== 'ON' && w !== 'OFF' && w !== 'SKIP')) throw new RespError(SYNTAX);
+      c.conn.replyMode = w === 'ON' ? 'on' : w === 'OFF' ? 'off' : 'skip';
+      return w === 'ON' ? R.ok : NO_REPLY;
+    }
     case 'HELP':
-      return R.array(['CLIENT <subcommand> [<arg> ...]', 'ID', 'SETNAME <name>', 'GETNAME', 'SETINFO LIB-NAME|LIB-VER <v>', 'INFO', 'LIST [ID id ...]', 'KILL <ip:port> | ID <id> | ADDR <ip:port> | USER <name>', 'NO-EVICT ON|OFF', 'NO-TOUCH ON|OFF'].map((x) => R.simple(x)));
+      return R.array(['CLIENT <subcommand> [<arg> ...]', 'ID', 'SETNAME <name>', 'GETNAME', 'SETINFO LIB-NAME|LIB-VER <v>', 'INFO', 'LIST [ID id ...]', 'KILL <ip:port> | ID <id> | ADDR <ip:port> | USER <name>', 'NO-EVICT ON|OFF', 'NO-TOUCH ON|OFF', 'REPLY ON|OFF|SKIP'].map((x) => R.simple(x)));
     default:
       throw new RespError(`ERR unknown subcommand '${s(a[0])}'. Try CLIENT HELP.`);
   }
@@ -267,6 +271,23 @@ export async function flushall(c: Ctx, a: Buffer[]): Promise<Reply> {
   if (a.length > 1 || (a[0] !== undefined && w !== 'SYNC' && w !== 'ASYNC')) throw new RespError(SYNTAX);
   await c.srv.flushAll(c.conn);
   return R.ok;
+}
+
+/**
+ * DEBUG (administrators only): `SET-ACTIVE-EXPIRE 0|1` stops or resumes the cache tier's active
+ * expiry (keys then expire only when touched, as Redis's tests of lazy expiry need). No other
+ * DEBUG subcommand is built.
+ */
+export function debug(c: Ctx, a: Buffer[]): Reply {
+  const sub = word(a[0]);
+  if (sub === 'SET-ACTIVE-EXPIRE' && a.length === 2) {
+    const v = s(a[1] as Buffer);
+    if (v !== '0' && v !== '1') throw new RespError(SYNTAX);
+    c.srv.setActiveExpire(v === '1');
+    return R.ok;
+  }
+  if (sub === 'HELP') return R.array(['DEBUG <subcommand> [<arg> ...]', 'SET-ACTIVE-EXPIRE <0|1>'].map((x) => R.simple(x)));
+  throw new RespError(`ERR unknown subcommand or wrong number of arguments for '${s(a[0] as Buffer)}'. Try DEBUG HELP.`);
 }
 
 // --- pub/sub -------------------------------------------------------------------------------------

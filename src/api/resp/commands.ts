@@ -55,6 +55,7 @@ def('config', -2, 'none', KNONE, 'server', S.config);
 def('time', 1, 'none', KNONE, 'server', S.time);
 def('function', -2, 'none', KNONE, 'scripting', S.fn);
 def('dbsize', 1, 'read', KNONE, 'server', S.dbsize);
+def('debug', -2, 'admin', KNONE, 'server', S.debug);
 def('flushdb', -1, 'admin', KNONE, 'server', S.flushall, { noMulti: true });
 def('flushall', -1, 'admin', KNONE, 'server', S.flushall, { noMulti: true });
 // transactions

@@ -33,6 +33,8 @@ export interface ConnectionHost {
 
 const PROTOCOL_ERROR = Symbol('protocol error');
 type Queued = Buffer[] | { [PROTOCOL_ERROR]: string };
+/** The reply of a command run under CLIENT REPLY OFF/SKIP: written as nothing. */
+const DROPPED: Reply = { t: 'simple', v: '' };
 /** Replaces a consumed request in the queue so its arguments can be collected early. */
 const EMPTY: Queued = [];
 
@@ -70,6 +72,10 @@ export class Connection implements ConnState {
   patterns = new Set<string>();
   lastCmd = 'NULL';
   lastActive = Date.now();
+  /** CLIENT REPLY: `off` drops every reply, `skip` the next command's; pub/sub messages always go out. */
+  replyMode: 'on' | 'off' | 'skip' = 'on';
+  /** Pub/sub messages and confirmations raised while a command of this connection runs: written after its reply. */
+  private pushes: Reply[] | undefined;
   /** The context of this connection's memory-namespace commands (the same for each: reused). */
   memoryCtx: Ctx | undefined;
 
@@ -148,6 +154,7 @@ export class Connection implements ConnState {
           this.closeAfterReply();
           break;
         }
+        const mode = this.replyMode;
         let o = this.host.execute(this, item, this.pendingCount > 0);
         if (o instanceof Promise) {
           this.flush();
@@ -161,12 +168,16 @@ export class Connection implements ConnState {
             o = await o;
           }
         }
-        if (o.kind === 'reply') this.reply(o.reply);
+        // CLIENT REPLY OFF/SKIP silence the command's reply (not CLIENT REPLY ON's own +OK).
+        const drop = mode !== 'on' && this.replyMode !== 'on';
+        if (mode === 'skip' && this.replyMode === 'skip') this.replyMode = 'on';
+        if (o.kind === 'reply') this.reply(drop ? DROPPED : o.reply);
         else if (o.kind === 'pending') {
           this.pendingCount++;
-          this.slots.push(o.promise);
+          this.slots.push(drop ? o.promise.then(() => DROPPED) : o.promise);
           if (!o.blind) await this.settle();
         }
+        this.drainPushes();
       }
       if (this.qhead >= this.queue.length) {
         this.queue = [];
@@ -178,7 +189,19 @@ export class Connection implements ConnState {
       else if (this.socket.isPaused() && this.qhead >= this.queue.length && this.socket.writableLength <= this.host.outputPauseBytes) this.socket.resume();
     } finally {
       this.running = false;
+      if (this.pushes !== undefined) {
+        this.drainPushes();
+        this.flush();
+      }
     }
+  }
+
+  /** Writes the pub/sub messages raised while the last command ran, after its reply (as Redis 7.2 does). */
+  private drainPushes(): void {
+    const p = this.pushes;
+    if (p === undefined) return;
+    this.pushes = undefined;
+    for (const r of p) this.reply(r);
   }
 
   /** Waits for every reply in flight, writing them in order. */
@@ -202,7 +225,7 @@ export class Connection implements ConnState {
   }
 
   private encode(r: Reply): void {
-    if (this.dead) return;
+    if (this.dead || r === DROPPED) return;
     if (shared.owner !== this) {
       shared.owner?.flush();
       shared.owner = this;
@@ -224,7 +247,7 @@ export class Connection implements ConnState {
   push(r: Reply): void {
     if (this.dead) return;
     if (this.running) {
-      this.reply(r);
+      (this.pushes ??= []).push(r);
       return;
     }
     this.encode(r);

@@ -24,6 +24,8 @@ export interface ConnState {
   watched: Map<string, { kind: 'durable' | 'memory'; rev: number }>;
   channels: Set<string>;
   patterns: Set<string>;
+  /** CLIENT REPLY ON|OFF|SKIP. */
+  replyMode: 'on' | 'off' | 'skip';
   /** The last command's name (CLIENT LIST `cmd=`). */
   lastCmd: string;
   lastActive: number;
@@ -63,6 +65,8 @@ export interface ServerApi {
   /** @throws RespError for an unknown parameter or a bad value. */
   configSet(name: string, value: string): Promise<void>;
   resetStats(): void;
+  /** DEBUG SET-ACTIVE-EXPIRE: runs (true) or stops (false) the cache tier's active expiry. */
+  setActiveExpire(on: boolean): void;
   clients(): ConnState[];
   /** Checks `AUTH` credentials: `user pass`, or an API key (user omitted or `default`). */
   authenticate(user: string | undefined, pass: string, conn: ConnState): Promise<Principal>;

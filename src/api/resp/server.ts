@@ -20,7 +20,7 @@ import { Connection, type ConnectionHost, type Outcome } from './connection.js';
 import type { ConnState, Ctx, ServerApi } from './context.js';
 import { toRespError } from './errors.js';
 import { DurableTx, Projection, RespError, RetryError, decodeDurableHash, type Keyspace } from './keyspace.js';
-import { MemoryKeyspace } from './memory.js';
+import { MemoryKeyspace, isOutOfMemory } from './memory.js';
 import { R, type Reply } from './protocol.js';
 
 /** Default RESP port (Redis's 6379 + 1, next to Beacon's HTTP 7379). */
@@ -103,6 +103,23 @@ export class RespServer implements ServerApi, ConnectionHost {
   private readonly cacheListeners: (() => void)[] = [];
   private port = 0;
   private sweepTimer: NodeJS.Timeout | undefined;
+  /** Redis's encoding thresholds (CONFIG SET accepts them; they change nothing here), with Redis 7.2's defaults. */
+  private readonly encodingKnobs = new Map<string, string>([
+    ['hash-max-listpack-entries', '128'],
+    ['hash-max-listpack-value', '64'],
+    ['hash-max-ziplist-entries', '128'],
+    ['hash-max-ziplist-value', '64'],
+    ['list-max-listpack-size', '-2'],
+    ['list-max-ziplist-size', '-2'],
+    ['list-compress-depth', '0'],
+    ['set-max-intset-entries', '512'],
+    ['set-max-listpack-entries', '128'],
+    ['set-max-listpack-value', '64'],
+    ['zset-max-listpack-entries', '128'],
+    ['zset-max-listpack-value', '64'],
+    ['zset-max-ziplist-entries', '128'],
+    ['zset-max-ziplist-value', '64'],
+  ]);
   private readonly deps: ConstructorParameters<typeof DurableTx>[0];
 
   constructor(private readonly o: RespServerOptions) {
@@ -654,7 +671,20 @@ export class RespServer implements ServerApi, ConnectionHost {
     }
     this.unwatch(conn);
     if (dirty) return reply(R.nullArray);
-    if (kind === 'memory') return this.runMemory(conn, undefined, cmds, true);
+    if (kind === 'memory') {
+      // As Redis's EXEC: a transaction with a write is refused whole when memory is over the
+      // limit now (maxmemory may have been lowered since the commands were queued).
+      const writes = cmds.some((argv) => COMMANDS.get((argv[0] as Buffer).toString('latin1').toLowerCase())?.access === 'write');
+      if (writes) {
+        try {
+          this.o.cache?.ensureMemory();
+        } catch (err) {
+          if (!isOutOfMemory(err)) throw err;
+          return reply(R.error(`EXECABORT Transaction discarded because of: ${err.redisPrefix} ${err.message}`));
+        }
+      }
+      return this.runMemory(conn, undefined, cmds, true);
+    }
     return this.execDurable(conn, cmds, watched);
   }
 
@@ -801,13 +831,18 @@ export class RespServer implements ServerApi, ConnectionHost {
     return undefined;
   }
 
+  setActiveExpire(on: boolean): void {
+    if (this.o.cache !== undefined) this.o.cache.activeExpire = on;
+  }
+
   async flushAll(conn: ConnState): Promise<void> {
     const cache = this.o.cache;
     if (cache !== undefined) {
+      // A WATCHed memory key that existed was touched; one that did not exist (or had expired) was
+      // not, and EXEC still runs (Redis's touchAllWatchedKeysInDb).
+      for (const [key, set] of this.memoryWatch) if (cache.peek(key) !== undefined) for (const c of set) c.watchDirty = true;
       cache.flush();
       if (cache.config.appendonly) cache.propagate([Buffer.from('FLUSHALL')]);
-      // Every WATCHed memory key was touched (Redis's touchAllWatchedKeysInDb).
-      for (const set of this.memoryWatch.values()) for (const c of set) c.watchDirty = true;
     }
     await this.o.store.deleteRange(FIRST_USER_KEY, null, { audit: this.audit(conn as Connection, 'flushall'), meta: JSON.stringify({ resp: 'flushall' }) });
   }
@@ -1030,6 +1065,7 @@ export class RespServer implements ServerApi, ConnectionHost {
       ['proto-max-bulk-len', String(512 * 1024 * 1024)],
     ];
     if (this.o.cache === undefined) own.push(['appendonly', 'no'], ['appendfsync', 'everysec'], ['maxmemory', '0'], ['maxmemory-policy', 'noeviction']);
+    for (const [k, v] of this.encodingKnobs) own.push([k, v]);
     const out = own.filter(([k]) => globMatch(pattern, k, true));
     if (this.o.cache !== undefined) out.push(...this.o.cache.getConfig(pattern));
     return out;
@@ -1049,6 +1085,13 @@ export class RespServer implements ServerApi, ConnectionHost {
       const m = /^(?:.*\s)?pubsub\s+(\d+)\s+(\d+)\s+(\d+)/i.exec(value);
       if (m === null) throw new RespError(`ERR CONFIG SET failed (possibly related to argument 'client-output-buffer-limit') - only the pubsub class can be changed`);
       this.pubsubLimit = { hard: Number(m[1]), soft: Number(m[2]), softSeconds: Number(m[3]) };
+      return;
+    }
+    if (this.encodingKnobs.has(name)) {
+      // Redis's compact-encoding thresholds: accepted and shown by CONFIG GET, no effect (the
+      // cache tier's values have one representation each; see docs/resp.md).
+      if (!/^-?\d+$/.test(value.trim())) throw new RespError(`ERR CONFIG SET failed (possibly related to argument '${name}') - argument couldn't be parsed into an integer`);
+      this.encodingKnobs.set(name, String(Number(value)));
       return;
     }
     if (name === 'client-query-buffer-limit') {
@@ -1127,6 +1170,7 @@ export class RespServer implements ServerApi, ConnectionHost {
       createdAt: Date.now(),
       protocol: 2,
       name: 'aof',
+      replyMode: 'on',
       libName: '',
       libVer: '',
       principal: DEV_PRINCIPAL,
