@@ -218,6 +218,21 @@ describe('RESP on memory namespaces', () => {
       m.disconnect();
     }
 
+    // CONFIG SET inside MULTI runs at EXEC; a bad value is that command's error, not the node's end.
+    const cm = new Redis({ port: node.respPort, host: '127.0.0.1' });
+    try {
+      const res = await cm.multi().set('cfg:x', '1').config('SET', 'maxmemory', 'bla').exec();
+      assert.equal(res?.[0]?.[1], 'OK');
+      assert.match(String(res?.[1]?.[0]), /CONFIG SET failed \(possibly related to argument 'maxmemory'\)/);
+      assert.deepEqual(await cm.multi().config('SET', 'maxmemory', '0').get('cfg:x').exec(), [
+        [null, 'OK'],
+        [null, '1'],
+      ]);
+    } finally {
+      cm.disconnect();
+    }
+    assert.equal(await io.ping(), 'PONG', 'the node is still up');
+
     // Redis's encoding thresholds are accepted (test suites and tools set them) and shown.
     assert.equal(await io.config('SET', 'list-max-listpack-size', '4'), 'OK');
     assert.deepEqual(await io.config('GET', 'list-max-listpack-size'), ['list-max-listpack-size', '4']);

@@ -404,7 +404,7 @@ export class RespServer implements ServerApi, ConnectionHost {
     try {
       if (spec.access === 'write') cache.ensureMemory();
       const out = spec.handler(conn.memoryCtx ?? (conn.memoryCtx = this.ctx(conn, mem)), args);
-      if (out instanceof Promise) return this.runMemory(conn, spec, [argv], false);
+      if (out instanceof Promise) return { kind: 'pending', blind: false, promise: this.settled(out) };
       r = out;
     } catch (err) {
       r = toRespError(err, this.o.logger);
@@ -432,8 +432,9 @@ export class RespServer implements ServerApi, ConnectionHost {
   private runMemory(conn: Connection, spec: CommandSpec | undefined, cmds: Buffer[][], asExec: boolean): Outcome | Promise<Outcome> {
     const mem = this.memory as MemoryKeyspace;
     const cache = this.o.cache as CacheTier;
-    const replies: Reply[] = [];
+    const replies: (Reply | Promise<Reply>)[] = [];
     let wrote = false;
+    let later = false;
     const aof: Buffer[][] = [];
     const logging = cache.config.appendonly;
     for (const argv of cmds) {
@@ -443,7 +444,12 @@ export class RespServer implements ServerApi, ConnectionHost {
       try {
         if (s.access === 'write') cache.ensureMemory();
         const out = s.handler(this.ctx(conn, mem), argv.slice(1));
-        if (out instanceof Promise) throw new RespError(`ERR '${s.name}' cannot run inside MULTI`);
+        if (out instanceof Promise) {
+          // A keyless command that completes later (CONFIG SET in a MULTI): its reply takes its place.
+          replies.push(this.settled(out));
+          later = true;
+          continue;
+        }
         r = out;
       } catch (err) {
         r = toRespError(err, this.o.logger);
@@ -463,18 +469,25 @@ export class RespServer implements ServerApi, ConnectionHost {
       for (const a of aof) cache.propagate(a);
       if (asExec && aof.length > 1) cache.propagate([Buffer.from('EXEC')]);
     }
-    const out = asExec ? R.array(replies) : (replies[0] as Reply);
-    if (wrote && cache.config.appendonly && cache.config.appendfsync === 'always') {
+    const whole = (rs: Reply[]): Reply => (asExec ? R.array(rs) : (rs[0] as Reply));
+    const synced = wrote && cache.config.appendonly && cache.config.appendfsync === 'always';
+    if (synced || later) {
+      const all = Promise.all(replies);
       return {
         kind: 'pending',
         blind: false,
-        promise: cache.durable().then(
-          () => out,
-          (err: unknown) => toRespError(err, this.o.logger),
-        ),
+        promise: (synced ? cache.durable().then(() => all) : all).then(whole, (err: unknown) => toRespError(err, this.o.logger)),
       };
     }
-    return reply(out);
+    return reply(whole(replies as Reply[]));
+  }
+
+  /** The reply of a command that completes later; a rejection becomes its error reply (never an unhandled rejection). */
+  private settled(p: Promise<Reply>): Promise<Reply> {
+    return p.then(
+      (v) => (v === NO_REPLY ? R.null : v),
+      (err: unknown) => toRespError(err, this.o.logger),
+    );
   }
 
   /** The AOF form of an applied memory write: relative expiries made absolute, random pops as SREM. */
@@ -690,34 +703,38 @@ export class RespServer implements ServerApi, ConnectionHost {
 
   /** Runs a MULTI's commands on one durable txn: one revision, atomic, compared against every key read and WATCHed. */
   private execDurable(conn: Connection, cmds: Buffer[][], watched: Map<string, number>): Outcome | Promise<Outcome> {
-    const run = (): { tx: DurableTx; replies: Reply[] } | Promise<Outcome> => {
+    const run = (): { tx: DurableTx; replies: (Reply | Promise<Reply>)[] } => {
       const tx = new DurableTx(this.durableDeps(), conn.principal as Principal, true);
-      const replies: Reply[] = [];
+      const replies: (Reply | Promise<Reply>)[] = [];
       for (const argv of cmds) {
         const spec = COMMANDS.get((argv[0] as Buffer).toString('latin1').toLowerCase()) as CommandSpec;
         try {
           const r = spec.handler(this.ctx(conn, tx), argv.slice(1));
-          if (r instanceof Promise) throw new RespError(`ERR '${spec.name}' cannot run inside MULTI`);
-          replies.push(r === NO_REPLY ? R.null : r);
+          // A keyless command that completes later (CONFIG SET in a MULTI): its reply takes its place.
+          if (r instanceof Promise) replies.push(this.settled(r));
+          else replies.push(r === NO_REPLY ? R.null : r);
         } catch (err) {
           replies.push(toRespError(err, this.o.logger));
         }
       }
       return { tx, replies };
     };
-    const first = run() as { tx: DurableTx; replies: Reply[] };
-    if (first.tx.writes.size === 0) return reply(R.array(first.replies));
+    const first = run();
+    if (first.tx.writes.size === 0) {
+      if (first.replies.some((r) => r instanceof Promise)) return { kind: 'pending', blind: false, promise: Promise.all(first.replies).then((rs) => R.array(rs)) };
+      return reply(R.array(first.replies as Reply[]));
+    }
     const commit = async (): Promise<Reply> => {
       let cur = first;
       for (let attempt = 0; ; attempt++) {
         try {
           const res = await cur.tx.commit(watched, this.audit(conn, 'exec'));
-          return res.succeeded ? R.array(cur.replies) : R.nullArray;
+          return res.succeeded ? R.array(await Promise.all(cur.replies)) : R.nullArray;
         } catch (err) {
           if (!(err instanceof RetryError) || attempt >= MAX_CAS_RETRIES) return toRespError(err, this.o.logger);
         }
-        cur = run() as { tx: DurableTx; replies: Reply[] };
-        if (cur.tx.writes.size === 0) return R.array(cur.replies);
+        cur = run();
+        if (cur.tx.writes.size === 0) return R.array(await Promise.all(cur.replies));
       }
     };
     return { kind: 'pending', blind: false, promise: commit() };
