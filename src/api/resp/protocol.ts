@@ -312,7 +312,7 @@ export type Protocol = 2 | 3;
 /**
  * A reply value. RESP3-only types degrade to their RESP2 form when written for protocol 2:
  * map → flat array, set → array, double → bulk string, boolean → integer, null → `$-1`,
- * push → array, verbatim → bulk string.
+ * push → array, verbatim → bulk string, bignum → bulk string, attribute → its reply alone.
  */
 export type Reply =
   | { t: 'simple'; v: string }
@@ -327,7 +327,11 @@ export type Reply =
   | { t: 'double'; v: number }
   | { t: 'bool'; v: boolean }
   | { t: 'push'; v: Reply[] }
-  | { t: 'verbatim'; format: string; v: string };
+  | { t: 'verbatim'; format: string; v: string }
+  /** A RESP3 big number (`(…`); a bulk string in RESP2. */
+  | { t: 'bignum'; v: string }
+  /** RESP3 attributes (`|n` and key/value pairs) before the reply `v`; RESP2 sees `v` alone. */
+  | { t: 'attribute'; attrs: [Reply, Reply][]; v: Reply };
 
 /** Reply constructors (short names keep command handlers readable). */
 export const R = {
@@ -468,6 +472,20 @@ export function writeReply(r: Reply, proto: Protocol, w: ReplyWriter): void {
       break;
     case 'bool':
       w.ascii(proto === 3 ? `#${r.v ? 't' : 'f'}\r\n` : `:${r.v ? 1 : 0}\r\n`);
+      break;
+    case 'bignum':
+      if (proto === 3) w.ascii(`(${r.v}\r\n`);
+      else writeReply(R.bulk(r.v), proto, w);
+      break;
+    case 'attribute':
+      if (proto === 3) {
+        w.ascii(`|${r.attrs.length}\r\n`);
+        for (const [k, v] of r.attrs) {
+          writeReply(k, proto, w);
+          writeReply(v, proto, w);
+        }
+      }
+      writeReply(r.v, proto, w);
       break;
     case 'verbatim': {
       if (proto === 2) {
