@@ -361,6 +361,15 @@ export class CacheTier extends EventEmitter<CacheEvents> {
     return e.value;
   }
 
+  /**
+   * Whether `key` has an entry, without expiring or touching it (WATCH's view of a key).
+   * @param live true: only an entry whose TTL has not passed counts; false: any entry still held.
+   */
+  contains(key: string, live = true): boolean {
+    const e = this.map.get(key);
+    return e !== undefined && (!live || !this.isExpired(e));
+  }
+
   /** Like {@link lookup} without statistics or LRU/LFU touch (TYPE, TTL, EXISTS-style checks); still expires. */
   peek(key: string): CacheValue | undefined {
     const e = this.map.get(key);

@@ -193,6 +193,25 @@ describe('RESP on memory namespaces', () => {
     assert.equal(await w.multi().ping().exec(), null, 'EXEC fails: a watched key was flushed');
     w.disconnect();
 
+    // WATCH and expiry (Redis 7's rule): a key live when watched that expires fails EXEC, even before
+    // it is collected; a key already expired when watched may be collected or deleted without failing it.
+    assert.equal(await io.call('DEBUG', 'SET-ACTIVE-EXPIRE', '0'), 'OK');
+    const x = new Redis({ port: node.respPort, host: '127.0.0.1' });
+    try {
+      await x.set('wx:live', '1', 'PX', 100);
+      await x.watch('wx:live');
+      await sleep(300);
+      assert.equal(await x.multi().ping().exec(), null, 'the watched key expired: EXEC fails');
+      await x.set('wx:stale', '1', 'PX', 1);
+      await sleep(50);
+      await x.watch('wx:stale');
+      await io.del('wx:stale');
+      assert.deepEqual(await x.multi().ping().exec(), [[null, 'PONG']], 'deleting a stale watched key changes nothing');
+    } finally {
+      await io.call('DEBUG', 'SET-ACTIVE-EXPIRE', '1');
+      x.disconnect();
+    }
+
     // Expiry times are 64-bit as in Redis: a far-future PEXPIREAT is accepted, a far-past one deletes.
     await io.set('big:t', 'v');
     assert.equal(await io.pexpireat('big:t', '9223372036854770000'), 1);

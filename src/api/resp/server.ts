@@ -555,7 +555,13 @@ export class RespServer implements ServerApi, ConnectionHost {
   private memoryChanged(key: string, event: string): void {
     if (this.memoryWatch.size > 0) {
       const w = this.memoryWatch.get(key);
-      if (w !== undefined) for (const c of w) c.watchDirty = true;
+      if (w !== undefined) {
+        for (const c of w) {
+          // Collecting a key that was already expired when WATCHed changes nothing it saw.
+          if (event === 'expired' && c.watched.get(key)?.rev === 0) continue;
+          c.watchDirty = true;
+        }
+      }
     }
     if (this.notifyFlags !== '') this.notify(event, key);
   }
@@ -622,7 +628,9 @@ export class RespServer implements ServerApi, ConnectionHost {
           for (const key of keys) {
             if (conn.watched.has(key)) continue;
             if (this.o.cache?.isMemoryKey(key) === true) {
-              conn.watched.set(key, { kind: 'memory', rev: 0 });
+              // rev 1: the key was live when watched; 0: absent or already expired (stale). Its
+              // expiry or deletion later is a change only in the first case (Redis 7's rule).
+              conn.watched.set(key, { kind: 'memory', rev: this.o.cache.contains(key) ? 1 : 0 });
               let set = this.memoryWatch.get(key);
               if (set === undefined) this.memoryWatch.set(key, (set = new Set()));
               set.add(conn);
@@ -680,7 +688,7 @@ export class RespServer implements ServerApi, ConnectionHost {
       if (w.kind === 'durable') {
         watched.set(key, w.rev);
         if ((this.o.store.get(key)?.modRevision ?? 0) !== w.rev) dirty = true;
-      }
+      } else if (w.rev === 1 && this.o.cache?.contains(key) !== true) dirty = true; // expired since WATCH, collected or not
     }
     this.unwatch(conn);
     if (dirty) return reply(R.nullArray);
@@ -857,7 +865,10 @@ export class RespServer implements ServerApi, ConnectionHost {
     if (cache !== undefined) {
       // A WATCHed memory key that existed was touched; one that did not exist (or had expired) was
       // not, and EXEC still runs (Redis's touchAllWatchedKeysInDb).
-      for (const [key, set] of this.memoryWatch) if (cache.peek(key) !== undefined) for (const c of set) c.watchDirty = true;
+      for (const [key, set] of this.memoryWatch) {
+        if (!cache.contains(key, false)) continue;
+        for (const c of set) if (c.watched.get(key)?.rev === 1) c.watchDirty = true;
+      }
       cache.flush();
       if (cache.config.appendonly) cache.propagate([Buffer.from('FLUSHALL')]);
     }
