@@ -252,6 +252,26 @@ describe('RESP on memory namespaces', () => {
     }
     assert.equal(await io.ping(), 'PONG', 'the node is still up');
 
+    // Notification class n: a `new` event when a write creates a key, not when it overwrites one.
+    await io.config('SET', 'notify-keyspace-events', 'En');
+    const nsub = new Redis({ port: node.respPort, host: '127.0.0.1' });
+    try {
+      const got: string[] = [];
+      nsub.on('pmessage', (_p: string, ch: string, msg: string) => got.push(`${ch} ${msg}`));
+      await nsub.psubscribe('*');
+      await io.del('nk:foo', 'nk:bar');
+      await io.set('nk:foo', 'bar');
+      await io.set('nk:foo', 'baz');
+      await io.set('nk:bar', 'bar');
+      const until = Date.now() + 5000;
+      while (got.length < 2 && Date.now() < until) await sleep(20);
+      await sleep(100);
+      assert.deepEqual(got, ['__keyevent@0__:new nk:foo', '__keyevent@0__:new nk:bar']);
+    } finally {
+      await io.config('SET', 'notify-keyspace-events', '');
+      nsub.disconnect();
+    }
+
     // Redis's encoding thresholds are accepted (test suites and tools set them) and shown.
     assert.equal(await io.config('SET', 'list-max-listpack-size', '4'), 'OK');
     assert.deepEqual(await io.config('GET', 'list-max-listpack-size'), ['list-max-listpack-size', '4']);

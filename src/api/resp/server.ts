@@ -63,8 +63,9 @@ function eventClass(ev: string): string {
     case 'rename_to':
     case 'persist':
     case 'copy_to':
-    case 'new':
       return 'g';
+    case 'new':
+      return 'n';
     case 'set':
     case 'setrange':
     case 'incrby':
@@ -1107,6 +1108,8 @@ export class RespServer implements ServerApi, ConnectionHost {
       // Without K or E nothing is delivered; Redis keeps the flags as given otherwise.
       if (!f.includes('K') && !f.includes('E')) f = '';
       this.notifyFlags = [...new Set(f)].join('');
+      // `n` (a key created) costs a look-up per write, so the memory keyspace checks only when asked.
+      if (this.memory !== undefined) this.memory.notifyNew = this.notifyFlags.includes('n');
       return;
     }
     if (name === 'client-output-buffer-limit') {
