@@ -34,6 +34,12 @@ export interface Principal {
   via: 'password' | 'token' | 'apikey' | 'oidc' | 'mtls' | 'dev';
   /** For `apikey`: the key's id; for `token`: the user's uid. A long-lived connection tells from it when the key is revoked or the user replaced. */
   credentialId?: string;
+  /**
+   * When the credential stops being valid, ms since the epoch (an access token's `exp`); absent
+   * for credentials checked against the identity store instead (API keys, passwords). Long-lived
+   * connections (RESP) end their authentication at this time.
+   */
+  expiresAt?: number;
 }
 
 /**

@@ -144,7 +144,7 @@ export class AuthService {
     if (user === undefined || user.uid !== claims.uid || user.disabled === true) {
       throw new UnauthenticatedError('the token belongs to a user that no longer exists or is disabled', { reason: 'unknown_user' });
     }
-    return { name: user.name, roles: user.roles, via: 'token', credentialId: user.uid };
+    return { name: user.name, roles: user.roles, via: 'token', credentialId: user.uid, expiresAt: claims.exp };
   }
 
   private fromClientCert(cn: string): Principal {

@@ -183,6 +183,11 @@ export class CacheTier extends EventEmitter<CacheEvents> {
   private readonly origins = new Map<string, OriginState>();
   private readonly flights = new Map<string, Promise<ReadThroughResult>>();
   private executor: AofExecutor | undefined;
+  /**
+   * Whether the timer runs active-expiry cycles (Redis's `DEBUG SET-ACTIVE-EXPIRE 0|1`): off,
+   * expired keys go only when touched (lazy expiry). Tests of lazy expiry turn it off.
+   */
+  activeExpire = true;
 
   constructor(readonly options: CacheTierOptions) {
     super();
@@ -236,10 +241,10 @@ export class CacheTier extends EventEmitter<CacheEvents> {
   }
 
   /** Redis's LFUDecrAndReturn: the counter after decay by one per `lfu-decay-time` minutes idle. */
-  private lfuDecayed(e: Entry): number {
+  private lfuDecayed(e: Entry, minutes = this.minutes()): number {
     const period = this.cfg['lfu-decay-time'];
     if (period <= 0) return e.lfu;
-    const periods = Math.floor((this.minutes() - e.ldt) / period);
+    const periods = Math.floor((minutes - e.ldt) / period);
     return periods > e.lfu ? 0 : e.lfu - periods;
   }
 
@@ -252,9 +257,11 @@ export class CacheTier extends EventEmitter<CacheEvents> {
   }
 
   private touch(e: Entry): void {
-    e.lru = this.now();
-    e.lfu = this.lfuIncr(this.lfuDecayed(e));
-    e.ldt = this.minutes();
+    const now = this.now();
+    const minutes = Math.floor(now / 60_000);
+    e.lru = now;
+    e.lfu = this.lfuIncr(this.lfuDecayed(e, minutes));
+    e.ldt = minutes;
   }
 
   private setExpire(e: Entry, at: number): void {
@@ -352,6 +359,15 @@ export class CacheTier extends EventEmitter<CacheEvents> {
     e.ns.hits++;
     this.touch(e);
     return e.value;
+  }
+
+  /**
+   * Whether `key` has an entry, without expiring or touching it (WATCH's view of a key).
+   * @param live true: only an entry whose TTL has not passed counts; false: any entry still held.
+   */
+  contains(key: string, live = true): boolean {
+    const e = this.map.get(key);
+    return e !== undefined && (!live || !this.isExpired(e));
   }
 
   /** Like {@link lookup} without statistics or LRU/LFU touch (TYPE, TTL, EXISTS-style checks); still expires. */
@@ -993,7 +1009,9 @@ export class CacheTier extends EventEmitter<CacheEvents> {
     for (const t of this.timers) clearInterval(t);
     this.timers = [];
     const hz = this.cfg.hz;
-    const cycle = setInterval(() => this.activeExpireCycle(250 / hz), Math.round(1000 / hz));
+    const cycle = setInterval(() => {
+      if (this.activeExpire) this.activeExpireCycle(250 / hz);
+    }, Math.round(1000 / hz));
     const second = setInterval(() => this.everySecond(), 1000);
     cycle.unref();
     second.unref();

@@ -29,7 +29,10 @@ describe('RESP on memory namespaces', () => {
   test('the namespace rule: memory keys are not kv keys; app/ keys are', async () => {
     await io.set('user:1', 'cached');
     await io.set('app/db', 'durable');
-    assert.equal((await http(`${node.url}/v1/kv/user:1`)).status, 404);
+    // A memory key is not a kv key: /v1/kv refuses it and says where it lives.
+    const kv = await http(`${node.url}/v1/kv/user:1`);
+    assert.equal(kv.status, 400);
+    assert.match((kv.body.error as { message: string }).message, /memory namespace '' .*\/v1\/cache\/user:1 or the RESP port/);
     assert.equal((await http(`${node.url}/v1/kv/app/db`)).body.kv.value, 'durable');
     assert.equal(await io.get('user:1'), 'cached');
     // The cache's HTTP face sees the same memory key.
@@ -144,6 +147,134 @@ describe('RESP on memory namespaces', () => {
     await io.config('SET', 'maxmemory', '0');
     await io.config('SET', 'notify-keyspace-events', '');
     sub.disconnect();
+  });
+
+  test("Redis's edge cases: CLIENT REPLY, DEBUG SET-ACTIVE-EXPIRE, messages to self after EXEC, FLUSHALL and WATCH, 64-bit expiry times, EXEC under OOM", async () => {
+    // CLIENT REPLY OFF silences replies, not pub/sub confirmations; SKIP silences one reply; ON answers +OK.
+    const c = await RawClient.open(node.respPort);
+    c.write(Buffer.concat([frame('CLIENT', 'REPLY', 'OFF'), frame('SET', 'cr:a', '1'), frame('SUBSCRIBE', 'cr-ch'), frame('UNSUBSCRIBE', 'cr-ch')]));
+    c.write(Buffer.concat([frame('CLIENT', 'REPLY', 'SKIP'), frame('GET', 'cr:a'), frame('CLIENT', 'REPLY', 'ON'), frame('GET', 'cr:a')]));
+    const text = (await c.until((b) => b.toString().endsWith('$1\r\n1\r\n'))).toString();
+    assert.equal(text, '*3\r\n$9\r\nsubscribe\r\n$5\r\ncr-ch\r\n:1\r\n*3\r\n$11\r\nunsubscribe\r\n$5\r\ncr-ch\r\n:0\r\n+OK\r\n$1\r\n1\r\n');
+    c.close();
+
+    // With active expiry off, an expired key stays counted until it is touched (lazy expiry).
+    assert.equal(await io.call('DEBUG', 'SET-ACTIVE-EXPIRE', '0'), 'OK');
+    try {
+      await io.set('lazy:k', 'v', 'PX', 50);
+      await sleep(400);
+      assert.match(await io.info('keyspace'), /expires=[1-9]/, 'the expired key was not collected actively');
+      assert.equal(await io.get('lazy:k'), null, 'a read expires it');
+    } finally {
+      assert.equal(await io.call('DEBUG', 'SET-ACTIVE-EXPIRE', '1'), 'OK');
+    }
+    await assert.rejects(io.call('DEBUG', 'RELOAD'), /unknown subcommand or wrong number of arguments for 'RELOAD'/);
+
+    // A RESP3 subscriber publishing to itself in a MULTI gets the EXEC reply first, then the messages.
+    const self = await RawClient.open(node.respPort);
+    self.write(Buffer.concat([frame('HELLO', '3'), frame('SUBSCRIBE', 'self-ch')]));
+    await self.until((b) => b.toString().includes('self-ch'));
+    self.clear();
+    self.write(Buffer.concat([frame('MULTI'), frame('PING', 'abc'), frame('PUBLISH', 'self-ch', 'bar'), frame('EXEC')]));
+    const out = (await self.until((b) => b.toString().includes('bar\r\n'))).toString();
+    const execAt = out.indexOf('*2\r\n$3\r\nabc\r\n:1\r\n');
+    assert.ok(execAt >= 0 && execAt < out.indexOf('>3\r\n$7\r\nmessage\r\n$7\r\nself-ch\r\n$3\r\nbar'), JSON.stringify(out));
+    self.close();
+
+    // FLUSHALL touches WATCHed keys that existed, not one that did not.
+    const w = new Redis({ port: node.respPort, host: '127.0.0.1' });
+    await w.del('w:absent');
+    await w.watch('w:absent');
+    await io.flushall();
+    assert.deepEqual(await w.multi().ping().exec(), [[null, 'PONG']]);
+    await w.set('w:present', '1');
+    await w.watch('w:present');
+    await io.flushall();
+    assert.equal(await w.multi().ping().exec(), null, 'EXEC fails: a watched key was flushed');
+    w.disconnect();
+
+    // WATCH and expiry (Redis 7's rule): a key live when watched that expires fails EXEC, even before
+    // it is collected; a key already expired when watched may be collected or deleted without failing it.
+    assert.equal(await io.call('DEBUG', 'SET-ACTIVE-EXPIRE', '0'), 'OK');
+    const x = new Redis({ port: node.respPort, host: '127.0.0.1' });
+    try {
+      await x.set('wx:live', '1', 'PX', 100);
+      await x.watch('wx:live');
+      await sleep(300);
+      assert.equal(await x.multi().ping().exec(), null, 'the watched key expired: EXEC fails');
+      await x.set('wx:stale', '1', 'PX', 1);
+      await sleep(50);
+      await x.watch('wx:stale');
+      await io.del('wx:stale');
+      assert.deepEqual(await x.multi().ping().exec(), [[null, 'PONG']], 'deleting a stale watched key changes nothing');
+    } finally {
+      await io.call('DEBUG', 'SET-ACTIVE-EXPIRE', '1');
+      x.disconnect();
+    }
+
+    // Expiry times are 64-bit as in Redis: a far-future PEXPIREAT is accepted, a far-past one deletes.
+    await io.set('big:t', 'v');
+    assert.equal(await io.pexpireat('big:t', '9223372036854770000'), 1);
+    assert.ok((await io.ttl('big:t')) > 1e12);
+    assert.equal(await io.pexpireat('big:t', '-9223372036854770000'), 1);
+    assert.equal(await io.ttl('big:t'), -2);
+    await io.set('big:t', 'v');
+    await assert.rejects(io.expire('big:t', '9223372036854775'), /invalid expire time in 'expire' command/);
+
+    // EXEC of a transaction with a write is refused whole when memory went over maxmemory meanwhile.
+    const m = new Redis({ port: node.respPort, host: '127.0.0.1' });
+    try {
+      await io.config('SET', 'maxmemory-policy', 'noeviction');
+      await m.set('oom:x', 'before');
+      await m.call('MULTI');
+      await m.call('SET', 'oom:x', 'after');
+      await io.config('SET', 'maxmemory', '1');
+      await assert.rejects(m.call('EXEC'), /^ReplyError: EXECABORT Transaction discarded because of: OOM command not allowed when used memory > 'maxmemory'\./);
+      await io.config('SET', 'maxmemory', '0');
+      assert.equal(await m.get('oom:x'), 'before');
+    } finally {
+      await io.config('SET', 'maxmemory', '0');
+      m.disconnect();
+    }
+
+    // CONFIG SET inside MULTI runs at EXEC; a bad value is that command's error, not the node's end.
+    const cm = new Redis({ port: node.respPort, host: '127.0.0.1' });
+    try {
+      const res = await cm.multi().set('cfg:x', '1').config('SET', 'maxmemory', 'bla').exec();
+      assert.equal(res?.[0]?.[1], 'OK');
+      assert.match(String(res?.[1]?.[0]), /CONFIG SET failed \(possibly related to argument 'maxmemory'\)/);
+      assert.deepEqual(await cm.multi().config('SET', 'maxmemory', '0').get('cfg:x').exec(), [
+        [null, 'OK'],
+        [null, '1'],
+      ]);
+    } finally {
+      cm.disconnect();
+    }
+    assert.equal(await io.ping(), 'PONG', 'the node is still up');
+
+    // Notification class n: a `new` event when a write creates a key, not when it overwrites one.
+    await io.config('SET', 'notify-keyspace-events', 'En');
+    const nsub = new Redis({ port: node.respPort, host: '127.0.0.1' });
+    try {
+      const got: string[] = [];
+      nsub.on('pmessage', (_p: string, ch: string, msg: string) => got.push(`${ch} ${msg}`));
+      await nsub.psubscribe('*');
+      await io.del('nk:foo', 'nk:bar');
+      await io.set('nk:foo', 'bar');
+      await io.set('nk:foo', 'baz');
+      await io.set('nk:bar', 'bar');
+      const until = Date.now() + 5000;
+      while (got.length < 2 && Date.now() < until) await sleep(20);
+      await sleep(100);
+      assert.deepEqual(got, ['__keyevent@0__:new nk:foo', '__keyevent@0__:new nk:bar']);
+    } finally {
+      await io.config('SET', 'notify-keyspace-events', '');
+      nsub.disconnect();
+    }
+
+    // Redis's encoding thresholds are accepted (test suites and tools set them) and shown.
+    assert.equal(await io.config('SET', 'list-max-listpack-size', '4'), 'OK');
+    assert.deepEqual(await io.config('GET', 'list-max-listpack-size'), ['list-max-listpack-size', '4']);
   });
 });
 

@@ -1,7 +1,7 @@
 /** Unit tests of the pure RESP parser and writer (src/api/resp): frames, limits, split at every byte. */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { encode, R, RespParser, RESP_LIMITS, UNAUTH_LIMITS, splitArgs } from '../../src/api/resp/index.js';
+import { encode, R, ReplyWriter, RespParser, RESP_LIMITS, UNAUTH_LIMITS, splitArgs, writeReply } from '../../src/api/resp/index.js';
 
 const strs = (cmds: Buffer[][]): string[][] => cmds.map((c) => c.map((a) => a.toString('latin1')));
 
@@ -138,6 +138,21 @@ test('writer: RESP2 and RESP3 forms of every type', () => {
   assert.equal(e(R.map([[R.bulk('k'), R.int(1)]]), 3), '%1\r\n$1\r\nk\r\n:1\r\n');
   assert.equal(e(R.set([R.bulk('a')]), 3), '~1\r\n$1\r\na\r\n');
   assert.equal(e(R.set([R.bulk('a')]), 2), '*1\r\n$1\r\na\r\n');
+  assert.equal(e({ t: 'bignum', v: '1234567999999999999999999999999999999' }, 3), '(1234567999999999999999999999999999999\r\n');
+  assert.equal(e({ t: 'bignum', v: '12345' }, 2), '$5\r\n12345\r\n');
+  const attr: Parameters<typeof encode>[0] = { t: 'attribute', attrs: [[R.bulk('key-popularity'), R.int(90)]], v: R.bulk('real') };
+  assert.equal(e(attr, 3), '|1\r\n$14\r\nkey-popularity\r\n:90\r\n$4\r\nreal\r\n');
+  assert.equal(e(attr, 2), '$4\r\nreal\r\n', 'RESP2 sees the reply alone');
+  // Many replies into one writer: one buffer, in order, large bulks included.
+  const w = new ReplyWriter();
+  const big = Buffer.alloc(100_000, 0x61);
+  writeReply(R.bulk('é'), 2, w);
+  writeReply(R.bulk(big), 2, w);
+  writeReply(R.int(7), 2, w);
+  assert.equal(w.take().toString('latin1'), `$2\r\n\xc3\xa9\r\n$100000\r\n${'a'.repeat(100_000)}\r\n:7\r\n`);
+  assert.equal(w.length, 0);
+  writeReply(R.ok, 2, w);
+  assert.equal(w.take().toString(), '+OK\r\n', 'the writer is reusable after take()');
   assert.equal(e(R.double(1.5), 3), ',1.5\r\n');
   assert.equal(e(R.double(Infinity), 3), ',inf\r\n');
   assert.equal(e(R.double(1.5), 2), '$3\r\n1.5\r\n');

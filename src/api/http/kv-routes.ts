@@ -183,6 +183,21 @@ async function leaseFor(ctx: HttpContext, req: FastifyRequest, key: string, aske
   return id;
 }
 
+/**
+ * Refuses a key a memory namespace governs: its value lives in the cache tier, not in the kv
+ * store, so a kv read would miss it and a kv write would create a durable key that RESP and
+ * `/v1/cache` never see (the namespace rule of docs/resp.md).
+ * @throws InvalidArgumentError naming the namespace and the faces that serve the key.
+ */
+function refuseMemoryKey(ctx: HttpContext, key: string): void {
+  const ns = ctx.cache.namespaceOf(key);
+  if (ns === undefined) return;
+  throw new InvalidArgumentError(
+    `'${key}' is in the memory namespace '${ns.prefix}' (storage "memory"): its keys live in the cache tier, not the kv store; use /v1/cache/${key} or the RESP port`,
+    { key, namespace: ns.prefix },
+  );
+}
+
 /** Registers `/v1/kv/*` and `/v1/txn`. */
 export function registerKvRoutes(app: FastifyInstance, ctx: HttpContext): void {
   const { store, metrics } = ctx;
@@ -203,6 +218,7 @@ export function registerKvRoutes(app: FastifyInstance, ctx: HttpContext): void {
     if (range.rangeEnd === undefined) {
       const key = range.key;
       requireAccess(ctx, req, 'kv.get', 'read', { key });
+      refuseMemoryKey(ctx, key);
       if (consistency === 'linearizable') await store.readBarrier();
       if (revision === 0) {
         const kv = store.get(key);
@@ -248,6 +264,7 @@ export function registerKvRoutes(app: FastifyInstance, ctx: HttpContext): void {
   app.put('/v1/kv/*', async (req) => {
     const key = validateKey(wildcardKey(req.params));
     requireAccess(ctx, req, 'kv.put', 'write', { key });
+    refuseMemoryKey(ctx, key);
     const { value, lease, prevKv } = readBodyValue(req);
     // Validate (format, schema) before anything is granted or written; the store encrypts secrets.
     const stored = ctx.policies.checkWrite(key, value);
@@ -269,6 +286,7 @@ export function registerKvRoutes(app: FastifyInstance, ctx: HttpContext): void {
       throw new InvalidArgumentError('deleting every key needs all=true as well as prefix=true');
     }
     requireAccess(ctx, req, 'kv.delete', 'write', rangeResource(range));
+    if (range.rangeEnd === undefined) refuseMemoryKey(ctx, range.key);
     const started = performance.now();
     const res = await store.deleteRange(range.key, range.rangeEnd, { prevKv: queryBool(q, 'prevKv'), audit: auditContext(req, 'kv.delete') });
     metrics.writeDuration.observe({ op: 'delete' }, (performance.now() - started) / 1000);
@@ -279,6 +297,7 @@ export function registerKvRoutes(app: FastifyInstance, ctx: HttpContext): void {
     // jsonBody: a txn sent without `content-type: application/json` (curl -d) is still read as JSON.
     const txn = parseTxn(jsonBody(req, '{"compare": […], "success": […], "failure": […]}'));
     authorizeTxn(ctx, req, txn);
+    for (const op of [...txn.success, ...txn.failure]) if (op.type === 'put' || (op.type === 'delete' && op.rangeEnd === undefined)) refuseMemoryKey(ctx, op.key);
     const granted = new Map<number, number>();
     const prepare = async (ops: TxnOp[]): Promise<TxnOp[]> => {
       const out: TxnOp[] = [];

@@ -148,10 +148,14 @@ export function client(c: Ctx, a: Buffer[]): Reply {
       if (w !== 'ON' && w !== 'OFF') throw new RespError(SYNTAX);
       return R.ok;
     }
-    case 'REPLY':
-      throw new RespError('ERR CLIENT REPLY is not supported by Beacon');
+    case 'REPLY': {
+      const w = word(a[1]);
+      if (a.length !== 2 || (w !== 'ON' && w !== 'OFF' && w !== 'SKIP')) throw new RespError(SYNTAX);
+      c.conn.replyMode = w === 'ON' ? 'on' : w === 'OFF' ? 'off' : 'skip';
+      return w === 'ON' ? R.ok : NO_REPLY;
+    }
     case 'HELP':
-      return R.array(['CLIENT <subcommand> [<arg> ...]', 'ID', 'SETNAME <name>', 'GETNAME', 'SETINFO LIB-NAME|LIB-VER <v>', 'INFO', 'LIST [ID id ...]', 'KILL <ip:port> | ID <id> | ADDR <ip:port> | USER <name>', 'NO-EVICT ON|OFF', 'NO-TOUCH ON|OFF'].map((x) => R.simple(x)));
+      return R.array(['CLIENT <subcommand> [<arg> ...]', 'ID', 'SETNAME <name>', 'GETNAME', 'SETINFO LIB-NAME|LIB-VER <v>', 'INFO', 'LIST [ID id ...]', 'KILL <ip:port> | ID <id> | ADDR <ip:port> | USER <name>', 'NO-EVICT ON|OFF', 'NO-TOUCH ON|OFF', 'REPLY ON|OFF|SKIP'].map((x) => R.simple(x)));
     default:
       throw new RespError(`ERR unknown subcommand '${s(a[0])}'. Try CLIENT HELP.`);
   }
@@ -187,7 +191,7 @@ function killTargets(c: Ctx, a: Buffer[]): ConnState[] {
 }
 
 export function info(c: Ctx, a: Buffer[]): Reply {
-  return R.verbatim(c.srv.info(a[0] === undefined ? undefined : s(a[0]).toLowerCase()));
+  return R.verbatim(c.srv.info(a[0] === undefined ? undefined : s(a[0]).toLowerCase(), c.conn));
 }
 
 export function command(c: Ctx, a: Buffer[]): Reply {
@@ -233,7 +237,7 @@ export async function config(c: Ctx, a: Buffer[]): Promise<Reply> {
   throw new RespError(`ERR unknown subcommand '${s(a[0])}'. Try CONFIG HELP.`);
 }
 
-export const dbsize = (c: Ctx): Reply => R.int(c.srv.dbsize());
+export const dbsize = (c: Ctx): Reply => R.int(c.srv.dbsize(c.conn));
 
 export function keys(c: Ctx, a: Buffer[]): Reply {
   return R.array(c.srv.keys(c.conn, s(a[0])).map((k) => R.bulk(k)));
@@ -267,6 +271,71 @@ export async function flushall(c: Ctx, a: Buffer[]): Promise<Reply> {
   if (a.length > 1 || (a[0] !== undefined && w !== 'SYNC' && w !== 'ASYNC')) throw new RespError(SYNTAX);
   await c.srv.flushAll(c.conn);
   return R.ok;
+}
+
+/**
+ * DEBUG PROTOCOL <type>: one reply of each RESP3 type, the values Redis's debug.c sends, so a
+ * client library can test its parser against Beacon (RESP2 clients get the RESP2 forms).
+ */
+function debugProtocol(c: Ctx, type: string): Reply {
+  const n = (i: number): Reply => R.int(i);
+  switch (type) {
+    case 'STRING':
+      return R.bulk('Hello World');
+    case 'INTEGER':
+      return R.int(12345);
+    case 'DOUBLE':
+      return R.double(3.141);
+    case 'BIGNUM':
+      return { t: 'bignum', v: '1234567999999999999999999999999999999' };
+    case 'NULL':
+      return R.null;
+    case 'ARRAY':
+      return R.array([n(0), n(1), n(2)]);
+    case 'SET':
+      return R.set([n(0), n(1), n(2)]);
+    case 'MAP':
+      return R.map([0, 1, 2].map((i) => [n(i), R.bool(i === 1)]));
+    case 'ATTRIB':
+      return { t: 'attribute', attrs: [[R.bulk('key-popularity'), R.array([R.bulk('key:123'), n(90)])]], v: R.bulk('Some real reply following the attribute') };
+    case 'PUSH':
+      if (c.conn.protocol !== 3) throw new RespError('ERR RESP2 is not supported by this command');
+      c.conn.push(R.push([R.bulk('server-cpu-usage'), n(42)]));
+      return R.bulk('Some real reply following the push reply');
+    case 'TRUE':
+      return R.bool(true);
+    case 'FALSE':
+      return R.bool(false);
+    case 'VERBATIM':
+      return R.verbatim('This is a verbatim\nstring');
+    default:
+      throw new RespError("ERR Wrong protocol type name. Please use one of the following: string|integer|double|bignum|null|array|set|map|attrib|push|verbatim|true|false");
+  }
+}
+
+/**
+ * DEBUG (administrators only): `SET-ACTIVE-EXPIRE 0|1` stops or resumes the cache tier's active
+ * expiry (keys then expire only when touched, as Redis's tests of lazy expiry need);
+ * `PROTOCOL <type>` answers one reply of a RESP3 type. No other DEBUG subcommand is built.
+ */
+export function debug(c: Ctx, a: Buffer[]): Reply {
+  const sub = word(a[0]);
+  if (sub === 'SET-ACTIVE-EXPIRE' && a.length === 2) {
+    const v = s(a[1] as Buffer);
+    if (v !== '0' && v !== '1') throw new RespError(SYNTAX);
+    c.srv.setActiveExpire(v === '1');
+    return R.ok;
+  }
+  if (sub === 'PROTOCOL' && a.length === 2) return debugProtocol(c, word(a[1]));
+  if (sub === 'HELP') return R.array(['DEBUG <subcommand> [<arg> ...]', 'SET-ACTIVE-EXPIRE <0|1>', 'PROTOCOL <type>'].map((x) => R.simple(x)));
+  throw new RespError(`ERR unknown subcommand or wrong number of arguments for '${s(a[0] as Buffer)}'. Try DEBUG HELP.`);
+}
+
+/** A handler for a Redis command Beacon knows but does not run over RESP: an error saying what to use. */
+export function notHere(name: string, instead: string): (c: Ctx, a: Buffer[]) => Reply {
+  return () => {
+    throw new RespError(`ERR ${name} is not available on Beacon's RESP port: ${instead}`);
+  };
 }
 
 // --- pub/sub -------------------------------------------------------------------------------------

@@ -252,10 +252,13 @@ export function exists(c: Ctx, a: Buffer[]): Reply {
 
 export const touch = exists;
 
+const I64_MAX = 2n ** 63n - 1n;
+const I64_MIN = -(2n ** 63n);
+
 function expireGeneric(unitMs: number, absolute: boolean, cmd: string) {
   return (c: Ctx, a: Buffer[]): Reply => {
     const key = k(a[0]);
-    const n = intArg(a[1]);
+    const n = bigArg(a[1]);
     let nx = false;
     let xx = false;
     let gt = false;
@@ -270,8 +273,17 @@ function expireGeneric(unitMs: number, absolute: boolean, cmd: string) {
     }
     if (nx && (xx || gt || lt)) throw new RespError('ERR NX and XX, GT or LT options at the same time are not compatible');
     if (gt && lt) throw new RespError('ERR GT and LT options at the same time are not compatible');
-    let at = absolute ? n * unitMs : Date.now() + n * unitMs;
-    if (!Number.isSafeInteger(n * unitMs) || !Number.isSafeInteger(at)) throw new RespError(`ERR invalid expire time in '${cmd}' command`);
+    // Redis's overflow rules (expireGenericCommand): the time in ms and the absolute time must fit
+    // a 64-bit integer; any such time is accepted (far-future times lose sub-ms precision here).
+    const invalid = (): RespError => new RespError(`ERR invalid expire time in '${cmd}' command`);
+    if (unitMs === 1000 && (n > I64_MAX / 1000n || n < I64_MIN / 1000n)) throw invalid();
+    let when = n * BigInt(unitMs);
+    if (!absolute) {
+      const base = BigInt(Date.now());
+      if (when > I64_MAX - base) throw invalid();
+      when += base;
+    }
+    let at = Number(when);
     if (c.ks.get(key) === undefined) return R.int(0);
     const cur = c.ks.expiresAt(key);
     if (nx && cur !== 0) return R.int(0);

@@ -55,6 +55,10 @@ def('config', -2, 'none', KNONE, 'server', S.config);
 def('time', 1, 'none', KNONE, 'server', S.time);
 def('function', -2, 'none', KNONE, 'scripting', S.fn);
 def('dbsize', 1, 'read', KNONE, 'server', S.dbsize);
+def('debug', -2, 'admin', KNONE, 'server', S.debug);
+// Known so that MULTI refuses them as Redis does; outside MULTI they explain what to use instead.
+def('save', 1, 'admin', KNONE, 'server', S.notHere('SAVE', 'the cache tier persists with its append-only file (appendonly yes, BGREWRITEAOF)'), { noMulti: true });
+def('shutdown', -1, 'admin', KNONE, 'server', S.notHere('SHUTDOWN', 'stop the node with SIGTERM (beacon serve exits cleanly)'), { noMulti: true });
 def('flushdb', -1, 'admin', KNONE, 'server', S.flushall, { noMulti: true });
 def('flushall', -1, 'admin', KNONE, 'server', S.flushall, { noMulti: true });
 // transactions

@@ -7,8 +7,8 @@
  */
 import type { Socket } from 'node:net';
 import type { Principal } from '../../auth/index.js';
-import type { ConnState } from './context.js';
-import { RespParser, encodeReply, type Protocol, type Reply } from './protocol.js';
+import type { ConnState, Ctx } from './context.js';
+import { ReplyWriter, RespParser, writeReply, type Protocol, type Reply } from './protocol.js';
 
 /** What {@link ConnectionHost.execute} decided for one command. */
 export type Outcome =
@@ -33,8 +33,20 @@ export interface ConnectionHost {
 
 const PROTOCOL_ERROR = Symbol('protocol error');
 type Queued = Buffer[] | { [PROTOCOL_ERROR]: string };
+/** The reply of a command run under CLIENT REPLY OFF/SKIP: written as nothing. */
+const DROPPED: Reply = { t: 'simple', v: '' };
+/** Replaces a consumed request in the queue so its arguments can be collected early. */
+const EMPTY: Queued = [];
 
 let nextId = 1;
+
+/**
+ * The one output buffer of the process: replies are encoded into it and written to their socket
+ * at the end of the batch. It holds one connection's bytes at a time (another connection's
+ * first reply flushes the previous owner's), so an idle connection holds no output buffer and
+ * a batch costs one allocation and one socket write, not one per reply part.
+ */
+const shared: { w: ReplyWriter; owner: Connection | undefined } = { w: new ReplyWriter(), owner: undefined };
 
 /** A client connection and its state (see {@link ConnState}). */
 export class Connection implements ConnState {
@@ -60,12 +72,18 @@ export class Connection implements ConnState {
   patterns = new Set<string>();
   lastCmd = 'NULL';
   lastActive = Date.now();
+  /** CLIENT REPLY: `off` drops every reply, `skip` the next command's; pub/sub messages always go out. */
+  replyMode: 'on' | 'off' | 'skip' = 'on';
+  /** Pub/sub messages and confirmations raised while a command of this connection runs: written after its reply. */
+  private pushes: Reply[] | undefined;
+  /** The context of this connection's memory-namespace commands (the same for each: reused). */
+  memoryCtx: Ctx | undefined;
 
   private parser: RespParser | undefined;
   private queue: Queued[] = [];
+  /** Index of the next request in {@link queue} (a head index: shift() is O(n) on long pipelines). */
+  private qhead = 0;
   private running = false;
-  private out: Buffer[] = [];
-  private outBytes = 0;
   /** Replies not yet known, in order; encoded replies that follow one wait behind it. */
   private slots: (Reply | Promise<Reply>)[] = [];
   private pendingCount = 0;
@@ -84,7 +102,7 @@ export class Connection implements ConnState {
     socket.on('error', () => this.destroy());
     socket.on('close', () => this.destroy());
     socket.on('drain', () => {
-      if (!this.running && this.queue.length > 0) void this.run();
+      if (!this.running && this.qhead < this.queue.length) void this.run();
       else if (!this.running && this.socket.isPaused() && !this.dead) this.socket.resume();
     });
   }
@@ -96,7 +114,10 @@ export class Connection implements ConnState {
     // request does not lift the limits for it (clients send AUTH and wait for +OK first).
     this.parser.unauthenticated = this.principal === undefined;
     const r = this.parser.feed(chunk);
-    for (const c of r.commands) this.queue.push(c);
+    if (this.qhead === this.queue.length) {
+      this.queue = r.commands;
+      this.qhead = 0;
+    } else for (const c of r.commands) this.queue.push(c);
     if (r.error !== undefined) {
       this.queue.push({ [PROTOCOL_ERROR]: r.error });
       this.socket.pause();
@@ -104,50 +125,83 @@ export class Connection implements ConnState {
       // A request larger than the query buffer limit: drop the client, as Redis does.
       this.queue.push({ [PROTOCOL_ERROR]: 'Protocol error: request exceeds client-query-buffer-limit' });
       this.socket.pause();
-    } else if (this.parser.idle && this.queue.length === 0) {
+    } else if (this.parser.idle && this.qhead === this.queue.length) {
       this.parser = undefined; // idle connections hold no parser buffers
     }
-    if (!this.running && this.queue.length > 0) void this.run();
+    if (!this.running && this.qhead < this.queue.length) void this.run();
   }
 
+  /**
+   * Runs the queued requests in order. Synchronous from start to end while every command
+   * answers at once (memory keys, reads): no promise is awaited and the batch's replies go out
+   * in one socket write before this returns; it awaits only a durable commit or an async command.
+   */
   private async run(): Promise<void> {
     this.running = true;
     try {
-      while (this.queue.length > 0 && !this.dead && !this.closing) {
+      while (this.qhead < this.queue.length && !this.dead && !this.closing) {
         if (this.socket.writableLength > this.host.outputPauseBytes) {
           // The client is not reading its replies: stop reading its requests until it does.
           this.flush();
           this.socket.pause();
           return;
         }
-        const item = this.queue.shift() as Queued;
+        const item = this.queue[this.qhead] as Queued;
+        this.queue[this.qhead++] = EMPTY;
         if (!Array.isArray(item)) {
-          await this.settle();
+          if (this.slots.length > 0) await this.settle();
           this.reply({ t: 'error', v: `ERR ${item[PROTOCOL_ERROR]}` });
           this.closeAfterReply();
           break;
         }
+        const mode = this.replyMode;
         let o = this.host.execute(this, item, this.pendingCount > 0);
-        if (o instanceof Promise) o = await o;
+        if (o instanceof Promise) {
+          this.flush();
+          o = await o;
+        }
         if (o.kind === 'wait') {
           await this.settle();
           o = this.host.execute(this, item, false);
-          if (o instanceof Promise) o = await o;
+          if (o instanceof Promise) {
+            this.flush();
+            o = await o;
+          }
         }
-        if (o.kind === 'reply') this.reply(o.reply);
+        // CLIENT REPLY OFF/SKIP silence the command's reply (not CLIENT REPLY ON's own +OK).
+        const drop = mode !== 'on' && this.replyMode !== 'on';
+        if (mode === 'skip' && this.replyMode === 'skip') this.replyMode = 'on';
+        if (o.kind === 'reply') this.reply(drop ? DROPPED : o.reply);
         else if (o.kind === 'pending') {
           this.pendingCount++;
-          this.slots.push(o.promise);
+          this.slots.push(drop ? o.promise.then(() => DROPPED) : o.promise);
           if (!o.blind) await this.settle();
         }
+        this.drainPushes();
       }
-      await this.settle();
+      if (this.qhead >= this.queue.length) {
+        this.queue = [];
+        this.qhead = 0;
+      }
+      if (this.slots.length > 0) await this.settle();
       this.flush();
       if (this.closing) this.end();
-      else if (this.socket.isPaused() && this.queue.length === 0 && this.socket.writableLength <= this.host.outputPauseBytes) this.socket.resume();
+      else if (this.socket.isPaused() && this.qhead >= this.queue.length && this.socket.writableLength <= this.host.outputPauseBytes) this.socket.resume();
     } finally {
       this.running = false;
+      if (this.pushes !== undefined) {
+        this.drainPushes();
+        this.flush();
+      }
     }
+  }
+
+  /** Writes the pub/sub messages raised while the last command ran, after its reply (as Redis 7.2 does). */
+  private drainPushes(): void {
+    const p = this.pushes;
+    if (p === undefined) return;
+    this.pushes = undefined;
+    for (const r of p) this.reply(r);
   }
 
   /** Waits for every reply in flight, writing them in order. */
@@ -171,27 +225,29 @@ export class Connection implements ConnState {
   }
 
   private encode(r: Reply): void {
-    if (this.dead) return;
-    const before = this.out.length;
-    encodeReply(r, this.protocol, this.out);
-    for (let i = before; i < this.out.length; i++) this.outBytes += (this.out[i] as Buffer).length;
-    if (this.outBytes > 64 * 1024) this.flush();
+    if (this.dead || r === DROPPED) return;
+    if (shared.owner !== this) {
+      shared.owner?.flush();
+      shared.owner = this;
+    }
+    writeReply(r, this.protocol, shared.w);
+    if (shared.w.length > 64 * 1024) this.flush();
   }
 
   /** Writes the encoded replies in one socket write. */
   flush(): void {
-    if (this.out.length === 0 || this.dead) return;
-    const buf = this.out.length === 1 ? (this.out[0] as Buffer) : Buffer.concat(this.out, this.outBytes);
-    this.out = [];
-    this.outBytes = 0;
-    this.socket.write(buf);
+    if (shared.owner !== this) return;
+    shared.owner = undefined;
+    if (shared.w.length === 0) return;
+    const buf = shared.w.take();
+    if (!this.dead) this.socket.write(buf);
   }
 
   /** Sends a pub/sub message or a confirmation; applies the pub/sub output-buffer limit. */
   push(r: Reply): void {
     if (this.dead) return;
     if (this.running) {
-      this.reply(r);
+      (this.pushes ??= []).push(r);
       return;
     }
     this.encode(r);
@@ -211,6 +267,7 @@ export class Connection implements ConnState {
   closeAfterReply(): void {
     this.closing = true;
     this.queue = [];
+    this.qhead = 0;
   }
 
   private end(): void {
@@ -233,7 +290,11 @@ export class Connection implements ConnState {
     if (this.dead) return;
     this.dead = true;
     this.queue = [];
-    this.out = [];
+    this.qhead = 0;
+    if (shared.owner === this) {
+      shared.w.take();
+      shared.owner = undefined;
+    }
     if (hard && !this.socket.destroyed) this.socket.destroy();
     this.host.closed(this);
   }

@@ -24,6 +24,8 @@ export interface ConnState {
   watched: Map<string, { kind: 'durable' | 'memory'; rev: number }>;
   channels: Set<string>;
   patterns: Set<string>;
+  /** CLIENT REPLY ON|OFF|SKIP. */
+  replyMode: 'on' | 'off' | 'skip';
   /** The last command's name (CLIENT LIST `cmd=`). */
   lastCmd: string;
   lastActive: number;
@@ -44,7 +46,8 @@ export interface ServerApi {
   keys(conn: ConnState, pattern: string): string[];
   /** One SCAN step. `cursor` as the client sent it. @throws RespError for a bad cursor. */
   scan(conn: ConnState, cursor: string, count: number, match: string | undefined, type: string | undefined): [string, string[]];
-  dbsize(): number;
+  /** Keys `conn`'s principal may read (DBSIZE): durable keys not shadowed by a memory namespace, and memory keys. */
+  dbsize(conn: ConnState): number;
   randomKey(conn: ConnState): string | undefined;
   /** Deletes every key (both kinds). */
   flushAll(conn: ConnState): Promise<void>;
@@ -56,11 +59,14 @@ export interface ServerApi {
   /** Subscribers of `channel`; 0 for a keyspace channel naming a key `conn` may not read. */
   pubsubNumsub(conn: ConnState, channel: string): number;
   pubsubNumpat(): number;
-  info(section: string | undefined): string;
+  /** INFO's text; the keyspace section counts the keys `conn`'s principal may read. */
+  info(section: string | undefined, conn: ConnState): string;
   configGet(pattern: string): [string, string][];
   /** @throws RespError for an unknown parameter or a bad value. */
   configSet(name: string, value: string): Promise<void>;
   resetStats(): void;
+  /** DEBUG SET-ACTIVE-EXPIRE: runs (true) or stops (false) the cache tier's active expiry. */
+  setActiveExpire(on: boolean): void;
   clients(): ConnState[];
   /** Checks `AUTH` credentials: `user pass`, or an API key (user omitted or `default`). */
   authenticate(user: string | undefined, pass: string, conn: ConnState): Promise<Principal>;

@@ -20,6 +20,8 @@ export class MemoryKeyspace implements Keyspace {
   reading = false;
   /** Changes made since {@link begin}. */
   changes: MemoryChange[] = [];
+  /** Record a `new` event when a write creates a key (keyspace notifications with the `n` class). */
+  notifyNew = false;
 
   constructor(readonly tier: CacheTier) {}
 
@@ -50,6 +52,7 @@ export class MemoryKeyspace implements Keyspace {
   }
 
   set(key: string, value: CacheValue, expiresAt: number | 'keep', event: string): void {
+    if (this.notifyNew && !this.tier.contains(key)) this.changes.push({ key, event: 'new' });
     if (expiresAt === 'keep') {
       const cur = this.tier.peek(key);
       if (cur !== undefined && cur.type === value.type && cur.value === value.value) this.tier.modified(key);

@@ -312,7 +312,7 @@ export type Protocol = 2 | 3;
 /**
  * A reply value. RESP3-only types degrade to their RESP2 form when written for protocol 2:
  * map → flat array, set → array, double → bulk string, boolean → integer, null → `$-1`,
- * push → array, verbatim → bulk string.
+ * push → array, verbatim → bulk string, bignum → bulk string, attribute → its reply alone.
  */
 export type Reply =
   | { t: 'simple'; v: string }
@@ -327,7 +327,11 @@ export type Reply =
   | { t: 'double'; v: number }
   | { t: 'bool'; v: boolean }
   | { t: 'push'; v: Reply[] }
-  | { t: 'verbatim'; format: string; v: string };
+  | { t: 'verbatim'; format: string; v: string }
+  /** A RESP3 big number (`(…`); a bulk string in RESP2. */
+  | { t: 'bignum'; v: string }
+  /** RESP3 attributes (`|n` and key/value pairs) before the reply `v`; RESP2 sees `v` alone. */
+  | { t: 'attribute'; attrs: [Reply, Reply][]; v: Reply };
 
 /** Reply constructors (short names keep command handlers readable). */
 export const R = {
@@ -357,68 +361,154 @@ export function formatDouble(v: number): string {
 }
 
 /**
- * Encodes one reply for `proto` into `out` (chunks to be concatenated into one socket write).
+ * An output buffer replies are encoded into: one growing byte array per connection instead of a
+ * small Buffer per protocol token, so a pipelined batch costs one allocation and one copy at
+ * {@link ReplyWriter.take}, not one per reply part.
+ */
+export class ReplyWriter {
+  private buf: Buffer = Buffer.allocUnsafe(4096);
+  /** Bytes encoded and not yet taken. */
+  length = 0;
+
+  private ensure(n: number): void {
+    if (this.length + n <= this.buf.length) return;
+    const next = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.length + n));
+    this.buf.copy(next, 0, 0, this.length);
+    this.buf = next;
+  }
+
+  /** Appends protocol text that is ASCII (type bytes, lengths, CRLF). */
+  ascii(s: string): void {
+    this.ensure(s.length);
+    this.length += this.buf.write(s, this.length, 'latin1');
+  }
+
+  /** Appends text as UTF-8 (messages and string bulks). */
+  utf8(s: string): void {
+    this.ensure(Buffer.byteLength(s, 'utf8'));
+    this.length += this.buf.write(s, this.length, 'utf8');
+  }
+
+  /** Appends raw bytes. */
+  bytes(b: Buffer): void {
+    this.ensure(b.length);
+    b.copy(this.buf, this.length);
+    this.length += b.length;
+  }
+
+  /**
+   * Returns the encoded bytes as a Buffer the caller owns (safe to hand to `socket.write`) and
+   * empties the writer. Small outputs are copied into a pooled Buffer and the working buffer is
+   * kept; a large one is handed over whole and a fresh working buffer started.
+   */
+  take(): Buffer {
+    const n = this.length;
+    this.length = 0;
+    if (n >= 16 * 1024) {
+      const out = this.buf.subarray(0, n);
+      this.buf = Buffer.allocUnsafe(4096);
+      return out;
+    }
+    const out = Buffer.allocUnsafe(n);
+    this.buf.copy(out, 0, 0, n);
+    return out;
+  }
+}
+
+const CRLF = '\r\n';
+
+/** Error and simple-string texts have CR/LF replaced by spaces, as Redis does. */
+function line(s: string): string {
+  return s.indexOf('\r') === -1 && s.indexOf('\n') === -1 ? s : s.replace(/[\r\n]/g, ' ');
+}
+
+/**
+ * Encodes one reply for `proto` into the writer `w`.
  * Error and simple-string texts have CR/LF replaced by spaces, as Redis does.
  */
-export function encodeReply(r: Reply, proto: Protocol, out: Buffer[] = []): Buffer[] {
-  const s = (x: string): void => {
-    out.push(Buffer.from(x, 'utf8'));
-  };
+export function writeReply(r: Reply, proto: Protocol, w: ReplyWriter): void {
   switch (r.t) {
     case 'simple':
-      s(`+${r.v.replace(/[\r\n]/g, ' ')}\r\n`);
+      w.utf8(`+${line(r.v)}\r\n`);
       break;
     case 'error':
-      s(`-${r.v.replace(/[\r\n]/g, ' ')}\r\n`);
+      w.utf8(`-${line(r.v)}\r\n`);
       break;
     case 'int':
-      s(`:${r.v}\r\n`);
+      w.ascii(`:${r.v}\r\n`);
       break;
-    case 'bulk': {
-      const b = typeof r.v === 'string' ? Buffer.from(r.v, 'utf8') : r.v;
-      s(`$${b.length}\r\n`);
-      out.push(b);
-      s('\r\n');
+    case 'bulk':
+      if (typeof r.v === 'string') {
+        w.ascii(`$${Buffer.byteLength(r.v, 'utf8')}\r\n`);
+        w.utf8(r.v);
+      } else {
+        w.ascii(`$${r.v.length}\r\n`);
+        w.bytes(r.v);
+      }
+      w.ascii(CRLF);
       break;
-    }
     case 'null':
-      s(proto === 3 ? '_\r\n' : '$-1\r\n');
+      w.ascii(proto === 3 ? '_\r\n' : '$-1\r\n');
       break;
     case 'nullArray':
-      s(proto === 3 ? '_\r\n' : '*-1\r\n');
+      w.ascii(proto === 3 ? '_\r\n' : '*-1\r\n');
       break;
     case 'array':
     case 'set':
     case 'push':
-      s(`${proto === 3 ? (r.t === 'array' ? '*' : r.t === 'set' ? '~' : '>') : '*'}${r.v.length}\r\n`);
-      for (const e of r.v) encodeReply(e, proto, out);
+      w.ascii(`${proto === 3 ? (r.t === 'array' ? '*' : r.t === 'set' ? '~' : '>') : '*'}${r.v.length}\r\n`);
+      for (const e of r.v) writeReply(e, proto, w);
       break;
     case 'map':
-      s(proto === 3 ? `%${r.v.length}\r\n` : `*${r.v.length * 2}\r\n`);
+      w.ascii(proto === 3 ? `%${r.v.length}\r\n` : `*${r.v.length * 2}\r\n`);
       for (const [k, v] of r.v) {
-        encodeReply(k, proto, out);
-        encodeReply(v, proto, out);
+        writeReply(k, proto, w);
+        writeReply(v, proto, w);
       }
       break;
     case 'double':
-      if (proto === 3) s(`,${formatDouble(r.v)}\r\n`);
-      else encodeReply(R.bulk(formatDouble(r.v)), proto, out);
+      if (proto === 3) w.ascii(`,${formatDouble(r.v)}\r\n`);
+      else writeReply(R.bulk(formatDouble(r.v)), proto, w);
       break;
     case 'bool':
-      s(proto === 3 ? `#${r.v ? 't' : 'f'}\r\n` : `:${r.v ? 1 : 0}\r\n`);
+      w.ascii(proto === 3 ? `#${r.v ? 't' : 'f'}\r\n` : `:${r.v ? 1 : 0}\r\n`);
+      break;
+    case 'bignum':
+      if (proto === 3) w.ascii(`(${r.v}\r\n`);
+      else writeReply(R.bulk(r.v), proto, w);
+      break;
+    case 'attribute':
+      if (proto === 3) {
+        w.ascii(`|${r.attrs.length}\r\n`);
+        for (const [k, v] of r.attrs) {
+          writeReply(k, proto, w);
+          writeReply(v, proto, w);
+        }
+      }
+      writeReply(r.v, proto, w);
       break;
     case 'verbatim': {
       if (proto === 2) {
-        encodeReply(R.bulk(r.v), proto, out);
+        writeReply(R.bulk(r.v), proto, w);
         break;
       }
       const b = Buffer.from(`${r.format.padEnd(3).slice(0, 3)}:${r.v}`, 'utf8');
-      s(`=${b.length}\r\n`);
-      out.push(b);
-      s('\r\n');
+      w.ascii(`=${b.length}\r\n`);
+      w.bytes(b);
+      w.ascii(CRLF);
       break;
     }
   }
+}
+
+/**
+ * Encodes one reply for `proto` and appends it to `out` (as one Buffer).
+ * Error and simple-string texts have CR/LF replaced by spaces, as Redis does.
+ */
+export function encodeReply(r: Reply, proto: Protocol, out: Buffer[] = []): Buffer[] {
+  const w = new ReplyWriter();
+  writeReply(r, proto, w);
+  out.push(w.take());
   return out;
 }
 

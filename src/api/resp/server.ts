@@ -20,7 +20,7 @@ import { Connection, type ConnectionHost, type Outcome } from './connection.js';
 import type { ConnState, Ctx, ServerApi } from './context.js';
 import { toRespError } from './errors.js';
 import { DurableTx, Projection, RespError, RetryError, decodeDurableHash, type Keyspace } from './keyspace.js';
-import { MemoryKeyspace } from './memory.js';
+import { MemoryKeyspace, isOutOfMemory } from './memory.js';
 import { R, type Reply } from './protocol.js';
 
 /** Default RESP port (Redis's 6379 + 1, next to Beacon's HTTP 7379). */
@@ -63,8 +63,9 @@ function eventClass(ev: string): string {
     case 'rename_to':
     case 'persist':
     case 'copy_to':
-    case 'new':
       return 'g';
+    case 'new':
+      return 'n';
     case 'set':
     case 'setrange':
     case 'incrby':
@@ -102,6 +103,24 @@ export class RespServer implements ServerApi, ConnectionHost {
   private readonly unsubscribeStore: () => void;
   private readonly cacheListeners: (() => void)[] = [];
   private port = 0;
+  private sweepTimer: NodeJS.Timeout | undefined;
+  /** Redis's encoding thresholds (CONFIG SET accepts them; they change nothing here), with Redis 7.2's defaults. */
+  private readonly encodingKnobs = new Map<string, string>([
+    ['hash-max-listpack-entries', '128'],
+    ['hash-max-listpack-value', '64'],
+    ['hash-max-ziplist-entries', '128'],
+    ['hash-max-ziplist-value', '64'],
+    ['list-max-listpack-size', '-2'],
+    ['list-max-ziplist-size', '-2'],
+    ['list-compress-depth', '0'],
+    ['set-max-intset-entries', '512'],
+    ['set-max-listpack-entries', '128'],
+    ['set-max-listpack-value', '64'],
+    ['zset-max-listpack-entries', '128'],
+    ['zset-max-listpack-value', '64'],
+    ['zset-max-ziplist-entries', '128'],
+    ['zset-max-ziplist-value', '64'],
+  ]);
   private readonly deps: ConstructorParameters<typeof DurableTx>[0];
 
   constructor(private readonly o: RespServerOptions) {
@@ -142,11 +161,25 @@ export class RespServer implements ServerApi, ConnectionHost {
     });
     server.on('error', (err) => this.o.logger.warn({ err }, 'RESP listener error'));
     this.port = (server.address() as AddressInfo).port;
+    if (!this.dev) {
+      // A subscriber sends no commands and may receive no message for hours: re-check the
+      // subscribed connections every REFRESH_MS, so an expired token, a deleted or disabled user
+      // or a revoked API key loses its subscriptions without waiting for a message.
+      this.sweepTimer = setInterval(() => this.sweepSubscribers(), REFRESH_MS);
+      this.sweepTimer.unref();
+    }
     return this.port;
+  }
+
+  /** Closes the subscribed connections whose principal is no longer valid (see {@link stillValid}). */
+  private sweepSubscribers(): void {
+    const now = Date.now();
+    for (const c of this.conns.values()) if (c.channels.size + c.patterns.size > 0) this.stillValid(c, now);
   }
 
   /** Stops listening and closes every connection. */
   async close(): Promise<void> {
+    if (this.sweepTimer !== undefined) clearInterval(this.sweepTimer);
     this.unsubscribeStore();
     for (const off of this.cacheListeners) off();
     for (const c of [...this.conns.values()]) c.kill();
@@ -166,11 +199,18 @@ export class RespServer implements ServerApi, ConnectionHost {
   // Command execution
 
   execute(conn: Connection, argv: Buffer[], inflight: boolean): Outcome | Promise<Outcome> {
-    const name = (argv[0] as Buffer).toString('latin1').toLowerCase();
+    const raw = (argv[0] as Buffer).toString('latin1');
+    let spec = SPEC_BY_RAW_NAME.get(raw);
+    if (spec === undefined) {
+      spec = COMMANDS.get(raw.toLowerCase());
+      // Remember the spelling clients use (redis-benchmark sends "SET"); only known names, so
+      // the cache stays bounded by the table's size times the spellings in use.
+      if (spec !== undefined && SPEC_BY_RAW_NAME.size < 4096) SPEC_BY_RAW_NAME.set(raw, spec);
+    }
+    const name = spec?.name ?? raw.toLowerCase();
     const args = argv.slice(1);
     this.stats.commands++;
     conn.lastActive = Date.now();
-    const spec = COMMANDS.get(name);
     if (spec === undefined) {
       conn.lastCmd = 'NULL';
       if (conn.multi !== undefined) conn.multiError = true;
@@ -182,9 +222,18 @@ export class RespServer implements ServerApi, ConnectionHost {
       if (conn.multi !== undefined) conn.multiError = true;
       return reply(R.error(`ERR wrong number of arguments for '${name}' command`));
     }
-    if (conn.principal !== undefined && !this.dev && conn.lastActive - conn.refreshedAt > REFRESH_MS) {
-      conn.refreshedAt = conn.lastActive;
-      conn.principal = this.o.auth.refresh(conn.principal);
+    if (conn.principal !== undefined && !this.dev) {
+      const exp = conn.principal.expiresAt;
+      if (exp !== undefined && exp <= conn.lastActive) {
+        // An access token used as the password authenticates the connection until its exp.
+        conn.principal = undefined;
+        if (conn.multi !== undefined) conn.multiError = true;
+        return reply(R.error('NOAUTH the token this connection authenticated with has expired; AUTH again'));
+      }
+      if (conn.lastActive - conn.refreshedAt > REFRESH_MS) {
+        conn.refreshedAt = conn.lastActive;
+        conn.principal = this.o.auth.refresh(conn.principal);
+      }
     }
     if (conn.principal === undefined && spec.noauth !== true) {
       if (conn.multi !== undefined) conn.multiError = true;
@@ -205,7 +254,7 @@ export class RespServer implements ServerApi, ConnectionHost {
         if (inflight) return WAIT;
         return this.runUnkeyed(conn, spec, args);
       }
-      return this.runKeyed(conn, spec, argv, keys, inflight);
+      return this.runKeyed(conn, spec, argv, args, keys, inflight);
     } catch (err) {
       return reply(toRespError(err, this.o.logger));
     }
@@ -294,12 +343,11 @@ export class RespServer implements ServerApi, ConnectionHost {
     return { principal: conn.principal?.name ?? 'anonymous', action: `resp.${name}`, requestId: `resp-${conn.id}`, source: conn.addr };
   }
 
-  private runKeyed(conn: Connection, spec: CommandSpec, argv: Buffer[], keys: string[], inflight: boolean): Outcome | Promise<Outcome> {
+  private runKeyed(conn: Connection, spec: CommandSpec, argv: Buffer[], args: Buffer[], keys: string[], inflight: boolean): Outcome | Promise<Outcome> {
     const kind = this.kindOfKeys(keys);
-    const args = argv.slice(1);
     if (kind === 'memory') {
       if (inflight) return WAIT;
-      return this.runMemory(conn, spec, [argv], false);
+      return this.runMemoryOne(conn, spec, argv, args);
     }
     if (spec.memoryOnly === true) {
       return reply(R.error(`ERR '${spec.name}' needs a memory namespace: '${keys[0]}' is a durable key (lists, sets and sorted sets live in memory namespaces; see docs/resp.md)`));
@@ -344,12 +392,50 @@ export class RespServer implements ServerApi, ConnectionHost {
     }
   }
 
+  /**
+   * Runs one memory command outside MULTI: the common case of a cache workload, kept free of
+   * the per-batch arrays of {@link runMemory}. Synchronous unless `appendfsync always` must
+   * wait for the fsync before the reply.
+   */
+  private runMemoryOne(conn: Connection, spec: CommandSpec, argv: Buffer[], args: Buffer[]): Outcome | Promise<Outcome> {
+    const mem = this.memory as MemoryKeyspace;
+    const cache = this.o.cache as CacheTier;
+    mem.begin(spec.access === 'read');
+    let r: Reply;
+    try {
+      if (spec.access === 'write') cache.ensureMemory();
+      const out = spec.handler(conn.memoryCtx ?? (conn.memoryCtx = this.ctx(conn, mem)), args);
+      if (out instanceof Promise) return { kind: 'pending', blind: false, promise: this.settled(out) };
+      r = out;
+    } catch (err) {
+      r = toRespError(err, this.o.logger);
+    }
+    if (mem.changes.length === 0) return reply(r);
+    const changes = mem.changes;
+    mem.changes = NO_CHANGES;
+    const logging = cache.config.appendonly;
+    if (logging) this.aofFormInto(cache, cache, spec, argv, r, changes);
+    for (const ch of changes) this.memoryChanged(ch.key, ch.event);
+    if (logging && cache.config.appendfsync === 'always') {
+      return {
+        kind: 'pending',
+        blind: false,
+        promise: cache.durable().then(
+          () => r,
+          (err: unknown) => toRespError(err, this.o.logger),
+        ),
+      };
+    }
+    return reply(r);
+  }
+
   /** Runs memory commands (one, or a MULTI's) at once; `asExec` wraps the replies in one array. */
   private runMemory(conn: Connection, spec: CommandSpec | undefined, cmds: Buffer[][], asExec: boolean): Outcome | Promise<Outcome> {
     const mem = this.memory as MemoryKeyspace;
     const cache = this.o.cache as CacheTier;
-    const replies: Reply[] = [];
+    const replies: (Reply | Promise<Reply>)[] = [];
     let wrote = false;
+    let later = false;
     const aof: Buffer[][] = [];
     const logging = cache.config.appendonly;
     for (const argv of cmds) {
@@ -359,7 +445,12 @@ export class RespServer implements ServerApi, ConnectionHost {
       try {
         if (s.access === 'write') cache.ensureMemory();
         const out = s.handler(this.ctx(conn, mem), argv.slice(1));
-        if (out instanceof Promise) throw new RespError(`ERR '${s.name}' cannot run inside MULTI`);
+        if (out instanceof Promise) {
+          // A keyless command that completes later (CONFIG SET in a MULTI): its reply takes its place.
+          replies.push(this.settled(out));
+          later = true;
+          continue;
+        }
         r = out;
       } catch (err) {
         r = toRespError(err, this.o.logger);
@@ -379,18 +470,25 @@ export class RespServer implements ServerApi, ConnectionHost {
       for (const a of aof) cache.propagate(a);
       if (asExec && aof.length > 1) cache.propagate([Buffer.from('EXEC')]);
     }
-    const out = asExec ? R.array(replies) : (replies[0] as Reply);
-    if (wrote && cache.config.appendonly && cache.config.appendfsync === 'always') {
+    const whole = (rs: Reply[]): Reply => (asExec ? R.array(rs) : (rs[0] as Reply));
+    const synced = wrote && cache.config.appendonly && cache.config.appendfsync === 'always';
+    if (synced || later) {
+      const all = Promise.all(replies);
       return {
         kind: 'pending',
         blind: false,
-        promise: cache.durable().then(
-          () => out,
-          (err: unknown) => toRespError(err, this.o.logger),
-        ),
+        promise: (synced ? cache.durable().then(() => all) : all).then(whole, (err: unknown) => toRespError(err, this.o.logger)),
       };
     }
-    return reply(out);
+    return reply(whole(replies as Reply[]));
+  }
+
+  /** The reply of a command that completes later; a rejection becomes its error reply (never an unhandled rejection). */
+  private settled(p: Promise<Reply>): Promise<Reply> {
+    return p.then(
+      (v) => (v === NO_REPLY ? R.null : v),
+      (err: unknown) => toRespError(err, this.o.logger),
+    );
   }
 
   /** The AOF form of an applied memory write: relative expiries made absolute, random pops as SREM. */
@@ -456,9 +554,17 @@ export class RespServer implements ServerApi, ConnectionHost {
 
   /** Records a memory key's change: keyspace notification, and WATCHers see it as touched. */
   private memoryChanged(key: string, event: string): void {
-    const w = this.memoryWatch.get(key);
-    if (w !== undefined) for (const c of w) c.watchDirty = true;
-    this.notify(event, key);
+    if (this.memoryWatch.size > 0) {
+      const w = this.memoryWatch.get(key);
+      if (w !== undefined) {
+        for (const c of w) {
+          // Collecting a key that was already expired when WATCHed changes nothing it saw.
+          if (event === 'expired' && c.watched.get(key)?.rev === 0) continue;
+          c.watchDirty = true;
+        }
+      }
+    }
+    if (this.notifyFlags !== '') this.notify(event, key);
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -470,6 +576,9 @@ export class RespServer implements ServerApi, ConnectionHost {
       return R.error(`ERR Command not allowed inside a transaction`);
     }
     try {
+      // Every queued command counts against the principal's rate limit, as outside MULTI: a
+      // refusal aborts the transaction (EXECABORT), as any other command refused when queued.
+      if (conn.principal !== undefined) this.o.auth.checkRate(conn.principal);
       const keys = this.authorize(conn, spec, argv.slice(1));
       if (keys.length > 0) {
         const kind = this.kindOfKeys(keys);
@@ -520,7 +629,9 @@ export class RespServer implements ServerApi, ConnectionHost {
           for (const key of keys) {
             if (conn.watched.has(key)) continue;
             if (this.o.cache?.isMemoryKey(key) === true) {
-              conn.watched.set(key, { kind: 'memory', rev: 0 });
+              // rev 1: the key was live when watched; 0: absent or already expired (stale). Its
+              // expiry or deletion later is a change only in the first case (Redis 7's rule).
+              conn.watched.set(key, { kind: 'memory', rev: this.o.cache.contains(key) ? 1 : 0 });
               let set = this.memoryWatch.get(key);
               if (set === undefined) this.memoryWatch.set(key, (set = new Set()));
               set.add(conn);
@@ -578,44 +689,61 @@ export class RespServer implements ServerApi, ConnectionHost {
       if (w.kind === 'durable') {
         watched.set(key, w.rev);
         if ((this.o.store.get(key)?.modRevision ?? 0) !== w.rev) dirty = true;
-      }
+      } else if (w.rev === 1 && this.o.cache?.contains(key) !== true) dirty = true; // expired since WATCH, collected or not
     }
     this.unwatch(conn);
     if (dirty) return reply(R.nullArray);
-    if (kind === 'memory') return this.runMemory(conn, undefined, cmds, true);
+    if (kind === 'memory') {
+      // As Redis's EXEC: a transaction with a write is refused whole when memory is over the
+      // limit now (maxmemory may have been lowered since the commands were queued).
+      const writes = cmds.some((argv) => COMMANDS.get((argv[0] as Buffer).toString('latin1').toLowerCase())?.access === 'write');
+      if (writes) {
+        try {
+          this.o.cache?.ensureMemory();
+        } catch (err) {
+          if (!isOutOfMemory(err)) throw err;
+          return reply(R.error(`EXECABORT Transaction discarded because of: ${err.redisPrefix} ${err.message}`));
+        }
+      }
+      return this.runMemory(conn, undefined, cmds, true);
+    }
     return this.execDurable(conn, cmds, watched);
   }
 
   /** Runs a MULTI's commands on one durable txn: one revision, atomic, compared against every key read and WATCHed. */
   private execDurable(conn: Connection, cmds: Buffer[][], watched: Map<string, number>): Outcome | Promise<Outcome> {
-    const run = (): { tx: DurableTx; replies: Reply[] } | Promise<Outcome> => {
+    const run = (): { tx: DurableTx; replies: (Reply | Promise<Reply>)[] } => {
       const tx = new DurableTx(this.durableDeps(), conn.principal as Principal, true);
-      const replies: Reply[] = [];
+      const replies: (Reply | Promise<Reply>)[] = [];
       for (const argv of cmds) {
         const spec = COMMANDS.get((argv[0] as Buffer).toString('latin1').toLowerCase()) as CommandSpec;
         try {
           const r = spec.handler(this.ctx(conn, tx), argv.slice(1));
-          if (r instanceof Promise) throw new RespError(`ERR '${spec.name}' cannot run inside MULTI`);
-          replies.push(r === NO_REPLY ? R.null : r);
+          // A keyless command that completes later (CONFIG SET in a MULTI): its reply takes its place.
+          if (r instanceof Promise) replies.push(this.settled(r));
+          else replies.push(r === NO_REPLY ? R.null : r);
         } catch (err) {
           replies.push(toRespError(err, this.o.logger));
         }
       }
       return { tx, replies };
     };
-    const first = run() as { tx: DurableTx; replies: Reply[] };
-    if (first.tx.writes.size === 0) return reply(R.array(first.replies));
+    const first = run();
+    if (first.tx.writes.size === 0) {
+      if (first.replies.some((r) => r instanceof Promise)) return { kind: 'pending', blind: false, promise: Promise.all(first.replies).then((rs) => R.array(rs)) };
+      return reply(R.array(first.replies as Reply[]));
+    }
     const commit = async (): Promise<Reply> => {
       let cur = first;
       for (let attempt = 0; ; attempt++) {
         try {
           const res = await cur.tx.commit(watched, this.audit(conn, 'exec'));
-          return res.succeeded ? R.array(cur.replies) : R.nullArray;
+          return res.succeeded ? R.array(await Promise.all(cur.replies)) : R.nullArray;
         } catch (err) {
           if (!(err instanceof RetryError) || attempt >= MAX_CAS_RETRIES) return toRespError(err, this.o.logger);
         }
-        cur = run() as { tx: DurableTx; replies: Reply[] };
-        if (cur.tx.writes.size === 0) return R.array(cur.replies);
+        cur = run();
+        if (cur.tx.writes.size === 0) return R.array(await Promise.all(cur.replies));
       }
     };
     return { kind: 'pending', blind: false, promise: commit() };
@@ -683,9 +811,36 @@ export class RespServer implements ServerApi, ConnectionHost {
     return [String(id), out];
   }
 
-  dbsize(): number {
-    const durable = this.o.store.rangeLatest(FIRST_USER_KEY, null, 0, { countOnly: true }).count;
-    return durable + (this.o.cache?.dbsize() ?? 0);
+  dbsize(conn: ConnState): number {
+    return this.visibleKeyCounts(conn).keys;
+  }
+
+  /**
+   * The keys `conn`'s principal can see and how many of them have a TTL (DBSIZE, INFO keyspace):
+   * durable keys it may read that no memory namespace shadows, and memory keys it may read. A
+   * principal that may read the whole keyspace costs one pass over the durable keys' names (the
+   * memory count is O(1)); one limited to some prefixes costs a pass over every key.
+   */
+  private visibleKeyCounts(conn: ConnState): { keys: number; expires: number } {
+    const p = conn.principal;
+    if (p === undefined) return { keys: 0, expires: 0 };
+    const cache = this.o.cache;
+    const all = this.o.auth.can(p, 'read', { key: FIRST_USER_KEY, rangeEnd: null });
+    let keys = 0;
+    let expires = 0;
+    for (const kv of this.o.store.rangeLatest(FIRST_USER_KEY, null, 0, { keysOnly: true }).kvs) {
+      if (all ? cache?.isMemoryKey(kv.key) === true : !this.visibleDurable(conn, kv.key)) continue;
+      keys++;
+      if (kv.lease !== 0) expires++;
+    }
+    if (cache === undefined) return { keys, expires };
+    if (all) return { keys: keys + cache.dbsize(), expires: expires + cache.volatileCount() };
+    for (const k of cache.keys('*')) {
+      if (!this.o.auth.canRead(p, k)) continue;
+      keys++;
+      if (cache.expireTimeMs(k) > 0) expires++;
+    }
+    return { keys, expires };
   }
 
   randomKey(conn: ConnState): string | undefined {
@@ -702,13 +857,21 @@ export class RespServer implements ServerApi, ConnectionHost {
     return undefined;
   }
 
+  setActiveExpire(on: boolean): void {
+    if (this.o.cache !== undefined) this.o.cache.activeExpire = on;
+  }
+
   async flushAll(conn: ConnState): Promise<void> {
     const cache = this.o.cache;
     if (cache !== undefined) {
+      // A WATCHed memory key that existed was touched; one that did not exist (or had expired) was
+      // not, and EXEC still runs (Redis's touchAllWatchedKeysInDb).
+      for (const [key, set] of this.memoryWatch) {
+        if (!cache.contains(key, false)) continue;
+        for (const c of set) if (c.watched.get(key)?.rev === 1) c.watchDirty = true;
+      }
       cache.flush();
       if (cache.config.appendonly) cache.propagate([Buffer.from('FLUSHALL')]);
-      // Every WATCHed memory key was touched (Redis's touchAllWatchedKeysInDb).
-      for (const set of this.memoryWatch.values()) for (const c of set) c.watchDirty = true;
     }
     await this.o.store.deleteRange(FIRST_USER_KEY, null, { audit: this.audit(conn as Connection, 'flushall'), meta: JSON.stringify({ resp: 'flushall' }) });
   }
@@ -773,7 +936,13 @@ export class RespServer implements ServerApi, ConnectionHost {
    */
   private stillValid(c: Connection, now: number): boolean {
     if (c.isClosed || c.principal === undefined) return false;
-    if (this.dev || now - c.refreshedAt <= REFRESH_MS) return true;
+    if (this.dev) return true;
+    const exp = c.principal.expiresAt;
+    if (exp !== undefined && exp <= now) {
+      c.kill();
+      return false;
+    }
+    if (now - c.refreshedAt <= REFRESH_MS) return true;
     c.refreshedAt = now;
     c.principal = this.o.auth.refresh(c.principal);
     if (c.principal !== undefined) return true;
@@ -846,11 +1015,9 @@ export class RespServer implements ServerApi, ConnectionHost {
   // ---------------------------------------------------------------------------------------------
   // INFO, CONFIG, COMMAND, CLIENT
 
-  info(section: string | undefined): string {
+  info(section: string | undefined, conn: ConnState): string {
     const cache = this.o.cache?.info();
     const mem = process.memoryUsage();
-    const durableKeys = this.o.store.rangeLatest(FIRST_USER_KEY, null, 0, { countOnly: true }).count;
-    const durableExpires = this.o.store.leases().reduce((n, l) => n + l.keys.length, 0);
     const all = section === undefined || section === 'all' || section === 'everything' || section === 'default';
     const want = (s: string): boolean => all || section === s;
     const lines: string[] = [];
@@ -907,8 +1074,10 @@ export class RespServer implements ServerApi, ConnectionHost {
       ['role', 'master'],
       ['connected_slaves', 0],
     ]);
-    const keys = durableKeys + (cache?.keys ?? 0);
-    sec('Keyspace', keys > 0 ? [['db0', `keys=${keys},expires=${durableExpires + (cache?.expires ?? 0)},avg_ttl=0`]] : []);
+    if (want('keyspace')) {
+      const visible = this.visibleKeyCounts(conn);
+      sec('Keyspace', visible.keys > 0 ? [['db0', `keys=${visible.keys},expires=${visible.expires},avg_ttl=0`]] : []);
+    }
     return lines.join('\r\n');
   }
 
@@ -925,6 +1094,7 @@ export class RespServer implements ServerApi, ConnectionHost {
       ['proto-max-bulk-len', String(512 * 1024 * 1024)],
     ];
     if (this.o.cache === undefined) own.push(['appendonly', 'no'], ['appendfsync', 'everysec'], ['maxmemory', '0'], ['maxmemory-policy', 'noeviction']);
+    for (const [k, v] of this.encodingKnobs) own.push([k, v]);
     const out = own.filter(([k]) => globMatch(pattern, k, true));
     if (this.o.cache !== undefined) out.push(...this.o.cache.getConfig(pattern));
     return out;
@@ -938,12 +1108,21 @@ export class RespServer implements ServerApi, ConnectionHost {
       // Without K or E nothing is delivered; Redis keeps the flags as given otherwise.
       if (!f.includes('K') && !f.includes('E')) f = '';
       this.notifyFlags = [...new Set(f)].join('');
+      // `n` (a key created) costs a look-up per write, so the memory keyspace checks only when asked.
+      if (this.memory !== undefined) this.memory.notifyNew = this.notifyFlags.includes('n');
       return;
     }
     if (name === 'client-output-buffer-limit') {
       const m = /^(?:.*\s)?pubsub\s+(\d+)\s+(\d+)\s+(\d+)/i.exec(value);
       if (m === null) throw new RespError(`ERR CONFIG SET failed (possibly related to argument 'client-output-buffer-limit') - only the pubsub class can be changed`);
       this.pubsubLimit = { hard: Number(m[1]), soft: Number(m[2]), softSeconds: Number(m[3]) };
+      return;
+    }
+    if (this.encodingKnobs.has(name)) {
+      // Redis's compact-encoding thresholds: accepted and shown by CONFIG GET, no effect (the
+      // cache tier's values have one representation each; see docs/resp.md).
+      if (!/^-?\d+$/.test(value.trim())) throw new RespError(`ERR CONFIG SET failed (possibly related to argument '${name}') - argument couldn't be parsed into an integer`);
+      this.encodingKnobs.set(name, String(Number(value)));
       return;
     }
     if (name === 'client-query-buffer-limit') {
@@ -1022,6 +1201,7 @@ export class RespServer implements ServerApi, ConnectionHost {
       createdAt: Date.now(),
       protocol: 2,
       name: 'aof',
+      replyMode: 'on',
       libName: '',
       libVer: '',
       principal: DEV_PRINCIPAL,
@@ -1074,6 +1254,10 @@ function canonicalFlags(f: string): string {
 }
 
 const WAIT: Outcome = { kind: 'wait' };
+/** Command specs by the exact spelling a client sent (`GET`, `get`): skips a lower-casing per command. */
+const SPEC_BY_RAW_NAME = new Map<string, CommandSpec>();
+/** An empty change list (never pushed to: {@link MemoryKeyspace.begin} replaces it). */
+const NO_CHANGES: { key: string; event: string }[] = [];
 
 function reply(r: Reply): Outcome {
   return { kind: 'reply', reply: r };
