@@ -20,6 +20,7 @@ import { backoffDelay, sleep } from './resilience.js';
 import type { KeyValue, WatchEvent } from './types.js';
 import { fromBase64, toBase64, tryUtf8, utf8 } from './values.js';
 import type { Watch } from './watch.js';
+import { candidateBytes, receivesCandidate, type ClientIdentity, type Rollout } from './rollouts.js';
 
 /** A zod-like schema with `safeParse` (zod, valibot adapters, …); `data` becomes the config's value. */
 export interface SafeParseSchema<T> {
@@ -49,6 +50,17 @@ export interface LiveConfigOptions<T> {
   waitForServer?: boolean;
   /** Retry back-off while the server is unreachable at start-up, in ms (defaults 200 and 5000). */
   retry?: { initialDelayMs?: number; maxDelayMs?: number };
+  /**
+   * Who this client is, for staged rollouts (docs/rollout.md): with an identity, keys under the
+   * prefix that have an active rollout take its candidate value when this client falls in the
+   * current step (a stable hash of key, rollout id and `id`, within the rollout's selector over
+   * `labels`). Without one, the config always holds the current versions.
+   */
+  identity?: ClientIdentity;
+  /** How often the active rollouts under the prefix are read, ms (default 5000; only with `identity`). */
+  rolloutPollMs?: number;
+  /** The least time between two adoption reports for one key, ms (default 10000). */
+  reportIntervalMs?: number;
 }
 
 /** A change of the config's value. `changedKeys` are relative to the prefix; `source` says where the value came from. */
@@ -165,6 +177,11 @@ export class LiveConfig<T = Record<string, unknown>> extends Emitter<LiveConfigE
   /** Events of the revision being received, applied together when it is complete. */
   private pending: { revision: number; events: WatchEvent[] } | undefined;
   private flushTimer: ReturnType<typeof setTimeout> | undefined;
+  // Staged rollouts (issue 16): the candidate bytes this client takes instead of a key's current value.
+  private overrides = new Map<string, Uint8Array>();
+  private rolloutTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Per key: the `rollout:variant` last reported and when. */
+  private reported = new Map<string, { what: string; at: number }>();
 
   constructor(
     private readonly client: Connection,
@@ -236,6 +253,12 @@ export class LiveConfig<T = Record<string, unknown>> extends Emitter<LiveConfigE
    */
   async start(signal?: AbortSignal): Promise<this> {
     this.validator = await makeValidator(this.opts.schema);
+    if (this.opts.identity !== undefined) {
+      if (typeof this.opts.identity.id !== 'string' || this.opts.identity.id === '') throw new InvalidArgumentError('identity.id must be a non-empty string');
+      // Read the rollouts before the first value, so a targeted client never shows the current value first.
+      await this.refreshRollouts(false).catch(() => undefined);
+      this.scheduleRolloutPoll();
+    }
     try {
       await this.loadFromServer(signal);
       return this;
@@ -265,6 +288,7 @@ export class LiveConfig<T = Record<string, unknown>> extends Emitter<LiveConfigE
     if (this.ctl.signal.aborted) return;
     this.ctl.abort();
     clearTimeout(this.flushTimer);
+    clearTimeout(this.rolloutTimer);
     this.watch?.stop();
     this.watch = undefined;
   }
@@ -399,8 +423,66 @@ export class LiveConfig<T = Record<string, unknown>> extends Emitter<LiveConfigE
 
   private rawObject(): Record<string, unknown> {
     const o: Record<string, unknown> = {};
-    for (const kv of [...this.raw.values()].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0))) o[this.rel(kv.key)] = decodeConfigValue(kv.value, kv.text);
+    for (const kv of [...this.raw.values()].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0))) {
+      const candidate = this.overrides.get(kv.key);
+      o[this.rel(kv.key)] = candidate === undefined ? decodeConfigValue(kv.value, kv.text) : decodeConfigValue(candidate, tryUtf8(candidate));
+    }
     return o;
+  }
+
+  // ---- staged rollouts (issue 16) --------------------------------------------------------------
+
+  /** Keys (relative to the prefix) on which this client holds a rollout's candidate now. */
+  get candidateKeys(): string[] {
+    return [...this.overrides.keys()].filter((k) => this.raw.has(k)).map((k) => this.rel(k));
+  }
+
+  private scheduleRolloutPoll(): void {
+    if (this.closed) return;
+    this.rolloutTimer = setTimeout(() => {
+      this.refreshRollouts(true)
+        .catch((err: unknown) => {
+          // Unreachable: keep the assignment as it is; the watch reports staleness.
+          if (!isUnreachable(err)) this.emit('error', err);
+        })
+        .finally(() => this.scheduleRolloutPoll());
+    }, this.opts.rolloutPollMs ?? 5000);
+    (this.rolloutTimer as { unref?: () => void }).unref?.();
+  }
+
+  /** Reads the active rollouts under the prefix and recomputes which keys take their candidate. */
+  private async refreshRollouts(apply: boolean): Promise<void> {
+    const identity = this.opts.identity as ClientIdentity;
+    const { body } = await this.client.transport.request<{ rollouts: Rollout[] }>('GET', '/v1/rollouts', { query: { prefix: this.prefix }, signal: this.ctl.signal });
+    if (this.closed) return;
+    const next = new Map<string, Uint8Array>();
+    for (const r of body.rollouts) {
+      const mine = receivesCandidate(r, identity);
+      if (mine) next.set(r.key, candidateBytes(r));
+      this.report(r, mine ? 'candidate' : 'current');
+    }
+    const changed: string[] = [];
+    for (const [k, v] of next) {
+      const old = this.overrides.get(k);
+      if (old === undefined || !sameBytes(old, v)) changed.push(k);
+    }
+    for (const k of this.overrides.keys()) if (!next.has(k)) changed.push(k);
+    this.overrides = next;
+    const visible = changed.filter((k) => this.raw.has(k)).map((k) => this.rel(k));
+    if (apply && visible.length > 0 && this.value_ !== undefined) this.commit(this.revision_, visible, this.source_, false);
+  }
+
+  /** Reports the applied variant when it changed, at most once per `reportIntervalMs` per key; failures are dropped (the next poll retries). */
+  private report(r: Rollout, variant: 'candidate' | 'current'): void {
+    const what = `${r.id}:${variant}`;
+    const last = this.reported.get(r.key);
+    const now = Date.now();
+    if (last !== undefined && (last.what === what || now - last.at < (this.opts.reportIntervalMs ?? 10_000))) return;
+    this.reported.set(r.key, { what, at: now });
+    const client = (this.opts.identity as ClientIdentity).id;
+    this.client.transport
+      .request('POST', '/v1/rollouts/report', { body: { key: r.key, rollout: r.id, client, variant }, signal: this.ctl.signal })
+      .catch(() => this.reported.delete(r.key));
   }
 
   /**

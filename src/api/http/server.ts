@@ -10,6 +10,7 @@ import { registerAuthRoutes } from './auth-routes.js';
 import { registerCacheRoutes } from './cache-routes.js';
 import { redactUrl, registerAuthHooks } from './authz.js';
 import { registerConfigRoutes } from './config-routes.js';
+import { registerRolloutRoutes } from './rollout-routes.js';
 import { registerCoordRoutes } from './coord-routes.js';
 import type { HttpContext } from './context.js';
 import { errorCodeOf, errorHandler } from './error-handler.js';
@@ -205,5 +206,6 @@ export async function createHttpServer(ctx: HttpContext, opts: HttpServerOptions
   registerPromRoutes(app, ctx); // metrics push and Prometheus query API (issue 12)
   registerCacheRoutes(app, ctx); // issue 11
   registerAlertRoutes(app, ctx); // issue 13
+  registerRolloutRoutes(app, ctx); // issue 16
   return app;
 }
