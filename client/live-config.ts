@@ -57,8 +57,11 @@ export interface LiveConfigOptions<T> {
    * `labels`). Without one, the config always holds the current versions.
    */
   identity?: ClientIdentity;
-  /** How often the active rollouts under the prefix are read, ms (default 5000; only with `identity`). */
-  rolloutPollMs?: number;
+  /**
+   * How long one long poll for rollout changes is held by the server, ms (default 25000; only
+   * with `identity`). A change (a step, a rollback) answers it at once, whatever this is.
+   */
+  rolloutWaitMs?: number;
   /** The least time between two adoption reports for one key, ms (default 10000). */
   reportIntervalMs?: number;
 }
@@ -179,9 +182,12 @@ export class LiveConfig<T = Record<string, unknown>> extends Emitter<LiveConfigE
   private flushTimer: ReturnType<typeof setTimeout> | undefined;
   // Staged rollouts (issue 16): the candidate bytes this client takes instead of a key's current value.
   private overrides = new Map<string, Uint8Array>();
-  private rolloutTimer: ReturnType<typeof setTimeout> | undefined;
+  /** The store revision of the last rollout listing (the next long poll waits for a change after it). */
+  private rolloutRevision = 0;
   /** Per key: the `rollout:variant` last reported and when. */
   private reported = new Map<string, { what: string; at: number }>();
+  /** Per key: a report held back by the rate limit (the latest wins). */
+  private reportLater = new Map<string, { r: Rollout; variant: 'candidate' | 'current' }>();
 
   constructor(
     private readonly client: Connection,
@@ -257,7 +263,7 @@ export class LiveConfig<T = Record<string, unknown>> extends Emitter<LiveConfigE
       if (typeof this.opts.identity.id !== 'string' || this.opts.identity.id === '') throw new InvalidArgumentError('identity.id must be a non-empty string');
       // Read the rollouts before the first value, so a targeted client never shows the current value first.
       await this.refreshRollouts(false).catch(() => undefined);
-      this.scheduleRolloutPoll();
+      void this.followRollouts();
     }
     try {
       await this.loadFromServer(signal);
@@ -288,7 +294,6 @@ export class LiveConfig<T = Record<string, unknown>> extends Emitter<LiveConfigE
     if (this.ctl.signal.aborted) return;
     this.ctl.abort();
     clearTimeout(this.flushTimer);
-    clearTimeout(this.rolloutTimer);
     this.watch?.stop();
     this.watch = undefined;
   }
@@ -437,24 +442,36 @@ export class LiveConfig<T = Record<string, unknown>> extends Emitter<LiveConfigE
     return [...this.overrides.keys()].filter((k) => this.raw.has(k)).map((k) => this.rel(k));
   }
 
-  private scheduleRolloutPoll(): void {
-    if (this.closed) return;
-    this.rolloutTimer = setTimeout(() => {
-      this.refreshRollouts(true)
-        .catch((err: unknown) => {
-          // Unreachable: keep the assignment as it is; the watch reports staleness.
-          if (!isUnreachable(err)) this.emit('error', err);
-        })
-        .finally(() => this.scheduleRolloutPoll());
-    }, this.opts.rolloutPollMs ?? 5000);
-    (this.rolloutTimer as { unref?: () => void }).unref?.();
+  /**
+   * Long-polls the rollouts under the prefix until closed: each answer comes as soon as one
+   * changes (or after `rolloutWaitMs`); while the server is unreachable the assignment stays as
+   * it is and the poll retries with back-off.
+   */
+  private async followRollouts(): Promise<void> {
+    for (let attempt = 0; !this.closed; ) {
+      try {
+        await this.refreshRollouts(true, this.opts.rolloutWaitMs ?? 25_000);
+        attempt = 0;
+      } catch (err) {
+        if (this.closed) return;
+        if (!isUnreachable(err)) this.emit('error', err);
+        await sleep(backoffDelay(attempt++, { baseDelayMs: 200, maxDelayMs: 5000 }), this.ctl.signal).catch(() => undefined);
+      }
+    }
   }
 
-  /** Reads the active rollouts under the prefix and recomputes which keys take their candidate. */
-  private async refreshRollouts(apply: boolean): Promise<void> {
+  /** Reads the active rollouts under the prefix (with `waitMs`: once one changes) and recomputes which keys take their candidate. */
+  private async refreshRollouts(apply: boolean, waitMs?: number): Promise<void> {
     const identity = this.opts.identity as ClientIdentity;
-    const { body } = await this.client.transport.request<{ rollouts: Rollout[] }>('GET', '/v1/rollouts', { query: { prefix: this.prefix }, signal: this.ctl.signal });
+    const query: Record<string, string | number> = { prefix: this.prefix };
+    if (waitMs !== undefined) Object.assign(query, { wait: this.rolloutRevision, timeout: waitMs });
+    const { body } = await this.client.transport.request<{ rollouts: Rollout[]; revision: number }>('GET', '/v1/rollouts', {
+      query,
+      signal: this.ctl.signal,
+      ...(waitMs !== undefined ? { longPoll: true, timeoutMs: waitMs + 10_000 } : {}),
+    });
     if (this.closed) return;
+    this.rolloutRevision = body.revision;
     const next = new Map<string, Uint8Array>();
     for (const r of body.rollouts) {
       const mine = receivesCandidate(r, identity);
@@ -477,7 +494,22 @@ export class LiveConfig<T = Record<string, unknown>> extends Emitter<LiveConfigE
     const what = `${r.id}:${variant}`;
     const last = this.reported.get(r.key);
     const now = Date.now();
-    if (last !== undefined && (last.what === what || now - last.at < (this.opts.reportIntervalMs ?? 10_000))) return;
+    if (last?.what === what || this.closed) return;
+    const interval = this.opts.reportIntervalMs ?? 10_000;
+    if (last !== undefined && now - last.at < interval) {
+      // Rate-limited: the latest variant is reported once the interval has passed.
+      const first = !this.reportLater.has(r.key);
+      this.reportLater.set(r.key, { r, variant });
+      if (first) {
+        const t = setTimeout(() => {
+          const later = this.reportLater.get(r.key);
+          this.reportLater.delete(r.key);
+          if (later !== undefined) this.report(later.r, later.variant);
+        }, interval - (now - last.at));
+        (t as { unref?: () => void }).unref?.();
+      }
+      return;
+    }
     this.reported.set(r.key, { what, at: now });
     const client = (this.opts.identity as ClientIdentity).id;
     this.client.transport

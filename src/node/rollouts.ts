@@ -94,5 +94,12 @@ export function startRollouts(w: RolloutWiring): { context: RolloutContext; serv
     adoption: new AdoptionTracker(),
     guardStates: (r) => guardStatesOf(r, (g) => guards.firing(g)),
   };
-  return { context, service, stop: () => clearInterval(timer) };
+  return {
+    context,
+    service,
+    stop: () => {
+      clearInterval(timer);
+      service.stop();
+    },
+  };
 }

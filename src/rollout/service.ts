@@ -154,6 +154,8 @@ export function guardText(g: RolloutGuard): string {
 export class RolloutService {
   private readonly now: () => number;
   private ticking: Promise<void> | undefined;
+  /** Aborted by {@link stop}: ends held long polls so the HTTP server can close. */
+  private readonly stopped = new AbortController();
 
   constructor(private readonly opts: RolloutServiceOptions) {
     this.now = opts.now ?? Date.now;
@@ -189,6 +191,46 @@ export class RolloutService {
     const start = ROLLOUT_KEY_PREFIX + prefix;
     const res = await this.opts.store.range(start, prefixEnd(start));
     return res.kvs.map(decode).filter(isActive);
+  }
+
+  /**
+   * Resolves when a rollout of a key under `prefix` is written after `afterRevision` (at once when
+   * one already was), or after `timeoutMs`, or when `signal` aborts: the SDK's long poll, so a
+   * rollback reaches waiting clients as soon as it is committed. Resolves with whether one changed.
+   */
+  async waitForChange(prefix: string, afterRevision: number, timeoutMs: number, signal?: AbortSignal): Promise<boolean> {
+    const start = ROLLOUT_KEY_PREFIX + prefix;
+    const changed = new Promise<boolean>((resolve) => {
+      const done = (v: boolean): void => {
+        unsubscribe();
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', onAbort);
+        halt.removeEventListener('abort', onAbort);
+        resolve(v);
+      };
+      const onAbort = (): void => done(false);
+      const halt = this.stopped.signal;
+      // Subscribed before the range below, so a write between the two is not missed.
+      const unsubscribe = this.opts.store.subscribe((g) => {
+        if (g.revision > afterRevision && g.events.some((e) => e.kv.key.startsWith(start))) done(true);
+      });
+      const timer = setTimeout(() => done(false), timeoutMs);
+      signal?.addEventListener('abort', onAbort, { once: true });
+      halt.addEventListener('abort', onAbort, { once: true });
+      if (halt.aborted) done(false);
+      this.opts.store
+        .range(start, prefixEnd(start), { keysOnly: true })
+        .then((res) => {
+          if (res.kvs.some((kv) => kv.modRevision > afterRevision)) done(true);
+        })
+        .catch(() => done(false));
+    });
+    return changed;
+  }
+
+  /** Ends every held {@link waitForChange} (node shutdown). */
+  stop(): void {
+    this.stopped.abort();
   }
 
   /**

@@ -73,7 +73,7 @@ describe('staged rollouts', () => {
   });
 
   async function live(prefix: string, identity?: { id: string; labels: Record<string, string> }): Promise<LiveConfig> {
-    const c = await client.config(prefix, { ...(identity ? { identity } : {}), rolloutPollMs: 200, reportIntervalMs: 100 });
+    const c = await client.config(prefix, { ...(identity ? { identity } : {}), reportIntervalMs: 100 });
     lives.push(c);
     return c;
   }
@@ -170,7 +170,7 @@ describe('staged rollouts', () => {
     const res = await http(`${node.url}/v1/metrics`, { method: 'POST', body: { name: 'checkout.errors', value: 50 } });
     assert.equal(res.status, 200);
     await waitFor('every client back on the previous value', () => (configs.every((c) => timeout(c) === 100) ? true : undefined), 60_000);
-    console.log(`# guard pushed → every client on the previous value in ${Date.now() - pushed} ms (rule interval 1 s, SDK poll 200 ms)`);
+    console.log(`# guard pushed → every client on the previous value in ${Date.now() - pushed} ms (rule interval 1 s, SDK long poll)`);
     const r = await client.rollouts.get('app/checkout');
     assert.equal(r.state, 'rolled_back');
     assert.equal(r.id, r0.id);

@@ -11,7 +11,7 @@ import { BeaconError, InvalidArgumentError, NotFoundError, UnavailableError } fr
 import { validateKey } from '../../kv/index.js';
 import { guardText, rolloutShare, type AdoptionTracker, type Rollout, type RolloutService } from '../../rollout/index.js';
 import { prefixResource, requireAccess } from './authz.js';
-import { jsonBody, readObject, wildcardKey } from './codec.js';
+import { jsonBody, queryInt, readObject, wildcardKey } from './codec.js';
 import type { HttpContext } from './context.js';
 import { auditContext } from './request-context.js';
 
@@ -168,6 +168,9 @@ export async function guardPlainWrite(ctx: HttpContext, req: FastifyRequest, key
   await ro.service.abort(key, auditContext(req, 'rollout.abort'), 'aborted by a plain write');
 }
 
+/** The longest a `GET /v1/rollouts?wait=` is held, ms. */
+const MAX_WAIT_MS = 60_000;
+
 /** Registers `GET /v1/rollouts` and `POST /v1/rollouts/report` (the SDK's side). */
 export function registerRolloutRoutes(app: FastifyInstance, ctx: HttpContext): void {
   app.get('/v1/rollouts', async (req) => {
@@ -176,8 +179,17 @@ export function registerRolloutRoutes(app: FastifyInstance, ctx: HttpContext): v
     const prefix = q.prefix ?? '';
     if (typeof prefix !== 'string') throw new InvalidArgumentError("query parameter 'prefix' must be given once", { field: 'prefix' });
     requireAccess(ctx, req, 'rollout.list', 'read', prefixResource(prefix));
+    // Long poll (the SDK): `wait=REV` answers once a rollout under the prefix changes after REV, or after `timeout` ms (≤ 60 s).
+    const wait = queryInt(q, 'wait');
+    if (wait !== undefined) {
+      const timeoutMs = Math.min(queryInt(q, 'timeout') ?? MAX_WAIT_MS, MAX_WAIT_MS);
+      const ac = new AbortController();
+      req.raw.once('close', () => ac.abort());
+      await ro.service.waitForChange(prefix, wait, timeoutMs, ac.signal);
+    }
+    const revision = ctx.store.revision;
     const list = await ro.service.listActive(prefix);
-    return { rollouts: list.map((r) => rolloutToJson(r, ctx.policies.limits.maxJsonDepth)), revision: ctx.store.revision };
+    return { rollouts: list.map((r) => rolloutToJson(r, ctx.policies.limits.maxJsonDepth)), revision };
   });
 
   app.post('/v1/rollouts/report', async (req) => {
