@@ -8,6 +8,7 @@
  * that key's `modRevision`, so two nodes (or a user and the driver) never both apply one.
  */
 import { randomBytes } from 'node:crypto';
+import { setMaxListeners } from 'node:events';
 import { ConflictError, InvalidArgumentError, NotFoundError } from '../errors.js';
 import { SYSTEM_PREFIX, prefixEnd, validateKey, type AuditContext, type KeyValue, type Store } from '../kv/index.js';
 import { formatVersion } from '../config/index.js';
@@ -159,6 +160,8 @@ export class RolloutService {
 
   constructor(private readonly opts: RolloutServiceOptions) {
     this.now = opts.now ?? Date.now;
+    // Every held long poll listens on it: thousands of SDK clients are expected.
+    setMaxListeners(0, this.stopped.signal);
   }
 
   /** The latest rollout of `key` (active or finished), or undefined when it never had one. */
