@@ -424,7 +424,8 @@ export class RolloutService {
     const key = ROLLOUT_KEY_PREFIX + r.key;
     const res = await this.opts.store.txn(
       { compare: [{ key, target: 'modRevision', result: '=', operand: expectModRevision }], success: [{ type: 'put', key, value: encode(r) }], failure: [] },
-      { meta: JSON.stringify({ event: action, rollout: r.id }), audit: { ...audit, action } },
+      // The audit record is the note below (on the config key, with the cause), not one on the system key.
+      { meta: JSON.stringify({ event: action, rollout: r.id }) },
     );
     if (!res.succeeded) throw new ConflictError(`the rollout of '${r.key}' changed concurrently; read it and retry`, { key: r.key });
     await this.opts.store.waitForRevision(res.revision);

@@ -236,6 +236,12 @@ describe('staged rollouts', () => {
     assert.equal((await http(`${node.url}/v1/configs/shop/cfg/rollouts/current/pause`, { method: 'POST' })).status, 200);
     assert.equal((await http(`${node.url}/v1/configs/shop/cfg/rollouts/current/pause`, { method: 'POST' })).status, 409);
     assert.equal((await http(`${node.url}/v1/configs/shop/cfg/rollouts/current/resume`, { method: 'POST' })).status, 200);
+    // A write bound to fail on its version leaves the rollout running.
+    const stale = await http(`${node.url}/v1/configs/shop/cfg`, { method: 'PUT', body: { value: { price: 3 }, version: 'v7', abortRollout: true } });
+    assert.equal(stale.status, 409);
+    assert.equal((await client.rollouts.get('shop/cfg')).state, 'running');
+    const kvPut = await http(`${node.url}/v1/kv/shop/cfg`, { method: 'PUT', body: { value: '{"price": 4}' } });
+    assert.equal(kvPut.status, 409, 'a kv write of the key is refused too');
     const put = await http(`${node.url}/v1/configs/shop/cfg`, { method: 'PUT', body: { value: { price: 3 }, abortRollout: true } });
     assert.equal(put.status, 200, JSON.stringify(put.body));
     const cur = await client.rollouts.get('shop/cfg');

@@ -235,7 +235,7 @@ export function registerConfigRoutes(app: FastifyInstance, ctx: HttpContext): vo
     if (!Object.hasOwn(o, 'value')) throw new InvalidArgumentError("'value' is required", { field: 'value' });
     const expectVersion = optVersion(o.version, 'version');
     const value = policies.checkWrite(key, policies.encodeConfigValue(o.value));
-    await guardPlainWrite(ctx, req, key, o.abortRollout === true); // issue 16: refused while a rollout runs
+    await guardPlainWrite(ctx, req, key, o.abortRollout === true, expectVersion === undefined ? undefined : expectVersion - 1); // issue 16: refused while a rollout runs
     const ttl = policies.defaultTtl(key);
     const lease = ttl === undefined ? 0 : (await store.grantLease(ttl, 0, auditContext(req, 'lease.grant'))).id;
     const audit = auditContext(req, 'config.put');
@@ -252,10 +252,10 @@ export function registerConfigRoutes(app: FastifyInstance, ctx: HttpContext): vo
     }
     requireAccess(ctx, req, 'config.rollback', 'write', { key: validateKey(key) });
     const o = readObject(jsonBody(req, '{"version": "v1"}'), ['version', 'expectedVersion', 'abortRollout']);
-    await guardPlainWrite(ctx, req, key, o.abortRollout === true); // issue 16
     if (o.version === undefined || o.version === null) throw new InvalidArgumentError("'version' (the version to restore) is required", { field: 'version' });
     const version = parseVersion(o.version, 'version');
     const expectVersion = optVersion(o.expectedVersion, 'expectedVersion');
+    await guardPlainWrite(ctx, req, key, o.abortRollout === true, expectVersion); // issue 16
     // The restored value is decrypted, checked against today's policy, and sealed by the store with today's KEK.
     const prepare = (v: ConfigVersion): Uint8Array => policies.checkWrite(key, policies.clearValue({ key, value: v.value, encrypted: v.encrypted }));
     const audit = auditContext(req, 'config.rollback');

@@ -7,7 +7,7 @@
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { decodeConfigValue } from '../../config/index.js';
-import { BeaconError, InvalidArgumentError, NotFoundError, UnavailableError } from '../../errors.js';
+import { BeaconError, ConflictError, InvalidArgumentError, NotFoundError, UnavailableError } from '../../errors.js';
 import { validateKey } from '../../kv/index.js';
 import { guardText, rolloutShare, type AdoptionTracker, type Rollout, type RolloutService } from '../../rollout/index.js';
 import { prefixResource, requireAccess } from './authz.js';
@@ -159,12 +159,18 @@ export async function handleRolloutPost(ctx: HttpContext, req: FastifyRequest, p
 /**
  * Refuses a plain write to a key with an active rollout unless the body asks to abort it
  * (`"abortRollout": true`), which aborts it first. Without rollouts on the node, does nothing.
- * @throws ConflictError naming the rollout.
+ * `expectVersion` is the version the key must be at now for the write to apply (checked before aborting).
+ * @throws ConflictError naming the rollout, or when the key is not at `expectVersion`.
  */
-export async function guardPlainWrite(ctx: HttpContext, req: FastifyRequest, key: string, abortRollout: boolean): Promise<void> {
+export async function guardPlainWrite(ctx: HttpContext, req: FastifyRequest, key: string, abortRollout: boolean, expectVersion?: number): Promise<void> {
   const ro = ctx.rollouts;
   if (ro === undefined || ro.service.active(key) === undefined) return;
   if (!abortRollout) ro.service.checkPlainWrite(key);
+  // Checked before the abort, so a write that is bound to fail on its version leaves the rollout running.
+  const current = ctx.store.get(key)?.version ?? 0;
+  if (expectVersion !== undefined && current !== expectVersion) {
+    throw new ConflictError(`config '${key}' is at v${current}, not v${expectVersion} as the write expected; the rollout was left running`, { key, expected: `v${expectVersion}`, current: `v${current}` });
+  }
   await ro.service.abort(key, auditContext(req, 'rollout.abort'), 'aborted by a plain write');
 }
 
