@@ -1,15 +1,20 @@
 /**
  * Rollout targeting with 1,000 real SDK live configs in four processes (issue 16): at each step
- * the share of selected clients on the candidate is within ±3 points of the step's share, no
- * client outside the selector ever has it, a restarted process's clients keep their assignment,
- * adoption reports reach the status, and an abort returns every client to the current version.
+ * the clients on the candidate are exactly those the SDK's evaluation puts there, their share of
+ * the selected clients is near the step's share, no client outside the selector ever has it, a
+ * restarted process's clients keep their assignment, adoption reports reach the status, and an
+ * abort returns every client to the current version.
+ *
+ * The share bound here is ±5 points, not ±3: each client's bucket is a uniform draw per rollout
+ * id, so with 700 selected clients the share at 50 % has a standard deviation of 1.9 points and
+ * ±3 would fail about one run in nine (rollout.test.ts checks ±3 over 7,000 identities).
  */
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { createClient, type BeaconClient } from '../../client/index.js';
+import { createClient, receivesCandidate, type BeaconClient, type Rollout } from '../../client/index.js';
 import { startTestNode } from '../helpers/node.js';
 
 const WORKER = fileURLToPath(new URL('./rollout-worker.js', import.meta.url));
@@ -75,19 +80,17 @@ describe('1,000 SDK clients in four processes', () => {
     let previous = new Set<string>();
     for (const share of [10, 50, 100]) {
       // Settled: the count holds still for a second and is near the share.
-      let count = -1;
-      await waitFor(`clients at ${share} %`, async () => {
-        const n = all().length;
-        const settled = n === count && Math.abs((n / eu) * 100 - share) <= 3;
-        count = n;
-        await new Promise((r) => setTimeout(r, 1000));
-        return settled ? true : undefined;
-      });
+      const [r] = (await client.rollouts.list('app/')) as [Rollout];
+      assert.equal(r.share, share);
+      const expected = Array.from({ length: PROCESSES * PER_PROCESS }, (_, i) => `instance-${i}`)
+        .filter((id) => receivesCandidate(r, { id, labels: { region: isEu(id) ? 'eu' : 'us' } }))
+        .sort();
+      await waitFor(`clients at ${share} %`, () => (JSON.stringify([...all()].sort()) === JSON.stringify(expected) ? true : undefined));
       const inside = all();
       assert.ok(inside.every(isEu), 'no client outside the selector has the candidate');
       const pct = (inside.length / eu) * 100;
       console.log(`# step ${share} %: ${inside.length} of ${eu} selected clients (${pct.toFixed(1)} %) on the candidate`);
-      assert.ok(Math.abs(pct - share) <= 3, `step ${share} %: ${pct.toFixed(1)} %`);
+      assert.ok(Math.abs(pct - share) <= 5, `step ${share} %: ${pct.toFixed(1)} %`);
       for (const id of previous) assert.ok(inside.includes(id), `${id} stays in as the share grows`);
       previous = new Set(inside);
       const status = await waitFor('adoption reports', async () => {
