@@ -7,6 +7,7 @@ import { Election } from './election.js';
 import type { EndpointStatus, HealthCheckOptions } from './endpoints.js';
 import { LeaseClient } from './lease.js';
 import { LiveConfig, type LiveConfigOptions } from './live-config.js';
+import { RolloutsClient } from './rollouts.js';
 import { lockState } from './mutex.js';
 import type { BreakerOptions, BreakerState, Clock, RetryOptions } from './resilience.js';
 import { Session, type SessionOptions } from './session.js';
@@ -161,6 +162,8 @@ export class BeaconClient {
   readonly alerts: AlertsClient;
   /** Dashboards of PromQL panels (issue 13). */
   readonly dashboards: DashboardsClient;
+  /** Staged config rollouts (issue 16, docs/rollout.md). */
+  readonly rollouts: RolloutsClient;
   private readonly socketFactory: SocketFactory;
   private readonly watches = new Set<Watch>();
   private readonly liveConfigs = new Set<LiveConfig<unknown>>();
@@ -187,6 +190,7 @@ export class BeaconClient {
     this.cache = new CacheClient(this.transport);
     this.alerts = new AlertsClient(this.transport);
     this.dashboards = new DashboardsClient(this.transport);
+    this.rollouts = new RolloutsClient(this.transport); // issue 16
     const transport = this.transport;
     this.socketFactory = opts.webSocket ?? defaultSocketFactory({ headers: () => transport.headers, handshakeTimeoutMs: transport.timeoutMs });
   }

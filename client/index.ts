@@ -18,6 +18,8 @@ export { AsyncQueue } from './async-queue.js';
 export { CacheClient } from './cache.js';
 export type { CacheEntry, CacheSetOptions } from './cache.js';
 export { AlertsClient, DashboardsClient } from './alerts.js';
+export { RolloutsClient, candidateBytes, receivesCandidate, parseSelector, matchesSelector, rolloutBucket, isTargeted } from './rollouts.js';
+export type { ClientIdentity, Rollout, RolloutStart, RolloutGuard, RolloutState, RolloutTransition } from './rollouts.js';
 export type { AlertInfo, RuleFileSummary, Silence, SilenceMatcher, SilenceRequest, Dashboard, DashboardPanel } from './alerts.js';
 export { ConfigsClient, configVersion } from './configs.js';
 export { Election } from './election.js';

@@ -20,6 +20,7 @@ import { backoffDelay, sleep } from './resilience.js';
 import type { KeyValue, WatchEvent } from './types.js';
 import { fromBase64, toBase64, tryUtf8, utf8 } from './values.js';
 import type { Watch } from './watch.js';
+import { candidateBytes, receivesCandidate, type ClientIdentity, type Rollout } from './rollouts.js';
 
 /** A zod-like schema with `safeParse` (zod, valibot adapters, …); `data` becomes the config's value. */
 export interface SafeParseSchema<T> {
@@ -49,6 +50,20 @@ export interface LiveConfigOptions<T> {
   waitForServer?: boolean;
   /** Retry back-off while the server is unreachable at start-up, in ms (defaults 200 and 5000). */
   retry?: { initialDelayMs?: number; maxDelayMs?: number };
+  /**
+   * Who this client is, for staged rollouts (docs/rollout.md): with an identity, keys under the
+   * prefix that have an active rollout take its candidate value when this client falls in the
+   * current step (a stable hash of key, rollout id and `id`, within the rollout's selector over
+   * `labels`). Without one, the config always holds the current versions.
+   */
+  identity?: ClientIdentity;
+  /**
+   * How long one long poll for rollout changes is held by the server, ms (default 25000; only
+   * with `identity`). A change (a step, a rollback) answers it at once, whatever this is.
+   */
+  rolloutWaitMs?: number;
+  /** The least time between two adoption reports for one key, ms (default 10000). */
+  reportIntervalMs?: number;
 }
 
 /** A change of the config's value. `changedKeys` are relative to the prefix; `source` says where the value came from. */
@@ -165,6 +180,14 @@ export class LiveConfig<T = Record<string, unknown>> extends Emitter<LiveConfigE
   /** Events of the revision being received, applied together when it is complete. */
   private pending: { revision: number; events: WatchEvent[] } | undefined;
   private flushTimer: ReturnType<typeof setTimeout> | undefined;
+  // Staged rollouts (issue 16): the candidate bytes this client takes instead of a key's current value.
+  private overrides = new Map<string, Uint8Array>();
+  /** The store revision of the last rollout listing (the next long poll waits for a change after it). */
+  private rolloutRevision = 0;
+  /** Per key: the `rollout:variant` last reported and when. */
+  private reported = new Map<string, { what: string; at: number }>();
+  /** Per key: a report held back by the rate limit (the latest wins). */
+  private reportLater = new Map<string, { r: Rollout; variant: 'candidate' | 'current' }>();
 
   constructor(
     private readonly client: Connection,
@@ -236,6 +259,12 @@ export class LiveConfig<T = Record<string, unknown>> extends Emitter<LiveConfigE
    */
   async start(signal?: AbortSignal): Promise<this> {
     this.validator = await makeValidator(this.opts.schema);
+    if (this.opts.identity !== undefined) {
+      if (typeof this.opts.identity.id !== 'string' || this.opts.identity.id === '') throw new InvalidArgumentError('identity.id must be a non-empty string');
+      // Read the rollouts before the first value, so a targeted client never shows the current value first.
+      await this.refreshRollouts(false).catch(() => undefined);
+      void this.followRollouts();
+    }
     try {
       await this.loadFromServer(signal);
       return this;
@@ -399,8 +428,93 @@ export class LiveConfig<T = Record<string, unknown>> extends Emitter<LiveConfigE
 
   private rawObject(): Record<string, unknown> {
     const o: Record<string, unknown> = {};
-    for (const kv of [...this.raw.values()].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0))) o[this.rel(kv.key)] = decodeConfigValue(kv.value, kv.text);
+    for (const kv of [...this.raw.values()].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0))) {
+      const candidate = this.overrides.get(kv.key);
+      o[this.rel(kv.key)] = candidate === undefined ? decodeConfigValue(kv.value, kv.text) : decodeConfigValue(candidate, tryUtf8(candidate));
+    }
     return o;
+  }
+
+  // ---- staged rollouts (issue 16) --------------------------------------------------------------
+
+  /** Keys (relative to the prefix) on which this client holds a rollout's candidate now. */
+  get candidateKeys(): string[] {
+    return [...this.overrides.keys()].filter((k) => this.raw.has(k)).map((k) => this.rel(k));
+  }
+
+  /**
+   * Long-polls the rollouts under the prefix until closed: each answer comes as soon as one
+   * changes (or after `rolloutWaitMs`); while the server is unreachable the assignment stays as
+   * it is and the poll retries with back-off.
+   */
+  private async followRollouts(): Promise<void> {
+    for (let attempt = 0; !this.closed; ) {
+      try {
+        await this.refreshRollouts(true, this.opts.rolloutWaitMs ?? 25_000);
+        attempt = 0;
+      } catch (err) {
+        if (this.closed) return;
+        if (!isUnreachable(err)) this.emit('error', err);
+        await sleep(backoffDelay(attempt++, { baseDelayMs: 200, maxDelayMs: 5000 }), this.ctl.signal).catch(() => undefined);
+      }
+    }
+  }
+
+  /** Reads the active rollouts under the prefix (with `waitMs`: once one changes) and recomputes which keys take their candidate. */
+  private async refreshRollouts(apply: boolean, waitMs?: number): Promise<void> {
+    const identity = this.opts.identity as ClientIdentity;
+    const query: Record<string, string | number> = { prefix: this.prefix };
+    if (waitMs !== undefined) Object.assign(query, { wait: this.rolloutRevision, timeout: waitMs });
+    const { body } = await this.client.transport.request<{ rollouts: Rollout[]; revision: number }>('GET', '/v1/rollouts', {
+      query,
+      signal: this.ctl.signal,
+      ...(waitMs !== undefined ? { longPoll: true, timeoutMs: waitMs + 10_000 } : {}),
+    });
+    if (this.closed) return;
+    this.rolloutRevision = body.revision;
+    const next = new Map<string, Uint8Array>();
+    for (const r of body.rollouts) {
+      const mine = receivesCandidate(r, identity);
+      if (mine) next.set(r.key, candidateBytes(r));
+      this.report(r, mine ? 'candidate' : 'current');
+    }
+    const changed: string[] = [];
+    for (const [k, v] of next) {
+      const old = this.overrides.get(k);
+      if (old === undefined || !sameBytes(old, v)) changed.push(k);
+    }
+    for (const k of this.overrides.keys()) if (!next.has(k)) changed.push(k);
+    this.overrides = next;
+    const visible = changed.filter((k) => this.raw.has(k)).map((k) => this.rel(k));
+    if (apply && visible.length > 0 && this.value_ !== undefined) this.commit(this.revision_, visible, this.source_, false);
+  }
+
+  /** Reports the applied variant when it changed, at most once per `reportIntervalMs` per key; failures are dropped (the next poll retries). */
+  private report(r: Rollout, variant: 'candidate' | 'current'): void {
+    const what = `${r.id}:${variant}`;
+    const last = this.reported.get(r.key);
+    const now = Date.now();
+    if (last?.what === what || this.closed) return;
+    const interval = this.opts.reportIntervalMs ?? 10_000;
+    if (last !== undefined && now - last.at < interval) {
+      // Rate-limited: the latest variant is reported once the interval has passed.
+      const first = !this.reportLater.has(r.key);
+      this.reportLater.set(r.key, { r, variant });
+      if (first) {
+        const t = setTimeout(() => {
+          const later = this.reportLater.get(r.key);
+          this.reportLater.delete(r.key);
+          if (later !== undefined) this.report(later.r, later.variant);
+        }, interval - (now - last.at));
+        (t as { unref?: () => void }).unref?.();
+      }
+      return;
+    }
+    this.reported.set(r.key, { what, at: now });
+    const client = (this.opts.identity as ClientIdentity).id;
+    this.client.transport
+      .request('POST', '/v1/rollouts/report', { body: { key: r.key, rollout: r.id, client, variant }, signal: this.ctl.signal })
+      .catch(() => this.reported.delete(r.key));
   }
 
   /**

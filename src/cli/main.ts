@@ -15,6 +15,7 @@ import { registerLeaseCommands } from './lease.js';
 import { registerLockCommand } from './lock.js';
 import { registerQueryCommand } from './query.js';
 import { registerRulesCommands } from './rules.js';
+import { registerRolloutCommands } from './rollout.js';
 import { registerAlertsCommands } from './alerts.js';
 import { registerSecurityCommands } from './security.js';
 import { loginAgainHint } from './session.js';
@@ -27,6 +28,7 @@ const CLIENT_COMMANDS = new Set([
   'get', 'put', 'del', 'delete', 'ls', 'watch', 'history', 'diff', 'rollback', 'txn', 'lease', 'compact', 'status', 'snapshot', 'import', 'login',
   'lock', 'elect', 'user', 'role', 'apikey', 'audit', 'namespace', 'secrets', 'signing-key', 'logout', 'token',
   'query', 'rules', 'alerts',
+  'rollout', // issue 16
 ]);
 
 /** Commands that never use a credential: no saved login is loaded (or refreshed) for them. */
@@ -99,6 +101,7 @@ async function main(argv: string[]): Promise<number> {
   registerQueryCommand(program); // issue 12: PromQL
   registerRulesCommands(program);
   registerAlertsCommands(program);
+  registerRolloutCommands(program); // issue 16
   try {
     await program.parseAsync(argv);
     return ExitCode.Ok;

@@ -22,6 +22,7 @@ import { DashboardStore } from '../obs/dashboards/index.js';
 import { STALE_MARKER, type Labels, type SeriesInput } from '../obs/tsdb/index.js';
 import type { RuleSample } from '../obs/rules/index.js';
 import { isSharedBackend, startCluster, type Cluster } from './cluster.js';
+import { startRollouts } from './rollouts.js';
 
 /** Options of {@link startNode}; every field has the default `beacon serve` uses. */
 export interface NodeOptions {
@@ -106,6 +107,8 @@ export interface NodeOptions {
   // --- alerting (issue 13): docs/alerting.md ------------------------------------------------------
   /** Alert rules and notifications. */
   alerting?: AlertingOptions;
+  /** How often the rollout driver runs, ms (issue 16, docs/rollout.md). Default 1000. */
+  rolloutTickMs?: number;
 }
 
 /** Alerting settings of a node (issue 13, docs/alerting.md). */
@@ -419,6 +422,19 @@ export async function startNode(opts: NodeOptions = {}): Promise<BeaconNode> {
   silenceTimer.unref();
   // --- end alerting ----------------------------------------------------------------------------
 
+  // --- staged rollouts (issue 16): docs/rollout.md; driven by the node that drives lease expiry
+  const rollouts = startRollouts({
+    store, rules, querier: metricsStore.querier, audit: security.audit, logger, externalURL,
+    isDriver: () => !stopping && cluster.expiryLeader,
+    send: (alerts) => {
+      alertmanagers?.send(alerts);
+      notifier?.receive(alerts);
+    },
+    ...(opts.rolloutTickMs !== undefined ? { tickMs: opts.rolloutTickMs } : {}),
+  });
+  httpCtx.rollouts = rollouts.context;
+  // --- end staged rollouts
+
   // History retention: the node that drives lease expiry prunes (one node, so passes never race
   // each other); every node re-reads the floors, so its reads and watches refuse what is gone.
   const graceMs = opts.retentionGraceMs ?? DEFAULT_RETENTION_GRACE_MS;
@@ -479,6 +495,7 @@ export async function startNode(opts: NodeOptions = {}): Promise<BeaconNode> {
       // A running pass is not awaited here: closing the backend stops it at its next batch.
       if (retentionTimer !== undefined) clearInterval(retentionTimer);
       rules.stop(); // issue 13
+      rollouts.stop(); // issue 16
       clearInterval(silenceTimer);
       silenceStore.stop();
       await Promise.all([notifier?.stop(2000), alertmanagers?.stop(2000)]);

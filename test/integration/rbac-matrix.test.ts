@@ -97,6 +97,11 @@ const TABLE: Row[] = [
   { route: 'GET /v1/configs/*', note: '/diff', path: p('/v1/configs/shared/cfg/diff'), allow: EVERYONE },
   { route: 'PUT /v1/configs/*', method: 'PUT', path: p('/v1/configs/team-a/cfg-{role}'), body: () => ({ value: { a: 1 } }), allow: WRITERS },
   { route: 'POST /v1/configs/*', note: '/rollback', method: 'POST', path: p('/v1/configs/team-a/rb-{role}/rollback'), body: () => ({ version: 'v1' }), allow: WRITERS },
+  // staged rollouts (issue 16): the SDK's listing and adoption report; reading needs read on the prefix or key
+  { route: 'GET /v1/rollouts', note: 'shared prefix', path: p('/v1/rollouts?prefix=shared/'), allow: EVERYONE },
+  { route: 'GET /v1/rollouts', note: 'other prefix', path: p('/v1/rollouts?prefix=other/'), allow: GLOBAL_READERS },
+  { route: 'POST /v1/rollouts/report', method: 'POST', path: p('/v1/rollouts/report'), body: () => ({ key: 'shared/k', rollout: 'r', client: 'c', variant: 'current' }), allow: EVERYONE },
+  { route: 'POST /v1/configs/*', note: '/rollouts on another key', method: 'POST', path: p('/v1/configs/other/none/rollouts'), body: () => ({ value: 1, steps: [10], bake: '1m' }), allow: ['admin', 'developer'], ok: [404] },
   { route: 'POST /v1/configs/*', note: '/rollback shared', method: 'POST', path: p('/v1/configs/shared/cfg/rollback'), body: () => ({ version: 'v1' }), allow: ['admin', 'developer'] },
   { route: 'DELETE /v1/configs/*', method: 'DELETE', path: p('/v1/configs/team-a/del-{role}'), allow: WRITERS },
   // watches

@@ -128,6 +128,8 @@ export const ROUTE_RULES: Record<string, RouteRule> = {
   'GET /v1/configs/*': { kind: 'handler' },
   'PUT /v1/configs/*': { kind: 'handler' },
   'POST /v1/configs/*': { kind: 'handler' },
+  'GET /v1/rollouts': { kind: 'handler' }, // issue 16
+  'POST /v1/rollouts/report': { kind: 'handler' },
   'DELETE /v1/configs/*': { kind: 'handler' },
   // Cache tier (issue 11): read/write on the key, checked by the handlers like /v1/kv.
   'GET /v1/cache/*': { kind: 'handler' },

@@ -18,9 +18,10 @@ import {
 import { BeaconError, InvalidArgumentError, NotFoundError } from '../../errors.js';
 import { validateKey } from '../../kv/index.js';
 import { deny, prefixResource, readView, requireAccess } from './authz.js';
-import { jsonBody, queryInt, readObject, wildcardKey } from './codec.js';
+import { jsonBody, queryBool, queryInt, readObject, wildcardKey } from './codec.js';
 import type { HttpContext } from './context.js';
 import { auditContext } from './request-context.js';
+import { guardPlainWrite, handleRolloutGet, handleRolloutPost, matchRolloutPath } from './rollout-routes.js';
 
 /** The per-key sub-resources, addressed as `/v1/configs/{key}/{action}`. */
 type Action = 'history' | 'diff' | 'rollback';
@@ -193,6 +194,8 @@ export function registerConfigRoutes(app: FastifyInstance, ctx: HttpContext): vo
   app.get('/v1/configs', list);
 
   app.get('/v1/configs/*', async (req) => {
+    const rollout = matchRolloutPath(req); // issue 16
+    if (rollout !== undefined) return handleRolloutGet(ctx, req, rollout);
     const { key, action } = splitAction(req);
     if (key === '' && action === undefined) return list(req);
     const q = req.query as Record<string, unknown>;
@@ -228,10 +231,11 @@ export function registerConfigRoutes(app: FastifyInstance, ctx: HttpContext): vo
   app.put('/v1/configs/*', async (req) => {
     const key = validateKey(wildcardKey(req.params));
     requireAccess(ctx, req, 'config.put', 'write', { key });
-    const o = readObject(jsonBody(req, '{"value": "…", "version": "v2"}'), ['value', 'version']);
+    const o = readObject(jsonBody(req, '{"value": "…", "version": "v2"}'), ['value', 'version', 'abortRollout']);
     if (!Object.hasOwn(o, 'value')) throw new InvalidArgumentError("'value' is required", { field: 'value' });
     const expectVersion = optVersion(o.version, 'version');
     const value = policies.checkWrite(key, policies.encodeConfigValue(o.value));
+    await guardPlainWrite(ctx, req, key, o.abortRollout === true, expectVersion === undefined ? undefined : expectVersion - 1); // issue 16: refused while a rollout runs
     const ttl = policies.defaultTtl(key);
     const lease = ttl === undefined ? 0 : (await store.grantLease(ttl, 0, auditContext(req, 'lease.grant'))).id;
     const audit = auditContext(req, 'config.put');
@@ -240,15 +244,18 @@ export function registerConfigRoutes(app: FastifyInstance, ctx: HttpContext): vo
   });
 
   app.post('/v1/configs/*', async (req) => {
+    const rollout = matchRolloutPath(req); // issue 16
+    if (rollout !== undefined) return handleRolloutPost(ctx, req, rollout);
     const { key, action } = splitAction(req);
     if (action !== 'rollback') {
       throw new NotFoundError(`no route POST ${req.url.split('?')[0]}; a rollback is POST /v1/configs/{key}/rollback`);
     }
     requireAccess(ctx, req, 'config.rollback', 'write', { key: validateKey(key) });
-    const o = readObject(jsonBody(req, '{"version": "v1"}'), ['version', 'expectedVersion']);
+    const o = readObject(jsonBody(req, '{"version": "v1"}'), ['version', 'expectedVersion', 'abortRollout']);
     if (o.version === undefined || o.version === null) throw new InvalidArgumentError("'version' (the version to restore) is required", { field: 'version' });
     const version = parseVersion(o.version, 'version');
     const expectVersion = optVersion(o.expectedVersion, 'expectedVersion');
+    await guardPlainWrite(ctx, req, key, o.abortRollout === true, expectVersion); // issue 16
     // The restored value is decrypted, checked against today's policy, and sealed by the store with today's KEK.
     const prepare = (v: ConfigVersion): Uint8Array => policies.checkWrite(key, policies.clearValue({ key, value: v.value, encrypted: v.encrypted }));
     const audit = auditContext(req, 'config.rollback');
@@ -266,6 +273,7 @@ export function registerConfigRoutes(app: FastifyInstance, ctx: HttpContext): vo
   app.delete('/v1/configs/*', async (req) => {
     const key = validateKey(wildcardKey(req.params));
     requireAccess(ctx, req, 'config.delete', 'write', { key });
+    await guardPlainWrite(ctx, req, key, queryBool(req.query as Record<string, unknown>, 'abortRollout')); // issue 16
     const res = await timed('config_delete', () => configs.delete(key, { audit: auditContext(req, 'config.delete') }));
     return { key, revision: res.revision, deleted: true };
   });

@@ -8,6 +8,7 @@ import type { Logger, Metrics } from '../../obs/index.js';
 import type { WatchHub } from '../../watch/index.js';
 import type { AlertingContext } from './alert-routes.js';
 import type { MetricsStoreContext } from './prom-routes.js';
+import type { RolloutContext } from './rollout-routes.js';
 
 /** Facts about the running node shown by `/v1/status`. */
 export interface NodeInfo {
@@ -59,4 +60,6 @@ export interface HttpContext {
   metricsStore?: MetricsStoreContext;
   /** Rule files, alerts, silences and dashboards (issue 13); their routes answer 503 without it. */
   alerting?: AlertingContext;
+  /** Staged config rollouts (issue 16); their routes answer 503 without it. */
+  rollouts?: RolloutContext;
 }

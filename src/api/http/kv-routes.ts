@@ -36,6 +36,7 @@ import { kvJsonFor, requireAccess } from './authz.js';
 import type { HttpContext } from './context.js';
 import { auditContext } from './request-context.js';
 import { requireOwnLease } from './lease-routes.js';
+import { guardPlainWrite } from './rollout-routes.js';
 
 /** A continuation token: where the next page starts and the revision the listing is pinned to. */
 interface Continuation {
@@ -268,6 +269,7 @@ export function registerKvRoutes(app: FastifyInstance, ctx: HttpContext): void {
     const { value, lease, prevKv } = readBodyValue(req);
     // Validate (format, schema) before anything is granted or written; the store encrypts secrets.
     const stored = ctx.policies.checkWrite(key, value);
+    await guardPlainWrite(ctx, req, key, false); // issue 16: a key under a rollout is written by the rollout only
     const started = performance.now();
     const leaseId = await leaseFor(ctx, req, key, lease, new Map());
     const res = await store.put(key, stored, { lease: leaseId, prevKv: prevKv ?? false, audit: auditContext(req, 'kv.put') });

@@ -11,6 +11,7 @@ import { registerCacheRoutes } from './cache-routes.js';
 import { WS_PROTOCOL, redactUrl, registerAuthHooks } from './authz.js';
 import { registerConfigRoutes } from './config-routes.js';
 import { registerConsole } from './console-routes.js';
+import { registerRolloutRoutes } from './rollout-routes.js';
 import { registerCoordRoutes } from './coord-routes.js';
 import type { HttpContext } from './context.js';
 import { errorCodeOf, errorHandler } from './error-handler.js';
@@ -208,5 +209,6 @@ export async function createHttpServer(ctx: HttpContext, opts: HttpServerOptions
   registerCacheRoutes(app, ctx); // issue 11
   registerAlertRoutes(app, ctx); // issue 13
   await registerConsole(app); // the web console at /ui/ (issue 14)
+  registerRolloutRoutes(app, ctx); // issue 16
   return app;
 }
