@@ -246,6 +246,14 @@ describe('staged rollouts', () => {
     assert.equal((await client.rollouts.get('shop/cfg')).state, 'running');
     const kvPut = await http(`${node.url}/v1/kv/shop/cfg`, { method: 'PUT', body: { value: '{"price": 4}' } });
     assert.equal(kvPut.status, 409, 'a kv write of the key is refused too');
+    const txnPut = await http(`${node.url}/v1/txn`, { method: 'POST', body: { success: [{ put: { key: 'shop/cfg', value: '{"price": 5}' } }] } });
+    assert.equal(txnPut.status, 409, `a txn put of the key is refused too: ${JSON.stringify(txnPut.body)}`);
+    const txnOther = await http(`${node.url}/v1/txn`, { method: 'POST', body: { compare: [], success: [], failure: [{ delete: { key: 'shop/cfg' } }] } });
+    assert.equal(txnOther.status, 409, 'in either branch');
+    const prefixDelete = await http(`${node.url}/v1/kv/shop/?prefix=true`, { method: 'DELETE' });
+    assert.equal(prefixDelete.status, 409, 'a prefix delete covering the key is refused');
+    assert.equal((await http(`${node.url}/v1/kv/shop/cfg`)).status, 200, 'and nothing was deleted');
+    assert.equal((await client.rollouts.get('shop/cfg')).state, 'running');
     const put = await http(`${node.url}/v1/configs/shop/cfg`, { method: 'PUT', body: { value: { price: 3 }, abortRollout: true } });
     assert.equal(put.status, 200, JSON.stringify(put.body));
     const cur = await client.rollouts.get('shop/cfg');

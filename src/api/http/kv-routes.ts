@@ -36,7 +36,7 @@ import { kvJsonFor, requireAccess } from './authz.js';
 import type { HttpContext } from './context.js';
 import { auditContext } from './request-context.js';
 import { requireOwnLease } from './lease-routes.js';
-import { guardPlainWrite } from './rollout-routes.js';
+import { guardPlainWrite, guardRangeWrites } from './rollout-routes.js';
 
 /** A continuation token: where the next page starts and the revision the listing is pinned to. */
 interface Continuation {
@@ -289,6 +289,7 @@ export function registerKvRoutes(app: FastifyInstance, ctx: HttpContext): void {
     }
     requireAccess(ctx, req, 'kv.delete', 'write', rangeResource(range));
     if (range.rangeEnd === undefined) refuseMemoryKey(ctx, range.key);
+    guardRangeWrites(ctx, [range]); // issue 16: keys under a rollout are written by the rollout only
     const started = performance.now();
     const res = await store.deleteRange(range.key, range.rangeEnd, { prevKv: queryBool(q, 'prevKv'), audit: auditContext(req, 'kv.delete') });
     metrics.writeDuration.observe({ op: 'delete' }, (performance.now() - started) / 1000);
@@ -300,6 +301,8 @@ export function registerKvRoutes(app: FastifyInstance, ctx: HttpContext): void {
     const txn = parseTxn(jsonBody(req, '{"compare": […], "success": […], "failure": […]}'));
     authorizeTxn(ctx, req, txn);
     for (const op of [...txn.success, ...txn.failure]) if (op.type === 'put' || (op.type === 'delete' && op.rangeEnd === undefined)) refuseMemoryKey(ctx, op.key);
+    // issue 16: keys under a rollout are written by the rollout only (either branch may run).
+    guardRangeWrites(ctx, [...txn.success, ...txn.failure].flatMap((op) => (op.type === 'put' ? [{ key: op.key }] : op.type === 'delete' ? [{ key: op.key, rangeEnd: op.rangeEnd }] : [])));
     const granted = new Map<number, number>();
     const prepare = async (ops: TxnOp[]): Promise<TxnOp[]> => {
       const out: TxnOp[] = [];

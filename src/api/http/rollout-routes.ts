@@ -8,8 +8,8 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { decodeConfigValue } from '../../config/index.js';
 import { BeaconError, ConflictError, InvalidArgumentError, NotFoundError, UnavailableError } from '../../errors.js';
-import { validateKey } from '../../kv/index.js';
-import { guardText, rolloutShare, type AdoptionTracker, type Rollout, type RolloutService } from '../../rollout/index.js';
+import { prefixEnd, validateKey } from '../../kv/index.js';
+import { ROLLOUT_KEY_PREFIX, guardText, rolloutShare, type AdoptionTracker, type Rollout, type RolloutService } from '../../rollout/index.js';
 import { prefixResource, requireAccess } from './authz.js';
 import { jsonBody, queryInt, readObject, wildcardKey } from './codec.js';
 import type { HttpContext } from './context.js';
@@ -172,6 +172,30 @@ export async function guardPlainWrite(ctx: HttpContext, req: FastifyRequest, key
     throw new ConflictError(`config '${key}' is at v${current}, not v${expectVersion} as the write expected; the rollout was left running`, { key, expected: `v${expectVersion}`, current: `v${current}` });
   }
   await ro.service.abort(key, auditContext(req, 'rollout.abort'), 'aborted by a plain write');
+}
+
+/**
+ * Refuses a txn's writes or a range delete that would touch a key with a running or paused
+ * rollout (issue 16: such a key is written by its rollout only; these writes have no
+ * `abortRollout`, so abort the rollout first). `rangeEnd` undefined is the single key, null
+ * every key from `key` on.
+ * @throws ConflictError naming the key and its rollout.
+ */
+export function guardRangeWrites(ctx: HttpContext, ranges: readonly { key: string; rangeEnd?: string | null }[]): void {
+  const ro = ctx.rollouts;
+  if (ro === undefined) return;
+  for (const r of ranges) {
+    if (r.rangeEnd === undefined) {
+      if (ro.service.active(r.key) !== undefined) ro.service.checkPlainWrite(r.key);
+      continue;
+    }
+    const start = ROLLOUT_KEY_PREFIX + r.key;
+    const end = r.rangeEnd === null || r.rangeEnd === '' ? prefixEnd(ROLLOUT_KEY_PREFIX) : ROLLOUT_KEY_PREFIX + r.rangeEnd;
+    for (const kv of ctx.store.rangeLatest(start, end).kvs) {
+      const key = kv.key.slice(ROLLOUT_KEY_PREFIX.length);
+      if (ro.service.active(key) !== undefined) ro.service.checkPlainWrite(key);
+    }
+  }
 }
 
 /** The longest a `GET /v1/rollouts?wait=` is held, ms. */
