@@ -240,6 +240,32 @@ describe('web console (dev mode)', { timeout: 300_000 }, () => {
     await timeline.getByText('v3').first().waitFor({ timeout: WAIT });
   });
 
+  it('shows a staged rollout with its step, guards and history, and pauses and aborts it (issue 16)', async () => {
+    await sdk.configs.put('checkout.cfg', { timeoutMs: 500 });
+    const started = await http(`${node.url}/v1/configs/checkout.cfg/rollouts`, {
+      method: 'POST',
+      body: { value: { timeoutMs: 900 }, steps: [10, 50, 100], bake: '10m', selector: 'region=eu' },
+    });
+    assert.equal(started.status, 200, JSON.stringify(started.body));
+    await page.goto(keyUrl(node.url, 'checkout.cfg', '&tab=rollout'));
+    const view = page.getByTestId('rollout');
+    await view.getByTestId('rollout-state').getByText('running').waitFor({ timeout: WAIT });
+    await view.getByText('1 of 3: 10% of the selected clients').waitFor({ timeout: WAIT });
+    await view.getByText('region=eu').waitFor({ timeout: WAIT });
+    await shot(page, 'rollout');
+    await view.getByRole('button', { name: 'Pause' }).click();
+    await view.getByTestId('rollout-state').getByText('paused').waitFor({ timeout: WAIT });
+    await view.getByRole('button', { name: 'Abort' }).click();
+    const dialog = page.getByRole('dialog', { name: 'Abort the rollout?' });
+    await dialog.getByText('Every client returns to v1').waitFor({ timeout: WAIT });
+    await dialog.getByRole('button', { name: 'Abort the rollout' }).click();
+    await view.getByTestId('rollout-state').getByText('aborted').waitFor({ timeout: WAIT });
+    await view.getByRole('list', { name: 'Rollout history' }).getByText('aborted from the console', { exact: false }).waitFor({ timeout: WAIT });
+    const after = (await http(`${node.url}/v1/configs/checkout.cfg/rollouts/current`)).body as { state: string };
+    assert.equal(after.state, 'aborted');
+    assert.equal((await sdk.configs.get('checkout.cfg')).version, 'v1', 'the candidate was never applied');
+  });
+
   it('updates an open key live with a visible mark, from fetch and from curl; the live stream shows the events', async () => {
     await sdk.put('live/x', 'start');
     await page.goto(keyUrl(node.url, 'live/x'));

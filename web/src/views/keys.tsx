@@ -197,8 +197,9 @@ function KeyPanel(props: { keyName: string; tab: string }): JSX.Element {
   const notFound = (kvState.error as { code?: string } | undefined)?.code === 'not_found';
   const tabs = (
     <nav class="tabs" aria-label="Key views">
-      <Link href={href('keys', { key })} aria-current={props.tab !== 'history' ? 'page' : undefined}>Value</Link>
+      <Link href={href('keys', { key })} aria-current={props.tab !== 'history' && props.tab !== 'rollout' ? 'page' : undefined}>Value</Link>
       <Link href={href('keys', { key, tab: 'history' })} aria-current={props.tab === 'history' ? 'page' : undefined}>History</Link>
+      <Link href={href('keys', { key, tab: 'rollout' })} aria-current={props.tab === 'rollout' ? 'page' : undefined}>Rollout</Link>
     </nav>
   );
   return (
@@ -213,6 +214,8 @@ function KeyPanel(props: { keyName: string; tab: string }): JSX.Element {
       </p>
       {props.tab === 'history' ? (
         <History keyName={key} current={kv} />
+      ) : props.tab === 'rollout' ? (
+        <RolloutView keyName={key} current={kv} />
       ) : notFound && kv === undefined ? (
         <p class="notice">No key <code>{key}</code>.</p>
       ) : (
@@ -411,6 +414,110 @@ function entryText(e: ConfigHistoryEntry): string {
   if (e.redacted === true) return '(secret: redacted)';
   if (e.value === undefined || e.value === null) return '';
   return typeof e.value === 'string' ? e.value : JSON.stringify(e.value, null, 2);
+}
+
+/**
+ * A config's staged rollout (issue 16, docs/rollout.md): state, step and share, bake, selector,
+ * guards with their state, adoption per version and the transitions; pause, resume, promote and
+ * abort for those who may write the key. Refreshed every 2 s while a rollout is active.
+ */
+function RolloutView(props: { keyName: string; current: KeyValue | undefined }): JSX.Element {
+  const key = props.keyName;
+  const [tick, setTick] = useState(0);
+  const state = useAsync((signal) => client.rollouts.get(key, { signal }), [key, tick, props.current?.modRevision]);
+  const [error, setError] = useState<string | undefined>(undefined);
+  const [confirmAbort, setConfirmAbort] = useState(false);
+  const active = state.data !== undefined && (state.data.state === 'running' || state.data.state === 'paused');
+  useEffect(() => {
+    if (!active) return undefined;
+    const t = setInterval(() => setTick((n) => n + 1), 2000);
+    return () => clearInterval(t);
+  }, [active]);
+  const run = (fn: () => Promise<unknown>): void => {
+    void act(fn).then((e) => {
+      setError(e);
+      setTick((n) => n + 1);
+    });
+  };
+  return (
+    <Loaded state={state} missing="No rollout of this key. Start one with beacon rollout start (docs/rollout.md).">
+      {(r) => (
+        <div class="rollout" data-testid="rollout">
+          {error !== undefined ? <p class="error" role="alert">{error}</p> : null}
+          <dl class="facts">
+            <dt>State</dt>
+            <dd data-testid="rollout-state">{r.state}</dd>
+            <dt>Step</dt>
+            <dd>
+              {r.step + 1} of {r.steps.length}: {r.share}% of the selected clients ({r.steps.map((x) => `${x}%`).join(' → ')})
+            </dd>
+            <dt>Bake</dt>
+            <dd>
+              {Math.round(r.bake_ms / 1000)} s a step{r.bake_ends_at !== undefined && r.state === 'running' ? `; this step ends ${new Date(r.bake_ends_at).toLocaleTimeString()}` : ''}
+            </dd>
+            <dt>Selector</dt>
+            <dd>{r.selector === '' ? 'every client with an identity' : <code>{r.selector}</code>}</dd>
+            <dt>From</dt>
+            <dd>{r.base_version}{r.completed_version !== undefined ? ` → ${r.completed_version}` : ''}</dd>
+            <dt>Guards</dt>
+            <dd>
+              {r.guards.length === 0
+                ? 'none'
+                : (r.guard_states ?? []).map((g) => (
+                    <span key={g.guard} class={g.firing ? 'bad' : 'good'}>
+                      {g.guard}: {g.firing ? `firing${g.reason !== undefined ? ` (${g.reason})` : ''}` : 'quiet'}{' '}
+                    </span>
+                  ))}
+            </dd>
+            <dt>Adoption</dt>
+            <dd>
+              {r.adoption === undefined || Object.keys(r.adoption).length === 0
+                ? 'no client has reported yet'
+                : Object.entries(r.adoption)
+                    .map(([v, n]) => `${v}: ${n}`)
+                    .join(', ')}
+            </dd>
+          </dl>
+          {active && can('write', key) ? (
+            <p class="actions">
+              {r.state === 'running' ? (
+                <button type="button" onClick={() => run(() => client.rollouts.pause(key))}>Pause</button>
+              ) : (
+                <button type="button" onClick={() => run(() => client.rollouts.resume(key))}>Resume</button>
+              )}
+              <button type="button" onClick={() => run(() => client.rollouts.promote(key))}>Promote to the next step</button>
+              <button type="button" class="danger" onClick={() => setConfirmAbort(true)}>Abort</button>
+            </p>
+          ) : null}
+          {confirmAbort ? (
+            <Dialog title="Abort the rollout?" onClose={() => setConfirmAbort(false)}>
+              <p>Every client returns to {r.base_version}; the candidate is not applied.</p>
+              <p class="actions">
+                <button
+                  type="button"
+                  class="danger"
+                  onClick={() => {
+                    setConfirmAbort(false);
+                    run(() => client.rollouts.abort(key, { reason: 'aborted from the console' }));
+                  }}
+                >
+                  Abort the rollout
+                </button>
+                <button type="button" onClick={() => setConfirmAbort(false)}>Cancel</button>
+              </p>
+            </Dialog>
+          ) : null}
+          <ol class="timeline" aria-label="Rollout history">
+            {r.history.map((h, i) => (
+              <li key={i}>
+                <span class="when">{new Date(h.at).toLocaleString()}</span> <span class="event">{h.to}</span> <span class="hint">{h.by}{h.cause !== '' ? `: ${h.cause}` : ''}</span>
+              </li>
+            ))}
+          </ol>
+        </div>
+      )}
+    </Loaded>
+  );
 }
 
 function History(props: { keyName: string; current: KeyValue | undefined }): JSX.Element {
