@@ -384,7 +384,9 @@ export class RuleManager {
       doc.groups[g.name] = { rules };
     }
     const fingerprint = JSON.stringify(
-      Object.entries(doc.groups).map(([g, v]) => [g, v.rules.map((x) => [x.rule, x.health, x.lastError, x.alerts.map((a) => [labelsKey(a.labels), a.state, a.activeAtMs, a.firedAtMs, a.resolvedAtMs])])]),
+      // A rule's health counts only as failing or not (its first evaluation turning 'unknown' into
+      // 'ok' is no change worth a revision).
+      Object.entries(doc.groups).map(([g, v]) => [g, v.rules.map((x) => [x.rule, x.health === 'err' ? x.lastError : '', x.alerts.map((a) => [labelsKey(a.labels), a.state, a.activeAtMs, a.firedAtMs, a.resolvedAtMs])])]),
     );
     let st = this.saving.get(file.name);
     if (st === undefined) {
