@@ -16,7 +16,7 @@ import { Metrics, createLogger, type Logger } from '../obs/index.js';
 import { startMetricsStore, type MetricsStore, type MetricsStoreOptions } from '../obs/ingest/index.js';
 import { WatchHub } from '../watch/index.js';
 import { RespServer, DEFAULT_RESP_PORT } from '../api/resp/index.js';
-import { RULE_FILE_PREFIX, RuleManager, SilenceStore, checkRuleFileText, loadDefaultRules } from '../obs/alerting/index.js';
+import { RULE_FILE_PREFIX, RuleManager, SilenceStore, checkRuleFileText, loadDefaultRules, type OutgoingAlert } from '../obs/alerting/index.js';
 import { AlertmanagerClient, Notifier, parseNotifyConfig, type NotifyConfig } from '../obs/notify/index.js';
 import { DashboardStore } from '../obs/dashboards/index.js';
 import { STALE_MARKER, type Labels, type SeriesInput } from '../obs/tsdb/index.js';
@@ -376,6 +376,15 @@ export async function startNode(opts: NodeOptions = {}): Promise<BeaconNode> {
   const externalURL = opts.alerting?.externalUrl ?? opts.advertiseUrl ?? url;
   const notifier = notifyConfig === undefined ? undefined : new Notifier({ config: notifyConfig, logger, silences: silenceStore.silences, metrics, externalURL });
   const alertmanagers = (opts.alerting?.alertmanagerUrls ?? []).length === 0 ? undefined : new AlertmanagerClient({ urls: opts.alerting?.alertmanagerUrls ?? [], logger, metrics });
+  // Alerts (from rules, and rollouts' rollbacks) go to every Alertmanager and the built-in notifier.
+  const sendAlerts = (alerts: OutgoingAlert[]): void => {
+    alertmanagers?.send(alerts);
+    try {
+      notifier?.receive(alerts);
+    } catch (err) {
+      logger.error({ err }, 'the notifier refused alerts');
+    }
+  };
   // One node evaluates: the expiry leader (PostgreSQL) or the node itself (SQLite).
   const rules = new RuleManager({
     store,
@@ -385,14 +394,7 @@ export async function startNode(opts: NodeOptions = {}): Promise<BeaconNode> {
     isEvaluator: () => !stopping && cluster.expiryLeader,
     ...(opts.alerting?.evaluationIntervalMs !== undefined ? { evaluationIntervalMs: opts.alerting.evaluationIntervalMs } : {}),
     externalURL,
-    send: (alerts) => {
-      alertmanagers?.send(alerts);
-      try {
-        notifier?.receive(alerts);
-      } catch (err) {
-        logger.error({ err }, 'the notifier refused alerts');
-      }
-    },
+    send: sendAlerts,
     queryOptions: { timeoutMs: metricsStore.queryTimeoutMs, maxSamples: metricsStore.maxQuerySamples },
     ...(opts.alerting?.defaultRules !== false ? { builtinFiles: [loadDefaultRules()] } : {}),
     onEvaluation: (e) => {
@@ -426,10 +428,7 @@ export async function startNode(opts: NodeOptions = {}): Promise<BeaconNode> {
   const rollouts = startRollouts({
     store, rules, querier: metricsStore.querier, audit: security.audit, logger, externalURL,
     isDriver: () => !stopping && cluster.expiryLeader,
-    send: (alerts) => {
-      alertmanagers?.send(alerts);
-      notifier?.receive(alerts);
-    },
+    send: sendAlerts,
     ...(opts.rolloutTickMs !== undefined ? { tickMs: opts.rolloutTickMs } : {}),
   });
   httpCtx.rollouts = rollouts.context;
