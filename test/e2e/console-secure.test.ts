@@ -14,7 +14,7 @@ import { ADMIN_PASSWORD, client, login, writeKekFile } from '../integration/secu
 import { launch, openPage, shot } from './console-helpers.js';
 
 type TestNode = Awaited<ReturnType<typeof startTestNode>>;
-const WAIT = 15_000;
+const WAIT = 30_000;
 
 async function logIn(page: Page, url: string, user: string, password: string): Promise<void> {
   await page.getByLabel('Username').fill(user);

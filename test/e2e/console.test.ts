@@ -24,7 +24,8 @@ const run = promisify(execFile);
 type TestNode = Awaited<ReturnType<typeof startTestNode>>;
 
 /** Bounds every wait in the page (ms): generous, the machine is shared. */
-const WAIT = 15_000;
+// Generous: a CI runner shares two cores between this browser, the node and other test files.
+const WAIT = 30_000;
 
 function keyUrl(base: string, key: string, extra = ''): string {
   return `${base}/ui/keys?key=${encodeURIComponent(key)}${extra}`;
