@@ -186,6 +186,11 @@ function App(): JSX.Element {
 
 const root = document.getElementById('app');
 if (root !== null) {
+  // A page the browser brings back from its back/forward cache has requests that were cut off and
+  // a live watch that is gone: load it afresh, so Back always shows a current view.
+  window.addEventListener('pageshow', (e) => {
+    if (e.persisted) location.reload();
+  });
   render(<App />, root);
   // The tree's first page is fetched while the session is checked, not after.
   if (location.pathname === '/ui/' || location.pathname.startsWith('/ui/keys')) preloadTree();
