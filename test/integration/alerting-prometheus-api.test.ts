@@ -7,10 +7,9 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { http, spawnServer, tempDir, type ServerProcess } from '../helpers/node.js';
+import { freePort, http, spawnServer, tempDir, type ServerProcess } from '../helpers/node.js';
 
 const RULES = `groups:
   - name: oracle
@@ -33,17 +32,6 @@ const RULES = `groups:
 `;
 
 const skip = spawnSync('prometheus', ['--version']).error ? 'prometheus is not installed' : false;
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const port = (srv.address() as { port: number }).port;
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 /** The shape of a JSON value: object keys (sorted) with their shapes, array element shapes, or the type. */
 function shape(v: unknown): unknown {
