@@ -11,7 +11,7 @@ import { ConflictError, InvalidArgumentError, NotFoundError } from '../../errors
 import { prefixEnd, type AuditContext, type RevisionEvents, type Store } from '../../kv/index.js';
 import type { Logger } from '../logger.js';
 import type { QueryOptions } from '../promql/index.js';
-import { RuleEvaluator, loadRuleFile, type Alert, type Rule, type RuleGroup, type RuleSample, type RuleStatus } from '../rules/index.js';
+import { RuleEvaluator, loadRuleFile, ruleIdentity, type Alert, type Rule, type RuleGroup, type RuleSample, type RuleStatus } from '../rules/index.js';
 import type { Querier } from '../tsdb/index.js';
 import { ALERT_STATE_PREFIX, RULE_FILE_PREFIX, isValidName } from './keys.js';
 
@@ -118,11 +118,6 @@ interface LoadedFile extends RuleFileInfo {
 }
 
 const DEFAULT_EVALUATION_INTERVAL_MS = 15_000;
-
-/** A rule's identity as the evaluator's exportAlerts keys it. */
-function ruleKey(rule: Rule): string {
-  return JSON.stringify([rule.kind, rule.name, rule.expr, Object.entries(rule.labels).sort()]);
-}
 
 function labelsKey(l: Record<string, string>): string {
   return JSON.stringify(Object.keys(l).sort().map((k) => [k, l[k]]));
@@ -378,7 +373,7 @@ export class RuleManager {
       const statuses = ev.rules(g.name);
       const exported = ev.exportAlerts(g.name);
       const rules = exported.map((e) => {
-        const st = statuses.find((x) => x.rule.kind === 'alert' && ruleKey(x.rule) === e.rule);
+        const st = statuses.find((x) => x.rule.kind === 'alert' && ruleIdentity(x.rule) === e.rule);
         return { rule: e.rule, health: st?.health ?? 'unknown', lastError: st?.lastError ?? '', lastEvaluationMs: st?.lastEvaluationMs ?? 0, alerts: e.alerts };
       });
       doc.groups[g.name] = { rules };
@@ -546,7 +541,7 @@ export class RuleManager {
     if (saved === undefined) return statuses;
     return statuses.map((s) => {
       if (s.rule.kind !== 'alert') return s;
-      const x = saved.rules.find((y) => y.rule === ruleKey(s.rule));
+      const x = saved.rules.find((y) => y.rule === ruleIdentity(s.rule));
       return x === undefined ? s : { ...s, health: x.health, lastError: x.lastError, lastEvaluationMs: x.lastEvaluationMs, alerts: x.alerts };
     });
   }

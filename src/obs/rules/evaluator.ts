@@ -353,8 +353,8 @@ export class RuleEvaluator {
   }
 }
 
-/** What makes two rules "the same rule" across a reload. */
-function ruleIdentity(rule: Rule): string {
+/** What makes two rules "the same rule" across a reload, and the key saved alert state is kept under. */
+export function ruleIdentity(rule: Rule): string {
   return JSON.stringify([rule.kind, rule.name, rule.expr, Object.entries(rule.labels).sort()]);
 }
 

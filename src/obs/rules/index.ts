@@ -6,6 +6,6 @@ export type { TemplateData } from './template.js';
 export { renderTemplate, expandTemplate, checkTemplate } from './template.js';
 export { formatFloat, humanize, humanize1024, humanizeDuration, humanizePercentage, goSprintf } from './format.js';
 export type { Alert, AlertState, RuleSample, RuleStatus, EvaluatorOptions } from './evaluator.js';
-export { RuleEvaluator } from './evaluator.js';
+export { RuleEvaluator, ruleIdentity } from './evaluator.js';
 export type { RuleTestResult } from './unittest.js';
 export { runRuleTestFile } from './unittest.js';
