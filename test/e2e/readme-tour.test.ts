@@ -1,7 +1,7 @@
 // The README's five-minute tour, run as written (issue 10): its shell blocks, in order, in bash,
 // against a fresh node started by its own `npm start` line, with the built CLI as `npx beacon`.
-// The only changes are those a second terminal on a shared machine needs: the port (7379 in the
-// text becomes a free port), where the CLI keeps its login (a temporary BEACON_CONFIG_DIR), and
+// The only changes are those a second terminal on a shared machine needs: the ports (7379 and
+// 6380 in the text become free ports), where the CLI keeps its login (a temporary BEACON_CONFIG_DIR), and
 // Ctrl-C for the two commands that follow a watch until interrupted (sent after 3 s). Every
 // `# {…}` / `# OK …` / `# PUT …` line under a command is the output the README promises: it must
 // appear, in order, in what the block printed (`…` stands for anything). The start-up lines
@@ -49,6 +49,9 @@ function bash(script: string, cwd: string, env: Record<string, string>, ms: numb
 describe('the README tour, run as written (e2e)', () => {
   const tmp = tempDir('beacon-tour-');
   let port: number;
+  let respPort: number;
+  /** A block's text with the README's ports swapped for this run's. */
+  const ports = (text: string): string => text.replaceAll('7379', String(port)).replaceAll('6380', String(respPort));
   let env: Record<string, string>;
   let serverPid: number | undefined;
   const blocks = tourBlocks();
@@ -61,7 +64,7 @@ set -euo pipefail
 npm() {
   [ "$1" = start ] || { echo "the tour runs only npm start, not npm $*" >&2; return 1; }
   shift
-  node "${CLI}" serve --http-port ${port} "$@" >"${tmp.dir}/serve.out" 2>"${tmp.dir}/serve.err" &
+  node "${CLI}" serve --http-port ${port} --resp-port ${respPort} "$@" >"${tmp.dir}/serve.out" 2>"${tmp.dir}/serve.err" &
   echo $! >"${tmp.dir}/serve.pid"
 }
 npx() {
@@ -79,6 +82,7 @@ curl() {
 
   before(async () => {
     port = await freePort();
+    respPort = await freePort();
     const base: Record<string, string> = {};
     for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !k.startsWith('BEACON_')) base[k] = v;
     env = {
@@ -103,12 +107,12 @@ curl() {
   it('starts the node with the first block and prints the start-up lines it shows', async () => {
     const start = blocks[0];
     assert.ok(start !== undefined && start.lang === 'sh' && /npm start/.test(start.text), 'the tour opens with npm start');
-    const r = await bash(`${preamble()}\n${start.text.replaceAll('7379', String(port))}`, tmp.dir, env, 30_000);
+    const r = await bash(`${preamble()}\n${ports(start.text)}`, tmp.dir, env, 30_000);
     assert.equal(r.code, 0, r.stderr);
     serverPid = Number(readFileSync(join(tmp.dir, 'serve.pid'), 'utf8'));
     const printed = blocks.find((b) => b.lang === '');
     assert.ok(printed, 'the README shows what the node prints');
-    const expected = printed.text.replaceAll('7379', String(port)).split('\n').filter((l) => l.trim() !== '');
+    const expected = ports(printed.text).split('\n').filter((l) => l.trim() !== '');
     let stderr = '';
     for (let i = 0; i < 200 && !/beacon logs:/.test(stderr); i++) {
       await new Promise((res) => setTimeout(res, 100));
@@ -123,7 +127,7 @@ curl() {
   it('runs every later block in order, each command succeeding with the output shown', async () => {
     const rest = blocks.slice(1).filter((b) => b.lang === 'sh');
     assert.ok(rest.length >= 8, `the tour has its blocks (${rest.length})`);
-    const script = rest.map((b, i) => `echo "@@block ${i}@@"\n${b.text.replaceAll('7379', String(port))}`).join('\n');
+    const script = rest.map((b, i) => `echo "@@block ${i}@@"\n${ports(b.text)}`).join('\n');
     writeFileSync(join(tmp.dir, 'tour.sh'), script);
     const r = await bash(`${preamble()}\n${script}`, tmp.dir, env, 180_000);
     const outputs = r.stdout.split(/^@@block \d+@@\n/m).slice(1);
@@ -134,7 +138,7 @@ curl() {
       for (const line of b.text.split('\n')) {
         const m = /^# ((?:\{|OK |PUT ).*)$/.exec(line);
         if (m === null) continue;
-        const re = promise((m[1] as string).replaceAll('7379', String(port)));
+        const re = promise(ports(m[1] as string));
         const found = out.slice(from).search(re);
         assert.ok(found >= 0, `block ${i + 1} promises ${JSON.stringify(m[1])}, printed:\n${out}`);
         from += found;

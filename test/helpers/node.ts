@@ -64,12 +64,13 @@ export interface SpawnOptions {
 
 /**
  * Spawns the built `beacon serve` on a free port and waits until it prints where it listens.
- * It runs with `--dev` unless `opts.secure` (or `--dev` is already among `args`).
+ * It runs with `--dev` unless `opts.secure` (or `--dev` is already among `args`), and on a free RESP port unless `args` names one.
  * @throws when it does not start within `timeoutMs`.
  */
 export async function spawnServer(args: string[], timeoutMs = 20_000, opts: SpawnOptions = {}): Promise<ServerProcess> {
   const dev = opts.secure === true || args.includes('--dev') ? [] : ['--dev'];
-  const child = spawn(process.execPath, [CLI, 'serve', '--http-port', '0', ...dev, ...args], {
+  // A free RESP port too: a test that names its HTTP port (to restart on it) would otherwise get 6380, which another test may hold.
+  const child = spawn(process.execPath, [CLI, 'serve', '--http-port', '0', '--resp-port', '0', ...dev, ...args], {
     stdio: ['ignore', opts.stdout ?? 'ignore', 'pipe'],
     env: { ...process.env, BEACON_LOG_LEVEL: process.env.BEACON_TEST_LOG ?? 'warn', ...(opts.env ?? {}) },
   });
