@@ -1,14 +1,15 @@
 /**
  * Unit tests of the append-only file: RESP encoding and parsing, a truncated last record
  * tolerated at load, a MULTI without EXEC dropped, expiries kept absolute across a restart, and
- * a rewrite (BGREWRITEAOF) taken while writes continue that reloads to exactly the same data.
+ * a rewrite (BGREWRITEAOF) taken while writes continue that reloads to exactly the same data,
+ * and `appendfsync always` acknowledging a write only once it is in the file and fsynced.
  */
 import assert from 'node:assert/strict';
 import { appendFileSync, readFileSync, statSync } from 'node:fs';
 import { test } from 'node:test';
 import { tempDir } from '../../test/helpers/node.js';
 import { prng, TEST_SEED } from '../../test/helpers/random.js';
-import { encodeCommand, parseAof } from './aof.js';
+import { AofFile, encodeCommand, parseAof } from './aof.js';
 import { AOF_FILE, CacheTier } from './tier.js';
 import type { CacheNamespace } from './types.js';
 import { Deque, SortedSet, type CacheValue } from './values.js';
@@ -225,6 +226,49 @@ test('turning appendonly on writes the current data to a new AOF; turning it off
     assert.equal(t2.config.appendonly, true);
     assert.deepEqual(t2.keys('*').sort(), ['a', 'b']);
     await t2.close();
+  } finally {
+    tmp.cleanup();
+  }
+});
+
+test('with appendfsync always, a write appended while an fsync runs is not acknowledged until it is written and fsynced', async () => {
+  // The regression behind a lost acknowledged write in the SIGKILL test: when an fsync ended while
+  // the next write still sat in the buffer (its flush not yet run), the waiter of that write was
+  // released because "nothing was dirty" — acknowledged before it reached the file.
+  const tmp = tempDir();
+  try {
+    const path = `${tmp.dir}/${AOF_FILE}`;
+    const aof = new AofFile(path, 'always', (err) => assert.fail(err));
+    const a = encodeCommand(['SET', 'a', '1']);
+    const b = encodeCommand(['SET', 'b', '2']);
+    // Hold back the end-of-turn flushes so the fsync of A completes before B is written (the
+    // order a loaded event loop can produce).
+    const held: (() => void)[] = [];
+    const realSetImmediate = globalThis.setImmediate;
+    globalThis.setImmediate = ((fn: () => void) => {
+      held.push(fn);
+    }) as unknown as typeof setImmediate;
+    let first: Promise<void>;
+    let second: Promise<void>;
+    try {
+      aof.append(a);
+      first = aof.durable();
+      aof.flush(); // A written; its fsync starts
+      aof.append(b);
+      second = aof.durable();
+    } finally {
+      globalThis.setImmediate = realSetImmediate;
+    }
+    let secondDone = false;
+    void second.then(() => (secondDone = true));
+    await first;
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal(secondDone, false, 'B was acknowledged before it was written');
+    assert.equal(readFileSync(path).length, a.length);
+    for (const fn of held) fn(); // the flush of B, and its fsync
+    await second;
+    assert.deepEqual(readFileSync(path), Buffer.concat([a, b]));
+    aof.close();
   } finally {
     tmp.cleanup();
   }

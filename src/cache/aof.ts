@@ -78,19 +78,34 @@ export function parseAof(buf: Buffer): ParsedAof {
   return { commands, ends, validBytes, truncated: validBytes < buf.length };
 }
 
+/** A caller of {@link AofFile.durable} waiting until the commands appended before it are fsynced. */
+interface Waiter {
+  /** The count of commands appended when it asked: it resolves once that many are fsynced. */
+  seq: number;
+  resolve: () => void;
+  reject: (e: Error) => void;
+}
+
 /**
  * An open AOF: commands are buffered as they are propagated, written together once per
  * event-loop turn (group commit), and fsynced off the event loop: after every write with
  * `always` (waiters resolve only then), once a second with `everysec`, never with `no`.
+ *
+ * Durability is tracked by sequence: every appended command takes the next number; a waiter
+ * records the number current when it asked and resolves only when an fsync that started after
+ * those commands were written has completed (never because "nothing is dirty" while its
+ * commands still sit in the buffer).
  */
 export class AofFile {
   private fd: number;
   private pending: Buffer[] = [];
   private scheduled = false;
-  /** Waiters of writes not yet written. */
-  private waiting: { resolve: () => void; reject: (e: Error) => void }[] = [];
+  private waiting: Waiter[] = [];
+  /** Commands appended, written (to the page cache) and fsynced so far. */
+  private appendedSeq = 0;
+  private writtenSeq = 0;
+  private syncedSeq = 0;
   private syncing = false;
-  private dirty = false;
   private closed = false;
   private failure: Error | undefined;
   /** Bytes in the file (as written by this process). */
@@ -124,6 +139,7 @@ export class AofFile {
   append(encoded: Buffer): void {
     if (this.closed) return;
     this.pending.push(encoded);
+    this.appendedSeq++;
     if (!this.scheduled) {
       this.scheduled = true;
       setImmediate(() => this.flush());
@@ -137,8 +153,9 @@ export class AofFile {
    */
   durable(): Promise<void> {
     if (this.failure !== undefined) return Promise.reject(new UnavailableError('the append-only file cannot be written', { cause: this.failure }));
-    if (this.fsync !== 'always' || (this.pending.length === 0 && !this.dirty && !this.syncing)) return Promise.resolve();
-    return new Promise((resolve, reject) => this.waiting.push({ resolve, reject }));
+    if (this.fsync !== 'always' || this.syncedSeq >= this.appendedSeq) return Promise.resolve();
+    const seq = this.appendedSeq;
+    return new Promise((resolve, reject) => this.waiting.push({ seq, resolve, reject }));
   }
 
   /** Writes what is pending now (synchronously, to the page cache) and starts an fsync when `always`. */
@@ -147,12 +164,13 @@ export class AofFile {
     if (this.closed) return;
     if (this.pending.length > 0) {
       const buf = this.pending.length === 1 ? (this.pending[0] as Buffer) : Buffer.concat(this.pending);
+      const seq = this.appendedSeq;
       this.pending = [];
       try {
         let off = 0;
         while (off < buf.length) off += writeSync(this.fd, buf, off, buf.length - off);
         this.size += buf.length;
-        this.dirty = true;
+        this.writtenSeq = seq;
         this.failure = undefined;
       } catch (err) {
         this.fail(err as Error);
@@ -160,7 +178,7 @@ export class AofFile {
       }
     }
     if (this.fsync === 'always') this.sync();
-    else this.releaseWaiters();
+    else this.resolveUpTo(Infinity);
   }
 
   private fail(err: Error): void {
@@ -171,33 +189,39 @@ export class AofFile {
     for (const x of w) x.reject(new UnavailableError('the append-only file cannot be written', { cause: err }));
   }
 
-  private releaseWaiters(): void {
-    const w = this.waiting;
-    this.waiting = [];
-    for (const x of w) x.resolve();
+  /** Resolves the waiters whose commands are all within the first `seq` (in order of asking). */
+  private resolveUpTo(seq: number): void {
+    if (this.waiting.length === 0) return;
+    const keep: Waiter[] = [];
+    const done: Waiter[] = [];
+    for (const w of this.waiting) (w.seq <= seq ? done : keep).push(w);
+    this.waiting = keep;
+    for (const w of done) w.resolve();
   }
 
-  /** Starts an fsync off the event loop unless one runs; waiters registered before it resolve when it ends. */
+  /**
+   * Starts an fsync off the event loop unless one runs or everything written is fsynced already;
+   * it covers what was written before it started, and another follows when more was written meanwhile.
+   */
   sync(): void {
     if (this.syncing || this.closed) return;
-    if (!this.dirty) {
-      this.releaseWaiters();
+    if (this.syncedSeq >= this.writtenSeq) {
+      this.resolveUpTo(this.syncedSeq);
       return;
     }
     this.syncing = true;
-    this.dirty = false;
-    const covered = this.waiting;
-    this.waiting = [];
+    const target = this.writtenSeq;
     fdatasync(this.fd, (err) => {
       this.syncing = false;
+      if (this.closed) return;
       if (err !== null) {
-        this.waiting = covered.concat(this.waiting);
         this.fail(err);
         return;
       }
-      for (const x of covered) x.resolve();
-      // Writes that arrived during this fsync need another one.
-      if (this.fsync === 'always' && (this.dirty || this.waiting.length > 0)) this.sync();
+      this.syncedSeq = Math.max(this.syncedSeq, target);
+      this.resolveUpTo(this.syncedSeq);
+      // Writes that landed during this fsync need another one; those still pending get theirs after their flush.
+      if (this.fsync === 'always' && this.writtenSeq > this.syncedSeq) this.sync();
     });
   }
 
@@ -210,14 +234,15 @@ export class AofFile {
       this.flush();
       this.fsync = fsync;
     }
+    if (this.failure !== undefined) return;
     try {
       fdatasyncSync(this.fd);
     } catch (err) {
       this.fail(err as Error);
       return;
     }
-    this.dirty = false;
-    if (!this.syncing) this.releaseWaiters();
+    this.syncedSeq = this.writtenSeq;
+    this.resolveUpTo(this.syncedSeq);
   }
 
   /** Flushes, fsyncs and closes. */
@@ -230,7 +255,7 @@ export class AofFile {
     } catch {
       // already closed by the OS: nothing to lose
     }
-    this.releaseWaiters();
+    this.resolveUpTo(Infinity);
   }
 
   /** Closes without writing what is pending (a rewrite replaced this file and holds it all). */

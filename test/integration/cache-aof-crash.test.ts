@@ -21,12 +21,10 @@ interface Acked {
   uncertain?: boolean;
 }
 
-// Marked `todo` (it still runs, and a failure is reported as a todo, not as a pass): on
-// 2026-12-06 one CI run of this test found an acknowledged PUT missing after a SIGKILL
-// (`c:15:1:4331`, seed 924182; the same seed passed on a rerun). The cause is not found yet (the
-// automatic AOF rewrite's swap is the first suspect); issue 11 stays open on it. Remove `todo`
-// once it is fixed.
-test(`[seed ${SEED}] SIGKILL ×${ROUNDS} with appendfsync always loses no acknowledged write and resurrects no expired key`, { timeout: 600_000, todo: 'an intermittent lost write under investigation (issue 11)' }, async () => {
+// On 2026-12-06 one CI run of this test found an acknowledged PUT missing after a SIGKILL: the
+// AOF released a waiter when an fsync ended while that waiter's write was still buffered (see the
+// regression test in src/cache/aof.test.ts); fixed by tracking durability by sequence.
+test(`[seed ${SEED}] SIGKILL ×${ROUNDS} with appendfsync always loses no acknowledged write and resurrects no expired key`, { timeout: 600_000 }, async () => {
   const rnd = prng(SEED);
   const tmp = tempDir('beacon-aof-crash-');
   const acked = new Map<string, Acked>();
