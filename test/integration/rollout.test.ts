@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { createClient, receivesCandidate, type BeaconClient, type LiveConfig, type Rollout } from '../../client/index.js';
+import { createClient, receivesCandidate, rolloutBucket, type BeaconClient, type LiveConfig, type Rollout } from '../../client/index.js';
 import { http, startTestNode, tempDir } from '../helpers/node.js';
 import { startWebhook, type WebhookServer } from './notify-helpers.js';
 
@@ -251,6 +251,24 @@ describe('staged rollouts', () => {
     assert.equal((await http(`${node.url}/v1/configs/shop/cfg/rollouts/current/pause`, { method: 'POST' })).status, 200);
     assert.equal((await http(`${node.url}/v1/configs/shop/cfg/rollouts/current/pause`, { method: 'POST' })).status, 409);
     assert.equal((await http(`${node.url}/v1/configs/shop/cfg/rollouts/current/resume`, { method: 'POST' })).status, 200);
+    // Adoption reports: a bucket that is not the client's hash (it would skew calibration) or a malformed field is refused and not counted.
+    const ro = await client.rollouts.get('shop/cfg');
+    const report = (extra: Record<string, unknown>) => http(`${node.url}/v1/rollouts/report`, { method: 'POST', body: { key: 'shop/cfg', rollout: ro.id, client: 'c1', variant: 'current', ...extra } });
+    const bucket = rolloutBucket('shop/cfg', ro.id, 'c1');
+    const badReports: [Record<string, unknown>, RegExp][] = [
+      [{ bucket: (bucket + 1) % 10_000 }, /not this client's bucket/],
+      [{ bucket: 10_000 }, /integer in \[0, 10000\)/],
+      [{ bucket: 1.5 }, /integer/],
+      [{ selected: 'yes' }, /true or false/],
+    ];
+    for (const [extra, message] of badReports) {
+      const res = await report(extra);
+      assert.equal(res.status, 400, JSON.stringify(extra));
+      assert.match(res.body.error.message, message);
+    }
+    assert.deepEqual((await client.rollouts.get('shop/cfg')).adoption, { candidate: 0, v1: 0 });
+    assert.equal((await report({ bucket, selected: true })).status, 200);
+    assert.deepEqual((await client.rollouts.get('shop/cfg')).adoption, { candidate: 0, v1: 1 });
     // A write bound to fail on its version leaves the rollout running.
     const stale = await http(`${node.url}/v1/configs/shop/cfg`, { method: 'PUT', body: { value: { price: 3 }, version: 'v7', abortRollout: true } });
     assert.equal(stale.status, 409);
