@@ -180,18 +180,22 @@ export function prepareWrites(db: Database.Database): Writer {
   const appendAudit = db.transaction((records: AuditRecord[]) => {
     for (const a of records) audit(a);
   });
-  const upsertAdoption = db.prepare<[string, string, string, number, number | null, number]>(
-    `INSERT INTO rollout_adoption (rollout, client, variant, bucket, selected, seen_at) VALUES (?, ?, ?, ?, ?, ?)
-     ON CONFLICT (rollout, client) DO UPDATE SET variant = excluded.variant, bucket = excluded.bucket,
-       selected = excluded.selected, seen_at = excluded.seen_at
-     WHERE excluded.seen_at >= rollout_adoption.seen_at`,
-  );
+  // Prepared on first use: a writer over a schema from before migration 008 (upgrade tests) must still open.
+  let adoption: { upsert: Database.Statement<[string, string, string, number, number | null, number]>; prune: Database.Statement<[number, string]> } | undefined;
+  const adoptionStmts = (): NonNullable<typeof adoption> =>
+    (adoption ??= {
+      upsert: db.prepare(
+        `INSERT INTO rollout_adoption (rollout, client, variant, bucket, selected, seen_at) VALUES (?, ?, ?, ?, ?, ?)
+         ON CONFLICT (rollout, client) DO UPDATE SET variant = excluded.variant, bucket = excluded.bucket,
+           selected = excluded.selected, seen_at = excluded.seen_at
+         WHERE excluded.seen_at >= rollout_adoption.seen_at`,
+      ),
+      prune: db.prepare('DELETE FROM rollout_adoption WHERE seen_at < ? OR rollout NOT IN (SELECT value FROM json_each(?))'),
+    });
   const recordAdoption = db.transaction((rows: AdoptionRow[]) => {
-    for (const r of rows) upsertAdoption.run(r.rollout, r.client, r.variant, r.bucket, r.selected === null ? null : r.selected ? 1 : 0, r.seenAt);
+    const { upsert } = adoptionStmts();
+    for (const r of rows) upsert.run(r.rollout, r.client, r.variant, r.bucket, r.selected === null ? null : r.selected ? 1 : 0, r.seenAt);
   });
-  const pruneAdoption = db.prepare<[number, string]>(
-    'DELETE FROM rollout_adoption WHERE seen_at < ? OR rollout NOT IN (SELECT value FROM json_each(?))',
-  );
   const apply = (w: WriteOp): number => {
     switch (w.op) {
       case 'commit':
@@ -216,7 +220,7 @@ export function prepareWrites(db: Database.Database): Writer {
         recordAdoption.immediate(w.rows);
         return 0;
       case 'pruneAdoption':
-        return pruneAdoption.run(w.beforeMs, JSON.stringify(w.keep)).changes;
+        return adoptionStmts().prune.run(w.beforeMs, JSON.stringify(w.keep)).changes;
       case 'barrier':
         return 0;
     }
