@@ -20,7 +20,14 @@ import { backoffDelay, sleep } from './resilience.js';
 import type { KeyValue, WatchEvent } from './types.js';
 import { fromBase64, toBase64, tryUtf8, utf8 } from './values.js';
 import type { Watch } from './watch.js';
-import { candidateBytes, receivesCandidate, type ClientIdentity, type Rollout } from './rollouts.js';
+import { candidateBytes, rolloutPlacement, type ClientIdentity, type Rollout } from './rollouts.js';
+
+/**
+ * How often a client re-reports an unchanged variant, ms: the server counts clients seen within
+ * its 15-minute adoption window (docs/rollout.md "Adoption"), so a steady client reports again
+ * every 5 minutes (10,000 clients: about 33 small upserts a second, no revisions).
+ */
+const REPORT_REFRESH_MS = 5 * 60_000;
 
 /** A zod-like schema with `safeParse` (zod, valibot adapters, …); `data` becomes the config's value. */
 export interface SafeParseSchema<T> {
@@ -187,7 +194,7 @@ export class LiveConfig<T = Record<string, unknown>> extends Emitter<LiveConfigE
   /** Per key: the `rollout:variant` last reported and when. */
   private reported = new Map<string, { what: string; at: number }>();
   /** Per key: a report held back by the rate limit (the latest wins). */
-  private reportLater = new Map<string, { r: Rollout; variant: 'candidate' | 'current' }>();
+  private reportLater = new Map<string, { r: Rollout; variant: 'candidate' | 'current'; place: { bucket: number; selected: boolean } }>();
 
   constructor(
     private readonly client: Connection,
@@ -474,9 +481,9 @@ export class LiveConfig<T = Record<string, unknown>> extends Emitter<LiveConfigE
     this.rolloutRevision = body.revision;
     const next = new Map<string, Uint8Array>();
     for (const r of body.rollouts) {
-      const mine = receivesCandidate(r, identity);
-      if (mine) next.set(r.key, candidateBytes(r));
-      this.report(r, mine ? 'candidate' : 'current');
+      const place = rolloutPlacement(r, identity);
+      if (place.targeted) next.set(r.key, candidateBytes(r));
+      this.report(r, place.targeted ? 'candidate' : 'current', place);
     }
     const changed: string[] = [];
     for (const [k, v] of next) {
@@ -489,22 +496,27 @@ export class LiveConfig<T = Record<string, unknown>> extends Emitter<LiveConfigE
     if (apply && visible.length > 0 && this.value_ !== undefined) this.commit(this.revision_, visible, this.source_, false);
   }
 
-  /** Reports the applied variant when it changed, at most once per `reportIntervalMs` per key; failures are dropped (the next poll retries). */
-  private report(r: Rollout, variant: 'candidate' | 'current'): void {
+  /**
+   * Reports the applied variant (with the client's bucket and whether it is selected, which the
+   * server calibrates steps on) when it changed, and again every {@link REPORT_REFRESH_MS} so the
+   * server keeps counting this client; at most once per `reportIntervalMs` per key; failures
+   * are dropped (the next poll retries).
+   */
+  private report(r: Rollout, variant: 'candidate' | 'current', place: { bucket: number; selected: boolean }): void {
     const what = `${r.id}:${variant}`;
     const last = this.reported.get(r.key);
     const now = Date.now();
-    if (last?.what === what || this.closed) return;
+    if ((last?.what === what && now - last.at < REPORT_REFRESH_MS) || this.closed) return;
     const interval = this.opts.reportIntervalMs ?? 10_000;
     if (last !== undefined && now - last.at < interval) {
       // Rate-limited: the latest variant is reported once the interval has passed.
       const first = !this.reportLater.has(r.key);
-      this.reportLater.set(r.key, { r, variant });
+      this.reportLater.set(r.key, { r, variant, place });
       if (first) {
         const t = setTimeout(() => {
           const later = this.reportLater.get(r.key);
           this.reportLater.delete(r.key);
-          if (later !== undefined) this.report(later.r, later.variant);
+          if (later !== undefined) this.report(later.r, later.variant, later.place);
         }, interval - (now - last.at));
         (t as { unref?: () => void }).unref?.();
       }
@@ -513,7 +525,7 @@ export class LiveConfig<T = Record<string, unknown>> extends Emitter<LiveConfigE
     this.reported.set(r.key, { what, at: now });
     const client = (this.opts.identity as ClientIdentity).id;
     this.client.transport
-      .request('POST', '/v1/rollouts/report', { body: { key: r.key, rollout: r.id, client, variant }, signal: this.ctl.signal })
+      .request('POST', '/v1/rollouts/report', { body: { key: r.key, rollout: r.id, client, variant, bucket: place.bucket, selected: place.selected }, signal: this.ctl.signal })
       .catch(() => this.reported.delete(r.key));
   }
 

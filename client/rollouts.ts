@@ -1,14 +1,14 @@
 /**
  * Staged config rollouts (issue 16, docs/rollout.md): start, read, pause, resume, promote and
  * abort a rollout of a config key, and the targeting the SDK's live config evaluates locally
- * (a stable hash of key, rollout id and client id below the step's share, within a selector).
+ * (a stable hash of key, rollout id and client id below the step's threshold, within a selector).
  */
 import { InvalidArgumentError } from '../src/errors.js';
-import { isTargeted } from '../src/rollout/targeting.js';
+import { matchesSelector, parseSelector, rolloutBucket, shareThreshold } from '../src/rollout/targeting.js';
 import type { HttpTransport } from './transport.js';
 import { fromBase64, isPathUnsafeKey, utf8 } from './values.js';
 
-export { parseSelector, matchesSelector, rolloutBucket, isTargeted } from '../src/rollout/targeting.js';
+export { parseSelector, matchesSelector, rolloutBucket, isTargeted, ROLLOUT_BUCKETS } from '../src/rollout/targeting.js';
 
 /** Who a client is for targeting: a stable id (kept across restarts) and labels the selector matches. */
 export interface ClientIdentity {
@@ -45,6 +45,12 @@ export interface Rollout {
   state: RolloutState;
   step: number;
   share: number;
+  /**
+   * Clients whose bucket (of 10,000) is below it are in the current step: calibrated by the
+   * server on the selected clients' reports as the step starts (docs/rollout.md "Calibrated
+   * steps"); 0 once finished. Absent from older servers: then the share's (`share × 100`).
+   */
+  threshold?: number;
   steps: number[];
   bake_ms: number;
   selector: string;
@@ -84,10 +90,27 @@ export function candidateBytes(r: Pick<Rollout, 'candidate'>): Uint8Array {
   return utf8(typeof c.value === 'string' ? c.value : JSON.stringify(c.value));
 }
 
+/**
+ * Where `identity` stands in a rollout: its stable `bucket` (hash of key, rollout id and client
+ * id, in [0, 10000)), whether its labels match the selector (`selected`), and whether it gets
+ * the candidate now (`targeted`: selected, bucket below the threshold, and the rollout active).
+ * The SDK reports `bucket` and `selected` with the variant it applied, so the server can
+ * calibrate the next step's threshold.
+ */
+export function rolloutPlacement(
+  r: Pick<Rollout, 'key' | 'id' | 'share' | 'selector' | 'state'> & { threshold?: number },
+  identity: ClientIdentity,
+): { bucket: number; selected: boolean; targeted: boolean } {
+  const bucket = rolloutBucket(r.key, r.id, identity.id);
+  const selected = matchesSelector(parseSelector(r.selector), identity.labels ?? {});
+  const active = r.state === 'running' || r.state === 'paused';
+  const threshold = r.threshold ?? shareThreshold(r.share);
+  return { bucket, selected, targeted: active && selected && bucket < threshold };
+}
+
 /** Whether `identity` gets the candidate of an active rollout now (false for a finished one). */
-export function receivesCandidate(r: Pick<Rollout, 'key' | 'id' | 'share' | 'selector' | 'state'>, identity: ClientIdentity): boolean {
-  if (r.state !== 'running' && r.state !== 'paused') return false;
-  return isTargeted({ key: r.key, id: r.id, share: r.share, selector: r.selector }, identity);
+export function receivesCandidate(r: Pick<Rollout, 'key' | 'id' | 'share' | 'selector' | 'state'> & { threshold?: number }, identity: ClientIdentity): boolean {
+  return rolloutPlacement(r, identity).targeted;
 }
 
 /** Rollout operations; reach them as `client.rollouts`. Every method throws the server's typed errors. */
@@ -134,7 +157,10 @@ export class RolloutsClient {
   }
 
   /** Tells the server which variant this client applied (status shows adoption per version). */
-  async report(r: { key: string; rollout: string; client: string; variant: 'candidate' | 'current' }, opts: { signal?: AbortSignal } = {}): Promise<void> {
+  async report(
+    r: { key: string; rollout: string; client: string; variant: 'candidate' | 'current'; bucket?: number; selected?: boolean },
+    opts: { signal?: AbortSignal } = {},
+  ): Promise<void> {
     await this.http.request('POST', '/v1/rollouts/report', { body: r, signal: opts.signal });
   }
 

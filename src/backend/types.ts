@@ -84,6 +84,24 @@ export interface LogRange {
   rangeEnd?: string | null;
 }
 
+/**
+ * One SDK client's adoption report of a staged rollout (issue 16, docs/rollout.md): the variant
+ * it applied, its hash bucket in the rollout and whether it matches the rollout's selector.
+ * Kept outside the revision log (an upsert keyed by rollout and client, not a revision).
+ */
+export interface AdoptionRow {
+  rollout: string;
+  client: string;
+  /** `candidate` or `current`. */
+  variant: string;
+  /** The client's bucket, in [0, 10000). */
+  bucket: number;
+  /** Whether the client's labels match the rollout's selector; null when it did not say. */
+  selected: boolean | null;
+  /** When the report arrived, ms since the epoch. */
+  seenAt: number;
+}
+
 /** The storage under the kv core. Methods reject with {@link UnavailableError} when the store is unreachable. */
 export interface Backend {
   /** A short name for status and logs, such as `sqlite:./data/beacon.db`. */
@@ -147,6 +165,17 @@ export interface Backend {
    * Optional: without it, only the next successful commit tells.
    */
   probeWrite?(bytes: number): Promise<void>;
+  /**
+   * Upserts adoption reports (table `rollout_adoption`, migration 008): one row per (rollout,
+   * client), the newer `seenAt` wins. Shared by every node on a shared backend.
+   */
+  recordAdoption(rows: AdoptionRow[]): Promise<void>;
+  /** Clients of `rollout` seen at or after `sinceMs`, counted by variant. */
+  adoptionCounts(rollout: string, sinceMs: number): Promise<Record<string, number>>;
+  /** The buckets of the clients of `rollout` seen at or after `sinceMs` that reported matching its selector. */
+  adoptionBuckets(rollout: string, sinceMs: number): Promise<number[]>;
+  /** Deletes the adoption rows of rollouts not in `keep` and those seen before `beforeMs`; resolves with how many. */
+  pruneAdoption(keep: string[], beforeMs: number): Promise<number>;
   /** Storage size in bytes, when known. */
   sizeBytes(): Promise<number | undefined>;
   /** Closes connections; pending work is finished or rejected. */

@@ -29,13 +29,13 @@ function readValue(file: string): unknown {
 
 function printStatus(r: Rollout): void {
   out(`rollout ${r.id} of ${r.key}: ${r.state}`);
-  out(`  step      ${r.step + 1}/${r.steps.length} (${r.steps.map((s, i) => (i === r.step ? `[${s}%]` : `${s}%`)).join(' ')}), share now ${r.share}%`);
+  out(`  step      ${r.step + 1}/${r.steps.length} (${r.steps.map((s, i) => (i === r.step ? `[${s}%]` : `${s}%`)).join(' ')}), share now ${r.share}%${r.threshold !== undefined && r.share > 0 ? ` (clients with bucket < ${r.threshold} of 10000)` : ''}`);
   out(`  bake      ${r.bake_ms / 1000}s per step${r.bake_ends_at !== undefined ? `, this one ends ${r.bake_ends_at}` : ''}`);
   out(`  selector  ${r.selector === '' ? '(every client with an identity)' : r.selector}`);
   out(`  from      ${r.base_version}${r.completed_version !== undefined ? `, completed as ${r.completed_version}` : ''}`);
   for (const g of r.guard_states ?? []) out(`  guard     ${g.guard}: ${g.firing ? `FIRING (${g.reason ?? ''})` : 'ok'}`);
   if ((r.guard_states ?? []).length === 0) for (const g of r.guards) out(`  guard     ${'alert' in g ? g.alert : `expr: ${g.expr}`}`);
-  if (r.adoption !== undefined) out(`  clients   ${Object.entries(r.adoption).map(([v, n]) => `${v}: ${n}`).join(', ')}`);
+  if (r.adoption !== undefined) out(`  clients   ${Object.entries(r.adoption).map(([v, n]) => `${v}: ${n}`).join(', ')} (reported in the last 15 minutes, to any node)`);
   out('  history');
   for (const h of r.history.slice(-10)) out(`    ${h.at}  ${h.from ?? '-'} → ${h.to} at ${h.share}% by ${h.by}: ${h.cause}`);
 }

@@ -427,6 +427,7 @@ export async function startNode(opts: NodeOptions = {}): Promise<BeaconNode> {
   // --- staged rollouts (issue 16): docs/rollout.md; driven by the node that drives lease expiry
   const rollouts = startRollouts({
     store, rules, querier: metricsStore.querier, audit: security.audit, logger, externalURL,
+    adoption: backend, // the adoption table (migration 008), shared in PostgreSQL mode
     isDriver: () => !stopping && cluster.expiryLeader,
     send: sendAlerts,
     ...(opts.rolloutTickMs !== undefined ? { tickMs: opts.rolloutTickMs } : {}),

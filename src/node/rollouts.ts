@@ -1,7 +1,8 @@
 /**
  * Wiring of staged rollouts (issue 16) into a node: guards checked against the node's alert
  * engine and time-series store, transitions noted in the audit log, rollbacks notified through
- * the alert receivers, and the driver's timer on the node that drives lease expiry.
+ * the alert receivers, adoption reports in the backend's table, and the driver's timer on the
+ * node that drives lease expiry (which also drops the adoption rows of finished rollouts).
  */
 import type { RolloutContext } from '../api/http/rollout-routes.js';
 import { guardStatesOf } from '../api/http/rollout-routes.js';
@@ -12,12 +13,14 @@ import type { Logger } from '../obs/index.js';
 import type { OutgoingAlert, RuleManager } from '../obs/alerting/index.js';
 import { evaluateInstant, parseExpr } from '../obs/promql/index.js';
 import type { Querier } from '../obs/tsdb/index.js';
-import { AdoptionTracker, RolloutService, guardText, type GuardChecker, type Rollout, type RolloutGuard } from '../rollout/index.js';
+import { AdoptionLedger, RolloutService, guardText, type AdoptionTable, type GuardChecker, type Rollout, type RolloutGuard } from '../rollout/index.js';
 
 /** The alert name of the notification sent when a rollout is rolled back automatically. */
 export const ROLLBACK_ALERT_NAME = 'BeaconRolloutRolledBack';
 /** How long a rollback notification stays firing at the receivers, ms (it is sent once). */
 const ROLLBACK_NOTICE_MS = 5 * 60_000;
+/** How often the driver drops adoption rows of finished rollouts and silent clients, ms. */
+const ADOPTION_PRUNE_MS = 60_000;
 
 /** What {@link startRollouts} needs from the node. */
 export interface RolloutWiring {
@@ -31,6 +34,8 @@ export interface RolloutWiring {
   isDriver: () => boolean;
   /** The node's alert send path (Alertmanagers and the built-in notifier). */
   send: (alerts: OutgoingAlert[]) => void;
+  /** Where adoption reports are kept: the node's backend (its `rollout_adoption` table). */
+  adoption: AdoptionTable;
   /** Driver interval, ms. Default 1000. */
   tickMs?: number;
 }
@@ -83,15 +88,31 @@ export function startRollouts(w: RolloutWiring): { context: RolloutContext; serv
       w.logger.error({ err }, 'the rollback notification could not be sent');
     }
   };
-  const service = new RolloutService({ store: w.store, guards, note: (e) => w.audit.note(e), onRolledBack: notify, logger: w.logger });
+  const adoption = new AdoptionLedger(w.adoption, { onError: (err) => w.logger.warn({ err }, 'adoption reports could not be written; the clients report again') });
+  const service = new RolloutService({
+    store: w.store,
+    guards,
+    note: (e) => w.audit.note(e),
+    onRolledBack: notify,
+    logger: w.logger,
+    selectedBuckets: (id) => adoption.selectedBuckets(id),
+  });
+  let lastPrune = Date.now();
   const timer = setInterval(() => {
     if (!w.isDriver()) return;
     service.tick().catch((err: unknown) => w.logger.warn({ err }, 'rollout driver pass failed'));
+    if (Date.now() - lastPrune >= ADOPTION_PRUNE_MS) {
+      lastPrune = Date.now();
+      service
+        .listActive('')
+        .then((active) => adoption.prune(active.map((r) => r.id)))
+        .catch((err: unknown) => w.logger.warn({ err }, 'adoption rows could not be pruned; retrying later'));
+    }
   }, w.tickMs ?? 1000);
   timer.unref();
   const context: RolloutContext = {
     service,
-    adoption: new AdoptionTracker(),
+    adoption,
     guardStates: (r) => guardStatesOf(r, (g) => guards.firing(g)),
   };
   return {
@@ -100,6 +121,8 @@ export function startRollouts(w: RolloutWiring): { context: RolloutContext; serv
     stop: () => {
       clearInterval(timer);
       service.stop();
+      // Reports still buffered are written if the backend is still open; otherwise the clients report again.
+      void adoption.close();
     },
   };
 }

@@ -1,45 +1,103 @@
-/** What the SDK clients report they applied, per rollout, held in memory on the node they report to. */
+/**
+ * What the SDK clients report they applied, per rollout (issue 16, docs/rollout.md "Adoption"),
+ * kept in the backend's `rollout_adoption` table (migration 008) so that in PostgreSQL mode
+ * every node counts the clients that reported to any node. A report is not a revision: each node
+ * buffers reports for about a second and upserts them in one statement keyed by (rollout,
+ * client), so 10,000 clients cost one small write a second per node and no watch events.
+ */
 
 /** The variant a client applied: the rollout's candidate or the config's current version. */
 export type AppliedVariant = 'candidate' | 'current';
 
-/** The most clients remembered per rollout; beyond it the oldest reports are forgotten. */
-export const MAX_REPORTED_CLIENTS = 100_000;
-/** Reports older than this are not counted (a client that went away), ms. */
-export const REPORT_TTL_MS = 15 * 60_000;
+/** Clients silent for longer than this are not counted (a client that went away), ms; the SDK re-reports well within it. */
+export const ADOPTION_WINDOW_MS = 15 * 60_000;
+/** How long a report waits in a node's buffer before it is written, ms. */
+export const ADOPTION_FLUSH_MS = 1000;
+/** The most reports buffered on a node between writes; beyond it new reports are dropped (the clients report again). */
+export const MAX_PENDING_REPORTS = 100_000;
 
-/**
- * Counts of the variant each client last reported for a rollout. It keeps no more than
- * {@link MAX_REPORTED_CLIENTS} clients per rollout and {@link MAX_ROLLOUTS_TRACKED} rollouts,
- * so a flood of reports costs bounded memory. Counts are per node: in PostgreSQL mode a client
- * reports to the node it is connected to.
- */
-export class AdoptionTracker {
-  private readonly byRollout = new Map<string, Map<string, { variant: AppliedVariant; at: number }>>();
-
-  constructor(private readonly now: () => number = Date.now) {}
-
-  /** Records that `clientId` applied `variant` of rollout `rolloutId`. */
-  report(rolloutId: string, clientId: string, variant: AppliedVariant): void {
-    let m = this.byRollout.get(rolloutId);
-    if (m === undefined) {
-      if (this.byRollout.size >= MAX_ROLLOUTS_TRACKED) this.byRollout.delete(this.byRollout.keys().next().value as string);
-      m = new Map();
-      this.byRollout.set(rolloutId, m);
-    }
-    m.delete(clientId);
-    if (m.size >= MAX_REPORTED_CLIENTS) m.delete(m.keys().next().value as string);
-    m.set(clientId, { variant, at: this.now() });
-  }
-
-  /** How many clients reported each variant within {@link REPORT_TTL_MS}. */
-  counts(rolloutId: string): Record<AppliedVariant, number> {
-    const out: Record<AppliedVariant, number> = { candidate: 0, current: 0 };
-    const since = this.now() - REPORT_TTL_MS;
-    for (const e of this.byRollout.get(rolloutId)?.values() ?? []) if (e.at >= since) out[e.variant]++;
-    return out;
-  }
+/** One report as the table keeps it (the backend's `AdoptionRow`). */
+export interface AdoptionReport {
+  rollout: string;
+  client: string;
+  variant: string;
+  /** The client's bucket in the rollout, in [0, 10000). */
+  bucket: number;
+  /** Whether the client matches the rollout's selector; null when it did not say. */
+  selected: boolean | null;
+  /** ms since the epoch. */
+  seenAt: number;
 }
 
-/** The most rollouts whose reports are kept. */
-export const MAX_ROLLOUTS_TRACKED = 1000;
+/** The backend operations adoption needs (the node passes its backend). */
+export interface AdoptionTable {
+  recordAdoption(rows: AdoptionReport[]): Promise<void>;
+  adoptionCounts(rollout: string, sinceMs: number): Promise<Record<string, number>>;
+  adoptionBuckets(rollout: string, sinceMs: number): Promise<number[]>;
+  pruneAdoption(keep: string[], beforeMs: number): Promise<number>;
+}
+
+/**
+ * Adoption counts and buckets over the backend's table, with a per-node write buffer. Reads
+ * write this node's buffer first, so a node sees its own reports at once and other nodes'
+ * within about {@link ADOPTION_FLUSH_MS}.
+ */
+export class AdoptionLedger {
+  private pending = new Map<string, AdoptionReport>();
+  private timer: NodeJS.Timeout | undefined;
+  private flushing: Promise<void> = Promise.resolve();
+
+  constructor(
+    private readonly table: AdoptionTable,
+    private readonly opts: { now?: () => number; onError?: (err: unknown) => void } = {},
+  ) {}
+
+  private now(): number {
+    return (this.opts.now ?? Date.now)();
+  }
+
+  /** Buffers a report that client `client` applied `variant` of rollout `rollout` (written within {@link ADOPTION_FLUSH_MS}). */
+  report(r: { rollout: string; client: string; variant: AppliedVariant; bucket: number; selected: boolean | null }): void {
+    const id = `${r.rollout}\n${r.client}`;
+    if (!this.pending.has(id) && this.pending.size >= MAX_PENDING_REPORTS) return;
+    this.pending.set(id, { ...r, seenAt: this.now() });
+    this.timer ??= setTimeout(() => {
+      this.timer = undefined;
+      this.flush().catch((err: unknown) => this.opts.onError?.(err));
+    }, ADOPTION_FLUSH_MS);
+    this.timer.unref?.();
+  }
+
+  /** Writes the buffered reports; resolves when every report buffered before the call is written. A failed write drops them (the SDK reports again). */
+  flush(): Promise<void> {
+    const rows = [...this.pending.values()];
+    this.pending = new Map();
+    this.flushing = this.flushing.catch(() => undefined).then(() => (rows.length === 0 ? undefined : this.table.recordAdoption(rows)));
+    return this.flushing;
+  }
+
+  /** How many clients seen within {@link ADOPTION_WINDOW_MS} last applied each variant of `rollout`. */
+  async counts(rollout: string): Promise<Record<AppliedVariant, number>> {
+    await this.flush().catch((err: unknown) => this.opts.onError?.(err));
+    const c = await this.table.adoptionCounts(rollout, this.now() - ADOPTION_WINDOW_MS);
+    return { candidate: c.candidate ?? 0, current: c.current ?? 0 };
+  }
+
+  /** The buckets of the clients seen within the window that match `rollout`'s selector (for calibrating a step). */
+  async selectedBuckets(rollout: string): Promise<number[]> {
+    await this.flush().catch((err: unknown) => this.opts.onError?.(err));
+    return this.table.adoptionBuckets(rollout, this.now() - ADOPTION_WINDOW_MS);
+  }
+
+  /** Drops the rows of rollouts not in `active` (finished ones) and of clients silent for longer than the window. */
+  prune(active: string[]): Promise<number> {
+    return this.table.pruneAdoption(active, this.now() - ADOPTION_WINDOW_MS);
+  }
+
+  /** Stops the flush timer and writes what is buffered. */
+  async close(): Promise<void> {
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.timer = undefined;
+    await this.flush().catch((err: unknown) => this.opts.onError?.(err));
+  }
+}

@@ -12,7 +12,8 @@ import { setMaxListeners } from 'node:events';
 import { ConflictError, InvalidArgumentError, NotFoundError } from '../errors.js';
 import { SYSTEM_PREFIX, prefixEnd, validateKey, type AuditContext, type KeyValue, type Store } from '../kv/index.js';
 import { formatVersion } from '../config/index.js';
-import { parseSelector } from './targeting.js';
+import { calibrateThreshold, MIN_CALIBRATION_REPORTS } from './calibration.js';
+import { ROLLOUT_BUCKETS, parseSelector, shareThreshold } from './targeting.js';
 
 /** Where rollouts are stored: `ROLLOUT_KEY_PREFIX + configKey`. */
 export const ROLLOUT_KEY_PREFIX = `${SYSTEM_PREFIX}rollout/`;
@@ -60,6 +61,12 @@ export interface Rollout {
   state: RolloutState;
   /** Index into `steps` of the current step. */
   step: number;
+  /**
+   * The current step's threshold: clients whose bucket is below it (of 10,000) are in. Set when
+   * the step starts, calibrated on the selected clients' reports (docs/rollout.md "Calibrated
+   * steps"); absent in rollouts stored before calibration, which use the share's.
+   */
+  threshold?: number;
   /** When the current step's bake started (reset by resume and by each step change). */
   stepStartedAt: number;
   createdAt: number;
@@ -99,6 +106,12 @@ export interface RolloutServiceOptions {
   /** Logs driver failures. */
   logger?: { warn(obj: object, msg: string): void; info(obj: object, msg: string): void };
   now?: () => number;
+  /**
+   * The buckets of the clients of a rollout that reported matching its selector (the node reads
+   * the adoption table); used to calibrate each step's threshold as it starts. Without it, every
+   * threshold is the share's.
+   */
+  selectedBuckets?: (rolloutId: string) => Promise<number[]>;
 }
 
 function isActive(r: Rollout | undefined): r is Rollout {
@@ -108,6 +121,12 @@ function isActive(r: Rollout | undefined): r is Rollout {
 /** The share (percent) clients get the candidate at: the current step's while active, 0 otherwise. */
 export function rolloutShare(r: Rollout): number {
   return isActive(r) ? (r.steps[r.step] ?? 0) : 0;
+}
+
+/** The bucket threshold clients are targeted with now: the stored (calibrated) one while active, else the share's; 0 once finished. */
+export function rolloutThreshold(r: Rollout): number {
+  if (!isActive(r)) return 0;
+  return r.threshold ?? shareThreshold(r.steps[r.step] ?? 0);
 }
 
 function checkSteps(steps: unknown): number[] {
@@ -274,6 +293,8 @@ export class RolloutService {
       guards,
       state: 'running',
       step: 0,
+      // The buckets of a new rollout id are unknown until clients see it: the first step uses the share's threshold.
+      threshold: shareThreshold(steps[0] as number),
       stepStartedAt: now,
       createdAt: now,
       createdBy: audit.principal,
@@ -302,7 +323,16 @@ export class RolloutService {
     const r = this.requireActive(key, 'promote');
     if (full || r.step >= r.steps.length - 1) return this.complete(r, audit, 'promoted to completion');
     const step = r.step + 1;
-    return this.transition(key, audit, 'promote', ['running', 'paused'], () => ({ to: 'running', cause: `promoted to ${r.steps[step]} %`, step }), (x) => ({ ...x, step, stepStartedAt: this.now() }));
+    const cal = await this.calibrate(r, step);
+    return this.transition(
+      key,
+      audit,
+      'promote',
+      ['running', 'paused'],
+      () => ({ to: 'running', cause: `promoted to ${r.steps[step]} %${cal.note}`, step }),
+      (x) => ({ ...x, step, threshold: cal.threshold, stepStartedAt: this.now() }),
+      r.revision,
+    );
   }
 
   /** Aborts: every client returns to the current version; nothing is written to the config. @throws NotFoundError, ConflictError. */
@@ -348,15 +378,31 @@ export class RolloutService {
       return;
     }
     const step = r.step + 1;
+    const cal = await this.calibrate(r, step);
     await this.transition(
       r.key,
       { ...sys, action: 'rollout.advance' },
       'advance',
       ['running'],
-      () => ({ to: 'running', cause: `step ${r.step + 1} (${r.steps[r.step]} %) baked ${r.bakeMs} ms with no guard firing; now ${r.steps[step]} %`, step }),
-      (x) => ({ ...x, step, stepStartedAt: this.now() }),
+      () => ({ to: 'running', cause: `step ${r.step + 1} (${r.steps[r.step]} %) baked ${r.bakeMs} ms with no guard firing; now ${r.steps[step]} %${cal.note}`, step }),
+      (x) => ({ ...x, step, threshold: cal.threshold, stepStartedAt: this.now() }),
       r.revision,
     );
+  }
+
+  /**
+   * The threshold of step `step` of `r` as it starts, from the selected clients' reports
+   * (docs/rollout.md "Calibrated steps"), never below the current one; and a note for the history.
+   */
+  private async calibrate(r: Rollout, step: number): Promise<{ threshold: number; note: string }> {
+    const share = r.steps[step] as number;
+    const buckets = share >= 100 || this.opts.selectedBuckets === undefined ? [] : await this.opts.selectedBuckets(r.id);
+    const c = calibrateThreshold(buckets, share, rolloutThreshold(r));
+    if (share >= 100) return { threshold: c.threshold, note: '' };
+    const note = c.calibrated
+      ? ` (threshold ${c.threshold} of ${ROLLOUT_BUCKETS} buckets, calibrated on ${c.reports} selected clients' reports)`
+      : ` (threshold ${c.threshold} of ${ROLLOUT_BUCKETS} buckets, the share's: ${c.reports} selected clients reported, fewer than ${MIN_CALIBRATION_REPORTS})`;
+    return { threshold: c.threshold, note };
   }
 
   private requireActive(key: string, verb: string): Rollout {
@@ -404,8 +450,11 @@ export class RolloutService {
     expectRevision?: number,
   ): Promise<Rollout> {
     const r = verb === 'rolled_back' || verb === 'advance' ? this.get(key) : this.requireActive(key, verb);
-    if (r === undefined || !from.includes(r.state) || (expectRevision !== undefined && r.revision !== expectRevision)) {
+    if (r === undefined || !from.includes(r.state)) {
       throw new ConflictError(`cannot ${verb} the rollout of '${key}': it is ${r?.state ?? 'gone'}`, { key, state: r?.state ?? null });
+    }
+    if (expectRevision !== undefined && r.revision !== expectRevision) {
+      throw new ConflictError(`cannot ${verb} the rollout of '${key}': it changed concurrently; read it and retry`, { key, state: r.state });
     }
     const t = how(r);
     const next = this.withTransition(mutate(r), t.to, t.step ?? r.step, audit.principal, t.cause, this.now());

@@ -83,19 +83,26 @@ export function rolloutBucket(key: string, rolloutId: string, clientId: string):
   return (h >>> 0) % ROLLOUT_BUCKETS;
 }
 
-/** Whether a client with `bucket` is inside a step of `sharePercent` (0–100). */
+/** The uncalibrated threshold of a step: `sharePercent` (0–100) of {@link ROLLOUT_BUCKETS}. */
+export function shareThreshold(sharePercent: number): number {
+  return Math.round(sharePercent * (ROLLOUT_BUCKETS / 100));
+}
+
+/** Whether a client with `bucket` is inside a step of `sharePercent` (0–100) by the hash alone (no calibration). */
 export function inShare(bucket: number, sharePercent: number): boolean {
-  return bucket < Math.round(sharePercent * (ROLLOUT_BUCKETS / 100));
+  return bucket < shareThreshold(sharePercent);
 }
 
 /**
  * Whether a client gets a rollout's candidate value: it matches the selector and its bucket is
- * below the current step's share.
+ * below the step's threshold — the calibrated `threshold` (buckets, docs/rollout.md
+ * "Calibrated steps") when the rollout carries one, else the share's {@link shareThreshold}.
  */
 export function isTargeted(
-  r: { key: string; id: string; share: number; selector: string | readonly SelectorRequirement[] },
+  r: { key: string; id: string; share: number; threshold?: number; selector: string | readonly SelectorRequirement[] },
   identity: { id: string; labels?: Readonly<Record<string, string>> },
 ): boolean {
   const sel = typeof r.selector === 'string' ? parseSelector(r.selector) : r.selector;
-  return matchesSelector(sel, identity.labels ?? {}) && inShare(rolloutBucket(r.key, r.id, identity.id), r.share);
+  const threshold = r.threshold ?? shareThreshold(r.share);
+  return matchesSelector(sel, identity.labels ?? {}) && rolloutBucket(r.key, r.id, identity.id) < threshold;
 }

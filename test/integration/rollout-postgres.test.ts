@@ -1,11 +1,14 @@
 /**
  * Staged rollouts in PostgreSQL mode (issue 16): two `beacon serve` processes on one real
- * PostgreSQL. The driving node (the expiry leader) is killed during the first bake; the other
+ * PostgreSQL. SDK clients connected to either node are counted by the status of both (adoption
+ * is in a shared table), and a step promoted on one node is calibrated on the reports of the
+ * clients of both. The driving node (the expiry leader) is killed during the first bake; the other
  * node continues the rollout from the stored state and completes it, and no step baked less
  * than the bake time (measured from the stored step start).
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { createClient, receivesCandidate, type LiveConfig, type Rollout } from '../../client/index.js';
 import { http, spawnServer, tempDir, type ServerProcess } from '../helpers/node.js';
 import { eventually, startPostgres, type PostgresServer } from '../helpers/postgres.js';
 
@@ -43,6 +46,47 @@ describe('rollouts on two nodes sharing PostgreSQL', () => {
     assert.ok(n);
     return n;
   }
+
+  it('counts the clients of both nodes in status and calibrates a step on their reports', async () => {
+    const [a, b] = nodes as [ServerProcess, ServerProcess];
+    assert.equal((await http(`${a.url}/v1/configs/fleet/flags`, { method: 'PUT', body: { value: { on: false } } })).status, 200);
+    const start = await http(`${a.url}/v1/configs/fleet/flags/rollouts`, { method: 'POST', body: { value: { on: true }, steps: [10, 50, 100], bake: '1h', selector: 'region=eu' } });
+    assert.equal(start.status, 200, JSON.stringify(start.body));
+    // 50 SDK clients, half on each node: 40 in eu (selected), 10 in us.
+    const ids = Array.from({ length: 50 }, (_, i) => ({ id: `host-${i}`, labels: { region: i % 5 === 4 ? 'us' : 'eu' } }));
+    const sdks = [createClient({ endpoint: a.url }), createClient({ endpoint: b.url })];
+    const lives: LiveConfig[] = [];
+    try {
+      for (const [i, identity] of ids.entries()) lives.push(await (sdks[i % 2] as (typeof sdks)[number]).config('fleet/', { identity, reportIntervalMs: 200 }));
+      const on = (r: Rollout): number => ids.filter((i) => receivesCandidate(r, i)).length;
+      const adoptionOn = async (n: ServerProcess, candidate: number): Promise<boolean> => {
+        const res = await http(`${n.url}/v1/configs/fleet/flags/rollouts/current`);
+        const ad = res.body.adoption as Record<string, number>;
+        return ad.candidate === candidate && ad.candidate + (ad.v1 ?? 0) === ids.length;
+      };
+      const first = start.body as Rollout;
+      // Each node's status counts all 50 clients, though each node saw only half of the reports.
+      await eventually('adoption of all clients on node A', () => adoptionOn(a, on(first)), 30_000);
+      await eventually('adoption of all clients on node B', () => adoptionOn(b, on(first)), 30_000);
+      // Promoted on node B: the threshold is the quantile of all 40 selected clients' buckets, reported to either node.
+      const promoted = await http(`${b.url}/v1/configs/fleet/flags/rollouts/current/promote`, { method: 'POST', body: {} });
+      assert.equal(promoted.status, 200, JSON.stringify(promoted.body));
+      const r = promoted.body as Rollout;
+      assert.equal(r.share, 50);
+      assert.match(r.history.at(-1)?.cause ?? '', /calibrated on 40 selected clients' reports/);
+      const selected = ids.filter((i) => i.labels.region === 'eu');
+      const inside = selected.filter((i) => receivesCandidate(r, i)).length;
+      assert.ok(Math.abs(inside - 20) <= 1, `${inside} of 40 selected clients at 50 %`);
+      assert.equal(on(r), inside, 'no client outside the selector');
+      await eventually('the live configs follow the step', () => lives.filter((l) => (l.value.flags as { on: boolean }).on).length === inside, 30_000);
+      await eventually('adoption of the new step on node A', () => adoptionOn(a, inside), 30_000);
+      await eventually('adoption of the new step on node B', () => adoptionOn(b, inside), 30_000);
+      assert.equal((await http(`${a.url}/v1/configs/fleet/flags/rollouts/current/abort`, { method: 'POST', body: {} })).status, 200);
+    } finally {
+      for (const l of lives) l.close();
+      for (const c of sdks) c.close();
+    }
+  });
 
   it('continues and completes on the surviving node after the driving node is killed during a bake', async () => {
     const first = await leader(nodes[0] as ServerProcess);

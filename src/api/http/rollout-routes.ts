@@ -9,7 +9,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { decodeConfigValue } from '../../config/index.js';
 import { BeaconError, ConflictError, InvalidArgumentError, NotFoundError, UnavailableError } from '../../errors.js';
 import { prefixEnd, validateKey } from '../../kv/index.js';
-import { ROLLOUT_KEY_PREFIX, guardText, rolloutShare, type AdoptionTracker, type Rollout, type RolloutService } from '../../rollout/index.js';
+import { ROLLOUT_BUCKETS, ROLLOUT_KEY_PREFIX, guardText, rolloutBucket, rolloutShare, rolloutThreshold, type AdoptionLedger, type Rollout, type RolloutService } from '../../rollout/index.js';
 import { prefixResource, requireAccess } from './authz.js';
 import { jsonBody, queryInt, readObject, wildcardKey } from './codec.js';
 import type { HttpContext } from './context.js';
@@ -18,7 +18,8 @@ import { auditContext } from './request-context.js';
 /** What the rollout routes need from the node. */
 export interface RolloutContext {
   service: RolloutService;
-  adoption: AdoptionTracker;
+  /** Adoption reports, in the backend's table (shared by every node in PostgreSQL mode). */
+  adoption: AdoptionLedger;
   /** The guard states for status: `firing` with a reason, or not. */
   guardStates(r: Rollout): Promise<{ guard: string; firing: boolean; reason?: string }[]>;
 }
@@ -84,6 +85,7 @@ export function rolloutToJson(r: Rollout, maxDepth: number): Record<string, unkn
     state: r.state,
     step: r.step,
     share: rolloutShare(r),
+    threshold: rolloutThreshold(r),
     steps: r.steps,
     bake_ms: r.bakeMs,
     selector: r.selector,
@@ -116,7 +118,7 @@ export async function handleRolloutGet(ctx: HttpContext, req: FastifyRequest, p:
   const r = ro.service.get(key);
   if (r === undefined) throw new NotFoundError(`config '${key}' has no rollout`, { key });
   const out = rolloutToJson(r, ctx.policies.limits.maxJsonDepth);
-  const counts = ro.adoption.counts(r.id);
+  const counts = await ro.adoption.counts(r.id);
   out.adoption = { candidate: counts.candidate, [`v${r.baseVersion}`]: counts.current };
   out.guard_states = r.state === 'running' || r.state === 'paused' ? await ro.guardStates(r) : [];
   return out;
@@ -224,16 +226,27 @@ export function registerRolloutRoutes(app: FastifyInstance, ctx: HttpContext): v
 
   app.post('/v1/rollouts/report', async (req) => {
     const ro = rolloutsOf(ctx);
-    const o = readObject(jsonBody(req, '{"key": "app/x", "rollout": "id", "client": "id", "variant": "candidate"}'), ['key', 'rollout', 'client', 'variant']);
+    const o = readObject(jsonBody(req, '{"key": "app/x", "rollout": "id", "client": "id", "variant": "candidate", "bucket": 1234, "selected": true}'), ['key', 'rollout', 'client', 'variant', 'bucket', 'selected']);
     for (const f of ['key', 'rollout', 'client'] as const) {
       if (typeof o[f] !== 'string' || o[f] === '' || (o[f] as string).length > 256) throw new InvalidArgumentError(`'${f}' must be a non-empty string of at most 256 characters`, { field: f });
     }
     if (o.variant !== 'candidate' && o.variant !== 'current') throw new InvalidArgumentError("'variant' must be \"candidate\" or \"current\"", { field: 'variant' });
+    if (o.bucket !== undefined && (typeof o.bucket !== 'number' || !Number.isInteger(o.bucket) || o.bucket < 0 || o.bucket >= ROLLOUT_BUCKETS)) {
+      throw new InvalidArgumentError(`'bucket' must be an integer in [0, ${ROLLOUT_BUCKETS})`, { field: 'bucket' });
+    }
+    if (o.selected !== undefined && typeof o.selected !== 'boolean') throw new InvalidArgumentError("'selected' must be true or false (whether the client's labels match the rollout's selector)", { field: 'selected' });
     const key = validateKey(o.key as string);
     requireAccess(ctx, req, 'rollout.report', 'read', { key });
     const r = ro.service.get(key);
-    // A report about a rollout that is not (or no longer) the key's is dropped, not an error: clients lag.
-    if (r !== undefined && r.id === o.rollout) ro.adoption.report(r.id, o.client as string, o.variant);
+    // A report about a rollout that is not (or no longer) the key's active one is dropped, not an error: clients lag.
+    if (r !== undefined && r.id === o.rollout && rolloutShare(r) > 0) {
+      // The bucket is the hash anyone can compute: a client that sends another is wrong (an SDK with another hash), and its report would skew calibration.
+      const bucket = rolloutBucket(key, r.id, o.client as string);
+      if (o.bucket !== undefined && o.bucket !== bucket) {
+        throw new InvalidArgumentError(`'bucket' ${String(o.bucket)} is not this client's bucket in the rollout (${bucket}: see rolloutBucket in docs/rollout.md)`, { field: 'bucket' });
+      }
+      ro.adoption.report({ rollout: r.id, client: o.client as string, variant: o.variant, bucket, selected: typeof o.selected === 'boolean' ? o.selected : null });
+    }
     return { ok: true };
   });
 }

@@ -9,7 +9,7 @@ import { BeaconError, InvalidArgumentError, NotFoundError, UnavailableError } fr
 import type { AuditQuery, AuditRecord, KeyValue, Lease, LogEntry } from '../../mvcc/index.js';
 import { SqliteBackend } from '../sqlite/sqlite-backend.js';
 import { pruneRange, type PruneRow } from '../retention.js';
-import type { Backend, BackendRangeQuery, BackendState, CommitBatch, CommitPlanner, HistoryFloor, LogRange, PruneResult, RetentionRule } from '../types.js';
+import type { AdoptionRow, Backend, BackendRangeQuery, BackendState, CommitBatch, CommitPlanner, HistoryFloor, LogRange, PruneResult, RetentionRule } from '../types.js';
 import { migrate } from './migrate.js';
 
 /**
@@ -37,6 +37,8 @@ export const LEASE_TOMBSTONE_MS = 10 * 60_000;
 const COMPACT_STEP_REVISIONS = 2000;
 /** Rows per page when rebuilding the view or writing a snapshot. */
 const PAGE_ROWS = 5000;
+/** Adoption reports upserted per statement (issue 16). */
+const ADOPTION_BATCH = 1000;
 
 /** The key prefix the (key, revision) index holds; see migrations/001_init.sql. */
 const KP = 'substring(key from 1 for 2000)';
@@ -1060,6 +1062,41 @@ export class PostgresBackend implements Backend {
 
   async pruneAudit(beforeTs: number): Promise<number> {
     const res = await this.q('audit prune', 'DELETE FROM beacon_audit WHERE ts < $1', [beforeTs]);
+    return res.rowCount ?? 0;
+  }
+
+  async recordAdoption(rows: AdoptionRow[]): Promise<void> {
+    // One statement per batch of rows (the node batches reports about once a second).
+    for (let i = 0; i < rows.length; i += ADOPTION_BATCH) {
+      const batch = rows.slice(i, i + ADOPTION_BATCH);
+      await this.q(
+        'adoption write',
+        `INSERT INTO beacon_rollout_adoption (rollout, client, variant, bucket, selected, seen_at)
+         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::boolean[], $6::bigint[])
+         ON CONFLICT (rollout, client) DO UPDATE SET variant = excluded.variant, bucket = excluded.bucket,
+           selected = excluded.selected, seen_at = excluded.seen_at
+         WHERE excluded.seen_at >= beacon_rollout_adoption.seen_at`,
+        [batch.map((r) => r.rollout), batch.map((r) => r.client), batch.map((r) => r.variant), batch.map((r) => r.bucket), batch.map((r) => r.selected), batch.map((r) => r.seenAt)],
+      );
+    }
+  }
+
+  async adoptionCounts(rollout: string, sinceMs: number): Promise<Record<string, number>> {
+    const res = await this.q<{ variant: string; n: string }>(
+      'adoption read',
+      'SELECT variant, count(*) AS n FROM beacon_rollout_adoption WHERE rollout = $1 AND seen_at >= $2 GROUP BY variant',
+      [rollout, sinceMs],
+    );
+    return Object.fromEntries(res.rows.map((r) => [r.variant, Number(r.n)]));
+  }
+
+  async adoptionBuckets(rollout: string, sinceMs: number): Promise<number[]> {
+    const res = await this.q<{ bucket: number }>('adoption read', 'SELECT bucket FROM beacon_rollout_adoption WHERE rollout = $1 AND seen_at >= $2 AND selected', [rollout, sinceMs]);
+    return res.rows.map((r) => Number(r.bucket));
+  }
+
+  async pruneAdoption(keep: string[], beforeMs: number): Promise<number> {
+    const res = await this.q('adoption prune', 'DELETE FROM beacon_rollout_adoption WHERE seen_at < $1 OR NOT (rollout = ANY($2::text[]))', [beforeMs, keep]);
     return res.rowCount ?? 0;
   }
 

@@ -134,7 +134,7 @@ describe('SQLite migration 007: the revision log keyed by revision', () => {
         const sql = (check.prepare("SELECT sql FROM sqlite_master WHERE name = 'kv_log'").get() as { sql: string }).sql;
         assert.match(sql, /PRIMARY KEY \(revision, key\)/, 'the log is keyed by revision');
         assert.equal((check.prepare('SELECT count(*) AS n FROM kv_log').get() as { n: number }).n, log.length, 'no row lost or added');
-        assert.equal((check.prepare('SELECT max(version) AS v FROM schema_migrations').get() as { v: number }).v, 7);
+        assert.ok(check.prepare('SELECT 1 FROM schema_migrations WHERE version = 7').get() !== undefined, 'migration 007 is recorded');
       } finally {
         check.close();
       }

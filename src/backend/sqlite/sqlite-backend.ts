@@ -8,7 +8,7 @@ import { Worker } from 'node:worker_threads';
 import { BeaconError, ErrorCode, UnavailableError } from '../../errors.js';
 import { prefixEnd, type AuditQuery, type AuditRecord, type KeyValue, type Lease, type LogEntry } from '../../mvcc/index.js';
 import { pruneRange, type PruneRow } from '../retention.js';
-import type { Backend, BackendRangeQuery, BackendState, CommitBatch, CommitPlanner, HistoryFloor, LogRange, PruneResult, RetentionRule } from '../types.js';
+import type { AdoptionRow, Backend, BackendRangeQuery, BackendState, CommitBatch, CommitPlanner, HistoryFloor, LogRange, PruneResult, RetentionRule } from '../types.js';
 import { packCommit, prepareWrites, type WriteOp } from './writes.js';
 
 /** Writes on this thread (a `:memory:` store cannot be shared with a writer thread). */
@@ -497,6 +497,33 @@ export class SqliteBackend implements Backend {
 
   async pruneAudit(beforeTs: number): Promise<number> {
     return this.write({ op: 'pruneAudit', beforeTs });
+  }
+
+  async recordAdoption(rows: AdoptionRow[]): Promise<void> {
+    if (rows.length === 0) return;
+    try {
+      await this.write({ op: 'recordAdoption', rows });
+    } catch (err) {
+      throw new UnavailableError(`the SQLite backend could not record adoption reports: ${(err as Error).message}`, { cause: err });
+    }
+  }
+
+  async adoptionCounts(rollout: string, sinceMs: number): Promise<Record<string, number>> {
+    const rows = this.conn
+      .prepare<[string, number], { variant: string; n: number }>('SELECT variant, count(*) AS n FROM rollout_adoption WHERE rollout = ? AND seen_at >= ? GROUP BY variant')
+      .all(rollout, sinceMs);
+    return Object.fromEntries(rows.map((r) => [r.variant, r.n]));
+  }
+
+  async adoptionBuckets(rollout: string, sinceMs: number): Promise<number[]> {
+    return this.conn
+      .prepare<[string, number], { bucket: number }>('SELECT bucket FROM rollout_adoption WHERE rollout = ? AND seen_at >= ? AND selected = 1')
+      .all(rollout, sinceMs)
+      .map((r) => r.bucket);
+  }
+
+  async pruneAdoption(keep: string[], beforeMs: number): Promise<number> {
+    return this.write({ op: 'pruneAdoption', keep, beforeMs });
   }
 
   async sizeBytes(): Promise<number | undefined> {

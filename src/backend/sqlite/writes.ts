@@ -4,7 +4,7 @@
  */
 import type Database from 'better-sqlite3';
 import type { AuditRecord } from '../../mvcc/index.js';
-import type { CommitBatch } from '../types.js';
+import type { AdoptionRow, CommitBatch } from '../types.js';
 
 /** A write the backend asks the writer to make; `commit` is the hot one. */
 export type WriteOp =
@@ -17,6 +17,10 @@ export type WriteOp =
   | { op: 'pruneAudit'; beforeTs: number }
   /** History retention: raises the floor of `[key, rangeEnd)` ('' = unbounded) and deletes `rows` ([key, revision]) in one transaction. */
   | { op: 'pruneHistory'; key: string; rangeEnd: string; floor: number; rows: [string, number][] }
+  /** Rollout adoption reports (issue 16): upserts keyed by (rollout, client), outside the log. */
+  | { op: 'recordAdoption'; rows: AdoptionRow[] }
+  /** Deletes adoption rows of rollouts not in `keep` and rows seen before `beforeMs`. */
+  | { op: 'pruneAdoption'; keep: string[]; beforeMs: number }
   /** Writes nothing: its reply says every write sent before it is done (writes apply in order). */
   | { op: 'barrier' };
 
@@ -176,6 +180,22 @@ export function prepareWrites(db: Database.Database): Writer {
   const appendAudit = db.transaction((records: AuditRecord[]) => {
     for (const a of records) audit(a);
   });
+  // Prepared on first use: a writer over a schema from before migration 008 (upgrade tests) must still open.
+  let adoption: { upsert: Database.Statement<[string, string, string, number, number | null, number]>; prune: Database.Statement<[number, string]> } | undefined;
+  const adoptionStmts = (): NonNullable<typeof adoption> =>
+    (adoption ??= {
+      upsert: db.prepare(
+        `INSERT INTO rollout_adoption (rollout, client, variant, bucket, selected, seen_at) VALUES (?, ?, ?, ?, ?, ?)
+         ON CONFLICT (rollout, client) DO UPDATE SET variant = excluded.variant, bucket = excluded.bucket,
+           selected = excluded.selected, seen_at = excluded.seen_at
+         WHERE excluded.seen_at >= rollout_adoption.seen_at`,
+      ),
+      prune: db.prepare('DELETE FROM rollout_adoption WHERE seen_at < ? OR rollout NOT IN (SELECT value FROM json_each(?))'),
+    });
+  const recordAdoption = db.transaction((rows: AdoptionRow[]) => {
+    const { upsert } = adoptionStmts();
+    for (const r of rows) upsert.run(r.rollout, r.client, r.variant, r.bucket, r.selected === null ? null : r.selected ? 1 : 0, r.seenAt);
+  });
   const apply = (w: WriteOp): number => {
     switch (w.op) {
       case 'commit':
@@ -196,6 +216,11 @@ export function prepareWrites(db: Database.Database): Writer {
         return pruneAudit.immediate(w.beforeTs);
       case 'pruneHistory':
         return pruneHistory.immediate(w.key, w.rangeEnd, w.floor, w.rows);
+      case 'recordAdoption':
+        recordAdoption.immediate(w.rows);
+        return 0;
+      case 'pruneAdoption':
+        return adoptionStmts().prune.run(w.beforeMs, JSON.stringify(w.keep)).changes;
       case 'barrier':
         return 0;
     }
