@@ -9,13 +9,15 @@ import { after, before, describe, it } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
 import { Op, createClient, type BeaconClient } from '../../client/index.js';
 import { startTestNode } from '../helpers/node.js';
-import { launch, openPage, shot } from './console-helpers.js';
+import { launch, median, openPage, shot } from './console-helpers.js';
 
 type TestNode = Awaited<ReturnType<typeof startTestNode>>;
 const WAIT = 30_000;
 const KEYS = 100_000;
 const GROUPS = 10;
 const PER_GROUP = 100;
+/** Cold loads of the tree measured (each in a fresh browser context). */
+const COLD_RUNS = 5;
 
 describe('web console with 100,000 keys', { timeout: 600_000 }, () => {
   let node: TestNode;
@@ -54,23 +56,35 @@ describe('web console with 100,000 keys', { timeout: 600_000 }, () => {
   });
 
   it('loads the tree cold and opens the 100,000-key folder quickly, then loads more as it scrolls', async () => {
-    const tree = page.getByRole('tree', { name: 'Keys' });
+    // Cold loads: each in a new browser context (empty cache, no session), timed by the page's
+    // own clock from navigation start until the top level's rows are on screen. The first runs
+    // while the node may still be busy from the bulk load; the median is the figure reported.
+    const colds: number[] = [];
     let t0 = Date.now();
-    await page.goto(`${node.url}/ui/`);
-    await tree.locator('[data-path="big/"]').waitFor({ timeout: WAIT });
-    const cold = Date.now() - t0;
-    const inPage = Math.round(await page.evaluate(() => (globalThis as { __beaconTreeReadyMs?: number }).__beaconTreeReadyMs ?? NaN));
-    // Where the time went: the page's own timings of its script and its first requests.
-    const timings = await page.evaluate(() => {
-      const nav = performance.getEntriesByType('navigation')[0] as PerformanceNavigationTiming | undefined;
-      const res = (performance.getEntriesByType('resource') as PerformanceResourceTiming[])
-        .filter((e) => /\/ui\/assets\/index|\/v1\/(kv|auth\/whoami|roles)/.test(e.name))
-        .map((e) => `${new URL(e.name).pathname.replace(/-[A-Za-z0-9_]{8}\./, '.')} ${Math.round(e.startTime)}+${Math.round(e.duration)}`);
-      return `DOMContentLoaded ${Math.round(nav?.domContentLoadedEventEnd ?? NaN)} ms; ${res.join(', ')}`;
-    });
-    console.log(`# cold load timeline (ms since navigation, start+duration): ${timings}`);
+    for (let run = 0; run < COLD_RUNS; run++) {
+      if (run > 0) {
+        await page.context().close();
+        ({ page } = await openPage(browser));
+      }
+      t0 = Date.now();
+      await page.goto(`${node.url}/ui/`);
+      await page.getByRole('tree', { name: 'Keys' }).locator('[data-path="big/"]').waitFor({ timeout: WAIT });
+      const ready = await page.waitForFunction(() => (globalThis as { __beaconTreeReadyMs?: number }).__beaconTreeReadyMs, undefined, { timeout: WAIT });
+      colds.push(Math.round((await ready.jsonValue()) as number));
+      // Where the time went: the page's own timings of its document, script and first requests.
+      const timings = await page.evaluate(() => {
+        const nav = performance.getEntriesByType('navigation')[0] as PerformanceNavigationTiming | undefined;
+        const res = (performance.getEntriesByType('resource') as PerformanceResourceTiming[])
+          .filter((e) => /\/ui\/assets\/|\/v1\//.test(e.name) && e.startTime < 3000)
+          .map((e) => `${new URL(e.name).pathname.replace(/-[A-Za-z0-9_-]{8}\./, '.')} ${Math.round(e.startTime)}+${Math.round(e.duration)}`);
+        return `document ${Math.round(nav?.responseEnd ?? NaN)}, DOMContentLoaded ${Math.round(nav?.domContentLoadedEventEnd ?? NaN)}; ${res.join(', ')}`;
+      });
+      console.log(`# cold load ${run + 1}: tree on screen ${colds[run]} ms after navigation start (test's clock ${Date.now() - t0} ms); ms since navigation, start+duration: ${timings}`);
+    }
+    const tree = page.getByRole('tree', { name: 'Keys' });
     await tree.locator('[data-path="big/"] .count', { hasText: String(KEYS) }).waitFor({ timeout: WAIT });
     const counted = Date.now() - t0;
+    const inPage = median(colds);
 
     t0 = Date.now();
     await tree.locator('[data-path="big/"]').click();
@@ -115,7 +129,7 @@ describe('web console with 100,000 keys', { timeout: 600_000 }, () => {
     await page.getByText(`1 match in ${KEYS} keys scanned`).waitFor({ timeout: WAIT * 2 });
     const substring = Date.now() - t0;
     console.log(
-      `# 100,000 keys: tree ready ${inPage} ms after navigation start by the page's clock, ${cold} ms by the test's (counts ${counted} ms); folder opened in ${open} ms; next page ${more} ms; prefix search ${prefixSearch} ms; substring scan of every key ${substring} ms`,
+      `# 100,000 keys: tree on screen after a cold load median ${inPage} ms after navigation start by the page's clock (runs ${colds.join(', ')} ms; counts ${counted} ms); folder opened in ${open} ms; next page ${more} ms; prefix search ${prefixSearch} ms; substring scan of every key ${substring} ms`,
     );
     assert.ok(open < 10_000, `folder opened in ${open} ms`);
   });
