@@ -12,13 +12,13 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { after, before, describe, it as test } from 'node:test';
 import { promisify } from 'node:util';
 import { gzipSync } from 'node:zlib';
 import type { Browser, Page } from 'playwright-core';
 import { createClient, type BeaconClient } from '../../client/index.js';
 import { ROOT, freePort, http, startTestNode, tempDir } from '../helpers/node.js';
-import { launch, median, openPage, shot } from './console-helpers.js';
+import { itWithPage, launch, median, openPage, shot } from './console-helpers.js';
 
 const run = promisify(execFile);
 type TestNode = Awaited<ReturnType<typeof startTestNode>>;
@@ -54,6 +54,8 @@ describe('web console (dev mode)', { timeout: 300_000 }, () => {
     await node?.cleanup();
     data.cleanup();
   });
+  // A failing test prints what the page showed and its last requests (flaky waits in CI).
+  const it = itWithPage(test, () => page);
 
   it('is served at /ui/ with a strict CSP, immutable hashed assets, a no-cache index and deep links', async () => {
     const index = await fetch(`${node.url}/ui/`);

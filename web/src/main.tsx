@@ -83,7 +83,14 @@ const VIEWS: Record<string, () => JSX.Element> = {
 
 function useSession(): SessionState {
   const [s, setS] = useState(sessionState());
-  useEffect(() => onSession(setS), []);
+  useEffect(() => {
+    const off = onSession(setS);
+    // The session may have changed between the first render and this subscription (the check
+    // starts before the first render, and effects run after a paint, late on a busy machine):
+    // without this catch-up the page stayed on "Loading…" for good.
+    setS(sessionState());
+    return off;
+  }, []);
   return s;
 }
 
