@@ -31,6 +31,7 @@ export async function openPage(browser: Browser, opts: { colorScheme?: 'light' |
   // says what the page was doing: which requests were pending, failed or answered).
   const events: string[] = [];
   traces.set(page, events);
+  lastOpened = page;
   const note = (line: string): void => {
     events.push(`${new Date().toISOString().slice(11, 23)} ${line.slice(0, 200)}`);
     if (events.length > TRACE_LINES) events.splice(0, events.length - TRACE_LINES);
@@ -71,6 +72,8 @@ export async function openPage(browser: Browser, opts: { colorScheme?: 'light' |
 
 const TRACE_LINES = 80;
 const traces = new WeakMap<Page, string[]>();
+/** The page {@link openPage} opened last. */
+let lastOpened: Page | undefined;
 
 /** Prints what `page` shows and its last events (requests, navigations, console) to the test's output. */
 export async function diagnose(page: Page): Promise<void> {
@@ -80,10 +83,14 @@ export async function diagnose(page: Page): Promise<void> {
 }
 
 /**
- * `it` whose failure prints {@link diagnose} of the page the test was using (`page()` is read
- * when it fails), so a wait that timed out in CI says what the page was doing.
+ * `it` whose failure prints {@link diagnose} of the page the test was using (`page()`, read
+ * when it fails; by default the page opened last), so a wait that timed out in CI says what the
+ * page was doing.
  */
-export function itWithPage(it: (name: string, fn: () => Promise<void>) => unknown, page: () => Page | undefined): (name: string, fn: () => Promise<void>) => void {
+export function itWithPage(
+  it: (name: string, fn: () => Promise<void>) => unknown,
+  page: () => Page | undefined = () => lastOpened,
+): (name: string, fn: () => Promise<void>) => void {
   return (name, fn) => {
     it(name, async () => {
       try {

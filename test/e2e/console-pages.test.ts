@@ -6,11 +6,11 @@
  * the user sees; waits are generous (a shared CI machine), nothing is timed.
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { after, before, describe, it as test } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
 import { startTestNode } from '../helpers/node.js';
 import { ADMIN_PASSWORD, client, login } from '../integration/security-helpers.js';
-import { launch, openPage, shot } from './console-helpers.js';
+import { itWithPage, launch, openPage, shot } from './console-helpers.js';
 
 type TestNode = Awaited<ReturnType<typeof startTestNode>>;
 const WAIT = 30_000;
@@ -41,6 +41,9 @@ describe('web console: audit paging and dashboard auto-refresh', { timeout: 300_
     await browser?.close();
     await node?.cleanup();
   });
+
+  // A failing test prints what its page showed and its last requests (flaky waits in CI).
+  const it = itWithPage(test);
 
   it('pages through an audit log longer than a page, keeping the filters', async () => {
     const keys: string[] = [];
