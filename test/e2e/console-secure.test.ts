@@ -7,11 +7,11 @@
  * to the same view.
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { after, before, describe, it as test } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
 import { http, startTestNode, tempDir } from '../helpers/node.js';
 import { ADMIN_PASSWORD, client, login, writeKekFile } from '../integration/security-helpers.js';
-import { launch, openPage, shot } from './console-helpers.js';
+import { itWithPage, launch, openPage, shot } from './console-helpers.js';
 
 type TestNode = Awaited<ReturnType<typeof startTestNode>>;
 const WAIT = 30_000;
@@ -44,6 +44,9 @@ describe('web console (authentication on)', { timeout: 300_000 }, () => {
     await node?.cleanup();
     kek.cleanup();
   });
+
+  // A failing test prints what its page showed and its last requests (flaky waits in CI).
+  const it = itWithPage(test);
 
   it('an administrator logs in, manages namespaces, users and API keys, reveals a secret and filters the audit log', async () => {
     const { page, problems } = await openPage(browser);

@@ -12,13 +12,13 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { after, before, describe, it as test } from 'node:test';
 import { promisify } from 'node:util';
 import { gzipSync } from 'node:zlib';
 import type { Browser, Page } from 'playwright-core';
 import { createClient, type BeaconClient } from '../../client/index.js';
 import { ROOT, freePort, http, startTestNode, tempDir } from '../helpers/node.js';
-import { launch, median, openPage, shot } from './console-helpers.js';
+import { itWithPage, launch, median, openPage, shot } from './console-helpers.js';
 
 const run = promisify(execFile);
 type TestNode = Awaited<ReturnType<typeof startTestNode>>;
@@ -54,6 +54,8 @@ describe('web console (dev mode)', { timeout: 300_000 }, () => {
     await node?.cleanup();
     data.cleanup();
   });
+  // A failing test prints what the page showed and its last requests (flaky waits in CI).
+  const it = itWithPage(test, () => page);
 
   it('is served at /ui/ with a strict CSP, immutable hashed assets, a no-cache index and deep links', async () => {
     const index = await fetch(`${node.url}/ui/`);
@@ -160,17 +162,16 @@ describe('web console (dev mode)', { timeout: 300_000 }, () => {
   });
 
   it('edits a config: a schema error shown at its path, the server’s error at its path, then a valid save', async () => {
-    const ns = await http(`${node.url}/v1/namespaces/cfg/`, {
-      method: 'PUT',
-      body: {
-        format: 'json',
-        schema: {
-          type: 'object',
-          required: ['port'],
-          properties: { port: { type: 'integer', maximum: 65535 }, tags: { type: 'array', uniqueItems: true } },
-        },
+    const policy = {
+      format: 'json',
+      schema: {
+        type: 'object',
+        required: ['port'],
+        additionalProperties: false,
+        properties: { port: { type: 'integer', maximum: 65535 }, tags: { type: 'array', uniqueItems: true } },
       },
-    });
+    };
+    const ns = await http(`${node.url}/v1/namespaces/cfg/`, { method: 'PUT', body: policy });
     assert.ok(ns.status === 200 || ns.status === 201, JSON.stringify(ns.body));
     await sdk.put('cfg/app', '{"port": 80}');
     await page.goto(keyUrl(node.url, 'cfg/app'));
@@ -182,15 +183,32 @@ describe('web console (dev mode)', { timeout: 300_000 }, () => {
     await local.getByText('/port').waitFor({ timeout: WAIT });
     assert.match((await local.textContent()) ?? '', /\/port\s*must be integer/);
     assert.equal(await page.getByRole('button', { name: 'Save' }).isDisabled(), true, 'a value the schema refuses is not sent');
+    // Every keyword is checked in the page (the library @cfworker/json-schema), each problem at its path.
+    await editor.fill('{"port": 80, "tags": ["a", "a"], "extra": true}');
+    await local.getByText('/tags').waitFor({ timeout: WAIT });
+    await local.getByText('/extra').waitFor({ timeout: WAIT });
+    assert.match((await local.textContent()) ?? '', /\/extra\s*is not an allowed property/);
+    assert.equal(await page.getByRole('button', { name: 'Save' }).isDisabled(), true);
+    await editor.fill('{"tags": []}');
+    await local.getByText('/port').waitFor({ timeout: WAIT });
+    assert.match((await local.textContent()) ?? '', /\/port\s*is required but missing/);
     await editor.fill('{"port": 80');
     await page.getByTestId('parse-error').waitFor({ timeout: WAIT });
-    // uniqueItems is checked by the server only: its violation comes back at its path.
-    await editor.fill('{"port": 80, "tags": ["a", "a"]}');
+    // The schema changes on the server while the editor is open: the page's check passes, the
+    // server's refuses, and its violation comes back at its path.
+    const tightened = await http(`${node.url}/v1/namespaces/cfg/`, {
+      method: 'PUT',
+      body: { format: 'json', schema: { type: 'object', required: ['port'], additionalProperties: false, properties: { port: { type: 'integer', maximum: 1000 }, tags: { type: 'array', uniqueItems: true } } } },
+    });
+    assert.ok([200, 201].includes(tightened.status), JSON.stringify(tightened.body));
+    await editor.fill('{"port": 8080, "tags": ["a"]}');
     await page.getByRole('button', { name: 'Save' }).click();
     const server = page.getByRole('list', { name: 'Server problems' });
-    await server.getByText('/tags').waitFor({ timeout: WAIT });
+    await server.getByText('/port').waitFor({ timeout: WAIT });
     await shot(page, 'edit-schema-error');
     assert.equal((await sdk.get('cfg/app')).kv.text, '{"port": 80}', 'nothing was written');
+    const restored = await http(`${node.url}/v1/namespaces/cfg/`, { method: 'PUT', body: policy });
+    assert.ok([200, 201].includes(restored.status), JSON.stringify(restored.body));
     await editor.fill('{"port": 8080, "tags": ["a", "b"]}');
     await page.getByRole('button', { name: 'Save' }).click();
     await page.getByTestId('value').getByText('8080').waitFor({ timeout: WAIT });

@@ -111,8 +111,15 @@ export function startLive(fromRevision?: number): void {
       ...(fromRevision !== undefined ? { fromRevision } : {}),
       reconnect: { initialDelayMs: 200, maxDelayMs: 2000 },
       onStatus: (s) => {
-        if (s.state === 'watching') setStatus('live');
-        else {
+        if (s.state === 'watching') {
+          // A watch started "from now" delivers every change after the node's revision at that
+          // moment: a restart from there misses nothing even before the first event arrived
+          // (without this, a page that saw no event yet restarted "from now" after an outage and
+          // lost the changes made meanwhile). A resumed watch may still be replaying older ones.
+          // (With several prefixes one watch's revision says nothing of the others': not used.)
+          if (fromRevision === undefined && s.resumedFrom === undefined && watches.length === 1) lastRevision = Math.max(lastRevision, s.revision);
+          setStatus('live');
+        } else {
           if (status === 'live') notLiveSince = Date.now();
           setStatus('reconnecting');
         }

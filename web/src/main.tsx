@@ -83,7 +83,14 @@ const VIEWS: Record<string, () => JSX.Element> = {
 
 function useSession(): SessionState {
   const [s, setS] = useState(sessionState());
-  useEffect(() => onSession(setS), []);
+  useEffect(() => {
+    const off = onSession(setS);
+    // The session may have changed between the first render and this subscription (the check
+    // starts before the first render, and effects run after a paint, late on a busy machine):
+    // without this catch-up the page stayed on "Loading…" for good.
+    setS(sessionState());
+    return off;
+  }, []);
   return s;
 }
 
@@ -191,10 +198,12 @@ if (root !== null) {
   window.addEventListener('pageshow', (e) => {
     if (e.persisted) location.reload();
   });
-  render(<App />, root);
-  // The tree's first page is fetched while the session is checked, not after.
+  // The session check and the tree's first page go out together, before the first render, so a
+  // cold load of the keys view costs one round of parallel requests after the script.
+  const session = startSession();
   if (location.pathname === '/ui/' || location.pathname.startsWith('/ui/keys')) preloadTree();
-  startSession().catch((err: unknown) => {
+  render(<App />, root);
+  session.catch((err: unknown) => {
     root.textContent = `The console cannot reach this Beacon node: ${errorText(err)}`;
   });
 }

@@ -48,8 +48,13 @@ export function navigate(to: string, replace = false): void {
 export function useRoute(): Route {
   const [route, setRoute] = useState(current);
   useEffect(() => {
-    const l = (): void => setRoute(current());
+    const l = (): void =>
+      setRoute((shown) => {
+        const now = current();
+        return now.href === shown.href ? shown : now;
+      });
     listeners.add(l);
+    l(); // a navigation between the first render and this subscription
     return () => void listeners.delete(l);
   }, []);
   return route;

@@ -1,96 +1,119 @@
 /**
- * A small JSON Schema check for the editor, run as the user types, before anything is sent. It
- * covers the keywords config schemas use most (type, enum, const, required, properties,
- * additionalProperties, items, min/max, length, pattern, min/maxItems, anyOf/oneOf/allOf); the
- * server's ajv check on save stays the authority and its errors are shown at their paths too.
- * (ajv itself compiles schemas to code with `new Function`, which the console's
- * Content-Security-Policy forbids.)
+ * The editor's JSON Schema check, run as the user types, before anything is sent: the library
+ * `@cfworker/json-schema` (every keyword of drafts 4 to 2020-12; it interprets schemas instead of
+ * compiling them to code, so it runs under the console's Content-Security-Policy, which forbids
+ * `eval` and `new Function` — ajv's compiled validators would be refused). Its errors are reduced
+ * to the ones that say what is wrong where, at their JSON Pointer paths, worded as the server's
+ * (ajv's) are. The server's check on save stays the authority and its errors are shown too.
  */
+import { Validator, type OutputUnit, type Schema, type SchemaDraft } from '@cfworker/json-schema';
 
-/** One failing place in a document: a JSON Pointer and what is wrong there. */
+/** One failing place in a document: a JSON Pointer (`/` for the whole document) and what is wrong there. */
 export interface Violation {
   path: string;
   message: string;
 }
 
-type Schema = Record<string, unknown> | boolean;
+/**
+ * Keywords whose error only says that something below them failed ("Property "port" does not
+ * match schema."); the failure itself is reported at its own path as well, so these are dropped.
+ */
+const WRAPPERS = new Set([
+  'properties',
+  'patternProperties',
+  'additionalProperties',
+  'items',
+  'prefixItems',
+  'additionalItems',
+  'unevaluatedProperties',
+  'unevaluatedItems',
+  'contains',
+  'allOf',
+  '$ref',
+  '$recursiveRef',
+  '$dynamicRef',
+  'dependentSchemas',
+  'dependencies',
+  'propertyNames',
+  'if',
+  'then',
+  'else',
+]);
 
-function typeOf(v: unknown): string {
-  if (v === null) return 'null';
-  if (Array.isArray(v)) return 'array';
-  if (typeof v === 'number') return Number.isInteger(v) ? 'integer' : 'number';
-  return typeof v;
+/** `$schema` URIs to the library's draft names; ajv (the server) defaults to draft-07, and so do we. */
+function draftOf(schema: Schema | boolean): SchemaDraft {
+  const uri = typeof schema === 'object' && typeof schema.$schema === 'string' ? schema.$schema : '';
+  if (uri.includes('draft-04')) return '4';
+  if (uri.includes('2019-09')) return '2019-09';
+  if (uri.includes('2020-12')) return '2020-12';
+  return '7';
 }
 
-function typeMatches(v: unknown, t: string): boolean {
-  const actual = typeOf(v);
-  return actual === t || (t === 'number' && actual === 'integer');
+/** The library's `#/a/b` instance location as a JSON Pointer (`/` for the document itself). */
+function pointer(location: string): string {
+  const p = location.replace(/^#/, '');
+  return p === '' ? '/' : p;
 }
 
-function esc(seg: string): string {
+function escapeSegment(seg: string): string {
   return seg.replace(/~/g, '~0').replace(/\//g, '~1');
 }
 
-/** Checks `doc` against `schema`; returns every violation found (empty when valid). */
-export function validate(schema: Schema, doc: unknown, path = ''): Violation[] {
-  const at = path === '' ? '/' : path;
-  if (schema === true) return [];
-  if (schema === false) return [{ path: at, message: 'is not allowed' }];
-  const s = schema;
+/** One library error as the editor shows it, or undefined when it adds nothing. */
+function toViolation(e: OutputUnit, all: OutputUnit[]): Violation | undefined {
+  if (WRAPPERS.has(e.keyword)) return undefined;
+  // The server does not check `format` (ajv with validateFormats off): neither does the editor.
+  if (e.keyword === 'format') return undefined;
+  // Errors inside anyOf/oneOf/not branches are reported once, as the combinator's own error.
+  if (all.some((o) => o !== e && ['anyOf', 'oneOf', 'not'].includes(o.keyword) && e.keywordLocation.startsWith(`${o.keywordLocation}/`))) return undefined;
+  const at = pointer(e.instanceLocation);
+  switch (e.keyword) {
+    case 'required': {
+      const m = /required property "(.*)"\.$/.exec(e.error);
+      // As the server says it: at the missing property's own path.
+      if (m !== null) return { path: `${at === '/' ? '' : at}/${escapeSegment(m[1] as string)}`, message: 'is required but missing' };
+      break;
+    }
+    case 'type': {
+      const m = /Expected "(.*)"\.$/.exec(e.error);
+      if (m !== null) return { path: at, message: `must be ${(m[1] as string).split('", "').join(' or ')}` };
+      break;
+    }
+    case 'false': {
+      // A `false` schema: under additionalProperties it means a property that may not be there.
+      const parent = e.instanceLocation.slice(0, e.instanceLocation.lastIndexOf('/'));
+      const extra = all.some((o) => o.keyword === 'additionalProperties' && o.instanceLocation === parent);
+      return { path: at, message: extra ? 'is not an allowed property' : 'is not allowed' };
+    }
+    case 'anyOf':
+      return { path: at, message: 'must match one of the allowed shapes (anyOf)' };
+    case 'oneOf':
+      return { path: at, message: 'must match exactly one of the allowed shapes (oneOf)' };
+    default:
+      break;
+  }
+  return { path: at, message: e.error };
+}
+
+/**
+ * Checks `doc` against `schema`; returns every violation found (empty when valid). A schema the
+ * library cannot use (a pattern this browser cannot compile, an unresolvable `$ref`) checks
+ * nothing here: the server decides on save.
+ */
+export function validate(schema: Schema | boolean, doc: unknown): Violation[] {
+  let errors: OutputUnit[];
+  try {
+    errors = new Validator(schema, draftOf(schema), false).validate(doc).errors;
+  } catch {
+    return [];
+  }
   const out: Violation[] = [];
-  const types = s.type === undefined ? undefined : Array.isArray(s.type) ? (s.type as string[]) : [s.type as string];
-  if (types !== undefined && !types.some((t) => typeMatches(doc, t))) {
-    return [{ path: at, message: `must be ${types.join(' or ')}` }];
-  }
-  if (Array.isArray(s.enum) && !s.enum.some((e) => JSON.stringify(e) === JSON.stringify(doc))) {
-    out.push({ path: at, message: `must be one of ${s.enum.map((e) => JSON.stringify(e)).join(', ')}` });
-  }
-  if (s.const !== undefined && JSON.stringify(s.const) !== JSON.stringify(doc)) out.push({ path: at, message: `must be ${JSON.stringify(s.const)}` });
-  if (typeof doc === 'number') {
-    if (typeof s.minimum === 'number' && doc < s.minimum) out.push({ path: at, message: `must be >= ${s.minimum}` });
-    if (typeof s.maximum === 'number' && doc > s.maximum) out.push({ path: at, message: `must be <= ${s.maximum}` });
-    if (typeof s.exclusiveMinimum === 'number' && doc <= s.exclusiveMinimum) out.push({ path: at, message: `must be > ${s.exclusiveMinimum}` });
-    if (typeof s.exclusiveMaximum === 'number' && doc >= s.exclusiveMaximum) out.push({ path: at, message: `must be < ${s.exclusiveMaximum}` });
-  }
-  if (typeof doc === 'string') {
-    const len = [...doc].length;
-    if (typeof s.minLength === 'number' && len < s.minLength) out.push({ path: at, message: `must have at least ${s.minLength} characters` });
-    if (typeof s.maxLength === 'number' && len > s.maxLength) out.push({ path: at, message: `must have at most ${s.maxLength} characters` });
-    if (typeof s.pattern === 'string') {
-      try {
-        if (!new RegExp(s.pattern, 'u').test(doc)) out.push({ path: at, message: `must match pattern "${s.pattern}"` });
-      } catch {
-        // a pattern this browser cannot compile: left to the server
-      }
-    }
-  }
-  if (Array.isArray(doc)) {
-    if (typeof s.minItems === 'number' && doc.length < s.minItems) out.push({ path: at, message: `must have at least ${s.minItems} items` });
-    if (typeof s.maxItems === 'number' && doc.length > s.maxItems) out.push({ path: at, message: `must have at most ${s.maxItems} items` });
-    if (s.items !== undefined && typeof s.items === 'object' && !Array.isArray(s.items)) {
-      doc.forEach((item, i) => out.push(...validate(s.items as Schema, item, `${path}/${i}`)));
-    }
-  }
-  if (doc !== null && typeof doc === 'object' && !Array.isArray(doc)) {
-    const o = doc as Record<string, unknown>;
-    for (const r of Array.isArray(s.required) ? (s.required as string[]) : []) {
-      if (!Object.hasOwn(o, r)) out.push({ path: `${path}/${esc(r)}`, message: 'is required but missing' });
-    }
-    const props = (s.properties ?? {}) as Record<string, Schema>;
-    for (const [k, v] of Object.entries(o)) {
-      if (Object.hasOwn(props, k)) out.push(...validate(props[k] as Schema, v, `${path}/${esc(k)}`));
-      else if (s.additionalProperties === false) out.push({ path: `${path}/${esc(k)}`, message: 'is not an allowed property' });
-      else if (typeof s.additionalProperties === 'object' && s.additionalProperties !== null) {
-        out.push(...validate(s.additionalProperties as Schema, v, `${path}/${esc(k)}`));
-      }
-    }
-  }
-  if (Array.isArray(s.allOf)) for (const sub of s.allOf as Schema[]) out.push(...validate(sub, doc, path));
-  if (Array.isArray(s.anyOf) && !(s.anyOf as Schema[]).some((sub) => validate(sub, doc, path).length === 0)) {
-    out.push({ path: at, message: 'must match one of the allowed shapes (anyOf)' });
-  }
-  if (Array.isArray(s.oneOf) && (s.oneOf as Schema[]).filter((sub) => validate(sub, doc, path).length === 0).length !== 1) {
-    out.push({ path: at, message: 'must match exactly one of the allowed shapes (oneOf)' });
+  const seen = new Set<string>();
+  for (const e of errors) {
+    const v = toViolation(e, errors);
+    if (v === undefined || seen.has(`${v.path}\u0000${v.message}`)) continue;
+    seen.add(`${v.path}\u0000${v.message}`);
+    out.push(v);
   }
   return out;
 }

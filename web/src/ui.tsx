@@ -46,7 +46,11 @@ export function useAsync<T>(load: (signal: AbortSignal) => Promise<T>, deps: unk
   const [loading, setLoading] = useState(true);
   const [tick, setTick] = useState(0);
   const [epoch, setEpoch] = useState(sessionState().epoch);
-  useEffect(() => onSession((s) => setEpoch(s.epoch)), []);
+  useEffect(() => {
+    const off = onSession((s) => setEpoch(s.epoch));
+    setEpoch(sessionState().epoch); // a login between the first render and this subscription
+    return off;
+  }, []);
   useEffect(() => {
     const ctl = new AbortController();
     setLoading(true);

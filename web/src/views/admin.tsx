@@ -350,9 +350,11 @@ export function ApiKeysPage(): JSX.Element {
   );
 }
 
+/** Records per audit page. */
+const AUDIT_PAGE = 100;
 const AUDIT_FIELDS = ['principal', 'action', 'key', 'outcome', 'from', 'to'] as const;
 
-/** `/ui/audit?principal=…&action=…`: the audit log, newest first, filtered; filters live in the URL. */
+/** `/ui/audit?principal=…&action=…`: the audit log, oldest first as the API pages it, filtered; filters live in the URL. */
 export function AuditPage(): JSX.Element {
   const route = useRoute();
   const filter: AuditFilter = {};
@@ -362,7 +364,7 @@ export function AuditPage(): JSX.Element {
   }
   const [pages, setPages] = useState<number[]>([]);
   const after = pages[pages.length - 1];
-  const state = useAsync((signal) => admin.audit({ ...filter, limit: 100, ...(after !== undefined ? { after } : {}) }, signal), [route.href, after]);
+  const state = useAsync((signal) => admin.audit({ ...filter, limit: AUDIT_PAGE, ...(after !== undefined ? { after } : {}) }, signal), [route.href, after]);
   return (
     <div>
       <PageHead title="Audit log" />
@@ -389,6 +391,10 @@ export function AuditPage(): JSX.Element {
       <Loaded state={state}>
         {(res) => (
           <>
+            {/* The audit API pages forward from the oldest record (`after` an id); From narrows to recent ones. */}
+            <p class="hint" data-testid="audit-page">
+              {res.records.length === 0 ? '' : `Oldest first: records ${pages.length * AUDIT_PAGE + 1}–${pages.length * AUDIT_PAGE + res.records.length}${res.more ? ', more on the next page' : ''}.`}
+            </p>
             <table class="grid" aria-label="Audit records" data-testid="audit">
               <thead><tr><th scope="col">Time</th><th scope="col">Principal</th><th scope="col">Action</th><th scope="col">Outcome</th><th scope="col">Key</th><th scope="col">Versions</th><th scope="col">Source</th><th scope="col">Request</th></tr></thead>
               <tbody>
@@ -408,8 +414,8 @@ export function AuditPage(): JSX.Element {
               </tbody>
             </table>
             <div class="buttons">
-              {pages.length > 0 ? <button type="button" onClick={() => setPages(pages.slice(0, -1))}>Newer</button> : null}
-              {res.more && res.next !== undefined ? <button type="button" onClick={() => setPages([...pages, res.next as number])}>Older</button> : null}
+              {pages.length > 0 ? <button type="button" onClick={() => setPages(pages.slice(0, -1))}>Previous page</button> : null}
+              {res.more && res.next !== undefined ? <button type="button" onClick={() => setPages([...pages, res.next as number])}>Next page</button> : null}
             </div>
           </>
         )}

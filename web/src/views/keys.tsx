@@ -178,7 +178,9 @@ function KeyPanel(props: { keyName: string; tab: string }): JSX.Element {
   const [mark, setMark] = useState<LiveMark | undefined>(undefined);
   const [deleted, setDeleted] = useState(false);
   useEffect(() => {
-    setKv(kvState.data?.kv);
+    const loaded = kvState.data?.kv;
+    // A live update may have brought a newer revision than this read saw: keep the newer one.
+    setKv((shown) => (shown !== undefined && loaded !== undefined && shown.key === loaded.key && shown.modRevision > loaded.modRevision ? shown : loaded));
     setDeleted(false);
   }, [kvState.data]);
   useEffect(() => {

@@ -19,8 +19,22 @@ let chartModule: Promise<ChartModule> | undefined;
 function useChartModule(): ChartModule | undefined {
   const [mod, setMod] = useState<ChartModule | undefined>(undefined);
   useEffect(() => {
-    chartModule ??= import('./chart.js');
-    void chartModule.then(setMod);
+    let live = true;
+    const load = (): void => {
+      chartModule ??= import('./chart.js');
+      chartModule.then(
+        (m) => live && setMod(m),
+        () => {
+          // A chunk request cut off (a busy or restarting node) is not remembered: try again.
+          chartModule = undefined;
+          if (live) setTimeout(load, 1000);
+        },
+      );
+    };
+    load();
+    return () => {
+      live = false;
+    };
   }, []);
   return mod;
 }
@@ -210,10 +224,17 @@ export function DashboardsPage(): JSX.Element {
 function Panel(props: { panel: DashboardPanel; seconds: number; end: number; tick: number; onZoom: (s: number, e: number) => void }): JSX.Element {
   const { panel } = props;
   const mod = useChartModule();
+  // An auto-refresh tick that comes while the panel's query is still running waits for it instead
+  // of cutting it off: on a slow node a query longer than the refresh period would otherwise be
+  // restarted forever and the chart never drawn.
+  const [refreshed, setRefreshed] = useState(props.tick);
   const state = useAsync((signal) => {
     const end = props.end || Math.floor(Date.now() / 1000);
     return panel.type === 'stat' ? admin.query(panel.expr, end, signal) : admin.queryRange(panel.expr, end - props.seconds, end, stepFor(props.seconds), signal);
-  }, [panel.expr, props.seconds, props.end, props.tick]);
+  }, [panel.expr, props.seconds, props.end, refreshed]);
+  useEffect(() => {
+    if (!state.loading && refreshed !== props.tick) setRefreshed(props.tick);
+  }, [props.tick, state.loading]);
   return (
     <section class="panel" aria-label={panel.title}>
       <h2>{panel.title}</h2>
