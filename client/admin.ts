@@ -79,7 +79,12 @@ export interface AuditFilter {
   action?: string;
   key?: string;
   outcome?: 'ok' | 'denied' | 'failed';
+  /** Oldest first: only records after this id (the previous page's `next`). */
   after?: number;
+  /** Newest first: only records before this id (the previous page's `next`). */
+  before?: number;
+  /** `asc` (default): oldest first; `desc`: newest first. */
+  order?: 'asc' | 'desc';
   limit?: number;
 }
 

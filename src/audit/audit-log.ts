@@ -87,7 +87,7 @@ export class AuditLog {
     this.append(e).catch((err: unknown) => this.logger.error({ err, action: e.action }, 'could not write an audit record'));
   }
 
-  /** Records matching `q`, oldest first (page with `afterId`). */
+  /** Records matching `q`, oldest first (page with `afterId`), or newest first with `order: 'desc'` (page with `beforeId`). */
   query(q: AuditQuery): Promise<AuditRecord[]> {
     return this.backend.queryAudit({ ...q, limit: Math.min(Math.max(1, q.limit), MAX_AUDIT_PAGE) });
   }

@@ -207,8 +207,12 @@ export interface AuditQuery {
   action?: string;
   keyPrefix?: string;
   outcome?: 'ok' | 'denied' | 'failed';
-  /** Only records with an id greater than this (pagination). */
+  /** Only records with an id greater than this (pagination oldest first). */
   afterId?: number;
-  /** At most this many records, oldest first. */
+  /** Only records with an id less than this (pagination newest first). */
+  beforeId?: number;
+  /** `asc` (default): oldest first; `desc`: newest first. */
+  order?: 'asc' | 'desc';
+  /** At most this many records, in `order`. */
   limit: number;
 }

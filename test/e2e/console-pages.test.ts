@@ -63,21 +63,22 @@ describe('web console: audit paging and dashboard auto-refresh', { timeout: 300_
     const audit = page.getByTestId('audit');
     const rows = audit.locator('tbody tr');
     const column = (n: number): Promise<string[]> => audit.locator(`tbody tr td:nth-child(${n})`).allTextContents();
-    // Oldest first, as the audit API pages: the first write heads the first page.
-    await audit.getByRole('cell', { name: keys[0], exact: true }).waitFor({ timeout: WAIT });
+    // Newest first: the last write heads the first page.
+    const newestFirst = [...keys].reverse();
+    await audit.getByRole('cell', { name: keys[WRITES - 1], exact: true }).waitFor({ timeout: WAIT });
     assert.equal(await rows.count(), AUDIT_PAGE);
     const first = await column(5);
-    assert.deepEqual(first, keys.slice(0, AUDIT_PAGE));
+    assert.deepEqual(first, newestFirst.slice(0, AUDIT_PAGE));
     assert.ok((await column(3)).every((a) => a === 'kv.put'), 'only the filtered action');
-    await page.getByText(`Oldest first: records 1–${AUDIT_PAGE}, more on the next page.`).waitFor({ timeout: WAIT });
+    await page.getByText(`Newest first: records 1–${AUDIT_PAGE}, older ones on the next page.`).waitFor({ timeout: WAIT });
     assert.equal(await page.getByRole('button', { name: 'Previous page' }).count(), 0, 'nothing before the first page');
 
     await page.getByRole('button', { name: 'Next page' }).click();
-    await audit.getByRole('cell', { name: keys[WRITES - 1], exact: true }).waitFor({ timeout: WAIT });
+    await audit.getByRole('cell', { name: keys[0], exact: true }).waitFor({ timeout: WAIT });
     const second = await column(5);
-    assert.deepEqual(second, keys.slice(AUDIT_PAGE), 'the rest, none repeated or lost');
+    assert.deepEqual(second, newestFirst.slice(AUDIT_PAGE), 'the rest, none repeated or lost');
     assert.ok((await column(3)).every((a) => a === 'kv.put'), 'the filter holds on the next page');
-    await page.getByText(`Oldest first: records ${AUDIT_PAGE + 1}–${WRITES}.`).waitFor({ timeout: WAIT });
+    await page.getByText(`Newest first: records ${AUDIT_PAGE + 1}–${WRITES}.`).waitFor({ timeout: WAIT });
     assert.equal(await page.getByRole('button', { name: 'Next page' }).count(), 0, 'no page beyond the last');
     assert.match(page.url(), /action=kv\.put/);
     assert.match(page.url(), /key=paged%2F/);
@@ -86,7 +87,7 @@ describe('web console: audit paging and dashboard auto-refresh', { timeout: 300_
     await shot(page, 'audit-paged');
 
     await page.getByRole('button', { name: 'Previous page' }).click();
-    await audit.getByRole('cell', { name: keys[0], exact: true }).waitFor({ timeout: WAIT });
+    await audit.getByRole('cell', { name: keys[WRITES - 1], exact: true }).waitFor({ timeout: WAIT });
     assert.deepEqual(await column(5), first, 'Previous page returns to the first page');
     // A new filter starts again at the first page: the delete of paged/k000 alone.
     await page.getByLabel('Action').fill('kv.delete');

@@ -97,6 +97,13 @@ describe('audit log', () => {
     const p2 = await admin(`/v1/audit?key=page/&limit=2&after=${p1.body.next}`);
     const p3 = await admin(`/v1/audit?key=page/&limit=2&after=${p2.body.next}`);
     assert.deepEqual([...p1.body.records, ...p2.body.records, ...p3.body.records].map((r: any) => r.key), byKey.map((r) => r.key));
+    // Newest first, paged backwards with before/next.
+    const d1 = await admin('/v1/audit?key=page/&limit=2&order=desc');
+    const d2 = await admin(`/v1/audit?key=page/&limit=2&order=desc&before=${d1.body.next}`);
+    const d3 = await admin(`/v1/audit?key=page/&limit=2&order=desc&before=${d2.body.next}`);
+    assert.deepEqual([...d1.body.records, ...d2.body.records, ...d3.body.records].map((r: any) => r.key), byKey.map((r) => r.key).reverse());
+    assert.equal(d3.body.more, false);
+    assert.equal((await admin('/v1/audit?order=sideways')).status, 400);
     assert.deepEqual(await records(`key=page/&from=${new Date(Date.now() + 60_000).toISOString()}`), []);
     assert.equal((await records('action=kv.put&principal=dana&key=page/k3')).length, 1);
     const denied = await dev('/v1/users');

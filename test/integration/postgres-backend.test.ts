@@ -132,6 +132,8 @@ describe('PostgreSQL backend', () => {
       assert.deepEqual((await backend.queryAudit({ keyPrefix: 'cfg/', limit: 10 })).map((a) => a.revision), [1, 2]);
       assert.deepEqual((await backend.queryAudit({ principal: 'bob', limit: 10 })).map((a) => a.revision), [3]);
       assert.deepEqual((await backend.queryAudit({ afterId: all[0]?.id, limit: 1 })).map((a) => a.revision), [2]);
+      assert.deepEqual((await backend.queryAudit({ order: 'desc', limit: 2 })).map((a) => a.revision), [3, 2]);
+      assert.deepEqual((await backend.queryAudit({ order: 'desc', beforeId: all[1]?.id, limit: 10 })).map((a) => a.revision), [1]);
       assert.equal(await backend.pruneAudit(1002), 1);
       assert.deepEqual((await backend.queryAudit({ limit: 10 })).map((a) => a.revision), [2, 3]);
     } finally {

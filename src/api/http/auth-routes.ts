@@ -254,7 +254,7 @@ export function registerAuthRoutes(app: FastifyInstance, ctx: HttpContext): void
 
   app.get('/v1/audit', async (req, reply) => {
     const q = req.query as Record<string, unknown>;
-    const allowed = ['from', 'to', 'principal', 'action', 'key', 'outcome', 'after', 'limit', 'format'];
+    const allowed = ['from', 'to', 'principal', 'action', 'key', 'outcome', 'after', 'before', 'order', 'limit', 'format'];
     for (const k of Object.keys(q)) {
       if (!allowed.includes(k)) throw new InvalidArgumentError(`unknown query parameter '${k}'; allowed: ${allowed.join(', ')}`, { field: k });
     }
@@ -276,6 +276,10 @@ export function registerAuthRoutes(app: FastifyInstance, ctx: HttpContext): void
     if (key !== undefined) filter.keyPrefix = key;
     if (outcome !== undefined) filter.outcome = outcome;
     if (after !== undefined) filter.afterId = after;
+    const before = queryInt(q, 'before');
+    if (before !== undefined) filter.beforeId = before;
+    const order = queryText(q, 'order') ?? 'asc';
+    if (order !== 'asc' && order !== 'desc') throw new InvalidArgumentError("query parameter 'order' must be asc (oldest first) or desc (newest first)", { field: 'order' });
     const format = queryText(q, 'format') ?? 'json';
     if (format !== 'json' && format !== 'jsonl') throw new InvalidArgumentError("query parameter 'format' must be json or jsonl", { field: 'format' });
     if (format === 'jsonl') {
@@ -287,7 +291,7 @@ export function registerAuthRoutes(app: FastifyInstance, ctx: HttpContext): void
       return reply.send(Readable.from(lines));
     }
     const limit = Math.min(queryInt(q, 'limit') ?? 100, 1000) || 100;
-    const records = await audit.query({ ...filter, limit });
+    const records = await audit.query({ ...filter, order, limit });
     const last = records[records.length - 1];
     return { records: records.map(auditToJson), more: records.length === limit, ...(records.length === limit && last ? { next: last.id } : {}) };
   });

@@ -1044,6 +1044,7 @@ export class PostgresBackend implements Backend {
     add('action = ?', q.action === undefined ? undefined : pgText(q.action));
     add('outcome = ?', q.outcome);
     add('id > ?', q.afterId);
+    add('id < ?', q.beforeId);
     if (q.keyPrefix !== undefined) {
       const prefix = toBuf(q.keyPrefix);
       params.push(prefix);
@@ -1054,7 +1055,7 @@ export class PostgresBackend implements Backend {
     params.push(q.limit);
     const res = await this.q<AuditRow>(
       'audit read',
-      `SELECT * FROM beacon_audit ${where.length > 0 ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id LIMIT $${params.length}`,
+      `SELECT * FROM beacon_audit ${where.length > 0 ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id ${q.order === 'desc' ? 'DESC' : 'ASC'} LIMIT $${params.length}`,
       params,
     );
     return res.rows.map(rowToAudit);

@@ -459,6 +459,8 @@ export class SqliteBackend implements Backend {
     add('action = ?', q.action);
     add('outcome = ?', q.outcome);
     add('id > ?', q.afterId);
+    add('id < ?', q.beforeId);
+    const dir = q.order === 'desc' ? 'DESC' : 'ASC';
     let sql: string;
     if (q.keyPrefix !== undefined && q.keyPrefix !== '') {
       // A byte-ordered range, not substr(): SQLite counts characters, JavaScript UTF-16 units.
@@ -472,11 +474,11 @@ export class SqliteBackend implements Backend {
                SELECT * FROM audit WHERE id IN (SELECT id FROM audit_key_index WHERE ${range} AND id <= ?)${rest}
                UNION ALL
                SELECT * FROM audit WHERE id > ? AND ${range}${rest}
-             ) ORDER BY id LIMIT ?`;
+             ) ORDER BY id ${dir} LIMIT ?`;
       const filters = params.splice(0);
       params.push(...keyParams, indexed, ...filters, indexed, ...keyParams, ...filters);
     } else {
-      sql = `SELECT * FROM audit ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id LIMIT ?`;
+      sql = `SELECT * FROM audit ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id ${dir} LIMIT ?`;
     }
     const rows = this.conn.prepare<unknown[], Record<string, unknown>>(sql).all(...params, q.limit);
     return rows.map((r) => ({

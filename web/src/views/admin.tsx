@@ -354,7 +354,7 @@ export function ApiKeysPage(): JSX.Element {
 const AUDIT_PAGE = 100;
 const AUDIT_FIELDS = ['principal', 'action', 'key', 'outcome', 'from', 'to'] as const;
 
-/** `/ui/audit?principal=…&action=…`: the audit log, oldest first as the API pages it, filtered; filters live in the URL. */
+/** `/ui/audit?principal=…&action=…`: the audit log, newest first, filtered; filters live in the URL. */
 export function AuditPage(): JSX.Element {
   const route = useRoute();
   const filter: AuditFilter = {};
@@ -363,8 +363,8 @@ export function AuditPage(): JSX.Element {
     if (v !== null && v !== '') (filter as Record<string, string>)[f] = f === 'from' || f === 'to' ? new Date(v).toISOString() : v;
   }
   const [pages, setPages] = useState<number[]>([]);
-  const after = pages[pages.length - 1];
-  const state = useAsync((signal) => admin.audit({ ...filter, limit: AUDIT_PAGE, ...(after !== undefined ? { after } : {}) }, signal), [route.href, after]);
+  const before = pages[pages.length - 1];
+  const state = useAsync((signal) => admin.audit({ ...filter, order: 'desc', limit: AUDIT_PAGE, ...(before !== undefined ? { before } : {}) }, signal), [route.href, before]);
   return (
     <div>
       <PageHead title="Audit log" />
@@ -391,9 +391,9 @@ export function AuditPage(): JSX.Element {
       <Loaded state={state}>
         {(res) => (
           <>
-            {/* The audit API pages forward from the oldest record (`after` an id); From narrows to recent ones. */}
+            {/* Newest first: each next page holds the records before the last one shown (`before` an id). */}
             <p class="hint" data-testid="audit-page">
-              {res.records.length === 0 ? '' : `Oldest first: records ${pages.length * AUDIT_PAGE + 1}–${pages.length * AUDIT_PAGE + res.records.length}${res.more ? ', more on the next page' : ''}.`}
+              {res.records.length === 0 ? '' : `Newest first: records ${pages.length * AUDIT_PAGE + 1}–${pages.length * AUDIT_PAGE + res.records.length}${res.more ? ', older ones on the next page' : ''}.`}
             </p>
             <table class="grid" aria-label="Audit records" data-testid="audit">
               <thead><tr><th scope="col">Time</th><th scope="col">Principal</th><th scope="col">Action</th><th scope="col">Outcome</th><th scope="col">Key</th><th scope="col">Versions</th><th scope="col">Source</th><th scope="col">Request</th></tr></thead>
