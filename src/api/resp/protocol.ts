@@ -32,6 +32,11 @@ export interface ParseResult {
   error?: string;
 }
 
+/** The working buffer of a parser holding nothing. */
+const EMPTY = Buffer.alloc(0);
+/** The arguments of no request (never pushed to: {@link RespParser} starts each request with a fresh array). */
+const NO_ARGS: Buffer[] = Object.freeze([]) as unknown as Buffer[];
+
 /**
  * An incremental parser of client requests: multibulk (`*N\r\n$L\r\n…`) and inline commands.
  * Frames may be split at any byte; state is carried between {@link feed} calls.
@@ -48,7 +53,9 @@ export class RespParser {
    */
   unauthenticated = false;
   /** Working buffer: bytes [pos, len) are unconsumed; it grows by doubling so appends are amortised O(1). */
-  private buf: Buffer = Buffer.alloc(0);
+  private buf: Buffer = EMPTY;
+  /** Whether {@link buf} is the parser's own (writable); a chunk parsed in place is only read. */
+  private owned = false;
   private len = 0;
   private pos = 0;
   /** Where the search for the current line's terminator resumes (no byte is scanned twice). */
@@ -60,7 +67,7 @@ export class RespParser {
   private pending = 0;
   /** Length of the bulk being read, -1 when a `$` line is expected next. */
   private bulkLen = -1;
-  private args: Buffer[] = [];
+  private args: Buffer[] = NO_ARGS;
   private failed = false;
 
   /** Bytes buffered but not yet consumed (useful to bound a stalled client's memory). */
@@ -93,7 +100,15 @@ export class RespParser {
       this.pending--;
       chunk = chunk.subarray(n);
     }
-    this.append(chunk);
+    if (this.pos >= this.len) {
+      // Nothing buffered (the usual case): parse the chunk where it is. Node hands each read
+      // over in a Buffer of its own, so it may serve as the working buffer; arguments are
+      // still copied out, so a cached value never keeps a whole read alive.
+      this.buf = chunk;
+      this.owned = false;
+      this.pos = this.scan = 0;
+      this.len = chunk.length;
+    } else this.append(chunk);
     for (;;) {
       const r = this.pending === 0 && this.bulkLen === -1 && this.args.length === 0 ? this.start() : this.multibulk();
       if (r === 'more') break;
@@ -108,8 +123,8 @@ export class RespParser {
       if (r !== null) commands.push(r);
     }
     if (this.pos >= this.len) {
-      // Drop a large working buffer once drained; small ones are reused.
-      if (this.buf.length > 64 * 1024) this.buf = Buffer.alloc(0);
+      // Drained: hold no buffer between requests (an idle connection costs no buffer memory).
+      this.buf = EMPTY;
       this.len = this.pos = this.scan = 0;
     }
     return { commands };
@@ -118,15 +133,17 @@ export class RespParser {
   /** Appends `chunk` to the working buffer, compacting or doubling it (amortised linear). */
   private append(chunk: Buffer): void {
     if (chunk.length === 0) return;
-    if (this.len + chunk.length > this.buf.length) {
+    if (!this.owned || this.len + chunk.length > this.buf.length) {
       const live = this.len - this.pos;
       const need = live + chunk.length;
-      if (need <= this.buf.length / 2) {
+      if (this.owned && need <= this.buf.length / 2) {
         this.buf.copy(this.buf, 0, this.pos, this.len);
       } else {
-        const next = Buffer.allocUnsafe(Math.max(need * 2, 4096));
+        // Small working buffers come from Node's pool (allocUnsafe under 4 KiB).
+        const next = Buffer.allocUnsafe(need * 2);
         this.buf.copy(next, 0, this.pos, this.len);
         this.buf = next;
+        this.owned = true;
       }
       this.scan = Math.max(0, this.scan - this.pos);
       this.pos = 0;
@@ -148,7 +165,7 @@ export class RespParser {
       if (this.unauthenticated && n > UNAUTH_LIMITS.multibulkMax) return 'unauthenticated multibulk length';
       if (n <= 0) return null;
       this.pending = n;
-      this.args = [];
+      this.args = new Array<Buffer>();
       return this.multibulk();
     }
     return this.inline();
@@ -207,7 +224,8 @@ export class RespParser {
       this.pending--;
     }
     const args = this.args;
-    this.args = [];
+    // start() gives the next request a fresh array before anything is pushed.
+    this.args = NO_ARGS;
     return args;
   }
 
