@@ -256,8 +256,8 @@ export class CacheTier extends EventEmitter<CacheEvents> {
     return this.random() < p ? counter + 1 : counter;
   }
 
-  private touch(e: Entry): void {
-    const now = this.now();
+  /** Updates `e`'s LRU time and LFU counter; `now` when the caller already read the clock. */
+  private touch(e: Entry, now = this.now()): void {
     const minutes = Math.floor(now / 60_000);
     e.lru = now;
     e.lfu = this.lfuIncr(this.lfuDecayed(e, minutes));
@@ -418,7 +418,7 @@ export class CacheTier extends EventEmitter<CacheEvents> {
       e.value = value;
       this.recount(e);
       this.setExpire(e, expireAt);
-      this.touch(e);
+      this.touch(e, now);
       return;
     }
     const counters = this.countersFor(ns.prefix);
@@ -428,7 +428,7 @@ export class CacheTier extends EventEmitter<CacheEvents> {
       expireAt: 0,
       lru: now,
       lfu: LFU_INIT_VAL,
-      ldt: this.minutes(),
+      ldt: Math.floor(now / 60_000),
       mem: 0,
       ns: counters,
       seq: this.nextSeq++,

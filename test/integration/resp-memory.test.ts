@@ -105,6 +105,39 @@ describe('RESP on memory namespaces', () => {
     assert.match(info, /keyspace_misses:[1-9]/);
   });
 
+  test('INCR family on memory keys: short counters and 64-bit ones give the same answers as redis-server 7.0 (checked with redis-cli)', async () => {
+    // Across the 15/16-digit boundary (counters of up to 15 digits are added as numbers).
+    await io.set('n:c', '999999999999999');
+    assert.equal(await io.incr('n:c'), 1000000000000000);
+    assert.equal(await io.incr('n:c'), 1000000000000001);
+    assert.equal(await io.get('n:c'), '1000000000000001');
+    await io.set('n:d', '-999999999999999');
+    assert.equal(await io.decr('n:d'), -1000000000000000);
+    // Past 2^53 the result is exact (ioredis reads it as a string through incrby's raw reply).
+    await io.set('n:i', '9007199254740991');
+    assert.equal(await io.call('INCR', 'n:i'), 9007199254740992);
+    assert.equal(await io.get('n:i'), '9007199254740992');
+    assert.equal(await io.incr('n:i').then(() => io.get('n:i')), '9007199254740993');
+    // Not integers as Redis's string2ll reads them: -0, leading zeros, exponents.
+    for (const bad of ['-0', '007', '1e3', ' 1', '']) {
+      await io.set('n:bad', bad);
+      await assert.rejects(io.incr('n:bad'), /ERR value is not an integer or out of range/, bad);
+    }
+    await assert.rejects(io.incrby('n:x', '-0'), /ERR value is not an integer or out of range/);
+    await assert.rejects(io.incrby('n:x', '00'), /ERR value is not an integer or out of range/);
+    await io.set('n:max', '9223372036854775807');
+    await assert.rejects(io.incr('n:max'), /ERR increment or decrement would overflow/);
+    await assert.rejects(io.decrby('n:y', '-9223372036854775808'), /ERR decrement would overflow/);
+    assert.equal(await io.incrby('n:min', '-9223372036854775808').then(() => io.get('n:min')), '-9223372036854775808');
+    // INCR keeps the key's TTL, and a missing key starts from 0.
+    await io.set('n:ttl', '5', 'EX', 100);
+    assert.equal(await io.incrby('n:ttl', 999999999999999), 1000000000000004);
+    const ttl = await io.ttl('n:ttl');
+    assert.ok(ttl > 90 && ttl <= 100, `TTL kept: ${ttl}`);
+    assert.equal(await io.incrby('n:new', -3), -3);
+    await io.del('n:c', 'n:d', 'n:i', 'n:bad', 'n:max', 'n:min', 'n:ttl', 'n:new');
+  });
+
   test('MULTI/EXEC and WATCH on memory keys; a MULTI mixing kinds is refused before anything runs', async () => {
     assert.deepEqual(await io.multi().incr('m:c').incr('m:c').lpush('m:l', 'x').exec(), [[null, 1], [null, 2], [null, 1]]);
     const w = new Redis({ port: node.respPort, host: '127.0.0.1' });

@@ -8,7 +8,7 @@ export const NOT_FLOAT = 'ERR value is not a valid float';
 /** Redis's generic syntax error. */
 export const SYNTAX = 'ERR syntax error';
 
-const INT_RE = /^-?(0|[1-9][0-9]*)$/;
+const INT_RE = /^(0|-?[1-9][0-9]*)$/;
 const I64_MIN = -(2n ** 63n);
 const I64_MAX = 2n ** 63n - 1n;
 

@@ -10,12 +10,29 @@ export const MAX_STRING_BYTES = 512 * 1024 * 1024;
 
 const k = (b: Buffer | undefined): string => keyName(b);
 
+/**
+ * The last key arguments decoded, by the identity of their argument Buffer: the server decodes
+ * a command's keys to check permissions and the handler decodes the same Buffers again, so the
+ * second decode (a UTF-8 check and a string per key) is a lookup. Argument Buffers are fresh
+ * copies made by the parser for one command; keys are never mutated in place, so a Buffer's
+ * decoding cannot change while it is remembered. Holds at most {@link KEY_MEMO} small Buffers.
+ */
+const KEY_MEMO = 16;
+const memoBufs: (Buffer | undefined)[] = new Array<Buffer | undefined>(KEY_MEMO).fill(undefined);
+const memoKeys: string[] = new Array<string>(KEY_MEMO).fill('');
+let memoNext = 0;
+
 /** A key argument as a string. @throws RespError when it is not UTF-8 text (kv keys are UTF-8). */
 export function keyName(b: Buffer | undefined): string {
   if (b === undefined) throw new RespError(SYNTAX);
+  for (let i = 0; i < KEY_MEMO; i++) if (memoBufs[i] === b) return memoKeys[i] as string;
   if (b.length === 0) throw new RespError('ERR empty keys are not allowed (Beacon keys are non-empty)');
   if (!isUtf8(b)) throw new RespError('ERR keys must be UTF-8 text');
-  return b.toString('utf8');
+  const key = b.toString('utf8');
+  memoBufs[memoNext] = b;
+  memoKeys[memoNext] = key;
+  memoNext = (memoNext + 1) % KEY_MEMO;
+  return key;
 }
 
 function getString(c: Ctx, key: string): Buffer | undefined {
@@ -52,6 +69,11 @@ function setOptions(args: Buffer[], from: number, cmd: string): { nx: boolean; x
 
 export function set(c: Ctx, a: Buffer[]): Reply {
   const key = k(a[0]);
+  if (a.length === 2) {
+    // A plain SET (the common case): no options to parse.
+    c.ks.set(key, { type: 'string', value: a[1] as Buffer }, 0, 'set');
+    return R.ok;
+  }
   const o = setOptions(a, 2, 'set');
   let old: Buffer | undefined;
   let exists: boolean;
@@ -149,24 +171,67 @@ export function msetnx(c: Ctx, a: Buffer[]): Reply {
   return R.int(1);
 }
 
-function incrBy(c: Ctx, key: string, by: bigint): Reply {
+/**
+ * A decimal integer of at most 15 digits in canonical form (`0`, `-12`; no leading zeros, no
+ * `-0`) as a number, exact since it is below 2^53; undefined for anything else, which the
+ * 64-bit path then parses (or refuses) as Redis does.
+ */
+function smallInt(b: Buffer): number | undefined {
+  const len = b.length;
+  if (len === 0 || len > 15) return undefined;
+  let i = 0;
+  if (b[0] === 0x2d /* - */) {
+    if (len === 1 || b[1] === 0x30) return undefined;
+    i = 1;
+  } else if (b[0] === 0x30 && len > 1) return undefined;
+  let n = 0;
+  for (; i < len; i++) {
+    const d = (b[i] as number) - 0x30;
+    if (d < 0 || d > 9) return undefined;
+    n = n * 10 + d;
+  }
+  return b[0] === 0x2d ? -n : n;
+}
+
+/**
+ * INCRBY's core. Values and increments of up to 15 digits (every counter in practice) are added
+ * as numbers, exactly (the sum stays below 2^53); anything longer takes the signed 64-bit path
+ * with its overflow check. A memory key's value is replaced in its entry (Redis keeps the key's
+ * LFU/LRU data and TTL on INCR), without building a new value object.
+ */
+function incrBy(c: Ctx, key: string, by: bigint | number): Reply {
   const e = c.ks.get(key);
   const cur = stringOf(e);
-  let n = 0n;
-  if (cur !== undefined) {
-    const p = parseI64(cur);
-    if (p === null) throw new RespError(NOT_INTEGER);
-    n = p;
+  const small = typeof by === 'number' ? (cur === undefined ? 0 : smallInt(cur)) : undefined;
+  let r: number | bigint;
+  if (small !== undefined) r = small + (by as number);
+  else {
+    let n = 0n;
+    if (cur !== undefined) {
+      const p = parseI64(cur);
+      if (p === null) throw new RespError(NOT_INTEGER);
+      n = p;
+    }
+    r = n + BigInt(by);
+    if (!fitsI64(r)) throw new RespError('ERR increment or decrement would overflow');
   }
-  const r = n + by;
-  if (!fitsI64(r)) throw new RespError('ERR increment or decrement would overflow');
-  c.ks.set(key, { type: 'string', value: Buffer.from(r.toString()) }, 'keep', 'incrby');
+  const value = Buffer.from(String(r), 'latin1');
+  if (e !== undefined && e.type === 'string' && c.ks.kind === 'memory') {
+    // The memory keyspace handed out the entry's own value (lookupWrite): update it in place.
+    e.value = value;
+    c.ks.set(key, e, 'keep', 'incrby');
+  } else c.ks.set(key, { type: 'string', value }, 'keep', 'incrby');
   return R.int(r);
 }
 
-export const incr = (c: Ctx, a: Buffer[]): Reply => incrBy(c, k(a[0]), 1n);
-export const decr = (c: Ctx, a: Buffer[]): Reply => incrBy(c, k(a[0]), -1n);
-export const incrby = (c: Ctx, a: Buffer[]): Reply => incrBy(c, k(a[0]), bigArg(a[1]));
+/** An increment argument: a number when {@link smallInt} reads it, else a 64-bit bigint. @throws RespError not an integer. */
+function byArg(b: Buffer | undefined): bigint | number {
+  return (b !== undefined ? smallInt(b) : undefined) ?? bigArg(b);
+}
+
+export const incr = (c: Ctx, a: Buffer[]): Reply => incrBy(c, k(a[0]), 1);
+export const decr = (c: Ctx, a: Buffer[]): Reply => incrBy(c, k(a[0]), -1);
+export const incrby = (c: Ctx, a: Buffer[]): Reply => incrBy(c, k(a[0]), byArg(a[1]));
 export function decrby(c: Ctx, a: Buffer[]): Reply {
   const by = bigArg(a[1]);
   if (by === -(2n ** 63n)) throw new RespError('ERR decrement would overflow');

@@ -4,7 +4,7 @@
  * place and reported with `modified`. Every change is recorded for keyspace notifications,
  * WATCH and the append-only file.
  */
-import { OutOfMemoryError, type CacheTier, type CacheValue } from '../../cache/index.js';
+import { OutOfMemoryError, type CacheTier, type CacheValue, type SetOptions } from '../../cache/index.js';
 import { RespError, WRONGTYPE, type Keyspace } from './keyspace.js';
 
 /** A memory key's change made by one command: the key and its keyspace event name. */
@@ -12,6 +12,11 @@ export interface MemoryChange {
   key: string;
   event: string;
 }
+
+/** Options of a write that keeps the key's TTL (never mutated). */
+const KEEP_TTL: SetOptions = Object.freeze({ keepTtl: true });
+/** Options of a write without a TTL: the namespace's default TTL if it has one (never mutated). */
+const DEFAULT_TTL: SetOptions = Object.freeze({});
 
 /** {@link Keyspace} over a {@link CacheTier}. One instance per server; `begin` resets it per command. */
 export class MemoryKeyspace implements Keyspace {
@@ -28,7 +33,8 @@ export class MemoryKeyspace implements Keyspace {
   /** Starts a command: `reading` for a read-only command. */
   begin(reading: boolean): void {
     this.reading = reading;
-    this.changes = [];
+    // The array is reused while its consumer empties it in place (the one-command path).
+    if (this.changes.length !== 0) this.changes = [];
   }
 
   get(key: string): CacheValue | undefined {
@@ -56,10 +62,11 @@ export class MemoryKeyspace implements Keyspace {
     if (expiresAt === 'keep') {
       const cur = this.tier.peek(key);
       if (cur !== undefined && cur.type === value.type && cur.value === value.value) this.tier.modified(key);
-      else this.tier.set(key, value, { keepTtl: true });
+      else this.tier.set(key, value, KEEP_TTL);
     } else if (expiresAt === 0) {
-      // A write without a TTL gets the namespace's default TTL, if it has one (as over HTTP).
-      this.tier.set(key, value, this.tier.namespaceOf(key)?.defaultTtl !== undefined ? {} : { expireAtMs: null });
+      // A write without a TTL gets the namespace's default TTL, if it has one (as over HTTP),
+      // and no TTL otherwise: the tier's rule for a set without expireAtMs.
+      this.tier.set(key, value, DEFAULT_TTL);
     } else this.tier.set(key, value, { expireAtMs: expiresAt });
     this.changes.push({ key, event });
   }

@@ -32,6 +32,11 @@ export interface ParseResult {
   error?: string;
 }
 
+/** The working buffer of a parser holding nothing. */
+const EMPTY = Buffer.alloc(0);
+/** The arguments of no request (never pushed to: {@link RespParser} starts each request with a fresh array). */
+const NO_ARGS: Buffer[] = Object.freeze([]) as unknown as Buffer[];
+
 /**
  * An incremental parser of client requests: multibulk (`*N\r\n$L\r\n…`) and inline commands.
  * Frames may be split at any byte; state is carried between {@link feed} calls.
@@ -48,7 +53,9 @@ export class RespParser {
    */
   unauthenticated = false;
   /** Working buffer: bytes [pos, len) are unconsumed; it grows by doubling so appends are amortised O(1). */
-  private buf: Buffer = Buffer.alloc(0);
+  private buf: Buffer = EMPTY;
+  /** Whether {@link buf} is the parser's own (writable); a chunk parsed in place is only read. */
+  private owned = false;
   private len = 0;
   private pos = 0;
   /** Where the search for the current line's terminator resumes (no byte is scanned twice). */
@@ -60,7 +67,7 @@ export class RespParser {
   private pending = 0;
   /** Length of the bulk being read, -1 when a `$` line is expected next. */
   private bulkLen = -1;
-  private args: Buffer[] = [];
+  private args: Buffer[] = NO_ARGS;
   private failed = false;
 
   /** Bytes buffered but not yet consumed (useful to bound a stalled client's memory). */
@@ -93,7 +100,15 @@ export class RespParser {
       this.pending--;
       chunk = chunk.subarray(n);
     }
-    this.append(chunk);
+    if (this.pos >= this.len) {
+      // Nothing buffered (the usual case): parse the chunk where it is. Node hands each read
+      // over in a Buffer of its own, so it may serve as the working buffer; arguments are
+      // still copied out, so a cached value never keeps a whole read alive.
+      this.buf = chunk;
+      this.owned = false;
+      this.pos = this.scan = 0;
+      this.len = chunk.length;
+    } else this.append(chunk);
     for (;;) {
       const r = this.pending === 0 && this.bulkLen === -1 && this.args.length === 0 ? this.start() : this.multibulk();
       if (r === 'more') break;
@@ -108,8 +123,8 @@ export class RespParser {
       if (r !== null) commands.push(r);
     }
     if (this.pos >= this.len) {
-      // Drop a large working buffer once drained; small ones are reused.
-      if (this.buf.length > 64 * 1024) this.buf = Buffer.alloc(0);
+      // Drained: hold no buffer between requests (an idle connection costs no buffer memory).
+      this.buf = EMPTY;
       this.len = this.pos = this.scan = 0;
     }
     return { commands };
@@ -118,15 +133,17 @@ export class RespParser {
   /** Appends `chunk` to the working buffer, compacting or doubling it (amortised linear). */
   private append(chunk: Buffer): void {
     if (chunk.length === 0) return;
-    if (this.len + chunk.length > this.buf.length) {
+    if (!this.owned || this.len + chunk.length > this.buf.length) {
       const live = this.len - this.pos;
       const need = live + chunk.length;
-      if (need <= this.buf.length / 2) {
+      if (this.owned && need <= this.buf.length / 2) {
         this.buf.copy(this.buf, 0, this.pos, this.len);
       } else {
-        const next = Buffer.allocUnsafe(Math.max(need * 2, 4096));
+        // Small working buffers come from Node's pool (allocUnsafe under 4 KiB).
+        const next = Buffer.allocUnsafe(need * 2);
         this.buf.copy(next, 0, this.pos, this.len);
         this.buf = next;
+        this.owned = true;
       }
       this.scan = Math.max(0, this.scan - this.pos);
       this.pos = 0;
@@ -140,14 +157,15 @@ export class RespParser {
   private start(): Buffer[] | null | 'more' | string {
     if (this.pos >= this.len) return 'more';
     if (this.buf[this.pos] === 0x2a /* * */) {
-      const line = this.line('too big mbulk count string');
-      if (line === 'more' || line instanceof Error) return line === 'more' ? 'more' : line.message;
-      const n = parseIntStrict(line.subarray(1));
+      const start = this.pos;
+      const end = this.line('too big mbulk count string');
+      if (typeof end === 'string') return end;
+      const n = parseIntStrict(this.buf, start + 1, end);
       if (n === null || n > RESP_LIMITS.multibulkMax) return 'invalid multibulk length';
       if (this.unauthenticated && n > UNAUTH_LIMITS.multibulkMax) return 'unauthenticated multibulk length';
       if (n <= 0) return null;
       this.pending = n;
-      this.args = [];
+      this.args = new Array<Buffer>();
       return this.multibulk();
     }
     return this.inline();
@@ -177,10 +195,10 @@ export class RespParser {
         if (this.buf[this.pos] !== 0x24 /* $ */) {
           return `expected '$', got '${String.fromCharCode(this.buf[this.pos] ?? 0)}'`;
         }
-        const line = this.line('too big bulk count string');
-        if (line === 'more') return 'more';
-        if (line instanceof Error) return line.message;
-        const n = parseIntStrict(line.subarray(1));
+        const start = this.pos;
+        const end = this.line('too big bulk count string');
+        if (typeof end === 'string') return end;
+        const n = parseIntStrict(this.buf, start + 1, end);
         if (n === null || n < 0 || n > RESP_LIMITS.bulkMax) return 'invalid bulk length';
         if (this.unauthenticated && n > UNAUTH_LIMITS.bulkMax) return 'unauthenticated bulk length';
         this.bulkLen = n;
@@ -196,29 +214,40 @@ export class RespParser {
         }
         return 'more';
       }
-      // Copy: the argument must outlive the working buffer, which is reused.
-      this.args.push(Buffer.from(this.buf.subarray(this.pos, this.pos + this.bulkLen)));
+      // Copy: the argument must outlive the working buffer, which is reused. allocUnsafe takes
+      // small arguments from Node's pool; copying straight from the working buffer makes no view.
+      const arg = Buffer.allocUnsafe(this.bulkLen);
+      this.buf.copy(arg, 0, this.pos, this.pos + this.bulkLen);
+      this.args.push(arg);
       this.pos += this.bulkLen + 2;
       this.bulkLen = -1;
       this.pending--;
     }
     const args = this.args;
-    this.args = [];
+    // start() gives the next request a fresh array before anything is pushed.
+    this.args = NO_ARGS;
     return args;
   }
 
-  /** Reads a `\r\n`-terminated line at pos (without the terminator), advancing past it. */
-  private line(tooBig: string): Buffer | 'more' | Error {
-    const cr = this.buf.subarray(0, this.len).indexOf(0x0d, Math.max(this.pos, this.scan));
-    if (cr === -1 || cr + 1 >= this.len) {
-      this.scan = cr === -1 ? this.len : cr;
-      if (this.len - this.pos > RESP_LIMITS.inlineMax) return new Error(tooBig);
+  /**
+   * Finds the end of the `\r\n`-terminated line at pos and advances past it: returns the index
+   * of its `\r` (the line is [pos, end) as it was), `'more'` when incomplete, or the protocol
+   * error text when the line is too long. Scans by hand: count lines are a few bytes, and a
+   * subarray per line was a measurable share of a pipeline's allocations.
+   */
+  private line(tooBig: string): number | 'more' | string {
+    const buf = this.buf;
+    const len = this.len;
+    let cr = Math.max(this.pos, this.scan);
+    while (cr < len && buf[cr] !== 0x0d) cr++;
+    if (cr >= len - 1) {
+      this.scan = cr >= len ? len : cr;
+      if (len - this.pos > RESP_LIMITS.inlineMax) return tooBig;
       return 'more';
     }
-    if (cr - this.pos > RESP_LIMITS.inlineMax) return new Error(tooBig);
-    const line = this.buf.subarray(this.pos, cr);
+    if (cr - this.pos > RESP_LIMITS.inlineMax) return tooBig;
     this.pos = cr + 2;
-    return line;
+    return cr;
   }
 }
 
@@ -226,19 +255,19 @@ export class RespParser {
 const BIG_BULK = 32 * 1024;
 
 /** Parses a decimal integer the way Redis's string2ll does (no spaces, no '+'); null if invalid. */
-function parseIntStrict(b: Buffer): number | null {
-  const len = b.length;
-  if (len === 0 || len > 17) return null;
-  let i = 0;
+function parseIntStrict(b: Buffer, from: number, to: number): number | null {
+  const len = to - from;
+  if (len <= 0 || len > 17) return null;
+  let i = from;
   let neg = false;
-  if (b[0] === 0x2d /* - */) {
+  if (b[from] === 0x2d /* - */) {
     neg = true;
-    i = 1;
+    i = from + 1;
     if (len === 1) return null;
   }
-  if (b[i] === 0x30 /* 0 */ && len > i + 1) return null; // no leading zeros
+  if (b[i] === 0x30 /* 0 */ && to > i + 1) return null; // no leading zeros
   let n = 0;
-  for (; i < len; i++) {
+  for (; i < to; i++) {
     const d = (b[i] as number) - 0x30;
     if (d < 0 || d > 9) return null;
     n = n * 10 + d;
@@ -389,6 +418,31 @@ export class ReplyWriter {
     this.length += this.buf.write(s, this.length, 'utf8');
   }
 
+  /**
+   * Appends a protocol line of a type byte and a safe integer (`:42\r\n`, `$5\r\n`), digit by
+   * digit: the most common replies then make no string.
+   */
+  line(type: number, n: number): void {
+    this.ensure(24);
+    const buf = this.buf;
+    let at = this.length;
+    buf[at++] = type;
+    if (n < 0) {
+      buf[at++] = 0x2d;
+      n = -n;
+    }
+    let digits = 1;
+    for (let m = n; m >= 10; m = Math.floor(m / 10)) digits++;
+    at += digits;
+    for (let i = 1; i <= digits; i++) {
+      buf[at - i] = 0x30 + (n % 10);
+      n = Math.floor(n / 10);
+    }
+    buf[at++] = 0x0d;
+    buf[at++] = 0x0a;
+    this.length = at;
+  }
+
   /** Appends raw bytes. */
   bytes(b: Buffer): void {
     this.ensure(b.length);
@@ -416,6 +470,8 @@ export class ReplyWriter {
 }
 
 const CRLF = '\r\n';
+/** `+OK\r\n`, the reply of most writes. */
+const OK = Buffer.from('+OK\r\n', 'latin1');
 
 /** Error and simple-string texts have CR/LF replaced by spaces, as Redis does. */
 function line(s: string): string {
@@ -429,20 +485,22 @@ function line(s: string): string {
 export function writeReply(r: Reply, proto: Protocol, w: ReplyWriter): void {
   switch (r.t) {
     case 'simple':
-      w.utf8(`+${line(r.v)}\r\n`);
+      if (r === R.ok) w.bytes(OK);
+      else w.utf8(`+${line(r.v)}\r\n`);
       break;
     case 'error':
       w.utf8(`-${line(r.v)}\r\n`);
       break;
     case 'int':
-      w.ascii(`:${r.v}\r\n`);
+      if (typeof r.v === 'number' && Number.isSafeInteger(r.v)) w.line(0x3a /* : */, r.v);
+      else w.ascii(`:${r.v}\r\n`);
       break;
     case 'bulk':
       if (typeof r.v === 'string') {
         w.ascii(`$${Buffer.byteLength(r.v, 'utf8')}\r\n`);
         w.utf8(r.v);
       } else {
-        w.ascii(`$${r.v.length}\r\n`);
+        w.line(0x24 /* $ */, r.v.length);
         w.bytes(r.v);
       }
       w.ascii(CRLF);

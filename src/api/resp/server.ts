@@ -199,15 +199,8 @@ export class RespServer implements ServerApi, ConnectionHost {
   // Command execution
 
   execute(conn: Connection, argv: Buffer[], inflight: boolean): Outcome | Promise<Outcome> {
-    const raw = (argv[0] as Buffer).toString('latin1');
-    let spec = SPEC_BY_RAW_NAME.get(raw);
-    if (spec === undefined) {
-      spec = COMMANDS.get(raw.toLowerCase());
-      // Remember the spelling clients use (redis-benchmark sends "SET"); only known names, so
-      // the cache stays bounded by the table's size times the spellings in use.
-      if (spec !== undefined && SPEC_BY_RAW_NAME.size < 4096) SPEC_BY_RAW_NAME.set(raw, spec);
-    }
-    const name = spec?.name ?? raw.toLowerCase();
+    const spec = specOf(argv[0] as Buffer);
+    const name = spec?.name ?? (argv[0] as Buffer).toString('latin1').toLowerCase();
     const args = argv.slice(1);
     this.stats.commands++;
     conn.lastActive = Date.now();
@@ -410,12 +403,13 @@ export class RespServer implements ServerApi, ConnectionHost {
     } catch (err) {
       r = toRespError(err, this.o.logger);
     }
-    if (mem.changes.length === 0) return reply(r);
     const changes = mem.changes;
-    mem.changes = NO_CHANGES;
+    if (changes.length === 0) return reply(r);
     const logging = cache.config.appendonly;
     if (logging) this.aofFormInto(cache, cache, spec, argv, r, changes);
     for (const ch of changes) this.memoryChanged(ch.key, ch.event);
+    // Emptied in place: the next command reuses the array (nothing above keeps it).
+    changes.length = 0;
     if (logging && cache.config.appendfsync === 'always') {
       return {
         kind: 'pending',
@@ -1256,8 +1250,39 @@ function canonicalFlags(f: string): string {
 const WAIT: Outcome = { kind: 'wait' };
 /** Command specs by the exact spelling a client sent (`GET`, `get`): skips a lower-casing per command. */
 const SPEC_BY_RAW_NAME = new Map<string, CommandSpec>();
-/** An empty change list (never pushed to: {@link MemoryKeyspace.begin} replaces it). */
-const NO_CHANGES: { key: string; event: string }[] = [];
+/** The spellings of the last commands run, as bytes, and their specs: matched without decoding the name. */
+const RECENT_NAMES: Buffer[] = [];
+const RECENT_SPECS: CommandSpec[] = [];
+const RECENT_MAX = 8;
+let recentNext = 0;
+
+/**
+ * The spec of the command named by `b` (any letter case), or undefined. The few spellings a
+ * workload uses are matched byte by byte (no string per command); others go through the maps.
+ */
+function specOf(b: Buffer): CommandSpec | undefined {
+  const len = b.length;
+  next: for (let i = 0; i < RECENT_NAMES.length; i++) {
+    const n = RECENT_NAMES[i] as Buffer;
+    if (n.length !== len) continue;
+    for (let j = 0; j < len; j++) if (n[j] !== b[j]) continue next;
+    return RECENT_SPECS[i];
+  }
+  const raw = b.toString('latin1');
+  let spec = SPEC_BY_RAW_NAME.get(raw);
+  if (spec === undefined) {
+    spec = COMMANDS.get(raw.toLowerCase());
+    // Remember the spelling clients use (redis-benchmark sends "SET"); only known names, so
+    // the cache stays bounded by the table's size times the spellings in use.
+    if (spec !== undefined && SPEC_BY_RAW_NAME.size < 4096) SPEC_BY_RAW_NAME.set(raw, spec);
+  }
+  if (spec !== undefined) {
+    RECENT_NAMES[recentNext] = Buffer.from(b);
+    RECENT_SPECS[recentNext] = spec;
+    recentNext = (recentNext + 1) % RECENT_MAX;
+  }
+  return spec;
+}
 
 function reply(r: Reply): Outcome {
   return { kind: 'reply', reply: r };
