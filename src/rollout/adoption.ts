@@ -5,6 +5,7 @@
  * buffers reports for about a second and upserts them in one statement keyed by (rollout,
  * client), so 10,000 clients cost one small write a second per node and no watch events.
  */
+import type { AdoptionRow } from '../backend/index.js';
 
 /** The variant a client applied: the rollout's candidate or the config's current version. */
 export type AppliedVariant = 'candidate' | 'current';
@@ -16,18 +17,8 @@ export const ADOPTION_FLUSH_MS = 1000;
 /** The most reports buffered on a node between writes; beyond it new reports are dropped (the clients report again). */
 export const MAX_PENDING_REPORTS = 100_000;
 
-/** One report as the table keeps it (the backend's `AdoptionRow`). */
-export interface AdoptionReport {
-  rollout: string;
-  client: string;
-  variant: string;
-  /** The client's bucket in the rollout, in [0, 10000). */
-  bucket: number;
-  /** Whether the client matches the rollout's selector; null when it did not say. */
-  selected: boolean | null;
-  /** ms since the epoch. */
-  seenAt: number;
-}
+/** One report as the table keeps it: the backend's row. */
+export type AdoptionReport = AdoptionRow;
 
 /** The backend operations adoption needs (the node passes its backend). */
 export interface AdoptionTable {
