@@ -51,6 +51,8 @@ export interface BenchOptions {
   scaleValueBytes: number;
   /** store-scale: revisions of the long-log store (issue 17: 10,000,000). */
   scaleRevisions: number;
+  /** store-scale: the compaction under load compacts up to this revision (default: the whole log). */
+  scaleCompactRevisions: number | undefined;
   /** postgres-vs-pgbench: seconds per measured window. */
   pgDurationS: number;
   /** Where temporary stores go (default the OS temp dir). */
@@ -89,6 +91,7 @@ options:
   --scale-keys N           store-scale: keys (default 1000000)
   --scale-value-bytes N    store-scale: value size (default 256)
   --scale-revisions N      store-scale: revisions of the long log (default 10000000)
+  --scale-compact-revisions N  store-scale: compact up to revision N under load (default: the whole log)
   --pg-duration S          postgres-vs-pgbench: seconds per window (default 10)
   --data-dir DIR           where temporary stores go (default the OS temp dir)
   --out FILE               JSON results (default .bench/results.json)
@@ -189,6 +192,7 @@ export function parseOptions(argv: string[]): BenchOptions & { help: boolean; us
       'scale-keys': { type: 'string' },
       'scale-value-bytes': { type: 'string' },
       'scale-revisions': { type: 'string' },
+      'scale-compact-revisions': { type: 'string' },
       'pg-duration': { type: 'string' },
       'data-dir': { type: 'string' },
       out: { type: 'string' },
@@ -225,6 +229,7 @@ export function parseOptions(argv: string[]): BenchOptions & { help: boolean; us
     scaleKeys: positiveInt('scale-keys', values['scale-keys'], 1_000_000),
     scaleValueBytes: positiveInt('scale-value-bytes', values['scale-value-bytes'], 256),
     scaleRevisions: positiveInt('scale-revisions', values['scale-revisions'], 10_000_000),
+    scaleCompactRevisions: values['scale-compact-revisions'] === undefined ? undefined : positiveInt('scale-compact-revisions', values['scale-compact-revisions'], 1),
     pgDurationS: positiveNumber('pg-duration', values['pg-duration'], quick ? 3 : 10),
     dataDir: values['data-dir'] ?? tmpdir(),
     out: values.out ?? '.bench/results.json',

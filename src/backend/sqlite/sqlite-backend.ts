@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { BeaconError, ErrorCode, UnavailableError } from '../../errors.js';
 import { prefixEnd, type AuditQuery, type AuditRecord, type KeyValue, type Lease, type LogEntry } from '../../mvcc/index.js';
+import { COMPACTION_STEP_START, nextCompactionStep } from '../compaction.js';
 import { pruneRange, type PruneRow } from '../retention.js';
 import type { Backend, BackendRangeQuery, BackendState, CommitBatch, CommitPlanner, HistoryFloor, LogRange, PruneResult, RetentionRule } from '../types.js';
 import { packCommit, prepareWrites, type WriteOp } from './writes.js';
@@ -22,9 +23,6 @@ function inThreadWriter(db: Database.Database): (w: WriteOp) => Promise<number> 
 }
 
 const MIGRATIONS_DIR = fileURLToPath(new URL('./migrations/', import.meta.url));
-
-/** Rows deleted per compaction step, so a compaction never holds the write lock for long. */
-const COMPACT_STEP_REVISIONS = 2000;
 
 interface LogRow {
   key: string;
@@ -161,9 +159,14 @@ export class SqliteBackend implements Backend {
     return {
       getMeta: db.prepare<[string], { value: number }>('SELECT value FROM meta WHERE name = ?'),
       allLeases: db.prepare<[], { id: number; ttl: number; expires_at: number; owner: string | null }>('SELECT id, ttl, expires_at, owner FROM leases'),
+      // Each key's latest revision comes from kv_log_key alone (a covering scan in key order);
+      // the rows are then fetched in revision order, the order of the table, so every page of
+      // it is read once. In key order each fetch was a random page: 1,000,000 keys written by
+      // group commits took over two minutes to load on a busy VM, 300,000 took 6.5 s against
+      // 1.7 s now (issue 17); a long log of few keys loads as fast as before.
       loadView: db.prepare<[], LogRow>(
-        `SELECT l.* FROM kv_log l
-           JOIN (SELECT key, max(revision) AS r FROM kv_log GROUP BY key) m ON l.key = m.key AND l.revision = m.r
+        `SELECT l.* FROM (SELECT key, max(revision) AS r FROM kv_log GROUP BY key ORDER BY r) m
+           CROSS JOIN kv_log l ON l.revision = m.r AND l.key = m.key
           WHERE l.deleted = 0`,
       ),
       readLog: db.prepare<[number, number, number], LogRow>(
@@ -349,9 +352,13 @@ export class SqliteBackend implements Backend {
       if (revision <= old) return;
       await this.write({ op: 'setMeta', name: 'compact_revision', value: revision });
       const start = Math.max(0, (s.minRevision.get()?.r ?? 1) - 1);
-      for (let lo = start; lo < revision; lo += COMPACT_STEP_REVISIONS) {
-        const hi = Math.min(revision, lo + COMPACT_STEP_REVISIONS);
-        await this.write({ op: 'compactStep', lo, hi, revision });
+      // Steps sized by time (see ../compaction.ts), so a write never waits long behind one.
+      let step = COMPACTION_STEP_START;
+      for (let lo = start; lo < revision; ) {
+        const hi = Math.min(revision, lo + step);
+        const tookMs = await this.write({ op: 'compactStep', lo, hi, revision });
+        step = nextCompactionStep(step, tookMs);
+        lo = hi;
         // Yield between steps so reads and writes keep flowing during a long compaction.
         await new Promise((r) => setImmediate(r));
         if (this.db === undefined) return;
