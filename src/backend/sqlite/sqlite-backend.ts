@@ -60,6 +60,9 @@ function inKeyOrder(rows: LogRow[]): boolean {
   return true;
 }
 
+/** A row of the view load: key, value, create_revision, revision, version, lease, encrypted. */
+type ViewRow = [string, Buffer, number, number, number, number, number];
+
 function rowToKv(r: LogRow): KeyValue {
   const kv: KeyValue = {
     key: r.key,
@@ -164,11 +167,16 @@ export class SqliteBackend implements Backend {
       // it is read once. In key order each fetch was a random page: 1,000,000 keys written by
       // group commits took over two minutes to load on a busy VM, 300,000 took 6.5 s against
       // 1.7 s now (issue 17); a long log of few keys loads as fast as before.
-      loadView: db.prepare<[], LogRow>(
-        `SELECT l.* FROM (SELECT key, max(revision) AS r FROM kv_log GROUP BY key ORDER BY r) m
-           CROSS JOIN kv_log l ON l.revision = m.r AND l.key = m.key
-          WHERE l.deleted = 0`,
-      ),
+      // Rows as arrays of the columns a KeyValue needs (raw mode): ~20 % less time per row
+      // than objects of every column, at a million rows.
+      loadView: db
+        .prepare<[], ViewRow>(
+          `SELECT l.key, l.value, l.create_revision, l.revision, l.version, l.lease, l.encrypted
+             FROM (SELECT key, max(revision) AS r FROM kv_log GROUP BY key ORDER BY r) m
+            CROSS JOIN kv_log l ON l.revision = m.r AND l.key = m.key
+            WHERE l.deleted = 0`,
+        )
+        .raw(true),
       readLog: db.prepare<[number, number, number], LogRow>(
         'SELECT * FROM kv_log WHERE revision >= ? AND revision <= ? ORDER BY revision, key LIMIT ?',
       ),
@@ -219,7 +227,11 @@ export class SqliteBackend implements Backend {
 
   async loadView(visit: (kv: KeyValue) => void): Promise<number> {
     const state = this.readState();
-    for (const row of this.stmts.loadView.iterate()) visit(rowToKv(row));
+    for (const r of this.stmts.loadView.iterate()) {
+      const kv: KeyValue = { key: r[0], value: r[1], createRevision: r[2], modRevision: r[3], version: r[4], lease: r[5] };
+      if (r[6] === 1) kv.encrypted = true;
+      visit(kv);
+    }
     return state.revision;
   }
 
