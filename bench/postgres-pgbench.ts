@@ -23,7 +23,7 @@ import { result, round, sleep, type BenchContext, type Benchmark } from './lib/b
 import { runHttpLoad, type HttpLoadResult } from './lib/load.js';
 import { spawnBeacon, track, type ListeningProcess } from './lib/proc.js';
 import type { BenchResult } from './lib/report.js';
-import { cpuSeconds } from './lib/server-stats.js';
+import { cpuSeconds, histogramDelta, readHistogram, scrapeMetrics } from './lib/server-stats.js';
 import { median } from './lib/stats.js';
 
 const CONNECTIONS = 128;
@@ -70,7 +70,8 @@ function runPgbench(url: string, args: string[]): Promise<PgbenchResult> {
 }
 
 interface RunOut {
-  beacon: HttpLoadResult & { cpuPct: number };
+  /** `batch`: mean writes per backend transaction; `commitMs`: mean backend transaction time. */
+  beacon: HttpLoadResult & { cpuPct: number; batch: number; commitMs: number };
   pgbench: PgbenchResult;
 }
 
@@ -110,6 +111,7 @@ export const postgresVsPgbench: Benchmark = {
       beacon = await spawnBeacon(ctx.tempDir('pg-beacon-'), ['--backend', url]);
       const srv = beacon;
       const beaconWindow = async (ms: number, warmupMs: number): Promise<RunOut['beacon']> => {
+        const before = await scrapeMetrics(srv.url);
         const cpu0 = cpuSeconds(srv.pid);
         const t0 = performance.now();
         const r = await runHttpLoad({
@@ -125,7 +127,11 @@ export const postgresVsPgbench: Benchmark = {
           keyPrefix: 'bench/rand/',
           valueBytes: VALUE_BYTES,
         });
-        return { ...r, cpuPct: ((cpuSeconds(srv.pid) - cpu0) / ((performance.now() - t0) / 1000)) * 100 };
+        const cpuPct = ((cpuSeconds(srv.pid) - cpu0) / ((performance.now() - t0) / 1000)) * 100;
+        const after = await scrapeMetrics(srv.url);
+        const b = histogramDelta(readHistogram(after, 'beacon_backend_commit_batch_size'), readHistogram(before, 'beacon_backend_commit_batch_size'));
+        const c = histogramDelta(readHistogram(after, 'beacon_backend_commit_duration_seconds'), readHistogram(before, 'beacon_backend_commit_duration_seconds'));
+        return { ...r, cpuPct, batch: b.sum / b.count, commitMs: (c.sum / c.count) * 1000 };
       };
       // pgbench's -T includes connecting its 128 clients, which took 5 s on the busy VM: the
       // allowance keeps the window of upserts about `s` long; its rate is the one it prints
@@ -168,6 +174,8 @@ export const postgresVsPgbench: Benchmark = {
         { name: 'Beacon p99', unit: 'ms', values: runs.map((r) => r.beacon.p99Ms) },
         { name: 'pgbench mean latency', unit: 'ms', values: runs.map((r) => r.pgbench.latencyAvgMs) },
         { name: 'Beacon node CPU', unit: '%', values: runs.map((r) => r.beacon.cpuPct) },
+        { name: 'Beacon writes per backend transaction', unit: 'count', values: runs.map((r) => r.beacon.batch) },
+        { name: 'Beacon backend transaction time, mean', unit: 'ms', values: runs.map((r) => r.beacon.commitMs) },
       ],
       [
         `${version} (${external ? 'the server BENCH_POSTGRES_URL names' : 'a temporary local server'}): ${settings}`,

@@ -173,29 +173,32 @@ export const storeScale: Benchmark = {
     const figures: Figure[] = [];
     const notes: string[] = [];
 
-    const keysDir = ctx.tempDir('scale-keys-');
-    ctx.log(`store-scale: writing ${opts.scaleKeys.toLocaleString('en-US')} keys × ${opts.scaleValueBytes} bytes through Store.txn`);
-    const keysPerS = await loadThroughStore(keysDir, opts.scaleKeys, opts.scaleValueBytes);
-    ctx.log(`store-scale: ${Math.round(keysPerS)} keys/s`);
-    const kr: KeysRun[] = [];
-    for (let i = 1; i <= opts.runs; i++) {
-      const r = await keysRun(ctx, keysDir);
-      kr.push(r);
-      ctx.log(`store-scale keys run ${i}/${opts.runs}: warm ${round(r.warmS, 2)} s, cold ${round(r.coldS, 2)} s, RSS ${round(r.rssMiB)} MiB (${round(r.rssLoadedMiB)} after load, peak ${round(r.peakMiB)})`);
-    }
-    const k = opts.scaleKeys.toLocaleString('en-US');
-    figures.push(
-      { name: `${k} keys: restart to listening, warm`, unit: 's', values: kr.map((r) => r.warmS), target: { op: '<', value: 10 } },
-      { name: `${k} keys: restart to listening, cold`, unit: 's', values: kr.map((r) => r.coldS), target: { op: '<', value: 10 } },
-      { name: `${k} keys: RSS settled after restart`, unit: 'MiB', values: kr.map((r) => r.rssMiB), target: { op: '<', value: RSS_TARGET_MIB } },
-      { name: `${k} keys: RSS after 3 s of GET+PUT`, unit: 'MiB', values: kr.map((r) => r.rssLoadedMiB), target: { op: '<', value: RSS_TARGET_MIB } },
-      { name: `${k} keys: RSS peak (VmHWM)`, unit: 'MiB', values: kr.map((r) => r.peakMiB) },
-    );
-    notes.push(
-      `keys: ${k} × ${opts.scaleValueBytes}-byte values (keys and values alone ${round(mib(opts.scaleKeys * (opts.scaleValueBytes + 26)), 1)} MiB), written in process through Store.txn (${TXN_PUTS} puts a txn, ${IN_FLIGHT} in flight) at ${Math.round(keysPerS).toLocaleString('en-US')} keys/s; the node reported ${kr.map((r) => r.keys).join(', ')} keys`,
-      `1 GB = ${round(RSS_TARGET_MIB, 1)} MiB; RSS from /proc/<pid>/status, 2 s after listening and 1 s after a 3 s GET+PUT load`,
-    );
+    if (opts.scaleParts.includes('keys')) {
+      const keysDir = ctx.tempDir('scale-keys-');
+      ctx.log(`store-scale: writing ${opts.scaleKeys.toLocaleString('en-US')} keys × ${opts.scaleValueBytes} bytes through Store.txn`);
+      const keysPerS = await loadThroughStore(keysDir, opts.scaleKeys, opts.scaleValueBytes);
+      ctx.log(`store-scale: ${Math.round(keysPerS)} keys/s`);
+      const kr: KeysRun[] = [];
+      for (let i = 1; i <= opts.runs; i++) {
+        const r = await keysRun(ctx, keysDir);
+        kr.push(r);
+        ctx.log(`store-scale keys run ${i}/${opts.runs}: warm ${round(r.warmS, 2)} s, cold ${round(r.coldS, 2)} s, RSS ${round(r.rssMiB)} MiB (${round(r.rssLoadedMiB)} after load, peak ${round(r.peakMiB)})`);
+      }
+      const k = opts.scaleKeys.toLocaleString('en-US');
+      figures.push(
+        { name: `${k} keys: restart to listening, warm`, unit: 's', values: kr.map((r) => r.warmS), target: { op: '<', value: 10 } },
+        { name: `${k} keys: restart to listening, cold`, unit: 's', values: kr.map((r) => r.coldS), target: { op: '<', value: 10 } },
+        { name: `${k} keys: RSS settled after restart`, unit: 'MiB', values: kr.map((r) => r.rssMiB), target: { op: '<', value: RSS_TARGET_MIB } },
+        { name: `${k} keys: RSS after 3 s of GET+PUT`, unit: 'MiB', values: kr.map((r) => r.rssLoadedMiB), target: { op: '<', value: RSS_TARGET_MIB } },
+        { name: `${k} keys: RSS peak (VmHWM)`, unit: 'MiB', values: kr.map((r) => r.peakMiB) },
+      );
+      notes.push(
+        `keys: ${k} × ${opts.scaleValueBytes}-byte values (keys and values alone ${round(mib(opts.scaleKeys * (opts.scaleValueBytes + 26)), 1)} MiB), written in process through Store.txn (${TXN_PUTS} puts a txn, ${IN_FLIGHT} in flight) at ${Math.round(keysPerS).toLocaleString('en-US')} keys/s; the node reported ${kr.map((r) => r.keys).join(', ')} keys`,
+        `1 GB = ${round(RSS_TARGET_MIB, 1)} MiB; RSS from /proc/<pid>/status, 2 s after listening and 1 s after a 3 s GET+PUT load`,
+      );
 
+    }
+    if (!opts.scaleParts.includes('log')) return result(storeScale, { keys: opts.scaleKeys, valueBytes: opts.scaleValueBytes, runs: opts.runs }, figures, notes);
     const logDir = ctx.tempDir('scale-log-');
     const logKeys = Math.max(1, Math.floor(opts.scaleRevisions / 100));
     ctx.log(`store-scale: generating ${opts.scaleRevisions.toLocaleString('en-US')} revisions over ${logKeys.toLocaleString('en-US')} keys`);

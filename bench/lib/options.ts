@@ -51,6 +51,8 @@ export interface BenchOptions {
   scaleValueBytes: number;
   /** store-scale: revisions of the long-log store (issue 17: 10,000,000). */
   scaleRevisions: number;
+  /** store-scale: which parts to run (keys, log; default both). */
+  scaleParts: string[];
   /** store-scale: the compaction under load compacts up to this revision (default: the whole log). */
   scaleCompactRevisions: number | undefined;
   /** postgres-vs-pgbench: seconds per measured window. */
@@ -91,6 +93,7 @@ options:
   --scale-keys N           store-scale: keys (default 1000000)
   --scale-value-bytes N    store-scale: value size (default 256)
   --scale-revisions N      store-scale: revisions of the long log (default 10000000)
+  --scale-parts LIST       store-scale: keys,log (default both)
   --scale-compact-revisions N  store-scale: compact up to revision N under load (default: the whole log)
   --pg-duration S          postgres-vs-pgbench: seconds per window (default 10)
   --data-dir DIR           where temporary stores go (default the OS temp dir)
@@ -193,6 +196,7 @@ export function parseOptions(argv: string[]): BenchOptions & { help: boolean; us
       'scale-value-bytes': { type: 'string' },
       'scale-revisions': { type: 'string' },
       'scale-compact-revisions': { type: 'string' },
+      'scale-parts': { type: 'string' },
       'pg-duration': { type: 'string' },
       'data-dir': { type: 'string' },
       out: { type: 'string' },
@@ -229,6 +233,7 @@ export function parseOptions(argv: string[]): BenchOptions & { help: boolean; us
     scaleKeys: positiveInt('scale-keys', values['scale-keys'], 1_000_000),
     scaleValueBytes: positiveInt('scale-value-bytes', values['scale-value-bytes'], 256),
     scaleRevisions: positiveInt('scale-revisions', values['scale-revisions'], 10_000_000),
+    scaleParts: (values['scale-parts'] ?? 'keys,log').split(',').map((x) => x.trim()),
     scaleCompactRevisions: values['scale-compact-revisions'] === undefined ? undefined : positiveInt('scale-compact-revisions', values['scale-compact-revisions'], 1),
     pgDurationS: positiveNumber('pg-duration', values['pg-duration'], quick ? 3 : 10),
     dataDir: values['data-dir'] ?? tmpdir(),

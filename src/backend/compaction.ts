@@ -5,7 +5,9 @@
  * few hundred, depending on how many rows and index pages those revisions touch and on how busy
  * the machine is (issue 17: 2,000 revisions took 190–280 ms on a busy 2-core VM, and the p99 of
  * concurrent PUTs rose sixfold). So the step is sized by time: it halves after a step slower than
- * {@link COMPACTION_STEP_TARGET_MS} and doubles after one faster than half of it.
+ * {@link COMPACTION_STEP_TARGET_MS} and doubles after one faster than half of it. Between two
+ * steps the compaction rests as long as the step took, so it never takes more than about half of
+ * the writer's time.
  */
 
 /** Wall time one compaction step aims at, in ms (including its wait for the writer). */
@@ -14,6 +16,8 @@ export const COMPACTION_STEP_TARGET_MS = 10;
 export const COMPACTION_STEP_MIN = 32;
 /** Most revisions per step. */
 export const COMPACTION_STEP_MAX = 8192;
+/** Longest rest between two steps, in ms (a rest lasts as long as the step before it took). */
+export const COMPACTION_REST_MAX_MS = 100;
 /** Revisions of the first step. */
 export const COMPACTION_STEP_START = 256;
 
