@@ -66,7 +66,7 @@ export async function generateStore(dir: string, revisions: number, keys: number
 }
 
 /** Drops the store's files from the page cache (GNU dd's documented `iflag=nocache count=0`), for a cold start. */
-function dropFromCache(dir: string): boolean {
+export function dropFromCache(dir: string): boolean {
   let ok = true;
   for (const f of ['beacon.db', 'beacon.db-wal']) {
     const path = join(dir, f);

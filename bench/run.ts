@@ -18,6 +18,9 @@ import { watchCatchup } from './watch-catchup.js';
 import { resp } from './resp.js';
 import { vsEtcd } from './vs-etcd.js';
 import { watchFanout } from './watch-fanout.js';
+import { watchVsEtcd } from './watch-etcd.js';
+import { storeScale } from './store-scale.js';
+import { postgresVsPgbench } from './postgres-pgbench.js';
 
 const BENCHMARKS: Record<(typeof BENCHMARK_NAMES)[number], Benchmark> = {
   'get-http': getHttp,
@@ -28,6 +31,9 @@ const BENCHMARKS: Record<(typeof BENCHMARK_NAMES)[number], Benchmark> = {
   'watch-catchup': watchCatchup,
   resp,
   'vs-etcd': vsEtcd,
+  'watch-vs-etcd': watchVsEtcd,
+  'store-scale': storeScale,
+  'postgres-vs-pgbench': postgresVsPgbench,
 };
 
 /** The JSON file: the machine and options of the latest run of each benchmark, by name. */

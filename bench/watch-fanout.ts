@@ -20,23 +20,25 @@ import { latencySummary, median, type LatencySummary } from './lib/stats.js';
 /** The issue's p99 targets by watcher count, in ms. */
 const TARGETS: Record<number, number> = { 1000: 30, 10000: 150 };
 
-type ClientMessage =
+/** What a watch client process reports over IPC. */
+export type ClientMessage =
   | { type: 'ready'; sockets: number; watches: number; connectMs: number }
   | { type: 'failed'; error: string }
   | { type: 'reset-done' }
   | { type: 'count'; received: number }
   | { type: 'samples'; seqs: Int32Array; latencies: Float64Array; closedEarly: number; serverErrors: number; otherMessages: number; lastError: string };
 
-/** One forked client process and a request/reply helper over its IPC channel. */
-class Client {
+/** One forked watch client process (bench/watch-client.ts) and a request/reply helper over its IPC channel. */
+export class Client {
   readonly child: ChildProcess;
   private waiting: { type: string; resolve: (m: ClientMessage) => void; reject: (e: Error) => void } | undefined;
   private early: ClientMessage[] = [];
 
-  constructor(wsUrl: string, sockets: number, watches: number) {
+  /** `url`: Beacon's `ws://…/v1/watch`, or etcd's client URL when `target` is `etcd`. */
+  constructor(wsUrl: string, sockets: number, watches: number, target: 'beacon' | 'etcd' = 'beacon') {
     this.child = track(
       fork(join(BENCH_DIST, 'watch-client.js'), [], {
-        env: { ...process.env, BENCH_WS_URL: wsUrl, BENCH_SOCKETS: String(sockets), BENCH_WATCHES: String(watches) },
+        env: { ...process.env, BENCH_WS_URL: wsUrl, BENCH_SOCKETS: String(sockets), BENCH_WATCHES: String(watches), BENCH_TARGET: target },
         serialization: 'advanced',
         stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
       }),
@@ -84,6 +86,7 @@ class Client {
     });
   }
 
+  /** Asks the process to close its sockets and exit; kills it 2 s later if it has not. */
   stop(): void {
     if (this.child.connected) this.child.send({ type: 'exit' });
     setTimeout(() => this.child.kill('SIGKILL'), 2000).unref();
@@ -112,8 +115,12 @@ export function probeWatch(wsUrl: string, timeoutMs = 5000): Promise<string | un
   });
 }
 
-/** Writes `fan/*` at `rate`/s for `durationS`; resolves with each write's send and ack times (hrtime ms) once all are answered. */
-async function writeLoad(url: string, rate: number, durationS: number): Promise<{ sent: Float64Array; acked: Float64Array; failed: number }> {
+/**
+ * Writes `fan/*` at `rate`/s for `durationS` (Beacon's `/v1/kv`, or etcd's gateway `/v3/kv/put`
+ * when `target` is `etcd`); resolves with each write's send and ack times (hrtime ms) once all
+ * are answered.
+ */
+export async function writeLoad(url: string, rate: number, durationS: number, target: 'beacon' | 'etcd' = 'beacon'): Promise<{ sent: Float64Array; acked: Float64Array; failed: number }> {
   const n = Math.max(1, Math.round(rate * durationS));
   const sent = new Float64Array(n);
   const acked = new Float64Array(n).fill(Number.NaN);
@@ -126,9 +133,14 @@ async function writeLoad(url: string, rate: number, durationS: number): Promise<
     if (wait > 0) await sleep(wait);
     const t = process.hrtime.bigint();
     sent[seq] = Number(t) / 1e6;
-    const body = JSON.stringify({ value: JSON.stringify({ seq, t: t.toString(), pad: 'x'.repeat(64) }) });
+    const value = JSON.stringify({ seq, t: t.toString(), pad: 'x'.repeat(64) });
+    const key = `fan/key-${seq % 16}`;
+    const req =
+      target === 'etcd'
+        ? fetch(`${url}/v3/kv/put`, { method: 'POST', body: JSON.stringify({ key: Buffer.from(key).toString('base64'), value: Buffer.from(value).toString('base64') }) })
+        : fetch(`${url}/v1/kv/${key}`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ value }) });
     pending.push(
-      fetch(`${url}/v1/kv/fan/key-${seq % 16}`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body }).then(
+      req.then(
         async (res) => {
           await res.arrayBuffer();
           if (res.ok) acked[seq] = Number(process.hrtime.bigint()) / 1e6;

@@ -43,6 +43,20 @@ export interface BenchOptions {
   vsEtcdLoaders: ('own' | 'wrk')[];
   /** vs-etcd: which workloads (put128, put1, get64, range; default all). */
   vsEtcdWorkloads: string[];
+  /** watch-vs-etcd: also put 10,000 watchers on etcd (informative; the target is Beacon's alone). */
+  watchEtcd10k: boolean;
+  /** store-scale: keys of the 1,000,000-key store. */
+  scaleKeys: number;
+  /** store-scale: value size of those keys. */
+  scaleValueBytes: number;
+  /** store-scale: revisions of the long-log store (issue 17: 10,000,000). */
+  scaleRevisions: number;
+  /** store-scale: which parts to run (keys, log; default both). */
+  scaleParts: string[];
+  /** store-scale: the compaction under load compacts up to this revision (default: the whole log). */
+  scaleCompactRevisions: number | undefined;
+  /** postgres-vs-pgbench: seconds per measured window. */
+  pgDurationS: number;
   /** Where temporary stores go (default the OS temp dir). */
   dataDir: string;
   /** Where the JSON results go. */
@@ -51,8 +65,8 @@ export interface BenchOptions {
 
 const USAGE = `usage: node dist/bench/run.js [benchmark …] [options]
 
-benchmarks: get-http, put-durable, watch-fanout, memory, restart, watch-catchup, resp, vs-etcd
-            (default: all)
+benchmarks: get-http, put-durable, watch-fanout, memory, restart, watch-catchup, resp, vs-etcd,
+            watch-vs-etcd, store-scale, postgres-vs-pgbench (default: all)
 
 options:
   --quick                  fewer, shorter runs (2 runs × 2 s, 1 s warm-up)
@@ -75,12 +89,31 @@ options:
   --restart-keys N         distinct keys in the restart store (default 100000)
   --vs-etcd-loaders LIST   vs-etcd's load generators: own,wrk (default both)
   --vs-etcd-workloads LIST vs-etcd's workloads: put128,put1,get64,range (default all)
+  --watch-etcd-10k         watch-vs-etcd: also 10,000 watchers on etcd (default off)
+  --scale-keys N           store-scale: keys (default 1000000)
+  --scale-value-bytes N    store-scale: value size (default 256)
+  --scale-revisions N      store-scale: revisions of the long log (default 10000000)
+  --scale-parts LIST       store-scale: keys,log (default both)
+  --scale-compact-revisions N  store-scale: compact up to revision N under load (default: the whole log)
+  --pg-duration S          postgres-vs-pgbench: seconds per window (default 10)
   --data-dir DIR           where temporary stores go (default the OS temp dir)
   --out FILE               JSON results (default .bench/results.json)
   --help`;
 
 /** Names of the benchmarks, in the order they run. */
-export const BENCHMARK_NAMES = ['get-http', 'put-durable', 'watch-fanout', 'memory', 'restart', 'watch-catchup', 'resp', 'vs-etcd'] as const;
+export const BENCHMARK_NAMES = [
+  'get-http',
+  'put-durable',
+  'watch-fanout',
+  'memory',
+  'restart',
+  'watch-catchup',
+  'resp',
+  'vs-etcd',
+  'watch-vs-etcd',
+  'store-scale',
+  'postgres-vs-pgbench',
+] as const;
 
 function positiveInt(name: string, v: string | undefined, dflt: number): number {
   if (v === undefined) return dflt;
@@ -158,6 +191,13 @@ export function parseOptions(argv: string[]): BenchOptions & { help: boolean; us
       'restart-keys': { type: 'string' },
       'vs-etcd-loaders': { type: 'string' },
       'vs-etcd-workloads': { type: 'string' },
+      'watch-etcd-10k': { type: 'boolean', default: false },
+      'scale-keys': { type: 'string' },
+      'scale-value-bytes': { type: 'string' },
+      'scale-revisions': { type: 'string' },
+      'scale-compact-revisions': { type: 'string' },
+      'scale-parts': { type: 'string' },
+      'pg-duration': { type: 'string' },
       'data-dir': { type: 'string' },
       out: { type: 'string' },
     },
@@ -189,6 +229,13 @@ export function parseOptions(argv: string[]): BenchOptions & { help: boolean; us
     restartKeys: positiveInt('restart-keys', values['restart-keys'], 100_000),
     vsEtcdLoaders: loaders(values['vs-etcd-loaders'] ?? 'own,wrk'),
     vsEtcdWorkloads: workloads(values['vs-etcd-workloads'] ?? VS_ETCD_WORKLOADS.join(',')),
+    watchEtcd10k: values['watch-etcd-10k'] === true,
+    scaleKeys: positiveInt('scale-keys', values['scale-keys'], 1_000_000),
+    scaleValueBytes: positiveInt('scale-value-bytes', values['scale-value-bytes'], 256),
+    scaleRevisions: positiveInt('scale-revisions', values['scale-revisions'], 10_000_000),
+    scaleParts: (values['scale-parts'] ?? 'keys,log').split(',').map((x) => x.trim()),
+    scaleCompactRevisions: values['scale-compact-revisions'] === undefined ? undefined : positiveInt('scale-compact-revisions', values['scale-compact-revisions'], 1),
+    pgDurationS: positiveNumber('pg-duration', values['pg-duration'], quick ? 3 : 10),
     dataDir: values['data-dir'] ?? tmpdir(),
     out: values.out ?? '.bench/results.json',
   };

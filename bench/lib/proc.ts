@@ -115,9 +115,14 @@ export async function spawnListening(args: string[], env: Record<string, string>
   };
 }
 
-/** Starts the built `beacon serve --dev` on 127.0.0.1 and a free port with its store in `dataDir`. */
+/**
+ * Starts the built `beacon serve --dev` on 127.0.0.1 and a free port with its store in `dataDir`.
+ * `BENCH_BEACON_NODE_ARGS` (space-separated) goes to node before the script, e.g.
+ * `--cpu-prof --cpu-prof-dir=/tmp/prof` to profile the server during a benchmark.
+ */
 export function spawnBeacon(dataDir: string, extra: string[] = []): Promise<ListeningProcess> {
-  return spawnListening([CLI, 'serve', '--data-dir', dataDir, '--http-port', '0', '--host', '127.0.0.1', '--dev', ...extra]);
+  const nodeArgs = (process.env.BENCH_BEACON_NODE_ARGS ?? '').split(' ').filter((a) => a !== '');
+  return spawnListening([...nodeArgs, CLI, 'serve', '--data-dir', dataDir, '--http-port', '0', '--host', '127.0.0.1', '--dev', ...extra]);
 }
 
 /** Starts the trivial Node `http` baseline answering every request with `body` (JSON). */

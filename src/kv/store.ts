@@ -185,8 +185,6 @@ export class Store {
     this._compactRevision = state.compactRevision;
     this.floors = await this.backend.historyFloors();
     this.view.clear();
-    const revision = await this.backend.loadView((kv) => this.view.set(kv));
-    this._revision = Math.max(revision, state.revision);
     const now = this.clock();
     for (const lease of await this.backend.loadLeases()) {
       // One node: re-arm with a full TTL (etcd does so on leader change). Shared store: other
@@ -194,9 +192,13 @@ export class Store {
       const expiresAt = this.backend.shared === true ? lease.expiresAt : Math.max(lease.expiresAt, now + lease.grantedTtl * 1000);
       this.lessor.grant(lease.id, lease.grantedTtl, expiresAt, lease.owner);
     }
-    this.view.scan('', null, (kv) => {
+    // Keys join their leases as they load: no second pass over the view, whose key order is
+    // then sorted at the first range read instead of at start (seconds at a million keys).
+    const revision = await this.backend.loadView((kv) => {
+      this.view.set(kv);
       if (kv.lease !== 0) this.lessor.attach(kv.lease, kv.key);
     });
+    this._revision = Math.max(revision, state.revision);
     this.scheduleExpiry();
   }
 

@@ -17,6 +17,43 @@ const DRAIN_POLL_MS = 5;
 const OPEN = 1;
 
 /**
+ * The WebSocket frame (RFC 6455 §5.2: FIN, text opcode, unmasked as a server's frames are) of the
+ * text last sent through {@link WsChannel.send}. A fan-out sends the same text to thousands of
+ * sockets in a row (one watch per socket: the same watch id, the same events), so the frame is
+ * encoded once and the same bytes are written to every socket. One entry, compared by content:
+ * no memory grows with the number of watches.
+ */
+let lastText: string | undefined;
+let lastFrame: Buffer = Buffer.alloc(0);
+
+/** `text` as one unmasked, unfragmented WebSocket text frame. */
+export function textFrame(text: string): Buffer {
+  if (text === lastText) return lastFrame;
+  const len = Buffer.byteLength(text);
+  const head = len < 126 ? 2 : len < 65536 ? 4 : 10;
+  const frame = Buffer.allocUnsafe(head + len);
+  frame[0] = 0x81;
+  if (head === 2) frame[1] = len;
+  else if (head === 4) {
+    frame[1] = 126;
+    frame.writeUInt16BE(len, 2);
+  } else {
+    frame[1] = 127;
+    frame.writeBigUInt64BE(BigInt(len), 2);
+  }
+  frame.write(text, head, 'utf8');
+  lastText = text;
+  lastFrame = frame;
+  return frame;
+}
+
+/** What the channel reads of `ws`'s internals to write a prepared frame straight to the socket. */
+interface WsInternals {
+  _socket?: { cork(): void; uncork(): void; write(b: Buffer): boolean };
+  _sender?: { _state?: number };
+}
+
+/**
  * One WebSocket carrying JSON frames. Frames that are binary, not JSON or not a JSON object are
  * answered with an `{"type":"error","error":{"code":"invalid_argument",…}}` frame and the socket
  * stays open. Sends are never awaited: `congested()` tells the hub when the send buffer is over
@@ -140,20 +177,23 @@ export class WsChannel {
   /** Sends one text frame; a no-op once the socket is closing. */
   send(text: string): void {
     if (this.socket.readyState !== OPEN) return;
+    const ws = this.socket as unknown as WsInternals;
+    const raw = ws._socket;
     // Frames sent in one turn of the event loop (a fan-out slice sends one per watch on this
     // socket) leave in one write: cork the TCP socket until the turn's synchronous work is done.
-    if (!this.corked) {
-      const raw = (this.socket as unknown as { _socket?: { cork(): void; uncork(): void } })._socket;
-      if (raw !== undefined) {
-        this.corked = true;
-        raw.cork();
-        process.nextTick(() => {
-          this.corked = false;
-          raw.uncork();
-        });
-      }
+    if (!this.corked && raw !== undefined) {
+      this.corked = true;
+      raw.cork();
+      process.nextTick(() => {
+        this.corked = false;
+        raw.uncork();
+      });
     }
-    this.socket.send(text);
+    // With no extension negotiated (no compression) and nothing queued in ws's sender (its state
+    // 0: it writes synchronously), a prepared frame written to the socket lands in order with
+    // ws's own frames; it saves encoding the same text and framing it once per socket.
+    if (raw !== undefined && ws._sender?._state === 0 && this.socket.extensions === '') raw.write(textFrame(text));
+    else this.socket.send(text);
   }
 
   /** Sends `value` as a JSON text frame. */

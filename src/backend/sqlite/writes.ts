@@ -12,6 +12,7 @@ export type WriteOp =
   /** A commit as it crosses to the writer thread (see {@link packCommit}). */
   | { op: 'commitPacked'; batch: PackedBatch; head: number }
   | { op: 'setMeta'; name: string; value: number }
+  /** Deletes the superseded rows of revisions (lo, hi]; answers the step's own time in ms. */
   | { op: 'compactStep'; lo: number; hi: number; revision: number }
   | { op: 'appendAudit'; records: AuditRecord[] }
   | { op: 'pruneAudit'; beforeTs: number }
@@ -207,8 +208,13 @@ export function prepareWrites(db: Database.Database): Writer {
       case 'setMeta':
         setMeta.run(w.value, w.name);
         return 0;
-      case 'compactStep':
-        return db.transaction(() => compactStep.run(w.lo, w.hi, w.revision, w.revision).changes).immediate();
+      case 'compactStep': {
+        // Answers the step's own time in ms (the backend sizes the next step by it), not the
+        // time it waited behind other writes.
+        const t0 = performance.now();
+        db.transaction(() => compactStep.run(w.lo, w.hi, w.revision, w.revision)).immediate();
+        return performance.now() - t0;
+      }
       case 'appendAudit':
         appendAudit.immediate(w.records);
         return 0;
