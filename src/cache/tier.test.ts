@@ -142,8 +142,10 @@ test(`[seed ${SEED}] allkeys-lru evicts the keys not used recently and keeps use
   assert.ok(t.usedMemory() <= size * 101, `used ${t.usedMemory()} > maxmemory + one entry`);
   assert.equal(evicted.length, 39);
   const hotEvicted = evicted.filter((k) => Number(k.slice(2)) < 50).length;
-  // Sampling 5 keys into a pool of 16 approximates LRU: the recently used half survives (almost) entirely.
-  assert.ok(hotEvicted <= 3, `${hotEvicted} recently used keys evicted: ${evicted.join(' ')}`);
+  // Sampling 5 keys into a pool of 16 approximates LRU: the recently used half survives (almost)
+  // entirely. Over 2,000 seeds: 0 hot keys evicted in 92 %, at most 3 in 99.85 %, at most 5 in
+  // all (random eviction would take ~19). The bound leaves room for the tail, not for a broken LRU.
+  assert.ok(hotEvicted <= 6, `${hotEvicted} recently used keys evicted: ${evicted.join(' ')}`);
   assert.equal(t.info().evicted_keys, 39);
   assert.equal(t.info().namespaces[0]?.evicted, 39);
 });
