@@ -143,11 +143,9 @@ export function copy(c: Ctx, a: Buffer[]): Reply {
   const v = c.ks.get(from);
   if (v === undefined) return R.int(0);
   const expiresAt = c.ks.expiresAt(from);
-  if (c.ks.get(to) !== undefined) {
-    if (!replace) return R.int(0);
-    c.ks.delete(to, 'del');
-  }
-  // Redis's dbAdd + setExpire: the destination has no TTL when the source has none.
+  if (!replace && c.ks.get(to) !== undefined) return R.int(0);
+  // One write replaces any destination value (Redis deletes it without an event, then adds the
+  // copy: one `copy_to` notification); the copy's expiry is the source's, none when it has none.
   c.ks.set(to, deepCopy(v), expiresAt, 'copy_to');
   return R.int(1);
 }
