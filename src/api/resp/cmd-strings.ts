@@ -2,6 +2,7 @@
 import { isUtf8 } from 'node:buffer';
 import { NOT_INTEGER, SYNTAX, bigArg, fitsI64, floatArg, formatFloat, intArg, parseDouble, parseI64, word } from './args.js';
 import type { Ctx } from './context.js';
+import { markRaw } from './encoding.js';
 import { RespError, WRONGTYPE, stringOf } from './keyspace.js';
 import { R, type Reply } from './protocol.js';
 
@@ -262,7 +263,13 @@ export function append(c: Ctx, a: Buffer[]): Reply {
   const add = a[1] as Buffer;
   const len = (cur?.length ?? 0) + add.length;
   if (len > MAX_STRING_BYTES) throw new RespError('ERR string exceeds maximum allowed size (proto-max-bulk-len)');
-  c.ks.set(key, { type: 'string', value: cur === undefined ? add : Buffer.concat([cur, add]) }, 'keep', 'append');
+  let value = add;
+  if (cur !== undefined) {
+    value = Buffer.concat([cur, add]);
+    // Redis appends in place to an existing value, which leaves it raw (OBJECT ENCODING).
+    markRaw(value);
+  }
+  c.ks.set(key, { type: 'string', value }, 'keep', 'append');
   return R.int(len);
 }
 
@@ -281,6 +288,7 @@ export function setrange(c: Ctx, a: Buffer[]): Reply {
   const out = Buffer.alloc(Math.max(cur?.length ?? 0, off + val.length));
   cur?.copy(out);
   val.copy(out, off);
+  markRaw(out);
   c.ks.set(key, { type: 'string', value: out }, 'keep', 'setrange');
   return R.int(out.length);
 }

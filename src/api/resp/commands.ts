@@ -1,5 +1,7 @@
 /** The command table: every command Beacon answers, with Redis's arity, flags and key positions. */
+import * as B from './cmd-bitmaps.js';
 import * as C from './cmd-collections.js';
+import * as O from './cmd-object.js';
 import * as S from './cmd-server.js';
 import * as T from './cmd-strings.js';
 import type { Handler } from './context.js';
@@ -109,6 +111,14 @@ def('renamenx', 3, 'write', K12, 'generic', T.renamenx);
 def('keys', 2, 'none', KNONE, 'generic', S.keys);
 def('scan', -2, 'none', KNONE, 'generic', S.scan);
 def('randomkey', 1, 'none', KNONE, 'generic', S.randomkey);
+def('copy', -3, 'write', K12, 'generic', O.copy);
+def('object', -2, 'read', [2, 2, 1], 'generic', O.object);
+// bitmaps (string values)
+def('setbit', 4, 'write', K1, 'bitmap', B.setbit);
+def('getbit', 3, 'read', K1, 'bitmap', B.getbit);
+def('bitcount', -2, 'read', K1, 'bitmap', B.bitcount);
+def('bitpos', -3, 'read', K1, 'bitmap', B.bitpos);
+def('bitop', -4, 'write', [2, -1, 1], 'bitmap', B.bitop);
 // hashes
 def('hset', -4, 'write', K1, 'hash', T.hset);
 def('hmset', -4, 'write', K1, 'hash', T.hmset);

@@ -180,6 +180,11 @@ export class DurableTx implements Keyspace {
     private readonly projected = false,
   ) {}
 
+  /** The most bytes a value may have (the node's --max-value-bytes), so a command can refuse before building a larger one. */
+  get valueLimit(): number {
+    return this.deps.store.maxValueBytes;
+  }
+
   /** Whether any key was read (a read makes the outcome depend on the state). */
   get hasReads(): boolean {
     return this.reads.size > 0;

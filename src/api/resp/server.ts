@@ -1113,10 +1113,13 @@ export class RespServer implements ServerApi, ConnectionHost {
       return;
     }
     if (this.encodingKnobs.has(name)) {
-      // Redis's compact-encoding thresholds: accepted and shown by CONFIG GET, no effect (the
-      // cache tier's values have one representation each; see docs/resp.md).
+      // Redis's compact-encoding thresholds: OBJECT ENCODING answers by them; the cache tier's
+      // values have one representation each (see docs/resp.md).
       if (!/^-?\d+$/.test(value.trim())) throw new RespError(`ERR CONFIG SET failed (possibly related to argument '${name}') - argument couldn't be parsed into an integer`);
       this.encodingKnobs.set(name, String(Number(value)));
+      // The *-ziplist-* names are Redis 7's aliases of the *-listpack-* ones: one setting.
+      const alias = name.includes('-ziplist-') ? name.replace('-ziplist-', '-listpack-') : name.replace('-listpack-', '-ziplist-');
+      if (alias !== name && this.encodingKnobs.has(alias)) this.encodingKnobs.set(alias, String(Number(value)));
       return;
     }
     if (name === 'client-query-buffer-limit') {

@@ -1,0 +1,370 @@
+/**
+ * COPY, OBJECT and the bitmap commands (SETBIT, GETBIT, BITCOUNT, BITPOS, BITOP) over RESP,
+ * compared reply for reply with a real redis-server on the same command scripts; durable keys,
+ * the memory ↔ durable refusal, keyspace notifications and the AOF replay of these writes.
+ */
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { after, before, describe, test } from 'node:test';
+import { Redis } from 'ioredis';
+import { freePort, http, tempDir } from '../helpers/node.js';
+import { redisCli, sleep, startRespNode } from './resp-helpers.js';
+
+/** A reply or an error as one comparable value. */
+async function answer(c: Redis, cmd: (string | number)[]): Promise<unknown> {
+  try {
+    return await c.call(String(cmd[0]), ...cmd.slice(1).map(String));
+  } catch (err) {
+    return `ERR! ${(err as Error).message}`;
+  }
+}
+
+/** Runs `script` on both servers; asserts every reply is the same. */
+async function same(beacon: Redis, redis: Redis, script: (string | number)[][]): Promise<void> {
+  for (const cmd of script) {
+    const want = await answer(redis, cmd);
+    const got = await answer(beacon, cmd);
+    assert.deepEqual(got, want, `${cmd.join(' ')}: Beacon ${JSON.stringify(got)}, redis-server ${JSON.stringify(want)}`);
+  }
+}
+
+async function startRedis(): Promise<{ child: ChildProcess; port: number }> {
+  const port = await freePort();
+  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
+  const until = Date.now() + 20_000;
+  for (;;) {
+    try {
+      if ((await redisCli(port, ['ping'])).trim() === 'PONG') return { child, port };
+    } catch {
+      // not up yet
+    }
+    if (Date.now() > until) {
+      child.kill('SIGKILL');
+      throw new Error('redis-server did not start');
+    }
+    await sleep(100);
+  }
+}
+
+describe('COPY, OBJECT and bitmaps against redis-server', () => {
+  let node: Awaited<ReturnType<typeof startRespNode>>;
+  let redis: { child: ChildProcess; port: number };
+  let io: Redis;
+  let rd: Redis;
+
+  before(async () => {
+    node = await startRespNode();
+    assert.equal((await http(`${node.url}/v1/namespaces/`, { method: 'PUT', body: { storage: 'memory' } })).status, 201);
+    assert.equal((await http(`${node.url}/v1/namespaces/app/`, { method: 'PUT', body: { storage: 'durable' } })).status, 201);
+    redis = await startRedis();
+    io = new Redis({ port: node.respPort, host: '127.0.0.1', maxRetriesPerRequest: 1 });
+    rd = new Redis({ port: redis.port, host: '127.0.0.1', maxRetriesPerRequest: 1 });
+  });
+  after(async () => {
+    io.disconnect();
+    rd.disconnect();
+    if (redis.child.pid !== undefined) process.kill(redis.child.pid, 'SIGTERM');
+    await node.cleanup();
+  });
+
+  test('SETBIT/GETBIT: replies, growth, offset and bit errors, WRONGTYPE', async () => {
+    await same(io, rd, [
+      ['setbit', 'b1', 7, 1],
+      ['get', 'b1'],
+      ['setbit', 'b1', 7, 1],
+      ['setbit', 'b1', 7, 0],
+      ['setbit', 'b1', 100, 1],
+      ['strlen', 'b1'],
+      ['getbit', 'b1', 100],
+      ['getbit', 'b1', 99],
+      ['getbit', 'b1', 100000],
+      ['getbit', 'nokey', 0],
+      ['set', 'b2', '1'],
+      ['setbit', 'b2', 6, 1],
+      ['get', 'b2'],
+      ['setbit', 'b1', 4294967296, 1],
+      ['setbit', 'b1', -1, 1],
+      ['setbit', 'b1', 'x', 1],
+      ['setbit', 'b1', 0, 2],
+      ['setbit', 'b1', 0, -1],
+      ['setbit', 'b1', 'x', 2],
+      ['getbit', 'b1', 4294967296],
+      ['getbit', 'b1', 4294967295],
+      ['rpush', 'bl', 'a'],
+      ['setbit', 'bl', 0, 1],
+      ['getbit', 'bl', 0],
+      ['setbit', 'b1'],
+    ]);
+  });
+
+  test('BITCOUNT and BITPOS: byte and bit ranges, negative indexes, empty ranges, syntax errors', async () => {
+    await io.set('bc', 'foobar\x00\xff');
+    await rd.set('bc', 'foobar\x00\xff');
+    const script: (string | number)[][] = [
+      ['bitcount', 'bc'],
+      ['bitcount', 'nokey'],
+      ['bitcount', 'nokey', 0, 1, 'foo'],
+      ['bitcount', 'bc', 0],
+      ['bitcount', 'bc', 0, 1, 'foo'],
+      ['bitcount', 'bc', 'a', 1],
+      ['bitcount', 'bc', 1, -1, 'bit', 'x'],
+      ['bitcount', 'bl'],
+      ['bitpos', 'bl', 1],
+      ['bitpos', 'bc', 2],
+      ['bitpos', 'bc', 'x'],
+      ['bitpos', 'nokey', 1],
+      ['bitpos', 'nokey', 0],
+      ['bitpos', 'bc', 1, 0, 1, 2, 3],
+      ['bitpos', 'bc', 1, 0, 1, 'foo'],
+    ];
+    for (const [s, e] of [[0, 0], [1, 1], [0, -1], [-2, -1], [-1, -2], [5, 2], [-100, 100], [2, 1000]]) {
+      script.push(['bitcount', 'bc', s as number, e as number], ['bitcount', 'bc', s as number, e as number, 'BIT'], ['bitcount', 'bc', s as number, e as number, 'byte']);
+      for (const bit of [0, 1]) {
+        script.push(['bitpos', 'bc', bit, s as number], ['bitpos', 'bc', bit, s as number, e as number], ['bitpos', 'bc', bit, s as number, e as number, 'bit']);
+      }
+    }
+    for (const v of ['\xff\xff\xff', '\x00\x00\x00', '\x00\xf0', '', '\xff\x7f']) {
+      script.push(['set', 'bp', v], ['bitpos', 'bp', 0], ['bitpos', 'bp', 1], ['bitpos', 'bp', 0, 1], ['bitpos', 'bp', 0, 0, -1], ['bitpos', 'bp', 0, 3, 12, 'bit'], ['bitpos', 'bp', 1, 7, 15, 'bit']);
+    }
+    await same(io, rd, script);
+  });
+
+  test('BITOP AND/OR/XOR/NOT: lengths, missing sources, empty results delete, errors', async () => {
+    await same(io, rd, [
+      ['set', 'o1', 'abcdef'],
+      ['set', 'o2', '\xff\x00'],
+      ['bitop', 'and', 'od', 'o1', 'o2'],
+      ['get', 'od'],
+      ['bitop', 'OR', 'od', 'o1', 'o2', 'nokey'],
+      ['get', 'od'],
+      ['bitop', 'xor', 'od', 'o1', 'o2'],
+      ['get', 'od'],
+      ['bitop', 'not', 'od', 'o1'],
+      ['get', 'od'],
+      ['bitop', 'not', 'od', 'o1', 'o2'],
+      ['bitop', 'nand', 'od', 'o1'],
+      ['bitop', 'and', 'od', 'nokey', 'nokey2'],
+      ['exists', 'od'],
+      ['rpush', 'ol', 'x'],
+      ['bitop', 'or', 'od', 'o1', 'ol'],
+      ['bitop', 'or', 'od'],
+    ]);
+  });
+
+  test('COPY: every type, TTL copied or not, REPLACE, DB 0, errors', async () => {
+    const script: (string | number)[][] = [
+      ['set', 'c:s', 'v'],
+      ['rpush', 'c:l', 'a', 'b', 'c'],
+      ['sadd', 'c:set', '1', '2', 'x'],
+      ['zadd', 'c:z', 1, 'a', 2, 'b'],
+      ['hset', 'c:h', 'f', 'v', 'g', 'w'],
+      ['pexpire', 'c:s', 100000],
+    ];
+    for (const k of ['c:s', 'c:l', 'c:set', 'c:z', 'c:h']) {
+      script.push(['copy', k, `${k}:2`], ['type', `${k}:2`], ['dump-type', k]);
+    }
+    script.push(
+      ['lrange', 'c:l:2', 0, -1],
+      ['zrange', 'c:z:2', 0, -1, 'withscores'],
+      ['hgetall', 'c:h:2'],
+      ['rpush', 'c:l:2', 'd'],
+      ['lrange', 'c:l', 0, -1],
+      ['ttl', 'c:l:2'],
+      ['copy', 'c:l', 'c:s:2'],
+      ['copy', 'c:l', 'c:s:2', 'replace'],
+      ['type', 'c:s:2'],
+      ['ttl', 'c:s:2'],
+      ['copy', 'nokey', 'c:new'],
+      ['copy', 'c:s', 'c:s'],
+      ['copy', 'c:s', 'c:x', 'db', 'notanint'],
+      ['copy', 'c:s', 'c:x', 'foo'],
+      ['copy', 'c:s', 'c:x', 'db'],
+      ['copy', 'c:s', 'c:x', 'db', 0, 'replace'],
+      ['get', 'c:x'],
+    );
+    await same(io, rd, script.filter((c) => c[0] !== 'dump-type'));
+    const cTtl = await io.pttl('c:x');
+    assert.ok(cTtl > 90_000 && cTtl <= 100_000, `the copy has the source's TTL (${cTtl} ms)`);
+    // One database here: another index is SELECT's error (redis-server would copy into db 3).
+    await assert.rejects(io.call('COPY', 'c:s', 'c:y', 'DB', '3'), /^ReplyError: ERR DB index is out of range/);
+    // A deep copy: changing the copy of a set or hash leaves the source alone.
+    await io.sadd('c:set:2', 'new');
+    await io.hset('c:h:2', 'f', 'changed');
+    assert.deepEqual((await io.smembers('c:set')).sort(), ['1', '2', 'x']);
+    assert.equal(await io.hget('c:h', 'f'), 'v');
+  });
+
+  test('OBJECT ENCODING follows Redis thresholds; REFCOUNT, IDLETIME, FREQ, HELP and errors', async () => {
+    const script: (string | number)[][] = [
+      ['set', 'e:int', '12345'],
+      ['set', 'e:neg', '-7'],
+      ['set', 'e:lead', '012'],
+      ['set', 'e:emb', 'x'.repeat(44)],
+      ['set', 'e:raw', 'x'.repeat(45)],
+      ['set', 'e:app', '1'],
+      ['append', 'e:app', '2'],
+      ['set', 'e:rng', '1234'],
+      ['setrange', 'e:rng', 0, '2'],
+      ['incr', 'e:app'],
+      ['setbit', 'e:bit', 1, 1],
+      ['rpush', 'e:l', 'a', 'b'],
+      ['sadd', 'e:is', '1', '2', '-3'],
+      ['sadd', 'e:ls', '1', 'a'],
+      ['sadd', 'e:hs', 'y'.repeat(65)],
+      ['hset', 'e:h', 'f', 'v'],
+      ['hset', 'e:hh', 'f', 'z'.repeat(65)],
+      ['zadd', 'e:z', 1, 'a'],
+      ['zadd', 'e:zz', 1, 'q'.repeat(65)],
+    ];
+    const big: (string | number)[] = ['rpush', 'e:ql'];
+    for (let i = 0; i < 200; i++) big.push(`element-${i}-${'p'.repeat(40)}`);
+    script.push(big);
+    const many: (string | number)[] = ['sadd', 'e:mi'];
+    for (let i = 0; i < 600; i++) many.push(i);
+    script.push(many);
+    const manyS: (string | number)[] = ['sadd', 'e:ms'];
+    for (let i = 0; i < 130; i++) manyS.push(`m${i}`);
+    script.push(manyS);
+    // Small lists and sets of strings: Redis 7.2's listpack, which the installed 7.0 lacks (checked below).
+    for (const k of ['e:int', 'e:neg', 'e:lead', 'e:emb', 'e:raw', 'e:app', 'e:rng', 'e:bit', 'e:ql', 'e:is', 'e:hs', 'e:mi', 'e:ms', 'e:h', 'e:hh', 'e:z', 'e:zz', 'nokey']) {
+      script.push(['object', 'encoding', k]);
+    }
+    script.push(
+      ['config', 'set', 'zset-max-listpack-entries', '0'],
+      ['zadd', 'e:z0', 1, 'a'],
+      ['object', 'encoding', 'e:z0'],
+      ['config', 'set', 'zset-max-listpack-entries', '128'],
+      ['set', 'e:small', '100'],
+      ['object', 'refcount', 'e:small'],
+      ['object', 'refcount', 'e:raw'],
+      ['object', 'refcount', 'nokey'],
+      ['object', 'freq', 'e:raw'],
+      ['object', 'idletime', 'nokey'],
+      ['object', 'help'],
+      ['object', 'foo', 'e:raw'],
+      ['object', 'encoding'],
+      ['object', 'help', 'x'],
+      ['config', 'set', 'maxmemory-policy', 'allkeys-lfu'],
+      ['object', 'idletime', 'e:raw'],
+      ['config', 'set', 'maxmemory-policy', 'noeviction'],
+    );
+    await same(io, rd, script);
+    assert.equal(await io.call('OBJECT', 'ENCODING', 'e:l'), 'listpack');
+    assert.equal(await io.call('OBJECT', 'ENCODING', 'e:ls'), 'listpack');
+    assert.equal(await io.config('SET', 'list-max-listpack-size', '1'), 'OK');
+    assert.equal(await io.call('OBJECT', 'ENCODING', 'e:l'), 'quicklist', 'CONFIG SET thresholds are used');
+    await io.config('SET', 'list-max-listpack-size', '-2');
+    // IDLETIME grows while the key is untouched, and OBJECT itself does not touch it.
+    await io.set('e:idle', 'v');
+    await sleep(2100);
+    const idle = Number(await io.call('OBJECT', 'IDLETIME', 'e:idle'));
+    assert.ok(idle >= 2, `idle ${idle}`);
+    await io.get('e:idle');
+    assert.equal(Number(await io.call('OBJECT', 'IDLETIME', 'e:idle')), 0);
+    // FREQ under an LFU policy: a new key starts at LFU_INIT_VAL (5) as in Redis.
+    await io.config('SET', 'maxmemory-policy', 'allkeys-lfu');
+    try {
+      await io.set('e:f', 'v');
+      assert.equal(await io.call('OBJECT', 'FREQ', 'e:f'), 5);
+      await rd.config('SET', 'maxmemory-policy', 'allkeys-lfu');
+      await rd.set('e:f', 'v');
+      assert.equal(await rd.call('OBJECT', 'FREQ', 'e:f'), 5);
+    } finally {
+      await io.config('SET', 'maxmemory-policy', 'noeviction');
+      await rd.config('SET', 'maxmemory-policy', 'noeviction');
+    }
+    // redis-cli sees the same.
+    assert.equal((await redisCli(node.respPort, ['object', 'encoding', 'e:int'])).trim(), 'int');
+    assert.equal((await redisCli(node.respPort, ['bitcount', 'e:bit'])).trim(), '1');
+  });
+
+  test('durable keys: COPY is one put (TTL as a lease), bitmaps work on durable strings, kinds never mix', async () => {
+    await io.set('app/src', 'hello', 'EX', 300);
+    assert.equal(await io.call('COPY', 'app/src', 'app/dst'), 1);
+    assert.equal((await http(`${node.url}/v1/kv/app/dst`)).body.kv.value, 'hello');
+    const ttl = await io.ttl('app/dst');
+    assert.ok(ttl > 290 && ttl <= 301, `durable copy TTL ${ttl}`);
+    assert.equal(await io.call('COPY', 'app/src', 'app/dst'), 0);
+    await io.hset('app/h', 'f', 'v');
+    assert.equal(await io.call('COPY', 'app/h', 'app/dst', 'REPLACE'), 1);
+    assert.equal(await io.hget('app/dst', 'f'), 'v');
+    assert.equal(await io.call('OBJECT', 'ENCODING', 'app/h'), 'listpack');
+    assert.equal(await io.call('OBJECT', 'ENCODING', 'app/src'), 'embstr');
+    await assert.rejects(io.call('OBJECT', 'IDLETIME', 'app/src'), /durable key: only memory keys keep access times/);
+
+    assert.equal(await io.setbit('app/bits', 9, 1), 0);
+    assert.equal(await io.getbit('app/bits', 9), 1);
+    assert.equal(await io.bitcount('app/bits'), 1);
+    assert.deepEqual((await http(`${node.url}/v1/kv/app/bits`)).body.kv.value, '\u0000@');
+    await io.set('app/o', 'ab');
+    assert.equal(await io.call('BITOP', 'OR', 'app/od', 'app/o', 'app/bits'), 2);
+    assert.equal(await io.get('app/od'), 'ab', "'a'|0x00, 'b'|0x40");
+    // --max-value-bytes bounds a durable bitmap before anything is built.
+    await assert.rejects(io.setbit('app/bits', 4294967295, 1), /the limit is \d+ \(--max-value-bytes\)/);
+    assert.equal(await io.strlen('app/bits'), 2);
+
+    // A memory key and a durable key in one command are refused, as in a MULTI.
+    await io.set('mem:src', 'x');
+    await assert.rejects(io.call('COPY', 'mem:src', 'app/x'), /^ReplyError: CROSSKIND/);
+    await assert.rejects(io.call('BITOP', 'AND', 'app/x', 'mem:src'), /^ReplyError: CROSSKIND/);
+    assert.equal(await io.exists('app/x'), 0);
+  });
+
+  test('keyspace notifications: setbit, copy_to, bitop as set/del', async () => {
+    await io.config('SET', 'notify-keyspace-events', 'KEA');
+    const sub = new Redis({ port: node.respPort, host: '127.0.0.1' });
+    try {
+      const got: string[] = [];
+      sub.on('pmessage', (_p: string, ch: string, msg: string) => {
+        if (ch.startsWith('__keyevent')) got.push(`${ch.slice('__keyevent@0__:'.length)} ${msg}`);
+      });
+      await sub.psubscribe('__keyevent@0__:*');
+      await io.setbit('n:b', 3, 1);
+      await io.setbit('n:b', 3, 1); // no change: no event (Redis 7.2)
+      await io.call('COPY', 'n:b', 'n:c');
+      await io.call('COPY', 'n:b', 'n:c', 'REPLACE'); // one event: the replaced value goes silently
+      await io.call('BITOP', 'NOT', 'n:d', 'n:c');
+      await io.call('BITOP', 'AND', 'n:d', 'n:none');
+      const until = Date.now() + 5000;
+      while (got.length < 5 && Date.now() < until) await sleep(20);
+      await sleep(100);
+      assert.deepEqual(got, ['setbit n:b', 'copy_to n:c', 'copy_to n:c', 'set n:d', 'del n:d']);
+    } finally {
+      await io.config('SET', 'notify-keyspace-events', '');
+      sub.disconnect();
+    }
+  });
+});
+
+test('the AOF replays SETBIT, BITOP and COPY (with its TTL) after a restart', async () => {
+  const tmp = tempDir();
+  try {
+    const opts = { dataDir: tmp.dir, cache: { appendonly: true, appendfsync: 'always' as const } };
+    let node = await startRespNode(opts);
+    await http(`${node.url}/v1/namespaces/c/`, { method: 'PUT', body: { storage: 'memory' } });
+    let io = new Redis({ port: node.respPort, host: '127.0.0.1' });
+    await io.setbit('c/b', 10, 1);
+    await io.set('c/x', 'ab');
+    await io.call('BITOP', 'XOR', 'c/o', 'c/b', 'c/x');
+    await io.set('c/t', 'v', 'EX', 1000);
+    await io.call('COPY', 'c/t', 'c/t2');
+    await io.sadd('c/s', 'a', 'b');
+    await io.call('COPY', 'c/s', 'c/s2');
+    const want = await io.get('c/o');
+    io.disconnect();
+    await node.stop();
+    await sleep(400);
+    node = await startRespNode(opts);
+    io = new Redis({ port: node.respPort, host: '127.0.0.1' });
+    assert.equal(await io.getbit('c/b', 10), 1);
+    assert.equal(await io.get('c/o'), want);
+    assert.equal(await io.get('c/t2'), 'v');
+    const ttl = await io.ttl('c/t2');
+    assert.ok(ttl > 990 && ttl <= 1000, `TTL ${ttl}`);
+    assert.deepEqual((await io.smembers('c/s2')).sort(), ['a', 'b']);
+    io.disconnect();
+    await node.stop();
+  } finally {
+    tmp.cleanup();
+  }
+});
