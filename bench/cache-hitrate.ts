@@ -18,13 +18,13 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect, type Socket } from 'node:net';
 import { CacheTier } from '../src/cache/index.js';
 import { median } from './lib/stats.js';
 import { prng } from '../test/helpers/random.js';
+import { freePort } from './lib/proc.js';
 
 const arg = (name: string, def: number): number => {
   const i = process.argv.indexOf(`--${name}`);
@@ -152,16 +152,6 @@ async function replayTier(trace: Uint32Array, warmup: number, capacityKeys: numb
   return { hitRate: warmHits / (trace.length - warmup), overall: hits / trace.length, keys: tier.dbsize(), windows: curve.windows };
 }
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-    s.on('error', reject);
-  });
-}
 
 /**
  * A minimal pipelining RESP client for the replay: sends a batch of commands in one write and

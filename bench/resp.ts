@@ -10,12 +10,11 @@
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { result, type BenchContext, type Benchmark } from './lib/bench.js';
-import { spawnBeacon, track } from './lib/proc.js';
+import { spawnBeacon, track, freePort } from './lib/proc.js';
 import type { BenchResult, Figure } from './lib/report.js';
 import { median } from './lib/stats.js';
 
@@ -25,16 +24,6 @@ const TESTS = ['set', 'get', 'incr', 'mset'] as const;
 /** One redis-benchmark line: requests/s and p99 in ms per test. */
 type Figures = Record<string, { rps: number; p99: number }>;
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const p = (s.address() as { port: number }).port;
-      s.close(() => resolve(p));
-    });
-    s.on('error', reject);
-  });
-}
 
 /** Runs redis-benchmark with --csv and parses "test","rps","avg","min","p50","p95","p99","max". */
 async function redisBenchmark(port: number, tests: readonly string[], n: number, pipeline: number, keyspace = 100_000, command: string[] = []): Promise<Figures> {

@@ -13,12 +13,11 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { encodeRemoteWrite } from '../src/obs/ingest/index.js';
 import { formatMachine, machineInfo } from './lib/machine.js';
-import { ROOT, killLiveChildren, procStatusBytes, spawnBeacon, track } from './lib/proc.js';
+import { ROOT, killLiveChildren, procStatusBytes, spawnBeacon, track, freePort } from './lib/proc.js';
 import { median } from './lib/stats.js';
 
 const quick = process.argv.includes('--quick');
@@ -39,17 +38,6 @@ function log(msg: string): void {
   process.stderr.write(`[${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const a = srv.address();
-      const port = typeof a === 'object' && a !== null ? a.port : 0;
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 /** Remote-write bodies per sender, each sender's in time order. */
 function buildBodies(start: number): { shards: Uint8Array<ArrayBuffer>[][]; samples: number } {

@@ -5,24 +5,11 @@
  */
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { createServer } from 'node:net';
-import { procStatusBytes, track, type ListeningProcess } from './proc.js';
+import { procStatusBytes, track, type ListeningProcess, freePort } from './proc.js';
 
 /** The etcd binary; override with BENCH_ETCD. */
 export const ETCD = process.env.BENCH_ETCD ?? '/usr/bin/etcd';
 
-/** A port nobody listens on right now (the kernel's pick), on 127.0.0.1. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const addr = s.address();
-      const port = typeof addr === 'object' && addr !== null ? addr.port : 0;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 /**
  * Starts one etcd member with its data in `dataDir` and waits until its gateway answers

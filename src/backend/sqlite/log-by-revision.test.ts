@@ -14,20 +14,9 @@ import type { KeyValue, LogEntry } from '../../mvcc/index.js';
 import type { CommitBatch } from '../types.js';
 import { SqliteBackend } from './sqlite-backend.js';
 import { prepareWrites } from './writes.js';
+import { prng } from '../../../test/helpers/random.js';
 
 const MIGRATIONS = fileURLToPath(new URL('./migrations/', import.meta.url));
-
-/** A seeded PRNG (mulberry32), so the data set is the same every run. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /**
  * Writes a store in the layout of migrations 001–006 through the real writer: puts, overwrites,
