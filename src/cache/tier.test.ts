@@ -114,8 +114,10 @@ test(`[seed ${SEED}] the LFU counter grows logarithmically and decays by one per
   for (let i = 0; i < 10_000; i++) t.lookup('k');
   const after10k = t.objectFreq('k') as number;
   // Redis's table for lfu-log-factor 10 (redis.conf): 100 hits → 10, 1K → 18, 100K → 142; 10K → about 50.
-  assert.ok(after100 >= 7 && after100 <= 14, `after 100 hits: ${after100}`);
-  assert.ok(after10k >= 38 && after10k <= 62, `after 10K hits: ${after10k}`);
+  // The counter is random: 20,000 simulated runs of Redis's rule gave 6–16 after 100 hits and
+  // 36–67 after 10K (median 50); the bounds sit just outside (38–62 failed seed 7 with 65).
+  assert.ok(after100 >= 6 && after100 <= 17, `after 100 hits: ${after100}`);
+  assert.ok(after10k >= 34 && after10k <= 70, `after 10K hits: ${after10k}`);
   clock.advance(5 * 60_000);
   assert.equal(t.objectFreq('k'), after10k - 5);
   clock.advance(1000 * 60_000);
@@ -161,6 +163,31 @@ test(`[seed ${SEED}] allkeys-lfu keeps frequently used keys over recently insert
   for (let i = 0; i < 200; i++) t.set(`n:${String(i).padStart(3, '0')}`, str('v'));
   const frequentLeft = t.keys('k:0[0-2]?').length;
   assert.equal(frequentLeft, 30, 'every frequently read key survives 200 one-off inserts');
+});
+
+test(`[seed ${SEED}] allkeys-lfu evicts the least recently used among keys of one counter (a key inserted just now outlives an older one-off)`, async () => {
+  const size = entrySize('k:000', 'v');
+  const { t, clock } = tier();
+  await t.setConfig('maxmemory', String(size * 40));
+  await t.setConfig('maxmemory-policy', 'allkeys-lfu');
+  // 40 keys written once, a second apart: every counter is LFU_INIT_VAL, only their age differs.
+  for (let i = 0; i < 40; i++) {
+    t.set(`k:${String(i).padStart(3, '0')}`, str('v'));
+    clock.advance(1000);
+  }
+  const evicted: number[] = [];
+  t.on('evicted', (key: string) => evicted.push(Number(key.slice(2))));
+  for (let i = 0; i < 10; i++) {
+    t.set(`n:${i}`, str('v'));
+    clock.advance(1000);
+  }
+  // At the limit before a write is allowed (Redis checks before each command): 9 evictions for 10 writes.
+  assert.equal(evicted.length, 9);
+  // Sampled (5 a round, a pool of 16), so not exactly the 10 oldest, but from the older half,
+  // and none of the new keys: with counters tied, Redis's choice would be as likely any of them.
+  assert.ok(t.keys('n:*').length === 10, 'every key written just now is still there');
+  const mean = evicted.reduce((a, b) => a + b, 0) / evicted.length;
+  assert.ok(mean < 15, `evicted ${evicted.join(',')} (the population's mean index is 19.5)`);
 });
 
 test(`[seed ${SEED}] volatile-ttl evicts the keys that expire soonest; volatile policies never touch keys without a TTL`, async () => {
