@@ -13,7 +13,7 @@ import { ALERTS_RESOURCE_KEY, DASHBOARDS_RESOURCE_KEY, DEV_PRINCIPAL, METRICS_RE
 import type { ReadView } from '../../config/index.js';
 import { BeaconError, ErrorCode, UnauthenticatedError } from '../../errors.js';
 import { parseRange, prefixRange, type KeyValue } from '../../kv/index.js';
-import { kvToJson, queryBool, type KeyValueJson } from './codec.js';
+import { kvJsonBytes, kvToJson, queryBool, type KeyValueJson } from './codec.js';
 import type { HttpContext } from './context.js';
 
 declare module 'fastify' {
@@ -273,6 +273,15 @@ export function kvJsonFor(
   }
   if (view.redacted) return { ...kvToJson(kv, true), redacted: true };
   return view.value === kv.value ? kvToJson(kv) : kvToJson({ ...kv, value: view.value });
+}
+
+/**
+ * {@link kvJsonFor} as UTF-8 JSON: the cached bytes of the kv when the caller sees it as stored
+ * (no secret to decrypt or redact), else the serialised result of {@link kvJsonFor}.
+ */
+export function kvJsonBytesFor(ctx: HttpContext, req: FastifyRequest, kv: KeyValue, keysOnly = false): Buffer {
+  if (!keysOnly && !ctx.policies.isSecretValue(kv)) return kvJsonBytes(kv);
+  return Buffer.from(JSON.stringify(kvJsonFor(ctx, req, kv, keysOnly)));
 }
 
 /** The WebSocket subprotocol a browser offers beside its credential; the server selects it (issue 14). */
