@@ -42,6 +42,8 @@ export function kvToJson(kv: KeyValue, keysOnly = false): KeyValueJson {
  * of a config store, small beside the view itself.
  */
 const KV_JSON_CACHE_BYTES = 32 * 1024 * 1024;
+/** Upper bound of the kvs {@link kvJsonBytes} keeps, so small values cannot hold many replaced kvs alive. */
+const KV_JSON_CACHE_ENTRIES = 65_536;
 const kvJsonCache = new Map<KeyValue, Buffer>();
 let kvJsonCacheBytes = 0;
 
@@ -51,7 +53,7 @@ let kvJsonCacheBytes = 0;
  * since the last one copies their bytes instead of building, serialising and encoding a thousand
  * objects again (issue 17, range ≥ 3× etcd: JSON.stringify and the UTF-8 encoding of the answer
  * were about a third of a 1,000-key range). First in, first out within
- * {@link KV_JSON_CACHE_BYTES}; a replaced kv's bytes age out.
+ * {@link KV_JSON_CACHE_BYTES} and {@link KV_JSON_CACHE_ENTRIES}; a replaced kv's bytes age out.
  */
 export function kvJsonBytes(kv: KeyValue): Buffer {
   let bytes = kvJsonCache.get(kv);
@@ -60,7 +62,7 @@ export function kvJsonBytes(kv: KeyValue): Buffer {
   if (bytes.length <= KV_JSON_CACHE_BYTES / 64) {
     kvJsonCache.set(kv, bytes);
     kvJsonCacheBytes += bytes.length;
-    while (kvJsonCacheBytes > KV_JSON_CACHE_BYTES) {
+    while (kvJsonCacheBytes > KV_JSON_CACHE_BYTES || kvJsonCache.size > KV_JSON_CACHE_ENTRIES) {
       const first = kvJsonCache.entries().next().value as [KeyValue, Buffer];
       kvJsonCache.delete(first[0]);
       kvJsonCacheBytes -= first[1].length;
