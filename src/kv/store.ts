@@ -771,7 +771,7 @@ export class Store {
   }
 
   /**
-   * Plans a batch on top of the last one in flight (its overlay, its revision) and hands it to the
+   * Plans a batch on top of the batches in flight (their writes, the last one's revision) and hands it to the
    * backend's pipelined commit. Results are handled in batch order: a batch is applied only after
    * the one before it was.
    */
@@ -779,7 +779,9 @@ export class Store {
     const prev = this.inflight[this.inflight.length - 1] as InFlight;
     const prevBatch = prev.batch as CommitBatch;
     const requests = this.takeRequests();
-    const planner = new Planner(this.view, this.lessor, prevBatch.revision, this.clock(), prev.planner);
+    // Every batch still in flight is unapplied: its writes are the state this one starts from.
+    const bases = this.inflight.map((f) => f.planner).filter((p): p is Planner => p !== undefined);
+    const planner = new Planner(this.view, this.lessor, prevBatch.revision, this.clock(), bases);
     const outcomes = requests.map((r) => planner.plan(r));
     const batch = planner.batch();
     const sent = (this.backend.commitPipelined as NonNullable<Backend['commitPipelined']>)(prevBatch.revision, batch);
@@ -995,6 +997,8 @@ function settle(r: WriteRequest, o: Outcome): void {
  */
 class Planner {
   private readonly overlay = new Map<string, KeyValue | null>();
+  /** This batch's own writes (the overlay also holds those of the batches it is chained on). */
+  private readonly own = new Map<string, KeyValue | null>();
   private readonly entries: LogEntry[] = [];
   private readonly grants: Lease[] = [];
   private readonly revokes: number[] = [];
@@ -1004,16 +1008,21 @@ class Planner {
   readonly published: RevisionEvents[] = [];
   private revision: number;
 
-  /** `base`: the planner of the batch still in flight that this one is chained on (its writes are this one's starting state). */
+  /** `bases`: the planners of the batches still in flight that this one is chained on, oldest first (their writes are its starting state). */
   constructor(
     private readonly view: View,
     private readonly lessor: Lessor,
     head: number,
     private readonly now: number,
-    base?: Planner,
+    bases: Planner[] = [],
   ) {
     this.revision = head;
-    if (base !== undefined) for (const [k, kv] of base.overlay) this.overlay.set(k, kv);
+    for (const b of bases) for (const [k, kv] of b.own) this.overlay.set(k, kv);
+  }
+
+  private write(key: string, kv: KeyValue | null): void {
+    this.overlay.set(key, kv);
+    this.own.set(key, kv);
   }
 
   batch(): CommitBatch {
@@ -1161,7 +1170,7 @@ class Planner {
         };
         // A kept value keeps how it is held; a new one is held as the store sealed it.
         if (op.ignoreValue ? prev?.encrypted === true : (op as Partial<SealedPut>).sealed === true) kv.encrypted = true;
-        this.overlay.set(op.key, kv);
+        this.write(op.key, kv);
         const ev: WatchEvent = { type: 'put', kv };
         if (prev) ev.prevKv = prev;
         group.events.push(ev);
@@ -1170,7 +1179,7 @@ class Planner {
       }
       const victims = this.range(op.key, op.rangeEnd);
       for (const prev of victims) {
-        this.overlay.set(prev.key, null);
+        this.write(prev.key, null);
         group.events.push({ type: 'delete', kv: tombstone(prev.key, rev), prevKv: prev });
       }
       results.push(op.prevKv ? { type: 'delete', deleted: victims.length, prevKvs: victims } : { type: 'delete', deleted: victims.length });
@@ -1238,7 +1247,7 @@ class Planner {
     const group: RevisionEvents = { revision: rev, ts: this.now, meta: JSON.stringify({ lease: id, reason: expiry ? 'expired' : 'revoked' }), events: [] };
     for (const k of keys) {
       const prev = this.get(k) as KeyValue;
-      this.overlay.set(k, null);
+      this.write(k, null);
       group.events.push({ type: 'delete', kv: tombstone(k, rev), prevKv: prev });
     }
     this.commitGroup(group);
