@@ -42,8 +42,13 @@ function backendOf(n: TestNode): PostgresBackend {
   return n.store.backend as PostgresBackend;
 }
 
-/** `workers` concurrent PUT loops per target until `stop()`; every acknowledged write is recorded by revision. */
-function writeLoad(targets: string[], prefix: string, workers: number, keys: number) {
+/**
+ * `workers` concurrent PUT loops per target until `stop()`; every acknowledged write is recorded by
+ * revision. `writing(target, ms)` (default always) says whether target number `target` writes at
+ * `ms` after the start; its loops pause meanwhile.
+ */
+function writeLoad(targets: string[], prefix: string, workers: number, keys: number, writing: (target: number, ms: number) => boolean = () => true) {
+  const t0 = Date.now();
   const acked = new Map<number, { key: string; value: string }>();
   const failures: { status: number; code: string | undefined }[] = [];
   let stopped = false;
@@ -51,6 +56,10 @@ function writeLoad(targets: string[], prefix: string, workers: number, keys: num
   const loops = targets.flatMap((base, t) =>
     Array.from({ length: workers }, async () => {
       while (!stopped) {
+        if (!writing(t, Date.now() - t0)) {
+          await new Promise((r) => setTimeout(r, 10));
+          continue;
+        }
         const i = seq++;
         const key = `${prefix}${t}/${i % keys}`;
         const value = `v${i}`;
@@ -150,15 +159,17 @@ function assertConsecutive(revisions: number[], first: number, what: string): vo
 }
 
 describe('chained commits on PostgreSQL', () => {
-  test('two nodes writing with batches in flight: consecutive revisions, a watcher on a third node gets every one in order, no reader sees a gap', async () => {
+  test('two nodes writing with batches in flight: consecutive revisions, a watcher on a third node gets every one in order, no reader sees a gap', async (t) => {
     const url = await (server as PostgresServer).createDatabase();
     const [a, b, w] = (await startNodes(url, 3)) as [TestNode, TestNode, TestNode];
     const from = (await http(`${w.url}/v1/status`)).body.revision + 1;
     const watcher = await WatchClient.open(w.url, 'pipe/', from);
     const gaps = gapWatch(url, from);
-    // 48 writers per node: each node's group commit keeps several batches in flight, and the two
-    // nodes' chains keep cutting into each other (a batch chained on a head another node moved is refused and planned again).
-    const load = writeLoad([a.url, b.url], 'pipe/', 48, 40);
+    // 48 writers per node: each node's group commit keeps several batches in flight. The two nodes
+    // write in phases of different lengths, so there are stretches where one writes alone (its
+    // batches chain) and stretches where both do, cutting into each other's chains (a batch chained
+    // on a head the other node moved is refused and planned again under the lock).
+    const load = writeLoad([a.url, b.url], 'pipe/', 48, 40, (t, ms) => (t === 0 ? ms % 700 < 450 : (ms + 300) % 900 < 500));
     await eventually('2,000 acknowledged writes', () => load.acked.size >= 2000, 120_000);
     await load.stop();
     await gaps.stop();
@@ -168,6 +179,7 @@ describe('chained commits on PostgreSQL', () => {
     assertConsecutive(revisions, from, 'acknowledged revisions');
     const last = revisions[revisions.length - 1] as number;
     // The path under test ran on both writers, and their chains met.
+    t.diagnostic(`commits: ${JSON.stringify([a, b].map((n) => backendOf(n).commitStats))}; ${gaps.snapshots()} database snapshots checked`);
     for (const n of [a, b]) assert.ok(backendOf(n).commitStats.chained > 0, JSON.stringify(backendOf(n).commitStats));
 
     assert.ok(gaps.snapshots() > 0);
@@ -192,7 +204,7 @@ describe('chained commits on PostgreSQL', () => {
     assert.deepEqual(views[1], views[2]);
   });
 
-  test('connections killed while batches are in flight: writes fail with unavailable, nothing acknowledged is lost, no gap appears', async () => {
+  test('connections killed while batches are in flight: writes fail with unavailable, nothing acknowledged is lost, no gap appears', async (t) => {
     const url = await (server as PostgresServer).createDatabase();
     const [a, w] = (await startNodes(url, 2)) as [TestNode, TestNode];
     const from = (await http(`${a.url}/v1/status`)).body.revision + 1;
@@ -223,6 +235,7 @@ describe('chained commits on PostgreSQL', () => {
     await eventually('writes flow again after the kills', () => load.acked.size >= ackedAfterKills + 300, 60_000);
     await load.stop();
 
+    t.diagnostic(`${killed} connections killed; ${load.failures.length} writes failed; commits: ${JSON.stringify(backendOf(a).commitStats)}`);
     for (const f of load.failures) assert.equal(f.code, 'unavailable', JSON.stringify(f));
     // Every acknowledged write is in the log at its revision, and the log has no gap.
     const rows = await logRows(url, from);

@@ -234,6 +234,13 @@ export class PostgresBackend implements Backend {
   /** Chained batches sent and not answered yet. */
   private chainInFlight = 0;
   /**
+   * Set while other nodes write too (a commit under the lock found their revisions, or a chained
+   * batch was refused): then every batch is planned under the lock, as a chained one would mostly
+   * be refused after inserting its rows (work thrown away, dead rows). Cleared by a commit under
+   * the lock that finds no other node wrote since this node's last.
+   */
+  private contended = false;
+  /**
    * Counts of this node's commits since open: `chained` batches committed by one chained statement
    * (see {@link commitPipelined}), `locked` batches committed under the lock, `refused` chained
    * batches that found another head (nothing written; planned again). For tests and diagnostics.
@@ -487,7 +494,7 @@ export class PostgresBackend implements Backend {
    */
   async commit(appliedRevision: number, plan: CommitPlanner): Promise<CommitBatch> {
     const tip = this.chainTip;
-    if (tip !== undefined && tip.revision === appliedRevision && this.chainInFlight === 0) {
+    if (tip !== undefined && tip.revision === appliedRevision && this.chainInFlight === 0 && !this.contended) {
       const batch = plan([], appliedRevision);
       if (chainable(batch)) {
         const out = await this.sendChained(batch, tip);
@@ -510,7 +517,7 @@ export class PostgresBackend implements Backend {
    */
   commitPipelined(afterRevision: number, batch: CommitBatch): Promise<CommitBatch | undefined> | undefined {
     const tip = this.chainTip;
-    if (this.closed || tip === undefined || tip.revision !== afterRevision || !chainable(batch)) return undefined;
+    if (this.closed || this.contended || tip === undefined || tip.revision !== afterRevision || !chainable(batch)) return undefined;
     return this.sendChained(batch, tip);
   }
 
@@ -531,6 +538,7 @@ export class PostgresBackend implements Backend {
       this.chainTip = undefined;
       if (err instanceof pg.DatabaseError && err.code === STALE_HEAD) {
         this.commitStats.refused++;
+        this.contended = true;
         return undefined;
       }
       throw this.fail('commit', err);
@@ -562,6 +570,7 @@ export class PostgresBackend implements Backend {
       if (m === undefined) throw new UnavailableError('beacon_meta has no row; the database is damaged');
       const head = m.revision;
       this.lockedHead = head;
+      this.contended = head > appliedRevision;
       if (head < appliedRevision) {
         // The database lost revisions this node applied (restored from a backup, or an asynchronous
         // replica promoted): writing now would reuse revision numbers that watchers already saw.

@@ -10,11 +10,15 @@
 ALTER TABLE beacon_meta ADD COLUMN head_token bigint NOT NULL DEFAULT 0;
 
 -- One batch of key writes (no lease changes) in one statement, so one round trip commits it.
--- The log rows go in first, without any lock, so batches in flight insert them in parallel. Then
--- the counter row: the UPDATE succeeds only on the expected head (revision and token). While the
--- batch before this one has not reached its own UPDATE, the head is still older than expected:
--- wait and look again (a short sleep). Once that batch holds the row, this UPDATE waits for its
--- COMMIT and then sees its head. A head that moved past the expected one (another writer, or the
+-- It first takes a transaction advisory lock named by its own token (the two-int4 form, a lock
+-- space no other Beacon lock uses), so the batch after it can wait for its end. The log rows go
+-- in without any other lock, so batches in flight insert them in parallel. Then the counter row:
+-- the UPDATE succeeds only on the expected head (revision and token). While the batch before has
+-- not reached its own UPDATE, the head is still older than expected: wait for that batch's
+-- advisory lock (its transaction's end), or briefly sleep when it has not started yet, and look
+-- again. Once the batch before holds the row, this UPDATE waits for its COMMIT and then sees its
+-- head. (A batch before that was written under the lock holds the row from its start.) A batch
+-- before that ended without reaching the expected head failed: this one is refused at once. A head that moved past the expected one (another writer, or the
 -- batch before failed) raises SQLSTATE BCN01 and nothing of this batch is written: the node plans
 -- it again. From the UPDATE on, the row lock is held until COMMIT, so this batch commits, and
 -- becomes visible, after every revision before it. Audit rows are written under that lock, so
@@ -30,11 +34,15 @@ DECLARE
   m record;
   cur record;
   done boolean := false;
+  waited boolean := false;
+  h int4 := (expect_token / 2147483648)::int4;
+  l int4 := (expect_token % 2147483648)::int4;
 BEGIN
+  PERFORM pg_advisory_xact_lock((new_token / 2147483648)::int4, (new_token % 2147483648)::int4);
   INSERT INTO beacon_kv_log (key, revision, create_revision, version, lease, value, deleted, ts, meta, encrypted)
     SELECT * FROM unnest(keys, revisions, create_revisions, versions, leases, vals, deleted, tss, metas, encrypted);
-  -- At most ~1 s of waiting for the batch before (sleeps of 0.2 ms growing to 5 ms).
-  FOR i IN 1..200 LOOP
+  -- At most ~1 s of sleeping for a batch before that has not started (0.5 ms growing to 5 ms).
+  FOR i IN 1..220 LOOP
     UPDATE beacon_meta SET revision = new_revision, head_token = new_token
      WHERE id = 1 AND revision = expect_revision AND head_token = expect_token
      RETURNING revision, lease_seq, compact_revision INTO m;
@@ -46,7 +54,19 @@ BEGIN
         USING ERRCODE = 'BCN01';
     END IF;
     IF cur.revision < expect_revision THEN
-      PERFORM pg_sleep(least(0.005, 0.0002 * i));
+      IF waited THEN
+        RAISE EXCEPTION 'the batch before ended without committing revision %', expect_revision USING ERRCODE = 'BCN01';
+      END IF;
+      -- Session locks, given back at once: they only test for, or wait for, the batch before.
+      IF pg_try_advisory_lock_shared(h, l) THEN
+        -- Not started yet (or just ended): look again in a moment.
+        PERFORM pg_advisory_unlock_shared(h, l);
+        PERFORM pg_sleep(least(0.005, 0.00025 * i));
+      ELSE
+        PERFORM pg_advisory_lock_shared(h, l);
+        PERFORM pg_advisory_unlock_shared(h, l);
+        waited := true;
+      END IF;
     END IF;
   END LOOP;
   IF NOT done THEN
