@@ -152,6 +152,16 @@ async function logRows(url: string, from: number): Promise<Map<number, { key: st
   }
 }
 
+async function sql(url: string, text: string, params: unknown[] = []): Promise<pg.QueryResult> {
+  const c = new pg.Client({ connectionString: url });
+  await c.connect();
+  try {
+    return await c.query(text, params);
+  } finally {
+    await c.end();
+  }
+}
+
 function assertConsecutive(revisions: number[], first: number, what: string): void {
   for (let i = 0; i < revisions.length; i++) {
     assert.equal(revisions[i], first + i, `${what}: revision ${first + i} expected at position ${i}, got ${revisions[i]}`);
@@ -261,5 +271,71 @@ describe('chained commits on PostgreSQL', () => {
       'watcher',
     );
     assert.equal(watcher.lastRevision, last);
+  });
+  test('a database made before migration 009 is upgraded in place, and a writer that does not know head tokens cuts into a chain safely', async (t) => {
+    const url = await (server as PostgresServer).createDatabase();
+    // The schema and data of the release before chained commits: version 008, no head token, no function.
+    const [old] = (await startNodes(url, 1)) as [TestNode];
+    for (let i = 0; i < 20; i++) assert.equal((await http(`${old.url}/v1/kv/up/${i}`, { method: 'PUT', body: { value: `old${i}` } })).status, 200);
+    const before = old.store.revision;
+    await old.cleanup();
+    started.splice(started.indexOf(old), 1);
+    await sql(url, 'DROP FUNCTION beacon_commit_chained; ALTER TABLE beacon_meta DROP COLUMN head_token; DELETE FROM beacon_schema_migrations WHERE version = 9');
+
+    const [n] = (await startNodes(url, 1)) as [TestNode];
+    const versions = (await sql(url, 'SELECT version FROM beacon_schema_migrations ORDER BY version')).rows.map((r) => Number(r.version));
+    assert.equal(versions[versions.length - 1], 9);
+    assert.equal(n.store.revision, before);
+    for (let i = 0; i < 20; i++) assert.equal(Buffer.from(n.store.get(`up/${i}`)?.value ?? []).toString(), `old${i}`);
+
+    const watcher = await WatchClient.open(n.url, 'up/', before + 1);
+    const load = writeLoad([n.url], 'up/', 32, 20);
+    await eventually('load is flowing', () => load.acked.size >= 200, 60_000);
+    // A writer of the old release commits between this node's batches: it takes the counter row
+    // lock, writes the next revision and moves the head without touching the head token.
+    const foreign: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      const c = new pg.Client({ connectionString: url });
+      await c.connect();
+      try {
+        await c.query('BEGIN');
+        const head = Number((await c.query('SELECT revision FROM beacon_meta WHERE id = 1 FOR UPDATE')).rows[0].revision);
+        await c.query(
+          `INSERT INTO beacon_kv_log (key, revision, create_revision, version, lease, value, deleted, ts, meta)
+           VALUES ($1, $2, $2, 1, 0, $3, false, $4, null)`,
+          [Buffer.from(`up/foreign/${i}`), head + 1, Buffer.from(`f${i}`), Date.now()],
+        );
+        await c.query('UPDATE beacon_meta SET revision = $1 WHERE id = 1', [head + 1]);
+        await c.query(`SELECT pg_notify('beacon_changes', $1)`, [`${head + 1}:0:0`]);
+        await c.query('COMMIT');
+        foreign.push(head + 1);
+      } finally {
+        await c.end();
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const ackedNow = load.acked.size;
+    await eventually('writes flow on after the old writer', () => load.acked.size >= ackedNow + 200, 60_000);
+    await load.stop();
+    t.diagnostic(`commits: ${JSON.stringify(backendOf(n).commitStats)}`);
+    assert.deepEqual(load.failures, []);
+    assert.ok(backendOf(n).commitStats.chained > 0, JSON.stringify(backendOf(n).commitStats));
+
+    const rows = await logRows(url, before + 1);
+    const logged = [...rows.keys()];
+    assertConsecutive(logged, before + 1, 'log revisions');
+    for (const [r, x] of load.acked) assert.deepEqual(rows.get(r), [x], `acknowledged revision ${r}`);
+    for (const [i, r] of foreign.entries()) assert.deepEqual(rows.get(r), [{ key: `up/foreign/${i}`, value: `f${i}` }]);
+    assert.equal(load.acked.size + foreign.length, logged.length, 'every revision is an acknowledged write or the old writer\'s');
+    const last = logged[logged.length - 1] as number;
+    await watcher.waitForRevision(last, 30_000);
+    watcher.close();
+    assertConsecutive(
+      watcher.frames.map((f) => f.revision),
+      before + 1,
+      'watcher',
+    );
+    await eventually('the view at the database head', () => n.store.revision >= last);
+    for (const [i] of foreign.entries()) assert.equal(Buffer.from(n.store.get(`up/foreign/${i}`)?.value ?? []).toString(), `f${i}`);
   });
 });
