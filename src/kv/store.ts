@@ -787,7 +787,7 @@ export class Store {
     const sent = (this.backend.commitPipelined as NonNullable<Backend['commitPipelined']>)(prevBatch.revision, batch);
     if (sent === undefined) {
       // Not chainable now (lease changes, say): planned again once the batches in flight settled.
-      this.retry = requests;
+      this.retry = requests.concat(this.retry);
       this.chainBroken = true;
       return;
     }
@@ -823,11 +823,15 @@ export class Store {
         } else if (error === undefined) {
           // Refused, nothing written (the head it was planned on did not come to be): plan it again.
           this.chainBroken = true;
-          this.retry.push(...requests);
+          if (this.closed) for (const r of requests) r.reject(new UnavailableError('the node is shutting down'));
+          else this.retry.push(...requests);
         } else {
           this.chainBroken = true;
           this.failBatch(f, error);
         }
+      } catch (err) {
+        this.chainBroken = true;
+        this.failBatch(f, err);
       } finally {
         this.settleInFlight(f, started);
       }
