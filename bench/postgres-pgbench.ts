@@ -12,6 +12,10 @@
  *   `INSERT … ON CONFLICT (k) DO UPDATE` of a random key with a 256-byte value (one durable
  *   commit per statement, as Beacon's PUT).
  *
+ * - While each side runs, `pg_stat_activity` is sampled every 50 ms: what that side's server
+ *   processes were doing (on CPU, or the wait event: the counter row lock, WAL flush, waiting for
+ *   the client…) and how many were active at once; the notes list the shares.
+ *
  * Target: Beacon ≥ 80 % of pgbench's rate. Never fails on a time.
  */
 import { spawn } from 'node:child_process';
@@ -69,10 +73,77 @@ function runPgbench(url: string, args: string[]): Promise<PgbenchResult> {
   });
 }
 
+/** What one side's PostgreSQL processes did, sampled: counts per state/wait event, and active processes per sample. */
+interface Activity {
+  samples: number;
+  active: number;
+  byState: Map<string, number>;
+}
+
+/**
+ * Samples `pg_stat_activity` every `everyMs` for the sessions whose application_name is `app`
+ * until the returned stop() is called. A session counts as `CPU` when active without a wait
+ * event, else as its wait event (`Lock:tuple`, `LWLock:WALWrite`, `IO:WALSync`, `Client:ClientRead`
+ * for an idle-in-transaction session waiting for its client…); idle sessions are not counted.
+ */
+function sampleActivity(url: string, app: string, everyMs = 50): { stop: () => Promise<Activity> } {
+  const acc: Activity = { samples: 0, active: 0, byState: new Map() };
+  const client = new pg.Client({ connectionString: url, application_name: 'bench-sampler' });
+  client.on('error', () => undefined);
+  let stopped = false;
+  const loop = (async () => {
+    await client.connect();
+    while (!stopped) {
+      const res = await client.query<{ s: string; n: string }>(
+        `SELECT CASE WHEN state = 'active' AND wait_event IS NULL THEN 'CPU'
+                     WHEN wait_event IS NULL THEN state ELSE wait_event_type || ':' || wait_event END AS s, count(*) AS n
+           FROM pg_stat_activity WHERE application_name = $1 AND state <> 'idle' AND pid <> pg_backend_pid() GROUP BY 1`,
+        [app],
+      );
+      acc.samples++;
+      for (const r of res.rows) {
+        const n = Number(r.n);
+        acc.byState.set(r.s, (acc.byState.get(r.s) ?? 0) + n);
+        if (r.s !== 'idle in transaction' && r.s !== 'Client:ClientRead') acc.active += n;
+      }
+      await sleep(everyMs);
+    }
+  })();
+  return {
+    stop: async () => {
+      stopped = true;
+      await loop.catch(() => undefined);
+      await client.end().catch(() => undefined);
+      return acc;
+    },
+  };
+}
+
+function mergeActivity(list: Activity[]): Activity {
+  const out: Activity = { samples: 0, active: 0, byState: new Map() };
+  for (const a of list) {
+    out.samples += a.samples;
+    out.active += a.active;
+    for (const [k, v] of a.byState) out.byState.set(k, (out.byState.get(k) ?? 0) + v);
+  }
+  return out;
+}
+
+/** "CPU 41 %, Lock:tuple 30 %, …; 2.1 active" — shares of the sampled non-idle sessions. */
+function describeActivity(a: Activity): string {
+  const total = [...a.byState.values()].reduce((x, y) => x + y, 0);
+  if (total === 0) return 'no samples';
+  const parts = [...a.byState.entries()]
+    .sort((x, y) => y[1] - x[1])
+    .slice(0, 6)
+    .map(([k, v]) => `${k} ${Math.round((v / total) * 100)} %`);
+  return `${parts.join(', ')}; ${round(a.active / Math.max(1, a.samples), 1)} server processes busy on average`;
+}
+
 interface RunOut {
   /** `batch`: mean writes per backend transaction; `commitMs`: mean backend transaction time. */
-  beacon: HttpLoadResult & { cpuPct: number; batch: number; commitMs: number };
-  pgbench: PgbenchResult;
+  beacon: HttpLoadResult & { cpuPct: number; batch: number; commitMs: number; activity: Activity };
+  pgbench: PgbenchResult & { activity: Activity };
 }
 
 /** The postgres-vs-pgbench benchmark (see the module comment). */
@@ -114,6 +185,7 @@ export const postgresVsPgbench: Benchmark = {
         const before = await scrapeMetrics(srv.url);
         const cpu0 = cpuSeconds(srv.pid);
         const t0 = performance.now();
+        const sampler = sampleActivity(url, 'beacon');
         const r = await runHttpLoad({
           loader: 'own',
           url: srv.url,
@@ -127,11 +199,12 @@ export const postgresVsPgbench: Benchmark = {
           keyPrefix: 'bench/rand/',
           valueBytes: VALUE_BYTES,
         });
+        const activity = await sampler.stop();
         const cpuPct = ((cpuSeconds(srv.pid) - cpu0) / ((performance.now() - t0) / 1000)) * 100;
         const after = await scrapeMetrics(srv.url);
         const b = histogramDelta(readHistogram(after, 'beacon_backend_commit_batch_size'), readHistogram(before, 'beacon_backend_commit_batch_size'));
         const c = histogramDelta(readHistogram(after, 'beacon_backend_commit_duration_seconds'), readHistogram(before, 'beacon_backend_commit_duration_seconds'));
-        return { ...r, cpuPct, batch: b.sum / b.count, commitMs: (c.sum / c.count) * 1000 };
+        return { ...r, cpuPct, batch: b.sum / b.count, commitMs: (c.sum / c.count) * 1000, activity };
       };
       // pgbench's -T includes connecting its 128 clients, which took 5 s on the busy VM: the
       // allowance keeps the window of upserts about `s` long; its rate is the one it prints
@@ -141,17 +214,22 @@ export const postgresVsPgbench: Benchmark = {
       ctx.log('postgres-vs-pgbench: warm-up');
       await beaconWindow(3000, 1000);
       await runPgbench(url, pgbenchArgs(5));
+      const pgbenchWindow = async (s: number): Promise<RunOut['pgbench']> => {
+        const sampler = sampleActivity(url, 'pgbench');
+        const p = await runPgbench(url, pgbenchArgs(s));
+        return { ...p, activity: await sampler.stop() };
+      };
       const seconds = Math.max(1, Math.round(opts.pgDurationS));
       for (let i = 1; i <= opts.runs; i++) {
         let b: RunOut['beacon'] | undefined;
-        let p: PgbenchResult | undefined;
+        let p: RunOut['pgbench'] | undefined;
         const order = i % 2 === 1 ? ['beacon', 'pgbench'] : ['pgbench', 'beacon'];
         for (const who of order) {
           if (who === 'beacon') b = await beaconWindow(seconds * 1000, 1000);
-          else p = await runPgbench(url, pgbenchArgs(seconds));
+          else p = await pgbenchWindow(seconds);
           await sleep(300);
         }
-        const run = { beacon: b as RunOut['beacon'], pgbench: p as PgbenchResult };
+        const run = { beacon: b as RunOut['beacon'], pgbench: p as RunOut['pgbench'] };
         runs.push(run);
         ctx.log(
           `postgres-vs-pgbench run ${i}/${opts.runs}: Beacon ${Math.round(run.beacon.rps)}/s p50 ${round(run.beacon.p50Ms)} p99 ${round(run.beacon.p99Ms)} ms; ` +
@@ -181,6 +259,8 @@ export const postgresVsPgbench: Benchmark = {
         `${version} (${external ? 'the server BENCH_POSTGRES_URL names' : 'a temporary local server'}): ${settings}`,
         `Beacon: serve --dev --backend <the database>, PUT of ${VALUE_BYTES}-byte values over ${KEY_SPACE.toLocaleString('en-US')} random keys, own generator, ${CONNECTIONS} connections, ${opts.pgDurationS} s; pgbench -n -f upsert.sql -c ${CONNECTIONS} -j 2 -T ${Math.round(opts.pgDurationS) + PGBENCH_CONNECT_ALLOWANCE_S} (its tps without the initial connection time) on bench_upsert in the same database (INSERT … ON CONFLICT DO UPDATE of one of ${KEY_SPACE.toLocaleString('en-US')} keys, ${VALUE_BYTES}-byte value)`,
         `median Beacon node CPU ${Math.round(median(runs.map((r) => r.beacon.cpuPct)))} % of one core; PostgreSQL, pgbench and the generator share the same two cores`,
+        `PostgreSQL processes serving Beacon (pg_stat_activity every 50 ms, all windows): ${describeActivity(mergeActivity(runs.map((r) => r.beacon.activity)))}`,
+        `PostgreSQL processes serving pgbench (same sampling; pgbench's connection phase included): ${describeActivity(mergeActivity(runs.map((r) => r.pgbench.activity)))}`,
         errors.length === 0 ? 'no errors' : `ERRORS: ${errors.map((r) => `${r.beacon.errorDetail} pgbench failed ${r.pgbench.failed}`).join('; ')}`,
       ],
     );

@@ -114,8 +114,26 @@ export interface Backend {
   loadLeases(): Promise<Lease[]>;
   /** The backend's committed head revision, for linearizable reads. */
   headRevision(): Promise<number>;
-  /** Runs `plan` under the write lock and durably commits what it returns; resolves with that batch. */
+  /**
+   * Runs `plan` under the write lock and durably commits what it returns; resolves with that batch.
+   * `plan` may be called more than once (a backend may first try a batch planned on the view as it
+   * is, then plan again under its lock with what other nodes wrote); only the last call's batch is
+   * committed, so `plan` must not change anything but through `missed`.
+   */
   commit(appliedRevision: number, plan: CommitPlanner): Promise<CommitBatch>;
+  /**
+   * Optional pipelined commit (shared backends): commits `batch`, planned by this node on top of
+   * its batches still in flight, whose revisions follow `afterRevision` (the head revision the
+   * last batch handed over ends at). Returns undefined at once, sending nothing, when the batch
+   * cannot be chained now (plan it again once the batches in flight settled). The promise
+   * resolves with the batch once it is durable, which is never before every earlier batch of
+   * this node committed; with undefined when nothing of it was written because the head it was
+   * planned on did not come to be (another node wrote between, or an earlier batch failed):
+   * plan it again. It rejects when the write failed or its outcome is unknown.
+   */
+  commitPipelined?(afterRevision: number, batch: CommitBatch): Promise<CommitBatch | undefined> | undefined;
+  /** How many batches may be in flight at once with {@link commitPipelined}, the one {@link commit} runs included (absent: 1). */
+  readonly pipelineDepth?: number;
   /** Reads a range as of an older revision (the view serves the latest). */
   range(query: BackendRangeQuery): Promise<{ kvs: KeyValue[]; more: boolean; count: number }>;
   /**

@@ -126,7 +126,12 @@ export class Store {
   private readonly listeners = new Set<CommitListener>();
   private queue: WriteRequest[] = [];
   private flushScheduled = false;
-  private committing = false;
+  /** Batches handed to the backend and not settled yet, oldest first (more than one only with pipelined commits). */
+  private inflight: InFlight[] = [];
+  /** Requests of pipelined batches the backend refused (nothing written): planned again first, in order. */
+  private retry: WriteRequest[] = [];
+  /** Set when a pipelined batch was refused or failed: no more chaining until the batches in flight settled. */
+  private chainBroken = false;
   private closed = false;
   private expiryTimer: NodeJS.Timeout | undefined;
   private driveExpiry: boolean;
@@ -206,10 +211,11 @@ export class Store {
   async close(): Promise<void> {
     this.closed = true;
     if (this.expiryTimer) clearTimeout(this.expiryTimer);
-    const pending = this.queue;
+    const pending = this.retry.concat(this.queue);
     this.queue = [];
+    this.retry = [];
     for (const r of pending) r.reject(new UnavailableError('the node is shutting down'));
-    while (this.committing) await new Promise((r) => setTimeout(r, 5));
+    while (this.inflight.length > 0) await new Promise((r) => setTimeout(r, 5));
     await this.backend.close();
   }
 
@@ -697,45 +703,157 @@ export class Store {
   }
 
   private scheduleFlush(): void {
-    if (this.flushScheduled || this.committing) return;
+    if (this.flushScheduled || !this.canFlush()) return;
     this.flushScheduled = true;
     // setImmediate runs after the I/O phase, so every request parsed in this loop turn joins the batch.
     setImmediate(() => {
       this.flushScheduled = false;
-      void this.flush();
+      this.flush();
     });
   }
 
-  private async flush(): Promise<void> {
-    if (this.committing || this.queue.length === 0) return;
-    this.committing = true;
-    const requests = this.queue;
+  /** Whether a batch can start now: one when none is in flight, more while the backend chains them. */
+  private canFlush(): boolean {
+    if (this.queue.length === 0 && this.retry.length === 0) return false;
+    if (this.inflight.length === 0) return true;
+    const last = this.inflight[this.inflight.length - 1] as InFlight;
+    return (
+      !this.chainBroken &&
+      this.backend.commitPipelined !== undefined &&
+      this.inflight.length < (this.backend.pipelineDepth ?? 1) &&
+      last.batch !== undefined
+    );
+  }
+
+  private takeRequests(): WriteRequest[] {
+    const requests = this.retry.length === 0 ? this.queue : this.retry.concat(this.queue);
     this.queue = [];
+    this.retry = [];
+    return requests;
+  }
+
+  private flush(): void {
+    if (!this.canFlush()) return;
+    if (this.inflight.length === 0) void this.commitFirst();
+    else this.commitChained();
+  }
+
+  /** Commits a batch with nothing in flight before it: the backend plans it under its write lock. */
+  private async commitFirst(): Promise<void> {
+    const requests = this.takeRequests();
+    const f = newInFlight(requests, undefined);
+    this.inflight.push(f);
     const started = performance.now();
-    let outcomes: Outcome[] = [];
-    let published: RevisionEvents[] = [];
     try {
       const batch = await this.backend.commit(this._revision, (missed, head) => {
+        // Planned again (the backend's first try met another node's write): batches chained on the
+        // first plan will be refused, and none may chain on them.
+        if (f.batch !== undefined) this.chainBroken = true;
         if (missed.length > 0) this.applyLog(missed);
         if (head > this._revision) this._revision = head;
         const planner = new Planner(this.view, this.lessor, this._revision, this.clock());
-        outcomes = requests.map((r) => planner.plan(r));
-        published = planner.published;
-        return planner.batch();
+        f.outcomes = requests.map((r) => planner.plan(r));
+        f.planner = planner;
+        f.batch = planner.batch();
+        // The next batch may be planned on top of this one (in a later turn, once the backend sent it).
+        this.scheduleFlush();
+        return f.batch;
       });
       this.writeFailure = undefined;
-      this.applyCommitted(batch, published);
-      requests.forEach((r, i) => settle(r, outcomes[i] as Outcome));
+      f.committed = true;
+      this.applyCommitted(batch, f.planner?.published ?? []);
+      requests.forEach((r, i) => settle(r, f.outcomes[i] as Outcome));
     } catch (err) {
-      const e = err instanceof BeaconError ? err : new UnavailableError(`commit failed: ${(err as Error).message}`, { cause: err });
-      // A new object each time, so a write probe in flight can tell that a commit failed meanwhile.
-      this.writeFailure = { reason: e.message, since: this.writeFailure?.since ?? Date.now() };
-      for (const r of requests) r.reject(e);
+      this.failBatch(f, err);
     } finally {
-      this.committing = false;
-      this.onBatch?.(requests.length, performance.now() - started);
-      if (this.queue.length > 0) this.scheduleFlush();
+      this.settleInFlight(f, started);
     }
+  }
+
+  /**
+   * Plans a batch on top of the batches in flight (their writes, the last one's revision) and hands it to the
+   * backend's pipelined commit. Results are handled in batch order: a batch is applied only after
+   * the one before it was.
+   */
+  private commitChained(): void {
+    const prev = this.inflight[this.inflight.length - 1] as InFlight;
+    const prevBatch = prev.batch as CommitBatch;
+    const requests = this.takeRequests();
+    // Every batch still in flight is unapplied: its writes are the state this one starts from.
+    const bases = this.inflight.map((f) => f.planner).filter((p): p is Planner => p !== undefined);
+    const planner = new Planner(this.view, this.lessor, prevBatch.revision, this.clock(), bases);
+    const outcomes = requests.map((r) => planner.plan(r));
+    const batch = planner.batch();
+    const sent = (this.backend.commitPipelined as NonNullable<Backend['commitPipelined']>)(prevBatch.revision, batch);
+    if (sent === undefined) {
+      // Not chainable now (lease changes, say): planned again once the batches in flight settled.
+      this.retry = requests.concat(this.retry);
+      this.chainBroken = true;
+      return;
+    }
+    const f = newInFlight(requests, prev);
+    f.planner = planner;
+    f.batch = batch;
+    f.outcomes = outcomes;
+    this.inflight.push(f);
+    this.scheduleFlush();
+    const started = performance.now();
+    void (async () => {
+      let committed: CommitBatch | undefined;
+      let error: unknown;
+      try {
+        committed = await sent;
+      } catch (err) {
+        error = err;
+      }
+      await prev.done;
+      try {
+        if (committed !== undefined) {
+          // This batch was chained on the ones before it: they committed too, even one whose answer was lost.
+          const lost: InFlight[] = [];
+          for (let p = f.prev; p !== undefined && !p.committed; p = p.prev) lost.unshift(p);
+          for (const p of lost) {
+            p.committed = true;
+            if (p.batch !== undefined) this.applyCommitted(p.batch, p.planner?.published ?? []);
+          }
+          this.writeFailure = undefined;
+          f.committed = true;
+          this.applyCommitted(batch, planner.published);
+          requests.forEach((r, i) => settle(r, outcomes[i] as Outcome));
+        } else if (error === undefined) {
+          // Refused, nothing written (the head it was planned on did not come to be): plan it again.
+          this.chainBroken = true;
+          if (this.closed) for (const r of requests) r.reject(new UnavailableError('the node is shutting down'));
+          else this.retry.push(...requests);
+        } else {
+          this.chainBroken = true;
+          this.failBatch(f, error);
+        }
+      } catch (err) {
+        this.chainBroken = true;
+        this.failBatch(f, err);
+      } finally {
+        this.settleInFlight(f, started);
+      }
+    })();
+  }
+
+  private failBatch(f: InFlight, err: unknown): void {
+    const e = err instanceof BeaconError ? err : new UnavailableError(`commit failed: ${(err as Error).message}`, { cause: err });
+    // A new object each time, so a write probe in flight can tell that a commit failed meanwhile.
+    this.writeFailure = { reason: e.message, since: this.writeFailure?.since ?? Date.now() };
+    for (const r of f.requests) r.reject(e);
+  }
+
+  private settleInFlight(f: InFlight, started: number): void {
+    const i = this.inflight.indexOf(f);
+    if (i >= 0) this.inflight.splice(i, 1);
+    // A committed batch's predecessors are applied; a failed one's may still be needed by the next batch.
+    if (f.committed) f.prev = undefined;
+    if (this.inflight.length === 0) this.chainBroken = false;
+    f.resolveDone();
+    this.onBatch?.(f.requests.length, performance.now() - started);
+    this.scheduleFlush();
   }
 
   private applyCommitted(batch: CommitBatch, published: RevisionEvents[]): void {
@@ -851,6 +969,26 @@ export class Store {
 
 type Outcome = { ok: true; value: unknown } | { ok: false; error: unknown };
 
+/** A batch handed to the backend: its requests and, once planned, its planner, batch and outcomes. */
+interface InFlight {
+  requests: WriteRequest[];
+  planner: Planner | undefined;
+  batch: CommitBatch | undefined;
+  outcomes: Outcome[];
+  /** The batch it was chained on (pipelined commits), until this one committed. */
+  prev: InFlight | undefined;
+  committed: boolean;
+  /** Resolves once the batch's result was handled (applied, answered or given back to the queue). */
+  done: Promise<void>;
+  resolveDone: () => void;
+}
+
+function newInFlight(requests: WriteRequest[], prev: InFlight | undefined): InFlight {
+  let resolveDone: () => void = () => undefined;
+  const done = new Promise<void>((r) => (resolveDone = r));
+  return { requests, planner: undefined, batch: undefined, outcomes: [], prev, committed: false, done, resolveDone };
+}
+
 function settle(r: WriteRequest, o: Outcome): void {
   if (o.ok) (r.resolve as (v: unknown) => void)(o.value);
   else r.reject(o.error);
@@ -863,6 +1001,8 @@ function settle(r: WriteRequest, o: Outcome): void {
  */
 class Planner {
   private readonly overlay = new Map<string, KeyValue | null>();
+  /** This batch's own writes (the overlay also holds those of the batches it is chained on). */
+  private readonly own = new Map<string, KeyValue | null>();
   private readonly entries: LogEntry[] = [];
   private readonly grants: Lease[] = [];
   private readonly revokes: number[] = [];
@@ -872,13 +1012,21 @@ class Planner {
   readonly published: RevisionEvents[] = [];
   private revision: number;
 
+  /** `bases`: the planners of the batches still in flight that this one is chained on, oldest first (their writes are its starting state). */
   constructor(
     private readonly view: View,
     private readonly lessor: Lessor,
     head: number,
     private readonly now: number,
+    bases: Planner[] = [],
   ) {
     this.revision = head;
+    for (const b of bases) for (const [k, kv] of b.own) this.overlay.set(k, kv);
+  }
+
+  private write(key: string, kv: KeyValue | null): void {
+    this.overlay.set(key, kv);
+    this.own.set(key, kv);
   }
 
   batch(): CommitBatch {
@@ -1026,7 +1174,7 @@ class Planner {
         };
         // A kept value keeps how it is held; a new one is held as the store sealed it.
         if (op.ignoreValue ? prev?.encrypted === true : (op as Partial<SealedPut>).sealed === true) kv.encrypted = true;
-        this.overlay.set(op.key, kv);
+        this.write(op.key, kv);
         const ev: WatchEvent = { type: 'put', kv };
         if (prev) ev.prevKv = prev;
         group.events.push(ev);
@@ -1035,7 +1183,7 @@ class Planner {
       }
       const victims = this.range(op.key, op.rangeEnd);
       for (const prev of victims) {
-        this.overlay.set(prev.key, null);
+        this.write(prev.key, null);
         group.events.push({ type: 'delete', kv: tombstone(prev.key, rev), prevKv: prev });
       }
       results.push(op.prevKv ? { type: 'delete', deleted: victims.length, prevKvs: victims } : { type: 'delete', deleted: victims.length });
@@ -1103,7 +1251,7 @@ class Planner {
     const group: RevisionEvents = { revision: rev, ts: this.now, meta: JSON.stringify({ lease: id, reason: expiry ? 'expired' : 'revoked' }), events: [] };
     for (const k of keys) {
       const prev = this.get(k) as KeyValue;
-      this.overlay.set(k, null);
+      this.write(k, null);
       group.events.push({ type: 'delete', kv: tombstone(k, rev), prevKv: prev });
     }
     this.commitGroup(group);

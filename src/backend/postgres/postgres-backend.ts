@@ -3,7 +3,7 @@
  * locked inside every write transaction, orders revisions; every commit NOTIFYs the other nodes.
  */
 import Database from 'better-sqlite3';
-import { createHash } from 'node:crypto';
+import { createHash, randomInt } from 'node:crypto';
 import pg from 'pg';
 import { BeaconError, InvalidArgumentError, NotFoundError, UnavailableError } from '../../errors.js';
 import type { AuditQuery, AuditRecord, KeyValue, Lease, LogEntry } from '../../mvcc/index.js';
@@ -20,8 +20,16 @@ export const CHANGES_CHANNEL = 'beacon_changes';
 /** The session advisory lock whose holder drives lease expiry, for a store in the `public` schema ("beacn" + 2). */
 export const EXPIRY_LOCK_KEY = 0x6265_6163_6e02;
 
-/** Default connections per node in the pool (commits use one at a time; reads and followers the rest). */
+/** Default connections per node in the pool (commits in flight use up to {@link PIPELINE_DEPTH}; reads and followers the rest). */
 export const DEFAULT_POOL_MAX = 10;
+/**
+ * How many write batches of one node may be in flight at once (chained commits, migration 009):
+ * each on its own pooled connection, planned on top of the one before, committed in order.
+ * At most the pool size minus two, so reads and the change feed always find a connection.
+ */
+export const PIPELINE_DEPTH = 4;
+/** The SQLSTATE `beacon_commit_chained` raises when the head is not the one its batch was planned on (migration 009). */
+const STALE_HEAD = 'BCN01';
 /** How long to wait for a connection, in ms, before a request fails with `unavailable`. */
 export const CONNECT_TIMEOUT_MS = 3000;
 /** The longest any statement may run (server side) and any query may wait (client side), in ms. */
@@ -65,6 +73,8 @@ interface LogRow {
 
 interface MetaRow {
   revision: number;
+  /** The token of the batch that wrote `revision` (migration 009); 0 when an older node wrote it. */
+  head_token: number;
   compact_revision: number;
   purged_revision: number;
   lease_seq: number;
@@ -215,6 +225,29 @@ export class PostgresBackend implements Backend {
   /** The server's `server_version_num` (e.g. 150004 for 15.4), known once {@link open} resolved; 0 before. */
   serverVersion = 0;
   private lockedHead: number | undefined;
+  /**
+   * The head this node's last batch sent will leave (its revision and token), which the next
+   * batch may be chained on; undefined when unknown (before the first commit, after a failure,
+   * while a commit under the lock has not planned yet).
+   */
+  private chainTip: { revision: number; token: number } | undefined;
+  /** Chained batches sent and not answered yet. */
+  private chainInFlight = 0;
+  /**
+   * Set while other nodes write too (a commit under the lock found their revisions, or a chained
+   * batch was refused): then every batch is planned under the lock, as a chained one would mostly
+   * be refused after inserting its rows (work thrown away, dead rows). Cleared by a commit under
+   * the lock that finds no other node wrote since this node's last.
+   */
+  private contended = false;
+  /**
+   * Counts of this node's commits since open: `chained` batches committed by one chained statement
+   * (see {@link commitPipelined}), `locked` batches committed under the lock, `refused` chained
+   * batches that found another head (nothing written; planned again). For tests and diagnostics.
+   */
+  readonly commitStats = { chained: 0, locked: 0, refused: 0 };
+  /** See {@link Backend.pipelineDepth}. */
+  readonly pipelineDepth: number;
   /** The newest revision and lease sequence this node's own commits wrote (or are writing). */
   private ownRevision = 0;
   private ownLeaseSeq = 0;
@@ -264,6 +297,7 @@ export class PostgresBackend implements Backend {
       types: TYPES,
       ...(this.urlOptions === undefined ? {} : { options: this.urlOptions }),
     };
+    this.pipelineDepth = Math.max(1, Math.min(PIPELINE_DEPTH, (this.config.max ?? DEFAULT_POOL_MAX) - 2));
   }
 
   /** The lease change sequence this node has applied (see beacon_meta.lease_seq). */
@@ -453,12 +487,75 @@ export class PostgresBackend implements Backend {
   }
 
   /**
-   * The write path. Locks the counter row, reads what other nodes committed after
-   * `appliedRevision`, lets `plan` decide the batch against that state, writes it with the new
-   * head revision and commits. The lock is held until COMMIT, so the next writer on any node
-   * reads a head that includes this batch: revisions are allocated and made visible in order.
+   * The write path. When this node wrote the head it has applied (it knows the head's token), the
+   * batch is planned on the view as it is and sent as one chained statement (one round trip, see
+   * {@link commitPipelined}); if another node wrote meanwhile, or the batch changes leases, it is
+   * planned again under the lock ({@link commitLocked}).
    */
   async commit(appliedRevision: number, plan: CommitPlanner): Promise<CommitBatch> {
+    const tip = this.chainTip;
+    if (tip !== undefined && tip.revision === appliedRevision && this.chainInFlight === 0 && !this.contended) {
+      const batch = plan([], appliedRevision);
+      if (chainable(batch)) {
+        const out = await this.sendChained(batch, tip);
+        if (out !== undefined) return out;
+        // The head moved (another node wrote): plan again under the lock with what it wrote.
+      }
+    }
+    return this.commitLocked(appliedRevision, plan);
+  }
+
+  /**
+   * Commits `batch`, planned by this node on top of its batch still in flight that ends at
+   * `afterRevision`, in one statement on its own connection (`beacon_commit_chained`, migration
+   * 009): its log rows are inserted at once, in parallel with the batches before it, and its head
+   * update waits for the batch before to commit, then checks it is that batch's head (revision and
+   * token). So batches commit, and become visible to every reader, strictly in revision order,
+   * and a batch whose predecessor failed is refused with nothing written. Only key writes chain
+   * (no lease grant, revoke or lease-bound put: those are planned under the lock, where this
+   * node first learns every other node's lease changes).
+   */
+  commitPipelined(afterRevision: number, batch: CommitBatch): Promise<CommitBatch | undefined> | undefined {
+    const tip = this.chainTip;
+    if (this.closed || this.contended || tip === undefined || tip.revision !== afterRevision || !chainable(batch)) return undefined;
+    return this.sendChained(batch, tip);
+  }
+
+  private async sendChained(batch: CommitBatch, expect: { revision: number; token: number }): Promise<CommitBatch | undefined> {
+    const token = newToken(expect.token);
+    this.chainTip = { revision: batch.revision, token };
+    this.chainInFlight++;
+    // Claimed before the commit can become visible, so its NOTIFY is known as this node's own. A
+    // refused batch leaves the claim too high; the store plans its requests again at once under
+    // the lock, which reads what other nodes wrote (and the heartbeat's head check would too).
+    this.ownRevision = Math.max(this.ownRevision, batch.revision);
+    try {
+      await this.db.query(CHAINED_SQL, [expect.revision, expect.token, batch.revision, token, this.channel, ...chainedParams(batch)]);
+      this.commitStats.chained++;
+      return batch;
+    } catch (err) {
+      // Every batch chained after this one is refused as well; the next commit locks and learns the head.
+      this.chainTip = undefined;
+      if (err instanceof pg.DatabaseError && err.code === STALE_HEAD) {
+        this.commitStats.refused++;
+        this.contended = true;
+        return undefined;
+      }
+      throw this.fail('commit', err);
+    } finally {
+      this.chainInFlight--;
+    }
+  }
+
+  /**
+   * The write path under the lock. Locks the counter row, reads what other nodes committed after
+   * `appliedRevision`, lets `plan` decide the batch against that state, writes it with the new
+   * head revision and token and commits. The lock is held until COMMIT, so the next writer on any
+   * node reads a head that includes this batch: revisions are allocated and made visible in order.
+   */
+  private async commitLocked(appliedRevision: number, plan: CommitPlanner): Promise<CommitBatch> {
+    // Nothing may chain on an earlier plan while this one is being made.
+    this.chainTip = undefined;
     const { client, done } = await this.checkout('commit');
     let leaseSeqAfter = 0;
     let revisionAfter = 0;
@@ -466,13 +563,14 @@ export class PostgresBackend implements Backend {
       // One round trip: BEGIN and the lock as one simple-protocol message (no parameters).
       // purged_revision here also covers rows history retention removed (retained_revision).
       const results = (await client.query(
-        'BEGIN; SELECT revision, greatest(purged_revision, retained_revision) AS purged_revision, lease_seq FROM beacon_meta WHERE id = 1 FOR UPDATE',
+        'BEGIN; SELECT revision, head_token, greatest(purged_revision, retained_revision) AS purged_revision, lease_seq FROM beacon_meta WHERE id = 1 FOR UPDATE',
       )) as unknown as
         pg.QueryResult<MetaRow>[];
       const m = results[1]?.rows[0];
       if (m === undefined) throw new UnavailableError('beacon_meta has no row; the database is damaged');
       const head = m.revision;
       this.lockedHead = head;
+      this.contended = head > appliedRevision;
       if (head < appliedRevision) {
         // The database lost revisions this node applied (restored from a backup, or an asynchronous
         // replica promoted): writing now would reuse revision numbers that watchers already saw.
@@ -507,8 +605,11 @@ export class PostgresBackend implements Backend {
       leaseSeqAfter = leasesChanged ? m.lease_seq + 1 : m.lease_seq;
       revisionAfter = batch.revision;
       if (batch.entries.length > 0 || leasesChanged || (batch.audit?.length ?? 0) > 0) {
-        // $31 (after the NOTIFY channel, $30): whether each entry's value was sealed by the store.
-        await client.query(WRITE_SQL, [...writeParams(batch, head, leaseSeqAfter), this.channel, batch.entries.map((e) => e.encrypted === true)]);
+        const token = newToken(m.head_token);
+        // The next batch may chain on this one from now (it waits for this COMMIT in PostgreSQL).
+        this.chainTip = { revision: Math.max(head, batch.revision), token };
+        // $31 (after the NOTIFY channel, $30): whether each entry's value was sealed by the store; $32 the head's token.
+        await client.query(WRITE_SQL, [...writeParams(batch, head, leaseSeqAfter), this.channel, batch.entries.map((e) => e.encrypted === true), token]);
         // Only from here can the batch become visible; raised before COMMIT returns, so a NOTIFY of
         // our own commit that arrives first is recognised (isOwnChange). A batch that failed
         // before this point never claims its revision, so another node's commit of it is applied.
@@ -517,13 +618,16 @@ export class PostgresBackend implements Backend {
         this.ownLeaseSeq = Math.max(this.ownLeaseSeq, leaseSeqAfter);
         await commitDone;
       } else {
+        this.chainTip = { revision: head, token: m.head_token };
         await client.query('ROLLBACK'); // nothing to write (every txn failed its compares)
       }
       done(false);
+      this.commitStats.locked++;
       this._leaseSeq = Math.max(this._leaseSeq, leaseSeqAfter);
       this.settleCommit(); // synchronously before the store applies the batch (in this same turn)
       return batch;
     } catch (err) {
+      this.chainTip = undefined;
       await abandon(client, done, err);
       // The outcome of a COMMIT that lost its connection is unknown: the follower applies it if it happened.
       this.settleCommit();
@@ -1260,9 +1364,43 @@ a AS (
                        $25::text[], $26::text[], $27::text[], $28::text[])
 ),
 m AS (
-  UPDATE beacon_meta SET revision = $17::int8, lease_seq = $13::int8 WHERE id = 1 RETURNING revision, lease_seq, compact_revision
+  UPDATE beacon_meta SET revision = $17::int8, lease_seq = $13::int8, head_token = $32::int8 WHERE id = 1 RETURNING revision, lease_seq, compact_revision
 )
 SELECT pg_notify($30::text, m.revision || ':' || m.lease_seq || ':' || m.compact_revision) FROM m`;
+
+/** One chained batch (see PostgresBackend.commitPipelined and migrations/009_chained_commit.sql). */
+const CHAINED_SQL = `SELECT beacon_commit_chained(${Array.from({ length: 26 }, (_, i) => `$${i + 1}`).join(', ')})`;
+
+/** Whether a batch may be committed chained: key writes only, nothing that reads or changes leases. */
+function chainable(batch: CommitBatch): boolean {
+  return batch.entries.length > 0 && batch.leaseGrants.length === 0 && batch.leaseRevokes.length === 0 && batch.entries.every((e) => e.lease === 0);
+}
+
+/** A random head token (a positive int8 below 2^53), different from `previous`. */
+function newToken(previous: number): number {
+  for (;;) {
+    const t = randomInt(1, 2 ** 47) * 64 + randomInt(0, 64);
+    if (t !== previous) return t;
+  }
+}
+
+/** The log and audit arrays of a chained batch ($6…$26 of {@link CHAINED_SQL}). */
+function chainedParams(batch: CommitBatch): unknown[] {
+  const es = batch.entries;
+  return [
+    es.map((e) => toBuf(e.key)),
+    es.map((e) => e.revision),
+    es.map((e) => e.createRevision),
+    es.map((e) => e.version),
+    es.map((e) => e.lease),
+    es.map((e) => asBuffer(e.value)),
+    es.map((e) => e.deleted),
+    es.map((e) => e.ts),
+    es.map((e) => e.meta),
+    es.map((e) => e.encrypted === true),
+    ...auditParams(batch.audit ?? []),
+  ];
+}
 
 /** How long a ROLLBACK on a connection that answered an error may take before the connection is dropped instead, in ms. */
 const ROLLBACK_TIMEOUT_MS = 1000;
