@@ -1,7 +1,8 @@
 /**
  * resp: Beacon's RESP listener against the Debian redis-server, started on free ports in the
  * same run, measured with `redis-benchmark -t set,get,incr,mset -n N -c 50` at -P 1 and -P 16.
- * Memory namespace (the whole keyspace a cache, no AOF) vs redis-server: requests/s ratios and
+ * Memory namespace (the whole keyspace a cache, no AOF) vs redis-server, each test on both servers
+ * back to back (the order alternating by run): requests/s ratios and
  * p99 at -P 1; durable keys over RESP at -P 16 (SET) next to the durable HTTP PUT figure of the
  * put-durable benchmark. Prints figures; never fails on a time.
  * Targets (issue 11): memory ≥ 60 % of redis-server at -P 1, ≥ 25 % at -P 16, p99 at -P 1 ≤ 2×.
@@ -86,11 +87,18 @@ export const resp: Benchmark = {
         // The whole keyspace a cache namespace, except durable/ (the rule of docs/resp.md).
         await fetch(`${beacon.url}/v1/namespaces/`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: '{"storage":"memory"}' });
         await fetch(`${beacon.url}/v1/namespaces/durable/`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: '{"storage":"durable"}' });
+        // Each test runs on both servers back to back, the order alternating by run, so that a
+        // ratio compares two windows seconds apart rather than a minute apart on a shared machine.
         for (const [i, p] of pipelines.entries()) {
-          ctx.log(`run ${run + 1}/${runs}: redis-server -P ${p}`);
-          (redisFig[i] as Figures[]).push(await redisBenchmark(redis.port, TESTS, n, p));
-          ctx.log(`run ${run + 1}/${runs}: beacon memory -P ${p}`);
-          (memFig[i] as Figures[]).push(await redisBenchmark(bport, TESTS, n, p));
+          const rf: Figures = {};
+          const bf: Figures = {};
+          for (const t of TESTS) {
+            ctx.log(`run ${run + 1}/${runs}: ${t.toUpperCase()} -P ${p}, redis-server and beacon memory`);
+            const both = run % 2 === 0 ? [redis.port, bport] : [bport, redis.port];
+            for (const port of both) Object.assign(port === bport ? bf : rf, await redisBenchmark(port, [t], n, p));
+          }
+          (redisFig[i] as Figures[]).push(rf);
+          (memFig[i] as Figures[]).push(bf);
         }
         // Durable keys: SET under durable/ (a durable namespace inside the memory catch-all).
         ctx.log(`run ${run + 1}/${runs}: beacon durable SET -P 16`);
