@@ -1384,9 +1384,8 @@ function newToken(previous: number): number {
   }
 }
 
-/** The log and audit arrays of a chained batch ($6…$26 of {@link CHAINED_SQL}). */
-function chainedParams(batch: CommitBatch): unknown[] {
-  const es = batch.entries;
+/** The nine column arrays of a batch's log rows (key, revision, create revision, version, lease, value, deleted, ts, meta), in that order. */
+function logParams(es: CommitBatch['entries']): unknown[] {
   return [
     es.map((e) => toBuf(e.key)),
     es.map((e) => e.revision),
@@ -1397,6 +1396,14 @@ function chainedParams(batch: CommitBatch): unknown[] {
     es.map((e) => e.deleted),
     es.map((e) => e.ts),
     es.map((e) => e.meta),
+  ];
+}
+
+/** The log and audit arrays of a chained batch ($6…$26 of {@link CHAINED_SQL}). */
+function chainedParams(batch: CommitBatch): unknown[] {
+  const es = batch.entries;
+  return [
+    ...logParams(es),
     es.map((e) => e.encrypted === true),
     ...auditParams(batch.audit ?? []),
   ];
@@ -1435,15 +1442,7 @@ function writeParams(batch: CommitBatch, head: number, leaseSeq: number): unknow
   const revoked = new Set(batch.leaseRevokes);
   const granted = new Set(batch.leaseGrants.map((l) => l.id));
   return [
-    es.map((e) => toBuf(e.key)),
-    es.map((e) => e.revision),
-    es.map((e) => e.createRevision),
-    es.map((e) => e.version),
-    es.map((e) => e.lease),
-    es.map((e) => asBuffer(e.value)),
-    es.map((e) => e.deleted),
-    es.map((e) => e.ts),
-    es.map((e) => e.meta),
+    ...logParams(es),
     batch.leaseGrants.map((l) => l.id),
     batch.leaseGrants.map((l) => l.grantedTtl),
     batch.leaseGrants.map((l) => l.expiresAt),
