@@ -56,6 +56,8 @@ export const VIEW_SNAPSHOT_MIN_ENTRIES = 10_000;
 export const VIEW_SNAPSHOT_KEY_SHARE = 0.125;
 /** A clean shutdown writes a view snapshot when at least this many entries were applied since the last one. */
 export const VIEW_SNAPSHOT_CLOSE_ENTRIES = 1000;
+/** How long after open a view snapshot that is already due (a load from the log) waits, in ms. */
+const VIEW_SNAPSHOT_START_DELAY_MS = 2000;
 /** After a failed view snapshot, the next attempt waits this long, in ms. */
 const VIEW_SNAPSHOT_RETRY_MS = 60_000;
 
@@ -221,7 +223,8 @@ export class Store {
     const load = this.backend.lastViewLoad;
     this.snap = { revision: load?.snapshotRevision ?? 0, entries: load === undefined ? 0 : load.source === 'log' ? this.view.size : load.logEntries, writing: undefined, retryAt: 0, opened: true };
     this.scheduleExpiry();
-    this.maybeSnapshotView();
+    // After the node is up: a first snapshot after a load from the log sorts every key first.
+    setTimeout(() => this.maybeSnapshotView(), VIEW_SNAPSHOT_START_DELAY_MS).unref();
   }
 
   /**
