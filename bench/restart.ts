@@ -68,7 +68,7 @@ export async function generateStore(dir: string, revisions: number, keys: number
 /** Drops the store's files from the page cache (GNU dd's documented `iflag=nocache count=0`), for a cold start. */
 export function dropFromCache(dir: string): boolean {
   let ok = true;
-  for (const f of ['beacon.db', 'beacon.db-wal']) {
+  for (const f of ['beacon.db', 'beacon.db-wal', 'beacon.db-view']) {
     const path = join(dir, f);
     if (!existsSync(path)) continue;
     ok = spawnSync('dd', [`if=${path}`, 'iflag=nocache', 'count=0'], { stdio: 'ignore' }).status === 0 && ok;

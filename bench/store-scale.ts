@@ -19,6 +19,7 @@
  * Never fails on a time.
  */
 import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { SqliteBackend } from '../src/backend/index.js';
 import { Store, type TxnOp } from '../src/kv/index.js';
@@ -174,10 +175,18 @@ export const storeScale: Benchmark = {
     const notes: string[] = [];
 
     if (opts.scaleParts.includes('keys')) {
-      const keysDir = ctx.tempDir('scale-keys-');
-      ctx.log(`store-scale: writing ${opts.scaleKeys.toLocaleString('en-US')} keys × ${opts.scaleValueBytes} bytes through Store.txn`);
-      const keysPerS = await loadThroughStore(keysDir, opts.scaleKeys, opts.scaleValueBytes);
-      ctx.log(`store-scale: ${Math.round(keysPerS)} keys/s`);
+      // BENCH_SCALE_KEYS_DIR: a data dir to keep (written when it holds no store yet, reused as it
+      // is otherwise), so that builds can be compared on the same store without writing it again.
+      const keptDir = process.env.BENCH_SCALE_KEYS_DIR;
+      const keysDir = keptDir ?? ctx.tempDir('scale-keys-');
+      let keysPerS = Number.NaN;
+      if (keptDir === undefined || !existsSync(join(keptDir, 'beacon.db'))) {
+        ctx.log(`store-scale: writing ${opts.scaleKeys.toLocaleString('en-US')} keys × ${opts.scaleValueBytes} bytes through Store.txn`);
+        keysPerS = await loadThroughStore(keysDir, opts.scaleKeys, opts.scaleValueBytes);
+        ctx.log(`store-scale: ${Math.round(keysPerS)} keys/s`);
+      } else {
+        ctx.log(`store-scale: reusing the store in ${keptDir}`);
+      }
       const kr: KeysRun[] = [];
       for (let i = 1; i <= opts.runs; i++) {
         const r = await keysRun(ctx, keysDir);

@@ -4,7 +4,7 @@ import { InvalidArgumentError } from '../errors.js';
 import { SqliteBackend } from './sqlite/sqlite-backend.js';
 import type { Backend } from './types.js';
 
-export type { AdoptionRow, Backend, BackendRangeQuery, BackendState, CommitBatch, CommitPlanner, HistoryFloor, LogRange, PruneResult, RetentionRule } from './types.js';
+export type { AdoptionRow, Backend, BackendRangeQuery, BackendState, CommitBatch, CommitPlanner, HistoryFloor, LogRange, PruneResult, RetentionRule, ViewLoadReport } from './types.js';
 export { DEFAULT_RETENTION_GRACE_MS, floorFor } from './retention.js';
 export { SqliteBackend } from './sqlite/sqlite-backend.js';
 

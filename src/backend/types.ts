@@ -102,6 +102,20 @@ export interface AdoptionRow {
   seenAt: number;
 }
 
+/**
+ * How {@link Backend.loadView} rebuilt the view: from a view snapshot and the log after it, or
+ * from the log alone (no usable snapshot: `reason` says why).
+ */
+export interface ViewLoadReport {
+  source: 'snapshot' | 'log';
+  /** The revision of the snapshot used; 0 when the log alone was read. */
+  snapshotRevision: number;
+  /** Log rows read: after the snapshot, or every key's latest without one. */
+  logEntries: number;
+  /** Why no snapshot was used (missing, torn, corrupt, stale, another format…). */
+  reason?: string;
+}
+
 /** The storage under the kv core. Methods reject with {@link UnavailableError} when the store is unreachable. */
 export interface Backend {
   /** A short name for status and logs, such as `sqlite:./data/beacon.db`. */
@@ -110,6 +124,15 @@ export interface Backend {
   open(): Promise<BackendState>;
   /** Visits the latest live kv of every key (for rebuilding the view at start) and returns the revision it reflects. */
   loadView(visit: (kv: KeyValue) => void): Promise<number>;
+  /** How the last {@link loadView} rebuilt the view (backends with view snapshots). */
+  readonly lastViewLoad?: ViewLoadReport | undefined;
+  /**
+   * Optional (SQLite): persists `kvs`, every live kv of the view at `revision` in key order, as a
+   * view snapshot that a later {@link loadView} may start from instead of the whole log. An
+   * optimisation only: the log stays the truth, and a snapshot that is not whole and current is
+   * ignored. The caller must not change the array while the promise is pending.
+   */
+  saveViewSnapshot?(revision: number, kvs: readonly KeyValue[]): Promise<void>;
   /** Every lease that has not been revoked. */
   loadLeases(): Promise<Lease[]>;
   /** The backend's committed head revision, for linearizable reads. */

@@ -134,3 +134,45 @@ test('View.bytes counts keys and values in UTF-8 bytes', () => {
   view.delete('é\u{1F600}');
   assert.equal(view.bytes, 0);
 });
+
+test('View keeps its key order through loads in key order, bulk creates merged after them, and deletes (ASCII and non-ASCII keys)', () => {
+  const rnd = prng(SEED + 17);
+  for (const alphabet of [['a', 'b', 'c', '/', '0', '9'], ALPHABET]) {
+    const pick = (): string => {
+      let s = '';
+      const n = 1 + Math.floor(rnd() * 5);
+      for (let i = 0; i < n; i++) s += alphabet[Math.floor(rnd() * alphabet.length)] as string;
+      return s;
+    };
+    const view = new View();
+    const model = new Model();
+    let rev = 1;
+    // A load in key order (a view snapshot), then rounds of many creates (more than are spliced
+    // one by one), with and without deletes among them, each round checked by a full scan.
+    const first = [...new Set(Array.from({ length: 3000 }, pick))].sort(utf8Compare);
+    for (const k of first) {
+      const v = kv(k, rev++);
+      view.set(v);
+      model.map.set(k, v);
+    }
+    for (let round = 0; round < 12; round++) {
+      const creates = 300 + Math.floor(rnd() * 400);
+      for (let i = 0; i < creates; i++) {
+        const k = pick();
+        const v = kv(k, rev++);
+        view.set(v);
+        model.map.set(k, v);
+      }
+      if (round % 3 === 2) {
+        for (const k of [...model.map.keys()].slice(0, 50)) {
+          view.delete(k);
+          model.map.delete(k);
+        }
+      }
+      const seen: string[] = [];
+      view.scan('', null, (x) => void seen.push(x.key));
+      assert.deepEqual(seen, model.range('', null).map((x) => x.key), `round ${round}`);
+      assert.equal(view.count('', null), model.map.size);
+    }
+  }
+});

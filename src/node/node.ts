@@ -225,7 +225,7 @@ export async function startNode(opts: NodeOptions = {}): Promise<BeaconNode> {
   const opened = performance.now();
   await store.open();
   logger.info(
-    { backend: backend.description, revision: store.revision, keys: store.keyCount, ms: Math.round(performance.now() - opened) },
+    { backend: backend.description, revision: store.revision, keys: store.keyCount, ms: Math.round(performance.now() - opened), view: store.backend.lastViewLoad },
     'store opened',
   );
   const metrics = new Metrics({

@@ -9,7 +9,20 @@ import { BeaconError, ErrorCode, UnavailableError } from '../../errors.js';
 import { prefixEnd, type AuditQuery, type AuditRecord, type KeyValue, type Lease, type LogEntry } from '../../mvcc/index.js';
 import { COMPACTION_REST_MAX_MS, COMPACTION_STEP_START, nextCompactionStep } from '../compaction.js';
 import { pruneRange, type PruneRow } from '../retention.js';
-import type { AdoptionRow, Backend, BackendRangeQuery, BackendState, CommitBatch, CommitPlanner, HistoryFloor, LogRange, PruneResult, RetentionRule } from '../types.js';
+import type {
+  AdoptionRow,
+  Backend,
+  BackendRangeQuery,
+  BackendState,
+  CommitBatch,
+  CommitPlanner,
+  HistoryFloor,
+  LogRange,
+  PruneResult,
+  RetentionRule,
+  ViewLoadReport,
+} from '../types.js';
+import { newSnapshotId, readViewSnapshot, readViewSnapshotHeader, ValueSlabs, ViewSnapshotError, writeViewSnapshot } from './view-snapshot.js';
 import { packCommit, prepareWrites, type WriteOp } from './writes.js';
 
 /** Writes on this thread (a `:memory:` store cannot be shared with a writer thread). */
@@ -62,6 +75,17 @@ function inKeyOrder(rows: LogRow[]): boolean {
 
 /** A row of the view load: key, value, create_revision, revision, version, lease, encrypted. */
 type ViewRow = [string, Buffer, number, number, number, number, number];
+/** A row of the log after a view snapshot: a {@link ViewRow} and `deleted`. */
+type TailRow = [string, Buffer, number, number, number, number, number, number];
+
+/** The meta row naming the view snapshot file the database vouches for (see view-snapshot.ts). */
+const VIEW_SNAPSHOT_META = 'view_snapshot_id';
+
+function viewRowToKv(r: ViewRow | TailRow, slabs: ValueSlabs): KeyValue {
+  const kv: KeyValue = { key: r[0], value: slabs.copy(r[1]), createRevision: r[2], modRevision: r[3], version: r[4], lease: r[5] };
+  if (r[6] === 1) kv.encrypted = true;
+  return kv;
+}
 
 function rowToKv(r: LogRow): KeyValue {
   const kv: KeyValue = {
@@ -99,6 +123,8 @@ export class SqliteBackend implements Backend {
   private pruning: Promise<unknown> = Promise.resolve();
   /** Set when close() starts: a retention pass stops at its next batch. */
   private closing = false;
+  /** How the last {@link loadView} rebuilt the view. */
+  lastViewLoad: ViewLoadReport | undefined;
 
   constructor(opts: SqliteBackendOptions) {
     this.path = opts.path;
@@ -177,6 +203,10 @@ export class SqliteBackend implements Backend {
             WHERE l.deleted = 0`,
         )
         .raw(true),
+      // The log after a view snapshot, in table order (revision, key).
+      loadTail: db
+        .prepare<[number], TailRow>('SELECT key, value, create_revision, revision, version, lease, encrypted, deleted FROM kv_log WHERE revision > ? ORDER BY revision, key')
+        .raw(true),
       readLog: db.prepare<[number, number, number], LogRow>(
         'SELECT * FROM kv_log WHERE revision >= ? AND revision <= ? ORDER BY revision, key LIMIT ?',
       ),
@@ -225,14 +255,84 @@ export class SqliteBackend implements Backend {
     };
   }
 
+  /** The view snapshot file beside the database (`beacon.db-view`). */
+  private get viewSnapshotPath(): string {
+    return `${this.path}-view`;
+  }
+
+  /**
+   * Visits the latest live kv of every key: from the view snapshot plus the log after it when the
+   * snapshot is usable, from the log alone otherwise (see {@link lastViewLoad} for which and why).
+   * Values are packed into shared slabs either way (see {@link ValueSlabs}).
+   */
   async loadView(visit: (kv: KeyValue) => void): Promise<number> {
     const state = this.readState();
-    for (const r of this.stmts.loadView.iterate()) {
-      const kv: KeyValue = { key: r[0], value: r[1], createRevision: r[2], modRevision: r[3], version: r[4], lease: r[5] };
-      if (r[6] === 1) kv.encrypted = true;
-      visit(kv);
+    const slabs = new ValueSlabs();
+    let reason = 'in-memory database';
+    if (this.path !== ':memory:') {
+      try {
+        this.lastViewLoad = this.loadViewSnapshot(state, slabs, visit);
+        return state.revision;
+      } catch (err) {
+        if (!(err instanceof ViewSnapshotError)) throw err;
+        reason = err.message;
+      }
     }
+    let n = 0;
+    for (const r of this.stmts.loadView.iterate()) {
+      visit(viewRowToKv(r, slabs));
+      n++;
+    }
+    this.lastViewLoad = { source: 'log', snapshotRevision: 0, logEntries: n, reason };
     return state.revision;
+  }
+
+  /**
+   * Loads the view from the snapshot file and the log after it. Visits nothing unless the whole
+   * file checks out, so a failure leaves the caller's view untouched for the log load.
+   * @throws ViewSnapshotError when the snapshot is missing, torn, corrupt, of another format, not
+   * the one the database recorded, ahead of the database, or behind its compaction (a compaction
+   * past it may have removed tombstones the replay would need).
+   */
+  private loadViewSnapshot(state: BackendState, slabs: ValueSlabs, visit: (kv: KeyValue) => void): ViewLoadReport {
+    const path = this.viewSnapshotPath;
+    const header = readViewSnapshotHeader(path);
+    const recorded = this.stmts.getMeta.get(VIEW_SNAPSHOT_META)?.value;
+    if (recorded !== header.id) throw new ViewSnapshotError(`the view snapshot is not the one this database recorded (${header.id}, recorded ${recorded ?? 'none'})`);
+    if (header.revision > state.revision) throw new ViewSnapshotError(`the view snapshot is at revision ${header.revision}, past the database's ${state.revision}`);
+    if (state.compactRevision > header.revision) {
+      throw new ViewSnapshotError(`the database was compacted to revision ${state.compactRevision} after the view snapshot (revision ${header.revision})`);
+    }
+    const { kvs } = readViewSnapshot(path);
+    // The log after the snapshot, reduced to each key's last row (a tombstone included).
+    const tail = new Map<string, TailRow>();
+    let logEntries = 0;
+    for (const r of this.stmts.loadTail.iterate(header.revision)) {
+      tail.set(r[0], r);
+      logEntries++;
+    }
+    // Snapshot keys first, in key order (the view appends them to its sorted index as they come).
+    for (const kv of kvs) if (!tail.has(kv.key)) visit(kv);
+    for (const r of tail.values()) if (r[7] === 0) visit(viewRowToKv(r, slabs));
+    return { source: 'snapshot', snapshotRevision: header.revision, logEntries };
+  }
+
+  /**
+   * Writes a view snapshot at `revision` (every live kv at it, in key order), then records its id
+   * in the database, so a start can use it instead of reading the whole log. A crash before the
+   * id is recorded leaves a file the database does not vouch for: ignored at the next start.
+   * @throws UnavailableError when the file or the id cannot be written (the previous snapshot, if
+   * any, is then stale or unrecorded; starts fall back to the log).
+   */
+  async saveViewSnapshot(revision: number, kvs: readonly KeyValue[]): Promise<void> {
+    if (this.path === ':memory:') return;
+    const id = newSnapshotId();
+    try {
+      await writeViewSnapshot(this.viewSnapshotPath, { id, revision, compactRevision: this.readState().compactRevision }, kvs);
+      await this.write({ op: 'setMeta', name: VIEW_SNAPSHOT_META, value: id });
+    } catch (err) {
+      throw new UnavailableError(`the SQLite backend could not write the view snapshot: ${(err as Error).message}`, { cause: err });
+    }
   }
 
   async loadLeases(): Promise<Lease[]> {

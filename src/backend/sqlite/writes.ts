@@ -98,6 +98,8 @@ export interface Writer {
 /** Prepares the writes on `db` (see {@link Writer}). */
 export function prepareWrites(db: Database.Database): Writer {
   const setMeta = db.prepare<[number, string]>('UPDATE meta SET value = ? WHERE name = ?');
+  // setMeta ops may name a row that does not exist yet (view_snapshot_id).
+  const upsertMeta = db.prepare<[string, number]>('INSERT INTO meta (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value');
   const insertLog = db.prepare(
     'INSERT INTO kv_log (key, revision, create_revision, version, lease, value, deleted, ts, meta, encrypted) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
   );
@@ -206,7 +208,7 @@ export function prepareWrites(db: Database.Database): Writer {
         commitPacked.immediate(w.batch, w.head);
         return 0;
       case 'setMeta':
-        setMeta.run(w.value, w.name);
+        upsertMeta.run(w.name, w.value);
         return 0;
       case 'compactStep': {
         // Answers the step's own time in ms (the backend sizes the next step by it), not the
