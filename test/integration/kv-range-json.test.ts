@@ -56,6 +56,17 @@ describe('kv reads: JSON assembled from cached texts', () => {
     );
   });
 
+  it('answers an empty range, and a count-only one, with the same shape', async () => {
+    for (const url of [`${node.url}/v1/kv/nothing/?prefix=true`, `${node.url}/v1/kv/r/?prefix=true&countOnly=true`, `${node.url}/v1/kv/nothing/?prefix=true&keysOnly=true`]) {
+      const r = await raw(url);
+      assert.equal(r.status, 200, url);
+      assert.equal(r.text, JSON.stringify(r.body), url);
+      assert.deepEqual(Object.keys(r.body), ['revision', 'kvs', 'count', 'more'], url);
+      assert.deepEqual(r.body.kvs, [], url);
+    }
+    assert.equal((await raw(`${node.url}/v1/kv/r/?prefix=true&countOnly=true`)).body.count, 9);
+  });
+
   it('pages with a continuation, and keysOnly leaves the values out', async () => {
     const p1 = await raw(`${node.url}/v1/kv/r/?prefix=true&limit=4`);
     assert.deepEqual(Object.keys(p1.body), ['revision', 'kvs', 'count', 'more', 'continue']);

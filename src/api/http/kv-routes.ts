@@ -258,7 +258,7 @@ export function registerKvRoutes(app: FastifyInstance, ctx: HttpContext): void {
     // The body is assembled from each kv's cached JSON bytes (what JSON.stringify of
     // {revision, kvs, count, more, continue} gives, byte for byte): serialising and encoding a
     // large range again on every read was a third of its cost.
-    const parts: Buffer[] = new Array<Buffer>(2 * res.kvs.length + 1);
+    const parts: Buffer[] = new Array<Buffer>(2 * res.kvs.length + 2);
     parts[0] = Buffer.from(`{"revision":${pinned},"kvs":[`);
     for (let i = 0; i < res.kvs.length; i++) {
       parts[2 * i + 1] = kvJsonBytesFor(ctx, req, res.kvs[i] as KeyValue, keysOnly);
