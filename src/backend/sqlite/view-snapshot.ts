@@ -109,16 +109,20 @@ function writeHeader(h: ViewSnapshotHeader): Buffer {
  * version or its header checksum fails.
  */
 export function readViewSnapshotHeader(path: string): ViewSnapshotHeader {
-  let fd: number;
-  try {
-    fd = openSync(path, 'r');
-  } catch (err) {
-    throw new ViewSnapshotError((err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no view snapshot' : `cannot open the view snapshot: ${(err as Error).message}`);
-  }
+  const fd = openSnapshot(path);
   try {
     return parseHeader(fd);
   } finally {
     closeSync(fd);
+  }
+}
+
+/** Opens the snapshot at `path` for reading. @throws ViewSnapshotError when it is missing or cannot be opened. */
+function openSnapshot(path: string): number {
+  try {
+    return openSync(path, 'r');
+  } catch (err) {
+    throw new ViewSnapshotError((err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no view snapshot' : `cannot open the view snapshot: ${(err as Error).message}`);
   }
 }
 
@@ -148,12 +152,7 @@ function parseHeader(fd: number): ViewSnapshotHeader {
  * @throws ViewSnapshotError when the file is missing, truncated, corrupt or of another version.
  */
 export function readViewSnapshot(path: string): { header: ViewSnapshotHeader; kvs: KeyValue[] } {
-  let fd: number;
-  try {
-    fd = openSync(path, 'r');
-  } catch (err) {
-    throw new ViewSnapshotError((err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no view snapshot' : `cannot open the view snapshot: ${(err as Error).message}`);
-  }
+  const fd = openSnapshot(path);
   try {
     const size = fstatSync(fd).size;
     const header = parseHeader(fd);
