@@ -4,7 +4,6 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
 
 /** The build this file belongs to (it runs as <build>/bench/lib/proc.js, normally dist/). */
@@ -136,15 +135,4 @@ export async function stopAll(procs: (ListeningProcess | undefined)[]): Promise<
   await Promise.all(procs.map((p) => p?.stop().catch(() => undefined)));
 }
 
-/** A TCP port on 127.0.0.1 that was free a moment ago (the kernel's pick), for a peer the benchmark starts. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      const port = typeof addr === 'object' && addr !== null ? addr.port : 0;
-      srv.close(() => resolve(port));
-    });
-  });
-}
+export { freePort } from '../../test/helpers/net.js';

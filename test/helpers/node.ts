@@ -1,7 +1,6 @@
 /** Test helpers: a real node in process on a free port, or the built CLI as a child process. */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { pino } from 'pino';
@@ -142,18 +141,4 @@ export async function http(
   return { status: res.status, body: parsed, headers: res.headers };
 }
 
-/**
- * A TCP port on 127.0.0.1 that was free a moment ago: for a server to bind, or, left unused, an
- * address that refuses connections.
- */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      const port = typeof addr === 'object' && addr !== null ? addr.port : 0;
-      srv.close(() => resolve(port));
-    });
-  });
-}
+export { freePort } from './net.js';

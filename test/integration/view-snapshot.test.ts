@@ -9,16 +9,11 @@ import assert from 'node:assert/strict';
 import { readFileSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import type { KeyValueJson } from '../../src/api/http/codec.js';
 import { spawnServer, tempDir, type ServerProcess } from '../helpers/node.js';
 
-interface KvJson {
-  key: string;
-  value?: string;
-  modRevision: number;
-  createRevision: number;
-  version: number;
-  lease?: number;
-}
+/** A kv as /v1/kv answers it. */
+type KvJson = KeyValueJson;
 
 async function call(url: string, method: string, body?: unknown): Promise<any> {
   const res = await fetch(url, {
