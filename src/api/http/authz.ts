@@ -380,10 +380,9 @@ export function registerAuthHooks(app: FastifyInstance, ctx: HttpContext): void 
   };
 
   /** Everything after authentication: the rate limit and the route's rule. @throws on refusal. */
-  const admit = (req: FastifyRequest, principal: Principal, rule: RouteRule | undefined): void => {
+  const admit = (req: FastifyRequest, principal: Principal, url: string | undefined, rule: RouteRule | undefined): void => {
     req.principal = principal;
     ctx.auth.checkRate(principal);
-    const url = req.routeOptions.url;
     if (rule === undefined) {
       // No route matched (a 404 follows) or a route without a rule: administrators only.
       if (url !== undefined) requireAccess(ctx, req, `${req.method} ${url}`, 'admin');
@@ -405,6 +404,7 @@ export function registerAuthHooks(app: FastifyInstance, ctx: HttpContext): void 
       done();
       return;
     }
+    // Read once: req.routeOptions builds a fresh object on every access.
     const url = req.routeOptions.url;
     const rule = ruleFor(req.method, url);
     if (rule?.kind === 'public' || (url === '/metrics' && ctx.auth.metricsPublic)) {
@@ -423,7 +423,7 @@ export function registerAuthHooks(app: FastifyInstance, ctx: HttpContext): void 
       who.then(
         (p) => {
           try {
-            admit(req, p, rule);
+            admit(req, p, url, rule);
             done();
           } catch (err) {
             done(fail(reply, err) as Error);
@@ -434,7 +434,7 @@ export function registerAuthHooks(app: FastifyInstance, ctx: HttpContext): void 
       return;
     }
     try {
-      admit(req, who, rule);
+      admit(req, who, url, rule);
     } catch (err) {
       done(fail(reply, err) as Error);
       return;

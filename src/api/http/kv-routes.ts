@@ -210,29 +210,55 @@ const CLOSE = Buffer.from('}');
 export function registerKvRoutes(app: FastifyInstance, ctx: HttpContext): void {
   const { store, metrics } = ctx;
 
-  const getHandler = async (req: FastifyRequest, reply: FastifyReply) => {
+  /** Answers the head revision of one key (the caller checked access). @throws NotFoundError */
+  const answerHead = (req: FastifyRequest, reply: FastifyReply, key: string, keysOnly: boolean | undefined): void => {
+    const kv = store.get(key);
+    if (kv === undefined) throw new NotFoundError(`key '${key}' not found`, { key, revision: store.revision });
+    if (keysOnly || ctx.policies.isSecretValue(kv)) void reply.send({ revision: store.revision, kv: kvJsonFor(ctx, req, kv, keysOnly, true) });
+    else void reply.type(JSON_CONTENT_TYPE).send(Buffer.concat([Buffer.from(`{"revision":${store.revision},"kv":`), kvJsonBytes(kv), CLOSE]));
+  };
+  const getHandler = (req: FastifyRequest, reply: FastifyReply) => {
     const q = req.query as Record<string, unknown>;
     const rawKey = (req.params as Record<string, string | undefined>)['*'] ?? '';
     const prefix = queryBool(q, 'prefix');
     const keysOnly = queryBool(q, 'keysOnly');
     const countOnly = queryBool(q, 'countOnly');
     const limit = queryInt(q, 'limit') ?? 0;
-    let revision = queryInt(q, 'rev') ?? 0;
+    const revision = queryInt(q, 'rev') ?? 0;
     const consistency = q.consistency ?? 'serializable';
     if (consistency !== 'serializable' && consistency !== 'linearizable') {
       throw new InvalidArgumentError("query parameter 'consistency' must be serializable or linearizable");
     }
     const range = parseRange({ key: rawKey, prefix, rangeEnd: q.rangeEnd });
+    if (range.rangeEnd === undefined && revision === 0 && consistency === 'serializable') {
+      // The common read (one key at the head) answers synchronously: an async handler cost a
+      // promise and a microtask turn per GET (issue 17). Fastify answers a synchronous throw as
+      // it does a rejection.
+      const key = range.key;
+      requireAccess(ctx, req, 'kv.get', 'read', { key });
+      refuseMemoryKey(ctx, key);
+      answerHead(req, reply, key, keysOnly);
+      return undefined;
+    }
+    return readAsync(req, reply, q, range, { keysOnly, countOnly, limit, revision, consistency });
+  };
+  const readAsync = async (
+    req: FastifyRequest,
+    reply: FastifyReply,
+    q: Record<string, unknown>,
+    range: ReturnType<typeof parseRange>,
+    o: { keysOnly: boolean | undefined; countOnly: boolean | undefined; limit: number; revision: number; consistency: unknown },
+  ) => {
+    const { keysOnly, countOnly, limit, consistency } = o;
+    let revision = o.revision;
     if (range.rangeEnd === undefined) {
       const key = range.key;
       requireAccess(ctx, req, 'kv.get', 'read', { key });
       refuseMemoryKey(ctx, key);
       if (consistency === 'linearizable') await store.readBarrier();
       if (revision === 0) {
-        const kv = store.get(key);
-        if (kv === undefined) throw new NotFoundError(`key '${key}' not found`, { key, revision: store.revision });
-        if (keysOnly || ctx.policies.isSecretValue(kv)) return { revision: store.revision, kv: kvJsonFor(ctx, req, kv, keysOnly, true) };
-        return reply.type(JSON_CONTENT_TYPE).send(Buffer.concat([Buffer.from(`{"revision":${store.revision},"kv":`), kvJsonBytes(kv), CLOSE]));
+        answerHead(req, reply, key, keysOnly);
+        return reply;
       }
       const res = await store.range(key, undefined, { revision });
       const kv = res.kvs[0];
