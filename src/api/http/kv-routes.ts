@@ -308,9 +308,11 @@ export function registerKvRoutes(app: FastifyInstance, ctx: HttpContext): void {
     const { value, lease, prevKv } = readBodyValue(req);
     // Validate (format, schema) before anything is granted or written; the store encrypts secrets.
     const stored = ctx.policies.checkWrite(key, value);
-    await guardPlainWrite(ctx, req, key, false); // issue 16: a key under a rollout is written by the rollout only
+    const guard = guardPlainWrite(ctx, req, key, false); // issue 16: a key under a rollout is written by the rollout only
+    if (guard !== undefined) await guard;
     const started = performance.now();
-    const leaseId = await leaseFor(ctx, req, key, lease, new Map());
+    // A write with no lease and no namespace TTL (the common one) needs no lease look-up: no await.
+    const leaseId = (lease === undefined || lease === 0) && ctx.policies.defaultTtl(key) === undefined ? 0 : await leaseFor(ctx, req, key, lease, new Map());
     const res = await store.put(key, stored, { lease: leaseId, prevKv: prevKv ?? false, audit: auditContext(req, 'kv.put') });
     metrics.writeDuration.observe({ op: 'put' }, (performance.now() - started) / 1000);
     const out: Record<string, unknown> = { revision: res.revision };

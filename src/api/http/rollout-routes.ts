@@ -162,11 +162,18 @@ export async function handleRolloutPost(ctx: HttpContext, req: FastifyRequest, p
  * Refuses a plain write to a key with an active rollout unless the body asks to abort it
  * (`"abortRollout": true`), which aborts it first. Without rollouts on the node, does nothing.
  * `expectVersion` is the version the key must be at now for the write to apply (checked before aborting).
- * @throws ConflictError naming the rollout, or when the key is not at `expectVersion`.
+ * Returns undefined when no rollout covers the key, else the promise of the check and abort.
+ * @throws ConflictError naming the rollout, or when the key is not at `expectVersion` (by the promise).
  */
-export async function guardPlainWrite(ctx: HttpContext, req: FastifyRequest, key: string, abortRollout: boolean, expectVersion?: number): Promise<void> {
+export function guardPlainWrite(ctx: HttpContext, req: FastifyRequest, key: string, abortRollout: boolean, expectVersion?: number): Promise<void> | undefined {
   const ro = ctx.rollouts;
-  if (ro === undefined || ro.service.active(key) === undefined) return;
+  // No promise when no rollout covers the key (every plain write asks; issue 17's PUT path).
+  if (ro === undefined || ro.service.active(key) === undefined) return undefined;
+  return abortForPlainWrite(ctx, req, key, abortRollout, expectVersion);
+}
+
+async function abortForPlainWrite(ctx: HttpContext, req: FastifyRequest, key: string, abortRollout: boolean, expectVersion?: number): Promise<void> {
+  const ro = ctx.rollouts as NonNullable<HttpContext['rollouts']>;
   if (!abortRollout) ro.service.checkPlainWrite(key);
   // Checked before the abort, so a write that is bound to fail on its version leaves the rollout running.
   const current = ctx.store.get(key)?.version ?? 0;
