@@ -80,7 +80,12 @@ export class MemoryKeyspace implements Keyspace {
     let created: boolean[] | undefined;
     if (this.notifyNew) {
       created = new Array<boolean>(n);
-      for (let i = 0; i < n; i++) created[i] = !this.tier.contains(keys[i] as string) && keys.indexOf(keys[i] as string) === i;
+      const seen = new Set<string>();
+      for (let i = 0; i < n; i++) {
+        const key = keys[i] as string;
+        created[i] = !seen.has(key) && !this.tier.contains(key);
+        seen.add(key);
+      }
     }
     this.tier.setMany(keys, wrapped, DEFAULT_TTL);
     // Redis's order: each key's `new` (if it was created), then its `set`.
