@@ -80,6 +80,26 @@ test('a key outside every memory namespace is refused by set', () => {
   assert.throws(() => t.set('app/x', str('v')), { code: 'invalid_argument' });
 });
 
+test('setMany writes every key or none: keys outside memory namespaces and maxmemory are checked before the first write', async () => {
+  const t = new CacheTier({ namespaces: (k) => (k.startsWith('cache:') ? { prefix: 'cache:' } : k.startsWith('ttl:') ? { prefix: 'ttl:', defaultTtl: 60 } : undefined) });
+  assert.throws(() => t.setMany(['cache:a', 'app/x'], [str('1'), str('2')]), { code: 'invalid_argument' });
+  assert.equal(t.peek('cache:a'), undefined, 'nothing written when one key is not a memory key');
+  // A key given twice ends with its last value; each key gets its own namespace's default TTL.
+  t.setMany(['cache:a', 'ttl:b', 'cache:a'], [str('1'), str('2'), str('3')]);
+  assert.deepEqual(t.peek('cache:a'), str('3'));
+  assert.equal(t.ttlMs('cache:a'), -1);
+  assert.ok(t.ttlMs('ttl:b') > 59_000);
+  // Under the limit when it starts: written whole even if it ends over it (memory is made once,
+  // before the first key, as Redis does before a command); over the limit: refused whole.
+  await t.setConfig('maxmemory-policy', 'noeviction');
+  await t.setConfig('maxmemory', String(t.usedMemory() + 10));
+  const big = 'x'.repeat(1000);
+  t.setMany(['cache:m1', 'cache:m2', 'cache:m3'], [str(big), str(big), str(big)]);
+  assert.equal(t.keys('cache:m*').length, 3);
+  assert.throws(() => t.setMany(['cache:n1', 'cache:n2'], [str(big), str(big)]), OutOfMemoryError);
+  assert.equal(t.keys('cache:n*').length, 0);
+});
+
 test(`[seed ${SEED}] the active expiry cycle removes expired keys without anyone reading them, and leaves live ones`, () => {
   const { t, clock } = tier();
   for (let i = 0; i < 2000; i++) t.set(`tmp:${i}`, str('v'), { expireAtMs: clock.now() + 1000 });

@@ -400,9 +400,38 @@ export class CacheTier extends EventEmitter<CacheEvents> {
    *   InvalidArgumentError when `key` is not in a memory namespace.
    */
   set(key: string, value: CacheValue, opts: SetOptions = {}): void {
+    const ns = this.memoryNamespace(key);
+    this.ensureMemory();
+    this.store(ns, key, value, opts);
+  }
+
+  /**
+   * Stores `values[i]` under `keys[i]`, in order, as one write (Redis's MSET): every key is
+   * checked to be in a memory namespace and `maxmemory` is enforced once, before the first
+   * key is written, so the batch is applied whole or not at all (Redis evicts before a command,
+   * never in the middle of one). A key given twice ends with its last value. `opts` as for
+   * {@link set}, applied to every key.
+   * @throws OutOfMemoryError when over `maxmemory` and nothing can be evicted (nothing written);
+   *   InvalidArgumentError when a key is not in a memory namespace (nothing written).
+   */
+  setMany(keys: readonly string[], values: readonly CacheValue[], opts: SetOptions = {}): void {
+    const n = keys.length;
+    if (values.length !== n) throw new InvalidArgumentError(`setMany: ${n} keys but ${values.length} values`);
+    const spaces = new Array<CacheNamespace>(n);
+    for (let i = 0; i < n; i++) spaces[i] = this.memoryNamespace(keys[i] as string);
+    this.ensureMemory();
+    for (let i = 0; i < n; i++) this.store(spaces[i] as CacheNamespace, keys[i] as string, values[i] as CacheValue, opts);
+  }
+
+  /** The memory namespace of `key`. @throws InvalidArgumentError when none governs it. */
+  private memoryNamespace(key: string): CacheNamespace {
     const ns = this.options.namespaces(key);
     if (ns === undefined) throw new InvalidArgumentError(`'${key}' is not in a memory namespace (no namespace policy with storage "memory" governs it)`, { key });
-    this.ensureMemory();
+    return ns;
+  }
+
+  /** {@link set} after its checks: `ns` governs `key` and memory was made. */
+  private store(ns: CacheNamespace, key: string, value: CacheValue, opts: SetOptions): void {
     let e = this.map.get(key);
     if (e !== undefined && this.expireIfNeeded(e)) e = undefined;
     const now = this.now();

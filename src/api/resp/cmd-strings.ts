@@ -159,16 +159,30 @@ export function mget(c: Ctx, a: Buffer[]): Reply {
   );
 }
 
+/** MSET/MSETNX's key-value pairs as keys and values, in order. */
+function pairs(a: Buffer[]): { keys: string[]; values: Buffer[] } {
+  const n = a.length >> 1;
+  const keys = new Array<string>(n);
+  const values = new Array<Buffer>(n);
+  for (let i = 0; i < n; i++) {
+    keys[i] = k(a[2 * i]);
+    values[i] = a[2 * i + 1] as Buffer;
+  }
+  return { keys, values };
+}
+
 export function mset(c: Ctx, a: Buffer[]): Reply {
   if (a.length % 2 !== 0) throw new RespError("ERR wrong number of arguments for 'mset' command");
-  for (let i = 0; i < a.length; i += 2) c.ks.set(k(a[i]), { type: 'string', value: a[i + 1] as Buffer }, 0, 'set');
+  const p = pairs(a);
+  c.ks.setStrings(p.keys, p.values, 'set');
   return R.ok;
 }
 
 export function msetnx(c: Ctx, a: Buffer[]): Reply {
   if (a.length % 2 !== 0) throw new RespError("ERR wrong number of arguments for 'msetnx' command");
-  for (let i = 0; i < a.length; i += 2) if (c.ks.get(k(a[i])) !== undefined) return R.int(0);
-  for (let i = 0; i < a.length; i += 2) c.ks.set(k(a[i]), { type: 'string', value: a[i + 1] as Buffer }, 0, 'set');
+  const p = pairs(a);
+  for (const key of p.keys) if (c.ks.get(key) !== undefined) return R.int(0);
+  c.ks.setStrings(p.keys, p.values, 'set');
   return R.int(1);
 }
 

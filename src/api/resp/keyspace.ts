@@ -43,6 +43,11 @@ export interface Keyspace {
    * An empty hash, list, set or sorted set deletes the key, as in Redis.
    */
   set(key: string, value: Value, expiresAt: number | 'keep', event: string): void;
+  /**
+   * Stores string `values[i]` at `keys[i]` without a TTL (a namespace's default TTL applies to
+   * memory keys), in order, as one write (MSET): all are written or, on an error, none.
+   */
+  setStrings(keys: readonly string[], values: readonly Buffer[], event: string): void;
   /** Deletes `key`; true when it existed. */
   delete(key: string, event?: string): boolean;
   /** Sets (ms since the epoch) or clears (0) the expiry of an existing key; false when absent. */
@@ -298,6 +303,12 @@ export class DurableTx implements Keyspace {
     }
     this.writes.set(key, { value: stored, expiresAt });
     this.events.set(key, event);
+  }
+
+  setStrings(keys: readonly string[], values: readonly Buffer[], event: string): void {
+    // Writes are only collected here and committed as one txn, so a failing key (a value over
+    // the limit, a schema violation) throws before anything is written.
+    for (let i = 0; i < keys.length; i++) this.set(keys[i] as string, { type: 'string', value: values[i] as Buffer }, 0, event);
   }
 
   delete(key: string, event = 'del'): boolean {

@@ -71,6 +71,31 @@ export class MemoryKeyspace implements Keyspace {
     this.changes.push({ key, event });
   }
 
+  setStrings(keys: readonly string[], values: readonly Buffer[], event: string): void {
+    const n = keys.length;
+    const wrapped = new Array<CacheValue>(n);
+    for (let i = 0; i < n; i++) wrapped[i] = { type: 'string', value: values[i] as Buffer };
+    // Whether each key is new is decided before anything is written (a key given twice is new
+    // once); the tier then writes all keys or, out of memory, none.
+    let created: boolean[] | undefined;
+    if (this.notifyNew) {
+      created = new Array<boolean>(n);
+      const seen = new Set<string>();
+      for (let i = 0; i < n; i++) {
+        const key = keys[i] as string;
+        created[i] = !seen.has(key) && !this.tier.contains(key);
+        seen.add(key);
+      }
+    }
+    this.tier.setMany(keys, wrapped, DEFAULT_TTL);
+    // Redis's order: each key's `new` (if it was created), then its `set`.
+    for (let i = 0; i < n; i++) {
+      const key = keys[i] as string;
+      if (created?.[i] === true) this.changes.push({ key, event: 'new' });
+      this.changes.push({ key, event });
+    }
+  }
+
   delete(key: string, event = 'del'): boolean {
     const had = this.tier.delete(key);
     if (had) this.changes.push({ key, event });

@@ -217,7 +217,11 @@ export class RespParser {
       // Copy: the argument must outlive the working buffer, which is reused. allocUnsafe takes
       // small arguments from Node's pool; copying straight from the working buffer makes no view.
       const arg = Buffer.allocUnsafe(this.bulkLen);
-      this.buf.copy(arg, 0, this.pos, this.pos + this.bulkLen);
+      if (this.bulkLen <= SMALL_ARG) {
+        // Byte by byte: Buffer#copy's argument checks cost more than copying a key or a short value.
+        const buf = this.buf;
+        for (let i = 0, at = this.pos; i < this.bulkLen; i++, at++) arg[i] = buf[at] as number;
+      } else this.buf.copy(arg, 0, this.pos, this.pos + this.bulkLen);
       this.args.push(arg);
       this.pos += this.bulkLen + 2;
       this.bulkLen = -1;
@@ -250,6 +254,9 @@ export class RespParser {
     return cr;
   }
 }
+
+/** Arguments up to this many bytes are copied out of the read buffer by a loop rather than Buffer#copy. */
+const SMALL_ARG = 32;
 
 /** Bulks at least this long, when not yet complete, are received into their own buffer. */
 const BIG_BULK = 32 * 1024;
