@@ -23,7 +23,7 @@ import type {
   ViewLoadReport,
 } from '../types.js';
 import { newSnapshotId, readViewSnapshot, readViewSnapshotHeader, ValueSlabs, ViewSnapshotError, writeViewSnapshot } from './view-snapshot.js';
-import { COMMIT_REFUSED, packCommit, prepareWrites, type WriteOp } from './writes.js';
+import { packCommit, prepareWrites, type WriteOp } from './writes.js';
 
 /** Writes on this thread (a `:memory:` store cannot be shared with a writer thread). */
 function inThreadWriter(db: Database.Database): (w: WriteOp) => Promise<number> {
@@ -100,20 +100,6 @@ function rowToKv(r: LogRow): KeyValue {
   return kv;
 }
 
-/**
- * Commits a file-backed store keeps in flight at once (see {@link SqliteBackend.commitPipelined}):
- * the one the writer thread is making and the next ones, planned and queued behind it.
- */
-export const SQLITE_PIPELINE_DEPTH = 4;
-
-/**
- * Whether a batch may be chained behind commits in flight: key writes only. Lease grants and
- * revokes and lease-bound puts are planned with nothing in flight, as before pipelining.
- */
-function chainable(batch: CommitBatch): boolean {
-  return batch.entries.length > 0 && batch.leaseGrants.length === 0 && batch.leaseRevokes.length === 0 && batch.entries.every((e) => e.lease === 0);
-}
-
 /** Options of {@link SqliteBackend}: a file path, or `:memory:` for a private in-memory store. */
 export interface SqliteBackendOptions {
   path: string;
@@ -139,22 +125,10 @@ export class SqliteBackend implements Backend {
   private closing = false;
   /** How the last {@link loadView} rebuilt the view. */
   lastViewLoad: ViewLoadReport | undefined;
-  /** See {@link Backend.pipelineDepth}: {@link SQLITE_PIPELINE_DEPTH} for a file, 1 for `:memory:` (its writes are synchronous). */
-  readonly pipelineDepth: number;
-  /** The last commit sent to the writer: its chain number and the revision it ends at (see `CommitChain` in writes.ts). */
-  private chainTip: { seq: number; revision: number } | undefined;
-  private commitSeq = 0;
-  /**
-   * Commits sent: `first` planned with nothing in flight ({@link commit}), `chained` queued behind
-   * others ({@link commitPipelined}), `refused` chained ones the writer refused because the one
-   * they were planned on failed (nothing written; planned again). For tests and diagnostics.
-   */
-  readonly commitStats = { first: 0, chained: 0, refused: 0 };
 
   constructor(opts: SqliteBackendOptions) {
     this.path = opts.path;
     this.description = `sqlite:${opts.path}`;
-    this.pipelineDepth = opts.path === ':memory:' ? 1 : SQLITE_PIPELINE_DEPTH;
   }
 
   private get conn(): Database.Database {
@@ -178,7 +152,6 @@ export class SqliteBackend implements Backend {
     db.pragma('foreign_keys = ON');
     this.migrate(db);
     this.prepared = this.prepare(db);
-    this.chainTip = undefined;
     this.write = this.path === ':memory:' ? inThreadWriter(db) : this.startWriterThread();
     return this.readState();
   }
@@ -374,41 +347,12 @@ export class SqliteBackend implements Backend {
     const s = this.stmts;
     const head = s.getMeta.get('revision')?.value ?? 0;
     const batch = plan([], head);
-    const seq = ++this.commitSeq;
-    this.chainTip = { seq, revision: batch.revision };
-    this.commitStats.first++;
     try {
-      await this.write({ op: 'commit', batch, head, seq });
+      await this.write({ op: 'commit', batch, head });
     } catch (err) {
       throw new UnavailableError(`the SQLite backend could not commit: ${(err as Error).message}`, { cause: err });
     }
     return batch;
-  }
-
-  /**
-   * Queues `batch`, planned by the store on top of its commits still in flight, behind them on the
-   * writer thread, so the writer starts it the moment the one before is durable instead of waiting
-   * for the event loop to answer that one's requests and plan the next batch (issue 17). Each batch
-   * is still its own `BEGIN IMMEDIATE … COMMIT` with `synchronous=FULL`, answered after its own
-   * commit returns, and the writer makes them in the order sent. If the commit it was planned on
-   * failed, the writer refuses it with nothing written (resolves undefined: planned again).
-   */
-  commitPipelined(afterRevision: number, batch: CommitBatch): Promise<CommitBatch | undefined> | undefined {
-    const tip = this.chainTip;
-    if (this.worker === undefined || this.closing || tip === undefined || tip.revision !== afterRevision || !chainable(batch)) return undefined;
-    const seq = ++this.commitSeq;
-    this.chainTip = { seq, revision: batch.revision };
-    this.commitStats.chained++;
-    return this.write({ op: 'commit', batch, head: afterRevision, seq, after: tip.seq }).then(
-      (r) => {
-        if (r !== COMMIT_REFUSED) return batch;
-        this.commitStats.refused++;
-        return undefined;
-      },
-      (err: unknown) => {
-        throw new UnavailableError(`the SQLite backend could not commit: ${(err as Error).message}`, { cause: err });
-      },
-    );
   }
 
   async range(q: BackendRangeQuery): Promise<{ kvs: KeyValue[]; more: boolean; count: number }> {
@@ -729,17 +673,11 @@ export class SqliteBackend implements Backend {
     const pending = new Map<number, { resolve: (n: number) => void; reject: (e: unknown) => void }>();
     let nextId = 1;
     let broken: Error | undefined;
-    type Reply = { id: number; ok: boolean; result?: number; message?: string };
-    const answer = (m: Reply): void => {
+    worker.on('message', (m: { id: number; ok: boolean; result?: number; message?: string }) => {
       const p = pending.get(m.id);
       pending.delete(m.id);
       if (m.ok) p?.resolve(m.result ?? 0);
       else p?.reject(new Error(m.message ?? 'write failed'));
-    };
-    // A run of commits made in one transaction is answered in one message (see writer-thread.ts).
-    worker.on('message', (m: Reply | Reply[]) => {
-      if (Array.isArray(m)) for (const r of m) answer(r);
-      else answer(m);
     });
     const fail = (err: Error): void => {
       broken = err;
@@ -755,7 +693,7 @@ export class SqliteBackend implements Backend {
         pending.set(id, { resolve, reject });
         if (write.op === 'commit') {
           const batch = packCommit(write.batch);
-          worker.postMessage({ id, write: { op: 'commitPacked', batch, head: write.head, seq: write.seq, after: write.after } }, [batch.values]);
+          worker.postMessage({ id, write: { op: 'commitPacked', batch, head: write.head } }, [batch.values]);
         } else {
           worker.postMessage({ id, write });
         }

@@ -8,9 +8,9 @@ import type { AdoptionRow, CommitBatch } from '../types.js';
 
 /** A write the backend asks the writer to make; `commit` is the hot one. */
 export type WriteOp =
-  | ({ op: 'commit'; batch: CommitBatch; head: number } & CommitChain)
+  | { op: 'commit'; batch: CommitBatch; head: number }
   /** A commit as it crosses to the writer thread (see {@link packCommit}). */
-  | ({ op: 'commitPacked'; batch: PackedBatch; head: number } & CommitChain)
+  | { op: 'commitPacked'; batch: PackedBatch; head: number }
   | { op: 'setMeta'; name: string; value: number }
   /** Deletes the superseded rows of revisions (lo, hi]; answers the step's own time in ms. */
   | { op: 'compactStep'; lo: number; hi: number; revision: number }
@@ -24,23 +24,6 @@ export type WriteOp =
   | { op: 'pruneAdoption'; keep: string[]; beforeMs: number }
   /** Writes nothing: its reply says every write sent before it is done (writes apply in order). */
   | { op: 'barrier' };
-
-/**
- * Where a commit stands in the chain of commits the backend pipelines (see
- * `SqliteBackend.commitPipelined`): `seq` numbers every commit sent; a chained commit names in
- * `after` the commit it was planned on top of, and is refused, with nothing written, unless that
- * one is the last commit this writer made (an earlier one failed, so its successors' plans are void).
- */
-export interface CommitChain {
-  seq?: number;
-  after?: number;
-}
-
-/** A commit as it crosses to the writer thread. */
-export type CommitPackedOp = Extract<WriteOp, { op: 'commitPacked' }>;
-
-/** What {@link Writer.apply} answers for a chained commit it refused (see {@link CommitChain}). */
-export const COMMIT_REFUSED = -1;
 
 /** Columns per log entry in {@link PackedBatch.entries}: key, revision, createRevision, version, lease, deleted, ts, meta, encrypted, value length. */
 const ENTRY_COLS = 10;
@@ -104,14 +87,6 @@ export const AUDIT_INDEX_BATCH = 2048;
 export interface Writer {
   /** Applies one write, synchronously and durably; resolves its number (rows changed, where that means something). */
   apply(w: WriteOp): number;
-  /**
-   * Makes a run of commits queued one behind the other in ONE transaction (one sync of the WAL),
-   * in order, and answers each one's result as {@link apply} would: 0, or {@link COMMIT_REFUSED}
-   * for a chained commit whose predecessor is not the commit made just before it. Only the first
-   * may be unchained. Either every commit it did not refuse is durable when it returns, or it
-   * throws and none is.
-   */
-  applyCommits(ws: CommitPackedOp[]): number[];
   /**
    * Deferred upkeep between writes: adds up to {@link AUDIT_INDEX_BATCH} audit records to
    * `audit_key_index` (in key order, one transaction) once that many are waiting. Returns true
@@ -188,16 +163,6 @@ export function prepareWrites(db: Database.Database): Writer {
   });
   // The same transaction as `commit`, reading the flat columns of a PackedBatch.
   const commitPacked = db.transaction((p: PackedBatch, head: number) => {
-    writePacked(p);
-    if (p.revision !== head) setMeta.run(p.revision, 'revision');
-  });
-  // Several packed batches, in order, in one transaction: the head is written once, at the end.
-  const commitPackedRun = db.transaction((ps: PackedBatch[], head: number) => {
-    for (const p of ps) writePacked(p);
-    const last = ps[ps.length - 1] as PackedBatch;
-    if (last.revision !== head) setMeta.run(last.revision, 'revision');
-  });
-  function writePacked(p: PackedBatch): void {
     const e = p.entries;
     let at = 0;
     for (let i = 0; i < e.length; i += ENTRY_COLS) {
@@ -213,7 +178,8 @@ export function prepareWrites(db: Database.Database): Writer {
       const r = insertAudit.run(a[i], a[i + 1], a[i + 2], a[i + 3], a[i + 4], a[i + 5], a[i + 6], a[i + 7], a[i + 8], a[i + 9], a[i + 10]);
       lastAuditId = Number(r.lastInsertRowid);
     }
-  }
+    if (p.revision !== head) setMeta.run(p.revision, 'revision');
+  });
   const appendAudit = db.transaction((records: AuditRecord[]) => {
     for (const a of records) audit(a);
   });
@@ -233,19 +199,13 @@ export function prepareWrites(db: Database.Database): Writer {
     const { upsert } = adoptionStmts();
     for (const r of rows) upsert.run(r.rollout, r.client, r.variant, r.bucket, r.selected === null ? null : r.selected ? 1 : 0, r.seenAt);
   });
-  // The seq of the last commit made (see CommitChain); a failed commit leaves it unchanged.
-  let lastSeq: number | undefined;
   const apply = (w: WriteOp): number => {
     switch (w.op) {
       case 'commit':
-        if (w.after !== undefined && w.after !== lastSeq) return COMMIT_REFUSED;
         commit.immediate(w.batch, w.head);
-        lastSeq = w.seq;
         return 0;
       case 'commitPacked':
-        if (w.after !== undefined && w.after !== lastSeq) return COMMIT_REFUSED;
         commitPacked.immediate(w.batch, w.head);
-        lastSeq = w.seq;
         return 0;
       case 'setMeta':
         upsertMeta.run(w.name, w.value);
@@ -273,28 +233,6 @@ export function prepareWrites(db: Database.Database): Writer {
         return 0;
     }
   };
-  const applyCommits = (ws: CommitPackedOp[]): number[] => {
-    const results: number[] = [];
-    const run: CommitPackedOp[] = [];
-    let seq = lastSeq;
-    for (const [i, w] of ws.entries()) {
-      if (w.after === undefined ? i > 0 : w.after !== seq) {
-        results.push(COMMIT_REFUSED);
-        continue;
-      }
-      results.push(0);
-      run.push(w);
-      seq = w.seq;
-    }
-    if (run.length > 0) {
-      commitPackedRun.immediate(
-        run.map((w) => w.batch),
-        (run[0] as CommitPackedOp).head,
-      );
-      lastSeq = seq;
-    }
-    return results;
-  };
   const maxAuditId = db.prepare('SELECT coalesce(max(id), 0) AS m FROM audit');
   const maintain = (): boolean => {
     if (lastAuditId - indexedId < AUDIT_INDEX_BATCH) return false;
@@ -307,5 +245,5 @@ export function prepareWrites(db: Database.Database): Writer {
     indexedId = hi;
     return true;
   };
-  return { apply, applyCommits, maintain };
+  return { apply, maintain };
 }
