@@ -368,6 +368,8 @@ export class SqliteBackend implements Backend {
         this.commitStats.onLoop++;
         const local = this.local;
         setImmediate(() => {
+          // Only while the thread writes nothing, so this connection does not wait for its lock.
+          if (!this.writerIdle()) return;
           try {
             local.maintain();
           } catch {
