@@ -130,11 +130,19 @@ export function prepareWrites(db: Database.Database): Writer {
   const indexAudit = db.prepare<[number, number]>(
     'INSERT OR IGNORE INTO audit_key_index (key, id) SELECT key, id FROM audit WHERE id > ? AND id <= ? AND key IS NOT NULL ORDER BY key, id',
   );
-  let indexedId = (db.prepare("SELECT value FROM meta WHERE name = 'audit_indexed_id'").get() as { value: number } | undefined)?.value ?? 0;
-  let lastAuditId = (db.prepare('SELECT coalesce(max(id), 0) AS m FROM audit').get() as { m: number }).m;
-  const indexStep = db.transaction((hi: number) => {
-    indexAudit.run(indexedId, hi);
+  const readIndexedId = db.prepare("SELECT value FROM meta WHERE name = 'audit_indexed_id'");
+  const maxAuditId = db.prepare('SELECT coalesce(max(id), 0) AS m FROM audit');
+  let indexedId = (readIndexedId.get() as { value: number } | undefined)?.value ?? 0;
+  let lastAuditId = (maxAuditId.get() as { m: number }).m;
+  // Two connections may write (the writer thread, and the event loop for a lone write): where
+  // the index stands is read under the write lock, so it never moves back.
+  const indexStep = db.transaction((): number => {
+    const from = (readIndexedId.get() as { value: number } | undefined)?.value ?? 0;
+    const hi = Math.min((maxAuditId.get() as { m: number }).m, from + AUDIT_INDEX_BATCH);
+    if (hi - from < AUDIT_INDEX_BATCH) return from;
+    indexAudit.run(from, hi);
     setMeta.run(hi, 'audit_indexed_id');
+    return hi;
   });
   const raiseFloor = db.prepare<[string, string, number]>(
     `INSERT INTO history_floors (key, range_end, revision) VALUES (?, ?, ?)
@@ -233,17 +241,17 @@ export function prepareWrites(db: Database.Database): Writer {
         return 0;
     }
   };
-  const maxAuditId = db.prepare('SELECT coalesce(max(id), 0) AS m FROM audit');
   const maintain = (): boolean => {
     if (lastAuditId - indexedId < AUDIT_INDEX_BATCH) return false;
     // lastAuditId is a hint: an append that rolled back (disk full) left it above the real last
-    // id, and ids above the real one will be handed out again. Index only what exists.
+    // id, and ids above the real one will be handed out again. Index only what exists; and the
+    // other connection may have indexed meanwhile.
     lastAuditId = (maxAuditId.get() as { m: number }).m;
+    indexedId = (readIndexedId.get() as { value: number } | undefined)?.value ?? 0;
     if (lastAuditId - indexedId < AUDIT_INDEX_BATCH) return false;
-    const hi = Math.min(lastAuditId, indexedId + AUDIT_INDEX_BATCH);
-    indexStep.immediate(hi);
-    indexedId = hi;
-    return true;
+    const was = indexedId;
+    indexedId = indexStep.immediate();
+    return indexedId > was;
   };
   return { apply, maintain };
 }
