@@ -25,6 +25,45 @@ import type {
 import { newSnapshotId, readViewSnapshot, readViewSnapshotHeader, ValueSlabs, ViewSnapshotError, writeViewSnapshot } from './view-snapshot.js';
 import { packCommit, prepareWrites, type Writer, type WriteOp } from './writes.js';
 
+/**
+ * A lone write is committed on the event loop only while such commits average at most this many
+ * ms: the loop waits for the commit's sync, and no client is served meanwhile.
+ */
+export const LONE_COMMIT_MAX_MS = 1;
+/** How long lone writes stay on the writer thread after they were found slow, in ms. */
+export const LONE_RETRY_MS = 30_000;
+/** Weight of the newest lone commit in the moving average of their time. */
+const LONE_COMMIT_EWMA = 0.2;
+
+/**
+ * Decides whether a lone write may be committed on the event loop: yes while those commits
+ * average at most {@link LONE_COMMIT_MAX_MS} (an exponential moving average); once they average
+ * more (a disk with slow syncs), no for {@link LONE_RETRY_MS}, then yes again with the average
+ * reset, so a disk that got faster is used again.
+ */
+export class LoneWritePolicy {
+  /** Moving average of a lone commit's time on the loop, in ms. */
+  averageMs = 0;
+  private retryAt = 0;
+
+  /** Whether a lone write may go on the loop now (`nowMs`: ms since the epoch). */
+  allowed(nowMs: number): boolean {
+    if (this.averageMs <= LONE_COMMIT_MAX_MS) return true;
+    if (this.retryAt === 0) this.retryAt = nowMs + LONE_RETRY_MS;
+    if (nowMs < this.retryAt) return false;
+    this.retryAt = 0;
+    this.averageMs = 0;
+    return true;
+  }
+
+  /** Records how long a lone commit on the loop took, in ms. */
+  record(ms: number): void {
+    this.averageMs += (ms - this.averageMs) * LONE_COMMIT_EWMA;
+  }
+}
+/** Lone writes between two WAL checkpoints asked of the writer thread (~8 WAL pages each). */
+const LONE_WRITES_PER_CHECKPOINT = 64;
+
 /** Writes on this thread (a `:memory:` store cannot be shared with a writer thread). */
 function inThreadWriter(db: Database.Database): (w: WriteOp) => Promise<number> {
   const writer = prepareWrites(db);
@@ -126,6 +165,9 @@ export class SqliteBackend implements Backend {
    * `:memory:`, whose writes are all on this thread anyway.
    */
   private local: Writer | undefined;
+  /** Whether lone writes may be committed on the event loop (not while such commits are slow). */
+  readonly lonePolicy = new LoneWritePolicy();
+  private loneSinceCheckpoint = 0;
   /** Commits made on this thread's connection (lone writes) and by the writer thread. For tests and diagnostics. */
   readonly commitStats = { onLoop: 0, onWriter: 0 };
   private compacting: Promise<void> = Promise.resolve();
@@ -163,6 +205,10 @@ export class SqliteBackend implements Backend {
     this.prepared = this.prepare(db);
     this.write = this.path === ':memory:' ? inThreadWriter(db) : this.startWriterThread();
     this.local = this.path === ':memory:' ? undefined : prepareWrites(db);
+    // The event loop's connection never checkpoints: a checkpoint copies pages into the database
+    // and syncs it, which must not stall every client. The writer thread does it (its own commits
+    // checkpoint automatically; after lone writes it is asked to, see commit()).
+    if (this.local !== undefined) db.pragma('wal_autocheckpoint = 0');
     return this.readState();
   }
 
@@ -361,11 +407,19 @@ export class SqliteBackend implements Backend {
       // A lone write is committed here when the writer thread has nothing in hand: handing it
       // over costs two thread wake-ups, which on a 2-core VM were a quarter of a lone PUT's time
       // (p50 0.65–0.80 ms through the thread, 0.48–0.55 ms here; issue 17 target 1). The event
-      // loop waits for this one commit meanwhile; batches of several writes still go to the
-      // thread, so under concurrency the loop keeps parsing while they are written.
-      if (this.local !== undefined && batch.entries.length <= 1 && this.writerIdle()) {
+      // loop waits for this one commit meanwhile, so never for a checkpoint (the writer thread
+      // does those) nor while such commits are slow (LoneWritePolicy); batches of several writes
+      // still go to the thread, so under concurrency the loop keeps parsing while they are written.
+      if (this.local !== undefined && batch.entries.length <= 1 && this.writerIdle() && this.lonePolicy.allowed(Date.now())) {
+        const t0 = performance.now();
         this.local.apply({ op: 'commit', batch, head });
+        this.lonePolicy.record(performance.now() - t0);
         this.commitStats.onLoop++;
+        if (++this.loneSinceCheckpoint >= LONE_WRITES_PER_CHECKPOINT) {
+          this.loneSinceCheckpoint = 0;
+          // Queued like any write: lone writes go to the thread until it is done.
+          this.write({ op: 'checkpoint' }).catch(() => undefined);
+        }
         const local = this.local;
         setImmediate(() => {
           // Only while the thread writes nothing, so this connection does not wait for its lock.

@@ -23,7 +23,9 @@ export type WriteOp =
   /** Deletes adoption rows of rollouts not in `keep` and rows seen before `beforeMs`. */
   | { op: 'pruneAdoption'; keep: string[]; beforeMs: number }
   /** Writes nothing: its reply says every write sent before it is done (writes apply in order). */
-  | { op: 'barrier' };
+  | { op: 'barrier' }
+  /** A passive WAL checkpoint (for the WAL grown by lone writes made on another connection). */
+  | { op: 'checkpoint' };
 
 /** Columns per log entry in {@link PackedBatch.entries}: key, revision, createRevision, version, lease, deleted, ts, meta, encrypted, value length. */
 const ENTRY_COLS = 10;
@@ -238,6 +240,9 @@ export function prepareWrites(db: Database.Database): Writer {
       case 'pruneAdoption':
         return adoptionStmts().prune.run(w.beforeMs, JSON.stringify(w.keep)).changes;
       case 'barrier':
+        return 0;
+      case 'checkpoint':
+        db.pragma('wal_checkpoint(PASSIVE)');
         return 0;
     }
   };
