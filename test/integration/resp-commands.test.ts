@@ -4,11 +4,11 @@
  * the memory ↔ durable refusal, keyspace notifications and the AOF replay of these writes.
  */
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { after, before, describe, test } from 'node:test';
 import { Redis } from 'ioredis';
-import { freePort, http, tempDir } from '../helpers/node.js';
-import { redisCli, sleep, startRespNode } from './resp-helpers.js';
+import { http, tempDir } from '../helpers/node.js';
+import { redisCli, sleep, startRedis, startRespNode } from './resp-helpers.js';
 
 /** A reply or an error as one comparable value. */
 async function answer(c: Redis, cmd: (string | number)[]): Promise<unknown> {
@@ -25,24 +25,6 @@ async function same(beacon: Redis, redis: Redis, script: (string | number)[][]):
     const want = await answer(redis, cmd);
     const got = await answer(beacon, cmd);
     assert.deepEqual(got, want, `${cmd.join(' ')}: Beacon ${JSON.stringify(got)}, redis-server ${JSON.stringify(want)}`);
-  }
-}
-
-async function startRedis(): Promise<{ child: ChildProcess; port: number }> {
-  const port = await freePort();
-  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
-  const until = Date.now() + 20_000;
-  for (;;) {
-    try {
-      if ((await redisCli(port, ['ping'])).trim() === 'PONG') return { child, port };
-    } catch {
-      // not up yet
-    }
-    if (Date.now() > until) {
-      child.kill('SIGKILL');
-      throw new Error('redis-server did not start');
-    }
-    await sleep(100);
   }
 }
 

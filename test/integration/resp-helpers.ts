@@ -1,8 +1,8 @@
 /** Helpers for RESP integration tests: raw sockets, redis-cli runs and a node with its RESP port. */
-import { execFile } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { connect, type Socket } from 'node:net';
 import { promisify } from 'node:util';
-import { startTestNode } from '../helpers/node.js';
+import { freePort, startTestNode } from '../helpers/node.js';
 import type { NodeOptions } from '../../src/node/index.js';
 
 const exec = promisify(execFile);
@@ -113,3 +113,22 @@ export function frame(...args: (string | Buffer)[]): Buffer {
 
 /** Sleeps `ms`. */
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** Starts a Debian redis-server on a free loopback port (no persistence), the peer a test compares against; stop it by its child's pid. */
+export async function startRedis(): Promise<{ child: ChildProcess; port: number }> {
+  const port = await freePort();
+  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
+  const until = Date.now() + 20_000;
+  for (;;) {
+    try {
+      if ((await redisCli(port, ['ping'])).trim() === 'PONG') return { child, port };
+    } catch {
+      // not up yet
+    }
+    if (Date.now() > until) {
+      child.kill('SIGKILL');
+      throw new Error('redis-server did not start');
+    }
+    await sleep(100);
+  }
+}

@@ -6,29 +6,11 @@
  * namespaces with different policies in one MSET, and a MSET of durable keys as one revision.
  */
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { after, before, describe, test } from 'node:test';
 import { Redis } from 'ioredis';
-import { freePort, http } from '../helpers/node.js';
-import { redisCli, sleep, startRespNode } from './resp-helpers.js';
-
-async function startRedis(): Promise<{ child: ChildProcess; port: number }> {
-  const port = await freePort();
-  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
-  const until = Date.now() + 20_000;
-  for (;;) {
-    try {
-      if ((await redisCli(port, ['ping'])).trim() === 'PONG') return { child, port };
-    } catch {
-      // not up yet
-    }
-    if (Date.now() > until) {
-      child.kill('SIGKILL');
-      throw new Error('redis-server did not start');
-    }
-    await sleep(100);
-  }
-}
+import { http } from '../helpers/node.js';
+import { sleep, startRedis, startRespNode } from './resp-helpers.js';
 
 /** The keyspace events a server publishes while `run` runs (`event key`, in order). */
 async function eventsDuring(port: number, c: Redis, run: () => Promise<unknown>, last: string): Promise<string[]> {
