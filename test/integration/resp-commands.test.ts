@@ -4,11 +4,10 @@
  * the memory ↔ durable refusal, keyspace notifications and the AOF replay of these writes.
  */
 import assert from 'node:assert/strict';
-import type { ChildProcess } from 'node:child_process';
 import { after, before, describe, test } from 'node:test';
 import { Redis } from 'ioredis';
 import { http, tempDir } from '../helpers/node.js';
-import { redisCli, sleep, startRedis, startRespNode } from './resp-helpers.js';
+import { redisCli, sleep, startBesideRedis, startRespNode, type SideBySide } from './resp-helpers.js';
 
 /** A reply or an error as one comparable value. */
 async function answer(c: Redis, cmd: (string | number)[]): Promise<unknown> {
@@ -30,23 +29,17 @@ async function same(beacon: Redis, redis: Redis, script: (string | number)[][]):
 
 describe('COPY, OBJECT and bitmaps against redis-server', () => {
   let node: Awaited<ReturnType<typeof startRespNode>>;
-  let redis: { child: ChildProcess; port: number };
   let io: Redis;
   let rd: Redis;
 
+  let pair: SideBySide;
+
   before(async () => {
-    node = await startRespNode();
-    assert.equal((await http(`${node.url}/v1/namespaces/`, { method: 'PUT', body: { storage: 'memory' } })).status, 201);
-    assert.equal((await http(`${node.url}/v1/namespaces/app/`, { method: 'PUT', body: { storage: 'durable' } })).status, 201);
-    redis = await startRedis();
-    io = new Redis({ port: node.respPort, host: '127.0.0.1', maxRetriesPerRequest: 1 });
-    rd = new Redis({ port: redis.port, host: '127.0.0.1', maxRetriesPerRequest: 1 });
+    pair = await startBesideRedis({ '': { storage: 'memory' }, 'app/': { storage: 'durable' } });
+    ({ node, io, rd } = pair);
   });
   after(async () => {
-    io.disconnect();
-    rd.disconnect();
-    if (redis.child.pid !== undefined) process.kill(redis.child.pid, 'SIGTERM');
-    await node.cleanup();
+    await pair.stop();
   });
 
   test('SETBIT/GETBIT: replies, growth, offset and bit errors, WRONGTYPE', async () => {

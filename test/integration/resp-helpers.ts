@@ -2,7 +2,8 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { connect, type Socket } from 'node:net';
 import { promisify } from 'node:util';
-import { freePort, startTestNode } from '../helpers/node.js';
+import { Redis } from 'ioredis';
+import { freePort, http, startTestNode } from '../helpers/node.js';
 import type { NodeOptions } from '../../src/node/index.js';
 
 const exec = promisify(execFile);
@@ -131,4 +132,41 @@ export async function startRedis(): Promise<{ child: ChildProcess; port: number 
     }
     await sleep(100);
   }
+}
+
+/** A Beacon node and a redis-server side by side, with an ioredis client on each (`io` Beacon, `rd` redis-server). */
+export interface SideBySide {
+  node: Awaited<ReturnType<typeof startRespNode>>;
+  redis: { child: ChildProcess; port: number };
+  io: Redis;
+  rd: Redis;
+  /** Disconnects both clients and stops both servers. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts a RESP node with `namespaces` (prefix → policy body, e.g. `{'': {storage: 'memory'}}`)
+ * and a redis-server beside it, for tests that compare Beacon's answers with the peer's.
+ */
+export async function startBesideRedis(namespaces: Record<string, Record<string, unknown>>): Promise<SideBySide> {
+  const node = await startRespNode();
+  for (const [prefix, body] of Object.entries(namespaces)) {
+    const res = await http(`${node.url}/v1/namespaces/${prefix}`, { method: 'PUT', body });
+    if (res.status !== 201) throw new Error(`namespace '${prefix}' answered ${res.status}: ${JSON.stringify(res.body)}`);
+  }
+  const redis = await startRedis();
+  const io = new Redis({ port: node.respPort, host: '127.0.0.1', maxRetriesPerRequest: 1 });
+  const rd = new Redis({ port: redis.port, host: '127.0.0.1', maxRetriesPerRequest: 1 });
+  return {
+    node,
+    redis,
+    io,
+    rd,
+    stop: async () => {
+      io.disconnect();
+      rd.disconnect();
+      if (redis.child.pid !== undefined) process.kill(redis.child.pid, 'SIGTERM');
+      await node.cleanup();
+    },
+  };
 }

@@ -10,7 +10,7 @@ import type { ChildProcess } from 'node:child_process';
 import { after, before, describe, test } from 'node:test';
 import { Redis } from 'ioredis';
 import { http } from '../helpers/node.js';
-import { sleep, startRedis, startRespNode } from './resp-helpers.js';
+import { sleep, startBesideRedis, type SideBySide, type startRespNode } from './resp-helpers.js';
 
 /** The keyspace events a server publishes while `run` runs (`event key`, in order). */
 async function eventsDuring(port: number, c: Redis, run: () => Promise<unknown>, last: string): Promise<string[]> {
@@ -55,21 +55,15 @@ describe('MSET as one write, against redis-server', () => {
   let io: Redis;
   let rd: Redis;
 
+  let pair: SideBySide;
+
   before(async () => {
-    node = await startRespNode();
     // The whole keyspace a cache; ttl: a memory namespace with a default TTL; app/ durable.
-    assert.equal((await http(`${node.url}/v1/namespaces/`, { method: 'PUT', body: { storage: 'memory' } })).status, 201);
-    assert.equal((await http(`${node.url}/v1/namespaces/ttl:`, { method: 'PUT', body: { storage: 'memory', defaultTtl: 3600 } })).status, 201);
-    assert.equal((await http(`${node.url}/v1/namespaces/app/`, { method: 'PUT', body: { storage: 'durable' } })).status, 201);
-    redis = await startRedis();
-    io = new Redis({ port: node.respPort, host: '127.0.0.1', maxRetriesPerRequest: 1 });
-    rd = new Redis({ port: redis.port, host: '127.0.0.1', maxRetriesPerRequest: 1 });
+    pair = await startBesideRedis({ '': { storage: 'memory' }, 'ttl:': { storage: 'memory', defaultTtl: 3600 }, 'app/': { storage: 'durable' } });
+    ({ node, redis, io, rd } = pair);
   });
   after(async () => {
-    io.disconnect();
-    rd.disconnect();
-    if (redis.child.pid !== undefined) process.kill(redis.child.pid, 'SIGTERM');
-    await node.cleanup();
+    await pair.stop();
   });
 
   test("keyspace notifications: each key's new then set, in argument order, a repeated key once new", async () => {
