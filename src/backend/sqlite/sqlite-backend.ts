@@ -34,6 +34,8 @@ export const LONE_COMMIT_MAX_MS = 1;
 export const LONE_RETRY_MS = 30_000;
 /** Weight of the newest lone commit in the moving average of their time. */
 const LONE_COMMIT_EWMA = 0.2;
+/** Lone writes between two WAL checkpoints asked of the writer thread (~8 WAL pages each). */
+const LONE_WRITES_PER_CHECKPOINT = 64;
 
 /**
  * Decides whether a lone write may be committed on the event loop: yes while those commits
@@ -61,8 +63,6 @@ export class LoneWritePolicy {
     this.averageMs += (ms - this.averageMs) * LONE_COMMIT_EWMA;
   }
 }
-/** Lone writes between two WAL checkpoints asked of the writer thread (~8 WAL pages each). */
-const LONE_WRITES_PER_CHECKPOINT = 64;
 
 /** Writes on this thread (a `:memory:` store cannot be shared with a writer thread). */
 function inThreadWriter(db: Database.Database): (w: WriteOp) => Promise<number> {
@@ -168,6 +168,8 @@ export class SqliteBackend implements Backend {
   /** Whether lone writes may be committed on the event loop (not while such commits are slow). */
   readonly lonePolicy = new LoneWritePolicy();
   private loneSinceCheckpoint = 0;
+  /** An audit-index step on this connection is scheduled (one per turn, however many lone writes). */
+  private maintainScheduled = false;
   /** Commits made on this thread's connection (lone writes) and by the writer thread. For tests and diagnostics. */
   readonly commitStats = { onLoop: 0, onWriter: 0 };
   private compacting: Promise<void> = Promise.resolve();
@@ -420,16 +422,20 @@ export class SqliteBackend implements Backend {
           // Queued like any write: lone writes go to the thread until it is done.
           this.write({ op: 'checkpoint' }).catch(() => undefined);
         }
-        const local = this.local;
-        setImmediate(() => {
-          // Only while the thread writes nothing, so this connection does not wait for its lock.
-          if (!this.writerIdle()) return;
-          try {
-            local.maintain();
-          } catch {
-            // retried after a later write; queries read the unindexed tail meanwhile
-          }
-        });
+        if (!this.maintainScheduled) {
+          this.maintainScheduled = true;
+          const local = this.local;
+          setImmediate(() => {
+            this.maintainScheduled = false;
+            // Only while the thread writes nothing, so this connection does not wait for its lock.
+            if (!this.writerIdle()) return;
+            try {
+              local.maintain();
+            } catch {
+              // retried after a later write; queries read the unindexed tail meanwhile
+            }
+          });
+        }
       } else {
         await this.write({ op: 'commit', batch, head });
         this.commitStats.onWriter++;
