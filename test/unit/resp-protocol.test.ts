@@ -45,6 +45,28 @@ test('split at every byte boundary gives the same commands', () => {
   assert.deepEqual(strs(got), whole);
 });
 
+test('feedInto appends to the caller\'s queue; small and large argument counts come out whole, with no holes', () => {
+  const frame = (args: string[]): string => `*${args.length}\r\n${args.map((a) => `$${Buffer.byteLength(a)}\r\n${a}\r\n`).join('')}`;
+  // 1,500 arguments: past the count up to which the parser sizes a request's array up front.
+  const many = ['RPUSH', 'l', ...Array.from({ length: 1498 }, (_, i) => `v${i}`)];
+  const input = Buffer.from(frame(['SET', 'k', 'v']) + frame(many) + frame(['GET', 'k']));
+  for (const cut of [1, 7, 100, 5000, input.length - 3]) {
+    const p = new RespParser();
+    const queue: unknown[] = ['earlier'];
+    assert.equal(p.feedInto(input.subarray(0, cut), queue), undefined);
+    assert.equal(p.feedInto(input.subarray(cut), queue), undefined);
+    assert.equal(queue[0], 'earlier');
+    const got = queue.slice(1) as Buffer[][];
+    assert.deepEqual(strs(got), [['SET', 'k', 'v'], many, ['GET', 'k']], `cut at ${cut}`);
+    for (const c of got) assert.ok(c.every((a) => Buffer.isBuffer(a)) && Object.keys(c).length === c.length, `a dense array at cut ${cut}`);
+    assert.ok(p.idle);
+  }
+  // The protocol error comes back as the text, after the commands before it.
+  const q: unknown[] = [];
+  assert.equal(new RespParser().feedInto(Buffer.from('*1\r\n$4\r\nPING\r\n*1\r\nx'), q), "Protocol error: expected '$', got 'x'");
+  assert.deepEqual(strs(q as Buffer[][]), [['PING']]);
+});
+
 test("protocol errors use Redis's wording and stop the parser", () => {
   const cases: [string, string][] = [
     ['*abc\r\n', 'Protocol error: invalid multibulk length'],

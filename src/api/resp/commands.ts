@@ -198,14 +198,16 @@ def('pubsub', -2, 'none', KNONE, 'pubsub', S.pubsub);
 /** Every command by lower-case name. */
 export const COMMANDS: ReadonlyMap<string, CommandSpec> = new Map(table.map((c) => [c.name, c]));
 
-/** The key arguments of `argv` (without the name) per `spec.keys`. */
-export function keyArgs(spec: CommandSpec, args: Buffer[]): Buffer[] {
-  const [first, last0, step] = spec.keys;
-  if (first === 0) return [];
-  const last = last0 < 0 ? args.length + last0 + 1 : last0;
-  const out: Buffer[] = [];
-  for (let i = first; i <= last && i <= args.length; i += step) out.push(args[i - 1] as Buffer);
-  return out;
+/**
+ * The position of the last key argument of a command with `argCount` arguments (its name not
+ * counted; positions from 1, as `spec.keys`), or 0 when it has no key: the keys are at
+ * `spec.keys[0]`, then every `spec.keys[2]`-th position up to this one.
+ */
+export function lastKeyArg(spec: CommandSpec, argCount: number): number {
+  const [first, last, step] = spec.keys;
+  if (first === 0 || step <= 0) return 0;
+  const end = Math.min(last < 0 ? argCount + last + 1 : last, argCount);
+  return end < first ? 0 : end;
 }
 
 /** COMMAND INFO's entry for a command (Redis 7 shape: name, arity, flags, first, last, step, categories, tips, key specs, subcommands). */

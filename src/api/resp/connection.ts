@@ -123,7 +123,7 @@ export class Connection implements ConnState {
     socket.on('error', () => this.destroy());
     socket.on('close', () => this.destroy());
     socket.on('drain', () => {
-      if (!this.running && this.qhead < this.queue.length) void this.run();
+      if (!this.running && this.qhead < this.queue.length) this.run();
       else if (!this.running && this.socket.isPaused() && !this.dead) this.socket.resume();
     });
   }
@@ -134,13 +134,13 @@ export class Connection implements ConnState {
     // Requests are parsed ahead of execution, so an AUTH pipelined in the same write as a large
     // request does not lift the limits for it (clients send AUTH and wait for +OK first).
     this.parser.unauthenticated = this.principal === undefined;
-    const r = this.parser.feed(chunk);
     if (this.qhead === this.queue.length) {
-      this.queue = r.commands;
+      this.queue.length = 0;
       this.qhead = 0;
-    } else for (const c of r.commands) this.queue.push(c);
-    if (r.error !== undefined) {
-      this.queue.push({ [PROTOCOL_ERROR]: r.error });
+    }
+    const error = this.parser.feedInto(chunk, this.queue);
+    if (error !== undefined) {
+      this.queue.push({ [PROTOCOL_ERROR]: error });
       this.socket.pause();
     } else if (this.parser.buffered > this.host.queryBufferLimit) {
       // A request larger than the query buffer limit: drop the client, as Redis does.
@@ -149,17 +149,53 @@ export class Connection implements ConnState {
     }
     // Kept while the connection lives: a drained parser holds no buffer (see RespParser.feed),
     // and making one per request cost an object and a 4 KiB buffer at -P 1.
-    if (!this.running && this.qhead < this.queue.length) void this.run();
+    if (!this.running && this.qhead < this.queue.length) this.run();
   }
 
   /**
-   * Runs the queued requests in order. Synchronous from start to end while every command
-   * answers at once (memory keys, reads): no promise is awaited and the batch's replies go out
-   * in one socket write before this returns; it awaits only a durable commit or an async command.
+   * Runs the queued requests in order, synchronously while every command answers at once (memory
+   * keys, reads: the common case costs no promise). From the first command whose reply must wait
+   * (a durable commit, an async command, a WAIT for writes in flight), a protocol error, or a
+   * client that stopped reading, {@link runAsync} takes over with that command's outcome.
    */
-  private async run(): Promise<void> {
+  private run(): void {
     this.running = true;
+    let handedOver = false;
     try {
+      while (this.qhead < this.queue.length && !this.dead && !this.closing) {
+        const item = this.queue[this.qhead] as Queued;
+        // Replies still in flight (pipelined durable writes), a protocol error and the output
+        // limit are the asynchronous path's cases.
+        if (this.slots.length > 0 || !Array.isArray(item) || this.pendingOutput > this.host.outputPauseBytes) break;
+        this.queue[this.qhead++] = EMPTY;
+        const mode = this.replyMode;
+        const o = this.host.execute(this, item, false);
+        if (o instanceof Promise || o.kind !== 'reply') {
+          handedOver = true;
+          void this.runAsync({ item, o, mode });
+          return;
+        }
+        this.answer(mode, o);
+        this.drainPushes();
+      }
+      if (this.slots.length > 0 || (this.qhead < this.queue.length && !this.dead && !this.closing)) {
+        handedOver = true;
+        void this.runAsync(undefined);
+        return;
+      }
+      this.finish();
+    } finally {
+      if (!handedOver) this.stopped();
+    }
+  }
+
+  /**
+   * The general loop of {@link run}: awaits what a command's reply waits for. `first` is the
+   * outcome of a command {@link run} already executed, handled before the queue.
+   */
+  private async runAsync(first: { item: Buffer[]; o: Outcome | Promise<Outcome>; mode: Connection['replyMode'] } | undefined): Promise<void> {
+    try {
+      if (first !== undefined) await this.complete(first.item, first.o, first.mode);
       while (this.qhead < this.queue.length && !this.dead && !this.closing) {
         if (this.pendingOutput > this.host.outputPauseBytes) {
           // The client is not reading its replies: stop reading its requests until it does.
@@ -176,44 +212,65 @@ export class Connection implements ConnState {
           break;
         }
         const mode = this.replyMode;
-        let o = this.host.execute(this, item, this.pendingCount > 0);
-        if (o instanceof Promise) {
-          this.flush();
-          o = await o;
-        }
-        if (o.kind === 'wait') {
-          await this.settle();
-          o = this.host.execute(this, item, false);
-          if (o instanceof Promise) {
-            this.flush();
-            o = await o;
-          }
-        }
-        // CLIENT REPLY OFF/SKIP silence the command's reply (not CLIENT REPLY ON's own +OK).
-        const drop = mode !== 'on' && this.replyMode !== 'on';
-        if (mode === 'skip' && this.replyMode === 'skip') this.replyMode = 'on';
-        if (o.kind === 'reply') this.reply(drop ? DROPPED : o.reply);
-        else if (o.kind === 'pending') {
-          this.pendingCount++;
-          this.slots.push(drop ? o.promise.then(() => DROPPED) : o.promise);
-          if (!o.blind) await this.settle();
-        }
-        this.drainPushes();
-      }
-      if (this.qhead >= this.queue.length) {
-        this.queue = [];
-        this.qhead = 0;
+        await this.complete(item, this.host.execute(this, item, this.pendingCount > 0), mode);
       }
       if (this.slots.length > 0) await this.settle();
-      this.flush();
-      if (this.closing) this.end();
-      else if (this.socket.isPaused() && this.qhead >= this.queue.length && this.pendingOutput <= this.host.outputPauseBytes) this.socket.resume();
+      this.finish();
     } finally {
-      this.running = false;
-      if (this.pushes !== undefined) {
-        this.drainPushes();
+      this.stopped();
+    }
+  }
+
+  /** Handles the outcome `o` of executing `item` (run with reply mode `mode`): waits, re-runs after a WAIT, queues the reply. */
+  private async complete(item: Buffer[], o0: Outcome | Promise<Outcome>, mode: Connection['replyMode']): Promise<void> {
+    let o = o0;
+    if (o instanceof Promise) {
+      this.flush();
+      o = await o;
+    }
+    if (o.kind === 'wait') {
+      await this.settle();
+      o = this.host.execute(this, item, false);
+      if (o instanceof Promise) {
         this.flush();
+        o = await o;
       }
+    }
+    this.answer(mode, o);
+    if (o.kind === 'pending' && !o.blind) await this.settle();
+    this.drainPushes();
+  }
+
+  /** Queues the reply of an outcome; `mode` was the reply mode when its command started. */
+  private answer(mode: Connection['replyMode'], o: Outcome): void {
+    // CLIENT REPLY OFF/SKIP silence the command's reply (not CLIENT REPLY ON's own +OK).
+    const drop = mode !== 'on' && this.replyMode !== 'on';
+    if (mode === 'skip' && this.replyMode === 'skip') this.replyMode = 'on';
+    if (o.kind === 'reply') this.reply(drop ? DROPPED : o.reply);
+    else if (o.kind === 'pending') {
+      this.pendingCount++;
+      this.slots.push(drop ? o.promise.then(() => DROPPED) : o.promise);
+    }
+  }
+
+  /** The end of a run with nothing left to wait for: writes the replies, then closes or reads on. */
+  private finish(): void {
+    if (this.qhead >= this.queue.length) {
+      // Emptied in place: onData pushes the next requests into the same array.
+      this.queue.length = 0;
+      this.qhead = 0;
+    }
+    this.flush();
+    if (this.closing) this.end();
+    else if (this.socket.isPaused() && this.qhead >= this.queue.length && this.pendingOutput <= this.host.outputPauseBytes) this.socket.resume();
+  }
+
+  /** Marks the run over; pub/sub messages raised meanwhile go out now. */
+  private stopped(): void {
+    this.running = false;
+    if (this.pushes !== undefined) {
+      this.drainPushes();
+      this.flush();
     }
   }
 

@@ -68,6 +68,8 @@ export class RespParser {
   /** Length of the bulk being read, -1 when a `$` line is expected next. */
   private bulkLen = -1;
   private args: Buffer[] = NO_ARGS;
+  /** Arguments of the current request read so far (its array may be longer: sized up front). */
+  private argc = 0;
   private failed = false;
 
   /** Bytes buffered but not yet consumed (useful to bound a stalled client's memory). */
@@ -77,7 +79,7 @@ export class RespParser {
 
   /** True between requests with nothing buffered: the parser holds no state and may be dropped. */
   get idle(): boolean {
-    return this.buffered === 0 && this.pending === 0 && this.bulkLen === -1 && this.args.length === 0 && this.bulk === undefined;
+    return this.buffered === 0 && this.pending === 0 && this.bulkLen === -1 && this.args === NO_ARGS && this.bulk === undefined;
   }
 
   /**
@@ -87,13 +89,22 @@ export class RespParser {
    */
   feed(chunk: Buffer): ParseResult {
     const commands: Buffer[][] = [];
-    if (this.failed) return { commands };
+    const error = this.feedInto(chunk, commands);
+    return error === undefined ? { commands } : { commands, error };
+  }
+
+  /**
+   * {@link feed} without the result object: pushes every command `chunk` completes onto `out`
+   * (the caller's queue, reused from read to read) and returns the protocol error text, if any.
+   */
+  feedInto(chunk: Buffer, out: unknown[]): string | undefined {
+    if (this.failed) return undefined;
     if (this.bulk !== undefined) {
       const n = Math.min(chunk.length, this.bulk.length - this.bulkFill);
       chunk.copy(this.bulk, this.bulkFill, 0, n);
       this.bulkFill += n;
-      if (this.bulkFill < this.bulk.length) return { commands };
-      this.args.push(this.bulk.subarray(0, this.bulkLen));
+      if (this.bulkFill < this.bulk.length) return undefined;
+      this.addArg(this.bulk.subarray(0, this.bulkLen));
       this.bulk = undefined;
       this.bulkFill = 0;
       this.bulkLen = -1;
@@ -110,7 +121,7 @@ export class RespParser {
       this.len = chunk.length;
     } else this.append(chunk);
     for (;;) {
-      const r = this.pending === 0 && this.bulkLen === -1 && this.args.length === 0 ? this.start() : this.multibulk();
+      const r = this.pending === 0 && this.bulkLen === -1 && this.args === NO_ARGS ? this.start() : this.multibulk();
       if (r === 'more') break;
       if (typeof r === 'string') {
         this.failed = true;
@@ -118,16 +129,23 @@ export class RespParser {
         this.len = this.pos = this.scan = 0;
         this.bulk = undefined;
         this.bulkFill = 0;
-        return { commands, error: `Protocol error: ${r}` };
+        return `Protocol error: ${r}`;
       }
-      if (r !== null) commands.push(r);
+      if (r !== null) out.push(r);
     }
     if (this.pos >= this.len) {
       // Drained: hold no buffer between requests (an idle connection costs no buffer memory).
       this.buf = EMPTY;
       this.len = this.pos = this.scan = 0;
     }
-    return { commands };
+    return undefined;
+  }
+
+  /** Adds an argument to the request being read (its array was sized from the count line when small). */
+  private addArg(arg: Buffer): void {
+    if (this.argc < this.args.length) this.args[this.argc] = arg;
+    else this.args.push(arg);
+    this.argc++;
   }
 
   /** Appends `chunk` to the working buffer, compacting or doubling it (amortised linear). */
@@ -165,7 +183,10 @@ export class RespParser {
       if (this.unauthenticated && n > UNAUTH_LIMITS.multibulkMax) return 'unauthenticated multibulk length';
       if (n <= 0) return null;
       this.pending = n;
-      this.args = new Array<Buffer>();
+      // Sized up front (a growing array reserves 17 slots on its first push); a count past
+      // PRESIZE_MAX grows as arguments arrive, so a client cannot make it reserve a large array.
+      this.args = n <= PRESIZE_MAX ? new Array<Buffer>(n) : [];
+      this.argc = 0;
       return this.multibulk();
     }
     return this.inline();
@@ -222,7 +243,7 @@ export class RespParser {
         const buf = this.buf;
         for (let i = 0, at = this.pos; i < this.bulkLen; i++, at++) arg[i] = buf[at] as number;
       } else this.buf.copy(arg, 0, this.pos, this.pos + this.bulkLen);
-      this.args.push(arg);
+      this.addArg(arg);
       this.pos += this.bulkLen + 2;
       this.bulkLen = -1;
       this.pending--;
@@ -254,6 +275,9 @@ export class RespParser {
     return cr;
   }
 }
+
+/** Requests of up to this many arguments get their array sized from the count line. */
+const PRESIZE_MAX = 1024;
 
 /** Arguments up to this many bytes are copied out of the read buffer by a loop rather than Buffer#copy. */
 const SMALL_ARG = 32;

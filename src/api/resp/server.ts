@@ -15,7 +15,7 @@ import type { Logger } from '../../obs/index.js';
 import { word } from './args.js';
 import { keyName } from './cmd-strings.js';
 import { NO_REPLY, REDIS_VERSION } from './cmd-server.js';
-import { COMMANDS, commandDocs, commandInfo, keyArgs, type CommandSpec } from './commands.js';
+import { COMMANDS, commandDocs, commandInfo, lastKeyArg, type CommandSpec } from './commands.js';
 import { Connection, type ConnectionHost, type Outcome } from './connection.js';
 import type { ConnState, Ctx, ServerApi } from './context.js';
 import { toRespError } from './errors.js';
@@ -265,17 +265,18 @@ export class RespServer implements ServerApi, ConnectionHost {
       this.denied(conn, spec.name, 'admin');
       throw new RespError(`NOPERM '${p.name}' may not run the '${spec.name}${spec.name === 'config' ? `|${word(args[0]).toLowerCase()}` : ''}' command (administrators only)`);
     }
-    const raw = keyArgs(spec, args);
-    if (raw.length === 0) return [];
+    const last = lastKeyArg(spec, args.length);
+    if (last === 0) return NO_KEYS;
+    const [first, , step] = spec.keys;
     const action: Action = spec.access === 'write' ? 'write' : 'read';
-    const keys: string[] = [];
-    for (const b of raw) {
-      const key = keyName(b);
+    const keys = new Array<string>(Math.floor((last - first) / step) + 1);
+    for (let i = first, k = 0; i <= last; i += step, k++) {
+      const key = keyName(args[i - 1]);
       if (!this.o.auth.can(p, action, { key })) {
         this.denied(conn, spec.name, action, key);
         throw new RespError(`NOPERM ${deniedError(p, action, { key }).message}`);
       }
-      keys.push(key);
+      keys[k] = key;
     }
     return keys;
   }
@@ -1251,6 +1252,8 @@ function canonicalFlags(f: string): string {
 }
 
 const WAIT: Outcome = { kind: 'wait' };
+/** The keys of a keyless command (never pushed to). */
+const NO_KEYS: string[] = Object.freeze([]) as unknown as string[];
 /** Command specs by the exact spelling a client sent (`GET`, `get`): skips a lower-casing per command. */
 const SPEC_BY_RAW_NAME = new Map<string, CommandSpec>();
 /** The spellings of the last commands run, as bytes, and their specs: matched without decoding the name. */
