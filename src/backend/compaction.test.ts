@@ -1,6 +1,14 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { COMPACTION_STEP_MAX, COMPACTION_STEP_MIN, COMPACTION_STEP_START, COMPACTION_STEP_TARGET_MS, nextCompactionStep } from './compaction.js';
+import {
+  COMPACTION_REST_MAX_MS,
+  COMPACTION_STEP_MAX,
+  COMPACTION_STEP_MIN,
+  COMPACTION_STEP_START,
+  COMPACTION_STEP_TARGET_MS,
+  compactionRestMs,
+  nextCompactionStep,
+} from './compaction.js';
 
 test('a slow compaction step halves the next one, down to the minimum', () => {
   let step = COMPACTION_STEP_START;
@@ -21,4 +29,13 @@ test('a fast compaction step doubles the next one, up to the maximum', () => {
 test('a step near the target keeps its size', () => {
   assert.equal(nextCompactionStep(1000, COMPACTION_STEP_TARGET_MS), 1000);
   assert.equal(nextCompactionStep(1000, (COMPACTION_STEP_TARGET_MS * 3) / 4), 1000);
+});
+
+test('a compaction takes about a quarter of the writer while clients write and half while none do', () => {
+  const share = (tookMs: number, clientsWrote: boolean): number => tookMs / (tookMs + compactionRestMs(tookMs, clientsWrote));
+  assert.equal(share(COMPACTION_STEP_TARGET_MS, true), 0.25);
+  assert.equal(share(COMPACTION_STEP_TARGET_MS, false), 0.5);
+  // A slow step rests at most the cap, so a compaction is never parked for long; no negative rest.
+  assert.equal(compactionRestMs(10_000, true), COMPACTION_REST_MAX_MS);
+  assert.equal(compactionRestMs(-1, true), 0);
 });

@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { BeaconError, ErrorCode, UnavailableError } from '../../errors.js';
 import { prefixEnd, type AuditQuery, type AuditRecord, type KeyValue, type Lease, type LogEntry } from '../../mvcc/index.js';
-import { COMPACTION_REST_MAX_MS, COMPACTION_STEP_START, nextCompactionStep } from '../compaction.js';
+import { COMPACTION_STEP_START, compactionRestMs, nextCompactionStep } from '../compaction.js';
 import { pruneRange, type PruneRow } from '../retention.js';
 import type {
   AdoptionRow,
@@ -557,15 +557,18 @@ export class SqliteBackend implements Backend {
       const start = Math.max(0, (s.minRevision.get()?.r ?? 1) - 1);
       // Steps sized by time (see ../compaction.ts), so a write never waits long behind one.
       let step = COMPACTION_STEP_START;
+      const commits = (): number => this.commitStats.onLoop + this.commitStats.onWriter;
+      let seen = commits();
       for (let lo = start; lo < revision; ) {
         const hi = Math.min(revision, lo + step);
         const tookMs = await this.write({ op: 'compactStep', lo, hi, revision });
         step = nextCompactionStep(step, tookMs);
         lo = hi;
-        // Rest as long as the step took, so a compaction takes at most about half of the writer
-        // (and of a core): back to back, 10 ms steps still raised the p99 of concurrent PUTs 2.7×
-        // on a busy 2-core VM (issue 17), by the CPU and fsyncs they took from the commits.
-        await new Promise((r) => setTimeout(r, Math.min(COMPACTION_REST_MAX_MS, tookMs)));
+        // Rest, longer while clients write, so their commits rarely wait behind a step and the
+        // compaction's CPU and fsyncs take a small share from them (see ../compaction.ts).
+        const now = commits();
+        await new Promise((r) => setTimeout(r, compactionRestMs(tookMs, now !== seen)));
+        seen = now;
         if (this.db === undefined) return;
       }
     };
