@@ -68,6 +68,21 @@ describe('HTTP request metrics and the head read', () => {
     assert.equal(line.msg, 'request answered with an error');
   });
 
+  it('gives a request without a usable x-request-id a fresh one, and logs it', async () => {
+    const ids: string[] = [];
+    for (const given of [undefined, 'bad id with spaces', 'x'.repeat(129)]) {
+      const res = await fetch(`${node.url}/v1/kv/m/absent`, given === undefined ? {} : { headers: { 'x-request-id': given } });
+      assert.equal(res.status, 404);
+      const id = res.headers.get('x-request-id') ?? '';
+      assert.match(id, /^[0-9a-f]{12}-[0-9a-z]+$/, 'a node prefix and a counter');
+      ids.push(id);
+      const line = logLines.map((l) => JSON.parse(l) as Record<string, unknown>).find((o) => o.reqId === id);
+      assert.ok(line, `a log line with the generated id ${id}`);
+    }
+    assert.equal(new Set(ids).size, ids.length, 'every generated id is new');
+    assert.equal(new Set(ids.map((i) => i.split('-')[0])).size, 1, 'one prefix per node start');
+  });
+
   it('answers the head read, a linearizable read and a read at a revision alike', async () => {
     const head = await http(`${node.url}/v1/kv/m/a`);
     assert.equal(head.status, 200);

@@ -1,7 +1,7 @@
 /** The HTTP API on fastify: request ids, JSON logs, latency metrics, the one error handler, every route module. */
 import cors from '@fastify/cors';
 import websocket from '@fastify/websocket';
-import { randomUUID } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import type { Bindings, ChildLoggerOptions } from 'pino';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { InvalidArgumentError } from '../../errors.js';
@@ -25,6 +25,15 @@ import { registerWatchRoutes } from './watch-routes.js';
 export const MAX_WS_FRAME_BYTES = 64 * 1024;
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+/**
+ * Generated request ids: a random prefix per process, then a counter in base 36
+ * (`3f9c0a1b2e4d-1a7`). Unique per node start, so ids from different nodes or restarts do not
+ * collide in logs and audit records. A `randomUUID()` per request cost ~240 ns and ~600 bytes
+ * of garbage, a twentieth of a GET's allocation (issue 17).
+ */
+const REQUEST_ID_PREFIX = `${randomBytes(6).toString('hex')}-`;
+let requestCounter = 0;
 
 /** Methods a browser app on another origin may use (every method of the API). */
 export const CORS_METHODS = ['GET', 'PUT', 'POST', 'PATCH', 'DELETE'] as const;
@@ -174,7 +183,7 @@ export async function createHttpServer(ctx: HttpContext, opts: HttpServerOptions
     requestIdHeader: false,
     genReqId: (req) => {
       const given = req.headers['x-request-id'];
-      return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
+      return typeof given === 'string' && REQUEST_ID.test(given) ? given : REQUEST_ID_PREFIX + (++requestCounter).toString(36);
     },
     forceCloseConnections: true,
     return503OnClosing: true,
