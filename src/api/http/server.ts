@@ -5,6 +5,7 @@ import { randomBytes } from 'node:crypto';
 import type { Bindings, ChildLoggerOptions } from 'pino';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { InvalidArgumentError } from '../../errors.js';
+import type { RequestSeries } from '../../obs/index.js';
 import { registerAdminRoutes } from './admin-routes.js';
 import { registerAlertRoutes } from './alert-routes.js';
 import { registerAuthRoutes } from './auth-routes.js';
@@ -235,20 +236,18 @@ export async function createHttpServer(ctx: HttpContext, opts: HttpServerOptions
   // fresh object each time, and that and the label strings were a tenth of a GET's JavaScript
   // (issue 17). Requests that matched no route are counted by the global hook as 'unmatched'.
   const recorder = (route: string): ((method: string, status: number, ms: number) => void) => {
-    const byMethod = new Map<string, Map<number, { h: { observe(v: number): void }; c: { inc(): void } }>>();
+    const byMethod = new Map<string, Map<number, RequestSeries>>();
     let children = 0;
     return (method, status, ms) => {
       let byStatus = byMethod.get(method);
       if (byStatus === undefined) byMethod.set(method, (byStatus = new Map()));
       let m = byStatus.get(status);
       if (m === undefined) {
-        const labels = { method, route, status: String(status) };
-        m = { h: ctx.metrics.httpDuration.labels(labels), c: ctx.metrics.httpRequests.labels(labels) };
+        m = ctx.metrics.httpSeries({ method, route, status: String(status) });
         // A bounded cache: a client inventing methods cannot grow it without end.
         if (children++ < 100) byStatus.set(status, m);
       }
-      m.h.observe(ms / 1000);
-      m.c.inc();
+      m.observe(ms / 1000);
     };
   };
   app.addHook('onRoute', (route) => {
