@@ -9,8 +9,8 @@
  * after one faster than half of it. Between two steps the compaction rests: as long as the step
  * took while nothing else writes, three times as long while clients write (see
  * {@link compactionRestMs}). Measured on the 2-core VM (docs/performance.md, issue 17 target 5):
- * 10 ms steps with a rest as long raised the p99 of concurrent PUTs 2.4–2.8×; 4 ms steps with
- * three times the rest, 1.5×.
+ * 10 ms steps with a rest as long raised the p99 of concurrent PUTs 2.4–3.2×; 4 ms steps with
+ * three times the rest while clients write, 1.6–1.8×.
  */
 
 /** Wall time one compaction step aims at, in ms (including its wait for the writer). */

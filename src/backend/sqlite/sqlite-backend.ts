@@ -170,7 +170,7 @@ export class SqliteBackend implements Backend {
   private loneSinceCheckpoint = 0;
   /** An audit-index step on this connection is scheduled (one per turn, however many lone writes). */
   private maintainScheduled = false;
-  /** Commits made on this thread's connection (lone writes) and by the writer thread. For tests and diagnostics. */
+  /** Commits made on this thread's connection (lone writes) and by the writer thread: for tests, diagnostics, and the compaction's pacing (it rests longer while these grow). */
   readonly commitStats = { onLoop: 0, onWriter: 0 };
   private compacting: Promise<void> = Promise.resolve();
   private pruning: Promise<unknown> = Promise.resolve();
