@@ -67,6 +67,24 @@ test('feedInto appends to the caller\'s queue; small and large argument counts c
   assert.deepEqual(strs(q as Buffer[][]), [['PING']]);
 });
 
+test('feedInto with a reused read buffer: only the first n bytes count, and a split request survives the buffer being overwritten', () => {
+  // The listener reads every socket into one shared buffer; the parser must copy what it keeps.
+  const wire = Buffer.from('*3\r\n$3\r\nSET\r\n$5\r\nk:abc\r\n$40\r\n' + 'v'.repeat(40) + '\r\n*2\r\n$3\r\nGET\r\n$5\r\nk:abc\r\nPING\r\n');
+  for (let cut = 1; cut < wire.length; cut += 3) {
+    const shared = Buffer.alloc(256, 0x2a);
+    const p = new RespParser();
+    const out: Buffer[][] = [];
+    wire.copy(shared, 0, 0, cut);
+    assert.equal(p.feedInto(shared, out, cut), undefined);
+    shared.fill(0x24); // the next read of another socket lands here
+    wire.copy(shared, 0, cut);
+    assert.equal(p.feedInto(shared, out, wire.length - cut), undefined);
+    shared.fill(0x00);
+    assert.deepEqual(strs(out), [['SET', 'k:abc', 'v'.repeat(40)], ['GET', 'k:abc'], ['PING']], `cut at ${cut}`);
+    assert.equal(p.buffered, 0);
+  }
+});
+
 test("protocol errors use Redis's wording and stop the parser", () => {
   const cases: [string, string][] = [
     ['*abc\r\n', 'Protocol error: invalid multibulk length'],

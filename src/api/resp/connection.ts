@@ -5,7 +5,7 @@
  * pipeline of them shares one group commit; anything that reads waits for them first, so a
  * client always reads its own writes.
  */
-import type { Socket } from 'node:net';
+import { Socket } from 'node:net';
 import type { Principal } from '../../auth/index.js';
 import type { ConnState, Ctx } from './context.js';
 import { ReplyWriter, RespParser, writeReply, type Protocol, type Reply } from './protocol.js';
@@ -39,6 +39,41 @@ const DROPPED: Reply = { t: 'simple', v: '' };
 const EMPTY: Queued = [];
 
 let nextId = 1;
+
+/**
+ * The read buffer of every adopted connection: a read lands here and is parsed before the next
+ * read of any socket (the parser copies out what it keeps), so one buffer serves them all.
+ */
+const readBuffer = Buffer.allocUnsafeSlow(64 * 1024);
+
+/**
+ * Re-wraps a socket accepted with `pauseOnConnect` so that its reads land in {@link readBuffer}
+ * and go to `onRead(bytes)`: Node's `onread` option of `net.Socket`, which its server cannot set
+ * on accepted sockets. A stream read costs an ArrayBuffer, a Buffer and a tick per read, and
+ * those ArrayBuffers were half of each young-generation pause at -P 1. Returns undefined (the
+ * caller keeps the socket as it is) when the socket has no handle to take over. The accepted
+ * socket gives up its handle and is destroyed, so its server stops counting it: the listener
+ * tracks its connections itself.
+ */
+function adoptSocket(accepted: Socket, onRead: (n: number) => void): Socket | undefined {
+  const s = accepted as Socket & { _handle?: unknown };
+  const handle = s._handle;
+  if (handle === undefined || handle === null || accepted.destroyed) return undefined;
+  let socket: Socket;
+  try {
+    socket = new Socket({
+      handle,
+      readable: true,
+      writable: true,
+      onread: { buffer: readBuffer, callback: (n: number) => void onRead(n) },
+    } as ConstructorParameters<typeof Socket>[0] & { handle: unknown });
+  } catch {
+    return undefined;
+  }
+  s._handle = null;
+  accepted.destroy();
+  return socket;
+}
 
 /**
  * The one output buffer of the process: replies are encoded into it and written to their socket
@@ -112,14 +147,27 @@ export class Connection implements ConnState {
   private dead = false;
   private softSince = 0;
 
+  readonly socket: Socket;
+
+  /**
+   * `accepted` is the server's socket for the client. When `adopt` is set it was accepted paused
+   * (`pauseOnConnect`) and the connection reads it through {@link adoptSocket}: into the one
+   * shared read buffer, without a stream. Otherwise (TLS) it reads `data` events.
+   */
   constructor(
-    readonly socket: Socket,
+    accepted: Socket,
     private readonly host: ConnectionHost,
+    adopt = false,
   ) {
+    const socket = (adopt ? adoptSocket(accepted, (n) => this.onRead(n)) : undefined) ?? accepted;
+    this.socket = socket;
     this.addr = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? 0}`;
     this.laddr = `${socket.localAddress ?? '?'}:${socket.localPort ?? 0}`;
     socket.setNoDelay(true);
-    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    if (socket === accepted) {
+      socket.on('data', (chunk: Buffer) => this.onData(chunk, chunk.length));
+      if (adopt) socket.resume();
+    }
     socket.on('error', () => this.destroy());
     socket.on('close', () => this.destroy());
     socket.on('drain', () => {
@@ -128,7 +176,13 @@ export class Connection implements ConnState {
     });
   }
 
-  private onData(chunk: Buffer): void {
+  /** `n` bytes arrived in the shared read buffer. */
+  private onRead(n: number): void {
+    this.onData(readBuffer, n);
+  }
+
+  /** Parses and runs the requests the first `n` bytes of `chunk` complete; `chunk` is not kept. */
+  private onData(chunk: Buffer, n: number): void {
     if (this.dead || this.closing) return;
     this.parser ??= new RespParser();
     // Requests are parsed ahead of execution, so an AUTH pipelined in the same write as a large
@@ -138,7 +192,7 @@ export class Connection implements ConnState {
       this.queue.length = 0;
       this.qhead = 0;
     }
-    const error = this.parser.feedInto(chunk, this.queue);
+    const error = this.parser.feedInto(chunk, this.queue, n);
     if (error !== undefined) {
       this.queue.push({ [PROTOCOL_ERROR]: error });
       this.socket.pause();

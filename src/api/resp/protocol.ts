@@ -94,32 +94,35 @@ export class RespParser {
   }
 
   /**
-   * {@link feed} without the result object: pushes every command `chunk` completes onto `out`
-   * (the caller's queue, reused from read to read) and returns the protocol error text, if any.
+   * {@link feed} without the result object: pushes every command the first `n` bytes of `chunk`
+   * complete onto `out` (the caller's queue, reused from read to read) and returns the protocol
+   * error text, if any. `chunk` is only read during the call: what is left of an incomplete
+   * request is copied, so the caller may reuse `chunk` for its next read (a socket's `onread`
+   * buffer).
    */
-  feedInto(chunk: Buffer, out: unknown[]): string | undefined {
+  feedInto(chunk: Buffer, out: unknown[], n: number = chunk.length): string | undefined {
     if (this.failed) return undefined;
+    let from = 0;
     if (this.bulk !== undefined) {
-      const n = Math.min(chunk.length, this.bulk.length - this.bulkFill);
-      chunk.copy(this.bulk, this.bulkFill, 0, n);
-      this.bulkFill += n;
+      const k = Math.min(n, this.bulk.length - this.bulkFill);
+      chunk.copy(this.bulk, this.bulkFill, 0, k);
+      this.bulkFill += k;
       if (this.bulkFill < this.bulk.length) return undefined;
       this.addArg(this.bulk.subarray(0, this.bulkLen));
       this.bulk = undefined;
       this.bulkFill = 0;
       this.bulkLen = -1;
       this.pending--;
-      chunk = chunk.subarray(n);
+      from = k;
     }
     if (this.pos >= this.len) {
-      // Nothing buffered (the usual case): parse the chunk where it is. Node hands each read
-      // over in a Buffer of its own, so it may serve as the working buffer; arguments are
-      // still copied out, so a cached value never keeps a whole read alive.
+      // Nothing buffered (the usual case): parse the chunk where it is. Arguments are copied
+      // out, so a cached value never keeps a read buffer alive.
       this.buf = chunk;
       this.owned = false;
-      this.pos = this.scan = 0;
-      this.len = chunk.length;
-    } else this.append(chunk);
+      this.pos = this.scan = from;
+      this.len = n;
+    } else this.append(chunk, from, n);
     for (;;) {
       const r = this.pending === 0 && this.bulkLen === -1 && this.args === NO_ARGS ? this.start() : this.multibulk();
       if (r === 'more') break;
@@ -136,7 +139,18 @@ export class RespParser {
     if (this.pos >= this.len) {
       // Drained: hold no buffer between requests (an idle connection costs no buffer memory).
       this.buf = EMPTY;
+      this.owned = false;
       this.len = this.pos = this.scan = 0;
+    } else if (!this.owned) {
+      // Part of a request is left in the caller's chunk: keep a copy of it, not the chunk.
+      const live = this.len - this.pos;
+      const own = Buffer.allocUnsafe(Math.max(live * 2, 256));
+      this.buf.copy(own, 0, this.pos, this.len);
+      this.scan = Math.max(0, this.scan - this.pos);
+      this.buf = own;
+      this.owned = true;
+      this.pos = 0;
+      this.len = live;
     }
     return undefined;
   }
@@ -148,12 +162,13 @@ export class RespParser {
     this.argc++;
   }
 
-  /** Appends `chunk` to the working buffer, compacting or doubling it (amortised linear). */
-  private append(chunk: Buffer): void {
-    if (chunk.length === 0) return;
-    if (!this.owned || this.len + chunk.length > this.buf.length) {
+  /** Appends bytes [from, to) of `chunk` to the working buffer, compacting or doubling it (amortised linear). */
+  private append(chunk: Buffer, from: number, to: number): void {
+    const add = to - from;
+    if (add <= 0) return;
+    if (!this.owned || this.len + add > this.buf.length) {
       const live = this.len - this.pos;
-      const need = live + chunk.length;
+      const need = live + add;
       if (this.owned && need <= this.buf.length / 2) {
         this.buf.copy(this.buf, 0, this.pos, this.len);
       } else {
@@ -167,8 +182,8 @@ export class RespParser {
       this.pos = 0;
       this.len = live;
     }
-    chunk.copy(this.buf, this.len);
-    this.len += chunk.length;
+    chunk.copy(this.buf, this.len, from, to);
+    this.len += add;
   }
 
   /** Starts a request: a multibulk header, or an inline line. null = an empty line (skipped). */

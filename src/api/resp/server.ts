@@ -145,11 +145,11 @@ export class RespServer implements ServerApi, ConnectionHost {
   async listen(host: string, port: number): Promise<number> {
     const onConn = (socket: Socket): void => {
       this.stats.connections++;
-      const c = new Connection(socket, this);
+      const c = new Connection(socket, this, this.o.tls === undefined);
       if (this.dev) c.principal = DEV_PRINCIPAL;
       this.conns.set(c.id, c);
     };
-    const server = this.o.tls !== undefined ? createTlsServer({ cert: this.o.tls.cert, key: this.o.tls.key }, onConn) : createTcpServer(onConn);
+    const server = this.o.tls !== undefined ? createTlsServer({ cert: this.o.tls.cert, key: this.o.tls.key }, onConn) : createTcpServer({ pauseOnConnect: true }, onConn);
     server.maxConnections = 100_000;
     this.server = server;
     await new Promise<void>((resolve, reject) => {
