@@ -38,6 +38,8 @@ export {
   ENTRY_OVERHEAD_BYTES,
   MEMBER_ENCODING,
   SortedSet,
+  isRaw,
+  markRaw,
   memberFromBytes,
   memberToBytes,
   valueMemory,

@@ -350,3 +350,28 @@ test('CONFIG GET matches names by glob and CONFIG SET validates values with Redi
   assert.equal(await t.setConfig('save', ''), false);
   assert.deepEqual(t.getConfig('appendonly'), [['appendonly', 'no']]);
 });
+
+test('a string is held in its own bytes: a value read earlier never changes when the key is overwritten, and memory follows the size class', () => {
+  const { t } = tier();
+  t.set('k', str('aaa'));
+  const before = t.lookup('k');
+  const mem = t.usedMemory();
+  t.set('k', str('bbb')); // same size class: rewritten in place
+  assert.equal(t.usedMemory(), mem);
+  assert.equal(before?.type === 'string' && before.value.toString(), 'aaa');
+  const w = t.lookupWrite('k');
+  assert.ok(w !== undefined && w.type === 'string');
+  w.value[0] = 0x7a; // a caller scribbling on its copy changes nothing stored
+  assert.equal(t.peek('k')?.value.toString(), 'bbb');
+  for (const v of ['', 'x'.repeat(16), 'y'.repeat(17), 'z'.repeat(5000), 'w'.repeat(4999), 'q']) {
+    t.set('k', str(v));
+    assert.equal(t.lookup('k')?.value.toString(), v);
+    assert.equal(t.typeOf('k'), 'string');
+  }
+  assert.equal(t.usedMemory(), mem, 'a 1-byte value counts as the 3-byte one did: one 16-byte class');
+  t.set('k', { type: 'hash', value: new Map([['f', Buffer.from('v')]]) });
+  assert.equal(t.typeOf('k'), 'hash');
+  t.set('k', str('again'));
+  assert.equal(t.lookup('k')?.value.toString(), 'again');
+  assert.equal(t.typeOf('nope'), undefined);
+});

@@ -27,7 +27,7 @@ import {
   type ScanOptions,
   type SetOptions,
 } from './types.js';
-import { Deque, ENTRY_OVERHEAD_BYTES, SortedSet, memberFromBytes, memberToBytes, valueMemory, type CacheValue } from './values.js';
+import { Deque, ENTRY_OVERHEAD_BYTES, STRING_OVERHEAD_BYTES, SortedSet, isRaw, markRaw, memberFromBytes, memberToBytes, valueMemory, type CacheValue } from './values.js';
 
 /** Name of the append-only file in the data dir. */
 export const AOF_FILE = 'appendonly.aof';
@@ -35,6 +35,42 @@ export const AOF_FILE = 'appendonly.aof';
 export const CONFIG_FILE = 'cache-config.json';
 /** Redis's initial LFU counter of a new key (so it is not evicted before it had a chance). */
 export const LFU_INIT_VAL = 5;
+/**
+ * The value of every entry that holds a string: its bytes are in the entry's own buffer
+ * (`sbuf`), and readers get a copy ({@link CacheTier.lookup}). An overwrite of a string copies
+ * the new bytes into that buffer when they fit its size class, so it stores no new object in
+ * an entry that has reached the old generation. Each such store of a young object (a fresh
+ * Buffer and its wrapper) left a pointer for V8's scavenger to follow and a survivor to copy,
+ * about 0.3 µs per write at every young-generation pause, and those pauses were the p99 of SET
+ * at -P 1 (docs/performance.md §4).
+ */
+const HELD_STRING: CacheValue = Object.freeze({ type: 'string', value: Buffer.alloc(0) }) as CacheValue;
+const NO_BYTES = Buffer.alloc(0);
+
+/**
+ * The size of the buffer that holds a string of `len` bytes: multiples of 16 up to 4 KiB (a
+ * value rewritten with a length in the same 16-byte band reuses its buffer), exact beyond.
+ */
+export function heldCapacity(len: number): number {
+  if (len > 4096) return len;
+  return len <= 16 ? 16 : (len + 15) & ~15;
+}
+
+/** A copy of bytes [0, len) of `src`: by a loop when short (Buffer#copy's checks cost more). */
+function copyOut(src: Buffer, len: number): Buffer {
+  const out = Buffer.allocUnsafe(len);
+  if (len <= 32) for (let i = 0; i < len; i++) out[i] = src[i] as number;
+  else src.copy(out, 0, 0, len);
+  return out;
+}
+
+/** Copies `value` into `dst` from offset 0 (a loop when short). */
+function copyIn(value: Buffer, dst: Buffer): void {
+  const len = value.length;
+  if (len <= 32) for (let i = 0; i < len; i++) dst[i] = value[i] as number;
+  else value.copy(dst, 0, 0, len);
+}
+
 /** Size of the eviction pool (Redis EVPOOL_SIZE). */
 export const EVICTION_POOL_SIZE = 16;
 /** Width of one LFU counter's band of eviction scores: ms of idle time, capped at ~317 years (255 bands × 1e13 < 2^53). */
@@ -60,7 +96,16 @@ interface NsCounters {
 
 interface Entry {
   key: string;
+  /** The value; a string is {@link HELD_STRING} with its bytes in {@link sbuf}. */
   value: CacheValue;
+  /**
+   * A string's bytes: [0, slen) of a buffer the entry owns, rewritten in place by an overwrite
+   * of the same size class (see {@link heldCapacity}). EMPTY for other types.
+   */
+  sbuf: Buffer;
+  slen: number;
+  /** The held string came from an in-place edit (OBJECT ENCODING `raw`, see {@link markRaw}). */
+  sraw: boolean;
   /** ms since the epoch; 0 = no expiry. */
   expireAt: number;
   /** ms of the last access (LRU). */
@@ -284,7 +329,7 @@ export class CacheTier extends EventEmitter<CacheEvents> {
   }
 
   private recount(e: Entry): void {
-    const mem = ENTRY_OVERHEAD_BYTES + e.key.length + valueMemory(e.value);
+    const mem = ENTRY_OVERHEAD_BYTES + e.key.length + (e.value === HELD_STRING ? e.sbuf.length + STRING_OVERHEAD_BYTES : valueMemory(e.value));
     this.used += mem - e.mem;
     e.ns.memory += mem - e.mem;
     e.mem = mem;
@@ -360,7 +405,23 @@ export class CacheTier extends EventEmitter<CacheEvents> {
     this.total.hits++;
     e.ns.hits++;
     this.touch(e);
-    return e.value;
+    return this.heldValue(e);
+  }
+
+  /** The value of `e` as readers get it: a held string is copied out (its buffer is rewritten in place). */
+  private heldValue(e: Entry): CacheValue {
+    const v = e.value;
+    if (v !== HELD_STRING) return v;
+    const bytes = copyOut(e.sbuf, e.slen);
+    if (e.sraw) markRaw(bytes);
+    return { type: 'string', value: bytes };
+  }
+
+  /** The Redis type of `key`'s value, or undefined when it has none (expires it if its TTL passed; no copy). */
+  typeOf(key: string): CacheValue['type'] | undefined {
+    const e = this.map.get(key);
+    if (e === undefined || this.expireIfNeeded(e)) return undefined;
+    return e.value.type;
   }
 
   /**
@@ -376,20 +437,21 @@ export class CacheTier extends EventEmitter<CacheEvents> {
   peek(key: string): CacheValue | undefined {
     const e = this.map.get(key);
     if (e === undefined || this.expireIfNeeded(e)) return undefined;
-    return e.value;
+    return this.heldValue(e);
   }
 
   /**
    * The value of `key` for an in-place mutation (Redis's `lookupKeyWrite`): expires, touches
    * LRU/LFU, no hit/miss. Call {@link modified} after mutating; mutate nothing obtained otherwise
-   * (an AOF rewrite in progress relies on this call to copy the value first).
+   * (an AOF rewrite in progress relies on this call to copy the value first). A string comes back
+   * as a copy: store a changed string with {@link set}.
    */
   lookupWrite(key: string): CacheValue | undefined {
     const e = this.map.get(key);
     if (e === undefined || this.expireIfNeeded(e)) return undefined;
     this.touch(e);
     this.beforeWrite(e);
-    return e.value;
+    return this.heldValue(e);
   }
 
   /**
@@ -446,7 +508,7 @@ export class CacheTier extends EventEmitter<CacheEvents> {
     }
     if (e !== undefined) {
       this.beforeWrite(e);
-      e.value = value;
+      this.hold(e, value);
       this.recount(e);
       this.setExpire(e, expireAt);
       this.touch(e, now);
@@ -456,6 +518,9 @@ export class CacheTier extends EventEmitter<CacheEvents> {
     const entry: Entry = {
       key,
       value,
+      sbuf: NO_BYTES,
+      slen: 0,
+      sraw: false,
       expireAt: 0,
       lru: now,
       lfu: LFU_INIT_VAL,
@@ -469,11 +534,32 @@ export class CacheTier extends EventEmitter<CacheEvents> {
       vidx: -1,
       dumped: 0,
     };
+    this.hold(entry, value);
     this.map.set(key, entry);
     this.takeSlot(entry);
     counters.keys++;
     this.recount(entry);
     if (expireAt !== 0) this.setExpire(entry, expireAt);
+  }
+
+  /** Makes `value` the value of `e`: a string's bytes are copied into `e`'s own buffer, reused when its size class fits. */
+  private hold(e: Entry, value: CacheValue): void {
+    if (value.type !== 'string') {
+      e.value = value;
+      e.sbuf = NO_BYTES;
+      e.slen = 0;
+      e.sraw = false;
+      return;
+    }
+    const bytes = value.value;
+    const cap = heldCapacity(bytes.length);
+    if (e.value !== HELD_STRING || e.sbuf.length !== cap) {
+      e.value = HELD_STRING;
+      e.sbuf = Buffer.allocUnsafe(cap);
+    }
+    copyIn(bytes, e.sbuf);
+    e.slen = bytes.length;
+    e.sraw = isRaw(bytes);
   }
 
   /**
@@ -1068,7 +1154,7 @@ export class CacheTier extends EventEmitter<CacheEvents> {
   private serialize(e: Entry): Buffer {
     const k = Buffer.from(e.key);
     const cmds: Buffer[] = [];
-    const v = e.value;
+    const v = this.heldValue(e);
     const chunked = (name: string, items: Buffer[], per: number): void => {
       for (let i = 0; i < items.length; i += REWRITE_ITEMS_PER_CMD * per) {
         cmds.push(encodeCommand([Buffer.from(name), k, ...items.slice(i, i + REWRITE_ITEMS_PER_CMD * per)]));

@@ -304,6 +304,19 @@ export type CacheValue =
   | { type: 'set'; value: Set<string> }
   | { type: 'zset'; value: SortedSet };
 
+/** Strings that Redis would hold `raw` (results of in-place edits), held weakly: a replaced value drops out by itself. */
+const rawStrings = new WeakSet<Buffer>();
+
+/** Marks `b` as the product of an in-place string edit (OBJECT ENCODING then answers `raw`, as Redis does). */
+export function markRaw(b: Buffer): void {
+  rawStrings.add(b);
+}
+
+/** Whether `b` was marked by {@link markRaw}. */
+export function isRaw(b: Buffer): boolean {
+  return rawStrings.has(b);
+}
+
 /** The Redis type name of a value, as TYPE and SCAN … TYPE spell it. */
 export type CacheValueType = CacheValue['type'];
 
@@ -317,6 +330,9 @@ export const ENTRY_OVERHEAD_BYTES = 240;
 
 /** Bytes counted per Buffer object besides its bytes (the typed-array object on the heap). */
 const BUFFER_OVERHEAD_BYTES = 120;
+
+/** Bytes counted for a string value held by the tier besides its buffer's size (that buffer's object). */
+export const STRING_OVERHEAD_BYTES = BUFFER_OVERHEAD_BYTES;
 
 /**
  * The memory a value is counted as, in bytes: payload bytes plus a per-element overhead (the

@@ -1,18 +1,7 @@
 /**
  * Which string values Redis would hold `raw` whatever their length: the results of in-place
  * edits (APPEND and SETRANGE on an existing key, SETBIT, BITOP), which Redis never re-encodes as
- * `int` or `embstr`. OBJECT ENCODING reads this; the editing commands write it.
+ * `int` or `embstr`. OBJECT ENCODING reads this; the editing commands write it. The mark lives
+ * with the cache tier's values (src/cache/values.ts), which keeps it on the strings it holds.
  */
-
-/** Held weakly: a replaced value drops out by itself. */
-const rawStrings = new WeakSet<Buffer>();
-
-/** Marks `b` as the product of an in-place string edit (OBJECT ENCODING then answers `raw`). */
-export function markRaw(b: Buffer): void {
-  rawStrings.add(b);
-}
-
-/** Whether `b` was marked by {@link markRaw}. */
-export function isRaw(b: Buffer): boolean {
-  return rawStrings.has(b);
-}
+export { isRaw, markRaw } from '../../cache/index.js';

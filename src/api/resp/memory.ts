@@ -47,7 +47,7 @@ export class MemoryKeyspace implements Keyspace {
   }
 
   typeOf(key: string): string {
-    return this.tier.peek(key)?.type ?? 'none';
+    return this.tier.typeOf(key) ?? 'none';
   }
 
   getHash(key: string): Map<string, Buffer> | undefined {
@@ -60,7 +60,8 @@ export class MemoryKeyspace implements Keyspace {
   set(key: string, value: CacheValue, expiresAt: number | 'keep', event: string): void {
     if (this.notifyNew && !this.tier.contains(key)) this.changes.push({ key, event: 'new' });
     if (expiresAt === 'keep') {
-      const cur = this.tier.peek(key);
+      // A collection mutated in place is the stored object itself; a string is always a copy.
+      const cur = value.type === 'string' ? undefined : this.tier.peek(key);
       if (cur !== undefined && cur.type === value.type && cur.value === value.value) this.tier.modified(key);
       else this.tier.set(key, value, KEEP_TTL);
     } else if (expiresAt === 0) {
