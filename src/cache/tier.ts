@@ -27,6 +27,7 @@ import {
   type ScanOptions,
   type SetOptions,
 } from './types.js';
+import { ByteSlab, slotSize } from './slab.js';
 import { Deque, ENTRY_OVERHEAD_BYTES, STRING_OVERHEAD_BYTES, SortedSet, isRaw, markRaw, memberFromBytes, memberToBytes, valueMemory, type CacheValue } from './values.js';
 
 /** Name of the append-only file in the data dir. */
@@ -36,25 +37,16 @@ export const CONFIG_FILE = 'cache-config.json';
 /** Redis's initial LFU counter of a new key (so it is not evicted before it had a chance). */
 export const LFU_INIT_VAL = 5;
 /**
- * The value of every entry that holds a string: its bytes are in the entry's own buffer
- * (`sbuf`), and readers get a copy ({@link CacheTier.lookup}). An overwrite of a string copies
- * the new bytes into that buffer when they fit its size class, so it stores no new object in
- * an entry that has reached the old generation. Each such store of a young object (a fresh
- * Buffer and its wrapper) left a pointer for V8's scavenger to follow and a survivor to copy,
- * about 0.3 µs per write at every young-generation pause, and those pauses were the p99 of SET
- * at -P 1 (docs/performance.md §4).
+ * The value of every entry that holds a string: its bytes are in the tier's {@link ByteSlab}
+ * (or, past 4 KiB, a buffer the entry owns), and readers get a copy ({@link CacheTier.lookup}).
+ * An overwrite copies the new bytes into the same slot when they fit its size, so it stores no
+ * new object in an entry that has reached the old generation, and a new key adds no Buffer
+ * object. Each young object stored into an old entry (a fresh Buffer and its wrapper) left a
+ * pointer for V8's scavenger to follow and a survivor to copy, about 0.3 µs per write at every
+ * young-generation pause, and those pauses were the p99 of SET at -P 1 (docs/performance.md §4).
  */
 const HELD_STRING: CacheValue = Object.freeze({ type: 'string', value: Buffer.alloc(0) }) as CacheValue;
 const NO_BYTES = Buffer.alloc(0);
-
-/**
- * The size of the buffer that holds a string of `len` bytes: multiples of 16 up to 4 KiB (a
- * value rewritten with a length in the same 16-byte band reuses its buffer), exact beyond.
- */
-export function heldCapacity(len: number): number {
-  if (len > 4096) return len;
-  return len <= 16 ? 16 : (len + 15) & ~15;
-}
 
 /** A copy of bytes [0, len) of `src`: by a loop when short (Buffer#copy's checks cost more). */
 function copyOut(src: Buffer, len: number): Buffer {
@@ -62,13 +54,6 @@ function copyOut(src: Buffer, len: number): Buffer {
   if (len <= 32) for (let i = 0; i < len; i++) out[i] = src[i] as number;
   else src.copy(out, 0, 0, len);
   return out;
-}
-
-/** Copies `value` into `dst` from offset 0 (a loop when short). */
-function copyIn(value: Buffer, dst: Buffer): void {
-  const len = value.length;
-  if (len <= 32) for (let i = 0; i < len; i++) dst[i] = value[i] as number;
-  else value.copy(dst, 0, 0, len);
 }
 
 /** Size of the eviction pool (Redis EVPOOL_SIZE). */
@@ -96,19 +81,19 @@ interface NsCounters {
 
 interface Entry {
   key: string;
-  /** The value; a string is {@link HELD_STRING} with its bytes in {@link sbuf}. */
+  /** The value; a string is {@link HELD_STRING} with its bytes in the slab (`soff`) or in `sbuf`. */
   value: CacheValue;
-  /**
-   * A string's bytes: [0, slen) of a buffer the entry owns, rewritten in place by an overwrite
-   * of the same size class (see {@link heldCapacity}). EMPTY for other types.
-   */
+  /** A string's slot in the tier's {@link ByteSlab}, rewritten in place by an overwrite of the same slot size; -1 when none. */
+  soff: number;
+  /** A string too long for a slot: a buffer the entry owns. NO_BYTES otherwise. */
   sbuf: Buffer;
+  /** A string's length in bytes. */
   slen: number;
   /** The held string came from an in-place edit (OBJECT ENCODING `raw`, see {@link markRaw}). */
   sraw: boolean;
   /** ms since the epoch; 0 = no expiry. */
   expireAt: number;
-  /** ms of the last access (LRU). */
+  /** ms of the last access (LRU), counted from the tier's `epoch` (a small integer, stored unboxed). */
   lru: number;
   /** Redis's 8-bit logarithmic access counter (LFU). */
   lfu: number;
@@ -218,6 +203,10 @@ export class CacheTier extends EventEmitter<CacheEvents> {
   private pool: { entry: Entry; idle: number }[] = [];
   private cfg: CacheConfig;
   private readonly now: () => number;
+  /** The clock reading entries' `lru` counts from (so it stays a small integer for ~24 days). */
+  private readonly epoch: number;
+  /** The bytes of string values up to 4 KiB. */
+  private readonly slab = new ByteSlab();
   private readonly random: () => number;
   private aof: AofFile | undefined;
   private aofBaseSize = 0;
@@ -239,6 +228,7 @@ export class CacheTier extends EventEmitter<CacheEvents> {
   constructor(readonly options: CacheTierOptions) {
     super();
     this.now = options.now ?? Date.now;
+    this.epoch = this.now();
     this.random = options.random ?? Math.random;
     this.cfg = { ...DEFAULT_CACHE_CONFIG, ...this.savedConfig(), ...(options.config ?? {}) };
   }
@@ -306,7 +296,7 @@ export class CacheTier extends EventEmitter<CacheEvents> {
   /** Updates `e`'s LRU time and LFU counter; `now` when the caller already read the clock. */
   private touch(e: Entry, now = this.now()): void {
     const minutes = Math.floor(now / 60_000);
-    e.lru = now;
+    e.lru = now - this.epoch;
     e.lfu = this.lfuIncr(this.lfuDecayed(e, minutes));
     e.ldt = minutes;
   }
@@ -329,7 +319,7 @@ export class CacheTier extends EventEmitter<CacheEvents> {
   }
 
   private recount(e: Entry): void {
-    const mem = ENTRY_OVERHEAD_BYTES + e.key.length + (e.value === HELD_STRING ? e.sbuf.length + STRING_OVERHEAD_BYTES : valueMemory(e.value));
+    const mem = ENTRY_OVERHEAD_BYTES + e.key.length + (e.value !== HELD_STRING ? valueMemory(e.value) : e.soff >= 0 ? slotSize(e.slen) : e.sbuf.length + STRING_OVERHEAD_BYTES);
     this.used += mem - e.mem;
     e.ns.memory += mem - e.mem;
     e.mem = mem;
@@ -340,6 +330,7 @@ export class CacheTier extends EventEmitter<CacheEvents> {
     this.map.delete(e.key);
     e.alive = false;
     this.releaseSlot(e);
+    this.dropHeld(e);
     this.used -= e.mem;
     e.ns.keys--;
     e.ns.memory -= e.mem;
@@ -412,7 +403,7 @@ export class CacheTier extends EventEmitter<CacheEvents> {
   private heldValue(e: Entry): CacheValue {
     const v = e.value;
     if (v !== HELD_STRING) return v;
-    const bytes = copyOut(e.sbuf, e.slen);
+    const bytes = e.soff >= 0 ? this.slab.read(e.soff, e.slen) : copyOut(e.sbuf, e.slen);
     if (e.sraw) markRaw(bytes);
     return { type: 'string', value: bytes };
   }
@@ -518,11 +509,12 @@ export class CacheTier extends EventEmitter<CacheEvents> {
     const entry: Entry = {
       key,
       value,
+      soff: -1,
       sbuf: NO_BYTES,
       slen: 0,
       sraw: false,
       expireAt: 0,
-      lru: now,
+      lru: now - this.epoch,
       lfu: LFU_INIT_VAL,
       ldt: Math.floor(now / 60_000),
       mem: 0,
@@ -542,24 +534,44 @@ export class CacheTier extends EventEmitter<CacheEvents> {
     if (expireAt !== 0) this.setExpire(entry, expireAt);
   }
 
-  /** Makes `value` the value of `e`: a string's bytes are copied into `e`'s own buffer, reused when its size class fits. */
+  /**
+   * Makes `value` the value of `e`. A string's bytes are copied into a slab slot (the same slot
+   * when the new length needs the same slot size), or past 4 KiB into a buffer of its own.
+   */
   private hold(e: Entry, value: CacheValue): void {
     if (value.type !== 'string') {
+      this.dropHeld(e);
       e.value = value;
-      e.sbuf = NO_BYTES;
-      e.slen = 0;
-      e.sraw = false;
       return;
     }
     const bytes = value.value;
-    const cap = heldCapacity(bytes.length);
-    if (e.value !== HELD_STRING || e.sbuf.length !== cap) {
+    const len = bytes.length;
+    const size = slotSize(len);
+    if (e.value === HELD_STRING && (e.soff >= 0 ? size === slotSize(e.slen) : size < 0 && e.sbuf.length === len)) {
+      if (e.soff >= 0) this.slab.write(e.soff, bytes);
+      else bytes.copy(e.sbuf);
+    } else {
+      this.dropHeld(e);
       e.value = HELD_STRING;
-      e.sbuf = Buffer.allocUnsafe(cap);
+      const h = size < 0 ? -1 : this.slab.alloc(size);
+      if (h >= 0) {
+        this.slab.write(h, bytes);
+        e.soff = h;
+      } else e.sbuf = copyOut(bytes, len);
     }
-    copyIn(bytes, e.sbuf);
-    e.slen = bytes.length;
+    e.slen = len;
     e.sraw = isRaw(bytes);
+  }
+
+  /** Frees `e`'s string bytes (its slab slot), leaving it with none. */
+  private dropHeld(e: Entry): void {
+    if (e.soff >= 0) {
+      this.slab.release(e.soff, slotSize(e.slen));
+      e.soff = -1;
+    }
+    e.sbuf = NO_BYTES;
+    e.slen = 0;
+    e.sraw = false;
   }
 
   /**
@@ -604,12 +616,12 @@ export class CacheTier extends EventEmitter<CacheEvents> {
 
   /** How good an eviction candidate `e` is under `policy`: higher is evicted first (Redis's "idle"). */
   private idleScore(e: Entry, policy: EvictionPolicy): number {
-    if (policy.endsWith('-lru')) return this.now() - e.lru;
+    if (policy.endsWith('-lru')) return this.now() - this.epoch - e.lru;
     // Among keys of one LFU counter, the least recently used goes first: the counter is
     // logarithmic, so one value covers keys hit once and keys hit ten times, and a key not
     // referenced for longest is the likelier one-hit wonder (bench/cache-hitrate.ts: 80.1 % → 80.9 %
     // on the Zipf trace). Redis breaks these ties by sampling order alone.
-    if (policy.endsWith('-lfu')) return (255 - this.lfuDecayed(e)) * LFU_TIER_SPAN + Math.min(LFU_TIER_SPAN - 1, Math.max(0, this.now() - e.lru));
+    if (policy.endsWith('-lfu')) return (255 - this.lfuDecayed(e)) * LFU_TIER_SPAN + Math.min(LFU_TIER_SPAN - 1, Math.max(0, this.now() - this.epoch - e.lru));
     return Number.MAX_SAFE_INTEGER - e.expireAt; // volatile-ttl: the sooner it expires, the better
   }
 
@@ -663,7 +675,7 @@ export class CacheTier extends EventEmitter<CacheEvents> {
   objectIdleTime(key: string): number | undefined {
     const e = this.map.get(key);
     if (e === undefined || this.expireIfNeeded(e)) return undefined;
-    return Math.floor((this.now() - e.lru) / 1000);
+    return Math.floor((this.now() - this.epoch - e.lru) / 1000);
   }
 
   /** Removes `key`. @returns whether it existed (and had not expired). */
@@ -787,6 +799,7 @@ export class CacheTier extends EventEmitter<CacheEvents> {
     const n = this.map.size;
     for (const e of this.dense) e.alive = false;
     this.map.clear();
+    this.slab.reset();
     this.slots = [];
     this.free = [];
     this.dense = [];
