@@ -56,6 +56,23 @@ describe('kv reads: JSON assembled from cached texts', () => {
     );
   });
 
+  it('answers a one-key GET with the same kv JSON as the range, UTF-8 and escapes intact, and a content-length in bytes', async () => {
+    const range = await raw(`${node.url}/v1/kv/r/?prefix=true`);
+    for (const key of ['r/a', 'r/b', 'r/c', 'r/d']) {
+      const res = await fetch(`${node.url}/v1/kv/${key}`);
+      const bytes = Buffer.from(await res.arrayBuffer());
+      assert.equal(res.status, 200, key);
+      assert.equal(res.headers.get('content-type'), 'application/json; charset=utf-8');
+      assert.equal(Number(res.headers.get('content-length')), bytes.length, `${key}: content-length counts bytes, not characters`);
+      const text = bytes.toString('utf8');
+      const body = JSON.parse(text) as { revision: number; kv: unknown };
+      assert.equal(text, JSON.stringify(body));
+      assert.deepEqual(Object.keys(body), ['revision', 'kv']);
+      assert.equal(body.revision, range.body.revision);
+      assert.deepEqual(body.kv, range.body.kvs.find((kv: { key: string }) => kv.key === key), key);
+    }
+  });
+
   it('answers an empty range, and a count-only one, with the same shape', async () => {
     for (const url of [`${node.url}/v1/kv/nothing/?prefix=true`, `${node.url}/v1/kv/r/?prefix=true&countOnly=true`, `${node.url}/v1/kv/nothing/?prefix=true&keysOnly=true`]) {
       const r = await raw(url);

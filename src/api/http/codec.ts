@@ -71,6 +71,31 @@ export function kvJsonBytes(kv: KeyValue): Buffer {
   return bytes;
 }
 
+const kvTextCache = new Map<KeyValue, string>();
+let kvTextCacheChars = 0;
+
+/**
+ * `JSON.stringify(kvToJson(kv))` as a string, kept per KeyValue object like {@link kvJsonBytes}
+ * (within the same bounds, counted in characters). A one-key GET answers with a string: Node
+ * then sends the response head and body in one socket write, where a Buffer body goes out as a
+ * second buffered chunk through the stream's `writev` path (docs/performance.md, issue 17).
+ */
+export function kvJsonText(kv: KeyValue): string {
+  let text = kvTextCache.get(kv);
+  if (text !== undefined) return text;
+  text = JSON.stringify(kvToJson(kv));
+  if (text.length <= KV_JSON_CACHE_BYTES / 64) {
+    kvTextCache.set(kv, text);
+    kvTextCacheChars += text.length;
+    while (kvTextCacheChars > KV_JSON_CACHE_BYTES || kvTextCache.size > KV_JSON_CACHE_ENTRIES) {
+      const first = kvTextCache.entries().next().value as [KeyValue, string];
+      kvTextCache.delete(first[0]);
+      kvTextCacheChars -= first[1].length;
+    }
+  }
+  return text;
+}
+
 /** A watch event as JSON. */
 export function eventToJson(ev: WatchEvent): { type: 'put' | 'delete'; kv: KeyValueJson; prevKv?: KeyValueJson } {
   const out: { type: 'put' | 'delete'; kv: KeyValueJson; prevKv?: KeyValueJson } = {

@@ -25,6 +25,7 @@ import {
   jsonBody,
   JSON_CONTENT_TYPE,
   kvJsonBytes,
+  kvJsonText,
   kvToJson,
   optBool,
   optInt,
@@ -206,7 +207,6 @@ function refuseMemoryKey(ctx: HttpContext, key: string): void {
 
 const COMMA = Buffer.from(',');
 const EMPTY = Buffer.alloc(0);
-const CLOSE = Buffer.from('}');
 
 /** Registers `/v1/kv/*` and `/v1/txn`. */
 export function registerKvRoutes(app: FastifyInstance, ctx: HttpContext): void {
@@ -217,7 +217,7 @@ export function registerKvRoutes(app: FastifyInstance, ctx: HttpContext): void {
     const kv = store.get(key);
     if (kv === undefined) throw new NotFoundError(`key '${key}' not found`, { key, revision: store.revision });
     if (keysOnly || ctx.policies.isSecretValue(kv)) void reply.send({ revision: store.revision, kv: kvJsonFor(ctx, req, kv, keysOnly, true) });
-    else void reply.type(JSON_CONTENT_TYPE).send(Buffer.concat([Buffer.from(`{"revision":${store.revision},"kv":`), kvJsonBytes(kv), CLOSE]));
+    else void reply.type(JSON_CONTENT_TYPE).send(`{"revision":${store.revision},"kv":${kvJsonText(kv)}}`);
   };
   const getHandler = (req: FastifyRequest, reply: FastifyReply) => {
     const q = req.query as Record<string, unknown>;
