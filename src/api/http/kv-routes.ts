@@ -24,7 +24,6 @@ import {
   decodeValue,
   jsonBody,
   JSON_CONTENT_TYPE,
-  kvJsonBytes,
   kvJsonText,
   kvToJson,
   optBool,
