@@ -31,6 +31,39 @@ describe('RESP bad input', () => {
     await node.cleanup();
   });
 
+  test('past maxclients a new connection gets Redis\'s error and is closed; the others are served', async () => {
+    // First in this file: the ioredis client is the only connection.
+    assert.equal(Number(/connected_clients:(\d+)/.exec(await io.info('clients'))?.[1]), 1);
+    await assert.rejects(io.config('SET', 'maxclients', '0'), /argument must be between 1/);
+    assert.equal(await io.config('SET', 'maxclients', '2'), 'OK');
+    const rejectedBefore = Number(/rejected_connections:(\d+)/.exec(await io.info('stats'))?.[1]);
+    try {
+      const second = await RawClient.open(node.respPort);
+      second.write('PING\r\n');
+      assert.equal((await second.until((b) => b.length >= 7)).toString(), '+PONG\r\n');
+      const third = await RawClient.open(node.respPort);
+      assert.equal(await third.closedWithin(), true);
+      assert.equal(third.received.toString(), '-ERR max number of clients reached\r\n');
+      assert.equal(Number(/rejected_connections:(\d+)/.exec(await io.info('stats'))?.[1]), rejectedBefore + 1);
+      assert.equal(await io.ping(), 'PONG');
+      second.close();
+      await second.closedWithin();
+      // A place is free again.
+      let fourth: RawClient | undefined;
+      for (let i = 0; i < 50 && fourth === undefined; i++) {
+        const c = await RawClient.open(node.respPort);
+        c.write('PING\r\n');
+        const got = (await c.until((b) => b.length >= 7 || c.closed)).toString();
+        if (got === '+PONG\r\n') fourth = c;
+        else await sleep(20); // the server had not yet seen `second` go
+      }
+      assert.ok(fourth !== undefined, 'a connection is accepted once another has closed');
+      fourth.close();
+    } finally {
+      assert.equal(await io.config('SET', 'maxclients', '100000'), 'OK');
+    }
+  });
+
   const cases: [string, string | Buffer, string][] = [
     ['bad bulk length', '*1\r\n$abc\r\nPING\r\n', '-ERR Protocol error: invalid bulk length\r\n'],
     ['negative bulk length', '*1\r\n$-5\r\n', '-ERR Protocol error: invalid bulk length\r\n'],

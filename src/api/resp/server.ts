@@ -90,6 +90,8 @@ export class RespServer implements ServerApi, ConnectionHost {
   readonly outputPauseBytes = 1024 * 1024;
   pubsubLimit = { hard: 32 * 1024 * 1024, soft: 8 * 1024 * 1024, softSeconds: 60 };
   queryBufferLimit = 1024 * 1024 * 1024;
+  /** Most client connections at once (Redis's `maxclients`, CONFIG SET-able); one more is told so and closed. */
+  maxClients = 100_000;
   private server: Server | undefined;
   private readonly conns = new Map<number, Connection>();
   private readonly channels = new Map<string, Set<Connection>>();
@@ -144,13 +146,19 @@ export class RespServer implements ServerApi, ConnectionHost {
    */
   async listen(host: string, port: number): Promise<number> {
     const onConn = (socket: Socket): void => {
+      if (this.conns.size >= this.maxClients) {
+        // Counted here, not by Node's server.maxConnections: an adopted socket (see Connection)
+        // leaves the server's own count.
+        this.stats.rejected++;
+        socket.end('-ERR max number of clients reached\r\n', () => socket.destroy());
+        return;
+      }
       this.stats.connections++;
       const c = new Connection(socket, this, this.o.tls === undefined);
       if (this.dev) c.principal = DEV_PRINCIPAL;
       this.conns.set(c.id, c);
     };
     const server = this.o.tls !== undefined ? createTlsServer({ cert: this.o.tls.cert, key: this.o.tls.key }, onConn) : createTcpServer({ pauseOnConnect: true }, onConn);
-    server.maxConnections = 100_000;
     this.server = server;
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
@@ -1083,7 +1091,7 @@ export class RespServer implements ServerApi, ConnectionHost {
       ['databases', '1'],
       ['port', String(this.port)],
       ['timeout', '0'],
-      ['maxclients', '100000'],
+      ['maxclients', String(this.maxClients)],
       ['client-output-buffer-limit', `normal 0 0 0 slave 268435456 67108864 60 pubsub ${this.pubsubLimit.hard} ${this.pubsubLimit.soft} ${this.pubsubLimit.softSeconds}`],
       ['client-query-buffer-limit', String(this.queryBufferLimit)],
       ['proto-max-bulk-len', String(512 * 1024 * 1024)],
@@ -1121,6 +1129,12 @@ export class RespServer implements ServerApi, ConnectionHost {
       // The *-ziplist-* names are Redis 7's aliases of the *-listpack-* ones: one setting.
       const alias = name.includes('-ziplist-') ? name.replace('-ziplist-', '-listpack-') : name.replace('-listpack-', '-ziplist-');
       if (alias !== name && this.encodingKnobs.has(alias)) this.encodingKnobs.set(alias, String(Number(value)));
+      return;
+    }
+    if (name === 'maxclients') {
+      const n = Number(value);
+      if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(n) || n < 1) throw new RespError(`ERR CONFIG SET failed (possibly related to argument '${name}') - argument must be between 1 and ${Number.MAX_SAFE_INTEGER} inclusive`);
+      this.maxClients = n;
       return;
     }
     if (name === 'client-query-buffer-limit') {
