@@ -126,6 +126,40 @@ describe('COPY, OBJECT and bitmaps against redis-server', () => {
     ]);
   });
 
+  test('sorted sets by lex (ZRANGEBYLEX, ZREVRANGEBYLEX, ZLEXCOUNT, ZREMRANGEBYLEX, ZRANGE … BYLEX) and bounds checked before the key', async () => {
+    await same(io, rd, [
+      ['del', 'lz', 'nokey'],
+      ['zadd', 'lz', 0, 'alpha', 0, 'bar', 0, 'cool', 0, 'down', 0, 'elephant', 0, 'foo', 0, 'great', 0, 'hill', 0, 'omega'],
+      ['zrangebylex', 'lz', '-', '+'],
+      ['zrangebylex', 'lz', '-', '[cool'],
+      ['zrangebylex', 'lz', '(bar', '(foo'],
+      ['zrangebylex', 'lz', '[bar', '[down', 'LIMIT', 1, 2],
+      ['zrangebylex', 'lz', '-', '+', 'LIMIT', -1, 3],
+      ['zrevrangebylex', 'lz', '+', '-'],
+      ['zrevrangebylex', 'lz', '[hill', '(bar', 'LIMIT', 0, 3],
+      ['zrange', 'lz', '[e', '(h', 'BYLEX'],
+      ['zrange', 'lz', '+', '[c', 'BYLEX', 'REV', 'LIMIT', 1, 2],
+      ['zrange', 'lz', '-', '+', 'BYLEX', 'WITHSCORES'],
+      ['zrange', 'lz', '-', '+', 'BYLEX', 'BYSCORE'],
+      ['zlexcount', 'lz', '-', '+'],
+      ['zlexcount', 'lz', '[b', '(f'],
+      ['zrangebylex', 'lz', 'bar', '+'],
+      ['zrangebylex', 'lz', '-', 'foo'],
+      ['zrangebylex', 'nokey', 'bad', '+'],
+      ['zlexcount', 'nokey', '-', 'x'],
+      ['zrangebylex', 'nokey', '-', '+'],
+      ['zrangebyscore', 'nokey', 'str', 1],
+      ['zrangebyscore', 'nokey', 1, 'NaN'],
+      ['zrange', 'nokey', 'a', 1],
+      ['zremrangebylex', 'lz', '[cool', '(great'],
+      ['zrange', 'lz', 0, -1],
+      ['zremrangebylex', 'lz', '-', '+'],
+      ['exists', 'lz'],
+      ['set', 'str', 'x'],
+      ['zrangebylex', 'str', '-', '+'],
+    ]);
+  });
+
   test('COPY: every type, TTL copied or not, REPLACE, DB 0, errors', async () => {
     const script: (string | number)[][] = [
       ['set', 'c:s', 'v'],

@@ -2,7 +2,7 @@
 import { SYNTAX, floatArg, formatFloat, intArg, parseDouble, word } from './args.js';
 import { keyName, scanArgs } from './cmd-strings.js';
 import type { Ctx } from './context.js';
-import { Deque, SortedSet, globMatch, type ScoreBound, type ScoredMember } from '../../cache/index.js';
+import { Deque, SortedSet, globMatch, type LexBound, type ScoreBound, type ScoredMember } from '../../cache/index.js';
 import { RespError, WRONGTYPE, type Value } from './keyspace.js';
 import { R, type Reply } from './protocol.js';
 
@@ -446,9 +446,23 @@ function rangeReply(items: readonly ScoredMember[], withScores: boolean, proto3P
   return R.array(items.flatMap((x) => [out(x.member), R.double(x.score)]));
 }
 
-/** ZRANGE with every form: by index, BYSCORE, REV, LIMIT, WITHSCORES; also the legacy ZREVRANGE/ZRANGEBYSCORE. */
-function zrangeGeneric(c: Ctx, a: Buffer[], mode: { byScore: boolean; rev: boolean }): Reply {
-  let byScore = mode.byScore;
+/** One bound of a lex range: `-`, `+`, `[member` or `(member` (Redis's zslParseLexRangeItem). */
+function lexBound(b: Buffer | undefined): LexBound {
+  const buf = b as Buffer;
+  const c0 = buf[0];
+  if (buf.length === 1 && c0 === 0x2d /* - */) return { kind: 'min' };
+  if (buf.length === 1 && c0 === 0x2b /* + */) return { kind: 'max' };
+  if (c0 === 0x5b /* [ */ || c0 === 0x28 /* ( */) return { kind: 'value', value: m(buf.subarray(1)), exclusive: c0 === 0x28 };
+  throw new RespError('ERR min or max not valid string range item');
+}
+
+/**
+ * ZRANGE with every form: by index, BYSCORE, BYLEX, REV, LIMIT, WITHSCORES; also the legacy
+ * ZREVRANGE, ZRANGEBYSCORE, ZREVRANGEBYSCORE, ZRANGEBYLEX and ZREVRANGEBYLEX. As in Redis, the
+ * range is parsed before the key is read: a bad bound is an error even when the key is missing.
+ */
+function zrangeGeneric(c: Ctx, a: Buffer[], mode: { by: 'rank' | 'score' | 'lex'; rev: boolean }): Reply {
+  let by = mode.by;
   let rev = mode.rev;
   let withScores = false;
   let offset = 0;
@@ -456,32 +470,61 @@ function zrangeGeneric(c: Ctx, a: Buffer[], mode: { byScore: boolean; rev: boole
   let hasLimit = false;
   for (let i = 3; i < a.length; i++) {
     const w = word(a[i]);
-    if (w === 'WITHSCORES') withScores = true;
-    else if (w === 'BYSCORE' && !mode.byScore) byScore = true;
-    else if (w === 'REV' && !mode.rev) rev = true;
+    if (w === 'WITHSCORES' && mode.by !== 'lex') withScores = true;
+    else if (w === 'BYSCORE' && mode.by === 'rank' && by === 'rank') by = 'score';
+    else if (w === 'BYLEX' && mode.by === 'rank' && by === 'rank') by = 'lex';
+    else if (w === 'REV' && mode.by === 'rank' && !mode.rev) rev = true;
     else if (w === 'LIMIT' && a[i + 2] !== undefined) {
       offset = intArg(a[++i]);
       limit = intArg(a[++i]);
       hasLimit = true;
     } else throw new RespError(SYNTAX);
   }
-  if (hasLimit && !byScore) throw new RespError('ERR syntax error, LIMIT is only supported in combination with either BYSCORE or BYLEX');
+  if (hasLimit && by === 'rank') throw new RespError('ERR syntax error, LIMIT is only supported in combination with either BYSCORE or BYLEX');
+  if (withScores && by === 'lex') throw new RespError('ERR syntax error, WITHSCORES not supported in combination with BYLEX');
+  // With REV the first bound given is the maximum.
+  const first = rev && by !== 'rank' ? a[2] : a[1];
+  const second = rev && by !== 'rank' ? a[1] : a[2];
+  const start = by === 'rank' ? intArg(a[1]) : 0;
+  const stop = by === 'rank' ? intArg(a[2]) : 0;
+  const score = by === 'score' ? { lo: scoreBound(first), hi: scoreBound(second) } : undefined;
+  const lex = by === 'lex' ? { lo: lexBound(first), hi: lexBound(second) } : undefined;
   const z = typed(c, k(a[0]), 'zset')?.v;
   const pairs3 = c.conn.protocol === 3;
   if (z === undefined) return R.array([]);
-  if (!byScore) return rangeReply(z.rangeByRank(intArg(a[1]), intArg(a[2]), rev), withScores, pairs3);
-  const lo = scoreBound(rev ? a[2] : a[1]);
-  const hi = scoreBound(rev ? a[1] : a[2]);
+  if (score === undefined && lex === undefined) return rangeReply(z.rangeByRank(start, stop, rev), withScores, pairs3);
   if (offset < 0) return R.array([]);
-  let items = z.rangeByScore(lo, hi);
+  let items = score !== undefined ? z.rangeByScore(score.lo, score.hi) : lex !== undefined ? z.rangeByLex(lex.lo, lex.hi) : [];
   if (rev) items = items.slice().reverse();
   items = items.slice(offset, limit < 0 ? undefined : offset + limit);
   return rangeReply(items, withScores, pairs3);
 }
-export const zrange = (c: Ctx, a: Buffer[]): Reply => zrangeGeneric(c, a, { byScore: false, rev: false });
-export const zrevrange = (c: Ctx, a: Buffer[]): Reply => zrangeGeneric(c, a, { byScore: false, rev: true });
-export const zrangebyscore = (c: Ctx, a: Buffer[]): Reply => zrangeGeneric(c, a, { byScore: true, rev: false });
-export const zrevrangebyscore = (c: Ctx, a: Buffer[]): Reply => zrangeGeneric(c, a, { byScore: true, rev: true });
+export const zrange = (c: Ctx, a: Buffer[]): Reply => zrangeGeneric(c, a, { by: 'rank', rev: false });
+export const zrevrange = (c: Ctx, a: Buffer[]): Reply => zrangeGeneric(c, a, { by: 'rank', rev: true });
+export const zrangebyscore = (c: Ctx, a: Buffer[]): Reply => zrangeGeneric(c, a, { by: 'score', rev: false });
+export const zrevrangebyscore = (c: Ctx, a: Buffer[]): Reply => zrangeGeneric(c, a, { by: 'score', rev: true });
+export const zrangebylex = (c: Ctx, a: Buffer[]): Reply => zrangeGeneric(c, a, { by: 'lex', rev: false });
+export const zrevrangebylex = (c: Ctx, a: Buffer[]): Reply => zrangeGeneric(c, a, { by: 'lex', rev: true });
+
+/** ZLEXCOUNT key min max. */
+export function zlexcount(c: Ctx, a: Buffer[]): Reply {
+  const lo = lexBound(a[1]);
+  const hi = lexBound(a[2]);
+  return R.int(typed(c, k(a[0]), 'zset')?.v.rangeByLex(lo, hi).length ?? 0);
+}
+
+/** ZREMRANGEBYLEX key min max. */
+export function zremrangebylex(c: Ctx, a: Buffer[]): Reply {
+  const key = k(a[0]);
+  const lo = lexBound(a[1]);
+  const hi = lexBound(a[2]);
+  const cur = typed(c, key, 'zset');
+  if (cur === undefined) return R.int(0);
+  const gone = cur.v.rangeByLex(lo, hi).slice();
+  for (const x of gone) cur.v.remove(x.member);
+  if (gone.length > 0) store(c, key, { type: 'zset', value: cur.v }, 'zremrangebylex');
+  return R.int(gone.length);
+}
 
 function zpop(max: boolean) {
   return (c: Ctx, a: Buffer[]): Reply => {

@@ -182,10 +182,14 @@ def('zrange', -4, 'read', K1, 'sorted-set', C.zrange, mem);
 def('zrevrange', -4, 'read', K1, 'sorted-set', C.zrevrange, mem);
 def('zrangebyscore', -4, 'read', K1, 'sorted-set', C.zrangebyscore, mem);
 def('zrevrangebyscore', -4, 'read', K1, 'sorted-set', C.zrevrangebyscore, mem);
+def('zrangebylex', -4, 'read', K1, 'sorted-set', C.zrangebylex, mem);
+def('zrevrangebylex', -4, 'read', K1, 'sorted-set', C.zrevrangebylex, mem);
+def('zlexcount', 4, 'read', K1, 'sorted-set', C.zlexcount, mem);
 def('zpopmin', -2, 'write', K1, 'sorted-set', C.zpopmin, mem);
 def('zpopmax', -2, 'write', K1, 'sorted-set', C.zpopmax, mem);
 def('zremrangebyrank', 4, 'write', K1, 'sorted-set', C.zremrangebyrank, mem);
 def('zremrangebyscore', 4, 'write', K1, 'sorted-set', C.zremrangebyscore, mem);
+def('zremrangebylex', 4, 'write', K1, 'sorted-set', C.zremrangebylex, mem);
 def('zscan', -3, 'read', K1, 'sorted-set', C.zscan, mem);
 // pub/sub
 def('subscribe', -2, 'none', KNONE, 'pubsub', S.subscribe, { noMulti: true });
