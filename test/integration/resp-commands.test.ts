@@ -160,6 +160,22 @@ describe('COPY, OBJECT and bitmaps against redis-server', () => {
     ]);
   });
 
+  test('list argument checks as Redis (LPOP/RPOP arity, LPOS RANK range); CONFIG SET save "" accepted, a schedule refused', async () => {
+    await same(io, rd, [
+      ['del', 'pl'],
+      ['rpush', 'pl', 'a', 'b', 'c', '1', '2', '3', 'c', 'c'],
+      ['lpop', 'pl', 1, 1],
+      ['rpop', 'pl', 2, 2],
+      ['lpos', 'pl', 'c', 'RANK', -1],
+      ['lpos', 'pl', 'c', 'RANK', '-9223372036854775807'],
+      ['lpos', 'pl', 'c', 'RANK', 0],
+      ['config', 'set', 'save', ''],
+    ]);
+    await assert.rejects(io.config('SET', 'save', '900 1'), /no RDB snapshots/);
+    // Redis 7.2 refuses a rank whose negation overflows (7.0, the installed redis-server, did not).
+    await assert.rejects(io.call('lpos', 'pl', 'c', 'RANK', '-9223372036854775808'), /value is out of range/);
+  });
+
   test('COPY: every type, TTL copied or not, REPLACE, DB 0, errors', async () => {
     const script: (string | number)[][] = [
       ['set', 'c:s', 'v'],

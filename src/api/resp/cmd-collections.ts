@@ -1,5 +1,5 @@
 /** Lists, sets and sorted sets (memory namespaces), and the HSCAN/SSCAN/ZSCAN iterators. */
-import { SYNTAX, floatArg, formatFloat, intArg, parseDouble, word } from './args.js';
+import { SYNTAX, bigArg, floatArg, formatFloat, intArg, parseDouble, word } from './args.js';
 import { keyName, scanArgs } from './cmd-strings.js';
 import type { Ctx } from './context.js';
 import { Deque, SortedSet, globMatch, type LexBound, type ScoreBound, type ScoredMember } from '../../cache/index.js';
@@ -47,6 +47,7 @@ export const rpushx = push(false, true);
 function pop(left: boolean) {
   return (c: Ctx, a: Buffer[]): Reply => {
     const key = k(a[0]);
+    if (a.length > 2) throw new RespError(`ERR wrong number of arguments for '${left ? 'lpop' : 'rpop'}' command`);
     let count: number | undefined;
     if (a[1] !== undefined) {
       count = intArg(a[1], 'ERR value is out of range, must be positive');
@@ -171,7 +172,10 @@ export function lpos(c: Ctx, a: Buffer[]): Reply {
   for (let i = 2; i < a.length; i++) {
     const w = word(a[i]);
     if (w === 'RANK' && a[i + 1] !== undefined) {
-      rank = intArg(a[++i]);
+      // Redis reads RANK within ±LONG_MAX (its negation must fit): -2^63 is out of range.
+      const r = bigArg(a[++i]);
+      if (r < -9223372036854775807n) throw new RespError('ERR value is out of range, value must between -9223372036854775807 and 9223372036854775807');
+      rank = Number(r);
       if (rank === 0) throw new RespError("ERR RANK can't be zero: use 1 to start from the first match, 2 from the second ... or use negative to start from the end of the list");
     } else if (w === 'COUNT' && a[i + 1] !== undefined) {
       count = intArg(a[++i]);

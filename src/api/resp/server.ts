@@ -1131,6 +1131,11 @@ export class RespServer implements ServerApi, ConnectionHost {
       if (alias !== name && this.encodingKnobs.has(alias)) this.encodingKnobs.set(alias, String(Number(value)));
       return;
     }
+    if (name === 'save') {
+      // No RDB snapshots: "" (none, what CONFIG GET shows) is accepted; a schedule is refused.
+      if (value.trim() !== '') throw new RespError(`ERR CONFIG SET failed (possibly related to argument 'save') - Beacon takes no RDB snapshots; a memory namespace persists with appendonly (docs/cache.md)`);
+      return;
+    }
     if (name === 'maxclients') {
       const n = Number(value);
       if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(n) || n < 1) throw new RespError(`ERR CONFIG SET failed (possibly related to argument '${name}') - argument must be between 1 and ${Number.MAX_SAFE_INTEGER} inclusive`);
