@@ -678,6 +678,13 @@ export class CacheTier extends EventEmitter<CacheEvents> {
     return Math.floor((this.now() - this.epoch - e.lru) / 1000);
   }
 
+  /** MEMORY USAGE: the bytes `key` is counted as in `used_memory` (key, value, overheads), or undefined when there is no key. */
+  memoryUsage(key: string): number | undefined {
+    const e = this.map.get(key);
+    if (e === undefined || this.expireIfNeeded(e)) return undefined;
+    return e.mem;
+  }
+
   /** Removes `key`. @returns whether it existed (and had not expired). */
   delete(key: string): boolean {
     const e = this.map.get(key);

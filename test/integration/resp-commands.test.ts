@@ -176,6 +176,36 @@ describe('COPY, OBJECT and bitmaps against redis-server', () => {
     await assert.rejects(io.call('lpos', 'pl', 'c', 'RANK', '-9223372036854775808'), /value is out of range/);
   });
 
+  test('HRANDFIELD and MEMORY USAGE: errors and edge cases as redis-server, random picks of the right shape', async () => {
+    await same(io, rd, [
+      ['del', 'rh', 'nokey'],
+      ['hset', 'rh', 'a', '1', 'b', '2', 'c', '3'],
+      ['hrandfield', 'nokey'],
+      ['hrandfield', 'nokey', 3],
+      ['hrandfield', 'rh', 0],
+      ['hrandfield', 'rh', 'x'],
+      ['hrandfield', 'rh', 1, 'WITHVALUE'],
+      ['hrandfield', 'rh', 1, 'WITHVALUES', 'x'],
+      ['memory', 'usage', 'nokey'],
+      ['memory', 'usage'],
+      ['memory', 'usage', 'rh', 'SAMPLES'],
+      ['memory', 'usage', 'rh', 'SAMPLES', 'x'],
+      ['memory', 'nosuch'],
+      ['set', 'str', 'x'],
+      ['hrandfield', 'str'],
+    ]);
+    for (const c of [io, rd]) {
+      assert.deepEqual(((await c.call('hrandfield', 'rh', '10')) as string[]).sort(), ['a', 'b', 'c']);
+      const two = (await c.call('hrandfield', 'rh', '2')) as string[];
+      assert.equal(new Set(two).size, 2);
+      const many = (await c.call('hrandfield', 'rh', '-7', 'WITHVALUES')) as string[];
+      assert.equal(many.length, 14);
+      for (let i = 0; i < many.length; i += 2) assert.equal(many[i + 1], { a: '1', b: '2', c: '3' }[many[i] as 'a']);
+      assert.ok(['a', 'b', 'c'].includes((await c.call('hrandfield', 'rh')) as string));
+      assert.equal(typeof (await c.call('memory', 'usage', 'rh')), 'number');
+    }
+  });
+
   test('COPY: every type, TTL copied or not, REPLACE, DB 0, errors', async () => {
     const script: (string | number)[][] = [
       ['set', 'c:s', 'v'],

@@ -213,3 +213,54 @@ export function object(c: Ctx, a: Buffer[]): Reply {
       return R.int(mem.tier.objectFreq(key) ?? 0);
   }
 }
+
+const MEMORY_HELP = [
+  'MEMORY <subcommand> [<arg> [value] [opt] ...]. Subcommands are:',
+  'USAGE <key> [SAMPLES <count>]',
+  '    Return memory in bytes used by <key> and its value. Nested values are',
+  '    sampled up to <count> times (default: 5, 0 means sample all).',
+  'HELP',
+  '    Prints this help.',
+];
+
+/**
+ * MEMORY USAGE key [SAMPLES n], MEMORY HELP. A memory key answers the bytes it is counted as in
+ * `used_memory` (what `maxmemory` compares; SAMPLES is accepted and ignored: every element is
+ * counted); a durable key answers its key and value bytes. A missing key answers nil, as in
+ * Redis. Other MEMORY subcommands (STATS, DOCTOR, MALLOC-STATS, PURGE) are not built.
+ */
+export function memory(c: Ctx, a: Buffer[]): Reply {
+  const sub = word(a[0]);
+  if (sub === 'HELP' && a.length === 1) return R.array(MEMORY_HELP.map((l) => R.simple(l)));
+  if (sub !== 'USAGE') throw new RespError(`ERR unknown subcommand '${(a[0] as Buffer).toString('latin1')}'. Try MEMORY HELP.`);
+  if (a.length !== 2 && a.length !== 4) throw new RespError(a.length < 2 ? "ERR wrong number of arguments for 'memory|usage' command" : SYNTAX);
+  if (a.length === 4) {
+    if (word(a[2]) !== 'SAMPLES') throw new RespError(SYNTAX);
+    const n = parseI64(a[3] as Buffer);
+    if (n === null) throw new RespError(NOT_INTEGER);
+    if (n < 0n) throw new RespError('ERR value is out of range, must be positive');
+  }
+  const key = keyName(a[1]);
+  if (c.ks instanceof MemoryKeyspace) {
+    const n = c.ks.tier.memoryUsage(key);
+    return n === undefined ? R.null : R.int(n);
+  }
+  const v = c.ks.get(key);
+  if (v === undefined) return R.null;
+  return R.int(Buffer.byteLength(key) + valueBytes(v));
+}
+
+/** The payload bytes of a durable key's value as RESP sees it. */
+function valueBytes(v: Value): number {
+  switch (v.type) {
+    case 'string':
+      return v.value.length;
+    case 'hash': {
+      let n = 0;
+      for (const [f, b] of v.value) n += f.length + b.length;
+      return n;
+    }
+    default:
+      return 0;
+  }
+}

@@ -490,6 +490,51 @@ export function hgetall(c: Ctx, a: Buffer[]): Reply {
   return R.map([...(h ?? [])].map(([name, v]) => [R.bulk(Buffer.from(name, 'latin1')), R.bulk(v)]));
 }
 
+/**
+ * HRANDFIELD key [count [WITHVALUES]] (Redis 6.2): one random field (nil when none); a positive
+ * count gives up to that many distinct fields, a negative one exactly |count| fields that may
+ * repeat. With WITHVALUES each field is followed by its value (RESP3: [field, value] pairs).
+ */
+export function hrandfield(c: Ctx, a: Buffer[]): Reply {
+  let count: number | undefined;
+  let withValues = false;
+  if (a.length > 3) throw new RespError(SYNTAX);
+  if (a[1] !== undefined) {
+    const n = bigArg(a[1]);
+    // Redis reads the count within ±LONG_MAX, and with WITHVALUES within half of it (it replies twice per field).
+    const limit = a[2] !== undefined ? 4611686018427387903n : 9223372036854775807n;
+    if (n < -limit || n > limit) throw new RespError('ERR value is out of range');
+    count = Number(n);
+    if (a[2] !== undefined) {
+      if (word(a[2]) !== 'WITHVALUES') throw new RespError(SYNTAX);
+      withValues = true;
+    }
+  }
+  const h = hash(c, k(a[0]));
+  const fields = h === undefined ? [] : [...h.keys()];
+  const name = (x: string): Reply => R.bulk(Buffer.from(x, 'latin1'));
+  if (count === undefined) {
+    const one = fields[Math.floor(Math.random() * fields.length)];
+    return one === undefined ? R.null : name(one);
+  }
+  const picked: string[] = [];
+  if (count >= 0) {
+    const n = Math.min(count, fields.length);
+    for (let i = 0; i < n; i++) {
+      // A partial Fisher–Yates shuffle: distinct fields.
+      const j = i + Math.floor(Math.random() * (fields.length - i));
+      [fields[i], fields[j]] = [fields[j] as string, fields[i] as string];
+      picked.push(fields[i] as string);
+    }
+  } else if (fields.length > 0) {
+    for (let i = 0; i < -count; i++) picked.push(fields[Math.floor(Math.random() * fields.length)] as string);
+  }
+  if (!withValues) return R.array(picked.map(name));
+  const hv = h as Map<string, Buffer>;
+  if (c.conn.protocol === 3) return R.array(picked.map((x) => R.array([name(x), R.bulk(hv.get(x) as Buffer)])));
+  return R.array(picked.flatMap((x) => [name(x), R.bulk(hv.get(x) as Buffer)]));
+}
+
 export function hdel(c: Ctx, a: Buffer[]): Reply {
   const key = k(a[0]);
   const h = hash(c, key);

@@ -113,6 +113,7 @@ def('scan', -2, 'none', KNONE, 'generic', S.scan);
 def('randomkey', 1, 'none', KNONE, 'generic', S.randomkey);
 def('copy', -3, 'write', K12, 'generic', O.copy);
 def('object', -2, 'read', [2, 2, 1], 'generic', O.object);
+def('memory', -2, 'read', [2, 2, 1], 'server', O.memory);
 // bitmaps (string values)
 def('setbit', 4, 'write', K1, 'bitmap', B.setbit);
 def('getbit', 3, 'read', K1, 'bitmap', B.getbit);
@@ -126,6 +127,7 @@ def('hsetnx', 4, 'write', K1, 'hash', T.hsetnx);
 def('hget', 3, 'read', K1, 'hash', T.hget);
 def('hmget', -3, 'read', K1, 'hash', T.hmget);
 def('hgetall', 2, 'read', K1, 'hash', T.hgetall);
+def('hrandfield', -2, 'read', K1, 'hash', T.hrandfield);
 def('hdel', -3, 'write', K1, 'hash', T.hdel);
 def('hexists', 3, 'read', K1, 'hash', T.hexists);
 def('hlen', 2, 'read', K1, 'hash', T.hlen);
