@@ -206,6 +206,38 @@ describe('COPY, OBJECT and bitmaps against redis-server', () => {
     }
   });
 
+  test('SSCAN, HSCAN and ZSCAN return every member present throughout, while others are removed and added (Redis issue #4906)', async () => {
+    for (let round = 0; round < 20; round++) {
+      await io.del('sc:s', 'sc:h', 'sc:z');
+      const n = 101 + ((round * 97) % 900);
+      const members = Array.from({ length: n }, (_, j) => String(j));
+      await io.sadd('sc:s', ...members);
+      await io.hset('sc:h', ...members.flatMap((m) => [m, `v${m}`]));
+      await io.zadd('sc:z', ...members.flatMap((m) => [m, m]));
+      const doomed = members.slice(100);
+      for (const [key, cmd] of [['sc:s', 'sscan'], ['sc:h', 'hscan'], ['sc:z', 'zscan']] as const) {
+        const found = new Set<string>();
+        let cursor = '0';
+        let step = 0;
+        const removeAt = round % 7;
+        do {
+          const [next, items] = (await io.call(cmd, key, cursor, 'COUNT', '10')) as [string, string[]];
+          const names = cmd === 'sscan' ? items : items.filter((_, i) => i % 2 === 0);
+          for (const m of names) found.add(m);
+          if (cmd === 'hscan') for (let i = 0; i < items.length; i += 2) assert.equal(items[i + 1], `v${items[i]}`);
+          if (step++ === removeAt) {
+            if (cmd === 'sscan') await io.srem(key, ...doomed);
+            else if (cmd === 'hscan') await io.hdel(key, ...doomed);
+            else await io.zrem(key, ...doomed);
+            await io.call(cmd === 'sscan' ? 'sadd' : cmd === 'hscan' ? 'hset' : 'zadd', key, ...(cmd === 'sscan' ? ['new'] : cmd === 'hscan' ? ['new', 'vnew'] : ['1', 'new']));
+          }
+          cursor = next;
+        } while (cursor !== '0');
+        for (let j = 0; j < 100; j++) assert.ok(found.has(String(j)), `${cmd} round ${round}: member ${j} missing`);
+      }
+    }
+  });
+
   test('COPY: every type, TTL copied or not, REPLACE, DB 0, errors', async () => {
     const script: (string | number)[][] = [
       ['set', 'c:s', 'v'],

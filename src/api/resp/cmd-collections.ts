@@ -1,10 +1,10 @@
 /** Lists, sets and sorted sets (memory namespaces), and the HSCAN/SSCAN/ZSCAN iterators. */
-import { SYNTAX, bigArg, floatArg, formatFloat, intArg, parseDouble, word } from './args.js';
+import { SYNTAX, bigArg, floatArg, intArg, parseDouble, word } from './args.js';
 import { keyName, scanArgs } from './cmd-strings.js';
 import type { Ctx } from './context.js';
 import { Deque, SortedSet, globMatch, type LexBound, type ScoreBound, type ScoredMember } from '../../cache/index.js';
 import { RespError, WRONGTYPE, type Value } from './keyspace.js';
-import { R, type Reply } from './protocol.js';
+import { R, formatDouble, type Reply } from './protocol.js';
 
 const k = keyName;
 const m = (b: Buffer | undefined): string => (b as Buffer).toString('latin1');
@@ -575,21 +575,46 @@ export function zremrangebyscore(c: Ctx, a: Buffer[]): Reply {
 
 // --- HSCAN / SSCAN / ZSCAN -----------------------------------------------------------------------
 
+/** A member's place in a scan: a 32-bit FNV-1a hash of it, plus one (so no member has cursor 0). */
+function scanHash(name: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < name.length; i++) {
+    h ^= name.charCodeAt(i);
+    h = Math.imul(h, 0x01000193);
+  }
+  return (h >>> 0) + 1;
+}
+
 /**
- * One step over a collection's members. Members are visited in sorted order and the cursor is
- * the index of the next one, so a full iteration returns every member present throughout it
- * (a member added or removed during it may or may not appear, as in Redis).
+ * One step over a collection's members (HSCAN, SSCAN, ZSCAN). Members are visited in the order
+ * of a hash of their bytes and the cursor is the hash to resume from, so it does not move when
+ * other members come or go: a full iteration returns every member present throughout it, and a
+ * member added or removed during it may or may not appear, as in Redis. (An index into the
+ * sorted members, as before, skipped members when earlier ones were removed mid-iteration:
+ * Redis's own test for issue #4906.) Members sharing a hash are returned in one step, so COUNT
+ * is a hint, as in Redis.
  */
 function scanMembers(items: [string, Reply | undefined][], cursor: number, count: number, match: string | undefined): Reply {
-  items.sort((x, y) => (x[0] < y[0] ? -1 : x[0] > y[0] ? 1 : 0));
-  const page = items.slice(cursor, cursor + count);
-  const next = cursor + count >= items.length ? 0 : cursor + count;
+  const keyed = items.map((it) => ({ h: scanHash(it[0]), it }));
+  keyed.sort((x, y) => x.h - y.h || (x.it[0] < y.it[0] ? -1 : x.it[0] > y.it[0] ? 1 : 0));
+  let i = 0;
+  let hi = keyed.length;
+  while (i < hi) {
+    const mid = (i + hi) >>> 1;
+    if ((keyed[mid] as { h: number }).h < cursor) i = mid + 1;
+    else hi = mid;
+  }
   const res: Reply[] = [];
-  for (const [name, v] of page) {
+  let taken = 0;
+  while (i < keyed.length && (taken < count || (keyed[i] as { h: number }).h === (keyed[i - 1] as { h: number }).h)) {
+    const [name, v] = (keyed[i] as { it: [string, Reply | undefined] }).it;
+    i++;
+    taken++;
     if (match !== undefined && !globMatch(match, Buffer.from(name, 'latin1').toString('utf8'))) continue;
     res.push(out(name));
     if (v !== undefined) res.push(v);
   }
+  const next = i < keyed.length ? (keyed[i] as { h: number }).h : 0;
   return R.array([R.bulk(String(next)), R.array(res)]);
 }
 
@@ -604,5 +629,5 @@ export function sscan(c: Ctx, a: Buffer[]): Reply {
 }
 export function zscan(c: Ctx, a: Buffer[]): Reply {
   const o = scanArgs(a, 1);
-  return scanMembers((typed(c, k(a[0]), 'zset')?.v.entries() ?? []).map((x) => [x.member, R.bulk(formatFloat(x.score))]), o.cursor, o.count, o.match);
+  return scanMembers((typed(c, k(a[0]), 'zset')?.v.entries() ?? []).map((x) => [x.member, R.bulk(formatDouble(x.score))]), o.cursor, o.count, o.match);
 }
