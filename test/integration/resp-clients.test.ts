@@ -355,6 +355,10 @@ describe('RESP with real clients (durable keys)', () => {
     assert.equal(await io.client('GETNAME'), 'tester');
     assert.ok(typeof (await io.client('ID')) === 'number');
     assert.match((await io.client('LIST')) as string, /name=tester/);
+    // Redis 7 shows a container command's last use with its subcommand.
+    assert.match((await io.client('LIST')) as string, / cmd=client\|list /);
+    await io.config('GET', 'save');
+    assert.match((await io.client('INFO')) as string, / cmd=client\|info /);
     assert.deepEqual(await io.config('GET', 'save'), ['save', '']);
     assert.deepEqual(await io.config('GET', 'appendonly'), ['appendonly', 'no']);
     const [sec] = (await io.time()) as unknown as [string, string];

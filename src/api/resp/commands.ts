@@ -27,6 +27,8 @@ export interface CommandSpec {
   group: string;
   /** Extra flags shown by COMMAND INFO. */
   flags?: string[];
+  /** A container command (CLIENT, CONFIG…): CLIENT LIST shows its last use as `name|subcommand`, as Redis 7 does. */
+  container?: boolean;
   handler: Handler;
 }
 
@@ -48,16 +50,16 @@ def('echo', 2, 'none', KNONE, 'connection', S.echo);
 def('hello', -1, 'none', KNONE, 'connection', S.hello, { noauth: true, noMulti: true });
 def('auth', -2, 'none', KNONE, 'connection', S.auth, { noauth: true, noMulti: true });
 def('select', 2, 'none', KNONE, 'connection', S.select);
-def('client', -2, 'none', KNONE, 'connection', S.client);
+def('client', -2, 'none', KNONE, 'connection', S.client, { container: true });
 def('quit', -1, 'none', KNONE, 'connection', byConnection, { noauth: true });
 def('reset', 1, 'none', KNONE, 'connection', byConnection, { noauth: true });
 def('info', -1, 'none', KNONE, 'server', S.info);
-def('command', -1, 'none', KNONE, 'server', S.command);
-def('config', -2, 'none', KNONE, 'server', S.config);
+def('command', -1, 'none', KNONE, 'server', S.command, { container: true });
+def('config', -2, 'none', KNONE, 'server', S.config, { container: true });
 def('time', 1, 'none', KNONE, 'server', S.time);
 def('function', -2, 'none', KNONE, 'scripting', S.fn);
 def('dbsize', 1, 'read', KNONE, 'server', S.dbsize);
-def('debug', -2, 'admin', KNONE, 'server', S.debug);
+def('debug', -2, 'admin', KNONE, 'server', S.debug, { container: true });
 // Known so that MULTI refuses them as Redis does; outside MULTI they explain what to use instead.
 def('save', 1, 'admin', KNONE, 'server', S.notHere('SAVE', 'the cache tier persists with its append-only file (appendonly yes, BGREWRITEAOF)'), { noMulti: true });
 def('shutdown', -1, 'admin', KNONE, 'server', S.notHere('SHUTDOWN', 'stop the node with SIGTERM (beacon serve exits cleanly)'), { noMulti: true });
@@ -112,8 +114,8 @@ def('keys', 2, 'none', KNONE, 'generic', S.keys);
 def('scan', -2, 'none', KNONE, 'generic', S.scan);
 def('randomkey', 1, 'none', KNONE, 'generic', S.randomkey);
 def('copy', -3, 'write', K12, 'generic', O.copy);
-def('object', -2, 'read', [2, 2, 1], 'generic', O.object);
-def('memory', -2, 'read', [2, 2, 1], 'server', O.memory);
+def('object', -2, 'read', [2, 2, 1], 'generic', O.object, { container: true });
+def('memory', -2, 'read', [2, 2, 1], 'server', O.memory, { container: true });
 // bitmaps (string values)
 def('setbit', 4, 'write', K1, 'bitmap', B.setbit);
 def('getbit', 3, 'read', K1, 'bitmap', B.getbit);
@@ -199,7 +201,7 @@ def('psubscribe', -2, 'none', KNONE, 'pubsub', S.psubscribe, { noMulti: true });
 def('unsubscribe', -1, 'none', KNONE, 'pubsub', S.unsubscribe, { noMulti: true });
 def('punsubscribe', -1, 'none', KNONE, 'pubsub', S.punsubscribe, { noMulti: true });
 def('publish', 3, 'none', KNONE, 'pubsub', S.publish);
-def('pubsub', -2, 'none', KNONE, 'pubsub', S.pubsub);
+def('pubsub', -2, 'none', KNONE, 'pubsub', S.pubsub, { container: true });
 
 /** Every command by lower-case name. */
 export const COMMANDS: ReadonlyMap<string, CommandSpec> = new Map(table.map((c) => [c.name, c]));

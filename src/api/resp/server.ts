@@ -84,6 +84,13 @@ function eventClass(ev: string): string {
   }
 }
 
+/** `name|subcommand` for CLIENT LIST's `cmd=` (Redis 7), when the subcommand is a plausible name; else `name`. */
+function containerCmd(name: string, sub: Buffer | undefined): string {
+  if (sub === undefined || sub.length > 32) return name;
+  const s = sub.toString('latin1').toLowerCase();
+  return /^[a-z][a-z-]*$/.test(s) ? `${name}|${s}` : name;
+}
+
 /** The RESP listener of one node. */
 export class RespServer implements ServerApi, ConnectionHost {
   readonly dev: boolean;
@@ -218,7 +225,7 @@ export class RespServer implements ServerApi, ConnectionHost {
       const shown = args.slice(0, 10).map((a) => `'${a.toString('utf8').slice(0, 128)}' `).join('');
       return reply(R.error(`ERR unknown command '${(argv[0] as Buffer).toString('utf8').slice(0, 128)}', with args beginning with: ${shown}`));
     }
-    conn.lastCmd = name;
+    conn.lastCmd = spec.container === true ? containerCmd(name, argv[1]) : name;
     if ((spec.arity > 0 && argv.length !== spec.arity) || (spec.arity < 0 && argv.length < -spec.arity)) {
       if (conn.multi !== undefined) conn.multiError = true;
       return reply(R.error(`ERR wrong number of arguments for '${name}' command`));
