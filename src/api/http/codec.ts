@@ -44,56 +44,57 @@ export function kvToJson(kv: KeyValue, keysOnly = false): KeyValueJson {
 const KV_JSON_CACHE_BYTES = 32 * 1024 * 1024;
 /** Upper bound of the kvs {@link kvJsonBytes} keeps, so small values cannot hold many replaced kvs alive. */
 const KV_JSON_CACHE_ENTRIES = 65_536;
-const kvJsonCache = new Map<KeyValue, Buffer>();
-let kvJsonCacheBytes = 0;
 
 /**
- * The UTF-8 bytes of `JSON.stringify(kvToJson(kv))`, kept per KeyValue object: a kv is immutable
- * (a new revision of a key is a new object in the view), so a read of keys that did not change
- * since the last one copies their bytes instead of building, serialising and encoding a thousand
- * objects again (issue 17, range ≥ 3× etcd: JSON.stringify and the UTF-8 encoding of the answer
- * were about a third of a 1,000-key range). First in, first out within
- * {@link KV_JSON_CACHE_BYTES} and {@link KV_JSON_CACHE_ENTRIES}; a replaced kv's bytes age out.
+ * A first-in-first-out cache of one JSON form per KeyValue object, within
+ * {@link KV_JSON_CACHE_BYTES} (counted as the form's length) and {@link KV_JSON_CACHE_ENTRIES}.
+ * A kv is immutable (a new revision of a key is a new object in the view), so a replaced kv's
+ * entry simply ages out.
  */
-export function kvJsonBytes(kv: KeyValue): Buffer {
-  let bytes = kvJsonCache.get(kv);
-  if (bytes !== undefined) return bytes;
-  bytes = Buffer.from(JSON.stringify(kvToJson(kv)));
-  if (bytes.length <= KV_JSON_CACHE_BYTES / 64) {
-    kvJsonCache.set(kv, bytes);
-    kvJsonCacheBytes += bytes.length;
-    while (kvJsonCacheBytes > KV_JSON_CACHE_BYTES || kvJsonCache.size > KV_JSON_CACHE_ENTRIES) {
-      const first = kvJsonCache.entries().next().value as [KeyValue, Buffer];
-      kvJsonCache.delete(first[0]);
-      kvJsonCacheBytes -= first[1].length;
+class KvJsonCache<V extends Buffer | string> {
+  private readonly map = new Map<KeyValue, V>();
+  private size = 0;
+
+  get(kv: KeyValue, make: (json: string) => V): V {
+    let v = this.map.get(kv);
+    if (v !== undefined) return v;
+    v = make(JSON.stringify(kvToJson(kv)));
+    if (v.length <= KV_JSON_CACHE_BYTES / 64) {
+      this.map.set(kv, v);
+      this.size += v.length;
+      while (this.size > KV_JSON_CACHE_BYTES || this.map.size > KV_JSON_CACHE_ENTRIES) {
+        const first = this.map.entries().next().value as [KeyValue, V];
+        this.map.delete(first[0]);
+        this.size -= first[1].length;
+      }
     }
+    return v;
   }
-  return bytes;
 }
 
-const kvTextCache = new Map<KeyValue, string>();
-let kvTextCacheChars = 0;
+const kvJsonCache = new KvJsonCache<Buffer>();
+const kvTextCache = new KvJsonCache<string>();
+const toBytes = (json: string): Buffer => Buffer.from(json);
+const asText = (json: string): string => json;
 
 /**
- * `JSON.stringify(kvToJson(kv))` as a string, kept per KeyValue object like {@link kvJsonBytes}
- * (within the same bounds, counted in characters). A one-key GET answers with a string: Node
- * then sends the response head and body in one socket write, where a Buffer body goes out as a
- * second buffered chunk through the stream's `writev` path (docs/performance.md, issue 17).
+ * The UTF-8 bytes of `JSON.stringify(kvToJson(kv))`, kept per KeyValue object, so a read of keys
+ * that did not change since the last one copies their bytes instead of building, serialising and
+ * encoding a thousand objects again (issue 17, range ≥ 3× etcd: JSON.stringify and the UTF-8
+ * encoding of the answer were about a third of a 1,000-key range).
+ */
+export function kvJsonBytes(kv: KeyValue): Buffer {
+  return kvJsonCache.get(kv, toBytes);
+}
+
+/**
+ * `JSON.stringify(kvToJson(kv))` as a string, kept like {@link kvJsonBytes}. A one-key GET
+ * answers with a string: Node then sends the response head and body in one socket write, where a
+ * Buffer body goes out as a second buffered chunk through the stream's `writev` path
+ * (docs/performance.md, issue 17).
  */
 export function kvJsonText(kv: KeyValue): string {
-  let text = kvTextCache.get(kv);
-  if (text !== undefined) return text;
-  text = JSON.stringify(kvToJson(kv));
-  if (text.length <= KV_JSON_CACHE_BYTES / 64) {
-    kvTextCache.set(kv, text);
-    kvTextCacheChars += text.length;
-    while (kvTextCacheChars > KV_JSON_CACHE_BYTES || kvTextCache.size > KV_JSON_CACHE_ENTRIES) {
-      const first = kvTextCache.entries().next().value as [KeyValue, string];
-      kvTextCache.delete(first[0]);
-      kvTextCacheChars -= first[1].length;
-    }
-  }
-  return text;
+  return kvTextCache.get(kv, asText);
 }
 
 /** A watch event as JSON. */

@@ -519,14 +519,18 @@ export function zlexcount(c: Ctx, a: Buffer[]): Reply {
 
 /** ZREMRANGEBYLEX key min max. */
 export function zremrangebylex(c: Ctx, a: Buffer[]): Reply {
-  const key = k(a[0]);
   const lo = lexBound(a[1]);
   const hi = lexBound(a[2]);
+  return zremRange(c, k(a[0]), (z) => z.rangeByLex(lo, hi), 'zremrangebylex');
+}
+
+/** Removes the members `pick` selects from the sorted set at `key`; replies how many (the ZREMRANGEBY* family). */
+function zremRange(c: Ctx, key: string, pick: (z: SortedSet) => readonly ScoredMember[], event: string): Reply {
   const cur = typed(c, key, 'zset');
   if (cur === undefined) return R.int(0);
-  const gone = cur.v.rangeByLex(lo, hi).slice();
+  const gone = pick(cur.v).slice();
   for (const x of gone) cur.v.remove(x.member);
-  if (gone.length > 0) store(c, key, { type: 'zset', value: cur.v }, 'zremrangebylex');
+  if (gone.length > 0) store(c, key, { type: 'zset', value: cur.v }, event);
   return R.int(gone.length);
 }
 
@@ -550,27 +554,15 @@ export const zpopmin = zpop(false);
 export const zpopmax = zpop(true);
 
 export function zremrangebyrank(c: Ctx, a: Buffer[]): Reply {
-  const key = k(a[0]);
   const s = intArg(a[1]);
   const e = intArg(a[2]);
-  const cur = typed(c, key, 'zset');
-  if (cur === undefined) return R.int(0);
-  const gone = cur.v.rangeByRank(s, e).slice();
-  for (const x of gone) cur.v.remove(x.member);
-  if (gone.length > 0) store(c, key, { type: 'zset', value: cur.v }, 'zremrangebyrank');
-  return R.int(gone.length);
+  return zremRange(c, k(a[0]), (z) => z.rangeByRank(s, e), 'zremrangebyrank');
 }
 
 export function zremrangebyscore(c: Ctx, a: Buffer[]): Reply {
-  const key = k(a[0]);
   const lo = scoreBound(a[1]);
   const hi = scoreBound(a[2]);
-  const cur = typed(c, key, 'zset');
-  if (cur === undefined) return R.int(0);
-  const gone = cur.v.rangeByScore(lo, hi).slice();
-  for (const x of gone) cur.v.remove(x.member);
-  if (gone.length > 0) store(c, key, { type: 'zset', value: cur.v }, 'zremrangebyscore');
-  return R.int(gone.length);
+  return zremRange(c, k(a[0]), (z) => z.rangeByScore(lo, hi), 'zremrangebyscore');
 }
 
 // --- HSCAN / SSCAN / ZSCAN -----------------------------------------------------------------------
