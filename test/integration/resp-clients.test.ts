@@ -359,6 +359,14 @@ describe('RESP with real clients (durable keys)', () => {
     assert.match((await io.client('LIST')) as string, / cmd=client\|list /);
     await io.config('GET', 'save');
     assert.match((await io.client('INFO')) as string, / cmd=client\|info /);
+    const cpu = (await io.info('cpu')) as string;
+    assert.match(cpu, /^# CPU\r\nused_cpu_sys:\d+\.\d{6}\r\nused_cpu_user:\d+\.\d{6}/);
+    assert.doesNotMatch(cpu, /used_memory/);
+    const two = (await io.call('INFO', 'cpu', 'memory')) as string;
+    assert.match(two, /used_cpu_user/);
+    assert.match(two, /used_memory/);
+    assert.doesNotMatch(two, /connected_clients/);
+    assert.match(((await io.call('PUBSUB', 'HELP')) as string[])[0] as string, /^PUBSUB <subcommand>/);
     assert.deepEqual(await io.config('GET', 'save'), ['save', '']);
     assert.deepEqual(await io.config('GET', 'appendonly'), ['appendonly', 'no']);
     const [sec] = (await io.time()) as unknown as [string, string];

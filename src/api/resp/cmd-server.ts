@@ -191,7 +191,10 @@ function killTargets(c: Ctx, a: Buffer[]): ConnState[] {
 }
 
 export function info(c: Ctx, a: Buffer[]): Reply {
-  return R.verbatim(c.srv.info(a[0] === undefined ? undefined : s(a[0]).toLowerCase(), c.conn));
+  if (a.length <= 1) return R.verbatim(c.srv.info(a[0] === undefined ? undefined : s(a[0]).toLowerCase(), c.conn));
+  // Several sections (Redis 7): each once, in the order given.
+  const names = [...new Set(a.map((x) => s(x).toLowerCase()))];
+  return R.verbatim(names.map((n) => c.srv.info(n, c.conn)).filter((t) => t !== '').join('\r\n'));
 }
 
 export function command(c: Ctx, a: Buffer[]): Reply {
@@ -383,6 +386,24 @@ export function publish(c: Ctx, a: Buffer[]): Reply {
   return R.int(c.srv.publish(ch, a[1] as Buffer));
 }
 
+/** PUBSUB HELP's lines (Redis 7's, for the subcommands Beacon answers). */
+const PUBSUB_HELP = [
+  'PUBSUB <subcommand> [<arg> [value] [opt] ...]. Subcommands are:',
+  'CHANNELS [<pattern>]',
+  "    Return the currently active channels matching a <pattern> (default: '*').",
+  'NUMPAT',
+  '    Return number of subscriptions to patterns.',
+  'NUMSUB [<channel> ...]',
+  '    Return the number of subscribers for the specified channels, excluding',
+  '    pattern subscriptions(default: no channels).',
+  'SHARDCHANNELS [<pattern>]',
+  '    Return the currently active shard level channels matching a <pattern> (default: \'*\').',
+  'SHARDNUMSUB [<shardchannel> ...]',
+  '    Return the number of subscribers for the specified shard level channel(s)',
+  'HELP',
+  '    Prints this help.',
+];
+
 export function pubsub(c: Ctx, a: Buffer[]): Reply {
   const sub = word(a[0]);
   if (sub === 'CHANNELS') return R.array(c.srv.pubsubChannels(c.conn, a[1] === undefined ? undefined : a[1].toString('latin1')).map((x) => R.bulk(Buffer.from(x, 'latin1'))));
@@ -390,6 +411,7 @@ export function pubsub(c: Ctx, a: Buffer[]): Reply {
   if (sub === 'NUMPAT') return R.int(c.srv.pubsubNumpat());
   if (sub === 'SHARDCHANNELS') return R.array([]);
   if (sub === 'SHARDNUMSUB') return R.map(a.slice(1).map((b) => [R.bulk(b), R.int(0)]));
+  if (sub === 'HELP' && a.length === 1) return R.array(PUBSUB_HELP.map((l) => R.simple(l)));
   throw new RespError(`ERR unknown subcommand '${s(a[0])}'. Try PUBSUB HELP.`);
 }
 

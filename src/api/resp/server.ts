@@ -1080,6 +1080,13 @@ export class RespServer implements ServerApi, ConnectionHost {
       ['pubsub_channels', this.channels.size],
       ['pubsub_patterns', this.patternSubs.size],
     ]);
+    const cpu = process.cpuUsage();
+    sec('CPU', [
+      ['used_cpu_sys', (cpu.system / 1e6).toFixed(6)],
+      ['used_cpu_user', (cpu.user / 1e6).toFixed(6)],
+      ['used_cpu_sys_children', '0.000000'],
+      ['used_cpu_user_children', '0.000000'],
+    ]);
     sec('Replication', [
       ['role', 'master'],
       ['connected_slaves', 0],
