@@ -204,6 +204,19 @@ describe('COPY, OBJECT and bitmaps against redis-server', () => {
       assert.ok(['a', 'b', 'c'].includes((await c.call('hrandfield', 'rh')) as string));
       assert.equal(typeof (await c.call('memory', 'usage', 'rh')), 'number');
     }
+    // Redis 7.2's overflow checks, and no reply so large that it would exhaust the node's memory.
+    await io.sadd('rs', 'a');
+    for (const cmd of [
+      ['hrandfield', 'rh', '-9223372036854775808'],
+      ['hrandfield', 'rh', '-9223372036854770000', 'WITHVALUES'],
+      ['srandmember', 'rs', '-9223372036854775808'],
+      ['hrandfield', 'rh', '-4611686018427387903'],
+      ['srandmember', 'rs', '-100000000000'],
+    ]) {
+      await assert.rejects(io.call(...(cmd as [string, ...string[]])), /value is out of range/, cmd.join(' '));
+    }
+    assert.equal(((await io.call('srandmember', 'rs', '-1000')) as string[]).length, 1000);
+    assert.equal(await io.ping(), 'PONG');
   });
 
   test('SSCAN, HSCAN and ZSCAN return every member present throughout, while others are removed and added (Redis issue #4906)', async () => {
@@ -235,6 +248,71 @@ describe('COPY, OBJECT and bitmaps against redis-server', () => {
         } while (cursor !== '0');
         for (let j = 0; j < 100; j++) assert.ok(found.has(String(j)), `${cmd} round ${round}: member ${j} missing`);
       }
+    }
+  });
+
+  test('keys after a count: SINTERCARD, ZINTERCARD and ZUNION/ZINTER/ZDIFF with and without STORE, as redis-server', async () => {
+    await same(io, rd, [
+      ['del', 'nz:a', 'nz:b', 'nz:s', 'nz:d', 'nz:str', 'nz:none'],
+      ['zadd', 'nz:a', 1, 'a', 2, 'b', 3, 'c', '+inf', 'i'],
+      ['zadd', 'nz:b', 10, 'b', 20, 'c', 30, 'd', '-inf', 'i'],
+      ['sadd', 'nz:s', 'c', 'd', 'e', 'i'],
+      ['set', 'nz:str', 'x'],
+      ['zunion', 2, 'nz:a', 'nz:b', 'WITHSCORES'],
+      ['zunion', 3, 'nz:a', 'nz:b', 'nz:s', 'WEIGHTS', 2, 0.5, 10, 'WITHSCORES'],
+      ['zunion', 2, 'nz:a', 'nz:b', 'AGGREGATE', 'MIN', 'WITHSCORES'],
+      ['zunion', 2, 'nz:a', 'nz:b', 'AGGREGATE', 'MAX', 'WITHSCORES'],
+      ['zinter', 2, 'nz:a', 'nz:b', 'WITHSCORES'],
+      ['zinter', 3, 'nz:a', 'nz:b', 'nz:s', 'AGGREGATE', 'MAX'],
+      ['zinter', 2, 'nz:a', 'nz:none'],
+      ['zdiff', 2, 'nz:a', 'nz:b', 'WITHSCORES'],
+      ['zdiff', 1, 'nz:s', 'WITHSCORES'],
+      ['zunionstore', 'nz:d', 2, 'nz:a', 'nz:s', 'WEIGHTS', 1, 5],
+      ['zrange', 'nz:d', 0, -1, 'WITHSCORES'],
+      ['zinterstore', 'nz:d', 2, 'nz:a', 'nz:b'],
+      ['zrange', 'nz:d', 0, -1, 'WITHSCORES'],
+      ['zdiffstore', 'nz:d', 2, 'nz:a', 'nz:a'],
+      ['exists', 'nz:d'],
+      ['zintercard', 2, 'nz:a', 'nz:b'],
+      ['zintercard', 3, 'nz:a', 'nz:b', 'nz:s', 'LIMIT', 1],
+      ['sadd', 'nz:t', 'c', 'e', 'z'],
+      ['sintercard', 2, 'nz:s', 'nz:t'],
+      ['sintercard', 2, 'nz:s', 'nz:t', 'LIMIT', 1],
+      ['sintercard', 2, 'nz:s', 'nz:none'],
+      ['sintercard', 0, 'nz:s'],
+      ['sintercard', 'x', 'nz:s'],
+      ['sintercard', 3, 'nz:s', 'nz:t'],
+      ['sintercard', 1, 'nz:s', 'LIMIT', -1],
+      ['sintercard', 1, 'nz:s', 'foo'],
+      ['sintercard', 1, 'nz:a'],
+      ['zunionstore', 'nz:d', 0, 'nz:a'],
+      ['zunionstore', 'nz:d', 'x', 'nz:a'],
+      ['zunionstore', 'nz:d', 3, 'nz:a', 'nz:b'],
+      ['zunionstore', 'nz:d', 1, 'nz:a', 'WEIGHTS'],
+      ['zunionstore', 'nz:d', 1, 'nz:a', 'WEIGHTS', 'x'],
+      ['zunionstore', 'nz:d', 1, 'nz:a', 'AGGREGATE', 'foo'],
+      ['zunionstore', 'nz:d', 1, 'nz:a', 'WITHSCORES'],
+      ['zunion', 1, 'nz:str'],
+      ['zdiff', 1, 'nz:a', 'WEIGHTS', 1],
+      ['zintercard', 0, 'nz:a'],
+      ['zintercard', 2, 'nz:a'],
+      ['zintercard', 1, 'nz:a', 'LIMIT', -2],
+      ['del', 'nz:t'],
+    ]);
+    // SMOVE into a set that already holds the member leaves it unmodified: a WATCH on it stays clean.
+    await io.del('mv:src', 'mv:dst');
+    await io.sadd('mv:src', 'a', 'b');
+    await io.sadd('mv:dst', 'a');
+    const other = new Redis({ port: node.respPort, host: '127.0.0.1' });
+    try {
+      await io.watch('mv:dst');
+      assert.equal(await other.smove('mv:src', 'mv:dst', 'a'), 1);
+      const r = await io.multi().sadd('mv:dst', 'c').exec();
+      assert.deepEqual(r, [[null, 1]]);
+      assert.equal(await io.scard('mv:dst'), 2);
+      assert.deepEqual(await io.smembers('mv:src'), ['b']);
+    } finally {
+      other.disconnect();
     }
   });
 

@@ -81,7 +81,15 @@ describe('RESP security', () => {
     const vic = new Redis({ port: node.respPort, host: '127.0.0.1', username: 'vic', password: 'vic-password-1' });
     assert.equal(await vic.get('team-a/x'), '1');
     await assert.rejects(vic.set('team-a/x', '2'), /NOPERM/);
+    // Keys after a count are checked like any others: every one of them, the destination as a write.
+    await assert.rejects(vic.call('zunionstore', 'team-a/d', '1', 'team-a/x'), /NOPERM 'vic' may not write key 'team-a\/d'/);
     vic.disconnect();
+    const alice2 = new Redis({ port: node.respPort, host: '127.0.0.1', username: 'alice', password: 'alice-password-1' });
+    await assert.rejects(alice2.call('zunion', '2', 'team-a/z', 'team-b/z'), /NOPERM 'alice' may not read key 'team-b\/z'/);
+    await assert.rejects(alice2.call('sintercard', '2', 'team-a/s', 'other'), /NOPERM 'alice' may not read key 'other'/);
+    await assert.rejects(alice2.call('zinterstore', 'team-b/d', '1', 'team-a/z'), /NOPERM 'alice' may not write key 'team-b\/d'/);
+    await assert.rejects(alice2.call('sintercard', '0', 'team-a/s'), /numkeys should be greater than 0/);
+    alice2.disconnect();
   });
 
   test('pub/sub: PUBSUB hides keyspace channels of unreadable keys; clients may not PUBLISH keyspace notifications', async () => {

@@ -74,3 +74,21 @@ export function formatFloat(v: number): string {
   if (!s.includes('e')) return s;
   return v.toFixed(20).replace(/\.?0+$/, '');
 }
+
+/**
+ * Most elements a negative count may ask of SRANDMEMBER or HRANDFIELD (repeats allowed, so the
+ * reply does not shrink to the collection): Redis builds any size; Beacon refuses past this
+ * rather than build a reply that would exhaust the node's memory.
+ */
+export const RANDOM_REPLY_MAX = 10_000_000;
+
+/**
+ * The count argument of SRANDMEMBER/HRANDFIELD: within ±LONG_MAX as Redis reads it, and a negative
+ * count at most {@link RANDOM_REPLY_MAX} elements. @throws RespError out of range / not an integer.
+ */
+export function randomCount(b: Buffer, perElement = 1): number {
+  const n = bigArg(b);
+  if (n < -9223372036854775807n / BigInt(perElement)) throw new RespError('ERR value is out of range');
+  if (n < -BigInt(RANDOM_REPLY_MAX)) throw new RespError(`ERR value is out of range: a negative count may ask for at most ${RANDOM_REPLY_MAX} elements`);
+  return Number(n);
+}

@@ -1,5 +1,5 @@
 /** Lists, sets and sorted sets (memory namespaces), and the HSCAN/SSCAN/ZSCAN iterators. */
-import { SYNTAX, bigArg, floatArg, intArg, parseDouble, word } from './args.js';
+import { SYNTAX, bigArg, floatArg, intArg, parseDouble, parseI64, randomCount, word } from './args.js';
 import { keyName, scanArgs } from './cmd-strings.js';
 import type { Ctx } from './context.js';
 import { Deque, SortedSet, globMatch, type LexBound, type ScoreBound, type ScoredMember } from '../../cache/index.js';
@@ -291,7 +291,7 @@ export function srandmember(c: Ctx, a: Buffer[]): Reply {
     const one = items[Math.floor(Math.random() * items.length)];
     return one === undefined ? R.null : out(one);
   }
-  const n = intArg(a[1]);
+  const n = randomCount(a[1] as Buffer);
   if (n >= 0) return R.array(randomMembers(items, n).map(out));
   if (items.length === 0) return R.array([]);
   const res: Reply[] = [];
@@ -320,6 +320,41 @@ function setOpCmd(op: 'inter' | 'union' | 'diff', storeIt: boolean) {
     return R.int(r.size);
   };
 }
+/** A LIMIT for SINTERCARD/ZINTERCARD: the arguments after the keys; 0 = none. */
+function cardLimit(rest: Buffer[]): number {
+  if (rest.length === 0) return 0;
+  if (rest.length !== 2 || word(rest[0]) !== 'LIMIT') throw new RespError(SYNTAX);
+  const n = parseI64(rest[1] as Buffer);
+  if (n === null || n < 0n) throw new RespError("ERR LIMIT can't be negative");
+  return Number(n);
+}
+
+/** How many members are in every one of `inputs`, counting at most `limit` (0: all). */
+function interCard(inputs: (readonly string[] | ReadonlySet<string> | SortedSet)[], limit: number): number {
+  if (inputs.some((x) => sizeOf(x) === 0)) return 0;
+  const sorted = inputs.slice().sort((x, y) => sizeOf(x) - sizeOf(y));
+  const [first, ...others] = sorted;
+  let n = 0;
+  for (const m of membersOf(first as SortedSet | ReadonlySet<string>)) {
+    if (others.every((o) => hasMember(o as SortedSet | ReadonlySet<string>, m))) {
+      n++;
+      if (limit > 0 && n >= limit) break;
+    }
+  }
+  return n;
+}
+const sizeOf = (x: readonly string[] | ReadonlySet<string> | SortedSet): number => (Array.isArray(x) ? x.length : (x as ReadonlySet<string> | SortedSet).size);
+const membersOf = (x: SortedSet | ReadonlySet<string>): Iterable<string> => (x instanceof SortedSet ? x.entries().map((e) => e.member) : x);
+const hasMember = (x: SortedSet | ReadonlySet<string>, m: string): boolean => (x instanceof SortedSet ? x.score(m) !== undefined : x.has(m));
+
+/** SINTERCARD numkeys key [key …] [LIMIT limit] (Redis 7); the count was checked with the keys. */
+export function sintercard(c: Ctx, a: Buffer[]): Reply {
+  const n = Number((a[0] as Buffer).toString('latin1'));
+  const limit = cardLimit(a.slice(1 + n));
+  const sets = a.slice(1, 1 + n).map((b) => typed(c, k(b), 'set')?.v ?? new Set<string>());
+  return R.int(interCard(sets, limit));
+}
+
 export const sinter = setOpCmd('inter', false);
 export const sunion = setOpCmd('union', false);
 export const sdiff = setOpCmd('diff', false);
@@ -338,6 +373,8 @@ export function smove(c: Ctx, a: Buffer[]): Reply {
   s.v.delete(member);
   store(c, src, { type: 'set', value: s.v }, 'srem');
   const dv = d?.v ?? new Set<string>();
+  // As Redis: a destination that already holds the member is not modified (no event, WATCH stays clean).
+  if (dv.has(member)) return R.int(1);
   dv.add(member);
   store(c, dst, { type: 'set', value: dv }, 'sadd');
   return R.int(1);
@@ -532,6 +569,112 @@ function zremRange(c: Ctx, key: string, pick: (z: SortedSet) => readonly ScoredM
   for (const x of gone) cur.v.remove(x.member);
   if (gone.length > 0) store(c, key, { type: 'zset', value: cur.v }, event);
   return R.int(gone.length);
+}
+
+/** A sorted-set operation's input: a sorted set, or a plain set whose members score 1 (as in Redis); missing keys are empty. */
+function zsetInput(c: Ctx, b: Buffer): SortedSet | ReadonlySet<string> {
+  const v = c.ks.get(k(b));
+  if (v === undefined) return new Set<string>();
+  if (v.type === 'zset') return v.value;
+  if (v.type === 'set') return v.value;
+  throw new RespError(WRONGTYPE);
+}
+const scoreIn = (x: SortedSet | ReadonlySet<string>, m: string): number | undefined => (x instanceof SortedSet ? x.score(m) : x.has(m) ? 1 : undefined);
+
+/** Redis's zunionInterAggregate: SUM turns a NaN (inf + -inf) into 0. */
+function aggregate(how: 'SUM' | 'MIN' | 'MAX', acc: number, v: number): number {
+  if (how === 'MIN') return Math.min(acc, v);
+  if (how === 'MAX') return Math.max(acc, v);
+  const r = acc + v;
+  return Number.isNaN(r) ? 0 : r;
+}
+
+/**
+ * ZUNIONSTORE/ZINTERSTORE/ZDIFFSTORE dst numkeys key … and ZUNION/ZINTER/ZDIFF numkeys key …,
+ * with WEIGHTS and AGGREGATE SUM|MIN|MAX (union and inter) and WITHSCORES (the forms that reply
+ * with members). Inputs may be sorted sets or sets (score 1). The stored forms replace `dst`
+ * (deleting it when the result is empty) and reply the result's size.
+ */
+export function zsetOp(op: 'union' | 'inter' | 'diff', storeIt: boolean) {
+  return (c: Ctx, a: Buffer[]): Reply => {
+    const base = storeIt ? 1 : 0;
+    const n = Number((a[base] as Buffer).toString('latin1'));
+    const keys = a.slice(base + 1, base + 1 + n);
+    let weights: number[] | undefined;
+    let how: 'SUM' | 'MIN' | 'MAX' = 'SUM';
+    let withScores = false;
+    for (let i = base + 1 + n; i < a.length; i++) {
+      const w = word(a[i]);
+      if (w === 'WEIGHTS' && op !== 'diff' && i + n < a.length) {
+        weights = [];
+        for (let j = 1; j <= n; j++) {
+          const x = parseDouble((a[i + j] as Buffer).toString('latin1'));
+          if (x === null) throw new RespError('ERR weight value is not a float');
+          weights.push(x);
+        }
+        i += n;
+      } else if (w === 'AGGREGATE' && op !== 'diff' && a[i + 1] !== undefined) {
+        const h = word(a[++i]);
+        if (h !== 'SUM' && h !== 'MIN' && h !== 'MAX') throw new RespError(SYNTAX);
+        how = h;
+      } else if (w === 'WITHSCORES' && !storeIt) withScores = true;
+      else throw new RespError(SYNTAX);
+    }
+    const inputs = keys.map((b) => zsetInput(c, b));
+    const weighted = (i: number, score: number): number => {
+      const r = score * (weights?.[i] ?? 1);
+      return Number.isNaN(r) ? 0 : r;
+    };
+    const result = new Map<string, number>();
+    if (op === 'union') {
+      inputs.forEach((x, i) => {
+        for (const m of membersOf(x)) {
+          const v = weighted(i, scoreIn(x, m) as number);
+          const acc = result.get(m);
+          result.set(m, acc === undefined ? v : aggregate(how, acc, v));
+        }
+      });
+    } else if (op === 'inter') {
+      const [first, ...others] = inputs;
+      if (first !== undefined) {
+        for (const m of membersOf(first)) {
+          let acc = weighted(0, scoreIn(first, m) as number);
+          let all = true;
+          for (let i = 0; i < others.length && all; i++) {
+            const sc = scoreIn(others[i] as SortedSet | ReadonlySet<string>, m);
+            if (sc === undefined) all = false;
+            else acc = aggregate(how, acc, weighted(i + 1, sc));
+          }
+          if (all) result.set(m, acc);
+        }
+      }
+    } else {
+      const [first, ...others] = inputs;
+      if (first !== undefined) {
+        for (const m of membersOf(first)) if (!others.some((o) => scoreIn(o, m) !== undefined)) result.set(m, scoreIn(first, m) as number);
+      }
+    }
+    if (storeIt) {
+      const dst = k(a[0]);
+      if (result.size === 0) c.ks.delete(dst, 'del');
+      else {
+        const z = new SortedSet();
+        for (const [m, v] of result) z.add(m, v);
+        c.ks.set(dst, { type: 'zset', value: z }, 0, `z${op}store`);
+      }
+      return R.int(result.size);
+    }
+    const items: ScoredMember[] = [...result].map(([member, score]) => ({ member, score }));
+    items.sort((x, y) => x.score - y.score || (x.member < y.member ? -1 : x.member > y.member ? 1 : 0));
+    return rangeReply(items, withScores, c.conn.protocol === 3);
+  };
+}
+
+/** ZINTERCARD numkeys key [key …] [LIMIT limit] (Redis 7); inputs may be sorted sets or sets. */
+export function zintercard(c: Ctx, a: Buffer[]): Reply {
+  const n = Number((a[0] as Buffer).toString('latin1'));
+  const limit = cardLimit(a.slice(1 + n));
+  return R.int(interCard(a.slice(1, 1 + n).map((b) => zsetInput(c, b)), limit));
 }
 
 function zpop(max: boolean) {

@@ -1,6 +1,6 @@
 /** String, key and hash commands (every namespace kind). */
 import { isUtf8 } from 'node:buffer';
-import { NOT_INTEGER, SYNTAX, bigArg, fitsI64, floatArg, formatFloat, intArg, parseDouble, parseI64, word } from './args.js';
+import { NOT_INTEGER, SYNTAX, bigArg, fitsI64, floatArg, formatFloat, intArg, parseDouble, parseI64, randomCount, word } from './args.js';
 import type { Ctx } from './context.js';
 import { markRaw } from './encoding.js';
 import { RespError, WRONGTYPE, stringOf } from './keyspace.js';
@@ -500,11 +500,8 @@ export function hrandfield(c: Ctx, a: Buffer[]): Reply {
   let withValues = false;
   if (a.length > 3) throw new RespError(SYNTAX);
   if (a[1] !== undefined) {
-    const n = bigArg(a[1]);
     // Redis reads the count within ±LONG_MAX, and with WITHVALUES within half of it (it replies twice per field).
-    const limit = a[2] !== undefined ? 4611686018427387903n : 9223372036854775807n;
-    if (n < -limit || n > limit) throw new RespError('ERR value is out of range');
-    count = Number(n);
+    count = randomCount(a[1], a[2] !== undefined ? 2 : 1);
     if (a[2] !== undefined) {
       if (word(a[2]) !== 'WITHVALUES') throw new RespError(SYNTAX);
       withValues = true;

@@ -4,7 +4,9 @@ import * as C from './cmd-collections.js';
 import * as O from './cmd-object.js';
 import * as S from './cmd-server.js';
 import * as T from './cmd-strings.js';
+import { NOT_INTEGER, SYNTAX, parseI64 } from './args.js';
 import type { Handler } from './context.js';
+import { RespError } from './keyspace.js';
 import { R, type Reply } from './protocol.js';
 
 /** How a command touches the keyspace, for authorisation: `read`/`write` per key; `admin` for the whole node. */
@@ -27,6 +29,12 @@ export interface CommandSpec {
   group: string;
   /** Extra flags shown by COMMAND INFO. */
   flags?: string[];
+  /**
+   * The keys of a command whose keys follow a count argument (Redis's movable keys: SINTERCARD,
+   * ZUNIONSTORE…): their indexes in the arguments after the name. Validates the count, throwing
+   * the command's own Redis error, so a malformed count is refused before anything runs.
+   */
+  movableKeys?: (args: Buffer[]) => number[];
   /** A container command (CLIENT, CONFIG…): CLIENT LIST shows its last use as `name|subcommand`, as Redis 7 does. */
   container?: boolean;
   handler: Handler;
@@ -43,6 +51,25 @@ const K1: [number, number, number] = [1, 1, 1];
 const K12: [number, number, number] = [1, 2, 1];
 const KALL: [number, number, number] = [1, -1, 1];
 const KNONE: [number, number, number] = [0, 0, 0];
+
+/**
+ * {@link CommandSpec.movableKeys} for `name`: a key count at argument `at` (0-based after the
+ * name), that many keys after it, and with `dest` a destination key at argument 0. `style`
+ * picks Redis's error texts: SINTERCARD's, or the sorted-set family's.
+ */
+function numkeys(name: string, at: number, dest: boolean, style: 'set' | 'zset'): (args: Buffer[]) => number[] {
+  return (args) => {
+    const raw = args[at];
+    const n = raw === undefined ? null : parseI64(raw);
+    if (style === 'set' && (n === null || n <= 0n)) throw new RespError('ERR numkeys should be greater than 0');
+    if (n === null) throw new RespError(NOT_INTEGER);
+    if (n <= 0n) throw new RespError(`ERR at least 1 input key is needed for '${name}' command`);
+    if (n > BigInt(args.length - at - 1)) throw new RespError(style === 'set' ? "ERR Number of keys can't be greater than number of args" : SYNTAX);
+    const idx: number[] = dest ? [0] : [];
+    for (let i = 1; i <= Number(n); i++) idx.push(at + i);
+    return idx;
+  };
+}
 
 // connection and server
 def('ping', -1, 'none', KNONE, 'connection', S.ping);
@@ -170,6 +197,7 @@ def('sunion', -2, 'read', KALL, 'set', C.sunion, mem);
 def('sdiff', -2, 'read', KALL, 'set', C.sdiff, mem);
 def('sinterstore', -3, 'write', KALL, 'set', C.sinterstore, mem);
 def('sunionstore', -3, 'write', KALL, 'set', C.sunionstore, mem);
+def('sintercard', -3, 'read', KNONE, 'set', C.sintercard, { ...mem, movableKeys: numkeys('sintercard', 0, false, 'set'), flags: ['movablekeys'] });
 def('sdiffstore', -3, 'write', KALL, 'set', C.sdiffstore, mem);
 def('smove', 4, 'write', K12, 'set', C.smove, mem);
 def('sscan', -3, 'read', K1, 'set', C.sscan, mem);
@@ -194,6 +222,11 @@ def('zpopmax', -2, 'write', K1, 'sorted-set', C.zpopmax, mem);
 def('zremrangebyrank', 4, 'write', K1, 'sorted-set', C.zremrangebyrank, mem);
 def('zremrangebyscore', 4, 'write', K1, 'sorted-set', C.zremrangebyscore, mem);
 def('zremrangebylex', 4, 'write', K1, 'sorted-set', C.zremrangebylex, mem);
+for (const op of ['union', 'inter', 'diff'] as const) {
+  def(`z${op}store`, -4, 'write', KNONE, 'sorted-set', C.zsetOp(op, true), { ...mem, movableKeys: numkeys(`z${op}store`, 1, true, 'zset'), flags: ['movablekeys'] });
+  def(`z${op}`, -3, 'read', KNONE, 'sorted-set', C.zsetOp(op, false), { ...mem, movableKeys: numkeys(`z${op}`, 0, false, 'zset'), flags: ['movablekeys'] });
+}
+def('zintercard', -3, 'read', KNONE, 'sorted-set', C.zintercard, { ...mem, movableKeys: numkeys('zintercard', 0, false, 'zset'), flags: ['movablekeys'] });
 def('zscan', -3, 'read', K1, 'sorted-set', C.zscan, mem);
 // pub/sub
 def('subscribe', -2, 'none', KNONE, 'pubsub', S.subscribe, { noMulti: true });

@@ -280,20 +280,30 @@ export class RespServer implements ServerApi, ConnectionHost {
       this.denied(conn, spec.name, 'admin');
       throw new RespError(`NOPERM '${p.name}' may not run the '${spec.name}${spec.name === 'config' ? `|${word(args[0]).toLowerCase()}` : ''}' command (administrators only)`);
     }
+    const action: Action = spec.access === 'write' ? 'write' : 'read';
+    if (spec.movableKeys !== undefined) {
+      // Keys after a count (ZUNIONSTORE, SINTERCARD…); the count is validated here, first.
+      const at = spec.movableKeys(args);
+      const keys = new Array<string>(at.length);
+      for (let k = 0; k < at.length; k++) keys[k] = this.permitted(conn, p, spec.name, action, args[at[k] as number]);
+      return keys;
+    }
     const last = lastKeyArg(spec, args.length);
     if (last === 0) return NO_KEYS;
     const [first, , step] = spec.keys;
-    const action: Action = spec.access === 'write' ? 'write' : 'read';
     const keys = new Array<string>(Math.floor((last - first) / step) + 1);
-    for (let i = first, k = 0; i <= last; i += step, k++) {
-      const key = keyName(args[i - 1]);
-      if (!this.o.auth.can(p, action, { key })) {
-        this.denied(conn, spec.name, action, key);
-        throw new RespError(`NOPERM ${deniedError(p, action, { key }).message}`);
-      }
-      keys[k] = key;
-    }
+    for (let i = first, k = 0; i <= last; i += step, k++) keys[k] = this.permitted(conn, p, spec.name, action, args[i - 1]);
     return keys;
+  }
+
+  /** The key named by `arg`, once `p` may `action` it. @throws RespError NOPERM (and audits the refusal). */
+  private permitted(conn: Connection, p: Principal, cmd: string, action: Action, arg: Buffer | undefined): string {
+    const key = keyName(arg);
+    if (!this.o.auth.can(p, action, { key })) {
+      this.denied(conn, cmd, action, key);
+      throw new RespError(`NOPERM ${deniedError(p, action, { key }).message}`);
+    }
+    return key;
   }
 
   private denied(conn: Connection, cmd: string, need: string, key?: string): void {
