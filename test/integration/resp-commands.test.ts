@@ -298,7 +298,35 @@ describe('COPY, OBJECT and bitmaps against redis-server', () => {
       ['zintercard', 2, 'nz:a'],
       ['zintercard', 1, 'nz:a', 'LIMIT', -2],
       ['del', 'nz:t'],
+      ['zmpop', 2, 'nz:none', 'nz:a', 'MAX', 'COUNT', 2],
+      ['zmpop', 1, 'nz:a', 'MIN'],
+      ['zmpop', 1, 'nz:none', 'MIN'],
+      ['zmpop', 0, 'nz:a', 'MIN'],
+      ['zmpop', 'x', 'nz:a', 'MIN'],
+      ['zmpop', 1, 'nz:a', 'FOO'],
+      ['zmpop', 3, 'nz:a', 'MIN'],
+      ['zmpop', 1, 'nz:a', 'MIN', 'COUNT', 0],
+      ['zmpop', 1, 'nz:a', 'MIN', 'COUNT', 2, 'x'],
+      ['zmpop', 1, 'nz:str', 'MIN'],
+      ['rpush', 'nz:l', 'a', 'b', 'c'],
+      ['lmpop', 2, 'nz:none', 'nz:l', 'RIGHT', 'COUNT', 2],
+      ['lmpop', 1, 'nz:l', 'LEFT'],
+      ['lmpop', 1, 'nz:l', 'LEFT'],
+      ['exists', 'nz:l'],
+      ['lmpop', 0, 'nz:l', 'LEFT'],
+      ['lmpop', 1, 'nz:l', 'UP'],
+      ['lmpop', 1, 'nz:l', 'LEFT', 'COUNT', 0],
+      ['zrandmember', 'nz:none'],
+      ['zrandmember', 'nz:none', 2],
+      ['zrandmember', 'nz:b', 0],
+      ['zrandmember', 'nz:b', 'x'],
+      ['zrandmember', 'nz:b', 1, 'WITHSCORE'],
+      ['zrandmember', 'nz:b', 10, 'WITHSCORES', 'x'],
     ]);
+    const picks = (await io.call('zrandmember', 'nz:b', '-6', 'WITHSCORES')) as string[];
+    assert.equal(picks.length, 12);
+    for (let i = 0; i < picks.length; i += 2) assert.equal(picks[i + 1], { b: '10', c: '20', d: '30', i: '-inf' }[picks[i] as 'b']);
+    assert.deepEqual(((await io.call('zrandmember', 'nz:b', '10')) as string[]).sort(), ['b', 'c', 'd', 'i']);
     // SMOVE into a set that already holds the member leaves it unmodified: a WATCH on it stays clean.
     await io.del('mv:src', 'mv:dst');
     await io.sadd('mv:src', 'a', 'b');

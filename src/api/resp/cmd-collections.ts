@@ -63,6 +63,36 @@ function pop(left: boolean) {
     return R.array(taken.map((x) => R.bulk(x)));
   };
 }
+/** The `MIN|MAX`/`LEFT|RIGHT [COUNT n]` tail of ZMPOP/LMPOP (Redis 7): which end, and how many. */
+function mpopTail(rest: Buffer[], ends: readonly [string, string]): { first: boolean; count: number } {
+  const w = word(rest[0]);
+  if (w !== ends[0] && w !== ends[1]) throw new RespError(SYNTAX);
+  let count = 1;
+  if (rest.length > 1) {
+    if (rest.length !== 3 || word(rest[1]) !== 'COUNT') throw new RespError(SYNTAX);
+    const n = parseI64(rest[2] as Buffer);
+    if (n === null || n <= 0n) throw new RespError('ERR count should be greater than 0');
+    count = Number(n);
+  }
+  return { first: w === ends[0], count };
+}
+
+/** LMPOP numkeys key [key …] LEFT|RIGHT [COUNT n]: pops from the first non-empty list; [key, elements] or nil. */
+export function lmpop(c: Ctx, a: Buffer[]): Reply {
+  const n = Number((a[0] as Buffer).toString('latin1'));
+  const { first, count } = mpopTail(a.slice(1 + n), ['LEFT', 'RIGHT']);
+  for (let i = 1; i <= n; i++) {
+    const key = k(a[i]);
+    const cur = typed(c, key, 'list');
+    if (cur === undefined || cur.v.length === 0) continue;
+    const taken: Reply[] = [];
+    for (let j = Math.min(count, cur.v.length); j > 0; j--) taken.push(R.bulk((first ? cur.v.popFront() : cur.v.popBack()) as Buffer));
+    store(c, key, { type: 'list', value: cur.v }, first ? 'lpop' : 'rpop');
+    return R.array([R.bulk(a[i] as Buffer), R.array(taken)]);
+  }
+  return R.nullArray;
+}
+
 export const lpop = pop(true);
 export const rpop = pop(false);
 
@@ -668,6 +698,48 @@ export function zsetOp(op: 'union' | 'inter' | 'diff', storeIt: boolean) {
     items.sort((x, y) => x.score - y.score || (x.member < y.member ? -1 : x.member > y.member ? 1 : 0));
     return rangeReply(items, withScores, c.conn.protocol === 3);
   };
+}
+
+/** ZMPOP numkeys key [key …] MIN|MAX [COUNT n]: pops from the first non-empty sorted set; [key, [[member, score] …]] or nil. */
+export function zmpop(c: Ctx, a: Buffer[]): Reply {
+  const n = Number((a[0] as Buffer).toString('latin1'));
+  const { first, count } = mpopTail(a.slice(1 + n), ['MIN', 'MAX']);
+  for (let i = 1; i <= n; i++) {
+    const key = k(a[i]);
+    const cur = typed(c, key, 'zset');
+    if (cur === undefined || cur.v.size === 0) continue;
+    const taken = cur.v.rangeByRank(0, count - 1, !first).slice();
+    for (const x of taken) cur.v.remove(x.member);
+    store(c, key, { type: 'zset', value: cur.v }, first ? 'zpopmin' : 'zpopmax');
+    return R.array([R.bulk(a[i] as Buffer), R.array(taken.map((x) => R.array([out(x.member), R.double(x.score)])))]);
+  }
+  return R.nullArray;
+}
+
+/**
+ * ZRANDMEMBER key [count [WITHSCORES]] (Redis 6.2): one random member (nil when none); a positive
+ * count gives up to that many distinct members, a negative one exactly |count| that may repeat
+ * (at most RANDOM_REPLY_MAX, see args.ts). WITHSCORES adds each score (RESP3: [member, score] pairs).
+ */
+export function zrandmember(c: Ctx, a: Buffer[]): Reply {
+  if (a.length > 3) throw new RespError(SYNTAX);
+  let count: number | undefined;
+  let withScores = false;
+  if (a[1] !== undefined) {
+    count = randomCount(a[1], a[2] !== undefined ? 2 : 1);
+    if (a[2] !== undefined) {
+      if (word(a[2]) !== 'WITHSCORES') throw new RespError(SYNTAX);
+      withScores = true;
+    }
+  }
+  const items = [...(typed(c, k(a[0]), 'zset')?.v.entries() ?? [])];
+  if (count === undefined) {
+    const one = items[Math.floor(Math.random() * items.length)];
+    return one === undefined ? R.null : out(one.member);
+  }
+  const picked = count >= 0 ? randomMembers(items, count) : [];
+  if (count < 0 && items.length > 0) for (let i = 0; i < -count; i++) picked.push(items[Math.floor(Math.random() * items.length)] as ScoredMember);
+  return rangeReply(picked, withScores, c.conn.protocol === 3);
 }
 
 /** ZINTERCARD numkeys key [key …] [LIMIT limit] (Redis 7); inputs may be sorted sets or sets. */

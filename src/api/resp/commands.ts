@@ -57,14 +57,16 @@ const KNONE: [number, number, number] = [0, 0, 0];
  * name), that many keys after it, and with `dest` a destination key at argument 0. `style`
  * picks Redis's error texts: SINTERCARD's, or the sorted-set family's.
  */
-function numkeys(name: string, at: number, dest: boolean, style: 'set' | 'zset'): (args: Buffer[]) => number[] {
+function numkeys(name: string, at: number, dest: boolean, style: 'set' | 'zset' | 'mpop'): (args: Buffer[]) => number[] {
   return (args) => {
     const raw = args[at];
     const n = raw === undefined ? null : parseI64(raw);
-    if (style === 'set' && (n === null || n <= 0n)) throw new RespError('ERR numkeys should be greater than 0');
+    if (style !== 'zset' && (n === null || n <= 0n)) throw new RespError('ERR numkeys should be greater than 0');
     if (n === null) throw new RespError(NOT_INTEGER);
     if (n <= 0n) throw new RespError(`ERR at least 1 input key is needed for '${name}' command`);
-    if (n > BigInt(args.length - at - 1)) throw new RespError(style === 'set' ? "ERR Number of keys can't be greater than number of args" : SYNTAX);
+    // ZMPOP/LMPOP need one argument after the keys (MIN|MAX, LEFT|RIGHT).
+    const room = args.length - at - 1 - (style === 'mpop' ? 1 : 0);
+    if (n > BigInt(room)) throw new RespError(style === 'set' ? "ERR Number of keys can't be greater than number of args" : SYNTAX);
     const idx: number[] = dest ? [0] : [];
     for (let i = 1; i <= Number(n); i++) idx.push(at + i);
     return idx;
@@ -173,6 +175,7 @@ def('rpush', -3, 'write', K1, 'list', C.rpush, mem);
 def('lpushx', -3, 'write', K1, 'list', C.lpushx, mem);
 def('rpushx', -3, 'write', K1, 'list', C.rpushx, mem);
 def('lpop', -2, 'write', K1, 'list', C.lpop, mem);
+def('lmpop', -4, 'write', KNONE, 'list', C.lmpop, { ...mem, movableKeys: numkeys('lmpop', 0, false, 'mpop'), flags: ['movablekeys'] });
 def('rpop', -2, 'write', K1, 'list', C.rpop, mem);
 def('llen', 2, 'read', K1, 'list', C.llen, mem);
 def('lrange', 4, 'read', K1, 'list', C.lrange, mem);
@@ -226,6 +229,8 @@ for (const op of ['union', 'inter', 'diff'] as const) {
   def(`z${op}store`, -4, 'write', KNONE, 'sorted-set', C.zsetOp(op, true), { ...mem, movableKeys: numkeys(`z${op}store`, 1, true, 'zset'), flags: ['movablekeys'] });
   def(`z${op}`, -3, 'read', KNONE, 'sorted-set', C.zsetOp(op, false), { ...mem, movableKeys: numkeys(`z${op}`, 0, false, 'zset'), flags: ['movablekeys'] });
 }
+def('zmpop', -4, 'write', KNONE, 'sorted-set', C.zmpop, { ...mem, movableKeys: numkeys('zmpop', 0, false, 'mpop'), flags: ['movablekeys'] });
+def('zrandmember', -2, 'read', K1, 'sorted-set', C.zrandmember, mem);
 def('zintercard', -3, 'read', KNONE, 'sorted-set', C.zintercard, { ...mem, movableKeys: numkeys('zintercard', 0, false, 'zset'), flags: ['movablekeys'] });
 def('zscan', -3, 'read', K1, 'sorted-set', C.zscan, mem);
 // pub/sub
