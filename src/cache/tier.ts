@@ -804,7 +804,11 @@ export class CacheTier extends EventEmitter<CacheEvents> {
    */
   flush(): number {
     const n = this.map.size;
-    for (const e of this.dense) e.alive = false;
+    for (const e of this.dense) {
+      e.alive = false;
+      // Their slots go with the slab: no later release may hand one to a new value.
+      e.soff = -1;
+    }
     this.map.clear();
     this.slab.reset();
     this.slots = [];
