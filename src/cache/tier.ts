@@ -48,14 +48,6 @@ export const LFU_INIT_VAL = 5;
 const HELD_STRING: CacheValue = Object.freeze({ type: 'string', value: Buffer.alloc(0) }) as CacheValue;
 const NO_BYTES = Buffer.alloc(0);
 
-/** A copy of bytes [0, len) of `src`: by a loop when short (Buffer#copy's checks cost more). */
-function copyOut(src: Buffer, len: number): Buffer {
-  const out = Buffer.allocUnsafe(len);
-  if (len <= 32) for (let i = 0; i < len; i++) out[i] = src[i] as number;
-  else src.copy(out, 0, 0, len);
-  return out;
-}
-
 /** Size of the eviction pool (Redis EVPOOL_SIZE). */
 export const EVICTION_POOL_SIZE = 16;
 /** Width of one LFU counter's band of eviction scores: ms of idle time, capped at ~317 years (255 bands × 1e13 < 2^53). */
@@ -403,7 +395,8 @@ export class CacheTier extends EventEmitter<CacheEvents> {
   private heldValue(e: Entry): CacheValue {
     const v = e.value;
     if (v !== HELD_STRING) return v;
-    const bytes = e.soff >= 0 ? this.slab.read(e.soff, e.slen) : copyOut(e.sbuf, e.slen);
+    // A string outside the slab has a buffer of exactly its length.
+    const bytes = e.soff >= 0 ? this.slab.read(e.soff, e.slen) : Buffer.from(e.sbuf);
     if (e.sraw) markRaw(bytes);
     return { type: 'string', value: bytes };
   }
@@ -557,7 +550,7 @@ export class CacheTier extends EventEmitter<CacheEvents> {
       if (h >= 0) {
         this.slab.write(h, bytes);
         e.soff = h;
-      } else e.sbuf = copyOut(bytes, len);
+      } else e.sbuf = Buffer.from(bytes);
     }
     e.slen = len;
     e.sraw = isRaw(bytes);

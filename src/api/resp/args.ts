@@ -92,3 +92,25 @@ export function randomCount(b: Buffer, perElement = 1): number {
   if (n < -BigInt(RANDOM_REPLY_MAX)) throw new RespError(`ERR value is out of range: a negative count may ask for at most ${RANDOM_REPLY_MAX} elements`);
   return Number(n);
 }
+
+/**
+ * What SRANDMEMBER, SPOP, HRANDFIELD and ZRANDMEMBER pick for a count (Redis's rule): a count
+ * of 0 or more gives up to that many distinct items, a negative one exactly |count| items that
+ * may repeat (none from an empty collection).
+ */
+export function randomPicks<T>(items: readonly T[], count: number): T[] {
+  if (count < 0) {
+    const out: T[] = [];
+    if (items.length > 0) for (let i = 0; i < -count; i++) out.push(items[Math.floor(Math.random() * items.length)] as T);
+    return out;
+  }
+  // A partial Fisher–Yates shuffle of a copy: its first n items are a uniform distinct sample.
+  const copy = items.slice();
+  const n = Math.min(count, copy.length);
+  for (let i = 0; i < n; i++) {
+    const j = i + Math.floor(Math.random() * (copy.length - i));
+    [copy[i], copy[j]] = [copy[j] as T, copy[i] as T];
+  }
+  copy.length = n;
+  return copy;
+}

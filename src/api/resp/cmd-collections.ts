@@ -1,5 +1,5 @@
 /** Lists, sets and sorted sets (memory namespaces), and the HSCAN/SSCAN/ZSCAN iterators. */
-import { SYNTAX, bigArg, floatArg, intArg, parseDouble, parseI64, randomCount, word } from './args.js';
+import { SYNTAX, bigArg, floatArg, intArg, parseDouble, parseI64, randomCount, randomPicks, word } from './args.js';
 import { keyName, scanArgs } from './cmd-strings.js';
 import type { Ctx } from './context.js';
 import { Deque, SortedSet, globMatch, type LexBound, type ScoreBound, type ScoredMember } from '../../cache/index.js';
@@ -77,20 +77,31 @@ function mpopTail(rest: Buffer[], ends: readonly [string, string]): { first: boo
   return { first: w === ends[0], count };
 }
 
+/**
+ * ZMPOP/LMPOP (`numkeys key … <end> [COUNT n]`, the count checked with the keys): `pop` takes up
+ * to `count` elements from the given end of one key and returns their replies, or undefined when
+ * the key holds nothing; the first key that yields answers [key, elements], none answers nil.
+ */
+function mpop(a: Buffer[], ends: readonly [string, string], pop: (key: string, first: boolean, count: number) => Reply[] | undefined): Reply {
+  const n = Number((a[0] as Buffer).toString('latin1'));
+  const { first, count } = mpopTail(a.slice(1 + n), ends);
+  for (let i = 1; i <= n; i++) {
+    const taken = pop(k(a[i]), first, count);
+    if (taken !== undefined) return R.array([R.bulk(a[i] as Buffer), R.array(taken)]);
+  }
+  return R.nullArray;
+}
+
 /** LMPOP numkeys key [key …] LEFT|RIGHT [COUNT n]: pops from the first non-empty list; [key, elements] or nil. */
 export function lmpop(c: Ctx, a: Buffer[]): Reply {
-  const n = Number((a[0] as Buffer).toString('latin1'));
-  const { first, count } = mpopTail(a.slice(1 + n), ['LEFT', 'RIGHT']);
-  for (let i = 1; i <= n; i++) {
-    const key = k(a[i]);
+  return mpop(a, ['LEFT', 'RIGHT'], (key, first, count) => {
     const cur = typed(c, key, 'list');
-    if (cur === undefined || cur.v.length === 0) continue;
+    if (cur === undefined || cur.v.length === 0) return undefined;
     const taken: Reply[] = [];
     for (let j = Math.min(count, cur.v.length); j > 0; j--) taken.push(R.bulk((first ? cur.v.popFront() : cur.v.popBack()) as Buffer));
     store(c, key, { type: 'list', value: cur.v }, first ? 'lpop' : 'rpop');
-    return R.array([R.bulk(a[i] as Buffer), R.array(taken)]);
-  }
-  return R.nullArray;
+    return taken;
+  });
 }
 
 export const lpop = pop(true);
@@ -290,15 +301,6 @@ export function smismember(c: Ctx, a: Buffer[]): Reply {
 }
 export const scard = (c: Ctx, a: Buffer[]): Reply => R.int(typed(c, k(a[0]), 'set')?.v.size ?? 0);
 
-function randomMembers<T>(items: T[], n: number): T[] {
-  const copy = items.slice();
-  for (let i = copy.length - 1; i > 0; i--) {
-    const j = Math.floor(Math.random() * (i + 1));
-    [copy[i], copy[j]] = [copy[j] as T, copy[i] as T];
-  }
-  return copy.slice(0, n);
-}
-
 export function spop(c: Ctx, a: Buffer[]): Reply {
   const key = k(a[0]);
   let count: number | undefined;
@@ -308,7 +310,7 @@ export function spop(c: Ctx, a: Buffer[]): Reply {
   }
   const cur = typed(c, key, 'set');
   if (cur === undefined) return count === undefined ? R.null : R.set([]);
-  const picked = randomMembers([...cur.v], count ?? 1);
+  const picked = randomPicks([...cur.v], count ?? 1);
   for (const p of picked) cur.v.delete(p);
   store(c, key, { type: 'set', value: cur.v }, 'spop');
   if (count === undefined) return picked[0] === undefined ? R.null : out(picked[0]);
@@ -318,15 +320,10 @@ export function spop(c: Ctx, a: Buffer[]): Reply {
 export function srandmember(c: Ctx, a: Buffer[]): Reply {
   const items = [...(typed(c, k(a[0]), 'set')?.v ?? [])];
   if (a[1] === undefined) {
-    const one = items[Math.floor(Math.random() * items.length)];
+    const one = randomPicks(items, -1)[0];
     return one === undefined ? R.null : out(one);
   }
-  const n = randomCount(a[1] as Buffer);
-  if (n >= 0) return R.array(randomMembers(items, n).map(out));
-  if (items.length === 0) return R.array([]);
-  const res: Reply[] = [];
-  for (let i = 0; i < -n; i++) res.push(out(items[Math.floor(Math.random() * items.length)] as string));
-  return R.array(res);
+  return R.array(randomPicks(items, randomCount(a[1])).map(out));
 }
 
 function setOp(op: 'inter' | 'union' | 'diff', c: Ctx, keys: Buffer[]): Set<string> {
@@ -360,20 +357,20 @@ function cardLimit(rest: Buffer[]): number {
 }
 
 /** How many members are in every one of `inputs`, counting at most `limit` (0: all). */
-function interCard(inputs: (readonly string[] | ReadonlySet<string> | SortedSet)[], limit: number): number {
+function interCard(inputs: (ReadonlySet<string> | SortedSet)[], limit: number): number {
   if (inputs.some((x) => sizeOf(x) === 0)) return 0;
   const sorted = inputs.slice().sort((x, y) => sizeOf(x) - sizeOf(y));
   const [first, ...others] = sorted;
   let n = 0;
   for (const m of membersOf(first as SortedSet | ReadonlySet<string>)) {
-    if (others.every((o) => hasMember(o as SortedSet | ReadonlySet<string>, m))) {
+    if (others.every((o) => hasMember(o, m))) {
       n++;
       if (limit > 0 && n >= limit) break;
     }
   }
   return n;
 }
-const sizeOf = (x: readonly string[] | ReadonlySet<string> | SortedSet): number => (Array.isArray(x) ? x.length : (x as ReadonlySet<string> | SortedSet).size);
+const sizeOf = (x: ReadonlySet<string> | SortedSet): number => x.size;
 const membersOf = (x: SortedSet | ReadonlySet<string>): Iterable<string> => (x instanceof SortedSet ? x.entries().map((e) => e.member) : x);
 const hasMember = (x: SortedSet | ReadonlySet<string>, m: string): boolean => (x instanceof SortedSet ? x.score(m) !== undefined : x.has(m));
 
@@ -702,18 +699,14 @@ export function zsetOp(op: 'union' | 'inter' | 'diff', storeIt: boolean) {
 
 /** ZMPOP numkeys key [key …] MIN|MAX [COUNT n]: pops from the first non-empty sorted set; [key, [[member, score] …]] or nil. */
 export function zmpop(c: Ctx, a: Buffer[]): Reply {
-  const n = Number((a[0] as Buffer).toString('latin1'));
-  const { first, count } = mpopTail(a.slice(1 + n), ['MIN', 'MAX']);
-  for (let i = 1; i <= n; i++) {
-    const key = k(a[i]);
+  return mpop(a, ['MIN', 'MAX'], (key, first, count) => {
     const cur = typed(c, key, 'zset');
-    if (cur === undefined || cur.v.size === 0) continue;
+    if (cur === undefined || cur.v.size === 0) return undefined;
     const taken = cur.v.rangeByRank(0, count - 1, !first).slice();
     for (const x of taken) cur.v.remove(x.member);
     store(c, key, { type: 'zset', value: cur.v }, first ? 'zpopmin' : 'zpopmax');
-    return R.array([R.bulk(a[i] as Buffer), R.array(taken.map((x) => R.array([out(x.member), R.double(x.score)])))]);
-  }
-  return R.nullArray;
+    return taken.map((x) => R.array([out(x.member), R.double(x.score)]));
+  });
 }
 
 /**
@@ -734,12 +727,10 @@ export function zrandmember(c: Ctx, a: Buffer[]): Reply {
   }
   const items = [...(typed(c, k(a[0]), 'zset')?.v.entries() ?? [])];
   if (count === undefined) {
-    const one = items[Math.floor(Math.random() * items.length)];
+    const one = randomPicks(items, -1)[0];
     return one === undefined ? R.null : out(one.member);
   }
-  const picked = count >= 0 ? randomMembers(items, count) : [];
-  if (count < 0 && items.length > 0) for (let i = 0; i < -count; i++) picked.push(items[Math.floor(Math.random() * items.length)] as ScoredMember);
-  return rangeReply(picked, withScores, c.conn.protocol === 3);
+  return rangeReply(randomPicks(items, count), withScores, c.conn.protocol === 3);
 }
 
 /** ZINTERCARD numkeys key [key …] [LIMIT limit] (Redis 7); inputs may be sorted sets or sets. */

@@ -1,6 +1,6 @@
 /** String, key and hash commands (every namespace kind). */
 import { isUtf8 } from 'node:buffer';
-import { NOT_INTEGER, SYNTAX, bigArg, fitsI64, floatArg, formatFloat, intArg, parseDouble, parseI64, randomCount, word } from './args.js';
+import { NOT_INTEGER, SYNTAX, bigArg, fitsI64, floatArg, formatFloat, intArg, parseDouble, parseI64, randomCount, randomPicks, word } from './args.js';
 import type { Ctx } from './context.js';
 import { markRaw } from './encoding.js';
 import { RespError, WRONGTYPE, stringOf } from './keyspace.js';
@@ -511,21 +511,10 @@ export function hrandfield(c: Ctx, a: Buffer[]): Reply {
   const fields = h === undefined ? [] : [...h.keys()];
   const name = (x: string): Reply => R.bulk(Buffer.from(x, 'latin1'));
   if (count === undefined) {
-    const one = fields[Math.floor(Math.random() * fields.length)];
+    const one = randomPicks(fields, -1)[0];
     return one === undefined ? R.null : name(one);
   }
-  const picked: string[] = [];
-  if (count >= 0) {
-    const n = Math.min(count, fields.length);
-    for (let i = 0; i < n; i++) {
-      // A partial Fisher–Yates shuffle: distinct fields.
-      const j = i + Math.floor(Math.random() * (fields.length - i));
-      [fields[i], fields[j]] = [fields[j] as string, fields[i] as string];
-      picked.push(fields[i] as string);
-    }
-  } else if (fields.length > 0) {
-    for (let i = 0; i < -count; i++) picked.push(fields[Math.floor(Math.random() * fields.length)] as string);
-  }
+  const picked = randomPicks(fields, count);
   if (!withValues) return R.array(picked.map(name));
   const hv = h as Map<string, Buffer>;
   if (c.conn.protocol === 3) return R.array(picked.map((x) => R.array([name(x), R.bulk(hv.get(x) as Buffer)])));
