@@ -28,6 +28,7 @@ import {
   type SetOptions,
 } from './types.js';
 import { ByteSlab, slotSize } from './slab.js';
+import { EntryTable } from './entries.js';
 import { Deque, ENTRY_OVERHEAD_BYTES, STRING_OVERHEAD_BYTES, SortedSet, isRaw, markRaw, memberFromBytes, memberToBytes, valueMemory, type CacheValue } from './values.js';
 
 /** Name of the append-only file in the data dir. */
@@ -69,41 +70,6 @@ interface NsCounters {
   expired: number;
   keys: number;
   memory: number;
-}
-
-interface Entry {
-  key: string;
-  /** The value; a string is {@link HELD_STRING} with its bytes in the slab (`soff`) or in `sbuf`. */
-  value: CacheValue;
-  /** A string's slot in the tier's {@link ByteSlab}, rewritten in place by an overwrite of the same slot size; -1 when none. */
-  soff: number;
-  /** A string too long for a slot: a buffer the entry owns. NO_BYTES otherwise. */
-  sbuf: Buffer;
-  /** A string's length in bytes. */
-  slen: number;
-  /** The held string came from an in-place edit (OBJECT ENCODING `raw`, see {@link markRaw}). */
-  sraw: boolean;
-  /** ms since the epoch; 0 = no expiry. */
-  expireAt: number;
-  /** ms of the last access (LRU), counted from the tier's `epoch` (a small integer, stored unboxed). */
-  lru: number;
-  /** Redis's 8-bit logarithmic access counter (LFU). */
-  lfu: number;
-  /** Minute of the LFU counter's last decrement. */
-  ldt: number;
-  mem: number;
-  ns: NsCounters;
-  /** Insertion order (an AOF rewrite serialises entries older than its start). */
-  seq: number;
-  /** Position in the SCAN slot array (never moves while the entry lives). */
-  sidx: number;
-  /** Position in the dense array used for random sampling. */
-  didx: number;
-  alive: boolean;
-  /** Index in the volatile (has-expiry) array, -1 when none. */
-  vidx: number;
-  /** The AOF rewrite epoch in which this entry was already serialised. */
-  dumped: number;
 }
 
 interface RewriteState {
@@ -177,22 +143,18 @@ function formatScore(n: number): string {
  * it decides alone: `DEL` for expired and evicted keys, `SET … PXAT` for origin fills.
  */
 export class CacheTier extends EventEmitter<CacheEvents> {
-  private readonly map = new Map<string, Entry>();
-  /**
-   * SCAN's table: an entry keeps its slot for life and a new entry takes a free slot, so a SCAN
-   * cursor (a slot index) never skips a key present throughout, and the table does not grow
-   * while the key count is bounded (Redis's termination guarantee).
-   */
-  private slots: (Entry | null)[] = [];
-  private free: number[] = [];
-  /** Every live entry, packed, for O(1) uniform sampling (eviction, RANDOMKEY). */
-  private dense: Entry[] = [];
-  private volatile: Entry[] = [];
+  /** Entry id by key. */
+  private readonly map = new Map<string, number>();
+  /** The entries' fields by id; an id is also SCAN's cursor position (src/cache/entries.ts). */
+  private readonly t = new EntryTable<NsCounters>();
+  /** Ids of the entries with an expiry. */
+  private volatile: number[] = [];
   private nextSeq = 1;
   private used = 0;
   private readonly counters = new Map<string, NsCounters>();
   private readonly total = { hits: 0, misses: 0, evicted: 0, expired: 0 };
-  private pool: { entry: Entry; idle: number }[] = [];
+  /** Redis's eviction pool: candidates by ascending idle score, each with the `seq` that names its entry (ids are reused). */
+  private pool: { id: number; seq: number; idle: number }[] = [];
   private cfg: CacheConfig;
   private readonly now: () => number;
   /** The clock reading entries' `lru` counts from (so it stays a small integer for ~24 days). */
@@ -254,12 +216,13 @@ export class CacheTier extends EventEmitter<CacheEvents> {
 
   // --- entries ----------------------------------------------------------------------------------
 
-  private isExpired(e: Entry): boolean {
-    return e.expireAt !== 0 && e.expireAt <= this.now() && !this.loading;
+  private isExpired(e: number): boolean {
+    const at = this.t.expireAt[e] as number;
+    return at !== 0 && at <= this.now() && !this.loading;
   }
 
   /** Removes `e` if its TTL passed. @returns whether it did. */
-  private expireIfNeeded(e: Entry): boolean {
+  private expireIfNeeded(e: number): boolean {
     if (!this.isExpired(e)) return false;
     this.removeEntry(e, 'expired');
     return true;
@@ -270,11 +233,12 @@ export class CacheTier extends EventEmitter<CacheEvents> {
   }
 
   /** Redis's LFUDecrAndReturn: the counter after decay by one per `lfu-decay-time` minutes idle. */
-  private lfuDecayed(e: Entry, minutes = this.minutes()): number {
+  private lfuDecayed(e: number, minutes = this.minutes()): number {
+    const lfu = this.t.lfu[e] as number;
     const period = this.cfg['lfu-decay-time'];
-    if (period <= 0) return e.lfu;
-    const periods = Math.floor((minutes - e.ldt) / period);
-    return periods > e.lfu ? 0 : e.lfu - periods;
+    if (period <= 0) return lfu;
+    const periods = Math.floor((minutes - (this.t.ldt[e] as number)) / period);
+    return periods > lfu ? 0 : lfu - periods;
   }
 
   /** Redis's LFULogIncr: increments with probability 1/((counter - LFU_INIT_VAL)·factor + 1). */
@@ -286,91 +250,80 @@ export class CacheTier extends EventEmitter<CacheEvents> {
   }
 
   /** Updates `e`'s LRU time and LFU counter; `now` when the caller already read the clock. */
-  private touch(e: Entry, now = this.now()): void {
+  private touch(e: number, now = this.now()): void {
+    const t = this.t;
     const minutes = Math.floor(now / 60_000);
-    e.lru = now - this.epoch;
-    e.lfu = this.lfuIncr(this.lfuDecayed(e, minutes));
-    e.ldt = minutes;
+    t.lru[e] = now - this.epoch;
+    t.lfu[e] = this.lfuIncr(this.lfuDecayed(e, minutes));
+    t.ldt[e] = minutes;
   }
 
-  private setExpire(e: Entry, at: number): void {
-    e.expireAt = at;
-    if (at !== 0 && e.vidx < 0) {
-      e.vidx = this.volatile.length;
+  private setExpire(e: number, at: number): void {
+    const t = this.t;
+    t.expireAt[e] = at;
+    if (at !== 0 && (t.vidx[e] as number) < 0) {
+      t.vidx[e] = this.volatile.length;
       this.volatile.push(e);
-    } else if (at === 0 && e.vidx >= 0) this.unlinkVolatile(e);
+    } else if (at === 0 && (t.vidx[e] as number) >= 0) this.unlinkVolatile(e);
   }
 
-  private unlinkVolatile(e: Entry): void {
-    const last = this.volatile.pop() as Entry;
+  private unlinkVolatile(e: number): void {
+    const t = this.t;
+    const last = this.volatile.pop() as number;
     if (last !== e) {
-      this.volatile[e.vidx] = last;
-      last.vidx = e.vidx;
+      const at = t.vidx[e] as number;
+      this.volatile[at] = last;
+      t.vidx[last] = at;
     }
-    e.vidx = -1;
+    t.vidx[e] = -1;
   }
 
-  private recount(e: Entry): void {
-    const mem = ENTRY_OVERHEAD_BYTES + e.key.length + (e.value !== HELD_STRING ? valueMemory(e.value) : e.soff >= 0 ? slotSize(e.slen) : e.sbuf.length + STRING_OVERHEAD_BYTES);
-    this.used += mem - e.mem;
-    e.ns.memory += mem - e.mem;
-    e.mem = mem;
+  private recount(e: number): void {
+    const t = this.t;
+    const v = t.values[e] as CacheValue;
+    const soff = t.soff[e] as number;
+    const mem =
+      ENTRY_OVERHEAD_BYTES +
+      (t.keys[e] as string).length +
+      (v !== HELD_STRING ? valueMemory(v) : soff >= 0 ? slotSize(t.slen[e] as number) : (t.sbuf[e] as Buffer).length + STRING_OVERHEAD_BYTES);
+    const delta = mem - (t.mem[e] as number);
+    this.used += delta;
+    (t.ns[e] as NsCounters).memory += delta;
+    t.mem[e] = mem;
   }
 
-  private removeEntry(e: Entry, why: 'deleted' | 'expired' | 'evicted'): void {
+  private removeEntry(e: number, why: 'deleted' | 'expired' | 'evicted'): void {
+    const t = this.t;
     this.beforeWrite(e);
-    this.map.delete(e.key);
-    e.alive = false;
-    this.releaseSlot(e);
+    const key = t.keys[e] as string;
+    const ns = t.ns[e] as NsCounters;
+    const mem = t.mem[e] as number;
+    this.map.delete(key);
     this.dropHeld(e);
-    this.used -= e.mem;
-    e.ns.keys--;
-    e.ns.memory -= e.mem;
-    if (e.vidx >= 0) this.unlinkVolatile(e);
+    if ((t.vidx[e] as number) >= 0) this.unlinkVolatile(e);
+    t.remove(e, HELD_STRING, NO_BYTES);
+    this.used -= mem;
+    ns.keys--;
+    ns.memory -= mem;
     if (why === 'expired') {
       this.total.expired++;
-      e.ns.expired++;
+      ns.expired++;
     } else if (why === 'evicted') {
       this.total.evicted++;
-      e.ns.evicted++;
+      ns.evicted++;
     }
     if (why !== 'deleted') {
-      this.propagate([Buffer.from('DEL'), Buffer.from(e.key)]);
-      this.emit(why, e.key);
-    }
-  }
-
-  private takeSlot(e: Entry): void {
-    let idx: number | undefined;
-    while ((idx = this.free.pop()) !== undefined) {
-      if (idx < this.slots.length && this.slots[idx] === null) break; // stale after a trailing trim
-    }
-    if (idx === undefined) {
-      idx = this.slots.length;
-      this.slots.push(e);
-    } else this.slots[idx] = e;
-    e.sidx = idx;
-    e.didx = this.dense.length;
-    this.dense.push(e);
-  }
-
-  private releaseSlot(e: Entry): void {
-    this.slots[e.sidx] = null;
-    if (e.sidx === this.slots.length - 1) {
-      while (this.slots.length > 0 && this.slots[this.slots.length - 1] === null) this.slots.pop();
-    } else this.free.push(e.sidx);
-    const last = this.dense.pop() as Entry;
-    if (last !== e) {
-      this.dense[e.didx] = last;
-      last.didx = e.didx;
+      this.propagate([Buffer.from('DEL'), Buffer.from(key)]);
+      this.emit(why, key);
     }
   }
 
   /** The rewrite's copy-on-write hook: serialise a snapshot entry before it changes. */
-  private beforeWrite(e: Entry): void {
+  private beforeWrite(e: number): void {
     const rw = this.rewriting;
-    if (rw !== undefined && e.alive && e.seq < rw.startSeq && e.dumped !== rw.epoch) {
-      e.dumped = rw.epoch;
+    const t = this.t;
+    if (rw !== undefined && t.alive(e) && (t.seq[e] as number) < rw.startSeq && t.dumped[e] !== rw.epoch) {
+      t.dumped[e] = rw.epoch;
       rw.out.push(this.serialize(e));
     }
   }
@@ -386,18 +339,20 @@ export class CacheTier extends EventEmitter<CacheEvents> {
       return undefined;
     }
     this.total.hits++;
-    e.ns.hits++;
+    (this.t.ns[e] as NsCounters).hits++;
     this.touch(e);
     return this.heldValue(e);
   }
 
   /** The value of `e` as readers get it: a held string is copied out (its buffer is rewritten in place). */
-  private heldValue(e: Entry): CacheValue {
-    const v = e.value;
+  private heldValue(e: number): CacheValue {
+    const t = this.t;
+    const v = t.values[e] as CacheValue;
     if (v !== HELD_STRING) return v;
     // A string outside the slab has a buffer of exactly its length.
-    const bytes = e.soff >= 0 ? this.slab.read(e.soff, e.slen) : Buffer.from(e.sbuf);
-    if (e.sraw) markRaw(bytes);
+    const soff = t.soff[e] as number;
+    const bytes = soff >= 0 ? this.slab.read(soff, t.slen[e] as number) : Buffer.from(t.sbuf[e] as Buffer);
+    if (t.sraw[e] === 1) markRaw(bytes);
     return { type: 'string', value: bytes };
   }
 
@@ -405,7 +360,7 @@ export class CacheTier extends EventEmitter<CacheEvents> {
   typeOf(key: string): CacheValue['type'] | undefined {
     const e = this.map.get(key);
     if (e === undefined || this.expireIfNeeded(e)) return undefined;
-    return e.value.type;
+    return (this.t.values[e] as CacheValue).type;
   }
 
   /**
@@ -483,7 +438,7 @@ export class CacheTier extends EventEmitter<CacheEvents> {
     const now = this.now();
     let expireAt: number;
     if (opts.expireAtMs !== undefined) expireAt = opts.expireAtMs ?? 0;
-    else if (opts.keepTtl === true && e !== undefined) expireAt = e.expireAt;
+    else if (opts.keepTtl === true && e !== undefined) expireAt = this.t.expireAt[e] as number;
     else if (ns.defaultTtl !== undefined && !this.loading) expireAt = now + ns.defaultTtl * 1000;
     else expireAt = 0;
     if (expireAt !== 0 && expireAt <= now && !this.loading) {
@@ -499,72 +454,61 @@ export class CacheTier extends EventEmitter<CacheEvents> {
       return;
     }
     const counters = this.countersFor(ns.prefix);
-    const entry: Entry = {
-      key,
-      value,
-      soff: -1,
-      sbuf: NO_BYTES,
-      slen: 0,
-      sraw: false,
-      expireAt: 0,
-      lru: now - this.epoch,
-      lfu: LFU_INIT_VAL,
-      ldt: Math.floor(now / 60_000),
-      mem: 0,
-      ns: counters,
-      seq: this.nextSeq++,
-      sidx: -1,
-      didx: -1,
-      alive: true,
-      vidx: -1,
-      dumped: 0,
-    };
-    this.hold(entry, value);
-    this.map.set(key, entry);
-    this.takeSlot(entry);
+    const t = this.t;
+    const id = t.add(key, HELD_STRING, counters, NO_BYTES);
+    t.lru[id] = now - this.epoch;
+    t.lfu[id] = LFU_INIT_VAL;
+    t.ldt[id] = Math.floor(now / 60_000);
+    t.seq[id] = this.nextSeq++;
+    this.hold(id, value);
+    this.map.set(key, id);
     counters.keys++;
-    this.recount(entry);
-    if (expireAt !== 0) this.setExpire(entry, expireAt);
+    this.recount(id);
+    if (expireAt !== 0) this.setExpire(id, expireAt);
   }
 
   /**
    * Makes `value` the value of `e`. A string's bytes are copied into a slab slot (the same slot
    * when the new length needs the same slot size), or past 4 KiB into a buffer of its own.
    */
-  private hold(e: Entry, value: CacheValue): void {
+  private hold(e: number, value: CacheValue): void {
+    const t = this.t;
     if (value.type !== 'string') {
       this.dropHeld(e);
-      e.value = value;
+      t.values[e] = value;
       return;
     }
     const bytes = value.value;
     const len = bytes.length;
     const size = slotSize(len);
-    if (e.value === HELD_STRING && (e.soff >= 0 ? size === slotSize(e.slen) : size < 0 && e.sbuf.length === len)) {
-      if (e.soff >= 0) this.slab.write(e.soff, bytes);
-      else bytes.copy(e.sbuf);
+    const soff = t.soff[e] as number;
+    if (t.values[e] === HELD_STRING && (soff >= 0 ? size === slotSize(t.slen[e] as number) : size < 0 && (t.sbuf[e] as Buffer).length === len)) {
+      if (soff >= 0) this.slab.write(soff, bytes);
+      else bytes.copy(t.sbuf[e] as Buffer);
     } else {
       this.dropHeld(e);
-      e.value = HELD_STRING;
+      t.values[e] = HELD_STRING;
       const h = size < 0 ? -1 : this.slab.alloc(size);
       if (h >= 0) {
         this.slab.write(h, bytes);
-        e.soff = h;
-      } else e.sbuf = Buffer.from(bytes);
+        t.soff[e] = h;
+      } else t.sbuf[e] = Buffer.from(bytes);
     }
-    e.slen = len;
-    e.sraw = isRaw(bytes);
+    t.slen[e] = len;
+    t.sraw[e] = isRaw(bytes) ? 1 : 0;
   }
 
   /** Frees `e`'s string bytes (its slab slot), leaving it with none. */
-  private dropHeld(e: Entry): void {
-    if (e.soff >= 0) {
-      this.slab.release(e.soff, slotSize(e.slen));
-      e.soff = -1;
+  private dropHeld(e: number): void {
+    const t = this.t;
+    const soff = t.soff[e] as number;
+    if (soff >= 0) {
+      this.slab.release(soff, slotSize(t.slen[e] as number));
+      t.soff[e] = -1;
     }
-    e.sbuf = NO_BYTES;
-    e.slen = 0;
-    e.sraw = false;
+    t.sbuf[e] = NO_BYTES;
+    t.slen[e] = 0;
+    t.sraw[e] = 0;
   }
 
   /**
@@ -574,7 +518,7 @@ export class CacheTier extends EventEmitter<CacheEvents> {
   modified(key: string): void {
     const e = this.map.get(key);
     if (e === undefined) return;
-    const v = e.value;
+    const v = this.t.values[e] as CacheValue;
     const empty =
       (v.type === 'hash' && v.value.size === 0) ||
       (v.type === 'list' && v.value.length === 0) ||
@@ -601,25 +545,26 @@ export class CacheTier extends EventEmitter<CacheEvents> {
     }
   }
 
-  private sample(fromVolatile: boolean): Entry | undefined {
-    const arr = fromVolatile ? this.volatile : this.dense;
+  private sample(fromVolatile: boolean): number | undefined {
+    const arr = fromVolatile ? this.volatile : this.t.dense;
     if (arr.length === 0) return undefined;
     return arr[Math.floor(this.random() * arr.length)];
   }
 
   /** How good an eviction candidate `e` is under `policy`: higher is evicted first (Redis's "idle"). */
-  private idleScore(e: Entry, policy: EvictionPolicy): number {
-    if (policy.endsWith('-lru')) return this.now() - this.epoch - e.lru;
+  private idleScore(e: number, policy: EvictionPolicy): number {
+    const lru = this.t.lru[e] as number;
+    if (policy.endsWith('-lru')) return this.now() - this.epoch - lru;
     // Among keys of one LFU counter, the least recently used goes first: the counter is
     // logarithmic, so one value covers keys hit once and keys hit ten times, and a key not
     // referenced for longest is the likelier one-hit wonder (bench/cache-hitrate.ts: 80.1 % → 80.9 %
     // on the Zipf trace). Redis breaks these ties by sampling order alone.
-    if (policy.endsWith('-lfu')) return (255 - this.lfuDecayed(e)) * LFU_TIER_SPAN + Math.min(LFU_TIER_SPAN - 1, Math.max(0, this.now() - this.epoch - e.lru));
-    return Number.MAX_SAFE_INTEGER - e.expireAt; // volatile-ttl: the sooner it expires, the better
+    if (policy.endsWith('-lfu')) return (255 - this.lfuDecayed(e)) * LFU_TIER_SPAN + Math.min(LFU_TIER_SPAN - 1, Math.max(0, this.now() - this.epoch - lru));
+    return Number.MAX_SAFE_INTEGER - (this.t.expireAt[e] as number); // volatile-ttl: the sooner it expires, the better
   }
 
   /** Picks the key to evict: random, or the best of the eviction pool after sampling (Redis's approximation). */
-  private pickVictim(): Entry | undefined {
+  private pickVictim(): number | undefined {
     const policy = this.cfg['maxmemory-policy'];
     const fromVolatile = policy.startsWith('volatile-');
     if ((fromVolatile ? this.volatile.length : this.map.size) === 0) return undefined;
@@ -628,7 +573,7 @@ export class CacheTier extends EventEmitter<CacheEvents> {
         const e = this.sample(fromVolatile);
         if (e !== undefined) return e;
       }
-      return fromVolatile ? this.volatile[0] : this.map.values().next().value;
+      return fromVolatile ? this.volatile[0] : this.t.dense[0];
     }
     for (let round = 0; round < 16; round++) {
       const samples = this.cfg['maxmemory-samples'];
@@ -637,23 +582,24 @@ export class CacheTier extends EventEmitter<CacheEvents> {
         if (e !== undefined) this.poolInsert(e, this.idleScore(e, policy));
       }
       while (this.pool.length > 0) {
-        const best = this.pool.pop() as { entry: Entry; idle: number };
-        const e = best.entry;
-        if (e.alive && this.map.get(e.key) === e && (!fromVolatile || e.vidx >= 0)) return e;
+        const best = this.pool.pop() as { id: number; seq: number; idle: number };
+        const e = best.id;
+        if (this.t.alive(e) && this.t.seq[e] === best.seq && (!fromVolatile || (this.t.vidx[e] as number) >= 0)) return e;
       }
     }
     return undefined;
   }
 
   /** Inserts into the pool kept sorted by ascending idle, at most {@link EVICTION_POOL_SIZE} long. */
-  private poolInsert(e: Entry, idle: number): void {
+  private poolInsert(e: number, idle: number): void {
     const pool = this.pool;
-    const existing = pool.findIndex((p) => p.entry === e);
+    const seq = this.t.seq[e] as number;
+    const existing = pool.findIndex((p) => p.id === e && p.seq === seq);
     if (existing >= 0) pool.splice(existing, 1);
     if (pool.length >= EVICTION_POOL_SIZE && idle <= (pool[0] as { idle: number }).idle) return;
     let i = 0;
     while (i < pool.length && (pool[i] as { idle: number }).idle < idle) i++;
-    pool.splice(i, 0, { entry: e, idle });
+    pool.splice(i, 0, { id: e, seq, idle });
     if (pool.length > EVICTION_POOL_SIZE) pool.shift();
   }
 
@@ -668,14 +614,14 @@ export class CacheTier extends EventEmitter<CacheEvents> {
   objectIdleTime(key: string): number | undefined {
     const e = this.map.get(key);
     if (e === undefined || this.expireIfNeeded(e)) return undefined;
-    return Math.floor((this.now() - this.epoch - e.lru) / 1000);
+    return Math.floor((this.now() - this.epoch - (this.t.lru[e] as number)) / 1000);
   }
 
   /** MEMORY USAGE: the bytes `key` is counted as in `used_memory` (key, value, overheads), or undefined when there is no key. */
   memoryUsage(key: string): number | undefined {
     const e = this.map.get(key);
     if (e === undefined || this.expireIfNeeded(e)) return undefined;
-    return e.mem;
+    return this.t.mem[e];
   }
 
   /** Removes `key`. @returns whether it existed (and had not expired). */
@@ -704,7 +650,8 @@ export class CacheTier extends EventEmitter<CacheEvents> {
   expireTimeMs(key: string): number {
     const e = this.map.get(key);
     if (e === undefined || this.expireIfNeeded(e)) return -2;
-    return e.expireAt === 0 ? -1 : e.expireAt;
+    const at = this.t.expireAt[e] as number;
+    return at === 0 ? -1 : at;
   }
 
   /** Ms left to live: `-2` no key, `-1` no expiry (PTTL's convention). */
@@ -723,44 +670,47 @@ export class CacheTier extends EventEmitter<CacheEvents> {
   scan(cursor: string, opts: ScanOptions = {}): { cursor: string; keys: string[] } {
     if (!/^\d{1,20}$/.test(cursor)) throw new InvalidArgumentError('invalid cursor', { cursor });
     const count = Math.max(1, opts.count ?? 10);
-    const slots = this.slots;
+    const t = this.t;
+    const slots = t.keys;
     const keys: string[] = [];
-    const expired: Entry[] = [];
+    const expired: number[] = [];
     const prefix = opts.match !== undefined ? globLiteralPrefix(opts.match) : '';
     let i = Math.min(Number(cursor), slots.length);
     let visited = 0;
     let empty = 0;
     for (; i < slots.length && visited < count && empty < count * 10; i++) {
-      const e = slots[i];
-      if (e === null || e === undefined) {
+      const key = slots[i];
+      if (key === null || key === undefined) {
         empty++;
         continue;
       }
       visited++;
-      if (this.isExpired(e)) {
-        expired.push(e);
+      if (this.isExpired(i)) {
+        expired.push(i);
         continue;
       }
-      if (opts.type !== undefined && e.value.type !== opts.type) continue;
-      if (opts.match !== undefined && (!e.key.startsWith(prefix) || !globMatch(opts.match, e.key))) continue;
-      keys.push(e.key);
+      if (opts.type !== undefined && (t.values[i] as CacheValue).type !== opts.type) continue;
+      if (opts.match !== undefined && (!key.startsWith(prefix) || !globMatch(opts.match, key))) continue;
+      keys.push(key);
     }
     const next = i < slots.length ? String(i) : '0';
-    for (const e of expired) if (e.alive) this.removeEntry(e, 'expired');
+    // Removing an expired entry frees only its own id (nothing is added here), so the ids stay valid.
+    for (const e of expired) this.removeEntry(e, 'expired');
     return { cursor: next, keys };
   }
 
   /** Every live key matching a Redis glob (KEYS). */
   keys(pattern: string): string[] {
     const out: string[] = [];
-    const expired: Entry[] = [];
+    const expired: number[] = [];
     const prefix = globLiteralPrefix(pattern);
     const all = pattern === '*';
-    for (const e of this.map.values()) {
-      if (!all && (!e.key.startsWith(prefix) || !globMatch(pattern, e.key))) continue;
+    for (const [key, e] of this.map) {
+      if (!all && (!key.startsWith(prefix) || !globMatch(pattern, key))) continue;
       if (this.isExpired(e)) expired.push(e);
-      else out.push(e.key);
+      else out.push(key);
     }
+    // Removing an expired entry frees only its own id (nothing is added here), so the ids stay valid.
     for (const e of expired) this.removeEntry(e, 'expired');
     return out;
   }
@@ -770,9 +720,9 @@ export class CacheTier extends EventEmitter<CacheEvents> {
     for (let tries = 0; tries < 100 && this.map.size > 0; tries++) {
       const e = this.sample(false);
       if (e === undefined || this.expireIfNeeded(e)) continue;
-      return e.key;
+      return this.t.keys[e] as string;
     }
-    for (const e of this.map.values()) if (!this.expireIfNeeded(e)) return e.key;
+    for (const [key, e] of this.map) if (!this.expireIfNeeded(e)) return key;
     return undefined;
   }
 
@@ -797,16 +747,10 @@ export class CacheTier extends EventEmitter<CacheEvents> {
    */
   flush(): number {
     const n = this.map.size;
-    for (const e of this.dense) {
-      e.alive = false;
-      // Their slots go with the slab: no later release may hand one to a new value.
-      e.soff = -1;
-    }
+    // Every id goes, and the slab's slots with it: no later release may hand one to a new value.
+    this.t.clear();
     this.map.clear();
     this.slab.reset();
-    this.slots = [];
-    this.free = [];
-    this.dense = [];
     this.volatile = [];
     this.pool = [];
     this.used = 0;
@@ -832,7 +776,7 @@ export class CacheTier extends EventEmitter<CacheEvents> {
       if (n === 0) break;
       let expired = 0;
       for (let i = 0; i < n && this.volatile.length > 0; i++) {
-        const e = this.volatile[Math.floor(this.random() * this.volatile.length)] as Entry;
+        const e = this.volatile[Math.floor(this.random() * this.volatile.length)] as number;
         if (this.isExpired(e)) {
           this.removeEntry(e, 'expired');
           expired++;
@@ -1034,7 +978,8 @@ export class CacheTier extends EventEmitter<CacheEvents> {
     this.rewriting?.buffer.push(enc);
     if (expiryOf !== undefined) {
       const e = this.map.get(expiryOf);
-      if (e !== undefined && e.expireAt !== 0) this.propagate(['PEXPIREAT', expiryOf, String(e.expireAt)]);
+      const at = e === undefined ? 0 : (this.t.expireAt[e] as number);
+      if (at !== 0) this.propagate(['PEXPIREAT', expiryOf, String(at)]);
     }
   }
 
@@ -1168,8 +1113,8 @@ export class CacheTier extends EventEmitter<CacheEvents> {
   }
 
   /** The commands that rebuild `e` (chunked as Redis does), then its absolute expiry. */
-  private serialize(e: Entry): Buffer {
-    const k = Buffer.from(e.key);
+  private serialize(e: number): Buffer {
+    const k = Buffer.from(this.t.keys[e] as string);
     const cmds: Buffer[] = [];
     const v = this.heldValue(e);
     const chunked = (name: string, items: Buffer[], per: number): void => {
@@ -1194,7 +1139,8 @@ export class CacheTier extends EventEmitter<CacheEvents> {
         chunked('ZADD', v.value.entries().flatMap((m) => [Buffer.from(formatScore(m.score)), memberToBytes(m.member)]), 2);
         break;
     }
-    if (e.expireAt !== 0) cmds.push(encodeCommand(['PEXPIREAT', k, String(e.expireAt)]));
+    const at = this.t.expireAt[e] as number;
+    if (at !== 0) cmds.push(encodeCommand(['PEXPIREAT', k, String(at)]));
     return Buffer.concat(cmds);
   }
 
@@ -1211,7 +1157,8 @@ export class CacheTier extends EventEmitter<CacheEvents> {
     if (!this.cfg.appendonly) return Promise.reject(new UnavailableError('the append-only file is off (CONFIG SET appendonly yes first)'));
     const path = this.aofPath();
     const state: RewriteState = { epoch: ++this.rewriteEpoch, startSeq: this.nextSeq, buffer: [], out: [], promise: Promise.resolve() };
-    const snapshot = this.dense.slice();
+    // Ids are reused: an id counts only while its entry is older than the rewrite (`seq`).
+    const snapshot = this.t.dense.slice();
     this.rewriting = state;
     const tmp = `${path}.rewrite`;
     state.promise = (async () => {
@@ -1228,9 +1175,11 @@ export class CacheTier extends EventEmitter<CacheEvents> {
         for (let i = 0; i < snapshot.length; i += REWRITE_SLICE) {
           const end = Math.min(snapshot.length, i + REWRITE_SLICE);
           for (let j = i; j < end; j++) {
-            const e = snapshot[j] as Entry;
-            if (e.alive && e.dumped !== state.epoch && (e.expireAt === 0 || e.expireAt > this.now())) {
-              e.dumped = state.epoch;
+            const e = snapshot[j] as number;
+            const t = this.t;
+            const at = t.expireAt[e] as number;
+            if (t.alive(e) && (t.seq[e] as number) < state.startSeq && t.dumped[e] !== state.epoch && (at === 0 || at > this.now())) {
+              t.dumped[e] = state.epoch;
               state.out.push(this.serialize(e));
             }
           }
