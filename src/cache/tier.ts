@@ -673,7 +673,7 @@ export class CacheTier extends EventEmitter<CacheEvents> {
     const t = this.t;
     const slots = t.keys;
     const keys: string[] = [];
-    const expired: number[] = [];
+    const expired: string[] = [];
     const prefix = opts.match !== undefined ? globLiteralPrefix(opts.match) : '';
     let i = Math.min(Number(cursor), slots.length);
     let visited = 0;
@@ -686,7 +686,7 @@ export class CacheTier extends EventEmitter<CacheEvents> {
       }
       visited++;
       if (this.isExpired(i)) {
-        expired.push(i);
+        expired.push(key);
         continue;
       }
       if (opts.type !== undefined && (t.values[i] as CacheValue).type !== opts.type) continue;
@@ -694,25 +694,31 @@ export class CacheTier extends EventEmitter<CacheEvents> {
       keys.push(key);
     }
     const next = i < slots.length ? String(i) : '0';
-    // Removing an expired entry frees only its own id (nothing is added here), so the ids stay valid.
-    for (const e of expired) this.removeEntry(e, 'expired');
+    this.removeExpired(expired);
     return { cursor: next, keys };
   }
 
   /** Every live key matching a Redis glob (KEYS). */
   keys(pattern: string): string[] {
     const out: string[] = [];
-    const expired: number[] = [];
+    const expired: string[] = [];
     const prefix = globLiteralPrefix(pattern);
     const all = pattern === '*';
     for (const [key, e] of this.map) {
       if (!all && (!key.startsWith(prefix) || !globMatch(pattern, key))) continue;
-      if (this.isExpired(e)) expired.push(e);
+      if (this.isExpired(e)) expired.push(key);
       else out.push(key);
     }
-    // Removing an expired entry frees only its own id (nothing is added here), so the ids stay valid.
-    for (const e of expired) this.removeEntry(e, 'expired');
+    this.removeExpired(expired);
     return out;
+  }
+
+  /** Removes those of `keys` whose TTL passed (by key: an 'expired' listener may change the tier meanwhile). */
+  private removeExpired(keys: readonly string[]): void {
+    for (const key of keys) {
+      const e = this.map.get(key);
+      if (e !== undefined) this.expireIfNeeded(e);
+    }
   }
 
   /** A random live key, or undefined when there is none (RANDOMKEY). */
