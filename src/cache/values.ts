@@ -321,12 +321,13 @@ export function isRaw(b: Buffer): boolean {
 export type CacheValueType = CacheValue['type'];
 
 /**
- * Per-entry bytes counted on top of key and value: the entry object, its map slot, its SCAN and
- * sampling slots and the value wrapper. Calibrated with bench/cache-memory.ts (Node 20): for
- * 1,000,000 keys of 100-byte strings the counted `used_memory` is within a few percent of the heap
- * and buffer growth measured after a full GC.
+ * Per-entry bytes counted on top of key and value: the key string's header, its map slot, the
+ * entry's columns (src/cache/entries.ts: ~70 bytes of typed arrays and four array slots) and its
+ * sampling slot. Calibrated with bench/cache-memory.ts (Node 20): for 1,000,000 keys of 100-byte
+ * strings the counted `used_memory` is within a few percent of the heap and buffer growth
+ * measured after a full GC (290 B/key with columns; it was 240 with one object per entry).
  */
-export const ENTRY_OVERHEAD_BYTES = 240;
+export const ENTRY_OVERHEAD_BYTES = 160;
 
 /** Bytes counted per Buffer object besides its bytes (the typed-array object on the heap). */
 const BUFFER_OVERHEAD_BYTES = 120;
