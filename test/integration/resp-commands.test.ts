@@ -160,6 +160,51 @@ describe('COPY, OBJECT and bitmaps against redis-server', () => {
     ]);
   });
 
+  test('LCS (subsequence, LEN, IDX with MINMATCHLEN and WITHMATCHLEN, errors) and ZRANGESTORE (every range form, empty result deletes) as redis-server', async () => {
+    await same(io, rd, [
+      ['mset', 'v1{t}', 'ohmytext', 'v2{t}', 'mynewtext'],
+      ['lcs', 'v1{t}', 'v2{t}'],
+      ['lcs', 'v1{t}', 'v2{t}', 'LEN'],
+      ['lcs', 'v1{t}', 'v2{t}', 'IDX'],
+      ['lcs', 'v1{t}', 'v2{t}', 'IDX', 'MINMATCHLEN', 4, 'WITHMATCHLEN'],
+      ['lcs', 'v1{t}', 'v2{t}', 'IDX', 'WITHMATCHLEN', 'MINMATCHLEN', -3],
+      ['lcs', 'v1{t}', 'nokey{t}'],
+      ['lcs', 'nokey{t}', 'nokey2{t}', 'IDX'],
+      ['mset', 'd1{t}', 'ACCGGTCGAGTGCGCGGAAGCCGGCCGAA', 'd2{t}', 'GTCGTTCGGAATGCCGTTGCTCTGTAAA'],
+      ['lcs', 'd1{t}', 'd2{t}'],
+      ['lcs', 'd1{t}', 'd2{t}', 'IDX', 'WITHMATCHLEN'],
+      ['lcs', 'd1{t}', 'd2{t}', 'IDX', 'MINMATCHLEN', 3],
+      ['lcs', 'v1{t}', 'v2{t}', 'LEN', 'IDX'],
+      ['lcs', 'v1{t}', 'v2{t}', 'BOGUS'],
+      ['lcs', 'v1{t}', 'v2{t}', 'MINMATCHLEN'],
+      ['lcs', 'v1{t}', 'v2{t}', 'MINMATCHLEN', 'x'],
+      ['lcs', 'v1{t}'],
+      ['rpush', 'lst{t}', 'a'],
+      ['lcs', 'v1{t}', 'lst{t}'],
+      ['del', 'zs{t}', 'zd{t}'],
+      ['zadd', 'zs{t}', 1, 'a', 2, 'b', 3, 'c', 4, 'd', 0, 'x', 0, 'y'],
+      ['zrangestore', 'zd{t}', 'zs{t}', 1, 3],
+      ['zrange', 'zd{t}', 0, -1, 'WITHSCORES'],
+      ['zrangestore', 'zd{t}', 'zs{t}', '(1', '+inf', 'BYSCORE', 'LIMIT', 1, 2],
+      ['zrange', 'zd{t}', 0, -1, 'WITHSCORES'],
+      ['zrangestore', 'zd{t}', 'zs{t}', 4, 2, 'BYSCORE', 'REV'],
+      ['zrange', 'zd{t}', 0, -1, 'WITHSCORES'],
+      // BYLEX on members of one score (Redis leaves lex ranges over mixed scores unspecified).
+      ['zadd', 'zl{t}', 0, 'p', 0, 'q', 0, 'r'],
+      ['zrangestore', 'zd{t}', 'zl{t}', '(p', '+', 'BYLEX'],
+      ['zrange', 'zd{t}', 0, -1, 'WITHSCORES'],
+      ['zrangestore', 'zd{t}', 'zs{t}', 0, -1, 'WITHSCORES'],
+      ['zrangestore', 'zd{t}', 'zs{t}', 0, 1, 'LIMIT', 0, 1],
+      ['zrangestore', 'zd{t}', 'zs{t}', 10, 20],
+      ['exists', 'zd{t}'],
+      ['zrangestore', 'zd{t}', 'nokey{t}', 0, -1],
+      ['zrangestore', 'zs{t}', 'zs{t}', 0, 1],
+      ['zrange', 'zs{t}', 0, -1],
+      ['zrangestore', 'zd{t}', 'lst{t}', 0, -1],
+      ['zrangestore', 'zd{t}', 'zs{t}', 0],
+    ]);
+  });
+
   test('list argument checks as Redis (LPOP/RPOP arity, LPOS RANK range); CONFIG SET save "" accepted, a schedule refused', async () => {
     await same(io, rd, [
       ['del', 'pl'],

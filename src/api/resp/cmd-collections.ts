@@ -528,8 +528,10 @@ function lexBound(b: Buffer | undefined): LexBound {
  * ZRANGE with every form: by index, BYSCORE, BYLEX, REV, LIMIT, WITHSCORES; also the legacy
  * ZREVRANGE, ZRANGEBYSCORE, ZREVRANGEBYSCORE, ZRANGEBYLEX and ZREVRANGEBYLEX. As in Redis, the
  * range is parsed before the key is read: a bad bound is an error even when the key is missing.
+ * With `dst` (ZRANGESTORE dst src …) the range replaces `dst` (an empty one deletes it) and the
+ * reply is its size; WITHSCORES is then a syntax error.
  */
-function zrangeGeneric(c: Ctx, a: Buffer[], mode: { by: 'rank' | 'score' | 'lex'; rev: boolean }): Reply {
+function zrangeGeneric(c: Ctx, a: Buffer[], mode: { by: 'rank' | 'score' | 'lex'; rev: boolean }, dst?: string): Reply {
   let by = mode.by;
   let rev = mode.rev;
   let withScores = false;
@@ -538,7 +540,7 @@ function zrangeGeneric(c: Ctx, a: Buffer[], mode: { by: 'rank' | 'score' | 'lex'
   let hasLimit = false;
   for (let i = 3; i < a.length; i++) {
     const w = word(a[i]);
-    if (w === 'WITHSCORES' && mode.by !== 'lex') withScores = true;
+    if (w === 'WITHSCORES' && mode.by !== 'lex' && dst === undefined) withScores = true;
     else if (w === 'BYSCORE' && mode.by === 'rank' && by === 'rank') by = 'score';
     else if (w === 'BYLEX' && mode.by === 'rank' && by === 'rank') by = 'lex';
     else if (w === 'REV' && mode.by === 'rank' && !mode.rev) rev = true;
@@ -558,15 +560,25 @@ function zrangeGeneric(c: Ctx, a: Buffer[], mode: { by: 'rank' | 'score' | 'lex'
   const score = by === 'score' ? { lo: scoreBound(first), hi: scoreBound(second) } : undefined;
   const lex = by === 'lex' ? { lo: lexBound(first), hi: lexBound(second) } : undefined;
   const z = typed(c, k(a[0]), 'zset')?.v;
-  const pairs3 = c.conn.protocol === 3;
-  if (z === undefined) return R.array([]);
-  if (score === undefined && lex === undefined) return rangeReply(z.rangeByRank(start, stop, rev), withScores, pairs3);
-  if (offset < 0) return R.array([]);
-  let items = score !== undefined ? z.rangeByScore(score.lo, score.hi) : lex !== undefined ? z.rangeByLex(lex.lo, lex.hi) : [];
-  if (rev) items = items.slice().reverse();
-  items = items.slice(offset, limit < 0 ? undefined : offset + limit);
-  return rangeReply(items, withScores, pairs3);
+  let items: readonly ScoredMember[] = [];
+  if (z === undefined || (by !== 'rank' && offset < 0)) items = [];
+  else if (score === undefined && lex === undefined) items = z.rangeByRank(start, stop, rev);
+  else {
+    let found = score !== undefined ? z.rangeByScore(score.lo, score.hi) : lex !== undefined ? z.rangeByLex(lex.lo, lex.hi) : [];
+    if (rev) found = found.slice().reverse();
+    items = found.slice(offset, limit < 0 ? undefined : offset + limit);
+  }
+  if (dst === undefined) return rangeReply(items, withScores, c.conn.protocol === 3);
+  if (items.length === 0) c.ks.delete(dst, 'del');
+  else {
+    const out = new SortedSet();
+    for (const x of items) out.add(x.member, x.score);
+    c.ks.set(dst, { type: 'zset', value: out }, 0, 'zrangestore');
+  }
+  return R.int(items.length);
 }
+/** ZRANGESTORE dst src min max [BYSCORE|BYLEX] [REV] [LIMIT offset count]. */
+export const zrangestore = (c: Ctx, a: Buffer[]): Reply => zrangeGeneric(c, a.slice(1), { by: 'rank', rev: false }, k(a[0]));
 export const zrange = (c: Ctx, a: Buffer[]): Reply => zrangeGeneric(c, a, { by: 'rank', rev: false });
 export const zrevrange = (c: Ctx, a: Buffer[]): Reply => zrangeGeneric(c, a, { by: 'rank', rev: true });
 export const zrangebyscore = (c: Ctx, a: Buffer[]): Reply => zrangeGeneric(c, a, { by: 'score', rev: false });

@@ -323,6 +323,107 @@ export function getrange(c: Ctx, a: Buffer[]): Reply {
   return R.bulk(v.subarray(start, end + 1));
 }
 
+/**
+ * LCS key1 key2 [LEN] [IDX] [MINMATCHLEN n] [WITHMATCHLEN]: the longest common subsequence of two
+ * strings (a missing key is the empty string), by the dynamic-programming table Redis 7 uses, so
+ * that among equally long answers the same one is chosen. Replies: the subsequence (bulk); with
+ * LEN its length; with IDX `{matches: [[[aStart, aEnd], [bStart, bEnd], (len)]…], len}`, the
+ * matched ranges from the ends of the strings backwards, those shorter than MINMATCHLEN left out.
+ * @throws RespError `The specified keys must contain string values` for another type; a syntax
+ *   error for an unknown option; Redis's errors for LEN with IDX and for a table (4 bytes per
+ *   cell, (len1+1)·(len2+1) cells) over the value limit of 512 MiB.
+ */
+export function lcs(c: Ctx, a: Buffer[]): Reply {
+  const va = c.ks.get(k(a[0]));
+  const vb = c.ks.get(k(a[1]));
+  if ((va !== undefined && va.type !== 'string') || (vb !== undefined && vb.type !== 'string')) {
+    throw new RespError('ERR The specified keys must contain string values');
+  }
+  const x = va?.type === 'string' ? va.value : Buffer.alloc(0);
+  const y = vb?.type === 'string' ? vb.value : Buffer.alloc(0);
+  let getLen = false;
+  let getIdx = false;
+  let withMatchLen = false;
+  let minMatchLen = 0;
+  for (let i = 2; i < a.length; i++) {
+    const w = word(a[i]);
+    if (w === 'IDX') getIdx = true;
+    else if (w === 'LEN') getLen = true;
+    else if (w === 'WITHMATCHLEN') withMatchLen = true;
+    else if (w === 'MINMATCHLEN' && i + 1 < a.length) minMatchLen = Math.max(0, intArg(a[++i]));
+    else throw new RespError(SYNTAX);
+  }
+  if (getLen && getIdx) throw new RespError('ERR If you want both the length and indexes, please just use IDX.');
+  const n = x.length;
+  const m = y.length;
+  const w = m + 1;
+  if ((n + 1) * w * 4 > MAX_STRING_BYTES) throw new RespError('ERR Insufficient memory, transient memory for LCS exceeds proto-max-bulk-len');
+  let t: Uint32Array;
+  try {
+    t = new Uint32Array((n + 1) * w);
+  } catch {
+    throw new RespError('ERR Insufficient memory, failed allocating transient memory for LCS');
+  }
+  // t[i·w + j] = length of the LCS of x[0, i) and y[0, j).
+  for (let i = 1; i <= n; i++) {
+    const xi = x[i - 1];
+    const row = i * w;
+    const up = row - w;
+    for (let j = 1; j <= m; j++) {
+      t[row + j] = xi === y[j - 1] ? (t[up + j - 1] as number) + 1 : Math.max(t[up + j] as number, t[row + j - 1] as number);
+    }
+  }
+  const total = t[n * w + m] as number;
+  if (getLen) return R.int(total);
+  // Walk back from the end, building the subsequence and the contiguous matched ranges.
+  const out = Buffer.alloc(total);
+  const matches: Reply[] = [];
+  let pos = total;
+  let i = n;
+  let j = m;
+  let aStart = -1;
+  let aEnd = 0;
+  let bStart = 0;
+  let bEnd = 0;
+  const emit = (): void => {
+    const len = aEnd - aStart + 1;
+    if (getIdx && (minMatchLen === 0 || len >= minMatchLen)) {
+      const entry: Reply[] = [R.array([R.int(aStart), R.int(aEnd)]), R.array([R.int(bStart), R.int(bEnd)])];
+      if (withMatchLen) entry.push(R.int(len));
+      matches.push(R.array(entry));
+    }
+    aStart = -1;
+  };
+  while (i > 0 && j > 0) {
+    if (x[i - 1] === y[j - 1]) {
+      out[--pos] = x[i - 1] as number;
+      if (aStart < 0) {
+        aStart = aEnd = i - 1;
+        bStart = bEnd = j - 1;
+      } else if (aStart === i && bStart === j) {
+        aStart--;
+        bStart--;
+      } else {
+        emit();
+        aStart = aEnd = i - 1;
+        bStart = bEnd = j - 1;
+      }
+      i--;
+      j--;
+      if (aStart === 0 || bStart === 0) emit();
+    } else {
+      if ((t[(i - 1) * w + j] as number) > (t[i * w + j - 1] as number)) i--;
+      else j--;
+      if (aStart >= 0) emit();
+    }
+  }
+  if (!getIdx) return R.bulk(out);
+  return R.map([
+    [R.bulk('matches'), R.array(matches)],
+    [R.bulk('len'), R.int(total)],
+  ]);
+}
+
 // --- keys ----------------------------------------------------------------------------------------
 
 export function del(c: Ctx, a: Buffer[]): Reply {

@@ -122,6 +122,7 @@ def('strlen', 2, 'read', K1, 'string', T.strlen);
 def('setrange', 4, 'write', K1, 'string', T.setrange);
 def('getrange', 4, 'read', K1, 'string', T.getrange);
 def('substr', 4, 'read', K1, 'string', T.getrange);
+def('lcs', -3, 'read', K12, 'string', T.lcs);
 // keys
 def('del', -2, 'write', KALL, 'generic', T.del);
 def('unlink', -2, 'write', KALL, 'generic', T.del);
@@ -214,6 +215,7 @@ def('zcount', 4, 'read', K1, 'sorted-set', C.zcount, mem);
 def('zrank', -3, 'read', K1, 'sorted-set', C.zrank, mem);
 def('zrevrank', -3, 'read', K1, 'sorted-set', C.zrevrank, mem);
 def('zrange', -4, 'read', K1, 'sorted-set', C.zrange, mem);
+def('zrangestore', -5, 'write', K12, 'sorted-set', C.zrangestore, mem);
 def('zrevrange', -4, 'read', K1, 'sorted-set', C.zrevrange, mem);
 def('zrangebyscore', -4, 'read', K1, 'sorted-set', C.zrangebyscore, mem);
 def('zrevrangebyscore', -4, 'read', K1, 'sorted-set', C.zrevrangebyscore, mem);
