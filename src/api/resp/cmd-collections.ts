@@ -541,8 +541,8 @@ function zrangeGeneric(c: Ctx, a: Buffer[], mode: { by: 'rank' | 'score' | 'lex'
   for (let i = 3; i < a.length; i++) {
     const w = word(a[i]);
     if (w === 'WITHSCORES' && mode.by !== 'lex' && dst === undefined) withScores = true;
-    else if (w === 'BYSCORE' && mode.by === 'rank' && by === 'rank') by = 'score';
-    else if (w === 'BYLEX' && mode.by === 'rank' && by === 'rank') by = 'lex';
+    else if (w === 'BYSCORE' && mode.by === 'rank' && !mode.rev && by === 'rank') by = 'score';
+    else if (w === 'BYLEX' && mode.by === 'rank' && !mode.rev && by === 'rank') by = 'lex';
     else if (w === 'REV' && mode.by === 'rank' && !mode.rev) rev = true;
     else if (w === 'LIMIT' && a[i + 2] !== undefined) {
       offset = intArg(a[++i]);

@@ -1,5 +1,6 @@
 /** The command table: every command Beacon answers, with Redis's arity, flags and key positions. */
 import * as B from './cmd-bitmaps.js';
+import * as BL from './cmd-blocking.js';
 import * as C from './cmd-collections.js';
 import * as O from './cmd-object.js';
 import * as S from './cmd-server.js';
@@ -35,6 +36,8 @@ export interface CommandSpec {
    * the command's own Redis error, so a malformed count is refused before anything runs.
    */
   movableKeys?: (args: Buffer[]) => number[];
+  /** A blocking command (BLPOP…): when its handler answers a block marker, the server parks the client (cmd-blocking.ts). */
+  blocking?: boolean;
   /** A container command (CLIENT, CONFIG…): CLIENT LIST shows its last use as `name|subcommand`, as Redis 7 does. */
   container?: boolean;
   handler: Handler;
@@ -188,6 +191,17 @@ def('linsert', 5, 'write', K1, 'list', C.linsert, mem);
 def('lpos', -3, 'read', K1, 'list', C.lpos, mem);
 def('lmove', 5, 'write', K12, 'list', (c, a) => C.lmove(c, a), mem);
 def('rpoplpush', 3, 'write', K12, 'list', C.rpoplpush, mem);
+// blocking pops (cmd-blocking.ts): keys up to the timeout, or after a count
+const blocking = { ...mem, blocking: true, flags: ['blocking'] };
+const KBUTLAST: [number, number, number] = [1, -2, 1];
+def('blpop', -3, 'write', KBUTLAST, 'list', BL.blpop, blocking);
+def('brpop', -3, 'write', KBUTLAST, 'list', BL.brpop, blocking);
+def('blmove', 6, 'write', K12, 'list', BL.blmove, blocking);
+def('brpoplpush', 4, 'write', K12, 'list', BL.brpoplpush, blocking);
+def('blmpop', -5, 'write', KNONE, 'list', BL.blmpop, { ...blocking, movableKeys: numkeys('blmpop', 1, false, 'mpop'), flags: ['blocking', 'movablekeys'] });
+def('bzpopmin', -3, 'write', KBUTLAST, 'sorted-set', BL.bzpopmin, blocking);
+def('bzpopmax', -3, 'write', KBUTLAST, 'sorted-set', BL.bzpopmax, blocking);
+def('bzmpop', -5, 'write', KNONE, 'sorted-set', BL.bzmpop, { ...blocking, movableKeys: numkeys('bzmpop', 1, false, 'mpop'), flags: ['blocking', 'movablekeys'] });
 def('sadd', -3, 'write', K1, 'set', C.sadd, mem);
 def('srem', -3, 'write', K1, 'set', C.srem, mem);
 def('smembers', 2, 'read', K1, 'set', C.smembers, mem);

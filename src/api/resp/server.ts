@@ -16,6 +16,7 @@ import { word } from './args.js';
 import { keyName } from './cmd-strings.js';
 import { NO_REPLY, REDIS_VERSION } from './cmd-server.js';
 import { COMMANDS, commandDocs, commandInfo, lastKeyArg, type CommandSpec } from './commands.js';
+import { BLOCK, MAX_TIMER_MS, blockTimeoutMs, blockingAofForm, isBlock, timeoutArg } from './cmd-blocking.js';
 import { Connection, type ConnectionHost, type Outcome } from './connection.js';
 import type { ConnState, Ctx, ServerApi } from './context.js';
 import { toRespError } from './errors.js';
@@ -92,6 +93,20 @@ function containerCmd(name: string, sub: Buffer | undefined): string {
 }
 
 /** The RESP listener of one node. */
+/** A client parked by a blocking command. */
+interface Blocked {
+  conn: Connection;
+  spec: CommandSpec;
+  argv: Buffer[];
+  args: Buffer[];
+  /** The keys it waits on, each once. */
+  keys: string[];
+  resolve: (r: Reply) => void;
+  /** ms since the epoch; 0 = forever. */
+  deadline: number;
+  timer: NodeJS.Timeout | undefined;
+}
+
 export class RespServer implements ServerApi, ConnectionHost {
   readonly dev: boolean;
   readonly outputPauseBytes = 1024 * 1024;
@@ -104,6 +119,12 @@ export class RespServer implements ServerApi, ConnectionHost {
   private readonly channels = new Map<string, Set<Connection>>();
   private readonly patternSubs = new Map<string, Set<Connection>>();
   private readonly memoryWatch = new Map<string, Set<Connection>>();
+  /** Clients parked by a blocking command, in arrival order per key (Redis serves them FIFO). */
+  private readonly blockedOn = new Map<string, Blocked[]>();
+  private readonly blockedConns = new Map<number, Blocked>();
+  /** Keys written since the last serve that have blocked clients. */
+  private readonly readyKeys = new Set<string>();
+  private servingBlocked = false;
   private readonly memory: MemoryKeyspace | undefined;
   private readonly cursors = new Map<number, CursorState>();
   private nextCursor = 1;
@@ -208,6 +229,11 @@ export class RespServer implements ServerApi, ConnectionHost {
     for (const ch of c.channels) this.unsubscribe(c, ch, false);
     for (const p of c.patterns) this.unsubscribe(c, p, true);
     this.unwatch(c);
+    const b = this.blockedConns.get(c.id);
+    if (b !== undefined) {
+      this.unblock(b);
+      b.resolve(R.nullArray);
+    }
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -416,7 +442,7 @@ export class RespServer implements ServerApi, ConnectionHost {
    * the per-batch arrays of {@link runMemory}. Synchronous unless `appendfsync always` must
    * wait for the fsync before the reply.
    */
-  private runMemoryOne(conn: Connection, spec: CommandSpec, argv: Buffer[], args: Buffer[]): Outcome | Promise<Outcome> {
+  private runMemoryOne(conn: Connection, spec: CommandSpec, argv: Buffer[], args: Buffer[], parked = false): Outcome {
     const mem = this.memory as MemoryKeyspace;
     const cache = this.o.cache as CacheTier;
     mem.begin(spec.access === 'read');
@@ -430,12 +456,16 @@ export class RespServer implements ServerApi, ConnectionHost {
       r = toRespError(err, this.o.logger);
     }
     const changes = mem.changes;
-    if (changes.length === 0) return reply(r);
+    if (changes.length === 0) {
+      if (spec.blocking === true && !parked && isBlock(r)) return this.block(conn, spec, argv, args);
+      return reply(r);
+    }
     const logging = cache.config.appendonly;
     if (logging) this.aofFormInto(cache, cache, spec, argv, r, changes);
     for (const ch of changes) this.memoryChanged(ch.key, ch.event);
     // Emptied in place: the next command reuses the array (nothing above keeps it).
     changes.length = 0;
+    if (this.readyKeys.size > 0) this.serveBlocked();
     if (logging && cache.config.appendfsync === 'always') {
       return {
         kind: 'pending',
@@ -490,6 +520,7 @@ export class RespServer implements ServerApi, ConnectionHost {
       for (const a of aof) cache.propagate(a);
       if (asExec && aof.length > 1) cache.propagate([Buffer.from('EXEC')]);
     }
+    if (this.readyKeys.size > 0) this.serveBlocked();
     const whole = (rs: Reply[]): Reply => (asExec ? R.array(rs) : (rs[0] as Reply));
     const synced = wrote && cache.config.appendonly && cache.config.appendfsync === 'always';
     if (synced || later) {
@@ -525,6 +556,11 @@ export class RespServer implements ServerApi, ConnectionHost {
     const key = argv[1] as Buffer;
     const keyStr = changes[0]?.key ?? '';
     const abs = (): number => cache.expireTimeMs(keyStr);
+    if (spec.blocking === true) {
+      const form = blockingAofForm(spec.name, argv, keyStr);
+      if (form !== undefined) sink.propagate(form);
+      return;
+    }
     switch (spec.name) {
       case 'set': {
         const out: Buffer[] = [];
@@ -585,6 +621,92 @@ export class RespServer implements ServerApi, ConnectionHost {
       }
     }
     if (this.notifyFlags !== '') this.notify(event, key);
+    if (this.blockedOn.size > 0 && this.blockedOn.has(key)) this.readyKeys.add(key);
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Blocking commands (BLPOP, BLMOVE, BZPOPMIN…; handlers in cmd-blocking.ts)
+
+  /**
+   * Parks `conn` after its blocking command found nothing: it waits on its keys until a write
+   * serves it ({@link serveBlocked}) or its timeout answers a nil array. Later commands of the
+   * connection wait behind it, as in Redis.
+   */
+  private block(conn: Connection, spec: CommandSpec, argv: Buffer[], args: Buffer[]): Outcome {
+    const ms = blockTimeoutMs(timeoutArg(spec.name, argv));
+    const keys =
+      spec.name === 'blmove' || spec.name === 'brpoplpush'
+        ? [keyName(args[0])]
+        : spec.movableKeys !== undefined
+          ? spec.movableKeys(args).map((i) => keyName(args[i]))
+          : args.slice(0, -1).map((a) => keyName(a));
+    const promise = new Promise<Reply>((resolve) => {
+      const b: Blocked = { conn, spec, argv, args, keys: [...new Set(keys)], resolve, deadline: ms === 0 ? 0 : Date.now() + ms, timer: undefined };
+      for (const key of b.keys) {
+        let q = this.blockedOn.get(key);
+        if (q === undefined) this.blockedOn.set(key, (q = []));
+        q.push(b);
+      }
+      this.blockedConns.set(conn.id, b);
+      if (ms > 0) this.armBlockTimer(b);
+    });
+    return { kind: 'pending', blind: false, promise };
+  }
+
+  private armBlockTimer(b: Blocked): void {
+    const left = b.deadline - Date.now();
+    b.timer = setTimeout(
+      () => {
+        if (b.deadline - Date.now() > 0) return this.armBlockTimer(b);
+        this.unblock(b);
+        b.resolve(R.nullArray);
+      },
+      Math.min(Math.max(left, 0), MAX_TIMER_MS),
+    );
+    b.timer.unref();
+  }
+
+  private unblock(b: Blocked): void {
+    if (b.timer !== undefined) clearTimeout(b.timer);
+    this.blockedConns.delete(b.conn.id);
+    for (const key of b.keys) {
+      const q = this.blockedOn.get(key);
+      if (q === undefined) continue;
+      const i = q.indexOf(b);
+      if (i >= 0) q.splice(i, 1);
+      if (q.length === 0) this.blockedOn.delete(key);
+    }
+  }
+
+  /**
+   * Serves the clients blocked on the keys written since the last call, first come first
+   * served, by running each one's command again now (its pops propagate, notify and wake others
+   * as any command's). A client is woken only when the key holds the type it waits for (Redis
+   * 7.2's rule: a SET on a key someone BLPOPs leaves them blocked).
+   */
+  private serveBlocked(): void {
+    if (this.servingBlocked) return;
+    this.servingBlocked = true;
+    const cache = this.o.cache as CacheTier;
+    try {
+      for (const key of this.readyKeys) {
+        this.readyKeys.delete(key);
+        const queue = this.blockedOn.get(key);
+        if (queue === undefined) continue;
+        for (const b of queue.slice()) {
+          const want = b.spec.group === 'sorted-set' ? 'zset' : 'list';
+          if (cache.typeOf(key) !== want) break;
+          const o = this.runMemoryOne(b.conn, b.spec, b.argv, b.args, true);
+          if (o.kind === 'reply' && isBlock(o.reply)) continue;
+          this.unblock(b);
+          if (o.kind === 'reply') b.resolve(o.reply);
+          else if (o.kind === 'pending') o.promise.then(b.resolve, (err: unknown) => b.resolve(toRespError(err, this.o.logger)));
+          else b.resolve(BLOCK);
+        }
+      }
+    } finally {
+      this.servingBlocked = false;
+    }
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -1058,7 +1180,7 @@ export class RespServer implements ServerApi, ConnectionHost {
     ]);
     sec('Clients', [
       ['connected_clients', this.conns.size],
-      ['blocked_clients', 0],
+      ['blocked_clients', this.blockedConns.size],
       ['pubsub_clients', [...this.conns.values()].filter((c) => c.channels.size + c.patterns.size > 0).length],
     ]);
     sec('Memory', [
