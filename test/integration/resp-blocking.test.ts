@@ -152,6 +152,22 @@ describe('blocking pops', () => {
     }
   });
 
+  test('CLIENT UNBLOCK answers a waiting client with nil (TIMEOUT) or -UNBLOCKED (ERROR); 0 for a client not blocked', async () => {
+    const a = client();
+    const id = Number(await a.client('ID'));
+    const w = a.blpop('u:1', 0);
+    await untilBlocked(io, 1);
+    assert.equal(await io.call('CLIENT', 'UNBLOCK', String(id)), 1);
+    assert.equal(await w, null);
+    assert.equal(await io.call('CLIENT', 'UNBLOCK', String(id)), 0);
+    const e = a.bzpopmin('u:2', 0);
+    await untilBlocked(io, 1);
+    assert.equal(await io.call('CLIENT', 'UNBLOCK', String(id), 'ERROR'), 1);
+    await assert.rejects(e, /^ReplyError: UNBLOCKED client unblocked via CLIENT UNBLOCK/);
+    await assert.rejects(io.call('CLIENT', 'UNBLOCK', String(id), 'LATER'), /reason should be TIMEOUT or ERROR/);
+    assert.equal(await blockedClients(io), 0);
+  });
+
   test('a SET on a key a client BLPOPs leaves it blocked until the key is a list again', async () => {
     const a = client();
     const w = a.blpop('t:1', 0);

@@ -142,6 +142,16 @@ export function client(c: Ctx, a: Buffer[]): Reply {
       for (const t of targets) t.kill();
       return R.int(targets.length);
     }
+    case 'UNBLOCK': {
+      if (a.length < 2 || a.length > 3) throw new RespError("ERR wrong number of arguments for 'client|unblock' command");
+      const id = intArg(a[1]);
+      const how = a[2] === undefined ? 'TIMEOUT' : word(a[2]);
+      if (how !== 'TIMEOUT' && how !== 'ERROR') throw new RespError('ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR');
+      // Another principal's client is out of reach unless the caller is an administrator (as CLIENT KILL).
+      const target = c.srv.clients().find((x) => x.id === id);
+      if (target === undefined || (!isAdmin(c) && target.principal?.name !== c.conn.principal?.name)) return R.int(0);
+      return R.int(c.srv.unblockClient(id, how === 'ERROR') ? 1 : 0);
+    }
     case 'NO-EVICT':
     case 'NO-TOUCH': {
       const w = word(a[1]);
@@ -155,7 +165,7 @@ export function client(c: Ctx, a: Buffer[]): Reply {
       return w === 'ON' ? R.ok : NO_REPLY;
     }
     case 'HELP':
-      return R.array(['CLIENT <subcommand> [<arg> ...]', 'ID', 'SETNAME <name>', 'GETNAME', 'SETINFO LIB-NAME|LIB-VER <v>', 'INFO', 'LIST [ID id ...]', 'KILL <ip:port> | ID <id> | ADDR <ip:port> | USER <name>', 'NO-EVICT ON|OFF', 'NO-TOUCH ON|OFF', 'REPLY ON|OFF|SKIP'].map((x) => R.simple(x)));
+      return R.array(['CLIENT <subcommand> [<arg> ...]', 'ID', 'SETNAME <name>', 'GETNAME', 'SETINFO LIB-NAME|LIB-VER <v>', 'INFO', 'LIST [ID id ...]', 'KILL <ip:port> | ID <id> | ADDR <ip:port> | USER <name>', 'UNBLOCK <id> [TIMEOUT|ERROR]', 'NO-EVICT ON|OFF', 'NO-TOUCH ON|OFF', 'REPLY ON|OFF|SKIP'].map((x) => R.simple(x)));
     default:
       throw new RespError(`ERR unknown subcommand '${s(a[0])}'. Try CLIENT HELP.`);
   }

@@ -68,6 +68,11 @@ export interface ServerApi {
   /** DEBUG SET-ACTIVE-EXPIRE: runs (true) or stops (false) the cache tier's active expiry. */
   setActiveExpire(on: boolean): void;
   clients(): ConnState[];
+  /**
+   * CLIENT UNBLOCK: answers client `id`'s blocking command now, with a nil array as if it timed
+   * out, or with `error` the `-UNBLOCKED` error. @returns false when that client is not blocked.
+   */
+  unblockClient(id: number, error: boolean): boolean;
   /** Checks `AUTH` credentials: `user pass`, or an API key (user omitted or `default`). */
   authenticate(user: string | undefined, pass: string, conn: ConnState): Promise<Principal>;
   commandNames(): string[];

@@ -653,6 +653,14 @@ export class RespServer implements ServerApi, ConnectionHost {
     return { kind: 'pending', blind: false, promise };
   }
 
+  unblockClient(id: number, error: boolean): boolean {
+    const b = this.blockedConns.get(id);
+    if (b === undefined) return false;
+    this.unblock(b);
+    b.resolve(error ? R.error('UNBLOCKED client unblocked via CLIENT UNBLOCK') : R.nullArray);
+    return true;
+  }
+
   private armBlockTimer(b: Blocked): void {
     const left = b.deadline - Date.now();
     b.timer = setTimeout(
