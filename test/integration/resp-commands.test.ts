@@ -205,6 +205,60 @@ describe('COPY, OBJECT and bitmaps against redis-server', () => {
     ]);
   });
 
+  test('SORT and SORT_RO (numeric, ALPHA, DESC, LIMIT, BY and GET patterns with hash fields, STORE) and COMMAND GETKEYS as redis-server', async () => {
+    await same(io, rd, [
+      ['del', 'sl{t}', 'ss{t}', 'sz{t}', 'sd{t}'],
+      ['rpush', 'sl{t}', 3, 1, 10, 2, '1.5', -4],
+      ['sort', 'sl{t}'],
+      ['sort', 'sl{t}', 'DESC'],
+      ['sort', 'sl{t}', 'ALPHA'],
+      ['sort', 'sl{t}', 'LIMIT', 1, 3],
+      ['sort', 'sl{t}', 'LIMIT', -5, 2],
+      ['sort', 'sl{t}', 'LIMIT', 2, -1, 'DESC'],
+      ['sort', 'sl{t}', 'LIMIT', 10, 5],
+      ['mset', 'w_3{t}', 30, 'w_1{t}', 10, 'w_10{t}', -1, 'o_3{t}', 'three', 'o_1{t}', 'one'],
+      ['hset', 'h_2{t}', 'f', 'two-hash', 'n', 5],
+      ['hset', 'h_3{t}', 'n', 1],
+      ['sort', 'sl{t}', 'BY', 'w_*{t}'],
+      ['sort', 'sl{t}', 'BY', 'w_*{t}', 'GET', '#', 'GET', 'o_*{t}', 'GET', 'h_*{t}->f'],
+      ['sort', 'sl{t}', 'BY', 'h_*{t}->n', 'DESC', 'GET', '#'],
+      ['sort', 'sl{t}', 'BY', 'nosort', 'GET', 'o_*{t}'],
+      ['sort', 'sl{t}', 'BY', 'o_*{t}', 'ALPHA'],
+      ['sort', 'sl{t}', 'BY', 'o_*{t}'],
+      ['sort', 'sl{t}', 'STORE', 'sd{t}'],
+      ['lrange', 'sd{t}', 0, -1],
+      ['sort', 'sl{t}', 'GET', 'o_*{t}', 'STORE', 'sd{t}'],
+      ['lrange', 'sd{t}', 0, -1],
+      ['sort', 'nokey{t}', 'STORE', 'sd{t}'],
+      ['exists', 'sd{t}'],
+      ['sadd', 'ss{t}', 'b', 'a', 'c'],
+      ['sort', 'ss{t}', 'ALPHA'],
+      ['sort', 'ss{t}'],
+      ['sort', 'ss{t}', 'BY', 'nosort', 'STORE', 'sd{t}'],
+      ['lrange', 'sd{t}', 0, -1],
+      ['zadd', 'sz{t}', 1, 'z3', 2, 'z1', 3, 'z2'],
+      ['sort', 'sz{t}', 'BY', 'nosort'],
+      ['sort', 'sz{t}', 'BY', 'nosort', 'DESC', 'LIMIT', 0, 2],
+      ['sort', 'sz{t}', 'ALPHA', 'DESC'],
+      ['sort_ro', 'sl{t}', 'LIMIT', 0, 2],
+      ['sort_ro', 'sl{t}', 'STORE', 'sd{t}'],
+      ['sort', 'sl{t}', 'LIMIT', 1],
+      ['sort', 'sl{t}', 'BOGUS'],
+      ['set', 'str{t}', 'x'],
+      ['sort', 'str{t}'],
+      ['command', 'getkeys', 'sort', 'abc', 'store', 'x', 'store', 'def'],
+      ['command', 'getkeys', 'set', 'k', 'v'],
+      ['command', 'getkeys', 'mset', 'a', '1', 'b', '2'],
+      ['command', 'getkeys', 'zunionstore', 'd', 2, 'a', 'b'],
+      ['command', 'getkeys', 'blpop', 'a', 'b', 0],
+      ['command', 'getkeys', 'ping'],
+      ['command', 'getkeys', 'get'],
+      ['command', 'getkeys', 'nosuchcommand', 'x'],
+    ]);
+    // A weight that is not a number.
+    await same(io, rd, [['rpush', 'bad{t}', 'a', 'b'], ['sort', 'bad{t}']]);
+  });
+
   test('list argument checks as Redis (LPOP/RPOP arity, LPOS RANK range); CONFIG SET save "" accepted, a schedule refused', async () => {
     await same(io, rd, [
       ['del', 'pl'],

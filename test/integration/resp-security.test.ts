@@ -92,6 +92,25 @@ describe('RESP security', () => {
     alice2.disconnect();
   });
 
+  test('SORT: the keys its BY and GET patterns name, and its STORE destination, need the same permissions', async () => {
+    const admin = client(node.url, adminToken);
+    for (const ns of ['team-a/c/', 'team-b/c/']) assert.equal((await admin(`/v1/namespaces/${ns}`, { method: 'PUT', body: { storage: 'memory' } })).status, 201);
+    const root = new Redis({ port: node.respPort, host: '127.0.0.1', username: 'admin', password: ADMIN_PASSWORD });
+    const alice = new Redis({ port: node.respPort, host: '127.0.0.1', username: 'alice', password: 'alice-password-1' });
+    try {
+      await root.mset('team-b/c/o_1', 'secret-1', 'team-a/c/o_1', 'one', 'team-a/c/w_1', '5', 'team-a/c/w_2', '1');
+      await alice.rpush('team-a/c/l', '1', '2');
+      assert.deepEqual(await alice.sort('team-a/c/l', 'BY', 'team-a/c/w_*', 'GET', '#', 'GET', 'team-a/c/o_*'), ['2', null, '1', 'one']);
+      await assert.rejects(alice.sort('team-a/c/l', 'GET', 'team-b/c/o_*'), /^ReplyError: NOPERM SORT may not read 'team-b\/c\/o_1'/);
+      await assert.rejects(alice.sort('team-a/c/l', 'BY', 'team-b/c/o_*'), /NOPERM/);
+      await assert.rejects(alice.sort('team-a/c/l', 'STORE', 'team-b/c/d'), /NOPERM 'alice' may not write key 'team-b\/c\/d'/);
+      assert.equal(await root.exists('team-b/c/d'), 0);
+    } finally {
+      root.disconnect();
+      alice.disconnect();
+    }
+  });
+
   test('pub/sub: PUBSUB hides keyspace channels of unreadable keys; clients may not PUBLISH keyspace notifications', async () => {
     const root = new Redis({ port: node.respPort, host: '127.0.0.1', username: 'admin', password: ADMIN_PASSWORD });
     const alice = new Redis({ port: node.respPort, host: '127.0.0.1', username: 'alice', password: 'alice-password-1' });

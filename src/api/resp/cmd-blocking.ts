@@ -32,11 +32,14 @@ export const MAX_TIMER_MS = 2 ** 31 - 1;
  */
 export function blockTimeoutMs(b: Buffer | undefined): number {
   const text = b === undefined ? '' : b.toString('latin1');
-  const secs = /^\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*$/.test(text) ? Number(text) : NaN;
+  // strtold's forms: decimal with an exponent, or hexadecimal (`0x7FFFFFFFFFFFFF`).
+  const hex = /^\s*([+-]?)0x([0-9a-f]+)\s*$/i.exec(text);
+  const secs = hex !== null ? (hex[1] === '-' ? -1 : 1) * parseInt(hex[2] as string, 16) : /^\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*$/.test(text) ? Number(text) : NaN;
   if (!Number.isFinite(secs)) throw new RespError('ERR timeout is not a float or out of range');
   if (secs < 0) throw new RespError('ERR timeout is negative');
   const ms = Math.ceil(secs * 1000);
-  if (ms > Number.MAX_SAFE_INTEGER) throw new RespError('ERR timeout is out of range');
+  // Redis keeps the deadline (now + timeout) in a signed 64-bit count of ms.
+  if (ms + Date.now() > 9.223372036854775807e18) throw new RespError('ERR timeout is out of range');
   return ms;
 }
 

@@ -225,7 +225,10 @@ export function command(c: Ctx, a: Buffer[]): Reply {
     }
     return R.map(out);
   }
-  if (sub === 'GETKEYS') throw new RespError('ERR COMMAND GETKEYS is not supported by Beacon');
+  if (sub === 'GETKEYS') {
+    if (a.length < 3) throw new RespError("ERR wrong number of arguments for 'command|getkeys' command");
+    return R.array(c.srv.commandKeys(a.slice(1)).map((b) => R.bulk(b)));
+  }
   throw new RespError(`ERR unknown subcommand '${s(a[0])}'. Try COMMAND HELP.`);
 }
 

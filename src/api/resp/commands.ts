@@ -5,6 +5,7 @@ import * as C from './cmd-collections.js';
 import * as O from './cmd-object.js';
 import * as S from './cmd-server.js';
 import * as T from './cmd-strings.js';
+import * as SO from './cmd-sort.js';
 import { NOT_INTEGER, SYNTAX, parseI64 } from './args.js';
 import type { Handler } from './context.js';
 import { RespError } from './keyspace.js';
@@ -191,6 +192,9 @@ def('linsert', 5, 'write', K1, 'list', C.linsert, mem);
 def('lpos', -3, 'read', K1, 'list', C.lpos, mem);
 def('lmove', 5, 'write', K12, 'list', (c, a) => C.lmove(c, a), mem);
 def('rpoplpush', 3, 'write', K12, 'list', C.rpoplpush, mem);
+// SORT (cmd-sort.ts): the sorted key, and the STORE destination
+def('sort', -2, 'write', KNONE, 'generic', SO.sort, { ...mem, movableKeys: SO.sortKeys, flags: ['movablekeys'] });
+def('sort_ro', -2, 'read', K1, 'generic', SO.sortRo, mem);
 // blocking pops (cmd-blocking.ts): keys up to the timeout, or after a count
 const blocking = { ...mem, blocking: true, flags: ['blocking'] };
 const KBUTLAST: [number, number, number] = [1, -2, 1];

@@ -68,6 +68,8 @@ export interface ServerApi {
   /** DEBUG SET-ACTIVE-EXPIRE: runs (true) or stops (false) the cache tier's active expiry. */
   setActiveExpire(on: boolean): void;
   clients(): ConnState[];
+  /** Whether `conn`'s principal may read `key` (SORT's BY and GET patterns name keys of their own). */
+  canRead(conn: ConnState, key: string): boolean;
   /**
    * CLIENT UNBLOCK: answers client `id`'s blocking command now, with a nil array as if it timed
    * out, or with `error` the `-UNBLOCKED` error. @returns false when that client is not blocked.
@@ -76,6 +78,11 @@ export interface ServerApi {
   /** Checks `AUTH` credentials: `user pass`, or an API key (user omitted or `default`). */
   authenticate(user: string | undefined, pass: string, conn: ConnState): Promise<Principal>;
   commandNames(): string[];
+  /**
+   * COMMAND GETKEYS: the key arguments of `argv` (a command with its arguments).
+   * @throws RespError for an unknown command, a wrong argument count, or a command without keys (Redis's texts).
+   */
+  commandKeys(argv: Buffer[]): Buffer[];
   commandInfo(name: string): Reply | undefined;
   commandDocs(name: string): Reply | undefined;
 }

@@ -653,6 +653,29 @@ export class RespServer implements ServerApi, ConnectionHost {
     return { kind: 'pending', blind: false, promise };
   }
 
+  commandKeys(argv: Buffer[]): Buffer[] {
+    const spec = specOf(argv[0] as Buffer);
+    if (spec === undefined) throw new RespError('ERR Invalid command specified');
+    if ((spec.arity > 0 && argv.length !== spec.arity) || (spec.arity < 0 && argv.length < -spec.arity)) {
+      throw new RespError('ERR Invalid number of arguments specified for command');
+    }
+    const args = argv.slice(1);
+    let at: number[];
+    if (spec.movableKeys !== undefined) at = spec.movableKeys(args);
+    else {
+      at = [];
+      const last = lastKeyArg(spec, args.length);
+      for (let i = spec.keys[0]; last > 0 && i <= last; i += spec.keys[2]) at.push(i - 1);
+    }
+    if (at.length === 0) throw new RespError('ERR The command has no key arguments');
+    return at.map((i) => args[i] as Buffer);
+  }
+
+  canRead(conn: ConnState, key: string): boolean {
+    const p = conn.principal;
+    return p !== undefined && this.o.auth.can(p, 'read', { key });
+  }
+
   unblockClient(id: number, error: boolean): boolean {
     const b = this.blockedConns.get(id);
     if (b === undefined) return false;
