@@ -26,6 +26,17 @@ export function slotSize(len: number): number {
   return len <= 16 ? 16 : (len + 15) & ~15;
 }
 
+/** Bytes {@link ByteSlab.writeString} needs for `s`: one per character, two when `wide`. */
+export function stringBytes(s: string, wide: boolean): number {
+  return wide ? 2 * s.length : s.length;
+}
+
+/** Whether `s` has a character past U+00FF (so it is stored two bytes per character). */
+export function isWide(s: string): boolean {
+  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) > 0xff) return true;
+  return false;
+}
+
 /** Fixed-size slots of bytes in pages off the JavaScript heap, named by integer handles. */
 export class ByteSlab {
   private pages: Buffer[] = [];
@@ -80,6 +91,44 @@ export class ByteSlab {
     if (len <= 32) for (let i = 0; i < len; i++) out[i] = page[at + i] as number;
     else page.copy(out, 0, at, at + len);
     return out;
+  }
+
+  /**
+   * Copies the characters of `s` into slot `h` (at least {@link stringBytes} bytes): one byte
+   * each, or with `wide` two (UTF-16LE), for a string with a character past U+00FF.
+   */
+  writeString(h: number, s: string, wide: boolean): void {
+    const page = this.pages[Math.floor(h / PAGE_BYTES)] as Buffer;
+    const at = h % PAGE_BYTES;
+    if (!wide) {
+      for (let i = 0; i < s.length; i++) page[at + i] = s.charCodeAt(i);
+      return;
+    }
+    for (let i = 0; i < s.length; i++) {
+      const c = s.charCodeAt(i);
+      page[at + 2 * i] = c & 0xff;
+      page[at + 2 * i + 1] = c >>> 8;
+    }
+  }
+
+  /** Whether slot `h` holds `s` as {@link writeString} stored it (`len` bytes, `wide` as then). */
+  equalsString(h: number, len: number, wide: boolean, s: string): boolean {
+    if (len !== (wide ? 2 * s.length : s.length)) return false;
+    const page = this.pages[Math.floor(h / PAGE_BYTES)] as Buffer;
+    const at = h % PAGE_BYTES;
+    if (!wide) {
+      for (let i = 0; i < len; i++) if (page[at + i] !== s.charCodeAt(i)) return false;
+      return true;
+    }
+    for (let i = 0; i < s.length; i++) if (((page[at + 2 * i] as number) | ((page[at + 2 * i + 1] as number) << 8)) !== s.charCodeAt(i)) return false;
+    return true;
+  }
+
+  /** The string slot `h` holds (`len` bytes written by {@link writeString}). */
+  readString(h: number, len: number, wide: boolean): string {
+    const page = this.pages[Math.floor(h / PAGE_BYTES)] as Buffer;
+    const at = h % PAGE_BYTES;
+    return page.toString(wide ? 'utf16le' : 'latin1', at, at + len);
   }
 
   /** Forgets every slot and page (when no entry refers to any). */

@@ -143,9 +143,7 @@ function formatScore(n: number): string {
  * it decides alone: `DEL` for expired and evicted keys, `SET … PXAT` for origin fills.
  */
 export class CacheTier extends EventEmitter<CacheEvents> {
-  /** Entry id by key. */
-  private readonly map = new Map<string, number>();
-  /** The entries' fields by id; an id is also SCAN's cursor position (src/cache/entries.ts). */
+  /** The entries (keys, values and fields) by id; an id is also SCAN's cursor position (src/cache/entries.ts). */
   private readonly t = new EntryTable<NsCounters>();
   /** Ids of the entries with an expiry. */
   private volatile: number[] = [];
@@ -284,7 +282,7 @@ export class CacheTier extends EventEmitter<CacheEvents> {
     const soff = t.soff[e] as number;
     const mem =
       ENTRY_OVERHEAD_BYTES +
-      (t.keys[e] as string).length +
+      t.keyBytes(e) +
       (v !== HELD_STRING ? valueMemory(v) : soff >= 0 ? slotSize(t.slen[e] as number) : (t.sbuf[e] as Buffer).length + STRING_OVERHEAD_BYTES);
     const delta = mem - (t.mem[e] as number);
     this.used += delta;
@@ -295,10 +293,10 @@ export class CacheTier extends EventEmitter<CacheEvents> {
   private removeEntry(e: number, why: 'deleted' | 'expired' | 'evicted'): void {
     const t = this.t;
     this.beforeWrite(e);
-    const key = t.keys[e] as string;
+    // The key as a string only for what is announced (its bytes go with the entry).
+    const key = why === 'deleted' ? '' : t.keyOf(e);
     const ns = t.ns[e] as NsCounters;
     const mem = t.mem[e] as number;
-    this.map.delete(key);
     this.dropHeld(e);
     if ((t.vidx[e] as number) >= 0) this.unlinkVolatile(e);
     t.remove(e, HELD_STRING, NO_BYTES);
@@ -333,7 +331,7 @@ export class CacheTier extends EventEmitter<CacheEvents> {
    * a miss for its namespace and touches its LRU/LFU data (Redis's `lookupKeyRead`).
    */
   lookup(key: string): CacheValue | undefined {
-    const e = this.map.get(key);
+    const e = this.t.find(key);
     if (e === undefined || this.expireIfNeeded(e)) {
       this.countMiss(key);
       return undefined;
@@ -358,7 +356,7 @@ export class CacheTier extends EventEmitter<CacheEvents> {
 
   /** The Redis type of `key`'s value, or undefined when it has none (expires it if its TTL passed; no copy). */
   typeOf(key: string): CacheValue['type'] | undefined {
-    const e = this.map.get(key);
+    const e = this.t.find(key);
     if (e === undefined || this.expireIfNeeded(e)) return undefined;
     return (this.t.values[e] as CacheValue).type;
   }
@@ -368,13 +366,13 @@ export class CacheTier extends EventEmitter<CacheEvents> {
    * @param live true: only an entry whose TTL has not passed counts; false: any entry still held.
    */
   contains(key: string, live = true): boolean {
-    const e = this.map.get(key);
+    const e = this.t.find(key);
     return e !== undefined && (!live || !this.isExpired(e));
   }
 
   /** Like {@link lookup} without statistics or LRU/LFU touch (TYPE, TTL, EXISTS-style checks); still expires. */
   peek(key: string): CacheValue | undefined {
-    const e = this.map.get(key);
+    const e = this.t.find(key);
     if (e === undefined || this.expireIfNeeded(e)) return undefined;
     return this.heldValue(e);
   }
@@ -386,7 +384,7 @@ export class CacheTier extends EventEmitter<CacheEvents> {
    * as a copy: store a changed string with {@link set}.
    */
   lookupWrite(key: string): CacheValue | undefined {
-    const e = this.map.get(key);
+    const e = this.t.find(key);
     if (e === undefined || this.expireIfNeeded(e)) return undefined;
     this.touch(e);
     this.beforeWrite(e);
@@ -433,7 +431,7 @@ export class CacheTier extends EventEmitter<CacheEvents> {
 
   /** {@link set} after its checks: `ns` governs `key` and memory was made. */
   private store(ns: CacheNamespace, key: string, value: CacheValue, opts: SetOptions): void {
-    let e = this.map.get(key);
+    let e = this.t.find(key);
     if (e !== undefined && this.expireIfNeeded(e)) e = undefined;
     const now = this.now();
     let expireAt: number;
@@ -461,7 +459,6 @@ export class CacheTier extends EventEmitter<CacheEvents> {
     t.ldt[id] = Math.floor(now / 60_000);
     t.seq[id] = this.nextSeq++;
     this.hold(id, value);
-    this.map.set(key, id);
     counters.keys++;
     this.recount(id);
     if (expireAt !== 0) this.setExpire(id, expireAt);
@@ -516,7 +513,7 @@ export class CacheTier extends EventEmitter<CacheEvents> {
    * its memory; an empty hash, list, set or sorted set is deleted, as Redis does.
    */
   modified(key: string): void {
-    const e = this.map.get(key);
+    const e = this.t.find(key);
     if (e === undefined) return;
     const v = this.t.values[e] as CacheValue;
     const empty =
@@ -567,7 +564,7 @@ export class CacheTier extends EventEmitter<CacheEvents> {
   private pickVictim(): number | undefined {
     const policy = this.cfg['maxmemory-policy'];
     const fromVolatile = policy.startsWith('volatile-');
-    if ((fromVolatile ? this.volatile.length : this.map.size) === 0) return undefined;
+    if ((fromVolatile ? this.volatile.length : this.t.size) === 0) return undefined;
     if (policy.endsWith('-random')) {
       for (let i = 0; i < 16; i++) {
         const e = this.sample(fromVolatile);
@@ -605,28 +602,28 @@ export class CacheTier extends EventEmitter<CacheEvents> {
 
   /** OBJECT FREQ: the key's LFU counter after decay (0–255), or undefined when there is no key. */
   objectFreq(key: string): number | undefined {
-    const e = this.map.get(key);
+    const e = this.t.find(key);
     if (e === undefined || this.expireIfNeeded(e)) return undefined;
     return this.lfuDecayed(e);
   }
 
   /** OBJECT IDLETIME: whole seconds since the key was last read or written, or undefined when there is no key. */
   objectIdleTime(key: string): number | undefined {
-    const e = this.map.get(key);
+    const e = this.t.find(key);
     if (e === undefined || this.expireIfNeeded(e)) return undefined;
     return Math.floor((this.now() - this.epoch - (this.t.lru[e] as number)) / 1000);
   }
 
   /** MEMORY USAGE: the bytes `key` is counted as in `used_memory` (key, value, overheads), or undefined when there is no key. */
   memoryUsage(key: string): number | undefined {
-    const e = this.map.get(key);
+    const e = this.t.find(key);
     if (e === undefined || this.expireIfNeeded(e)) return undefined;
     return this.t.mem[e];
   }
 
   /** Removes `key`. @returns whether it existed (and had not expired). */
   delete(key: string): boolean {
-    const e = this.map.get(key);
+    const e = this.t.find(key);
     if (e === undefined || this.expireIfNeeded(e)) return false;
     this.removeEntry(e, 'deleted');
     return true;
@@ -637,7 +634,7 @@ export class CacheTier extends EventEmitter<CacheEvents> {
    * deletes the key (as EXPIRE with a past time does). @returns false when there is no key.
    */
   expireAt(key: string, atMs: number | null): boolean {
-    const e = this.map.get(key);
+    const e = this.t.find(key);
     if (e === undefined || this.expireIfNeeded(e)) return false;
     this.beforeWrite(e);
     if (atMs === null) this.setExpire(e, 0);
@@ -648,7 +645,7 @@ export class CacheTier extends EventEmitter<CacheEvents> {
 
   /** The absolute expiry of `key` in ms: `-2` no key, `-1` no expiry (PEXPIRETIME's convention). */
   expireTimeMs(key: string): number {
-    const e = this.map.get(key);
+    const e = this.t.find(key);
     if (e === undefined || this.expireIfNeeded(e)) return -2;
     const at = this.t.expireAt[e] as number;
     return at === 0 ? -1 : at;
@@ -671,20 +668,20 @@ export class CacheTier extends EventEmitter<CacheEvents> {
     if (!/^\d{1,20}$/.test(cursor)) throw new InvalidArgumentError('invalid cursor', { cursor });
     const count = Math.max(1, opts.count ?? 10);
     const t = this.t;
-    const slots = t.keys;
+    const top = t.top;
     const keys: string[] = [];
     const expired: string[] = [];
     const prefix = opts.match !== undefined ? globLiteralPrefix(opts.match) : '';
-    let i = Math.min(Number(cursor), slots.length);
+    let i = Math.min(Number(cursor), top);
     let visited = 0;
     let empty = 0;
-    for (; i < slots.length && visited < count && empty < count * 10; i++) {
-      const key = slots[i];
-      if (key === null || key === undefined) {
+    for (; i < top && visited < count && empty < count * 10; i++) {
+      if (!t.alive(i)) {
         empty++;
         continue;
       }
       visited++;
+      const key = t.keyOf(i);
       if (this.isExpired(i)) {
         expired.push(key);
         continue;
@@ -693,7 +690,7 @@ export class CacheTier extends EventEmitter<CacheEvents> {
       if (opts.match !== undefined && (!key.startsWith(prefix) || !globMatch(opts.match, key))) continue;
       keys.push(key);
     }
-    const next = i < slots.length ? String(i) : '0';
+    const next = i < top ? String(i) : '0';
     this.removeExpired(expired);
     return { cursor: next, keys };
   }
@@ -704,7 +701,8 @@ export class CacheTier extends EventEmitter<CacheEvents> {
     const expired: string[] = [];
     const prefix = globLiteralPrefix(pattern);
     const all = pattern === '*';
-    for (const [key, e] of this.map) {
+    for (const e of this.t.dense) {
+      const key = this.t.keyOf(e);
       if (!all && (!key.startsWith(prefix) || !globMatch(pattern, key))) continue;
       if (this.isExpired(e)) expired.push(key);
       else out.push(key);
@@ -716,25 +714,25 @@ export class CacheTier extends EventEmitter<CacheEvents> {
   /** Removes those of `keys` whose TTL passed (by key: an 'expired' listener may change the tier meanwhile). */
   private removeExpired(keys: readonly string[]): void {
     for (const key of keys) {
-      const e = this.map.get(key);
+      const e = this.t.find(key);
       if (e !== undefined) this.expireIfNeeded(e);
     }
   }
 
   /** A random live key, or undefined when there is none (RANDOMKEY). */
   randomKey(): string | undefined {
-    for (let tries = 0; tries < 100 && this.map.size > 0; tries++) {
+    for (let tries = 0; tries < 100 && this.t.size > 0; tries++) {
       const e = this.sample(false);
       if (e === undefined || this.expireIfNeeded(e)) continue;
-      return this.t.keys[e] as string;
+      return this.t.keyOf(e);
     }
-    for (const [key, e] of this.map) if (!this.expireIfNeeded(e)) return key;
+    for (const e of this.t.dense.slice()) if (!this.expireIfNeeded(e)) return this.t.keyOf(e);
     return undefined;
   }
 
   /** Keys held (DBSIZE; keys whose TTL passed but that were not collected yet count, as in Redis). */
   dbsize(): number {
-    return this.map.size;
+    return this.t.size;
   }
 
   /** Keys with an expiry (INFO keyspace `expires=`). */
@@ -752,10 +750,9 @@ export class CacheTier extends EventEmitter<CacheEvents> {
    * @returns how many keys were removed.
    */
   flush(): number {
-    const n = this.map.size;
+    const n = this.t.size;
     // Every id goes, and the slab's slots with it: no later release may hand one to a new value.
     this.t.clear();
-    this.map.clear();
     this.slab.reset();
     this.volatile = [];
     this.pool = [];
@@ -957,7 +954,7 @@ export class CacheTier extends EventEmitter<CacheEvents> {
       keyspace_misses: this.total.misses,
       evicted_keys: this.total.evicted,
       expired_keys: this.total.expired,
-      keys: this.map.size,
+      keys: this.t.size,
       expires: this.volatile.length,
       aof_enabled: this.cfg.appendonly ? 1 : 0,
       aof_rewrite_in_progress: this.rewriting !== undefined ? 1 : 0,
@@ -983,7 +980,7 @@ export class CacheTier extends EventEmitter<CacheEvents> {
     this.aof?.append(enc);
     this.rewriting?.buffer.push(enc);
     if (expiryOf !== undefined) {
-      const e = this.map.get(expiryOf);
+      const e = this.t.find(expiryOf);
       const at = e === undefined ? 0 : (this.t.expireAt[e] as number);
       if (at !== 0) this.propagate(['PEXPIREAT', expiryOf, String(at)]);
     }
@@ -1068,7 +1065,7 @@ export class CacheTier extends EventEmitter<CacheEvents> {
         }
         this.aof = new AofFile(path, this.cfg.appendfsync, (err) => this.onAofError(err));
         if (parsed.truncated) this.aof.truncate(parsed.validBytes);
-        this.options.logger?.info({ path, commands: result.commands, keys: this.map.size }, 'append-only file loaded');
+        this.options.logger?.info({ path, commands: result.commands, keys: this.t.size }, 'append-only file loaded');
       } else {
         this.aof = new AofFile(path, this.cfg.appendfsync, (err) => this.onAofError(err));
       }
@@ -1120,7 +1117,7 @@ export class CacheTier extends EventEmitter<CacheEvents> {
 
   /** The commands that rebuild `e` (chunked as Redis does), then its absolute expiry. */
   private serialize(e: number): Buffer {
-    const k = Buffer.from(this.t.keys[e] as string);
+    const k = Buffer.from(this.t.keyOf(e));
     const cmds: Buffer[] = [];
     const v = this.heldValue(e);
     const chunked = (name: string, items: Buffer[], per: number): void => {
@@ -1214,7 +1211,7 @@ export class CacheTier extends EventEmitter<CacheEvents> {
         this.aofBaseSize = this.aof.size;
         for (const w of waiters) w.resolve();
         this.lastRewriteOk = true;
-        this.options.logger?.info({ path, bytes: this.aof.size, keys: this.map.size }, 'append-only file rewritten');
+        this.options.logger?.info({ path, bytes: this.aof.size, keys: this.t.size }, 'append-only file rewritten');
       } catch (err) {
         this.lastRewriteOk = false;
         if (fd !== undefined) closeSync(fd);
