@@ -99,6 +99,25 @@ export function clientLine(x: ConnState): string {
   );
 }
 
+/** SLOWLOG GET [count] | LEN | RESET | HELP (administrators: entries show arguments). */
+export function slowlog(c: Ctx, a: Buffer[]): Reply {
+  const sub = word(a[0]);
+  if (sub === 'GET' && a.length <= 2) {
+    const count = a[1] === undefined ? 10 : intArg(a[1], 'ERR count should be greater than or equal to -1');
+    if (count < -1) throw new RespError('ERR count should be greater than or equal to -1');
+    return c.srv.slowlogGet(count);
+  }
+  if (sub === 'LEN' && a.length === 1) return R.int(c.srv.slowlogLen());
+  if (sub === 'RESET' && a.length === 1) {
+    c.srv.slowlogReset();
+    return R.ok;
+  }
+  if (sub === 'HELP' && a.length === 1) {
+    return R.array(['SLOWLOG <subcommand> [<arg> ...]', 'GET [<count>]', '    Return top <count> entries from the slowlog (default: 10, -1 mean all).', 'LEN', '    Return the length of the slowlog.', 'RESET', '    Reset the slowlog.', 'HELP'].map((x) => R.simple(x)));
+  }
+  throw new RespError(`ERR unknown subcommand or wrong number of arguments for '${s(a[0])}'. Try SLOWLOG HELP.`);
+}
+
 export function client(c: Ctx, a: Buffer[]): Reply {
   const sub = word(a[0]);
   switch (sub) {

@@ -87,6 +87,7 @@ def('client', -2, 'none', KNONE, 'connection', S.client, { container: true });
 def('quit', -1, 'none', KNONE, 'connection', byConnection, { noauth: true });
 def('reset', 1, 'none', KNONE, 'connection', byConnection, { noauth: true });
 def('info', -1, 'none', KNONE, 'server', S.info);
+def('slowlog', -2, 'admin', KNONE, 'server', S.slowlog, { container: true });
 def('command', -1, 'none', KNONE, 'server', S.command, { container: true });
 def('config', -2, 'none', KNONE, 'server', S.config, { container: true });
 def('time', 1, 'none', KNONE, 'server', S.time);

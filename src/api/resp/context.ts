@@ -65,6 +65,10 @@ export interface ServerApi {
   /** @throws RespError for an unknown parameter or a bad value. */
   configSet(name: string, value: string): Promise<void>;
   resetStats(): void;
+  /** SLOWLOG GET: the newest `count` entries (all for a negative count), Redis's entry shape. */
+  slowlogGet(count: number): Reply;
+  slowlogLen(): number;
+  slowlogReset(): void;
   /** DEBUG SET-ACTIVE-EXPIRE: runs (true) or stops (false) the cache tier's active expiry. */
   setActiveExpire(on: boolean): void;
   clients(): ConnState[];

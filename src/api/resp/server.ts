@@ -125,6 +125,19 @@ export class RespServer implements ServerApi, ConnectionHost {
   /** Keys written since the last serve that have blocked clients. */
   private readonly readyKeys = new Set<string>();
   private servingBlocked = false;
+  /** What {@link dispatch} made of the command being run: it ran, it was refused before running, or MULTI queued it. */
+  private verdict: 'ran' | 'rejected' | 'queued' = 'ran';
+  /** INFO commandstats: per command name. */
+  private readonly cmdStats = new Map<string, { calls: number; usec: number; rejected: number; failed: number }>();
+  /** INFO errorstats: error replies by their code word (`ERR`, `WRONGTYPE`…). */
+  private readonly errorStats = new Map<string, number>();
+  /** SLOWLOG entries, newest first. */
+  private readonly slowlog: { id: number; time: number; usec: number; args: Buffer[]; addr: string; name: string }[] = [];
+  private slowlogNextId = 0;
+  /** `slowlog-log-slower-than`, µs: commands at least this slow are logged; negative: none. */
+  slowlogSlowerThan = 10_000;
+  /** `slowlog-max-len`: entries kept. */
+  slowlogMaxLen = 128;
   private readonly memory: MemoryKeyspace | undefined;
   private readonly cursors = new Map<number, CursorState>();
   private nextCursor = 1;
@@ -239,7 +252,71 @@ export class RespServer implements ServerApi, ConnectionHost {
   // ---------------------------------------------------------------------------------------------
   // Command execution
 
+  /**
+   * Runs one command, then accounts for it: INFO commandstats and errorstats, and the slow log
+   * when its synchronous part took at least `slowlog-log-slower-than` µs (a durable commit or a
+   * blocked wait is not part of that time, as Redis leaves blocking out of a command's time).
+   */
   execute(conn: Connection, argv: Buffer[], inflight: boolean): Outcome | Promise<Outcome> {
+    const t0 = performance.now();
+    this.verdict = 'ran';
+    const o = this.dispatch(conn, argv, inflight);
+    if (o === WAIT || (this.verdict as string) === 'queued') return o;
+    this.account(conn, argv, (performance.now() - t0) * 1000, o);
+    return o;
+  }
+
+  private account(conn: Connection, argv: Buffer[], usec: number, o: Outcome | Promise<Outcome>): void {
+    const r = o instanceof Promise || o.kind !== 'reply' ? undefined : o.reply;
+    const failed = r !== undefined && r.t === 'error';
+    if (failed) {
+      const code = errorCode(r.v as string);
+      this.errorStats.set(code, (this.errorStats.get(code) ?? 0) + 1);
+    }
+    const spec = specOf(argv[0] as Buffer);
+    if (spec === undefined) return; // an unknown command counts in errorstats only, as in Redis
+    // A container command counts per subcommand (`config|set`), as Redis 7 does.
+    const name = spec.container === true ? conn.lastCmd : spec.name;
+    let st = this.cmdStats.get(name);
+    if (st === undefined) this.cmdStats.set(name, (st = { calls: 0, usec: 0, rejected: 0, failed: 0 }));
+    if (this.verdict === 'rejected') {
+      st.rejected++;
+      return;
+    }
+    st.calls++;
+    st.usec += usec;
+    if (failed) st.failed++;
+    if (this.slowlogSlowerThan >= 0 && usec >= this.slowlogSlowerThan) this.slowlogPush(conn, redacted(spec.name, argv), usec);
+  }
+
+  private slowlogPush(conn: Connection, argv: Buffer[], usec: number): void {
+    const args: Buffer[] = [];
+    const shown = argv.length > SLOWLOG_MAX_ARGS ? SLOWLOG_MAX_ARGS - 1 : argv.length;
+    for (let i = 0; i < shown; i++) {
+      const a = argv[i] as Buffer;
+      args.push(a.length > SLOWLOG_MAX_STRING ? Buffer.concat([a.subarray(0, SLOWLOG_MAX_STRING), Buffer.from(`... (${a.length - SLOWLOG_MAX_STRING} more bytes)`)]) : Buffer.from(a));
+    }
+    if (shown < argv.length) args.push(Buffer.from(`... (${argv.length - shown} more arguments)`));
+    this.slowlog.unshift({ id: this.slowlogNextId++, time: Math.floor(Date.now() / 1000), usec: Math.round(usec), args, addr: conn.addr, name: conn.name });
+    if (this.slowlog.length > this.slowlogMaxLen) this.slowlog.length = this.slowlogMaxLen;
+  }
+
+  slowlogGet(count: number): Reply {
+    const n = count < 0 ? this.slowlog.length : Math.min(count, this.slowlog.length);
+    return R.array(
+      this.slowlog.slice(0, n).map((e) => R.array([R.int(e.id), R.int(e.time), R.int(e.usec), R.array(e.args.map((a) => R.bulk(a))), R.bulk(e.addr), R.bulk(e.name)])),
+    );
+  }
+
+  slowlogLen(): number {
+    return this.slowlog.length;
+  }
+
+  slowlogReset(): void {
+    this.slowlog.length = 0;
+  }
+
+  private dispatch(conn: Connection, argv: Buffer[], inflight: boolean): Outcome | Promise<Outcome> {
     const spec = specOf(argv[0] as Buffer);
     const name = spec?.name ?? (argv[0] as Buffer).toString('latin1').toLowerCase();
     const args = argv.slice(1);
@@ -254,6 +331,7 @@ export class RespServer implements ServerApi, ConnectionHost {
     conn.lastCmd = spec.container === true ? containerCmd(name, argv[1]) : name;
     if ((spec.arity > 0 && argv.length !== spec.arity) || (spec.arity < 0 && argv.length < -spec.arity)) {
       if (conn.multi !== undefined) conn.multiError = true;
+      this.verdict = 'rejected';
       return reply(R.error(`ERR wrong number of arguments for '${name}' command`));
     }
     if (conn.principal !== undefined && !this.dev) {
@@ -262,6 +340,7 @@ export class RespServer implements ServerApi, ConnectionHost {
         // An access token used as the password authenticates the connection until its exp.
         conn.principal = undefined;
         if (conn.multi !== undefined) conn.multiError = true;
+        this.verdict = 'rejected';
         return reply(R.error('NOAUTH the token this connection authenticated with has expired; AUTH again'));
       }
       if (conn.lastActive - conn.refreshedAt > REFRESH_MS) {
@@ -271,19 +350,31 @@ export class RespServer implements ServerApi, ConnectionHost {
     }
     if (conn.principal === undefined && spec.noauth !== true) {
       if (conn.multi !== undefined) conn.multiError = true;
+      this.verdict = 'rejected';
       return reply(R.error('NOAUTH Authentication required.'));
     }
     if (conn.protocol === 2 && conn.channels.size + conn.patterns.size > 0 && !SUBSCRIBED_OK.has(name)) {
+      this.verdict = 'rejected';
       return reply(R.error(`ERR Can't execute '${name}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context`));
     }
     if (EXEC_FAMILY.has(name)) {
       if (inflight) return WAIT;
       return this.transactionCommand(conn, name, args);
     }
-    if (conn.multi !== undefined) return reply(this.queue(conn, spec, argv));
+    if (conn.multi !== undefined) {
+      // Counted when EXEC runs the transaction (as `exec`), not when queued.
+      this.verdict = 'queued';
+      return reply(this.queue(conn, spec, argv));
+    }
+    let keys: string[];
     try {
       if (conn.principal !== undefined) this.o.auth.checkRate(conn.principal);
-      const keys = this.authorize(conn, spec, args);
+      keys = this.authorize(conn, spec, args);
+    } catch (err) {
+      this.verdict = 'rejected';
+      return reply(toRespError(err, this.o.logger));
+    }
+    try {
       if (keys.length === 0) {
         if (inflight) return WAIT;
         return this.runUnkeyed(conn, spec, args);
@@ -1242,6 +1333,7 @@ export class RespServer implements ServerApi, ConnectionHost {
       ['keyspace_misses', (cache?.keyspace_misses ?? 0) + this.stats.durableMisses],
       ['pubsub_channels', this.channels.size],
       ['pubsub_patterns', this.patternSubs.size],
+      ['total_error_replies', [...this.errorStats.values()].reduce((a, b) => a + b, 0)],
     ]);
     const cpu = process.cpuUsage();
     sec('CPU', [
@@ -1254,6 +1346,20 @@ export class RespServer implements ServerApi, ConnectionHost {
       ['role', 'master'],
       ['connected_slaves', 0],
     ]);
+    // Not in the default set (as Redis: `INFO commandstats`, `INFO errorstats`, or `INFO all`).
+    if (section === 'commandstats' || section === 'all' || section === 'everything') {
+      lines.push(
+        '# Commandstats',
+        ...[...this.cmdStats].map(([n, st]) => {
+          const per = st.calls === 0 ? 0 : st.usec / st.calls;
+          return `cmdstat_${n}:calls=${st.calls},usec=${Math.round(st.usec)},usec_per_call=${per.toFixed(2)},rejected_calls=${st.rejected},failed_calls=${st.failed}`;
+        }),
+        '',
+      );
+    }
+    if (section === 'errorstats' || section === 'all' || section === 'everything') {
+      lines.push('# Errorstats', ...[...this.errorStats].map(([code, n]) => `errorstat_${code}:count=${n}`), '');
+    }
     if (want('keyspace')) {
       const visible = this.visibleKeyCounts(conn);
       sec('Keyspace', visible.keys > 0 ? [['db0', `keys=${visible.keys},expires=${visible.expires},avg_ttl=0`]] : []);
@@ -1272,6 +1378,8 @@ export class RespServer implements ServerApi, ConnectionHost {
       ['client-output-buffer-limit', `normal 0 0 0 slave 268435456 67108864 60 pubsub ${this.pubsubLimit.hard} ${this.pubsubLimit.soft} ${this.pubsubLimit.softSeconds}`],
       ['client-query-buffer-limit', String(this.queryBufferLimit)],
       ['proto-max-bulk-len', String(512 * 1024 * 1024)],
+      ['slowlog-log-slower-than', String(this.slowlogSlowerThan)],
+      ['slowlog-max-len', String(this.slowlogMaxLen)],
     ];
     if (this.o.cache === undefined) own.push(['appendonly', 'no'], ['appendfsync', 'everysec'], ['maxmemory', '0'], ['maxmemory-policy', 'noeviction']);
     for (const [k, v] of this.encodingKnobs) own.push([k, v]);
@@ -1313,6 +1421,18 @@ export class RespServer implements ServerApi, ConnectionHost {
       if (value.trim() !== '') throw new RespError(`ERR CONFIG SET failed (possibly related to argument 'save') - Beacon takes no RDB snapshots; a memory namespace persists with appendonly (docs/cache.md)`);
       return;
     }
+    if (name === 'slowlog-log-slower-than' || name === 'slowlog-max-len') {
+      const n = Number(value);
+      const min = name === 'slowlog-max-len' ? 0 : -1;
+      if (!/^-?\d+$/.test(value.trim()) || !Number.isSafeInteger(n) || n < min || n > 2 ** 31 - 1) {
+        throw new RespError(`ERR CONFIG SET failed (possibly related to argument '${name}') - argument must be between ${min} and 2147483647 inclusive`);
+      }
+      if (name === 'slowlog-max-len') {
+        this.slowlogMaxLen = n;
+        if (this.slowlog.length > n) this.slowlog.length = n;
+      } else this.slowlogSlowerThan = n;
+      return;
+    }
     if (name === 'maxclients') {
       const n = Number(value);
       if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(n) || n < 1) throw new RespError(`ERR CONFIG SET failed (possibly related to argument '${name}') - argument must be between 1 and ${Number.MAX_SAFE_INTEGER} inclusive`);
@@ -1341,6 +1461,8 @@ export class RespServer implements ServerApi, ConnectionHost {
     this.stats.connections = 0;
     this.stats.durableHits = 0;
     this.stats.durableMisses = 0;
+    this.cmdStats.clear();
+    this.errorStats.clear();
     this.o.cache?.resetStats();
   }
 
@@ -1448,6 +1570,26 @@ function canonicalFlags(f: string): string {
 }
 
 const WAIT: Outcome = { kind: 'wait' };
+const REDACTED = Buffer.from('(redacted)');
+
+/** `argv` with its credentials replaced by `(redacted)` for the slow log, as Redis 7 does: AUTH's arguments, HELLO's after AUTH. */
+function redacted(name: string, argv: Buffer[]): Buffer[] {
+  if (name === 'auth') return argv.map((a, i) => (i === 0 ? a : REDACTED));
+  if (name === 'hello') {
+    const at = argv.findIndex((a, i) => i > 0 && a.toString('latin1').toUpperCase() === 'AUTH');
+    if (at > 0) return argv.map((a, i) => (i === at + 1 || i === at + 2 ? REDACTED : a));
+  }
+  return argv;
+}
+/** Redis's SLOWLOG_ENTRY_MAX_ARGC and SLOWLOG_ENTRY_MAX_STRING. */
+const SLOWLOG_MAX_ARGS = 32;
+const SLOWLOG_MAX_STRING = 128;
+
+/** The code word of an error reply (`ERR`, `WRONGTYPE`, `NOPERM`…), as INFO errorstats keys it. */
+function errorCode(text: string): string {
+  const sp = text.indexOf(' ');
+  return sp < 0 ? text : text.slice(0, sp);
+}
 /** The keys of a keyless command (never pushed to). */
 const NO_KEYS: string[] = Object.freeze([]) as unknown as string[];
 /** Command specs by the exact spelling a client sent (`GET`, `get`): skips a lower-casing per command. */
