@@ -21,7 +21,14 @@ export type Outcome =
 
 /** The server side of a connection. */
 export interface ConnectionHost {
-  execute(conn: Connection, argv: Buffer[], inflight: boolean): Outcome | Promise<Outcome>;
+  /**
+   * Runs one command. `startedAt` (a `performance.now()` reading) is when it started, when the
+   * caller already has it: in a run of pipelined commands, the end of one is the start of the
+   * next ({@link clock}), so timing each costs one clock read, not two.
+   */
+  execute(conn: Connection, argv: Buffer[], inflight: boolean, startedAt?: number): Outcome | Promise<Outcome>;
+  /** The `performance.now()` reading taken when the last command ended. */
+  readonly clock: number;
   closed(conn: Connection): void;
   /** Output bytes above which a connection stops reading requests until the client reads replies. */
   readonly outputPauseBytes: number;
@@ -215,6 +222,7 @@ export class Connection implements ConnState {
   private run(): void {
     this.running = true;
     let handedOver = false;
+    let t = performance.now();
     try {
       while (this.qhead < this.queue.length && !this.dead && !this.closing) {
         const item = this.queue[this.qhead] as Queued;
@@ -223,7 +231,8 @@ export class Connection implements ConnState {
         if (this.slots.length > 0 || !Array.isArray(item) || this.pendingOutput > this.host.outputPauseBytes) break;
         this.queue[this.qhead++] = EMPTY;
         const mode = this.replyMode;
-        const o = this.host.execute(this, item, false);
+        const o = this.host.execute(this, item, false, t);
+        t = this.host.clock;
         if (o instanceof Promise || o.kind !== 'reply') {
           handedOver = true;
           void this.runAsync({ item, o, mode });

@@ -127,6 +127,9 @@ export class RespServer implements ServerApi, ConnectionHost {
   private servingBlocked = false;
   /** What {@link dispatch} made of the command being run: it ran, it was refused before running, or MULTI queued it. */
   private verdict: 'ran' | 'rejected' | 'queued' = 'ran';
+  clock = 0;
+  /** The spec of the command {@link dispatch} is running (undefined: unknown command). */
+  private running: CommandSpec | undefined;
   /** INFO commandstats: per command name. */
   private readonly cmdStats = new Map<string, { calls: number; usec: number; rejected: number; failed: number }>();
   /** INFO errorstats: error replies by their code word (`ERR`, `WRONGTYPE`…). */
@@ -257,12 +260,14 @@ export class RespServer implements ServerApi, ConnectionHost {
    * when its synchronous part took at least `slowlog-log-slower-than` µs (a durable commit or a
    * blocked wait is not part of that time, as Redis leaves blocking out of a command's time).
    */
-  execute(conn: Connection, argv: Buffer[], inflight: boolean): Outcome | Promise<Outcome> {
-    const t0 = performance.now();
+  execute(conn: Connection, argv: Buffer[], inflight: boolean, startedAt = performance.now()): Outcome | Promise<Outcome> {
     this.verdict = 'ran';
+    this.running = undefined;
     const o = this.dispatch(conn, argv, inflight);
+    const t1 = performance.now();
+    this.clock = t1;
     if (o === WAIT || (this.verdict as string) === 'queued') return o;
-    this.account(conn, argv, (performance.now() - t0) * 1000, o);
+    this.account(conn, argv, (t1 - startedAt) * 1000, o);
     return o;
   }
 
@@ -273,7 +278,7 @@ export class RespServer implements ServerApi, ConnectionHost {
       const code = errorCode(r.v as string);
       this.errorStats.set(code, (this.errorStats.get(code) ?? 0) + 1);
     }
-    const spec = specOf(argv[0] as Buffer);
+    const spec = this.running;
     if (spec === undefined) return; // an unknown command counts in errorstats only, as in Redis
     // A container command counts per subcommand (`config|set`), as Redis 7 does.
     const name = spec.container === true ? conn.lastCmd : spec.name;
@@ -318,6 +323,7 @@ export class RespServer implements ServerApi, ConnectionHost {
 
   private dispatch(conn: Connection, argv: Buffer[], inflight: boolean): Outcome | Promise<Outcome> {
     const spec = specOf(argv[0] as Buffer);
+    this.running = spec;
     const name = spec?.name ?? (argv[0] as Buffer).toString('latin1').toLowerCase();
     const args = argv.slice(1);
     this.stats.commands++;
