@@ -10,8 +10,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { Redis } from 'ioredis';
 import { createClient } from 'redis';
-import { http, tempDir } from '../helpers/node.js';
-import { sleep, startBesideRedis, startRespNode, type SideBySide } from './resp-helpers.js';
+import { acrossRestart, sleep, startBesideRedis, type SideBySide } from './resp-helpers.js';
 
 /** A reply or an error as one comparable value. */
 async function answer(c: Redis, cmd: (string | number)[]): Promise<unknown> {
@@ -219,30 +218,22 @@ describe('blocking pops', () => {
 });
 
 test('a served blocking pop reaches the AOF as the pop it amounts to, and replays', async () => {
-  const tmp = tempDir();
-  try {
-    const opts = { dataDir: tmp.dir, cache: { appendonly: true, appendfsync: 'always' as const } };
-    let node = await startRespNode(opts);
-    await http(`${node.url}/v1/namespaces/c/`, { method: 'PUT', body: { storage: 'memory' } });
-    let io = new Redis({ port: node.respPort, host: '127.0.0.1' });
-    const waiter = new Redis({ port: node.respPort, host: '127.0.0.1' });
-    const w = waiter.blpop('c/q', 0);
-    await untilBlocked(io, 1);
-    await io.rpush('c/q', 'a', 'b');
-    assert.deepEqual(await w, ['c/q', 'a']);
-    waiter.disconnect();
-    io.disconnect();
-    await node.stop();
-    const aof = readFileSync(join(tmp.dir, 'appendonly.aof'), 'latin1');
-    assert.match(aof, /LPOP\r\n\$3\r\nc\/q/, 'the served BLPOP is logged as LPOP');
-    assert.doesNotMatch(aof, /BLPOP/);
-    await sleep(200);
-    node = await startRespNode(opts);
-    io = new Redis({ port: node.respPort, host: '127.0.0.1' });
-    assert.deepEqual(await io.lrange('c/q', 0, -1), ['b']);
-    io.disconnect();
-    await node.stop();
-  } finally {
-    tmp.cleanup();
-  }
+  await acrossRestart(
+    async (io, node) => {
+      const waiter = new Redis({ port: node.respPort, host: '127.0.0.1' });
+      const w = waiter.blpop('c/q', 0);
+      await untilBlocked(io, 1);
+      await io.rpush('c/q', 'a', 'b');
+      assert.deepEqual(await w, ['c/q', 'a']);
+      waiter.disconnect();
+    },
+    async (io) => {
+      assert.deepEqual(await io.lrange('c/q', 0, -1), ['b']);
+    },
+    (dataDir) => {
+      const aof = readFileSync(join(dataDir, 'appendonly.aof'), 'latin1');
+      assert.match(aof, /LPOP\r\n\$3\r\nc\/q/, 'the served BLPOP is logged as LPOP');
+      assert.doesNotMatch(aof, /BLPOP/);
+    },
+  );
 });

@@ -6,8 +6,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { Redis } from 'ioredis';
-import { http, tempDir } from '../helpers/node.js';
-import { redisCli, sleep, startBesideRedis, startRespNode, type SideBySide } from './resp-helpers.js';
+import { http } from '../helpers/node.js';
+import { acrossRestart, redisCli, sleep, startBesideRedis, type SideBySide, type startRespNode } from './resp-helpers.js';
 
 /** A reply or an error as one comparable value. */
 async function answer(c: Redis, cmd: (string | number)[]): Promise<unknown> {
@@ -629,34 +629,24 @@ describe('COPY, OBJECT and bitmaps against redis-server', () => {
 });
 
 test('the AOF replays SETBIT, BITOP and COPY (with its TTL) after a restart', async () => {
-  const tmp = tempDir();
-  try {
-    const opts = { dataDir: tmp.dir, cache: { appendonly: true, appendfsync: 'always' as const } };
-    let node = await startRespNode(opts);
-    await http(`${node.url}/v1/namespaces/c/`, { method: 'PUT', body: { storage: 'memory' } });
-    let io = new Redis({ port: node.respPort, host: '127.0.0.1' });
-    await io.setbit('c/b', 10, 1);
-    await io.set('c/x', 'ab');
-    await io.call('BITOP', 'XOR', 'c/o', 'c/b', 'c/x');
-    await io.set('c/t', 'v', 'EX', 1000);
-    await io.call('COPY', 'c/t', 'c/t2');
-    await io.sadd('c/s', 'a', 'b');
-    await io.call('COPY', 'c/s', 'c/s2');
-    const want = await io.get('c/o');
-    io.disconnect();
-    await node.stop();
-    await sleep(400);
-    node = await startRespNode(opts);
-    io = new Redis({ port: node.respPort, host: '127.0.0.1' });
-    assert.equal(await io.getbit('c/b', 10), 1);
-    assert.equal(await io.get('c/o'), want);
-    assert.equal(await io.get('c/t2'), 'v');
-    const ttl = await io.ttl('c/t2');
-    assert.ok(ttl > 990 && ttl <= 1000, `TTL ${ttl}`);
-    assert.deepEqual((await io.smembers('c/s2')).sort(), ['a', 'b']);
-    io.disconnect();
-    await node.stop();
-  } finally {
-    tmp.cleanup();
-  }
+  await acrossRestart(
+    async (io) => {
+      await io.setbit('c/b', 10, 1);
+      await io.set('c/x', 'ab');
+      await io.call('BITOP', 'XOR', 'c/o', 'c/b', 'c/x');
+      await io.set('c/t', 'v', 'EX', 1000);
+      await io.call('COPY', 'c/t', 'c/t2');
+      await io.sadd('c/s', 'a', 'b');
+      await io.call('COPY', 'c/s', 'c/s2');
+      return io.get('c/o');
+    },
+    async (io, want) => {
+      assert.equal(await io.getbit('c/b', 10), 1);
+      assert.equal(await io.get('c/o'), want);
+      assert.equal(await io.get('c/t2'), 'v');
+      const ttl = await io.ttl('c/t2');
+      assert.ok(ttl > 990 && ttl <= 1000, `TTL ${ttl}`);
+      assert.deepEqual((await io.smembers('c/s2')).sort(), ['a', 'b']);
+    },
+  );
 });

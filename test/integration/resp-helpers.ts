@@ -3,7 +3,7 @@ import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { connect, type Socket } from 'node:net';
 import { promisify } from 'node:util';
 import { Redis } from 'ioredis';
-import { freePort, http, startTestNode } from '../helpers/node.js';
+import { freePort, http, startTestNode, tempDir } from '../helpers/node.js';
 import type { NodeOptions } from '../../src/node/index.js';
 
 const exec = promisify(execFile);
@@ -169,4 +169,39 @@ export async function startBesideRedis(namespaces: Record<string, Record<string,
       await node.cleanup();
     },
   };
+}
+
+/**
+ * For tests of AOF replay: runs `write` against a node with `appendonly yes`, `appendfsync
+ * always` and a memory namespace `c/`, stops it, runs `between` on its data dir, and runs
+ * `check` against a node restarted on the same data dir. The data dir is removed after.
+ * `write` may return a value that `check` receives.
+ */
+export async function acrossRestart<T>(
+  write: (io: Redis, node: Awaited<ReturnType<typeof startRespNode>>) => Promise<T>,
+  check: (io: Redis, written: T) => Promise<void>,
+  between: (dataDir: string) => void = () => undefined,
+): Promise<void> {
+  const tmp = tempDir();
+  try {
+    const opts = { dataDir: tmp.dir, cache: { appendonly: true, appendfsync: 'always' as const } };
+    let node = await startRespNode(opts);
+    await http(`${node.url}/v1/namespaces/c/`, { method: 'PUT', body: { storage: 'memory' } });
+    let io = new Redis({ port: node.respPort, host: '127.0.0.1' });
+    const written = await write(io, node);
+    io.disconnect();
+    await node.stop();
+    between(tmp.dir);
+    await sleep(400);
+    node = await startRespNode(opts);
+    io = new Redis({ port: node.respPort, host: '127.0.0.1' });
+    try {
+      await check(io, written);
+    } finally {
+      io.disconnect();
+      await node.stop();
+    }
+  } finally {
+    tmp.cleanup();
+  }
 }

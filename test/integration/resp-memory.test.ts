@@ -7,8 +7,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { Redis } from 'ioredis';
-import { http, tempDir } from '../helpers/node.js';
-import { RawClient, frame, sleep, startRespNode } from './resp-helpers.js';
+import { http } from '../helpers/node.js';
+import { RawClient, acrossRestart, frame, sleep, startRespNode } from './resp-helpers.js';
 
 describe('RESP on memory namespaces', () => {
   let node: Awaited<ReturnType<typeof startRespNode>>;
@@ -312,36 +312,26 @@ describe('RESP on memory namespaces', () => {
 });
 
 test('the AOF replays through RESP commands: lists, sets, TTLs and MULTIs survive a restart', async () => {
-  const tmp = tempDir();
-  try {
-    const opts = { dataDir: tmp.dir, cache: { appendonly: true, appendfsync: 'always' as const } };
-    let node = await startRespNode(opts);
-    await http(`${node.url}/v1/namespaces/c/`, { method: 'PUT', body: { storage: 'memory' } });
-    let io = new Redis({ port: node.respPort, host: '127.0.0.1' });
-    await io.rpush('c/list', 'a', 'b', 'c');
-    await io.lpop('c/list');
-    await io.sadd('c/set', 'x', 'y');
-    await io.zadd('c/z', 5, 'five');
-    await io.set('c/ttl', 'v', 'EX', 1000);
-    await io.set('c/gone', 'v', 'PX', 200);
-    await io.multi().incr('c/n').incr('c/n').exec();
-    await io.incrbyfloat('c/f', '1.25');
-    io.disconnect();
-    await node.stop();
-    await sleep(400);
-    node = await startRespNode(opts);
-    io = new Redis({ port: node.respPort, host: '127.0.0.1' });
-    assert.deepEqual(await io.lrange('c/list', 0, -1), ['b', 'c']);
-    assert.deepEqual((await io.smembers('c/set')).sort(), ['x', 'y']);
-    assert.equal(await io.zscore('c/z', 'five'), '5');
-    const ttl = await io.ttl('c/ttl');
-    assert.ok(ttl > 990 && ttl <= 1000, `TTL ${ttl} kept as an absolute time`);
-    assert.equal(await io.exists('c/gone'), 0, 'an expired key stays expired');
-    assert.equal(await io.get('c/n'), '2');
-    assert.equal(await io.get('c/f'), '1.25');
-    io.disconnect();
-    await node.stop();
-  } finally {
-    tmp.cleanup();
-  }
+  await acrossRestart(
+    async (io) => {
+      await io.rpush('c/list', 'a', 'b', 'c');
+      await io.lpop('c/list');
+      await io.sadd('c/set', 'x', 'y');
+      await io.zadd('c/z', 5, 'five');
+      await io.set('c/ttl', 'v', 'EX', 1000);
+      await io.set('c/gone', 'v', 'PX', 200);
+      await io.multi().incr('c/n').incr('c/n').exec();
+      await io.incrbyfloat('c/f', '1.25');
+    },
+    async (io) => {
+      assert.deepEqual(await io.lrange('c/list', 0, -1), ['b', 'c']);
+      assert.deepEqual((await io.smembers('c/set')).sort(), ['x', 'y']);
+      assert.equal(await io.zscore('c/z', 'five'), '5');
+      const ttl = await io.ttl('c/ttl');
+      assert.ok(ttl > 990 && ttl <= 1000, `TTL ${ttl} kept as an absolute time`);
+      assert.equal(await io.exists('c/gone'), 0, 'an expired key stays expired');
+      assert.equal(await io.get('c/n'), '2');
+      assert.equal(await io.get('c/f'), '1.25');
+    },
+  );
 });

@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import { startBesideRedis, type SideBySide } from './resp-helpers.js';
 
 let pair: SideBySide;

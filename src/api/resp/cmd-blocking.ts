@@ -39,24 +39,33 @@ export function blockTimeoutMs(b: Buffer | undefined): number {
   if (secs < 0) throw new RespError('ERR timeout is negative');
   const ms = Math.ceil(secs * 1000);
   // Redis keeps the deadline (now + timeout) in a signed 64-bit count of ms.
-  if (ms + Date.now() > 9.223372036854775807e18) throw new RespError('ERR timeout is out of range');
+  if (ms + Date.now() > 2 ** 63) throw new RespError('ERR timeout is out of range');
   return ms;
 }
 
-/** BLPOP/BRPOP key [key …] timeout: [key, element] from the first non-empty list. */
-function bpop(left: boolean) {
+/**
+ * BLPOP/BRPOP/BZPOPMIN/BZPOPMAX `key [key …] timeout`: runs `pop` on each key in order and answers
+ * [key, …what it took] for the first key that gave something (`taken` picks it from the pop's reply).
+ */
+function firstServed(pop: (c: Ctx, a: Buffer[]) => Reply, taken: (r: Reply) => Reply[] | undefined) {
   return (c: Ctx, a: Buffer[]): Reply => {
     blockTimeoutMs(a[a.length - 1]);
     for (let i = 0; i < a.length - 1; i++) {
       const key = a[i] as Buffer;
-      const r = (left ? lpop : rpop)(c, [key]);
-      if (r.t !== 'null') return R.array([R.bulk(key), r]);
+      const got = taken(pop(c, [key]));
+      if (got !== undefined) return R.array([R.bulk(key), ...got]);
     }
     return BLOCK;
   };
 }
-export const blpop = bpop(true);
-export const brpop = bpop(false);
+/** An element LPOP/RPOP took, or none (nil). */
+const element = (r: Reply): Reply[] | undefined => (r.t === 'null' ? undefined : [r]);
+/** The member and score ZPOPMIN/ZPOPMAX took, or none (an empty array). */
+const scored = (r: Reply): Reply[] | undefined => (r.t === 'array' && r.v.length > 0 ? r.v : undefined);
+
+/** BLPOP/BRPOP key [key …] timeout: [key, element] from the first non-empty list. */
+export const blpop = firstServed(lpop, element);
+export const brpop = firstServed(rpop, element);
 
 /** BLMOVE src dst LEFT|RIGHT LEFT|RIGHT timeout: the element moved. */
 export function blmove(c: Ctx, a: Buffer[]): Reply {
@@ -73,19 +82,8 @@ export function brpoplpush(c: Ctx, a: Buffer[]): Reply {
 }
 
 /** BZPOPMIN/BZPOPMAX key [key …] timeout: [key, member, score] from the first non-empty sorted set. */
-function bzpop(max: boolean) {
-  return (c: Ctx, a: Buffer[]): Reply => {
-    blockTimeoutMs(a[a.length - 1]);
-    for (let i = 0; i < a.length - 1; i++) {
-      const key = a[i] as Buffer;
-      const r = (max ? zpopmax : zpopmin)(c, [key]);
-      if (r.t === 'array' && r.v.length > 0) return R.array([R.bulk(key), ...r.v]);
-    }
-    return BLOCK;
-  };
-}
-export const bzpopmin = bzpop(false);
-export const bzpopmax = bzpop(true);
+export const bzpopmin = firstServed(zpopmin, scored);
+export const bzpopmax = firstServed(zpopmax, scored);
 
 /** BLMPOP timeout numkeys key … LEFT|RIGHT [COUNT n]: LMPOP after the timeout. */
 export function blmpop(c: Ctx, a: Buffer[]): Reply {
