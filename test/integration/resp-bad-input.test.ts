@@ -230,7 +230,7 @@ describe('RESP bad input', () => {
     const rnd = prng(seed);
     process.stderr.write(`resp fuzz seed ${seed} (BEACON_TEST_SEED=${seed} replays it)\n`);
     const int = (n: number): number => Math.floor(rnd() * n);
-    const words = ['GET', 'SET', 'DEL', 'INCR', 'HSET', 'HGET', 'LPUSH', 'ZADD', 'EXPIRE', 'MULTI', 'EXEC', 'WATCH', 'SUBSCRIBE', 'PUBLISH', 'SCAN', 'CLIENT', 'CONFIG', 'HELLO', 'AUTH', 'PING', 'MSET', 'GETEX', 'SETRANGE', 'RESET', 'DISCARD', 'EVAL'];
+    const words = ['GET', 'SET', 'DEL', 'INCR', 'HSET', 'HGET', 'LPUSH', 'ZADD', 'EXPIRE', 'MULTI', 'EXEC', 'WATCH', 'SUBSCRIBE', 'PUBLISH', 'SCAN', 'CLIENT', 'CONFIG', 'HELLO', 'AUTH', 'PING', 'MSET', 'GETEX', 'SETRANGE', 'RESET', 'DISCARD', 'EVAL', 'BLPOP', 'BZPOPMIN', 'BLMOVE', 'BLMPOP', 'SORT', 'SORT_RO', 'LCS', 'ZRANGESTORE', 'SLOWLOG', 'COMMAND'];
     const keys = ['fz/a', 'fz/b', 'mem/a', 'mem/b', 'fz/h'];
     const arg = (): Buffer => {
       switch (int(8)) {
@@ -239,7 +239,7 @@ describe('RESP bad input', () => {
         case 1:
           return Buffer.from(String(int(2000) - 1000));
         case 2:
-          return Buffer.from(['EX', 'PX', 'NX', 'XX', 'GET', 'KEEPTTL', 'MATCH', 'COUNT', 'TYPE', '3', 'SETNAME', '-1', 'inf'][int(13)] as string);
+          return Buffer.from(['EX', 'PX', 'NX', 'XX', 'GET', 'KEEPTTL', 'MATCH', 'COUNT', 'TYPE', '3', 'SETNAME', '-1', 'inf', '0', '0.01', 'LEFT', 'BY', 'mem/*', 'STORE', 'ALPHA', 'LIMIT', 'IDX', '#', 'GETKEYS'][int(24)] as string);
         case 3:
           return Buffer.from(Array.from({ length: int(20) }, () => int(256)));
         default:
