@@ -156,6 +156,8 @@ describe('blocking pops', () => {
     const id = Number(await a.client('ID'));
     const w = a.blpop('u:1', 0);
     await untilBlocked(io, 1);
+    const line = String(await io.client('LIST')).split('\n').find((l) => l.startsWith(`id=${id} `)) ?? '';
+    assert.match(line, / flags=b .* cmd=blpop /, 'CLIENT LIST shows the waiting client with flag b');
     assert.equal(await io.call('CLIENT', 'UNBLOCK', String(id)), 1);
     assert.equal(await w, null);
     assert.equal(await io.call('CLIENT', 'UNBLOCK', String(id)), 0);

@@ -93,7 +93,7 @@ export function clientLine(x: ConnState): string {
   const psub = x.patterns.size;
   return (
     `id=${x.id} addr=${x.addr} laddr=${x.laddr} fd=0 name=${x.name} age=${Math.floor((now - x.createdAt) / 1000)} ` +
-    `idle=${Math.floor((now - x.lastActive) / 1000)} flags=${x.multi !== undefined ? 'x' : 'N'} db=0 sub=${sub} psub=${psub} ssub=0 ` +
+    `idle=${Math.floor((now - x.lastActive) / 1000)} flags=${x.blocked ? 'b' : x.multi !== undefined ? 'x' : 'N'} db=0 sub=${sub} psub=${psub} ssub=0 ` +
     `multi=${x.multi?.length ?? -1} qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 ` +
     `events=r cmd=${x.lastCmd} user=${x.principal?.name ?? 'default'} redir=-1 resp=${x.protocol} lib-name=${x.libName} lib-ver=${x.libVer}`
   );

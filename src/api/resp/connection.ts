@@ -132,6 +132,7 @@ export class Connection implements ConnState {
   channels = new Set<string>();
   patterns = new Set<string>();
   lastCmd = 'NULL';
+  blocked = false;
   lastActive = Date.now();
   /** CLIENT REPLY: `off` drops every reply, `skip` the next command's; pub/sub messages always go out. */
   replyMode: 'on' | 'off' | 'skip' = 'on';

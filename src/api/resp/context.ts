@@ -26,6 +26,8 @@ export interface ConnState {
   patterns: Set<string>;
   /** CLIENT REPLY ON|OFF|SKIP. */
   replyMode: 'on' | 'off' | 'skip';
+  /** Waiting in a blocking command (CLIENT LIST flag `b`). */
+  blocked: boolean;
   /** The last command's name (CLIENT LIST `cmd=`). */
   lastCmd: string;
   lastActive: number;

@@ -745,6 +745,7 @@ export class RespServer implements ServerApi, ConnectionHost {
         q.push(b);
       }
       this.blockedConns.set(conn.id, b);
+      conn.blocked = true;
       if (ms > 0) this.armBlockTimer(b);
     });
     return { kind: 'pending', blind: false, promise };
@@ -797,6 +798,7 @@ export class RespServer implements ServerApi, ConnectionHost {
   private unblock(b: Blocked): void {
     if (b.timer !== undefined) clearTimeout(b.timer);
     this.blockedConns.delete(b.conn.id);
+    b.conn.blocked = false;
     for (const key of b.keys) {
       const q = this.blockedOn.get(key);
       if (q === undefined) continue;
@@ -1518,6 +1520,7 @@ export class RespServer implements ServerApi, ConnectionHost {
   aofExecutor(): (argv: Buffer[]) => void {
     const conn: ConnState = {
       id: 0,
+      blocked: false,
       addr: 'aof',
       laddr: 'aof',
       createdAt: Date.now(),
