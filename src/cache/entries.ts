@@ -103,9 +103,13 @@ export class EntryTable<N> {
     return this.live[id] === 1;
   }
 
-  /** The id of `key`, or undefined when it has no entry. */
-  find(key: string): number | undefined {
-    const h = this.hash(key);
+  /** The key hash the table uses ({@link hashKey} unless a test gave another). */
+  hashOf(key: string): number {
+    return this.hash(key);
+  }
+
+  /** The id of `key`, or undefined when it has no entry. `h`: its {@link hashOf}, when the caller has it. */
+  find(key: string, h = this.hash(key)): number | undefined {
     let id = this.index.get(h);
     while (id !== undefined && id >= 0) {
       if (this.keyIs(id, key)) return id;
@@ -135,8 +139,9 @@ export class EntryTable<N> {
   /**
    * A new entry for `key`, which must have none: the most recently freed id, else a new one at
    * the end. Numeric fields start at 0 except `soff`/`vidx` (-1); the caller sets the rest.
+   * `h`: the key's {@link hashOf}, when the caller has it.
    */
-  add(key: string, value: CacheValue, ns: N, noBytes: Buffer): number {
+  add(key: string, value: CacheValue, ns: N, noBytes: Buffer, h = this.hash(key)): number {
     let id: number | undefined;
     while ((id = this.free.pop()) !== undefined) {
       if (id < this.top && this.live[id] === 0) break; // stale after a trailing trim
@@ -165,7 +170,6 @@ export class EntryTable<N> {
     this.koff[id] = off;
     this.klen[id] = len;
     this.kwide[id] = wide ? 1 : 0;
-    const h = this.hash(key);
     this.khash[id] = h;
     const head = this.index.get(h);
     this.next[id] = head ?? -1;

@@ -431,7 +431,9 @@ export class CacheTier extends EventEmitter<CacheEvents> {
 
   /** {@link set} after its checks: `ns` governs `key` and memory was made. */
   private store(ns: CacheNamespace, key: string, value: CacheValue, opts: SetOptions): void {
-    let e = this.t.find(key);
+    // Hashed once: a new key is added with the hash its look-up used.
+    const h = this.t.hashOf(key);
+    let e = this.t.find(key, h);
     if (e !== undefined && this.expireIfNeeded(e)) e = undefined;
     const now = this.now();
     let expireAt: number;
@@ -453,7 +455,7 @@ export class CacheTier extends EventEmitter<CacheEvents> {
     }
     const counters = this.countersFor(ns.prefix);
     const t = this.t;
-    const id = t.add(key, HELD_STRING, counters, NO_BYTES);
+    const id = t.add(key, HELD_STRING, counters, NO_BYTES, h);
     t.lru[id] = now - this.epoch;
     t.lfu[id] = LFU_INIT_VAL;
     t.ldt[id] = Math.floor(now / 60_000);

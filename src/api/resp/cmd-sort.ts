@@ -5,12 +5,11 @@
  */
 import { Buffer } from 'node:buffer';
 import { SYNTAX, intArg, parseDouble, word } from './args.js';
-import { Deque } from '../../cache/index.js';
+import { Deque, memberToBytes } from '../../cache/index.js';
 import type { Ctx } from './context.js';
+import { keyName } from './cmd-strings.js';
 import { RespError, WRONGTYPE } from './keyspace.js';
 import { R, type Reply } from './protocol.js';
-
-const k = (b: Buffer | undefined): string => (b as Buffer).toString('latin1');
 
 interface SortOptions {
   desc: boolean;
@@ -36,7 +35,7 @@ function sortOptions(a: Buffer[], readOnly: boolean): SortOptions {
     else if (w === 'LIMIT' && left >= 2) {
       o.offset = intArg(a[++i]);
       o.count = intArg(a[++i]);
-    } else if (w === 'STORE' && left >= 1 && !readOnly) o.store = k(a[++i]);
+    } else if (w === 'STORE' && left >= 1 && !readOnly) o.store = keyName(a[++i]);
     else if (w === 'BY' && left >= 1) {
       o.by = a[++i] as Buffer;
       // A pattern without '*' names no key per element: the elements keep their order.
@@ -92,10 +91,10 @@ function elementsOf(c: Ctx, key: string, dontSortZsetDesc: boolean): Buffer[] | 
     case 'list':
       return v.value.toArray();
     case 'set':
-      return [...v.value].map((s) => Buffer.from(s, 'latin1'));
+      return [...v.value].map(memberToBytes);
     case 'zset': {
       const all = v.value.rangeByRank(0, -1, dontSortZsetDesc);
-      return all.map((x) => Buffer.from(x.member, 'latin1'));
+      return all.map((x) => memberToBytes(x.member));
     }
     default:
       throw new RespError(WRONGTYPE);
@@ -112,7 +111,7 @@ function elementsOf(c: Ctx, key: string, dontSortZsetDesc: boolean): Buffer[] | 
  */
 function sortGeneric(c: Ctx, a: Buffer[], readOnly: boolean): Reply {
   const o = sortOptions(a, readOnly);
-  const key = k(a[0]);
+  const key = keyName(a[0]);
   let dontSort = o.dontSort;
   let alpha = o.alpha;
   let by = o.by;

@@ -92,7 +92,6 @@ function containerCmd(name: string, sub: Buffer | undefined): string {
   return /^[a-z][a-z-]*$/.test(s) ? `${name}|${s}` : name;
 }
 
-/** The RESP listener of one node. */
 /** A client parked by a blocking command. */
 interface Blocked {
   conn: Connection;
@@ -107,6 +106,7 @@ interface Blocked {
   timer: NodeJS.Timeout | undefined;
 }
 
+/** The RESP listener of one node. */
 export class RespServer implements ServerApi, ConnectionHost {
   readonly dev: boolean;
   readonly outputPauseBytes = 1024 * 1024;
@@ -127,6 +127,7 @@ export class RespServer implements ServerApi, ConnectionHost {
   private servingBlocked = false;
   /** What {@link dispatch} made of the command being run: it ran, it was refused before running, or MULTI queued it. */
   private verdict: 'ran' | 'rejected' | 'queued' = 'ran';
+  /** The `performance.now()` reading taken when the last command ended ({@link ConnectionHost.clock}). */
   clock = 0;
   /** The spec of the command {@link dispatch} is running (undefined: unknown command). */
   private running: CommandSpec | undefined;
@@ -335,7 +336,7 @@ export class RespServer implements ServerApi, ConnectionHost {
       return reply(R.error(`ERR unknown command '${(argv[0] as Buffer).toString('utf8').slice(0, 128)}', with args beginning with: ${shown}`));
     }
     conn.lastCmd = spec.container === true ? containerCmd(name, argv[1]) : name;
-    if ((spec.arity > 0 && argv.length !== spec.arity) || (spec.arity < 0 && argv.length < -spec.arity)) {
+    if (!arityOk(spec, argv.length)) {
       if (conn.multi !== undefined) conn.multiError = true;
       this.verdict = 'rejected';
       return reply(R.error(`ERR wrong number of arguments for '${name}' command`));
@@ -731,12 +732,9 @@ export class RespServer implements ServerApi, ConnectionHost {
    */
   private block(conn: Connection, spec: CommandSpec, argv: Buffer[], args: Buffer[]): Outcome {
     const ms = blockTimeoutMs(timeoutArg(spec.name, argv));
-    const keys =
-      spec.name === 'blmove' || spec.name === 'brpoplpush'
-        ? [keyName(args[0])]
-        : spec.movableKeys !== undefined
-          ? spec.movableKeys(args).map((i) => keyName(args[i]))
-          : args.slice(0, -1).map((a) => keyName(a));
+    // BLMOVE and BRPOPLPUSH wait on their source only, not on the destination key.
+    const at = keyPositions(spec, args);
+    const keys = (spec.name === 'blmove' || spec.name === 'brpoplpush' ? at.slice(0, 1) : at).map((i) => keyName(args[i]));
     const promise = new Promise<Reply>((resolve) => {
       const b: Blocked = { conn, spec, argv, args, keys: [...new Set(keys)], resolve, deadline: ms === 0 ? 0 : Date.now() + ms, timer: undefined };
       for (const key of b.keys) {
@@ -754,17 +752,9 @@ export class RespServer implements ServerApi, ConnectionHost {
   commandKeys(argv: Buffer[]): Buffer[] {
     const spec = specOf(argv[0] as Buffer);
     if (spec === undefined) throw new RespError('ERR Invalid command specified');
-    if ((spec.arity > 0 && argv.length !== spec.arity) || (spec.arity < 0 && argv.length < -spec.arity)) {
-      throw new RespError('ERR Invalid number of arguments specified for command');
-    }
+    if (!arityOk(spec, argv.length)) throw new RespError('ERR Invalid number of arguments specified for command');
     const args = argv.slice(1);
-    let at: number[];
-    if (spec.movableKeys !== undefined) at = spec.movableKeys(args);
-    else {
-      at = [];
-      const last = lastKeyArg(spec, args.length);
-      for (let i = spec.keys[0]; last > 0 && i <= last; i += spec.keys[2]) at.push(i - 1);
-    }
+    const at = keyPositions(spec, args);
     if (at.length === 0) throw new RespError('ERR The command has no key arguments');
     return at.map((i) => args[i] as Buffer);
   }
@@ -1593,6 +1583,24 @@ function redacted(name: string, argv: Buffer[]): Buffer[] {
 /** Redis's SLOWLOG_ENTRY_MAX_ARGC and SLOWLOG_ENTRY_MAX_STRING. */
 const SLOWLOG_MAX_ARGS = 32;
 const SLOWLOG_MAX_STRING = 128;
+
+/** Whether `argc` arguments (the name included) fit `spec`'s arity (Redis: n exactly, or -n at least n). */
+function arityOk(spec: CommandSpec, argc: number): boolean {
+  return spec.arity > 0 ? argc === spec.arity : argc >= -spec.arity;
+}
+
+/**
+ * The indexes in `args` (the name excluded) of `spec`'s key arguments: after a count for a
+ * command with movable keys (validated, throwing its Redis error), else by `spec.keys`.
+ * For cold paths; {@link RespServer.authorize} walks the same positions without an array.
+ */
+function keyPositions(spec: CommandSpec, args: Buffer[]): number[] {
+  if (spec.movableKeys !== undefined) return spec.movableKeys(args);
+  const at: number[] = [];
+  const last = lastKeyArg(spec, args.length);
+  for (let i = spec.keys[0]; last > 0 && i <= last; i += spec.keys[2]) at.push(i - 1);
+  return at;
+}
 
 /** The code word of an error reply (`ERR`, `WRONGTYPE`, `NOPERM`…), as INFO errorstats keys it. */
 function errorCode(text: string): string {
