@@ -1,4 +1,4 @@
-/** Unit tests of the cache tier's entry table: keys found through hash chains, ids reused, SCAN's table size. */
+/** Unit tests of the cache tier's entry table: keys found through an open-addressing index, ids reused, SCAN's table size. */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { prng, TEST_SEED } from '../../test/helpers/random.js';
@@ -10,7 +10,10 @@ const NO = Buffer.alloc(0);
 
 for (const [name, hash] of [
   ['the real hash', hashKey],
-  ['a hash of 4 values (long chains)', (k: string) => k.length % 4],
+  ['a hash of 4 values (long probe runs)', (k: string) => k.length % 4],
+  // Homes in the index's last slots at every size: runs wrap around its end, and removals must
+  // shift members back across it.
+  ['a hash of 4 values at the top of the range (runs wrap around)', (k: string) => 0x3fffffff - (k.length % 4)],
 ] as const) {
   test(`[seed ${TEST_SEED}] with ${name}, random adds and removes agree with a Map: find, keyOf, size, the live ids`, () => {
     const rnd = prng(TEST_SEED);

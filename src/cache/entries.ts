@@ -1,20 +1,22 @@
 /**
- * The cache tier's entries as columns: each entry is an integer id, and its fields live in
- * typed arrays (numbers) and plain arrays (key, value, namespace) indexed by that id.
+ * The cache tier's entries as records: each entry is an integer id, its numeric fields live in
+ * one 64-byte record (a cache line) of a typed array outside the JavaScript heap, and its value
+ * and namespace in plain arrays indexed by that id.
  *
- * Why columns and not one object per entry: a new key used to add an entry object of ~170
- * bytes that survived V8's young-generation collection and was copied twice (to the survivor
- * space, then to the old generation). At `SET` rates of 50k/s that made each scavenge pause
- * 2.3–2.6 ms, the p99 of SET and INCR at `-P 1` (docs/performance.md §4). With columns a new
- * key leaves only its key string to copy; every other field is a number written into a typed
- * array outside the JavaScript heap, or a pointer to an object that is already old.
+ * Why not one object per entry: a new key used to add an entry object of ~170 bytes that
+ * survived V8's young-generation collection and was copied twice (to the survivor space, then to
+ * the old generation). At `SET` rates of 50k/s that made each scavenge pause 2.3–2.6 ms, the p99
+ * of SET and INCR at `-P 1` (docs/performance.md §4). With records a new key leaves nothing on
+ * the JavaScript heap to copy but pointers to objects that are already old.
  *
- * Keys are held the same way: their characters in a {@link ByteSlab} of the table's own, found
- * through a `Map` from a 30-bit hash of the key (a small integer, stored unboxed) to the first
- * id of a chain of ids with that hash. A new key therefore leaves nothing on the JavaScript heap
- * for the scavenger either: before, its key string survived two young-generation collections,
- * and with ~3,000 new keys per collection that made each pause 2.4 ms against 0.8 ms for writes
- * to existing keys (docs/performance.md §4).
+ * Why records and not one typed array per field: a write touched ~15 fields, each in its own
+ * array, so each in its own cache line and memory page; at 100,000 keys that was ~15 cache and
+ * TLB misses per key and most of MSET's time (docs/performance.md §4). A record puts the fields
+ * one command touches in one line.
+ *
+ * Keys are held off the heap as well: their characters in a {@link ByteSlab} of the table's
+ * own, found through an open-addressing index of (30-bit hash, id) pairs in an Int32Array, so a
+ * look-up reads the index line, the record and the key's bytes.
  *
  * The id is also SCAN's slot: an entry keeps its id for life, a new entry takes a free id, and
  * the table does not grow while the key count is bounded (Redis's SCAN guarantee).
@@ -23,6 +25,31 @@ import { ByteSlab, isWide, slotSize, stringBytes } from './slab.js';
 import type { CacheValue } from './values.js';
 
 const INITIAL_CAPACITY = 1024;
+/** The index starts with this many slots (a power of two) and doubles when half full. */
+const INITIAL_SLOTS = 2048;
+
+// One record per entry: 64 bytes, one cache line, read through a Float64Array and an Int32Array
+// over the same buffer. Slots of the Float64Array (8 per record):
+const F_STRIDE = 8;
+const F_EXPIRE_AT = 0;
+const F_LRU = 1;
+const F_MEM = 2;
+const F_SEQ = 3;
+// Slots of the Int32Array (16 per record; 0–7 are the four doubles above):
+const I_STRIDE = 16;
+const I_SOFF = 8;
+const I_SLEN = 9;
+const I_KOFF = 10;
+const I_KLEN = 11;
+const I_KHASH = 12;
+const I_LDT = 13;
+const I_VIDX = 14;
+const I_BITS = 15;
+// Bits of I_BITS: the LFU counter in bits 0–7, then flags.
+const LFU_MASK = 0xff;
+const SRAW_BIT = 1 << 8;
+const KWIDE_BIT = 1 << 9;
+const LIVE_BIT = 1 << 10;
 
 /** FNV-1a over the key's UTF-16 code units, cut to 30 bits so it is a small integer (unboxed) in every V8 build. */
 export function hashKey(key: string): number {
@@ -32,65 +59,42 @@ export function hashKey(key: string): number {
 }
 
 /**
- * Entries by id. Fields are public columns for the tier's hot paths; `live[id] === 0` marks a free
- * id. Ids are reused, so a holder of an id across commands
- * must check it still names the same entry (`seq`).
+ * Entries by id. The numeric fields of an entry are read and written through the accessors
+ * below (`expireAt(id)`, `setExpireAt(id, v)`, …), which address the entry's record; a free id
+ * has no live bit ({@link alive}). Ids are reused, so a holder of an id across commands must
+ * check it still names the same entry (`seq`).
  */
 export class EntryTable<N> {
-  /** 1 for a live id. */
-  live = new Uint8Array(INITIAL_CAPACITY);
   /** SCAN's table size: one past the highest live id (trailing free ids are trimmed). */
   top = 0;
-  /** Value by id (the tier's `HELD_STRING` for a string whose bytes are in `soff`/`sbuf`). */
+  /** Value by id (the tier's `HELD_STRING` for a string whose bytes are in the slab or `sbuf`). */
   values: CacheValue[] = [];
   /** The namespace counters an entry counts in. */
   ns: N[] = [];
   /** A string longer than a slab slot: a buffer the entry owns; an empty buffer otherwise. */
   sbuf: Buffer[] = [];
-  /** A string's slot in the tier's ByteSlab; -1 when none. */
-  soff = new Int32Array(INITIAL_CAPACITY);
-  /** A string's length in bytes. */
-  slen = new Int32Array(INITIAL_CAPACITY);
-  /** 1: the held string came from an in-place edit (OBJECT ENCODING `raw`). */
-  sraw = new Uint8Array(INITIAL_CAPACITY);
-  /** ms since the epoch; 0 = no expiry. */
-  expireAt = new Float64Array(INITIAL_CAPACITY);
-  /** ms of the last access (LRU), counted from the tier's epoch. */
-  lru = new Float64Array(INITIAL_CAPACITY);
-  /** Redis's 8-bit logarithmic access counter (LFU). */
-  lfu = new Uint8Array(INITIAL_CAPACITY);
-  /** Minute of the LFU counter's last decrement. */
-  ldt = new Int32Array(INITIAL_CAPACITY);
-  /** Bytes counted in `used_memory`. */
-  mem = new Float64Array(INITIAL_CAPACITY);
-  /** Insertion order, unique per entry ever made (an AOF rewrite serialises entries older than its start; a reused id has a new seq). */
-  seq = new Float64Array(INITIAL_CAPACITY);
   /** Position in {@link dense}. */
   didx = new Int32Array(INITIAL_CAPACITY);
-  /** Index in the tier's volatile (has-expiry) array, -1 when none. */
-  vidx = new Int32Array(INITIAL_CAPACITY);
   /** The AOF rewrite epoch in which this entry was already serialised. */
   dumped = new Int32Array(INITIAL_CAPACITY);
   /** Every live id, packed, for O(1) uniform sampling (eviction, RANDOMKEY). */
   dense: number[] = [];
-  /** The key's slot in {@link keySlab}; -1 for a key too long for a slot (in {@link longKeys}). */
-  private koff = new Int32Array(INITIAL_CAPACITY);
-  /** The key's length in bytes in the slab. */
-  private klen = new Int32Array(INITIAL_CAPACITY);
-  /** 1: the key is stored two bytes per character. */
-  private kwide = new Uint8Array(INITIAL_CAPACITY);
-  /** The key's hash ({@link hashKey}). */
-  private khash = new Int32Array(INITIAL_CAPACITY);
-  /** The next id of the same hash, -1 at the end of the chain. */
-  private next = new Int32Array(INITIAL_CAPACITY);
-  /** Hash → the first id of its chain. */
-  private index = new Map<number, number>();
+  /** The records: {@link F_STRIDE} doubles or {@link I_STRIDE} int32s per id, over one buffer. */
+  private f = new Float64Array(INITIAL_CAPACITY * F_STRIDE);
+  private i = new Int32Array(this.f.buffer);
+  /**
+   * The index, open addressing with linear probing: slot `s` holds a key hash at `2s` and its
+   * id + 1 at `2s + 1` (0 = empty). The hash beside the id means a probe reads no record but
+   * the one whose key it compares.
+   */
+  private slots = new Int32Array(2 * INITIAL_SLOTS);
+  private mask = INITIAL_SLOTS - 1;
   private keySlab = new ByteSlab();
   private longKeys = new Map<number, string>();
   private free: number[] = [];
   private capacity = INITIAL_CAPACITY;
 
-  /** @param hash the key hash (a small integer); tests pass a poor one to make long chains. */
+  /** @param hash the key hash (a small integer); tests pass a poor one to make long probe runs. */
   constructor(private readonly hash: (key: string) => number = hashKey) {}
 
   /** Live entries. */
@@ -100,7 +104,7 @@ export class EntryTable<N> {
 
   /** Whether `id` names a live entry. */
   alive(id: number): boolean {
-    return this.live[id] === 1;
+    return id < this.capacity && ((this.i[id * I_STRIDE + I_BITS] as number) & LIVE_BIT) !== 0;
   }
 
   /** The key hash the table uses ({@link hashKey} unless a test gave another). */
@@ -110,31 +114,111 @@ export class EntryTable<N> {
 
   /** The id of `key`, or undefined when it has no entry. `h`: its {@link hashOf}, when the caller has it. */
   find(key: string, h = this.hash(key)): number | undefined {
-    let id = this.index.get(h);
-    while (id !== undefined && id >= 0) {
-      if (this.keyIs(id, key)) return id;
-      id = this.next[id] as number;
+    const slots = this.slots;
+    const mask = this.mask;
+    for (let s = h & mask; ; s = (s + 1) & mask) {
+      const id1 = slots[2 * s + 1] as number;
+      if (id1 === 0) return undefined;
+      if (slots[2 * s] === h && this.keyIs(id1 - 1, key)) return id1 - 1;
     }
-    return undefined;
   }
 
   private keyIs(id: number, key: string): boolean {
-    const off = this.koff[id] as number;
+    const r = id * I_STRIDE;
+    const off = this.i[r + I_KOFF] as number;
     if (off < 0) return this.longKeys.get(id) === key;
-    return this.keySlab.equalsString(off, this.klen[id] as number, this.kwide[id] === 1, key);
+    return this.keySlab.equalsString(off, this.i[r + I_KLEN] as number, ((this.i[r + I_BITS] as number) & KWIDE_BIT) !== 0, key);
   }
 
   /** Bytes the key of live entry `id` takes (counted in `used_memory`). */
   keyBytes(id: number): number {
-    return this.klen[id] as number;
+    return this.i[id * I_STRIDE + I_KLEN] as number;
   }
 
   /** The key of live entry `id` (a new string each call). */
   keyOf(id: number): string {
-    const off = this.koff[id] as number;
+    const r = id * I_STRIDE;
+    const off = this.i[r + I_KOFF] as number;
     if (off < 0) return this.longKeys.get(id) as string;
-    return this.keySlab.readString(off, this.klen[id] as number, this.kwide[id] === 1);
+    return this.keySlab.readString(off, this.i[r + I_KLEN] as number, ((this.i[r + I_BITS] as number) & KWIDE_BIT) !== 0);
   }
+
+  // --- fields ---------------------------------------------------------------------------------
+
+  /** ms since the epoch; 0 = no expiry. */
+  expireAt(id: number): number {
+    return this.f[id * F_STRIDE + F_EXPIRE_AT] as number;
+  }
+  setExpireAt(id: number, ms: number): void {
+    this.f[id * F_STRIDE + F_EXPIRE_AT] = ms;
+  }
+  /** ms of the last access (LRU), counted from the tier's epoch. */
+  lru(id: number): number {
+    return this.f[id * F_STRIDE + F_LRU] as number;
+  }
+  setLru(id: number, ms: number): void {
+    this.f[id * F_STRIDE + F_LRU] = ms;
+  }
+  /** Bytes counted in `used_memory`. */
+  mem(id: number): number {
+    return this.f[id * F_STRIDE + F_MEM] as number;
+  }
+  setMem(id: number, bytes: number): void {
+    this.f[id * F_STRIDE + F_MEM] = bytes;
+  }
+  /** Insertion order, unique per entry ever made (an AOF rewrite serialises entries older than its start; a reused id has a new seq). */
+  seq(id: number): number {
+    return this.f[id * F_STRIDE + F_SEQ] as number;
+  }
+  setSeq(id: number, seq: number): void {
+    this.f[id * F_STRIDE + F_SEQ] = seq;
+  }
+  /** A string's slot in the tier's ByteSlab; negative when none (-1 on a new entry; the tier gives the negatives meanings). */
+  soff(id: number): number {
+    return this.i[id * I_STRIDE + I_SOFF] as number;
+  }
+  setSoff(id: number, off: number): void {
+    this.i[id * I_STRIDE + I_SOFF] = off;
+  }
+  /** A string's length in bytes. */
+  slen(id: number): number {
+    return this.i[id * I_STRIDE + I_SLEN] as number;
+  }
+  setSlen(id: number, len: number): void {
+    this.i[id * I_STRIDE + I_SLEN] = len;
+  }
+  /** Index in the tier's volatile (has-expiry) array, -1 when none. */
+  vidx(id: number): number {
+    return this.i[id * I_STRIDE + I_VIDX] as number;
+  }
+  setVidx(id: number, at: number): void {
+    this.i[id * I_STRIDE + I_VIDX] = at;
+  }
+  /** Minute of the LFU counter's last decrement. */
+  ldt(id: number): number {
+    return this.i[id * I_STRIDE + I_LDT] as number;
+  }
+  setLdt(id: number, minute: number): void {
+    this.i[id * I_STRIDE + I_LDT] = minute;
+  }
+  /** Redis's 8-bit logarithmic access counter (LFU). */
+  lfu(id: number): number {
+    return (this.i[id * I_STRIDE + I_BITS] as number) & LFU_MASK;
+  }
+  setLfu(id: number, counter: number): void {
+    const r = id * I_STRIDE + I_BITS;
+    this.i[r] = ((this.i[r] as number) & ~LFU_MASK) | (counter & LFU_MASK);
+  }
+  /** Whether the held string came from an in-place edit (OBJECT ENCODING `raw`). */
+  sraw(id: number): boolean {
+    return ((this.i[id * I_STRIDE + I_BITS] as number) & SRAW_BIT) !== 0;
+  }
+  setSraw(id: number, raw: boolean): void {
+    const r = id * I_STRIDE + I_BITS;
+    this.i[r] = raw ? (this.i[r] as number) | SRAW_BIT : (this.i[r] as number) & ~SRAW_BIT;
+  }
+
+  // --- adding and removing --------------------------------------------------------------------
 
   /**
    * A new entry for `key`, which must have none: the most recently freed id, else a new one at
@@ -144,14 +228,13 @@ export class EntryTable<N> {
   add(key: string, value: CacheValue, ns: N, noBytes: Buffer, h = this.hash(key)): number {
     let id: number | undefined;
     while ((id = this.free.pop()) !== undefined) {
-      if (id < this.top && this.live[id] === 0) break; // stale after a trailing trim
+      if (id < this.top && !this.alive(id)) break; // stale after a trailing trim
     }
     if (id === undefined) {
       id = this.top;
       if (id >= this.capacity) this.grow();
     }
     if (id >= this.top) this.top = id + 1;
-    this.live[id] = 1;
     if (id < this.values.length) {
       this.values[id] = value;
       this.ns[id] = ns;
@@ -167,51 +250,42 @@ export class EntryTable<N> {
     const off = size < 0 ? -1 : this.keySlab.alloc(size);
     if (off >= 0) this.keySlab.writeString(off, key, wide);
     else this.longKeys.set(id, key);
-    this.koff[id] = off;
-    this.klen[id] = len;
-    this.kwide[id] = wide ? 1 : 0;
-    this.khash[id] = h;
-    const head = this.index.get(h);
-    this.next[id] = head ?? -1;
-    this.index.set(h, id);
-    this.soff[id] = -1;
-    this.slen[id] = 0;
-    this.sraw[id] = 0;
-    this.expireAt[id] = 0;
-    this.lru[id] = 0;
-    this.lfu[id] = 0;
-    this.ldt[id] = 0;
-    this.mem[id] = 0;
-    this.seq[id] = 0;
-    this.vidx[id] = -1;
+    const f = this.f;
+    const o = id * F_STRIDE;
+    f[o + F_EXPIRE_AT] = 0;
+    f[o + F_LRU] = 0;
+    f[o + F_MEM] = 0;
+    f[o + F_SEQ] = 0;
+    const i = this.i;
+    const r = id * I_STRIDE;
+    i[r + I_SOFF] = -1;
+    i[r + I_SLEN] = 0;
+    i[r + I_KOFF] = off;
+    i[r + I_KLEN] = len;
+    i[r + I_KHASH] = h;
+    i[r + I_LDT] = 0;
+    i[r + I_VIDX] = -1;
+    i[r + I_BITS] = LIVE_BIT | (wide ? KWIDE_BIT : 0);
     this.dumped[id] = 0;
     this.didx[id] = this.dense.length;
     this.dense.push(id);
+    if (2 * this.dense.length > this.slots.length / 2) this.rehash(this.slots.length);
+    this.place(h, id);
     return id;
   }
 
   /** Frees `id` (the caller released its bytes and volatile link); its value is dropped for the collector. */
   remove(id: number, placeholder: CacheValue, noBytes: Buffer): void {
-    this.live[id] = 0;
+    const r = id * I_STRIDE;
+    this.i[r + I_BITS] = 0;
     this.values[id] = placeholder;
     this.sbuf[id] = noBytes;
-    // Out of its hash chain.
-    const h = this.khash[id] as number;
-    const after = this.next[id] as number;
-    const head = this.index.get(h) as number;
-    if (head === id) {
-      if (after < 0) this.index.delete(h);
-      else this.index.set(h, after);
-    } else {
-      let p = head;
-      while ((this.next[p] as number) !== id) p = this.next[p] as number;
-      this.next[p] = after;
-    }
-    const off = this.koff[id] as number;
-    if (off >= 0) this.keySlab.release(off, slotSize(this.klen[id] as number));
+    this.unplace(this.i[r + I_KHASH] as number, id);
+    const off = this.i[r + I_KOFF] as number;
+    if (off >= 0) this.keySlab.release(off, slotSize(this.i[r + I_KLEN] as number));
     else this.longKeys.delete(id);
     if (id === this.top - 1) {
-      while (this.top > 0 && this.live[this.top - 1] === 0) this.top--;
+      while (this.top > 0 && !this.alive(this.top - 1)) this.top--;
     } else this.free.push(id);
     const last = this.dense.pop() as number;
     if (last !== id) {
@@ -223,43 +297,71 @@ export class EntryTable<N> {
 
   /** Forgets every entry. */
   clear(): void {
-    this.live.fill(0);
+    this.i.fill(0);
     this.top = 0;
     this.values = [];
     this.ns = [];
     this.sbuf = [];
     this.dense = [];
     this.free = [];
-    this.index = new Map();
+    this.slots = new Int32Array(2 * INITIAL_SLOTS);
+    this.mask = INITIAL_SLOTS - 1;
     this.keySlab = new ByteSlab();
     this.longKeys = new Map();
   }
 
+  /** Puts `id` (hash `h`) in the first empty slot of its probe run. */
+  private place(h: number, id: number): void {
+    const slots = this.slots;
+    const mask = this.mask;
+    let s = h & mask;
+    while ((slots[2 * s + 1] as number) !== 0) s = (s + 1) & mask;
+    slots[2 * s] = h;
+    slots[2 * s + 1] = id + 1;
+  }
+
+  /** Takes `id` out of the index, shifting later members of its run back (no tombstones). */
+  private unplace(h: number, id: number): void {
+    const slots = this.slots;
+    const mask = this.mask;
+    let hole = h & mask;
+    while ((slots[2 * hole + 1] as number) !== id + 1) hole = (hole + 1) & mask;
+    for (let s = (hole + 1) & mask; (slots[2 * s + 1] as number) !== 0; s = (s + 1) & mask) {
+      // The member at `s` may fill the hole unless its home lies cyclically in (hole, s].
+      const home = (slots[2 * s] as number) & mask;
+      const stays = hole <= s ? hole < home && home <= s : hole < home || home <= s;
+      if (stays) continue;
+      slots[2 * hole] = slots[2 * s] as number;
+      slots[2 * hole + 1] = slots[2 * s + 1] as number;
+      hole = s;
+    }
+    slots[2 * hole] = 0;
+    slots[2 * hole + 1] = 0;
+  }
+
+  /** Doubles the index (kept at most half full so probe runs stay short). */
+  private rehash(length: number): void {
+    const old = this.slots;
+    this.slots = new Int32Array(2 * length);
+    this.mask = length - 1;
+    for (let s = 0; s < old.length; s += 2) {
+      const id1 = old[s + 1] as number;
+      if (id1 !== 0) this.place(old[s] as number, id1 - 1);
+    }
+  }
+
   private grow(): void {
     const cap = this.capacity * 2;
-    const widen = <T extends Int32Array | Float64Array | Uint8Array>(a: T, make: new (n: number) => T): T => {
-      const b = new make(cap);
-      b.set(a);
-      return b;
-    };
-    this.soff = widen(this.soff, Int32Array);
-    this.slen = widen(this.slen, Int32Array);
-    this.sraw = widen(this.sraw, Uint8Array);
-    this.expireAt = widen(this.expireAt, Float64Array);
-    this.lru = widen(this.lru, Float64Array);
-    this.lfu = widen(this.lfu, Uint8Array);
-    this.ldt = widen(this.ldt, Int32Array);
-    this.mem = widen(this.mem, Float64Array);
-    this.seq = widen(this.seq, Float64Array);
-    this.didx = widen(this.didx, Int32Array);
-    this.vidx = widen(this.vidx, Int32Array);
-    this.dumped = widen(this.dumped, Int32Array);
-    this.live = widen(this.live, Uint8Array);
-    this.koff = widen(this.koff, Int32Array);
-    this.klen = widen(this.klen, Int32Array);
-    this.kwide = widen(this.kwide, Uint8Array);
-    this.khash = widen(this.khash, Int32Array);
-    this.next = widen(this.next, Int32Array);
+    const f = new Float64Array(cap * F_STRIDE);
+    f.set(this.f);
+    this.f = f;
+    this.i = new Int32Array(f.buffer);
+    const didx = new Int32Array(cap);
+    didx.set(this.didx);
+    this.didx = didx;
+    const dumped = new Int32Array(cap);
+    dumped.set(this.dumped);
+    this.dumped = dumped;
     this.capacity = cap;
   }
 }

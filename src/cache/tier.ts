@@ -48,6 +48,13 @@ export const LFU_INIT_VAL = 5;
  */
 const HELD_STRING: CacheValue = Object.freeze({ type: 'string', value: Buffer.alloc(0) }) as CacheValue;
 const NO_BYTES = Buffer.alloc(0);
+/**
+ * An entry's `soff` (its string's slab slot, ≥ 0) also says how its value is held, so a write
+ * to a held string reads no array but the entry's record: -1, not a held string (the value is
+ * in `values`); -2, a held string in a buffer of its own (`sbuf`).
+ */
+const NOT_HELD = -1;
+const OWN_BUFFER = -2;
 
 /** Size of the eviction pool (Redis EVPOOL_SIZE). */
 export const EVICTION_POOL_SIZE = 16;
@@ -215,7 +222,7 @@ export class CacheTier extends EventEmitter<CacheEvents> {
   // --- entries ----------------------------------------------------------------------------------
 
   private isExpired(e: number): boolean {
-    const at = this.t.expireAt[e] as number;
+    const at = this.t.expireAt(e);
     return at !== 0 && at <= this.now() && !this.loading;
   }
 
@@ -232,10 +239,10 @@ export class CacheTier extends EventEmitter<CacheEvents> {
 
   /** Redis's LFUDecrAndReturn: the counter after decay by one per `lfu-decay-time` minutes idle. */
   private lfuDecayed(e: number, minutes = this.minutes()): number {
-    const lfu = this.t.lfu[e] as number;
+    const lfu = this.t.lfu(e);
     const period = this.cfg['lfu-decay-time'];
     if (period <= 0) return lfu;
-    const periods = Math.floor((minutes - (this.t.ldt[e] as number)) / period);
+    const periods = Math.floor((minutes - this.t.ldt(e)) / period);
     return periods > lfu ? 0 : lfu - periods;
   }
 
@@ -251,43 +258,43 @@ export class CacheTier extends EventEmitter<CacheEvents> {
   private touch(e: number, now = this.now()): void {
     const t = this.t;
     const minutes = Math.floor(now / 60_000);
-    t.lru[e] = now - this.epoch;
-    t.lfu[e] = this.lfuIncr(this.lfuDecayed(e, minutes));
-    t.ldt[e] = minutes;
+    t.setLru(e, now - this.epoch);
+    t.setLfu(e, this.lfuIncr(this.lfuDecayed(e, minutes)));
+    t.setLdt(e, minutes);
   }
 
   private setExpire(e: number, at: number): void {
     const t = this.t;
-    t.expireAt[e] = at;
-    if (at !== 0 && (t.vidx[e] as number) < 0) {
-      t.vidx[e] = this.volatile.length;
+    t.setExpireAt(e, at);
+    if (at !== 0 && t.vidx(e) < 0) {
+      t.setVidx(e, this.volatile.length);
       this.volatile.push(e);
-    } else if (at === 0 && (t.vidx[e] as number) >= 0) this.unlinkVolatile(e);
+    } else if (at === 0 && t.vidx(e) >= 0) this.unlinkVolatile(e);
   }
 
   private unlinkVolatile(e: number): void {
     const t = this.t;
     const last = this.volatile.pop() as number;
     if (last !== e) {
-      const at = t.vidx[e] as number;
+      const at = t.vidx(e);
       this.volatile[at] = last;
-      t.vidx[last] = at;
+      t.setVidx(last, at);
     }
-    t.vidx[e] = -1;
+    t.setVidx(e, -1);
   }
 
   private recount(e: number): void {
     const t = this.t;
-    const v = t.values[e] as CacheValue;
-    const soff = t.soff[e] as number;
+    const soff = t.soff(e);
     const mem =
       ENTRY_OVERHEAD_BYTES +
       t.keyBytes(e) +
-      (v !== HELD_STRING ? valueMemory(v) : soff >= 0 ? slotSize(t.slen[e] as number) : (t.sbuf[e] as Buffer).length + STRING_OVERHEAD_BYTES);
-    const delta = mem - (t.mem[e] as number);
+      (soff >= 0 ? slotSize(t.slen(e)) : soff === OWN_BUFFER ? (t.sbuf[e] as Buffer).length + STRING_OVERHEAD_BYTES : valueMemory(t.values[e] as CacheValue));
+    const delta = mem - t.mem(e);
+    if (delta === 0) return; // an overwrite of the same size: the namespace's counters are not read
     this.used += delta;
     (t.ns[e] as NsCounters).memory += delta;
-    t.mem[e] = mem;
+    t.setMem(e, mem);
   }
 
   private removeEntry(e: number, why: 'deleted' | 'expired' | 'evicted'): void {
@@ -296,9 +303,9 @@ export class CacheTier extends EventEmitter<CacheEvents> {
     // The key as a string only for what is announced (its bytes go with the entry).
     const key = why === 'deleted' ? '' : t.keyOf(e);
     const ns = t.ns[e] as NsCounters;
-    const mem = t.mem[e] as number;
+    const mem = t.mem(e);
     this.dropHeld(e);
-    if ((t.vidx[e] as number) >= 0) this.unlinkVolatile(e);
+    if (t.vidx(e) >= 0) this.unlinkVolatile(e);
     t.remove(e, HELD_STRING, NO_BYTES);
     this.used -= mem;
     ns.keys--;
@@ -320,7 +327,7 @@ export class CacheTier extends EventEmitter<CacheEvents> {
   private beforeWrite(e: number): void {
     const rw = this.rewriting;
     const t = this.t;
-    if (rw !== undefined && t.alive(e) && (t.seq[e] as number) < rw.startSeq && t.dumped[e] !== rw.epoch) {
+    if (rw !== undefined && t.alive(e) && t.seq(e) < rw.startSeq && t.dumped[e] !== rw.epoch) {
       t.dumped[e] = rw.epoch;
       rw.out.push(this.serialize(e));
     }
@@ -345,12 +352,11 @@ export class CacheTier extends EventEmitter<CacheEvents> {
   /** The value of `e` as readers get it: a held string is copied out (its buffer is rewritten in place). */
   private heldValue(e: number): CacheValue {
     const t = this.t;
-    const v = t.values[e] as CacheValue;
-    if (v !== HELD_STRING) return v;
+    const soff = t.soff(e);
+    if (soff === NOT_HELD) return t.values[e] as CacheValue;
     // A string outside the slab has a buffer of exactly its length.
-    const soff = t.soff[e] as number;
-    const bytes = soff >= 0 ? this.slab.read(soff, t.slen[e] as number) : Buffer.from(t.sbuf[e] as Buffer);
-    if (t.sraw[e] === 1) markRaw(bytes);
+    const bytes = soff >= 0 ? this.slab.read(soff, t.slen(e)) : Buffer.from(t.sbuf[e] as Buffer);
+    if (t.sraw(e)) markRaw(bytes);
     return { type: 'string', value: bytes };
   }
 
@@ -438,7 +444,7 @@ export class CacheTier extends EventEmitter<CacheEvents> {
     const now = this.now();
     let expireAt: number;
     if (opts.expireAtMs !== undefined) expireAt = opts.expireAtMs ?? 0;
-    else if (opts.keepTtl === true && e !== undefined) expireAt = this.t.expireAt[e] as number;
+    else if (opts.keepTtl === true && e !== undefined) expireAt = this.t.expireAt(e);
     else if (ns.defaultTtl !== undefined && !this.loading) expireAt = now + ns.defaultTtl * 1000;
     else expireAt = 0;
     if (expireAt !== 0 && expireAt <= now && !this.loading) {
@@ -456,10 +462,10 @@ export class CacheTier extends EventEmitter<CacheEvents> {
     const counters = this.countersFor(ns.prefix);
     const t = this.t;
     const id = t.add(key, HELD_STRING, counters, NO_BYTES, h);
-    t.lru[id] = now - this.epoch;
-    t.lfu[id] = LFU_INIT_VAL;
-    t.ldt[id] = Math.floor(now / 60_000);
-    t.seq[id] = this.nextSeq++;
+    t.setLru(id, now - this.epoch);
+    t.setLfu(id, LFU_INIT_VAL);
+    t.setLdt(id, Math.floor(now / 60_000));
+    t.setSeq(id, this.nextSeq++);
     this.hold(id, value);
     counters.keys++;
     this.recount(id);
@@ -480,8 +486,8 @@ export class CacheTier extends EventEmitter<CacheEvents> {
     const bytes = value.value;
     const len = bytes.length;
     const size = slotSize(len);
-    const soff = t.soff[e] as number;
-    if (t.values[e] === HELD_STRING && (soff >= 0 ? size === slotSize(t.slen[e] as number) : size < 0 && (t.sbuf[e] as Buffer).length === len)) {
+    const soff = t.soff(e);
+    if (soff >= 0 ? size === slotSize(t.slen(e)) : soff === OWN_BUFFER && size < 0 && (t.sbuf[e] as Buffer).length === len) {
       if (soff >= 0) this.slab.write(soff, bytes);
       else bytes.copy(t.sbuf[e] as Buffer);
     } else {
@@ -490,24 +496,25 @@ export class CacheTier extends EventEmitter<CacheEvents> {
       const h = size < 0 ? -1 : this.slab.alloc(size);
       if (h >= 0) {
         this.slab.write(h, bytes);
-        t.soff[e] = h;
-      } else t.sbuf[e] = Buffer.from(bytes);
+        t.setSoff(e, h);
+      } else {
+        t.setSoff(e, OWN_BUFFER);
+        t.sbuf[e] = Buffer.from(bytes);
+      }
     }
-    t.slen[e] = len;
-    t.sraw[e] = isRaw(bytes) ? 1 : 0;
+    t.setSlen(e, len);
+    t.setSraw(e, isRaw(bytes));
   }
 
   /** Frees `e`'s string bytes (its slab slot), leaving it with none. */
   private dropHeld(e: number): void {
     const t = this.t;
-    const soff = t.soff[e] as number;
-    if (soff >= 0) {
-      this.slab.release(soff, slotSize(t.slen[e] as number));
-      t.soff[e] = -1;
-    }
-    t.sbuf[e] = NO_BYTES;
-    t.slen[e] = 0;
-    t.sraw[e] = 0;
+    const soff = t.soff(e);
+    if (soff >= 0) this.slab.release(soff, slotSize(t.slen(e)));
+    else if (soff === OWN_BUFFER) t.sbuf[e] = NO_BYTES;
+    t.setSoff(e, NOT_HELD);
+    t.setSlen(e, 0);
+    t.setSraw(e, false);
   }
 
   /**
@@ -552,14 +559,14 @@ export class CacheTier extends EventEmitter<CacheEvents> {
 
   /** How good an eviction candidate `e` is under `policy`: higher is evicted first (Redis's "idle"). */
   private idleScore(e: number, policy: EvictionPolicy): number {
-    const lru = this.t.lru[e] as number;
+    const lru = this.t.lru(e);
     if (policy.endsWith('-lru')) return this.now() - this.epoch - lru;
     // Among keys of one LFU counter, the least recently used goes first: the counter is
     // logarithmic, so one value covers keys hit once and keys hit ten times, and a key not
     // referenced for longest is the likelier one-hit wonder (bench/cache-hitrate.ts: 80.1 % → 80.9 %
     // on the Zipf trace). Redis breaks these ties by sampling order alone.
     if (policy.endsWith('-lfu')) return (255 - this.lfuDecayed(e)) * LFU_TIER_SPAN + Math.min(LFU_TIER_SPAN - 1, Math.max(0, this.now() - this.epoch - lru));
-    return Number.MAX_SAFE_INTEGER - (this.t.expireAt[e] as number); // volatile-ttl: the sooner it expires, the better
+    return Number.MAX_SAFE_INTEGER - this.t.expireAt(e); // volatile-ttl: the sooner it expires, the better
   }
 
   /** Picks the key to evict: random, or the best of the eviction pool after sampling (Redis's approximation). */
@@ -583,7 +590,7 @@ export class CacheTier extends EventEmitter<CacheEvents> {
       while (this.pool.length > 0) {
         const best = this.pool.pop() as { id: number; seq: number; idle: number };
         const e = best.id;
-        if (this.t.alive(e) && this.t.seq[e] === best.seq && (!fromVolatile || (this.t.vidx[e] as number) >= 0)) return e;
+        if (this.t.alive(e) && this.t.seq(e) === best.seq && (!fromVolatile || this.t.vidx(e) >= 0)) return e;
       }
     }
     return undefined;
@@ -592,7 +599,7 @@ export class CacheTier extends EventEmitter<CacheEvents> {
   /** Inserts into the pool kept sorted by ascending idle, at most {@link EVICTION_POOL_SIZE} long. */
   private poolInsert(e: number, idle: number): void {
     const pool = this.pool;
-    const seq = this.t.seq[e] as number;
+    const seq = this.t.seq(e);
     const existing = pool.findIndex((p) => p.id === e && p.seq === seq);
     if (existing >= 0) pool.splice(existing, 1);
     if (pool.length >= EVICTION_POOL_SIZE && idle <= (pool[0] as { idle: number }).idle) return;
@@ -613,14 +620,14 @@ export class CacheTier extends EventEmitter<CacheEvents> {
   objectIdleTime(key: string): number | undefined {
     const e = this.t.find(key);
     if (e === undefined || this.expireIfNeeded(e)) return undefined;
-    return Math.floor((this.now() - this.epoch - (this.t.lru[e] as number)) / 1000);
+    return Math.floor((this.now() - this.epoch - this.t.lru(e)) / 1000);
   }
 
   /** MEMORY USAGE: the bytes `key` is counted as in `used_memory` (key, value, overheads), or undefined when there is no key. */
   memoryUsage(key: string): number | undefined {
     const e = this.t.find(key);
     if (e === undefined || this.expireIfNeeded(e)) return undefined;
-    return this.t.mem[e];
+    return this.t.mem(e);
   }
 
   /** Removes `key`. @returns whether it existed (and had not expired). */
@@ -649,7 +656,7 @@ export class CacheTier extends EventEmitter<CacheEvents> {
   expireTimeMs(key: string): number {
     const e = this.t.find(key);
     if (e === undefined || this.expireIfNeeded(e)) return -2;
-    const at = this.t.expireAt[e] as number;
+    const at = this.t.expireAt(e);
     return at === 0 ? -1 : at;
   }
 
@@ -983,7 +990,7 @@ export class CacheTier extends EventEmitter<CacheEvents> {
     this.rewriting?.buffer.push(enc);
     if (expiryOf !== undefined) {
       const e = this.t.find(expiryOf);
-      const at = e === undefined ? 0 : (this.t.expireAt[e] as number);
+      const at = e === undefined ? 0 : this.t.expireAt(e);
       if (at !== 0) this.propagate(['PEXPIREAT', expiryOf, String(at)]);
     }
   }
@@ -1144,7 +1151,7 @@ export class CacheTier extends EventEmitter<CacheEvents> {
         chunked('ZADD', v.value.entries().flatMap((m) => [Buffer.from(formatScore(m.score)), memberToBytes(m.member)]), 2);
         break;
     }
-    const at = this.t.expireAt[e] as number;
+    const at = this.t.expireAt(e);
     if (at !== 0) cmds.push(encodeCommand(['PEXPIREAT', k, String(at)]));
     return Buffer.concat(cmds);
   }
@@ -1182,8 +1189,8 @@ export class CacheTier extends EventEmitter<CacheEvents> {
           for (let j = i; j < end; j++) {
             const e = snapshot[j] as number;
             const t = this.t;
-            const at = t.expireAt[e] as number;
-            if (t.alive(e) && (t.seq[e] as number) < state.startSeq && t.dumped[e] !== state.epoch && (at === 0 || at > this.now())) {
+            const at = t.expireAt(e);
+            if (t.alive(e) && t.seq(e) < state.startSeq && t.dumped[e] !== state.epoch && (at === 0 || at > this.now())) {
               t.dumped[e] = state.epoch;
               state.out.push(this.serialize(e));
             }
