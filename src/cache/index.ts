@@ -50,3 +50,14 @@ export {
   type ScoredMember,
 } from './values.js';
 export { globLiteralPrefix, globMatch } from './glob.js';
+export {
+  MAX_SLOT_REPLICAS,
+  SLOT_COUNT,
+  crc16,
+  hrwScore,
+  keySlot,
+  movedSlots,
+  slotOwners,
+  type SlotMap,
+  type SlotRange,
+} from './slots.js';
