@@ -181,7 +181,10 @@ export interface WriteOptions extends CallOptions {
 /** One node of a cluster as `GET /v1/cluster` shows it; `lag` in revisions, `lastSeenMs` in ms. */
 export interface ClusterNode {
   id: string;
+  /** The node's HTTP base URL. */
   url: string;
+  /** The node's RESP listener (`redis://host:port`); absent for a node without one. */
+  respUrl?: string;
   version: string;
   startedAt: string;
   appliedRevision: number;

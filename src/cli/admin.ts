@@ -41,6 +41,7 @@ export function registerAdminCommands(program: Command): void {
         const nodes = cluster.nodes.map((n) => [
           n.self ? `${n.id} *` : n.id,
           n.url,
+          n.respUrl ?? '',
           String(n.appliedRevision),
           `lag ${n.lag}`,
           n.ready ? 'ready' : 'NOT READY',

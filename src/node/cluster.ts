@@ -63,6 +63,11 @@ export interface Cluster {
   waitReady(timeoutMs: number): Promise<boolean>;
   /** The members and their lag, for `GET /v1/cluster`. @throws UnavailableError when the backend is unreachable. */
   status(): Promise<ClusterStatus>;
+  /**
+   * Advertises this node's RESP listener (`redis://host:port`) to the other members, from the
+   * next heartbeat on (the listener starts after the node joined).
+   */
+  setRespUrl(url: string): void;
   /** Leaves the cluster: stops the follower and expiry, removes the membership row. Idempotent. */
   stop(): Promise<void>;
 }
@@ -88,7 +93,12 @@ export function startCluster(opts: ClusterOptions): Cluster {
 class SingleNode implements Cluster {
   readonly ready = true;
   readonly expiryLeader = true;
+  private respUrl = '';
   constructor(private readonly opts: ClusterOptions) {}
+
+  setRespUrl(url: string): void {
+    this.respUrl = url;
+  }
 
   async waitReady(): Promise<boolean> {
     return true;
@@ -103,6 +113,7 @@ class SingleNode implements Cluster {
         {
           id: nodeId,
           url,
+          ...(this.respUrl !== '' ? { respUrl: this.respUrl } : {}),
           version,
           startedAt: new Date(startedAt).toISOString(),
           appliedRevision: store.revision,
@@ -146,6 +157,7 @@ class SharedCluster implements Cluster {
   /** Whether the last heartbeat succeeded: only a node that can write through its pool may lead. */
   private heartbeatOk = false;
   private sessionTickRunning = false;
+  private respUrl = '';
 
   constructor(
     private readonly opts: ClusterOptions,
@@ -409,6 +421,7 @@ class SharedCluster implements Cluster {
       const head = await this.backend.heartbeat({
         id: nodeId,
         url,
+        respUrl: this.respUrl,
         version,
         startedAt,
         appliedRevision: store.revision,
@@ -462,9 +475,11 @@ class SharedCluster implements Cluster {
         const self = n.id === this.opts.nodeId;
         // Our own row is up to a second old; report what this node knows now.
         const applied = self ? this.opts.store.revision : n.appliedRevision;
+        const respUrl = self ? this.respUrl : n.respUrl;
         return {
           id: n.id,
           url: n.url,
+          ...(respUrl !== '' ? { respUrl } : {}),
           version: n.version,
           startedAt: new Date(n.startedAt).toISOString(),
           appliedRevision: applied,
@@ -477,6 +492,10 @@ class SharedCluster implements Cluster {
         };
       }),
     };
+  }
+
+  setRespUrl(url: string): void {
+    this.respUrl = url;
   }
 
   async stop(): Promise<void> {

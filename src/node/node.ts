@@ -355,7 +355,10 @@ export async function startNode(opts: NodeOptions = {}): Promise<BeaconNode> {
   if (respServer !== undefined) {
     try {
       const respPort = await respServer.listen(host, typeof opts.respPort === 'number' ? opts.respPort : opts.httpPort === 0 ? 0 : DEFAULT_RESP_PORT);
-      resp = { server: respServer, port: respPort, url: `${tls !== undefined ? 'rediss' : 'redis'}://${host.includes(':') ? `[${host}]` : host}:${respPort}` };
+      const scheme = tls !== undefined ? 'rediss' : 'redis';
+      resp = { server: respServer, port: respPort, url: `${scheme}://${host.includes(':') ? `[${host}]` : host}:${respPort}` };
+      // Other nodes reach the listener on the advertised HTTP URL's host (a node bound to 0.0.0.0 is not reachable there).
+      cluster.setRespUrl(opts.advertiseUrl !== undefined ? `${scheme}://${new URL(opts.advertiseUrl).hostname}:${respPort}` : resp.url);
     } catch (err) {
       await respServer.close();
       metricsStore.stop();

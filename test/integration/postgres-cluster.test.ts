@@ -46,9 +46,16 @@ describe('three nodes on one PostgreSQL', () => {
     const body = res.body as {
       revision: number;
       expiryLeader: string;
-      nodes: { id: string; url: string; appliedRevision: number; lag: number; ready: boolean; expiryLeader: boolean; self: boolean }[];
+      nodes: { id: string; url: string; respUrl?: string; appliedRevision: number; lag: number; ready: boolean; expiryLeader: boolean; self: boolean }[];
     };
     assert.deepEqual(body.nodes.map((n) => n.url).sort(), nodes.map((n) => n.url).sort());
+    // Each node's RESP listener, as the others see it in the membership table (the cache tier across nodes).
+    await eventually('every node advertises its RESP listener', async () => {
+      const res = await http(`${node(1).url}/v1/cluster`);
+      return res.body.nodes.every((n: { respUrl?: string }) => n.respUrl !== undefined);
+    });
+    const seen = (await http(`${node(1).url}/v1/cluster`)).body.nodes as { url: string; respUrl?: string }[];
+    for (const n of nodes) assert.equal(seen.find((s) => s.url === n.url)?.respUrl, n.resp?.url, `the RESP URL of ${n.url}`);
     assert.equal(body.nodes.filter((n) => n.expiryLeader).length, 1);
     assert.equal(body.nodes.find((n) => n.expiryLeader)?.id, body.expiryLeader);
     assert.deepEqual(body.nodes.filter((n) => n.self).map((n) => n.url), [node(1).url]);

@@ -16,6 +16,8 @@ export interface ClusterNodeStatus {
   id: string;
   /** The node's base URL. */
   url: string;
+  /** The node's RESP listener (`redis://host:port`); absent for a node without one. */
+  respUrl?: string;
   version: string;
   /** ISO 8601 start time. */
   startedAt: string;

@@ -134,6 +134,8 @@ export interface ChangeSet {
 export interface NodeRecord {
   id: string;
   url: string;
+  /** The node's RESP listener (`redis://host:port`), '' when it has none. */
+  respUrl: string;
   version: string;
   startedAt: number;
   appliedRevision: number;
@@ -1254,13 +1256,13 @@ export class PostgresBackend implements Backend {
     const res = await this.q<MetaRow>(
       'heartbeat',
       `WITH up AS (
-         INSERT INTO beacon_nodes (id, url, version, started_at, applied_revision, ready, expiry_leader, last_seen)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, now())
-         ON CONFLICT (id) DO UPDATE SET url = excluded.url, version = excluded.version, started_at = excluded.started_at,
+         INSERT INTO beacon_nodes (id, url, version, started_at, applied_revision, ready, expiry_leader, last_seen, resp_url)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, now(), $8)
+         ON CONFLICT (id) DO UPDATE SET url = excluded.url, resp_url = excluded.resp_url, version = excluded.version, started_at = excluded.started_at,
            applied_revision = excluded.applied_revision, ready = excluded.ready, expiry_leader = excluded.expiry_leader,
            last_seen = now())
        SELECT revision, compact_revision, lease_seq FROM beacon_meta WHERE id = 1`,
-      [n.id, n.url, n.version, n.startedAt, n.appliedRevision, n.ready, n.expiryLeader],
+      [n.id, n.url, n.version, n.startedAt, n.appliedRevision, n.ready, n.expiryLeader, n.respUrl],
     );
     const m = res.rows[0];
     return { revision: m?.revision ?? 0, compactRevision: m?.compact_revision ?? 0, leaseSeq: m?.lease_seq ?? 0 };
@@ -1273,6 +1275,7 @@ export class PostgresBackend implements Backend {
       const res = await c.query<{
         id: string;
         url: string;
+        resp_url: string;
         version: string;
         started_at: number;
         applied_revision: number;
@@ -1280,7 +1283,7 @@ export class PostgresBackend implements Backend {
         expiry_leader: boolean;
         age_ms: number;
       }>(
-        `SELECT id, url, version, started_at, applied_revision, ready, expiry_leader,
+        `SELECT id, url, resp_url, version, started_at, applied_revision, ready, expiry_leader,
                 (extract(epoch FROM (now() - last_seen)) * 1000)::int8 AS age_ms
            FROM beacon_nodes WHERE last_seen > now() - make_interval(secs => $1::float8 / 1000) ORDER BY started_at, id`,
         [liveMs],
@@ -1290,6 +1293,7 @@ export class PostgresBackend implements Backend {
         nodes: res.rows.map((r) => ({
           id: r.id,
           url: r.url,
+          respUrl: r.resp_url,
           version: r.version,
           startedAt: r.started_at,
           appliedRevision: r.applied_revision,
