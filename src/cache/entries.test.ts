@@ -68,3 +68,34 @@ test('a key equal in characters but not in storage width is another key; clear()
   assert.equal(t.find('\u00e9t\u00e9'), undefined);
   assert.equal(t.alive(a), false);
 });
+
+for (const [name, hash] of [
+  ['the real hash', hashKey],
+  ['a hash of 61 values', (k: string) => hashKey(k) % 61],
+] as const) {
+  test(`[seed ${TEST_SEED}] with ${name}, every key stays findable while the index doubles step by step (adds, removes and look-ups interleaved)`, () => {
+    const rnd = prng(TEST_SEED);
+    const t = new EntryTable<null>(hash);
+    const model = new Map<string, number>();
+    let n = 0;
+    // Up to ~6,000 keys: the index doubles from 2,048 slots four times, each rehash spread over the adds after it.
+    for (let op = 0; op < 9000; op++) {
+      if (model.size > 0 && rnd() < 0.3) {
+        const keys = [...model.keys()];
+        const key = keys[Math.floor(rnd() * keys.length)] as string;
+        t.remove(model.get(key) as number, V, NO);
+        model.delete(key);
+      } else {
+        const key = `k:${n++}`;
+        model.set(key, t.add(key, V, null, NO));
+      }
+      if (op % 25 === 0 || op > 8900) {
+        for (const [key, id] of model) assert.equal(t.find(key), id, `find('${key}') after op ${op}`);
+        assert.equal(t.find(`k:${n + 1}`), undefined);
+      }
+    }
+    assert.equal(t.size, model.size);
+    for (const key of [...model.keys()]) t.remove(t.find(key) as number, V, NO);
+    assert.equal(t.size, 0);
+  });
+}

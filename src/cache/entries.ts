@@ -24,9 +24,20 @@
 import { ByteSlab, isWide, slotSize, stringBytes } from './slab.js';
 import type { CacheValue } from './values.js';
 
-const INITIAL_CAPACITY = 1024;
+/**
+ * Records are allocated in chunks of 2^12 entries (256 KiB), so the table grows by adding a
+ * chunk and never copies: doubling one array stalled the event loop 8 ms at 65,536 entries and
+ * 18 ms at 131,072 (docs/performance.md §4).
+ */
+const CHUNK_BITS = 12;
+const CHUNK = 1 << CHUNK_BITS;
+const CHUNK_MASK = CHUNK - 1;
 /** The index starts with this many slots (a power of two) and doubles when half full. */
 const INITIAL_SLOTS = 2048;
+/** Old index slots moved into the doubled index per added key while it is being rehashed. */
+const REHASH_STEP = 64;
+/** An index slot of the old (being rehashed) index whose entry moved or was removed: probes go on past it. */
+const MOVED = -1;
 
 // One record per entry: 64 bytes, one cache line, read through a Float64Array and an Int32Array
 // over the same buffer. Slots of the Float64Array (8 per record):
@@ -73,15 +84,13 @@ export class EntryTable<N> {
   ns: N[] = [];
   /** A string longer than a slab slot: a buffer the entry owns; an empty buffer otherwise. */
   sbuf: Buffer[] = [];
-  /** Position in {@link dense}. */
-  didx = new Int32Array(INITIAL_CAPACITY);
-  /** The AOF rewrite epoch in which this entry was already serialised. */
-  dumped = new Int32Array(INITIAL_CAPACITY);
   /** Every live id, packed, for O(1) uniform sampling (eviction, RANDOMKEY). */
   dense: number[] = [];
-  /** The records: {@link F_STRIDE} doubles or {@link I_STRIDE} int32s per id, over one buffer. */
-  private f = new Float64Array(INITIAL_CAPACITY * F_STRIDE);
-  private i = new Int32Array(this.f.buffer);
+  /** The records by chunk: {@link F_STRIDE} doubles or {@link I_STRIDE} int32s per id, one buffer per chunk. */
+  private fchunks: Float64Array[] = [];
+  private ichunks: Int32Array[] = [];
+  /** Per id, two int32s read only off the hot path: the position in {@link dense}, the AOF rewrite epoch. */
+  private coldChunks: Int32Array[] = [];
   /**
    * The index, open addressing with linear probing: slot `s` holds a key hash at `2s` and its
    * id + 1 at `2s + 1` (0 = empty). The hash beside the id means a probe reads no record but
@@ -89,10 +98,20 @@ export class EntryTable<N> {
    */
   private slots = new Int32Array(2 * INITIAL_SLOTS);
   private mask = INITIAL_SLOTS - 1;
+  /**
+   * While the index doubles, the old one (Redis's incremental rehash, `dict.c`): each add moves
+   * {@link REHASH_STEP} of its slots into {@link slots}, so no one command pays for moving them
+   * all (9 ms at 131,072 keys). A look-up that misses the new index probes the old one, where
+   * moved and removed entries are {@link MOVED} marks. null when no rehash runs.
+   */
+  private old: Int32Array | null = null;
+  private oldMask = 0;
+  /** The next old slot to move. */
+  private oldCursor = 0;
   private keySlab = new ByteSlab();
   private longKeys = new Map<number, string>();
   private free: number[] = [];
-  private capacity = INITIAL_CAPACITY;
+  private capacity = 0;
 
   /** @param hash the key hash (a small integer); tests pass a poor one to make long probe runs. */
   constructor(private readonly hash: (key: string) => number = hashKey) {}
@@ -102,9 +121,19 @@ export class EntryTable<N> {
     return this.dense.length;
   }
 
+  /** The record chunk of `id` as doubles (slot `(id & CHUNK_MASK) * F_STRIDE + F_…`). */
+  private fc(id: number): Float64Array {
+    return this.fchunks[id >>> CHUNK_BITS] as Float64Array;
+  }
+
+  /** The record chunk of `id` as int32s (slot `(id & CHUNK_MASK) * I_STRIDE + I_…`). */
+  private ic(id: number): Int32Array {
+    return this.ichunks[id >>> CHUNK_BITS] as Int32Array;
+  }
+
   /** Whether `id` names a live entry. */
   alive(id: number): boolean {
-    return id < this.capacity && ((this.i[id * I_STRIDE + I_BITS] as number) & LIVE_BIT) !== 0;
+    return id < this.capacity && ((this.ic(id)[(id & CHUNK_MASK) * I_STRIDE + I_BITS] as number) & LIVE_BIT) !== 0;
   }
 
   /** The key hash the table uses ({@link hashKey} unless a test gave another). */
@@ -118,104 +147,140 @@ export class EntryTable<N> {
     const mask = this.mask;
     for (let s = h & mask; ; s = (s + 1) & mask) {
       const id1 = slots[2 * s + 1] as number;
-      if (id1 === 0) return undefined;
+      if (id1 === 0) return this.old === null ? undefined : this.findOld(key, h);
       if (slots[2 * s] === h && this.keyIs(id1 - 1, key)) return id1 - 1;
     }
   }
 
+  /** {@link find} in the old index during a rehash: the slot of `key`, or -1. */
+  private oldSlotOf(key: string, h: number): number {
+    const old = this.old as Int32Array;
+    const mask = this.oldMask;
+    for (let s = h & mask; ; s = (s + 1) & mask) {
+      const id1 = old[2 * s + 1] as number;
+      if (id1 === 0) return -1;
+      if (id1 > 0 && old[2 * s] === h && this.keyIs(id1 - 1, key)) return s;
+    }
+  }
+
+  private findOld(key: string, h: number): number | undefined {
+    const s = this.oldSlotOf(key, h);
+    return s < 0 ? undefined : ((this.old as Int32Array)[2 * s + 1] as number) - 1;
+  }
+
   private keyIs(id: number, key: string): boolean {
-    const r = id * I_STRIDE;
-    const off = this.i[r + I_KOFF] as number;
+    const i = this.ic(id);
+    const r = (id & CHUNK_MASK) * I_STRIDE;
+    const off = i[r + I_KOFF] as number;
     if (off < 0) return this.longKeys.get(id) === key;
-    return this.keySlab.equalsString(off, this.i[r + I_KLEN] as number, ((this.i[r + I_BITS] as number) & KWIDE_BIT) !== 0, key);
+    return this.keySlab.equalsString(off, i[r + I_KLEN] as number, ((i[r + I_BITS] as number) & KWIDE_BIT) !== 0, key);
   }
 
   /** Bytes the key of live entry `id` takes (counted in `used_memory`). */
   keyBytes(id: number): number {
-    return this.i[id * I_STRIDE + I_KLEN] as number;
+    return this.ic(id)[(id & CHUNK_MASK) * I_STRIDE + I_KLEN] as number;
   }
 
   /** The key of live entry `id` (a new string each call). */
   keyOf(id: number): string {
-    const r = id * I_STRIDE;
-    const off = this.i[r + I_KOFF] as number;
+    const i = this.ic(id);
+    const r = (id & CHUNK_MASK) * I_STRIDE;
+    const off = i[r + I_KOFF] as number;
     if (off < 0) return this.longKeys.get(id) as string;
-    return this.keySlab.readString(off, this.i[r + I_KLEN] as number, ((this.i[r + I_BITS] as number) & KWIDE_BIT) !== 0);
+    return this.keySlab.readString(off, i[r + I_KLEN] as number, ((i[r + I_BITS] as number) & KWIDE_BIT) !== 0);
   }
 
   // --- fields ---------------------------------------------------------------------------------
 
   /** ms since the epoch; 0 = no expiry. */
   expireAt(id: number): number {
-    return this.f[id * F_STRIDE + F_EXPIRE_AT] as number;
+    return this.fc(id)[(id & CHUNK_MASK) * F_STRIDE + F_EXPIRE_AT] as number;
   }
   setExpireAt(id: number, ms: number): void {
-    this.f[id * F_STRIDE + F_EXPIRE_AT] = ms;
+    this.fc(id)[(id & CHUNK_MASK) * F_STRIDE + F_EXPIRE_AT] = ms;
   }
   /** ms of the last access (LRU), counted from the tier's epoch. */
   lru(id: number): number {
-    return this.f[id * F_STRIDE + F_LRU] as number;
+    return this.fc(id)[(id & CHUNK_MASK) * F_STRIDE + F_LRU] as number;
   }
   setLru(id: number, ms: number): void {
-    this.f[id * F_STRIDE + F_LRU] = ms;
+    this.fc(id)[(id & CHUNK_MASK) * F_STRIDE + F_LRU] = ms;
   }
   /** Bytes counted in `used_memory`. */
   mem(id: number): number {
-    return this.f[id * F_STRIDE + F_MEM] as number;
+    return this.fc(id)[(id & CHUNK_MASK) * F_STRIDE + F_MEM] as number;
   }
   setMem(id: number, bytes: number): void {
-    this.f[id * F_STRIDE + F_MEM] = bytes;
+    this.fc(id)[(id & CHUNK_MASK) * F_STRIDE + F_MEM] = bytes;
   }
   /** Insertion order, unique per entry ever made (an AOF rewrite serialises entries older than its start; a reused id has a new seq). */
   seq(id: number): number {
-    return this.f[id * F_STRIDE + F_SEQ] as number;
+    return this.fc(id)[(id & CHUNK_MASK) * F_STRIDE + F_SEQ] as number;
   }
   setSeq(id: number, seq: number): void {
-    this.f[id * F_STRIDE + F_SEQ] = seq;
+    this.fc(id)[(id & CHUNK_MASK) * F_STRIDE + F_SEQ] = seq;
   }
   /** A string's slot in the tier's ByteSlab; negative when none (-1 on a new entry; the tier gives the negatives meanings). */
   soff(id: number): number {
-    return this.i[id * I_STRIDE + I_SOFF] as number;
+    return this.ic(id)[(id & CHUNK_MASK) * I_STRIDE + I_SOFF] as number;
   }
   setSoff(id: number, off: number): void {
-    this.i[id * I_STRIDE + I_SOFF] = off;
+    this.ic(id)[(id & CHUNK_MASK) * I_STRIDE + I_SOFF] = off;
   }
   /** A string's length in bytes. */
   slen(id: number): number {
-    return this.i[id * I_STRIDE + I_SLEN] as number;
+    return this.ic(id)[(id & CHUNK_MASK) * I_STRIDE + I_SLEN] as number;
   }
   setSlen(id: number, len: number): void {
-    this.i[id * I_STRIDE + I_SLEN] = len;
+    this.ic(id)[(id & CHUNK_MASK) * I_STRIDE + I_SLEN] = len;
   }
   /** Index in the tier's volatile (has-expiry) array, -1 when none. */
   vidx(id: number): number {
-    return this.i[id * I_STRIDE + I_VIDX] as number;
+    return this.ic(id)[(id & CHUNK_MASK) * I_STRIDE + I_VIDX] as number;
   }
   setVidx(id: number, at: number): void {
-    this.i[id * I_STRIDE + I_VIDX] = at;
+    this.ic(id)[(id & CHUNK_MASK) * I_STRIDE + I_VIDX] = at;
   }
   /** Minute of the LFU counter's last decrement. */
   ldt(id: number): number {
-    return this.i[id * I_STRIDE + I_LDT] as number;
+    return this.ic(id)[(id & CHUNK_MASK) * I_STRIDE + I_LDT] as number;
   }
   setLdt(id: number, minute: number): void {
-    this.i[id * I_STRIDE + I_LDT] = minute;
+    this.ic(id)[(id & CHUNK_MASK) * I_STRIDE + I_LDT] = minute;
   }
   /** Redis's 8-bit logarithmic access counter (LFU). */
   lfu(id: number): number {
-    return (this.i[id * I_STRIDE + I_BITS] as number) & LFU_MASK;
+    return (this.ic(id)[(id & CHUNK_MASK) * I_STRIDE + I_BITS] as number) & LFU_MASK;
   }
   setLfu(id: number, counter: number): void {
-    const r = id * I_STRIDE + I_BITS;
-    this.i[r] = ((this.i[r] as number) & ~LFU_MASK) | (counter & LFU_MASK);
+    const i = this.ic(id);
+    const r = (id & CHUNK_MASK) * I_STRIDE + I_BITS;
+    i[r] = ((i[r] as number) & ~LFU_MASK) | (counter & LFU_MASK);
   }
   /** Whether the held string came from an in-place edit (OBJECT ENCODING `raw`). */
   sraw(id: number): boolean {
-    return ((this.i[id * I_STRIDE + I_BITS] as number) & SRAW_BIT) !== 0;
+    return ((this.ic(id)[(id & CHUNK_MASK) * I_STRIDE + I_BITS] as number) & SRAW_BIT) !== 0;
   }
   setSraw(id: number, raw: boolean): void {
-    const r = id * I_STRIDE + I_BITS;
-    this.i[r] = raw ? (this.i[r] as number) | SRAW_BIT : (this.i[r] as number) & ~SRAW_BIT;
+    const i = this.ic(id);
+    const r = (id & CHUNK_MASK) * I_STRIDE + I_BITS;
+    i[r] = raw ? (i[r] as number) | SRAW_BIT : (i[r] as number) & ~SRAW_BIT;
+  }
+
+  /** The AOF rewrite epoch in which this entry was already serialised (0: none). */
+  dumped(id: number): number {
+    return (this.coldChunks[id >>> CHUNK_BITS] as Int32Array)[(id & CHUNK_MASK) * 2 + 1] as number;
+  }
+  setDumped(id: number, epoch: number): void {
+    (this.coldChunks[id >>> CHUNK_BITS] as Int32Array)[(id & CHUNK_MASK) * 2 + 1] = epoch;
+  }
+
+  /** Position of `id` in {@link dense}. */
+  private didx(id: number): number {
+    return (this.coldChunks[id >>> CHUNK_BITS] as Int32Array)[(id & CHUNK_MASK) * 2] as number;
+  }
+  private setDidx(id: number, at: number): void {
+    (this.coldChunks[id >>> CHUNK_BITS] as Int32Array)[(id & CHUNK_MASK) * 2] = at;
   }
 
   // --- adding and removing --------------------------------------------------------------------
@@ -250,14 +315,14 @@ export class EntryTable<N> {
     const off = size < 0 ? -1 : this.keySlab.alloc(size);
     if (off >= 0) this.keySlab.writeString(off, key, wide);
     else this.longKeys.set(id, key);
-    const f = this.f;
-    const o = id * F_STRIDE;
+    const f = this.fc(id);
+    const o = (id & CHUNK_MASK) * F_STRIDE;
     f[o + F_EXPIRE_AT] = 0;
     f[o + F_LRU] = 0;
     f[o + F_MEM] = 0;
     f[o + F_SEQ] = 0;
-    const i = this.i;
-    const r = id * I_STRIDE;
+    const i = this.ic(id);
+    const r = (id & CHUNK_MASK) * I_STRIDE;
     i[r + I_SOFF] = -1;
     i[r + I_SLEN] = 0;
     i[r + I_KOFF] = off;
@@ -266,46 +331,52 @@ export class EntryTable<N> {
     i[r + I_LDT] = 0;
     i[r + I_VIDX] = -1;
     i[r + I_BITS] = LIVE_BIT | (wide ? KWIDE_BIT : 0);
-    this.dumped[id] = 0;
-    this.didx[id] = this.dense.length;
+    this.setDumped(id, 0);
+    this.setDidx(id, this.dense.length);
     this.dense.push(id);
-    if (2 * this.dense.length > this.slots.length / 2) this.rehash(this.slots.length);
+    if (this.old !== null) this.rehashStep();
+    else if (2 * this.dense.length > this.slots.length / 2) this.startRehash();
     this.place(h, id);
     return id;
   }
 
   /** Frees `id` (the caller released its bytes and volatile link); its value is dropped for the collector. */
   remove(id: number, placeholder: CacheValue, noBytes: Buffer): void {
-    const r = id * I_STRIDE;
-    this.i[r + I_BITS] = 0;
+    const i = this.ic(id);
+    const r = (id & CHUNK_MASK) * I_STRIDE;
+    i[r + I_BITS] = 0;
     this.values[id] = placeholder;
     this.sbuf[id] = noBytes;
-    this.unplace(this.i[r + I_KHASH] as number, id);
-    const off = this.i[r + I_KOFF] as number;
-    if (off >= 0) this.keySlab.release(off, slotSize(this.i[r + I_KLEN] as number));
+    this.unindex(i[r + I_KHASH] as number, id);
+    const off = i[r + I_KOFF] as number;
+    if (off >= 0) this.keySlab.release(off, slotSize(i[r + I_KLEN] as number));
     else this.longKeys.delete(id);
     if (id === this.top - 1) {
       while (this.top > 0 && !this.alive(this.top - 1)) this.top--;
     } else this.free.push(id);
     const last = this.dense.pop() as number;
     if (last !== id) {
-      const at = this.didx[id] as number;
+      const at = this.didx(id);
       this.dense[at] = last;
-      this.didx[last] = at;
+      this.setDidx(last, at);
     }
   }
 
   /** Forgets every entry. */
   clear(): void {
-    this.i.fill(0);
     this.top = 0;
     this.values = [];
     this.ns = [];
     this.sbuf = [];
     this.dense = [];
     this.free = [];
+    this.fchunks = [];
+    this.ichunks = [];
+    this.coldChunks = [];
+    this.capacity = 0;
     this.slots = new Int32Array(2 * INITIAL_SLOTS);
     this.mask = INITIAL_SLOTS - 1;
+    this.old = null;
     this.keySlab = new ByteSlab();
     this.longKeys = new Map();
   }
@@ -320,12 +391,24 @@ export class EntryTable<N> {
     slots[2 * s + 1] = id + 1;
   }
 
-  /** Takes `id` out of the index, shifting later members of its run back (no tombstones). */
-  private unplace(h: number, id: number): void {
+  /** Takes `id` out of the index it is in: the new one by shifting its run back, the old one by a {@link MOVED} mark. */
+  private unindex(h: number, id: number): void {
     const slots = this.slots;
     const mask = this.mask;
     let hole = h & mask;
-    while ((slots[2 * hole + 1] as number) !== id + 1) hole = (hole + 1) & mask;
+    for (;;) {
+      const id1 = slots[2 * hole + 1] as number;
+      if (id1 === id + 1) break;
+      if (id1 === 0) {
+        // Not moved yet: it is in the old index.
+        const old = this.old as Int32Array;
+        let s = h & this.oldMask;
+        while ((old[2 * s + 1] as number) !== id + 1) s = (s + 1) & this.oldMask;
+        old[2 * s + 1] = MOVED;
+        return;
+      }
+      hole = (hole + 1) & mask;
+    }
     for (let s = (hole + 1) & mask; (slots[2 * s + 1] as number) !== 0; s = (s + 1) & mask) {
       // The member at `s` may fill the hole unless its home lies cyclically in (hole, s].
       const home = (slots[2 * s] as number) & mask;
@@ -339,29 +422,41 @@ export class EntryTable<N> {
     slots[2 * hole + 1] = 0;
   }
 
-  /** Doubles the index (kept at most half full so probe runs stay short). */
-  private rehash(length: number): void {
-    const old = this.slots;
+  /**
+   * Starts doubling the index: new keys go to the doubled one, and the old one's entries follow
+   * {@link REHASH_STEP} slots per add. The old index has twice the entries' count in slots, so it
+   * is emptied before the doubled one is half full.
+   */
+  private startRehash(): void {
+    this.old = this.slots;
+    this.oldMask = this.mask;
+    this.oldCursor = 0;
+    const length = this.slots.length; // 2 int32s per slot: twice the slots
     this.slots = new Int32Array(2 * length);
     this.mask = length - 1;
-    for (let s = 0; s < old.length; s += 2) {
-      const id1 = old[s + 1] as number;
-      if (id1 !== 0) this.place(old[s] as number, id1 - 1);
-    }
+    this.rehashStep();
   }
 
+  private rehashStep(): void {
+    const old = this.old as Int32Array;
+    const end = Math.min(this.oldCursor + REHASH_STEP, old.length / 2);
+    for (let s = this.oldCursor; s < end; s++) {
+      const id1 = old[2 * s + 1] as number;
+      if (id1 > 0) {
+        this.place(old[2 * s] as number, id1 - 1);
+        old[2 * s + 1] = MOVED; // later look-ups of the old index go on past it
+      }
+    }
+    this.oldCursor = end;
+    if (end === old.length / 2) this.old = null;
+  }
+
+  /** Adds one chunk of records: no copy of the chunks before it. */
   private grow(): void {
-    const cap = this.capacity * 2;
-    const f = new Float64Array(cap * F_STRIDE);
-    f.set(this.f);
-    this.f = f;
-    this.i = new Int32Array(f.buffer);
-    const didx = new Int32Array(cap);
-    didx.set(this.didx);
-    this.didx = didx;
-    const dumped = new Int32Array(cap);
-    dumped.set(this.dumped);
-    this.dumped = dumped;
-    this.capacity = cap;
+    const f = new Float64Array(CHUNK * F_STRIDE);
+    this.fchunks.push(f);
+    this.ichunks.push(new Int32Array(f.buffer));
+    this.coldChunks.push(new Int32Array(CHUNK * 2));
+    this.capacity += CHUNK;
   }
 }

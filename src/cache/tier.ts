@@ -327,8 +327,8 @@ export class CacheTier extends EventEmitter<CacheEvents> {
   private beforeWrite(e: number): void {
     const rw = this.rewriting;
     const t = this.t;
-    if (rw !== undefined && t.alive(e) && t.seq(e) < rw.startSeq && t.dumped[e] !== rw.epoch) {
-      t.dumped[e] = rw.epoch;
+    if (rw !== undefined && t.alive(e) && t.seq(e) < rw.startSeq && t.dumped(e) !== rw.epoch) {
+      t.setDumped(e, rw.epoch);
       rw.out.push(this.serialize(e));
     }
   }
@@ -1190,8 +1190,8 @@ export class CacheTier extends EventEmitter<CacheEvents> {
             const e = snapshot[j] as number;
             const t = this.t;
             const at = t.expireAt(e);
-            if (t.alive(e) && t.seq(e) < state.startSeq && t.dumped[e] !== state.epoch && (at === 0 || at > this.now())) {
-              t.dumped[e] = state.epoch;
+            if (t.alive(e) && t.seq(e) < state.startSeq && t.dumped(e) !== state.epoch && (at === 0 || at > this.now())) {
+              t.setDumped(e, state.epoch);
               state.out.push(this.serialize(e));
             }
           }
