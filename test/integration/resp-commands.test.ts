@@ -259,6 +259,20 @@ describe('COPY, OBJECT and bitmaps against redis-server', () => {
     await same(io, rd, [['rpush', 'bad{t}', 'a', 'b'], ['sort', 'bad{t}']]);
   });
 
+  test('a node without Redis Cluster answers CLUSTER, READONLY, READWRITE and ASKING as a standalone redis-server, and INFO says cluster_enabled:0', async () => {
+    await same(io, rd, [
+      ['cluster', 'info'],
+      ['cluster', 'slots'],
+      ['cluster', 'keyslot', 'foo'],
+      ['cluster'],
+      ['readonly'],
+      ['readwrite'],
+      ['asking'],
+      ['readonly', 'x'],
+    ]);
+    for (const client of [io, rd]) assert.match(String(await client.info('cluster')), /^# Cluster\r\ncluster_enabled:0\r\n/);
+  });
+
   test('list argument checks as Redis (LPOP/RPOP arity, LPOS RANK range); CONFIG SET save "" accepted, a schedule refused', async () => {
     await same(io, rd, [
       ['del', 'pl'],

@@ -93,6 +93,10 @@ def('config', -2, 'none', KNONE, 'server', S.config, { container: true });
 def('time', 1, 'none', KNONE, 'server', S.time);
 def('function', -2, 'none', KNONE, 'scripting', S.fn);
 def('dbsize', 1, 'read', KNONE, 'server', S.dbsize);
+def('cluster', -2, 'none', KNONE, 'cluster', S.clusterDisabled);
+def('readonly', 1, 'none', KNONE, 'cluster', S.clusterDisabled);
+def('readwrite', 1, 'none', KNONE, 'cluster', S.clusterDisabled);
+def('asking', 1, 'none', KNONE, 'cluster', S.clusterDisabled);
 def('debug', -2, 'admin', KNONE, 'server', S.debug, { container: true });
 // Known so that MULTI refuses them as Redis does; outside MULTI they explain what to use instead.
 def('save', 1, 'admin', KNONE, 'server', S.notHere('SAVE', 'the cache tier persists with its append-only file (appendonly yes, BGREWRITEAOF)'), { noMulti: true });

@@ -1358,6 +1358,7 @@ export class RespServer implements ServerApi, ConnectionHost {
     if (section === 'errorstats' || section === 'all' || section === 'everything') {
       lines.push('# Errorstats', ...[...this.errorStats].map(([code, n]) => `errorstat_${code}:count=${n}`), '');
     }
+    sec('Cluster', [['cluster_enabled', 0]]);
     if (want('keyspace')) {
       const visible = this.visibleKeyCounts(conn);
       sec('Keyspace', visible.keys > 0 ? [['db0', `keys=${visible.keys},expires=${visible.expires},avg_ttl=0`]] : []);
