@@ -131,9 +131,25 @@ export class EntryTable<N> {
     return this.ichunks[id >>> CHUNK_BITS] as Int32Array;
   }
 
+  /** Field `slot` (F_…) of `id`'s record. */
+  private getF(id: number, slot: number): number {
+    return this.fc(id)[(id & CHUNK_MASK) * F_STRIDE + slot] as number;
+  }
+  private setF(id: number, slot: number, v: number): void {
+    this.fc(id)[(id & CHUNK_MASK) * F_STRIDE + slot] = v;
+  }
+
+  /** Field `slot` (I_…) of `id`'s record. */
+  private getI(id: number, slot: number): number {
+    return this.ic(id)[(id & CHUNK_MASK) * I_STRIDE + slot] as number;
+  }
+  private setI(id: number, slot: number, v: number): void {
+    this.ic(id)[(id & CHUNK_MASK) * I_STRIDE + slot] = v;
+  }
+
   /** Whether `id` names a live entry. */
   alive(id: number): boolean {
-    return id < this.capacity && ((this.ic(id)[(id & CHUNK_MASK) * I_STRIDE + I_BITS] as number) & LIVE_BIT) !== 0;
+    return id < this.capacity && (this.getI(id, I_BITS) & LIVE_BIT) !== 0;
   }
 
   /** The key hash the table uses ({@link hashKey} unless a test gave another). */
@@ -152,20 +168,15 @@ export class EntryTable<N> {
     }
   }
 
-  /** {@link find} in the old index during a rehash: the slot of `key`, or -1. */
-  private oldSlotOf(key: string, h: number): number {
+  /** {@link find} in the old index during a rehash (moved and removed entries are {@link MOVED} marks). */
+  private findOld(key: string, h: number): number | undefined {
     const old = this.old as Int32Array;
     const mask = this.oldMask;
     for (let s = h & mask; ; s = (s + 1) & mask) {
       const id1 = old[2 * s + 1] as number;
-      if (id1 === 0) return -1;
-      if (id1 > 0 && old[2 * s] === h && this.keyIs(id1 - 1, key)) return s;
+      if (id1 === 0) return undefined;
+      if (id1 > 0 && old[2 * s] === h && this.keyIs(id1 - 1, key)) return id1 - 1;
     }
-  }
-
-  private findOld(key: string, h: number): number | undefined {
-    const s = this.oldSlotOf(key, h);
-    return s < 0 ? undefined : ((this.old as Int32Array)[2 * s + 1] as number) - 1;
   }
 
   private keyIs(id: number, key: string): boolean {
@@ -178,7 +189,7 @@ export class EntryTable<N> {
 
   /** Bytes the key of live entry `id` takes (counted in `used_memory`). */
   keyBytes(id: number): number {
-    return this.ic(id)[(id & CHUNK_MASK) * I_STRIDE + I_KLEN] as number;
+    return this.getI(id, I_KLEN);
   }
 
   /** The key of live entry `id` (a new string each call). */
@@ -194,77 +205,74 @@ export class EntryTable<N> {
 
   /** ms since the epoch; 0 = no expiry. */
   expireAt(id: number): number {
-    return this.fc(id)[(id & CHUNK_MASK) * F_STRIDE + F_EXPIRE_AT] as number;
+    return this.getF(id, F_EXPIRE_AT);
   }
   setExpireAt(id: number, ms: number): void {
-    this.fc(id)[(id & CHUNK_MASK) * F_STRIDE + F_EXPIRE_AT] = ms;
+    this.setF(id, F_EXPIRE_AT, ms);
   }
   /** ms of the last access (LRU), counted from the tier's epoch. */
   lru(id: number): number {
-    return this.fc(id)[(id & CHUNK_MASK) * F_STRIDE + F_LRU] as number;
+    return this.getF(id, F_LRU);
   }
   setLru(id: number, ms: number): void {
-    this.fc(id)[(id & CHUNK_MASK) * F_STRIDE + F_LRU] = ms;
+    this.setF(id, F_LRU, ms);
   }
   /** Bytes counted in `used_memory`. */
   mem(id: number): number {
-    return this.fc(id)[(id & CHUNK_MASK) * F_STRIDE + F_MEM] as number;
+    return this.getF(id, F_MEM);
   }
   setMem(id: number, bytes: number): void {
-    this.fc(id)[(id & CHUNK_MASK) * F_STRIDE + F_MEM] = bytes;
+    this.setF(id, F_MEM, bytes);
   }
   /** Insertion order, unique per entry ever made (an AOF rewrite serialises entries older than its start; a reused id has a new seq). */
   seq(id: number): number {
-    return this.fc(id)[(id & CHUNK_MASK) * F_STRIDE + F_SEQ] as number;
+    return this.getF(id, F_SEQ);
   }
   setSeq(id: number, seq: number): void {
-    this.fc(id)[(id & CHUNK_MASK) * F_STRIDE + F_SEQ] = seq;
+    this.setF(id, F_SEQ, seq);
   }
   /** A string's slot in the tier's ByteSlab; negative when none (-1 on a new entry; the tier gives the negatives meanings). */
   soff(id: number): number {
-    return this.ic(id)[(id & CHUNK_MASK) * I_STRIDE + I_SOFF] as number;
+    return this.getI(id, I_SOFF);
   }
   setSoff(id: number, off: number): void {
-    this.ic(id)[(id & CHUNK_MASK) * I_STRIDE + I_SOFF] = off;
+    this.setI(id, I_SOFF, off);
   }
   /** A string's length in bytes. */
   slen(id: number): number {
-    return this.ic(id)[(id & CHUNK_MASK) * I_STRIDE + I_SLEN] as number;
+    return this.getI(id, I_SLEN);
   }
   setSlen(id: number, len: number): void {
-    this.ic(id)[(id & CHUNK_MASK) * I_STRIDE + I_SLEN] = len;
+    this.setI(id, I_SLEN, len);
   }
   /** Index in the tier's volatile (has-expiry) array, -1 when none. */
   vidx(id: number): number {
-    return this.ic(id)[(id & CHUNK_MASK) * I_STRIDE + I_VIDX] as number;
+    return this.getI(id, I_VIDX);
   }
   setVidx(id: number, at: number): void {
-    this.ic(id)[(id & CHUNK_MASK) * I_STRIDE + I_VIDX] = at;
+    this.setI(id, I_VIDX, at);
   }
   /** Minute of the LFU counter's last decrement. */
   ldt(id: number): number {
-    return this.ic(id)[(id & CHUNK_MASK) * I_STRIDE + I_LDT] as number;
+    return this.getI(id, I_LDT);
   }
   setLdt(id: number, minute: number): void {
-    this.ic(id)[(id & CHUNK_MASK) * I_STRIDE + I_LDT] = minute;
+    this.setI(id, I_LDT, minute);
   }
   /** Redis's 8-bit logarithmic access counter (LFU). */
   lfu(id: number): number {
-    return (this.ic(id)[(id & CHUNK_MASK) * I_STRIDE + I_BITS] as number) & LFU_MASK;
+    return this.getI(id, I_BITS) & LFU_MASK;
   }
   setLfu(id: number, counter: number): void {
-    const i = this.ic(id);
-    const r = (id & CHUNK_MASK) * I_STRIDE + I_BITS;
-    i[r] = ((i[r] as number) & ~LFU_MASK) | (counter & LFU_MASK);
+    this.setI(id, I_BITS, (this.getI(id, I_BITS) & ~LFU_MASK) | (counter & LFU_MASK));
   }
   /** Whether the held string came from an in-place edit (OBJECT ENCODING `raw`). */
   sraw(id: number): boolean {
-    return ((this.ic(id)[(id & CHUNK_MASK) * I_STRIDE + I_BITS] as number) & SRAW_BIT) !== 0;
+    return (this.getI(id, I_BITS) & SRAW_BIT) !== 0;
   }
   setSraw(id: number, raw: boolean): void {
-    const i = this.ic(id);
-    const r = (id & CHUNK_MASK) * I_STRIDE + I_BITS;
-    i[r] = raw ? (i[r] as number) | SRAW_BIT : (i[r] as number) & ~SRAW_BIT;
+    const bits = this.getI(id, I_BITS);
+    this.setI(id, I_BITS, raw ? bits | SRAW_BIT : bits & ~SRAW_BIT);
   }
 
   /** The AOF rewrite epoch in which this entry was already serialised (0: none). */
