@@ -193,11 +193,15 @@ export interface ClusterNode {
   expiryLeader: boolean;
   lastSeenMs: number;
   self: boolean;
+  /** The node's part of the cache tier across nodes (PostgreSQL mode): in the ring or not, slots of 16,384, cache keys held. */
+  cache?: { role: 'primary' | 'none'; slots: number; keys: number };
 }
 
 /** `GET /v1/cluster`: the store's head revision, the node driving lease expiry, and every live node. */
 export interface ClusterStatus {
   revision: number;
   expiryLeader: string | null;
+  /** The cache ring's committed epoch (PostgreSQL mode, with RESP listeners). */
+  cacheRingEpoch?: number;
   nodes: ClusterNode[];
 }

@@ -31,7 +31,7 @@ export interface Role {
 export interface Principal {
   name: string;
   roles: string[];
-  via: 'password' | 'token' | 'apikey' | 'oidc' | 'mtls' | 'dev';
+  via: 'password' | 'token' | 'apikey' | 'oidc' | 'mtls' | 'dev' | 'peer';
   /** For `apikey`: the key's id; for `token`: the user's uid. A long-lived connection tells from it when the key is revoked or the user replaced. */
   credentialId?: string;
   /**

@@ -31,7 +31,7 @@ export {
 export type { RefreshClaims, TokenClaims } from './tokens.js';
 export { OidcVerifier, OIDC_ALGORITHMS, parseRoleMap } from './oidc.js';
 export type { OidcIdentity, OidcOptions } from './oidc.js';
-export { AuthService, DEV_PRINCIPAL, deniedError } from './service.js';
+export { AuthService, DEV_PRINCIPAL, PEER_PRINCIPAL, deniedError } from './service.js';
 export type { AuthServiceOptions, Credentials, RequestOrigin } from './service.js';
 export { startSecurity, ADMIN_PASSWORD_FILE, DEFAULT_LOGIN_RATE } from './setup.js';
 export type { AdminBootstrap, Security, SecurityOptions } from './setup.js';

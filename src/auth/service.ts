@@ -3,6 +3,7 @@
  * API key, client certificate) into a {@link Principal}, issues tokens for a username and
  * password, applies rate limits, and answers authorisation questions through {@link authorize}.
  */
+import { timingSafeEqual } from 'node:crypto';
 import type { AuditLog } from '../audit/index.js';
 import { InvalidArgumentError, PermissionDeniedError, UnauthenticatedError } from '../errors.js';
 import { isSystemKey } from '../kv/index.js';
@@ -13,6 +14,9 @@ import { RateLimiter, type RateSpec } from './rate-limit.js';
 import { passwordStamp, type TokenClaims, type TokenService } from './tokens.js';
 
 /** The principal of every request in `--dev` mode. */
+/** The name another node of the cluster acts under on a forwarding link ({@link AuthService.peer}); `:` is not allowed in user names. */
+export const PEER_PRINCIPAL = 'beacon:node';
+
 export const DEV_PRINCIPAL: Principal = Object.freeze({ name: 'dev', roles: ['admin'], via: 'dev' }) as Principal;
 
 /** A credential as an adapter found it. Only one is used, in this order: bearer, API key header, access token, client certificate. */
@@ -238,6 +242,26 @@ export class AuthService {
       default:
         return principal;
     }
+  }
+
+  /**
+   * The principal of another node of this cluster that forwards commands it already authorized
+   * (the cache tier across nodes), when `secret` is one of {@link TokenService.peerSecrets}
+   * (compared in constant time); undefined otherwise.
+   */
+  peer(secret: string): Principal | undefined {
+    const given = Buffer.from(secret, 'utf8');
+    let ok = false;
+    for (const s of this.tokens.peerSecrets()) {
+      const want = Buffer.from(s, 'utf8');
+      if (want.length === given.length && timingSafeEqual(want, given)) ok = true;
+    }
+    return ok ? { name: PEER_PRINCIPAL, roles: ['admin'], via: 'peer' } : undefined;
+  }
+
+  /** The secret this node's RESP links to other nodes authenticate with ({@link peer}). */
+  peerSecret(): string {
+    return this.tokens.peerSecrets()[0] as string;
   }
 
   /** Applies the per-principal rate limit. @throws RateLimitedError with the seconds to wait. */

@@ -4,7 +4,7 @@
  * lesson). Verification pins the algorithm, issuer and audience, and is cached per token until
  * it expires so authentication stays cheap on the read path.
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, createHmac, randomBytes } from 'node:crypto';
 import { chmodSync, closeSync, fsyncSync, openSync, readFileSync, renameSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { SignJWT, errors as joseErrors, jwtVerify, type JWTHeaderParameters } from 'jose';
@@ -255,6 +255,16 @@ export class TokenService {
     const k = this.keys.find((x) => x.kid === header.kid);
     if (k === undefined) throw new UnauthenticatedError(UNKNOWN_KEY_MESSAGE, { reason: 'unknown_key' });
     return k.key;
+  }
+
+  /**
+   * The secrets the nodes of one cluster authenticate each other's RESP links with (the cache
+   * tier across nodes forwards commands): HMAC-SHA256 of a fixed label under each key of the
+   * keyring, hex, the signing key's first. Every node that holds the keyring (shared in
+   * PostgreSQL mode) derives the same ones; nobody else can.
+   */
+  peerSecrets(): string[] {
+    return this.keys.map((k) => createHmac('sha256', k.key).update('beacon resp peer link v1').digest('hex'));
   }
 
   /** Issues a token for a user; `expiresAt` in ms since the epoch. */

@@ -61,3 +61,14 @@ export {
   type SlotMap,
   type SlotRange,
 } from './slots.js';
+export {
+  CacheRing,
+  SLOT_BLOCK_BITS,
+  SlotOwnership,
+  clusterNodeId,
+  respAddress,
+  type RingMember,
+  type RingRange,
+  type SlotRoute,
+  type SweepTarget,
+} from './ring.js';

@@ -704,6 +704,25 @@ export class CacheTier extends EventEmitter<CacheEvents> {
     return { cursor: next, keys };
   }
 
+  /**
+   * Removes, without keyspace events, the entries among ids `from … from + budget − 1` whose key
+   * `drop` accepts, and logs a `DEL` of each to the AOF (the cache across nodes drops the keys of
+   * slots this node stopped serving this way). @returns the next id to look at, or 0 when the
+   * whole table was visited.
+   */
+  dropWhere(from: number, budget: number, drop: (key: string) => boolean): number {
+    const t = this.t;
+    const end = Math.min(t.top, from + budget);
+    for (let e = from; e < end; e++) {
+      if (!t.alive(e)) continue;
+      const key = t.keyOf(e);
+      if (!drop(key)) continue;
+      this.removeEntry(e, 'deleted');
+      this.propagate([Buffer.from('DEL'), Buffer.from(key)]);
+    }
+    return end >= t.top ? 0 : end;
+  }
+
   /** Every live key matching a Redis glob (KEYS). */
   keys(pattern: string): string[] {
     const out: string[] = [];

@@ -46,6 +46,7 @@ export function registerAdminCommands(program: Command): void {
           `lag ${n.lag}`,
           n.ready ? 'ready' : 'NOT READY',
           n.expiryLeader ? 'expiry leader' : '',
+          n.cache === undefined ? '' : n.cache.role === 'primary' ? `${n.cache.slots} slots, ${n.cache.keys} cache keys` : 'not in the cache ring',
         ]);
         for (const line of table(nodes)) out(`  ${line}`);
       }

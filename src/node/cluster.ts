@@ -7,7 +7,7 @@
 import type { Client as PgClient, Notification } from 'pg';
 import type { ClusterStatus } from '../api/http/admin-routes.js';
 import type { Backend } from '../backend/index.js';
-import type { PostgresBackend } from '../backend/postgres/index.js';
+import type { PostgresBackend, RingRecord } from '../backend/postgres/index.js';
 import type { Store } from '../kv/index.js';
 import type { Logger } from '../obs/index.js';
 
@@ -31,6 +31,18 @@ const KEEPALIVE_OPTIONS = '-c tcp_keepalives_idle=5 -c tcp_keepalives_interval=2
  * never be freed. Below {@link NODE_TTL_MS}: another node takes over within one node TTL.
  */
 export const SESSION_IDLE_TIMEOUT_MS = 4000;
+/**
+ * The leader removes a member from the cache ring whose heartbeat is older than this, in ms
+ * (database clock). Above {@link RING_FENCE_MS}: a member stops serving its slots before anyone
+ * can take them over.
+ */
+export const RING_MEMBER_TTL_MS = 4000;
+/**
+ * A node serves its cache slots only while its last confirmed heartbeat (the ring it read with it
+ * applied) began less than this long ago, in ms. A node frozen longer (SIGSTOP, a paused VM, a
+ * lost database) stops serving until a heartbeat confirms it is still a member of the ring in force.
+ */
+export const RING_FENCE_MS = 3000;
 
 /** The follower session's server options; `idle_session_timeout` exists from PostgreSQL 14 on. */
 function sessionOptions(serverVersion: number): string {
@@ -51,6 +63,13 @@ export interface ClusterOptions {
   version: string;
   /** Start time in ms since the epoch. */
   startedAt: number;
+  /**
+   * Called with each newer cache ring committed in the shared backend (never on SQLite), before
+   * {@link Cluster.ringConfirmed} turns true for it.
+   */
+  onRing?: (ring: RingRecord) => void;
+  /** How many cache keys this node holds, reported with each heartbeat. */
+  cacheKeys?: () => number;
 }
 
 /** A node's view of its cluster. */
@@ -68,6 +87,11 @@ export interface Cluster {
    * next heartbeat on (the listener starts after the node joined).
    */
   setRespUrl(url: string): void;
+  /**
+   * Whether this node may serve its cache slots now: its last heartbeat began less than
+   * {@link RING_FENCE_MS} ago and the ring it read with it was applied. Always true on SQLite.
+   */
+  ringConfirmed(): boolean;
   /** Leaves the cluster: stops the follower and expiry, removes the membership row. Idempotent. */
   stop(): Promise<void>;
 }
@@ -98,6 +122,10 @@ class SingleNode implements Cluster {
 
   setRespUrl(url: string): void {
     this.respUrl = url;
+  }
+
+  ringConfirmed(): boolean {
+    return true;
   }
 
   async waitReady(): Promise<boolean> {
@@ -158,6 +186,15 @@ class SharedCluster implements Cluster {
   private heartbeatOk = false;
   private sessionTickRunning = false;
   private respUrl = '';
+  /** The cache ring epoch applied ({@link ClusterOptions.onRing} called with it) and its members. */
+  private ringEpoch = 0;
+  private ringMembers: RingRecord['members'] = [];
+  private ringLoading: Promise<void> | undefined;
+  private ringCommitting = false;
+  /** `performance.now()` when the last heartbeat whose ring was applied began. */
+  private confirmedAt = -Infinity;
+  /** `performance.now()` when this node became the leader (it removes no ring member for a while after). */
+  private leaderSince = 0;
 
   constructor(
     private readonly opts: ClusterOptions,
@@ -280,6 +317,7 @@ class SharedCluster implements Cluster {
           return;
         }
         this.leader = true;
+        this.leaderSince = performance.now();
         this.opts.store.setDriveExpiry(true);
         this.opts.logger.info({ nodeId: this.opts.nodeId }, 'driving lease expiry');
       } else {
@@ -295,6 +333,15 @@ class SharedCluster implements Cluster {
 
   private onNotify(msg: Notification): void {
     if (msg.channel !== this.backend.channel) return;
+    if (msg.payload?.startsWith('ring:') === true) {
+      if (Number(msg.payload.slice(5)) > this.ringEpoch) void this.loadRing().catch(() => undefined);
+      return;
+    }
+    if (msg.payload === 'ring-join') {
+      // A node started its RESP listener: the leader takes it into the ring now rather than at its next heartbeat.
+      if (this.leader && !this.ringCommitting) void this.leadRing();
+      return;
+    }
     const [rev, seq, compact] = (msg.payload ?? '').split(':').map(Number);
     const { store } = this.opts;
     // Our own commits are already applied; anything else (or an unreadable payload) means read the feed.
@@ -417,11 +464,13 @@ class SharedCluster implements Cluster {
     if (this.stopped || this.tickRunning) return;
     this.tickRunning = true;
     const { store, nodeId, url, version, startedAt } = this.opts;
+    const began = performance.now();
     try {
       const head = await this.backend.heartbeat({
         id: nodeId,
         url,
         respUrl: this.respUrl,
+        cacheKeys: this.opts.cacheKeys?.() ?? 0,
         version,
         startedAt,
         appliedRevision: store.revision,
@@ -430,6 +479,10 @@ class SharedCluster implements Cluster {
       });
       this.heartbeatFailures = 0;
       this.heartbeatOk = true;
+      if (head.ringEpoch > this.ringEpoch) await this.loadRing();
+      // The ring read with this heartbeat is applied: this node's slots are its own until began + RING_FENCE_MS.
+      if (this.ringEpoch >= head.ringEpoch) this.confirmedAt = Math.max(this.confirmedAt, began);
+      if (this.leader && !this.ringCommitting) void this.leadRing();
       // The fallback for lost notifications: a revision-ordered read is the truth, NOTIFY only wakes us.
       if (head.revision !== store.revision || head.leaseSeq > this.backend.leaseSeq || head.compactRevision > store.compactRevision) {
         this.requestSync();
@@ -489,6 +542,8 @@ class SharedCluster implements Cluster {
           expiryLeader: n.id === leader?.id,
           lastSeenMs: self ? 0 : n.ageMs,
           self,
+          // Completed (role, slots) by the node wiring from the ring in force.
+          ...(respUrl !== '' ? { cache: { role: 'none' as const, slots: 0, keys: n.cacheKeys } } : {}),
         };
       }),
     };
@@ -496,6 +551,59 @@ class SharedCluster implements Cluster {
 
   setRespUrl(url: string): void {
     this.respUrl = url;
+    // Advertise it now and wake the leader, so the node joins the cache ring within a round trip or two.
+    void this.tick().then(() => (this.stopped ? undefined : this.backend.notify('ring-join').catch(() => undefined)));
+  }
+
+  ringConfirmed(): boolean {
+    return !this.stopped && performance.now() - this.confirmedAt < RING_FENCE_MS;
+  }
+
+  /** Reads the committed cache ring and applies it when newer (single flight). */
+  private loadRing(): Promise<void> {
+    if (this.ringLoading !== undefined) return this.ringLoading;
+    this.ringLoading = (async () => {
+      try {
+        const ring = await this.backend.readRing();
+        if (ring.epoch <= this.ringEpoch || this.stopped) return;
+        this.ringEpoch = ring.epoch;
+        this.ringMembers = ring.members;
+        this.opts.logger.info({ epoch: ring.epoch, members: ring.members.map((m) => m.id) }, 'cache ring changed');
+        this.opts.onRing?.(ring);
+      } finally {
+        this.ringLoading = undefined;
+      }
+    })();
+    return this.ringLoading;
+  }
+
+  /**
+   * The leader's part of the cache ring: the members are the nodes with a RESP listener that
+   * heartbeat within {@link RING_MEMBER_TTL_MS}; when they differ from the committed ring, commit
+   * the next epoch. A node that became leader only recently removes no member yet (after a
+   * database restart every node's row looks old until it heartbeats again: the ring must not flap).
+   */
+  private async leadRing(): Promise<void> {
+    this.ringCommitting = true;
+    try {
+      const { nodes } = await this.backend.listNodes(RING_MEMBER_TTL_MS);
+      if (!this.leader || this.stopped) return;
+      const live = new Map<string, RingRecord['members'][number]>();
+      for (const n of nodes) if (n.respUrl !== '') live.set(n.id, { id: n.id, url: n.url, respUrl: n.respUrl });
+      if (this.respUrl !== '') live.set(this.opts.nodeId, { id: this.opts.nodeId, url: this.opts.url, respUrl: this.respUrl });
+      if (performance.now() - this.leaderSince < RING_MEMBER_TTL_MS) {
+        for (const m of this.ringMembers) if (!live.has(m.id)) live.set(m.id, m);
+      }
+      const next = [...live.values()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+      if (sameMembers(next, this.ringMembers)) return;
+      const epoch = await this.backend.commitRing(this.ringEpoch, next, this.opts.nodeId);
+      if (epoch === undefined) this.opts.logger.info({ epoch: this.ringEpoch }, 'another node committed the cache ring first');
+      await this.loadRing();
+    } catch (err) {
+      this.opts.logger.warn({ err: errorText(err) }, 'cache ring update failed');
+    } finally {
+      this.ringCommitting = false;
+    }
   }
 
   async stop(): Promise<void> {
@@ -514,4 +622,13 @@ class SharedCluster implements Cluster {
 
 function errorText(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
+}
+
+function sameMembers(a: RingRecord['members'], b: RingRecord['members']): boolean {
+  if (a.length !== b.length) return false;
+  const byId = new Map(b.map((m) => [m.id, m]));
+  return a.every((m) => {
+    const o = byId.get(m.id);
+    return o !== undefined && o.url === m.url && o.respUrl === m.respUrl;
+  });
 }

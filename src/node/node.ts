@@ -8,7 +8,7 @@ import { checkCorsOrigins, createHttpServer } from '../api/http/server.js';
 import type { HttpContext } from '../api/http/context.js';
 import { DEFAULT_RETENTION_GRACE_MS, createBackend } from '../backend/index.js';
 import { startSecurity, type Security, type SecurityOptions } from '../auth/index.js';
-import { CacheTier, type CacheConfig } from '../cache/index.js';
+import { CacheRing, CacheTier, SlotOwnership, type CacheConfig } from '../cache/index.js';
 import { ConfigService, PolicyStore, loadKeyring } from '../config/index.js';
 import { InvalidArgumentError, UnavailableError } from '../errors.js';
 import { Store, DEFAULT_MAX_VALUE_BYTES } from '../kv/index.js';
@@ -285,6 +285,11 @@ export async function startNode(opts: NodeOptions = {}): Promise<BeaconNode> {
     logger,
     ...(opts.cache !== undefined ? { config: opts.cache } : {}),
   });
+  const member: { cluster?: Cluster } = {}; // set once the node listens (its URL is part of its membership)
+  // The cache tier across nodes (issue 15): on a shared backend the memory keys are spread over
+  // the nodes' RESP listeners by slot; a node serves its slots only while its membership is confirmed.
+  const slots =
+    opts.respPort !== 'off' && isSharedBackend(backend) ? new SlotOwnership(cache, () => member.cluster?.ringConfirmed() === true) : undefined;
   // The RESP listener is built before the AOF loads so the file replays through its commands (issue 11).
   const respServer =
     opts.respPort === 'off'
@@ -298,6 +303,7 @@ export async function startNode(opts: NodeOptions = {}): Promise<BeaconNode> {
           logger,
           version: VERSION,
           ...(tls !== undefined ? { tls: { cert: tls.cert, key: tls.key } } : {}),
+          ...(slots !== undefined ? { cluster: { selfId: nodeId, slots } } : {}),
         });
   try {
     await cache.open(respServer?.aofExecutor());
@@ -310,9 +316,14 @@ export async function startNode(opts: NodeOptions = {}): Promise<BeaconNode> {
     throw err;
   }
   metrics.registerCacheMetrics(() => cache.namespaceStats(), () => cache.config.maxmemory);
+  if (slots !== undefined) {
+    metrics.registerCacheClusterMetrics(() => {
+      const c = respServer?.cluster()?.counters() ?? { forwarded: 0, forwardErrors: 0, moved: 0 };
+      return { ...c, ringChanges: slots.changes, epoch: slots.ring?.epoch ?? 0, slots: slots.ring?.ownedCount ?? 0, confirmed: member.cluster?.ringConfirmed() === true ? 1 : 0 };
+    });
+  }
   // --- end cache tier --------------------------------------------------------------------------
   let stopping = false;
-  const member: { cluster?: Cluster } = {}; // set once the node listens (its URL is part of its membership)
   const httpCtx: HttpContext = {
     store,
     hub,
@@ -322,6 +333,7 @@ export async function startNode(opts: NodeOptions = {}): Promise<BeaconNode> {
     auth: security.auth,
     policies,
     cache,
+    ...(slots !== undefined ? { cacheSlots: slots } : {}),
     audit: security.audit,
     metricsStore, // issue 12
     ...(tls !== undefined ? { tls } : {}),
@@ -338,7 +350,18 @@ export async function startNode(opts: NodeOptions = {}): Promise<BeaconNode> {
   const http = await createHttpServer(httpCtx, { corsOrigins });
   registerClusterRoute(http, async () => {
     if (member.cluster === undefined) throw new UnavailableError('the node is starting');
-    return member.cluster.status();
+    const status = await member.cluster.status();
+    const ring = slots?.ring;
+    if (ring === undefined) return status;
+    // Each node's part of the cache ring: its slots from the ring in force, its keys from its heartbeat (ours: now).
+    return {
+      ...status,
+      cacheRingEpoch: ring.epoch,
+      nodes: status.nodes.map((n) => ({
+        ...n,
+        cache: { role: ring.has(n.id) ? ('primary' as const) : ('none' as const), slots: ring.slotCount(n.id), keys: n.self ? cache.dbsize() : (n.cache?.keys ?? 0) },
+      })),
+    };
   });
   const host = opts.host ?? '127.0.0.1';
   await http.listen({ host, port: opts.httpPort ?? 7379 });
@@ -346,7 +369,15 @@ export async function startNode(opts: NodeOptions = {}): Promise<BeaconNode> {
   const port = typeof addr === 'object' && addr !== null ? addr.port : (opts.httpPort ?? 7379);
   const url = `${tls !== undefined ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${port}`;
   // Other nodes and clients reach this node at the advertised URL (a node bound to 0.0.0.0 is not reachable there).
-  const cluster = startCluster({ store, logger, nodeId, url: opts.advertiseUrl ?? url, version: VERSION, startedAt });
+  const cluster = startCluster({
+    store,
+    logger,
+    nodeId,
+    url: opts.advertiseUrl ?? url,
+    version: VERSION,
+    startedAt,
+    ...(slots !== undefined ? { onRing: (r) => slots.apply(new CacheRing(r.epoch, r.members, nodeId)), cacheKeys: () => cache.dbsize() } : {}),
+  });
   member.cluster = cluster;
   if (!(await cluster.waitReady(5000))) logger.warn('the node is not ready yet: the change feed has not caught up');
   metricsStore.startScraping(new URL(opts.advertiseUrl ?? url).host); // issue 12: own metrics every 15 s, --scrape-config targets
@@ -359,6 +390,12 @@ export async function startNode(opts: NodeOptions = {}): Promise<BeaconNode> {
       resp = { server: respServer, port: respPort, url: `${scheme}://${host.includes(':') ? `[${host}]` : host}:${respPort}` };
       // Other nodes reach the listener on the advertised HTTP URL's host (a node bound to 0.0.0.0 is not reachable there).
       cluster.setRespUrl(opts.advertiseUrl !== undefined ? `${scheme}://${new URL(opts.advertiseUrl).hostname}:${respPort}` : resp.url);
+      if (slots !== undefined) {
+        // Serve cache keys from the start: wait (bounded) until the leader took this node into the ring.
+        const deadline = Date.now() + 5000;
+        while (Date.now() < deadline && !(slots.ring?.has(nodeId) === true && !slots.busy && cluster.ringConfirmed())) await new Promise((r) => setTimeout(r, 10));
+        if (slots.ring?.has(nodeId) !== true) logger.warn('this node is not in the cache ring yet: its RESP port answers MOVED or forwards until it is');
+      }
     } catch (err) {
       await respServer.close();
       metricsStore.stop();

@@ -433,7 +433,55 @@ export class Metrics {
       s.breaker === undefined ? undefined : s.breaker === 'open' ? 1 : s.breaker === 'half-open' ? 0.5 : 0,
     );
   }
+
+  /**
+   * The cache tier across nodes (docs/operations/cache-cluster.md): commands forwarded to a
+   * slot's owner and those that failed, MOVED replies, ring changes this node applied, the ring's
+   * epoch and the slots this node serves. Read from `source` at scrape time.
+   */
+  registerCacheClusterMetrics(source: () => CacheClusterSample): void {
+    const reg = [this.registry];
+    const counter = (name: string, help: string, field: keyof CacheClusterSample): void => {
+      new Counter({
+        name,
+        help,
+        registers: reg,
+        collect() {
+          this.reset();
+          this.inc(source()[field]);
+        },
+      });
+    };
+    const gauge = (name: string, help: string, field: keyof CacheClusterSample): void => {
+      new Gauge({
+        name,
+        help,
+        registers: reg,
+        collect() {
+          this.set(source()[field]);
+        },
+      });
+    };
+    counter('beacon_cache_cluster_forwarded_total', "Commands (RESP) this node forwarded to the node serving the key's slot.", 'forwarded');
+    counter('beacon_cache_cluster_forward_errors_total', 'Forwarded commands whose owner did not answer (the client got TRYAGAIN).', 'forwardErrors');
+    counter('beacon_cache_cluster_moved_total', 'MOVED replies this node sent to cluster clients.', 'moved');
+    counter('beacon_cache_cluster_ring_changes_total', 'Cache ring epochs this node applied (joins, leaves and failovers).', 'ringChanges');
+    gauge('beacon_cache_cluster_ring_epoch', 'The cache ring epoch in force on this node.', 'epoch');
+    gauge('beacon_cache_cluster_slots', 'Slots (of 16,384) this node is the primary of.', 'slots');
+    gauge('beacon_cache_cluster_confirmed', "1 while this node's ring membership is confirmed (it serves its slots), 0 when fenced.", 'confirmed');
+  }
   // --- end cache tier ------------------------------------------------------------------------------
+}
+
+/** The cache cluster's figures of one node (see {@link Metrics.registerCacheClusterMetrics}). */
+export interface CacheClusterSample {
+  forwarded: number;
+  forwardErrors: number;
+  moved: number;
+  ringChanges: number;
+  epoch: number;
+  slots: number;
+  confirmed: number;
 }
 
 /** One memory namespace's figures as the cache tier reports them (see {@link Metrics.registerCacheMetrics}). */

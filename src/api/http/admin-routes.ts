@@ -33,12 +33,23 @@ export interface ClusterNodeStatus {
   lastSeenMs: number;
   /** True for the node that answered. */
   self: boolean;
+  /** The node's part of the cache tier across nodes (PostgreSQL mode, with a RESP listener). */
+  cache?: {
+    /** `primary` when the node is in the cache ring, `none` before it joined. */
+    role: 'primary' | 'none';
+    /** Slots it is the primary of, of 16,384. */
+    slots: number;
+    /** Cache keys it holds (as of its last heartbeat). */
+    keys: number;
+  };
 }
 
 /** The body of `GET /v1/cluster`: the backend's head revision, the expiry leader's id, every live node. */
 export interface ClusterStatus {
   revision: number;
   expiryLeader: string | null;
+  /** The cache ring's committed epoch (PostgreSQL mode, with RESP listeners). */
+  cacheRingEpoch?: number;
   nodes: ClusterNodeStatus[];
 }
 

@@ -5,9 +5,9 @@
  * whether the value came from memory. Same users, roles and prefix permissions as `/v1/kv`.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { InvalidArgumentError, NotFoundError } from '../../errors.js';
+import { InvalidArgumentError, NotFoundError, UnavailableError } from '../../errors.js';
 import { validateKey } from '../../kv/index.js';
-import type { CacheValue } from '../../cache/index.js';
+import { keySlot, type CacheValue } from '../../cache/index.js';
 import { requireAccess } from './authz.js';
 import { decodeValue, encodeValue, optInt, queryInt, readObject, wildcardKey } from './codec.js';
 import type { HttpContext } from './context.js';
@@ -53,12 +53,66 @@ function answer(ctx: HttpContext, key: string, value: Buffer): Record<string, un
   return { key, ...encodeValue(value), ttl: ttlMs < 0 ? -1 : Math.ceil(ttlMs / 1000) };
 }
 
+/** The header a node sets on a request it forwards to a key's owner: the owner answers, never forwards again. */
+export const FORWARDED_HEADER = 'x-beacon-forwarded';
+/** How long a forwarded request may take, in ms. */
+const FORWARD_TIMEOUT_MS = 10_000;
+/** Request and response headers a forward carries over. */
+const FORWARD_REQUEST_HEADERS = ['authorization', 'content-type', 'x-api-key', 'x-request-id'];
+const FORWARD_RESPONSE_HEADERS = ['x-cache', 'x-cache-source', 'x-cache-node', 'retry-after'];
+
+/**
+ * In a cache cluster, the answer of the node that serves `key`'s slot when that is not this
+ * node (the request is sent on with the caller's credentials, which the owner checks again), or
+ * undefined when this node serves it.
+ * @throws UnavailableError while this node's membership is not confirmed, while the slot is
+ *   being readied here, or when the owner does not answer.
+ */
+async function viaOwner(ctx: HttpContext, req: FastifyRequest, reply: FastifyReply, key: string): Promise<unknown> {
+  const slots = ctx.cacheSlots;
+  if (slots === undefined) return undefined;
+  const slot = keySlot(key);
+  const where = slots.route(slot);
+  if (where === 'serve') {
+    void reply.header('x-cache-node', ctx.info.nodeId);
+    return undefined;
+  }
+  if (where === 'down') throw new UnavailableError("this node's place in the cache ring is not confirmed (it lost contact with PostgreSQL); retry shortly", { details: { key, slot } });
+  if (where === 'importing') throw new UnavailableError(`slot ${slot} just moved to this node and is being readied; retry shortly`, { details: { key, slot } });
+  const owner = slots.ring?.owner(slot);
+  if (owner === undefined || req.headers[FORWARDED_HEADER] !== undefined) {
+    // The node that forwarded this sees another ring for a moment: no second hop.
+    throw new UnavailableError(`slot ${slot} is moving between nodes; retry shortly`, { details: { key, slot } });
+  }
+  const headers: Record<string, string> = { [FORWARDED_HEADER]: ctx.info.nodeId };
+  for (const h of FORWARD_REQUEST_HEADERS) {
+    const v = req.headers[h];
+    if (typeof v === 'string') headers[h] = v;
+  }
+  const body = req.method === 'PUT' ? (Buffer.isBuffer(req.body) ? new Uint8Array(req.body) : JSON.stringify(req.body ?? null)) : undefined;
+  let res: Response;
+  try {
+    res = await fetch(new URL(req.url, owner.url), { method: req.method, headers, ...(body !== undefined ? { body } : {}), signal: AbortSignal.timeout(FORWARD_TIMEOUT_MS) });
+  } catch (err) {
+    throw new UnavailableError(`the node serving slot ${slot} (${owner.url}) did not answer: ${err instanceof Error ? err.message : String(err)}`, { details: { key, slot } });
+  }
+  void reply.code(res.status);
+  for (const h of FORWARD_RESPONSE_HEADERS) {
+    const v = res.headers.get(h);
+    if (v !== null) void reply.header(h, v);
+  }
+  void reply.header('content-type', res.headers.get('content-type') ?? 'application/json');
+  return Buffer.from(await res.arrayBuffer());
+}
+
 /** Registers `GET/PUT/DELETE /v1/cache/*`. */
 export function registerCacheRoutes(app: FastifyInstance, ctx: HttpContext): void {
   const { cache } = ctx;
 
   app.get('/v1/cache/*', async (req: FastifyRequest, reply: FastifyReply) => {
     const key = cacheKey(ctx, req, 'cache.get', 'read');
+    const relayed = await viaOwner(ctx, req, reply, key);
+    if (relayed !== undefined) return relayed;
     const res = await cache.readThrough(key);
     if (res.outcome === 'miss') {
       void reply.header('x-cache', 'miss');
@@ -70,8 +124,10 @@ export function registerCacheRoutes(app: FastifyInstance, ctx: HttpContext): voi
     return answer(ctx, key, value);
   });
 
-  app.put('/v1/cache/*', async (req: FastifyRequest) => {
+  app.put('/v1/cache/*', async (req: FastifyRequest, reply: FastifyReply) => {
     const key = cacheKey(ctx, req, 'cache.put', 'write');
+    const relayed = await viaOwner(ctx, req, reply, key);
+    if (relayed !== undefined) return relayed;
     const q = req.query as Record<string, unknown>;
     let value: Uint8Array;
     let ttl: number | undefined;
@@ -98,8 +154,10 @@ export function registerCacheRoutes(app: FastifyInstance, ctx: HttpContext): voi
     return { key, ttl: at > 0 ? Math.ceil((at - Date.now()) / 1000) : -1 };
   });
 
-  app.delete('/v1/cache/*', async (req: FastifyRequest) => {
+  app.delete('/v1/cache/*', async (req: FastifyRequest, reply: FastifyReply) => {
     const key = cacheKey(ctx, req, 'cache.delete', 'write');
+    const relayed = await viaOwner(ctx, req, reply, key);
+    if (relayed !== undefined) return relayed;
     const deleted = cache.delete(key);
     if (deleted) {
       cache.propagate(['DEL', key]);

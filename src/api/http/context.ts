@@ -1,7 +1,7 @@
 /** What every route module receives: the node's parts, wired once in src/node/. */
 import type { AuditLog } from '../../audit/index.js';
 import type { AuthService } from '../../auth/index.js';
-import type { CacheTier } from '../../cache/index.js';
+import type { CacheTier, SlotOwnership } from '../../cache/index.js';
 import type { ConfigService, PolicyStore } from '../../config/index.js';
 import type { Store } from '../../kv/index.js';
 import type { Logger, Metrics } from '../../obs/index.js';
@@ -50,6 +50,11 @@ export interface HttpContext {
   policies: PolicyStore;
   /** The cache tier: memory namespaces (`/v1/cache/*`, issue 11). */
   cache: CacheTier;
+  /**
+   * The cache tier across nodes (PostgreSQL mode): which node serves each slot; a request for a
+   * key another node serves is forwarded there (docs/operations/cache-cluster.md).
+   */
+  cacheSlots?: SlotOwnership;
   /** The audit log (records outside kv writes: logins, identity changes, denials). */
   audit: AuditLog;
   /** TLS for the listener; plain HTTP when absent. */

@@ -373,16 +373,6 @@ export function notHere(name: string, instead: string): (c: Ctx, a: Buffer[]) =>
   };
 }
 
-/**
- * CLUSTER, READONLY, READWRITE and ASKING on a node that does not run Redis Cluster: Redis's
- * answer on a standalone server (`cluster.c`), so a cluster client fails at once with a clear
- * "Failed to refresh slots cache" rather than on a later command. (The cache tier across nodes,
- * issue 15, is not built yet.)
- */
-export function clusterDisabled(): Reply {
-  throw new RespError('ERR This instance has cluster support disabled');
-}
-
 // --- pub/sub -------------------------------------------------------------------------------------
 
 function subscribeGeneric(pattern: boolean) {

@@ -120,6 +120,7 @@ export class Connection implements ConnState {
   libName = '';
   libVer = '';
   principal: Principal | undefined;
+  clusterAware = false;
   /** When the principal was last re-checked against the identity store (ms). */
   refreshedAt = 0;
   multi: Buffer[][] | undefined;

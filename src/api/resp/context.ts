@@ -1,5 +1,6 @@
 /** What a RESP command handler sees: its connection, the server's shared state, the keyspace of its keys. */
 import type { Principal } from '../../auth/index.js';
+import type { CacheRing } from '../../cache/index.js';
 import type { Keyspace } from './keyspace.js';
 import type { Protocol, Reply } from './protocol.js';
 
@@ -33,10 +34,27 @@ export interface ConnState {
   lastActive: number;
   /** Sends a push/message outside the request/reply flow (pub/sub). */
   push(r: Reply): void;
+  /**
+   * The client speaks Redis Cluster (it sent CLUSTER, READONLY, READWRITE or ASKING): a key
+   * another node serves gets `-MOVED`; other clients' commands are forwarded to that node.
+   */
+  clusterAware: boolean;
   /** Closes the connection after the pending replies are written. */
   closeAfterReply(): void;
   /** Closes at once (CLIENT KILL). */
   kill(): void;
+}
+
+/** A node's place in the cache tier across nodes (PostgreSQL mode), for CLUSTER. */
+export interface ClusterView {
+  /** This node's id. */
+  readonly selfId: string;
+  /** The ring in force; undefined before this node saw one. */
+  readonly ring: CacheRing | undefined;
+  /** Whether this node's membership is confirmed now (it serves its slots). */
+  confirmed(): boolean;
+  /** Commands this node forwarded to other nodes since it started. */
+  forwarded(): number;
 }
 
 /** What commands ask of the server beyond one keyspace (key enumeration, pub/sub, INFO, CONFIG, clients). */
@@ -84,6 +102,10 @@ export interface ServerApi {
   /** Checks `AUTH` credentials: `user pass`, or an API key (user omitted or `default`). */
   authenticate(user: string | undefined, pass: string, conn: ConnState): Promise<Principal>;
   commandNames(): string[];
+  /** The cache tier across nodes, or undefined on a node that is not part of one (CLUSTER answers "disabled"). */
+  cluster(): ClusterView | undefined;
+  /** Up to `count` memory keys of `slot` this node holds (CLUSTER GETKEYSINSLOT / COUNTKEYSINSLOT). */
+  keysInSlot(slot: number, count: number): string[];
   /**
    * COMMAND GETKEYS: the key arguments of `argv` (a command with its arguments).
    * @throws RespError for an unknown command, a wrong argument count, or a command without keys (Redis's texts).

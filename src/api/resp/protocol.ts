@@ -406,7 +406,9 @@ export type Reply =
   /** A RESP3 big number (`(…`); a bulk string in RESP2. */
   | { t: 'bignum'; v: string }
   /** RESP3 attributes (`|n` and key/value pairs) before the reply `v`; RESP2 sees `v` alone. */
-  | { t: 'attribute'; attrs: [Reply, Reply][]; v: Reply };
+  | { t: 'attribute'; attrs: [Reply, Reply][]; v: Reply }
+  /** A whole reply already encoded (another node's answer, relayed as it came), written as is. */
+  | { t: 'raw'; v: Buffer };
 
 /** Reply constructors (short names keep command handlers readable). */
 export const R = {
@@ -530,6 +532,9 @@ function line(s: string): string {
  */
 export function writeReply(r: Reply, proto: Protocol, w: ReplyWriter): void {
   switch (r.t) {
+    case 'raw':
+      w.bytes(r.v);
+      break;
     case 'simple':
       if (r === R.ok) w.bytes(OK);
       else w.utf8(`+${line(r.v)}\r\n`);

@@ -7,8 +7,8 @@
 import { createServer as createTcpServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { createServer as createTlsServer } from 'node:tls';
 import type { AuditLog } from '../../audit/index.js';
-import { DEV_PRINCIPAL, deniedError, type Action, type AuthService, type Principal } from '../../auth/index.js';
-import { globLiteralPrefix, globMatch, type CacheTier } from '../../cache/index.js';
+import { DEV_PRINCIPAL, PEER_PRINCIPAL, deniedError, type Action, type AuthService, type Principal } from '../../auth/index.js';
+import { globLiteralPrefix, globMatch, keySlot, type CacheTier } from '../../cache/index.js';
 import type { PolicyStore } from '../../config/index.js';
 import { FIRST_USER_KEY, isSystemKey, prefixEnd, type AuditContext, type RevisionEvents, type Store } from '../../kv/index.js';
 import type { Logger } from '../../obs/index.js';
@@ -18,6 +18,7 @@ import { NO_REPLY, REDIS_VERSION } from './cmd-server.js';
 import { COMMANDS, commandDocs, commandInfo, lastKeyArg, type CommandSpec } from './commands.js';
 import { BLOCK, MAX_TIMER_MS, blockTimeoutMs, blockingAofForm, isBlock, timeoutArg } from './cmd-blocking.js';
 import { Connection, type ConnectionHost, type Outcome } from './connection.js';
+import { CROSSSLOT, ClusterRouter, type ClusterRouterOptions } from './routing.js';
 import type { ConnState, Ctx, ServerApi } from './context.js';
 import { toRespError } from './errors.js';
 import { DurableTx, Projection, RespError, RetryError, decodeDurableHash, type Keyspace } from './keyspace.js';
@@ -40,7 +41,16 @@ export interface RespServerOptions {
   version: string;
   /** PEM certificate and key: the port speaks TLS only (`redis-cli --tls`). */
   tls?: { cert: Buffer; key: Buffer };
+  /**
+   * The cache tier across nodes (PostgreSQL mode): memory keys are served by their slot's
+   * primary (docs/operations/cache-cluster.md). Without it CLUSTER answers "disabled".
+   */
+  cluster?: Omit<ClusterRouterOptions, 'peerSecret'>;
 }
+
+/** The peer-only commands ({@link RespServer.peerCommand}). */
+const PEER_PUBLISH = Buffer.from('BEACON.PUBLISH');
+const PEER_KEYEVENT = Buffer.from('BEACON.KEYEVENT');
 
 /** Retries of a durable command whose read keys changed before its commit (compare-and-swap). */
 const MAX_CAS_RETRIES = 100;
@@ -169,9 +179,11 @@ export class RespServer implements ServerApi, ConnectionHost {
     ['zset-max-ziplist-value', '64'],
   ]);
   private readonly deps: ConstructorParameters<typeof DurableTx>[0];
+  private readonly router: ClusterRouter | undefined;
 
   constructor(private readonly o: RespServerOptions) {
     this.dev = o.auth.dev;
+    this.router = o.cluster === undefined ? undefined : new ClusterRouter({ ...o.cluster, peerSecret: this.dev ? undefined : () => o.auth.peerSecret() });
     this.deps = { store: o.store, policies: o.policies, projection: new Projection(), canReadSecret: (p, key) => o.auth.canReadSecret(p, key) };
     this.memory = o.cache !== undefined ? new MemoryKeyspace(o.cache) : undefined;
     this.unsubscribeStore = o.store.subscribe((ev) => this.onCommit(ev));
@@ -233,6 +245,7 @@ export class RespServer implements ServerApi, ConnectionHost {
   /** Stops listening and closes every connection. */
   async close(): Promise<void> {
     if (this.sweepTimer !== undefined) clearInterval(this.sweepTimer);
+    this.router?.close();
     this.unsubscribeStore();
     for (const off of this.cacheListeners) off();
     for (const c of [...this.conns.values()]) c.kill();
@@ -329,6 +342,10 @@ export class RespServer implements ServerApi, ConnectionHost {
     const args = argv.slice(1);
     this.stats.commands++;
     conn.lastActive = Date.now();
+    if (spec === undefined && this.router !== undefined && conn.principal !== undefined && this.router.isPeer(conn, this.dev)) {
+      const r = this.peerCommand(name, args);
+      if (r !== undefined) return reply(r);
+    }
     if (spec === undefined) {
       conn.lastCmd = 'NULL';
       if (conn.multi !== undefined) conn.multiError = true;
@@ -375,7 +392,7 @@ export class RespServer implements ServerApi, ConnectionHost {
     }
     let keys: string[];
     try {
-      if (conn.principal !== undefined) this.o.auth.checkRate(conn.principal);
+      if (conn.principal !== undefined && conn.principal.via !== 'peer') this.o.auth.checkRate(conn.principal);
       keys = this.authorize(conn, spec, args);
     } catch (err) {
       this.verdict = 'rejected';
@@ -489,6 +506,19 @@ export class RespServer implements ServerApi, ConnectionHost {
   private runKeyed(conn: Connection, spec: CommandSpec, argv: Buffer[], args: Buffer[], keys: string[], inflight: boolean): Outcome | Promise<Outcome> {
     const kind = this.kindOfKeys(keys);
     if (kind === 'memory') {
+      if (this.router !== undefined) {
+        const to = this.router.route(conn, keys, this.dev);
+        if (to.to === 'reply') return reply(to.reply);
+        if (to.to === 'peer') {
+          let blockMs: number | undefined;
+          try {
+            if (spec.blocking === true) blockMs = blockTimeoutMs(timeoutArg(spec.name, argv));
+          } catch (err) {
+            return reply(toRespError(err, this.o.logger));
+          }
+          return { kind: 'pending', blind: true, promise: this.router.forward(argv, to.addr, to.slot, conn.protocol, blockMs) };
+        }
+      }
       if (inflight) return WAIT;
       return this.runMemoryOne(conn, spec, argv, args);
     }
@@ -718,7 +748,11 @@ export class RespServer implements ServerApi, ConnectionHost {
         }
       }
     }
-    if (this.notifyFlags !== '') this.notify(event, key);
+    if (this.notifyFlags !== '') {
+      this.notify(event, key);
+      // A memory key lives on one node: its events reach subscribers on the others this way.
+      this.router?.broadcast([PEER_KEYEVENT, Buffer.from(event, 'latin1'), Buffer.from(key, 'utf8')]);
+    }
     if (this.blockedOn.size > 0 && this.blockedOn.has(key)) this.readyKeys.add(key);
   }
 
@@ -854,6 +888,20 @@ export class RespServer implements ServerApi, ConnectionHost {
           return R.error('CROSSKIND a transaction cannot mix durable keys and memory-namespace keys; EXEC will refuse it');
         }
         (conn as Connection & { multiKind?: string }).multiKind = kind;
+        if (kind === 'memory' && this.router !== undefined) {
+          const slotOf = conn as Connection & { multiSlot?: number };
+          const slot = keySlot(keys[0] as string);
+          if (slotOf.multiSlot !== undefined && slotOf.multiSlot !== slot) {
+            conn.multiError = true;
+            return R.error(CROSSSLOT);
+          }
+          const refused = this.unforwardable(conn, keys, 'a transaction');
+          if (refused !== undefined) {
+            conn.multiError = true;
+            return refused;
+          }
+          slotOf.multiSlot = slot;
+        }
         // Redis refuses to queue a write that would be refused for memory now (OOM), aborting EXEC.
         if (kind === 'memory' && spec.access === 'write') this.o.cache?.ensureMemory();
       }
@@ -870,6 +918,21 @@ export class RespServer implements ServerApi, ConnectionHost {
     conn.multiError = false;
     conn.multiAbort = undefined;
     (conn as Connection & { multiKind?: string }).multiKind = undefined;
+    (conn as Connection & { multiSlot?: number }).multiSlot = undefined;
+  }
+
+  /**
+   * In a cache cluster, an error reply when `keys` (memory keys) are not served here: MOVED,
+   * CROSSSLOT, TRYAGAIN or CLUSTERDOWN as {@link ClusterRouter.route} says, or — for a client
+   * that does not speak cluster — the reason `what` (a transaction, WATCH) is not forwarded.
+   */
+  private unforwardable(conn: Connection, keys: string[], what: string): Reply | undefined {
+    const to = this.router?.route(conn, keys, this.dev);
+    if (to === undefined || to.to === 'here') return undefined;
+    if (to.to === 'reply') return to.reply;
+    return R.error(
+      `ERR ${what} on slot ${to.slot} is not forwarded to the node that serves it (${to.addr}): send it there, or use a cluster client (see docs/operations/cache-cluster.md)`,
+    );
   }
 
   private transactionCommand(conn: Connection, name: string, args: Buffer[]): Outcome | Promise<Outcome> {
@@ -888,6 +951,11 @@ export class RespServer implements ServerApi, ConnectionHost {
         try {
           const spec = COMMANDS.get('watch') as CommandSpec;
           const keys = this.authorize(conn, spec, args);
+          if (this.router !== undefined) {
+            const mem = keys.filter((k) => this.o.cache?.isMemoryKey(k) === true);
+            const refused = mem.length > 0 ? this.unforwardable(conn, mem, 'WATCH') : undefined;
+            if (refused !== undefined) return reply(refused);
+          }
           for (const key of keys) {
             if (conn.watched.has(key)) continue;
             if (this.o.cache?.isMemoryKey(key) === true) {
@@ -917,6 +985,7 @@ export class RespServer implements ServerApi, ConnectionHost {
         for (const p of [...conn.patterns]) this.unsubscribe(conn, p, true);
         conn.protocol = 2;
         conn.name = '';
+        conn.clusterAware = false;
         conn.principal = this.dev ? DEV_PRINCIPAL : undefined;
         return reply(R.simple('RESET'));
       default:
@@ -956,6 +1025,19 @@ export class RespServer implements ServerApi, ConnectionHost {
     this.unwatch(conn);
     if (dirty) return reply(R.nullArray);
     if (kind === 'memory') {
+      // The slot may have moved since the commands were queued.
+      const keys =
+        this.router === undefined
+          ? []
+          : cmds.flatMap((argv) => {
+              try {
+                return this.commandKeys(argv).map((k) => k.toString('utf8'));
+              } catch {
+                return []; // a command without keys
+              }
+            });
+      const refused = keys.length > 0 ? this.unforwardable(conn, keys, 'a transaction') : undefined;
+      if (refused !== undefined) return reply(R.error(`EXECABORT Transaction discarded because of: ${(refused as { v: string }).v}`));
       // As Redis's EXEC: a transaction with a write is refused whole when memory is over the
       // limit now (maxmemory may have been lowered since the commands were queued).
       const writes = cmds.some((argv) => COMMANDS.get((argv[0] as Buffer).toString('latin1').toLowerCase())?.access === 'write');
@@ -1160,7 +1242,42 @@ export class RespServer implements ServerApi, ConnectionHost {
   }
 
   publish(channel: Buffer, message: Buffer): number {
+    // Subscribers on every node of a cache cluster get it; the count is this node's, as in Redis Cluster.
+    this.router?.broadcast([PEER_PUBLISH, channel, message]);
     return this.deliver(channel.toString('latin1'), channel, message, undefined);
+  }
+
+  /**
+   * The commands only another node of the cluster sends (not in the command table: any other
+   * client gets the unknown-command error): a PUBLISH, and a memory key's keyspace event, made
+   * on that node, for this node's subscribers. @returns undefined for anything else.
+   */
+  private peerCommand(name: string, args: Buffer[]): Reply | undefined {
+    if (name === 'beacon.publish' && args.length === 2) {
+      const ch = args[0] as Buffer;
+      return R.int(this.deliver(ch.toString('latin1'), ch, args[1] as Buffer, undefined));
+    }
+    if (name === 'beacon.keyevent' && args.length === 2) {
+      const key = (args[1] as Buffer).toString('utf8');
+      this.notify((args[0] as Buffer).toString('latin1'), key);
+      return R.ok;
+    }
+    return undefined;
+  }
+
+  cluster(): ClusterRouter | undefined {
+    return this.router;
+  }
+
+  keysInSlot(slot: number, count: number): string[] {
+    const out: string[] = [];
+    if (this.o.cache === undefined || count <= 0) return out;
+    for (const k of this.o.cache.keys('*')) {
+      if (keySlot(k) !== slot) continue;
+      out.push(k);
+      if (out.length >= count) break;
+    }
+    return out;
   }
 
   /** Sends a message to every subscriber of `ch` and every matching pattern; `key` limits it to readers of that key. */
@@ -1358,7 +1475,18 @@ export class RespServer implements ServerApi, ConnectionHost {
     if (section === 'errorstats' || section === 'all' || section === 'everything') {
       lines.push('# Errorstats', ...[...this.errorStats].map(([code, n]) => `errorstat_${code}:count=${n}`), '');
     }
-    sec('Cluster', [['cluster_enabled', 0]]);
+    const routed = this.router?.counters();
+    sec('Cluster', [
+      ['cluster_enabled', this.router !== undefined ? 1 : 0],
+      ...(routed !== undefined
+        ? ([
+            ['cluster_state', this.router?.confirmed() === true ? 'ok' : 'fail'],
+            ['cluster_forwarded_commands', routed.forwarded],
+            ['cluster_forward_errors', routed.forwardErrors],
+            ['cluster_moved_replies', routed.moved],
+          ] as [string, string | number][])
+        : []),
+    ]);
     if (want('keyspace')) {
       const visible = this.visibleKeyCounts(conn);
       sec('Keyspace', visible.keys > 0 ? [['db0', `keys=${visible.keys},expires=${visible.expires},avg_ttl=0`]] : []);
@@ -1472,6 +1600,12 @@ export class RespServer implements ServerApi, ConnectionHost {
   async authenticate(user: string | undefined, pass: string, conn: ConnState): Promise<Principal> {
     if (this.dev) return DEV_PRINCIPAL;
     const auth = this.o.auth;
+    if (user === PEER_PRINCIPAL) {
+      // Another node of this cluster, on a forwarding link (routing.ts).
+      const p = this.router !== undefined ? auth.peer(pass) : undefined;
+      if (p === undefined) throw new RespError('WRONGPASS invalid username-password pair or user is disabled.');
+      return p;
+    }
     try {
       if (user === undefined || user === 'default') {
         // An API key or a token as the password (AUTH <apikey>).
@@ -1514,6 +1648,7 @@ export class RespServer implements ServerApi, ConnectionHost {
       blocked: false,
       addr: 'aof',
       laddr: 'aof',
+      clusterAware: false,
       createdAt: Date.now(),
       protocol: 2,
       name: 'aof',

@@ -15,7 +15,7 @@ export {
   STATEMENT_TIMEOUT_MS,
   redactUrl,
 } from './postgres-backend.js';
-export type { ChangeSet, HeadState, LeaseChanges, LeaseRow, NodeRecord, PostgresBackendOptions } from './postgres-backend.js';
+export type { ChangeSet, HeadState, LeaseChanges, LeaseRow, NodeRecord, RingRecord, PostgresBackendOptions } from './postgres-backend.js';
 export { knownMigrations } from './migrate.js';
 
 /**

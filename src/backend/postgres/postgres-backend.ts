@@ -85,6 +85,15 @@ export interface HeadState {
   revision: number;
   compactRevision: number;
   leaseSeq: number;
+  /** The cache ring's committed epoch (migration 011); 0 before the first commit. */
+  ringEpoch: number;
+}
+
+/** The cache ring as committed in `beacon_cache_ring` (migration 011). */
+export interface RingRecord {
+  /** 0 when none was committed yet (then `members` is empty). */
+  epoch: number;
+  members: { id: string; url: string; respUrl: string }[];
 }
 
 /** One row of `beacon_leases` as followers read it: the lease's state after its latest change. */
@@ -136,6 +145,8 @@ export interface NodeRecord {
   url: string;
   /** The node's RESP listener (`redis://host:port`), '' when it has none. */
   respUrl: string;
+  /** Cache keys the node holds (migration 011). */
+  cacheKeys: number;
   version: string;
   startedAt: number;
   appliedRevision: number;
@@ -1256,16 +1267,55 @@ export class PostgresBackend implements Backend {
     const res = await this.q<MetaRow>(
       'heartbeat',
       `WITH up AS (
-         INSERT INTO beacon_nodes (id, url, version, started_at, applied_revision, ready, expiry_leader, last_seen, resp_url)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, now(), $8)
-         ON CONFLICT (id) DO UPDATE SET url = excluded.url, resp_url = excluded.resp_url, version = excluded.version, started_at = excluded.started_at,
+         INSERT INTO beacon_nodes (id, url, version, started_at, applied_revision, ready, expiry_leader, last_seen, resp_url, cache_keys)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, now(), $8, $9)
+         ON CONFLICT (id) DO UPDATE SET url = excluded.url, resp_url = excluded.resp_url, cache_keys = excluded.cache_keys, version = excluded.version, started_at = excluded.started_at,
            applied_revision = excluded.applied_revision, ready = excluded.ready, expiry_leader = excluded.expiry_leader,
            last_seen = now())
-       SELECT revision, compact_revision, lease_seq FROM beacon_meta WHERE id = 1`,
-      [n.id, n.url, n.version, n.startedAt, n.appliedRevision, n.ready, n.expiryLeader, n.respUrl],
+       SELECT revision, compact_revision, lease_seq, COALESCE((SELECT epoch FROM beacon_cache_ring WHERE id = 1), 0)::int8 AS ring_epoch
+         FROM beacon_meta WHERE id = 1`,
+      [n.id, n.url, n.version, n.startedAt, n.appliedRevision, n.ready, n.expiryLeader, n.respUrl, n.cacheKeys],
     );
-    const m = res.rows[0];
-    return { revision: m?.revision ?? 0, compactRevision: m?.compact_revision ?? 0, leaseSeq: m?.lease_seq ?? 0 };
+    const m = res.rows[0] as (MetaRow & { ring_epoch: number }) | undefined;
+    return { revision: m?.revision ?? 0, compactRevision: m?.compact_revision ?? 0, leaseSeq: m?.lease_seq ?? 0, ringEpoch: m?.ring_epoch ?? 0 };
+  }
+
+  /** Sends `payload` on this store's NOTIFY channel (a node asks the leader to look at the ring: `ring-join`). */
+  async notify(payload: string): Promise<void> {
+    await this.q('notify', 'SELECT pg_notify($1, $2)', [this.channel, payload]);
+  }
+
+  /**
+   * The cache ring as last committed (epoch 0 and no members before the first commit).
+   * @throws UnavailableError when PostgreSQL cannot be reached.
+   */
+  async readRing(): Promise<RingRecord> {
+    const res = await this.q<{ epoch: number; members: string }>('ring read', 'SELECT epoch, members FROM beacon_cache_ring WHERE id = 1');
+    const row = res.rows[0];
+    if (row === undefined) return { epoch: 0, members: [] };
+    return { epoch: Number(row.epoch), members: parseRingMembers(row.members) };
+  }
+
+  /**
+   * Commits the cache ring's next epoch, `expected + 1`, with `members`, if the committed epoch
+   * is still `expected` (a compare-and-set: of two leaders only one commits an epoch), and wakes
+   * every node with a `ring:<epoch>` notification.
+   * @returns the new epoch, or undefined when another commit came first.
+   * @throws UnavailableError when PostgreSQL cannot be reached.
+   */
+  async commitRing(expected: number, members: RingRecord['members'], by: string): Promise<number | undefined> {
+    const res = await this.q<{ epoch: number }>(
+      'ring commit',
+      `WITH c AS (
+         INSERT INTO beacon_cache_ring AS r (id, epoch, members, committed_by) VALUES (1, $1::int8 + 1, $2, $3)
+         ON CONFLICT (id) DO UPDATE SET epoch = excluded.epoch, members = excluded.members, committed_by = excluded.committed_by, committed_at = now()
+           WHERE r.epoch = $1::int8
+         RETURNING epoch)
+       SELECT epoch, pg_notify($4, 'ring:' || epoch) FROM c`,
+      [expected, JSON.stringify(members), by, this.channel],
+    );
+    const row = res.rows[0];
+    return row === undefined ? undefined : Number(row.epoch);
   }
 
   /** Every node seen within `liveMs` (database clock) and the head revision, in one snapshot. */
@@ -1276,6 +1326,7 @@ export class PostgresBackend implements Backend {
         id: string;
         url: string;
         resp_url: string;
+        cache_keys: number;
         version: string;
         started_at: number;
         applied_revision: number;
@@ -1283,7 +1334,7 @@ export class PostgresBackend implements Backend {
         expiry_leader: boolean;
         age_ms: number;
       }>(
-        `SELECT id, url, resp_url, version, started_at, applied_revision, ready, expiry_leader,
+        `SELECT id, url, resp_url, cache_keys, version, started_at, applied_revision, ready, expiry_leader,
                 (extract(epoch FROM (now() - last_seen)) * 1000)::int8 AS age_ms
            FROM beacon_nodes WHERE last_seen > now() - make_interval(secs => $1::float8 / 1000) ORDER BY started_at, id`,
         [liveMs],
@@ -1294,6 +1345,7 @@ export class PostgresBackend implements Backend {
           id: r.id,
           url: r.url,
           respUrl: r.resp_url,
+          cacheKeys: Number(r.cache_keys),
           version: r.version,
           startedAt: r.started_at,
           appliedRevision: r.applied_revision,
@@ -1516,4 +1568,23 @@ function rowToAudit(r: AuditRow): AuditRecord {
     outcome: r.outcome,
     details: r.details,
   };
+}
+
+/** The members column of `beacon_cache_ring`: a JSON array of {id, url, respUrl}; anything else in it is skipped. */
+function parseRingMembers(text: string): RingRecord['members'] {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch {
+    return [];
+  }
+  if (!Array.isArray(raw)) return [];
+  const out: RingRecord['members'] = [];
+  for (const m of raw as unknown[]) {
+    const r = m as Partial<Record<'id' | 'url' | 'respUrl', unknown>>;
+    if (typeof r.id === 'string' && r.id !== '' && typeof r.url === 'string' && typeof r.respUrl === 'string') {
+      out.push({ id: r.id, url: r.url, respUrl: r.respUrl });
+    }
+  }
+  return out;
 }

@@ -1,0 +1,173 @@
+/**
+ * The RESP side of the cache tier across nodes (docs/operations/cache-cluster.md): which node
+ * serves a memory key's slot, `-MOVED` for clients that speak Redis Cluster, and forwarding to
+ * the owner for clients that do not, over pipelined links to the other nodes ({@link PeerLink}).
+ */
+import { PEER_PRINCIPAL } from '../../auth/index.js';
+import { keySlot, respAddress, type SlotOwnership } from '../../cache/index.js';
+import type { ConnState, ClusterView } from './context.js';
+import { PeerLink, PeerPool } from './peer.js';
+import { R, type Protocol, type Reply } from './protocol.js';
+
+/** The client name of a node's links to other nodes; it tells the owner not to forward again. */
+export const PEER_NAME_PREFIX = 'beacon-peer:';
+
+/** Redis Cluster's error for a multi-key command over several slots. */
+export const CROSSSLOT = "CROSSSLOT Keys in request don't hash to the same slot";
+/** Redis Cluster's error while the node cannot serve (no ring yet, or membership not confirmed). */
+export const CLUSTERDOWN = 'CLUSTERDOWN The cluster is down';
+
+/** What {@link ClusterRouter} needs. */
+export interface ClusterRouterOptions {
+  /** This node's id. */
+  selfId: string;
+  slots: SlotOwnership;
+  /** The secret of this cluster's links ({@link AuthService.peerSecret}); undefined in `--dev` mode. */
+  peerSecret: (() => string) | undefined;
+  /** How long a forwarded command may take, in ms (default 5000). */
+  timeoutMs?: number;
+}
+
+/** Where a memory command goes: run here, an error reply, or the `host:port` of the node to forward it to. */
+export type Routed = { to: 'here' } | { to: 'reply'; reply: Reply } | { to: 'peer'; addr: string; slot: number };
+
+const HERE: Routed = { to: 'here' };
+/** The longest a Node.js timer waits, in ms. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/** Routing decisions and links to other nodes, for the RESP listener of a node in a cache cluster. */
+export class ClusterRouter implements ClusterView {
+  readonly selfId: string;
+  private readonly pool = new PeerPool();
+  private readonly stats = { forwarded: 0, moved: 0, forwardErrors: 0 };
+
+  constructor(private readonly o: ClusterRouterOptions) {
+    this.selfId = o.selfId;
+  }
+
+  get ring(): ClusterView['ring'] {
+    return this.o.slots.ring;
+  }
+
+  confirmed(): boolean {
+    return this.o.slots.route(0) !== 'down';
+  }
+
+  forwarded(): number {
+    return this.stats.forwarded;
+  }
+
+  /** Counters for INFO: forwarded commands, MOVED replies, forwards that failed. */
+  counters(): Readonly<{ forwarded: number; moved: number; forwardErrors: number }> {
+    return this.stats;
+  }
+
+  /** Whether `conn` is another node's link (it gets MOVED rather than a forward: no loops). */
+  isPeer(conn: ConnState, dev: boolean): boolean {
+    return conn.principal?.via === 'peer' || (dev && conn.name.startsWith(PEER_NAME_PREFIX));
+  }
+
+  /**
+   * Where a command on the memory keys `keys` goes. Every key must be in one slot (CROSSSLOT).
+   * A slot this node serves runs here; a slot another node serves is `-MOVED slot host:port`
+   * for a cluster client or another node, and forwarded for any other client; a slot this node
+   * just gained answers TRYAGAIN until it is readied; no confirmed membership answers CLUSTERDOWN.
+   */
+  route(conn: ConnState, keys: readonly string[], dev: boolean): Routed {
+    const slot = keySlot(keys[0] as string);
+    for (let i = 1; i < keys.length; i++) if (keySlot(keys[i] as string) !== slot) return { to: 'reply', reply: R.error(CROSSSLOT) };
+    const where = this.o.slots.route(slot);
+    if (where === 'serve') return HERE;
+    if (where === 'down') return { to: 'reply', reply: R.error(CLUSTERDOWN) };
+    if (where === 'importing') return { to: 'reply', reply: R.error(`TRYAGAIN slot ${slot} just moved to this node and is being readied; try again shortly`) };
+    const addr = this.o.slots.ring?.address(slot) ?? '';
+    if (addr === '') return { to: 'reply', reply: R.error(CLUSTERDOWN) };
+    if (conn.clusterAware || this.isPeer(conn, dev)) {
+      this.stats.moved++;
+      return { to: 'reply', reply: R.error(`MOVED ${slot} ${addr}`) };
+    }
+    return { to: 'peer', addr, slot };
+  }
+
+  /**
+   * Sends `argv` to the node at `addr` and resolves with its reply, as it came (in `protocol`).
+   * A `-MOVED` from there (the two nodes see different rings for a moment) and a node that does
+   * not answer become `-TRYAGAIN`. `blockMs` (a blocking command's timeout; 0 forever) runs it
+   * on a link of its own, so it holds up no other client. Never rejects.
+   */
+  forward(argv: Buffer[], addr: string, slot: number, protocol: Protocol, blockMs?: number): Promise<Reply> {
+    this.stats.forwarded++;
+    let link: PeerLink;
+    let own = false;
+    try {
+      if (blockMs === undefined) link = this.link(addr, protocol);
+      else {
+        // (A timer's longest wait: a blocking command forwarded with timeout 0 or a longer one waits that long.)
+        link = this.makeLink(addr, protocol, blockMs === 0 ? MAX_TIMER_MS : Math.min(MAX_TIMER_MS, blockMs + (this.o.timeoutMs ?? 5000)));
+        own = true;
+      }
+    } catch (err) {
+      this.stats.forwardErrors++;
+      return Promise.resolve(R.error(`TRYAGAIN the node serving slot ${slot} cannot be reached (${errorText(err)})`));
+    }
+    return link.send(argv).then(
+      (raw): Reply => {
+        if (own) link.close();
+        // `-MOVED ` or `-ASK `: the owner disagrees about the slot for now.
+        if (raw[0] === 0x2d && (raw.subarray(1, 7).toString('latin1') === 'MOVED ' || raw.subarray(1, 5).toString('latin1') === 'ASK ')) {
+          return R.error(`TRYAGAIN slot ${slot} is moving between nodes; try again shortly`);
+        }
+        return { t: 'raw', v: raw };
+      },
+      (err: unknown): Reply => {
+        if (own) link.close();
+        this.stats.forwardErrors++;
+        return R.error(`TRYAGAIN the node serving slot ${slot} (${addr}) did not answer: ${errorText(err)}`);
+      },
+    );
+  }
+
+  /** Sends `argv` to every other member of the ring, without waiting for or reading the answers. */
+  broadcast(argv: Buffer[]): void {
+    const ring = this.o.slots.ring;
+    if (ring === undefined) return;
+    for (const m of ring.members) {
+      if (m.id === this.selfId) continue;
+      const addr = ring.addressOf(m.id);
+      if (addr === '') continue;
+      try {
+        this.link(addr, 2)
+          .send(argv)
+          .catch(() => undefined);
+      } catch {
+        // an unusable address: that node gets nothing
+      }
+    }
+  }
+
+  private link(addr: string, protocol: Protocol): PeerLink {
+    return this.pool.get(`${addr}/${protocol}`, () => this.makeLink(addr, protocol, this.o.timeoutMs ?? 5000));
+  }
+
+  private makeLink(addr: string, protocol: Protocol, timeoutMs: number): PeerLink {
+    const { host, port } = respAddress(`redis://${addr}`);
+    const secret = this.o.peerSecret;
+    return new PeerLink({
+      host,
+      port,
+      protocol,
+      name: `${PEER_NAME_PREFIX}${this.selfId}`,
+      timeoutMs,
+      ...(secret !== undefined ? { credentials: async () => ({ user: PEER_PRINCIPAL, pass: secret() }) } : {}),
+    });
+  }
+
+  /** Closes every link. */
+  close(): void {
+    this.pool.closeAll();
+  }
+}
+
+function errorText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

@@ -1,0 +1,189 @@
+/**
+ * Unit tests of the cache ring: every node computes the same slot owners from the same members,
+ * joins and leaves move only the slots they must, and a node serves a slot only once it holds
+ * nothing stale for it (the sweep) and while its membership is confirmed (the fence).
+ */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { prng, TEST_SEED } from '../../test/helpers/random.js';
+import { CacheRing, SLOT_BLOCK_BITS, SlotOwnership, clusterNodeId, respAddress, type RingMember } from './ring.js';
+import { SLOT_COUNT, keySlot } from './slots.js';
+import { CacheTier } from './tier.js';
+import type { CacheNamespace } from './types.js';
+
+function member(i: number): RingMember {
+  return { id: `node-${i}`, url: `http://10.0.0.${i}:7379`, respUrl: `redis://10.0.0.${i}:6380` };
+}
+
+function owners(ring: CacheRing): string[] {
+  const out: string[] = [];
+  for (let s = 0; s < SLOT_COUNT; s++) out.push(ring.owner(s)?.id ?? '');
+  return out;
+}
+
+test('every node builds the same owners from the same members, whatever their order, and its own slots are the ones it owns', () => {
+  const ms = [member(1), member(2), member(3)];
+  const a = new CacheRing(1, ms, 'node-1');
+  const b = new CacheRing(1, [ms[2], ms[0], ms[1]] as RingMember[], 'node-2');
+  assert.deepEqual(owners(a), owners(b));
+  let mine = 0;
+  for (let s = 0; s < SLOT_COUNT; s++) {
+    assert.equal(a.owns(s), a.owner(s)?.id === 'node-1');
+    assert.equal(b.owns(s), b.owner(s)?.id === 'node-2');
+    if (a.owns(s)) mine++;
+  }
+  assert.equal(a.ownedCount, mine);
+  assert.equal(a.address(keySlot('foo')), `10.0.0.${(a.owner(keySlot('foo')) as RingMember).id.slice(5)}:6380`);
+});
+
+test('slots are placed in blocks: CLUSTER SLOTS has at most 1,024 ranges, covering every slot once, each member a fair share', () => {
+  const ring = new CacheRing(3, [member(1), member(2), member(3)], 'node-1');
+  const ranges = ring.ownerRanges();
+  assert.ok(ranges.length <= SLOT_COUNT >> SLOT_BLOCK_BITS, `${ranges.length} ranges`);
+  let next = 0;
+  for (const r of ranges) {
+    assert.equal(r.start, next);
+    assert.ok(r.end >= r.start);
+    assert.equal(r.start % (1 << SLOT_BLOCK_BITS), 0);
+    for (let s = r.start; s <= r.end; s++) assert.equal(ring.owner(s)?.id, r.owner.id);
+    next = r.end + 1;
+  }
+  assert.equal(next, SLOT_COUNT);
+  for (const m of ring.members) {
+    const share = ring.slotCount(m.id) / SLOT_COUNT;
+    assert.ok(share > 0.25 && share < 0.42, `${m.id} owns ${(share * 100).toFixed(1)} %`);
+    assert.equal(ring.ranges(m.id).reduce((n, [s, e]) => n + e - s + 1, 0), ring.slotCount(m.id));
+  }
+  assert.deepEqual(new CacheRing(1, [], 'x').ownerRanges(), []);
+  assert.equal(new CacheRing(1, [], 'x').owner(0), undefined);
+});
+
+test(`[seed ${TEST_SEED}] a join moves slots only to the newcomer and a leave only the leaver's, in any order of 60 changes`, () => {
+  const rnd = prng(TEST_SEED);
+  let live = [1, 2, 3];
+  let next = 4;
+  let prev = new CacheRing(1, live.map(member), 'node-1');
+  for (let step = 0; step < 60; step++) {
+    const join = live.length < 2 || (live.length < 8 && rnd() < 0.5);
+    let changed: string;
+    if (join) {
+      changed = `node-${next}`;
+      live = [...live, next++];
+    } else {
+      const i = Math.floor(rnd() * live.length);
+      changed = `node-${live[i] as number}`;
+      live = live.filter((_, j) => j !== i);
+    }
+    const ring = new CacheRing(step + 2, live.map(member), 'node-1');
+    let moved = 0;
+    for (let s = 0; s < SLOT_COUNT; s++) {
+      const was = prev.owner(s)?.id;
+      const now = ring.owner(s)?.id;
+      if (was === now) continue;
+      moved++;
+      if (join) assert.equal(now, changed, `step ${step}: slot ${s} moved from ${was} to ${now}, not to the newcomer ${changed}`);
+      else assert.equal(was, changed, `step ${step}: slot ${s} moved from ${was}, which did not leave`);
+    }
+    // What had to move did: the newcomer's share, or every slot of the leaver.
+    if (join) assert.equal(moved, ring.slotCount(changed));
+    else assert.equal(moved, prev.slotCount(changed));
+    prev = ring;
+  }
+});
+
+test('respAddress and clusterNodeId', () => {
+  assert.deepEqual(respAddress('redis://127.0.0.1:6380'), { host: '127.0.0.1', port: 6380, tls: false });
+  assert.deepEqual(respAddress('rediss://[::1]:7000'), { host: '::1', port: 7000, tls: true });
+  assert.throws(() => respAddress('http://x:1'), /redis:\/\/host:port/);
+  assert.throws(() => respAddress('redis://x'), /redis:\/\/host:port/);
+  assert.match(clusterNodeId('node-1'), /^[0-9a-f]{40}$/);
+  assert.notEqual(clusterNodeId('node-1'), clusterNodeId('node-2'));
+  assert.equal(new CacheRing(1, [{ ...member(1), respUrl: 'nonsense' }], 'node-1').address(0), '');
+});
+
+function cacheTier(): CacheTier {
+  const ns: CacheNamespace = { prefix: '' };
+  return new CacheTier({ namespaces: () => ns, random: prng(TEST_SEED) });
+}
+
+/** Resolves once `own` finished its sweep. */
+async function swept(own: SlotOwnership): Promise<void> {
+  for (let i = 0; i < 1000 && own.busy; i++) await new Promise((r) => setImmediate(r));
+  assert.equal(own.busy, false);
+}
+
+/** A key whose slot `ring` gives to `id`, by trying `prefix0`, `prefix1`, … */
+function keyOwnedBy(ring: CacheRing, id: string, prefix: string): string {
+  for (let i = 0; ; i++) if (ring.owner(keySlot(`${prefix}${i}`))?.id === id) return `${prefix}${i}`;
+}
+
+test('a node serves a slot only once swept and while confirmed: a lost slot is dropped, a regained slot comes back empty', async () => {
+  const tier = cacheTier();
+  let fresh = true;
+  const own = new SlotOwnership(tier, () => fresh);
+  assert.equal(own.route(0), 'down', 'no ring yet');
+  const three = new CacheRing(1, [member(1), member(2), member(3)], 'node-1');
+  const k1 = keyOwnedBy(three, 'node-1', 'a');
+  const k2 = keyOwnedBy(three, 'node-2', 'b');
+  // What the tier held before this node joined (an AOF, an earlier membership) is not trusted.
+  tier.set(k1, { type: 'string', value: Buffer.from('from before') });
+  own.apply(three);
+  await swept(own);
+  assert.equal(tier.lookup(k1), undefined, 'nothing held before the ring is served');
+  assert.equal(own.route(keySlot(k1)), 'serve');
+  assert.equal(own.route(keySlot(k2)), 'elsewhere');
+  tier.set(k1, { type: 'string', value: Buffer.from('v1') });
+
+  // node-1 leaves the ring's view of itself (another node took its slots): k1 is dropped.
+  const without = new CacheRing(2, [member(2), member(3)], 'node-1');
+  own.apply(without);
+  assert.equal(own.route(keySlot(k1)), 'elsewhere', 'a lost slot stops being served at once');
+  await swept(own);
+  assert.equal(tier.lookup(k1), undefined);
+  assert.equal(tier.dbsize(), 0);
+
+  // An older epoch changes nothing.
+  own.apply(three);
+  assert.equal(own.route(keySlot(k1)), 'elsewhere');
+
+  // Back in: the slot is served again, empty.
+  const again = new CacheRing(3, [member(1), member(2), member(3)], 'node-1');
+  own.apply(again);
+  await swept(own);
+  assert.equal(own.route(keySlot(k1)), 'serve');
+  assert.equal(tier.lookup(k1), undefined);
+
+  // Not confirmed (a frozen node, PostgreSQL unreachable): nothing is served.
+  fresh = false;
+  assert.equal(own.route(keySlot(k1)), 'down');
+  assert.equal(own.serves(keySlot(k1)), false);
+  fresh = true;
+  assert.equal(own.serves(keySlot(k1)), true);
+});
+
+test('a slot gained while the tier holds many keys answers importing until the sweep is done, and the sweep keeps served keys', async () => {
+  const tier = cacheTier();
+  const own = new SlotOwnership(tier, () => true);
+  const two = new CacheRing(1, [member(1), member(2)], 'node-1');
+  own.apply(two);
+  await swept(own);
+  const mine: string[] = [];
+  for (let i = 0; mine.length < 60_000; i++) {
+    const k = `k${i}`;
+    if (two.owns(keySlot(k))) mine.push(k);
+  }
+  for (const k of mine) tier.set(k, { type: 'string', value: Buffer.from('x') });
+  // Stale keys of node-2's slots (as if left from an earlier time this node owned them).
+  const stale = keyOwnedBy(two, 'node-2', 'stale');
+  tier.set(stale, { type: 'string', value: Buffer.from('old') });
+  // node-2 leaves: its slots come to node-1, which must first drop the stale key.
+  const alone = new CacheRing(2, [member(1)], 'node-1');
+  own.apply(alone);
+  assert.equal(own.busy, true, 'a sweep over 60,000 keys takes more than one step');
+  assert.equal(own.route(keySlot(stale)), 'importing');
+  assert.equal(own.route(keySlot(mine[0] as string)), 'serve', 'slots it kept are served throughout');
+  await swept(own);
+  assert.equal(own.route(keySlot(stale)), 'serve');
+  assert.equal(tier.lookup(stale), undefined, 'the stale key was dropped before its slot was served');
+  assert.equal(tier.dbsize(), mine.length, 'every key of a kept slot is still there');
+});
