@@ -64,6 +64,7 @@ export {
 export {
   CacheRing,
   SLOT_BLOCK_BITS,
+  NO_RANK,
   SlotOwnership,
   clusterNodeId,
   respAddress,

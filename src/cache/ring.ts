@@ -5,7 +5,10 @@
  */
 import { createHash } from 'node:crypto';
 import { InvalidArgumentError } from '../errors.js';
-import { SLOT_COUNT, keySlot, slotOwners, type SlotMap } from './slots.js';
+import { MAX_SLOT_REPLICAS, SLOT_COUNT, keySlot, slotOwners, type SlotMap } from './slots.js';
+
+/** {@link CacheRing.rank} of a slot this node does not own at any rank. */
+export const NO_RANK = 255;
 
 /**
  * Slots are placed in blocks of 2^4 = 16 consecutive slots, one rendezvous draw per block
@@ -66,6 +69,10 @@ export class CacheRing {
   private readonly map: SlotMap;
   /** Per slot, the index in {@link members} of its primary (0xffff: none). */
   private readonly primaryIdx: Uint16Array;
+  /** Per slot, {@link MAX_SLOT_REPLICAS} member indexes by rank (primary first; 0xffff: none). */
+  private readonly ownerIdx: Uint16Array;
+  /** Per slot, this node's rank among the owners (0 primary, 1 and 2 replicas; {@link NO_RANK}: none). */
+  private readonly ranks: Uint8Array;
   /** Per slot, 1 when this node is its primary. */
   private readonly mine: Uint8Array;
   private readonly byId: ReadonlyMap<string, RingMember>;
@@ -88,7 +95,7 @@ export class CacheRing {
     const byId = new Map<string, RingMember>();
     for (const m of members) if (!byId.has(m.id)) byId.set(m.id, m);
     this.byId = byId;
-    this.map = slotOwners([...byId.keys()], 1);
+    this.map = slotOwners([...byId.keys()], MAX_SLOT_REPLICAS);
     this.members = this.map.members.map((id) => byId.get(id) as RingMember);
     this.addrs = this.members.map((m) => {
       try {
@@ -99,16 +106,26 @@ export class CacheRing {
       }
     });
     this.primaryIdx = new Uint16Array(SLOT_COUNT).fill(0xffff);
+    this.ownerIdx = new Uint16Array(SLOT_COUNT * MAX_SLOT_REPLICAS).fill(0xffff);
+    this.ranks = new Uint8Array(SLOT_COUNT).fill(NO_RANK);
     this.mine = new Uint8Array(SLOT_COUNT);
     const index = new Map(this.members.map((m, i) => [m.id, i]));
     let owned = 0;
     if (this.members.length > 0) {
-      for (let s = 0; s < SLOT_COUNT; s++) {
-        const id = this.map.primary(s >> SLOT_BLOCK_BITS) as string;
-        this.primaryIdx[s] = index.get(id) as number;
-        if (id === selfId) {
-          this.mine[s] = 1;
-          owned++;
+      const blocks = SLOT_COUNT >> SLOT_BLOCK_BITS;
+      for (let b = 0; b < blocks; b++) {
+        const ids = this.map.owners(b);
+        for (let s = b << SLOT_BLOCK_BITS; s < (b + 1) << SLOT_BLOCK_BITS; s++) {
+          for (let k = 0; k < ids.length; k++) {
+            const i = index.get(ids[k] as string) as number;
+            this.ownerIdx[s * MAX_SLOT_REPLICAS + k] = i;
+            if (ids[k] === selfId) this.ranks[s] = k;
+          }
+          this.primaryIdx[s] = this.ownerIdx[s * MAX_SLOT_REPLICAS] as number;
+          if (ids[0] === selfId) {
+            this.mine[s] = 1;
+            owned++;
+          }
         }
       }
     }
@@ -137,6 +154,35 @@ export class CacheRing {
   owner(slot: number): RingMember | undefined {
     const i = this.primaryIdx[slot];
     return i === undefined || i === 0xffff ? undefined : this.members[i];
+  }
+
+  /** This node's rank among `slot`'s owners: 0 primary, 1 or 2 a replica, {@link NO_RANK} none. */
+  rank(slot: number): number {
+    return this.ranks[slot] ?? NO_RANK;
+  }
+
+  /** The rank of member `id` among `slot`'s owners ({@link NO_RANK}: none). */
+  rankOf(slot: number, id: string): number {
+    for (let k = 0; k < MAX_SLOT_REPLICAS; k++) {
+      const i = this.ownerIdx[slot * MAX_SLOT_REPLICAS + k];
+      if (i === undefined || i === 0xffff) break;
+      if (this.members[i]?.id === id) return k;
+    }
+    return NO_RANK;
+  }
+
+  /**
+   * The owners of `slot` under a replication factor of `factor` (1 … 3): the primary first, then
+   * its replicas, fewer when the ring has fewer members.
+   */
+  owners(slot: number, factor: number): RingMember[] {
+    const out: RingMember[] = [];
+    for (let k = 0; k < Math.min(factor, MAX_SLOT_REPLICAS); k++) {
+      const i = this.ownerIdx[slot * MAX_SLOT_REPLICAS + k];
+      if (i === undefined || i === 0xffff) break;
+      out.push(this.members[i] as RingMember);
+    }
+    return out;
   }
 
   /** The `host:port` MOVED names for `slot`'s primary ('' when none or its RESP URL is unusable). */
@@ -190,7 +236,7 @@ export type SlotRoute =
   /** This node may not serve slots now: it has no ring yet, or its membership is not confirmed (fenced). */
   | 'down';
 
-/** What {@link SlotOwnership} needs of the cache tier: drop keys of slots it does not serve. */
+/** What {@link SlotOwnership} needs of the cache tier: drop keys of slots it does not hold. */
 export interface SweepTarget {
   /**
    * Removes, without keyspace events, the entries among ids `from … from + budget − 1` whose key
@@ -203,30 +249,45 @@ export interface SweepTarget {
 const SWEEP_BUDGET = 20_000;
 
 /**
- * A node's current ring and which of its slots it serves now. A slot is served once this node
- * is its primary AND it holds nothing stale for it: when a ring change gives it a slot, the
- * keys left from an earlier time it owned that slot are dropped first (a sweep over the tier,
- * in steps, without stalling), and until then the slot answers {@link SlotRoute} `importing`.
- * A slot it loses is dropped by the same sweep. So a node never serves a value written while
- * another node owned the slot.
+ * A node's current ring and which slots it holds now.
+ *
+ * A slot's data on this node is *valid* when it can be trusted at the node's rank:
+ * - as primary, from the moment the node became primary with nothing stale left (a sweep
+ *   dropped what it held from an earlier ownership), or from a valid replica's promotion;
+ * - as replica, from the end of a full copy sent by the primary ({@link beginSync} …
+ *   {@link endSync}).
+ *
+ * A key is kept while its slot is valid (or being copied) and this node's rank is below the
+ * key's replication factor; the sweep, in steps without stalling, drops every other key. So a
+ * node never serves a value written while another node owned the slot, and a replica promoted
+ * by a failover serves exactly what it was sent.
  */
 export class SlotOwnership {
   private current: CacheRing | undefined;
-  /** Per slot, 1 when this node serves it: it is the primary and holds nothing stale for it. */
-  private readonly serving = new Uint8Array(SLOT_COUNT);
+  /** Per slot, 1 when this node's data for it is valid at its rank (see the class comment). */
+  private readonly valid = new Uint8Array(SLOT_COUNT);
+  /** Per slot, 1 while a full copy from the primary is arriving. */
+  private readonly syncing = new Uint8Array(SLOT_COUNT);
   private sweepRun = 0;
   private sweeping = false;
   /** Rings applied (each join, leave or failover this node saw). */
   changes = 0;
+  /**
+   * Called once the sweep of a newly applied ring is done (this node then serves every slot it
+   * is primary of): the primary sends its new replicas their copies from here.
+   */
+  onSettled: ((prev: CacheRing | undefined, ring: CacheRing) => void) | undefined;
 
   /**
    * @param target the cache tier (undefined: a node without memory namespaces; nothing to sweep).
    * @param fresh whether this node's membership is confirmed now (its last heartbeat is recent
    *   enough that no other node can have taken its slots); while false every slot is `down`.
+   * @param factorOf a key's replication factor (its namespace's; 1 … 3).
    */
   constructor(
     private readonly target: SweepTarget | undefined,
     private readonly fresh: () => boolean,
+    private readonly factorOf: (key: string) => number = () => 1,
   ) {}
 
   /** The ring in force, or undefined before this node saw one. */
@@ -234,52 +295,112 @@ export class SlotOwnership {
     return this.current;
   }
 
-  /** Whether a sweep is dropping keys of slots this node does not serve. */
+  /** Whether a sweep is dropping keys of slots this node does not hold. */
   get busy(): boolean {
     return this.sweeping;
   }
 
-  /**
-   * Puts `ring` in force: slots it no longer owns stop being served at once; slots it gained are
-   * served once the sweep it starts has dropped what the tier held of them. An older epoch than
-   * the one in force is ignored.
-   */
-  apply(ring: CacheRing): void {
-    if (this.current !== undefined && ring.epoch <= this.current.epoch) return;
-    this.current = ring;
-    this.changes++;
-    for (let s = 0; s < SLOT_COUNT; s++) if (!ring.owns(s)) this.serving[s] = 0;
-    this.sweep(ring);
+  /** Whether this node has a ring and its membership is confirmed. */
+  confirmed(): boolean {
+    return this.current !== undefined && this.fresh();
   }
 
-  /** Whether this node serves `slot` now (primary, swept, membership confirmed). */
+  /**
+   * Puts `ring` in force. A slot this node no longer owns at any rank stops being held at once;
+   * a slot it gained as primary is served once the sweep it starts has dropped what the tier
+   * held of it; a slot it gained as replica waits for the primary's copy; a valid replica
+   * promoted to primary serves at once. An older epoch than the one in force is ignored.
+   * @returns the slots whose owners changed (for the primary's copies to new replicas).
+   */
+  apply(ring: CacheRing): void {
+    const prev = this.current;
+    if (prev !== undefined && ring.epoch <= prev.epoch) return;
+    this.current = ring;
+    this.changes++;
+    for (let s = 0; s < SLOT_COUNT; s++) {
+      const was = prev?.rank(s) ?? NO_RANK;
+      const now = ring.rank(s);
+      // Still an owner (at any rank): its data stays what it was. Otherwise nothing is trusted.
+      if (was === NO_RANK || now === NO_RANK) {
+        this.valid[s] = 0;
+        this.syncing[s] = 0;
+      } else if (now === 0 && this.syncing[s] === 1) {
+        // Promoted while the old primary's copy was arriving: what came is a consistent part of
+        // it (the copy is one snapshot, and later writes come after it), so serve that.
+        this.syncing[s] = 0;
+        this.valid[s] = 1;
+      }
+    }
+    this.sweep(prev, ring);
+  }
+
+  /** Whether this node serves `slot` now (primary, valid, membership confirmed). */
   serves(slot: number): boolean {
-    return this.serving[slot] === 1 && this.fresh();
+    return this.current?.owns(slot) === true && this.valid[slot] === 1 && this.fresh();
+  }
+
+  /** Whether this node's data for `slot` is valid at its rank (a replica's copy is complete). */
+  holds(slot: number): boolean {
+    return this.valid[slot] === 1;
   }
 
   /** What to do with a command for `slot`. */
   route(slot: number): SlotRoute {
     const ring = this.current;
     if (ring === undefined || !this.fresh()) return 'down';
-    if (this.serving[slot] === 1) return 'serve';
-    return ring.owns(slot) ? 'importing' : 'elsewhere';
+    if (!ring.owns(slot)) return 'elsewhere';
+    return this.valid[slot] === 1 ? 'serve' : 'importing';
   }
 
-  /** Drops, in steps, every key whose slot is not served; then serves every owned slot. A newer ring restarts it. */
-  private sweep(ring: CacheRing): void {
+  /**
+   * The primary starts a full copy of `slots` to this node (a replica): their data is not valid
+   * until {@link endSync}; the caller drops what the tier held of them first.
+   */
+  beginSync(slots: readonly number[]): void {
+    for (const s of slots) {
+      this.valid[s] = 0;
+      this.syncing[s] = 1;
+    }
+  }
+
+  /** The primary's copy of `slots` is complete: valid for as long as this node stays an owner. */
+  endSync(slots: readonly number[]): void {
+    const ring = this.current;
+    for (const s of slots) {
+      if (this.syncing[s] !== 1) continue; // a ring change since made the copy moot
+      this.syncing[s] = 0;
+      if (ring !== undefined && ring.rank(s) !== NO_RANK) this.valid[s] = 1;
+    }
+  }
+
+  /** Whether the tier may keep `key`: this node holds its slot at a rank below its replication factor. */
+  keeps(key: string): boolean {
+    const ring = this.current;
+    if (ring === undefined) return false;
+    const slot = keySlot(key);
+    if (this.valid[slot] !== 1 && this.syncing[slot] !== 1) return false;
+    return ring.rank(slot) < this.factorOf(key);
+  }
+
+  /** Drops, in steps, every key not kept; then makes valid the slots this node is primary of. A newer ring restarts it. */
+  private sweep(prev: CacheRing | undefined, ring: CacheRing): void {
     const run = ++this.sweepRun;
     const target = this.target;
+    // Slots gained as primary (not valid): served once the stale keys are gone.
+    const gained: number[] = [];
+    for (let s = 0; s < SLOT_COUNT; s++) if (ring.owns(s) && this.valid[s] !== 1) gained.push(s);
     const done = (): void => {
       if (run !== this.sweepRun) return;
-      for (let s = 0; s < SLOT_COUNT; s++) this.serving[s] = ring.owns(s) ? 1 : 0;
+      for (const s of gained) if (this.syncing[s] !== 1) this.valid[s] = 1;
       this.sweeping = false;
+      this.onSettled?.(prev, ring);
     };
     if (target === undefined) {
       done();
       return;
     }
     this.sweeping = true;
-    const drop = (key: string): boolean => this.serving[keySlot(key)] !== 1;
+    const drop = (key: string): boolean => !this.keeps(key);
     let from = 0;
     const step = (): void => {
       if (run !== this.sweepRun) return; // a newer ring started its own sweep

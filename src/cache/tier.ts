@@ -1145,17 +1145,32 @@ export class CacheTier extends EventEmitter<CacheEvents> {
 
   /** The commands that rebuild `e` (chunked as Redis does), then its absolute expiry. */
   private serialize(e: number): Buffer {
+    return Buffer.concat(this.commandsOf(e).map((argv) => encodeCommand(argv)));
+  }
+
+  /**
+   * The commands that recreate live `key` as it is now (value and absolute expiry), as the AOF
+   * rewrite writes them: the cache tier across nodes sends them to a new replica. Undefined for
+   * a key that is absent or expired.
+   */
+  recreate(key: string): Buffer[][] | undefined {
+    const e = this.t.find(key);
+    if (e === undefined || this.isExpired(e)) return undefined;
+    return this.commandsOf(e);
+  }
+
+  private commandsOf(e: number): Buffer[][] {
     const k = Buffer.from(this.t.keyOf(e));
-    const cmds: Buffer[] = [];
+    const cmds: Buffer[][] = [];
     const v = this.heldValue(e);
     const chunked = (name: string, items: Buffer[], per: number): void => {
       for (let i = 0; i < items.length; i += REWRITE_ITEMS_PER_CMD * per) {
-        cmds.push(encodeCommand([Buffer.from(name), k, ...items.slice(i, i + REWRITE_ITEMS_PER_CMD * per)]));
+        cmds.push([Buffer.from(name), k, ...items.slice(i, i + REWRITE_ITEMS_PER_CMD * per)]);
       }
     };
     switch (v.type) {
       case 'string':
-        cmds.push(encodeCommand(['SET', k, v.value]));
+        cmds.push([Buffer.from('SET'), k, v.value]);
         break;
       case 'hash':
         chunked('HSET', [...v.value].flatMap(([f, b]) => [memberToBytes(f), b]), 2);
@@ -1171,8 +1186,8 @@ export class CacheTier extends EventEmitter<CacheEvents> {
         break;
     }
     const at = this.t.expireAt(e);
-    if (at !== 0) cmds.push(encodeCommand(['PEXPIREAT', k, String(at)]));
-    return Buffer.concat(cmds);
+    if (at !== 0) cmds.push([Buffer.from('PEXPIREAT'), k, Buffer.from(String(at))]);
+    return cmds;
   }
 
   /**

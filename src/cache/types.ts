@@ -90,6 +90,10 @@ export interface CacheNamespace {
   /** Seconds: a write that gives no expiry gets this TTL. */
   defaultTtl?: number;
   origin?: OriginPolicy;
+  /** Copies of each key across a cache cluster, the primary included (1 … 3; default 1). */
+  replicationFactor?: number;
+  /** `sync`: a write is answered once every live replica has it; `async` (default): once the primary has it. */
+  replication?: 'sync' | 'async';
 }
 
 /** Finds the memory namespace governing a key (the longest matching prefix), if that namespace is a memory one. */

@@ -249,6 +249,8 @@ export function registerSecurityCommands(program: Command): void {
     .option('--origin <url>', 'with --storage memory: read-through origin URL template, {key} or {id} replaced, e.g. http://db-api/users/{id}')
     .option('--origin-timeout <ms>', 'origin fetch timeout in ms (default 1000)')
     .option('--origin-ttl <seconds>', 'TTL of values fetched from the origin (default: the namespace TTL)')
+    .option('--replication-factor <n>', 'with --storage memory, in a cache cluster: copies of each key, the primary included (1-3, default 1)')
+    .option('--replication <mode>', 'with --replication-factor 2 or 3: async (default) or sync (a write is answered once every live replica has it)')
     .action(
       async (
         prefix: string,
@@ -264,6 +266,8 @@ export function registerSecurityCommands(program: Command): void {
           origin?: string;
           originTimeout?: string;
           originTtl?: string;
+          replicationFactor?: string;
+          replication?: string;
         },
         cmd: Command,
       ) => {
@@ -279,6 +283,8 @@ export function registerSecurityCommands(program: Command): void {
             ...(o.originTtl !== undefined ? { ttlSeconds: n(o.originTtl) } : {}),
           };
         }
+        if (o.replicationFactor !== undefined) body.replicationFactor = n(o.replicationFactor);
+        if (o.replication !== undefined) body.replication = o.replication;
         if (o.format !== undefined) body.format = o.format;
         if (o.schema !== undefined) body.schema = JSON.parse(readFileSync(o.schema, 'utf8'));
         if (o.secret) body.secret = true;

@@ -67,6 +67,16 @@ export interface NamespacePolicy {
   storage?: 'memory' | 'durable';
   /** Read-through origin of a memory namespace: a miss fetches `url` (see {@link OriginPolicy}). */
   origin?: OriginPolicy;
+  /**
+   * Copies of each key of a memory namespace across the nodes of a cache cluster, the primary
+   * included: 1 (the default) to 3 (docs/operations/cache-cluster.md).
+   */
+  replicationFactor?: number;
+  /**
+   * `async` (the default): a write is answered once the primary has it, and replicas follow;
+   * `sync`: once every live replica has it too.
+   */
+  replication?: 'sync' | 'async';
   // --- end cache tier --------------------------------------------------------------------------
   /** ms since the epoch of the last change, and who made it (set by the store). */
   updatedAt?: number;
@@ -115,7 +125,7 @@ export interface ReconcileResult {
 export const MAX_FAILED_KEYS = 100;
 
 /** The fields of a policy body (PUT replaces them all; PATCH /v1/namespaces merges them). */
-export const POLICY_FIELDS = ['format', 'schema', 'secret', 'historyRetention', 'defaultTtl', 'description', 'storage', 'origin'] as const;
+export const POLICY_FIELDS = ['format', 'schema', 'secret', 'historyRetention', 'defaultTtl', 'description', 'storage', 'origin', 'replicationFactor', 'replication'] as const;
 const FIELDS = POLICY_FIELDS;
 
 /**
@@ -348,6 +358,19 @@ function parseCachePolicy(o: Record<string, unknown>, p: NamespacePolicy): void 
   if (p.storage === 'memory') {
     if (p.secret === true) throw new InvalidArgumentError('a memory namespace cannot be secret (its values are held in clear in memory)', { field: 'secret' });
     if (p.historyRetention !== undefined) throw new InvalidArgumentError('a memory namespace keeps no history; remove historyRetention', { field: 'historyRetention' });
+  }
+  if (o.replicationFactor !== undefined && o.replicationFactor !== null) {
+    if (p.storage !== 'memory') throw new InvalidArgumentError("'replicationFactor' needs storage \"memory\" (durable keys live in the backend)", { field: 'replicationFactor' });
+    const f = o.replicationFactor;
+    if (typeof f !== 'number' || !Number.isInteger(f) || f < 1 || f > 3) {
+      throw new InvalidArgumentError("'replicationFactor' must be 1, 2 or 3 (copies of each key, the primary included)", { field: 'replicationFactor' });
+    }
+    if (f > 1) p.replicationFactor = f;
+  }
+  if (o.replication !== undefined && o.replication !== null) {
+    if (p.storage !== 'memory') throw new InvalidArgumentError("'replication' needs storage \"memory\"", { field: 'replication' });
+    if (o.replication !== 'sync' && o.replication !== 'async') throw new InvalidArgumentError("'replication' must be \"sync\" or \"async\"", { field: 'replication' });
+    if (o.replication === 'sync') p.replication = 'sync';
   }
   if (o.origin === undefined || o.origin === null) return;
   if (p.storage !== 'memory') throw new InvalidArgumentError("'origin' needs storage \"memory\" (read-through fills the cache)", { field: 'origin' });

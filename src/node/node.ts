@@ -289,7 +289,11 @@ export async function startNode(opts: NodeOptions = {}): Promise<BeaconNode> {
   // The cache tier across nodes (issue 15): on a shared backend the memory keys are spread over
   // the nodes' RESP listeners by slot; a node serves its slots only while its membership is confirmed.
   const slots =
-    opts.respPort !== 'off' && isSharedBackend(backend) ? new SlotOwnership(cache, () => member.cluster?.ringConfirmed() === true) : undefined;
+    opts.respPort !== 'off' && isSharedBackend(backend) ? new SlotOwnership(
+          cache,
+          () => member.cluster?.ringConfirmed() === true,
+          (key) => policies.memoryNamespace(key)?.replicationFactor ?? 1,
+        ) : undefined;
   // The RESP listener is built before the AOF loads so the file replays through its commands (issue 11).
   const respServer =
     opts.respPort === 'off'

@@ -187,3 +187,16 @@ const HELP = [
   'HELP',
   '    Print this help.',
 ];
+
+/**
+ * WAIT numreplicas timeout: the number of replicas that acknowledged every replicated write of
+ * this connection, once they all did or `timeout` ms passed (0: no limit). 0 on a node without
+ * replicas, as on a standalone redis-server.
+ */
+export async function wait(c: Ctx, a: Buffer[]): Promise<Reply> {
+  const n = parseI64(a[0] as Buffer);
+  const t = parseI64(a[1] as Buffer);
+  if (n === null || t === null) throw new RespError('ERR value is not an integer or out of range');
+  if (t < 0n) throw new RespError('ERR timeout is negative');
+  return R.int(await c.srv.waitReplicas(c.conn, Number(n), Number(t)));
+}

@@ -98,6 +98,7 @@ def('cluster', -2, 'none', KNONE, 'cluster', CL.cluster, { container: true });
 def('readonly', 1, 'none', KNONE, 'cluster', CL.clusterFlag);
 def('readwrite', 1, 'none', KNONE, 'cluster', CL.clusterFlag);
 def('asking', 1, 'none', KNONE, 'cluster', CL.clusterFlag);
+def('wait', 3, 'none', KNONE, 'generic', CL.wait);
 def('debug', -2, 'admin', KNONE, 'server', S.debug, { container: true });
 // Known so that MULTI refuses them as Redis does; outside MULTI they explain what to use instead.
 def('save', 1, 'admin', KNONE, 'server', S.notHere('SAVE', 'the cache tier persists with its append-only file (appendonly yes, BGREWRITEAOF)'), { noMulti: true });

@@ -121,6 +121,8 @@ export class Connection implements ConnState {
   libVer = '';
   principal: Principal | undefined;
   clusterAware = false;
+  /** Writes this connection made as primary of a replicated slot, with their acknowledgements (WAIT). */
+  replicated: { acks: Promise<{ acked: number; wanted: number }>; done?: { acked: number; wanted: number } }[] = [];
   /** When the principal was last re-checked against the identity store (ms). */
   refreshedAt = 0;
   multi: Buffer[][] | undefined;

@@ -104,6 +104,11 @@ export interface ServerApi {
   commandNames(): string[];
   /** The cache tier across nodes, or undefined on a node that is not part of one (CLUSTER answers "disabled"). */
   cluster(): ClusterView | undefined;
+  /**
+   * WAIT: resolves, after every replicated write `conn` made was acknowledged or `timeoutMs`
+   * passed (0: no limit), with how many replicas acknowledged all of them (0 without replicas).
+   */
+  waitReplicas(conn: ConnState, count: number, timeoutMs: number): Promise<number>;
   /** Up to `count` memory keys of `slot` this node holds (CLUSTER GETKEYSINSLOT / COUNTKEYSINSLOT). */
   keysInSlot(slot: number, count: number): string[];
   /**

@@ -127,6 +127,18 @@ export class ClusterRouter implements ClusterView {
     );
   }
 
+  /**
+   * Sends `argv` to the node at `addr` on the shared RESP2 link and resolves with its raw reply
+   * (replication). @throws (rejects) UnavailableError when that node cannot be reached or does not answer.
+   */
+  sendTo(addr: string, argv: Buffer[]): Promise<Buffer> {
+    try {
+      return this.link(addr, 2).send(argv);
+    } catch (err) {
+      return Promise.reject(err instanceof Error ? err : new Error(String(err)));
+    }
+  }
+
   /** Sends `argv` to every other member of the ring, without waiting for or reading the answers. */
   broadcast(argv: Buffer[]): void {
     const ring = this.o.slots.ring;

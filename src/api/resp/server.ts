@@ -19,6 +19,7 @@ import { COMMANDS, commandDocs, commandInfo, lastKeyArg, type CommandSpec } from
 import { BLOCK, MAX_TIMER_MS, blockTimeoutMs, blockingAofForm, isBlock, timeoutArg } from './cmd-blocking.js';
 import { Connection, type ConnectionHost, type Outcome } from './connection.js';
 import { CROSSSLOT, ClusterRouter, type ClusterRouterOptions } from './routing.js';
+import { Replicator, type Acks } from './replication.js';
 import type { ConnState, Ctx, ServerApi } from './context.js';
 import { toRespError } from './errors.js';
 import { DurableTx, Projection, RespError, RetryError, decodeDurableHash, type Keyspace } from './keyspace.js';
@@ -180,10 +181,25 @@ export class RespServer implements ServerApi, ConnectionHost {
   ]);
   private readonly deps: ConstructorParameters<typeof DurableTx>[0];
   private readonly router: ClusterRouter | undefined;
+  private readonly replicator: Replicator | undefined;
+  /** The largest replication factor of any memory namespace, re-read at most once a second. */
+  private maxFactorMemo = { value: 1, at: -Infinity };
 
   constructor(private readonly o: RespServerOptions) {
     this.dev = o.auth.dev;
     this.router = o.cluster === undefined ? undefined : new ClusterRouter({ ...o.cluster, peerSecret: this.dev ? undefined : () => o.auth.peerSecret() });
+    if (this.router !== undefined && o.cluster !== undefined && o.cache !== undefined) {
+      const replicator = new Replicator({
+        router: this.router,
+        slots: o.cluster.slots,
+        cache: o.cache,
+        logger: o.logger,
+        exec: this.aofExecutor(),
+        maxFactor: () => this.maxFactor(),
+      });
+      this.replicator = replicator;
+      o.cluster.slots.onSettled = (prev, ring) => replicator.copies(prev, ring);
+    }
     this.deps = { store: o.store, policies: o.policies, projection: new Projection(), canReadSecret: (p, key) => o.auth.canReadSecret(p, key) };
     this.memory = o.cache !== undefined ? new MemoryKeyspace(o.cache) : undefined;
     this.unsubscribeStore = o.store.subscribe((ev) => this.onCommit(ev));
@@ -343,7 +359,7 @@ export class RespServer implements ServerApi, ConnectionHost {
     this.stats.commands++;
     conn.lastActive = Date.now();
     if (spec === undefined && this.router !== undefined && conn.principal !== undefined && this.router.isPeer(conn, this.dev)) {
-      const r = this.peerCommand(name, args);
+      const r = this.replicator?.handle(name, args) ?? this.peerCommand(name, args);
       if (r !== undefined) return reply(r);
     }
     if (spec === undefined) {
@@ -590,10 +606,12 @@ export class RespServer implements ServerApi, ConnectionHost {
     }
     const logging = cache.config.appendonly;
     if (logging) this.aofFormInto(cache, cache, spec, argv, r, changes);
+    const acks = this.replicator !== undefined && this.maxFactor() > 1 ? this.replicate(conn, changes[0]?.key as string, this.aofForm(spec, argv, r, changes)) : undefined;
     for (const ch of changes) this.memoryChanged(ch.key, ch.event);
     // Emptied in place: the next command reuses the array (nothing above keeps it).
     changes.length = 0;
     if (this.readyKeys.size > 0) this.serveBlocked();
+    if (acks !== undefined) return { kind: 'pending', blind: false, promise: this.whenReplicated(acks, r) };
     if (logging && cache.config.appendfsync === 'always') {
       return {
         kind: 'pending',
@@ -615,7 +633,9 @@ export class RespServer implements ServerApi, ConnectionHost {
     let wrote = false;
     let later = false;
     const aof: Buffer[][] = [];
-    const logging = cache.config.appendonly;
+    const replicating = this.replicator !== undefined && this.maxFactor() > 1;
+    let replKey: string | undefined;
+    const logging = cache.config.appendonly || replicating;
     for (const argv of cmds) {
       const s = spec ?? (COMMANDS.get((argv[0] as Buffer).toString('latin1').toLowerCase()) as CommandSpec);
       mem.begin(s.access === 'read');
@@ -638,15 +658,21 @@ export class RespServer implements ServerApi, ConnectionHost {
         wrote = true;
         const changes = mem.changes;
         mem.changes = [];
+        replKey ??= changes[0]?.key;
         if (logging) aof.push(...this.aofForm(s, argv, r, changes));
         for (const ch of changes) this.memoryChanged(ch.key, ch.event);
       }
     }
-    if (aof.length > 0) {
+    if (aof.length > 0 && cache.config.appendonly) {
       // A MULTI replays all or nothing: wrapped as Redis writes it.
       if (asExec && aof.length > 1) cache.propagate([Buffer.from('MULTI')]);
       for (const a of aof) cache.propagate(a);
       if (asExec && aof.length > 1) cache.propagate([Buffer.from('EXEC')]);
+    }
+    const acks = replicating && replKey !== undefined ? this.replicate(conn, replKey, aof) : undefined;
+    if (acks !== undefined) {
+      const all = Promise.all(replies);
+      return { kind: 'pending', blind: false, promise: all.then((rs) => this.whenReplicated(acks, whole(rs))) };
     }
     if (this.readyKeys.size > 0) this.serveBlocked();
     const whole = (rs: Reply[]): Reply => (asExec ? R.array(rs) : (rs[0] as Reply));
@@ -1267,6 +1293,60 @@ export class RespServer implements ServerApi, ConnectionHost {
 
   cluster(): ClusterRouter | undefined {
     return this.router;
+  }
+
+  /** The largest replication factor of any memory namespace, re-read at most once a second. */
+  private maxFactor(): number {
+    const m = this.maxFactorMemo;
+    const now = performance.now();
+    if (now - m.at > 1000) {
+      m.at = now;
+      m.value = Math.max(1, ...this.o.policies.list().map((p) => (p.storage === 'memory' ? (p.replicationFactor ?? 1) : 1)));
+    }
+    return m.value;
+  }
+
+  /**
+   * Sends a write this node made as primary to its slot's replicas and remembers it for WAIT.
+   * @returns the acknowledgements to wait for before answering (a `sync` namespace), or undefined.
+   */
+  private replicate(conn: Connection, key: string, cmds: Buffer[][]): Acks | undefined {
+    const acks = this.replicator?.replicate(key, cmds);
+    if (acks === undefined) return undefined;
+    const pending = conn.replicated;
+    const entry: { acks: Acks; done?: { acked: number; wanted: number } } = { acks };
+    pending.push(entry);
+    void acks.then((a) => {
+      entry.done = a;
+      // Settled entries stay for WAIT until later ones settle too; keep the list short.
+      while (pending.length > 1 && pending[0]?.done !== undefined) pending.shift();
+    });
+    return this.replicator?.isSync(key) === true ? acks : undefined;
+  }
+
+  /** The reply of a write in a `sync` namespace: `r` once every replica acknowledged it, else why not. */
+  private whenReplicated(acks: Acks, r: Reply): Promise<Reply> {
+    return acks.then((a) =>
+      a.error === undefined
+        ? r
+        : R.error(`NOREPLICAS the write is on the primary, but ${a.wanted - a.acked} of ${a.wanted} replicas did not acknowledge it (${a.error}); it may be lost if the primary fails`),
+    );
+  }
+
+  async waitReplicas(conn: ConnState, _count: number, timeoutMs: number): Promise<number> {
+    const pending = (conn as Connection).replicated;
+    if (pending.length === 0) return 0;
+    const all = Promise.all(pending.map((p) => p.acks));
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<void>((r) => {
+      if (timeoutMs > 0) timer = setTimeout(r, timeoutMs);
+    });
+    await Promise.race([all, timeout]);
+    if (timer !== undefined) clearTimeout(timer);
+    // Replicas that acknowledged every write of this connection: the fewest of any one write.
+    let n = Number.MAX_SAFE_INTEGER;
+    for (const p of pending) n = Math.min(n, p.done?.acked ?? 0);
+    return n;
   }
 
   keysInSlot(slot: number, count: number): string[] {
