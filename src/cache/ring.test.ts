@@ -187,3 +187,68 @@ test('a slot gained while the tier holds many keys answers importing until the s
   assert.equal(tier.lookup(stale), undefined, 'the stale key was dropped before its slot was served');
   assert.equal(tier.dbsize(), mine.length, 'every key of a kept slot is still there');
 });
+
+test('owners by rank: the primary first, then replicas; ranks agree with owners and with the primary map', () => {
+  const ring = new CacheRing(1, [member(1), member(2), member(3), member(4)], 'node-1');
+  for (let s = 0; s < SLOT_COUNT; s += 97) {
+    const three = ring.owners(s, 3);
+    assert.equal(three.length, 3);
+    assert.equal(new Set(three.map((m) => m.id)).size, 3);
+    assert.equal(three[0]?.id, ring.owner(s)?.id);
+    assert.deepEqual(ring.owners(s, 2), three.slice(0, 2));
+    for (const [k, m] of three.entries()) assert.equal(ring.rankOf(s, m.id), k);
+    const mine = three.findIndex((m) => m.id === 'node-1');
+    assert.equal(ring.rank(s), mine === -1 ? 255 : mine);
+  }
+  assert.equal(new CacheRing(1, [member(1), member(2)], 'node-1').owners(0, 3).length, 2, 'fewer owners than members allow');
+});
+
+test('a replica keeps a slot only after its copy, and a promoted replica serves what it holds at once', async () => {
+  const tier = cacheTier();
+  const own = new SlotOwnership(tier, () => true, (key) => (key.startsWith('r/') ? 2 : 1));
+  const ring1 = new CacheRing(1, [member(1), member(2)], 'node-1');
+  own.apply(ring1);
+  await swept(own);
+  // A slot node-2 is primary of, with node-1 its replica.
+  let key = '';
+  for (let i = 0; ; i++) {
+    key = `r/${i}`;
+    if (ring1.owner(keySlot(key))?.id === 'node-2') break;
+  }
+  const slot = keySlot(key);
+  assert.equal(ring1.rank(slot), 1);
+  assert.equal(own.route(slot), 'elsewhere');
+  assert.equal(own.holds(slot), false, 'a replica slot is not valid before its copy');
+  assert.equal(own.keeps(key), false);
+  own.beginSync([slot]);
+  tier.set(key, { type: 'string', value: Buffer.from('copied') });
+  assert.equal(own.keeps(key), true, 'kept while the copy arrives');
+  own.endSync([slot]);
+  assert.equal(own.holds(slot), true);
+  // A factor-1 key of a replica slot (same hash tag as a factor-2 one) is not a replica's to keep.
+  let tag = 0;
+  while (ring1.rank(keySlot(String(tag))) !== 1) tag++;
+  const tagged = keySlot(String(tag));
+  assert.equal(keySlot(`r/{${tag}}`), keySlot(`s/{${tag}}`));
+  own.beginSync([tagged]);
+  assert.equal(own.keeps(`r/{${tag}}`), true);
+  assert.equal(own.keeps(`s/{${tag}}`), false, 'rank 1 is beyond a factor of 1');
+  own.endSync([tagged]);
+
+  // node-2 fails: node-1 is promoted and serves the copy, with no sweep in between.
+  own.apply(new CacheRing(2, [member(1)], 'node-1'));
+  assert.equal(own.route(slot), 'serve');
+  await swept(own);
+  assert.equal((tier.lookup(key) as { value: Buffer }).value.toString(), 'copied');
+
+  // A copy that was cut short by the promotion: what arrived is served.
+  const own2 = new SlotOwnership(cacheTier(), () => true, () => 2);
+  own2.apply(ring1);
+  await swept(own2);
+  own2.beginSync([slot]);
+  own2.apply(new CacheRing(2, [member(1)], 'node-1'));
+  assert.equal(own2.route(slot), 'serve');
+  // An end for a copy a ring change made moot changes nothing.
+  own2.endSync([slot]);
+  assert.equal(own2.route(slot), 'serve');
+});
