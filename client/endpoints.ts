@@ -82,6 +82,17 @@ export class EndpointPool {
     this.fetchFn = opts.fetch ?? ((input, init) => fetch(input, init));
   }
 
+  /**
+   * The endpoint whose base URL is `url` (a trailing `/` ignored), when it is healthy and its
+   * breaker admits a request now; undefined otherwise (the caller then picks as usual).
+   */
+  acquirePreferred(url: string): Endpoint | undefined {
+    const want = url.replace(/\/+$/, '');
+    const e = this.endpoints.find((x) => x.url.replace(/\/+$/, '') === want);
+    if (e === undefined || !e.healthy) return undefined;
+    return (e.breaker?.tryAcquire() ?? true) ? e : undefined;
+  }
+
   /** The endpoint requests go to first. */
   get current(): Endpoint {
     return this.endpoints[this.currentIndex] as Endpoint;

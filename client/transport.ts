@@ -68,6 +68,11 @@ export interface RequestOptions {
    * still reported to the breaker.
    */
   longPoll?: boolean;
+  /**
+   * The base URL of the node to try first (the owner of a cache key), when it is one of the
+   * endpoints, healthy and admitted by its breaker; otherwise, and for every retry, the usual choice.
+   */
+  prefer?: string;
 }
 
 /** The parsed JSON body of a response, with its headers and the endpoint that answered. */
@@ -269,7 +274,8 @@ export class HttpTransport {
       if (tried?.size === this.endpoints.length) tried.clear(); // every endpoint had a go: start another round
       let ep: Endpoint | undefined;
       try {
-        ep = opts.longPoll ? this.pool.pickForStream(tried ?? NO_ENDPOINTS) : this.pool.acquire(tried ?? NO_ENDPOINTS);
+        const preferred = tried === undefined && opts.prefer !== undefined && !opts.longPoll ? this.pool.acquirePreferred(opts.prefer) : undefined;
+        ep = preferred ?? (opts.longPoll ? this.pool.pickForStream(tried ?? NO_ENDPOINTS) : this.pool.acquire(tried ?? NO_ENDPOINTS));
       } catch (err) {
         // Every untried endpoint's breaker is open. Having already failed here, report the real failure.
         throw lastError ?? err;

@@ -203,5 +203,7 @@ export interface ClusterStatus {
   expiryLeader: string | null;
   /** The cache ring's committed epoch (PostgreSQL mode, with RESP listeners). */
   cacheRingEpoch?: number;
+  /** Every slot's primary, as `[start, end, node id]` runs: the SDK sends a cache key to its owner. */
+  cacheSlots?: [number, number, string][];
   nodes: ClusterNode[];
 }

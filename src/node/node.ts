@@ -361,6 +361,7 @@ export async function startNode(opts: NodeOptions = {}): Promise<BeaconNode> {
     return {
       ...status,
       cacheRingEpoch: ring.epoch,
+      cacheSlots: ring.ownerRanges().map((r): [number, number, string] => [r.start, r.end, r.owner.id]),
       nodes: status.nodes.map((n) => ({
         ...n,
         cache: { role: ring.has(n.id) ? ('primary' as const) : ('none' as const), slots: ring.slotCount(n.id), keys: n.self ? cache.dbsize() : (n.cache?.keys ?? 0) },

@@ -231,6 +231,12 @@ export class Metrics {
     labelNames: ['limit'] as const,
     registers: [this.registry],
   });
+  /** `/v1/cache` requests this node sent on to the node that serves the key's slot (docs/operations/cache-cluster.md). */
+  readonly cacheHttpForwarded = new Counter({
+    name: 'beacon_cache_cluster_http_forwarded_total',
+    help: "/v1/cache requests this node forwarded to the node serving the key's slot.",
+    registers: [this.registry],
+  });
   readonly historyRetentionRemoved = new Counter({
     name: 'beacon_history_retention_removed_total',
     help: 'Log rows removed by namespace history retention (historyRetention policies).',

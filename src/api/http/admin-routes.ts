@@ -50,6 +50,8 @@ export interface ClusterStatus {
   expiryLeader: string | null;
   /** The cache ring's committed epoch (PostgreSQL mode, with RESP listeners). */
   cacheRingEpoch?: number;
+  /** Every slot's primary, as `[start, end, node id]` runs (at most 1,024): clients send a cache key to its owner. */
+  cacheSlots?: [number, number, string][];
   nodes: ClusterNodeStatus[];
 }
 

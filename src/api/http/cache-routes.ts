@@ -90,6 +90,7 @@ async function viaOwner(ctx: HttpContext, req: FastifyRequest, reply: FastifyRep
     if (typeof v === 'string') headers[h] = v;
   }
   const body = req.method === 'PUT' ? (Buffer.isBuffer(req.body) ? new Uint8Array(req.body) : JSON.stringify(req.body ?? null)) : undefined;
+  ctx.metrics.cacheHttpForwarded.inc();
   let res: Response;
   try {
     res = await fetch(new URL(req.url, owner.url), { method: req.method, headers, ...(body !== undefined ? { body } : {}), signal: AbortSignal.timeout(FORWARD_TIMEOUT_MS) });

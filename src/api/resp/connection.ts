@@ -121,6 +121,8 @@ export class Connection implements ConnState {
   libVer = '';
   principal: Principal | undefined;
   clusterAware = false;
+  /** Commands of this connection forwarded to another node whose replies have not come yet. */
+  forwarding = 0;
   /** Writes this connection made as primary of a replicated slot, with their acknowledgements (WAIT). */
   replicated: { acks: Promise<{ acked: number; wanted: number }>; done?: { acked: number; wanted: number } }[] = [];
   /** When the principal was last re-checked against the identity store (ms). */
@@ -152,6 +154,10 @@ export class Connection implements ConnState {
   /** Replies not yet known, in order; encoded replies that follow one wait behind it. */
   private slots: (Reply | Promise<Reply>)[] = [];
   private pendingCount = 0;
+  /** Replies in flight (durable commits, forwards, fsyncs). */
+  get pending(): number {
+    return this.pendingCount;
+  }
   /** Replies waiting in the {@link outbox}: one Buffer, or several when flushed more than once in a turn. */
   private out: Buffer | Buffer[] | undefined;
   private closing = false;

@@ -128,12 +128,15 @@ export class ClusterRouter implements ClusterView {
   }
 
   /**
-   * Sends `argv` to the node at `addr` on the shared RESP2 link and resolves with its raw reply
-   * (replication). @throws (rejects) UnavailableError when that node cannot be reached or does not answer.
+   * Sends `argv` to the node at `addr` on the link for node-to-node commands (replication,
+   * pub/sub) and resolves with its raw reply. That link carries only commands the other node
+   * answers at once; forwarded client commands go on another link, where a write in a `sync`
+   * namespace may wait for its replicas — whose acknowledgements must never queue behind it.
+   * @throws (rejects) UnavailableError when that node cannot be reached or does not answer.
    */
   sendTo(addr: string, argv: Buffer[]): Promise<Buffer> {
     try {
-      return this.link(addr, 2).send(argv);
+      return this.pool.get(`${addr}/internal`, () => this.makeLink(addr, 2, this.o.timeoutMs ?? 5000)).send(argv);
     } catch (err) {
       return Promise.reject(err instanceof Error ? err : new Error(String(err)));
     }
@@ -147,13 +150,7 @@ export class ClusterRouter implements ClusterView {
       if (m.id === this.selfId) continue;
       const addr = ring.addressOf(m.id);
       if (addr === '') continue;
-      try {
-        this.link(addr, 2)
-          .send(argv)
-          .catch(() => undefined);
-      } catch {
-        // an unusable address: that node gets nothing
-      }
+      this.sendTo(addr, argv).catch(() => undefined);
     }
   }
 

@@ -296,6 +296,7 @@ export class RespServer implements ServerApi, ConnectionHost {
     const o = this.dispatch(conn, argv, inflight);
     const t1 = performance.now();
     this.clock = t1;
+    if (o === WAIT) this.stats.commands--; // it runs (and counts) again once the writes in flight settle
     if (o === WAIT || (this.verdict as string) === 'queued') return o;
     this.account(conn, argv, (t1 - startedAt) * 1000, o);
     return o;
@@ -532,10 +533,13 @@ export class RespServer implements ServerApi, ConnectionHost {
           } catch (err) {
             return reply(toRespError(err, this.o.logger));
           }
-          return { kind: 'pending', blind: true, promise: this.router.forward(argv, to.addr, to.slot, conn.protocol, blockMs) };
+          conn.forwarding++;
+          const promise = this.router.forward(argv, to.addr, to.slot, conn.protocol, blockMs).finally(() => conn.forwarding--);
+          return { kind: 'pending', blind: true, promise };
         }
       }
-      if (inflight) return WAIT;
+      // Forwards in flight are for other nodes' slots: a command on this node's keys need not wait for them.
+      if (inflight && conn.pending > conn.forwarding) return WAIT;
       return this.runMemoryOne(conn, spec, argv, args);
     }
     if (spec.memoryOnly === true) {

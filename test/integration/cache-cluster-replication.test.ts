@@ -1,0 +1,195 @@
+/**
+ * The cache tier across nodes, replicated and over HTTP, with real processes on one PostgreSQL:
+ * a namespace with replicationFactor 2 and sync replication loses no acknowledged write when a
+ * primary is SIGKILLed under load, and the survivors restore two copies of every key; WAIT counts
+ * the replicas; `/v1/cache` on any node reaches the owner; the SDK sends each call to the owner.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { Cluster, Redis } from 'ioredis';
+import { createClient } from '../../client/index.js';
+import { http, type ServerProcess } from '../helpers/node.js';
+import { ClusterProcesses, eventually, startPostgres, type PostgresServer } from '../helpers/postgres.js';
+
+interface Node {
+  proc: ServerProcess;
+  port: number;
+  url: string;
+  id: string;
+  dead: boolean;
+}
+
+const closers: (() => void)[] = [];
+
+function plain(port: number): Redis {
+  const c = new Redis({ port, host: '127.0.0.1', maxRetriesPerRequest: 1, connectTimeout: 2000, commandTimeout: 8000 });
+  c.on('error', () => undefined);
+  closers.push(() => c.disconnect());
+  return c;
+}
+
+async function metric(url: string, name: string): Promise<number> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  const m = new RegExp(`^${name} (\\S+)$`, 'm').exec(text);
+  return m === null ? 0 : Number(m[1]);
+}
+
+describe('a replicated cache cluster and its HTTP face', () => {
+  let pg: PostgresServer;
+  const cluster = new ClusterProcesses();
+  const nodes: Node[] = [];
+
+  before(async () => {
+    pg = await startPostgres();
+    const url = await pg.createDatabase();
+    for (const proc of await cluster.spawn(url, 3)) {
+      const port = Number(/beacon RESP listening on redis:\/\/[^\s]+:(\d+)/.exec(proc.stderr())?.[1]);
+      nodes.push({ proc, port, url: proc.url, id: '', dead: false });
+    }
+    const status = (await http(`${nodes[0]?.url}/v1/cluster`)).body as { nodes: { id: string; url: string }[] };
+    for (const n of nodes) n.id = status.nodes.find((s) => s.url === n.url)?.id ?? '';
+    const put = (prefix: string, body: Record<string, unknown>): Promise<{ status: number }> =>
+      http(`${nodes[0]?.url}/v1/namespaces/${prefix}`, { method: 'PUT', body });
+    assert.equal((await put('r/', { storage: 'memory', replicationFactor: 2, replication: 'sync' })).status, 201);
+    assert.equal((await put('h/', { storage: 'memory' })).status, 201);
+    assert.equal((await put('bad/', { storage: 'memory', replicationFactor: 4 })).status, 400, 'a factor above 3 is refused');
+    await eventually('three nodes in the ring', async () => {
+      const s = (await http(`${nodes[0]?.url}/v1/cluster`)).body as { nodes: { cache?: { role: string } }[] };
+      return s.nodes.filter((n) => n.cache?.role === 'primary').length === 3;
+    });
+  });
+
+  after(async () => {
+    for (const c of closers) c();
+    await cluster.stop();
+    await pg?.stop();
+  });
+
+  test('/v1/cache on any node reaches the owner; x-cache-node names it; forwards are counted', async () => {
+    const [a, b, c] = nodes as [Node, Node, Node];
+    const before = await metric(a.url, 'beacon_cache_cluster_http_forwarded_total');
+    const owners = new Set<string>();
+    for (let i = 0; i < 12; i++) {
+      const put = await fetch(`${a.url}/v1/cache/h/k${i}`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ value: `v${i}`, ttl: 600 }) });
+      assert.equal(put.status, 200, await put.text());
+      const node = put.headers.get('x-cache-node') ?? '';
+      owners.add(node);
+      for (const n of [a, b, c]) {
+        const get = await fetch(`${n.url}/v1/cache/h/k${i}`);
+        assert.equal(get.status, 200);
+        assert.equal(((await get.json()) as { value: string }).value, `v${i}`);
+        assert.equal(get.headers.get('x-cache-node'), node, 'every node relays the owner');
+      }
+    }
+    assert.ok(owners.size >= 2, `12 keys on ${owners.size} node(s)`);
+    assert.ok((await metric(a.url, 'beacon_cache_cluster_http_forwarded_total')) > before);
+    const del = await fetch(`${b.url}/v1/cache/h/k0`, { method: 'DELETE' });
+    assert.deepEqual(await del.json(), { key: 'h/k0', deleted: true });
+    assert.equal((await fetch(`${c.url}/v1/cache/h/k0`)).status, 404);
+  });
+
+  test('the SDK sends each cache call to the owner once it has the slot map', async () => {
+    const client = createClient({ endpoints: nodes.map((n) => n.url) });
+    closers.push(() => void client.close());
+    for (let i = 0; i < 30; i++) await client.cache.set(`h/sdk${i}`, `s${i}`, { ttl: 600 });
+    // The slot map is read in the background from the first call; then no call needs a forward.
+    await new Promise((r) => setTimeout(r, 300));
+    const forwarded = async (): Promise<number> => (await Promise.all(nodes.map((n) => metric(n.url, 'beacon_cache_cluster_http_forwarded_total')))).reduce((x, y) => x + y, 0);
+    const before = await forwarded();
+    for (let i = 0; i < 30; i++) assert.equal((await client.cache.get(`h/sdk${i}`))?.text, `s${i}`);
+    assert.equal(await forwarded(), before, 'every get went straight to the owner');
+  });
+
+  test('WAIT on the owner counts the replica that acknowledged the write', async () => {
+    const owner = nodes.find((n) => n.port > 0) as Node;
+    const c = plain(owner.port);
+    await c.call('CLUSTER', 'MYID'); // cluster-aware: a key of another node gets MOVED, not a forward
+    let key = '';
+    for (let i = 0; ; i++) {
+      key = `r/w${i}`;
+      try {
+        await c.set(key, 'x');
+        break;
+      } catch (err) {
+        assert.match(String(err), /MOVED/);
+      }
+    }
+    assert.equal(await c.call('WAIT', '1', '2000'), 1);
+    assert.equal(await c.call('WAIT', '1', '0'), 1);
+    await assert.rejects(c.call('WAIT', '1', '-1'), /timeout is negative/);
+  });
+
+  test('SIGKILL of a primary under load with factor 2 sync: no acknowledged write is lost, and two copies are restored', async (t) => {
+    const cl = new Cluster(
+      nodes.map((n) => ({ host: '127.0.0.1', port: n.port })),
+      { clusterRetryStrategy: () => 100, redisOptions: { connectTimeout: 1000, commandTimeout: 3000, maxRetriesPerRequest: 2 }, retryDelayOnTryAgain: 50, retryDelayOnClusterDown: 100 },
+    );
+    cl.on('error', () => undefined);
+    closers.push(() => cl.disconnect());
+    const KEYS = 200;
+    const acked = new Map<string, number>(); // last acknowledged value per key
+    const tried = new Map<string, Set<number>>(); // values sent after it, whose outcome is unknown
+    for (let i = 0; i < KEYS; i++) {
+      await cl.set(`r/k${i}`, '0');
+      acked.set(`r/k${i}`, 0);
+    }
+    const victim = nodes[2] as Node;
+    const victimKeys = (await plain(victim.port).keys('r/k*')).length;
+    assert.ok(victimKeys > 0, 'the node to kill holds copies (as primary or replica)');
+    let stop = false;
+    let errors = 0;
+    const writer = (async () => {
+      for (let v = 1; !stop; v++) {
+        await Promise.all(
+          [...acked.keys()].slice((v * 20) % KEYS, ((v * 20) % KEYS) + 20).map(async (k) => {
+            let s = tried.get(k);
+            if (s === undefined) tried.set(k, (s = new Set()));
+            s.add(v);
+            try {
+              await cl.set(k, String(v));
+              acked.set(k, v);
+              s.clear();
+            } catch {
+              errors++;
+            }
+          }),
+        );
+      }
+    })();
+    await new Promise((r) => setTimeout(r, 500));
+    const killedAt = Date.now();
+    await victim.proc.kill();
+    victim.dead = true;
+    const live = nodes.filter((n) => !n.dead);
+    await eventually(
+      'the ring without the killed node',
+      async () => {
+        const s = (await http(`${live[0]?.url}/v1/cluster`)).body as { nodes: { cache?: { role: string } }[] };
+        return s.nodes.filter((n) => n.cache?.role === 'primary').length === 2;
+      },
+      15_000,
+    );
+    t.diagnostic(`ring without the killed node after ${Date.now() - killedAt} ms`);
+    await new Promise((r) => setTimeout(r, 1500)); // writes go on against the new primaries
+    stop = true;
+    await writer;
+    t.diagnostic(`writes that failed around the kill: ${errors}`);
+    const reader = plain(live[0]?.port as number);
+    let lost = 0;
+    for (const [k, v] of acked) {
+      const got = Number(await reader.get(k));
+      if (got !== v && !(tried.get(k)?.has(got) ?? false)) lost++;
+    }
+    assert.equal(lost, 0, 'every key holds its last acknowledged value (or a later one whose answer was lost)');
+    // Two copies again: the survivors each hold every r/ key.
+    const readers = live.map((n) => plain(n.port));
+    await eventually(
+      'two copies of every key on the two survivors',
+      async () => {
+        const counts = await Promise.all(readers.map(async (r) => (await r.keys('r/k*')).length));
+        return counts.every((c) => c === KEYS);
+      },
+      15_000,
+    );
+  });
+});
