@@ -300,7 +300,8 @@ class Connection {
   private scheduleFlush(): void {
     if (this.flushScheduled || this.preparing || this.out.length === 0) return;
     this.flushScheduled = true;
-    process.nextTick(() => this.flush());
+    // At the end of the poll phase: the commands of every client read in this phase go in one write.
+    setImmediate(() => this.flush());
   }
 
   /** Writes every queued command at once: one `writev` for all the sends of a tick. */
