@@ -5,6 +5,7 @@
  * the replicas; `/v1/cache` on any node reaches the owner; the SDK sends each call to the owner.
  */
 import assert from 'node:assert/strict';
+import { createServer, type Server } from 'node:http';
 import { after, before, describe, test } from 'node:test';
 import { Cluster, Redis } from 'ioredis';
 import { createClient } from '../../client/index.js';
@@ -36,10 +37,19 @@ async function metric(url: string, name: string): Promise<number> {
 
 describe('a replicated cache cluster and its HTTP face', () => {
   let pg: PostgresServer;
+  // The origin of the factor-1 namespace o/ (seed 002: read-through refills what a failed node held).
+  let originRequests = 0;
+  const origin: Server = createServer((req, res) => {
+    originRequests++;
+    res.setHeader('content-type', 'text/plain');
+    res.end(`origin:${decodeURIComponent((req.url ?? '/').slice(1))}`);
+  });
   const cluster = new ClusterProcesses();
   const nodes: Node[] = [];
 
   before(async () => {
+    await new Promise<void>((r) => origin.listen(0, '127.0.0.1', r));
+    const originPort = (origin.address() as { port: number }).port;
     pg = await startPostgres();
     const url = await pg.createDatabase();
     for (const proc of await cluster.spawn(url, 3)) {
@@ -52,6 +62,7 @@ describe('a replicated cache cluster and its HTTP face', () => {
       http(`${nodes[0]?.url}/v1/namespaces/${prefix}`, { method: 'PUT', body });
     assert.equal((await put('r/', { storage: 'memory', replicationFactor: 2, replication: 'sync' })).status, 201);
     assert.equal((await put('h/', { storage: 'memory' })).status, 201);
+    assert.equal((await put('o/', { storage: 'memory', origin: { url: `http://127.0.0.1:${originPort}/{id}`, timeoutMs: 5000 } })).status, 201);
     assert.equal((await put('bad/', { storage: 'memory', replicationFactor: 4 })).status, 400, 'a factor above 3 is refused');
     await eventually('three nodes in the ring', async () => {
       const s = (await http(`${nodes[0]?.url}/v1/cluster`)).body as { nodes: { cache?: { role: string } }[] };
@@ -63,6 +74,7 @@ describe('a replicated cache cluster and its HTTP face', () => {
     for (const c of closers) c();
     await cluster.stop();
     await pg?.stop();
+    origin.close();
   });
 
   test('/v1/cache on any node reaches the owner; x-cache-node names it; forwards are counted', async () => {
@@ -133,6 +145,11 @@ describe('a replicated cache cluster and its HTTP face', () => {
       await cl.set(`r/k${i}`, '0');
       acked.set(`r/k${i}`, 0);
     }
+    // Factor 1 beside it: 60 keys of o/, about a third of them on the node about to be killed.
+    for (let i = 0; i < 60; i++) {
+      const put = await fetch(`${nodes[0]?.url}/v1/cache/o/k${i}`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ value: 'cached', ttl: 600 }) });
+      assert.equal(put.status, 200);
+    }
     const victim = nodes[2] as Node;
     const victimKeys = (await plain(victim.port).keys('r/k*')).length;
     assert.ok(victimKeys > 0, 'the node to kill holds copies (as primary or replica)');
@@ -181,6 +198,27 @@ describe('a replicated cache cluster and its HTTP face', () => {
       if (got !== v && !(tried.get(k)?.has(got) ?? false)) lost++;
     }
     assert.equal(lost, 0, 'every key holds its last acknowledged value (or a later one whose answer was lost)');
+    // Factor 1: what the killed node held comes back as a miss that the origin refills; the rest is still cached.
+    const before = originRequests;
+    let cached = 0;
+    let refilled = 0;
+    for (let i = 0; i < 60; i++) {
+      const res = await fetch(`${live[0]?.url}/v1/cache/o/k${i}`);
+      assert.equal(res.status, 200);
+      const value = ((await res.json()) as { value: string }).value;
+      if (value === 'cached') cached++;
+      else {
+        assert.equal(value, `origin:k${i}`);
+        assert.equal(res.headers.get('x-cache-source'), 'origin');
+        refilled++;
+      }
+    }
+    t.diagnostic(`factor 1 after the kill: ${cached} still cached, ${refilled} refilled from the origin`);
+    assert.ok(cached > 0 && refilled > 0, `${cached} cached, ${refilled} refilled`);
+    assert.equal(originRequests - before, refilled);
+    // Refilled once: the next read is a hit on the new owner.
+    const again = await fetch(`${live[1]?.url}/v1/cache/o/k0`);
+    assert.equal(again.headers.get('x-cache'), 'hit');
     // Two copies again: the survivors each hold every r/ key.
     const readers = live.map((n) => plain(n.port));
     await eventually(
