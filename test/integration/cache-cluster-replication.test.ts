@@ -112,6 +112,26 @@ describe('a replicated cache cluster and its HTTP face', () => {
     assert.equal(await forwarded(), before, 'every get went straight to the owner');
   });
 
+  test("a plain client's MULTI on another node's slot runs there as one transaction; WATCH there is refused", async () => {
+    // From every node: on two of them the transaction is forwarded to the owner of c/{t}'s slot.
+    for (const n of nodes) {
+      const c = plain(n.port);
+      const res = await c.multi().set('h/{t}x', '5').incr('h/{t}x').get('h/{t}x').exec();
+      assert.deepEqual(
+        res?.map(([err, v]) => (err === null ? v : String(err))),
+        ['OK', 6, '6'],
+      );
+      // An error inside EXEC fails that command only, as in Redis, and comes back from the owner.
+      const mixed = await c.multi().set('h/{t}s', 'abc').incr('h/{t}s').exec();
+      assert.equal(mixed?.[0]?.[1], 'OK');
+      assert.match(String(mixed?.[1]?.[0]), /not an integer/);
+    }
+    const owners = await Promise.all(nodes.map(async (n) => (await plain(n.port).keys('h/{t}*')).length));
+    assert.deepEqual([...owners].sort(), [0, 0, 2], 'the keys live on their owner only');
+    const notOwner = nodes[owners.indexOf(0)] as Node;
+    await assert.rejects(plain(notOwner.port).watch('h/{t}x'), /WATCH on slot \d+ is not forwarded/);
+  });
+
   test('WAIT on the owner counts the replica that acknowledged the write', async () => {
     const owner = nodes.find((n) => n.port > 0) as Node;
     const c = plain(owner.port);

@@ -113,8 +113,7 @@ export class ClusterRouter implements ClusterView {
     return link.send(argv).then(
       (raw): Reply => {
         if (own) link.close();
-        // `-MOVED ` or `-ASK `: the owner disagrees about the slot for now.
-        if (raw[0] === 0x2d && (raw.subarray(1, 7).toString('latin1') === 'MOVED ' || raw.subarray(1, 5).toString('latin1') === 'ASK ')) {
+        if (isMoved(raw)) {
           return R.error(`TRYAGAIN slot ${slot} is moving between nodes; try again shortly`);
         }
         return { t: 'raw', v: raw };
@@ -140,6 +139,34 @@ export class ClusterRouter implements ClusterView {
     } catch (err) {
       return Promise.reject(err instanceof Error ? err : new Error(String(err)));
     }
+  }
+
+  /**
+   * Runs a plain client's transaction on the node at `addr`: `MULTI`, `cmds` and `EXEC` sent back
+   * to back on one link (nothing else can come between them: they are queued in one go), and
+   * resolves with `EXEC`'s reply as it came. Failures as {@link forward}. Never rejects.
+   */
+  forwardTransaction(cmds: Buffer[][], addr: string, slot: number, protocol: Protocol): Promise<Reply> {
+    this.stats.forwarded++;
+    let link: PeerLink;
+    try {
+      link = this.link(addr, protocol);
+    } catch (err) {
+      this.stats.forwardErrors++;
+      return Promise.resolve(R.error(`TRYAGAIN the node serving slot ${slot} cannot be reached (${errorText(err)})`));
+    }
+    const sent = [link.send([MULTI]), ...cmds.map((argv) => link.send(argv)), link.send([EXEC])];
+    return Promise.all(sent).then(
+      (replies): Reply => {
+        const exec = replies[replies.length - 1] as Buffer;
+        if (isMoved(exec)) return R.error(`TRYAGAIN slot ${slot} is moving between nodes; try again shortly`);
+        return { t: 'raw', v: exec };
+      },
+      (err: unknown): Reply => {
+        this.stats.forwardErrors++;
+        return R.error(`TRYAGAIN the node serving slot ${slot} (${addr}) did not answer: ${errorText(err)}`);
+      },
+    );
   }
 
   /** Sends `argv` to every other member of the ring, without waiting for or reading the answers. */
@@ -175,6 +202,14 @@ export class ClusterRouter implements ClusterView {
   close(): void {
     this.pool.closeAll();
   }
+}
+
+const MULTI = Buffer.from('MULTI');
+const EXEC = Buffer.from('EXEC');
+
+/** `-MOVED …` or `-ASK …`: the other node disagrees about the slot for now. */
+function isMoved(raw: Buffer): boolean {
+  return raw[0] === 0x2d && (raw.subarray(1, 7).toString('latin1') === 'MOVED ' || raw.subarray(1, 5).toString('latin1') === 'ASK ');
 }
 
 function errorText(err: unknown): string {

@@ -925,12 +925,14 @@ export class RespServer implements ServerApi, ConnectionHost {
             conn.multiError = true;
             return R.error(CROSSSLOT);
           }
-          const refused = this.unforwardable(conn, keys, 'a transaction');
-          if (refused !== undefined) {
+          const to = this.router.route(conn, keys, this.dev);
+          if (to.to === 'reply') {
             conn.multiError = true;
-            return refused;
+            return to.reply;
           }
           slotOf.multiSlot = slot;
+          // A plain client's transaction on another node's slot runs there, whole, at EXEC.
+          if (to.to === 'peer') (conn as Connection & { multiForward?: string }).multiForward = to.addr;
         }
         // Redis refuses to queue a write that would be refused for memory now (OOM), aborting EXEC.
         if (kind === 'memory' && spec.access === 'write') this.o.cache?.ensureMemory();
@@ -949,6 +951,7 @@ export class RespServer implements ServerApi, ConnectionHost {
     conn.multiAbort = undefined;
     (conn as Connection & { multiKind?: string }).multiKind = undefined;
     (conn as Connection & { multiSlot?: number }).multiSlot = undefined;
+    (conn as Connection & { multiForward?: string }).multiForward = undefined;
   }
 
   /**
@@ -1038,6 +1041,8 @@ export class RespServer implements ServerApi, ConnectionHost {
     if (conn.multi === undefined) return reply(R.error('ERR EXEC without MULTI'));
     const cmds = conn.multi;
     const kind = (conn as Connection & { multiKind?: string }).multiKind;
+    const forwardTo = (conn as Connection & { multiForward?: string }).multiForward;
+    const forwardSlot = (conn as Connection & { multiSlot?: number }).multiSlot ?? 0;
     const abort = conn.multiAbort ?? (conn.multiError ? 'EXECABORT Transaction discarded because of previous errors.' : undefined);
     this.endMulti(conn);
     if (abort !== undefined) {
@@ -1054,6 +1059,10 @@ export class RespServer implements ServerApi, ConnectionHost {
     }
     this.unwatch(conn);
     if (dirty) return reply(R.nullArray);
+    if (kind === 'memory' && forwardTo !== undefined && this.router !== undefined) {
+      // MULTI, the commands and EXEC go to the owner back to back on one link; EXEC's answer is relayed.
+      return { kind: 'pending', blind: false, promise: this.router.forwardTransaction(cmds, forwardTo, forwardSlot, conn.protocol) };
+    }
     if (kind === 'memory') {
       // The slot may have moved since the commands were queued.
       const keys =
