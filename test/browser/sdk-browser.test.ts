@@ -45,11 +45,11 @@ window.sdkReady = true;
 </script></body></html>`;
 
 /**
- * The compiled SDK and the two pure modules it shares with the server (the error catalogue and
- * rollout targeting, which import nothing else); nothing else in dist/ is served, so an SDK
+ * The compiled SDK and the three pure modules it shares with the server (the error catalogue,
+ * rollout targeting and a cache key's slot, which import nothing else); nothing else in dist/ is served, so an SDK
  * import of any other server module fails this test.
  */
-const SERVED = /^\/dist\/(client\/[A-Za-z0-9_-]+\.js|src\/errors\.js|src\/rollout\/targeting\.js)$/;
+const SERVED = /^\/dist\/(client\/[A-Za-z0-9_-]+\.js|src\/errors\.js|src\/rollout\/targeting\.js|src\/cache\/keyslot\.js)$/;
 
 /** A static file server on 127.0.0.1 (its own origin): the page and the SDK as ES modules. */
 async function startStatic(): Promise<{ origin: string; server: Server }> {
