@@ -252,3 +252,29 @@ test('a replica keeps a slot only after its copy, and a promoted replica serves 
   own2.endSync([slot]);
   assert.equal(own2.route(slot), 'serve');
 });
+
+test('a slot lost and regained across epochs is dropped, and a gap in the epochs read trusts nothing', async () => {
+  const tier = cacheTier();
+  const own = new SlotOwnership(tier, () => true);
+  const three = (epoch: number): CacheRing => new CacheRing(epoch, [member(1), member(2), member(3)], 'node-1');
+  own.apply(three(3));
+  await swept(own);
+  const key = keyOwnedBy(three(3), 'node-1', 'k');
+  tier.set(key, { type: 'string', value: Buffer.from('before') });
+  // Epoch 4 without node-1 (frozen), epoch 5 with it again: applied in order, the key is gone.
+  own.apply(new CacheRing(4, [member(2), member(3)], 'node-1'));
+  own.apply(three(5));
+  await swept(own);
+  assert.equal(tier.lookup(key), undefined, 'the copy from before epoch 4 is not served');
+  // Same owners, but epochs 6-7 were never read: nothing held is trusted.
+  tier.set(key, { type: 'string', value: Buffer.from('at 5') });
+  own.apply(three(8), true);
+  await swept(own);
+  assert.equal(tier.lookup(key), undefined);
+  assert.equal(own.route(keySlot(key)), 'serve');
+  // Without a gap, a slot kept through a ring change keeps its keys.
+  tier.set(key, { type: 'string', value: Buffer.from('at 8') });
+  own.apply(three(9));
+  await swept(own);
+  assert.equal((tier.lookup(key) as { value: Buffer }).value.toString(), 'at 8');
+});

@@ -270,11 +270,14 @@ export class SlotOwnership {
   private readonly syncing = new Uint8Array(SLOT_COUNT);
   private sweepRun = 0;
   private sweeping = false;
+  /** The ring of the last sweep that finished. */
+  private settled: CacheRing | undefined;
   /** Rings applied (each join, leave or failover this node saw). */
   changes = 0;
   /**
    * Called once the sweep of a newly applied ring is done (this node then serves every slot it
-   * is primary of): the primary sends its new replicas their copies from here.
+   * is primary of), with the ring of the sweep that finished before: the primary sends its new
+   * replicas their copies from here.
    */
   onSettled: ((prev: CacheRing | undefined, ring: CacheRing) => void) | undefined;
 
@@ -310,15 +313,18 @@ export class SlotOwnership {
    * a slot it gained as primary is served once the sweep it starts has dropped what the tier
    * held of it; a slot it gained as replica waits for the primary's copy; a valid replica
    * promoted to primary serves at once. An older epoch than the one in force is ignored.
-   * @returns the slots whose owners changed (for the primary's copies to new replicas).
+   *
+   * Apply every epoch in order: a slot this node owned in two epochs may have been another
+   * node's in between. `gap` says epochs were skipped (they were pruned before this node read
+   * them): then nothing held is trusted, as after a first join.
    */
-  apply(ring: CacheRing): void {
+  apply(ring: CacheRing, gap = false): void {
     const prev = this.current;
     if (prev !== undefined && ring.epoch <= prev.epoch) return;
     this.current = ring;
     this.changes++;
     for (let s = 0; s < SLOT_COUNT; s++) {
-      const was = prev?.rank(s) ?? NO_RANK;
+      const was = gap ? NO_RANK : (prev?.rank(s) ?? NO_RANK);
       const now = ring.rank(s);
       // Still an owner (at any rank): its data stays what it was. Otherwise nothing is trusted.
       if (was === NO_RANK || now === NO_RANK) {
@@ -331,7 +337,7 @@ export class SlotOwnership {
         this.valid[s] = 1;
       }
     }
-    this.sweep(prev, ring);
+    this.sweep(ring);
   }
 
   /** Whether this node serves `slot` now (primary, valid, membership confirmed). */
@@ -383,7 +389,7 @@ export class SlotOwnership {
   }
 
   /** Drops, in steps, every key not kept; then makes valid the slots this node is primary of. A newer ring restarts it. */
-  private sweep(prev: CacheRing | undefined, ring: CacheRing): void {
+  private sweep(ring: CacheRing): void {
     const run = ++this.sweepRun;
     const target = this.target;
     // Slots gained as primary (not valid): served once the stale keys are gone.
@@ -393,7 +399,11 @@ export class SlotOwnership {
       if (run !== this.sweepRun) return;
       for (const s of gained) if (this.syncing[s] !== 1) this.valid[s] = 1;
       this.sweeping = false;
-      this.onSettled?.(prev, ring);
+      // Against the ring of the last sweep that finished: a ring applied meanwhile (its sweep cut
+      // short by this one) must not hide a change from the replicas' copies.
+      const from = this.settled;
+      this.settled = ring;
+      this.onSettled?.(from, ring);
     };
     if (target === undefined) {
       done();

@@ -559,17 +559,27 @@ class SharedCluster implements Cluster {
     return !this.stopped && performance.now() - this.confirmedAt < RING_FENCE_MS;
   }
 
-  /** Reads the committed cache ring and applies it when newer (single flight). */
+  /**
+   * Reads the committed cache rings after the one applied and applies each, in epoch order
+   * (single flight): a node that missed epochs (a lost notification, a freeze) must see every
+   * ownership change in between, or it could keep a copy of a slot that another node owned
+   * meanwhile. When the epochs it missed were already pruned, the first one it applies says so
+   * ({@link RingRecord} `gap`), and the node then trusts none of its data.
+   */
   private loadRing(): Promise<void> {
     if (this.ringLoading !== undefined) return this.ringLoading;
     this.ringLoading = (async () => {
       try {
-        const ring = await this.backend.readRing();
-        if (ring.epoch <= this.ringEpoch || this.stopped) return;
-        this.ringEpoch = ring.epoch;
-        this.ringMembers = ring.members;
-        this.opts.logger.info({ epoch: ring.epoch, members: ring.members.map((m) => m.id) }, 'cache ring changed');
-        this.opts.onRing?.(ring);
+        // A node without a ring yet holds nothing it trusts: the latest epoch is enough.
+        const rings = this.ringEpoch === 0 ? [await this.backend.readRing()] : await this.backend.readRingsSince(this.ringEpoch);
+        for (const ring of rings) {
+          if (ring.epoch <= this.ringEpoch || this.stopped) continue;
+          const gap = this.ringEpoch > 0 && ring.epoch > this.ringEpoch + 1;
+          this.ringEpoch = ring.epoch;
+          this.ringMembers = ring.members;
+          this.opts.logger.info({ epoch: ring.epoch, members: ring.members.map((m) => m.id), ...(gap ? { gap } : {}) }, 'cache ring changed');
+          this.opts.onRing?.(gap ? { ...ring, gap } : ring);
+        }
       } finally {
         this.ringLoading = undefined;
       }

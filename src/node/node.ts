@@ -381,7 +381,7 @@ export async function startNode(opts: NodeOptions = {}): Promise<BeaconNode> {
     url: opts.advertiseUrl ?? url,
     version: VERSION,
     startedAt,
-    ...(slots !== undefined ? { onRing: (r) => slots.apply(new CacheRing(r.epoch, r.members, nodeId)), cacheKeys: () => cache.dbsize() } : {}),
+    ...(slots !== undefined ? { onRing: (r) => slots.apply(new CacheRing(r.epoch, r.members, nodeId), r.gap === true), cacheKeys: () => cache.dbsize() } : {}),
   });
   member.cluster = cluster;
   if (!(await cluster.waitReady(5000))) logger.warn('the node is not ready yet: the change feed has not caught up');

@@ -291,6 +291,9 @@ export class Connection implements ConnState {
       this.finish();
     } finally {
       this.stopped();
+      // Requests that arrived while the last replies were awaited: onData saw this loop running
+      // and left them queued, so they run now (else they would wait for the client's next bytes).
+      if (this.qhead < this.queue.length && !this.dead && !this.closing && !this.socket.isPaused()) this.run();
     }
   }
 

@@ -94,6 +94,8 @@ export interface RingRecord {
   /** 0 when none was committed yet (then `members` is empty). */
   epoch: number;
   members: { id: string; url: string; respUrl: string }[];
+  /** Set by a node applying it: epochs between the one it had and this one are gone (pruned), so it cannot know what changed. */
+  gap?: boolean;
 }
 
 /** One row of `beacon_leases` as followers read it: the lease's state after its latest change. */
@@ -1272,7 +1274,7 @@ export class PostgresBackend implements Backend {
          ON CONFLICT (id) DO UPDATE SET url = excluded.url, resp_url = excluded.resp_url, cache_keys = excluded.cache_keys, version = excluded.version, started_at = excluded.started_at,
            applied_revision = excluded.applied_revision, ready = excluded.ready, expiry_leader = excluded.expiry_leader,
            last_seen = now())
-       SELECT revision, compact_revision, lease_seq, COALESCE((SELECT epoch FROM beacon_cache_ring WHERE id = 1), 0)::int8 AS ring_epoch
+       SELECT revision, compact_revision, lease_seq, COALESCE((SELECT max(epoch) FROM beacon_cache_ring), 0)::int8 AS ring_epoch
          FROM beacon_meta WHERE id = 1`,
       [n.id, n.url, n.version, n.startedAt, n.appliedRevision, n.ready, n.expiryLeader, n.respUrl, n.cacheKeys],
     );
@@ -1290,16 +1292,30 @@ export class PostgresBackend implements Backend {
    * @throws UnavailableError when PostgreSQL cannot be reached.
    */
   async readRing(): Promise<RingRecord> {
-    const res = await this.q<{ epoch: number; members: string }>('ring read', 'SELECT epoch, members FROM beacon_cache_ring WHERE id = 1');
+    const res = await this.q<{ epoch: number; members: string }>('ring read', 'SELECT epoch, members FROM beacon_cache_ring ORDER BY epoch DESC LIMIT 1');
     const row = res.rows[0];
     if (row === undefined) return { epoch: 0, members: [] };
     return { epoch: Number(row.epoch), members: parseRingMembers(row.members) };
   }
 
   /**
-   * Commits the cache ring's next epoch, `expected + 1`, with `members`, if the committed epoch
-   * is still `expected` (a compare-and-set: of two leaders only one commits an epoch), and wakes
-   * every node with a `ring:<epoch>` notification.
+   * The committed epochs after `after`, oldest first, at most `limit` (a node that missed epochs
+   * applies each in order). The first may be later than `after + 1` when older ones were pruned.
+   * @throws UnavailableError when PostgreSQL cannot be reached.
+   */
+  async readRingsSince(after: number, limit = 1000): Promise<RingRecord[]> {
+    const res = await this.q<{ epoch: number; members: string }>(
+      'ring read',
+      'SELECT epoch, members FROM beacon_cache_ring WHERE epoch > $1 ORDER BY epoch LIMIT $2',
+      [after, limit],
+    );
+    return res.rows.map((row) => ({ epoch: Number(row.epoch), members: parseRingMembers(row.members) }));
+  }
+
+  /**
+   * Commits the cache ring's next epoch, `expected + 1`, with `members`, if the latest committed
+   * epoch is still `expected` (a compare-and-set: of two leaders only one commits an epoch), drops
+   * epochs 1,000 older, and wakes every node with a `ring:<epoch>` notification.
    * @returns the new epoch, or undefined when another commit came first.
    * @throws UnavailableError when PostgreSQL cannot be reached.
    */
@@ -1307,10 +1323,11 @@ export class PostgresBackend implements Backend {
     const res = await this.q<{ epoch: number }>(
       'ring commit',
       `WITH c AS (
-         INSERT INTO beacon_cache_ring AS r (id, epoch, members, committed_by) VALUES (1, $1::int8 + 1, $2, $3)
-         ON CONFLICT (id) DO UPDATE SET epoch = excluded.epoch, members = excluded.members, committed_by = excluded.committed_by, committed_at = now()
-           WHERE r.epoch = $1::int8
-         RETURNING epoch)
+         INSERT INTO beacon_cache_ring (epoch, members, committed_by)
+         SELECT $1::int8 + 1, $2, $3 WHERE COALESCE((SELECT max(epoch) FROM beacon_cache_ring), 0) = $1::int8
+         ON CONFLICT (epoch) DO NOTHING
+         RETURNING epoch),
+       old AS (DELETE FROM beacon_cache_ring WHERE epoch <= (SELECT epoch FROM c) - 1000)
        SELECT epoch, pg_notify($4, 'ring:' || epoch) FROM c`,
       [expected, JSON.stringify(members), by, this.channel],
     );

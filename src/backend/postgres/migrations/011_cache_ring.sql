@@ -1,11 +1,12 @@
 -- The cache ring (issue 15, the cache tier across nodes): the members that share the 16,384
--- Redis Cluster slots of the memory namespaces, as the cluster's leader last committed them.
--- One row. `epoch` grows by one per commit (a compare-and-set on it, so two leaders cannot both
--- commit the same epoch); `members` is a JSON array of {id, url, respUrl}. Every node builds
--- the slot map from the members it reads here, so all agree on each slot's primary.
+-- Redis Cluster slots of the memory namespaces, one row per epoch as the cluster's leader
+-- committed them. Epochs are consecutive: the next is the latest + 1, and the primary key makes
+-- two leaders' commits of the same epoch exclusive. `members` is a JSON array of
+-- {id, url, respUrl}. Every node builds the slot map of each epoch from its members, and a node
+-- that missed epochs applies each in order (its copy of a slot is stale if it lost the slot in
+-- between). The leader keeps the newest 1,000.
 CREATE TABLE beacon_cache_ring (
-  id smallint PRIMARY KEY CHECK (id = 1),
-  epoch bigint NOT NULL,
+  epoch bigint PRIMARY KEY,
   members text NOT NULL,
   committed_by text NOT NULL,
   committed_at timestamptz NOT NULL DEFAULT now()
