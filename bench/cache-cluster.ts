@@ -47,6 +47,7 @@ import { formatMachine, machineInfo } from './lib/machine.js';
 import { killLiveChildren, ROOT, spawnBeacon, type ListeningProcess } from './lib/proc.js';
 import { cpuSeconds } from './lib/server-stats.js';
 import { median, summarize } from './lib/stats.js';
+import { withTimeout } from '../test/helpers/time.js';
 
 const exec = promisify(execFile);
 
@@ -154,15 +155,6 @@ async function until(what: string, ms: number, check: () => Promise<boolean>): P
   }
 }
 
-function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  return Promise.race([
-    p.finally(() => clearTimeout(timer)),
-    new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms`)), ms);
-    }),
-  ]);
-}
 
 /** Whether every member's CLUSTER INFO says `cluster_state:ok`, `cluster_known_nodes:<members>` and the same epoch. */
 async function clusterOk(members: Member[]): Promise<boolean> {

@@ -18,6 +18,7 @@ import { keySlot } from '../../src/cache/index.js';
 import { http, spawnServer, tempDir, type ServerProcess } from '../helpers/node.js';
 import { ClusterProcesses, eventually, startPostgres, type PostgresServer } from '../helpers/postgres.js';
 import { RawClient, frame, redisCli, sleep } from './resp-helpers.js';
+import { withTimeout } from '../helpers/time.js';
 
 const SLOTS = 16_384;
 
@@ -151,15 +152,6 @@ async function converged(live: Member[], what: string, timeoutMs = 15_000): Prom
   return result as Int32Array;
 }
 
-function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  return Promise.race([
-    p.finally(() => clearTimeout(timer)),
-    new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms`)), ms);
-    }),
-  ]);
-}
 
 /** Runs `op` until it does not fail with TRYAGAIN or CLUSTERDOWN (a slot in transition), at most `ms`. */
 async function settled<T>(op: () => Promise<T>, ms = 5000): Promise<T> {

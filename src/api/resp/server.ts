@@ -778,9 +778,11 @@ export class RespServer implements ServerApi, ConnectionHost {
         }
       }
     }
-    if (this.notifyFlags !== '') {
+    // In a cache cluster only the key's primary announces it (a replica expires its copy too),
+    // and its events reach subscribers on the other nodes this way.
+    const ring = this.o.cluster?.slots.ring;
+    if (this.notifyFlags !== '' && (ring === undefined || ring.ownsKey(key))) {
       this.notify(event, key);
-      // A memory key lives on one node: its events reach subscribers on the others this way.
       this.router?.broadcast([PEER_KEYEVENT, Buffer.from(event, 'latin1'), Buffer.from(key, 'utf8')]);
     }
     if (this.blockedOn.size > 0 && this.blockedOn.has(key)) this.readyKeys.add(key);
