@@ -49,11 +49,14 @@ export function respAddress(respUrl: string): { host: string; port: number; tls:
   return { host, port, tls: u.protocol === 'rediss:' };
 }
 
-/** An inclusive run of slots with one primary (an entry of CLUSTER SLOTS). */
+/** An inclusive run of slots with the same owners (an entry of CLUSTER SLOTS). */
 export interface RingRange {
   start: number;
   end: number;
+  /** The primary. */
   owner: RingMember;
+  /** The primary, then the replicas (as many as the factor asked for; fewer with fewer members). */
+  owners: RingMember[];
 }
 
 /**
@@ -204,14 +207,23 @@ export class CacheRing {
       .map((r) => [r.start, r.end]);
   }
 
-  /** Every slot as maximal runs with the same primary, ascending (CLUSTER SLOTS); empty without members. */
-  ownerRanges(): RingRange[] {
+  /**
+   * Every slot as maximal runs with the same owners under replication factor `factor` (default
+   * 1: the same primary), ascending (CLUSTER SLOTS); empty without members.
+   */
+  ownerRanges(factor = 1): RingRange[] {
     const out: RingRange[] = [];
     if (this.members.length === 0) return out;
+    const f = Math.max(1, Math.min(MAX_SLOT_REPLICAS, factor));
+    const same = (a: number, b: number): boolean => {
+      for (let k = 0; k < f; k++) if (this.ownerIdx[a * MAX_SLOT_REPLICAS + k] !== this.ownerIdx[b * MAX_SLOT_REPLICAS + k]) return false;
+      return true;
+    };
     let start = 0;
     for (let s = 1; s <= SLOT_COUNT; s++) {
-      if (s < SLOT_COUNT && this.primaryIdx[s] === this.primaryIdx[start]) continue;
-      out.push({ start, end: s - 1, owner: this.members[this.primaryIdx[start] as number] as RingMember });
+      if (s < SLOT_COUNT && same(s, start)) continue;
+      const owners = this.owners(start, f);
+      out.push({ start, end: s - 1, owner: owners[0] as RingMember, owners });
       start = s;
     }
     return out;
@@ -274,6 +286,8 @@ export class SlotOwnership {
   private settled: CacheRing | undefined;
   /** Rings applied (each join, leave or failover this node saw). */
   changes = 0;
+  /** Slots this node took over as primary from being their replica (failovers). */
+  promoted = 0;
   /**
    * Called once the sweep of a newly applied ring is done (this node then serves every slot it
    * is primary of), with the ring of the sweep that finished before: the primary sends its new
@@ -326,6 +340,7 @@ export class SlotOwnership {
     for (let s = 0; s < SLOT_COUNT; s++) {
       const was = gap ? NO_RANK : (prev?.rank(s) ?? NO_RANK);
       const now = ring.rank(s);
+      if (now === 0 && was !== NO_RANK && was > 0) this.promoted++;
       // Still an owner (at any rank): its data stays what it was. Otherwise nothing is trusted.
       if (was === NO_RANK || now === NO_RANK) {
         this.valid[s] = 0;

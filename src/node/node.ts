@@ -323,7 +323,15 @@ export async function startNode(opts: NodeOptions = {}): Promise<BeaconNode> {
   if (slots !== undefined) {
     metrics.registerCacheClusterMetrics(() => {
       const c = respServer?.cluster()?.counters() ?? { forwarded: 0, forwardErrors: 0, moved: 0 };
-      return { ...c, ringChanges: slots.changes, epoch: slots.ring?.epoch ?? 0, slots: slots.ring?.ownedCount ?? 0, confirmed: member.cluster?.ringConfirmed() === true ? 1 : 0 };
+      return {
+        ...c,
+        ringChanges: slots.changes,
+        epoch: slots.ring?.epoch ?? 0,
+        slots: slots.ring?.ownedCount ?? 0,
+        confirmed: member.cluster?.ringConfirmed() === true ? 1 : 0,
+        replicationInFlight: respServer?.replicationInFlight() ?? 0,
+        promotedSlots: slots.promoted,
+      };
     });
   }
   // --- end cache tier --------------------------------------------------------------------------

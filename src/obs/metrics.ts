@@ -474,6 +474,8 @@ export class Metrics {
     counter('beacon_cache_cluster_ring_changes_total', 'Cache ring epochs this node applied (joins, leaves and failovers).', 'ringChanges');
     gauge('beacon_cache_cluster_ring_epoch', 'The cache ring epoch in force on this node.', 'epoch');
     gauge('beacon_cache_cluster_slots', 'Slots (of 16,384) this node is the primary of.', 'slots');
+    gauge('beacon_cache_cluster_replication_in_flight', 'Writes this node sent to replicas that have not acknowledged them yet (replication lag, in writes).', 'replicationInFlight');
+    counter('beacon_cache_cluster_promoted_slots_total', 'Slots this node took over as primary from being their replica (failovers).', 'promotedSlots');
     gauge('beacon_cache_cluster_confirmed', "1 while this node's ring membership is confirmed (it serves its slots), 0 when fenced.", 'confirmed');
   }
   // --- end cache tier ------------------------------------------------------------------------------
@@ -488,6 +490,8 @@ export interface CacheClusterSample {
   epoch: number;
   slots: number;
   confirmed: number;
+  replicationInFlight: number;
+  promotedSlots: number;
 }
 
 /** One memory namespace's figures as the cache tier reports them (see {@link Metrics.registerCacheMetrics}). */

@@ -151,6 +151,31 @@ describe('a replicated cache cluster and its HTTP face', () => {
     await assert.rejects(c.call('WAIT', '1', '-1'), /timeout is negative/);
   });
 
+  test('CLUSTER SLOTS lists each range\'s replica; with READONLY a replica serves reads of its slots, without it MOVED', async () => {
+    const c = plain(nodes[0]?.port as number);
+    const slots = (await c.call('CLUSTER', 'SLOTS')) as [number, number, ...[string, number, string][]][];
+    assert.ok(slots.length > 0);
+    for (const [, , ...owners] of slots) {
+      assert.equal(owners.length, 2, 'the primary and one replica (factor 2 is the largest)');
+      assert.notEqual(owners[0]?.[1], owners[1]?.[1]);
+    }
+    // A key, and the node that replicates it.
+    const key = 'r/replica-read';
+    await c.set(key, 'v1').catch(() => undefined); // plain: forwarded to the owner
+    const slot = (await c.call('CLUSTER', 'KEYSLOT', key)) as number;
+    const range = slots.find(([s, e]) => slot >= s && slot <= e) as [number, number, ...[string, number, string][]];
+    const replica = plain(range[3]?.[1] as number);
+    await replica.call('CLUSTER', 'MYID');
+    await assert.rejects(replica.get(key), /MOVED/, 'a cluster client without READONLY goes to the primary');
+    assert.equal(await replica.call('READONLY'), 'OK');
+    const forwardedBefore = Number(/cluster_forwarded_commands:(\d+)/.exec(await replica.info('cluster'))?.[1]);
+    assert.equal(await replica.get(key), 'v1', 'served by the replica');
+    assert.equal(Number(/cluster_forwarded_commands:(\d+)/.exec(await replica.info('cluster'))?.[1]), forwardedBefore);
+    await assert.rejects(replica.set(key, 'v2'), /MOVED/, 'writes still go to the primary');
+    assert.equal(await replica.call('READWRITE'), 'OK');
+    await assert.rejects(replica.get(key), /MOVED/);
+  });
+
   test('PostgreSQL down for 5 s while the ring is stable: nodes fence (CLUSTERDOWN), the ring does not change, memory keys are served again after', async (t) => {
     const ring = async (): Promise<{ epoch: number; members: number }> => {
       const s = (await http(`${nodes[0]?.url}/v1/cluster`)).body as { cacheRingEpoch: number; nodes: { cache?: { role: string } }[] };

@@ -37,9 +37,23 @@ function slotArg(b: Buffer | undefined): number {
   return Number(n);
 }
 
-/** READONLY / READWRITE / ASKING: accepted in cluster mode (every read is served by the slot's primary). */
+/** ASKING: accepted in cluster mode (slots never move half-way here, so it changes nothing). */
 export function clusterFlag(c: Ctx): Reply {
   ringOf(c);
+  return R.ok;
+}
+
+/** READONLY: this connection's reads of slots this node replicates are served here (replica reads). */
+export function readonly(c: Ctx): Reply {
+  ringOf(c);
+  c.conn.replicaReads = true;
+  return R.ok;
+}
+
+/** READWRITE: back to every command on the slot's primary. */
+export function readwrite(c: Ctx): Reply {
+  ringOf(c);
+  c.conn.replicaReads = false;
   return R.ok;
 }
 
@@ -97,11 +111,18 @@ export function cluster(c: Ctx, a: Buffer[]): Reply {
     case 'SLOTS': {
       argc(1);
       if (ring === undefined) return R.array([]);
+      // Replicas too, as many as the largest replication factor asks (a client with replica reads uses them).
       return R.array(
-        ring.ownerRanges().map((r) => {
-          const { host, port } = hostPort(r.owner);
-          return R.array([R.int(r.start), R.int(r.end), R.array([R.bulk(host), R.int(port), R.bulk(clusterNodeId(r.owner.id))])]);
-        }),
+        ring.ownerRanges(view?.maxFactor() ?? 1).map((r) =>
+          R.array([
+            R.int(r.start),
+            R.int(r.end),
+            ...r.owners.map((m) => {
+              const { host, port } = hostPort(m);
+              return R.array([R.bulk(host), R.int(port), R.bulk(clusterNodeId(m.id))]);
+            }),
+          ]),
+        ),
       );
     }
     case 'SHARDS': {

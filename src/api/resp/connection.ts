@@ -121,6 +121,7 @@ export class Connection implements ConnState {
   libVer = '';
   principal: Principal | undefined;
   clusterAware = false;
+  replicaReads = false;
   /** Commands of this connection forwarded to another node whose replies have not come yet. */
   forwarding = 0;
   /** Writes this connection made as primary of a replicated slot, with their acknowledgements (WAIT). */

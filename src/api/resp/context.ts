@@ -39,6 +39,8 @@ export interface ConnState {
    * another node serves gets `-MOVED`; other clients' commands are forwarded to that node.
    */
   clusterAware: boolean;
+  /** READONLY was sent (and not READWRITE since): reads of slots this node replicates are served here. */
+  replicaReads: boolean;
   /** Closes the connection after the pending replies are written. */
   closeAfterReply(): void;
   /** Closes at once (CLIENT KILL). */
@@ -55,6 +57,8 @@ export interface ClusterView {
   confirmed(): boolean;
   /** Commands this node forwarded to other nodes since it started. */
   forwarded(): number;
+  /** The largest replication factor of any memory namespace (CLUSTER SLOTS lists that many owners per range). */
+  maxFactor(): number;
 }
 
 /** What commands ask of the server beyond one keyspace (key enumeration, pub/sub, INFO, CONFIG, clients). */

@@ -40,6 +40,9 @@ export type Acks = Promise<{ acked: number; wanted: number; error?: string }>;
 
 /** Both sides of replication for one node's RESP listener. */
 export class Replicator {
+  /** Writes sent to a replica and not acknowledged yet (the replication lag, in writes). */
+  inFlight = 0;
+
   constructor(private readonly o: ReplicatorOptions) {}
 
   /** The replication factor of `key` (its namespace's; 1 when none). */
@@ -64,14 +67,17 @@ export class Replicator {
     if (replicas.length === 0) return undefined;
     const sends = replicas.map((m) => {
       const addr = ring.addressOf(m.id);
+      this.inFlight++;
       const all = cmds.map((argv) => this.o.router.sendTo(addr, [REPL, ...argv]));
-      return Promise.all(all).then(
-        (replies) => {
-          const bad = replies.find((r) => r[0] === 0x2d);
-          return bad === undefined ? undefined : `${addr} answered ${bad.toString('utf8').trim()}`;
-        },
-        (err: unknown) => `${addr}: ${err instanceof Error ? err.message : String(err)}`,
-      );
+      return Promise.all(all)
+        .finally(() => this.inFlight--)
+        .then(
+          (replies) => {
+            const bad = replies.find((r) => r[0] === 0x2d);
+            return bad === undefined ? undefined : `${addr} answered ${bad.toString('utf8').trim()}`;
+          },
+          (err: unknown) => `${addr}: ${err instanceof Error ? err.message : String(err)}`,
+        );
     });
     return Promise.all(sends).then((errors) => {
       const failed = errors.filter((e): e is string => e !== undefined);

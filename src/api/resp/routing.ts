@@ -4,7 +4,7 @@
  * the owner for clients that do not, over pipelined links to the other nodes ({@link PeerLink}).
  */
 import { PEER_PRINCIPAL } from '../../auth/index.js';
-import { keySlot, respAddress, type SlotOwnership } from '../../cache/index.js';
+import { NO_RANK, keySlot, respAddress, type SlotOwnership } from '../../cache/index.js';
 import type { ConnState, ClusterView } from './context.js';
 import { PeerLink, PeerPool } from './peer.js';
 import { R, type Protocol, type Reply } from './protocol.js';
@@ -26,6 +26,10 @@ export interface ClusterRouterOptions {
   peerSecret: (() => string) | undefined;
   /** How long a forwarded command may take, in ms (default 5000). */
   timeoutMs?: number;
+  /** A key's replication factor (its namespace's); default 1. */
+  factorOf?: (key: string) => number;
+  /** The largest replication factor of any memory namespace; default 1. */
+  maxFactor?: () => number;
 }
 
 /** Where a memory command goes: run here, an error reply, or the `host:port` of the node to forward it to. */
@@ -57,6 +61,10 @@ export class ClusterRouter implements ClusterView {
     return this.stats.forwarded;
   }
 
+  maxFactor(): number {
+    return this.o.maxFactor?.() ?? 1;
+  }
+
   /** Counters for INFO: forwarded commands, MOVED replies, forwards that failed. */
   counters(): Readonly<{ forwarded: number; moved: number; forwardErrors: number }> {
     return this.stats;
@@ -72,15 +80,23 @@ export class ClusterRouter implements ClusterView {
    * A slot this node serves runs here; a slot another node serves is `-MOVED slot host:port`
    * for a cluster client or another node, and forwarded for any other client; a slot this node
    * just gained answers TRYAGAIN until it is readied; no confirmed membership answers CLUSTERDOWN.
+   * A `read` on a connection that sent READONLY is served here too when this node is a replica
+   * of the slot for the key's namespace, with a complete copy (Redis Cluster's replica reads:
+   * the value may lag the primary's by the writes in flight).
    */
-  route(conn: ConnState, keys: readonly string[], dev: boolean): Routed {
+  route(conn: ConnState, keys: readonly string[], dev: boolean, read = false): Routed {
     const slot = keySlot(keys[0] as string);
     for (let i = 1; i < keys.length; i++) if (keySlot(keys[i] as string) !== slot) return { to: 'reply', reply: R.error(CROSSSLOT) };
     const where = this.o.slots.route(slot);
     if (where === 'serve') return HERE;
     if (where === 'down') return { to: 'reply', reply: R.error(CLUSTERDOWN) };
     if (where === 'importing') return { to: 'reply', reply: R.error(`TRYAGAIN slot ${slot} just moved to this node and is being readied; try again shortly`) };
-    const addr = this.o.slots.ring?.address(slot) ?? '';
+    const ring = this.o.slots.ring;
+    if (read && conn.replicaReads && ring !== undefined && this.o.slots.holds(slot)) {
+      const rank = ring.rank(slot);
+      if (rank !== NO_RANK && rank < (this.o.factorOf?.(keys[0] as string) ?? 1)) return HERE;
+    }
+    const addr = ring?.address(slot) ?? '';
     if (addr === '') return { to: 'reply', reply: R.error(CLUSTERDOWN) };
     if (conn.clusterAware || this.isPeer(conn, dev)) {
       this.stats.moved++;

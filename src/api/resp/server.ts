@@ -182,12 +182,18 @@ export class RespServer implements ServerApi, ConnectionHost {
   private readonly deps: ConstructorParameters<typeof DurableTx>[0];
   private readonly router: ClusterRouter | undefined;
   private readonly replicator: Replicator | undefined;
-  /** The largest replication factor of any memory namespace, re-read at most once a second. */
-  private maxFactorMemo = { value: 1, at: -Infinity };
 
   constructor(private readonly o: RespServerOptions) {
     this.dev = o.auth.dev;
-    this.router = o.cluster === undefined ? undefined : new ClusterRouter({ ...o.cluster, peerSecret: this.dev ? undefined : () => o.auth.peerSecret() });
+    this.router =
+      o.cluster === undefined
+        ? undefined
+        : new ClusterRouter({
+            ...o.cluster,
+            peerSecret: this.dev ? undefined : () => o.auth.peerSecret(),
+            factorOf: (key) => o.cache?.namespaceOf(key)?.replicationFactor ?? 1,
+            maxFactor: () => this.maxFactor(),
+          });
     if (this.router !== undefined && o.cluster !== undefined && o.cache !== undefined) {
       const replicator = new Replicator({
         router: this.router,
@@ -524,7 +530,7 @@ export class RespServer implements ServerApi, ConnectionHost {
     const kind = this.kindOfKeys(keys);
     if (kind === 'memory') {
       if (this.router !== undefined) {
-        const to = this.router.route(conn, keys, this.dev);
+        const to = this.router.route(conn, keys, this.dev, spec.access === 'read');
         if (to.to === 'reply') return reply(to.reply);
         if (to.to === 'peer') {
           let blockMs: number | undefined;
@@ -610,7 +616,9 @@ export class RespServer implements ServerApi, ConnectionHost {
     }
     const logging = cache.config.appendonly;
     if (logging) this.aofFormInto(cache, cache, spec, argv, r, changes);
-    const acks = this.replicator !== undefined && this.maxFactor() > 1 ? this.replicate(conn, changes[0]?.key as string, this.aofForm(spec, argv, r, changes)) : undefined;
+    // The key's own namespace decides (a namespace created a moment ago replicates its first write).
+    const replKey = this.replicator !== undefined ? (changes[0]?.key as string) : undefined;
+    const acks = replKey !== undefined && this.replicator?.factorOf(replKey) !== 1 ? this.replicate(conn, replKey, this.aofForm(spec, argv, r, changes)) : undefined;
     for (const ch of changes) this.memoryChanged(ch.key, ch.event);
     // Emptied in place: the next command reuses the array (nothing above keeps it).
     changes.length = 0;
@@ -637,7 +645,7 @@ export class RespServer implements ServerApi, ConnectionHost {
     let wrote = false;
     let later = false;
     const aof: Buffer[][] = [];
-    const replicating = this.replicator !== undefined && this.maxFactor() > 1;
+    const replicating = this.replicator !== undefined && cmds.some((argv) => this.replicatedCommand(argv));
     let replKey: string | undefined;
     const logging = cache.config.appendonly || replicating;
     for (const argv of cmds) {
@@ -1021,6 +1029,7 @@ export class RespServer implements ServerApi, ConnectionHost {
         conn.protocol = 2;
         conn.name = '';
         conn.clusterAware = false;
+        conn.replicaReads = false;
         conn.principal = this.dev ? DEV_PRINCIPAL : undefined;
         return reply(R.simple('RESET'));
       default:
@@ -1310,16 +1319,22 @@ export class RespServer implements ServerApi, ConnectionHost {
     return this.router;
   }
 
-  /** The largest replication factor of any memory namespace, re-read at most once a second. */
-  private maxFactor(): number {
-    const m = this.maxFactorMemo;
-    const now = performance.now();
-    if (now - m.at > 1000) {
-      m.at = now;
-      m.value = Math.max(1, ...this.o.policies.list().map((p) => (p.storage === 'memory' ? (p.replicationFactor ?? 1) : 1)));
-    }
-    return m.value;
+  /** Writes sent to replicas and not acknowledged yet (0 without replication). */
+  replicationInFlight(): number {
+    return this.replicator?.inFlight ?? 0;
   }
+
+  /** Whether a memory command's first key is in a namespace with replicas. */
+  private replicatedCommand(argv: Buffer[]): boolean {
+    const key = argv[1];
+    return key !== undefined && this.replicator !== undefined && this.replicator.factorOf(key.toString('utf8')) > 1;
+  }
+
+  /** The largest replication factor of any memory namespace (CLUSTER SLOTS, replica copies: rare, so read each time). */
+  private maxFactor(): number {
+    return Math.max(1, ...this.o.policies.list().map((p) => (p.storage === 'memory' ? (p.replicationFactor ?? 1) : 1)));
+  }
+
 
   /**
    * Sends a write this node made as primary to its slot's replicas and remembers it for WAIT.
@@ -1744,6 +1759,7 @@ export class RespServer implements ServerApi, ConnectionHost {
       addr: 'aof',
       laddr: 'aof',
       clusterAware: false,
+      replicaReads: false,
       createdAt: Date.now(),
       protocol: 2,
       name: 'aof',
