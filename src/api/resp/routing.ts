@@ -112,34 +112,40 @@ export class ClusterRouter implements ClusterView {
    * on a link of its own, so it holds up no other client. Never rejects.
    */
   forward(argv: Buffer[], addr: string, slot: number, protocol: Protocol, blockMs?: number): Promise<Reply> {
+    // A blocking command gets a link of its own, waiting as long as a timer can (timeout 0) or its timeout and then some.
+    const open =
+      blockMs === undefined
+        ? (): PeerLink => this.link(addr, protocol)
+        : (): PeerLink => this.makeLink(addr, protocol, blockMs === 0 ? MAX_TIMER_MS : Math.min(MAX_TIMER_MS, blockMs + (this.o.timeoutMs ?? 5000)));
+    return this.relay(addr, slot, open, (link) => link.send(argv), blockMs !== undefined);
+  }
+
+  /**
+   * The common part of {@link forward} and {@link forwardTransaction}: opens the link, sends,
+   * and turns the answer into the client's reply — the owner's bytes as they came, `-TRYAGAIN`
+   * for a `-MOVED`/`-ASK` (the two nodes see different rings for a moment) or a node that cannot
+   * be reached or does not answer. `own`: the link is closed after. Never rejects.
+   */
+  private relay(addr: string, slot: number, open: () => PeerLink, send: (link: PeerLink) => Promise<Buffer>, own: boolean): Promise<Reply> {
     this.stats.forwarded++;
     let link: PeerLink;
-    let own = false;
     try {
-      if (blockMs === undefined) link = this.link(addr, protocol);
-      else {
-        // (A timer's longest wait: a blocking command forwarded with timeout 0 or a longer one waits that long.)
-        link = this.makeLink(addr, protocol, blockMs === 0 ? MAX_TIMER_MS : Math.min(MAX_TIMER_MS, blockMs + (this.o.timeoutMs ?? 5000)));
-        own = true;
-      }
+      link = open();
     } catch (err) {
       this.stats.forwardErrors++;
       return Promise.resolve(R.error(`TRYAGAIN the node serving slot ${slot} cannot be reached (${errorText(err)})`));
     }
-    return link.send(argv).then(
-      (raw): Reply => {
+    return send(link)
+      .then(
+        (raw): Reply => (isMoved(raw) ? R.error(`TRYAGAIN slot ${slot} is moving between nodes; try again shortly`) : { t: 'raw', v: raw }),
+        (err: unknown): Reply => {
+          this.stats.forwardErrors++;
+          return R.error(`TRYAGAIN the node serving slot ${slot} (${addr}) did not answer: ${errorText(err)}`);
+        },
+      )
+      .finally(() => {
         if (own) link.close();
-        if (isMoved(raw)) {
-          return R.error(`TRYAGAIN slot ${slot} is moving between nodes; try again shortly`);
-        }
-        return { t: 'raw', v: raw };
-      },
-      (err: unknown): Reply => {
-        if (own) link.close();
-        this.stats.forwardErrors++;
-        return R.error(`TRYAGAIN the node serving slot ${slot} (${addr}) did not answer: ${errorText(err)}`);
-      },
-    );
+      });
   }
 
   /**
@@ -163,26 +169,9 @@ export class ClusterRouter implements ClusterView {
    * resolves with `EXEC`'s reply as it came. Failures as {@link forward}. Never rejects.
    */
   forwardTransaction(cmds: Buffer[][], addr: string, slot: number, protocol: Protocol): Promise<Reply> {
-    this.stats.forwarded++;
-    let link: PeerLink;
-    try {
-      link = this.link(addr, protocol);
-    } catch (err) {
-      this.stats.forwardErrors++;
-      return Promise.resolve(R.error(`TRYAGAIN the node serving slot ${slot} cannot be reached (${errorText(err)})`));
-    }
-    const sent = [link.send([MULTI]), ...cmds.map((argv) => link.send(argv)), link.send([EXEC])];
-    return Promise.all(sent).then(
-      (replies): Reply => {
-        const exec = replies[replies.length - 1] as Buffer;
-        if (isMoved(exec)) return R.error(`TRYAGAIN slot ${slot} is moving between nodes; try again shortly`);
-        return { t: 'raw', v: exec };
-      },
-      (err: unknown): Reply => {
-        this.stats.forwardErrors++;
-        return R.error(`TRYAGAIN the node serving slot ${slot} (${addr}) did not answer: ${errorText(err)}`);
-      },
-    );
+    const send = (link: PeerLink): Promise<Buffer> =>
+      Promise.all([link.send([MULTI]), ...cmds.map((argv) => link.send(argv)), link.send([EXEC])]).then((replies) => replies[replies.length - 1] as Buffer);
+    return this.relay(addr, slot, () => this.link(addr, protocol), send, false);
   }
 
   /** Sends `argv` to every other member of the ring, without waiting for or reading the answers. */
