@@ -92,6 +92,15 @@ export interface Cluster {
    * {@link RING_FENCE_MS} ago and the ring it read with it was applied. Always true on SQLite.
    */
   ringConfirmed(): boolean;
+  /** The cluster's id: the shared database's (migration 012); empty on SQLite. */
+  readonly clusterId: string;
+  /**
+   * Why another node's link must be refused (the text of the error it gets), or undefined when
+   * `clusterId` is this cluster's and node `nodeId` heartbeat in this database within
+   * {@link NODE_TTL_MS}: a node of another cluster, or one frozen past its membership, is refused.
+   * @throws UnavailableError when the database cannot be read.
+   */
+  checkPeer(clusterId: string, nodeId: string): Promise<string | undefined>;
   /** Leaves the cluster: stops the follower and expiry, removes the membership row. Idempotent. */
   stop(): Promise<void>;
 }
@@ -117,6 +126,7 @@ export function startCluster(opts: ClusterOptions): Cluster {
 class SingleNode implements Cluster {
   readonly ready = true;
   readonly expiryLeader = true;
+  readonly clusterId = '';
   private respUrl = '';
   constructor(private readonly opts: ClusterOptions) {}
 
@@ -126,6 +136,10 @@ class SingleNode implements Cluster {
 
   ringConfirmed(): boolean {
     return true;
+  }
+
+  async checkPeer(): Promise<string | undefined> {
+    return 'this node is not in a cache cluster (it runs on an embedded store)';
   }
 
   async waitReady(): Promise<boolean> {
@@ -557,6 +571,20 @@ class SharedCluster implements Cluster {
 
   ringConfirmed(): boolean {
     return !this.stopped && performance.now() - this.confirmedAt < RING_FENCE_MS;
+  }
+
+  get clusterId(): string {
+    return this.backend.clusterId;
+  }
+
+  async checkPeer(clusterId: string, nodeId: string): Promise<string | undefined> {
+    const mine = this.backend.clusterId;
+    if (clusterId !== mine) {
+      return `this node belongs to cluster ${mine}, not to cluster ${clusterId} of node ${nodeId}: the two nodes use different databases (check --backend), or a ring still lists this address for a node that is gone`;
+    }
+    const { nodes } = await this.backend.listNodes(NODE_TTL_MS);
+    if (nodes.some((n) => n.id === nodeId)) return undefined;
+    return `node ${nodeId} has sent no heartbeat in cluster ${mine} within ${NODE_TTL_MS} ms: it is not a live member (a frozen node, or one on a copy of this database)`;
   }
 
   /**

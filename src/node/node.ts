@@ -307,7 +307,17 @@ export async function startNode(opts: NodeOptions = {}): Promise<BeaconNode> {
           logger,
           version: VERSION,
           ...(tls !== undefined ? { tls: { cert: tls.cert, key: tls.key } } : {}),
-          ...(slots !== undefined ? { cluster: { selfId: nodeId, slots } } : {}),
+          ...(slots !== undefined && isSharedBackend(backend)
+            ? {
+                cluster: {
+                  selfId: nodeId,
+                  slots,
+                  clusterId: backend.clusterId,
+                  checkPeer: (clusterId: string, peer: string) =>
+                    member.cluster?.checkPeer(clusterId, peer) ?? Promise.resolve('this node has not joined its cluster yet'),
+                },
+              }
+            : {}),
         });
   try {
     await cache.open(respServer?.aofExecutor());

@@ -157,6 +157,11 @@ export interface PeerLinkOptions {
    * user defaulting to `default`; `undefined` sends none. A rejection fails the queued commands.
    */
   credentials?: () => Promise<{ user?: string; pass: string } | undefined>;
+  /**
+   * One more command sent on every connect, after `AUTH` and `CLIENT SETNAME` (the cache cluster
+   * sends `BEACON.PEER <cluster id> <node id>`); an error reply fails the link as a refused `AUTH` does.
+   */
+  hello?: () => readonly string[];
   /** Longest wait for one reply, in milliseconds, counted from its send (default 5000). */
   timeoutMs?: number;
   /** Longest wait for the TCP connection, in milliseconds (default 2000). */
@@ -273,6 +278,8 @@ class Connection {
       commands.push(['AUTH', argv.map((a) => Buffer.from(a))]);
     }
     if (name !== undefined) commands.push(['CLIENT SETNAME', ['CLIENT', 'SETNAME', name].map((a) => Buffer.from(a))]);
+    const hello = this.opts.hello?.();
+    if (hello !== undefined && hello.length > 0) commands.push([hello[0] as string, hello.map((a) => Buffer.from(a))]);
     const deadline = Date.now() + this.opts.timeoutMs;
     const waiters: Waiter[] = commands.map(([label]) => ({
       deadline,

@@ -12,6 +12,9 @@ import { R, type Protocol, type Reply } from './protocol.js';
 /** The client name of a node's links to other nodes; it tells the owner not to forward again. */
 export const PEER_NAME_PREFIX = 'beacon-peer:';
 
+/** The first command on a link to another node: `BEACON.PEER <cluster id> <node id>` (who is calling, from which cluster). */
+export const PEER_HELLO = 'BEACON.PEER';
+
 /** Redis Cluster's error for a multi-key command over several slots. */
 export const CROSSSLOT = "CROSSSLOT Keys in request don't hash to the same slot";
 /** Redis Cluster's error while the node cannot serve (no ring yet, or membership not confirmed). */
@@ -30,6 +33,16 @@ export interface ClusterRouterOptions {
   factorOf?: (key: string) => number;
   /** The largest replication factor of any memory namespace; default 1. */
   maxFactor?: () => number;
+  /**
+   * This cluster's id (the shared database's, `PostgresBackend.clusterId`): presented on
+   * every link to another node as `BEACON.PEER <cluster id> <node id>`; none sent when absent.
+   */
+  clusterId?: string;
+  /**
+   * Why the link of node `nodeId`, presenting `clusterId`, must be refused (the error's text), or
+   * undefined when it is a live member of this cluster (`Cluster.checkPeer`).
+   */
+  checkPeer?: (clusterId: string, nodeId: string) => Promise<string | undefined>;
 }
 
 /** Where a memory command goes: run here, an error reply, or the `host:port` of the node to forward it to. */
@@ -68,6 +81,14 @@ export class ClusterRouter implements ClusterView {
   /** Counters for INFO: forwarded commands, MOVED replies, forwards that failed. */
   counters(): Readonly<{ forwarded: number; moved: number; forwardErrors: number }> {
     return this.stats;
+  }
+
+  /**
+   * Why the link of node `nodeId`, presenting `clusterId` in `BEACON.PEER`, must be refused, or
+   * undefined to accept it (always, when no check is configured).
+   */
+  checkPeer(clusterId: string, nodeId: string): Promise<string | undefined> {
+    return this.o.checkPeer?.(clusterId, nodeId) ?? Promise.resolve(undefined);
   }
 
   /** Whether `conn` is another node's link (it gets MOVED rather than a forward: no loops). */
@@ -140,7 +161,7 @@ export class ClusterRouter implements ClusterView {
         (raw): Reply => (isMoved(raw) ? R.error(`TRYAGAIN slot ${slot} is moving between nodes; try again shortly`) : { t: 'raw', v: raw }),
         (err: unknown): Reply => {
           this.stats.forwardErrors++;
-          return R.error(`TRYAGAIN the node serving slot ${slot} (${addr}) did not answer: ${errorText(err)}`);
+          return R.error(`TRYAGAIN the node serving slot ${slot} (${addr}) could not be used: ${errorText(err)}`);
         },
       )
       .finally(() => {
@@ -193,6 +214,7 @@ export class ClusterRouter implements ClusterView {
   private makeLink(addr: string, protocol: Protocol, timeoutMs: number): PeerLink {
     const { host, port } = respAddress(`redis://${addr}`);
     const secret = this.o.peerSecret;
+    const clusterId = this.o.clusterId;
     return new PeerLink({
       host,
       port,
@@ -200,6 +222,7 @@ export class ClusterRouter implements ClusterView {
       name: `${PEER_NAME_PREFIX}${this.selfId}`,
       timeoutMs,
       ...(secret !== undefined ? { credentials: async () => ({ user: PEER_PRINCIPAL, pass: secret() }) } : {}),
+      ...(clusterId !== undefined ? { hello: () => [PEER_HELLO, clusterId, this.selfId] } : {}),
     });
   }
 

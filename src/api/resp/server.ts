@@ -366,6 +366,7 @@ export class RespServer implements ServerApi, ConnectionHost {
     this.stats.commands++;
     conn.lastActive = Date.now();
     if (spec === undefined && this.router !== undefined && conn.principal !== undefined && this.router.isPeer(conn, this.dev)) {
+      if (name === 'beacon.peer' && args.length === 2) return this.peerHello(conn, args[0] as Buffer, args[1] as Buffer);
       const r = this.replicator?.handle(name, args) ?? this.peerCommand(name, args);
       if (r !== undefined) return reply(r);
     }
@@ -1295,6 +1296,28 @@ export class RespServer implements ServerApi, ConnectionHost {
     // Subscribers on every node of a cache cluster get it; the count is this node's, as in Redis Cluster.
     this.router?.broadcast([PEER_PUBLISH, channel, message]);
     return this.deliver(channel.toString('latin1'), channel, message, undefined);
+  }
+
+  /**
+   * `BEACON.PEER <cluster id> <node id>`, the first command on another node's link: `+OK` when
+   * the caller is a live member of this node's cluster. Otherwise `-CLUSTERDOWN <why>` and the
+   * connection closes, so that none of the commands pipelined behind it runs here: a node of
+   * another cluster (another database) that reached this address never writes into this one.
+   * Later commands wait for the answer.
+   */
+  private peerHello(conn: Connection, clusterId: Buffer, nodeId: Buffer): Outcome {
+    const router = this.router as ClusterRouter;
+    const caller = nodeId.toString('utf8');
+    const refuse = (why: string): Reply => {
+      conn.closeAfterReply();
+      this.o.logger.warn({ peer: conn.addr, node: caller, why }, 'refused a link from another node');
+      return R.error(`CLUSTERDOWN ${why}`);
+    };
+    const promise = router.checkPeer(clusterId.toString('utf8'), caller).then(
+      (why) => (why === undefined ? R.ok : refuse(why)),
+      (err: unknown) => refuse(`this node cannot check the link of node ${caller} now: ${err instanceof Error ? err.message : String(err)}`),
+    );
+    return { kind: 'pending', promise, blind: false };
   }
 
   /**

@@ -239,6 +239,11 @@ export class PostgresBackend implements Backend {
   expiryLockKey = EXPIRY_LOCK_KEY;
   /** The server's `server_version_num` (e.g. 150004 for 15.4), known once {@link open} resolved; 0 before. */
   serverVersion = 0;
+  /**
+   * The cluster's identity: a random id made when the database was first migrated (migration
+   * 012); every node on this database reads the same one at open. Empty before {@link open}.
+   */
+  clusterId = '';
   private lockedHead: number | undefined;
   /**
    * The head this node's last batch sent will leave (its revision and token), which the next
@@ -410,9 +415,10 @@ export class PostgresBackend implements Backend {
       }
       const ver = await client.query<{ v: string }>("SELECT current_setting('server_version_num') AS v");
       this.serverVersion = Number(ver.rows[0]?.v ?? 0);
-      const meta = await client.query<MetaRow>('SELECT revision, compact_revision, lease_seq FROM beacon_meta WHERE id = 1');
+      const meta = await client.query<MetaRow & { cluster_id: string }>('SELECT revision, compact_revision, lease_seq, cluster_id FROM beacon_meta WHERE id = 1');
       const m = meta.rows[0];
       if (m === undefined) throw new UnavailableError(`the database ${this.description} has no beacon_meta row; it is damaged`);
+      this.clusterId = m.cluster_id;
       done(false);
       return { revision: m.revision, compactRevision: m.compact_revision };
     } catch (err) {
