@@ -280,14 +280,16 @@ describe('chained commits on PostgreSQL', () => {
     const before = old.store.revision;
     await old.cleanup();
     started.splice(started.indexOf(old), 1);
-    // (Migrations 010, the nodes' RESP URLs, and 011, the cache ring, came later: dropped too, so the upgrade runs all three.)
+    // (Migrations 010, the nodes' RESP URLs, 011, the cache ring, and 012, the cluster id, came later: dropped too, so the upgrade runs all four.)
+    await sql(url, 'ALTER TABLE beacon_meta DROP COLUMN cluster_id; DELETE FROM beacon_schema_migrations WHERE version = 12');
     await sql(url, 'DROP TABLE beacon_cache_ring; ALTER TABLE beacon_nodes DROP COLUMN cache_keys; DELETE FROM beacon_schema_migrations WHERE version = 11');
     await sql(url, 'ALTER TABLE beacon_nodes DROP COLUMN resp_url; DELETE FROM beacon_schema_migrations WHERE version = 10');
     await sql(url, 'DROP FUNCTION beacon_commit_chained; ALTER TABLE beacon_meta DROP COLUMN head_token; DELETE FROM beacon_schema_migrations WHERE version = 9');
 
     const [n] = (await startNodes(url, 1)) as [TestNode];
     const versions = (await sql(url, 'SELECT version FROM beacon_schema_migrations ORDER BY version')).rows.map((r) => Number(r.version));
-    assert.deepEqual(versions.slice(-3), [9, 10, 11]);
+    assert.deepEqual(versions.slice(-4), [9, 10, 11, 12]);
+    assert.match(String((await sql(url, 'SELECT cluster_id FROM beacon_meta')).rows[0]?.cluster_id), /^[0-9a-f-]{36}$/, 'the upgrade gave the cluster an id');
     await eventually('the upgraded node advertises its RESP listener', async () => (await sql(url, 'SELECT resp_url FROM beacon_nodes WHERE resp_url = $1', [n.resp?.url])).rowCount === 1);
     assert.equal(n.store.revision, before);
     for (let i = 0; i < 20; i++) assert.equal(Buffer.from(n.store.get(`up/${i}`)?.value ?? []).toString(), `old${i}`);
