@@ -100,13 +100,31 @@ const shared: { w: ReplyWriter; owner: Connection | undefined } = { w: new Reply
  */
 const outbox: Connection[] = [];
 let outboxScheduled = false;
+/**
+ * How many turns a connection's ready replies may wait while replies before the end of its
+ * pipeline are still in flight (a command forwarded to another node, a durable write): written
+ * together with those, a pipeline of 16 commands spread over three nodes costs the client one
+ * socket write instead of one per node that answered, and a write on loopback costs more than
+ * the command. One turn costs a waiting client at most one pass of the event loop.
+ */
+const HOLD_TURNS = 2;
 
 function writeOutbox(): void {
   outboxScheduled = false;
   // A write may run a callback that queues more (never in practice); those wait for the next turn.
   const n = outbox.length;
-  for (let i = 0; i < n; i++) (outbox[i] as Connection).writeOut();
-  outbox.splice(0, n);
+  let held = 0;
+  for (let i = 0; i < n; i++) {
+    const c = outbox[i] as Connection;
+    if (c.hold()) outbox[held++] = c;
+    else c.writeOut();
+  }
+  outbox.copyWithin(held, n);
+  outbox.length -= n - held;
+  if (outbox.length > 0) {
+    outboxScheduled = true;
+    setImmediate(writeOutbox);
+  }
 }
 
 /** A client connection and its state (see {@link ConnState}). */
@@ -155,6 +173,8 @@ export class Connection implements ConnState {
   /** Replies not yet known, in order; encoded replies that follow one wait behind it. */
   private slots: (Reply | Promise<Reply>)[] = [];
   private pendingCount = 0;
+  /** Turns the {@link outbox} has kept this connection's replies back ({@link hold}). */
+  private heldTurns = 0;
   /** Replies in flight (durable commits, forwards, fsyncs). */
   get pending(): number {
     return this.pendingCount;
@@ -408,9 +428,22 @@ export class Connection implements ConnState {
     else this.out = [out, buf];
   }
 
+  /**
+   * Whether the {@link outbox} should keep this connection's replies for another turn: replies
+   * after them are in flight, and they waited fewer than {@link HOLD_TURNS} turns.
+   */
+  hold(): boolean {
+    if (this.pendingCount > 0 && this.heldTurns < HOLD_TURNS && !this.dead && !this.closing) {
+      this.heldTurns++;
+      return true;
+    }
+    return false;
+  }
+
   /** Writes the replies waiting in the {@link outbox} (called by it, and before the socket ends). */
   writeOut(): void {
     const out = this.out;
+    this.heldTurns = 0;
     if (out === undefined) return;
     this.out = undefined;
     if (this.dead) return;
