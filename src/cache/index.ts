@@ -63,6 +63,8 @@ export {
 } from './slots.js';
 export {
   CacheRing,
+  HANDOVER_TRANSFER_MS,
+  HANDOVER_WAIT_MS,
   SLOT_BLOCK_BITS,
   NO_RANK,
   SlotOwnership,

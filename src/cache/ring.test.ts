@@ -146,10 +146,13 @@ test('a node serves a slot only once swept and while confirmed: a lost slot is d
   own.apply(three);
   assert.equal(own.route(keySlot(k1)), 'elsewhere');
 
-  // Back in: the slot is served again, empty.
+  // Back in: the slot's primary meanwhile hands it back (another node's data, empty here), then it is served.
   const again = new CacheRing(3, [member(1), member(2), member(3)], 'node-1');
   own.apply(again);
   await swept(own);
+  assert.equal(own.route(keySlot(k1)), 'importing', 'waits for the hand-over of the node that served it meanwhile');
+  assert.deepEqual(own.beginHandover(3, [keySlot(k1)]), [keySlot(k1)]);
+  own.endHandover([keySlot(k1)]);
   assert.equal(own.route(keySlot(k1)), 'serve');
   assert.equal(tier.lookup(k1), undefined);
 
@@ -277,4 +280,67 @@ test('a slot lost and regained across epochs is dropped, and a gap in the epochs
   own.apply(three(9));
   await swept(own);
   assert.equal((tier.lookup(key) as { value: Buffer }).value.toString(), 'at 8');
+});
+
+test('a new primary waits for the previous primary\'s hand-over: it takes only the slots it waits for, serves them at its end, and serves empty after the deadline', async () => {
+  // The previous primary: the ring that moves its slots calls onHandover before anything is dropped.
+  const oldTier = cacheTier();
+  const old = new SlotOwnership(oldTier, () => true);
+  const two = (self: string): CacheRing => new CacheRing(1, [member(1), member(2)], self);
+  const three = (self: string): CacheRing => new CacheRing(2, [member(1), member(2), member(3)], self);
+  old.apply(two('node-1'));
+  await swept(old);
+  let moving = '';
+  for (let i = 0; moving === ''; i++) {
+    const slot = keySlot(`m${i}`);
+    if (three('node-1').owner(slot)?.id === 'node-3' && two('node-1').owner(slot)?.id === 'node-1') moving = `m${i}`;
+  }
+  const movingSlot = keySlot(moving);
+  oldTier.set(moving, { type: 'string', value: Buffer.from('moves') });
+  let handed: { slots: number[]; held: boolean } | undefined;
+  old.onHandover = (ring, slots) => {
+    handed = { slots, held: oldTier.lookup(moving) !== undefined };
+    assert.equal(ring.epoch, 2);
+  };
+  old.apply(three('node-1'));
+  assert.ok(handed !== undefined && handed.slots.includes(movingSlot), 'the moved slot is handed over');
+  assert.equal(handed.held, true, 'while its keys are still held');
+  assert.ok(handed.slots.every((s) => three('node-1').owner(s)?.id === 'node-3'), 'only slots that moved to the newcomer');
+  await swept(old);
+  assert.equal(oldTier.lookup(moving), undefined, 'then dropped');
+
+  // The newcomer: it knows the epoch before its first one, so it waits for node-1 and node-2.
+  const tier = cacheTier();
+  const own = new SlotOwnership(tier, () => true, () => 1, { handoverWaitMs: 300 });
+  const done: number[][] = [];
+  own.onHandedOver = (_ring, slots) => done.push(slots);
+  const stale = keyOwnedBy(three('node-3'), 'node-3', 's');
+  tier.set(stale, { type: 'string', value: Buffer.from('from an old membership') });
+  own.apply(three('node-3'), false, two('node-3'));
+  await swept(own);
+  assert.equal(tier.lookup(stale), undefined, 'what it held from before is dropped while it waits');
+  assert.equal(own.route(movingSlot), 'importing');
+  assert.equal(own.awaiting(movingSlot), true);
+  assert.throws(() => own.beginHandover(3, [movingSlot]), /has not applied ring epoch 3/);
+  const elsewhere = [...Array(16384).keys()].find((s) => three('node-3').owner(s)?.id !== 'node-3') as number;
+  assert.deepEqual(own.beginHandover(2, [movingSlot, elsewhere]), [movingSlot], 'only a slot it waits for');
+  assert.equal(own.receiving(movingSlot), true);
+  assert.equal(own.receiving(elsewhere), false);
+  tier.set(moving, { type: 'string', value: Buffer.from('moves') });
+  assert.equal(own.keeps(moving), true, 'the keys arriving are kept');
+  assert.equal(own.route(movingSlot), 'importing', 'not served before the end');
+  own.endHandover([movingSlot]);
+  assert.equal(own.route(movingSlot), 'serve');
+  assert.equal((tier.lookup(moving) as { value: Buffer }).value.toString(), 'moves');
+  assert.deepEqual(done, [[movingSlot]], 'its replicas get their copies');
+  // A late begin for a slot served already is refused, so nothing older overwrites it.
+  assert.deepEqual(own.beginHandover(2, [movingSlot]), []);
+
+  // Another slot whose hand-over never begins: served empty after the deadline.
+  const other = [...Array(16384).keys()].find((s) => three('node-3').owner(s)?.id === 'node-3' && s !== movingSlot && own.awaiting(s)) as number;
+  assert.equal(own.route(other), 'importing');
+  await new Promise((r) => setTimeout(r, 700));
+  assert.equal(own.route(other), 'serve');
+  assert.ok(own.handoversMissed > 0);
+  assert.ok(done.length === 2 && (done[1] as number[]).includes(other));
 });

@@ -259,6 +259,16 @@ export interface SweepTarget {
 
 /** Entries a sweep step visits before it yields to the event loop. */
 const SWEEP_BUDGET = 20_000;
+/**
+ * How long a node that became primary of a slot waits for the previous primary's hand-over to
+ * begin, in ms: longer than the fence (a previous primary that does not send has stopped serving
+ * by then), after which it serves the slot empty.
+ */
+export const HANDOVER_WAIT_MS = 4000;
+/** How long a hand-over that began may take to end before the new primary serves what it got, in ms. */
+export const HANDOVER_TRANSFER_MS = 15_000;
+/** How often the deadlines of hand-overs are checked, in ms. */
+const HANDOVER_CHECK_MS = 250;
 
 /**
  * A node's current ring and which slots it holds now.
@@ -278,8 +288,18 @@ export class SlotOwnership {
   private current: CacheRing | undefined;
   /** Per slot, 1 when this node's data for it is valid at its rank (see the class comment). */
   private readonly valid = new Uint8Array(SLOT_COUNT);
-  /** Per slot, 1 while a full copy from the primary is arriving. */
+  /** Per slot, 1 while a full copy from the primary (or the previous primary's hand-over) is arriving. */
   private readonly syncing = new Uint8Array(SLOT_COUNT);
+  /**
+   * Per slot this node became primary of while the previous primary is still a member: 1 while
+   * it waits for that node's hand-over to begin (it holds nothing of the slot), 2 while the
+   * hand-over arrives; 0 otherwise. Until the hand-over ends (or its deadline) the slot is
+   * `importing`.
+   */
+  private readonly handover = new Uint8Array(SLOT_COUNT);
+  /** Per slot, the `performance.now()` after which a waiting or arriving hand-over is given up. */
+  private readonly handoverDeadline = new Float64Array(SLOT_COUNT);
+  private handoverTimer: NodeJS.Timeout | undefined;
   private sweepRun = 0;
   private sweeping = false;
   /** The ring of the last sweep that finished. */
@@ -294,6 +314,19 @@ export class SlotOwnership {
    * replicas their copies from here.
    */
   onSettled: ((prev: CacheRing | undefined, ring: CacheRing) => void) | undefined;
+  /**
+   * Called by {@link apply}, before anything is dropped, with the slots this node was the valid
+   * primary of and no longer is, and the ring that moved them: the previous primary hands each
+   * slot's keys over to its new primary from here (a snapshot taken in the call).
+   */
+  onHandover: ((ring: CacheRing, slots: number[]) => void) | undefined;
+  /**
+   * Called once slots gained as primary are served after a hand-over (it ended, or its deadline
+   * passed): their replicas get their copies from here (they were skipped while the slot waited).
+   */
+  onHandedOver: ((ring: CacheRing, slots: number[]) => void) | undefined;
+  /** Slots served empty because the previous primary's hand-over did not come in time. */
+  handoversMissed = 0;
 
   /**
    * @param target the cache tier (undefined: a node without memory namespaces; nothing to sweep).
@@ -301,10 +334,15 @@ export class SlotOwnership {
    *   enough that no other node can have taken its slots); while false every slot is `down`.
    * @param factorOf a key's replication factor (its namespace's; 1 … 3).
    */
+  /**
+   * @param opts.handoverWaitMs how long a new primary waits for a hand-over to begin (default
+   *   {@link HANDOVER_WAIT_MS}).
+   */
   constructor(
     private readonly target: SweepTarget | undefined,
     private readonly fresh: () => boolean,
     private readonly factorOf: (key: string) => number = () => 1,
+    private readonly opts: { handoverWaitMs?: number } = {},
   ) {}
 
   /** The ring in force, or undefined before this node saw one. */
@@ -332,27 +370,130 @@ export class SlotOwnership {
    * node's in between. `gap` says epochs were skipped (they were pruned before this node read
    * them): then nothing held is trusted, as after a first join.
    */
-  apply(ring: CacheRing, gap = false): void {
+  apply(ring: CacheRing, gap = false, before?: CacheRing): void {
     const prev = this.current;
     if (prev !== undefined && ring.epoch <= prev.epoch) return;
+    // The slots this node served and loses as primary: handed over before the sweep drops them.
+    if (prev !== undefined && !gap && this.onHandover !== undefined) {
+      const lost: number[] = [];
+      for (let s = 0; s < SLOT_COUNT; s++) if (prev.rank(s) === 0 && this.valid[s] === 1 && ring.rank(s) !== 0) lost.push(s);
+      if (lost.length > 0) this.onHandover(ring, lost);
+    }
     this.current = ring;
     this.changes++;
+    // Who was primary before (this node's previous ring, or the epoch before its first one).
+    const source = gap ? undefined : (prev ?? before);
+    const now0 = performance.now();
+    let waiting = 0;
     for (let s = 0; s < SLOT_COUNT; s++) {
       const was = gap ? NO_RANK : (prev?.rank(s) ?? NO_RANK);
       const now = ring.rank(s);
       if (now === 0 && was !== NO_RANK && was > 0) this.promoted++;
+      if (this.handover[s] !== 0 && (now !== 0 || gap)) {
+        // No longer its primary (or epochs were missed: nothing is trusted): the hand-over is moot.
+        this.handover[s] = 0;
+        this.syncing[s] = 0;
+      }
       // Still an owner (at any rank): its data stays what it was. Otherwise nothing is trusted.
       if (was === NO_RANK || now === NO_RANK) {
         this.valid[s] = 0;
         this.syncing[s] = 0;
-      } else if (now === 0 && this.syncing[s] === 1) {
+      } else if (now === 0 && this.syncing[s] === 1 && this.handover[s] === 0) {
         // Promoted while the old primary's copy was arriving: what came is a consistent part of
         // it (the copy is one snapshot, and later writes come after it), so serve that.
         this.syncing[s] = 0;
         this.valid[s] = 1;
       }
+      if (now === 0 && this.valid[s] !== 1 && this.handover[s] === 0 && source !== undefined) {
+        // Gained without data: when its previous primary is still a member, it hands the keys over.
+        const from = source.owners(s, 1)[0]?.id;
+        if (from !== undefined && from !== ring.selfId && ring.has(from)) {
+          this.handover[s] = 1;
+          this.syncing[s] = 0;
+          this.handoverDeadline[s] = now0 + (this.opts.handoverWaitMs ?? HANDOVER_WAIT_MS);
+          waiting++;
+        }
+      }
     }
+    if (waiting > 0) this.armHandoverCheck();
     this.sweep(ring);
+  }
+
+  /**
+   * The previous primary begins handing `slots` over (ring `epoch`): @returns the slots this
+   * node still waits for, now arriving (their keys come as the previous primary's snapshot; the
+   * caller drops anything held of them first). @throws Error when this node has not applied
+   * `epoch` yet (the sender retries).
+   */
+  beginHandover(epoch: number, slots: readonly number[]): number[] {
+    const ring = this.current;
+    if (ring === undefined || ring.epoch < epoch) throw new Error(`this node has not applied ring epoch ${epoch} yet`);
+    const out: number[] = [];
+    const deadline = performance.now() + HANDOVER_TRANSFER_MS;
+    for (const s of slots) {
+      if (this.handover[s] !== 1 || !ring.owns(s)) continue;
+      this.handover[s] = 2;
+      this.syncing[s] = 1;
+      this.valid[s] = 0;
+      this.handoverDeadline[s] = deadline;
+      out.push(s);
+    }
+    return out;
+  }
+
+  /** Whether a hand-over of `slot` is arriving (its keys are taken; any other's are ignored). */
+  receiving(slot: number): boolean {
+    return this.handover[slot] === 2;
+  }
+
+  /** Whether this node waits for (or receives) the previous primary's hand-over of `slot`. */
+  awaiting(slot: number): boolean {
+    return this.handover[slot] !== 0;
+  }
+
+  /** The hand-over of `slots` is complete: this node serves them. */
+  endHandover(slots: readonly number[]): void {
+    const done: number[] = [];
+    for (const s of slots) {
+      if (this.handover[s] !== 2) continue; // given up meanwhile, or a ring change made it moot
+      this.handover[s] = 0;
+      this.syncing[s] = 0;
+      // Safe during a sweep too: what the slot held from before was dropped when the hand-over began.
+      if (this.current?.owns(s) === true) this.valid[s] = 1;
+      done.push(s);
+    }
+    if (done.length > 0 && this.current !== undefined) this.onHandedOver?.(this.current, done);
+  }
+
+  /** Gives up the hand-overs whose deadline passed (the slot is then served with what came). */
+  private armHandoverCheck(): void {
+    if (this.handoverTimer !== undefined) return;
+    this.handoverTimer = setTimeout(() => {
+      this.handoverTimer = undefined;
+      const t = performance.now();
+      const ring = this.current;
+      const expired: number[] = [];
+      let left = 0;
+      for (let s = 0; s < SLOT_COUNT; s++) {
+        if (this.handover[s] === 0) continue;
+        if ((this.handoverDeadline[s] as number) > t) {
+          left++;
+          continue;
+        }
+        // Arriving: serve what came (dropped before it began). Waiting: once the sweep dropped what it held (its end does it otherwise).
+        const arriving = this.handover[s] === 2;
+        this.handover[s] = 0;
+        this.syncing[s] = 0;
+        if (ring?.owns(s) === true && (arriving || !this.sweeping)) this.valid[s] = 1;
+        expired.push(s);
+      }
+      if (expired.length > 0) {
+        this.handoversMissed += expired.length;
+        if (ring !== undefined) this.onHandedOver?.(ring, expired);
+      }
+      if (left > 0) this.armHandoverCheck();
+    }, HANDOVER_CHECK_MS);
+    this.handoverTimer.unref();
   }
 
   /** Whether this node serves `slot` now (primary, valid, membership confirmed). */
@@ -412,7 +553,7 @@ export class SlotOwnership {
     for (let s = 0; s < SLOT_COUNT; s++) if (ring.owns(s) && this.valid[s] !== 1) gained.push(s);
     const done = (): void => {
       if (run !== this.sweepRun) return;
-      for (const s of gained) if (this.syncing[s] !== 1) this.valid[s] = 1;
+      for (const s of gained) if (this.syncing[s] !== 1 && this.handover[s] === 0) this.valid[s] = 1;
       this.sweeping = false;
       // Against the ring of the last sweep that finished: a ring applied meanwhile (its sweep cut
       // short by this one) must not hide a change from the replicas' copies.

@@ -598,8 +598,14 @@ class SharedCluster implements Cluster {
     if (this.ringLoading !== undefined) return this.ringLoading;
     this.ringLoading = (async () => {
       try {
-        // A node without a ring yet holds nothing it trusts: the latest epoch is enough.
-        const rings = this.ringEpoch === 0 ? [await this.backend.readRing()] : await this.backend.readRingsSince(this.ringEpoch);
+        // A node without a ring yet holds nothing it trusts: the latest epoch is enough, with
+        // the members of the one before (whose primaries hand their slots over to this node).
+        let rings: RingRecord[];
+        if (this.ringEpoch === 0) {
+          const latest = await this.backend.readRing();
+          const before = latest.epoch > 1 ? (await this.backend.readRingsSince(latest.epoch - 2, 1))[0] : undefined;
+          rings = [before !== undefined && before.epoch === latest.epoch - 1 ? { ...latest, previous: before.members } : latest];
+        } else rings = await this.backend.readRingsSince(this.ringEpoch);
         for (const ring of rings) {
           if (ring.epoch <= this.ringEpoch || this.stopped) continue;
           const gap = this.ringEpoch > 0 && ring.epoch > this.ringEpoch + 1;

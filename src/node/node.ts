@@ -341,6 +341,8 @@ export async function startNode(opts: NodeOptions = {}): Promise<BeaconNode> {
         confirmed: member.cluster?.ringConfirmed() === true ? 1 : 0,
         replicationInFlight: respServer?.replicationInFlight() ?? 0,
         promotedSlots: slots.promoted,
+        handoverKeys: respServer?.handedOver() ?? 0,
+        handoverMissedSlots: slots.handoversMissed,
       };
     });
   }
@@ -399,7 +401,14 @@ export async function startNode(opts: NodeOptions = {}): Promise<BeaconNode> {
     url: opts.advertiseUrl ?? url,
     version: VERSION,
     startedAt,
-    ...(slots !== undefined ? { onRing: (r) => slots.apply(new CacheRing(r.epoch, r.members, nodeId), r.gap === true), cacheKeys: () => cache.dbsize() } : {}),
+    ...(slots !== undefined ? {
+          onRing: (r) =>
+            slots.apply(
+              new CacheRing(r.epoch, r.members, nodeId),
+              r.gap === true,
+              r.previous !== undefined ? new CacheRing(r.epoch - 1, r.previous, nodeId) : undefined,
+            ),
+          cacheKeys: () => cache.dbsize() } : {}),
   });
   member.cluster = cluster;
   if (!(await cluster.waitReady(5000))) logger.warn('the node is not ready yet: the change feed has not caught up');

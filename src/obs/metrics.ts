@@ -476,6 +476,8 @@ export class Metrics {
     gauge('beacon_cache_cluster_slots', 'Slots (of 16,384) this node is the primary of.', 'slots');
     gauge('beacon_cache_cluster_replication_in_flight', 'Writes this node sent to replicas that have not acknowledged them yet (replication lag, in writes).', 'replicationInFlight');
     counter('beacon_cache_cluster_promoted_slots_total', 'Slots this node took over as primary from being their replica (failovers).', 'promotedSlots');
+    counter('beacon_cache_cluster_handover_keys_total', 'Keys this node handed over to the new primary of a slot it served (a node joined).', 'handoverKeys');
+    counter('beacon_cache_cluster_handover_missed_slots_total', "Slots this node began serving empty because their previous primary's hand-over did not come in time.", 'handoverMissedSlots');
     gauge('beacon_cache_cluster_confirmed', "1 while this node's ring membership is confirmed (it serves its slots), 0 when fenced.", 'confirmed');
   }
   // --- end cache tier ------------------------------------------------------------------------------
@@ -492,6 +494,8 @@ export interface CacheClusterSample {
   confirmed: number;
   replicationInFlight: number;
   promotedSlots: number;
+  handoverKeys: number;
+  handoverMissedSlots: number;
 }
 
 /** One memory namespace's figures as the cache tier reports them (see {@link Metrics.registerCacheMetrics}). */

@@ -585,27 +585,33 @@ describe('the cache tier across nodes (Redis Cluster slots) with real processes'
     const map = await converged(live(), 'the new node is in CLUSTER SLOTS on every node', 15_000);
     t.diagnostic(`join: in CLUSTER SLOTS everywhere ${Math.round(performance.now() - t0)} ms after spawn`);
     const n = shares(map).get(d.port) ?? 0;
-    const want = SLOTS / live().length;
+    const share = SLOTS / live().length;
     assert.ok(n >= SLOTS * 0.1 && n <= SLOTS * 0.4, `the new node owns ${n} slots (${((100 * n) / SLOTS).toFixed(1)}%)`);
-    assert.ok(Math.abs(n - want) < SLOTS * 0.08, `the new node owns ${n} slots, about 1/${live().length} (${Math.round(want)})`);
+    assert.ok(Math.abs(n - share) < SLOTS * 0.08, `the new node owns ${n} slots, about 1/${live().length} (${Math.round(share)})`);
     // It took slots only (no slot moved between the others).
     for (let s = 0; s < SLOTS; s++) if (map[s] !== d.port) assert.equal(map[s], before[s], `slot ${s} stayed`);
 
-    // Keys of the slots it took are gone (a joining node starts its slots empty); the others are kept.
+    // Keys of the slots it took were handed over by their previous primaries, with their TTLs; the others stayed.
     const keys = [...written.keys()].filter((k) => written.get(k) !== null);
     const moved = keys.filter((k) => map[keySlot(k)] === d.port);
     assert.ok(moved.length > 10, `${moved.length} written keys in the new node's slots`);
-    await eventually('ioredis Cluster reads through the new ring', async () => {
-      try {
-        return (await cl.get(moved[0] as string)) === null;
-      } catch {
-        return false;
-      }
-    });
-    assert.deepEqual(await answered(undefined, Promise.all(moved.map((k) => cl.get(k))), `${moved.length} GETs`), moved.map(() => null));
+    const want = JSON.stringify([...moved].sort());
+    let held: string[] = [];
+    await eventually('the new node holds exactly the written keys of its slots', async () => JSON.stringify((held = (await d.ctl.keys('c/s/*')).sort())) === want, 10_000).catch(
+      (err: Error) => {
+        throw new Error(`${err.message}: it holds ${held.length} of ${moved.length}`);
+      },
+    );
+    t.diagnostic(`join: keys handed over ${Math.round(performance.now() - t0)} ms after spawn`);
+    assert.deepEqual(await answered(undefined, Promise.all(moved.map((k) => settled(() => cl.get(k)))), `${moved.length} GETs`), moved.map((k) => written.get(k)));
+    assert.deepEqual(await answered(d, Promise.all(moved.map((k) => d.plain.get(k))), `${moved.length} GETs on the new node`), moved.map((k) => written.get(k)));
     const stay = keys.filter((k) => map[keySlot(k)] !== d.port);
     assert.deepEqual(await answered(undefined, Promise.all(stay.map((k) => cl.get(k))), `${stay.length} GETs`), stay.map((k) => written.get(k)));
-    for (const k of moved) written.set(k, null);
+    for (const m of live()) {
+      if (m === d) continue;
+      const held = await m.ctl.keys('c/s/*');
+      assert.deepEqual(held.filter((k) => map[keySlot(k)] === d.port), [], `${m.name} dropped the keys it handed over`);
+    }
 
     const fresh = Array.from({ length: 200 }, (_, i) => `c/joined/${i}`);
     assert.deepEqual(await answered(undefined, Promise.all(fresh.map((k) => cl.set(k, `j${k}`))), `${fresh.length} SETs`), fresh.map(() => 'OK'));
@@ -681,12 +687,9 @@ describe('the cache tier across nodes (Redis Cluster slots) with real processes'
     const weird = [...outcomes.keys()].filter((o) => o.startsWith('other:') || (o.startsWith('error:') && !/^error:(CLUSTERDOWN|TRYAGAIN)$/.test(o)));
     assert.deepEqual(weird, [], 'only the new value, nil, CLUSTERDOWN or TRYAGAIN');
 
-    // It comes back into the ring and serves again.
+    // It comes back into the ring, gets its slots handed back with the values written meanwhile, and serves again.
     await converged(live(), 'the resumed node is back in the ring', 15_000);
-    for (const k of keys) {
-      const v = await settled(() => plain(victim).get(k));
-      assert.ok(v === null || v === `new-${k}`, `${k} reads ${v}`);
-    }
+    for (const k of keys) assert.equal(await settled(() => plain(victim).get(k)), `new-${k}`, `${k} on the resumed node`);
   });
 
   test('secure mode: forwarding links authenticate; an authenticated plain client reaches the other node, an unauthenticated one gets NOAUTH', async () => {

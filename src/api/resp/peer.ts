@@ -221,8 +221,10 @@ class Connection {
   /** Encoded commands not written yet (flushed together on the next tick). */
   private out: Buffer[] = [];
   private flushScheduled = false;
-  /** True until the handshake is known (credentials can be asynchronous): nothing is written before. */
+  /** True until the handshake is answered (credentials can be asynchronous): no command is written before. */
   private preparing = true;
+  /** Handshake commands written and not answered yet. */
+  private handshakeLeft = 0;
   /** Working buffer for a partial reply: bytes `[inPos, inLen)` are unconsumed. */
   private inBuf: Buffer = EMPTY;
   private inPos = 0;
@@ -289,10 +291,19 @@ class Connection {
     }));
     // Nothing was written yet, so no reply can have been matched: the front of the queue is free.
     this.queue.splice(this.head, 0, ...waiters);
-    this.out.unshift(...commands.map(([, argv]) => encodeCommand(argv)));
-    this.preparing = false;
+    if (commands.length === 0) {
+      this.preparing = false;
+      this.scheduleFlush();
+      return;
+    }
+    // The handshake goes alone: the commands queued behind it are written once it is answered,
+    // as the peer parses a request before it runs the AUTH ahead of it (and refuses a long one
+    // from a connection not authenticated yet).
+    this.handshakeLeft = commands.length;
+    this.socket.cork();
+    for (const [, argv] of commands) this.socket.write(encodeCommand(argv));
+    this.socket.uncork();
     this.armTimer();
-    this.scheduleFlush();
   }
 
   /** Queues one encoded command; its reply settles `w`. */
@@ -361,7 +372,7 @@ class Connection {
         const start = pos;
         pos = end;
         if (this.opts.protocol === 3 && buf[start] === 0x3e) continue; // a push frame: no command's
-        if (this.preparing || this.head >= this.queue.length) {
+        if ((this.preparing && this.handshakeLeft === 0) || this.head >= this.queue.length) {
           const text = buf.toString('latin1', start, Math.min(end, start + 200));
           throw new Error(`unexpected reply with no command waiting: ${JSON.stringify(text)}`);
         }
@@ -380,6 +391,10 @@ class Connection {
           if (text !== undefined) {
             this.fail(new UnavailableError(`peer ${this.peer}: ${w.handshake} failed: ${text}`));
             return;
+          }
+          if (--this.handshakeLeft === 0) {
+            this.preparing = false;
+            this.scheduleFlush();
           }
           continue;
         }

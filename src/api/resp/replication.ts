@@ -10,8 +10,20 @@
  * - `BEACON.SYNC-BEGIN <epoch> <slot>…` starts a copy: the replica drops what it held of those
  *   slots (`-TRYAGAIN` while it has not applied that ring epoch yet: the primary retries).
  * - `BEACON.SYNC-END <slot>…` ends it: the replica's data of those slots is valid.
+ *
+ * A slot whose primary moves to another live node (a node joined, or the ring was rebalanced)
+ * is handed over: the previous primary stops serving it as it applies the ring, takes a
+ * snapshot of its keys, and sends them to the new primary, which answers `TRYAGAIN` for the slot
+ * until the snapshot is complete (at most {@link HANDOVER_WAIT_MS} for it to begin).
+ * - `BEACON.HANDOVER-BEGIN <epoch> <slot>…`: the new primary answers the slots it still waits
+ *   for (a bulk string of slot numbers), after dropping what it held of them (`-TRYAGAIN` while
+ *   it has not applied that ring epoch yet: the sender retries).
+ * - `BEACON.HANDOVER-KEY <cmd> <arg>…`: one write of the snapshot, run only when its key's slot
+ *   is being handed over (`:1`), else ignored (`:0`): a slot the new primary gave up waiting for
+ *   and serves already is never overwritten by an older value.
+ * - `BEACON.HANDOVER-END <slot>…`: the new primary serves those slots.
  */
-import { NO_RANK, SLOT_COUNT, keySlot, type CacheRing, type CacheTier, type SlotOwnership } from '../../cache/index.js';
+import { HANDOVER_WAIT_MS, NO_RANK, SLOT_COUNT, keySlot, type CacheRing, type CacheTier, type SlotOwnership } from '../../cache/index.js';
 import type { Logger } from '../../obs/index.js';
 import type { ClusterRouter } from './routing.js';
 import { R, type Reply } from './protocol.js';
@@ -19,6 +31,9 @@ import { R, type Reply } from './protocol.js';
 const REPL = Buffer.from('BEACON.REPL');
 const SYNC_BEGIN = Buffer.from('BEACON.SYNC-BEGIN');
 const SYNC_END = Buffer.from('BEACON.SYNC-END');
+const HANDOVER_BEGIN = Buffer.from('BEACON.HANDOVER-BEGIN');
+const HANDOVER_KEY = Buffer.from('BEACON.HANDOVER-KEY');
+const HANDOVER_END = Buffer.from('BEACON.HANDOVER-END');
 /** How often a primary retries a copy a replica is not ready for, and how many times. */
 const COPY_RETRY_MS = 100;
 const COPY_RETRIES = 100;
@@ -42,6 +57,8 @@ export type Acks = Promise<{ acked: number; wanted: number; error?: string }>;
 export class Replicator {
   /** Writes sent to a replica and not acknowledged yet (the replication lag, in writes). */
   inFlight = 0;
+  /** Keys this node handed over to new primaries of its slots. */
+  handedOver = 0;
 
   constructor(private readonly o: ReplicatorOptions) {}
 
@@ -86,17 +103,19 @@ export class Replicator {
   }
 
   /**
-   * On the primary, once a new ring is settled: sends each replica that is new to a slot this
-   * node serves a full copy of it (only keys whose factor reaches that replica's rank).
+   * On the primary, once a new ring is settled (or, with `only`, once slots handed over to it
+   * are served): sends each replica that is new to a slot this node serves a full copy of it
+   * (only keys whose factor reaches that replica's rank). Without `prev` every replica is new.
    */
-  copies(prev: CacheRing | undefined, ring: CacheRing): void {
+  copies(prev: CacheRing | undefined, ring: CacheRing, only?: readonly number[]): void {
     // Sent even when no namespace is replicated (then without keys): a replica's slots are valid
     // only after a copy, so a namespace whose factor is raised later has replicas to stream to.
     const self = ring.selfId;
+    const candidates = only ?? Array.from({ length: SLOT_COUNT }, (_, s) => s);
     for (const m of ring.members) {
       if (m.id === self) continue;
       const slots: number[] = [];
-      for (let s = 0; s < SLOT_COUNT; s++) {
+      for (const s of candidates) {
         if (!ring.owns(s) || !this.o.slots.holds(s)) continue;
         const rank = ring.rankOf(s, m.id);
         if (rank === NO_RANK || rank === 0) continue;
@@ -146,6 +165,70 @@ export class Replicator {
     );
   }
 
+  /**
+   * On the previous primary, as `ring` moves `slots` it served to other nodes (called before
+   * anything is dropped): a snapshot of their keys, taken now in one pass, sent to each slot's
+   * new primary.
+   */
+  handover(ring: CacheRing, slots: number[]): void {
+    const to = new Map<number, string>();
+    const bySlots = new Map<string, number[]>();
+    for (const s of slots) {
+      const id = ring.owners(s, 1)[0]?.id;
+      if (id === undefined || id === ring.selfId) continue;
+      to.set(s, id);
+      let list = bySlots.get(id);
+      if (list === undefined) bySlots.set(id, (list = []));
+      list.push(s);
+    }
+    if (bySlots.size === 0) return;
+    const snapshot = new Map<string, { slot: number; cmds: Buffer[][] }[]>();
+    for (const key of this.o.cache.keys('*')) {
+      const slot = keySlot(key);
+      const id = to.get(slot);
+      if (id === undefined) continue;
+      const cmds = this.o.cache.recreate(key);
+      if (cmds === undefined) continue;
+      let list = snapshot.get(id);
+      if (list === undefined) snapshot.set(id, (list = []));
+      list.push({ slot, cmds });
+    }
+    for (const [id, list] of bySlots) void this.handTo(ring, id, list, snapshot.get(id) ?? [], 0);
+  }
+
+  private async handTo(ring: CacheRing, id: string, slots: number[], entries: { slot: number; cmds: Buffer[][] }[], attempt: number): Promise<void> {
+    const addr = ring.addressOf(id);
+    let begin: Buffer;
+    try {
+      begin = await this.o.router.sendTo(addr, [HANDOVER_BEGIN, Buffer.from(String(ring.epoch)), ...slots.map((s) => Buffer.from(String(s)))]);
+    } catch (err) {
+      this.o.logger.warn({ node: id, slots: slots.length, err: err instanceof Error ? err.message : String(err) }, 'slot hand-over could not start');
+      return;
+    }
+    if (begin[0] === 0x2d) {
+      // Not on this ring epoch yet: retry while the new primary still waits for us.
+      if (attempt * COPY_RETRY_MS < HANDOVER_WAIT_MS) {
+        setTimeout(() => void this.handTo(ring, id, slots, entries, attempt + 1), COPY_RETRY_MS).unref();
+      } else {
+        this.o.logger.warn({ node: id, reply: begin.toString('utf8').trim() }, 'slot hand-over refused');
+      }
+      return;
+    }
+    const accepted = new Set(slotArgs(bulkText(begin).split(' ').filter((x) => x !== '').map((x) => Buffer.from(x))));
+    if (accepted.size === 0) return;
+    let keys = 0;
+    for (const e of entries) {
+      if (!accepted.has(e.slot)) continue;
+      keys++;
+      for (const argv of e.cmds) void this.o.router.sendTo(addr, [HANDOVER_KEY, ...argv]).catch(() => undefined);
+    }
+    this.handedOver += keys;
+    this.o.router.sendTo(addr, [HANDOVER_END, ...[...accepted].map((s) => Buffer.from(String(s)))]).then(
+      () => this.o.logger.info({ node: id, slots: accepted.size, keys }, 'slots handed over'),
+      (err: unknown) => this.o.logger.warn({ node: id, err: err instanceof Error ? err.message : String(err) }, 'slot hand-over failed'),
+    );
+  }
+
   /** The largest replication factor of any memory namespace (1 when there is none). */
   private maxFactor(): number {
     return this.o.maxFactor();
@@ -175,6 +258,33 @@ export class Replicator {
       case 'beacon.sync-end':
         this.o.slots.endSync(slotArgs(args));
         return R.ok;
+      case 'beacon.handover-begin': {
+        let accepted: number[];
+        try {
+          accepted = this.o.slots.beginHandover(Number(args[0]?.toString('latin1')), slotArgs(args.slice(1)));
+        } catch (err) {
+          return R.error(`TRYAGAIN ${err instanceof Error ? err.message : String(err)}`);
+        }
+        if (accepted.length > 0) {
+          const drop = new Set(accepted);
+          this.o.cache.dropWhere(0, Number.MAX_SAFE_INTEGER, (key) => drop.has(keySlot(key)));
+        }
+        return R.bulk(accepted.join(' '));
+      }
+      case 'beacon.handover-key': {
+        const key = args[1];
+        if (key === undefined) return R.error('ERR BEACON.HANDOVER-KEY needs a command and its key');
+        if (!this.o.slots.receiving(keySlot(key))) return R.int(0);
+        try {
+          this.o.exec(args);
+        } catch (err) {
+          return R.error(`ERR handed-over command failed: ${err instanceof Error ? err.message : String(err)}`);
+        }
+        return R.int(1);
+      }
+      case 'beacon.handover-end':
+        this.o.slots.endHandover(slotArgs(args));
+        return R.ok;
       default:
         return undefined;
     }
@@ -188,4 +298,11 @@ function slotArgs(args: Buffer[]): number[] {
     if (Number.isInteger(s) && s >= 0 && s < SLOT_COUNT) out.push(s);
   }
   return out;
+}
+
+/** The text of a bulk-string reply (`$n\r\n…\r\n`); empty for a null or another type. */
+function bulkText(raw: Buffer): string {
+  if (raw[0] !== 0x24) return '';
+  const at = raw.indexOf('\r\n');
+  return at < 0 ? '' : raw.toString('latin1', at + 2, raw.length - 2);
 }

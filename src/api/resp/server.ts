@@ -205,6 +205,8 @@ export class RespServer implements ServerApi, ConnectionHost {
       });
       this.replicator = replicator;
       o.cluster.slots.onSettled = (prev, ring) => replicator.copies(prev, ring);
+      o.cluster.slots.onHandover = (ring, slots) => replicator.handover(ring, slots);
+      o.cluster.slots.onHandedOver = (ring, slots) => replicator.copies(undefined, ring, slots);
     }
     this.deps = { store: o.store, policies: o.policies, projection: new Projection(), canReadSecret: (p, key) => o.auth.canReadSecret(p, key) };
     this.memory = o.cache !== undefined ? new MemoryKeyspace(o.cache) : undefined;
@@ -1342,6 +1344,11 @@ export class RespServer implements ServerApi, ConnectionHost {
     return this.router;
   }
 
+  /** Keys this node handed over to the new primaries of slots it served (0 outside a cache cluster). */
+  handedOver(): number {
+    return this.replicator?.handedOver ?? 0;
+  }
+
   /** Writes sent to replicas and not acknowledged yet (0 without replication). */
   replicationInFlight(): number {
     return this.replicator?.inFlight ?? 0;
@@ -1617,6 +1624,8 @@ export class RespServer implements ServerApi, ConnectionHost {
             ['cluster_forwarded_commands', routed.forwarded],
             ['cluster_forward_errors', routed.forwardErrors],
             ['cluster_moved_replies', routed.moved],
+            ['cluster_handover_keys_sent', this.replicator?.handedOver ?? 0],
+            ['cluster_handover_slots_missed', this.o.cluster?.slots.handoversMissed ?? 0],
           ] as [string, string | number][])
         : []),
     ]);

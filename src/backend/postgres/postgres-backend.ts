@@ -96,6 +96,11 @@ export interface RingRecord {
   members: { id: string; url: string; respUrl: string }[];
   /** Set by a node applying it: epochs between the one it had and this one are gone (pruned), so it cannot know what changed. */
   gap?: boolean;
+  /**
+   * Set by a node applying its first ring: the members of the epoch before it (when still
+   * kept), so that the node knows which slots the previous primaries hand over to it.
+   */
+  previous?: { id: string; url: string; respUrl: string }[];
 }
 
 /** One row of `beacon_leases` as followers read it: the lease's state after its latest change. */
