@@ -306,7 +306,7 @@ export class SlotOwnership {
   private settled: CacheRing | undefined;
   /** Rings applied (each join, leave or failover this node saw). */
   changes = 0;
-  /** Slots this node took over as primary from being their replica (failovers). */
+  /** Slots this node took over as primary from being their replica (failovers: the primary is gone, not handing over). */
   promoted = 0;
   /**
    * Called once the sweep of a newly applied ring is done (this node then serves every slot it
@@ -369,8 +369,13 @@ export class SlotOwnership {
    * Apply every epoch in order: a slot this node owned in two epochs may have been another
    * node's in between. `gap` says epochs were skipped (they were pruned before this node read
    * them): then nothing held is trusted, as after a first join.
+   *
+   * A slot gained without valid data waits for its previous primary's hand-over
+   * ({@link beginHandover}) when that node is still a member or in `leaving` (members stopping
+   * cleanly, which own no slot); `before` is the ring of the epoch before the first one this
+   * node applies (who was primary then).
    */
-  apply(ring: CacheRing, gap = false, before?: CacheRing): void {
+  apply(ring: CacheRing, gap = false, before?: CacheRing, leaving?: ReadonlySet<string>): void {
     const prev = this.current;
     if (prev !== undefined && ring.epoch <= prev.epoch) return;
     // The slots this node served and loses as primary: handed over before the sweep drops them.
@@ -404,11 +409,14 @@ export class SlotOwnership {
         this.syncing[s] = 0;
         this.valid[s] = 1;
       }
-      if (now === 0 && this.valid[s] !== 1 && this.handover[s] === 0 && source !== undefined) {
-        // Gained without data: when its previous primary is still a member, it hands the keys over.
+      if (now === 0 && was !== 0 && this.handover[s] === 0 && source !== undefined) {
+        // Gained while its previous primary is alive (a member, or leaving): that node hands all
+        // the keys over, those of every replication factor; what a replica holds is only part.
         const from = source.owners(s, 1)[0]?.id;
-        if (from !== undefined && from !== ring.selfId && ring.has(from)) {
+        if (from !== undefined && from !== ring.selfId && (ring.has(from) || leaving?.has(from) === true)) {
+          if (was !== NO_RANK && was > 0) this.promoted--;
           this.handover[s] = 1;
+          this.valid[s] = 0;
           this.syncing[s] = 0;
           this.handoverDeadline[s] = now0 + (this.opts.handoverWaitMs ?? HANDOVER_WAIT_MS);
           waiting++;

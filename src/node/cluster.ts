@@ -101,6 +101,13 @@ export interface Cluster {
    * @throws UnavailableError when the database cannot be read.
    */
   checkPeer(clusterId: string, nodeId: string): Promise<string | undefined>;
+  /**
+   * Leaves the cache ring before the node stops, so that its slots are handed over rather than
+   * lost: advertises no RESP listener any more, wakes the leader, and resolves true once this
+   * node applied a ring without itself (false after `timeoutMs`, or at once when it is the ring's
+   * only member or was never in it). Always true on SQLite.
+   */
+  leaveRing(timeoutMs: number): Promise<boolean>;
   /** Leaves the cluster: stops the follower and expiry, removes the membership row. Idempotent. */
   stop(): Promise<void>;
 }
@@ -140,6 +147,10 @@ class SingleNode implements Cluster {
 
   async checkPeer(): Promise<string | undefined> {
     return 'this node is not in a cache cluster (it runs on an embedded store)';
+  }
+
+  async leaveRing(): Promise<boolean> {
+    return true;
   }
 
   async waitReady(): Promise<boolean> {
@@ -577,6 +588,23 @@ class SharedCluster implements Cluster {
     return this.backend.clusterId;
   }
 
+  async leaveRing(timeoutMs: number): Promise<boolean> {
+    const self = this.opts.nodeId;
+    const inRing = (): boolean => this.ringMembers.some((m) => m.id === self && m.leaving !== true);
+    if (this.stopped || this.respUrl === '' || !inRing() || this.ringMembers.filter((m) => m.leaving !== true).length < 2) return false;
+    this.respUrl = '';
+    const deadline = performance.now() + timeoutMs;
+    // The next heartbeat shows no RESP listener: the leader (maybe this node) drops it from the ring.
+    await this.tick();
+    void this.backend.notify('ring-join').catch(() => undefined);
+    while (performance.now() < deadline && !this.stopped) {
+      if (!inRing()) return true;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    this.opts.logger.warn({ timeoutMs }, 'the cache ring did not drop this node in time: its slots are not handed over');
+    return false;
+  }
+
   async checkPeer(clusterId: string, nodeId: string): Promise<string | undefined> {
     const mine = this.backend.clusterId;
     if (clusterId !== mine) {
@@ -635,6 +663,14 @@ class SharedCluster implements Cluster {
       const live = new Map<string, RingRecord['members'][number]>();
       for (const n of nodes) if (n.respUrl !== '') live.set(n.id, { id: n.id, url: n.url, respUrl: n.respUrl });
       if (this.respUrl !== '') live.set(this.opts.nodeId, { id: this.opts.nodeId, url: this.opts.url, respUrl: this.respUrl });
+      // A member that stopped advertising its listener but still heartbeats is stopping cleanly:
+      // kept as `leaving` (it owns no slot) until it is gone, so the new primaries of its slots
+      // wait for its hand-over.
+      for (const m of this.ringMembers) {
+        if (live.has(m.id)) continue;
+        const n = nodes.find((x) => x.id === m.id);
+        if (n !== undefined && n.respUrl === '') live.set(m.id, { id: m.id, url: m.url, respUrl: m.respUrl, leaving: true });
+      }
       if (performance.now() - this.leaderSince < RING_MEMBER_TTL_MS) {
         for (const m of this.ringMembers) if (!live.has(m.id)) live.set(m.id, m);
       }
@@ -673,6 +709,6 @@ function sameMembers(a: RingRecord['members'], b: RingRecord['members']): boolea
   const byId = new Map(b.map((m) => [m.id, m]));
   return a.every((m) => {
     const o = byId.get(m.id);
-    return o !== undefined && o.url === m.url && o.respUrl === m.respUrl;
+    return o !== undefined && o.url === m.url && o.respUrl === m.respUrl && (o.leaving === true) === (m.leaving === true);
   });
 }

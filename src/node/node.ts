@@ -7,6 +7,7 @@ import { registerClusterRoute } from '../api/http/admin-routes.js';
 import { checkCorsOrigins, createHttpServer } from '../api/http/server.js';
 import type { HttpContext } from '../api/http/context.js';
 import { DEFAULT_RETENTION_GRACE_MS, createBackend } from '../backend/index.js';
+import type { RingRecord } from '../backend/postgres/index.js';
 import { startSecurity, type Security, type SecurityOptions } from '../auth/index.js';
 import { CacheRing, CacheTier, SlotOwnership, type CacheConfig } from '../cache/index.js';
 import { ConfigService, PolicyStore, loadKeyring } from '../config/index.js';
@@ -179,6 +180,10 @@ function packageVersion(): string {
 
 /** The version of this build, from package.json. */
 export const VERSION = packageVersion();
+/** How long a stopping node waits for the cache ring to drop it (its slots are then handed over), in ms. */
+const LEAVE_RING_MS = 3000;
+/** How long a stopping node waits for its hand-overs to end, in ms. */
+const HANDOVER_ON_STOP_MS = 5000;
 
 /**
  * Starts a node: opens the backend, rebuilds the view, and listens for HTTP.
@@ -402,12 +407,16 @@ export async function startNode(opts: NodeOptions = {}): Promise<BeaconNode> {
     version: VERSION,
     startedAt,
     ...(slots !== undefined ? {
-          onRing: (r) =>
+          onRing: (r) => {
+            // A `leaving` member owns no slot; it hands its slots over to their new primaries.
+            const owners = (ms: RingRecord['members']): RingRecord['members'] => ms.filter((m) => m.leaving !== true);
             slots.apply(
-              new CacheRing(r.epoch, r.members, nodeId),
+              new CacheRing(r.epoch, owners(r.members), nodeId),
               r.gap === true,
-              r.previous !== undefined ? new CacheRing(r.epoch - 1, r.previous, nodeId) : undefined,
-            ),
+              r.previous !== undefined ? new CacheRing(r.epoch - 1, owners(r.previous), nodeId) : undefined,
+              new Set(r.members.filter((m) => m.leaving === true).map((m) => m.id)),
+            );
+          },
           cacheKeys: () => cache.dbsize() } : {}),
   });
   member.cluster = cluster;
@@ -572,6 +581,10 @@ export async function startNode(opts: NodeOptions = {}): Promise<BeaconNode> {
       silenceStore.stop();
       await Promise.all([notifier?.stop(2000), alertmanagers?.stop(2000)]);
       hub.close();
+      if (slots !== undefined && resp !== undefined && (await cluster.leaveRing(LEAVE_RING_MS))) {
+        // Issue 15: out of the cache ring first, so that this node's slots are handed over, not lost.
+        await resp.server.handoversSettled(HANDOVER_ON_STOP_MS);
+      }
       await resp?.server.close(); // issue 11
       await http.close();
       await metricsStore.stop(); // issue 12

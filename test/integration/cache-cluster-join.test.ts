@@ -6,7 +6,8 @@
  * node join. Each previous primary hands its moved slots over to the new primary, which answers
  * TRYAGAIN until the keys arrived: afterwards every key reads what its last acknowledged command
  * left (no write lost, no deleted key back), every node holds only keys of its own slots, and the
- * keys of the moved slots live on the new nodes.
+ * keys of the moved slots live on the new nodes. Then a node stopped with SIGTERM leaves the ring
+ * before it exits and hands its slots over the same way: no key is lost.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
@@ -62,6 +63,9 @@ describe('nodes joining a cache cluster under load', { timeout: 180_000 }, () =>
   const procs = new ClusterProcesses();
   const ports: number[] = [];
   const ctl: Redis[] = [];
+  const KEYS = 400;
+  /** Keys set once before the joins, never written again, with a TTL of an hour. */
+  const still = Array.from({ length: KEYS }, (_, i) => `c/still/${i}`);
 
   before(async () => {
     pg = await startPostgres();
@@ -88,7 +92,6 @@ describe('nodes joining a cache cluster under load', { timeout: 180_000 }, () =>
   });
 
   test('two nodes join while keys are set and deleted: no acknowledged write is lost, no deleted key comes back, and the moved keys live on the new nodes', async (t) => {
-    const KEYS = 400;
     const WRITERS = 8;
     /** What each key holds after its last acknowledged command (null: deleted or never set). */
     const last = new Map<string, string | null>();
@@ -100,7 +103,6 @@ describe('nodes joining a cache cluster under load', { timeout: 180_000 }, () =>
       assert.equal(await settled(() => loader.set(k, `v0-${k}`)), 'OK');
       last.set(k, `v0-${k}`);
     }
-    const still = Array.from({ length: KEYS }, (_, i) => `c/still/${i}`);
     for (const k of still) assert.equal(await settled(() => loader.set(k, `s-${k}`, 'EX', 3600)), 'OK');
     let stop = false;
     let ops = 0;
@@ -178,5 +180,26 @@ describe('nodes joining a cache cluster under load', { timeout: 180_000 }, () =>
     assert.match(String(metrics.body), /^beacon_cache_cluster_handover_keys_total \d+/m);
     const onNew = (await ctl[2]?.dbsize() ?? 0) + (await ctl[3]?.dbsize() ?? 0);
     assert.ok(onNew > KEYS / 5, `the new nodes hold ${onNew} keys`);
+  });
+
+  test('a node stopped with SIGTERM leaves the ring first and hands its slots over: no key is lost', async (t) => {
+    const victim = procs.procs[3] as ServerProcess;
+    const port = ports[3] as number;
+    const held = await ctl[3]?.dbsize();
+    assert.ok((held ?? 0) > 10, `the node to stop holds ${held} keys`);
+    const t0 = performance.now();
+    await victim.stop(15_000);
+    t.diagnostic(`SIGTERM: the node exited ${Math.round(performance.now() - t0)} ms after the signal`);
+    assert.equal(victim.child.signalCode, null, 'it exited by itself, not killed');
+    const rest = ctl.slice(0, 3);
+    await eventually('the others no longer list the stopped node', async () => {
+      const maps = await Promise.all(rest.map((c) => slotPorts(c)));
+      return maps.every((m) => !m.includes(port) && !m.includes(-1));
+    }, 15_000);
+    const cluster = new Cluster(ports.slice(0, 3).map((p) => ({ host: '127.0.0.1', port: p })), { redisOptions: { commandTimeout: 8000 } });
+    cluster.on('error', () => undefined);
+    clients.push(cluster);
+    const got = await Promise.all(still.map((k) => settled(() => cluster.get(k))));
+    assert.deepEqual(still.filter((k, i) => got[i] !== `s-${k}`), [], 'every key is still there, on the nodes that took the slots');
   });
 });

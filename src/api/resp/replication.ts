@@ -59,6 +59,8 @@ export class Replicator {
   inFlight = 0;
   /** Keys this node handed over to new primaries of its slots. */
   handedOver = 0;
+  /** Hand-overs being sent. */
+  private readonly handing = new Set<Promise<void>>();
 
   constructor(private readonly o: ReplicatorOptions) {}
 
@@ -193,29 +195,44 @@ export class Replicator {
       if (list === undefined) snapshot.set(id, (list = []));
       list.push({ slot, cmds });
     }
-    for (const [id, list] of bySlots) void this.handTo(ring, id, list, snapshot.get(id) ?? [], 0);
+    this.o.logger.info({ slots: to.size, keys: [...snapshot.values()].reduce((n, l) => n + l.length, 0), to: [...bySlots.keys()] }, 'handing slots over');
+    for (const [id, list] of bySlots) {
+      const p = this.handTo(ring, id, list, snapshot.get(id) ?? []).finally(() => this.handing.delete(p));
+      this.handing.add(p);
+    }
   }
 
-  private async handTo(ring: CacheRing, id: string, slots: number[], entries: { slot: number; cmds: Buffer[][] }[], attempt: number): Promise<void> {
+  /** Resolves once every hand-over this node sends has ended (or failed), or after `timeoutMs`. */
+  async handoversSettled(timeoutMs: number): Promise<void> {
+    if (this.handing.size === 0) return;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([Promise.allSettled([...this.handing]), new Promise((r) => (timer = setTimeout(r, timeoutMs)))]);
+    clearTimeout(timer);
+  }
+
+  private async handTo(ring: CacheRing, id: string, slots: number[], entries: { slot: number; cmds: Buffer[][] }[]): Promise<void> {
     const addr = ring.addressOf(id);
     let begin: Buffer;
-    try {
-      begin = await this.o.router.sendTo(addr, [HANDOVER_BEGIN, Buffer.from(String(ring.epoch)), ...slots.map((s) => Buffer.from(String(s)))]);
-    } catch (err) {
-      this.o.logger.warn({ node: id, slots: slots.length, err: err instanceof Error ? err.message : String(err) }, 'slot hand-over could not start');
-      return;
-    }
-    if (begin[0] === 0x2d) {
-      // Not on this ring epoch yet: retry while the new primary still waits for us.
-      if (attempt * COPY_RETRY_MS < HANDOVER_WAIT_MS) {
-        setTimeout(() => void this.handTo(ring, id, slots, entries, attempt + 1), COPY_RETRY_MS).unref();
-      } else {
-        this.o.logger.warn({ node: id, reply: begin.toString('utf8').trim() }, 'slot hand-over refused');
+    for (let attempt = 0; ; attempt++) {
+      try {
+        begin = await this.o.router.sendTo(addr, [HANDOVER_BEGIN, Buffer.from(String(ring.epoch)), ...slots.map((s) => Buffer.from(String(s)))]);
+      } catch (err) {
+        this.o.logger.warn({ node: id, slots: slots.length, err: err instanceof Error ? err.message : String(err) }, 'slot hand-over could not start');
+        return;
       }
-      return;
+      if (begin[0] !== 0x2d) break;
+      // Not on this ring epoch yet: retry while the new primary still waits for us.
+      if (attempt * COPY_RETRY_MS >= HANDOVER_WAIT_MS) {
+        this.o.logger.warn({ node: id, reply: begin.toString('utf8').trim() }, 'slot hand-over refused');
+        return;
+      }
+      await new Promise((r) => setTimeout(r, COPY_RETRY_MS));
     }
     const accepted = new Set(slotArgs(bulkText(begin).split(' ').filter((x) => x !== '').map((x) => Buffer.from(x))));
-    if (accepted.size === 0) return;
+    if (accepted.size === 0) {
+      this.o.logger.info({ node: id, slots: slots.length }, "the new primary takes none of the slots handed over (it serves them already)");
+      return;
+    }
     let keys = 0;
     for (const e of entries) {
       if (!accepted.has(e.slot)) continue;
@@ -223,7 +240,7 @@ export class Replicator {
       for (const argv of e.cmds) void this.o.router.sendTo(addr, [HANDOVER_KEY, ...argv]).catch(() => undefined);
     }
     this.handedOver += keys;
-    this.o.router.sendTo(addr, [HANDOVER_END, ...[...accepted].map((s) => Buffer.from(String(s)))]).then(
+    await this.o.router.sendTo(addr, [HANDOVER_END, ...[...accepted].map((s) => Buffer.from(String(s)))]).then(
       () => this.o.logger.info({ node: id, slots: accepted.size, keys }, 'slots handed over'),
       (err: unknown) => this.o.logger.warn({ node: id, err: err instanceof Error ? err.message : String(err) }, 'slot hand-over failed'),
     );

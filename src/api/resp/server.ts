@@ -1344,6 +1344,11 @@ export class RespServer implements ServerApi, ConnectionHost {
     return this.router;
   }
 
+  /** Resolves once the hand-overs this node is sending have ended, or after `timeoutMs` (at once outside a cache cluster). */
+  handoversSettled(timeoutMs: number): Promise<void> {
+    return this.replicator?.handoversSettled(timeoutMs) ?? Promise.resolve();
+  }
+
   /** Keys this node handed over to the new primaries of slots it served (0 outside a cache cluster). */
   handedOver(): number {
     return this.replicator?.handedOver ?? 0;

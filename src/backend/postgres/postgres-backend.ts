@@ -93,14 +93,18 @@ export interface HeadState {
 export interface RingRecord {
   /** 0 when none was committed yet (then `members` is empty). */
   epoch: number;
-  members: { id: string; url: string; respUrl: string }[];
+  /**
+   * The members; one with `leaving` owns no slot: it stopped advertising its RESP listener but
+   * still heartbeats (a node stopping cleanly), and hands its slots over to their new primaries.
+   */
+  members: { id: string; url: string; respUrl: string; leaving?: boolean }[];
   /** Set by a node applying it: epochs between the one it had and this one are gone (pruned), so it cannot know what changed. */
   gap?: boolean;
   /**
    * Set by a node applying its first ring: the members of the epoch before it (when still
    * kept), so that the node knows which slots the previous primaries hand over to it.
    */
-  previous?: { id: string; url: string; respUrl: string }[];
+  previous?: RingRecord['members'];
 }
 
 /** One row of `beacon_leases` as followers read it: the lease's state after its latest change. */
@@ -1609,9 +1613,9 @@ function parseRingMembers(text: string): RingRecord['members'] {
   if (!Array.isArray(raw)) return [];
   const out: RingRecord['members'] = [];
   for (const m of raw as unknown[]) {
-    const r = m as Partial<Record<'id' | 'url' | 'respUrl', unknown>>;
+    const r = m as Partial<Record<'id' | 'url' | 'respUrl' | 'leaving', unknown>>;
     if (typeof r.id === 'string' && r.id !== '' && typeof r.url === 'string' && typeof r.respUrl === 'string') {
-      out.push({ id: r.id, url: r.url, respUrl: r.respUrl });
+      out.push({ id: r.id, url: r.url, respUrl: r.respUrl, ...(r.leaving === true ? { leaving: true } : {}) });
     }
   }
   return out;
