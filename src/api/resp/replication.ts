@@ -11,8 +11,8 @@
  *   slots (`-TRYAGAIN` while it has not applied that ring epoch yet: the primary retries).
  * - `BEACON.SYNC-END <slot>…` ends it: the replica's data of those slots is valid.
  *
- * A slot whose primary moves to another live node (a node joined, or the ring was rebalanced)
- * is handed over: the previous primary stops serving it as it applies the ring, takes a
+ * A slot whose primary moves while the previous primary is alive (a node joined, a node stops
+ * cleanly and is `leaving`, a frozen node came back) is handed over: the previous primary stops serving it as it applies the ring, takes a
  * snapshot of its keys, and sends them to the new primary, which answers `TRYAGAIN` for the slot
  * until the snapshot is complete (at most {@link HANDOVER_WAIT_MS} for it to begin).
  * - `BEACON.HANDOVER-BEGIN <epoch> <slot>…`: the new primary answers the slots it still waits
@@ -230,7 +230,7 @@ export class Replicator {
     }
     const accepted = new Set(slotArgs(bulkText(begin).split(' ').filter((x) => x !== '').map((x) => Buffer.from(x))));
     if (accepted.size === 0) {
-      this.o.logger.info({ node: id, slots: slots.length }, "the new primary takes none of the slots handed over (it serves them already)");
+      this.o.logger.info({ node: id, slots: slots.length }, 'the new primary takes none of the slots handed over (it serves them already)');
       return;
     }
     let keys = 0;
