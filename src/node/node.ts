@@ -2,6 +2,7 @@
 import { randomUUID } from 'node:crypto';
 import { mkdirSync, readFileSync } from 'node:fs';
 import { basename, resolve } from 'node:path';
+import { rootCertificates } from 'node:tls';
 import type { FastifyInstance } from 'fastify';
 import { registerClusterRoute } from '../api/http/admin-routes.js';
 import { checkCorsOrigins, createHttpServer } from '../api/http/server.js';
@@ -318,6 +319,9 @@ export async function startNode(opts: NodeOptions = {}): Promise<BeaconNode> {
                   selfId: nodeId,
                   slots,
                   clusterId: backend.clusterId,
+                  // With TLS the other nodes' listeners are verified against the system's roots, this node's own
+                  // certificate chain (a certificate every node shares) and the client CA.
+                  ...(tls !== undefined ? { peerCa: [...rootCertificates, tls.cert, ...(tls.clientCa !== undefined ? [tls.clientCa] : [])] } : {}),
                   checkPeer: (clusterId: string, peer: string) =>
                     member.cluster?.checkPeer(clusterId, peer) ?? Promise.resolve('this node has not joined its cluster yet'),
                 },

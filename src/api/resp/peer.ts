@@ -2,7 +2,8 @@
  * The client side of forwarding: a pipelined RESP connection to a peer node that relays the
  * owner's raw reply bytes unchanged, a pool of them, and the framing of one reply.
  */
-import { connect, type Socket } from 'node:net';
+import { connect, isIP, type Socket } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
 import { UnavailableError } from '../../errors.js';
 
 const CR = 0x0d;
@@ -166,6 +167,11 @@ export interface PeerLinkOptions {
   timeoutMs?: number;
   /** Longest wait for the TCP connection, in milliseconds (default 2000). */
   connectTimeoutMs?: number;
+  /**
+   * Speak TLS to a peer whose listener is TLS only (`rediss://`): its certificate must chain to
+   * one of `ca` (PEM) and name `host` (DNS name or IP address). A failed check fails the link.
+   */
+  tls?: { ca: (string | Buffer)[] };
 }
 
 /** Default {@link PeerLinkOptions.timeoutMs}, in milliseconds. */
@@ -240,13 +246,14 @@ class Connection {
     private readonly onDead: (conn: Connection) => void,
   ) {
     const { host, port } = opts;
-    this.socket = connect({ host, port });
+    this.socket =
+      opts.tls === undefined ? connect({ host, port }) : tlsConnect({ host, port, ca: opts.tls.ca, ...(isIP(host) === 0 ? { servername: host } : {}) });
     this.socket.setNoDelay(true);
     this.connectTimer = setTimeout(() => {
       this.fail(new UnavailableError(`peer ${this.peer}: connect timed out after ${opts.connectTimeoutMs} ms`));
     }, opts.connectTimeoutMs);
     this.connectTimer.unref();
-    this.socket.once('connect', () => {
+    this.socket.once(opts.tls === undefined ? 'connect' : 'secureConnect', () => {
       clearTimeout(this.connectTimer);
       this.connectTimer = undefined;
     });

@@ -43,6 +43,11 @@ export interface ClusterRouterOptions {
    * undefined when it is a live member of this cluster (`Cluster.checkPeer`).
    */
   checkPeer?: (clusterId: string, nodeId: string) => Promise<string | undefined>;
+  /**
+   * The certificates (PEM) other nodes' TLS listeners are verified against, when the nodes'
+   * RESP listeners speak TLS (`--tls-cert`): links are then TLS too.
+   */
+  peerCa?: (string | Buffer)[];
 }
 
 /** Where a memory command goes: run here, an error reply, or the `host:port` of the node to forward it to. */
@@ -223,6 +228,7 @@ export class ClusterRouter implements ClusterView {
       timeoutMs,
       ...(secret !== undefined ? { credentials: async () => ({ user: PEER_PRINCIPAL, pass: secret() }) } : {}),
       ...(clusterId !== undefined ? { hello: () => [PEER_HELLO, clusterId, this.selfId] } : {}),
+      ...(this.o.peerCa !== undefined ? { tls: { ca: this.o.peerCa } } : {}),
     });
   }
 
