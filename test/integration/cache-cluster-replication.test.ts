@@ -112,7 +112,7 @@ describe('a replicated cache cluster and its HTTP face', () => {
     assert.equal(await forwarded(), before, 'every get went straight to the owner');
   });
 
-  test("a plain client's MULTI on another node's slot runs there as one transaction; WATCH there is refused", async () => {
+  test("a plain client's MULTI on another node's slot runs there as one transaction, with its WATCH watched there", async () => {
     // From every node: on two of them the transaction is forwarded to the owner of c/{t}'s slot.
     for (const n of nodes) {
       const c = plain(n.port);
@@ -129,7 +129,35 @@ describe('a replicated cache cluster and its HTTP face', () => {
     const owners = await Promise.all(nodes.map(async (n) => (await plain(n.port).keys('h/{t}*')).length));
     assert.deepEqual([...owners].sort(), [0, 0, 2], 'the keys live on their owner only');
     const notOwner = nodes[owners.indexOf(0)] as Node;
-    await assert.rejects(plain(notOwner.port).watch('h/{t}x'), /WATCH on slot \d+ is not forwarded/);
+    const owner = nodes[owners.indexOf(2)] as Node;
+    const c = plain(notOwner.port);
+    // Untouched between WATCH and EXEC: the transaction runs on the owner.
+    assert.equal(await c.watch('h/{t}x'), 'OK');
+    assert.deepEqual(await c.multi().incr('h/{t}x').exec(), [[null, 7]]);
+    // Touched by another client (on the owner), even to the same value: aborted, nothing written.
+    assert.equal(await c.watch('h/{t}x', 'h/{t}s'), 'OK');
+    assert.equal(await plain(owner.port).set('h/{t}x', '7'), 'OK');
+    assert.equal(await c.multi().incr('h/{t}x').exec(), null);
+    assert.equal(await plain(owner.port).get('h/{t}x'), '7');
+    // UNWATCH forgets it; DISCARD too.
+    assert.equal(await c.watch('h/{t}x'), 'OK');
+    assert.equal(await c.unwatch(), 'OK');
+    assert.equal(await plain(owner.port).set('h/{t}x', '8'), 'OK');
+    assert.deepEqual(await c.multi().incr('h/{t}x').exec(), [[null, 9]]);
+    // Keys of another node watched in the same connection: refused, naming both nodes.
+    const elsewhere = nodes.find((n) => n !== owner && n !== notOwner) as Node;
+    let other = '';
+    for (let i = 0; other === ''; i++) {
+      const k = `h/{w${i}}`;
+      const res = await http(`${notOwner.url}/v1/cache/${encodeURIComponent(k)}`, { method: 'PUT', body: { value: '1' } });
+      if (res.headers.get('x-cache-node') === elsewhere.id) other = k;
+    }
+    assert.equal(await c.watch('h/{t}x'), 'OK');
+    await assert.rejects(c.watch(other), /WATCH of keys on two nodes/);
+    await c.unwatch();
+    // A transaction on another node than its WATCH: EXECABORT.
+    assert.equal(await c.watch('h/{t}x'), 'OK');
+    await assert.rejects(c.multi().set(other, '2').exec(), /EXECABORT[^]*WATCHed are served by/);
   });
 
   test('WAIT on the owner counts the replica that acknowledged the write', async () => {

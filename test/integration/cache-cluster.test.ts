@@ -5,7 +5,7 @@
  * without `-c`). CLUSTER SLOTS/NODES/INFO/MYID/KEYSLOT agree on every node; each cache key lives
  * on exactly one node; a plain client on any node reaches every key (forwarded), a cluster-aware
  * connection gets MOVED, multi-slot commands CROSSSLOT, a plain client's transaction on another
- * node's slot runs there whole (WATCH of such a key is refused); PUBLISH and keyspace events
+ * node's slot runs there whole (with a WATCH of its keys, watched there); PUBLISH and keyspace events
  * cross nodes; a SIGKILLed node's slots move to the survivors (failover time measured), a
  * joining node takes its share, a SIGSTOPped node that resumes never serves a value from before
  * it was stopped; and in secure mode the forwarding links authenticate while an
@@ -389,7 +389,7 @@ describe('the cache tier across nodes (Redis Cluster slots) with real processes'
     for (const m of members) assert.deepEqual((await m.ctl.keys('d/*')).sort(), ['d/one', 'd/two'], `${m.name} lists the durable keys`);
   });
 
-  test('a plain client on one node reaches every cache key (forwarded); MOVED for a cluster-aware connection; CROSSSLOT; MULTI runs on the owner, WATCH refused', async () => {
+  test('a plain client on one node reaches every cache key (forwarded); MOVED for a cluster-aware connection; CROSSSLOT; MULTI runs on the owner, WATCH watched there', async () => {
     const [a, b] = members as [Member, Member, Member];
     const map = slotMap(await slotsOf(a.ctl)) as Int32Array;
     const keys = [...written.keys()];
@@ -477,8 +477,13 @@ describe('the cache tier across nodes (Redis Cluster slots) with real processes'
     assert.match(lines[2] as string, /^-CROSSSLOT/, cross);
     assert.match(lines[3] as string, /^-EXECABORT/, cross);
     assert.deepEqual([await b.plain.get(onB), await members[2]?.plain.get(onC)], ['in-tx!', 'from-cli-c'], 'the aborted transaction wrote nothing');
-    // WATCH of such a key is not forwarded: refused.
-    await assert.rejects(a.plain.watch(onB), /WATCH on slot \d+ is not forwarded/);
+    // WATCH of such a key is watched on its owner, where the transaction then runs: a change by
+    // another client in between aborts it (EXEC answers nil).
+    assert.equal(await a.plain.watch(onB), 'OK');
+    assert.equal(await b.plain.set(onB, 'changed'), 'OK');
+    assert.equal(await a.plain.multi().set(onB, 'watched').exec(), null, 'the transaction after a change of the WATCHed key is aborted');
+    assert.equal(await b.plain.get(onB), 'changed');
+    written.set(onB, 'changed');
     // On the owner the same transaction runs locally.
     const localTx = await tx(b.port, [['SET', onB, 'own'], ['GET', onB]], /\$3\r\nown\r\n$|(^|\r\n)-[^\r]*\r\n$/);
     assert.equal(localTx, '+OK\r\n+QUEUED\r\n+QUEUED\r\n*2\r\n+OK\r\n$3\r\nown\r\n');

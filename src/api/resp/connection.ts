@@ -151,6 +151,7 @@ export class Connection implements ConnState {
   /** A queued command mixed key kinds: EXEC refuses with this text. */
   multiAbort: string | undefined;
   watched = new Map<string, { kind: 'durable' | 'memory'; rev: number }>();
+  watchLink: ConnState['watchLink'] = undefined;
   /** A WATCHed memory key changed since WATCH. */
   watchDirty = false;
   channels = new Set<string>();

@@ -2,6 +2,7 @@
 import type { Principal } from '../../auth/index.js';
 import type { CacheRing } from '../../cache/index.js';
 import type { Keyspace } from './keyspace.js';
+import type { PeerLink } from './peer.js';
 import type { Protocol, Reply } from './protocol.js';
 
 /** One client connection's state (CLIENT LIST shows most of it). */
@@ -23,6 +24,11 @@ export interface ConnState {
   multiError: boolean;
   /** WATCHed keys and what they were: the modRevision of durable keys (0 absent); memory keys by a version counter. */
   watched: Map<string, { kind: 'durable' | 'memory'; rev: number }>;
+  /**
+   * A plain client's WATCH of memory keys another node serves (cache cluster): the link of its
+   * own on which that node watches them, where the transaction then runs.
+   */
+  watchLink: { link: PeerLink; addr: string; slot: number } | undefined;
   channels: Set<string>;
   patterns: Set<string>;
   /** CLIENT REPLY ON|OFF|SKIP. */

@@ -426,6 +426,33 @@ describe('PeerLink against a scripted peer', () => {
     return { server, port, received: () => received };
   }
 
+  test('a single-connection link (a forwarded WATCH) never connects again once its connection broke; a plain one does', async () => {
+    let conns = 0;
+    const peer = await scripted((got, s) => {
+      // Answers the first WATCH, then drops the connection.
+      if (got.endsWith('WATCH\r\n$1\r\nk\r\n')) {
+        s.write('+OK\r\n');
+        setTimeout(() => s.destroy(), 20);
+      } else if (got.endsWith('PING\r\n')) s.write('+PONG\r\n');
+    });
+    peer.server.on('connection', () => conns++);
+    const single = new PeerLink({ host: '127.0.0.1', port: peer.port, protocol: 2, single: true });
+    const plainLink = new PeerLink({ host: '127.0.0.1', port: peer.port, protocol: 2 });
+    try {
+      assert.equal((await single.send(argv('WATCH', 'k'))).toString(), '+OK\r\n');
+      await new Promise((r) => setTimeout(r, 100));
+      await rejectsFrom(single.send(argv('EXEC')), peer.port, /the connection broke \(what it held there is gone\)/);
+      assert.equal(conns, 1, 'no second connection for the single link');
+      assert.equal((await plainLink.send(argv('WATCH', 'k'))).toString(), '+OK\r\n');
+      await new Promise((r) => setTimeout(r, 100));
+      assert.equal((await plainLink.send(argv('PING'))).toString(), '+PONG\r\n', 'a plain link connects again');
+    } finally {
+      single.close();
+      plainLink.close();
+      peer.server.close();
+    }
+  });
+
   test('the handshake goes first, in order, alone: the commands queued before it are written once it is answered', async () => {
     let greeted = false;
     let early = false;

@@ -172,6 +172,12 @@ export interface PeerLinkOptions {
    * one of `ca` (PEM) and name `host` (DNS name or IP address). A failed check fails the link.
    */
   tls?: { ca: (string | Buffer)[] };
+  /**
+   * One connection only: once it breaks, later sends reject instead of connecting again, for a
+   * link that holds state on the peer's connection (a forwarded `WATCH`), which a new
+   * connection would silently lose.
+   */
+  single?: boolean;
 }
 
 /** Default {@link PeerLinkOptions.timeoutMs}, in milliseconds. */
@@ -493,6 +499,8 @@ export class PeerLink {
   private readonly opts: ConstructorParameters<typeof Connection>[0];
   private conn: Connection | undefined;
   private closed = false;
+  /** Whether a connection was ever made ({@link PeerLinkOptions.single}). */
+  private connected = false;
 
   /** @param opts where the peer is and how to talk to it; see {@link PeerLinkOptions}. */
   constructor(opts: PeerLinkOptions) {
@@ -529,6 +537,8 @@ export class PeerLink {
     if (argv.length === 0) return Promise.reject(new UnavailableError(`peer ${this.peer}: empty command`));
     const bytes = encodeCommand(argv);
     if (this.conn === undefined) {
+      if (this.opts.single === true && this.connected) return Promise.reject(new UnavailableError(`peer ${this.peer}: the connection broke (what it held there is gone)`));
+      this.connected = true;
       this.conn = new Connection(this.opts, (c) => {
         if (this.conn === c) this.conn = undefined;
       });

@@ -194,10 +194,21 @@ export class ClusterRouter implements ClusterView {
    * to back on one link (nothing else can come between them: they are queued in one go), and
    * resolves with `EXEC`'s reply as it came. Failures as {@link forward}. Never rejects.
    */
-  forwardTransaction(cmds: Buffer[][], addr: string, slot: number, protocol: Protocol): Promise<Reply> {
+  forwardTransaction(cmds: Buffer[][], addr: string, slot: number, protocol: Protocol, watching?: PeerLink): Promise<Reply> {
     const send = (link: PeerLink): Promise<Buffer> =>
       Promise.all([link.send([MULTI]), ...cmds.map((argv) => link.send(argv)), link.send([EXEC])]).then((replies) => replies[replies.length - 1] as Buffer);
+    if (watching !== undefined) return this.relay(addr, slot, () => watching, send, true);
     return this.relay(addr, slot, () => this.link(addr, protocol), send, false);
+  }
+
+  /**
+   * A link of its own to the node at `addr` for a plain client's `WATCH` of keys that node serves:
+   * the `WATCH` and the transaction after it run on that one connection, which is never
+   * replaced (a broken one fails the `EXEC`, as the watch is gone). Close it on `UNWATCH`,
+   * `DISCARD`, `EXEC` or when the client goes; {@link forwardTransaction} closes it after `EXEC`.
+   */
+  watchLink(addr: string, protocol: Protocol): PeerLink {
+    return this.makeLink(addr, protocol, this.o.timeoutMs ?? 5000, true);
   }
 
   /** Sends `argv` to every other member of the ring, without waiting for or reading the answers. */
@@ -216,7 +227,7 @@ export class ClusterRouter implements ClusterView {
     return this.pool.get(`${addr}/${protocol}`, () => this.makeLink(addr, protocol, this.o.timeoutMs ?? 5000));
   }
 
-  private makeLink(addr: string, protocol: Protocol, timeoutMs: number): PeerLink {
+  private makeLink(addr: string, protocol: Protocol, timeoutMs: number, single = false): PeerLink {
     const { host, port } = respAddress(`redis://${addr}`);
     const secret = this.o.peerSecret;
     const clusterId = this.o.clusterId;
@@ -229,6 +240,7 @@ export class ClusterRouter implements ClusterView {
       ...(secret !== undefined ? { credentials: async () => ({ user: PEER_PRINCIPAL, pass: secret() }) } : {}),
       ...(clusterId !== undefined ? { hello: () => [PEER_HELLO, clusterId, this.selfId] } : {}),
       ...(this.o.peerCa !== undefined ? { tls: { ca: this.o.peerCa } } : {}),
+      ...(single ? { single } : {}),
     });
   }
 

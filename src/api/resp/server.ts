@@ -999,8 +999,12 @@ export class RespServer implements ServerApi, ConnectionHost {
           const keys = this.authorize(conn, spec, args);
           if (this.router !== undefined) {
             const mem = keys.filter((k) => this.o.cache?.isMemoryKey(k) === true);
-            const refused = mem.length > 0 ? this.unforwardable(conn, mem, 'WATCH') : undefined;
-            if (refused !== undefined) return reply(refused);
+            const to = mem.length > 0 ? this.router.route(conn, mem, this.dev) : undefined;
+            if (to?.to === 'reply') return reply(to.reply);
+            if (to?.to === 'peer') return this.watchElsewhere(conn, keys, mem, to.addr, to.slot);
+            if (to?.to === 'here' && conn.watchLink !== undefined) {
+              return reply(R.error(`ERR WATCH of keys on two nodes: slot ${keySlot(mem[0] as string)} is served here, the keys watched before on ${conn.watchLink.addr}; a transaction runs on one node`));
+            }
           }
           for (const key of keys) {
             if (conn.watched.has(key)) continue;
@@ -1040,7 +1044,39 @@ export class RespServer implements ServerApi, ConnectionHost {
     }
   }
 
+  /**
+   * A plain client's WATCH of memory keys another node serves: they are watched there, on a link
+   * of the client's own, and the transaction that follows runs there on that link (durable keys
+   * among `keys` are watched here as usual).
+   */
+  private watchElsewhere(conn: Connection, keys: string[], mem: string[], addr: string, slot: number): Outcome | Promise<Outcome> {
+    const router = this.router as ClusterRouter;
+    if (conn.watchLink !== undefined && conn.watchLink.addr !== addr) {
+      return reply(R.error(`ERR WATCH of keys on two nodes: slot ${slot} is served by ${addr}, the keys watched before by ${conn.watchLink.addr}; a transaction runs on one node`));
+    }
+    const held = conn.watchLink ?? { link: router.watchLink(addr, conn.protocol), addr, slot };
+    conn.watchLink = held;
+    for (const key of keys) if (!mem.includes(key) && !conn.watched.has(key)) conn.watched.set(key, { kind: 'durable', rev: this.o.store.get(key)?.modRevision ?? 0 });
+    const promise = held.link.send([Buffer.from('WATCH'), ...mem.map((k) => Buffer.from(k))]).then(
+      (raw): Reply => {
+        if (raw[0] === 0x2b) return R.ok;
+        if (conn.watchLink === held) this.unwatch(conn);
+        return { t: 'raw', v: raw };
+      },
+      (err: unknown): Reply => {
+        if (conn.watchLink === held) this.unwatch(conn);
+        return R.error(`TRYAGAIN the node serving slot ${slot} (${addr}) could not be used: ${err instanceof Error ? err.message : String(err)}`);
+      },
+    );
+    return { kind: 'pending', blind: false, promise };
+  }
+
   private unwatch(conn: Connection): void {
+    if (conn.watchLink !== undefined) {
+      // Closing the link ends the other node's connection, and its WATCH with it.
+      conn.watchLink.link.close();
+      conn.watchLink = undefined;
+    }
     for (const [key, w] of conn.watched) {
       if (w.kind !== 'memory') continue;
       const set = this.memoryWatch.get(key);
@@ -1071,11 +1107,21 @@ export class RespServer implements ServerApi, ConnectionHost {
         if ((this.o.store.get(key)?.modRevision ?? 0) !== w.rev) dirty = true;
       } else if (w.rev === 1 && this.o.cache?.contains(key) !== true) dirty = true; // expired since WATCH, collected or not
     }
+    const watchLink = conn.watchLink;
+    conn.watchLink = undefined; // handed to the transaction below, or closed by unwatch
     this.unwatch(conn);
+    if (watchLink !== undefined && (dirty || kind !== 'memory' || forwardTo !== watchLink.addr)) {
+      watchLink.link.close();
+      if (dirty) return reply(R.nullArray);
+      return reply(
+        R.error(`EXECABORT Transaction discarded because of: the keys WATCHed are served by ${watchLink.addr}, and this transaction ${kind === 'memory' && forwardTo !== undefined ? `runs on ${forwardTo}` : 'runs on this node'}; a transaction runs on one node with its WATCH`),
+      );
+    }
     if (dirty) return reply(R.nullArray);
     if (kind === 'memory' && forwardTo !== undefined && this.router !== undefined) {
-      // MULTI, the commands and EXEC go to the owner back to back on one link; EXEC's answer is relayed.
-      return { kind: 'pending', blind: false, promise: this.router.forwardTransaction(cmds, forwardTo, forwardSlot, conn.protocol) };
+      // MULTI, the commands and EXEC go to the owner back to back on one link (the WATCH's own,
+      // when the keys were watched there); EXEC's answer is relayed.
+      return { kind: 'pending', blind: false, promise: this.router.forwardTransaction(cmds, forwardTo, forwardSlot, conn.protocol, watchLink?.link) };
     }
     if (kind === 'memory') {
       // The slot may have moved since the commands were queued.
@@ -1807,6 +1853,7 @@ export class RespServer implements ServerApi, ConnectionHost {
       multi: undefined,
       multiError: false,
       watched: new Map(),
+      watchLink: undefined,
       channels: new Set(),
       patterns: new Set(),
       lastCmd: '',
