@@ -493,7 +493,13 @@ async function failover(url: string, kills: number): Promise<{ kills: Kill[]; pr
       let key = '';
       for (let i = 0; key === ''; i++) if (map[keySlot(`failover:${k}:${i}`)] === victim.port) key = `failover:${k}:${i}`;
       const client = await LineClient.open(probeNode.port);
-      const pre1 = await client.command(['SET', key, 'before'], 5000);
+      // A node started after the last kill may still be receiving its slots' keys (hand-over: TRYAGAIN).
+      let pre1 = '';
+      for (let tries = 0; tries < 200; tries++) {
+        pre1 = await client.command(['SET', key, 'before'], 5000);
+        if (!pre1.startsWith('-TRYAGAIN')) break;
+        await sleep(25);
+      }
       if (pre1 !== '+OK') problems.push(`kill ${k + 1}: SET before the kill answered ${pre1}`);
 
       victim.ctl.disconnect();
