@@ -412,9 +412,14 @@ class Connection {
           continue;
         }
         this.pending--;
-        const reply = Buffer.allocUnsafe(end - start);
-        buf.copy(reply, 0, start, end);
-        w.resolve(reply);
+        if (inPlace) {
+          // The chunk is the socket's own, never reused: the reply is a view of it.
+          w.resolve(buf.subarray(start, end));
+        } else {
+          const reply = Buffer.allocUnsafe(end - start);
+          buf.copy(reply, 0, start, end);
+          w.resolve(reply);
+        }
       }
     } catch (err) {
       const msg = err instanceof Error ? err.message : String(err);

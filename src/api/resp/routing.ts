@@ -161,17 +161,15 @@ export class ClusterRouter implements ClusterView {
       this.stats.forwardErrors++;
       return Promise.resolve(R.error(`TRYAGAIN the node serving slot ${slot} cannot be reached (${errorText(err)})`));
     }
-    return send(link)
-      .then(
-        (raw): Reply => (isMoved(raw) ? R.error(`TRYAGAIN slot ${slot} is moving between nodes; try again shortly`) : { t: 'raw', v: raw }),
-        (err: unknown): Reply => {
-          this.stats.forwardErrors++;
-          return R.error(`TRYAGAIN the node serving slot ${slot} (${addr}) could not be used: ${errorText(err)}`);
-        },
-      )
-      .finally(() => {
-        if (own) link.close();
-      });
+    const answered = send(link).then(
+      (raw): Reply => (isMoved(raw) ? R.error(`TRYAGAIN slot ${slot} is moving between nodes; try again shortly`) : { t: 'raw', v: raw }),
+      (err: unknown): Reply => {
+        this.stats.forwardErrors++;
+        return R.error(`TRYAGAIN the node serving slot ${slot} (${addr}) could not be used: ${errorText(err)}`);
+      },
+    );
+    if (!own) return answered;
+    return answered.finally(() => link.close());
   }
 
   /**
