@@ -291,9 +291,10 @@ test('a new primary waits for the previous primary\'s hand-over: it takes only t
   old.apply(two('node-1'));
   await swept(old);
   let moving = '';
+  const [r2, r3] = [two('node-1'), three('node-1')];
   for (let i = 0; moving === ''; i++) {
     const slot = keySlot(`m${i}`);
-    if (three('node-1').owner(slot)?.id === 'node-3' && two('node-1').owner(slot)?.id === 'node-1') moving = `m${i}`;
+    if (r3.owner(slot)?.id === 'node-3' && r2.owner(slot)?.id === 'node-1') moving = `m${i}`;
   }
   const movingSlot = keySlot(moving);
   oldTier.set(moving, { type: 'string', value: Buffer.from('moves') });
@@ -305,9 +306,15 @@ test('a new primary waits for the previous primary\'s hand-over: it takes only t
   old.apply(three('node-1'));
   assert.ok(handed !== undefined && handed.slots.includes(movingSlot), 'the moved slot is handed over');
   assert.equal(handed.held, true, 'while its keys are still held');
-  assert.ok(handed.slots.every((s) => three('node-1').owner(s)?.id === 'node-3'), 'only slots that moved to the newcomer');
+  assert.ok(handed.slots.every((s) => r3.owner(s)?.id === 'node-3'), 'only slots that moved to the newcomer');
   await swept(old);
-  assert.equal(oldTier.lookup(moving), undefined, 'then dropped');
+  assert.equal(old.route(movingSlot), 'elsewhere', 'not served here any more');
+  assert.equal(old.handingOver(movingSlot), true);
+  assert.notEqual(oldTier.lookup(moving), undefined, 'but kept while the hand-over is sent, in steps');
+  old.releaseHandout(handed.slots);
+  for (let i = 0; i < 100 && oldTier.lookup(moving) !== undefined; i++) await new Promise((r) => setImmediate(r));
+  assert.equal(oldTier.lookup(moving), undefined, 'dropped once it ended');
+  assert.equal(old.handingOver(movingSlot), false);
 
   // The newcomer: it knows the epoch before its first one, so it waits for node-1 and node-2.
   const tier = cacheTier();
@@ -322,7 +329,8 @@ test('a new primary waits for the previous primary\'s hand-over: it takes only t
   assert.equal(own.route(movingSlot), 'importing');
   assert.equal(own.awaiting(movingSlot), true);
   assert.throws(() => own.beginHandover(3, [movingSlot]), /has not applied ring epoch 3/);
-  const elsewhere = [...Array(16384).keys()].find((s) => three('node-3').owner(s)?.id !== 'node-3') as number;
+  const r3n = three('node-3');
+  const elsewhere = [...Array(16384).keys()].find((s) => r3n.owner(s)?.id !== 'node-3') as number;
   assert.deepEqual(own.beginHandover(2, [movingSlot, elsewhere]), [movingSlot], 'only a slot it waits for');
   assert.equal(own.receiving(movingSlot), true);
   assert.equal(own.receiving(elsewhere), false);
@@ -337,7 +345,7 @@ test('a new primary waits for the previous primary\'s hand-over: it takes only t
   assert.deepEqual(own.beginHandover(2, [movingSlot]), []);
 
   // Another slot whose hand-over never begins: served empty after the deadline.
-  const other = [...Array(16384).keys()].find((s) => three('node-3').owner(s)?.id === 'node-3' && s !== movingSlot && own.awaiting(s)) as number;
+  const other = [...Array(16384).keys()].find((s) => r3n.owner(s)?.id === 'node-3' && s !== movingSlot && own.awaiting(s)) as number;
   assert.equal(own.route(other), 'importing');
   await new Promise((r) => setTimeout(r, 700));
   assert.equal(own.route(other), 'serve');

@@ -299,6 +299,11 @@ export class SlotOwnership {
   private readonly handover = new Uint8Array(SLOT_COUNT);
   /** Per slot, the `performance.now()` after which a waiting or arriving hand-over is given up. */
   private readonly handoverDeadline = new Float64Array(SLOT_COUNT);
+  /**
+   * Per slot, 1 while this node, its previous primary, hands it over in steps: its keys are kept
+   * (not served) until {@link releaseHandout}.
+   */
+  private readonly handingOut = new Uint8Array(SLOT_COUNT);
   private handoverTimer: NodeJS.Timeout | undefined;
   private sweepRun = 0;
   private sweeping = false;
@@ -382,6 +387,7 @@ export class SlotOwnership {
     if (prev !== undefined && !gap && this.onHandover !== undefined) {
       const lost: number[] = [];
       for (let s = 0; s < SLOT_COUNT; s++) if (prev.rank(s) === 0 && this.valid[s] === 1 && ring.rank(s) !== 0) lost.push(s);
+      for (const s of lost) this.handingOut[s] = 1;
       if (lost.length > 0) this.onHandover(ring, lost);
     }
     this.current = ring;
@@ -394,6 +400,8 @@ export class SlotOwnership {
       const was = gap ? NO_RANK : (prev?.rank(s) ?? NO_RANK);
       const now = ring.rank(s);
       if (now === 0 && was !== NO_RANK && was > 0) this.promoted++;
+      // Primary again (or nothing trusted): what it was handing out is not kept for that any more.
+      if (this.handingOut[s] === 1 && (now === 0 || gap)) this.handingOut[s] = 0;
       if (this.handover[s] !== 0 && (now !== 0 || gap)) {
         // No longer its primary (or epochs were missed: nothing is trusted): the hand-over is moot.
         this.handover[s] = 0;
@@ -543,11 +551,38 @@ export class SlotOwnership {
     }
   }
 
+  /**
+   * The hand-over of `slots` this node sent as their previous primary ended (or failed): their
+   * keys are dropped now, in steps, unless this node keeps them for another reason.
+   */
+  releaseHandout(slots: readonly number[]): void {
+    const release = new Set<number>();
+    for (const s of slots) {
+      if (this.handingOut[s] !== 1) continue;
+      this.handingOut[s] = 0;
+      release.add(s);
+    }
+    const target = this.target;
+    if (release.size === 0 || target === undefined) return;
+    let from = 0;
+    const step = (): void => {
+      from = target.dropWhere(from, SWEEP_BUDGET, (key) => release.has(keySlot(key)) && !this.keeps(key));
+      if (from !== 0) setImmediate(step);
+    };
+    step();
+  }
+
+  /** Whether this node is handing `slot` over to its new primary (its keys are kept until then). */
+  handingOver(slot: number): boolean {
+    return this.handingOut[slot] === 1;
+  }
+
   /** Whether the tier may keep `key`: this node holds its slot at a rank below its replication factor. */
   keeps(key: string): boolean {
     const ring = this.current;
     if (ring === undefined) return false;
     const slot = keySlot(key);
+    if (this.handingOut[slot] === 1) return true;
     if (this.valid[slot] !== 1 && this.syncing[slot] !== 1) return false;
     return ring.rank(slot) < this.factorOf(key);
   }

@@ -723,6 +723,19 @@ export class CacheTier extends EventEmitter<CacheEvents> {
     return end >= t.top ? 0 : end;
   }
 
+  /**
+   * Calls `visit` with the key of every live entry among ids `from … from + budget − 1`, in id
+   * order, for a pass over the table in steps (a copy or hand-over of slots between nodes). A
+   * key created after the pass went by its id is not visited. @returns the next id to look at,
+   * or 0 when the whole table was visited.
+   */
+  visitKeys(from: number, budget: number, visit: (key: string) => void): number {
+    const t = this.t;
+    const end = Math.min(t.top, from + budget);
+    for (let e = from; e < end; e++) if (t.alive(e)) visit(t.keyOf(e));
+    return end >= t.top ? 0 : end;
+  }
+
   /** Every live key matching a Redis glob (KEYS). */
   keys(pattern: string): string[] {
     const out: string[] = [];

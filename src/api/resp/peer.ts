@@ -196,6 +196,7 @@ interface Waiter {
 }
 
 const EMPTY = Buffer.alloc(0);
+const ignore = (): void => undefined;
 const CRLF = Buffer.from('\r\n');
 /** Smallest working buffer for a partial reply, in bytes. */
 const MIN_INPUT = 16 * 1024;
@@ -552,6 +553,24 @@ export class PeerLink {
     return new Promise<Buffer>((resolve, reject) => {
       conn.enqueue(bytes, { deadline: Date.now() + this.opts.timeoutMs, handshake: undefined, resolve, reject });
     });
+  }
+
+  /**
+   * Sends one command whose reply nobody reads (a key of a copy between nodes: what matters is
+   * the command that ends it, answered after it on the same connection). No promise is made, so
+   * a stream of many costs less. A closed link drops it.
+   */
+  sendQuiet(argv: Buffer[]): void {
+    if (this.closed || argv.length === 0) return;
+    const bytes = encodeCommand(argv);
+    if (this.conn === undefined) {
+      if (this.opts.single === true && this.connected) return;
+      this.connected = true;
+      this.conn = new Connection(this.opts, (c) => {
+        if (this.conn === c) this.conn = undefined;
+      });
+    }
+    this.conn.enqueue(bytes, { deadline: Date.now() + this.opts.timeoutMs, handshake: undefined, resolve: ignore, reject: ignore });
   }
 
   /** Destroys the connection and rejects every waiting command; later sends reject. Idempotent. */

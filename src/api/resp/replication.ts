@@ -34,6 +34,8 @@ const SYNC_END = Buffer.from('BEACON.SYNC-END');
 const HANDOVER_BEGIN = Buffer.from('BEACON.HANDOVER-BEGIN');
 const HANDOVER_KEY = Buffer.from('BEACON.HANDOVER-KEY');
 const HANDOVER_END = Buffer.from('BEACON.HANDOVER-END');
+/** Table entries a copy or hand-over visits per event-loop turn. */
+const STEP = 5_000;
 /** How often a primary retries a copy a replica is not ready for, and how many times. */
 const COPY_RETRY_MS = 100;
 const COPY_RETRIES = 100;
@@ -148,17 +150,25 @@ export class Replicator {
       return;
     }
     if (this.o.slots.ring !== ring) return;
-    // One synchronous pass: the copy is one snapshot, and writes after it follow it on the link.
+    // In steps of STEP entries: a key written after the pass went by is streamed to the replica
+    // anyway (it is one of the slot's owners now), after the copy's start on the same link.
     const wanted = new Set(slots);
     const rankOf = new Map(slots.map((s) => [s, ring.rankOf(s, id)]));
     let keys = 0;
-    for (const key of this.maxFactor() > 1 ? this.o.cache.keys('*') : []) {
-      const slot = keySlot(key);
-      if (!wanted.has(slot) || (rankOf.get(slot) as number) >= this.factorOf(key)) continue;
-      const cmds = this.o.cache.recreate(key);
-      if (cmds === undefined) continue;
-      keys++;
-      for (const argv of cmds) void this.o.router.sendTo(addr, [REPL, ...argv]).catch(() => undefined);
+    let from = 0;
+    if (this.maxFactor() > 1) {
+      do {
+        if (this.o.slots.ring !== ring) return; // a newer ring sends its own copies
+        from = this.o.cache.visitKeys(from, STEP, (key) => {
+          const slot = keySlot(key);
+          if (!wanted.has(slot) || (rankOf.get(slot) as number) >= this.factorOf(key)) return;
+          const cmds = this.o.cache.recreate(key);
+          if (cmds === undefined) return;
+          keys++;
+          for (const argv of cmds) this.o.router.sendQuietTo(addr, [REPL, ...argv]);
+        });
+        if (from !== 0) await new Promise((r) => setImmediate(r));
+      } while (from !== 0);
     }
     const end = this.o.router.sendTo(addr, [SYNC_END, ...slots.map((s) => Buffer.from(String(s)))]);
     end.then(
@@ -169,37 +179,27 @@ export class Replicator {
 
   /**
    * On the previous primary, as `ring` moves `slots` it served to other nodes (called before
-   * anything is dropped): a snapshot of their keys, taken now in one pass, sent to each slot's
-   * new primary.
+   * anything is dropped; the slots' keys are kept, not served, until the hand-over ends): each
+   * new primary says which of its slots it still waits for, gets their keys in steps of
+   * {@link STEP} entries (no stall on a large table; the slots are served nowhere meanwhile, so
+   * no key of theirs changes), then the end.
    */
   handover(ring: CacheRing, slots: number[]): void {
-    const to = new Map<number, string>();
     const bySlots = new Map<string, number[]>();
     for (const s of slots) {
       const id = ring.owners(s, 1)[0]?.id;
       if (id === undefined || id === ring.selfId) continue;
-      to.set(s, id);
       let list = bySlots.get(id);
       if (list === undefined) bySlots.set(id, (list = []));
       list.push(s);
     }
-    if (bySlots.size === 0) return;
-    const snapshot = new Map<string, { slot: number; cmds: Buffer[][] }[]>();
-    for (const key of this.o.cache.keys('*')) {
-      const slot = keySlot(key);
-      const id = to.get(slot);
-      if (id === undefined) continue;
-      const cmds = this.o.cache.recreate(key);
-      if (cmds === undefined) continue;
-      let list = snapshot.get(id);
-      if (list === undefined) snapshot.set(id, (list = []));
-      list.push({ slot, cmds });
-    }
-    this.o.logger.info({ slots: to.size, keys: [...snapshot.values()].reduce((n, l) => n + l.length, 0), to: [...bySlots.keys()] }, 'handing slots over');
-    for (const [id, list] of bySlots) {
-      const p = this.handTo(ring, id, list, snapshot.get(id) ?? []).finally(() => this.handing.delete(p));
-      this.handing.add(p);
-    }
+    const p: Promise<void> = this.handAll(ring, bySlots)
+      .catch((err: unknown) => this.o.logger.warn({ err: err instanceof Error ? err.message : String(err) }, 'slot hand-over failed'))
+      .finally(() => {
+        this.handing.delete(p);
+        this.o.slots.releaseHandout(slots);
+      });
+    this.handing.add(p);
   }
 
   /** Resolves once every hand-over this node sends has ended (or failed), or after `timeoutMs`. */
@@ -210,40 +210,71 @@ export class Replicator {
     clearTimeout(timer);
   }
 
-  private async handTo(ring: CacheRing, id: string, slots: number[], entries: { slot: number; cmds: Buffer[][] }[]): Promise<void> {
+  private async handAll(ring: CacheRing, bySlots: Map<string, number[]>): Promise<void> {
+    if (bySlots.size === 0) return;
+    this.o.logger.info({ slots: [...bySlots.values()].reduce((n, l) => n + l.length, 0), to: [...bySlots.keys()] }, 'handing slots over');
+    // 1. Which slots each new primary still waits for.
+    const accepted = new Map<string, number[]>();
+    await Promise.all(
+      [...bySlots].map(async ([id, list]) => {
+        const took = await this.beginHandover(ring, id, list);
+        if (took.length > 0) accepted.set(id, took);
+      }),
+    );
+    if (accepted.size === 0) return;
+    const target = new Map<number, string>();
+    for (const [id, list] of accepted) for (const s of list) target.set(s, ring.addressOf(id));
+    // 2. Their keys, with their expiry times, in steps.
+    const sent = new Map<string, number>();
+    let from = 0;
+    do {
+      from = this.o.cache.visitKeys(from, STEP, (key) => {
+        const addr = target.get(keySlot(key));
+        if (addr === undefined) return;
+        const cmds = this.o.cache.recreate(key);
+        if (cmds === undefined) return;
+        sent.set(addr, (sent.get(addr) ?? 0) + 1);
+        for (const argv of cmds) this.o.router.sendQuietTo(addr, [HANDOVER_KEY, ...argv]);
+      });
+      if (from !== 0) await new Promise((r) => setImmediate(r));
+    } while (from !== 0);
+    // 3. The end: each new primary serves its slots.
+    await Promise.all(
+      [...accepted].map(async ([id, list]) => {
+        const addr = ring.addressOf(id);
+        const keys = sent.get(addr) ?? 0;
+        this.handedOver += keys;
+        await this.o.router.sendTo(addr, [HANDOVER_END, ...list.map((s) => Buffer.from(String(s)))]).then(
+          () => this.o.logger.info({ node: id, slots: list.length, keys }, 'slots handed over'),
+          (err: unknown) => this.o.logger.warn({ node: id, err: err instanceof Error ? err.message : String(err) }, 'slot hand-over failed'),
+        );
+      }),
+    );
+  }
+
+  /** `BEACON.HANDOVER-BEGIN` to node `id`, retried while it has not applied `ring` yet: @returns the slots it takes (none on failure). */
+  private async beginHandover(ring: CacheRing, id: string, slots: number[]): Promise<number[]> {
     const addr = ring.addressOf(id);
-    let begin: Buffer;
     for (let attempt = 0; ; attempt++) {
+      let begin: Buffer;
       try {
         begin = await this.o.router.sendTo(addr, [HANDOVER_BEGIN, Buffer.from(String(ring.epoch)), ...slots.map((s) => Buffer.from(String(s)))]);
       } catch (err) {
         this.o.logger.warn({ node: id, slots: slots.length, err: err instanceof Error ? err.message : String(err) }, 'slot hand-over could not start');
-        return;
+        return [];
       }
-      if (begin[0] !== 0x2d) break;
+      if (begin[0] !== 0x2d) {
+        const took = slotArgs(bulkText(begin).split(' ').filter((x) => x !== '').map((x) => Buffer.from(x)));
+        if (took.length === 0) this.o.logger.info({ node: id, slots: slots.length }, 'the new primary takes none of the slots handed over (it serves them already)');
+        return took;
+      }
       // Not on this ring epoch yet: retry while the new primary still waits for us.
       if (attempt * COPY_RETRY_MS >= HANDOVER_WAIT_MS) {
         this.o.logger.warn({ node: id, reply: begin.toString('utf8').trim() }, 'slot hand-over refused');
-        return;
+        return [];
       }
       await new Promise((r) => setTimeout(r, COPY_RETRY_MS));
     }
-    const accepted = new Set(slotArgs(bulkText(begin).split(' ').filter((x) => x !== '').map((x) => Buffer.from(x))));
-    if (accepted.size === 0) {
-      this.o.logger.info({ node: id, slots: slots.length }, 'the new primary takes none of the slots handed over (it serves them already)');
-      return;
-    }
-    let keys = 0;
-    for (const e of entries) {
-      if (!accepted.has(e.slot)) continue;
-      keys++;
-      for (const argv of e.cmds) void this.o.router.sendTo(addr, [HANDOVER_KEY, ...argv]).catch(() => undefined);
-    }
-    this.handedOver += keys;
-    await this.o.router.sendTo(addr, [HANDOVER_END, ...[...accepted].map((s) => Buffer.from(String(s)))]).then(
-      () => this.o.logger.info({ node: id, slots: accepted.size, keys }, 'slots handed over'),
-      (err: unknown) => this.o.logger.warn({ node: id, err: err instanceof Error ? err.message : String(err) }, 'slot hand-over failed'),
-    );
   }
 
   /** The largest replication factor of any memory namespace (1 when there is none). */
@@ -282,7 +313,8 @@ export class Replicator {
         } catch (err) {
           return R.error(`TRYAGAIN ${err instanceof Error ? err.message : String(err)}`);
         }
-        if (accepted.length > 0) {
+        // A slot waiting for its hand-over holds nothing once the sweep went by; during a sweep, drop now.
+        if (accepted.length > 0 && this.o.slots.busy) {
           const drop = new Set(accepted);
           this.o.cache.dropWhere(0, Number.MAX_SAFE_INTEGER, (key) => drop.has(keySlot(key)));
         }

@@ -188,6 +188,19 @@ export class ClusterRouter implements ClusterView {
   }
 
   /**
+   * Sends `argv` to the node at `addr` on the node-to-node link, like {@link sendTo}, without
+   * reading its reply (the keys of a copy or hand-over: the command that ends it is answered
+   * after them on the same link, and tells whether the link held). Never throws.
+   */
+  sendQuietTo(addr: string, argv: Buffer[]): void {
+    try {
+      this.pool.get(`${addr}/internal`, () => this.makeLink(addr, 2, this.o.timeoutMs ?? 5000)).sendQuiet(argv);
+    } catch {
+      // no link to that address: the end of the copy fails and says so
+    }
+  }
+
+  /**
    * Runs a plain client's transaction on the node at `addr`: `MULTI`, `cmds` and `EXEC` sent back
    * to back on one link (nothing else can come between them: they are queued in one go), and
    * resolves with `EXEC`'s reply as it came. Failures as {@link forward}. Never rejects.
