@@ -7,11 +7,12 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import { keySlot } from '../../src/cache/index.js';
 import { http, type ServerProcess } from '../helpers/node.js';
 import { ClusterProcesses, eventually, startPostgres, type PostgresServer } from '../helpers/postgres.js';
 import { redisCli, sleep } from './resp-helpers.js';
+import { redisClient, slotPorts } from './cache-cluster-helpers.js';
 
 interface Node {
   proc: ServerProcess;
@@ -22,19 +23,7 @@ interface Node {
 
 const clients: Redis[] = [];
 
-function client(port: number): Redis {
-  const c = new Redis({ port, host: '127.0.0.1', maxRetriesPerRequest: 1, connectTimeout: 2000, commandTimeout: 8000 });
-  c.on('error', () => undefined);
-  clients.push(c);
-  return c;
-}
-
-async function slotPorts(c: Redis): Promise<Int32Array> {
-  const map = new Int32Array(16_384).fill(-1);
-  const raw = (await c.call('CLUSTER', 'SLOTS')) as [number, number, [string, number]][];
-  for (const [start, end, [, port]] of raw) map.fill(port, start, end + 1);
-  return map;
-}
+const client = (port: number): Redis => redisClient(port, clients);
 
 /** The first key `${prefix}${i}` whose slot `map` gives to `port` (or, with `not`, to another port). */
 function keyOn(map: Int32Array, port: number, prefix: string, not = false): string {

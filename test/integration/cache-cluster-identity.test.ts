@@ -17,6 +17,7 @@ import { keySlot } from '../../src/cache/index.js';
 import { http, spawnServer, tempDir, type ServerProcess } from '../helpers/node.js';
 import { eventually, startPostgres, type PostgresServer } from '../helpers/postgres.js';
 import { RawClient, frame, sleep } from './resp-helpers.js';
+import { slotPorts } from './cache-cluster-helpers.js';
 
 /** A node: its process, RESP port, node id and a plain client. */
 interface Node {
@@ -68,13 +69,6 @@ async function clusterIdOf(dbUrl: string): Promise<string> {
   }
 }
 
-/** Per slot the RESP port of its primary, from CLUSTER SLOTS on `c`. */
-async function slotPorts(c: Redis): Promise<Int32Array> {
-  const map = new Int32Array(16_384).fill(-1);
-  const raw = (await c.call('CLUSTER', 'SLOTS')) as [number, number, [string, number]][];
-  for (const [start, end, [, port]] of raw) map.fill(port, start, end + 1);
-  return map;
-}
 
 function keysOn(map: Int32Array, port: number, prefix: string, n: number): string[] {
   const out: string[] = [];

@@ -11,38 +11,17 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { Cluster, Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
+import { Cluster } from 'ioredis';
 import { keySlot } from '../../src/cache/index.js';
 import { http, type ServerProcess } from '../helpers/node.js';
 import { ClusterProcesses, eventually, startPostgres, type PostgresServer } from '../helpers/postgres.js';
 import { sleep } from './resp-helpers.js';
+import { redisClient, respPortOf, slotPorts } from './cache-cluster-helpers.js';
 
 const clients: { disconnect(): void }[] = [];
 
-function plainClient(port: number): Redis {
-  const c = new Redis({ port, host: '127.0.0.1', maxRetriesPerRequest: 1, connectTimeout: 2000, commandTimeout: 8000 });
-  c.on('error', () => undefined);
-  clients.push(c);
-  return c;
-}
-
-async function respPortOf(p: ServerProcess): Promise<number> {
-  let port = 0;
-  await eventually('the RESP listening line', () => {
-    const m = /beacon RESP listening on redis:\/\/[^\s]+:(\d+)/.exec(p.stderr());
-    if (m !== null) port = Number(m[1]);
-    return m !== null;
-  });
-  return port;
-}
-
-/** Per slot the RESP port of its primary, from CLUSTER SLOTS on `c` (a connection that sent CLUSTER). */
-async function slotPorts(c: Redis): Promise<Int32Array> {
-  const map = new Int32Array(16_384).fill(-1);
-  const raw = (await c.call('CLUSTER', 'SLOTS')) as [number, number, [string, number]][];
-  for (const [start, end, [, port]] of raw) map.fill(port, start, end + 1);
-  return map;
-}
+const plainClient = (port: number): Redis => redisClient(port, clients);
 
 /** Runs `op` until it answers without TRYAGAIN or CLUSTERDOWN (a slot moving), at most 20 s. */
 async function settled<T>(op: () => Promise<T>): Promise<T> {

@@ -15,6 +15,7 @@ import { Redis } from 'ioredis';
 import { keySlot } from '../../src/cache/index.js';
 import { spawnServer, tempDir, type ServerProcess } from '../helpers/node.js';
 import { eventually, startPostgres, type PostgresServer } from '../helpers/postgres.js';
+import { slotPorts } from './cache-cluster-helpers.js';
 
 /** A self-signed certificate and key for 127.0.0.1, in `dir`. */
 function makeCert(dir: string, name: string): { cert: string; key: string } {
@@ -67,12 +68,6 @@ describe('a cache cluster over TLS', { timeout: 120_000 }, () => {
     c.on('error', () => undefined);
     clients.push(c);
     return c;
-  };
-  const slotPorts = async (c: Redis): Promise<Int32Array> => {
-    const map = new Int32Array(16_384).fill(-1);
-    const raw = (await c.call('CLUSTER', 'SLOTS')) as [number, number, [string, number]][];
-    for (const [s, e, [, port]] of raw) map.fill(port, s, e + 1);
-    return map;
   };
 
   before(async () => {
