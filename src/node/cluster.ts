@@ -220,6 +220,10 @@ class SharedCluster implements Cluster {
   private confirmedAt = -Infinity;
   /** `performance.now()` when this node became the leader (it removes no ring member for a while after). */
   private leaderSince = 0;
+  /** `performance.now()` of this node's last failed heartbeat (PostgreSQL unreachable, restarting). */
+  private lastBeatFailure = -Infinity;
+  /** `performance.now()` of this node's first heartbeat that worked. */
+  private firstBeat = -Infinity;
 
   constructor(
     private readonly opts: ClusterOptions,
@@ -504,6 +508,7 @@ class SharedCluster implements Cluster {
       });
       this.heartbeatFailures = 0;
       this.heartbeatOk = true;
+      if (this.firstBeat === -Infinity) this.firstBeat = began;
       if (head.ringEpoch > this.ringEpoch) await this.loadRing();
       // The ring read with this heartbeat is applied: this node's slots are its own until began + RING_FENCE_MS.
       if (this.ringEpoch >= head.ringEpoch) this.confirmedAt = Math.max(this.confirmedAt, began);
@@ -527,6 +532,7 @@ class SharedCluster implements Cluster {
       }
     } catch (err) {
       this.heartbeatOk = false;
+      this.lastBeatFailure = performance.now();
       this.heartbeatFailures++;
       if (this.heartbeatFailures >= 2) {
         // PostgreSQL is unreachable through the pool: another node may hold the lock by now.
@@ -671,7 +677,14 @@ class SharedCluster implements Cluster {
         const n = nodes.find((x) => x.id === m.id);
         if (n !== undefined && n.respUrl === '') live.set(m.id, { id: m.id, url: m.url, respUrl: m.respUrl, leaving: true });
       }
-      if (performance.now() - this.leaderSince < RING_MEMBER_TTL_MS) {
+      // After an outage of PostgreSQL every member's row looks old until it heartbeats again: a
+      // leader that saw its own heartbeats fail lately, or that has just started (it may have
+      // come up right after the outage), removes no member in its first 4 s. One whose
+      // heartbeats kept working (it took over from a leader that died) removes at once the
+      // members whose rows are old: they did stop.
+      const now = performance.now();
+      const unsure = now - this.lastBeatFailure < 2 * RING_MEMBER_TTL_MS || now - this.firstBeat < 2 * RING_MEMBER_TTL_MS;
+      if (now - this.leaderSince < RING_MEMBER_TTL_MS && unsure) {
         for (const m of this.ringMembers) if (!live.has(m.id)) live.set(m.id, m);
       }
       const next = [...live.values()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
