@@ -254,7 +254,8 @@ describe('PostgreSQL backend', () => {
       await eventually('superseded rows deleted', async () => {
         const rows = await sql(url, "SELECT count(*)::int AS n FROM beacon_kv_log WHERE key = convert_to('c/k', 'UTF8')");
         return rows.rows[0].n === 1;
-      }, 5000);
+        // The leader purges at its next heartbeat after node b reported applying the compaction (about 2 s); more on a loaded machine.
+      }, 15_000);
     } finally {
       await a.cleanup();
       await b.cleanup();
