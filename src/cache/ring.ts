@@ -322,7 +322,8 @@ export class SlotOwnership {
   /**
    * Called by {@link apply}, before anything is dropped, with the slots this node was the valid
    * primary of and no longer is, and the ring that moved them: the previous primary hands each
-   * slot's keys over to its new primary from here (a snapshot taken in the call).
+   * slot's keys over to its new primary from here. Their keys are kept (not served) until
+   * {@link releaseHandout}.
    */
   onHandover: ((ring: CacheRing, slots: number[]) => void) | undefined;
   /**
@@ -338,10 +339,8 @@ export class SlotOwnership {
    * @param fresh whether this node's membership is confirmed now (its last heartbeat is recent
    *   enough that no other node can have taken its slots); while false every slot is `down`.
    * @param factorOf a key's replication factor (its namespace's; 1 … 3).
-   */
-  /**
-   * @param opts.handoverWaitMs how long a new primary waits for a hand-over to begin (default
-   *   {@link HANDOVER_WAIT_MS}).
+   * @param opts.handoverWaitMs how long a new primary waits for a hand-over to begin, in ms
+   *   (default {@link HANDOVER_WAIT_MS}).
    */
   constructor(
     private readonly target: SweepTarget | undefined,
@@ -375,10 +374,10 @@ export class SlotOwnership {
    * node's in between. `gap` says epochs were skipped (they were pruned before this node read
    * them): then nothing held is trusted, as after a first join.
    *
-   * A slot gained without valid data waits for its previous primary's hand-over
-   * ({@link beginHandover}) when that node is still a member or in `leaving` (members stopping
-   * cleanly, which own no slot); `before` is the ring of the epoch before the first one this
-   * node applies (who was primary then).
+   * A slot gained as primary waits for its previous primary's hand-over ({@link beginHandover})
+   * when that node is still a member or in `leaving` (members stopping cleanly, which own no
+   * slot), even when this node held a replica's copy of it; `before` is the ring of the epoch
+   * before the first one this node applies (who was primary then).
    */
   apply(ring: CacheRing, gap = false, before?: CacheRing, leaving?: ReadonlySet<string>): void {
     const prev = this.current;
@@ -437,9 +436,10 @@ export class SlotOwnership {
 
   /**
    * The previous primary begins handing `slots` over (ring `epoch`): @returns the slots this
-   * node still waits for, now arriving (their keys come as the previous primary's snapshot; the
-   * caller drops anything held of them first). @throws Error when this node has not applied
-   * `epoch` yet (the sender retries).
+   * node still waits for, now arriving (their keys come from the previous primary; a slot that
+   * waited holds nothing once the sweep went by, so the caller drops what it held of them only
+   * while a sweep runs, see {@link busy}). @throws Error when this node has not applied `epoch`
+   * yet (the sender retries).
    */
   beginHandover(epoch: number, slots: readonly number[]): number[] {
     const ring = this.current;
