@@ -191,3 +191,8 @@ export function errorFromWire(code: string, message: string, details?: ErrorDeta
       return new BeaconError(ErrorCode.Internal, message, details);
   }
 }
+
+/** The message of a thrown value: an Error's `message`, anything else as a string (for logs and error replies). */
+export function errorMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

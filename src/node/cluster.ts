@@ -10,6 +10,7 @@ import type { Backend } from '../backend/index.js';
 import type { PostgresBackend, RingRecord } from '../backend/postgres/index.js';
 import type { Store } from '../kv/index.js';
 import type { Logger } from '../obs/index.js';
+import { errorMessage } from '../errors.js';
 
 /** How often a node heartbeats, polls the head (the fallback for lost notifications) and tries to lead, in ms. */
 export const HEARTBEAT_MS = 1000;
@@ -296,7 +297,7 @@ class SharedCluster implements Cluster {
     if (this.stopped || this.reconnectTimer !== undefined || this.connecting) return;
     const wait = Math.round(this.backoff * (0.5 + Math.random() / 2));
     this.backoff = Math.min(BACKOFF_MAX_MS, this.backoff * 2);
-    this.opts.logger.warn({ err: errorText(err), retryMs: wait }, 'PostgreSQL session unavailable; retrying');
+    this.opts.logger.warn({ err: errorMessage(err), retryMs: wait }, 'PostgreSQL session unavailable; retrying');
     this.reconnectTimer = setTimeout(() => void this.connect(), wait);
     this.reconnectTimer.unref();
   }
@@ -403,7 +404,7 @@ class SharedCluster implements Cluster {
           this.syncOk = true;
         } catch (err) {
           this.syncOk = false;
-          this.opts.logger.warn({ err: errorText(err) }, 'change feed read failed');
+          this.opts.logger.warn({ err: errorMessage(err) }, 'change feed read failed');
           break; // the next notification, heartbeat or reconnect tries again
         }
       } while (this.syncAgain && !this.stopped);
@@ -525,7 +526,7 @@ class SharedCluster implements Cluster {
         if (full) this.lastMaintenance = Date.now();
         const work = full ? this.backend.maintenance(Date.now(), NODE_TTL_MS * 2) : this.backend.purgeCompacted(NODE_TTL_MS * 2);
         void work
-          .catch((err: unknown) => this.opts.logger.warn({ err: errorText(err) }, 'housekeeping failed'))
+          .catch((err: unknown) => this.opts.logger.warn({ err: errorMessage(err) }, 'housekeeping failed'))
           .finally(() => {
             this.housekeeping = false;
           });
@@ -693,7 +694,7 @@ class SharedCluster implements Cluster {
       if (epoch === undefined) this.opts.logger.info({ epoch: this.ringEpoch }, 'another node committed the cache ring first');
       await this.loadRing();
     } catch (err) {
-      this.opts.logger.warn({ err: errorText(err) }, 'cache ring update failed');
+      this.opts.logger.warn({ err: errorMessage(err) }, 'cache ring update failed');
     } finally {
       this.ringCommitting = false;
     }
@@ -711,10 +712,6 @@ class SharedCluster implements Cluster {
     await s?.end().catch(() => undefined); // ends the session: PostgreSQL frees the expiry lock at once
     await this.backend.deregister(this.opts.nodeId).catch(() => undefined);
   }
-}
-
-function errorText(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
 }
 
 function sameMembers(a: RingRecord['members'], b: RingRecord['members']): boolean {

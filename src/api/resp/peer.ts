@@ -541,15 +541,9 @@ export class PeerLink {
   send(argv: Buffer[]): Promise<Buffer> {
     if (this.closed) return Promise.reject(new UnavailableError(`peer ${this.peer}: link is closed`));
     if (argv.length === 0) return Promise.reject(new UnavailableError(`peer ${this.peer}: empty command`));
+    const conn = this.connection();
+    if (conn === undefined) return Promise.reject(new UnavailableError(`peer ${this.peer}: the connection broke (what it held there is gone)`));
     const bytes = encodeCommand(argv);
-    if (this.conn === undefined) {
-      if (this.opts.single === true && this.connected) return Promise.reject(new UnavailableError(`peer ${this.peer}: the connection broke (what it held there is gone)`));
-      this.connected = true;
-      this.conn = new Connection(this.opts, (c) => {
-        if (this.conn === c) this.conn = undefined;
-      });
-    }
-    const conn = this.conn;
     return new Promise<Buffer>((resolve, reject) => {
       conn.enqueue(bytes, { deadline: Date.now() + this.opts.timeoutMs, handshake: undefined, resolve, reject });
     });
@@ -562,15 +556,19 @@ export class PeerLink {
    */
   sendQuiet(argv: Buffer[]): void {
     if (this.closed || argv.length === 0) return;
-    const bytes = encodeCommand(argv);
-    if (this.conn === undefined) {
-      if (this.opts.single === true && this.connected) return;
-      this.connected = true;
-      this.conn = new Connection(this.opts, (c) => {
-        if (this.conn === c) this.conn = undefined;
-      });
-    }
-    this.conn.enqueue(bytes, { deadline: Date.now() + this.opts.timeoutMs, handshake: undefined, resolve: ignore, reject: ignore });
+    this.connection()?.enqueue(encodeCommand(argv), { deadline: Date.now() + this.opts.timeoutMs, handshake: undefined, resolve: ignore, reject: ignore });
+  }
+
+  /** The live connection, made on first use and after a break; undefined for a {@link PeerLinkOptions.single} link whose one connection broke. */
+  private connection(): Connection | undefined {
+    if (this.conn !== undefined) return this.conn;
+    if (this.opts.single === true && this.connected) return undefined;
+    this.connected = true;
+    const conn = new Connection(this.opts, (c) => {
+      if (this.conn === c) this.conn = undefined;
+    });
+    this.conn = conn;
+    return conn;
   }
 
   /** Destroys the connection and rejects every waiting command; later sends reject. Idempotent. */

@@ -27,6 +27,7 @@ import { HANDOVER_WAIT_MS, NO_RANK, SLOT_COUNT, keySlot, type CacheRing, type Ca
 import type { Logger } from '../../obs/index.js';
 import type { ClusterRouter } from './routing.js';
 import { R, type Reply } from './protocol.js';
+import { errorMessage } from '../../errors.js';
 
 const REPL = Buffer.from('BEACON.REPL');
 const SYNC_BEGIN = Buffer.from('BEACON.SYNC-BEGIN');
@@ -97,7 +98,7 @@ export class Replicator {
             const bad = replies.find((r) => r[0] === 0x2d);
             return bad === undefined ? undefined : `${addr} answered ${bad.toString('utf8').trim()}`;
           },
-          (err: unknown) => `${addr}: ${err instanceof Error ? err.message : String(err)}`,
+          (err: unknown) => `${addr}: ${errorMessage(err)}`,
         );
     });
     return Promise.all(sends).then((errors) => {
@@ -138,7 +139,7 @@ export class Replicator {
     try {
       begin = await this.o.router.sendTo(addr, [SYNC_BEGIN, Buffer.from(String(ring.epoch)), ...slots.map((s) => Buffer.from(String(s)))]);
     } catch (err) {
-      this.o.logger.warn({ replica: id, err: err instanceof Error ? err.message : String(err) }, 'replica copy could not start');
+      this.o.logger.warn({ replica: id, err: errorMessage(err) }, 'replica copy could not start');
       return;
     }
     if (begin[0] === 0x2d) {
@@ -173,7 +174,7 @@ export class Replicator {
     const end = this.o.router.sendTo(addr, [SYNC_END, ...slots.map((s) => Buffer.from(String(s)))]);
     end.then(
       () => this.o.logger.info({ replica: id, slots: slots.length, keys }, 'replica copy sent'),
-      (err: unknown) => this.o.logger.warn({ replica: id, err: err instanceof Error ? err.message : String(err) }, 'replica copy failed'),
+      (err: unknown) => this.o.logger.warn({ replica: id, err: errorMessage(err) }, 'replica copy failed'),
     );
   }
 
@@ -194,7 +195,7 @@ export class Replicator {
       list.push(s);
     }
     const p: Promise<void> = this.handAll(ring, bySlots)
-      .catch((err: unknown) => this.o.logger.warn({ err: err instanceof Error ? err.message : String(err) }, 'slot hand-over failed'))
+      .catch((err: unknown) => this.o.logger.warn({ err: errorMessage(err) }, 'slot hand-over failed'))
       .finally(() => {
         this.handing.delete(p);
         this.o.slots.releaseHandout(slots);
@@ -246,7 +247,7 @@ export class Replicator {
         this.handedOver += keys;
         await this.o.router.sendTo(addr, [HANDOVER_END, ...list.map((s) => Buffer.from(String(s)))]).then(
           () => this.o.logger.info({ node: id, slots: list.length, keys }, 'slots handed over'),
-          (err: unknown) => this.o.logger.warn({ node: id, err: err instanceof Error ? err.message : String(err) }, 'slot hand-over failed'),
+          (err: unknown) => this.o.logger.warn({ node: id, err: errorMessage(err) }, 'slot hand-over failed'),
         );
       }),
     );
@@ -260,11 +261,11 @@ export class Replicator {
       try {
         begin = await this.o.router.sendTo(addr, [HANDOVER_BEGIN, Buffer.from(String(ring.epoch)), ...slots.map((s) => Buffer.from(String(s)))]);
       } catch (err) {
-        this.o.logger.warn({ node: id, slots: slots.length, err: err instanceof Error ? err.message : String(err) }, 'slot hand-over could not start');
+        this.o.logger.warn({ node: id, slots: slots.length, err: errorMessage(err) }, 'slot hand-over could not start');
         return [];
       }
       if (begin[0] !== 0x2d) {
-        const took = slotArgs(bulkText(begin).split(' ').filter((x) => x !== '').map((x) => Buffer.from(x)));
+        const took = slotArgs(bulkText(begin).split(' ').filter((x) => x !== ''));
         if (took.length === 0) this.o.logger.info({ node: id, slots: slots.length }, 'the new primary takes none of the slots handed over (it serves them already)');
         return took;
       }
@@ -290,7 +291,7 @@ export class Replicator {
         try {
           this.o.exec(args);
         } catch (err) {
-          return R.error(`ERR replicated command failed: ${err instanceof Error ? err.message : String(err)}`);
+          return R.error(`ERR replicated command failed: ${errorMessage(err)}`);
         }
         return R.ok;
       case 'beacon.sync-begin': {
@@ -311,7 +312,7 @@ export class Replicator {
         try {
           accepted = this.o.slots.beginHandover(Number(args[0]?.toString('latin1')), slotArgs(args.slice(1)));
         } catch (err) {
-          return R.error(`TRYAGAIN ${err instanceof Error ? err.message : String(err)}`);
+          return R.error(`TRYAGAIN ${errorMessage(err)}`);
         }
         // A slot waiting for its hand-over holds nothing once the sweep went by; during a sweep, drop now.
         if (accepted.length > 0 && this.o.slots.busy) {
@@ -327,7 +328,7 @@ export class Replicator {
         try {
           this.o.exec(args);
         } catch (err) {
-          return R.error(`ERR handed-over command failed: ${err instanceof Error ? err.message : String(err)}`);
+          return R.error(`ERR handed-over command failed: ${errorMessage(err)}`);
         }
         return R.int(1);
       }
@@ -340,10 +341,10 @@ export class Replicator {
   }
 }
 
-function slotArgs(args: Buffer[]): number[] {
+function slotArgs(args: readonly (Buffer | string)[]): number[] {
   const out: number[] = [];
   for (const a of args) {
-    const s = Number(a.toString('latin1'));
+    const s = Number(typeof a === 'string' ? a : a.toString('latin1'));
     if (Number.isInteger(s) && s >= 0 && s < SLOT_COUNT) out.push(s);
   }
   return out;

@@ -8,6 +8,7 @@ import { NO_RANK, keySlot, respAddress, type SlotOwnership } from '../../cache/i
 import type { ConnState, ClusterView } from './context.js';
 import { PeerLink, PeerPool } from './peer.js';
 import { R, type Protocol, type Reply } from './protocol.js';
+import { errorMessage } from '../../errors.js';
 
 /** The client name of a node's links to other nodes; it tells the owner not to forward again. */
 export const PEER_NAME_PREFIX = 'beacon-peer:';
@@ -159,13 +160,13 @@ export class ClusterRouter implements ClusterView {
       link = open();
     } catch (err) {
       this.stats.forwardErrors++;
-      return Promise.resolve(R.error(`TRYAGAIN the node serving slot ${slot} cannot be reached (${errorText(err)})`));
+      return Promise.resolve(R.error(`TRYAGAIN the node serving slot ${slot} cannot be reached (${errorMessage(err)})`));
     }
     const answered = send(link).then(
       (raw): Reply => (isMoved(raw) ? R.error(`TRYAGAIN slot ${slot} is moving between nodes; try again shortly`) : { t: 'raw', v: raw }),
       (err: unknown): Reply => {
         this.stats.forwardErrors++;
-        return R.error(`TRYAGAIN the node serving slot ${slot} (${addr}) could not be used: ${errorText(err)}`);
+        return R.error(`TRYAGAIN the node serving slot ${slot} (${addr}) could not be used: ${errorMessage(err)}`);
       },
     );
     if (!own) return answered;
@@ -269,6 +270,3 @@ function isMoved(raw: Buffer): boolean {
   return raw[0] === 0x2d && (raw.subarray(1, 7).toString('latin1') === 'MOVED ' || raw.subarray(1, 5).toString('latin1') === 'ASK ');
 }
 
-function errorText(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
-}

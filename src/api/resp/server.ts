@@ -25,6 +25,7 @@ import { toRespError } from './errors.js';
 import { DurableTx, Projection, RespError, RetryError, decodeDurableHash, type Keyspace } from './keyspace.js';
 import { MemoryKeyspace, isOutOfMemory } from './memory.js';
 import { R, type Reply } from './protocol.js';
+import { errorMessage } from '../../errors.js';
 
 /** Default RESP port (Redis's 6379 + 1, next to Beacon's HTTP 7379). */
 export const DEFAULT_RESP_PORT = 6380;
@@ -1015,7 +1016,7 @@ export class RespServer implements ServerApi, ConnectionHost {
               let set = this.memoryWatch.get(key);
               if (set === undefined) this.memoryWatch.set(key, (set = new Set()));
               set.add(conn);
-            } else conn.watched.set(key, { kind: 'durable', rev: this.o.store.get(key)?.modRevision ?? 0 });
+            } else this.watchDurable(conn, key);
           }
         } catch (err) {
           return reply(toRespError(err, this.o.logger));
@@ -1056,7 +1057,7 @@ export class RespServer implements ServerApi, ConnectionHost {
     }
     const held = conn.watchLink ?? { link: router.watchLink(addr, conn.protocol), addr, slot };
     conn.watchLink = held;
-    for (const key of keys) if (!mem.includes(key) && !conn.watched.has(key)) conn.watched.set(key, { kind: 'durable', rev: this.o.store.get(key)?.modRevision ?? 0 });
+    for (const key of keys) if (!mem.includes(key) && !conn.watched.has(key)) this.watchDurable(conn, key);
     const promise = held.link.send([Buffer.from('WATCH'), ...mem.map((k) => Buffer.from(k))]).then(
       (raw): Reply => {
         if (raw[0] === 0x2b) return R.ok;
@@ -1065,10 +1066,15 @@ export class RespServer implements ServerApi, ConnectionHost {
       },
       (err: unknown): Reply => {
         if (conn.watchLink === held) this.unwatch(conn);
-        return R.error(`TRYAGAIN the node serving slot ${slot} (${addr}) could not be used: ${err instanceof Error ? err.message : String(err)}`);
+        return R.error(`TRYAGAIN the node serving slot ${slot} (${addr}) could not be used: ${errorMessage(err)}`);
       },
     );
     return { kind: 'pending', blind: false, promise };
+  }
+
+  /** WATCHes a durable key: EXEC compares its modRevision (0 absent) with this one. */
+  private watchDurable(conn: Connection, key: string): void {
+    conn.watched.set(key, { kind: 'durable', rev: this.o.store.get(key)?.modRevision ?? 0 });
   }
 
   private unwatch(conn: Connection): void {
@@ -1363,7 +1369,7 @@ export class RespServer implements ServerApi, ConnectionHost {
     };
     const promise = router.checkPeer(clusterId.toString('utf8'), caller).then(
       (why) => (why === undefined ? R.ok : refuse(why)),
-      (err: unknown) => refuse(`this node cannot check the link of node ${caller} now: ${err instanceof Error ? err.message : String(err)}`),
+      (err: unknown) => refuse(`this node cannot check the link of node ${caller} now: ${errorMessage(err)}`),
     );
     return { kind: 'pending', promise, blind: false };
   }
@@ -1769,7 +1775,7 @@ export class RespServer implements ServerApi, ConnectionHost {
       try {
         if (await this.o.cache.setConfig(name, value)) return;
       } catch (err) {
-        const msg = err instanceof Error ? err.message : String(err);
+        const msg = errorMessage(err);
         throw new RespError(msg.startsWith('ERR') ? msg : `ERR CONFIG SET failed (possibly related to argument '${name}') - ${msg}`);
       }
     }
