@@ -118,6 +118,20 @@ describe('a cache cluster over TLS', { timeout: 120_000 }, () => {
     assert.deepEqual(await client(a.port).keys('r/tls/*'), [rk], 'the replica holds the copy');
   });
 
+  test('/v1/cache over HTTPS reaches the owner through another node, trusting the certificate the nodes share', async () => {
+    const [a, b] = nodes as [Node, Node];
+    const map = await slotPorts(client(a.port));
+    let key = '';
+    for (let i = 0; key === ''; i++) if (map[keySlot(`c/https/${i}`)] === b.port) key = `c/https/${i}`;
+    // The nodes run without NODE_EXTRA_CA_CERTS naming the shared certificate: a forward trusts what the RESP links trust.
+    const put = await https(`${a.proc.url}/v1/cache/${key}`, ca, 'PUT', { value: 'via-a', ttl: 60 });
+    assert.equal(put.status, 200, JSON.stringify(put.body));
+    assert.deepEqual(await client(b.port).keys('c/https/*'), [key], 'the owner holds the value');
+    const got = await https(`${a.proc.url}/v1/cache/${key}`, ca);
+    assert.equal(got.status, 200, JSON.stringify(got.body));
+    assert.equal((got.body as { value: string }).value, 'via-a');
+  });
+
   test('a node with a certificate the others do not trust gets no forwards: TRYAGAIN names the failed check', async () => {
     const rogueCert = makeCert(tmp.dir, 'rogue');
     const rogue = await start(rogueCert);

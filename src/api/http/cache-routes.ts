@@ -4,6 +4,9 @@
  * circuit breaker); PUT stores a value with a TTL; DELETE removes it. `x-cache: hit|miss` says
  * whether the value came from memory. Same users, roles and prefix permissions as `/v1/kv`.
  */
+import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from 'node:http';
+import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+import { rootCertificates } from 'node:tls';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { InvalidArgumentError, NotFoundError, UnavailableError } from '../../errors.js';
 import { validateKey } from '../../kv/index.js';
@@ -89,21 +92,75 @@ async function viaOwner(ctx: HttpContext, req: FastifyRequest, reply: FastifyRep
     const v = req.headers[h];
     if (typeof v === 'string') headers[h] = v;
   }
-  const body = req.method === 'PUT' ? (Buffer.isBuffer(req.body) ? new Uint8Array(req.body) : JSON.stringify(req.body ?? null)) : undefined;
+  const body = req.method === 'PUT' ? (Buffer.isBuffer(req.body) ? req.body : Buffer.from(JSON.stringify(req.body ?? null))) : undefined;
   ctx.metrics.cacheHttpForwarded.inc();
-  let res: Response;
+  let res: Forwarded;
   try {
-    res = await fetch(new URL(req.url, owner.url), { method: req.method, headers, ...(body !== undefined ? { body } : {}), signal: AbortSignal.timeout(FORWARD_TIMEOUT_MS) });
+    res = await forward(ctx, new URL(req.url, owner.url), req.method, headers, body);
   } catch (err) {
     throw new UnavailableError(`the node serving slot ${slot} (${owner.url}) did not answer: ${err instanceof Error ? err.message : String(err)}`, { details: { key, slot } });
   }
   void reply.code(res.status);
   for (const h of FORWARD_RESPONSE_HEADERS) {
-    const v = res.headers.get(h);
-    if (v !== null) void reply.header(h, v);
+    const v = res.headers[h];
+    if (typeof v === 'string') void reply.header(h, v);
   }
-  void reply.header('content-type', res.headers.get('content-type') ?? 'application/json');
-  return Buffer.from(await res.arrayBuffer());
+  const type = res.headers['content-type'];
+  void reply.header('content-type', typeof type === 'string' ? type : 'application/json');
+  return res.body;
+}
+
+/** The owner's answer to a forwarded request. */
+interface Forwarded {
+  status: number;
+  headers: IncomingMessage['headers'];
+  body: Buffer;
+}
+
+/** Keep-alive agents for forwards, per context: HTTPS ones trust what the node's RESP links trust. */
+const forwardAgents = new WeakMap<HttpContext, { http: HttpAgent; https: HttpsAgent }>();
+
+function agentsOf(ctx: HttpContext): { http: HttpAgent; https: HttpsAgent } {
+  let agents = forwardAgents.get(ctx);
+  if (agents === undefined) {
+    // The other nodes' certificates are checked against the system's roots, this node's own
+    // certificate chain (a certificate every node shares) and the client CA, as on the RESP links
+    // between nodes (docs/operations/cache-cluster.md).
+    const tls = ctx.tls;
+    const ca = tls === undefined ? undefined : [...rootCertificates, tls.cert, ...(tls.clientCa !== undefined ? [tls.clientCa] : [])];
+    agents = {
+      http: new HttpAgent({ keepAlive: true, maxSockets: 64 }),
+      https: new HttpsAgent({ keepAlive: true, maxSockets: 64, ...(ca !== undefined ? { ca } : {}) }),
+    };
+    forwardAgents.set(ctx, agents);
+  }
+  return agents;
+}
+
+/**
+ * Sends a request to another node and reads its whole answer.
+ * @throws Error when the connection fails, the certificate does not verify, or no answer comes in FORWARD_TIMEOUT_MS.
+ */
+function forward(ctx: HttpContext, url: URL, method: string, headers: Record<string, string>, body: Buffer | undefined): Promise<Forwarded> {
+  const agents = agentsOf(ctx);
+  const secure = url.protocol === 'https:';
+  return new Promise((resolve, reject) => {
+    const req = (secure ? httpsRequest : httpRequest)(url, { method, headers, agent: secure ? agents.https : agents.http }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => {
+        clearTimeout(timer);
+        resolve({ status: res.statusCode ?? 502, headers: res.headers, body: Buffer.concat(chunks) });
+      });
+      res.on('error', reject);
+    });
+    const timer = setTimeout(() => req.destroy(new Error(`no answer within ${FORWARD_TIMEOUT_MS} ms`)), FORWARD_TIMEOUT_MS);
+    req.on('error', (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+    req.end(body);
+  });
 }
 
 /** Registers `GET/PUT/DELETE /v1/cache/*`. */
