@@ -304,6 +304,13 @@ export class SlotOwnership {
    * (not served) until {@link releaseHandout}.
    */
   private readonly handingOut = new Uint8Array(SLOT_COUNT);
+  /**
+   * Per slot, 1 while this node waits for or receives a hand-over of a slot that moved on to
+   * another primary meanwhile (two ring changes close together, such as two nodes joining one
+   * after the other): its keys are kept, and handed over again to the slot's primary once they
+   * have all arrived, so a chain of moves loses nothing.
+   */
+  private readonly relay = new Uint8Array(SLOT_COUNT);
   private handoverTimer: NodeJS.Timeout | undefined;
   private sweepRun = 0;
   private sweeping = false;
@@ -385,7 +392,15 @@ export class SlotOwnership {
     // The slots this node served and loses as primary: handed over before the sweep drops them.
     if (prev !== undefined && !gap && this.onHandover !== undefined) {
       const lost: number[] = [];
-      for (let s = 0; s < SLOT_COUNT; s++) if (prev.rank(s) === 0 && this.valid[s] === 1 && ring.rank(s) !== 0) lost.push(s);
+      for (let s = 0; s < SLOT_COUNT; s++) {
+        if (prev.rank(s) !== 0 || ring.rank(s) === 0) continue;
+        if (this.valid[s] === 1) lost.push(s);
+        else if (this.handover[s] !== 0) {
+          // Its own hand-over has not ended yet: relayed once it has (see endHandover).
+          this.relay[s] = 1;
+          this.handingOut[s] = 1;
+        }
+      }
       for (const s of lost) this.handingOut[s] = 1;
       if (lost.length > 0) this.onHandover(ring, lost);
     }
@@ -399,9 +414,14 @@ export class SlotOwnership {
       const was = gap ? NO_RANK : (prev?.rank(s) ?? NO_RANK);
       const now = ring.rank(s);
       if (now === 0 && was !== NO_RANK && was > 0) this.promoted++;
+      // Back to this node while the hand-over it was to relay arrives: received for this node again.
+      const back = this.relay[s] === 1 && now === 0 && !gap;
       // Primary again (or nothing trusted): what it was handing out is not kept for that any more.
-      if (this.handingOut[s] === 1 && (now === 0 || gap)) this.handingOut[s] = 0;
-      if (this.handover[s] !== 0 && (now !== 0 || gap)) {
+      if (this.handingOut[s] === 1 && (now === 0 || gap)) {
+        this.handingOut[s] = 0;
+        this.relay[s] = 0;
+      }
+      if (this.handover[s] !== 0 && (now !== 0 || gap) && this.relay[s] === 0) {
         // No longer its primary (or epochs were missed: nothing is trusted): the hand-over is moot.
         this.handover[s] = 0;
         this.syncing[s] = 0;
@@ -416,6 +436,7 @@ export class SlotOwnership {
         this.syncing[s] = 0;
         this.valid[s] = 1;
       }
+      if (back && this.handover[s] === 2) this.syncing[s] = 1; // what arrived so far is kept
       if (now === 0 && was !== 0 && this.handover[s] === 0 && source !== undefined) {
         // Gained while its previous primary is alive (a member, or leaving): that node hands all
         // the keys over, those of every replication factor; what a replica holds is only part.
@@ -447,7 +468,7 @@ export class SlotOwnership {
     const out: number[] = [];
     const deadline = performance.now() + HANDOVER_TRANSFER_MS;
     for (const s of slots) {
-      if (this.handover[s] !== 1 || !ring.owns(s)) continue;
+      if (this.handover[s] !== 1 || (!ring.owns(s) && this.relay[s] !== 1)) continue;
       this.handover[s] = 2;
       this.syncing[s] = 1;
       this.valid[s] = 0;
@@ -470,15 +491,30 @@ export class SlotOwnership {
   /** The hand-over of `slots` is complete: this node serves them. */
   endHandover(slots: readonly number[]): void {
     const done: number[] = [];
+    const relayed: number[] = [];
     for (const s of slots) {
       if (this.handover[s] !== 2) continue; // given up meanwhile, or a ring change made it moot
       this.handover[s] = 0;
       this.syncing[s] = 0;
+      if (this.relay[s] === 1) {
+        this.relay[s] = 0;
+        relayed.push(s);
+        continue;
+      }
       // Safe during a sweep too: what the slot held from before was dropped when the hand-over began.
       if (this.current?.owns(s) === true) this.valid[s] = 1;
       done.push(s);
     }
     if (done.length > 0 && this.current !== undefined) this.onHandedOver?.(this.current, done);
+    this.relayOn(relayed);
+  }
+
+  /** Hands `slots`, received for a ring that moved them on, over to their primary in the ring in force (or drops their keys). */
+  private relayOn(slots: number[]): void {
+    if (slots.length === 0) return;
+    const ring = this.current;
+    if (ring === undefined || this.onHandover === undefined) this.releaseHandout(slots);
+    else this.onHandover(ring, slots);
   }
 
   /** Gives up the hand-overs whose deadline passed (the slot is then served with what came). */
@@ -489,6 +525,8 @@ export class SlotOwnership {
       const t = performance.now();
       const ring = this.current;
       const expired: number[] = [];
+      const relayed: number[] = [];
+      const nothing: number[] = [];
       let left = 0;
       for (let s = 0; s < SLOT_COUNT; s++) {
         if (this.handover[s] === 0) continue;
@@ -500,6 +538,12 @@ export class SlotOwnership {
         const arriving = this.handover[s] === 2;
         this.handover[s] = 0;
         this.syncing[s] = 0;
+        if (this.relay[s] === 1) {
+          // Moved on meanwhile: what came goes on to the primary in force; the miss is counted there.
+          this.relay[s] = 0;
+          (arriving ? relayed : nothing).push(s);
+          continue;
+        }
         if (ring?.owns(s) === true && (arriving || !this.sweeping)) this.valid[s] = 1;
         expired.push(s);
       }
@@ -507,6 +551,8 @@ export class SlotOwnership {
         this.handoversMissed += expired.length;
         if (ring !== undefined) this.onHandedOver?.(ring, expired);
       }
+      this.relayOn(relayed);
+      if (nothing.length > 0) this.releaseHandout(nothing);
       if (left > 0) this.armHandoverCheck();
     }, HANDOVER_CHECK_MS);
     this.handoverTimer.unref();
