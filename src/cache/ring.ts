@@ -340,6 +340,11 @@ export class SlotOwnership {
   onHandedOver: ((ring: CacheRing, slots: number[]) => void) | undefined;
   /** Slots served empty because the previous primary's hand-over did not come in time. */
   handoversMissed = 0;
+  /**
+   * Called by {@link apply} before it changes anything: work that must not straddle a ring
+   * change (a replica's drop of the slots a copy begins, done in steps) completes here.
+   */
+  beforeApply: (() => void) | undefined;
 
   /**
    * @param target the cache tier (undefined: a node without memory namespaces; nothing to sweep).
@@ -389,6 +394,7 @@ export class SlotOwnership {
   apply(ring: CacheRing, gap = false, before?: CacheRing, leaving?: ReadonlySet<string>): void {
     const prev = this.current;
     if (prev !== undefined && ring.epoch <= prev.epoch) return;
+    this.beforeApply?.();
     // The slots this node served and loses as primary: handed over before the sweep drops them.
     if (prev !== undefined && !gap && this.onHandover !== undefined) {
       const lost: number[] = [];

@@ -8,7 +8,8 @@
  * Wire (between nodes only; any other client gets "unknown command"):
  * - `BEACON.REPL <cmd> <arg>…` runs one write on a replica.
  * - `BEACON.SYNC-BEGIN <epoch> <slot>…` starts a copy: the replica drops what it held of those
- *   slots (`-TRYAGAIN` while it has not applied that ring epoch yet: the primary retries).
+ *   slots, in steps, and answers when done (`-TRYAGAIN` while it has not applied that ring epoch
+ *   yet: the primary retries).
  * - `BEACON.SYNC-END <slot>…` ends it: the replica's data of those slots is valid.
  *
  * A slot whose primary moves while the previous primary is alive (a node joined, a node stops
@@ -37,6 +38,8 @@ const HANDOVER_KEY = Buffer.from('BEACON.HANDOVER-KEY');
 const HANDOVER_END = Buffer.from('BEACON.HANDOVER-END');
 /** Table entries a copy or hand-over visits per event-loop turn. */
 const STEP = 5_000;
+/** Table entries a replica's drop before a copy visits per event-loop turn. */
+const DROP_STEP = 20_000;
 /** How often a primary retries a copy a replica is not ready for, and how many times. */
 const COPY_RETRY_MS = 100;
 const COPY_RETRIES = 100;
@@ -64,6 +67,8 @@ export class Replicator {
   handedOver = 0;
   /** Hand-overs being sent. */
   private readonly handing = new Set<Promise<void>>();
+  /** Drops of slots whose copy begins, in order: the next table entry to look at, and whom to tell when done. */
+  private readonly drops: { slots: Set<number>; from: number; done: () => void }[] = [];
 
   constructor(private readonly o: ReplicatorOptions) {}
 
@@ -283,8 +288,46 @@ export class Replicator {
     return this.o.maxFactor();
   }
 
-  /** The replica side: one of the wire commands above, or undefined for another name. */
-  handle(name: string, args: Buffer[]): Reply | undefined {
+  /**
+   * Drops every key of `slots`, in steps of {@link DROP_STEP} table entries (no stall on a large
+   * table; the slots are not served meanwhile). Resolves when done. Drops run one after another.
+   */
+  private drop(slots: Set<number>): Promise<void> {
+    return new Promise((resolve) => {
+      this.drops.push({ slots, from: 0, done: resolve });
+      if (this.drops.length === 1) setImmediate(() => this.dropStep());
+    });
+  }
+
+  private dropStep(): void {
+    const d = this.drops[0];
+    if (d === undefined) return;
+    d.from = this.o.cache.dropWhere(d.from, DROP_STEP, (key) => d.slots.has(keySlot(key)));
+    if (d.from === 0) {
+      this.drops.shift();
+      d.done();
+    }
+    if (this.drops.length > 0) setImmediate(() => this.dropStep());
+  }
+
+  /**
+   * Completes the drops in progress at once (before a ring change, which could make this node
+   * serve those slots: nothing from before their copy may be left then).
+   */
+  finishDrops(): void {
+    for (const d of this.drops) {
+      this.o.cache.dropWhere(d.from, Number.MAX_SAFE_INTEGER, (key) => d.slots.has(keySlot(key)));
+      d.from = 0;
+      d.done();
+    }
+    this.drops.length = 0;
+  }
+
+  /**
+   * The replica side: one of the wire commands above (its reply, or a promise of it for a copy's
+   * begin), or undefined for another name.
+   */
+  handle(name: string, args: Buffer[]): Reply | Promise<Reply> | undefined {
     switch (name) {
       case 'beacon.repl':
         if (args.length === 0) return R.error('ERR BEACON.REPL needs a command');
@@ -300,9 +343,9 @@ export class Replicator {
         if (ring === undefined || ring.epoch < epoch) return R.error(`TRYAGAIN this node has not applied ring epoch ${epoch} yet`);
         const slots = slotArgs(args.slice(1));
         this.o.slots.beginSync(slots);
-        const drop = new Set(slots);
-        this.o.cache.dropWhere(0, Number.MAX_SAFE_INTEGER, (key) => drop.has(keySlot(key)));
-        return R.ok;
+        // Answered once what this node held of the slots is gone: the copy's keys come after the
+        // answer, and the commands behind this one on the link wait for it.
+        return this.drop(new Set(slots)).then(() => R.ok);
       }
       case 'beacon.sync-end':
         this.o.slots.endSync(slotArgs(args));

@@ -208,6 +208,7 @@ export class RespServer implements ServerApi, ConnectionHost {
       o.cluster.slots.onSettled = (prev, ring) => replicator.copies(prev, ring);
       o.cluster.slots.onHandover = (ring, slots) => replicator.handover(ring, slots);
       o.cluster.slots.onHandedOver = (ring, slots) => replicator.copies(undefined, ring, slots);
+      o.cluster.slots.beforeApply = () => replicator.finishDrops();
     }
     this.deps = { store: o.store, policies: o.policies, projection: new Projection(), canReadSecret: (p, key) => o.auth.canReadSecret(p, key) };
     this.memory = o.cache !== undefined ? new MemoryKeyspace(o.cache) : undefined;
@@ -371,6 +372,7 @@ export class RespServer implements ServerApi, ConnectionHost {
     if (spec === undefined && this.router !== undefined && conn.principal !== undefined && this.router.isPeer(conn, this.dev)) {
       if (name === 'beacon.peer' && args.length === 2) return this.peerHello(conn, args[0] as Buffer, args[1] as Buffer);
       const r = this.replicator?.handle(name, args) ?? this.peerCommand(name, args);
+      if (r instanceof Promise) return r.then(reply);
       if (r !== undefined) return reply(r);
     }
     if (spec === undefined) {
