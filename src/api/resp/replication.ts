@@ -39,7 +39,7 @@ const HANDOVER_END = Buffer.from('BEACON.HANDOVER-END');
 /** Table entries a copy or hand-over visits per event-loop turn. */
 const STEP = 5_000;
 /** Table entries a replica's drop before a copy visits per event-loop turn. */
-const DROP_STEP = 20_000;
+const DROP_STEP = 5_000;
 /** How often a primary retries a copy a replica is not ready for, and how many times. */
 const COPY_RETRY_MS = 100;
 const COPY_RETRIES = 100;
