@@ -4,8 +4,11 @@
  * Memory namespace (the whole keyspace a cache, no AOF) vs redis-server, each test on both servers
  * back to back (the order alternating by run): requests/s ratios and
  * p99 at -P 1; durable keys over RESP at -P 16 (SET) next to the durable HTTP PUT figure of the
- * put-durable benchmark. Prints figures; never fails on a time.
- * Targets (issue 11): memory ≥ 60 % of redis-server at -P 1, ≥ 25 % at -P 16, p99 at -P 1 ≤ 2×.
+ * put-durable benchmark; the writes (SET, INCR, MSET) with the append-only file on
+ * (`appendonly yes`, `appendfsync everysec`) against off, on the same node, alternating. Prints
+ * figures; never fails on a time.
+ * Targets (issue 11): memory ≥ 60 % of redis-server at -P 1, ≥ 25 % at -P 16, p99 at -P 1 ≤ 2×;
+ * AOF everysec costs ≤ 15 % of the rate without it.
  *
  * Standalone: `node dist/bench/resp.js [--n 200000] [--runs 3]`; also `node dist/bench/run.js resp`.
  */
@@ -21,6 +24,15 @@ import { median } from './lib/stats.js';
 
 const exec = promisify(execFile);
 const TESTS = ['set', 'get', 'incr', 'mset'] as const;
+/** The tests that write, measured with the append-only file on and off. */
+const AOF_TESTS = ['set', 'incr', 'mset'] as const;
+
+/** Runs one command on `port` with redis-cli; @throws when it answers an error. */
+async function redisCli(port: number, ...args: string[]): Promise<string> {
+  const { stdout } = await exec('redis-cli', ['-h', '127.0.0.1', '-p', String(port), ...args], { timeout: 30_000 });
+  if (stdout.startsWith('ERR') || stdout.startsWith('(error)')) throw new Error(`redis-cli ${args.join(' ')}: ${stdout.trim()}`);
+  return stdout;
+}
 
 /** One redis-benchmark line: requests/s and p99 in ms per test. */
 type Figures = Record<string, { rps: number; p99: number }>;
@@ -78,6 +90,9 @@ export const resp: Benchmark = {
     const memFig: Figures[][] = [[], []];
     const durable: number[] = [];
     const pipelines = [1, 16];
+    /** Per pipeline depth, per run: the write tests with the AOF off and on (everysec). */
+    const aofOff: Figures[][] = [[], []];
+    const aofOn: Figures[][] = [[], []];
     for (let run = 0; run < runs; run++) {
       const redis = await startRedis();
       const beacon = await spawnBeacon(ctx.tempDir('resp-'), ['--resp-port', '0']);
@@ -100,6 +115,24 @@ export const resp: Benchmark = {
           (redisFig[i] as Figures[]).push(rf);
           (memFig[i] as Figures[]).push(bf);
         }
+        // The append-only file's cost: each write test with the AOF off and on, on an emptied
+        // keyspace each time (new keys both ways), the order alternating by run.
+        for (const [i, p] of pipelines.entries()) {
+          const off: Figures = {};
+          const on: Figures = {};
+          for (const t of AOF_TESTS) {
+            for (const mode of run % 2 === 0 ? ['off', 'on'] : ['on', 'off']) {
+              ctx.log(`run ${run + 1}/${runs}: ${t.toUpperCase()} -P ${p}, beacon memory, AOF ${mode === 'on' ? 'everysec' : 'off'}`);
+              await redisCli(bport, 'FLUSHALL');
+              await redisCli(bport, 'CONFIG', 'SET', 'appendonly', mode === 'on' ? 'yes' : 'no');
+              if (mode === 'on') await redisCli(bport, 'CONFIG', 'SET', 'appendfsync', 'everysec');
+              Object.assign(mode === 'on' ? on : off, await redisBenchmark(bport, [t], n, p));
+            }
+          }
+          (aofOff[i] as Figures[]).push(off);
+          (aofOn[i] as Figures[]).push(on);
+        }
+        await redisCli(bport, 'CONFIG', 'SET', 'appendonly', 'no');
         // Durable keys: SET under durable/ (a durable namespace inside the memory catch-all).
         ctx.log(`run ${run + 1}/${runs}: beacon durable SET -P 16`);
         const d = await redisBenchmark(bport, [], Math.min(n, 100_000), 16, 100_000, ['SET', 'durable/key:__rand_int__', 'xxx']);
@@ -129,6 +162,19 @@ export const resp: Benchmark = {
           figures.push({ name: `p99 ${t.toUpperCase()} -P 1 beacon/redis`, unit: 'x', values: bp.map((x, k) => x / Math.max(0.001, rp[k] ?? 1)), target: { op: '<=', value: 2 } });
           notes.push(`${t.toUpperCase()} -P 1 p99: redis-server median ${median(rp)} ms, beacon ${median(bp)} ms`);
         }
+      }
+    }
+    for (const [i, p] of pipelines.entries()) {
+      for (const t of AOF_TESTS) {
+        const off = (aofOff[i] as Figures[]).map((f) => f[t]?.rps ?? 0);
+        const on = (aofOn[i] as Figures[]).map((f) => f[t]?.rps ?? 0);
+        figures.push({ name: `beacon memory ${t.toUpperCase()} -P ${p}, AOF everysec`, unit: '/s', values: on });
+        figures.push({
+          name: `AOF everysec cost ${t.toUpperCase()} -P ${p}`,
+          unit: '%',
+          values: on.map((x, k) => 100 * (1 - x / Math.max(1, off[k] ?? 1))),
+          target: { op: '<=', value: 15 },
+        });
       }
     }
     figures.push({ name: 'beacon durable SET -P 16 (compare put-durable)', unit: '/s', values: durable });

@@ -275,3 +275,44 @@ test('with appendfsync always, a write appended while an fsync runs is not ackno
     tmp.cleanup();
   }
 });
+
+test('encodeCommand writes RESP arrays of bulk strings byte for byte: UTF-8 strings, raw buffers, empty and long arguments', () => {
+  assert.equal(encodeCommand(['GET', 'k']).toString('latin1'), '*2\r\n$3\r\nGET\r\n$1\r\nk\r\n');
+  assert.equal(encodeCommand(['SET', 'clé', '']).toString('utf8'), '*3\r\n$3\r\nSET\r\n$4\r\nclé\r\n$0\r\n\r\n', 'the length counts bytes, not characters');
+  const raw = Buffer.from([0, 0x0d, 0x0a, 0xff]);
+  assert.deepEqual(encodeCommand([Buffer.from('SET'), Buffer.from('k'), raw]), Buffer.concat([Buffer.from('*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$4\r\n'), raw, Buffer.from('\r\n')]));
+  for (const n of [9, 10, 99, 100, 999, 1000, 70_000]) {
+    const v = 'x'.repeat(n);
+    const args = Array.from({ length: n === 70_000 ? 12 : 1 }, () => v);
+    const want = `*${args.length}\r\n${args.map((a) => `$${a.length}\r\n${a}\r\n`).join('')}`;
+    assert.equal(encodeCommand(args).toString('latin1'), want, `arguments of ${n} bytes`);
+  }
+  const parsed = parseAof(encodeCommand(['HSET', 'h', 'f', 'ü']));
+  assert.deepEqual(parsed.commands.map((c) => c.map((b) => b.toString('utf8'))), [['HSET', 'h', 'f', 'ü']]);
+});
+
+test('commands staged in one turn, past the staging buffer\'s size, reach the file whole and in order', () => {
+  const tmp = tempDir();
+  try {
+    const path = `${tmp.dir}/${AOF_FILE}`;
+    const aof = new AofFile(path, 'no', (err) => assert.fail(err));
+    const big = Buffer.alloc(3 * 1024 * 1024, 0x61); // grows the stage past what is kept after a write
+    const want: Buffer[][] = [];
+    for (let i = 0; i < 2000; i++) {
+      const argv = i === 700 ? [Buffer.from('SET'), Buffer.from('big'), big] : [Buffer.from('SET'), Buffer.from(`k${i}`), Buffer.from(`v${i}`)];
+      want.push(argv);
+      if (i % 2 === 0) aof.appendCommand(argv);
+      else aof.append(encodeCommand(argv));
+    }
+    aof.flush();
+    aof.appendCommand(['DEL', 'k0']);
+    want.push([Buffer.from('DEL'), Buffer.from('k0')]);
+    aof.close();
+    const parsed = parseAof(readFileSync(path));
+    assert.equal(parsed.truncated, false);
+    assert.equal(parsed.commands.length, want.length);
+    assert.ok(parsed.commands.every((c, i) => c.length === want[i]?.length && c.every((b, j) => b.equals(want[i]?.[j] as Buffer))));
+  } finally {
+    tmp.cleanup();
+  }
+});

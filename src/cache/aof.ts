@@ -6,17 +6,60 @@
 import { closeSync, fdatasync, fdatasyncSync, fstatSync, ftruncateSync, openSync, writeSync } from 'node:fs';
 import { UnavailableError } from '../errors.js';
 
-/** Encodes one command as a RESP array of bulk strings. */
+/**
+ * Encodes one command as a RESP array of bulk strings (`*2\r\n$3\r\nGET\r\n$1\r\nk\r\n`), in
+ * one buffer; strings are written as UTF-8.
+ */
 export function encodeCommand(argv: readonly (Buffer | string)[]): Buffer {
-  const parts: Buffer[] = [Buffer.from(`*${argv.length}\r\n`)];
-  for (const a of argv) {
-    const b = typeof a === 'string' ? Buffer.from(a) : a;
-    parts.push(Buffer.from(`$${b.length}\r\n`), b, CRLF);
-  }
-  return Buffer.concat(parts);
+  const out = Buffer.allocUnsafe(encodedSize(argv));
+  encodeCommandInto(argv, out, 0);
+  return out;
 }
 
-const CRLF = Buffer.from('\r\n');
+/** The bytes {@link encodeCommand} makes of `argv`. */
+function encodedSize(argv: readonly (Buffer | string)[]): number {
+  let size = 3 + decimalLength(argv.length);
+  for (const a of argv) {
+    const n = typeof a === 'string' ? Buffer.byteLength(a) : a.length;
+    size += 5 + decimalLength(n) + n;
+  }
+  return size;
+}
+
+/** {@link encodeCommand} into `out` at `off`, which has room for {@link encodedSize} bytes; @returns the offset after it. */
+function encodeCommandInto(argv: readonly (Buffer | string)[], out: Buffer, at: number): number {
+  let off = header(out, at, 0x2a, argv.length);
+  for (const a of argv) {
+    if (typeof a === 'string') {
+      off = header(out, off, 0x24, Buffer.byteLength(a));
+      off += out.write(a, off, 'utf8');
+    } else {
+      off = header(out, off, 0x24, a.length);
+      off += a.copy(out, off);
+    }
+    out[off++] = 0x0d;
+    out[off++] = 0x0a;
+  }
+  return off;
+}
+
+/** The staging buffer of commands not written yet, in bytes; one that grew past {@link MAX_KEPT_STAGE_BYTES} is given back after its write. */
+const STAGE_BYTES = 64 * 1024;
+const MAX_KEPT_STAGE_BYTES = 1024 * 1024;
+
+/** Digits of a length or count (≥ 0). */
+function decimalLength(n: number): number {
+  return n < 10 ? 1 : n < 100 ? 2 : n < 1000 ? 3 : String(n).length;
+}
+
+/** Writes `<type><n>\r\n` at `off`; @returns the offset after it. */
+function header(out: Buffer, off: number, type: number, n: number): number {
+  out[off++] = type;
+  off += out.write(String(n), off, 'latin1');
+  out[off++] = 0x0d;
+  out[off++] = 0x0a;
+  return off;
+}
 
 /** What {@link parseAof} found. */
 export interface ParsedAof {
@@ -98,7 +141,9 @@ interface Waiter {
  */
 export class AofFile {
   private fd: number;
-  private pending: Buffer[] = [];
+  /** Commands appended and not written yet: bytes `[0, staged)` of `stage`. */
+  private stage = Buffer.allocUnsafe(STAGE_BYTES);
+  private staged = 0;
   private scheduled = false;
   private waiting: Waiter[] = [];
   /** Commands appended, written (to the page cache) and fsynced so far. */
@@ -138,7 +183,28 @@ export class AofFile {
   /** Queues one encoded command; it is written at the end of this event-loop turn. */
   append(encoded: Buffer): void {
     if (this.closed) return;
-    this.pending.push(encoded);
+    this.room(encoded.length);
+    this.staged += encoded.copy(this.stage, this.staged);
+    this.appended();
+  }
+
+  /** Queues one command, encoded straight into the bytes to write ({@link encodeCommand}'s form). */
+  appendCommand(argv: readonly (Buffer | string)[]): void {
+    if (this.closed) return;
+    this.room(encodedSize(argv));
+    this.staged = encodeCommandInto(argv, this.stage, this.staged);
+    this.appended();
+  }
+
+  /** Makes room for `n` more staged bytes. */
+  private room(n: number): void {
+    if (this.staged + n <= this.stage.length) return;
+    const grown = Buffer.allocUnsafe(Math.max(2 * this.stage.length, this.staged + n));
+    this.stage.copy(grown, 0, 0, this.staged);
+    this.stage = grown;
+  }
+
+  private appended(): void {
     this.appendedSeq++;
     if (!this.scheduled) {
       this.scheduled = true;
@@ -162,10 +228,12 @@ export class AofFile {
   flush(): void {
     this.scheduled = false;
     if (this.closed) return;
-    if (this.pending.length > 0) {
-      const buf = this.pending.length === 1 ? (this.pending[0] as Buffer) : Buffer.concat(this.pending);
+    if (this.staged > 0) {
+      const buf = this.stage.subarray(0, this.staged);
       const seq = this.appendedSeq;
-      this.pending = [];
+      this.staged = 0;
+      // A burst grew the stage: give the memory back.
+      if (this.stage.length > MAX_KEPT_STAGE_BYTES) this.stage = Buffer.allocUnsafe(STAGE_BYTES);
       try {
         let off = 0;
         while (off < buf.length) off += writeSync(this.fd, buf, off, buf.length - off);
@@ -228,7 +296,7 @@ export class AofFile {
   /** Writes pending commands and fsyncs synchronously (shutdown, before a swap). */
   flushSync(): void {
     if (this.closed) return;
-    if (this.scheduled || this.pending.length > 0) {
+    if (this.scheduled || this.staged > 0) {
       const fsync = this.fsync;
       this.fsync = 'no';
       this.flush();
@@ -262,7 +330,7 @@ export class AofFile {
   abandon(): void {
     if (this.closed) return;
     this.closed = true;
-    this.pending = [];
+    this.staged = 0;
     try {
       closeSync(this.fd);
     } catch {

@@ -1017,9 +1017,11 @@ export class CacheTier extends EventEmitter<CacheEvents> {
    */
   propagate(argv: readonly (Buffer | string)[], expiryOf?: string): void {
     if (this.loading || !this.cfg.appendonly) return;
-    const enc = encodeCommand(argv);
-    this.aof?.append(enc);
-    this.rewriting?.buffer.push(enc);
+    if (this.rewriting !== undefined) {
+      const enc = encodeCommand(argv);
+      this.aof?.append(enc);
+      this.rewriting.buffer.push(enc);
+    } else this.aof?.appendCommand(argv);
     if (expiryOf !== undefined) {
       const e = this.t.find(expiryOf);
       const at = e === undefined ? 0 : this.t.expireAt(e);

@@ -4,6 +4,7 @@
  */
 import { connect, isIP, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
+import { encodeCommand } from '../../cache/index.js';
 import { UnavailableError } from '../../errors.js';
 
 const CR = 0x0d;
@@ -197,23 +198,8 @@ interface Waiter {
 
 const EMPTY = Buffer.alloc(0);
 const ignore = (): void => undefined;
-const CRLF = Buffer.from('\r\n');
 /** Smallest working buffer for a partial reply, in bytes. */
 const MIN_INPUT = 16 * 1024;
-
-/** Encodes `argv` as a RESP array of bulk strings, in one buffer. */
-function encodeCommand(argv: readonly Buffer[]): Buffer {
-  let size = 3 + String(argv.length).length;
-  for (const a of argv) size += 5 + String(a.length).length + a.length;
-  const out = Buffer.allocUnsafe(size);
-  let off = out.write(`*${argv.length}\r\n`, 0, 'latin1');
-  for (const a of argv) {
-    off += out.write(`$${a.length}\r\n`, off, 'latin1');
-    off += a.copy(out, off);
-    off += CRLF.copy(out, off);
-  }
-  return out;
-}
 
 /** The text of an error reply (`-…` or `!…`), or undefined when `reply` is not one. */
 function errorText(reply: Buffer): string | undefined {

@@ -736,13 +736,13 @@ export class RespServer implements ServerApi, ConnectionHost {
     switch (spec.name) {
       case 'set': {
         const out: Buffer[] = [];
-        for (let i = 0; i < argv.length; i++) {
+        out.push(argv[0] as Buffer, key, argv[2] as Buffer);
+        for (let i = 3; i < argv.length; i++) {
           const w = word(argv[i]);
-          if (i >= 3 && (w === 'EX' || w === 'PX' || w === 'EXAT' || w === 'PXAT')) {
+          if (w === 'EX' || w === 'PX' || w === 'EXAT' || w === 'PXAT') {
             out.push(B('PXAT'), B(abs()));
             i++;
-          } else if (i >= 3 && w === 'GET') continue;
-          else out.push(argv[i] as Buffer);
+          } else if (w !== 'GET') out.push(argv[i] as Buffer);
         }
         sink.propagate(out);
         return;
