@@ -353,19 +353,32 @@ test('a new primary waits for the previous primary\'s hand-over: it takes only t
   assert.ok(done.length === 2 && (done[1] as number[]).includes(other));
 });
 
+/**
+ * node-2 joining a ring of node-1 (epoch 2), then node-3 joining (epoch 3): the rings, and the
+ * slots node-2 gains from node-1 that move on to node-3 (`chained`).
+ */
+function twoJoins(): { before: CacheRing; e2: CacheRing; e3: CacheRing; chained: number[] } {
+  const before = new CacheRing(1, [member(1)], 'node-2');
+  const e2 = new CacheRing(2, [member(1), member(2)], 'node-2');
+  const e3 = new CacheRing(3, [member(1), member(2), member(3)], 'node-2');
+  const chained = [...Array(SLOT_COUNT).keys()].filter((s) => e2.owner(s)?.id === 'node-2' && e3.owner(s)?.id === 'node-3');
+  return { before, e2, e3, chained };
+}
+
+/** A key in `slot`, by trying `prefix0`, `prefix1`, … */
+function keyIn(slot: number, prefix: string): string {
+  for (let i = 0; ; i++) if (keySlot(`${prefix}${i}`) === slot) return `${prefix}${i}`;
+}
+
 test('a slot that moves on while its hand-over is still arriving is handed over again at its end (two joins close together lose no key)', async () => {
   const tier = cacheTier();
   const own = new SlotOwnership(tier, () => true, () => 1, { handoverWaitMs: 300 });
   const handed: { epoch: number; slots: number[] }[] = [];
   own.onHandover = (ring, slots) => handed.push({ epoch: ring.epoch, slots });
-  const before = new CacheRing(1, [member(1)], 'node-2');
-  const e2 = new CacheRing(2, [member(1), member(2)], 'node-2');
-  const e3 = new CacheRing(3, [member(1), member(2), member(3)], 'node-2');
   // node-2 joins: the slots it gains come from node-1; node-3 joins before they have all arrived.
-  const chained = [...Array(SLOT_COUNT).keys()].filter((s) => e2.owner(s)?.id === 'node-2' && e3.owner(s)?.id === 'node-3');
+  const { before, e2, e3, chained } = twoJoins();
   const [arriving, waiting] = chained as [number, number];
-  let key = '';
-  for (let i = 0; key === ''; i++) if (keySlot(`k${i}`) === arriving) key = `k${i}`;
+  const key = keyIn(arriving, 'k');
   own.apply(e2, false, before);
   await swept(own);
   assert.deepEqual(own.beginHandover(2, [arriving]), [arriving]);
@@ -405,13 +418,10 @@ test('a slot that moves on and back while its hand-over arrives is served here a
   const own = new SlotOwnership(tier, () => true, () => 1, { handoverWaitMs: 5000 });
   const handed: number[][] = [];
   own.onHandover = (_ring, slots) => handed.push(slots);
-  const before = new CacheRing(1, [member(1)], 'node-2');
-  const e2 = new CacheRing(2, [member(1), member(2)], 'node-2');
-  const e3 = new CacheRing(3, [member(1), member(2), member(3)], 'node-2');
+  const { before, e2, e3, chained } = twoJoins();
   const e4 = new CacheRing(4, [member(1), member(2)], 'node-2');
-  const slot = [...Array(SLOT_COUNT).keys()].find((s) => e2.owner(s)?.id === 'node-2' && e3.owner(s)?.id === 'node-3') as number;
-  let key = '';
-  for (let i = 0; key === ''; i++) if (keySlot(`b${i}`) === slot) key = `b${i}`;
+  const slot = chained[0] as number;
+  const key = keyIn(slot, 'b');
   own.apply(e2, false, before);
   await swept(own);
   assert.deepEqual(own.beginHandover(2, [slot]), [slot]);
