@@ -17,8 +17,8 @@
  * snapshot of its keys, and sends them to the new primary, which answers `TRYAGAIN` for the slot
  * until the snapshot is complete (at most {@link HANDOVER_WAIT_MS} for it to begin).
  * - `BEACON.HANDOVER-BEGIN <epoch> <slot>…`: the new primary answers the slots it still waits
- *   for (a bulk string of slot numbers), after dropping what it held of them (`-TRYAGAIN` while
- *   it has not applied that ring epoch yet: the sender retries).
+ *   for (a bulk string of slot numbers), after dropping what it held of them, in steps
+ *   (`-TRYAGAIN` while it has not applied that ring epoch yet: the sender retries).
  * - `BEACON.HANDOVER-KEY <cmd> <arg>…`: one write of the snapshot, run only when its key's slot
  *   is being handed over (`:1`), else ignored (`:0`): a slot the new primary gave up waiting for
  *   and serves already is never overwritten by an older value.
@@ -38,7 +38,7 @@ const HANDOVER_KEY = Buffer.from('BEACON.HANDOVER-KEY');
 const HANDOVER_END = Buffer.from('BEACON.HANDOVER-END');
 /** Table entries a copy or hand-over visits per event-loop turn. */
 const STEP = 5_000;
-/** Table entries a replica's drop before a copy visits per event-loop turn. */
+/** Table entries a drop before a copy or hand-over visits per event-loop turn. */
 const DROP_STEP = 5_000;
 /** How often a primary retries a copy a replica is not ready for, and how many times. */
 const COPY_RETRY_MS = 100;
@@ -290,7 +290,8 @@ export class Replicator {
 
   /**
    * Drops every key of `slots`, in steps of {@link DROP_STEP} table entries (no stall on a large
-   * table; the slots are not served meanwhile). Resolves when done. Drops run one after another.
+   * table; the slots are not served meanwhile), before a copy or a hand-over of them arrives.
+   * Resolves when done. Drops run one after another.
    */
   private drop(slots: Set<number>): Promise<void> {
     return new Promise((resolve) => {
@@ -324,8 +325,8 @@ export class Replicator {
   }
 
   /**
-   * The replica side: one of the wire commands above (its reply, or a promise of it for a copy's
-   * begin), or undefined for another name.
+   * The receiving side: one of the wire commands above (its reply, or a promise of it for the
+   * begin of a copy or hand-over), or undefined for another name.
    */
   handle(name: string, args: Buffer[]): Reply | Promise<Reply> | undefined {
     switch (name) {
@@ -357,12 +358,11 @@ export class Replicator {
         } catch (err) {
           return R.error(`TRYAGAIN ${errorMessage(err)}`);
         }
-        // A slot waiting for its hand-over holds nothing once the sweep went by; during a sweep, drop now.
-        if (accepted.length > 0 && this.o.slots.busy) {
-          const drop = new Set(accepted);
-          this.o.cache.dropWhere(0, Number.MAX_SAFE_INTEGER, (key) => drop.has(keySlot(key)));
-        }
-        return R.bulk(accepted.join(' '));
+        // A slot waiting for its hand-over holds nothing once the sweep went by; during a sweep,
+        // what it held is dropped first (in steps), and the answer waits for that.
+        const answer = R.bulk(accepted.join(' '));
+        if (accepted.length > 0 && this.o.slots.busy) return this.drop(new Set(accepted)).then(() => answer);
+        return answer;
       }
       case 'beacon.handover-key': {
         const key = args[1];
