@@ -300,6 +300,9 @@ export async function startNode(opts: NodeOptions = {}): Promise<BeaconNode> {
           () => member.cluster?.ringConfirmed() === true,
           (key) => policies.memoryNamespace(key)?.replicationFactor ?? 1,
         ) : undefined;
+  // With TLS the other nodes' listeners (RESP links, /v1/cache forwards) are verified against the
+  // system's roots, this node's own certificate chain (a certificate every node shares) and the client CA.
+  const peerCa = tls !== undefined && slots !== undefined ? [...rootCertificates, tls.cert, ...(tls.clientCa !== undefined ? [tls.clientCa] : [])] : undefined;
   // The RESP listener is built before the AOF loads so the file replays through its commands (issue 11).
   const respServer =
     opts.respPort === 'off'
@@ -319,9 +322,7 @@ export async function startNode(opts: NodeOptions = {}): Promise<BeaconNode> {
                   selfId: nodeId,
                   slots,
                   clusterId: backend.clusterId,
-                  // With TLS the other nodes' listeners are verified against the system's roots, this node's own
-                  // certificate chain (a certificate every node shares) and the client CA.
-                  ...(tls !== undefined ? { peerCa: [...rootCertificates, tls.cert, ...(tls.clientCa !== undefined ? [tls.clientCa] : [])] } : {}),
+                  ...(peerCa !== undefined ? { peerCa } : {}),
                   checkPeer: (clusterId: string, peer: string) =>
                     member.cluster?.checkPeer(clusterId, peer) ?? Promise.resolve('this node has not joined its cluster yet'),
                 },
@@ -367,6 +368,7 @@ export async function startNode(opts: NodeOptions = {}): Promise<BeaconNode> {
     policies,
     cache,
     ...(slots !== undefined ? { cacheSlots: slots } : {}),
+    ...(peerCa !== undefined ? { peerCa } : {}),
     audit: security.audit,
     metricsStore, // issue 12
     ...(tls !== undefined ? { tls } : {}),

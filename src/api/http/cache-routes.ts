@@ -6,7 +6,6 @@
  */
 import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
-import { rootCertificates } from 'node:tls';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { InvalidArgumentError, NotFoundError, UnavailableError } from '../../errors.js';
 import { validateKey } from '../../kv/index.js';
@@ -71,7 +70,7 @@ const FORWARD_RESPONSE_HEADERS = ['x-cache', 'x-cache-source', 'x-cache-node', '
  * @throws UnavailableError while this node's membership is not confirmed, while the slot is
  *   being readied here, or when the owner does not answer.
  */
-async function viaOwner(ctx: HttpContext, req: FastifyRequest, reply: FastifyReply, key: string): Promise<unknown> {
+async function viaOwner(ctx: HttpContext, agents: ForwardAgents, req: FastifyRequest, reply: FastifyReply, key: string): Promise<unknown> {
   const slots = ctx.cacheSlots;
   if (slots === undefined) return undefined;
   const slot = keySlot(key);
@@ -96,7 +95,7 @@ async function viaOwner(ctx: HttpContext, req: FastifyRequest, reply: FastifyRep
   ctx.metrics.cacheHttpForwarded.inc();
   let res: Forwarded;
   try {
-    res = await forward(ctx, new URL(req.url, owner.url), req.method, headers, body);
+    res = await forward(agents, new URL(req.url, owner.url), req.method, headers, body);
   } catch (err) {
     throw new UnavailableError(`the node serving slot ${slot} (${owner.url}) did not answer: ${err instanceof Error ? err.message : String(err)}`, { details: { key, slot } });
   }
@@ -117,32 +116,25 @@ interface Forwarded {
   body: Buffer;
 }
 
-/** Keep-alive agents for forwards, per context: HTTPS ones trust what the node's RESP links trust. */
-const forwardAgents = new WeakMap<HttpContext, { http: HttpAgent; https: HttpsAgent }>();
+/** Keep-alive agents for forwards to other nodes. */
+interface ForwardAgents {
+  http: HttpAgent;
+  https: HttpsAgent;
+}
 
-function agentsOf(ctx: HttpContext): { http: HttpAgent; https: HttpsAgent } {
-  let agents = forwardAgents.get(ctx);
-  if (agents === undefined) {
-    // The other nodes' certificates are checked against the system's roots, this node's own
-    // certificate chain (a certificate every node shares) and the client CA, as on the RESP links
-    // between nodes (docs/operations/cache-cluster.md).
-    const tls = ctx.tls;
-    const ca = tls === undefined ? undefined : [...rootCertificates, tls.cert, ...(tls.clientCa !== undefined ? [tls.clientCa] : [])];
-    agents = {
-      http: new HttpAgent({ keepAlive: true, maxSockets: 64 }),
-      https: new HttpsAgent({ keepAlive: true, maxSockets: 64, ...(ca !== undefined ? { ca } : {}) }),
-    };
-    forwardAgents.set(ctx, agents);
-  }
-  return agents;
+/** The agents of a node's forwards: HTTPS ones trust `ca` when given ({@link HttpContext.peerCa}), else the system's roots. */
+function forwardAgents(ca: HttpContext['peerCa']): ForwardAgents {
+  return {
+    http: new HttpAgent({ keepAlive: true, maxSockets: 64 }),
+    https: new HttpsAgent({ keepAlive: true, maxSockets: 64, ...(ca !== undefined ? { ca } : {}) }),
+  };
 }
 
 /**
  * Sends a request to another node and reads its whole answer.
  * @throws Error when the connection fails, the certificate does not verify, or no answer comes in FORWARD_TIMEOUT_MS.
  */
-function forward(ctx: HttpContext, url: URL, method: string, headers: Record<string, string>, body: Buffer | undefined): Promise<Forwarded> {
-  const agents = agentsOf(ctx);
+function forward(agents: ForwardAgents, url: URL, method: string, headers: Record<string, string>, body: Buffer | undefined): Promise<Forwarded> {
   const secure = url.protocol === 'https:';
   return new Promise((resolve, reject) => {
     const req = (secure ? httpsRequest : httpRequest)(url, { method, headers, agent: secure ? agents.https : agents.http }, (res) => {
@@ -166,10 +158,11 @@ function forward(ctx: HttpContext, url: URL, method: string, headers: Record<str
 /** Registers `GET/PUT/DELETE /v1/cache/*`. */
 export function registerCacheRoutes(app: FastifyInstance, ctx: HttpContext): void {
   const { cache } = ctx;
+  const agents = forwardAgents(ctx.peerCa);
 
   app.get('/v1/cache/*', async (req: FastifyRequest, reply: FastifyReply) => {
     const key = cacheKey(ctx, req, 'cache.get', 'read');
-    const relayed = await viaOwner(ctx, req, reply, key);
+    const relayed = await viaOwner(ctx, agents, req, reply, key);
     if (relayed !== undefined) return relayed;
     const res = await cache.readThrough(key);
     if (res.outcome === 'miss') {
@@ -184,7 +177,7 @@ export function registerCacheRoutes(app: FastifyInstance, ctx: HttpContext): voi
 
   app.put('/v1/cache/*', async (req: FastifyRequest, reply: FastifyReply) => {
     const key = cacheKey(ctx, req, 'cache.put', 'write');
-    const relayed = await viaOwner(ctx, req, reply, key);
+    const relayed = await viaOwner(ctx, agents, req, reply, key);
     if (relayed !== undefined) return relayed;
     const q = req.query as Record<string, unknown>;
     let value: Uint8Array;
@@ -214,7 +207,7 @@ export function registerCacheRoutes(app: FastifyInstance, ctx: HttpContext): voi
 
   app.delete('/v1/cache/*', async (req: FastifyRequest, reply: FastifyReply) => {
     const key = cacheKey(ctx, req, 'cache.delete', 'write');
-    const relayed = await viaOwner(ctx, req, reply, key);
+    const relayed = await viaOwner(ctx, agents, req, reply, key);
     if (relayed !== undefined) return relayed;
     const deleted = cache.delete(key);
     if (deleted) {

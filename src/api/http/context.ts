@@ -55,6 +55,11 @@ export interface HttpContext {
    * key another node serves is forwarded there (docs/operations/cache-cluster.md).
    */
   cacheSlots?: SlotOwnership;
+  /**
+   * With TLS in a cache cluster: the certificates (PEM) other nodes are verified against when a
+   * request is forwarded to them (the system's roots, this node's chain, the client CA).
+   */
+  peerCa?: (string | Buffer)[];
   /** The audit log (records outside kv writes: logins, identity changes, denials). */
   audit: AuditLog;
   /** TLS for the listener; plain HTTP when absent. */
