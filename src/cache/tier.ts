@@ -147,7 +147,8 @@ function formatScore(n: number): string {
  * Write protocol: `ensureMemory()` (may throw OutOfMemoryError) → `lookupWrite(key)` → mutate
  * the value in place, or `set(key, value)` → `modified(key)` → `propagate(argv, key)` → `await
  * durable()` before acknowledging (with `appendfsync always`). The tier itself propagates what
- * it decides alone: `DEL` for expired and evicted keys, `SET … PXAT` for origin fills.
+ * it decides alone: `DEL` for expired and evicted keys, `SET … PXAT` for origin fills. A write
+ * made outside the RESP listener (the HTTP face) is recorded with `changedOutside`.
  */
 export class CacheTier extends EventEmitter<CacheEvents> {
   /** The entries (keys, values and fields) by id; an id is also SCAN's cursor position (src/cache/entries.ts). */
@@ -1407,6 +1408,14 @@ export class CacheTier extends EventEmitter<CacheEvents> {
   readThrough(key: string): Promise<ReadThroughResult> {
     const hit = this.lookup(key);
     if (hit !== undefined) return Promise.resolve({ outcome: 'hit', value: hit });
+    return this.fetch(key);
+  }
+
+  /**
+   * {@link readThrough} after a miss the caller has already counted (RESP GET): fetches `key`
+   * from its namespace's origin, single-flight, and stores it. Never `hit`; never rejects.
+   */
+  fetch(key: string): Promise<ReadThroughResult> {
     const ns = this.options.namespaces(key);
     const origin = ns?.origin;
     if (ns === undefined || origin === undefined) return Promise.resolve({ outcome: 'miss', reason: 'the key is not in the cache (its namespace has no origin)' });
@@ -1438,8 +1447,8 @@ export class CacheTier extends EventEmitter<CacheEvents> {
       const expireAtMs = ttl !== undefined ? this.now() + ttl * 1000 : null;
       try {
         this.set(key, value, { expireAtMs });
-        this.propagate(['SET', key, res.body, ...(expireAtMs !== null ? ['PXAT', String(expireAtMs)] : [])]);
-        this.notifyChange('set', key);
+        // A fill is not an acknowledged write: it is not held back until replicas have it.
+        void this.changedOutside('set', key, ['SET', key, res.body, ...(expireAtMs !== null ? ['PXAT', String(expireAtMs)] : [])]);
       } catch (err) {
         this.options.logger?.warn({ err, key }, 'a value fetched from the origin could not be cached');
       }
@@ -1449,9 +1458,27 @@ export class CacheTier extends EventEmitter<CacheEvents> {
     return flight;
   }
 
-  /** Announces a change made outside the RESP listener (see the `notify` event). */
-  notifyChange(event: string, key: string): void {
+  /**
+   * Set by the RESP listener of a cache cluster: sends a write made outside the listener (the
+   * HTTP face, an origin fill) to the replicas of the key's slot, as it sends its own writes.
+   * Resolves once a `sync` namespace's replicas all have it: undefined, or why some did not;
+   * returns undefined when there is nothing to wait for (no replicas, `async` replication).
+   */
+  replicateWrite: ((key: string, argv: Buffer[]) => Promise<string | undefined> | undefined) | undefined;
+
+  /**
+   * Records a write made outside the RESP listener after it was applied (`set` or `del` of
+   * `key`, as the command `argv`): the AOF, keyspace notifications and WATCH (the `notify`
+   * event), and the replicas in a cache cluster ({@link replicateWrite}, whose result it
+   * returns: await it before acknowledging the write).
+   */
+  changedOutside(event: 'set' | 'del', key: string, argv: readonly (Buffer | string)[]): Promise<string | undefined> | undefined {
+    this.propagate(argv);
     this.emit('notify', event, key);
+    return this.replicateWrite?.(
+      key,
+      argv.map((a) => (typeof a === 'string' ? Buffer.from(a, 'utf8') : a)),
+    );
   }
 
   /** The origin breaker state of `prefix`'s namespace, if it has fetched anything. */

@@ -179,7 +179,8 @@ export interface CacheEvents {
   evicted: [key: string];
   /**
    * A change made outside the RESP listener (the HTTP face: `set`, `del`; an origin fill: `set`),
-   * so the RESP listener can publish keyspace notifications for it (Redis event names).
+   * so the RESP listener can publish keyspace notifications for it (Redis event names), mark
+   * WATCHed keys and wake blocked clients. Emitted by `CacheTier.changedOutside`.
    */
   notify: [event: string, key: string];
 }

@@ -256,6 +256,11 @@ describe('a replicated cache cluster and its HTTP face', () => {
       const put = await fetch(`${nodes[0]?.url}/v1/cache/o/k${i}`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ value: 'cached', ttl: 600 }) });
       assert.equal(put.status, 200);
     }
+    // Over HTTP into the same factor-2 sync namespace: answered once the replica has the write too.
+    for (let i = 0; i < 60; i++) {
+      const put = await fetch(`${nodes[0]?.url}/v1/cache/r/h${i}`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ value: `h${i}`, ttl: 600 }) });
+      assert.equal(put.status, 200, await put.text());
+    }
     const victim = nodes[2] as Node;
     const victimKeys = (await plain(victim.port).keys('r/k*')).length;
     assert.ok(victimKeys > 0, 'the node to kill holds copies (as primary or replica)');
@@ -304,6 +309,11 @@ describe('a replicated cache cluster and its HTTP face', () => {
       if (got !== v && !(tried.get(k)?.has(got) ?? false)) lost++;
     }
     assert.equal(lost, 0, 'every key holds its last acknowledged value (or a later one whose answer was lost)');
+    for (let i = 0; i < 60; i++) {
+      const res = await fetch(`${live[0]?.url}/v1/cache/r/h${i}`);
+      assert.equal(res.status, 200, `r/h${i}, acknowledged over HTTP before the kill, is still there`);
+      assert.equal(((await res.json()) as { value: string }).value, `h${i}`);
+    }
     // Factor 1: what the killed node held comes back as a miss that the origin refills; the rest is still cached.
     const before = originRequests;
     let cached = 0;

@@ -3,12 +3,14 @@
  * journeys 1–2): hit and miss with `x-cache`, read-through with single-flight (100 concurrent
  * misses → 1 origin request), the circuit breaker opening, half-opening and closing, an origin
  * timeout, PUT with a TTL, per-namespace series on /metrics, the SDK's getOrLoad, and the same
- * permissions as /v1/kv.
+ * permissions as /v1/kv. Over RESP on the same node: GET reads through the same origin, and
+ * writes over HTTP are keyspace notifications and break a WATCH like writes over RESP.
  */
 import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, test } from 'node:test';
+import { Redis } from 'ioredis';
 import { createClient } from '../../client/index.js';
 import { http, startTestNode } from '../helpers/node.js';
 import { client, login, startSecureNode, userToken, ADMIN_PASSWORD } from './security-helpers.js';
@@ -58,7 +60,7 @@ const origin = new Origin();
 
 before(async () => {
   const originUrl = await origin.start();
-  node = await startTestNode();
+  node = await startTestNode({ respPort: 0 });
   const put = async (prefix: string, body: unknown) => {
     const res = await http(`${node.url}/v1/namespaces/${prefix}`, { method: 'PUT', body });
     assert.ok(res.status < 300, JSON.stringify(res.body));
@@ -107,6 +109,63 @@ test('100 concurrent misses of one key make exactly 1 origin request (single-fli
   for (const a of answers) {
     assert.equal(a.status, 200);
     assert.equal(JSON.parse(a.body.value).id, '789');
+  }
+});
+
+test('RESP GET reads through too: one origin request for many clients, the TTL of the namespace, a nil for a 404, no fetch inside MULTI', async () => {
+  const port = node.resp?.port as number;
+  const clients = Array.from({ length: 5 }, () => new Redis({ port, host: '127.0.0.1' }));
+  const io = clients[0] as Redis;
+  try {
+    origin.delayMs = 300;
+    const before = origin.requests;
+    const got = await Promise.all(clients.flatMap((c) => [c.get('profile:321'), c.get('profile:321')]));
+    origin.delayMs = 100;
+    assert.equal(origin.requests - before, 1, 'single-flight across connections');
+    for (const g of got) assert.deepEqual(JSON.parse(g as string), { id: '321', name: 'user 321' });
+    assert.deepEqual(JSON.parse((await io.get('user:654')) as string), { id: '654', name: 'user 654' });
+    const ttl = await io.ttl('user:654');
+    assert.ok(ttl > 3590 && ttl <= 3600, `the namespace's default TTL: ${ttl}`);
+    const n = origin.requests;
+    assert.equal(await io.get('user:654'), JSON.stringify({ id: '654', name: 'user 654' }), 'then a hit');
+    assert.equal(origin.requests, n);
+    assert.equal(await io.get('user:missing'), null, 'a 404 at the origin is a nil');
+    assert.equal(await io.exists('user:missing'), 0);
+    // Inside MULTI a command never waits on the network: a miss stays a miss.
+    assert.deepEqual(await io.multi().get('user:in-multi').exec(), [[null, null]]);
+    assert.equal(origin.requests, n + 1, 'only the 404 went to the origin');
+    // A pipeline's later commands wait for the fill: GET, SET, GET answer in order.
+    const p = await io.pipeline().get('user:777').set('user:777', 'mine').get('user:777').exec();
+    assert.deepEqual(p?.map(([, v]) => v), [JSON.stringify({ id: '777', name: 'user 777' }), 'OK', 'mine']);
+  } finally {
+    for (const c of clients) c.disconnect();
+  }
+});
+
+test('writes over HTTP are keyspace notifications and break a WATCH, as writes over RESP', async () => {
+  const port = node.resp?.port as number;
+  const io = new Redis({ port, host: '127.0.0.1' });
+  const sub = new Redis({ port, host: '127.0.0.1' });
+  try {
+    assert.equal(await io.config('SET', 'notify-keyspace-events', 'KEA'), 'OK');
+    const events: string[] = [];
+    sub.on('pmessage', (_p: string, ch: string, m: string) => events.push(`${ch} ${m}`));
+    await sub.psubscribe('__keyevent@0__:*');
+    assert.equal((await http(`${node.url}/v1/cache/cache:note`, { method: 'PUT', body: { value: 'v' } })).status, 200);
+    assert.equal((await http(`${node.url}/v1/cache/cache:note`, { method: 'DELETE' })).body.deleted, true);
+    assert.equal(await io.get('profile:fill'), JSON.stringify({ id: 'fill', name: 'user fill' }));
+    const deadline = Date.now() + 5000;
+    const want = ['__keyevent@0__:set cache:note', '__keyevent@0__:del cache:note', '__keyevent@0__:set profile:fill'];
+    while (!want.every((w) => events.includes(w)) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    assert.deepEqual(events.filter((e) => want.includes(e)), want, JSON.stringify(events));
+    await io.set('cache:watched', '1');
+    await io.watch('cache:watched');
+    assert.equal((await http(`${node.url}/v1/cache/cache:watched`, { method: 'PUT', body: { value: '2' } })).status, 200);
+    assert.equal(await io.multi().set('cache:watched', '3').exec(), null, 'EXEC aborts: the key changed over HTTP');
+    assert.equal(await io.get('cache:watched'), '2');
+  } finally {
+    io.disconnect();
+    sub.disconnect();
   }
 });
 

@@ -155,6 +155,16 @@ function forward(agents: ForwardAgents, url: URL, method: string, headers: Recor
   });
 }
 
+/**
+ * Waits for a `sync` namespace's replicas to acknowledge a write (seed 001, journey 2).
+ * @throws UnavailableError (503) when some did not: the write stands on the primary, but the
+ * caller must not count on it surviving the primary's failure (RESP answers `-NOREPLICAS`).
+ */
+async function unreplicated(key: string, replicated: Promise<string | undefined> | undefined): Promise<void> {
+  const why = replicated === undefined ? undefined : await replicated;
+  if (why !== undefined) throw new UnavailableError(`the write of '${key}' is on the primary, but ${why}; it may be lost if the primary fails`, { details: { key } });
+}
+
 /** Registers `GET/PUT/DELETE /v1/cache/*`. */
 export function registerCacheRoutes(app: FastifyInstance, ctx: HttpContext): void {
   const { cache } = ctx;
@@ -199,9 +209,9 @@ export function registerCacheRoutes(app: FastifyInstance, ctx: HttpContext): voi
     const expireAtMs = ttl !== undefined ? Date.now() + ttl * 1000 : undefined;
     cache.set(key, { type: 'string', value: bytes }, expireAtMs !== undefined ? { expireAtMs } : {});
     const at = cache.expireTimeMs(key);
-    cache.propagate(['SET', key, bytes, ...(at > 0 ? ['PXAT', String(at)] : [])]);
-    cache.notifyChange('set', key);
+    const replicated = cache.changedOutside('set', key, ['SET', key, bytes, ...(at > 0 ? ['PXAT', String(at)] : [])]);
     await cache.durable();
+    await unreplicated(key, replicated);
     return { key, ttl: at > 0 ? Math.ceil((at - Date.now()) / 1000) : -1 };
   });
 
@@ -211,9 +221,9 @@ export function registerCacheRoutes(app: FastifyInstance, ctx: HttpContext): voi
     if (relayed !== undefined) return relayed;
     const deleted = cache.delete(key);
     if (deleted) {
-      cache.propagate(['DEL', key]);
-      cache.notifyChange('del', key);
+      const replicated = cache.changedOutside('del', key, ['DEL', key]);
       await cache.durable();
+      await unreplicated(key, replicated);
     }
     return { key, deleted };
   });

@@ -108,9 +108,17 @@ function setexLike(unitMs: number, cmd: string) {
 export const setex = setexLike(1000, 'setex');
 export const psetex = setexLike(1, 'psetex');
 
-export function get(c: Ctx, a: Buffer[]): Reply {
-  const v = getString(c, k(a[0]));
-  return v === undefined ? R.null : R.bulk(v);
+/** GET; a miss of a memory key whose namespace has an origin is fetched from it first (read-through). */
+export function get(c: Ctx, a: Buffer[]): Reply | Promise<Reply> {
+  const key = k(a[0]);
+  const v = getString(c, key);
+  if (v !== undefined) return R.bulk(v);
+  const fetched = c.ks.readThrough?.(key);
+  if (fetched === undefined) return R.null;
+  return fetched.then((f) => {
+    const b = stringOf(f);
+    return b === undefined ? R.null : R.bulk(b);
+  });
 }
 
 export function getset(c: Ctx, a: Buffer[]): Reply {

@@ -52,6 +52,11 @@ export interface Keyspace {
   delete(key: string, event?: string): boolean;
   /** Sets (ms since the epoch) or clears (0) the expiry of an existing key; false when absent. */
   expire(key: string, expiresAt: number, event: string): boolean;
+  /**
+   * After a miss of `key`: its value fetched from the namespace's origin (read-through), or
+   * undefined when nothing is fetched (a durable key, no origin, MULTI, a replica read).
+   */
+  readThrough?(key: string): Promise<Value | undefined> | undefined;
 }
 
 /** The bytes of a string value. @throws RespError WRONGTYPE for another type. */

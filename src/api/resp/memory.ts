@@ -27,6 +27,11 @@ export class MemoryKeyspace implements Keyspace {
   changes: MemoryChange[] = [];
   /** Record a `new` event when a write creates a key (keyspace notifications with the `n` class). */
   notifyNew = false;
+  /**
+   * The command may fetch a miss from its namespace's origin ({@link readThrough}): set by the
+   * server for one command outside MULTI on the slot's primary, cleared by {@link begin}.
+   */
+  fetching = false;
 
   constructor(readonly tier: CacheTier) {}
 
@@ -35,6 +40,19 @@ export class MemoryKeyspace implements Keyspace {
     this.reading = reading;
     // The array is reused while its consumer empties it in place (the one-command path).
     if (this.changes.length !== 0) this.changes = [];
+    this.fetching = false;
+  }
+
+  /**
+   * After a miss of `key` (just counted by {@link get}): the value fetched from its namespace's
+   * origin, stored with the origin's TTL (docs/cache.md, "Read-through"), or undefined when it
+   * is not fetched at all — no origin, or inside MULTI/EXEC or on a replica, where a command
+   * must not wait. The promise resolves undefined for a miss at the origin (404, a failure, an
+   * open circuit breaker) and never rejects.
+   */
+  readThrough(key: string): Promise<CacheValue | undefined> | undefined {
+    if (!this.fetching || this.tier.namespaceOf(key)?.origin === undefined) return undefined;
+    return this.tier.fetch(key).then((r) => (r.outcome === 'miss' ? undefined : r.value));
   }
 
   get(key: string): CacheValue | undefined {

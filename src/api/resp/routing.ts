@@ -52,9 +52,11 @@ export interface ClusterRouterOptions {
 }
 
 /** Where a memory command goes: run here, an error reply, or the `host:port` of the node to forward it to. */
-export type Routed = { to: 'here' } | { to: 'reply'; reply: Reply } | { to: 'peer'; addr: string; slot: number };
+/** `replica`: served here as a replica of the slot (a READONLY read), not as its primary. */
+export type Routed = { to: 'here'; replica?: true } | { to: 'reply'; reply: Reply } | { to: 'peer'; addr: string; slot: number };
 
 const HERE: Routed = { to: 'here' };
+const HERE_AS_REPLICA: Routed = { to: 'here', replica: true };
 /** The longest a Node.js timer waits, in ms. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
@@ -121,7 +123,7 @@ export class ClusterRouter implements ClusterView {
     const ring = this.o.slots.ring;
     if (read && conn.replicaReads && ring !== undefined && this.o.slots.holds(slot)) {
       const rank = ring.rank(slot);
-      if (rank !== NO_RANK && rank < (this.o.factorOf?.(keys[0] as string) ?? 1)) return HERE;
+      if (rank !== NO_RANK && rank < (this.o.factorOf?.(keys[0] as string) ?? 1)) return HERE_AS_REPLICA;
     }
     const addr = ring?.address(slot) ?? '';
     if (addr === '') return { to: 'reply', reply: R.error(CLUSTERDOWN) };

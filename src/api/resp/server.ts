@@ -217,9 +217,29 @@ export class RespServer implements ServerApi, ConnectionHost {
     if (cache !== undefined) {
       const onExpired = (key: string): void => this.memoryChanged(key, 'expired');
       const onEvicted = (key: string): void => this.memoryChanged(key, 'evicted');
+      // A write over HTTP or an origin fill: notifications, WATCH and blocked clients as for our own.
+      const onOutside = (event: string, key: string): void => {
+        this.memoryChanged(key, event);
+        if (this.readyKeys.size > 0) this.serveBlocked();
+      };
       cache.on('expired', onExpired);
       cache.on('evicted', onEvicted);
-      this.cacheListeners.push(() => cache.off('expired', onExpired), () => cache.off('evicted', onEvicted));
+      cache.on('notify', onOutside);
+      this.cacheListeners.push(
+        () => cache.off('expired', onExpired),
+        () => cache.off('evicted', onEvicted),
+        () => cache.off('notify', onOutside),
+      );
+      const replicator = this.replicator;
+      if (replicator !== undefined) {
+        // Such a write reaches the slot's replicas as ours do; a sync namespace's caller waits for them.
+        cache.replicateWrite = (key, argv) => {
+          const acks = replicator.replicate(key, [argv]);
+          if (acks === undefined || !replicator.isSync(key)) return undefined;
+          return acks.then((a) => (a.error === undefined ? undefined : `${a.wanted - a.acked} of ${a.wanted} replicas did not acknowledge it (${a.error})`));
+        };
+        this.cacheListeners.push(() => (cache.replicateWrite = undefined));
+      }
     }
   }
 
@@ -535,9 +555,12 @@ export class RespServer implements ServerApi, ConnectionHost {
   private runKeyed(conn: Connection, spec: CommandSpec, argv: Buffer[], args: Buffer[], keys: string[], inflight: boolean): Outcome | Promise<Outcome> {
     const kind = this.kindOfKeys(keys);
     if (kind === 'memory') {
+      // A miss may read through to the namespace's origin only where the slot's primary serves it.
+      let primary = true;
       if (this.router !== undefined) {
         const to = this.router.route(conn, keys, this.dev, spec.access === 'read');
         if (to.to === 'reply') return reply(to.reply);
+        if (to.to === 'here' && to.replica === true) primary = false;
         if (to.to === 'peer') {
           let blockMs: number | undefined;
           try {
@@ -552,7 +575,7 @@ export class RespServer implements ServerApi, ConnectionHost {
       }
       // Forwards in flight are for other nodes' slots: a command on this node's keys need not wait for them.
       if (inflight && conn.pending > conn.forwarding) return WAIT;
-      return this.runMemoryOne(conn, spec, argv, args);
+      return this.runMemoryOne(conn, spec, argv, args, false, primary);
     }
     if (spec.memoryOnly === true) {
       return reply(R.error(`ERR '${spec.name}' needs a memory namespace: '${keys[0]}' is a durable key (lists, sets and sorted sets live in memory namespaces; see docs/resp.md)`));
@@ -600,16 +623,19 @@ export class RespServer implements ServerApi, ConnectionHost {
   /**
    * Runs one memory command outside MULTI: the common case of a cache workload, kept free of
    * the per-batch arrays of {@link runMemory}. Synchronous unless `appendfsync always` must
-   * wait for the fsync before the reply.
+   * wait for the fsync before the reply, or a GET's miss is fetched from its namespace's origin
+   * (`fromOrigin`: this node serves the key's slot as its primary, or there is no cluster).
    */
-  private runMemoryOne(conn: Connection, spec: CommandSpec, argv: Buffer[], args: Buffer[], parked = false): Outcome {
+  private runMemoryOne(conn: Connection, spec: CommandSpec, argv: Buffer[], args: Buffer[], parked = false, fromOrigin = false): Outcome {
     const mem = this.memory as MemoryKeyspace;
     const cache = this.o.cache as CacheTier;
     mem.begin(spec.access === 'read');
+    mem.fetching = fromOrigin;
     let r: Reply;
     try {
       if (spec.access === 'write') cache.ensureMemory();
       const out = spec.handler(conn.memoryCtx ?? (conn.memoryCtx = this.ctx(conn, mem)), args);
+      mem.fetching = false;
       if (out instanceof Promise) return { kind: 'pending', blind: false, promise: this.settled(out) };
       r = out;
     } catch (err) {
