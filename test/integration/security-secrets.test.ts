@@ -101,6 +101,11 @@ describe('namespaces: JSON Schema, formats and default TTL', () => {
     const cfg = await dev('/v1/configs/tmp/flag', { method: 'PUT', body: { value: 'on' } });
     assert.equal(cfg.status, 200);
     assert.ok((await dev('/v1/kv/tmp/flag')).body.kv.lease > 0);
+    const leases = async (): Promise<number> => ((await admin('/v1/leases')).body.leases as unknown[]).length;
+    const held = await leases();
+    const refused = await dev('/v1/configs/tmp/flag', { method: 'PUT', body: { value: 'off', version: 'v9' } });
+    assert.equal(refused.status, 409);
+    assert.equal(await leases(), held, 'a refused config write leaves no lease behind');
   });
 });
 

@@ -239,7 +239,14 @@ export function registerConfigRoutes(app: FastifyInstance, ctx: HttpContext): vo
     const ttl = policies.defaultTtl(key);
     const lease = ttl === undefined ? 0 : (await store.grantLease(ttl, 0, auditContext(req, 'lease.grant'))).id;
     const audit = auditContext(req, 'config.put');
-    const res = await timed('config_put', () => configs.put(key, value, { ...(expectVersion === undefined ? {} : { expectVersion }), lease, audit }));
+    let res: Awaited<ReturnType<typeof configs.put>>;
+    try {
+      res = await timed('config_put', () => configs.put(key, value, { ...(expectVersion === undefined ? {} : { expectVersion }), lease, audit }));
+    } catch (err) {
+      // A refused write (409 on the version, a failed commit) must not leave its lease to run out unused.
+      if (lease !== 0) await store.revokeLease(lease, auditContext(req, 'lease.revoke')).catch(() => undefined);
+      throw err;
+    }
     return { key, version: formatVersion(res.version), revision: res.revision, updated_at: iso(res.updatedAt) };
   });
 
