@@ -30,6 +30,8 @@ export interface CacheSetOptions extends WriteOptions {
 
 /** How long the SDK uses a cache cluster's slot map before it reads it again, in ms. */
 export const TOPOLOGY_REFRESH_MS = 10_000;
+/** After the node a slot map named did not answer, how soon the SDK reads the map again, in ms. */
+export const FAILOVER_REFRESH_MS = 1_000;
 
 /**
  * Cache operations; reach them as `client.cache`. Every method throws the server's typed errors.
@@ -37,7 +39,8 @@ export const TOPOLOGY_REFRESH_MS = 10_000;
  * In a cache cluster (several nodes on PostgreSQL, docs/operations/cache-cluster.md) each call
  * goes first to the node that serves the key's slot, when that node is one of the client's
  * endpoints: the slot map comes from `GET /v1/cluster`, read in the background and again every
- * {@link TOPOLOGY_REFRESH_MS} or when another node answered. Any other node forwards the
+ * {@link TOPOLOGY_REFRESH_MS}, within {@link FAILOVER_REFRESH_MS} once the owner it named did
+ * not answer, and at once when another node served the key. Any other node forwards the
  * request, so a stale map costs a hop, never a wrong answer.
  */
 export class CacheClient {
@@ -96,13 +99,20 @@ export class CacheClient {
   }
 
   /**
-   * The request went to the owner the map named, but another node served the key (its id is in
-   * `x-cache-node`: the slot moved, and the node we asked forwarded it): read the map again.
+   * Reads the map again when it proved stale: the owner it named did not answer (another
+   * endpoint did: the owner may have left the ring; read again within
+   * {@link FAILOVER_REFRESH_MS}, not on every such call while the ring catches up), or it
+   * answered but another node served the key (its id is in `x-cache-node`: the slot moved, and
+   * the node we asked forwarded it).
    */
   private answeredBy(res: { headers: Headers; endpoint: string }, owner: string | undefined): void {
+    if (owner === undefined) return;
+    if (res.endpoint !== owner) {
+      this.topologyAt = Math.min(this.topologyAt, Date.now() - TOPOLOGY_REFRESH_MS + FAILOVER_REFRESH_MS);
+      return;
+    }
     const node = res.headers.get('x-cache-node');
-    if (owner === undefined || node === null || res.endpoint !== owner) return;
-    if (this.nodeUrls.get(node) !== owner) this.topologyAt = -Infinity;
+    if (node !== null && this.nodeUrls.get(node) !== owner) this.topologyAt = -Infinity;
   }
 
   /**

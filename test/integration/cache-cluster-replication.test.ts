@@ -35,6 +35,14 @@ async function metric(url: string, name: string): Promise<number> {
   return m === null ? 0 : Number(m[1]);
 }
 
+/** Requests `url` answered on `route` (every method and status), from its /metrics. */
+async function routeRequests(url: string, route: string): Promise<number> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  let n = 0;
+  for (const line of text.split('\n')) if (line.startsWith('beacon_http_requests_total{') && line.includes(`route="${route}"`)) n += Number(line.slice(line.lastIndexOf(' ') + 1));
+  return n;
+}
+
 describe('a replicated cache cluster and its HTTP face', () => {
   let pg: PostgresServer;
   // The origin of the factor-1 namespace o/ (seed 002: read-through refills what a failed node held).
@@ -284,6 +292,10 @@ describe('a replicated cache cluster and its HTTP face', () => {
         );
       }
     })();
+    // An SDK client whose slot map names the node about to die.
+    const sdk = createClient({ endpoints: nodes.map((n) => n.url) });
+    closers.push(() => void sdk.close());
+    for (let i = 0; i < 30; i++) await sdk.cache.set(`h/fo${i}`, 'before', { ttl: 600 });
     await new Promise((r) => setTimeout(r, 500));
     const killedAt = Date.now();
     await victim.proc.kill();
@@ -298,6 +310,20 @@ describe('a replicated cache cluster and its HTTP face', () => {
       15_000,
     );
     t.diagnostic(`ring without the killed node after ${Date.now() - killedAt} ms`);
+    // Its calls for the dead node's slots fail over to another node, which makes it read the map
+    // again within a second (not at the end of its 10 s refresh period).
+    const clusterReads = async (): Promise<number> => (await Promise.all(live.map((n) => routeRequests(n.url, '/v1/cluster')))).reduce((x, y) => x + y, 0);
+    const reads = await clusterReads();
+    for (let i = 0; i < 30; i++) assert.deepEqual(await sdk.cache.set(`h/fo${i}`, 'after', { ttl: 600 }), { ttl: 600 });
+    let n = 0;
+    await eventually(
+      'the SDK reads the slot map again once a node it named did not answer',
+      async () => {
+        await sdk.cache.set(`h/fo${n++ % 30}`, 'later', { ttl: 600 }); // the map is read again on a call
+        return (await clusterReads()) > reads;
+      },
+      3000,
+    );
     await new Promise((r) => setTimeout(r, 1500)); // writes go on against the new primaries
     stop = true;
     await writer;
