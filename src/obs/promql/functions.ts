@@ -354,7 +354,8 @@ export function applyOp(op: string, l: number, r: number): number {
     case '*': return l * r;
     case '/': return l / r;
     case '%': return l % r;
-    case '^': return l ** r;
+    // Go's math.Pow, unlike IEEE pow in V8, gives 1 for 1^y whatever y (NaN, ±Inf) and for (-1)^±Inf.
+    case '^': return l === 1 || (l === -1 && (r === Infinity || r === -Infinity)) ? 1 : l ** r;
     case 'atan2': return Math.atan2(l, r);
     case '==': return l === r ? 1 : 0;
     case '!=': return l !== r ? 1 : 0;
