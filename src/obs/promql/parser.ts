@@ -155,7 +155,10 @@ function parseNumber(text: string): number | undefined {
   if (lower === 'inf' || lower === '+inf') return Infinity;
   if (lower === '-inf') return -Infinity;
   if (lower === 'nan' || lower === '+nan' || lower === '-nan') return NaN;
-  if (/^0x[0-9a-f]+$/i.test(t)) return parseInt(t.slice(2), 16);
+  // A sign can be part of the literal (lezer reads `-0x10` as one number).
+  if (/^[-+]?0x[0-9a-f]+$/i.test(t)) return (t.startsWith('-') ? -1 : 1) * parseInt(t.replace(/^[-+]?0x/i, ''), 16);
+  // Prometheus reads an integer literal with Go's strconv.ParseInt(s, 0, 64) first: a leading 0 means octal.
+  if (/^[-+]?0[0-7]+$/.test(t)) return (t.startsWith('-') ? -1 : 1) * parseInt(t.replace(/^[-+]?0/, ''), 8);
   const d = parseDuration(t);
   if (d !== undefined && /[a-z]/i.test(t)) return d / 1000;
   const n = Number(t);
