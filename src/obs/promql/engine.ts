@@ -489,7 +489,10 @@ class Evaluator {
       }
       case 'timestamp': {
         const v = this.vector(e.args[0]!, t);
-        return { type: 'vector', samples: this.unique(v.map((s) => ({ labels: dropMetricName(s.labels), value: (s.ts ?? t) / 1000 }))) };
+        // Prometheus 2.x gives the samples' own times only for a selector (in parentheses or not);
+        // for any other argument, even one that passes samples through (`sort`, `x > 0`), the evaluation time.
+        const own = unwrap(e.args[0]!).kind === 'vectorSelector';
+        return { type: 'vector', samples: this.unique(v.map((s) => ({ labels: dropMetricName(s.labels), value: ((own ? s.ts : undefined) ?? t) / 1000 }))) };
       }
       case 'round': {
         const toNearest = e.args[1] ? this.scalar(e.args[1], t) : 1;
