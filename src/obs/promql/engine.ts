@@ -502,8 +502,9 @@ class Evaluator {
       case 'clamp': {
         const min = this.scalar(e.args[1]!, t);
         const max = this.scalar(e.args[2]!, t);
-        if (max < min) return { type: 'vector', samples: [] };
-        return this.mapVector(e.args[0]!, t, (v) => Math.max(min, Math.min(max, v)));
+        // The argument is evaluated even when max < min gives nothing: its errors still count.
+        const clamped = this.mapVector(e.args[0]!, t, (v) => Math.max(min, Math.min(max, v)));
+        return max < min ? { type: 'vector', samples: [] } : clamped;
       }
       case 'clamp_min': {
         const min = this.scalar(e.args[1]!, t);
