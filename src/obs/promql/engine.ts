@@ -622,12 +622,14 @@ class Evaluator {
       if (!g) cache.set(ls, (g = { key: groupKey(ls), labels: ls }));
       return g.key;
     };
-    const groupOf = (ls: Labels): { key: string; labels: Labels } => ({ key: keyOf(ls), labels: groupLabels(ls) });
     if (e.op === 'count_values') {
       const counts = new Map<string, { labels: Labels; n: number }>();
       for (const s of input) {
-        const map = toMap(groupOf(s.labels).labels);
+        // As Prometheus: the value label is set first, then the grouping applies to it too, so
+        // `without (…)` naming it drops it again; `by (…)` always keeps it.
+        const map = toMap(s.labels);
         map.set(label, formatValue(s.value));
+        for (const name of [...map.keys()]) if (!keeps(name) && (e.without || name !== label)) map.delete(name);
         const labels = fromMap(map);
         const k = labelsKey(labels);
         const c = counts.get(k);
