@@ -502,9 +502,11 @@ class Evaluator {
       case 'clamp': {
         const min = this.scalar(e.args[1]!, t);
         const max = this.scalar(e.args[2]!, t);
-        // The argument is evaluated even when max < min gives nothing: its errors still count.
-        const clamped = this.mapVector(e.args[0]!, t, (v) => Math.max(min, Math.min(max, v)));
-        return max < min ? { type: 'vector', samples: [] } : clamped;
+        // The argument is evaluated even when max < min gives nothing: its errors still count
+        // (but an empty result cannot hold two series with the same labels).
+        const v = this.vector(e.args[0]!, t);
+        if (max < min) return { type: 'vector', samples: [] };
+        return { type: 'vector', samples: this.unique(v.map((s) => ({ labels: dropMetricName(s.labels), value: Math.max(min, Math.min(max, s.value)) }))) };
       }
       case 'clamp_min': {
         const min = this.scalar(e.args[1]!, t);
