@@ -11,6 +11,7 @@ import type { AggregateExpr, AtModifier, BinaryExpr, Call, Expr, MatrixSelector,
 import { PromQLError } from './errors.js';
 import {
   applyOp, bucketQuantile, DATE_FUNCTIONS, formatValue, MATH_FUNCTIONS, quantile, RANGE_FUNCTIONS, staleMask,
+  goMax, goMin,
 } from './functions.js';
 import type { Bucket, RangeFn, Window, WindowContext } from './functions.js';
 import { compareLabels, dropMetricName, fromMap, getLabel, labelsKey, labelsString, signatureFn, toMap } from './labels.js';
@@ -506,15 +507,15 @@ class Evaluator {
         // (but an empty result cannot hold two series with the same labels).
         const v = this.vector(e.args[0]!, t);
         if (max < min) return { type: 'vector', samples: [] };
-        return { type: 'vector', samples: this.unique(v.map((s) => ({ labels: dropMetricName(s.labels), value: Math.max(min, Math.min(max, s.value)) }))) };
+        return { type: 'vector', samples: this.unique(v.map((s) => ({ labels: dropMetricName(s.labels), value: goMax(min, goMin(max, s.value)) }))) };
       }
       case 'clamp_min': {
         const min = this.scalar(e.args[1]!, t);
-        return this.mapVector(e.args[0]!, t, (v) => Math.max(min, v));
+        return this.mapVector(e.args[0]!, t, (v) => goMax(min, v));
       }
       case 'clamp_max': {
         const max = this.scalar(e.args[1]!, t);
-        return this.mapVector(e.args[0]!, t, (v) => Math.min(max, v));
+        return this.mapVector(e.args[0]!, t, (v) => goMin(max, v));
       }
       case 'sort':
       case 'sort_desc': {
