@@ -4,7 +4,7 @@
 //
 //   BEACON_FUZZ_SEED=1234      replay one seed (printed by every run)
 //   BEACON_FUZZ_SEEDS=20       run that many seeds (from BEACON_FUZZ_SEED, or a random one)
-//   BEACON_FUZZ_EXPRS=400      expressions per seed (default 250)
+//   BEACON_FUZZ_EXPRS=600      expressions per seed (default 400)
 //   BEACON_FUZZ_KEEP=dir       write each seed's generated evaluation file there
 import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
@@ -19,7 +19,7 @@ const skip = promtool.error ? 'promtool is not installed (Debian package "promet
 const env = process.env;
 const firstSeed = env.BEACON_FUZZ_SEED ? Number(env.BEACON_FUZZ_SEED) : Math.floor(Math.random() * 2 ** 31);
 const seeds = Number(env.BEACON_FUZZ_SEEDS ?? 1);
-const expressions = Number(env.BEACON_FUZZ_EXPRS ?? 250);
+const expressions = Number(env.BEACON_FUZZ_EXPRS ?? 400);
 
 describe('Beacon PromQL vs promtool: random differential test', { skip }, () => {
   for (let i = 0; i < seeds; i++) {
