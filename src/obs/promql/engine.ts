@@ -11,6 +11,7 @@ import type { AggregateExpr, AtModifier, BinaryExpr, Call, Expr, MatrixSelector,
 import { PromQLError } from './errors.js';
 import {
   applyOp, bucketQuantile, DATE_FUNCTIONS, formatValue, MATH_FUNCTIONS, quantile, RANGE_FUNCTIONS, staleMask,
+  goMax, goMin,
 } from './functions.js';
 import type { Bucket, RangeFn, Window, WindowContext } from './functions.js';
 import { compareLabels, dropMetricName, fromMap, getLabel, labelsKey, labelsString, signatureFn, toMap } from './labels.js';
@@ -489,7 +490,10 @@ class Evaluator {
       }
       case 'timestamp': {
         const v = this.vector(e.args[0]!, t);
-        return { type: 'vector', samples: this.unique(v.map((s) => ({ labels: dropMetricName(s.labels), value: (s.ts ?? t) / 1000 }))) };
+        // Prometheus 2.x gives the samples' own times only for a selector (in parentheses or not);
+        // for any other argument, even one that passes samples through (`sort`, `x > 0`), the evaluation time.
+        const own = unwrap(e.args[0]!).kind === 'vectorSelector';
+        return { type: 'vector', samples: this.unique(v.map((s) => ({ labels: dropMetricName(s.labels), value: ((own ? s.ts : undefined) ?? t) / 1000 }))) };
       }
       case 'round': {
         const toNearest = e.args[1] ? this.scalar(e.args[1], t) : 1;
@@ -499,16 +503,19 @@ class Evaluator {
       case 'clamp': {
         const min = this.scalar(e.args[1]!, t);
         const max = this.scalar(e.args[2]!, t);
+        // The argument is evaluated even when max < min gives nothing: its errors still count
+        // (but an empty result cannot hold two series with the same labels).
+        const v = this.vector(e.args[0]!, t);
         if (max < min) return { type: 'vector', samples: [] };
-        return this.mapVector(e.args[0]!, t, (v) => Math.max(min, Math.min(max, v)));
+        return { type: 'vector', samples: this.unique(v.map((s) => ({ labels: dropMetricName(s.labels), value: goMax(min, goMin(max, s.value)) }))) };
       }
       case 'clamp_min': {
         const min = this.scalar(e.args[1]!, t);
-        return this.mapVector(e.args[0]!, t, (v) => Math.max(min, v));
+        return this.mapVector(e.args[0]!, t, (v) => goMax(min, v));
       }
       case 'clamp_max': {
         const max = this.scalar(e.args[1]!, t);
-        return this.mapVector(e.args[0]!, t, (v) => Math.min(max, v));
+        return this.mapVector(e.args[0]!, t, (v) => goMin(max, v));
       }
       case 'sort':
       case 'sort_desc': {
@@ -618,12 +625,14 @@ class Evaluator {
       if (!g) cache.set(ls, (g = { key: groupKey(ls), labels: ls }));
       return g.key;
     };
-    const groupOf = (ls: Labels): { key: string; labels: Labels } => ({ key: keyOf(ls), labels: groupLabels(ls) });
     if (e.op === 'count_values') {
       const counts = new Map<string, { labels: Labels; n: number }>();
       for (const s of input) {
-        const map = toMap(groupOf(s.labels).labels);
+        // As Prometheus: the value label is set first, then the grouping applies to it too, so
+        // `without (…)` naming it drops it again; `by (…)` always keeps it.
+        const map = toMap(s.labels);
         map.set(label, formatValue(s.value));
+        for (const name of [...map.keys()]) if (!keeps(name) && (e.without || name !== label)) map.delete(name);
         const labels = fromMap(map);
         const k = labelsKey(labels);
         const c = counts.get(k);

@@ -346,6 +346,16 @@ export const DATE_FUNCTIONS: ReadonlyMap<string, (d: Date) => number> = new Map<
   ['year', (d) => d.getUTCFullYear()],
 ]);
 
+/** Go's math.Max: like Math.max, except that +Inf wins over NaN. */
+export function goMax(a: number, b: number): number {
+  return a === Infinity || b === Infinity ? Infinity : Math.max(a, b);
+}
+
+/** Go's math.Min: like Math.min, except that -Inf wins over NaN. */
+export function goMin(a: number, b: number): number {
+  return a === -Infinity || b === -Infinity ? -Infinity : Math.min(a, b);
+}
+
 /** Applies a binary arithmetic or comparison operator; for comparisons returns 1/0 for true/false. */
 export function applyOp(op: string, l: number, r: number): number {
   switch (op) {
@@ -354,7 +364,8 @@ export function applyOp(op: string, l: number, r: number): number {
     case '*': return l * r;
     case '/': return l / r;
     case '%': return l % r;
-    case '^': return l ** r;
+    // Go's math.Pow, unlike IEEE pow in V8, gives 1 for 1^y whatever y (NaN, ±Inf) and for (-1)^±Inf.
+    case '^': return l === 1 || (l === -1 && (r === Infinity || r === -Infinity)) ? 1 : l ** r;
     case 'atan2': return Math.atan2(l, r);
     case '==': return l === r ? 1 : 0;
     case '!=': return l !== r ? 1 : 0;

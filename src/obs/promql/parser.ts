@@ -155,7 +155,10 @@ function parseNumber(text: string): number | undefined {
   if (lower === 'inf' || lower === '+inf') return Infinity;
   if (lower === '-inf') return -Infinity;
   if (lower === 'nan' || lower === '+nan' || lower === '-nan') return NaN;
-  if (/^0x[0-9a-f]+$/i.test(t)) return parseInt(t.slice(2), 16);
+  // A sign can be part of the literal (lezer reads `-0x10` as one number).
+  if (/^[-+]?0x[0-9a-f]+$/i.test(t)) return (t.startsWith('-') ? -1 : 1) * parseInt(t.replace(/^[-+]?0x/i, ''), 16);
+  // Prometheus reads an integer literal with Go's strconv.ParseInt(s, 0, 64) first: a leading 0 means octal.
+  if (/^[-+]?0[0-7]+$/.test(t)) return (t.startsWith('-') ? -1 : 1) * parseInt(t.replace(/^[-+]?0/, ''), 8);
   const d = parseDuration(t);
   if (d !== undefined && /[a-z]/i.test(t)) return d / 1000;
   const n = Number(t);
@@ -245,6 +248,7 @@ class Builder {
         return this.vectorSelector(n, c);
       case 'MatrixSelector': {
         const inner = this.expr(c[0]!);
+        this.rangeOnOperator(n, inner);
         if (inner.kind !== 'vectorSelector') this.fail(n, 'ranges only allowed for vector selectors');
         if (inner.offsetMs !== 0 || inner.at) this.fail(n, 'no offset or @ modifiers allowed before range');
         const rangeMs = this.duration(c[1]!);
@@ -253,6 +257,7 @@ class Builder {
       }
       case 'SubqueryExpr': {
         const inner = this.expr(c[0]!);
+        this.rangeOnOperator(n, inner);
         const t = typeOf(inner);
         if (t !== 'vector') this.fail(n, `subquery is only allowed on instant vector, got ${TYPE_NAME[t]} instead`);
         const durations = c.filter((x) => x.name === 'DurationExpr');
@@ -294,7 +299,27 @@ class Builder {
     }
   }
 
+  /**
+   * lezer's grammar reads `a + b[5m]` and `-a[5m:1m]` as a range over the whole operation;
+   * Prometheus's binds the range to the nearest operand (`a + (b[5m])`), which makes an operation
+   * on a range vector: a type error, whatever that operand is.
+   */
+  private rangeOnOperator(n: SyntaxNode, inner: Expr): void {
+    if (inner.kind === 'binary') this.fail(n, 'binary expression must contain only scalar and instant vector types');
+    if (inner.kind === 'unary') this.fail(n, 'unary expression only allowed on expressions of type scalar or instant vector, got "range vector"');
+  }
+
   private modify(n: SyntaxNode, target: Expr, mod: { offsetMs?: number; at?: AtModifier }): Expr {
+    // lezer's grammar reads `a - b offset 1m` and `-a @ 5` as a modifier of the whole operation;
+    // Prometheus's binds `offset` and `@` to the nearest operand: `a - (b offset 1m)`, `-(a @ 5)`.
+    if (target.kind === 'binary') {
+      this.modify(n, target.rhs, mod);
+      return target;
+    }
+    if (target.kind === 'unary') {
+      this.modify(n, target.expr, mod);
+      return target;
+    }
     const apply = (x: VectorSelector | SubqueryExpr): void => {
       if (mod.offsetMs !== undefined) {
         if (x.offsetMs !== 0) this.fail(n, 'offset may not be set multiple times');
