@@ -47,6 +47,11 @@ export interface WaitOptions {
 export interface LockOptions extends WaitOptions {
   /** The lease the lock key is attached to (the "session"): if it expires, the lock is released. */
   lease: number;
+  /**
+   * Who holds it (seed 004's `holder`, e.g. `order-service-1`): the lock key's value, shown by
+   * {@link lockState}; empty when not given. A re-entrant call keeps the key's first value.
+   */
+  holder?: Uint8Array;
 }
 
 /** Options of {@link CoordService.campaign}. */
@@ -194,7 +199,7 @@ export class CoordService {
    */
   async lock(name: string, opts: LockOptions): Promise<LockHandle> {
     validateName(name, 'lock name');
-    const { kv, revision, created } = await this.contend('lock', name, new Uint8Array(0), opts);
+    const { kv, revision, created } = await this.contend('lock', name, opts.holder ?? new Uint8Array(0), opts);
     return { name, key: kv.key, lease: kv.lease, fencingToken: kv.createRevision, revision, reentrant: !created };
   }
 

@@ -110,6 +110,30 @@ test('100 contenders over HTTP: one holder at a time, FIFO by createRevision, fe
   assert.deepEqual(state.waiters, []);
 });
 
+test('seed 004: a lock names its holder; GET shows who holds it, a waiter that times out is told, DELETE releases it', async () => {
+  const name = 'locks/inventory-sku-123';
+  const got = await http(`${url}/v1/locks/${name}`, { method: 'POST', body: { holder: 'order-service-1', ttl: 30 } });
+  assert.equal(got.status, 200, JSON.stringify(got.body));
+  assert.equal(got.body.ttl, 30);
+  const state = await http(`${url}/v1/locks/${name}`);
+  assert.equal(state.body.holder.key, got.body.key);
+  assert.equal(state.body.holder.value, 'order-service-1');
+  const other = await http(`${url}/v1/locks/${name}`, { method: 'POST', body: { holder: 'order-service-2', ttl: 30, timeoutMs: 100 } });
+  assert.equal(other.status, 409);
+  assert.equal(other.body.error.details.holder, got.body.key);
+  for (const bad of [42, '', 'x'.repeat(257)]) {
+    const res = await http(`${url}/v1/locks/${name}`, { method: 'POST', body: { holder: bad, ttl: 30 } });
+    assert.equal(res.status, 400, `holder ${JSON.stringify(bad).slice(0, 20)}`);
+    assert.match(res.body.error.message, /'holder' must be a non-empty string/);
+  }
+  assert.equal((await http(`${url}/v1/locks/${got.body.key}`, { method: 'DELETE' })).status, 200);
+  assert.equal((await lockState(name)).holder, null);
+  // Without a holder the key's value stays empty, as before.
+  const anon = await http(`${url}/v1/locks/${name}`, { method: 'POST', body: { ttl: 30 } });
+  assert.equal((await http(`${url}/v1/locks/${name}`)).body.holder.value, '');
+  assert.equal((await http(`${url}/v1/locks/${anon.body.key}`, { method: 'DELETE' })).status, 200);
+});
+
 test('a holder whose lease expires (no keep-alives, TTL 1 s) loses the lock; the waiter acquires within TTL + 1 s', async () => {
   const holder = await http(`${url}/v1/locks/expiry`, { method: 'POST', body: { ttl: 1 } });
   assert.equal(holder.status, 200);

@@ -4,9 +4,9 @@ import { CoordService, MAX_WAIT_MS, contenderKey, parseContenderKey, validateNam
 import { InvalidArgumentError, NotFoundError, UnavailableError } from '../../errors.js';
 import { MAX_LEASE_TTL_SECONDS } from '../../lease/index.js';
 import type { Store } from '../../kv/index.js';
-import { decodeValue, kvToJson, optInt, optString, queryInt, readObject, wildcardKey } from './codec.js';
+import { decodeValue, encodeValue, kvToJson, optInt, optString, queryInt, readObject, wildcardKey } from './codec.js';
 import type { HttpContext } from './context.js';
-import { kvJsonFor } from './authz.js';
+import { kvJsonFor, readView } from './authz.js';
 import { auditContext, principalName } from './request-context.js';
 import { requireOwnLease } from './lease-routes.js';
 
@@ -35,6 +35,9 @@ function clientGone(req: FastifyRequest, reply: FastifyReply): AbortSignal {
  * The lease to hold a lock or candidacy with: the caller's own (another principal's answers 404,
  * issue 9 finding 9), or one granted now for the caller (`granted`).
  */
+/** The longest `holder` a lock request may name, in characters. */
+const MAX_HOLDER_CHARS = 256;
+
 async function leaseFor(ctx: HttpContext, req: FastifyRequest, o: Record<string, unknown>): Promise<{ lease: number; ttl: number; granted: boolean }> {
   const lease = optInt(o, 'lease', 1);
   const ttl = optInt(o, 'ttl', 1, MAX_LEASE_TTL_SECONDS);
@@ -123,16 +126,30 @@ export function registerCoordRoutes(app: FastifyInstance, ctx: HttpContext): voi
 
   // ---- locks ----------------------------------------------------------------------------------
 
+  /**
+   * The optional `holder` of a lock request: who holds it (seed 004: `{"holder": "order-service-1"}`),
+   * stored as the lock key's value and shown by `GET /v1/locks/{name}`. Checked like any write
+   * under the lock's name (format, schema, size). @throws InvalidArgumentError when not a non-empty string.
+   */
+  const lockHolder = (c: HttpContext, name: string, v: unknown): Uint8Array | undefined => {
+    if (v === undefined) return undefined;
+    if (typeof v !== 'string' || v.length === 0 || v.length > MAX_HOLDER_CHARS) {
+      throw new InvalidArgumentError(`'holder' must be a non-empty string of at most ${MAX_HOLDER_CHARS} characters (who holds the lock, e.g. "order-service-1")`, { field: 'holder' });
+    }
+    return c.policies.checkWrite(`${name}/`, new TextEncoder().encode(v));
+  };
+
   const lockHandler = async (req: FastifyRequest, reply: FastifyReply): Promise<unknown> => {
     const name = wildcardKey(req.params);
-    const o = readObject(req.body ?? {}, ['lease', 'ttl', 'timeoutMs']);
+    const o = readObject(req.body ?? {}, ['lease', 'ttl', 'timeoutMs', 'holder']);
     const timeoutMs = optInt(o, 'timeoutMs', 0, MAX_WAIT_MS);
     const signal = clientGone(req, reply);
     validateName(name, 'lock name'); // before a lease is granted for it
+    const holder = lockHolder(ctx, name, o.holder);
     const { lease, ttl, granted } = await leaseFor(ctx, req, o);
     const stopKeepAlive = granted ? keepAliveWhileWaiting(store, lease, ttl) : undefined;
     try {
-      const lock = await coord.lock(name, { lease, timeoutMs, signal, audit: auditContext(req, 'lock.acquire') });
+      const lock = await coord.lock(name, { lease, timeoutMs, signal, audit: auditContext(req, 'lock.acquire'), ...(holder === undefined ? {} : { holder }) });
       if (signal.aborted) {
         // Acquired just as the client left: nobody will ever unlock it, so release it now (a
         // granted lease is revoked below, which releases it too).
@@ -151,9 +168,16 @@ export function registerCoordRoutes(app: FastifyInstance, ctx: HttpContext): voi
 
   app.get('/v1/locks/*', async (req) => {
     const state = coord.lockState(wildcardKey(req.params));
+    // The holder's key carries who holds it (`holder` of the lock request; empty when none was
+    // named), shown unless the lock's namespace is secret and the caller may not read it.
+    const h = state.holder;
+    const named = h === undefined ? undefined : readView(ctx, req, h);
     return {
       name: state.name,
-      holder: state.holder === undefined ? null : { ...kvToJson(state.holder, true), fencingToken: state.holder.createRevision },
+      holder:
+        h === undefined
+          ? null
+          : { ...kvToJson(h, true), ...(named?.redacted === false ? encodeValue(named.value) : {}), fencingToken: h.createRevision },
       waiters: state.waiters.map((kv) => kvToJson(kv, true)),
       revision: state.revision,
     };
