@@ -240,6 +240,7 @@ export async function startNode(opts: NodeOptions = {}): Promise<BeaconNode> {
     revision: () => store.revision,
     compactRevision: () => store.compactRevision,
   });
+  metrics.registerDataDirMetrics(dataDir);
   store.onBatch = (n, ms) => {
     metrics.commitBatchSize.observe(n);
     metrics.commitDuration.observe(ms / 1000);

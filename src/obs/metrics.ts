@@ -1,4 +1,5 @@
 /** The node's Prometheus metrics (prom-client): one registry per node, named per Prometheus conventions. */
+import { statfsSync } from 'node:fs';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
 const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
@@ -481,6 +482,37 @@ export class Metrics {
     gauge('beacon_cache_cluster_confirmed', "1 while this node's ring membership is confirmed (it serves its slots), 0 when fenced.", 'confirmed');
   }
   // --- end cache tier ------------------------------------------------------------------------------
+
+  /**
+   * The file system that holds the data directory `dir`: its size and the bytes free to this
+   * process (`statfs`, read at scrape time), for the default rule `BeaconStorageFull` (seed 003:
+   * storage > 90 % of capacity). A file system that cannot be read reports nothing.
+   */
+  registerDataDirMetrics(dir: string): void {
+    const read = (): { capacity: number; free: number } | undefined => {
+      try {
+        const st = statfsSync(dir);
+        return { capacity: st.blocks * st.bsize, free: st.bavail * st.bsize };
+      } catch {
+        return undefined;
+      }
+    };
+    for (const [name, help, field] of [
+      ['beacon_data_dir_capacity_bytes', 'Size of the file system holding the data directory, in bytes.', 'capacity'],
+      ['beacon_data_dir_free_bytes', 'Bytes of that file system free to this node (not reserved for root).', 'free'],
+    ] as const) {
+      new Gauge({
+        name,
+        help,
+        registers: [this.registry],
+        collect() {
+          const v = read();
+          if (v === undefined) this.reset();
+          else this.set(v[field]);
+        },
+      });
+    }
+  }
 }
 
 /** The cache cluster's figures of one node (see {@link Metrics.registerCacheClusterMetrics}). */

@@ -3,6 +3,7 @@
 // 'unmatched'), the request log line of an error answer still carries its request id, and the
 // synchronous head read answers the same as the async reads (404, bad query, linearizable, ?rev).
 import assert from 'node:assert/strict';
+import { statfsSync } from 'node:fs';
 import { Writable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import pino from 'pino';
@@ -56,6 +57,17 @@ describe('HTTP request metrics and the head read', () => {
     for (const l of [ok, missing, head, unmatched]) {
       assert.equal(await sample(node.url, 'beacon_http_request_duration_seconds_count', l), await sample(node.url, 'beacon_http_requests_total', l), l);
     }
+  });
+
+  it("exports the data directory's file system size and free bytes, as df reads them (the BeaconStorageFull rule's input)", async () => {
+    const text = await (await fetch(`${node.url}/metrics`)).text();
+    const value = (name: string): number => Number(/^(\S+) (\S+)$/m.exec(text.split('\n').find((l) => l.startsWith(`${name} `)) ?? '')?.[2]);
+    const capacity = value('beacon_data_dir_capacity_bytes');
+    const free = value('beacon_data_dir_free_bytes');
+    const st = statfsSync(node.dataDir);
+    assert.equal(capacity, st.blocks * st.bsize);
+    assert.ok(free > 0 && free <= capacity, `free ${free} of ${capacity}`);
+    assert.ok(Math.abs(free - st.bavail * st.bsize) < 64 * 1024 * 1024, 'free bytes as statfs reads them, within what other writers changed meanwhile');
   });
 
   it('logs an error answer with its request id', async () => {
