@@ -316,7 +316,7 @@ export async function startNode(opts: NodeOptions = {}): Promise<BeaconNode> {
           audit: security.audit,
           logger,
           version: VERSION,
-          ...(tls !== undefined ? { tls: { cert: tls.cert, key: tls.key } } : {}),
+          ...(tls !== undefined ? { tls: { cert: tls.cert, key: tls.key, ...(tls.clientCa !== undefined ? { clientCa: tls.clientCa } : {}) } } : {}),
           ...(slots !== undefined && isSharedBackend(backend)
             ? {
                 cluster: {

@@ -8,6 +8,7 @@ import { request as httpsRequest } from 'node:https';
 import { request as httpRequest } from 'node:http';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { Redis } from 'ioredis';
 import { spawnServer, tempDir } from '../helpers/node.js';
 import { ADMIN_PASSWORD, startSecureNode, type SecureNode } from './security-helpers.js';
 
@@ -86,6 +87,7 @@ describe('TLS and mTLS', () => {
     node = await startSecureNode({
       tls: { cert: certs.serverCert, key: certs.serverKey, clientCa: certs.caFile },
       security: { clientCertRoles: { billing: ['viewer'] } },
+      respPort: 0,
     });
   });
   after(async () => {
@@ -125,6 +127,47 @@ describe('TLS and mTLS', () => {
     const unmapped = await get(node.url, certs.ca, { path: '/v1/auth/whoami', clientCert: nobody });
     assert.deepEqual([unmapped.body.name, unmapped.body.roles], ['nobody', []]);
     assert.equal((await get(node.url, certs.ca, { path: '/v1/kv/x', clientCert: nobody })).status, 403);
+  });
+
+  it('the RESP port: a client certificate signed by the CA authenticates the connection as its CN; none or an untrusted one must AUTH', async () => {
+    const port = node.resp?.port as number;
+    const open = (cert?: Pem): Redis => {
+      const r = new Redis({
+        port,
+        host: '127.0.0.1',
+        tls: { ca: certs.ca, servername: 'localhost', ...(cert !== undefined ? { cert: cert.cert, key: cert.key } : {}) },
+        maxRetriesPerRequest: 0,
+        lazyConnect: true,
+        enableReadyCheck: false, // its INFO would be refused (NOAUTH) before AUTH on the unauthenticated ones
+        retryStrategy: () => null,
+      });
+      r.on('error', () => undefined);
+      return r;
+    };
+    const asBilling = open(billing);
+    const asRogue = open(certs.rogue);
+    const asNobody = open();
+    const token = (await get(node.url, certs.ca, { method: 'POST', path: '/v1/auth/token', body: { username: 'admin', password: ADMIN_PASSWORD } })).body.token as string;
+    const admin = open();
+    try {
+      await admin.connect();
+      assert.equal(await admin.call('AUTH', token), 'OK');
+      assert.equal(await admin.set('mtls/key', 'v'), 'OK');
+      await asBilling.connect();
+      assert.equal(await asBilling.get('mtls/key'), 'v', 'billing (viewer by --tls-client-role) reads without AUTH');
+      await assert.rejects(asBilling.set('mtls/key', 'w'), /NOPERM/, 'a viewer may not write');
+      await asNobody.connect();
+      await assert.rejects(asNobody.get('mtls/key'), /NOAUTH/);
+      // A certificate the CA did not sign: refused by the handshake (ioredis cannot connect) or, if
+      // the handshake passed, not a principal.
+      const rogue = await asRogue.connect().then(
+        () => asRogue.get('mtls/key').then(() => 'served', (e: Error) => e.message),
+        (e: Error) => e.message,
+      );
+      assert.notEqual(rogue, 'served');
+    } finally {
+      for (const r of [asBilling, asRogue, asNobody, admin]) r.disconnect();
+    }
   });
 
   it('an untrusted client certificate proves nothing; a token still works without one', async () => {

@@ -5,7 +5,7 @@
  * core), runs MULTI/EXEC/WATCH, pub/sub and keyspace notifications.
  */
 import { createServer as createTcpServer, type AddressInfo, type Server, type Socket } from 'node:net';
-import { createServer as createTlsServer } from 'node:tls';
+import { createServer as createTlsServer, type TLSSocket } from 'node:tls';
 import type { AuditLog } from '../../audit/index.js';
 import { DEV_PRINCIPAL, PEER_PRINCIPAL, deniedError, type Action, type AuthService, type Principal } from '../../auth/index.js';
 import { globLiteralPrefix, globMatch, keySlot, type CacheTier } from '../../cache/index.js';
@@ -41,8 +41,12 @@ export interface RespServerOptions {
   cache?: CacheTier;
   /** Beacon's version, shown by INFO as `beacon_version`. */
   version: string;
-  /** PEM certificate and key: the port speaks TLS only (`redis-cli --tls`). */
-  tls?: { cert: Buffer; key: Buffer };
+  /**
+   * PEM certificate and key: the port speaks TLS only (`redis-cli --tls`). With `clientCa`,
+   * client certificates are asked for: one signed by that CA authenticates the connection as
+   * its subject CN (as on HTTP: `--tls-client-role`, or the user of that name), before any AUTH.
+   */
+  tls?: { cert: Buffer; key: Buffer; clientCa?: Buffer };
   /**
    * The cache tier across nodes (PostgreSQL mode): memory keys are served by their slot's
    * primary (docs/operations/cache-cluster.md). Without it CLUSTER answers "disabled".
@@ -259,9 +263,14 @@ export class RespServer implements ServerApi, ConnectionHost {
       this.stats.connections++;
       const c = new Connection(socket, this, this.o.tls === undefined);
       if (this.dev) c.principal = DEV_PRINCIPAL;
+      else if (this.o.tls?.clientCa !== undefined) c.principal = this.certificatePrincipal(socket as TLSSocket);
       this.conns.set(c.id, c);
     };
-    const server = this.o.tls !== undefined ? createTlsServer({ cert: this.o.tls.cert, key: this.o.tls.key }, onConn) : createTcpServer({ pauseOnConnect: true }, onConn);
+    const tls = this.o.tls;
+    const server =
+      tls !== undefined
+        ? createTlsServer({ cert: tls.cert, key: tls.key, ...(tls.clientCa !== undefined ? { ca: tls.clientCa, requestCert: true, rejectUnauthorized: false } : {}) }, onConn)
+        : createTcpServer({ pauseOnConnect: true }, onConn);
     this.server = server;
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
@@ -1822,6 +1831,24 @@ export class RespServer implements ServerApi, ConnectionHost {
 
   clients(): ConnState[] {
     return [...this.conns.values()];
+  }
+
+  /**
+   * The principal of a client certificate the `clientCa` signed: its subject CN, with the roles
+   * the HTTP listener would give it (docs/security.md, "Client certificates"). Undefined for no
+   * certificate or one the CA did not sign: the client must then AUTH.
+   */
+  private certificatePrincipal(socket: TLSSocket): Principal | undefined {
+    if (!socket.authorized) return undefined;
+    const cn = socket.getPeerCertificate().subject?.CN as string | string[] | undefined;
+    const name = Array.isArray(cn) ? cn[0] : cn;
+    if (typeof name !== 'string' || name === '') return undefined;
+    try {
+      const p = this.o.auth.authenticate({ clientCertCn: name });
+      return p instanceof Promise ? undefined : p;
+    } catch {
+      return undefined;
+    }
   }
 
   async authenticate(user: string | undefined, pass: string, conn: ConnState): Promise<Principal> {
