@@ -70,6 +70,7 @@ describe('a replicated cache cluster and its HTTP face', () => {
       http(`${nodes[0]?.url}/v1/namespaces/${prefix}`, { method: 'PUT', body });
     assert.equal((await put('r/', { storage: 'memory', replicationFactor: 2, replication: 'sync' })).status, 201);
     assert.equal((await put('h/', { storage: 'memory' })).status, 201);
+    assert.equal((await put('r3/', { storage: 'memory', replicationFactor: 3, replication: 'sync' })).status, 201);
     assert.equal((await put('o/', { storage: 'memory', origin: { url: `http://127.0.0.1:${originPort}/{id}`, timeoutMs: 5000 } })).status, 201);
     assert.equal((await put('bad/', { storage: 'memory', replicationFactor: 4 })).status, 400, 'a factor above 3 is refused');
     await eventually('three nodes in the ring', async () => {
@@ -185,6 +186,21 @@ describe('a replicated cache cluster and its HTTP face', () => {
     assert.equal(await c.call('WAIT', '1', '2000'), 1);
     assert.equal(await c.call('WAIT', '1', '0'), 1);
     await assert.rejects(c.call('WAIT', '1', '-1'), /timeout is negative/);
+    // Factor 3 on three nodes: the primary and two replicas, every node holds every key.
+    const c3 = plain(owner.port);
+    await c3.call('CLUSTER', 'MYID');
+    let k3 = '';
+    for (let i = 0; ; i++) {
+      k3 = `r3/w${i}`;
+      try {
+        await c3.set(k3, 'three');
+        break;
+      } catch (err) {
+        assert.match(String(err), /MOVED/);
+      }
+    }
+    assert.equal(await c3.call('WAIT', '2', '2000'), 2, 'both replicas acknowledged');
+    for (const n of nodes) assert.deepEqual(await plain(n.port).keys('r3/*'), [k3], `node ${n.port} holds the factor-3 key`);
   });
 
   test('CLUSTER SLOTS lists each range\'s replica; with READONLY a replica serves reads of its slots, without it MOVED', async () => {
@@ -192,8 +208,8 @@ describe('a replicated cache cluster and its HTTP face', () => {
     const slots = (await c.call('CLUSTER', 'SLOTS')) as [number, number, ...[string, number, string][]][];
     assert.ok(slots.length > 0);
     for (const [, , ...owners] of slots) {
-      assert.equal(owners.length, 2, 'the primary and one replica (factor 2 is the largest)');
-      assert.notEqual(owners[0]?.[1], owners[1]?.[1]);
+      assert.equal(owners.length, 3, 'the primary and two replicas (factor 3, of r3/, is the largest)');
+      assert.equal(new Set(owners.map((o) => o[1])).size, 3, 'on three different nodes');
     }
     // A key, and the node that replicates it.
     const key = 'r/replica-read';
