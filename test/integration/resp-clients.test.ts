@@ -24,7 +24,7 @@ describe('RESP with real clients (durable keys)', () => {
     await node.cleanup();
   });
 
-  test('seed 001 journey 1, byte for byte: SET → +OK, GET → $8 John Doe, EX 3600, expiry', async () => {
+  test('seed 001 journey 1, byte for byte: SET → +OK, GET → $8 John Doe, a query cached with EX 3600 (miss, then hit), expiry', async () => {
     const c = await RawClient.open(node.respPort);
     c.write(frame('SET', 'user:123', 'John Doe'));
     assert.equal((await c.until((b) => b.includes('\r\n'))).toString(), '+OK\r\n');
@@ -32,8 +32,15 @@ describe('RESP with real clients (durable keys)', () => {
     c.write(frame('GET', 'user:123'));
     assert.equal((await c.until((b) => b.length >= 14)).toString(), '$8\r\nJohn Doe\r\n');
     c.clear();
+    // Cache-aside for a query: a miss first, then SET with a TTL, then a hit.
+    c.write(frame('GET', 'query:123'));
+    assert.equal((await c.until((b) => b.includes('\r\n'))).toString(), '$-1\r\n');
+    c.clear();
     c.write(frame('SET', 'query:123', 'result', 'EX', '3600'));
     assert.equal((await c.until((b) => b.includes('\r\n'))).toString(), '+OK\r\n');
+    c.clear();
+    c.write(frame('GET', 'query:123'));
+    assert.equal((await c.until((b) => b.length >= 12)).toString(), '$6\r\nresult\r\n');
     c.close();
     const ttl = Number((await redisCli(node.respPort, ['TTL', 'query:123'])).trim());
     assert.ok(ttl > 3590 && ttl <= 3600, `TTL ${ttl}`);
