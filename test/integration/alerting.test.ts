@@ -6,7 +6,7 @@
  * Groups use a 1 s interval; the node's clock is real.
  */
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { http, startTestNode, tempDir } from '../helpers/node.js';
@@ -70,6 +70,18 @@ describe('alerting in a node', () => {
     assert.deepEqual(names, ['builtin:beacon-defaults', 'store:latency']);
     const text = await http(`${node.url}/v1/alerts/rules/latency`, { headers: { accept: 'application/yaml' } });
     assert.equal(text.body, LATENCY_RULES);
+  });
+
+  it('every metric the default rules read is one this node exports (a renamed metric would silence its alert)', async () => {
+    const rules = readFileSync(new URL('../../src/obs/alerting/assets/default-rules.yml', import.meta.url), 'utf8');
+    const exprs = rules.split('\n').filter((l) => !l.trimStart().startsWith('#')).join('\n');
+    const used = new Set([...exprs.matchAll(/\bbeacon_[a-z_]+/g)].map((m) => m[0].replace(/_(bucket|sum|count)$/, '')));
+    const text = await (await fetch(`${node.url}/metrics`)).text();
+    const exported = new Set([...text.matchAll(/^# TYPE (\S+) /gm)].map((m) => m[1] as string));
+    // The cache cluster's metrics exist on nodes of a cache cluster only (PostgreSQL mode).
+    const missing = [...used].filter((n) => !exported.has(n) && !n.startsWith('beacon_cache_cluster_'));
+    assert.deepEqual(missing, [], `metrics the default rules read that /metrics does not export: ${missing.join(', ')}`);
+    assert.ok(used.size >= 10, `${used.size} metric names found in the rules`);
   });
 
   it("runs the seed's journey: 500 → pending → firing, then 200 → resolved", async () => {
