@@ -126,6 +126,13 @@ export type WriteHealth = { ok: true } | { ok: false; reason: string; since: num
 /** Least time between two write probes while writes fail, in ms (a probe may write up to `maxValueBytes`). */
 export const WRITE_PROBE_INTERVAL_MS = 1000;
 
+/**
+ * While commits fail as unavailable, at most one write is tried per this many ms (and one at a
+ * time); the others are refused at once (a circuit breaker, seed 000: fail fast on database
+ * failures, no retry storms).
+ */
+export const WRITE_TRIAL_INTERVAL_MS = 1000;
+
 /** How long a linearizable read waits for this node's view to reach the committed revision, in ms. */
 export const READ_BARRIER_TIMEOUT_MS = 10_000;
 
@@ -158,9 +165,12 @@ export class Store {
   private _compactRevision = 0;
   /** History-retention floors of key ranges (see {@link compactRevisionFor}), as last read from the backend. */
   private floors: HistoryFloor[] = [];
-  private writeFailure: { reason: string; since: number } | undefined;
+  /** The last commit failed (and none succeeded since); `unavailable`: the backend could not be reached or timed out. */
+  private writeFailure: { reason: string; since: number; unavailable: boolean } | undefined;
   private probing: Promise<void> | undefined;
   private lastProbe = 0;
+  /** When the last write was let through to try the backend while {@link writeFailure} is unavailable. */
+  private lastTrial = 0;
   /** Observers of commit batches: size and duration in ms (for metrics). */
   onBatch: ((requests: number, ms: number) => void) | undefined;
   private sealer: ValueSealer | undefined;
@@ -777,6 +787,21 @@ export class Store {
       req.reject(new UnavailableError('the node is shutting down'));
       return;
     }
+    const f = this.writeFailure;
+    if (f?.unavailable === true) {
+      // Open breaker: one write at a time, at most one a second, tries the backend; the rest are
+      // refused now instead of each waiting out the backend's timeout.
+      const now = Date.now();
+      if (this.inflight.length > 0 || this.queue.length > 0 || this.retry.length > 0 || now - this.lastTrial < WRITE_TRIAL_INTERVAL_MS) {
+        req.reject(
+          new UnavailableError(`writes are failing since ${new Date(f.since).toISOString()} (${f.reason}); this write was not tried, retry in a second`, {
+            details: { reason: 'writes_failing', since: new Date(f.since).toISOString(), retryAfterSeconds: 1 },
+          }),
+        );
+        return;
+      }
+      this.lastTrial = now;
+    }
     this.queue.push(req);
     this.scheduleFlush();
   }
@@ -920,7 +945,7 @@ export class Store {
   private failBatch(f: InFlight, err: unknown): void {
     const e = err instanceof BeaconError ? err : new UnavailableError(`commit failed: ${(err as Error).message}`, { cause: err });
     // A new object each time, so a write probe in flight can tell that a commit failed meanwhile.
-    this.writeFailure = { reason: e.message, since: this.writeFailure?.since ?? Date.now() };
+    this.writeFailure = { reason: e.message, since: this.writeFailure?.since ?? Date.now(), unavailable: e instanceof UnavailableError };
     for (const r of f.requests) r.reject(e);
   }
 

@@ -99,6 +99,17 @@ describe('a node or PostgreSQL that stops answering (SIGSTOP)', () => {
       assert.equal(failed.status, 503, JSON.stringify(failed.body));
       assert.equal(failed.body.error.code, 'unavailable');
       assert.ok(took < 12_500, `the write failed only after ${took} ms`);
+      // The breaker is open now: one write at a time tries PostgreSQL (and waits), the others
+      // are refused at once with Retry-After instead of each waiting out the timeout.
+      const trial = http(`${a.url}/v1/kv/frozen/k`, { method: 'PUT', body: { value: 'trial' } });
+      await new Promise((r) => setTimeout(r, 200));
+      const fastStart = Date.now();
+      const fast = await http(`${a.url}/v1/kv/frozen/other`, { method: 'PUT', body: { value: 'x' } });
+      assert.equal(fast.status, 503, JSON.stringify(fast.body));
+      assert.ok(Date.now() - fastStart < 1000, `refused after ${Date.now() - fastStart} ms`);
+      assert.equal(fast.body.error.details.reason, 'writes_failing');
+      assert.equal(fast.headers.get('retry-after'), '1');
+      assert.equal((await trial).status, 503);
       for (const n of [a, b]) {
         await eventually(`${n.url} reports not ready`, async () => (await http(`${n.url}/readyz`)).status === 503, 5000);
         const read = await http(`${n.url}/v1/kv/frozen/k`);

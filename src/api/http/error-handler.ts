@@ -59,7 +59,7 @@ export function errorHandler(err: unknown, request: FastifyRequest, reply: Fasti
   // mid-wait): a warning. Anything else at 500 or above is a bug and logged as an error.
   if (status === 503) request.log.warn({ err }, 'request answered unavailable');
   else if (status >= 500) request.log.error({ err }, 'request failed');
-  if (status === 429) {
+  if (status === 429 || status === 503) {
     const retry = (err as BeaconError).details?.retryAfterSeconds;
     if (typeof retry === 'number') void reply.header('retry-after', String(Math.ceil(retry)));
   }
