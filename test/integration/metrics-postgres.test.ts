@@ -163,4 +163,27 @@ describe('metrics store on PostgreSQL: two nodes, one store', () => {
     assert.equal(r[0]?.value?.[1], '7');
     assert.equal(r[0]?.metric.from, 'b');
   });
+
+  test('seed 003, the time-series database fails: pushes are still acknowledged and answered locally, and reach the other nodes once PostgreSQL is back', async () => {
+    const pg = server as PostgresServer;
+    if (!pg.restartable) return; // an external BEACON_TEST_POSTGRES_URL cannot be stopped from here
+    const t = t0 + 180_000;
+    await pg.shutdown();
+    try {
+      const res = await http(`${a.url}/v1/metrics`, { method: 'POST', body: [1, 2, 3].map((v) => ({ name: 'pg.down', value: v, labels: { n: String(v) }, timestamp: t })) });
+      assert.equal(res.status, 200, `a push while PostgreSQL is down: ${JSON.stringify(res.body)}`);
+      const local = await until('node A answers its own push from its local store', () => query(a.url, 'pg_down', t / 1000), (x) => x.length === 3, 15_000);
+      assert.deepEqual(local.map((x) => x.value?.[1]).sort(), ['1', '2', '3']);
+      const answer = await http(`${a.url}/api/v1/query?query=pg_down&time=${t / 1000}`);
+      assert.equal(answer.body.status, 'success');
+      assert.match(String(answer.body.warnings?.[0]), /PostgreSQL could not be read.*only the samples of the node that answered/, 'a partial answer says so');
+    } finally {
+      await pg.start();
+    }
+    const d = await start('d'); // a fresh node: it can only know the samples from PostgreSQL
+    const r = await until('a new node sees the push made while PostgreSQL was down', () => query(d.url, 'pg_down', t / 1000), (x) => x.length === 3);
+    assert.deepEqual(r.map((x) => x.value?.[1]).sort(), ['1', '2', '3']);
+    const whole = await until('node A answers from PostgreSQL again, without a warning', () => http(`${a.url}/api/v1/query?query=pg_down&time=${t / 1000}`), (x) => x.status === 200 && x.body.warnings === undefined);
+    assert.equal(whole.body.data.result.length, 3);
+  });
 });

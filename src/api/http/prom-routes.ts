@@ -26,6 +26,10 @@ export interface MetricsStoreContext {
   tsdb: Tsdb;
   /** What queries read: the local store, or in PostgreSQL mode every node's samples. */
   querier: Querier;
+  /** What this API reads: {@link querier}, falling back to this node's samples while PostgreSQL cannot be read. */
+  apiQuerier?: Querier;
+  /** Why answers are partial now (PostgreSQL unreadable): the answer's `warnings`. */
+  partial?: () => string | undefined;
   ingester: Ingester;
   /** Query timeout, ms (default 2 min; `--query-timeout`). */
   queryTimeoutMs: number;
@@ -179,7 +183,8 @@ export function registerPromRoutes(app: FastifyInstance, ctx: HttpContext): void
       const started = performance.now();
       try {
         const data = await handler(params(req), req);
-        return { status: 'success', data };
+        const partial = ctx.metricsStore?.partial?.();
+        return partial === undefined ? { status: 'success', data } : { status: 'success', data, warnings: [partial] };
       } catch (err) {
         const { status, body } = toPromError(err, String(req.id));
         if (status >= 500 && status !== 503) req.log.error({ err }, 'query failed');
@@ -203,7 +208,7 @@ export function registerPromRoutes(app: FastifyInstance, ctx: HttpContext): void
     if (q === null) throw new PromQLError('bad_data', 'invalid parameter "query": no query given');
     const t = p.get('time');
     const at = t === null || t === '' ? Date.now() : parseTime(t, 'time');
-    return instantQuery(m.querier, q, at, { timeoutMs: timeout(p, m), maxSamples: m.maxQuerySamples });
+    return instantQuery(m.apiQuerier ?? m.querier, q, at, { timeoutMs: timeout(p, m), maxSamples: m.maxQuerySamples });
   });
   app.get('/api/v1/query', query);
   app.post('/api/v1/query', query);
@@ -226,7 +231,7 @@ export function registerPromRoutes(app: FastifyInstance, ctx: HttpContext): void
     if ((end - start) / step > 11_000) {
       throw new PromQLError('bad_data', 'exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)');
     }
-    return rangeQuery(m.querier, q, start, end, step, { timeoutMs: timeout(p, m), maxSamples: m.maxQuerySamples });
+    return rangeQuery(m.apiQuerier ?? m.querier, q, start, end, step, { timeoutMs: timeout(p, m), maxSamples: m.maxQuerySamples });
   });
   app.get('/api/v1/query_range', queryRange);
   app.post('/api/v1/query_range', queryRange);
@@ -236,7 +241,7 @@ export function registerPromRoutes(app: FastifyInstance, ctx: HttpContext): void
     const { start, end } = timeRange(p);
     const seen = new Map<string, Record<string, string>>();
     for (const ms of matchSets(p, false)) {
-      for (const l of await m.querier.series(ms, start, end)) seen.set(l.map((x) => `${x.name}\u00fe${x.value}`).join('\u00ff'), labelsObject(l));
+      for (const l of await (m.apiQuerier ?? m.querier).series(ms, start, end)) seen.set(l.map((x) => `${x.name}\u00fe${x.value}`).join('\u00ff'), labelsObject(l));
     }
     return [...seen.values()];
   });
@@ -247,7 +252,7 @@ export function registerPromRoutes(app: FastifyInstance, ctx: HttpContext): void
     const m = store();
     const { start, end } = timeRange(p);
     const names = new Set<string>();
-    for (const ms of matchSets(p, true)) for (const n of await m.querier.labelNames(ms, start, end)) names.add(n);
+    for (const ms of matchSets(p, true)) for (const n of await (m.apiQuerier ?? m.querier).labelNames(ms, start, end)) names.add(n);
     return [...names].sort();
   });
   app.get('/api/v1/labels', labels);
@@ -261,7 +266,7 @@ export function registerPromRoutes(app: FastifyInstance, ctx: HttpContext): void
       if (!/^[a-zA-Z_][a-zA-Z0-9_]*$/.test(name)) throw new PromQLError('bad_data', `invalid label name: "${name}"`);
       const { start, end } = timeRange(p);
       const values = new Set<string>();
-      for (const ms of matchSets(p, true)) for (const v of await m.querier.labelValues(name, ms, start, end)) values.add(v);
+      for (const ms of matchSets(p, true)) for (const v of await (m.apiQuerier ?? m.querier).labelValues(name, ms, start, end)) values.add(v);
       return [...values].sort();
     }),
   );

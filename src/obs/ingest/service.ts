@@ -62,6 +62,13 @@ export interface MetricsStore {
   tsdb: Tsdb;
   /** What queries read: the local store, or in PostgreSQL mode every node's samples. */
   querier: Querier;
+  /**
+   * What the Prometheus query API reads: {@link querier}, except that in PostgreSQL mode it falls
+   * back to the local store while PostgreSQL cannot be read, with the reason in {@link partial}.
+   */
+  apiQuerier: Querier;
+  /** Why the API's last answers were partial (PostgreSQL unreadable), if they were. */
+  partial(): string | undefined;
   /** The shared store in PostgreSQL mode. */
   shared: PostgresTsdb | undefined;
   ingester: Ingester;
@@ -114,6 +121,8 @@ export async function startMetricsStore(o: MetricsStoreOptions & { dataDir: stri
   const store: MetricsStore = {
     tsdb,
     querier: shared ?? tsdb,
+    apiQuerier: shared?.tolerant ?? tsdb,
+    partial: () => shared?.readFailure(),
     shared,
     ingester,
     queryTimeoutMs: o.queryTimeoutMs ?? DEFAULT_QUERY_TIMEOUT_MS,

@@ -618,6 +618,41 @@ export class PostgresTsdb implements Querier {
     return out;
   }
 
+  /** Why the last read of PostgreSQL by {@link tolerant} failed; undefined once one succeeds. */
+  private readFailed: string | undefined;
+
+  /**
+   * This store as the Prometheus query API reads it: the same answers, but while PostgreSQL
+   * cannot be read it answers from the local store alone (this node's own samples, flushed or
+   * not, within its raw retention) instead of failing, and {@link readFailure} says why (the API
+   * adds it to the answer's `warnings`, as Prometheus does for a partial answer). Alert and
+   * recording rules keep the strict querier: a rule must not fire on part of the data.
+   */
+  readonly tolerant: Querier = {
+    select: (matchers, startMs, endMs, hints) => this.orLocal(() => this.select(matchers, startMs, endMs, hints), () => this.local.select(matchers, startMs, endMs, hints)),
+    series: (matchers, startMs, endMs) => this.orLocal(() => this.series(matchers, startMs, endMs), () => this.local.series(matchers, startMs, endMs)),
+    labelNames: (matchers, startMs, endMs) => this.orLocal(() => this.labelNames(matchers, startMs, endMs), () => this.local.labelNames(matchers, startMs, endMs)),
+    labelValues: (name, matchers, startMs, endMs) =>
+      this.orLocal(() => this.labelValues(name, matchers, startMs, endMs), () => this.local.labelValues(name, matchers, startMs, endMs)),
+  };
+
+  /** Why answers of {@link tolerant} hold this node's samples only (PostgreSQL could not be read), if they do. */
+  readFailure(): string | undefined {
+    return this.readFailed;
+  }
+
+  private async orLocal<T>(shared: () => Promise<T>, local: () => T | Promise<T>): Promise<T> {
+    try {
+      const r = await shared();
+      this.readFailed = undefined;
+      return r;
+    } catch (err) {
+      if (!(err instanceof UnavailableError) || this.closed) throw err;
+      this.readFailed = `PostgreSQL could not be read (${err.message}): this answer holds only the samples of the node that answered`;
+      return local();
+    }
+  }
+
   /** {@link Querier.series}: label sets of matching series with samples in the range, here or in PostgreSQL. */
   async series(matchers: readonly Matcher[], startMs: number, endMs: number): Promise<Labels[]> {
     const out = new Map<string, Labels>();
