@@ -616,6 +616,18 @@ describe('COPY, OBJECT and bitmaps against redis-server', () => {
     assert.equal(await io.exists('app/x'), 0);
   });
 
+  test('HINCRBYFLOAT refuses an infinite increment with Redis\'s message, before the key is read (found by the differential fuzz)', async () => {
+    await same(io, rd, [
+      ['del', 'fz:hf', 'fz:hs'],
+      ['hincrbyfloat', 'fz:hf', 'f', 'inf'],
+      ['hincrbyfloat', 'fz:hf', 'f', '-inf'],
+      ['set', 'fz:hs', 'x'],
+      ['hincrbyfloat', 'fz:hs', 'f', '+inf'],
+      ['hincrbyfloat', 'fz:hf', 'f', '1.5'],
+      ['hincrbyfloat', 'fz:hf', 'f', 'nan'],
+    ]);
+  });
+
   test('keyspace notifications: setbit, copy_to, bitop as set/del', async () => {
     await io.config('SET', 'notify-keyspace-events', 'KEA');
     const sub = new Redis({ port: node.respPort, host: '127.0.0.1' });

@@ -671,6 +671,8 @@ export function hincrbyfloat(c: Ctx, a: Buffer[]): Reply {
   }
   const r = n + by;
   if (!Number.isFinite(r)) throw new RespError('ERR increment would produce NaN or Infinity');
+  // Redis refuses an infinite increment before it reads the key (even a key of another type).
+  if (!Number.isFinite(by)) throw new RespError('ERR value is NaN or Infinity');
   const s = formatFloat(r);
   fields.set(f(a[1]), Buffer.from(s));
   c.ks.set(key, { type: 'hash', value: fields }, 'keep', 'hincrbyfloat');
