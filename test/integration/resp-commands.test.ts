@@ -628,6 +628,18 @@ describe('COPY, OBJECT and bitmaps against redis-server', () => {
     ]);
   });
 
+  test('INCRBYFLOAT checks the key\'s type before the increment (found by the differential fuzz)', async () => {
+    await same(io, rd, [
+      ['del', 'fz:il', 'fz:is'],
+      ['rpush', 'fz:il', 'a'],
+      ['incrbyfloat', 'fz:il', 'x'],
+      ['incrbyfloat', 'fz:il', ''],
+      ['set', 'fz:is', 'abc'],
+      ['incrbyfloat', 'fz:is', 'x'],
+      ['incrbyfloat', 'nokey:fz', 'x'],
+    ]);
+  });
+
   test('keyspace notifications: setbit, copy_to, bitop as set/del', async () => {
     await io.config('SET', 'notify-keyspace-events', 'KEA');
     const sub = new Redis({ port: node.respPort, host: '127.0.0.1' });

@@ -255,7 +255,7 @@ export function decrby(c: Ctx, a: Buffer[]): Reply {
 
 export function incrbyfloat(c: Ctx, a: Buffer[]): Reply {
   const key = k(a[0]);
-  const by = floatArg(a[1]);
+  // As Redis: the key's type, then its value, then the increment.
   const cur = stringOf(c.ks.get(key));
   let n = 0;
   if (cur !== undefined) {
@@ -263,6 +263,7 @@ export function incrbyfloat(c: Ctx, a: Buffer[]): Reply {
     if (p === null) throw new RespError(NOT_FLOAT_VALUE);
     n = p;
   }
+  const by = floatArg(a[1]);
   const r = n + by;
   if (!Number.isFinite(r)) throw new RespError('ERR increment would produce NaN or Infinity');
   const s = formatFloat(r);
@@ -660,6 +661,8 @@ export function hincrby(c: Ctx, a: Buffer[]): Reply {
 export function hincrbyfloat(c: Ctx, a: Buffer[]): Reply {
   const key = k(a[0]);
   const by = floatArg(a[2]);
+  // Redis refuses an infinite increment before it reads the key (even a key of another type).
+  if (!Number.isFinite(by)) throw new RespError('ERR value is NaN or Infinity');
   const h = hash(c, key);
   const fields = h ?? new Map<string, Buffer>();
   const cur = fields.get(f(a[1]));
@@ -671,8 +674,6 @@ export function hincrbyfloat(c: Ctx, a: Buffer[]): Reply {
   }
   const r = n + by;
   if (!Number.isFinite(r)) throw new RespError('ERR increment would produce NaN or Infinity');
-  // Redis refuses an infinite increment before it reads the key (even a key of another type).
-  if (!Number.isFinite(by)) throw new RespError('ERR value is NaN or Infinity');
   const s = formatFloat(r);
   fields.set(f(a[1]), Buffer.from(s));
   c.ks.set(key, { type: 'hash', value: fields }, 'keep', 'hincrbyfloat');
