@@ -640,6 +640,27 @@ describe('COPY, OBJECT and bitmaps against redis-server', () => {
     ]);
   });
 
+  test('score bounds are read as Redis\'s strtod reads them: empty is 0, leading spaces and hex accepted (found by the differential fuzz)', async () => {
+    await same(io, rd, [
+      ['del', 'fz:zb'],
+      ['zadd', 'fz:zb', 0, 'a', 1, 'b', 16, 'c'],
+      ['zrangebyscore', 'fz:zb', '', '+inf'],
+      ['zcount', 'fz:zb', ' 1', '(0x10'],
+      ['zrange', 'fz:zb', '(', '0x10', 'BYSCORE', 'WITHSCORES'],
+      ['zrangebyscore', 'fz:zb', '-infinity', 'Infinity'],
+      ['zrevrangebyscore', 'fz:zb', '0X1p4', '+.5'],
+      ['zcount', 'fz:zb', '1 ', 2],
+      ['zcount', 'fz:zb', 'nan', 1],
+      ['zcount', 'fz:zb', '0x', 1],
+      ['zcount', 'fz:zb', '1e', 1],
+      ['zcount', 'fz:zb', ' ', 1],
+      ['zcount', 'fz:zb', '.', 1],
+      ['zcount', 'fz:zb', '(', '('],
+      ['set', 'fz:zs', 'x'],
+      ['zcount', 'fz:zs', '', 1],
+    ]);
+  });
+
   test('keyspace notifications: setbit, copy_to, bitop as set/del', async () => {
     await io.config('SET', 'notify-keyspace-events', 'KEA');
     const sub = new Redis({ port: node.respPort, host: '127.0.0.1' });

@@ -54,6 +54,31 @@ export function parseDouble(b: Buffer | string): number | null {
   return Number.isNaN(v) ? null : v;
 }
 
+/**
+ * Reads `s` as C's strtod does when the whole string must be consumed (Redis's score bounds of
+ * ZRANGEBYSCORE, ZCOUNT…): leading white space is skipped, decimal and hexadecimal (`0x1p3`)
+ * forms, `inf`/`infinity` and `nan` with an optional sign. An empty string reads as 0 (strtod
+ * converts nothing and stops at its end). Returns null when bytes are left over; NaN for `nan`.
+ */
+export function strtodWhole(s: string): number | null {
+  if (s.length === 0) return 0;
+  const m = /^[ \t\n\v\f\r]*([+-]?)(?:(inf(?:inity)?|nan)|0x([0-9a-f]*)(?:\.([0-9a-f]*))?(?:p([+-]?[0-9]+))?|([0-9]*\.?[0-9]*(?:e[+-]?[0-9]+)?))$/i.exec(s);
+  if (m === null) return null;
+  const sign = m[1] === '-' ? -1 : 1;
+  if (m[2] !== undefined) return m[2].toLowerCase() === 'nan' ? NaN : sign * Infinity;
+  if (m[6] !== undefined) {
+    // A decimal needs a digit before its exponent; Number() reads the rest as strtod does.
+    if (!/[0-9]/.test(m[6].split(/e/i)[0] as string)) return null;
+    return sign * Number(m[6]);
+  }
+  const int = m[3] ?? '';
+  const frac = m[4] ?? '';
+  if (int.length + frac.length === 0) return null;
+  let v = 0;
+  for (const d of int + frac) v = v * 16 + parseInt(d, 16);
+  return sign * v * 2 ** (Number(m[5] ?? 0) - 4 * frac.length);
+}
+
 /** A float argument. @throws RespError not a valid float. */
 export function floatArg(b: Buffer | undefined, msg = NOT_FLOAT): number {
   if (b === undefined) throw new RespError(SYNTAX);

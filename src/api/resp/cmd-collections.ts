@@ -1,5 +1,5 @@
 /** Lists, sets and sorted sets (memory namespaces), and the HSCAN/SSCAN/ZSCAN iterators. */
-import { SYNTAX, bigArg, floatArg, intArg, parseDouble, parseI64, randomCount, randomPicks, word } from './args.js';
+import { SYNTAX, bigArg, floatArg, intArg, parseDouble, parseI64, strtodWhole, randomCount, randomPicks, word } from './args.js';
 import { keyName, scanArgs } from './cmd-strings.js';
 import type { Ctx } from './context.js';
 import { Deque, SortedSet, globMatch, type LexBound, type ScoreBound, type ScoredMember } from '../../cache/index.js';
@@ -480,12 +480,16 @@ export function zmscore(c: Ctx, a: Buffer[]): Reply {
 }
 export const zcard = (c: Ctx, a: Buffer[]): Reply => R.int(typed(c, k(a[0]), 'zset')?.v.size ?? 0);
 
-/** A score bound of ZRANGEBYSCORE: `(1.5` exclusive, `-inf`, `+inf`. */
+/**
+ * A score bound of ZRANGEBYSCORE: `(1.5` exclusive, `-inf`, `+inf`. Read as Redis's
+ * zslParseRange reads it, with strtod: an empty bound is 0, leading spaces and hex are accepted.
+ * @throws RespError `min or max is not a float`.
+ */
 function scoreBound(b: Buffer | undefined): ScoreBound {
   const s = (b as Buffer).toString('latin1');
   const exclusive = s.startsWith('(');
-  const value = parseDouble(exclusive ? s.slice(1) : s);
-  if (value === null) throw new RespError('ERR min or max is not a float');
+  const value = strtodWhole(exclusive ? s.slice(1) : s);
+  if (value === null || Number.isNaN(value)) throw new RespError('ERR min or max is not a float');
   return { value, exclusive };
 }
 
