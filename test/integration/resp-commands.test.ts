@@ -661,6 +661,26 @@ describe('COPY, OBJECT and bitmaps against redis-server', () => {
     ]);
   });
 
+  test('float arguments and values accept what Redis\'s strtod accepts (hex), refuse overflow and underflow (found by the differential fuzz)', async () => {
+    await same(io, rd, [
+      ['set', 'fz:hx', '0x10'],
+      ['incrbyfloat', 'fz:hx', '1.5'],
+      ['incrbyfloat', 'fz:hx', '0x1p-1'],
+      ['incrbyfloat', 'fz:hx', ' 1'],
+      ['incrbyfloat', 'fz:hx', '1 '],
+      ['incrbyfloat', 'fz:hx', ''],
+      ['del', 'fz:zh'],
+      ['zadd', 'fz:zh', '0x10', 'm'],
+      ['zscore', 'fz:zh', 'm'],
+      ['zadd', 'fz:zh', '1e400', 'm2'],
+      ['zadd', 'fz:zh', '1e-400', 'm2'],
+      ['zadd', 'fz:zh', '-Infinity', 'm3'],
+      ['zincrby', 'fz:zh', '0xA', 'm'],
+      ['hset', 'fz:hh', 'f', '0x8'],
+      ['hincrbyfloat', 'fz:hh', 'f', '0x8'],
+    ]);
+  });
+
   test('keyspace notifications: setbit, copy_to, bitop as set/del', async () => {
     await io.config('SET', 'notify-keyspace-events', 'KEA');
     const sub = new Redis({ port: node.respPort, host: '127.0.0.1' });

@@ -42,16 +42,20 @@ export function fitsI64(v: bigint): boolean {
   return v >= I64_MIN && v <= I64_MAX;
 }
 
-/** Parses a double as Redis's strtold-based parsing does (`inf`, `-inf`, `+inf` allowed, no NaN, no spaces). */
+/**
+ * Parses a double as Redis's string2ld/getDoubleFromObject do (strtod over the whole argument):
+ * decimal or hexadecimal (`0x10`, `0x1p-3`) forms, `inf`/`infinity` with a sign; no NaN, no
+ * leading white space, nothing left over, not empty; a decimal that overflows to ±inf or
+ * underflows to 0 (strtod's ERANGE) is refused. Returns null if invalid.
+ */
 export function parseDouble(b: Buffer | string): number | null {
   const s = typeof b === 'string' ? b : b.toString('latin1');
-  if (s.length === 0 || s.length > 5000 || /\s/.test(s)) return null;
-  const l = s.toLowerCase();
-  if (l === 'inf' || l === '+inf' || l === 'infinity' || l === '+infinity') return Infinity;
-  if (l === '-inf' || l === '-infinity') return -Infinity;
-  if (!/^[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?$/i.test(s)) return null;
-  const v = Number(s);
-  return Number.isNaN(v) ? null : v;
+  if (s.length === 0 || s.length > 5000 || /^[ \t\n\v\f\r]/.test(s)) return null;
+  const v = strtodWhole(s);
+  if (v === null || Number.isNaN(v)) return null;
+  if (!Number.isFinite(v) && !/inf/i.test(s)) return null; // overflow
+  if (v === 0 && /^[+-]?(0x)?[0-9a-f.]*[1-9a-f]/i.test(s.replace(/[eEpP].*$/, ''))) return null; // underflow
+  return v;
 }
 
 /**
