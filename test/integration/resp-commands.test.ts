@@ -681,6 +681,20 @@ describe('COPY, OBJECT and bitmaps against redis-server', () => {
     ]);
   });
 
+  test('INCRBYFLOAT prints large and tiny results without an exponent, as Redis\'s %.17Lf (found by the differential fuzz)', async () => {
+    await same(io, rd, [
+      ['set', 'fz:ib', '1e22'],
+      ['incrbyfloat', 'fz:ib', '0'],
+      ['get', 'fz:ib'],
+      ['set', 'fz:ib', '92233720368547758080000'],
+      ['incrbyfloat', 'fz:ib', '-0'],
+      ['set', 'fz:it', '0'],
+      ['incrbyfloat', 'fz:it', '1e-20'],
+      ['incrbyfloat', 'fz:it', '1.5e-7'],
+      ['hincrbyfloat', 'fz:ih', 'f', '1e22'],
+    ]);
+  });
+
   test('keyspace notifications: setbit, copy_to, bitop as set/del', async () => {
     await io.config('SET', 'notify-keyspace-events', 'KEA');
     const sub = new Redis({ port: node.respPort, host: '127.0.0.1' });

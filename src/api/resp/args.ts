@@ -96,12 +96,17 @@ export function word(b: Buffer | undefined): string {
   return b === undefined ? '' : b.toString('latin1').toUpperCase();
 }
 
-/** Formats a number as Redis's `%.17g`-then-trim for INCRBYFLOAT/HINCRBYFLOAT (no exponent for ordinary magnitudes). */
+/**
+ * Formats an INCRBYFLOAT/HINCRBYFLOAT result as Redis's `%.17Lf`-then-trim does, never with an
+ * exponent: integers in full (`92233720368547758080000`), tiny values to 17 decimals (so below
+ * 1e-17 they read `0`), others in their shortest form. Redis computes in long double, Beacon in
+ * double: see docs/resp.md "What differs".
+ */
 export function formatFloat(v: number): string {
-  if (Number.isInteger(v) && Math.abs(v) < 1e21) return v.toFixed(0);
+  if (Number.isInteger(v)) return Math.abs(v) < 1e21 ? v.toFixed(0) : BigInt(v).toString();
   const s = String(v);
   if (!s.includes('e')) return s;
-  return v.toFixed(20).replace(/\.?0+$/, '');
+  return v.toFixed(17).replace(/\.?0+$/, '');
 }
 
 /**
