@@ -695,6 +695,33 @@ describe('COPY, OBJECT and bitmaps against redis-server', () => {
     ]);
   });
 
+  test('SET and GETEX: option syntax before the expire time, GETEX reads the key before the time, repeated EX, the full 64-bit PXAT range (found by the differential fuzz)', async () => {
+    await same(io, rd, [
+      ['del', 'fz:so', 'fz:gl'],
+      ['set', 'fz:so', 'v', 'EX', 'x', 'BOGUS'],
+      ['set', 'fz:so', 'v', 'EX', 0, 'NX', 'XX'],
+      ['set', 'fz:so', 'v', 'EXAT', 4000000000, 'EXAT', 4000000001],
+      ['expiretime', 'fz:so'],
+      ['set', 'fz:so', 'v', 'EX', 10, 'PX', 10],
+      ['set', 'fz:so', 'v', 'KEEPTTL', 'EX', 10],
+      ['set', 'fz:so', 'v', 'XX', 'PXAT', '9223372036854775807'],
+      ['set', 'fz:so', 'v', 'PX', '9223372036854775807'],
+      ['set', 'fz:so', 'v', 'EXAT', '9223372036854776'],
+      ['getex', 'fz:so', 'EX', 'x', 'extra'],
+      ['getex', 'fz:so', 'PERSIST', 'PERSIST'],
+      ['ttl', 'fz:so'],
+      ['getex', 'fz:so', 'EXAT', 4000000000, 'EXAT', 4000000002],
+      ['expiretime', 'fz:so'],
+      ['getex', 'fz:so', 'PERSIST', 'EX', 10],
+      ['getex', 'fz:nokey', 'EX', 0],
+      ['rpush', 'fz:gl', 'a'],
+      ['getex', 'fz:gl', 'EX', '9223372036854775807'],
+      ['set', 'fz:gl', 'v', 'GET', 'EX', 0],
+      ['psetex', 'fz:sx', '9007199254740993', 'v'],
+      ['setex', 'fz:sx', '9223372036854776', 'v'],
+    ]);
+  });
+
   test('keyspace notifications: setbit, copy_to, bitop as set/del', async () => {
     await io.config('SET', 'notify-keyspace-events', 'KEA');
     const sub = new Redis({ port: node.respPort, host: '127.0.0.1' });
