@@ -722,6 +722,16 @@ describe('COPY, OBJECT and bitmaps against redis-server', () => {
     ]);
   });
 
+  test('EXPIRE and PEXPIRE check their options before the time (found by the differential fuzz)', async () => {
+    await same(io, rd, [
+      ['set', 'fz:ex', 'v'],
+      ['expire', 'fz:ex', 'x', 1],
+      ['pexpire', 'fz:ex', '1.5', 'gt', 'NX'],
+      ['pexpire', 'fz:ex', 'x', 'GT', 'LT'],
+      ['expire', 'fz:ex', 'x', 'XX'],
+    ]);
+  });
+
   test('keyspace notifications: setbit, copy_to, bitop as set/del', async () => {
     await io.config('SET', 'notify-keyspace-events', 'KEA');
     const sub = new Redis({ port: node.respPort, host: '127.0.0.1' });

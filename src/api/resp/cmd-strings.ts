@@ -456,7 +456,6 @@ export const touch = exists;
 function expireGeneric(unitMs: number, absolute: boolean, cmd: string) {
   return (c: Ctx, a: Buffer[]): Reply => {
     const key = k(a[0]);
-    const n = bigArg(a[1]);
     let nx = false;
     let xx = false;
     let gt = false;
@@ -471,6 +470,8 @@ function expireGeneric(unitMs: number, absolute: boolean, cmd: string) {
     }
     if (nx && (xx || gt || lt)) throw new RespError('ERR NX and XX, GT or LT options at the same time are not compatible');
     if (gt && lt) throw new RespError('ERR GT and LT options at the same time are not compatible');
+    // As Redis: the options are checked before the time is read.
+    const n = bigArg(a[1]);
     // Redis's overflow rules (expireGenericCommand): the time in ms and the absolute time must fit
     // a 64-bit integer; any such time is accepted (far-future times lose sub-ms precision here).
     const invalid = (): RespError => new RespError(`ERR invalid expire time in '${cmd}' command`);
