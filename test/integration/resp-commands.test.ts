@@ -732,6 +732,17 @@ describe('COPY, OBJECT and bitmaps against redis-server', () => {
     ]);
   });
 
+  test('SMOVE from a missing source answers 0 whatever the destination holds (found by the differential fuzz)', async () => {
+    await same(io, rd, [
+      ['del', 'fz:sm1', 'fz:sm2'],
+      ['set', 'fz:sm2', 'x'],
+      ['smove', 'fz:sm1', 'fz:sm2', 'a'],
+      ['sadd', 'fz:sm1', 'a'],
+      ['smove', 'fz:sm1', 'fz:sm2', 'a'],
+      ['smove', 'fz:sm1', 'fz:sm2', 'b'],
+    ]);
+  });
+
   test('keyspace notifications: setbit, copy_to, bitop as set/del', async () => {
     await io.config('SET', 'notify-keyspace-events', 'KEA');
     const sub = new Redis({ port: node.respPort, host: '127.0.0.1' });

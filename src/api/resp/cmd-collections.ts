@@ -394,8 +394,10 @@ export function smove(c: Ctx, a: Buffer[]): Reply {
   const dst = k(a[1]);
   const member = m(a[2]);
   const s = typed(c, src, 'set');
+  // As Redis: a missing source answers 0 before the destination's type is checked.
+  if (s === undefined) return R.int(0);
   const d = typed(c, dst, 'set');
-  if (s === undefined || !s.v.has(member)) return R.int(0);
+  if (!s.v.has(member)) return R.int(0);
   if (src === dst) return R.int(1);
   s.v.delete(member);
   store(c, src, { type: 'set', value: s.v }, 'srem');
