@@ -743,6 +743,20 @@ describe('COPY, OBJECT and bitmaps against redis-server', () => {
     ]);
   });
 
+  test('LINDEX and LSET read the key before the index (found by the differential fuzz)', async () => {
+    await same(io, rd, [
+      ['set', 'fz:li', 'x'],
+      ['lindex', 'fz:li', '1.5'],
+      ['lindex', 'fz:nokey', 'x'],
+      ['lset', 'fz:li', 'x', 'v'],
+      ['lset', 'fz:nokey', 'x', 'v'],
+      ['del', 'fz:li'],
+      ['rpush', 'fz:li', 'a'],
+      ['lindex', 'fz:li', 'x'],
+      ['lset', 'fz:li', '9223372036854775808', 'v'],
+    ]);
+  });
+
   test('keyspace notifications: setbit, copy_to, bitop as set/del', async () => {
     await io.config('SET', 'notify-keyspace-events', 'KEA');
     const sub = new Redis({ port: node.respPort, host: '127.0.0.1' });

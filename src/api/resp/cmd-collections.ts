@@ -128,9 +128,10 @@ export function lrange(c: Ctx, a: Buffer[]): Reply {
 }
 
 export function lindex(c: Ctx, a: Buffer[]): Reply {
-  let i = intArg(a[1]);
+  // As Redis: the key (missing: nil; another type: WRONGTYPE) before the index.
   const list = typed(c, k(a[0]), 'list')?.v;
   if (list === undefined) return R.null;
+  let i = intArg(a[1]);
   if (i < 0) i = list.length + i;
   const v = i < 0 ? undefined : list.at(i);
   return v === undefined ? R.null : R.bulk(v);
@@ -138,9 +139,10 @@ export function lindex(c: Ctx, a: Buffer[]): Reply {
 
 export function lset(c: Ctx, a: Buffer[]): Reply {
   const key = k(a[0]);
-  let i = intArg(a[1]);
+  // As Redis: the key (missing: no such key; another type: WRONGTYPE) before the index.
   const cur = typed(c, key, 'list');
   if (cur === undefined) throw new RespError('ERR no such key');
+  let i = intArg(a[1]);
   if (i < 0) i = cur.v.length + i;
   if (i < 0 || i >= cur.v.length) throw new RespError('ERR index out of range');
   cur.v.set(i, a[2] as Buffer);
