@@ -757,6 +757,18 @@ describe('COPY, OBJECT and bitmaps against redis-server', () => {
     ]);
   });
 
+  test('LPOS answers "COUNT/MAXLEN can\'t be negative" for a non-integer too (found by the differential fuzz)', async () => {
+    await same(io, rd, [
+      ['del', 'fz:lp'],
+      ['rpush', 'fz:lp', 'a', 'b', 'a'],
+      ['lpos', 'fz:lp', 'a', 'COUNT', 'x'],
+      ['lpos', 'fz:lp', 'a', 'MAXLEN', 'x'],
+      ['lpos', 'fz:lp', 'a', 'COUNT', -1],
+      ['lpos', 'fz:lp', 'a', 'RANK', 'x'],
+      ['lpos', 'fz:lp', 'a', 'COUNT', 0, 'MAXLEN', 2],
+    ]);
+  });
+
   test('keyspace notifications: setbit, copy_to, bitop as set/del', async () => {
     await io.config('SET', 'notify-keyspace-events', 'KEA');
     const sub = new Redis({ port: node.respPort, host: '127.0.0.1' });

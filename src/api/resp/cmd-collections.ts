@@ -221,10 +221,11 @@ export function lpos(c: Ctx, a: Buffer[]): Reply {
       rank = Number(r);
       if (rank === 0) throw new RespError("ERR RANK can't be zero: use 1 to start from the first match, 2 from the second ... or use negative to start from the end of the list");
     } else if (w === 'COUNT' && a[i + 1] !== undefined) {
-      count = intArg(a[++i]);
+      // Redis answers its message for a non-integer too (getPositiveLongFromObjectOrReply).
+      count = intArg(a[++i], "ERR COUNT can't be negative");
       if (count < 0) throw new RespError("ERR COUNT can't be negative");
     } else if (w === 'MAXLEN' && a[i + 1] !== undefined) {
-      maxlen = intArg(a[++i]);
+      maxlen = intArg(a[++i], "ERR MAXLEN can't be negative");
       if (maxlen < 0) throw new RespError("ERR MAXLEN can't be negative");
     } else throw new RespError(SYNTAX);
   }
