@@ -769,6 +769,17 @@ describe('COPY, OBJECT and bitmaps against redis-server', () => {
     ]);
   });
 
+  test('ZRANGE by index accepts LIMIT o -1 (no limit) as Redis does (found by the differential fuzz)', async () => {
+    await same(io, rd, [
+      ['del', 'fz:zl'],
+      ['zadd', 'fz:zl', 1, 'a', 2, 'b'],
+      ['zrange', 'fz:zl', 0, ' 1', 'LIMIT', 0, -1],
+      ['zrange', 'fz:zl', 0, 1, 'LIMIT', 5, -1, 'WITHSCORES'],
+      ['zrange', 'fz:zl', 0, 1, 'LIMIT', 0, 1],
+      ['zrange', 'fz:zl', 0, 1, 'LIMIT', 0, -2],
+    ]);
+  });
+
   test('keyspace notifications: setbit, copy_to, bitop as set/del', async () => {
     await io.config('SET', 'notify-keyspace-events', 'KEA');
     const sub = new Redis({ port: node.respPort, host: '127.0.0.1' });

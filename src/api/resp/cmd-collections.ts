@@ -559,7 +559,8 @@ function zrangeGeneric(c: Ctx, a: Buffer[], mode: { by: 'rank' | 'score' | 'lex'
       hasLimit = true;
     } else throw new RespError(SYNTAX);
   }
-  if (hasLimit && by === 'rank') throw new RespError('ERR syntax error, LIMIT is only supported in combination with either BYSCORE or BYLEX');
+  // As Redis: `LIMIT o -1` is no limit, so it is not refused by index either.
+  if (hasLimit && limit !== -1 && by === 'rank') throw new RespError('ERR syntax error, LIMIT is only supported in combination with either BYSCORE or BYLEX');
   if (withScores && by === 'lex') throw new RespError('ERR syntax error, WITHSCORES not supported in combination with BYLEX');
   // With REV the first bound given is the maximum.
   const first = rev && by !== 'rank' ? a[2] : a[1];
