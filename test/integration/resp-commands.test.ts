@@ -780,6 +780,16 @@ describe('COPY, OBJECT and bitmaps against redis-server', () => {
     ]);
   });
 
+  test('ZPOPMIN/ZPOPMAX with more than a count answer a syntax error first (found by the differential fuzz)', async () => {
+    await same(io, rd, [
+      ['set', 'fz:zp', 'x'],
+      ['zpopmin', 'fz:zp', 5, 1],
+      ['zpopmax', 'fz:zp', 'x', 'NX'],
+      ['zpopmin', 'fz:zp', 'x'],
+      ['zpopmax', 'fz:nokey', -1],
+    ]);
+  });
+
   test('keyspace notifications: setbit, copy_to, bitop as set/del', async () => {
     await io.config('SET', 'notify-keyspace-events', 'KEA');
     const sub = new Redis({ port: node.respPort, host: '127.0.0.1' });

@@ -765,6 +765,7 @@ export function zintercard(c: Ctx, a: Buffer[]): Reply {
 function zpop(max: boolean) {
   return (c: Ctx, a: Buffer[]): Reply => {
     const key = k(a[0]);
+    if (a.length > 2) throw new RespError(SYNTAX);
     let count = 1;
     if (a[1] !== undefined) {
       count = intArg(a[1], 'ERR value is out of range, must be positive');
