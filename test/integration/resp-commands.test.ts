@@ -790,6 +790,17 @@ describe('COPY, OBJECT and bitmaps against redis-server', () => {
     ]);
   });
 
+  test('ZUNIONSTORE/ZINTERSTORE read their input keys (WRONGTYPE) before WEIGHTS and AGGREGATE (found by the differential fuzz)', async () => {
+    await same(io, rd, [
+      ['set', 'fz:zu', 'x'],
+      ['zunionstore', 'fz:zd', 1, 'fz:zu', 'AGGREGATE', 'AVG'],
+      ['zinterstore', 'fz:zd', 1, 'fz:zu', 'WEIGHTS', 'x'],
+      ['zunion', 1, 'fz:zu', 'WEIGHTS', 'nan'],
+      ['zunionstore', 'fz:zd', 1, 'fz:nokey', 'AGGREGATE', 'AVG'],
+      ['zinterstore', 'fz:zd', 1, 'fz:nokey', 'WEIGHTS', 'x'],
+    ]);
+  });
+
   test('keyspace notifications: setbit, copy_to, bitop as set/del', async () => {
     await io.config('SET', 'notify-keyspace-events', 'KEA');
     const sub = new Redis({ port: node.respPort, host: '127.0.0.1' });

@@ -649,6 +649,8 @@ export function zsetOp(op: 'union' | 'inter' | 'diff', storeIt: boolean) {
     const base = storeIt ? 1 : 0;
     const n = Number((a[base] as Buffer).toString('latin1'));
     const keys = a.slice(base + 1, base + 1 + n);
+    // As Redis: the input keys are read (WRONGTYPE) before WEIGHTS and AGGREGATE are parsed.
+    const inputs = keys.map((b) => zsetInput(c, b));
     let weights: number[] | undefined;
     let how: 'SUM' | 'MIN' | 'MAX' = 'SUM';
     let withScores = false;
@@ -669,7 +671,6 @@ export function zsetOp(op: 'union' | 'inter' | 'diff', storeIt: boolean) {
       } else if (w === 'WITHSCORES' && !storeIt) withScores = true;
       else throw new RespError(SYNTAX);
     }
-    const inputs = keys.map((b) => zsetInput(c, b));
     const weighted = (i: number, score: number): number => {
       const r = score * (weights?.[i] ?? 1);
       return Number.isNaN(r) ? 0 : r;
