@@ -82,6 +82,16 @@ describe('RESP bad input', () => {
     });
   }
 
+  test('errors that quote the request quote its bytes as sent: unknown command (Redis\'s 128-byte argument list) and "expected \'$\'" (found by the protocol fuzz)', async () => {
+    const c = await RawClient.open(node.respPort);
+    c.write(frame(Buffer.from([0xff, 0xfe, 0x58]), 'a'.repeat(100), 'b'.repeat(100), 'c'));
+    const want = Buffer.concat([Buffer.from("-ERR unknown command '"), Buffer.from([0xff, 0xfe, 0x58]), Buffer.from(`', with args beginning with: '${'a'.repeat(100)}' '${'b'.repeat(25)}' \r\n`)]);
+    assert.deepEqual(await c.until((b) => b.length >= want.length), want);
+    c.write(Buffer.from('*1\r\n\xaa4\r\n', 'latin1'));
+    assert.ok(await c.closedWithin());
+    assert.deepEqual(c.received.subarray(want.length), Buffer.from("-ERR Protocol error: expected '$', got '\xaa'\r\n", 'latin1'));
+  });
+
   test('commands before a malformed frame in the same packet are answered; nothing after it runs', async () => {
     const c = await RawClient.open(node.respPort);
     c.write(Buffer.concat([frame('SET', 'bad/a', '1'), Buffer.from('*1\r\n$x\r\n'), frame('SET', 'bad/b', '1')]));

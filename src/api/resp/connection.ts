@@ -302,7 +302,8 @@ export class Connection implements ConnState {
         this.queue[this.qhead++] = EMPTY;
         if (!Array.isArray(item)) {
           if (this.slots.length > 0) await this.settle();
-          this.reply({ t: 'error', v: `ERR ${item[PROTOCOL_ERROR]}` });
+          // The text may quote a request byte (`expected '$', got 'x'`): written as that byte.
+          this.reply({ t: 'error', v: `ERR ${item[PROTOCOL_ERROR]}`, latin1: true });
           this.closeAfterReply();
           break;
         }

@@ -391,7 +391,8 @@ export type Protocol = 2 | 3;
  */
 export type Reply =
   | { t: 'simple'; v: string }
-  | { t: 'error'; v: string }
+  /** An error; with `latin1`, `v` holds bytes as latin1 characters (a client's arguments echoed as sent) and is written byte for byte. */
+  | { t: 'error'; v: string; latin1?: boolean }
   | { t: 'int'; v: number | bigint }
   | { t: 'bulk'; v: Buffer | string }
   | { t: 'null' }
@@ -540,7 +541,8 @@ export function writeReply(r: Reply, proto: Protocol, w: ReplyWriter): void {
       else w.utf8(`+${line(r.v)}\r\n`);
       break;
     case 'error':
-      w.utf8(`-${line(r.v)}\r\n`);
+      if (r.latin1 === true) w.ascii(`-${line(r.v)}\r\n`);
+      else w.utf8(`-${line(r.v)}\r\n`);
       break;
     case 'int':
       if (typeof r.v === 'number' && Number.isSafeInteger(r.v)) w.line(0x3a /* : */, r.v);

@@ -378,8 +378,7 @@ export class RespServer implements ServerApi, ConnectionHost {
     if (spec === undefined) {
       conn.lastCmd = 'NULL';
       if (conn.multi !== undefined) conn.multiError = true;
-      const shown = args.slice(0, 10).map((a) => `'${a.toString('utf8').slice(0, 128)}' `).join('');
-      return reply(R.error(`ERR unknown command '${(argv[0] as Buffer).toString('utf8').slice(0, 128)}', with args beginning with: ${shown}`));
+      return reply(unknownCommand(argv));
     }
     conn.lastCmd = spec.container === true ? containerCmd(name, argv[1]) : name;
     if (!arityOk(spec, argv.length)) {
@@ -1939,6 +1938,22 @@ function keyPositions(spec: CommandSpec, args: Buffer[]): number[] {
   const last = lastKeyArg(spec, args.length);
   for (let i = spec.keys[0]; last > 0 && i <= last; i += spec.keys[2]) at.push(i - 1);
   return at;
+}
+
+/**
+ * Redis's unknown-command error, byte for byte: the name (up to 128 bytes) and the arguments
+ * while the list shown is under 128 bytes (the last one cut to fit), each as sent (C strings:
+ * up to a NUL byte), not re-encoded.
+ */
+function unknownCommand(argv: Buffer[]): Reply {
+  const text = (b: Buffer | undefined, max: number): string => {
+    const s = (b ?? Buffer.alloc(0)).toString('latin1');
+    const nul = s.indexOf('\0');
+    return (nul < 0 ? s : s.slice(0, nul)).slice(0, max);
+  };
+  let shown = '';
+  for (let i = 1; i < argv.length && shown.length < 128; i++) shown += `'${text(argv[i], 128 - shown.length)}' `;
+  return { t: 'error', v: `ERR unknown command '${text(argv[0], 128)}', with args beginning with: ${shown}`, latin1: true };
 }
 
 /** The code word of an error reply (`ERR`, `WRONGTYPE`, `NOPERM`…), as INFO errorstats keys it. */
