@@ -92,6 +92,13 @@ describe('RESP bad input', () => {
     assert.deepEqual(c.received.subarray(want.length), Buffer.from("-ERR Protocol error: expected '$', got '\xaa'\r\n", 'latin1'));
   });
 
+  test('an inline argument ends at a space, tab, CR or LF only: a form feed or vertical tab is part of it (found by the protocol fuzz)', async () => {
+    const c = await RawClient.open(node.respPort);
+    c.write('ECHO a\fb\r\nECHO \va\r\nECHO x\vy z\r\n');
+    assert.equal((await c.until((b) => b.toString().includes("'echo' command\r\n"))).toString(), "$3\r\na\fb\r\n$1\r\na\r\n-ERR wrong number of arguments for 'echo' command\r\n");
+    c.close();
+  });
+
   test('commands before a malformed frame in the same packet are answered; nothing after it runs', async () => {
     const c = await RawClient.open(node.respPort);
     c.write(Buffer.concat([frame('SET', 'bad/a', '1'), Buffer.from('*1\r\n$x\r\n'), frame('SET', 'bad/b', '1')]));

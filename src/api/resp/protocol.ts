@@ -365,7 +365,9 @@ export function splitArgs(line: Buffer): Buffer[] | null {
           break;
         } else cur.push(c);
       } else {
-        if (c === undefined || isSpace(c)) break;
+        // As Redis's sdssplitargs: an unquoted argument ends only at a space, tab, CR or LF
+        // (a vertical tab or form feed is part of it, though skipped between arguments).
+        if (c === undefined || c === 0x20 || c === 0x09 || c === 0x0a || c === 0x0d) break;
         if (c === 0x22) inDq = true;
         else if (c === 0x27) inSq = true;
         else cur.push(c);
