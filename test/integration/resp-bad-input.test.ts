@@ -99,6 +99,17 @@ describe('RESP bad input', () => {
     c.close();
   });
 
+  test('a bulk count line is judged once it is complete: "*1\\r\\nPING" waits, its CR makes it an error (found by the protocol fuzz)', async () => {
+    const c = await RawClient.open(node.respPort);
+    c.write('*1\r\nPING');
+    await sleep(200);
+    assert.equal(c.received.length, 0, 'nothing answered yet');
+    assert.equal(c.closed, false);
+    c.write('\r\n');
+    assert.ok(await c.closedWithin());
+    assert.equal(c.received.toString(), "-ERR Protocol error: expected '$', got 'P'\r\n");
+  });
+
   test('commands before a malformed frame in the same packet are answered; nothing after it runs', async () => {
     const c = await RawClient.open(node.respPort);
     c.write(Buffer.concat([frame('SET', 'bad/a', '1'), Buffer.from('*1\r\n$x\r\n'), frame('SET', 'bad/b', '1')]));

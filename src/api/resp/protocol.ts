@@ -228,12 +228,12 @@ export class RespParser {
     while (this.pending > 0) {
       if (this.bulkLen === -1) {
         if (this.pos >= this.len) return 'more';
-        if (this.buf[this.pos] !== 0x24 /* $ */) {
-          return `expected '$', got '${String.fromCharCode(this.buf[this.pos] ?? 0)}'`;
-        }
         const start = this.pos;
+        // As Redis: the line must be complete (up to its CR and one more byte) before its first
+        // byte is checked, so a partial line waits for more input rather than failing.
         const end = this.line('too big bulk count string');
         if (typeof end === 'string') return end;
+        if (this.buf[start] !== 0x24 /* $ */) return `expected '$', got '${String.fromCharCode(this.buf[start] ?? 0)}'`;
         const n = parseIntStrict(this.buf, start + 1, end);
         if (n === null || n < 0 || n > RESP_LIMITS.bulkMax) return 'invalid bulk length';
         if (this.unauthenticated && n > UNAUTH_LIMITS.bulkMax) return 'unauthenticated bulk length';
