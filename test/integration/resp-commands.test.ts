@@ -801,6 +801,24 @@ describe('COPY, OBJECT and bitmaps against redis-server', () => {
     ]);
   });
 
+  test('a command with a bad key count is queued in MULTI and answers its error inside EXEC, as Redis (found by the differential fuzz)', async () => {
+    await same(io, rd, [
+      ['multi'],
+      ['set', 'fz:mq', '1'],
+      ['zunionstore', 'fz:md', 0, 'fz:mq'],
+      ['sintercard', 9, 'fz:mq'],
+      ['zdiffstore', 'fz:md', 9, 'fz:mq'],
+      ['zunionstore', 'fz:md', 'x', 'fz:mq'],
+      ['get', 'fz:mq'],
+      ['exec'],
+      ['multi'],
+      ['set', 'app/mq', '1'],
+      ['sintercard', 9, 'app/mq'],
+      ['get', 'app/mq'],
+      ['exec'],
+    ]);
+  });
+
   test('keyspace notifications: setbit, copy_to, bitop as set/del', async () => {
     await io.config('SET', 'notify-keyspace-events', 'KEA');
     const sub = new Redis({ port: node.respPort, host: '127.0.0.1' });

@@ -658,6 +658,7 @@ export class RespServer implements ServerApi, ConnectionHost {
       mem.begin(s.access === 'read');
       let r: Reply;
       try {
+        if (spec === undefined) keyPositions(s, argv.slice(1)); // EXEC: a bad key count answers its error here (see queue)
         if (s.access === 'write') cache.ensureMemory();
         const out = s.handler(this.ctx(conn, mem), argv.slice(1));
         if (out instanceof Promise) {
@@ -920,6 +921,12 @@ export class RespServer implements ServerApi, ConnectionHost {
       // Every queued command counts against the principal's rate limit, as outside MULTI: a
       // refusal aborts the transaction (EXECABORT), as any other command refused when queued.
       if (conn.principal !== undefined) this.o.auth.checkRate(conn.principal);
+      if (!keysReadable(spec, argv.slice(1))) {
+        // As Redis: a command whose key count is bad (ZUNIONSTORE d 0 …, SINTERCARD 9 k) is
+        // queued, and answers its error inside EXEC's reply; it names no key, so it touches none.
+        (conn.multi as Buffer[][]).push(argv);
+        return R.simple('QUEUED');
+      }
       const keys = this.authorize(conn, spec, argv.slice(1));
       if (keys.length > 0) {
         const kind = this.kindOfKeys(keys);
@@ -1168,6 +1175,7 @@ export class RespServer implements ServerApi, ConnectionHost {
       for (const argv of cmds) {
         const spec = COMMANDS.get((argv[0] as Buffer).toString('latin1').toLowerCase()) as CommandSpec;
         try {
+          keyPositions(spec, argv.slice(1)); // a bad key count answers its error here (see queue)
           const r = spec.handler(this.ctx(conn, tx), argv.slice(1));
           // A keyless command that completes later (CONFIG SET in a MULTI): its reply takes its place.
           if (r instanceof Promise) replies.push(this.settled(r));
@@ -1932,6 +1940,17 @@ function arityOk(spec: CommandSpec, argc: number): boolean {
  * command with movable keys (validated, throwing its Redis error), else by `spec.keys`.
  * For cold paths; {@link RespServer.authorize} walks the same positions without an array.
  */
+/** False when `args` give no key list for `spec` (a bad key count of a command with movable keys). */
+function keysReadable(spec: CommandSpec, args: Buffer[]): boolean {
+  try {
+    keyPositions(spec, args);
+    return true;
+  } catch (err) {
+    if (err instanceof RespError) return false;
+    throw err;
+  }
+}
+
 function keyPositions(spec: CommandSpec, args: Buffer[]): number[] {
   if (spec.movableKeys !== undefined) return spec.movableKeys(args);
   const at: number[] = [];
