@@ -819,6 +819,15 @@ describe('COPY, OBJECT and bitmaps against redis-server', () => {
     ]);
   });
 
+  test('ZINTERCARD reads its input keys (WRONGTYPE) before LIMIT (found by the differential fuzz)', async () => {
+    await same(io, rd, [
+      ['set', 'fz:zc', 'x'],
+      ['zintercard', 1, 'fz:zc', 'LIMIT', -1],
+      ['zintercard', 1, 'fz:zc', 'NX'],
+      ['zintercard', 1, 'fz:nokey', 'LIMIT', -1],
+    ]);
+  });
+
   test('keyspace notifications: setbit, copy_to, bitop as set/del', async () => {
     await io.config('SET', 'notify-keyspace-events', 'KEA');
     const sub = new Redis({ port: node.respPort, host: '127.0.0.1' });

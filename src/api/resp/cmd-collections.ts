@@ -759,8 +759,9 @@ export function zrandmember(c: Ctx, a: Buffer[]): Reply {
 /** ZINTERCARD numkeys key [key …] [LIMIT limit] (Redis 7); inputs may be sorted sets or sets. */
 export function zintercard(c: Ctx, a: Buffer[]): Reply {
   const n = Number((a[0] as Buffer).toString('latin1'));
-  const limit = cardLimit(a.slice(1 + n));
-  return R.int(interCard(a.slice(1, 1 + n).map((b) => zsetInput(c, b)), limit));
+  // As Redis: the input keys are read (WRONGTYPE) before LIMIT is parsed.
+  const inputs = a.slice(1, 1 + n).map((b) => zsetInput(c, b));
+  return R.int(interCard(inputs, cardLimit(a.slice(1 + n))));
 }
 
 function zpop(max: boolean) {
