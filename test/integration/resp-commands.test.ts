@@ -828,6 +828,20 @@ describe('COPY, OBJECT and bitmaps against redis-server', () => {
     ]);
   });
 
+  test('SORT reads numeric weights as Redis\'s strtod: an empty element is 0, leading spaces and hex are accepted (found by the differential fuzz)', async () => {
+    await same(io, rd, [
+      ['del', 'fz:sl'],
+      ['rpush', 'fz:sl', '3', '', ' 2', '0x10', '-1'],
+      ['sort', 'fz:sl'],
+      ['sort_ro', 'fz:sl', 'DESC'],
+      ['rpush', 'fz:sl', '1 '],
+      ['sort', 'fz:sl'],
+      ['del', 'fz:sl'],
+      ['rpush', 'fz:sl', ' '],
+      ['sort', 'fz:sl'],
+    ]);
+  });
+
   test('keyspace notifications: setbit, copy_to, bitop as set/del', async () => {
     await io.config('SET', 'notify-keyspace-events', 'KEA');
     const sub = new Redis({ port: node.respPort, host: '127.0.0.1' });
