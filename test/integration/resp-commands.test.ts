@@ -842,6 +842,20 @@ describe('COPY, OBJECT and bitmaps against redis-server', () => {
     ]);
   });
 
+  test('ZMPOP/LMPOP read their options in order: a bad COUNT is reported before an extra argument (found by the differential fuzz)', async () => {
+    await same(io, rd, [
+      ['del', 'fz:mp', 'fz:ml'],
+      ['zadd', 'fz:mp', 1, 'a', 2, 'b'],
+      ['rpush', 'fz:ml', 'a', 'b'],
+      ['zmpop', 1, 'fz:mp', 'MAX', 'COUNT', -1, 1],
+      ['lmpop', 1, 'fz:ml', 'LEFT', 'COUNT', 0, 'x'],
+      ['zmpop', 1, 'fz:mp', 'MIN', 'COUNT', 1, 'COUNT', 1],
+      ['lmpop', 1, 'fz:ml', 'LEFT', 'COUNT'],
+      ['zmpop', 1, 'fz:mp', 'MIN', 'COUNT', 1, 'x'],
+      ['lmpop', 1, 'fz:ml', 'RIGHT', 'COUNT', 5],
+    ]);
+  });
+
   test('keyspace notifications: setbit, copy_to, bitop as set/del', async () => {
     await io.config('SET', 'notify-keyspace-events', 'KEA');
     const sub = new Redis({ port: node.respPort, host: '127.0.0.1' });

@@ -67,14 +67,16 @@ function pop(left: boolean) {
 function mpopTail(rest: Buffer[], ends: readonly [string, string]): { first: boolean; count: number } {
   const w = word(rest[0]);
   if (w !== ends[0] && w !== ends[1]) throw new RespError(SYNTAX);
-  let count = 1;
-  if (rest.length > 1) {
-    if (rest.length !== 3 || word(rest[1]) !== 'COUNT') throw new RespError(SYNTAX);
-    const n = parseI64(rest[2] as Buffer);
-    if (n === null || n <= 0n) throw new RespError('ERR count should be greater than 0');
-    count = Number(n);
+  // As Redis: the options are read in order, so a bad count is reported before a later extra argument.
+  let count: number | undefined;
+  for (let i = 1; i < rest.length; i++) {
+    if (count === undefined && word(rest[i]) === 'COUNT' && i + 1 < rest.length) {
+      const n = parseI64(rest[++i] as Buffer);
+      if (n === null || n <= 0n) throw new RespError('ERR count should be greater than 0');
+      count = Number(n);
+    } else throw new RespError(SYNTAX);
   }
-  return { first: w === ends[0], count };
+  return { first: w === ends[0], count: count ?? 1 };
 }
 
 /**
