@@ -179,7 +179,7 @@ export class ReplyConnection {
   call(args: (string | Buffer)[], ms = 10_000): Promise<Reply> {
     if (this.failure !== undefined) return Promise.reject(this.failure);
     return new Promise<Reply>((resolve, reject) => {
-      const t = setTimeout(() => reject(new Error(`no reply within ${ms} ms`)), ms);
+      const t = setTimeout(() => reject(new Error(`no reply to ${JSON.stringify(args.map(String)).slice(0, 200)} within ${ms} ms`)), ms);
       this.waiting.push({
         resolve: (r) => {
           clearTimeout(t);
