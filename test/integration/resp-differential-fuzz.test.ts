@@ -21,9 +21,9 @@ import { prng } from '../helpers/random.js';
 import { startBesideRedis, type SideBySide } from './resp-helpers.js';
 import { ReplyConnection, type Reply } from './resp-fuzz-helpers.js';
 
-/** Commands per seed, and seeds per run (8 in CI; `BEACON_FUZZ_SEEDS` for local runs of many). */
-const COMMANDS = Number(process.env.BEACON_FUZZ_COMMANDS ?? 1000);
-const SEEDS = process.env.BEACON_FUZZ_SEED !== undefined ? [Number(process.env.BEACON_FUZZ_SEED)] : Array.from({ length: Number(process.env.BEACON_FUZZ_SEEDS ?? 8) }, (_, i) => (Date.now() + i * 7919) % 1_000_000);
+/** Commands per seed, and seeds per run (10 in CI; `BEACON_FUZZ_SEEDS` for local runs of many). */
+const COMMANDS = Number(process.env.BEACON_FUZZ_COMMANDS ?? 1500);
+const SEEDS = process.env.BEACON_FUZZ_SEED !== undefined ? [Number(process.env.BEACON_FUZZ_SEED)] : Array.from({ length: Number(process.env.BEACON_FUZZ_SEEDS ?? 10) }, (_, i) => (Date.now() + i * 7919) % 1_000_000);
 
 /** Local triage: log every mismatch and go on (the test still fails at the end) instead of stopping and shrinking. */
 const KEEP_GOING = process.env.BEACON_FUZZ_KEEP_GOING === '1';
@@ -638,12 +638,15 @@ describe('RESP differential fuzz against redis-server', () => {
       }
     }
     let best = (await stillFails(kept)) ? kept : history;
-    // Greedy: drop one command at a time while it still fails (bounded).
+    // Then drop runs of earlier commands, halving the run length down to one command, while the
+    // last one still fails (at most 300 replays).
     let replays = 0;
-    for (let i = best.length - 2; i >= 0 && replays < 150; i--) {
-      const candidate = [...best.slice(0, i), ...best.slice(i + 1)];
-      replays++;
-      if (await stillFails(candidate)) best = candidate;
+    for (let size = Math.max(1, Math.floor((best.length - 1) / 2)); size >= 1 && replays < 300; size = size === 1 ? 0 : Math.max(1, Math.floor(size / 2))) {
+      for (let at = best.length - 1 - size; at >= 0 && replays < 300; at -= size) {
+        const candidate = [...best.slice(0, at), ...best.slice(at + size)];
+        replays++;
+        if (await stillFails(candidate)) best = candidate;
+      }
     }
     return best;
   }
