@@ -512,10 +512,20 @@ function ttlGeneric(kind: 'ttl' | 'pttl' | 'expiretime' | 'pexpiretime') {
     if (at === 0) return R.int(-1);
     const left = Math.max(0, at - Date.now());
     if (kind === 'ttl') return R.int(Math.round(left / 1000));
-    if (kind === 'pttl') return R.int(left);
+    if (kind === 'pttl') return R.int(i64(left));
     if (kind === 'expiretime') return R.int(Math.round(at / 1000));
-    return R.int(at);
+    return R.int(i64(at));
   };
+}
+
+/**
+ * A time in ms as a 64-bit integer reply. Expiry times are kept as doubles: past 2^53 ms they
+ * are printed exactly (not as JavaScript's rounded decimal), and 2^63 (where PXAT 2^63-1 rounds
+ * to) as 2^63-1, so a client never reads a number outside the 64-bit range.
+ */
+function i64(v: number): number | bigint {
+  if (Number.isSafeInteger(v)) return v;
+  return v >= 2 ** 63 ? I64_MAX : BigInt(v);
 }
 export const ttl = ttlGeneric('ttl');
 export const pttl = ttlGeneric('pttl');
