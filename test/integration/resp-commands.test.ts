@@ -8,6 +8,7 @@ import { after, before, describe, test } from 'node:test';
 import { Redis } from 'ioredis';
 import { http } from '../helpers/node.js';
 import { acrossRestart, redisCli, sleep, startBesideRedis, type SideBySide, type startRespNode } from './resp-helpers.js';
+import { ReplyConnection } from './resp-fuzz-helpers.js';
 
 /** A reply or an error as one comparable value. */
 async function answer(c: Redis, cmd: (string | number)[]): Promise<unknown> {
@@ -614,6 +615,264 @@ describe('COPY, OBJECT and bitmaps against redis-server', () => {
     await assert.rejects(io.call('COPY', 'mem:src', 'app/x'), /^ReplyError: CROSSKIND/);
     await assert.rejects(io.call('BITOP', 'AND', 'app/x', 'mem:src'), /^ReplyError: CROSSKIND/);
     assert.equal(await io.exists('app/x'), 0);
+  });
+
+  test('HINCRBYFLOAT refuses an infinite increment with Redis\'s message, before the key is read (found by the differential fuzz)', async () => {
+    await same(io, rd, [
+      ['del', 'fz:hf', 'fz:hs'],
+      ['hincrbyfloat', 'fz:hf', 'f', 'inf'],
+      ['hincrbyfloat', 'fz:hf', 'f', '-inf'],
+      ['set', 'fz:hs', 'x'],
+      ['hincrbyfloat', 'fz:hs', 'f', '+inf'],
+      ['hincrbyfloat', 'fz:hf', 'f', '1.5'],
+      ['hincrbyfloat', 'fz:hf', 'f', 'nan'],
+    ]);
+  });
+
+  test('INCRBYFLOAT checks the key\'s type before the increment (found by the differential fuzz)', async () => {
+    await same(io, rd, [
+      ['del', 'fz:il', 'fz:is'],
+      ['rpush', 'fz:il', 'a'],
+      ['incrbyfloat', 'fz:il', 'x'],
+      ['incrbyfloat', 'fz:il', ''],
+      ['set', 'fz:is', 'abc'],
+      ['incrbyfloat', 'fz:is', 'x'],
+      ['incrbyfloat', 'nokey:fz', 'x'],
+    ]);
+  });
+
+  test('score bounds are read as Redis\'s strtod reads them: empty is 0, leading spaces and hex accepted (found by the differential fuzz)', async () => {
+    await same(io, rd, [
+      ['del', 'fz:zb'],
+      ['zadd', 'fz:zb', 0, 'a', 1, 'b', 16, 'c'],
+      ['zrangebyscore', 'fz:zb', '', '+inf'],
+      ['zcount', 'fz:zb', ' 1', '(0x10'],
+      ['zrange', 'fz:zb', '(', '0x10', 'BYSCORE', 'WITHSCORES'],
+      ['zrangebyscore', 'fz:zb', '-infinity', 'Infinity'],
+      ['zrevrangebyscore', 'fz:zb', '0X1p4', '+.5'],
+      ['zcount', 'fz:zb', '1 ', 2],
+      ['zcount', 'fz:zb', 'nan', 1],
+      ['zcount', 'fz:zb', '0x', 1],
+      ['zcount', 'fz:zb', '1e', 1],
+      ['zcount', 'fz:zb', ' ', 1],
+      ['zcount', 'fz:zb', '.', 1],
+      ['zcount', 'fz:zb', '(', '('],
+      ['set', 'fz:zs', 'x'],
+      ['zcount', 'fz:zs', '', 1],
+    ]);
+  });
+
+  test('float arguments and values accept what Redis\'s strtod accepts (hex), refuse overflow and underflow (found by the differential fuzz)', async () => {
+    await same(io, rd, [
+      ['set', 'fz:hx', '0x10'],
+      ['incrbyfloat', 'fz:hx', '1.5'],
+      ['incrbyfloat', 'fz:hx', '0x1p-1'],
+      ['incrbyfloat', 'fz:hx', ' 1'],
+      ['incrbyfloat', 'fz:hx', '1 '],
+      ['incrbyfloat', 'fz:hx', ''],
+      ['del', 'fz:zh'],
+      ['zadd', 'fz:zh', '0x10', 'm'],
+      ['zscore', 'fz:zh', 'm'],
+      ['zadd', 'fz:zh', '1e400', 'm2'],
+      ['zadd', 'fz:zh', '1e-400', 'm2'],
+      ['zadd', 'fz:zh', '-Infinity', 'm3'],
+      ['zincrby', 'fz:zh', '0xA', 'm'],
+      ['hset', 'fz:hh', 'f', '0x8'],
+      ['hincrbyfloat', 'fz:hh', 'f', '0x8'],
+    ]);
+  });
+
+  test('INCRBYFLOAT prints large and tiny results without an exponent, as Redis\'s %.17Lf (found by the differential fuzz)', async () => {
+    await same(io, rd, [
+      ['set', 'fz:ib', '1e22'],
+      ['incrbyfloat', 'fz:ib', '0'],
+      ['get', 'fz:ib'],
+      ['set', 'fz:ib', '92233720368547758080000'],
+      ['incrbyfloat', 'fz:ib', '-0'],
+      ['set', 'fz:it', '0'],
+      ['incrbyfloat', 'fz:it', '1e-20'],
+      ['incrbyfloat', 'fz:it', '1.5e-7'],
+      ['hincrbyfloat', 'fz:ih', 'f', '1e22'],
+    ]);
+  });
+
+  test('SET and GETEX: option syntax before the expire time, GETEX reads the key before the time, repeated EX, the full 64-bit PXAT range (found by the differential fuzz)', async () => {
+    await same(io, rd, [
+      ['del', 'fz:so', 'fz:gl'],
+      ['set', 'fz:so', 'v', 'EX', 'x', 'BOGUS'],
+      ['set', 'fz:so', 'v', 'EX', 0, 'NX', 'XX'],
+      ['set', 'fz:so', 'v', 'EXAT', 4000000000, 'EXAT', 4000000001],
+      ['expiretime', 'fz:so'],
+      ['set', 'fz:so', 'v', 'EX', 10, 'PX', 10],
+      ['set', 'fz:so', 'v', 'KEEPTTL', 'EX', 10],
+      ['set', 'fz:so', 'v', 'XX', 'PXAT', '9223372036854775807'],
+      ['set', 'fz:so', 'v', 'PX', '9223372036854775807'],
+      ['set', 'fz:so', 'v', 'EXAT', '9223372036854776'],
+      ['getex', 'fz:so', 'EX', 'x', 'extra'],
+      ['getex', 'fz:so', 'PERSIST', 'PERSIST'],
+      ['ttl', 'fz:so'],
+      ['getex', 'fz:so', 'EXAT', 4000000000, 'EXAT', 4000000002],
+      ['expiretime', 'fz:so'],
+      ['getex', 'fz:so', 'PERSIST', 'EX', 10],
+      ['getex', 'fz:nokey', 'EX', 0],
+      ['rpush', 'fz:gl', 'a'],
+      ['getex', 'fz:gl', 'EX', '9223372036854775807'],
+      ['set', 'fz:gl', 'v', 'GET', 'EX', 0],
+      ['psetex', 'fz:sx', '9007199254740993', 'v'],
+      ['setex', 'fz:sx', '9223372036854776', 'v'],
+    ]);
+  });
+
+  test('EXPIRE and PEXPIRE check their options before the time (found by the differential fuzz)', async () => {
+    await same(io, rd, [
+      ['set', 'fz:ex', 'v'],
+      ['expire', 'fz:ex', 'x', 1],
+      ['pexpire', 'fz:ex', '1.5', 'gt', 'NX'],
+      ['pexpire', 'fz:ex', 'x', 'GT', 'LT'],
+      ['expire', 'fz:ex', 'x', 'XX'],
+    ]);
+  });
+
+  test('SMOVE from a missing source answers 0 whatever the destination holds (found by the differential fuzz)', async () => {
+    await same(io, rd, [
+      ['del', 'fz:sm1', 'fz:sm2'],
+      ['set', 'fz:sm2', 'x'],
+      ['smove', 'fz:sm1', 'fz:sm2', 'a'],
+      ['sadd', 'fz:sm1', 'a'],
+      ['smove', 'fz:sm1', 'fz:sm2', 'a'],
+      ['smove', 'fz:sm1', 'fz:sm2', 'b'],
+    ]);
+  });
+
+  test('LINDEX and LSET read the key before the index (found by the differential fuzz)', async () => {
+    await same(io, rd, [
+      ['set', 'fz:li', 'x'],
+      ['lindex', 'fz:li', '1.5'],
+      ['lindex', 'fz:nokey', 'x'],
+      ['lset', 'fz:li', 'x', 'v'],
+      ['lset', 'fz:nokey', 'x', 'v'],
+      ['del', 'fz:li'],
+      ['rpush', 'fz:li', 'a'],
+      ['lindex', 'fz:li', 'x'],
+      ['lset', 'fz:li', '9223372036854775808', 'v'],
+    ]);
+  });
+
+  test('LPOS answers "COUNT/MAXLEN can\'t be negative" for a non-integer too (found by the differential fuzz)', async () => {
+    await same(io, rd, [
+      ['del', 'fz:lp'],
+      ['rpush', 'fz:lp', 'a', 'b', 'a'],
+      ['lpos', 'fz:lp', 'a', 'COUNT', 'x'],
+      ['lpos', 'fz:lp', 'a', 'MAXLEN', 'x'],
+      ['lpos', 'fz:lp', 'a', 'COUNT', -1],
+      ['lpos', 'fz:lp', 'a', 'RANK', 'x'],
+      ['lpos', 'fz:lp', 'a', 'COUNT', 0, 'MAXLEN', 2],
+    ]);
+  });
+
+  test('ZRANGE by index accepts LIMIT o -1 (no limit) as Redis does (found by the differential fuzz)', async () => {
+    await same(io, rd, [
+      ['del', 'fz:zl'],
+      ['zadd', 'fz:zl', 1, 'a', 2, 'b'],
+      ['zrange', 'fz:zl', 0, ' 1', 'LIMIT', 0, -1],
+      ['zrange', 'fz:zl', 0, 1, 'LIMIT', 5, -1, 'WITHSCORES'],
+      ['zrange', 'fz:zl', 0, 1, 'LIMIT', 0, 1],
+      ['zrange', 'fz:zl', 0, 1, 'LIMIT', 0, -2],
+    ]);
+  });
+
+  test('ZPOPMIN/ZPOPMAX with more than a count answer a syntax error first (found by the differential fuzz)', async () => {
+    await same(io, rd, [
+      ['set', 'fz:zp', 'x'],
+      ['zpopmin', 'fz:zp', 5, 1],
+      ['zpopmax', 'fz:zp', 'x', 'NX'],
+      ['zpopmin', 'fz:zp', 'x'],
+      ['zpopmax', 'fz:nokey', -1],
+    ]);
+  });
+
+  test('ZUNIONSTORE/ZINTERSTORE read their input keys (WRONGTYPE) before WEIGHTS and AGGREGATE (found by the differential fuzz)', async () => {
+    await same(io, rd, [
+      ['set', 'fz:zu', 'x'],
+      ['zunionstore', 'fz:zd', 1, 'fz:zu', 'AGGREGATE', 'AVG'],
+      ['zinterstore', 'fz:zd', 1, 'fz:zu', 'WEIGHTS', 'x'],
+      ['zunion', 1, 'fz:zu', 'WEIGHTS', 'nan'],
+      ['zunionstore', 'fz:zd', 1, 'fz:nokey', 'AGGREGATE', 'AVG'],
+      ['zinterstore', 'fz:zd', 1, 'fz:nokey', 'WEIGHTS', 'x'],
+    ]);
+  });
+
+  test('a command with a bad key count is queued in MULTI and answers its error inside EXEC, as Redis (found by the differential fuzz)', async () => {
+    await same(io, rd, [
+      ['multi'],
+      ['set', 'fz:mq', '1'],
+      ['zunionstore', 'fz:md', 0, 'fz:mq'],
+      ['sintercard', 9, 'fz:mq'],
+      ['zdiffstore', 'fz:md', 9, 'fz:mq'],
+      ['zunionstore', 'fz:md', 'x', 'fz:mq'],
+      ['get', 'fz:mq'],
+      ['exec'],
+      ['multi'],
+      ['set', 'app/mq', '1'],
+      ['sintercard', 9, 'app/mq'],
+      ['get', 'app/mq'],
+      ['exec'],
+    ]);
+  });
+
+  test('ZINTERCARD reads its input keys (WRONGTYPE) before LIMIT (found by the differential fuzz)', async () => {
+    await same(io, rd, [
+      ['set', 'fz:zc', 'x'],
+      ['zintercard', 1, 'fz:zc', 'LIMIT', -1],
+      ['zintercard', 1, 'fz:zc', 'NX'],
+      ['zintercard', 1, 'fz:nokey', 'LIMIT', -1],
+    ]);
+  });
+
+  test('SORT reads numeric weights as Redis\'s strtod: an empty element is 0, leading spaces and hex are accepted (found by the differential fuzz)', async () => {
+    await same(io, rd, [
+      ['del', 'fz:sl'],
+      ['rpush', 'fz:sl', '3', '', ' 2', '0x10', '-1'],
+      ['sort', 'fz:sl'],
+      ['sort_ro', 'fz:sl', 'DESC'],
+      ['rpush', 'fz:sl', '1 '],
+      ['sort', 'fz:sl'],
+      ['del', 'fz:sl'],
+      ['rpush', 'fz:sl', ' '],
+      ['sort', 'fz:sl'],
+    ]);
+  });
+
+  test('ZMPOP/LMPOP read their options in order: a bad COUNT is reported before an extra argument (found by the differential fuzz)', async () => {
+    await same(io, rd, [
+      ['del', 'fz:mp', 'fz:ml'],
+      ['zadd', 'fz:mp', 1, 'a', 2, 'b'],
+      ['rpush', 'fz:ml', 'a', 'b'],
+      ['zmpop', 1, 'fz:mp', 'MAX', 'COUNT', -1, 1],
+      ['lmpop', 1, 'fz:ml', 'LEFT', 'COUNT', 0, 'x'],
+      ['zmpop', 1, 'fz:mp', 'MIN', 'COUNT', 1, 'COUNT', 1],
+      ['lmpop', 1, 'fz:ml', 'LEFT', 'COUNT'],
+      ['zmpop', 1, 'fz:mp', 'MIN', 'COUNT', 1, 'x'],
+      ['lmpop', 1, 'fz:ml', 'RIGHT', 'COUNT', 5],
+    ]);
+  });
+
+  test('PEXPIRETIME and PTTL of an expiry past 2^53 ms are 64-bit integers (PXAT 2^63-1 answered 9223372036854776000)', async () => {
+    const [b, r] = await Promise.all([ReplyConnection.open(node.respPort), ReplyConnection.open(pair.redis.port)]);
+    try {
+      // (An expiry past 2^53 ms is kept to a double's precision: docs/resp.md "What differs".)
+      for (const cmd of [['SET', 'fz:px', 'v', 'PXAT', '9223372036854775807'], ['PEXPIRETIME', 'fz:px'], ['EXPIRETIME', 'fz:px']]) {
+        assert.deepEqual(await b.call(cmd), await r.call(cmd), cmd.join(' '));
+      }
+      for (const c of [b, r]) {
+        const pttl = await c.call(['PTTL', 'fz:px']);
+        assert.match(String(pttl), /^:[0-9]{1,19}$/);
+        assert.ok(BigInt(String(pttl).slice(1)) <= 2n ** 63n - 1n);
+      }
+    } finally {
+      b.close();
+      r.close();
+    }
   });
 
   test('keyspace notifications: setbit, copy_to, bitop as set/del', async () => {

@@ -61,9 +61,11 @@ test('feedInto appends to the caller\'s queue; small and large argument counts c
     for (const c of got) assert.ok(c.every((a) => Buffer.isBuffer(a)) && Object.keys(c).length === c.length, `a dense array at cut ${cut}`);
     assert.ok(p.idle);
   }
-  // The protocol error comes back as the text, after the commands before it.
+  // The protocol error comes back as the text, after the commands before it; as in Redis, a
+  // bulk count line is judged once it is complete (up to its CR and one more byte).
   const q: unknown[] = [];
-  assert.equal(new RespParser().feedInto(Buffer.from('*1\r\n$4\r\nPING\r\n*1\r\nx'), q), "Protocol error: expected '$', got 'x'");
+  assert.equal(new RespParser().feedInto(Buffer.from('*1\r\n$4\r\nPING\r\n*1\r\nx'), []), undefined);
+  assert.equal(new RespParser().feedInto(Buffer.from('*1\r\n$4\r\nPING\r\n*1\r\nx\r\n'), q), "Protocol error: expected '$', got 'x'");
   assert.deepEqual(strs(q as Buffer[][]), [['PING']]);
 });
 

@@ -42,16 +42,45 @@ export function fitsI64(v: bigint): boolean {
   return v >= I64_MIN && v <= I64_MAX;
 }
 
-/** Parses a double as Redis's strtold-based parsing does (`inf`, `-inf`, `+inf` allowed, no NaN, no spaces). */
+/**
+ * Parses a double as Redis's string2ld/getDoubleFromObject do (strtod over the whole argument):
+ * decimal or hexadecimal (`0x10`, `0x1p-3`) forms, `inf`/`infinity` with a sign; no NaN, no
+ * leading white space, nothing left over, not empty; a decimal that overflows to ±inf or
+ * underflows to 0 (strtod's ERANGE) is refused. Returns null if invalid.
+ */
 export function parseDouble(b: Buffer | string): number | null {
   const s = typeof b === 'string' ? b : b.toString('latin1');
-  if (s.length === 0 || s.length > 5000 || /\s/.test(s)) return null;
-  const l = s.toLowerCase();
-  if (l === 'inf' || l === '+inf' || l === 'infinity' || l === '+infinity') return Infinity;
-  if (l === '-inf' || l === '-infinity') return -Infinity;
-  if (!/^[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?$/i.test(s)) return null;
-  const v = Number(s);
-  return Number.isNaN(v) ? null : v;
+  if (s.length === 0 || s.length > 5000 || /^[ \t\n\v\f\r]/.test(s)) return null;
+  const v = strtodWhole(s);
+  if (v === null || Number.isNaN(v)) return null;
+  if (!Number.isFinite(v) && !/inf/i.test(s)) return null; // overflow
+  if (v === 0 && /^[+-]?(0x)?[0-9a-f.]*[1-9a-f]/i.test(s.replace(/[eEpP].*$/, ''))) return null; // underflow
+  return v;
+}
+
+/**
+ * Reads `s` as C's strtod does when the whole string must be consumed (Redis's score bounds of
+ * ZRANGEBYSCORE, ZCOUNT…): leading white space is skipped, decimal and hexadecimal (`0x1p3`)
+ * forms, `inf`/`infinity` and `nan` with an optional sign. An empty string reads as 0 (strtod
+ * converts nothing and stops at its end). Returns null when bytes are left over; NaN for `nan`.
+ */
+export function strtodWhole(s: string): number | null {
+  if (s.length === 0) return 0;
+  const m = /^[ \t\n\v\f\r]*([+-]?)(?:(inf(?:inity)?|nan)|0x([0-9a-f]*)(?:\.([0-9a-f]*))?(?:p([+-]?[0-9]+))?|([0-9]*\.?[0-9]*(?:e[+-]?[0-9]+)?))$/i.exec(s);
+  if (m === null) return null;
+  const sign = m[1] === '-' ? -1 : 1;
+  if (m[2] !== undefined) return m[2].toLowerCase() === 'nan' ? NaN : sign * Infinity;
+  if (m[6] !== undefined) {
+    // A decimal needs a digit before its exponent; Number() reads the rest as strtod does.
+    if (!/[0-9]/.test(m[6].split(/e/i)[0] as string)) return null;
+    return sign * Number(m[6]);
+  }
+  const int = m[3] ?? '';
+  const frac = m[4] ?? '';
+  if (int.length + frac.length === 0) return null;
+  let v = 0;
+  for (const d of int + frac) v = v * 16 + parseInt(d, 16);
+  return sign * v * 2 ** (Number(m[5] ?? 0) - 4 * frac.length);
 }
 
 /** A float argument. @throws RespError not a valid float. */
@@ -67,12 +96,17 @@ export function word(b: Buffer | undefined): string {
   return b === undefined ? '' : b.toString('latin1').toUpperCase();
 }
 
-/** Formats a number as Redis's `%.17g`-then-trim for INCRBYFLOAT/HINCRBYFLOAT (no exponent for ordinary magnitudes). */
+/**
+ * Formats an INCRBYFLOAT/HINCRBYFLOAT result as Redis's `%.17Lf`-then-trim does, never with an
+ * exponent: integers in full (`92233720368547758080000`), tiny values to 17 decimals (so below
+ * 1e-17 they read `0`), others in their shortest form. Redis computes in long double, Beacon in
+ * double: see docs/resp.md "What differs".
+ */
 export function formatFloat(v: number): string {
-  if (Number.isInteger(v) && Math.abs(v) < 1e21) return v.toFixed(0);
+  if (Number.isInteger(v)) return Math.abs(v) < 1e21 ? v.toFixed(0) : BigInt(v).toString();
   const s = String(v);
   if (!s.includes('e')) return s;
-  return v.toFixed(20).replace(/\.?0+$/, '');
+  return v.toFixed(17).replace(/\.?0+$/, '');
 }
 
 /**

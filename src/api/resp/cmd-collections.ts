@@ -1,5 +1,5 @@
 /** Lists, sets and sorted sets (memory namespaces), and the HSCAN/SSCAN/ZSCAN iterators. */
-import { SYNTAX, bigArg, floatArg, intArg, parseDouble, parseI64, randomCount, randomPicks, word } from './args.js';
+import { SYNTAX, bigArg, floatArg, intArg, parseDouble, parseI64, strtodWhole, randomCount, randomPicks, word } from './args.js';
 import { keyName, scanArgs } from './cmd-strings.js';
 import type { Ctx } from './context.js';
 import { Deque, SortedSet, globMatch, type LexBound, type ScoreBound, type ScoredMember } from '../../cache/index.js';
@@ -67,14 +67,16 @@ function pop(left: boolean) {
 function mpopTail(rest: Buffer[], ends: readonly [string, string]): { first: boolean; count: number } {
   const w = word(rest[0]);
   if (w !== ends[0] && w !== ends[1]) throw new RespError(SYNTAX);
-  let count = 1;
-  if (rest.length > 1) {
-    if (rest.length !== 3 || word(rest[1]) !== 'COUNT') throw new RespError(SYNTAX);
-    const n = parseI64(rest[2] as Buffer);
-    if (n === null || n <= 0n) throw new RespError('ERR count should be greater than 0');
-    count = Number(n);
+  // As Redis: the options are read in order, so a bad count is reported before a later extra argument.
+  let count: number | undefined;
+  for (let i = 1; i < rest.length; i++) {
+    if (count === undefined && word(rest[i]) === 'COUNT' && i + 1 < rest.length) {
+      const n = parseI64(rest[++i] as Buffer);
+      if (n === null || n <= 0n) throw new RespError('ERR count should be greater than 0');
+      count = Number(n);
+    } else throw new RespError(SYNTAX);
   }
-  return { first: w === ends[0], count };
+  return { first: w === ends[0], count: count ?? 1 };
 }
 
 /**
@@ -128,9 +130,10 @@ export function lrange(c: Ctx, a: Buffer[]): Reply {
 }
 
 export function lindex(c: Ctx, a: Buffer[]): Reply {
-  let i = intArg(a[1]);
+  // As Redis: the key (missing: nil; another type: WRONGTYPE) before the index.
   const list = typed(c, k(a[0]), 'list')?.v;
   if (list === undefined) return R.null;
+  let i = intArg(a[1]);
   if (i < 0) i = list.length + i;
   const v = i < 0 ? undefined : list.at(i);
   return v === undefined ? R.null : R.bulk(v);
@@ -138,9 +141,10 @@ export function lindex(c: Ctx, a: Buffer[]): Reply {
 
 export function lset(c: Ctx, a: Buffer[]): Reply {
   const key = k(a[0]);
-  let i = intArg(a[1]);
+  // As Redis: the key (missing: no such key; another type: WRONGTYPE) before the index.
   const cur = typed(c, key, 'list');
   if (cur === undefined) throw new RespError('ERR no such key');
+  let i = intArg(a[1]);
   if (i < 0) i = cur.v.length + i;
   if (i < 0 || i >= cur.v.length) throw new RespError('ERR index out of range');
   cur.v.set(i, a[2] as Buffer);
@@ -219,10 +223,11 @@ export function lpos(c: Ctx, a: Buffer[]): Reply {
       rank = Number(r);
       if (rank === 0) throw new RespError("ERR RANK can't be zero: use 1 to start from the first match, 2 from the second ... or use negative to start from the end of the list");
     } else if (w === 'COUNT' && a[i + 1] !== undefined) {
-      count = intArg(a[++i]);
+      // Redis answers its message for a non-integer too (getPositiveLongFromObjectOrReply).
+      count = intArg(a[++i], "ERR COUNT can't be negative");
       if (count < 0) throw new RespError("ERR COUNT can't be negative");
     } else if (w === 'MAXLEN' && a[i + 1] !== undefined) {
-      maxlen = intArg(a[++i]);
+      maxlen = intArg(a[++i], "ERR MAXLEN can't be negative");
       if (maxlen < 0) throw new RespError("ERR MAXLEN can't be negative");
     } else throw new RespError(SYNTAX);
   }
@@ -394,8 +399,10 @@ export function smove(c: Ctx, a: Buffer[]): Reply {
   const dst = k(a[1]);
   const member = m(a[2]);
   const s = typed(c, src, 'set');
+  // As Redis: a missing source answers 0 before the destination's type is checked.
+  if (s === undefined) return R.int(0);
   const d = typed(c, dst, 'set');
-  if (s === undefined || !s.v.has(member)) return R.int(0);
+  if (!s.v.has(member)) return R.int(0);
   if (src === dst) return R.int(1);
   s.v.delete(member);
   store(c, src, { type: 'set', value: s.v }, 'srem');
@@ -480,12 +487,16 @@ export function zmscore(c: Ctx, a: Buffer[]): Reply {
 }
 export const zcard = (c: Ctx, a: Buffer[]): Reply => R.int(typed(c, k(a[0]), 'zset')?.v.size ?? 0);
 
-/** A score bound of ZRANGEBYSCORE: `(1.5` exclusive, `-inf`, `+inf`. */
+/**
+ * A score bound of ZRANGEBYSCORE: `(1.5` exclusive, `-inf`, `+inf`. Read as Redis's
+ * zslParseRange reads it, with strtod: an empty bound is 0, leading spaces and hex are accepted.
+ * @throws RespError `min or max is not a float`.
+ */
 function scoreBound(b: Buffer | undefined): ScoreBound {
   const s = (b as Buffer).toString('latin1');
   const exclusive = s.startsWith('(');
-  const value = parseDouble(exclusive ? s.slice(1) : s);
-  if (value === null) throw new RespError('ERR min or max is not a float');
+  const value = strtodWhole(exclusive ? s.slice(1) : s);
+  if (value === null || Number.isNaN(value)) throw new RespError('ERR min or max is not a float');
   return { value, exclusive };
 }
 
@@ -550,7 +561,8 @@ function zrangeGeneric(c: Ctx, a: Buffer[], mode: { by: 'rank' | 'score' | 'lex'
       hasLimit = true;
     } else throw new RespError(SYNTAX);
   }
-  if (hasLimit && by === 'rank') throw new RespError('ERR syntax error, LIMIT is only supported in combination with either BYSCORE or BYLEX');
+  // As Redis: `LIMIT o -1` is no limit, so it is not refused by index either.
+  if (hasLimit && limit !== -1 && by === 'rank') throw new RespError('ERR syntax error, LIMIT is only supported in combination with either BYSCORE or BYLEX');
   if (withScores && by === 'lex') throw new RespError('ERR syntax error, WITHSCORES not supported in combination with BYLEX');
   // With REV the first bound given is the maximum.
   const first = rev && by !== 'rank' ? a[2] : a[1];
@@ -639,6 +651,8 @@ export function zsetOp(op: 'union' | 'inter' | 'diff', storeIt: boolean) {
     const base = storeIt ? 1 : 0;
     const n = Number((a[base] as Buffer).toString('latin1'));
     const keys = a.slice(base + 1, base + 1 + n);
+    // As Redis: the input keys are read (WRONGTYPE) before WEIGHTS and AGGREGATE are parsed.
+    const inputs = keys.map((b) => zsetInput(c, b));
     let weights: number[] | undefined;
     let how: 'SUM' | 'MIN' | 'MAX' = 'SUM';
     let withScores = false;
@@ -659,7 +673,6 @@ export function zsetOp(op: 'union' | 'inter' | 'diff', storeIt: boolean) {
       } else if (w === 'WITHSCORES' && !storeIt) withScores = true;
       else throw new RespError(SYNTAX);
     }
-    const inputs = keys.map((b) => zsetInput(c, b));
     const weighted = (i: number, score: number): number => {
       const r = score * (weights?.[i] ?? 1);
       return Number.isNaN(r) ? 0 : r;
@@ -748,13 +761,15 @@ export function zrandmember(c: Ctx, a: Buffer[]): Reply {
 /** ZINTERCARD numkeys key [key …] [LIMIT limit] (Redis 7); inputs may be sorted sets or sets. */
 export function zintercard(c: Ctx, a: Buffer[]): Reply {
   const n = Number((a[0] as Buffer).toString('latin1'));
-  const limit = cardLimit(a.slice(1 + n));
-  return R.int(interCard(a.slice(1, 1 + n).map((b) => zsetInput(c, b)), limit));
+  // As Redis: the input keys are read (WRONGTYPE) before LIMIT is parsed.
+  const inputs = a.slice(1, 1 + n).map((b) => zsetInput(c, b));
+  return R.int(interCard(inputs, cardLimit(a.slice(1 + n))));
 }
 
 function zpop(max: boolean) {
   return (c: Ctx, a: Buffer[]): Reply => {
     const key = k(a[0]);
+    if (a.length > 2) throw new RespError(SYNTAX);
     let count = 1;
     if (a[1] !== undefined) {
       count = intArg(a[1], 'ERR value is out of range, must be positive');

@@ -102,6 +102,17 @@ function elementsOf(c: Ctx, key: string, dontSortZsetDesc: boolean): Buffer[] | 
 }
 
 /**
+ * A numeric SORT weight read as Redis reads it (strtod over the whole string): as
+ * {@link parseDouble}, but an empty string is 0 and leading white space is skipped. Null if invalid.
+ */
+function sortWeight(w: Buffer): number | null {
+  const s = w.toString('latin1');
+  if (s.length === 0) return 0;
+  const t = s.replace(/^[ \t\n\v\f\r]+/, '');
+  return t.length === 0 ? null : parseDouble(t);
+}
+
+/**
  * SORT key [BY pattern] [LIMIT offset count] [GET pattern …] [ASC|DESC] [ALPHA] [STORE dst] and
  * SORT_RO (without STORE). Numeric order parses each element (or its BY weight; a missing
  * weight is 0) as a double, ties broken by the element's bytes; ALPHA compares bytes (Redis
@@ -128,7 +139,7 @@ function sortGeneric(c: Ctx, a: Buffer[], readOnly: boolean): Reply {
       const w = by === undefined ? e : byPattern(c, by, e);
       if (alpha) return w;
       if (w === undefined) return 0;
-      const n = parseDouble(w);
+      const n = sortWeight(w);
       if (n === null || Number.isNaN(n)) throw new RespError("ERR One or more scores can't be converted into double");
       return n;
     });

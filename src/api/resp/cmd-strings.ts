@@ -42,30 +42,49 @@ function getString(c: Ctx, key: string): Buffer | undefined {
 
 // --- strings -------------------------------------------------------------------------------------
 
-/** Parses SET's options. @throws RespError syntax / invalid expire. */
-function setOptions(args: Buffer[], from: number, cmd: string): { nx: boolean; xx: boolean; get: boolean; keep: boolean; expiresAt: number } {
-  const o = { nx: false, xx: false, get: false, keep: false, expiresAt: 0 };
-  let hasExpire = false;
+const I64_MAX = 2n ** 63n - 1n;
+const I64_MIN = -(2n ** 63n);
+
+type ExpireOption = 'EX' | 'PX' | 'EXAT' | 'PXAT';
+
+/**
+ * SET's (`forSet`) or GETEX's options, scanned as Redis's parseExtendedStringArgumentsOrReply
+ * scans them: syntax only, the expire time is read later (so a syntax error anywhere wins over a
+ * bad number). NX/XX, GET and KEEPTTL are SET's, PERSIST is GETEX's; one expire form, which may
+ * be repeated (the last one counts). @throws RespError syntax error.
+ */
+function stringOptions(args: Buffer[], from: number, forSet: boolean): { nx: boolean; xx: boolean; get: boolean; keep: boolean; persist: boolean; expire?: { opt: ExpireOption; arg: Buffer } } {
+  const o: ReturnType<typeof stringOptions> = { nx: false, xx: false, get: false, keep: false, persist: false };
   for (let i = from; i < args.length; i++) {
     const w = word(args[i]);
     const next = args[i + 1];
-    if (w === 'NX' && !o.xx) o.nx = true;
-    else if (w === 'XX' && !o.nx) o.xx = true;
-    else if (w === 'GET') o.get = true;
-    else if (w === 'KEEPTTL' && !hasExpire) o.keep = true;
-    else if ((w === 'EX' || w === 'PX' || w === 'EXAT' || w === 'PXAT') && !hasExpire && !o.keep && next !== undefined) {
-      const n = intArg(next);
-      if (n <= 0) throw new RespError(`ERR invalid expire time in '${cmd}' command`);
-      const ms = w === 'EX' ? n * 1000 : w === 'PX' ? n : w === 'EXAT' ? n * 1000 : n;
-      if (!Number.isSafeInteger(ms) || (w !== 'EXAT' && w !== 'PXAT' && !Number.isSafeInteger(Date.now() + ms))) {
-        throw new RespError(`ERR invalid expire time in '${cmd}' command`);
-      }
-      o.expiresAt = w === 'EX' || w === 'PX' ? Date.now() + ms : ms;
-      hasExpire = true;
+    if (w === 'NX' && forSet && !o.xx) o.nx = true;
+    else if (w === 'XX' && forSet && !o.nx) o.xx = true;
+    else if (w === 'GET' && forSet) o.get = true;
+    else if (w === 'KEEPTTL' && forSet && o.expire === undefined) o.keep = true;
+    else if (w === 'PERSIST' && !forSet && o.expire === undefined) o.persist = true;
+    else if ((w === 'EX' || w === 'PX' || w === 'EXAT' || w === 'PXAT') && !o.keep && !o.persist && (o.expire === undefined || o.expire.opt === w) && next !== undefined) {
+      o.expire = { opt: w, arg: next };
       i++;
     } else throw new RespError(SYNTAX);
   }
   return o;
+}
+
+/**
+ * The absolute expiry in ms of `EX|PX|EXAT|PXAT arg`, with Redis's rules: a positive 64-bit
+ * integer whose ms (and, relative, ms + now) fit 64 bits; far-future times lose sub-ms precision.
+ * @throws RespError not an integer / `invalid expire time in '<cmd>' command`.
+ */
+function expireAtMs(opt: ExpireOption, arg: Buffer, cmd: string): number {
+  const n = bigArg(arg);
+  const seconds = opt === 'EX' || opt === 'EXAT';
+  const invalid = (): RespError => new RespError(`ERR invalid expire time in '${cmd}' command`);
+  if (n <= 0n || (seconds && n > I64_MAX / 1000n)) throw invalid();
+  let ms = seconds ? n * 1000n : n;
+  if (opt === 'EX' || opt === 'PX') ms += BigInt(Date.now());
+  if (ms > I64_MAX) throw invalid();
+  return Number(ms);
 }
 
 export function set(c: Ctx, a: Buffer[]): Reply {
@@ -75,7 +94,8 @@ export function set(c: Ctx, a: Buffer[]): Reply {
     c.ks.set(key, { type: 'string', value: a[1] as Buffer }, 0, 'set');
     return R.ok;
   }
-  const o = setOptions(a, 2, 'set');
+  const o = stringOptions(a, 2, true);
+  const expiresAt = o.expire !== undefined ? expireAtMs(o.expire.opt, o.expire.arg, 'set') : 0;
   let old: Buffer | undefined;
   let exists: boolean;
   if (o.get) {
@@ -84,7 +104,7 @@ export function set(c: Ctx, a: Buffer[]): Reply {
   } else if (o.nx || o.xx) exists = c.ks.get(key) !== undefined;
   else exists = false;
   if ((o.nx && exists) || (o.xx && !exists)) return o.get ? (old === undefined ? R.null : R.bulk(old)) : R.null;
-  c.ks.set(key, { type: 'string', value: a[1] as Buffer }, o.keep ? 'keep' : o.expiresAt, 'set');
+  c.ks.set(key, { type: 'string', value: a[1] as Buffer }, o.keep ? 'keep' : expiresAt, 'set');
   if (o.get) return old === undefined ? R.null : R.bulk(old);
   return R.ok;
 }
@@ -99,9 +119,8 @@ export function setnx(c: Ctx, a: Buffer[]): Reply {
 function setexLike(unitMs: number, cmd: string) {
   return (c: Ctx, a: Buffer[]): Reply => {
     const key = k(a[0]);
-    const n = intArg(a[1]);
-    if (n <= 0 || !Number.isSafeInteger(n * unitMs)) throw new RespError(`ERR invalid expire time in '${cmd}' command`);
-    c.ks.set(key, { type: 'string', value: a[2] as Buffer }, Date.now() + n * unitMs, 'set');
+    const at = expireAtMs(unitMs === 1000 ? 'EX' : 'PX', a[1] as Buffer, cmd);
+    c.ks.set(key, { type: 'string', value: a[2] as Buffer }, at, 'set');
     return R.ok;
   };
 }
@@ -138,19 +157,11 @@ export function getdel(c: Ctx, a: Buffer[]): Reply {
 
 export function getex(c: Ctx, a: Buffer[]): Reply {
   const key = k(a[0]);
-  let at: number | undefined;
-  for (let i = 1; i < a.length; i++) {
-    const w = word(a[i]);
-    if (w === 'PERSIST' && at === undefined) at = 0;
-    else if ((w === 'EX' || w === 'PX' || w === 'EXAT' || w === 'PXAT') && at === undefined && a[i + 1] !== undefined) {
-      const n = intArg(a[++i]);
-      if (n <= 0) throw new RespError("ERR invalid expire time in 'getex' command");
-      at = w === 'EX' ? Date.now() + n * 1000 : w === 'PX' ? Date.now() + n : w === 'EXAT' ? n * 1000 : n;
-      if (!Number.isSafeInteger(at)) throw new RespError("ERR invalid expire time in 'getex' command");
-    } else throw new RespError(SYNTAX);
-  }
+  // As Redis: the options' syntax, then the key (nil, WRONGTYPE), then the expire time.
+  const o = stringOptions(a, 1, false);
   const v = getString(c, key);
   if (v === undefined) return R.null;
+  const at = o.persist ? 0 : o.expire !== undefined ? expireAtMs(o.expire.opt, o.expire.arg, 'getex') : undefined;
   if (at !== undefined) {
     if (at === 0 && c.ks.expiresAt(key) !== 0) c.ks.expire(key, 0, 'persist');
     else if (at !== 0) c.ks.expire(key, at, 'expire');
@@ -263,7 +274,7 @@ export function decrby(c: Ctx, a: Buffer[]): Reply {
 
 export function incrbyfloat(c: Ctx, a: Buffer[]): Reply {
   const key = k(a[0]);
-  const by = floatArg(a[1]);
+  // As Redis: the key's type, then its value, then the increment.
   const cur = stringOf(c.ks.get(key));
   let n = 0;
   if (cur !== undefined) {
@@ -271,6 +282,7 @@ export function incrbyfloat(c: Ctx, a: Buffer[]): Reply {
     if (p === null) throw new RespError(NOT_FLOAT_VALUE);
     n = p;
   }
+  const by = floatArg(a[1]);
   const r = n + by;
   if (!Number.isFinite(r)) throw new RespError('ERR increment would produce NaN or Infinity');
   const s = formatFloat(r);
@@ -448,13 +460,10 @@ export function exists(c: Ctx, a: Buffer[]): Reply {
 
 export const touch = exists;
 
-const I64_MAX = 2n ** 63n - 1n;
-const I64_MIN = -(2n ** 63n);
 
 function expireGeneric(unitMs: number, absolute: boolean, cmd: string) {
   return (c: Ctx, a: Buffer[]): Reply => {
     const key = k(a[0]);
-    const n = bigArg(a[1]);
     let nx = false;
     let xx = false;
     let gt = false;
@@ -469,6 +478,8 @@ function expireGeneric(unitMs: number, absolute: boolean, cmd: string) {
     }
     if (nx && (xx || gt || lt)) throw new RespError('ERR NX and XX, GT or LT options at the same time are not compatible');
     if (gt && lt) throw new RespError('ERR GT and LT options at the same time are not compatible');
+    // As Redis: the options are checked before the time is read.
+    const n = bigArg(a[1]);
     // Redis's overflow rules (expireGenericCommand): the time in ms and the absolute time must fit
     // a 64-bit integer; any such time is accepted (far-future times lose sub-ms precision here).
     const invalid = (): RespError => new RespError(`ERR invalid expire time in '${cmd}' command`);
@@ -509,10 +520,20 @@ function ttlGeneric(kind: 'ttl' | 'pttl' | 'expiretime' | 'pexpiretime') {
     if (at === 0) return R.int(-1);
     const left = Math.max(0, at - Date.now());
     if (kind === 'ttl') return R.int(Math.round(left / 1000));
-    if (kind === 'pttl') return R.int(left);
+    if (kind === 'pttl') return R.int(i64(left));
     if (kind === 'expiretime') return R.int(Math.round(at / 1000));
-    return R.int(at);
+    return R.int(i64(at));
   };
+}
+
+/**
+ * A time in ms as a 64-bit integer reply. Expiry times are kept as doubles: past 2^53 ms they
+ * are printed exactly (not as JavaScript's rounded decimal), and 2^63 (where PXAT 2^63-1 rounds
+ * to) as 2^63-1, so a client never reads a number outside the 64-bit range.
+ */
+function i64(v: number): number | bigint {
+  if (Number.isSafeInteger(v)) return v;
+  return v >= 2 ** 63 ? I64_MAX : BigInt(v);
 }
 export const ttl = ttlGeneric('ttl');
 export const pttl = ttlGeneric('pttl');
@@ -668,6 +689,8 @@ export function hincrby(c: Ctx, a: Buffer[]): Reply {
 export function hincrbyfloat(c: Ctx, a: Buffer[]): Reply {
   const key = k(a[0]);
   const by = floatArg(a[2]);
+  // Redis refuses an infinite increment before it reads the key (even a key of another type).
+  if (!Number.isFinite(by)) throw new RespError('ERR value is NaN or Infinity');
   const h = hash(c, key);
   const fields = h ?? new Map<string, Buffer>();
   const cur = fields.get(f(a[1]));

@@ -302,7 +302,8 @@ export class Connection implements ConnState {
         this.queue[this.qhead++] = EMPTY;
         if (!Array.isArray(item)) {
           if (this.slots.length > 0) await this.settle();
-          this.reply({ t: 'error', v: `ERR ${item[PROTOCOL_ERROR]}` });
+          // The text may quote a request byte (`expected '$', got 'x'`): written as that byte.
+          this.reply({ t: 'error', v: `ERR ${item[PROTOCOL_ERROR]}`, latin1: true });
           this.closeAfterReply();
           break;
         }
@@ -491,11 +492,15 @@ export class Connection implements ConnState {
 
   private end(): void {
     if (this.dead) return;
-    // Close fully once the last reply is out (as Redis does): a client still sending then sees
-    // the connection reset instead of writing into a half-closed socket forever.
+    // Send the last replies and a FIN, then keep reading (and dropping) what the client still
+    // sends until it closes too, for at most 2 s: closing a socket with unread input makes the
+    // kernel reset the connection, and the reset can destroy the replies still on their way (a
+    // client that pipelined past a protocol error would not see the error). A client that keeps
+    // sending sees the connection reset after the 2 s instead of writing into it forever.
     const sock = this.socket;
     this.writeOut();
-    sock.end(() => sock.destroy());
+    sock.end();
+    if (sock.isPaused()) sock.resume();
     setTimeout(() => sock.destroy(), 2000).unref();
     this.destroy(false);
   }

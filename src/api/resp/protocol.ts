@@ -228,12 +228,12 @@ export class RespParser {
     while (this.pending > 0) {
       if (this.bulkLen === -1) {
         if (this.pos >= this.len) return 'more';
-        if (this.buf[this.pos] !== 0x24 /* $ */) {
-          return `expected '$', got '${String.fromCharCode(this.buf[this.pos] ?? 0)}'`;
-        }
         const start = this.pos;
+        // As Redis: the line must be complete (up to its CR and one more byte) before its first
+        // byte is checked, so a partial line waits for more input rather than failing.
         const end = this.line('too big bulk count string');
         if (typeof end === 'string') return end;
+        if (this.buf[start] !== 0x24 /* $ */) return `expected '$', got '${String.fromCharCode(this.buf[start] ?? 0)}'`;
         const n = parseIntStrict(this.buf, start + 1, end);
         if (n === null || n < 0 || n > RESP_LIMITS.bulkMax) return 'invalid bulk length';
         if (this.unauthenticated && n > UNAUTH_LIMITS.bulkMax) return 'unauthenticated bulk length';
@@ -365,7 +365,9 @@ export function splitArgs(line: Buffer): Buffer[] | null {
           break;
         } else cur.push(c);
       } else {
-        if (c === undefined || isSpace(c)) break;
+        // As Redis's sdssplitargs: an unquoted argument ends only at a space, tab, CR or LF
+        // (a vertical tab or form feed is part of it, though skipped between arguments).
+        if (c === undefined || c === 0x20 || c === 0x09 || c === 0x0a || c === 0x0d) break;
         if (c === 0x22) inDq = true;
         else if (c === 0x27) inSq = true;
         else cur.push(c);
@@ -391,7 +393,8 @@ export type Protocol = 2 | 3;
  */
 export type Reply =
   | { t: 'simple'; v: string }
-  | { t: 'error'; v: string }
+  /** An error; with `latin1`, `v` holds bytes as latin1 characters (a client's arguments echoed as sent) and is written byte for byte. */
+  | { t: 'error'; v: string; latin1?: boolean }
   | { t: 'int'; v: number | bigint }
   | { t: 'bulk'; v: Buffer | string }
   | { t: 'null' }
@@ -540,7 +543,8 @@ export function writeReply(r: Reply, proto: Protocol, w: ReplyWriter): void {
       else w.utf8(`+${line(r.v)}\r\n`);
       break;
     case 'error':
-      w.utf8(`-${line(r.v)}\r\n`);
+      if (r.latin1 === true) w.ascii(`-${line(r.v)}\r\n`);
+      else w.utf8(`-${line(r.v)}\r\n`);
       break;
     case 'int':
       if (typeof r.v === 'number' && Number.isSafeInteger(r.v)) w.line(0x3a /* : */, r.v);

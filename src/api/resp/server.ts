@@ -407,8 +407,7 @@ export class RespServer implements ServerApi, ConnectionHost {
     if (spec === undefined) {
       conn.lastCmd = 'NULL';
       if (conn.multi !== undefined) conn.multiError = true;
-      const shown = args.slice(0, 10).map((a) => `'${a.toString('utf8').slice(0, 128)}' `).join('');
-      return reply(R.error(`ERR unknown command '${(argv[0] as Buffer).toString('utf8').slice(0, 128)}', with args beginning with: ${shown}`));
+      return reply(unknownCommand(argv));
     }
     conn.lastCmd = spec.container === true ? containerCmd(name, argv[1]) : name;
     if (!arityOk(spec, argv.length)) {
@@ -694,6 +693,7 @@ export class RespServer implements ServerApi, ConnectionHost {
       mem.begin(s.access === 'read');
       let r: Reply;
       try {
+        if (spec === undefined) keyPositions(s, argv.slice(1)); // EXEC: a bad key count answers its error here (see queue)
         if (s.access === 'write') cache.ensureMemory();
         const out = s.handler(this.ctx(conn, mem), argv.slice(1));
         if (out instanceof Promise) {
@@ -956,6 +956,12 @@ export class RespServer implements ServerApi, ConnectionHost {
       // Every queued command counts against the principal's rate limit, as outside MULTI: a
       // refusal aborts the transaction (EXECABORT), as any other command refused when queued.
       if (conn.principal !== undefined) this.o.auth.checkRate(conn.principal);
+      if (!keysReadable(spec, argv.slice(1))) {
+        // As Redis: a command whose key count is bad (ZUNIONSTORE d 0 …, SINTERCARD 9 k) is
+        // queued, and answers its error inside EXEC's reply; it names no key, so it touches none.
+        (conn.multi as Buffer[][]).push(argv);
+        return R.simple('QUEUED');
+      }
       const keys = this.authorize(conn, spec, argv.slice(1));
       if (keys.length > 0) {
         const kind = this.kindOfKeys(keys);
@@ -1204,6 +1210,7 @@ export class RespServer implements ServerApi, ConnectionHost {
       for (const argv of cmds) {
         const spec = COMMANDS.get((argv[0] as Buffer).toString('latin1').toLowerCase()) as CommandSpec;
         try {
+          keyPositions(spec, argv.slice(1)); // a bad key count answers its error here (see queue)
           const r = spec.handler(this.ctx(conn, tx), argv.slice(1));
           // A keyless command that completes later (CONFIG SET in a MULTI): its reply takes its place.
           if (r instanceof Promise) replies.push(this.settled(r));
@@ -1986,12 +1993,39 @@ function arityOk(spec: CommandSpec, argc: number): boolean {
  * command with movable keys (validated, throwing its Redis error), else by `spec.keys`.
  * For cold paths; {@link RespServer.authorize} walks the same positions without an array.
  */
+/** False when `args` give no key list for `spec` (a bad key count of a command with movable keys). */
+function keysReadable(spec: CommandSpec, args: Buffer[]): boolean {
+  try {
+    keyPositions(spec, args);
+    return true;
+  } catch (err) {
+    if (err instanceof RespError) return false;
+    throw err;
+  }
+}
+
 function keyPositions(spec: CommandSpec, args: Buffer[]): number[] {
   if (spec.movableKeys !== undefined) return spec.movableKeys(args);
   const at: number[] = [];
   const last = lastKeyArg(spec, args.length);
   for (let i = spec.keys[0]; last > 0 && i <= last; i += spec.keys[2]) at.push(i - 1);
   return at;
+}
+
+/**
+ * Redis's unknown-command error, byte for byte: the name (up to 128 bytes) and the arguments
+ * while the list shown is under 128 bytes (the last one cut to fit), each as sent (C strings:
+ * up to a NUL byte), not re-encoded.
+ */
+function unknownCommand(argv: Buffer[]): Reply {
+  const text = (b: Buffer | undefined, max: number): string => {
+    const s = (b ?? Buffer.alloc(0)).toString('latin1');
+    const nul = s.indexOf('\0');
+    return (nul < 0 ? s : s.slice(0, nul)).slice(0, max);
+  };
+  let shown = '';
+  for (let i = 1; i < argv.length && shown.length < 128; i++) shown += `'${text(argv[i], 128 - shown.length)}' `;
+  return { t: 'error', v: `ERR unknown command '${text(argv[0], 128)}', with args beginning with: ${shown}`, latin1: true };
 }
 
 /** The code word of an error reply (`ERR`, `WRONGTYPE`, `NOPERM`…), as INFO errorstats keys it. */
