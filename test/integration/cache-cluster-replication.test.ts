@@ -35,6 +35,22 @@ async function metric(url: string, name: string): Promise<number> {
   return m === null ? 0 : Number(m[1]);
 }
 
+/**
+ * SETs `value` under the first of `prefix0`, `prefix1`, … that the node behind `c` serves (`c`
+ * is cluster-aware: another node's key answers MOVED); resolves with that key.
+ */
+async function setServedKey(c: Redis, prefix: string, value: string): Promise<string> {
+  for (let i = 0; ; i++) {
+    const key = `${prefix}${i}`;
+    try {
+      await c.set(key, value);
+      return key;
+    } catch (err) {
+      assert.match(String(err), /MOVED/);
+    }
+  }
+}
+
 /** Requests `url` answered on `route` (every method and status), from its /metrics. */
 async function routeRequests(url: string, route: string): Promise<number> {
   const text = await (await fetch(`${url}/metrics`)).text();
@@ -173,32 +189,14 @@ describe('a replicated cache cluster and its HTTP face', () => {
     const owner = nodes.find((n) => n.port > 0) as Node;
     const c = plain(owner.port);
     await c.call('CLUSTER', 'MYID'); // cluster-aware: a key of another node gets MOVED, not a forward
-    let key = '';
-    for (let i = 0; ; i++) {
-      key = `r/w${i}`;
-      try {
-        await c.set(key, 'x');
-        break;
-      } catch (err) {
-        assert.match(String(err), /MOVED/);
-      }
-    }
+    await setServedKey(c, 'r/w', 'x');
     assert.equal(await c.call('WAIT', '1', '2000'), 1);
     assert.equal(await c.call('WAIT', '1', '0'), 1);
     await assert.rejects(c.call('WAIT', '1', '-1'), /timeout is negative/);
     // Factor 3 on three nodes: the primary and two replicas, every node holds every key.
     const c3 = plain(owner.port);
     await c3.call('CLUSTER', 'MYID');
-    let k3 = '';
-    for (let i = 0; ; i++) {
-      k3 = `r3/w${i}`;
-      try {
-        await c3.set(k3, 'three');
-        break;
-      } catch (err) {
-        assert.match(String(err), /MOVED/);
-      }
-    }
+    const k3 = await setServedKey(c3, 'r3/w', 'three');
     assert.equal(await c3.call('WAIT', '2', '2000'), 2, 'both replicas acknowledged');
     for (const n of nodes) assert.deepEqual(await plain(n.port).keys('r3/*'), [k3], `node ${n.port} holds the factor-3 key`);
   });
