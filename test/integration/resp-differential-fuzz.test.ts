@@ -19,7 +19,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { prng } from '../helpers/random.js';
 import { startBesideRedis, type SideBySide } from './resp-helpers.js';
-import { ReplyConnection, type Reply } from './resp-fuzz-helpers.js';
+import { ReplyConnection, mapReply, type Reply } from './resp-fuzz-helpers.js';
 
 /** Commands per seed, and seeds per run (10 in CI; `BEACON_FUZZ_SEEDS` for local runs of many). */
 const COMMANDS = Number(process.env.BEACON_FUZZ_COMMANDS ?? 1500);
@@ -444,14 +444,6 @@ function canonicalDouble(s: string): string {
   return Number.isFinite(n) ? `${m[1]}${String(n)}` : s;
 }
 
-function mapStrings(r: Reply, f: (s: string) => string): Reply {
-  if (typeof r === 'string') return f(r);
-  if (r === null) return r;
-  if (Array.isArray(r)) return r.map((x) => mapStrings(x, f));
-  if ('map' in r) return { map: r.map.map(([k, v]) => [mapStrings(k, f), mapStrings(v, f)] as [Reply, Reply]) };
-  if ('set' in r) return { set: r.set.map((x) => mapStrings(x, f)) };
-  return { push: r.push.map((x) => mapStrings(x, f)) };
-}
 
 /** Normalises `r` as `norm` says. TTLs are compared separately (see {@link sameReply}). */
 function normalise(r: Reply, norm: Norm | undefined): Reply {
@@ -468,7 +460,7 @@ function normalise(r: Reply, norm: Norm | undefined): Reply {
       return r;
     }
     case 'scores':
-      return mapStrings(r, canonicalDouble);
+      return mapReply(r, canonicalDouble);
     default:
       return r;
   }

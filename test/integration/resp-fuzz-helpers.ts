@@ -14,6 +14,16 @@ import { connect, type Socket } from 'node:net';
 export type Reply = string | null | Reply[] | { map: [Reply, Reply][] } | { set: Reply[] } | { push: Reply[] };
 
 /** Thrown when the bytes are not valid RESP. */
+/** `r` with `f` applied to every string in it (simple strings, bulks, errors), nesting kept. */
+export function mapReply(r: Reply, f: (s: string) => string): Reply {
+  if (typeof r === 'string') return f(r);
+  if (r === null) return r;
+  if (Array.isArray(r)) return r.map((x) => mapReply(x, f));
+  if ('map' in r) return { map: r.map.map(([k, v]) => [mapReply(k, f), mapReply(v, f)] as [Reply, Reply]) };
+  if ('set' in r) return { set: r.set.map((x) => mapReply(x, f)) };
+  return { push: r.push.map((x) => mapReply(x, f)) };
+}
+
 export class RespSyntaxError extends Error {}
 
 /**

@@ -21,7 +21,7 @@ import { after, before, describe, test } from 'node:test';
 import { http } from '../helpers/node.js';
 import { prng } from '../helpers/random.js';
 import { RawClient, sleep, startBesideRedis, startRespNode, type SideBySide } from './resp-helpers.js';
-import { encodeCommand, parseAll, type Reply } from './resp-fuzz-helpers.js';
+import { encodeCommand, mapReply, parseAll, type Reply } from './resp-fuzz-helpers.js';
 
 const SEED = Number(process.env.BEACON_FUZZ_SEED ?? Date.now() % 1_000_000);
 const CASES = Number(process.env.BEACON_FUZZ_CASES ?? 300);
@@ -273,14 +273,6 @@ const RUN_LETTERS = '\x1c\x1d\x1e';
 const withId = (b: Buffer, id: string, letter: string): Buffer => Buffer.from(b.toString('latin1').replaceAll(ID, id).replaceAll('@', letter), 'latin1');
 const unId = (r: Reply, id: string, letter: string): Reply => JSON.parse(JSON.stringify(mapReply(r, (s) => s.replaceAll(id, ID).replaceAll(letter, '@')))) as Reply;
 
-function mapReply(r: Reply, f: (s: string) => string): Reply {
-  if (typeof r === 'string') return f(r);
-  if (r === null) return r;
-  if (Array.isArray(r)) return r.map((x) => mapReply(x, f));
-  if ('map' in r) return { map: r.map.map(([k, v]) => [mapReply(k, f), mapReply(v, f)] as [Reply, Reply]) };
-  if ('set' in r) return { set: r.set.map((x) => mapReply(x, f)) };
-  return { push: r.push.map((x) => mapReply(x, f)) };
-}
 const showBytes = (b: Buffer): string => JSON.stringify(b.toString('latin1')).slice(0, 400);
 
 describe('RESP protocol fuzz against redis-server', () => {

@@ -131,12 +131,12 @@ export function registerCoordRoutes(app: FastifyInstance, ctx: HttpContext): voi
    * stored as the lock key's value and shown by `GET /v1/locks/{name}`. Checked like any write
    * under the lock's name (format, schema, size). @throws InvalidArgumentError when not a non-empty string.
    */
-  const lockHolder = (c: HttpContext, name: string, v: unknown): Uint8Array | undefined => {
+  const lockHolder = (name: string, v: unknown): Uint8Array | undefined => {
     if (v === undefined) return undefined;
     if (typeof v !== 'string' || v.length === 0 || v.length > MAX_HOLDER_CHARS) {
       throw new InvalidArgumentError(`'holder' must be a non-empty string of at most ${MAX_HOLDER_CHARS} characters (who holds the lock, e.g. "order-service-1")`, { field: 'holder' });
     }
-    return c.policies.checkWrite(`${name}/`, new TextEncoder().encode(v));
+    return ctx.policies.checkWrite(`${name}/`, new TextEncoder().encode(v));
   };
 
   const lockHandler = async (req: FastifyRequest, reply: FastifyReply): Promise<unknown> => {
@@ -145,7 +145,7 @@ export function registerCoordRoutes(app: FastifyInstance, ctx: HttpContext): voi
     const timeoutMs = optInt(o, 'timeoutMs', 0, MAX_WAIT_MS);
     const signal = clientGone(req, reply);
     validateName(name, 'lock name'); // before a lease is granted for it
-    const holder = lockHolder(ctx, name, o.holder);
+    const holder = lockHolder(name, o.holder);
     const { lease, ttl, granted } = await leaseFor(ctx, req, o);
     const stopKeepAlive = granted ? keepAliveWhileWaiting(store, lease, ttl) : undefined;
     try {

@@ -196,6 +196,9 @@ export function registerPromRoutes(app: FastifyInstance, ctx: HttpContext): void
     };
   };
 
+  /** What the API reads (see {@link MetricsStoreContext.apiQuerier}). */
+  const reader = (m: MetricsStoreContext): Querier => m.apiQuerier ?? m.querier;
+
   const timeout = (p: URLSearchParams, m: MetricsStoreContext): number => {
     const t = p.get('timeout');
     if (t === null || t === '') return m.queryTimeoutMs;
@@ -208,7 +211,7 @@ export function registerPromRoutes(app: FastifyInstance, ctx: HttpContext): void
     if (q === null) throw new PromQLError('bad_data', 'invalid parameter "query": no query given');
     const t = p.get('time');
     const at = t === null || t === '' ? Date.now() : parseTime(t, 'time');
-    return instantQuery(m.apiQuerier ?? m.querier, q, at, { timeoutMs: timeout(p, m), maxSamples: m.maxQuerySamples });
+    return instantQuery(reader(m), q, at, { timeoutMs: timeout(p, m), maxSamples: m.maxQuerySamples });
   });
   app.get('/api/v1/query', query);
   app.post('/api/v1/query', query);
@@ -231,7 +234,7 @@ export function registerPromRoutes(app: FastifyInstance, ctx: HttpContext): void
     if ((end - start) / step > 11_000) {
       throw new PromQLError('bad_data', 'exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)');
     }
-    return rangeQuery(m.apiQuerier ?? m.querier, q, start, end, step, { timeoutMs: timeout(p, m), maxSamples: m.maxQuerySamples });
+    return rangeQuery(reader(m), q, start, end, step, { timeoutMs: timeout(p, m), maxSamples: m.maxQuerySamples });
   });
   app.get('/api/v1/query_range', queryRange);
   app.post('/api/v1/query_range', queryRange);
@@ -241,7 +244,7 @@ export function registerPromRoutes(app: FastifyInstance, ctx: HttpContext): void
     const { start, end } = timeRange(p);
     const seen = new Map<string, Record<string, string>>();
     for (const ms of matchSets(p, false)) {
-      for (const l of await (m.apiQuerier ?? m.querier).series(ms, start, end)) seen.set(l.map((x) => `${x.name}\u00fe${x.value}`).join('\u00ff'), labelsObject(l));
+      for (const l of await reader(m).series(ms, start, end)) seen.set(l.map((x) => `${x.name}\u00fe${x.value}`).join('\u00ff'), labelsObject(l));
     }
     return [...seen.values()];
   });
@@ -252,7 +255,7 @@ export function registerPromRoutes(app: FastifyInstance, ctx: HttpContext): void
     const m = store();
     const { start, end } = timeRange(p);
     const names = new Set<string>();
-    for (const ms of matchSets(p, true)) for (const n of await (m.apiQuerier ?? m.querier).labelNames(ms, start, end)) names.add(n);
+    for (const ms of matchSets(p, true)) for (const n of await reader(m).labelNames(ms, start, end)) names.add(n);
     return [...names].sort();
   });
   app.get('/api/v1/labels', labels);
@@ -266,7 +269,7 @@ export function registerPromRoutes(app: FastifyInstance, ctx: HttpContext): void
       if (!/^[a-zA-Z_][a-zA-Z0-9_]*$/.test(name)) throw new PromQLError('bad_data', `invalid label name: "${name}"`);
       const { start, end } = timeRange(p);
       const values = new Set<string>();
-      for (const ms of matchSets(p, true)) for (const v of await (m.apiQuerier ?? m.querier).labelValues(name, ms, start, end)) values.add(v);
+      for (const ms of matchSets(p, true)) for (const v of await reader(m).labelValues(name, ms, start, end)) values.add(v);
       return [...values].sort();
     }),
   );
